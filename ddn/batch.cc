@@ -1,0 +1,268 @@
+#include "ddn/batch.h"
+
+#include <omp.h>
+
+#include <cctype>
+#include <cmath>
+#include <exception>
+#include <mutex>
+
+#include "ddn/error.h"
+#include "ddn/params.h"
+
+namespace ddn {
+namespace {
+
+bool IsNumber(const std::string& s) { return !s.empty() && std::isdigit(static_cast<unsigned char>(s[0])); }
+
+std::string DimsString(const std::vector<std::string>& dims) {
+  std::string s = "(B";
+  for (const auto& d : dims) s += ", " + d;
+  return s + ")";
+}
+
+// Runs body(b) for b in [0, batch) on `threads` threads (static schedule); rethrows the first error
+// (lowest batch index) with its index.
+template <typename Body>
+void ParallelOverBatch(int64_t batch, int threads, Body body) {
+  std::exception_ptr error;
+  int64_t error_index = -1;
+  std::mutex mutex;
+  const int nthreads = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+  for (int64_t b = 0; b < batch; ++b) {
+    try {
+      body(b);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (error_index < 0 || b < error_index) {
+        error = std::current_exception();
+        error_index = b;
+      }
+    }
+  }
+  if (!error) return;
+  const std::string prefix = batch > 1 ? "batch element " + std::to_string(error_index) + ": " : "";
+  try {
+    std::rethrow_exception(error);
+  } catch (const InvalidInput& e) {
+    throw InvalidInput(prefix + e.what());
+  } catch (const NumericalFailure& e) {
+    throw NumericalFailure(prefix + e.what());
+  } catch (const std::exception& e) {
+    throw NumericalFailure(prefix + e.what());
+  }
+}
+
+ProblemData MakeProblem(const Node& node, const Dims& dims, const TensorMap& inputs) {
+  const NodeSpec& spec = node.spec();
+  ProblemData p;
+  p.dims = &dims;
+  for (const auto& in : spec.inputs) {
+    auto it = inputs.find(in.name);
+    p.inputs.push_back(nullptr);
+    p.input_shapes.push_back(it == inputs.end() ? Shape{} : it->second.problem_shape());
+  }
+  for (const auto& out : spec.outputs) {
+    Shape shape;
+    for (const auto& d : out.dims) shape.push_back(IsNumber(d) ? std::stoll(d) : dims.at(d));
+    p.outputs.push_back(nullptr);
+    p.output_shapes.push_back(shape);
+  }
+  return p;
+}
+
+void PointAt(const Node& node, int64_t b, const TensorMap& inputs, ProblemData* p) {
+  const NodeSpec& spec = node.spec();
+  p->index = b;
+  for (size_t i = 0; i < spec.inputs.size(); ++i) {
+    auto it = inputs.find(spec.inputs[i].name);
+    p->inputs[i] = it == inputs.end() ? nullptr : it->second.problem(b);
+  }
+}
+
+}  // namespace
+
+void RequireFinite(const Tensor& t, const std::string& what) {
+  const double* v = t.data();
+  for (int64_t i = 0; i < t.size(); ++i) {
+    if (!std::isfinite(v[i])) {
+      throw InvalidInput(what + " contains a non-finite value (" + FormatDouble(v[i]) + ") at flat index " +
+                         std::to_string(i));
+    }
+  }
+}
+
+int64_t ValidateInputs(const Node& node, const TensorMap& inputs, Dims* dims) {
+  const NodeSpec& spec = node.spec();
+  for (const auto& [name, tensor] : inputs) {
+    if (spec.InputIndex(name) < 0) {
+      std::string known;
+      for (const auto& in : spec.inputs) known += (known.empty() ? "" : ", ") + in.name;
+      throw InvalidInput("unknown input '" + name + "' for node '" + spec.name + "' (inputs: " + known + ")");
+    }
+  }
+  int64_t batch = -1;
+  std::string batch_from;
+  dims->clear();
+  std::map<std::string, std::string> bound_by;
+  for (const auto& in : spec.inputs) {
+    auto it = inputs.find(in.name);
+    if (it == inputs.end()) {
+      if (in.optional) continue;
+      throw InvalidInput("missing input '" + in.name + "' of node '" + spec.name + "', shape " + DimsString(in.dims));
+    }
+    const Tensor& t = it->second;
+    const std::string what = "input '" + in.name + "'";
+    if (t.rank() != static_cast<int>(in.dims.size()) + 1) {
+      throw InvalidInput(what + " must have shape " + DimsString(in.dims) + " (rank " +
+                         std::to_string(in.dims.size() + 1) + "), got " + ShapeString(t.shape()));
+    }
+    if (t.dim(0) == 0) throw InvalidInput(what + " is an empty batch (B = 0)");
+    if (batch < 0) {
+      batch = t.dim(0);
+      batch_from = in.name;
+    } else if (t.dim(0) != batch) {
+      throw InvalidInput(what + " has batch size " + std::to_string(t.dim(0)) + " but input '" + batch_from +
+                         "' has " + std::to_string(batch));
+    }
+    for (size_t a = 0; a < in.dims.size(); ++a) {
+      const std::string& sym = in.dims[a];
+      const int64_t size = t.dim(static_cast<int>(a) + 1);
+      if (IsNumber(sym)) {
+        if (size != std::stoll(sym)) {
+          throw InvalidInput(what + " must have shape " + DimsString(in.dims) + ", got " + ShapeString(t.shape()));
+        }
+        continue;
+      }
+      if (size < 1) throw InvalidInput(what + " has an empty axis " + sym + " = 0, shape " + ShapeString(t.shape()));
+      auto bound = dims->find(sym);
+      if (bound == dims->end()) {
+        (*dims)[sym] = size;
+        bound_by[sym] = in.name;
+      } else if (bound->second != size) {
+        throw InvalidInput(what + " has " + sym + " = " + std::to_string(size) + " but input '" + bound_by[sym] +
+                           "' has " + sym + " = " + std::to_string(bound->second));
+      }
+    }
+    RequireFinite(t, what);
+  }
+  if (batch < 0) throw InvalidInput("no inputs given to node '" + spec.name + "'");
+  // Output symbols must be bound by the inputs.
+  for (const auto& out : spec.outputs)
+    for (const auto& d : out.dims)
+      if (!IsNumber(d) && !dims->count(d)) throw InvalidInput("output '" + out.name + "' axis " + d + " is not bound");
+  return batch;
+}
+
+ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOptions& options) {
+  Dims dims;
+  const int64_t batch = ValidateInputs(node, inputs, &dims);
+  const NodeSpec& spec = node.spec();
+  ForwardResult result;
+  result.status.resize(batch);
+  const ProblemData proto = MakeProblem(node, dims, inputs);
+  std::vector<Tensor*> out_tensors;
+  for (size_t o = 0; o < spec.outputs.size(); ++o) {
+    Shape shape{batch};
+    for (int64_t d : proto.output_shapes[o]) shape.push_back(d);
+    result.outputs[spec.outputs[o].name] = Tensor(shape);
+  }
+  for (const auto& out : spec.outputs) out_tensors.push_back(&result.outputs[out.name]);
+
+  ParallelOverBatch(batch, options.threads, [&](int64_t b) {
+    ProblemData p = proto;
+    PointAt(node, b, inputs, &p);
+    for (size_t o = 0; o < out_tensors.size(); ++o) p.outputs[o] = out_tensors[o]->problem(b);
+    node.Validate(p);
+    if (options.generic) {
+      node.GenericSolve(p, &result.status[b]);
+    } else {
+      node.Solve(p, &result.status[b]);
+    }
+    for (size_t o = 0; o < out_tensors.size(); ++o) {
+      const double* y = p.outputs[o];
+      for (int64_t k = 0; k < p.OutputSize(static_cast<int>(o)); ++k) {
+        if (!std::isfinite(y[k])) {
+          throw NumericalFailure("node '" + spec.name + "' produced a non-finite output '" + spec.outputs[o].name + "'");
+        }
+      }
+    }
+  });
+  return result;
+}
+
+TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& outputs,
+                   const TensorMap& grad_outputs, std::vector<ProblemStatus>* status, const RunOptions& options) {
+  Dims dims;
+  const int64_t batch = ValidateInputs(node, inputs, &dims);
+  const NodeSpec& spec = node.spec();
+  const ProblemData proto = MakeProblem(node, dims, inputs);
+  for (const auto& [name, g] : grad_outputs) {
+    const int o = spec.OutputIndex(name);
+    if (o < 0) throw InvalidInput("grad_outputs names '" + name + "', which is not an output of node '" + spec.name + "'");
+    Shape want{batch};
+    for (int64_t d : proto.output_shapes[o]) want.push_back(d);
+    if (g.shape() != want) {
+      throw InvalidInput("grad_outputs '" + name + "' must have the shape of output '" + name + "', " +
+                         ShapeString(want) + ", got " + ShapeString(g.shape()));
+    }
+    RequireFinite(g, "grad_outputs '" + name + "'");
+  }
+  std::vector<const Tensor*> out_tensors, grad_out_tensors;
+  std::vector<Tensor> zeros(spec.outputs.size());
+  for (size_t o = 0; o < spec.outputs.size(); ++o) {
+    auto it = outputs.find(spec.outputs[o].name);
+    if (it == outputs.end()) throw InvalidInput("backward needs output '" + spec.outputs[o].name + "' of the forward pass");
+    out_tensors.push_back(&it->second);
+    auto g = grad_outputs.find(spec.outputs[o].name);
+    if (g == grad_outputs.end()) {
+      zeros[o] = Tensor(it->second.shape());
+      grad_out_tensors.push_back(&zeros[o]);
+    } else {
+      grad_out_tensors.push_back(&g->second);
+    }
+  }
+  TensorMap grads;
+  std::vector<Tensor*> grad_in(spec.inputs.size(), nullptr);
+  for (size_t i = 0; i < spec.inputs.size(); ++i) {
+    auto it = inputs.find(spec.inputs[i].name);
+    if (it == inputs.end() || !spec.inputs[i].differentiable) continue;
+    grads[spec.inputs[i].name] = Tensor(it->second.shape());
+  }
+  for (size_t i = 0; i < spec.inputs.size(); ++i) {
+    auto it = grads.find(spec.inputs[i].name);
+    if (it != grads.end()) grad_in[i] = &it->second;
+  }
+  if (status->size() != static_cast<size_t>(batch)) status->resize(batch);
+
+  ParallelOverBatch(batch, options.threads, [&](int64_t b) {
+    ProblemData p = proto;
+    PointAt(node, b, inputs, &p);
+    p.grad_outputs.resize(spec.outputs.size());
+    p.grad_inputs.assign(spec.inputs.size(), nullptr);
+    for (size_t o = 0; o < spec.outputs.size(); ++o) {
+      p.outputs[o] = const_cast<double*>(out_tensors[o]->problem(b));
+      p.grad_outputs[o] = grad_out_tensors[o]->problem(b);
+    }
+    for (size_t i = 0; i < spec.inputs.size(); ++i)
+      if (grad_in[i]) p.grad_inputs[i] = grad_in[i]->problem(b);
+    if (options.generic) {
+      node.GenericBackward(p, &(*status)[b]);
+    } else {
+      node.Backward(p, &(*status)[b]);
+    }
+    for (size_t i = 0; i < spec.inputs.size(); ++i) {
+      if (!p.grad_inputs[i]) continue;
+      for (int64_t k = 0; k < p.InputSize(static_cast<int>(i)); ++k) {
+        if (!std::isfinite(p.grad_inputs[i][k])) {
+          throw NumericalFailure("node '" + spec.name + "' produced a non-finite gradient for input '" +
+                                 spec.inputs[i].name + "'");
+        }
+      }
+    }
+  });
+  return grads;
+}
+
+}  // namespace ddn

@@ -1,0 +1,48 @@
+// ddn/batch.h: run a node on a batch of independent problems, on all cores.
+//
+// Forward and Backward check a request once for every node: input names, ranks, batch sizes, shape
+// symbols that must agree ("x is (B, N), w must be (B, N)"), an empty batch, NaN and Inf; then they
+// call the node's per-problem Solve/Backward on a static partition of the batch over threads. Problems
+// are independent and each writes only its own slice, so results are bit-identical whatever the
+// thread count. An exception thrown for one problem is rethrown after the parallel loop, prefixed
+// with its batch index ("batch element 3: ...").
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ddn/node.h"
+#include "ddn/status.h"
+#include "ddn/tensor.h"
+
+namespace ddn {
+
+using TensorMap = std::map<std::string, Tensor>;
+
+struct RunOptions {
+  int threads = 0;       // 0: all cores (OpenMP's default); 1: serial
+  bool generic = false;  // use the node's generic path (Ceres forward, implicit backward)
+};
+
+struct ForwardResult {
+  TensorMap outputs;
+  std::vector<ProblemStatus> status;  // one per batch element
+};
+
+// Validates the inputs and binds shape symbols; returns the batch size. Throws InvalidInput.
+int64_t ValidateInputs(const Node& node, const TensorMap& inputs, Dims* dims);
+
+// Solves every problem of the batch.
+ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOptions& options = {});
+
+// Vector–Jacobian products for every problem: returns dL/dx for each differentiable input that was
+// given. `grad_outputs` may omit outputs (treated as zero); `status` (from Forward) is updated.
+TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& outputs,
+                   const TensorMap& grad_outputs, std::vector<ProblemStatus>* status,
+                   const RunOptions& options = {});
+
+// Throws InvalidInput if any value is NaN or Inf, naming `what` and the first bad index.
+void RequireFinite(const Tensor& t, const std::string& what);
+
+}  // namespace ddn

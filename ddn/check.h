@@ -1,0 +1,55 @@
+// ddn/check.h: the gradient checker.
+//
+// Compares a node's backward (vᵀ Dy for a random upstream gradient v) with central finite differences
+// of its forward solve. For each differentiable input coordinate j the checker perturbs x_j in every
+// problem of the batch at once (problems are independent), solves at x ± h e_j and x ± 2h e_j, and
+// forms the fourth-order central difference
+//
+//   d/dx_j (vᵀ y) ≈ [−φ(x + 2h) + 8 φ(x + h) − 8 φ(x − h) + φ(x − 2h)] / (12 h),   φ = vᵀ y,
+//
+// whose truncation error is O(h⁴): with h = 1e-4·max(1, |x_j|) and a forward solve accurate to
+// machine precision it is good to ~1e-11, so a relative error above 1e-6 means the backward is wrong
+// or the forward solve is loose (a loose solve shows up as noise in φ; the checker cannot tell which).
+//
+// The relative error of one problem and input is ‖g − g_fd‖₂ / max(‖g‖₂, ‖g_fd‖₂, 1e-8).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ddn/batch.h"
+#include "ddn/node.h"
+
+namespace ddn {
+
+struct CheckOptions {
+  double tolerance = 1e-6;   // pass if every relative error is at most this
+  double step = 1e-4;        // h relative to max(1, |x_j|)
+  uint64_t seed = 1;         // for v and for the node's CheckCases
+  RunOptions run;            // threads, generic path
+};
+
+struct CheckEntry {
+  std::string case_name;
+  std::string input;
+  int64_t batch_index = 0;
+  double rel_error = 0;        // as defined above
+  double grad_norm = 0;        // ‖g‖₂ of the backward
+  uint32_t flags = 0;          // status flags of this problem
+};
+
+struct CheckReport {
+  std::vector<CheckEntry> entries;
+  double max_rel_error = 0;
+  bool passed = true;
+  // A readable table, one line per case and input: worst error, its batch element, flags.
+  std::string ToString() const;
+};
+
+// Checks one set of inputs.
+void CheckGradients(const Node& node, const CheckCase& check_case, const CheckOptions& options, CheckReport* report);
+// Checks all of the node's CheckCases(options.seed).
+CheckReport CheckGradients(const Node& node, const CheckOptions& options = {});
+
+}  // namespace ddn

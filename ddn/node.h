@@ -1,0 +1,140 @@
+// ddn/node.h: the declarative node contract, as the rest of ddn sees it.
+//
+// A declarative node maps inputs x to y(x) ∈ argmin_y f(x, y) subject to h(x, y) = 0 and g(x, y) ≤ 0
+// (Gould, Hartley & Campbell, "Deep Declarative Networks", TPAMI 2022). ddn::Node is the runtime face of
+// such a node: a NodeSpec that names its parameters, inputs and outputs, a forward Solve of one problem
+// and a Backward (vector–Jacobian product) of one problem. Batching, shape checks, NaN checks and
+// threading are done once for every node by ddn/batch.h; a node only ever sees one problem.
+//
+// Shapes. Each input and output declares its per-problem axes as symbols ("N", "D") or fixed sizes
+// ("3"); the batch axis is implicit and comes first. Symbols are bound from the inputs and must agree
+// everywhere, so robust pooling declares x: (N) → y: () and the batch layer accepts x of shape (B, N)
+// for any B, N ≥ 1.
+//
+// Backward. Given v = dL/dy (grad_outputs), Backward writes dL/dx = vᵀ Dy(x) into grad_inputs (one
+// array per differentiable input, zero-initialised by the caller). A node may implement Backward in
+// closed form; nodes built on ddn::DeclarativeNode (declarative.h) also provide the generic implicit
+// backward (GenericBackward), which stays callable so that tests compare the two.
+//
+// Writing a node: most nodes derive from ddn::DeclarativeNode<Derived> (declarative.h) and write only
+// the objective (and constraints) as a scalar-generic template; see the README's "write your own node".
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ddn/params.h"
+#include "ddn/status.h"
+#include "ddn/tensor.h"
+
+namespace ddn {
+
+struct TensorSpec {
+  std::string name;
+  // Per-problem axes (the batch axis is implicit): symbols such as "N", "D", bound from the inputs, or
+  // fixed sizes written as numbers ("3"). Empty for a scalar per problem.
+  std::vector<std::string> dims;
+  std::string doc;
+  bool differentiable = true;  // inputs only: Backward produces a gradient for it
+  bool optional = false;       // inputs only: may be omitted from a request
+};
+
+struct NodeSpec {
+  std::string name;
+  std::string summary;  // one line
+  std::vector<ParamSpec> params;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+
+  int InputIndex(const std::string& name) const;   // -1 if none
+  int OutputIndex(const std::string& name) const;  // -1 if none
+};
+
+// Values of the shape symbols of one batch ("N" → 1024).
+using Dims = std::map<std::string, int64_t>;
+
+// One problem of a batch, as raw pointers into the batch tensors (indexed as NodeSpec::inputs/outputs).
+struct ProblemData {
+  int64_t index = 0;                      // position in the batch, for messages
+  const Dims* dims = nullptr;             // bound shape symbols
+  std::vector<const double*> inputs;      // nullptr for an omitted optional input
+  std::vector<Shape> input_shapes;        // per-problem shapes (no batch axis)
+  std::vector<double*> outputs;           // Solve writes, Backward reads
+  std::vector<Shape> output_shapes;
+  std::vector<const double*> grad_outputs;  // Backward only: v = dL/dy
+  std::vector<double*> grad_inputs;  // Backward only: dL/dx, zeroed; nullptr if not differentiable/omitted
+
+  int64_t Dim(const std::string& symbol) const;
+  int64_t InputSize(int i) const { return NumElements(input_shapes[i]); }
+  int64_t OutputSize(int i) const { return NumElements(output_shapes[i]); }
+};
+
+// A named set of batched inputs used by gradient checks (`ddn check`) and tests.
+struct CheckCase {
+  std::string name;                     // "random", "boundary", "ties", ...
+  std::map<std::string, Tensor> inputs;
+};
+
+class Node {
+ public:
+  explicit Node(NodeSpec spec) : spec_(std::move(spec)) {}
+  virtual ~Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  const NodeSpec& spec() const { return spec_; }
+  const std::string& name() const { return spec_.name; }
+
+  // Extra per-problem input checks beyond shapes and finiteness (weights ≥ 0, semi-axes > 0, ...).
+  // Throw InvalidInput naming the input.
+  virtual void Validate(const ProblemData& problem) const {}
+
+  // Forward: solve one problem, writing every output. Throw NumericalFailure if the solve fails.
+  virtual void Solve(const ProblemData& problem, ProblemStatus* status) const = 0;
+
+  // Backward: grad_inputs += vᵀ Dy for one problem whose outputs Solve wrote.
+  virtual void Backward(const ProblemData& problem, ProblemStatus* status) const { GenericBackward(problem, status); }
+
+  // The general engine's forward (Ceres) and implicit backward, when the node has a declarative form.
+  // Tests compare them with the specialised Solve/Backward.
+  virtual bool HasGenericPath() const { return false; }
+  virtual void GenericSolve(const ProblemData& problem, ProblemStatus* status) const;
+  virtual void GenericBackward(const ProblemData& problem, ProblemStatus* status) const;
+
+  // Inputs for gradient checks: random ones and awkward ones (ties, constraint boundaries, near-singular
+  // Hessians). The default draws Gaussian inputs with every shape symbol = 4.
+  virtual std::vector<CheckCase> CheckCases(uint64_t seed) const;
+
+  // The objective value of one solved problem, where the node can compute it (for tests and reports).
+  // Returns NaN if the node does not provide it.
+  virtual double Objective(const ProblemData& problem) const;
+
+ private:
+  NodeSpec spec_;
+};
+
+// ---- Registry ---------------------------------------------------------------------------------
+using NodeFactory = std::function<std::unique_ptr<Node>(const Params&)>;
+
+// Registers a node type. Returns true so it can initialise a static (see DDN_REGISTER_NODE).
+bool RegisterNode(const NodeSpec& spec, NodeFactory factory);
+// Names of all registered nodes, sorted.
+std::vector<std::string> NodeNames();
+// Spec of a registered node; throws InvalidInput "unknown node" listing the known ones.
+const NodeSpec& GetNodeSpec(const std::string& name);
+// Creates a node with validated parameters; throws InvalidInput.
+std::unique_ptr<Node> MakeNode(const std::string& name, const std::map<std::string, std::string>& params = {});
+
+}  // namespace ddn
+
+// One line per node type, in its .cc file: DDN_REGISTER_NODE(MyNode). MyNode needs
+// `static ddn::NodeSpec Spec()` and a constructor taking `const ddn::Params&`.
+#define DDN_REGISTER_NODE(Class)                                                 \
+  static const bool ddn_registered_##Class [[maybe_unused]] = ::ddn::RegisterNode( \
+      Class::Spec(), [](const ::ddn::Params& p) -> std::unique_ptr<::ddn::Node> {  \
+        return std::make_unique<Class>(p);                                        \
+      })

@@ -1,0 +1,54 @@
+// ddn/params.h: a node's parameters, declared once, validated once.
+//
+// A node declares its parameters as ParamSpecs (name, type, default, meaning). A request gives some of
+// them as strings (the CLI and JSON layer turn numbers into strings with full precision); Params
+// checks the names against the spec, fills in defaults and parses values on access. Every parameter
+// has a default, so a request without parameters is valid. Range checks that depend on the node
+// (α > 0, radius > 0) are done by the node's constructor with the Require* helpers below, which
+// throw InvalidInput with a message that names the node, the parameter and the value.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ddn {
+
+struct ParamSpec {
+  std::string name;
+  std::string type;           // "float", "int", "bool" or "choice"
+  std::string default_value;  // as text, e.g. "1", "pseudo_huber"
+  std::string doc;            // one line: what it means
+  std::vector<std::string> choices;  // for type "choice"
+};
+
+class Params {
+ public:
+  Params() = default;
+  // Validates `given` against `specs` (unknown names, unparsable values, values outside `choices`)
+  // and fills defaults. `node` names the node in error messages. Throws InvalidInput.
+  Params(const std::string& node, const std::vector<ParamSpec>& specs,
+         const std::map<std::string, std::string>& given);
+
+  double GetDouble(const std::string& name) const;
+  int GetInt(const std::string& name) const;
+  bool GetBool(const std::string& name) const;
+  const std::string& GetString(const std::string& name) const;
+  bool Has(const std::string& name) const { return values_.count(name) > 0; }
+  const std::map<std::string, std::string>& values() const { return values_; }
+  const std::string& node() const { return node_; }
+
+  // Range checks for constructors; throw InvalidInput naming node, parameter and value.
+  double RequirePositive(const std::string& name) const;
+  double RequireNonNegative(const std::string& name) const;
+  int RequireIntInRange(const std::string& name, int lo, int hi) const;
+
+ private:
+  std::string node_;
+  std::map<std::string, std::string> values_;
+};
+
+// Formats a double so that it parses back to the same value ("%.17g", trimmed).
+std::string FormatDouble(double value);
+
+}  // namespace ddn

@@ -1,0 +1,49 @@
+// ddn/scalar.h: the scalar-generic dialect that objectives and constraints are written in.
+//
+// An objective is written once, as a template over the scalar type T, and ddn evaluates it with
+//   T = double                                   (values; the forward solve's cost),
+//   T = ceres::Jet<double, K>                    (first derivatives: gradients, constraint Jacobians),
+//   T = ceres::Jet<ceres::Jet<double, M>, K>     (exact second derivatives: H and B of DESIGN.md §1).
+// Nested Jets break on mixed arithmetic with double (`x * 2.0`, `T(2.0)`, `1.0 / x`), on Eigen
+// reductions over nested-Jet matrices and on ceres/rotation.h. So, in objectives:
+//
+//   - write constants as Constant<T>(2.0), never as bare doubles mixed with T;
+//   - call math functions unqualified after `using std::sqrt; using std::exp; ...` (ADL finds the Jet
+//     overloads), and use abs, not fabs;
+//   - use hand-written loops, not Eigen expressions over T;
+//   - compare values with Value(t) (the double underneath) when branching, e.g. on |z| ≤ α.
+//
+// ddn's tests instantiate every built-in objective with all three types, so a violation is a compile
+// error there; do the same for your own nodes with DDN_INSTANTIATE_OBJECTIVE_TEST (declarative.h).
+#pragma once
+
+#include <ceres/jet_fwd.h>
+
+namespace ddn {
+
+namespace internal {
+template <typename T>
+struct ScalarTraits {
+  static T Make(double c) { return T(c); }
+  static double Value(const T& t) { return t; }
+};
+template <typename U, int N>
+struct ScalarTraits<ceres::Jet<U, N>> {
+  static ceres::Jet<U, N> Make(double c) { return ceres::Jet<U, N>(ScalarTraits<U>::Make(c)); }
+  static double Value(const ceres::Jet<U, N>& t) { return ScalarTraits<U>::Value(t.a); }
+};
+}  // namespace internal
+
+// The constant c as a T (a Jet with zero derivatives, nested as deep as T is).
+template <typename T>
+inline T Constant(double c) {
+  return internal::ScalarTraits<T>::Make(c);
+}
+
+// The double value underneath a T (for branching; never for arithmetic that must be differentiated).
+template <typename T>
+inline double Value(const T& t) {
+  return internal::ScalarTraits<T>::Value(t);
+}
+
+}  // namespace ddn

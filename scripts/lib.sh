@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Shared by scripts/demo and scripts/test: install what a fresh Debian 12 machine lacks, then
+# configure and build ddn in Release. Sourced, not run.
+set -euo pipefail
+
+DDN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DDN_BUILD=${DDN_BUILD:-$DDN_ROOT/build}
+
+# Debian packages the build, the tests and the demos need.
+DDN_PACKAGES=(
+  build-essential cmake pkg-config
+  libceres-dev libeigen3-dev
+  libopencv-dev opencv-doc
+  libboost-program-options-dev
+  nlohmann-json3-dev
+  libgtest-dev libgmock-dev googletest
+  libbenchmark-dev
+)
+
+ddn_install_packages() {
+  local missing=()
+  for p in "${DDN_PACKAGES[@]}" "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  echo "ddn: installing Debian packages: ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+ddn_build() {
+  local jobs
+  jobs=$(nproc 2>/dev/null || echo 2)
+  cmake -S "$DDN_ROOT" -B "$DDN_BUILD" -DCMAKE_BUILD_TYPE=Release "$@" >&2
+  cmake --build "$DDN_BUILD" --parallel "$jobs" >&2
+}
