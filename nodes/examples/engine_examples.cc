@@ -1,0 +1,198 @@
+// Example nodes that exercise each path of the generic engine (ddn/declarative.h):
+//
+//   pseudo_huber_mean   unconstrained, a sum of terms          y = argmin_y Σ_i w_i φ(y − x_i; α)
+//   sphere_projection   equality constrained                   y = argmin ½‖y − x‖²  s.t. ‖y‖² = r²
+//   ball_projection     nonlinear inequality (active/inactive) y = argmin ½‖y − x‖²  s.t. ‖y‖² ≤ r²
+//   box_projection      linear inequalities                    y = argmin ½‖y − x‖²  s.t. lo ≤ y ≤ hi
+//   sum_fit             singular Hessian (non-regular)         y = argmin ½(y₀ + y₁ − x)²
+//
+// None has a specialised solver: they are what a user gets from writing the objective alone, and the
+// tests (examples_test.cc) hold them against closed forms and finite differences.
+#include "nodes/examples/engine_examples.h"
+
+#include <cmath>
+
+#include "ddn/declarative.h"
+
+namespace ddn::examples {
+
+// ---- pseudo_huber_mean --------------------------------------------------------------------------
+class PseudoHuberMean : public DeclarativeNode<PseudoHuberMean> {
+ public:
+  static NodeSpec Spec() {
+    return {"pseudo_huber_mean",
+            "weighted pseudo-Huber mean y = argmin Σ_i w_i α²(√(1 + ((y − x_i)/α)²) − 1) (generic engine)",
+            {{"alpha", "float", "1", "scale α > 0 of the pseudo-Huber penalty"}},
+            {{"x", {"N"}, "points"}, {"w", {"N"}, "non-negative weights (default 1)", true, true}},
+            {{"y", {}, "the robust mean"}}};
+  }
+  explicit PseudoHuberMean(const Params& p) : alpha_(p.RequirePositive("alpha")) {}
+
+  static constexpr const char* kTermAxis = "N";
+  template <typename T>
+  T Term(const Args<T>& in, const T* y) const {
+    using std::sqrt;
+    const T alpha = Constant<T>(alpha_);
+    const T z = (y[0] - in[0][0]) / alpha;
+    const T phi = alpha * alpha * (sqrt(Constant<T>(1.0) + z * z) - Constant<T>(1.0));
+    return in.has(1) ? in[1][0] * phi : phi;
+  }
+  void InitialGuess(const ProblemData& p, double* y) const {
+    double sum = 0;
+    for (int64_t i = 0; i < p.InputSize(0); ++i) sum += p.inputs[0][i];
+    y[0] = sum / p.InputSize(0);
+  }
+  void Validate(const ProblemData& p) const override {
+    if (!p.inputs[1]) return;
+    double total = 0;
+    for (int64_t i = 0; i < p.InputSize(1); ++i) {
+      if (p.inputs[1][i] < 0) throw InvalidInput("input 'w' must be >= 0");
+      total += p.inputs[1][i];
+    }
+    if (total <= 0) throw InvalidInput("input 'w' must not be all zero");
+  }
+
+ private:
+  double alpha_;
+};
+DDN_REGISTER_NODE(PseudoHuberMean);
+
+// ---- projections: ½‖y − x‖², one term per coordinate ----------------------------------------------
+template <class Derived>
+class ProjectionBase : public DeclarativeNode<Derived> {
+ public:
+  static constexpr const char* kTermAxis = "D";
+  template <typename T>
+  T Term(const Args<T>& in, const T* y) const {
+    const T r = y[0] - in[0][0];
+    return Constant<T>(0.5) * r * r;
+  }
+  void InitialGuess(const ProblemData& p, double* y) const {
+    for (int64_t k = 0; k < p.InputSize(0); ++k) y[k] = p.inputs[0][k];
+  }
+};
+
+class SphereProjection : public ProjectionBase<SphereProjection> {
+ public:
+  static NodeSpec Spec() {
+    return {"sphere_projection",
+            "Euclidean projection onto the sphere ‖y‖ = r (equality constraint, generic engine)",
+            {{"radius", "float", "1", "sphere radius r > 0"}},
+            {{"x", {"D"}, "point to project"}},
+            {{"y", {"D"}, "closest point of the sphere"}}};
+  }
+  explicit SphereProjection(const Params& p) : radius_(p.RequirePositive("radius")) {}
+  int NumEqualities(const ProblemData&) const { return 1; }
+  template <typename T>
+  void Equalities(const Args<T>& in, const T* y, T* h) const {
+    T sum = Constant<T>(0.0);
+    for (int64_t k = 0; k < in.size(0); ++k) sum += y[k] * y[k];
+    h[0] = sum - Constant<T>(radius_ * radius_);
+  }
+  void Validate(const ProblemData& p) const override {
+    double norm = 0;
+    for (int64_t k = 0; k < p.InputSize(0); ++k) norm += p.inputs[0][k] * p.inputs[0][k];
+    if (norm == 0) throw InvalidInput("input 'x' is 0: every point of the sphere is a closest point");
+  }
+
+ private:
+  double radius_;
+};
+DDN_REGISTER_NODE(SphereProjection);
+
+class BallProjection : public ProjectionBase<BallProjection> {
+ public:
+  static NodeSpec Spec() {
+    return {"ball_projection",
+            "Euclidean projection onto the ball ‖y‖ ≤ r (nonlinear inequality, generic engine)",
+            {{"radius", "float", "1", "ball radius r > 0"}},
+            {{"x", {"D"}, "point to project"}},
+            {{"y", {"D"}, "closest point of the ball"}}};
+  }
+  explicit BallProjection(const Params& p) : radius_(p.RequirePositive("radius")) {}
+  int NumInequalities(const ProblemData&) const { return 1; }
+  template <typename T>
+  void Inequalities(const Args<T>& in, const T* y, T* g) const {
+    T sum = Constant<T>(0.0);
+    for (int64_t k = 0; k < in.size(0); ++k) sum += y[k] * y[k];
+    g[0] = sum - Constant<T>(radius_ * radius_);
+  }
+  std::vector<CheckCase> CheckCases(uint64_t seed) const override;
+
+ private:
+  double radius_;
+};
+DDN_REGISTER_NODE(BallProjection);
+
+class BoxProjection : public ProjectionBase<BoxProjection> {
+ public:
+  static NodeSpec Spec() {
+    return {"box_projection",
+            "Euclidean projection onto the box lo ≤ y ≤ hi (linear inequalities, generic engine)",
+            {{"lo", "float", "-1", "lower bound"}, {"hi", "float", "1", "upper bound (> lo)"}},
+            {{"x", {"D"}, "point to project"}},
+            {{"y", {"D"}, "closest point of the box"}}};
+  }
+  explicit BoxProjection(const Params& p) : lo_(p.GetDouble("lo")), hi_(p.GetDouble("hi")) {
+    if (!(hi_ > lo_)) throw InvalidInput("node 'box_projection' needs hi > lo, got lo = " + FormatDouble(lo_) +
+                                         ", hi = " + FormatDouble(hi_));
+  }
+  static constexpr bool kLinearConstraints = true;
+  int NumInequalities(const ProblemData& p) const { return static_cast<int>(2 * p.Dim("D")); }
+  template <typename T>
+  void Inequalities(const Args<T>& in, const T* y, T* g) const {
+    const int64_t d = in.size(0);
+    for (int64_t k = 0; k < d; ++k) {
+      g[k] = y[k] - Constant<T>(hi_);
+      g[d + k] = Constant<T>(lo_) - y[k];
+    }
+  }
+  std::vector<CheckCase> CheckCases(uint64_t seed) const override;
+
+ private:
+  double lo_, hi_;
+};
+DDN_REGISTER_NODE(BoxProjection);
+
+// ---- sum_fit: a flat valley of minimisers --------------------------------------------------------
+class SumFit : public DeclarativeNode<SumFit> {
+ public:
+  static NodeSpec Spec() {
+    return {"sum_fit",
+            "y = argmin ½(y₀ + y₁ − x)²: a line of minimisers, singular Hessian; the minimum-norm one is "
+            "returned and differentiated (generic engine, non-regular path)",
+            {},
+            {{"x", {}, "target of the sum"}},
+            {{"y", {"2"}, "minimum-norm minimiser (x/2, x/2)"}}};
+  }
+  explicit SumFit(const Params&) {}
+  template <typename T>
+  T Objective(const Args<T>& in, const T* y) const {
+    const T r = y[0] + y[1] - in[0][0];
+    return Constant<T>(0.5) * r * r;
+  }
+};
+DDN_REGISTER_NODE(SumFit);
+
+// ---- awkward check cases ----------------------------------------------------------------------------
+std::vector<CheckCase> BallProjection::CheckCases(uint64_t seed) const {
+  std::vector<CheckCase> cases = Node::CheckCases(seed);
+  // Inside (inactive) and outside (active) points, one per batch element.
+  CheckCase mixed{"inside_and_outside", {}};
+  mixed.inputs["x"] = Tensor({2, 3}, {0.1 * radius_, -0.2 * radius_, 0.3 * radius_, 2 * radius_, radius_, -radius_});
+  cases.push_back(mixed);
+  return cases;
+}
+
+std::vector<CheckCase> BoxProjection::CheckCases(uint64_t seed) const {
+  std::vector<CheckCase> cases = Node::CheckCases(seed);
+  const double span = hi_ - lo_;
+  CheckCase mixed{"inside_and_outside", {}};
+  mixed.inputs["x"] = Tensor({1, 4}, {lo_ - 0.3 * span, lo_ + 0.25 * span, hi_ - 0.1 * span, hi_ + 2 * span});
+  cases.push_back(mixed);
+  return cases;
+}
+
+void LinkEngineExamples() {}
+
+}  // namespace ddn::examples
