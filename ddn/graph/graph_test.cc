@@ -1,0 +1,112 @@
+#include "ddn/graph/graph.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "ddn/error.h"
+#include "ddn/graph/ops.h"
+#include "ddn/graph/random.h"
+#include "ddn/graph/test_node.h"
+
+using ddn::graph::testing::TestPseudoHuberPool;
+DDN_REGISTER_NODE(TestPseudoHuberPool);
+
+namespace ddn::graph {
+namespace {
+
+Tensor Random(Shape shape, uint64_t seed) {
+  Tensor t(std::move(shape));
+  Rng rng(seed);
+  for (double& v : t.values()) v = rng.Normal();
+  return t;
+}
+
+// A PointNet in miniature: per-point MLP → declarative pooling over points → MLP → cross-entropy.
+struct TinyPointNet {
+  Graph g;
+  Graph::NodeId points, labels, logits, loss;
+  explicit TinyPointNet(uint64_t seed) {
+    points = g.Input("points");  // (B, N, 2)
+    labels = g.Input("labels");  // (B)
+    auto h = g.Add("conv1", std::make_unique<Linear>(2, 4, seed), {points});
+    h = g.Add("relu1", std::make_unique<Relu>(), {h});  // before batch norm, so that conv1.bias matters
+    h = g.Add("bn1", std::make_unique<BatchNorm>(4), {h});
+    h = PoolOverPoints(g, "pool", h, 4, "graph_test_pseudo_huber_pool", {{"alpha", "0.7"}});
+    logits = g.Add("fc", std::make_unique<Linear>(4, 3, seed + 1), {h});
+    loss = g.Add("loss", std::make_unique<SoftmaxCrossEntropy>(), {logits, labels});
+  }
+};
+
+TensorMap Feeds() { return {{"points", Random({3, 5, 2}, 42)}, {"labels", Tensor({3}, {0, 2, 1})}}; }
+
+TEST(GraphTest, WholeGraphWithDeclarativeNodeMatchesFiniteDifferences) {
+  TinyPointNet net(7);
+  const GraphCheckReport report = CheckGraphGradients(net.g, Feeds(), net.loss, {"points"});
+  EXPECT_LE(report.max_rel_error, 1e-6) << report.ToString();
+  EXPECT_EQ(report.entries.size(), 7u);  // conv1 w, b; bn1 γ, β; fc w, b; points
+  for (const auto& e : report.entries) EXPECT_GT(e.grad_norm, 0) << e.name;
+}
+
+TEST(GraphTest, EvaluatesOnlyWhatIsNeeded) {
+  TinyPointNet net(7);
+  // Logits need no labels.
+  net.g.Forward({{"points", Random({2, 5, 2}, 1)}}, {net.logits}, Mode::kEval);
+  EXPECT_EQ(net.g.Value(net.logits).shape(), (Shape{2, 3}));
+  EXPECT_THROW(net.g.Forward({{"points", Random({2, 5, 2}, 1)}}, {net.loss}, Mode::kEval), InvalidInput);
+  EXPECT_THROW(net.g.Backward(net.logits), InvalidInput);  // not a scalar
+}
+
+TEST(GraphTest, RejectsBadConstruction) {
+  Graph g;
+  auto x = g.Input("x");
+  EXPECT_THROW(g.Input("x"), InvalidInput);
+  EXPECT_THROW(g.Add("r", std::make_unique<Relu>(), {x + 5}), InvalidInput);
+  g.Add("r", std::make_unique<Relu>(), {x});
+  EXPECT_THROW(g.Add("r", std::make_unique<Relu>(), {x}), InvalidInput);
+  EXPECT_THROW(g.Find("nope"), InvalidInput);
+  auto fc = g.Add("fc", std::make_unique<Linear>(3, 2, 1), {x});
+  try {
+    g.Forward({{"x", Tensor({2, 4})}}, {fc}, Mode::kEval);
+    FAIL();
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("'fc'"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GraphTest, SavesAndLoadsParameters) {
+  TinyPointNet a(1), b(2);
+  a.g.Forward(Feeds(), {a.loss}, Mode::kTrain);  // moves the batch-norm running averages
+  const std::string path = ::testing::TempDir() + "/ddn_graph_params.txt";
+  SaveParameters(a.g, path);
+  LoadParameters(b.g, path);
+  const auto pa = a.g.Parameters(), pb = b.g.Parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t k = 0; k < pa.size(); ++k) {
+    EXPECT_EQ(pa[k]->name, pb[k]->name);
+    EXPECT_EQ(pa[k]->value.values(), pb[k]->value.values()) << pa[k]->name;
+  }
+  a.g.Forward(Feeds(), {a.logits}, Mode::kEval);
+  b.g.Forward(Feeds(), {b.logits}, Mode::kEval);
+  EXPECT_EQ(a.g.Value(a.logits).values(), b.g.Value(b.logits).values());
+
+  Graph other;
+  auto x = other.Input("x");
+  other.Add("conv1", std::make_unique<Linear>(2, 5, 1), {x});  // wrong shape
+  EXPECT_THROW(LoadParameters(other, path), InvalidInput);
+  { std::ofstream(path) << "garbage\n"; }
+  EXPECT_THROW(LoadParameters(b.g, path), InvalidInput);
+  std::remove(path.c_str());
+}
+
+TEST(GraphTest, NodeLayerReportsStatus) {
+  TinyPointNet net(3);
+  net.g.Forward(Feeds(), {net.loss}, Mode::kTrain);
+  const auto* layer = dynamic_cast<const NodeLayer*>(net.g.GetOp(net.g.Find("pool")));
+  ASSERT_NE(layer, nullptr);
+  EXPECT_EQ(layer->status().size(), 3u * 4u);  // B·F problems
+}
+
+}  // namespace
+}  // namespace ddn::graph

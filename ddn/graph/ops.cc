@@ -1,0 +1,475 @@
+#include "ddn/graph/ops.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+
+#include "ddn/batch.h"
+#include "ddn/error.h"
+#include "ddn/graph/random.h"
+
+namespace ddn::graph {
+namespace {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatrixMap = Eigen::Map<RowMatrix>;
+using ConstMatrixMap = Eigen::Map<const RowMatrix>;
+
+int64_t LastDim(const Tensor& t) { return t.rank() == 0 ? 1 : t.dim(t.rank() - 1); }
+
+// The tensor as a matrix: one row per leading index, the last axis as columns.
+ConstMatrixMap AsMatrix(const Tensor& t) {
+  const int64_t cols = LastDim(t);
+  return ConstMatrixMap(t.data(), cols ? t.size() / cols : 0, cols);
+}
+MatrixMap AsMatrix(Tensor& t) {
+  const int64_t cols = LastDim(t);
+  return MatrixMap(t.data(), cols ? t.size() / cols : 0, cols);
+}
+
+void RequireInputs(const std::vector<const Tensor*>& inputs, size_t n) {
+  if (inputs.size() != n) {
+    throw InvalidInput("takes " + std::to_string(n) + " input(s), got " + std::to_string(inputs.size()));
+  }
+}
+
+void RequireRank(const Tensor& t, int rank, const std::string& what) {
+  if (t.rank() != rank) {
+    throw InvalidInput(what + " must have rank " + std::to_string(rank) + ", got shape " + ShapeString(t.shape()));
+  }
+}
+
+Parameter MakeParameter(const std::string& name, Shape shape, double fill, bool trainable = true) {
+  Parameter p;
+  p.name = name;
+  p.value = Tensor(shape, fill);
+  p.grad = Tensor(shape);
+  p.trainable = trainable;
+  return p;
+}
+
+}  // namespace
+
+// ---- Linear ------------------------------------------------------------------------------------------
+
+Linear::Linear(int in_features, int out_features, uint64_t seed) : in_(in_features), out_(out_features) {
+  if (in_ < 1 || out_ < 1) throw InvalidInput("Linear needs positive sizes, got " + std::to_string(in_) + " -> " +
+                                              std::to_string(out_));
+  weight_ = MakeParameter("weight", {in_, out_}, 0.0);
+  bias_ = MakeParameter("bias", {out_}, 0.0);
+  Rng rng(seed);
+  const double scale = std::sqrt(2.0 / in_);
+  for (double& w : weight_.value.values()) w = scale * rng.Normal();
+}
+
+std::string Linear::Describe() const { return "Linear(" + std::to_string(in_) + " -> " + std::to_string(out_) + ")"; }
+
+Tensor Linear::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 1);
+  const Tensor& x = *inputs[0];
+  if (x.rank() < 1 || LastDim(x) != in_) {
+    throw InvalidInput("input must have last axis " + std::to_string(in_) + ", got shape " + ShapeString(x.shape()));
+  }
+  Shape shape = x.shape();
+  shape.back() = out_;
+  Tensor y(shape);
+  auto Y = AsMatrix(y);
+  Y.noalias() = AsMatrix(x) * AsMatrix(weight_.value);
+  Y.rowwise() += Eigen::Map<const Eigen::RowVectorXd>(bias_.value.data(), out_);
+  return y;
+}
+
+void Linear::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                      const std::vector<Tensor*>& grad_inputs) {
+  const auto X = AsMatrix(*inputs[0]);
+  const auto G = AsMatrix(grad_output);
+  AsMatrix(weight_.grad).noalias() += X.transpose() * G;
+  MatrixMap(bias_.grad.data(), 1, out_) += G.colwise().sum();
+  if (grad_inputs[0]) AsMatrix(*grad_inputs[0]).noalias() += G * AsMatrix(weight_.value).transpose();
+}
+
+// ---- Relu --------------------------------------------------------------------------------------------
+
+Tensor Relu::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 1);
+  Tensor y = *inputs[0];
+  for (double& v : y.values()) v = v > 0 ? v : 0.0;
+  return y;
+}
+
+void Relu::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                    const std::vector<Tensor*>& grad_inputs) {
+  const Tensor& x = *inputs[0];
+  Tensor& gx = *grad_inputs[0];
+  for (int64_t i = 0; i < x.size(); ++i)
+    if (x[i] > 0) gx[i] += grad_output[i];
+}
+
+// ---- BatchNorm ---------------------------------------------------------------------------------------
+
+BatchNorm::BatchNorm(int features, const BatchNormOptions& options) : features_(features), options_(options) {
+  if (features < 1) throw InvalidInput("BatchNorm needs a positive number of features");
+  if (!(options.epsilon > 0) || !(options.momentum > 0 && options.momentum <= 1)) {
+    throw InvalidInput("BatchNorm needs epsilon > 0 and momentum in (0, 1]");
+  }
+  gamma_ = MakeParameter("gamma", {features}, 1.0);
+  beta_ = MakeParameter("beta", {features}, 0.0);
+  running_mean_ = MakeParameter("running_mean", {features}, 0.0, false);
+  running_var_ = MakeParameter("running_var", {features}, 1.0, false);
+}
+
+std::string BatchNorm::Describe() const { return "BatchNorm(" + std::to_string(features_) + ")"; }
+
+Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
+  RequireInputs(inputs, 1);
+  const Tensor& x = *inputs[0];
+  if (x.rank() < 2 || LastDim(x) != features_) {
+    throw InvalidInput("input must be (..., " + std::to_string(features_) + ") with a batch axis, got shape " +
+                       ShapeString(x.shape()));
+  }
+  const auto X = AsMatrix(x);
+  const int64_t n = X.rows();
+  mode_ = mode;
+  Eigen::RowVectorXd mean, var;
+  if (mode == Mode::kTrain) {
+    if (n < 2) throw InvalidInput("batch norm in training needs at least 2 rows, got shape " + ShapeString(x.shape()));
+    mean = X.colwise().mean();
+    var = (X.rowwise() - mean).array().square().colwise().mean();
+    auto rm = MatrixMap(running_mean_.value.data(), 1, features_);
+    auto rv = MatrixMap(running_var_.value.data(), 1, features_);
+    const double m = options_.momentum;
+    rm = (1 - m) * rm + m * mean;
+    rv = (1 - m) * rv + (m * n / (n - 1.0)) * var;
+  } else {
+    mean = ConstMatrixMap(running_mean_.value.data(), 1, features_);
+    var = ConstMatrixMap(running_var_.value.data(), 1, features_);
+  }
+  inv_std_.resize(features_);
+  Eigen::Map<Eigen::RowVectorXd> inv_std(inv_std_.data(), features_);
+  inv_std = (var.array() + options_.epsilon).rsqrt();
+  normalised_ = Tensor(x.shape());
+  auto Xh = AsMatrix(normalised_);
+  Xh = (X.rowwise() - mean).array().rowwise() * inv_std.array();
+  Tensor y(x.shape());
+  const Eigen::Map<const Eigen::RowVectorXd> gamma(gamma_.value.data(), features_), beta(beta_.value.data(), features_);
+  AsMatrix(y) = (Xh.array().rowwise() * gamma.array()).rowwise() + beta.array();
+  return y;
+}
+
+void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor& grad_output,
+                         const std::vector<Tensor*>& grad_inputs) {
+  const auto G = AsMatrix(grad_output);
+  const auto Xh = AsMatrix(normalised_);
+  const Eigen::Map<const Eigen::RowVectorXd> gamma(gamma_.value.data(), features_);
+  const Eigen::Map<const Eigen::RowVectorXd> inv_std(inv_std_.data(), features_);
+  MatrixMap(beta_.grad.data(), 1, features_) += G.colwise().sum();
+  MatrixMap(gamma_.grad.data(), 1, features_) += (G.array() * Xh.array()).colwise().sum().matrix();
+  if (!grad_inputs[0]) return;
+  auto GX = AsMatrix(*grad_inputs[0]);
+  const Eigen::RowVectorXd scale = (gamma.array() * inv_std.array()).matrix();
+  if (mode_ == Mode::kEval) {
+    GX.array() += G.array().rowwise() * scale.array();
+    return;
+  }
+  const Eigen::RowVectorXd mean_g = G.colwise().mean();
+  const Eigen::RowVectorXd mean_gx = (G.array() * Xh.array()).colwise().mean().matrix();
+  GX.array() += ((G.rowwise() - mean_g).array() - Xh.array().rowwise() * mean_gx.array()).rowwise() * scale.array();
+}
+
+// ---- Pooling over points -----------------------------------------------------------------------------
+
+Tensor MaxOverPoints::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 1);
+  const Tensor& x = *inputs[0];
+  RequireRank(x, 3, "input (B, N, F)");
+  const int64_t B = x.dim(0), N = x.dim(1), F = x.dim(2);
+  if (N < 1) throw InvalidInput("cannot pool over N = 0 points");
+  Tensor y({B, F});
+  argmax_.assign(B * F, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const double* xb = x.data() + b * N * F;
+    double* yb = y.data() + b * F;
+    int64_t* ab = argmax_.data() + b * F;
+    std::copy(xb, xb + F, yb);
+    for (int64_t n = 1; n < N; ++n)
+      for (int64_t f = 0; f < F; ++f)
+        if (xb[n * F + f] > yb[f]) {
+          yb[f] = xb[n * F + f];
+          ab[f] = n;
+        }
+  }
+  return y;
+}
+
+void MaxOverPoints::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                             const std::vector<Tensor*>& grad_inputs) {
+  const Tensor& x = *inputs[0];
+  const int64_t B = x.dim(0), N = x.dim(1), F = x.dim(2);
+  double* gx = grad_inputs[0]->data();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t f = 0; f < F; ++f) gx[(b * N + argmax_[b * F + f]) * F + f] += grad_output[b * F + f];
+}
+
+Tensor MeanOverPoints::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 1);
+  const Tensor& x = *inputs[0];
+  RequireRank(x, 3, "input (B, N, F)");
+  const int64_t B = x.dim(0), N = x.dim(1), F = x.dim(2);
+  if (N < 1) throw InvalidInput("cannot pool over N = 0 points");
+  Tensor y({B, F});
+  for (int64_t b = 0; b < B; ++b) {
+    ConstMatrixMap xb(x.data() + b * N * F, N, F);
+    MatrixMap(y.data() + b * F, 1, F) = xb.colwise().mean();
+  }
+  return y;
+}
+
+void MeanOverPoints::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                              const std::vector<Tensor*>& grad_inputs) {
+  const Tensor& x = *inputs[0];
+  const int64_t B = x.dim(0), N = x.dim(1), F = x.dim(2);
+  for (int64_t b = 0; b < B; ++b) {
+    MatrixMap gb(grad_inputs[0]->data() + b * N * F, N, F);
+    gb.rowwise() += Eigen::Map<const Eigen::RowVectorXd>(grad_output.data() + b * F, F) / static_cast<double>(N);
+  }
+}
+
+// ---- Shape ops ---------------------------------------------------------------------------------------
+
+Tensor SwapLastAxes::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 1);
+  const Tensor& x = *inputs[0];
+  if (x.rank() < 2) throw InvalidInput("input must have rank >= 2, got shape " + ShapeString(x.shape()));
+  Shape shape = x.shape();
+  const int64_t N = shape[shape.size() - 2], F = shape.back();
+  std::swap(shape[shape.size() - 2], shape.back());
+  Tensor y(shape);
+  const int64_t blocks = N * F > 0 ? x.size() / (N * F) : 0;
+  for (int64_t k = 0; k < blocks; ++k)
+    MatrixMap(y.data() + k * N * F, F, N) = ConstMatrixMap(x.data() + k * N * F, N, F).transpose();
+  return y;
+}
+
+void SwapLastAxes::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                            const std::vector<Tensor*>& grad_inputs) {
+  const Tensor& x = *inputs[0];
+  const int64_t N = x.dim(x.rank() - 2), F = x.dim(x.rank() - 1);
+  const int64_t blocks = N * F > 0 ? x.size() / (N * F) : 0;
+  for (int64_t k = 0; k < blocks; ++k)
+    MatrixMap(grad_inputs[0]->data() + k * N * F, N, F) +=
+        ConstMatrixMap(grad_output.data() + k * N * F, F, N).transpose();
+}
+
+Tensor Reshape::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 1);
+  const Tensor& x = *inputs[0];
+  Shape shape = shape_;
+  int infer = -1;
+  int64_t known = 1;
+  for (size_t a = 0; a < shape.size(); ++a) {
+    if (shape[a] == -1) {
+      if (infer >= 0) throw InvalidInput("at most one axis may be -1");
+      infer = static_cast<int>(a);
+    } else if (shape[a] < 0) {
+      throw InvalidInput("negative axis size " + std::to_string(shape[a]));
+    } else {
+      known *= shape[a];
+    }
+  }
+  if (infer >= 0 && known > 0 && x.size() % known == 0) shape[infer] = x.size() / known;
+  if (NumElements(shape) != x.size() || (infer >= 0 && shape[infer] < 0)) {
+    throw InvalidInput("cannot reshape " + ShapeString(x.shape()) + " to " + ShapeString(shape_));
+  }
+  return Tensor(shape, x.values());
+}
+
+void Reshape::Backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor& grad_output,
+                       const std::vector<Tensor*>& grad_inputs) {
+  Tensor& g = *grad_inputs[0];
+  for (int64_t i = 0; i < g.size(); ++i) g[i] += grad_output[i];
+}
+
+Tensor FlattenLeading::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 1);
+  const Tensor& x = *inputs[0];
+  if (x.rank() < 1) throw InvalidInput("input must have rank >= 1");
+  const int64_t last = LastDim(x);
+  return Tensor({last ? x.size() / last : 0, last}, x.values());
+}
+
+void FlattenLeading::Backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor& grad_output,
+                              const std::vector<Tensor*>& grad_inputs) {
+  Tensor& g = *grad_inputs[0];
+  for (int64_t i = 0; i < g.size(); ++i) g[i] += grad_output[i];
+}
+
+Tensor Concat::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  if (inputs.empty()) throw InvalidInput("needs at least one input");
+  Shape lead = inputs[0]->shape();
+  if (lead.empty()) throw InvalidInput("inputs must have rank >= 1");
+  lead.pop_back();
+  int64_t cols = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    Shape l = inputs[i]->shape();
+    if (l.empty()) throw InvalidInput("inputs must have rank >= 1");
+    cols += l.back();
+    l.pop_back();
+    if (l != lead) {
+      throw InvalidInput("input " + std::to_string(i) + " has shape " + ShapeString(inputs[i]->shape()) +
+                         ", whose leading axes differ from input 0's " + ShapeString(inputs[0]->shape()));
+    }
+  }
+  Shape shape = lead;
+  shape.push_back(cols);
+  Tensor y(shape);
+  auto Y = AsMatrix(y);
+  int64_t c = 0;
+  for (const Tensor* in : inputs) {
+    const auto X = AsMatrix(*in);
+    Y.middleCols(c, X.cols()) = X;
+    c += X.cols();
+  }
+  return y;
+}
+
+void Concat::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                      const std::vector<Tensor*>& grad_inputs) {
+  const auto G = AsMatrix(grad_output);
+  int64_t c = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const int64_t cols = LastDim(*inputs[i]);
+    if (grad_inputs[i]) AsMatrix(*grad_inputs[i]) += G.middleCols(c, cols);
+    c += cols;
+  }
+}
+
+// ---- Losses ------------------------------------------------------------------------------------------
+
+Tensor SoftmaxCrossEntropy::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 2);
+  const Tensor& z = *inputs[0];
+  const Tensor& labels = *inputs[1];
+  RequireRank(z, 2, "logits (B, C)");
+  const int64_t B = z.dim(0), C = z.dim(1);
+  if (labels.size() != B) {
+    throw InvalidInput("labels must have B = " + std::to_string(B) + " entries, got shape " +
+                       ShapeString(labels.shape()));
+  }
+  probabilities_ = Tensor(z.shape());
+  double loss = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const double label = labels[b];
+    if (!(label >= 0 && label < C) || label != std::floor(label)) {
+      throw InvalidInput("label " + std::to_string(b) + " is " + FormatDouble(label) + ", not a class index in [0, " +
+                         std::to_string(C) + ")");
+    }
+    const double* zb = z.data() + b * C;
+    double* pb = probabilities_.data() + b * C;
+    const double zmax = *std::max_element(zb, zb + C);
+    double sum = 0;
+    for (int64_t c = 0; c < C; ++c) sum += (pb[c] = std::exp(zb[c] - zmax));
+    for (int64_t c = 0; c < C; ++c) pb[c] /= sum;
+    loss += zmax + std::log(sum) - zb[static_cast<int64_t>(label)];
+  }
+  return Tensor(Shape{}, {loss / B});
+}
+
+void SoftmaxCrossEntropy::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                                   const std::vector<Tensor*>& grad_inputs) {
+  const Tensor& labels = *inputs[1];
+  const int64_t B = probabilities_.dim(0), C = probabilities_.dim(1);
+  const double g = grad_output[0] / B;
+  Tensor& gz = *grad_inputs[0];
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t c = 0; c < C; ++c) gz[b * C + c] += g * probabilities_[b * C + c];
+    gz[b * C + static_cast<int64_t>(labels[b])] -= g;
+  }
+}
+
+Tensor MeanSquaredError::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 2);
+  const Tensor &a = *inputs[0], &b = *inputs[1];
+  if (a.shape() != b.shape()) {
+    throw InvalidInput("inputs must have equal shapes, got " + ShapeString(a.shape()) + " and " + ShapeString(b.shape()));
+  }
+  if (a.size() == 0) throw InvalidInput("inputs are empty");
+  double sum = 0;
+  for (int64_t i = 0; i < a.size(); ++i) sum += (a[i] - b[i]) * (a[i] - b[i]);
+  return Tensor(Shape{}, {sum / a.size()});
+}
+
+void MeanSquaredError::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                                const std::vector<Tensor*>& grad_inputs) {
+  const Tensor &a = *inputs[0], &b = *inputs[1];
+  const double g = 2.0 * grad_output[0] / a.size();
+  for (int64_t i = 0; i < a.size(); ++i) {
+    const double d = g * (a[i] - b[i]);
+    if (grad_inputs[0]) (*grad_inputs[0])[i] += d;
+    if (grad_inputs[1]) (*grad_inputs[1])[i] -= d;
+  }
+}
+
+// ---- NodeLayer ---------------------------------------------------------------------------------------
+
+NodeLayer::NodeLayer(const std::string& node, const std::map<std::string, std::string>& params,
+                     const NodeLayerOptions& options)
+    : node_(MakeNode(node, params)), input_names_(options.inputs), output_name_(options.output),
+      threads_(options.threads) {
+  const NodeSpec& spec = node_->spec();
+  if (input_names_.empty()) {
+    for (const auto& in : spec.inputs)
+      if (!in.optional) input_names_.push_back(in.name);
+  }
+  for (const auto& name : input_names_)
+    if (spec.InputIndex(name) < 0) throw InvalidInput("node '" + spec.name + "' has no input '" + name + "'");
+  if (output_name_.empty()) {
+    if (spec.outputs.empty()) throw InvalidInput("node '" + spec.name + "' has no outputs");
+    output_name_ = spec.outputs[0].name;
+  } else if (spec.OutputIndex(output_name_) < 0) {
+    throw InvalidInput("node '" + spec.name + "' has no output '" + output_name_ + "'");
+  }
+}
+
+std::string NodeLayer::Describe() const {
+  std::string s = "NodeLayer(" + node_->name();
+  // Parameters are not kept by ddn::Node; the node name is what identifies the layer in messages.
+  return s + ")";
+}
+
+Tensor NodeLayer::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, input_names_.size());
+  ddn::TensorMap in;
+  for (size_t i = 0; i < inputs.size(); ++i) in[input_names_[i]] = *inputs[i];
+  RunOptions run;
+  run.threads = threads_;
+  ForwardResult result = ddn::Forward(*node_, in, run);
+  outputs_ = std::move(result.outputs);
+  status_ = std::move(result.status);
+  return outputs_.at(output_name_);
+}
+
+void NodeLayer::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                         const std::vector<Tensor*>& grad_inputs) {
+  ddn::TensorMap in;
+  for (size_t i = 0; i < inputs.size(); ++i) in[input_names_[i]] = *inputs[i];
+  RunOptions run;
+  run.threads = threads_;
+  ddn::TensorMap grads = ddn::Backward(*node_, in, outputs_, {{output_name_, grad_output}}, &status_, run);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    auto it = grads.find(input_names_[i]);
+    if (it == grads.end() || !grad_inputs[i]) continue;
+    Tensor& g = *grad_inputs[i];
+    for (int64_t k = 0; k < g.size(); ++k) g[k] += it->second[k];
+  }
+}
+
+Graph::NodeId PoolOverPoints(Graph& graph, const std::string& name, Graph::NodeId features, int num_features,
+                             const std::string& node, const std::map<std::string, std::string>& params,
+                             const NodeLayerOptions& options) {
+  auto swapped = graph.Add(name + ".swap", std::make_unique<SwapLastAxes>(), {features});         // (B, F, N)
+  auto flat = graph.Add(name + ".flatten", std::make_unique<FlattenLeading>(), {swapped});       // (B·F, N)
+  auto pooled = graph.Add(name, std::make_unique<NodeLayer>(node, params, options), {flat});     // (B·F)
+  return graph.Add(name + ".unflatten", std::make_unique<Reshape>(Shape{-1, num_features}), {pooled});  // (B, F)
+}
+
+}  // namespace ddn::graph

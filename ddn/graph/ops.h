@@ -1,0 +1,200 @@
+// ddn/graph/ops.h: the operations of a ddn::graph::Graph.
+//
+// Every op maps batched tensors (batch axis first, row-major) to one tensor. "Last axis" ops view their
+// input as a matrix X with one row per leading index and the last axis as columns, so the same op is a
+// fully connected layer on (B, F) and a shared per-point layer (a 1×1 convolution over points, as in
+// PointNet) on (B, N, F). Gradients below are those each Backward accumulates (ḡ = dL/d·).
+//
+//   Linear(in, out)        Y = X W + 1 bᵀ, W (in, out), b (out).            ḡX += ḡY Wᵀ, ḡW += Xᵀ ḡY, ḡb += ḡYᵀ 1.
+//                          W ~ N(0, 2/in) (He), b = 0, from the seed.
+//   Relu                   y = max(x, 0).                                   ḡx += ḡy [x > 0].
+//   BatchNorm(F)           per column over all rows: x̂ = (x − μ)/√(σ² + ε), y = γ x̂ + β (σ² biased);
+//                          ḡx += γ/√(σ²+ε) (ḡy − mean(ḡy) − x̂ mean(ḡy x̂)). Evaluation uses running
+//                          averages μ_r ← (1−m) μ_r + m μ, σ²_r ← (1−m) σ²_r + m σ² n/(n−1).
+//   MaxOverPoints          (B, N, F) → (B, F), y_bf = max_n x_bnf; the gradient goes to the first maximiser.
+//   MeanOverPoints         (B, N, F) → (B, F), y_bf = (1/N) Σ_n x_bnf.
+//   SwapLastAxes           (..., N, F) → (..., F, N).
+//   Reshape(shape)         any shape with the same number of elements; one axis may be −1 (inferred).
+//   FlattenLeading         (d₀, ..., d_{k−1}, d_k) → (d₀ ⋯ d_{k−1}, d_k).
+//   Concat                 along the last axis; all inputs share the leading axes.
+//   SoftmaxCrossEntropy    logits (B, C), labels (B) (class indices stored as doubles) → scalar
+//                          L = (1/B) Σ_b [log Σ_c exp z_bc − z_b,y_b];  ḡz_b += ḡL (softmax(z_b) − e_y_b)/B.
+//   MeanSquaredError       a, b of equal shape → scalar L = (1/n) Σ (a − b)²;  ḡa += 2ḡL(a − b)/n, ḡb −= the same.
+//   NodeLayer(node)        any registered declarative node (ddn::MakeNode): inputs in the order given (default:
+//                          the node's required inputs in NodeSpec order), output = one named output (default
+//                          the first). Forward is ddn::Forward, backward ddn::Backward (the node's implicit VJP).
+//
+// Robust pooling over points (DDN paper §6.1, the robust-pooling experiment): a feature tensor (B, N, F) is
+// pooled per channel by `robust_pool`, x (B', N) → y (B'), with B' = B·F:
+//   SwapLastAxes → FlattenLeading → NodeLayer("robust_pool") → Reshape({−1, F}); PoolOverPoints() builds this.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ddn/graph/graph.h"
+#include "ddn/node.h"
+#include "ddn/status.h"
+
+namespace ddn::graph {
+
+class Linear : public Op {
+ public:
+  Linear(int in_features, int out_features, uint64_t seed);
+  std::string Describe() const override;
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+  std::vector<Parameter*> Parameters() override { return {&weight_, &bias_}; }
+
+ private:
+  int in_, out_;
+  Parameter weight_, bias_;
+};
+
+class Relu : public Op {
+ public:
+  std::string Describe() const override { return "Relu"; }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+};
+
+struct BatchNormOptions {
+  double epsilon = 1e-5;   // added to the variance
+  double momentum = 0.1;   // weight of the current batch in the running averages
+};
+
+class BatchNorm : public Op {
+ public:
+  explicit BatchNorm(int features, const BatchNormOptions& options = {});
+  std::string Describe() const override;
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+  std::vector<Parameter*> Parameters() override { return {&gamma_, &beta_, &running_mean_, &running_var_}; }
+
+ private:
+  int features_;
+  BatchNormOptions options_;
+  Parameter gamma_, beta_, running_mean_, running_var_;
+  // Cached by Forward for Backward.
+  Mode mode_ = Mode::kTrain;
+  Tensor normalised_;               // x̂
+  std::vector<double> inv_std_;     // 1/√(σ² + ε) per column
+};
+
+class MaxOverPoints : public Op {
+ public:
+  std::string Describe() const override { return "MaxOverPoints"; }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+
+ private:
+  std::vector<int64_t> argmax_;  // per (b, f): the point index n of the maximum
+};
+
+class MeanOverPoints : public Op {
+ public:
+  std::string Describe() const override { return "MeanOverPoints"; }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+};
+
+class SwapLastAxes : public Op {
+ public:
+  std::string Describe() const override { return "SwapLastAxes"; }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+};
+
+class Reshape : public Op {
+ public:
+  explicit Reshape(Shape shape) : shape_(std::move(shape)) {}
+  std::string Describe() const override { return "Reshape" + ShapeString(shape_); }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+
+ private:
+  Shape shape_;
+};
+
+class FlattenLeading : public Op {
+ public:
+  std::string Describe() const override { return "FlattenLeading"; }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+};
+
+class Concat : public Op {
+ public:
+  std::string Describe() const override { return "Concat"; }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+};
+
+class SoftmaxCrossEntropy : public Op {
+ public:
+  std::string Describe() const override { return "SoftmaxCrossEntropy"; }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+
+ private:
+  Tensor probabilities_;  // softmax(z), cached
+};
+
+class MeanSquaredError : public Op {
+ public:
+  std::string Describe() const override { return "MeanSquaredError"; }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+};
+
+struct NodeLayerOptions {
+  std::vector<std::string> inputs;  // node inputs fed by the graph inputs, in order; empty: required ones in order
+  std::string output;               // which output; empty: the first
+  int threads = 0;                  // for ddn::Forward/Backward; 0: all cores
+};
+
+class NodeLayer : public Op {
+ public:
+  // Throws InvalidInput for an unknown node, parameter, input or output name.
+  NodeLayer(const std::string& node, const std::map<std::string, std::string>& params,
+            const NodeLayerOptions& options = {});
+  std::string Describe() const override;
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+
+  const Node& node() const { return *node_; }
+  // Status of every problem of the last forward/backward (flags are not errors; see ddn/status.h).
+  const std::vector<ProblemStatus>& status() const { return status_; }
+
+ private:
+  std::unique_ptr<Node> node_;
+  std::vector<std::string> input_names_;
+  std::string output_name_;
+  int threads_;
+  std::map<std::string, Tensor> outputs_;  // all outputs of the last forward (Backward needs them)
+  std::vector<ProblemStatus> status_;
+};
+
+// Pools (B, N, F) features over the N points, per channel, with a declarative node taking x (B', N) → y (B')
+// (e.g. "robust_pool"); returns the (B, F) node. Adds four nodes named "<name>.swap", "<name>.flatten",
+// "<name>" and "<name>.unflatten".
+Graph::NodeId PoolOverPoints(Graph& graph, const std::string& name, Graph::NodeId features, int num_features,
+                             const std::string& node, const std::map<std::string, std::string>& params,
+                             const NodeLayerOptions& options = {});
+
+}  // namespace ddn::graph

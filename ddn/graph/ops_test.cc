@@ -1,0 +1,138 @@
+// Each op's backward against fourth-order central finite differences of its forward, through a graph
+// input → op → loss, where the loss is the op's own output for scalar ops and otherwise ⟨v, out⟩ computed
+// as a mean squared error against a random target (so the upstream gradient is non-trivial).
+#include "ddn/graph/ops.h"
+
+#include <gtest/gtest.h>
+
+#include "ddn/error.h"
+#include "ddn/graph/random.h"
+
+namespace ddn::graph {
+namespace {
+
+Tensor Random(Shape shape, uint64_t seed, double scale = 1.0) {
+  Tensor t(std::move(shape));
+  Rng rng(seed);
+  for (double& v : t.values()) v = scale * rng.Normal();
+  return t;
+}
+
+// Builds in0..ink → op → MSE(out, target) and returns the worst relative error over inputs and parameters.
+double CheckOp(std::unique_ptr<Op> op, const std::vector<Tensor>& inputs, Mode mode = Mode::kTrain,
+               bool scalar_output = false, std::vector<std::string> checked = {}) {
+  Graph g;
+  std::vector<Graph::NodeId> ids;
+  TensorMap feeds;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string name = "in" + std::to_string(i);
+    ids.push_back(g.Input(name));
+    feeds[name] = inputs[i];
+  }
+  if (checked.empty())
+    for (size_t i = 0; i < inputs.size(); ++i) checked.push_back("in" + std::to_string(i));
+  auto out = g.Add("op", std::move(op), ids);
+  Graph::NodeId loss = out;
+  if (!scalar_output) {
+    g.Forward(feeds, {out}, mode);
+    feeds["target"] = Random(g.Value(out).shape(), 99);
+    loss = g.Add("loss", std::make_unique<MeanSquaredError>(), {out, g.Input("target")});
+  }
+  const GraphCheckReport report = CheckGraphGradients(g, feeds, loss, checked, mode);
+  EXPECT_FALSE(report.entries.empty());
+  for (const auto& e : report.entries) EXPECT_GT(e.grad_norm, 0) << e.name;
+  return report.max_rel_error;
+}
+
+TEST(OpsTest, LinearOnMatricesAndPoints) {
+  EXPECT_LE(CheckOp(std::make_unique<Linear>(3, 4, 1), {Random({5, 3}, 1)}), 1e-6);
+  EXPECT_LE(CheckOp(std::make_unique<Linear>(2, 3, 2), {Random({2, 4, 2}, 2)}), 1e-6);
+}
+
+TEST(OpsTest, LinearInitialisationIsSeeded) {
+  Linear a(4, 3, 7), b(4, 3, 7), c(4, 3, 8);
+  EXPECT_EQ(a.Parameters()[0]->value.values(), b.Parameters()[0]->value.values());
+  EXPECT_NE(a.Parameters()[0]->value.values(), c.Parameters()[0]->value.values());
+}
+
+TEST(OpsTest, Relu) {
+  Tensor x = Random({4, 5}, 3);
+  for (double& v : x.values()) v += v > 0 ? 0.1 : -0.1;  // keep away from the kink
+  EXPECT_LE(CheckOp(std::make_unique<Relu>(), {x}), 1e-6);
+}
+
+TEST(OpsTest, BatchNormTrainAndEval) {
+  EXPECT_LE(CheckOp(std::make_unique<BatchNorm>(3), {Random({6, 3}, 4, 2.0)}), 1e-6);
+  EXPECT_LE(CheckOp(std::make_unique<BatchNorm>(3), {Random({2, 4, 3}, 5)}), 1e-6);
+  EXPECT_LE(CheckOp(std::make_unique<BatchNorm>(3), {Random({6, 3}, 6)}, Mode::kEval), 1e-6);
+}
+
+TEST(OpsTest, BatchNormNormalisesInTraining) {
+  BatchNorm bn(2);
+  const Tensor x = Random({50, 2}, 7, 3.0);
+  const Tensor y = bn.Forward({&x}, Mode::kTrain);
+  for (int f = 0; f < 2; ++f) {
+    double mean = 0, var = 0;
+    for (int r = 0; r < 50; ++r) mean += y[r * 2 + f] / 50;
+    for (int r = 0; r < 50; ++r) var += (y[r * 2 + f] - mean) * (y[r * 2 + f] - mean) / 50;
+    EXPECT_NEAR(mean, 0, 1e-12);
+    EXPECT_NEAR(var, 1, 1e-3);
+  }
+}
+
+TEST(OpsTest, PoolingOverPoints) {
+  EXPECT_LE(CheckOp(std::make_unique<MaxOverPoints>(), {Random({2, 5, 3}, 8)}), 1e-6);
+  EXPECT_LE(CheckOp(std::make_unique<MeanOverPoints>(), {Random({2, 5, 3}, 9)}), 1e-6);
+  MaxOverPoints max;
+  const Tensor x({1, 3, 2}, {1, 5, 4, 2, 4, 5});  // ties: the first maximiser wins
+  const Tensor y = max.Forward({&x}, Mode::kEval);
+  EXPECT_EQ(y.values(), (std::vector<double>{4, 5}));
+  Tensor gx(x.shape());
+  max.Backward({&x}, y, Tensor({1, 2}, {1, 1}), {&gx});
+  EXPECT_EQ(gx.values(), (std::vector<double>{0, 1, 1, 0, 0, 0}));
+}
+
+TEST(OpsTest, ShapeOps) {
+  EXPECT_LE(CheckOp(std::make_unique<SwapLastAxes>(), {Random({2, 3, 4}, 10)}), 1e-6);
+  EXPECT_LE(CheckOp(std::make_unique<Reshape>(Shape{-1, 2}), {Random({2, 3, 4}, 11)}), 1e-6);
+  EXPECT_LE(CheckOp(std::make_unique<FlattenLeading>(), {Random({2, 3, 4}, 12)}), 1e-6);
+  EXPECT_LE(CheckOp(std::make_unique<Concat>(), {Random({2, 3, 4}, 13), Random({2, 3, 1}, 14)}), 1e-6);
+  SwapLastAxes swap;
+  const Tensor x({1, 2, 3}, {1, 2, 3, 4, 5, 6});
+  EXPECT_EQ(swap.Forward({&x}, Mode::kEval).values(), (std::vector<double>{1, 4, 2, 5, 3, 6}));
+  Reshape bad(Shape{-1, 4});
+  EXPECT_THROW(bad.Forward({&x}, Mode::kEval), InvalidInput);
+  Concat concat;
+  const Tensor z({2, 2}, 0.0);
+  EXPECT_THROW(concat.Forward({&x, &z}, Mode::kEval), InvalidInput);
+}
+
+TEST(OpsTest, Losses) {
+  const Tensor labels({4}, {0, 2, 1, 2});
+  EXPECT_LE(CheckOp(std::make_unique<SoftmaxCrossEntropy>(), {Random({4, 3}, 15), labels}, Mode::kTrain, true,
+                    {"in0"}),
+            1e-6);
+  EXPECT_LE(CheckOp(std::make_unique<MeanSquaredError>(), {Random({3, 2}, 16), Random({3, 2}, 17)}, Mode::kTrain,
+                    true),
+            1e-6);
+  SoftmaxCrossEntropy ce;
+  const Tensor z({1, 2}, {0.0, 0.0}), y({1}, {1});
+  EXPECT_NEAR(ce.Forward({&z, &y}, Mode::kEval)[0], std::log(2.0), 1e-15);
+  const Tensor bad({1}, {2});
+  EXPECT_THROW(ce.Forward({&z, &bad}, Mode::kEval), InvalidInput);
+}
+
+TEST(OpsTest, NodeLayerWrapsADeclarativeNode) {
+  EXPECT_LE(CheckOp(std::make_unique<NodeLayer>("graph_test_pseudo_huber_pool",
+                                                std::map<std::string, std::string>{{"alpha", "0.5"}}),
+                    {Random({3, 6}, 18)}),
+            1e-6);
+  EXPECT_THROW(NodeLayer("no_such_node", {}), InvalidInput);
+  EXPECT_THROW(NodeLayer("graph_test_pseudo_huber_pool", {{"alpha", "-1"}}), InvalidInput);
+  NodeLayerOptions options;
+  options.output = "z";
+  EXPECT_THROW(NodeLayer("graph_test_pseudo_huber_pool", {}, options), InvalidInput);
+}
+
+}  // namespace
+}  // namespace ddn::graph
