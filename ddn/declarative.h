@@ -45,6 +45,11 @@
 //   template <T> void Inequalities(const Args<T>&, const T* y, T* g) const;
 //   static constexpr bool kLinearConstraints = true;               skip the constraints' 2nd derivatives
 //   void InitialGuess(const ProblemData&, double* y) const;        start of the generic solve (default 0)
+//   ceres::Manifold* MakeManifold(const ProblemData&) const;       when a Ceres manifold expresses the
+//                                                                  equalities (e.g. ceres::SphereManifold):
+//                                                                  L-BFGS then runs on the manifold from an
+//                                                                  InitialGuess on it, and the equalities
+//                                                                  are used only to polish and differentiate
 //
 // The generic engine handles nodes with a single output y. Inputs marked non-differentiable are passed
 // to the objective as constants and get no gradient.
@@ -61,6 +66,7 @@
 #include <ceres/gradient_problem.h>
 #include <ceres/gradient_problem_solver.h>
 #include <ceres/jet.h>
+#include <ceres/manifold.h>
 
 #include <Eigen/Dense>
 #include <algorithm>
@@ -182,6 +188,7 @@ class DeclarativeNode : public Node {
   template <typename T>
   void Inequalities(const Args<T>&, const T*, T*) const {}
   void InitialGuess(const ProblemData& p, double* y) const { std::fill(y, y + p.OutputSize(0), 0.0); }
+  ceres::Manifold* MakeManifold(const ProblemData&) const { return nullptr; }
 
   const GenericSolverOptions& generic_options() const { return generic_options_; }
   GenericSolverOptions* mutable_generic_options() { return &generic_options_; }
@@ -669,7 +676,7 @@ template <class Derived>
 void DeclarativeNode<Derived>::GenericSolve(const ProblemData& p, ProblemStatus* s) const {
   const internal::Layout L = MakeLayout(p);
   const GenericSolverOptions& o = generic_options_;
-  const int m = L.m, nc = L.p + L.q;
+  const int m = L.m;
   double* y = p.outputs[0];
   derived().InitialGuess(p, y);
 
@@ -680,6 +687,7 @@ void DeclarativeNode<Derived>::GenericSolve(const ProblemData& p, ProblemStatus*
     const internal::Layout* layout;
     Eigen::VectorXd lambda, mu;
     double rho = 10.0;
+    bool equalities_on_manifold = false;  // the manifold keeps h = 0: no penalty for them
     bool Evaluate(const double* yy, double* cost, double* gradient) const override {
       Eigen::VectorXd g;
       *cost = node->ObjectiveDerivatives(*problem, *layout, yy, gradient ? &g : nullptr, nullptr, nullptr);
@@ -689,7 +697,7 @@ void DeclarativeNode<Derived>::GenericSolve(const ProblemData& p, ProblemStatus*
         Eigen::MatrixXd Ay;
         node->ConstraintDerivatives(*problem, *layout, yy, &c, gradient ? &Ay : nullptr, nullptr);
         Eigen::VectorXd weight = Eigen::VectorXd::Zero(ncc);
-        for (int i = 0; i < layout->p; ++i) {
+        for (int i = 0; i < layout->p && !equalities_on_manifold; ++i) {
           *cost += lambda[i] * c[i] + 0.5 * rho * c[i] * c[i];
           weight[i] = lambda[i] + rho * c[i];
         }
@@ -711,7 +719,10 @@ void DeclarativeNode<Derived>::GenericSolve(const ProblemData& p, ProblemStatus*
   fn->layout = &L;
   fn->lambda = Eigen::VectorXd::Zero(L.p);
   fn->mu = Eigen::VectorXd::Zero(L.q);
-  ceres::GradientProblem problem(fn);  // takes ownership
+  ceres::Manifold* manifold = derived().MakeManifold(p);
+  fn->equalities_on_manifold = manifold != nullptr;
+  // GradientProblem takes ownership of the function and the manifold.
+  ceres::GradientProblem problem = manifold ? ceres::GradientProblem(fn, manifold) : ceres::GradientProblem(fn);
   ceres::GradientProblemSolver::Options options;
   options.max_num_iterations = o.max_lbfgs_iterations;
   options.function_tolerance = 1e-16;
@@ -721,19 +732,20 @@ void DeclarativeNode<Derived>::GenericSolve(const ProblemData& p, ProblemStatus*
   ceres::GradientProblemSolver::Summary summary;
   int iterations = 0;
   double violation = 0;
-  for (int outer = 0; outer < (nc > 0 ? o.max_outer_iterations : 1); ++outer) {
+  const bool penalised = L.q > 0 || (L.p > 0 && !manifold);
+  for (int outer = 0; outer < (penalised ? o.max_outer_iterations : 1); ++outer) {
     ceres::Solve(options, problem, y, &summary);
     iterations += static_cast<int>(summary.iterations.size());
     if (!std::isfinite(summary.final_cost)) {
       throw NumericalFailure("node '" + name() + "': the Ceres solve diverged (" + summary.message + ")");
     }
-    if (nc == 0) break;
+    if (!penalised) break;
     Eigen::VectorXd c;
     ConstraintDerivatives(p, L, y, &c, nullptr, nullptr);
     double new_violation = 0;
-    for (int i = 0; i < L.p; ++i) new_violation = std::max(new_violation, std::abs(c[i]));
+    for (int i = 0; i < L.p && !manifold; ++i) new_violation = std::max(new_violation, std::abs(c[i]));
     for (int k = 0; k < L.q; ++k) new_violation = std::max(new_violation, c[L.p + k]);
-    for (int i = 0; i < L.p; ++i) fn->lambda[i] += fn->rho * c[i];
+    for (int i = 0; i < L.p && !manifold; ++i) fn->lambda[i] += fn->rho * c[i];
     for (int k = 0; k < L.q; ++k) fn->mu[k] = std::max(0.0, fn->mu[k] + fn->rho * c[L.p + k]);
     if (new_violation <= o.feasibility_tolerance) {
       violation = new_violation;

@@ -12,6 +12,8 @@
 
 #include <cmath>
 
+#include <ceres/sphere_manifold.h>
+
 #include "ddn/declarative.h"
 
 namespace ddn::examples {
@@ -77,11 +79,29 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
   static NodeSpec Spec() {
     return {"sphere_projection",
             "Euclidean projection onto the sphere ‖y‖ = r (equality constraint, generic engine)",
-            {{"radius", "float", "1", "sphere radius r > 0"}},
+            {{"radius", "float", "1", "sphere radius r > 0"},
+             {"manifold", "bool", "true", "solve on ceres::SphereManifold (false: augmented Lagrangian)"}},
             {{"x", {"D"}, "point to project"}},
             {{"y", {"D"}, "closest point of the sphere"}}};
   }
-  explicit SphereProjection(const Params& p) : radius_(p.RequirePositive("radius")) {}
+  explicit SphereProjection(const Params& p)
+      : radius_(p.RequirePositive("radius")), use_manifold_(p.GetBool("manifold")) {}
+  // Start on the sphere, at the radial projection's direction perturbed so that the solve has work to do.
+  void InitialGuess(const ProblemData& p, double* y) const {
+    const int64_t d = p.InputSize(0);
+    double norm = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      y[k] = p.inputs[0][k] + (k == 0 ? 0.3 : 0.0);
+      norm += y[k] * y[k];
+    }
+    norm = std::sqrt(norm);
+    for (int64_t k = 0; k < d; ++k) y[k] *= norm > 0 ? radius_ / norm : 0.0;
+    if (norm == 0) y[0] = radius_;
+  }
+  // ‖y‖ = r is a Ceres manifold: L-BFGS runs on it (the augmented Lagrangian is used when manifold=false).
+  ceres::Manifold* MakeManifold(const ProblemData& p) const {
+    return use_manifold_ ? new ceres::SphereManifold<ceres::DYNAMIC>(static_cast<int>(p.InputSize(0))) : nullptr;
+  }
   int NumEqualities(const ProblemData&) const { return 1; }
   template <typename T>
   void Equalities(const Args<T>& in, const T* y, T* h) const {
@@ -97,6 +117,7 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
 
  private:
   double radius_;
+  bool use_manifold_;
 };
 DDN_REGISTER_NODE(SphereProjection);
 

@@ -109,9 +109,11 @@ TEST(Batch, ResultsIdenticalWhateverTheThreadCount) {
 }
 
 // ---- sphere_projection (equality) -----------------------------------------------------------------
-TEST(SphereProjection, ClosedFormForwardAndJacobian) {
+class SphereProjectionTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(SphereProjectionTest, ClosedFormForwardAndJacobian) {
   const double r = 1.5;
-  auto node = MakeNode("sphere_projection", {{"radius", "1.5"}});
+  auto node = MakeNode("sphere_projection", {{"radius", "1.5"}, {"manifold", GetParam()}});
   TensorMap in{{"x", Random({4, 5}, 3)}};
   const ForwardResult fwd = Forward(*node, in);
   for (int b = 0; b < 4; ++b) {
@@ -132,6 +134,8 @@ TEST(SphereProjection, ClosedFormForwardAndJacobian) {
   }
   ExpectGradientsPass(*node);
 }
+
+INSTANTIATE_TEST_SUITE_P(ManifoldAndAugmentedLagrangian, SphereProjectionTest, ::testing::Values("true", "false"));
 
 TEST(SphereProjection, OriginIsRejected) {
   auto node = MakeNode("sphere_projection");
