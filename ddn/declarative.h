@@ -755,6 +755,12 @@ void DeclarativeNode<Derived>::GenericSolve(const ProblemData& p, ProblemStatus*
     violation = new_violation;
   }
 
+  if (penalised && violation > 1e-6) {
+    throw NumericalFailure("node '" + name() + "': the constraints could not be satisfied (max violation " +
+                           FormatDouble(violation) + " after " + std::to_string(iterations) +
+                           " iterations): the problem looks infeasible");
+  }
+
   // Newton polish on the identified active set; drop constraints with wrong-signed multipliers.
   std::vector<int> working;
   Eigen::VectorXd nu;

@@ -203,3 +203,41 @@ TEST(Registry, UnknownNodeNamesTheKnownOnes) {
 
 }  // namespace
 }  // namespace ddn
+
+// ---- a test-only node with contradictory constraints --------------------------------------------------
+#include "ddn/declarative.h"
+
+namespace ddn {
+namespace {
+
+class Contradiction : public DeclarativeNode<Contradiction> {
+ public:
+  static NodeSpec Spec() {
+    return {"test_contradiction", "y ≤ x − 1 and y ≥ x + 1: infeasible", {}, {{"x", {}, "x"}}, {{"y", {}, "y"}}};
+  }
+  explicit Contradiction(const Params&) {}
+  template <typename T>
+  T Objective(const Args<T>&, const T* y) const {
+    return y[0] * y[0];
+  }
+  int NumInequalities(const ProblemData&) const { return 2; }
+  template <typename T>
+  void Inequalities(const Args<T>& in, const T* y, T* g) const {
+    g[0] = y[0] - in[0][0] + Constant<T>(1.0);
+    g[1] = in[0][0] + Constant<T>(1.0) - y[0];
+  }
+};
+
+TEST(GenericSolve, InfeasibleProblemIsANamedNumericalFailure) {
+  Contradiction node{Params("test_contradiction", {}, {})};
+  try {
+    Forward(node, {{"x", Tensor({2}, {0.0, 3.0})}});
+    FAIL() << "expected NumericalFailure";
+  } catch (const NumericalFailure& e) {
+    EXPECT_NE(std::string(e.what()).find("infeasible"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("batch element 0"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ddn
