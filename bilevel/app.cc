@@ -1,0 +1,409 @@
+#include "bilevel/app.h"
+
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <iomanip>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "bilevel/bilevel.h"
+#include "bilevel/csv.h"
+#include "bilevel/plot.h"
+#include "bilevel/tabular.h"
+#include "bilevel/tv_denoise.h"
+#include "ddn/error.h"
+
+namespace ddn::bilevel {
+namespace {
+
+namespace po = boost::program_options;
+using Json = nlohmann::ordered_json;
+
+struct Settings {
+  std::string problem;
+  std::string train, val, target, dataset, data_dir;
+  bool per_feature = false;
+  int grid = 0;
+  std::string plot;
+  int max_iterations = 100;
+  double init = 0;
+  double ridge = 0;
+  bool quiet = false;
+  // tv-denoise
+  std::string train_image, val_images, output;
+  double noise = 0.1, epsilon = 0.01;
+  uint64_t seed = 1;
+  int size = 0;
+};
+
+std::string Join(const std::string& dir, const std::string& name) { return (std::filesystem::path(dir) / name).string(); }
+
+Json ThetaJson(const Problem& problem, const Eigen::VectorXd& theta) {
+  const auto names = problem.HyperparameterNames();
+  Json j = Json::object();
+  const auto* ridge = dynamic_cast<const RidgeProblem*>(&problem);
+  if (ridge && ridge->per_feature()) {
+    Json per = Json::object();
+    for (size_t k = 0; k < names.size(); ++k) per[ridge->feature_names()[k]] = theta[static_cast<Eigen::Index>(k)];
+    j["lambda"] = per;
+    return j;
+  }
+  for (size_t k = 0; k < names.size(); ++k) j[names[k]] = theta[static_cast<Eigen::Index>(k)];
+  return j;
+}
+
+Json HistoryJson(const Problem& problem, const OptimizeResult& r, const std::string& phase, int solves_before) {
+  Json h = Json::array();
+  for (const auto& rec : r.history) {
+    Json e;
+    if (!phase.empty()) e["phase"] = phase;
+    e["iteration"] = rec.iteration;
+    e["hyperparameters"] = ThetaJson(problem, rec.theta);
+    e["outer_loss"] = rec.loss;
+    e["gradient_norm"] = rec.grad_norm;
+    e["inner_solves"] = solves_before + rec.inner_solves;
+    h.push_back(e);
+  }
+  return h;
+}
+
+Json ModelJson(const LinearModel& m) {
+  Json weights = Json::object();
+  const bool multi = m.weights.cols() > 1;
+  for (size_t j = 0; j < m.feature_names.size(); ++j) {
+    const Eigen::Index r = static_cast<Eigen::Index>(j);
+    if (multi) {
+      std::vector<double> per(m.weights.cols());
+      for (Eigen::Index k = 0; k < m.weights.cols(); ++k) per[k] = m.weights(r, k);
+      weights[m.feature_names[j]] = per;
+    } else {
+      weights[m.feature_names[j]] = m.weights(r, 0);
+    }
+  }
+  Json s;
+  s["weights"] = weights;
+  if (multi) {
+    s["intercept"] = std::vector<double>(m.intercept.data(), m.intercept.data() + m.intercept.size());
+  } else {
+    s["intercept"] = m.intercept[0];
+  }
+  if (!m.classes.empty()) s["classes"] = m.classes;
+  return s;
+}
+
+Json GridJson(const GridResult& g, const std::string& name) {
+  Json j;
+  j["points"] = g.values.size();
+  j["range"] = {g.values.front(), g.values.back()};
+  j["hyperparameters"] = {{name, g.best_value}};
+  j["outer_loss"] = g.best_loss;
+  j["inner_solves"] = g.inner_solves;
+  j["seconds"] = g.seconds;
+  return j;
+}
+
+OptimizerOptions MakeOptions(const Settings& s, const Problem& problem, std::ostream& err) {
+  OptimizerOptions o;
+  o.max_iterations = s.max_iterations;
+  if (!s.quiet) {
+    const auto names = problem.HyperparameterNames();
+    o.on_iterate = [&err, names](int it, const Evaluation& e, int solves) {
+      std::ostringstream line;
+      line << "  iter " << std::setw(3) << it << "  loss " << std::setprecision(10) << e.loss;
+      if (e.theta.size() == 1) {
+        line << "  " << names[0] << " " << std::setprecision(6) << e.theta[0];
+      } else {
+        line << "  " << names.size() << " hyperparameters in [" << std::setprecision(3) << e.theta.minCoeff() << ", "
+             << e.theta.maxCoeff() << "]";
+      }
+      line << "  |dL/dlog(theta)| " << std::setprecision(3) << e.grad_log.lpNorm<Eigen::Infinity>() << "  inner solves "
+           << solves << "\n";
+      err << line.str() << std::flush;
+    };
+  }
+  return o;
+}
+
+void Progress(const Settings& s, std::ostream& err, const std::string& text) {
+  if (!s.quiet) err << "ddn bilevel " << s.problem << ": " << text << "\n" << std::flush;
+}
+
+PlotCurve CurveFor(Problem* problem, const GridResult* grid) {
+  PlotCurve c;
+  if (grid) {
+    c.values = grid->values;
+    c.losses = grid->losses;
+    return c;
+  }
+  const GridResult g = GridSearch(problem, 60);
+  c.values = g.values;
+  c.losses = g.losses;
+  return c;
+}
+
+int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
+  Dataset train = SplitTarget(ReadCsv(s.train), s.target);
+  Dataset val = SplitTarget(ReadCsv(s.val), s.target);
+  AlignColumns(train, &val);
+  Progress(s, err, "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
+                       std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
+                       std::to_string(train.feature_names.size()) + " features");
+  std::unique_ptr<TabularProblem> problem;
+  if (s.problem == "ridge") {
+    problem = std::make_unique<RidgeProblem>(train, val, false);
+  } else if (s.problem == "logistic") {
+    problem = std::make_unique<LogisticProblem>(train, val);
+  } else {
+    problem = std::make_unique<RobustRegressionProblem>(train, val, s.ridge);
+  }
+  Eigen::VectorXd theta0;
+  if (s.init > 0) theta0 = Eigen::VectorXd::Constant(1, s.init);
+
+  const auto start = std::chrono::steady_clock::now();
+  OptimizeResult r = Optimize(problem.get(), MakeOptions(s, *problem, err), theta0);
+  Json history = HistoryJson(*problem, r, s.per_feature ? "single" : "", 0);
+  int inner_solves = r.inner_solves;
+  std::vector<IterationRecord> plot_history = r.history;
+  Problem* answer_problem = problem.get();
+  std::unique_ptr<RidgeProblem> per_feature;
+  if (s.per_feature) {
+    Progress(s, err, "per-feature weights, starting from the single lambda " + std::to_string(r.theta[0]));
+    per_feature = std::make_unique<RidgeProblem>(train, val, true);
+    const Eigen::VectorXd start_theta = Eigen::VectorXd::Constant(per_feature->NumHyperparameters(), r.theta[0]);
+    OptimizeResult rp = Optimize(per_feature.get(), MakeOptions(s, *per_feature, err), start_theta);
+    for (auto& e : HistoryJson(*per_feature, rp, "per_feature", inner_solves)) history.push_back(e);
+    for (auto rec : rp.history) {
+      rec.iteration += r.history.back().iteration;
+      plot_history.push_back(rec);
+    }
+    inner_solves += rp.inner_solves;
+    r = rp;
+    answer_problem = per_feature.get();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto* tab = static_cast<TabularProblem*>(answer_problem);
+
+  Json j;
+  j["problem"] = s.problem;
+  j["hyperparameters"] = ThetaJson(*answer_problem, r.theta);
+  j["outer_loss"] = r.loss;
+  j["loss"] = tab->LossName();
+  j["solution"] = ModelJson(tab->Model());
+  if (auto* logistic = dynamic_cast<LogisticProblem*>(answer_problem)) {
+    j["val_accuracy"] = logistic->ValidationAccuracy();
+    j["classes"] = logistic->num_classes();
+  }
+  j["history"] = history;
+  j["inner_solves"] = inner_solves;
+  j["iterations"] = static_cast<int>(plot_history.size()) - 1;
+  j["stop_reason"] = r.stop_reason;
+  j["seconds"] = seconds;
+  j["data"] = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
+               {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
+  if (!r.status.ok()) j["status"] = r.status.note;
+
+  std::unique_ptr<GridResult> grid;
+  if (s.grid > 0) {
+    Progress(s, err, "grid search, " + std::to_string(s.grid) + " points");
+    grid = std::make_unique<GridResult>(GridSearch(problem.get(), s.grid));
+    j["grid"] = GridJson(*grid, "lambda" == problem->HyperparameterNames()[0] ? "lambda" : problem->HyperparameterNames()[0]);
+  }
+  if (!s.plot.empty()) {
+    std::unique_ptr<PlotCurve> curve;
+    if (problem->NumHyperparameters() == 1) curve = std::make_unique<PlotCurve>(CurveFor(problem.get(), grid.get()));
+    PlotOptimization(plot_history, curve.get(), "ddn bilevel " + s.problem + (s.per_feature ? " --per-feature" : ""),
+                     tab->LossName(), problem->HyperparameterNames()[0], s.plot);
+    Progress(s, err, "plot written to " + s.plot);
+  }
+  Progress(s, err, "done: " + tab->LossName() + " " + std::to_string(r.loss) + " after " + std::to_string(inner_solves) +
+                       " inner solves (" + r.stop_reason + ")");
+  out << j.dump(2) << "\n";
+  return 0;
+}
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> items;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
+  if (!(s.noise > 0)) throw InvalidInput("--noise must be > 0");
+  const Image clean = LoadImage(s.train_image, s.size);
+  const Image noisy = AddNoise(clean, s.noise, s.seed);
+  Progress(s, err, "train image " + s.train_image + " (" + std::to_string(clean.cols) + "x" + std::to_string(clean.rows) +
+                       "), noise sigma " + std::to_string(s.noise) + ", seed " + std::to_string(s.seed));
+  std::vector<Image> val_clean;
+  for (const auto& path : SplitList(s.val_images)) val_clean.push_back(LoadImage(path, s.size));
+
+  TvDenoiseProblem problem(clean, noisy, s.epsilon);
+  Eigen::VectorXd theta0;
+  if (s.init > 0) theta0 = Eigen::VectorXd::Constant(1, s.init);
+  OptimizeResult r = Optimize(&problem, MakeOptions(s, problem, err), theta0);
+  const Image denoised = problem.Denoised();
+  if (!s.output.empty()) SaveImage(denoised, s.output);
+
+  Json j;
+  j["problem"] = s.problem;
+  j["hyperparameters"] = {{"lambda", r.theta[0]}};
+  j["outer_loss"] = r.loss;
+  j["loss"] = "train_image_mse";
+  j["solution"] = {{"image", s.train_image}, {"rows", clean.rows}, {"cols", clean.cols}, {"noise", s.noise},
+                   {"seed", s.seed}, {"epsilon", s.epsilon}, {"mse_noisy", MeanSquaredError(noisy, clean)},
+                   {"mse_denoised", MeanSquaredError(denoised, clean)}, {"psnr_noisy", Psnr(noisy, clean)},
+                   {"psnr_denoised", Psnr(denoised, clean)}};
+  j["history"] = HistoryJson(problem, r, "", 0);
+  j["inner_solves"] = r.inner_solves;
+  j["iterations"] = r.iterations;
+  j["stop_reason"] = r.stop_reason;
+  j["seconds"] = r.seconds;
+  Json validation = Json::array();
+  int extra_solves = 0;
+  for (size_t k = 0; k < val_clean.size(); ++k) {
+    const Image vn = AddNoise(val_clean[k], s.noise, s.seed + 1 + k);
+    TvDenoiseProblem vp(val_clean[k], vn, s.epsilon);
+    ProblemStatus status;
+    vp.SolveInner(r.theta, &status);
+    ++extra_solves;
+    const Image vd = vp.Denoised();
+    validation.push_back({{"image", val_clean[k].name}, {"rows", vn.rows}, {"cols", vn.cols}, {"seed", s.seed + 1 + k},
+                          {"mse_noisy", MeanSquaredError(vn, val_clean[k])},
+                          {"mse_denoised", MeanSquaredError(vd, val_clean[k])}, {"psnr_noisy", Psnr(vn, val_clean[k])},
+                          {"psnr_denoised", Psnr(vd, val_clean[k])}});
+    Progress(s, err, "validation " + val_clean[k].name + ": PSNR " + std::to_string(Psnr(vn, val_clean[k])) + " dB -> " +
+                         std::to_string(Psnr(vd, val_clean[k])) + " dB");
+  }
+  j["validation"] = validation;
+  j["validation_inner_solves"] = extra_solves;
+  std::unique_ptr<GridResult> grid;
+  if (s.grid > 0) {
+    Progress(s, err, "grid search, " + std::to_string(s.grid) + " points");
+    grid = std::make_unique<GridResult>(GridSearch(&problem, s.grid));
+    j["grid"] = GridJson(*grid, "lambda");
+  }
+  if (!s.plot.empty()) {
+    const PlotCurve curve = CurveFor(&problem, grid.get());
+    PlotOptimization(r.history, &curve, "ddn bilevel tv-denoise (" + clean.name + ")", "train image MSE", "lambda",
+                     s.plot);
+    Progress(s, err, "plot written to " + s.plot);
+  }
+  Progress(s, err, "done: lambda " + std::to_string(r.theta[0]) + ", MSE " + std::to_string(r.loss) + " after " +
+                       std::to_string(r.inner_solves) + " inner solves (" + r.stop_reason + ")");
+  out << j.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+std::string DefaultDataDir() {
+  if (const char* env = std::getenv("DDN_DATA_DIR"); env && *env) return env;
+#ifdef DDN_BILEVEL_DATA_DIR
+  if (std::filesystem::is_directory(DDN_BILEVEL_DATA_DIR)) return DDN_BILEVEL_DATA_DIR;
+#endif
+  return "datasets";
+}
+
+int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  Settings s;
+  po::options_description visible(
+      "Usage: ddn bilevel ridge|logistic|tv-denoise|robust-regression [options]\n\n"
+      "Bi-level hyperparameter optimisation: the hyperparameters minimise a validation loss of the inner\n"
+      "problem's solution; the hypergradient comes from the inner optimality conditions (implicit function\n"
+      "theorem), the outer optimiser is L-BFGS on log-hyperparameters. JSON result on stdout, progress on\n"
+      "stderr. Without --train/--val, tabular problems use the shipped data in <data-dir>/tabular:\n"
+      "ridge and robust-regression: diabetes (target progression); logistic: breast_cancer (target benign);\n"
+      "--dataset digits for 10-class (multinomial) logistic regression.\n\nOptions");
+  visible.add_options()
+      ("help,h", "show this help")
+      ("train", po::value(&s.train), "training CSV (header row; features = all columns but --target)")
+      ("val", po::value(&s.val), "validation CSV (same columns)")
+      ("target", po::value(&s.target), "target column")
+      ("dataset", po::value(&s.dataset), "shipped data set instead of --train/--val: diabetes, breast_cancer, digits")
+      ("data-dir", po::value(&s.data_dir), "folder with tabular/ and images/ (default: $DDN_DATA_DIR or the source tree's datasets/)")
+      ("per-feature", po::bool_switch(&s.per_feature), "ridge: one lambda per feature (started from the best single lambda)")
+      ("grid", po::value(&s.grid)->default_value(0), "also run a grid search over N log-spaced values and report both")
+      ("plot", po::value(&s.plot), "write a PNG of the outer loss over the iterations (and over the hyperparameter)")
+      ("max-iterations", po::value(&s.max_iterations)->default_value(100), "outer L-BFGS iterations")
+      ("init", po::value(&s.init)->default_value(0), "starting value of the hyperparameter (0: the problem's default)")
+      ("ridge", po::value(&s.ridge)->default_value(0.0), "robust-regression: fixed L2 weight on the coefficients")
+      ("train-image", po::value(&s.train_image), "tv-denoise: image to learn lambda on (default images/camera.png)")
+      ("val-images", po::value(&s.val_images), "tv-denoise: comma-separated validation images (default images/coins.png,images/moon.png)")
+      ("noise", po::value(&s.noise)->default_value(0.1), "tv-denoise: Gaussian noise sigma (intensities in [0, 1])")
+      ("seed", po::value(&s.seed)->default_value(1), "tv-denoise: noise seed (validation image k uses seed + k)")
+      ("epsilon", po::value(&s.epsilon)->default_value(0.01), "tv-denoise: TV smoothing epsilon")
+      ("size", po::value(&s.size)->default_value(0), "tv-denoise: downsample images to this longer side (0: as is)")
+      ("output", po::value(&s.output), "tv-denoise: write the denoised training image (PNG)")
+      ("quiet,q", po::bool_switch(&s.quiet), "no progress on stderr");
+  po::options_description hidden;
+  hidden.add_options()("problem", po::value(&s.problem));
+  po::options_description all;
+  all.add(visible).add(hidden);
+  po::positional_options_description positional;
+  positional.add("problem", 1);
+  try {
+    po::variables_map vm;
+    po::store(po::command_line_parser(argc - 1, argv + 1).options(all).positional(positional).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      out << visible << "\n";
+      return 0;
+    }
+    if (s.problem.empty()) throw InvalidInput("missing problem: ridge, logistic, tv-denoise or robust-regression");
+    const bool tabular = s.problem == "ridge" || s.problem == "logistic" || s.problem == "robust-regression";
+    if (!tabular && s.problem != "tv-denoise") {
+      throw InvalidInput("unknown problem '" + s.problem + "' (ridge, logistic, tv-denoise, robust-regression)");
+    }
+    if (s.per_feature && s.problem != "ridge") throw InvalidInput("--per-feature applies to ridge only");
+    if (s.grid < 0) throw InvalidInput("--grid must be >= 0");
+    if (s.max_iterations < 0) throw InvalidInput("--max-iterations must be >= 0");
+    if (s.init < 0) throw InvalidInput("--init must be > 0");
+    const std::string dir = s.data_dir.empty() ? DefaultDataDir() : s.data_dir;
+    if (tabular) {
+      if (s.train.empty() != s.val.empty()) throw InvalidInput("give both --train and --val, or neither");
+      if (s.train.empty()) {
+        std::string name = s.dataset;
+        if (name.empty()) name = s.problem == "logistic" ? "breast_cancer" : "diabetes";
+        std::string target;
+        if (name == "diabetes") target = "progression";
+        else if (name == "breast_cancer") target = "benign";
+        else if (name == "digits") target = "digit";
+        else throw InvalidInput("unknown --dataset '" + name + "' (diabetes, breast_cancer, digits)");
+        s.train = Join(Join(dir, "tabular"), name + "_train.csv");
+        s.val = Join(Join(dir, "tabular"), name + "_val.csv");
+        if (s.target.empty()) s.target = target;
+      } else if (!s.dataset.empty()) {
+        throw InvalidInput("--dataset and --train/--val exclude each other");
+      }
+      if (s.target.empty()) throw InvalidInput("--target is required with --train/--val");
+      return RunTabular(s, out, err);
+    }
+    if (s.train_image.empty()) s.train_image = Join(Join(dir, "images"), "camera.png");
+    if (s.val_images.empty()) {
+      s.val_images = Join(Join(dir, "images"), "coins.png") + "," + Join(Join(dir, "images"), "moon.png");
+    }
+    return RunTvDenoise(s, out, err);
+  } catch (const po::error& e) {
+    err << "ddn bilevel: " << e.what() << " (see ddn bilevel --help)\n";
+    return 2;
+  } catch (const InvalidInput& e) {
+    err << "ddn bilevel: " << e.what() << "\n";
+    return 2;
+  } catch (const NumericalFailure& e) {
+    err << "ddn bilevel: numerical failure: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    err << "ddn bilevel: numerical failure: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace ddn::bilevel

@@ -1,0 +1,202 @@
+#include "bilevel/bilevel.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <limits>
+
+#include "ddn/error.h"
+
+namespace ddn::bilevel {
+
+Eigen::VectorXd Problem::HypergradientVjp(const Eigen::VectorXd& v, ProblemStatus* status) const {
+  return ImplicitVjp(InnerBlocks(), v, status);
+}
+
+Evaluation Evaluate(Problem* problem, const Eigen::VectorXd& theta, bool with_gradient) {
+  Evaluation e;
+  e.theta = theta;
+  if (theta.size() != problem->NumHyperparameters()) {
+    throw InvalidInput(problem->name() + ": expected " + std::to_string(problem->NumHyperparameters()) +
+                       " hyperparameters, got " + std::to_string(theta.size()));
+  }
+  for (Eigen::Index k = 0; k < theta.size(); ++k) {
+    if (!(theta[k] > 0) || !std::isfinite(theta[k])) {
+      throw InvalidInput(problem->name() + ": hyperparameter " + problem->HyperparameterNames()[k] +
+                         " must be positive and finite");
+    }
+  }
+  problem->SolveInner(theta, &e.status);
+  if (!with_gradient) {
+    e.loss = problem->OuterLoss(nullptr);
+    return e;
+  }
+  Eigen::VectorXd v;
+  e.loss = problem->OuterLoss(&v);
+  e.grad_theta = problem->HypergradientVjp(v, &e.status);
+  e.grad_log = e.grad_theta.cwiseProduct(theta);
+  if (!std::isfinite(e.loss) || !e.grad_log.allFinite()) {
+    throw NumericalFailure(problem->name() + ": non-finite outer loss or hypergradient");
+  }
+  return e;
+}
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The gradient with coordinates frozen at a bound (pointing outwards) set to zero.
+Eigen::VectorXd Projected(const Eigen::VectorXd& x, const Eigen::VectorXd& g, const Eigen::VectorXd& lo,
+                          const Eigen::VectorXd& hi) {
+  Eigen::VectorXd p = g;
+  for (Eigen::Index k = 0; k < x.size(); ++k) {
+    if ((x[k] <= lo[k] && g[k] > 0) || (x[k] >= hi[k] && g[k] < 0)) p[k] = 0;
+  }
+  return p;
+}
+
+}  // namespace
+
+OptimizeResult Optimize(Problem* problem, const OptimizerOptions& options, const Eigen::VectorXd& theta0_in) {
+  const auto start = std::chrono::steady_clock::now();
+  const Eigen::VectorXd lo = problem->LowerBounds().array().log();
+  const Eigen::VectorXd hi = problem->UpperBounds().array().log();
+  const Eigen::VectorXd theta0 = theta0_in.size() ? theta0_in : problem->InitialHyperparameters();
+  Eigen::VectorXd x = theta0.array().log().matrix().cwiseMax(lo).cwiseMin(hi);
+
+  OptimizeResult r;
+  Evaluation cur = Evaluate(problem, x.array().exp().matrix());
+  r.inner_solves = 1;
+  auto record = [&](int it, const Evaluation& e) {
+    IterationRecord rec;
+    rec.iteration = it;
+    rec.theta = e.theta;
+    rec.loss = e.loss;
+    rec.grad_norm = Projected(x, e.grad_log, lo, hi).lpNorm<Eigen::Infinity>();
+    rec.inner_solves = r.inner_solves;
+    r.history.push_back(rec);
+    if (options.on_iterate) options.on_iterate(it, e, r.inner_solves);
+  };
+  record(0, cur);
+
+  std::deque<std::pair<Eigen::VectorXd, Eigen::VectorXd>> pairs;  // (s, y)
+  r.stop_reason = "max iterations";
+  int it = 0;
+  for (it = 1; it <= options.max_iterations; ++it) {
+    const Eigen::VectorXd pg = Projected(x, cur.grad_log, lo, hi);
+    if (pg.lpNorm<Eigen::Infinity>() <= options.gradient_tolerance * std::max(std::abs(cur.loss), 1e-12)) {
+      r.stop_reason = "gradient";
+      break;
+    }
+    // Two-loop recursion on the free coordinates.
+    Eigen::VectorXd q = pg;
+    std::vector<double> alpha(pairs.size());
+    for (int i = static_cast<int>(pairs.size()) - 1; i >= 0; --i) {
+      const auto& [s, y] = pairs[i];
+      alpha[i] = s.dot(q) / y.dot(s);
+      q -= alpha[i] * y;
+    }
+    if (!pairs.empty()) {
+      const auto& [s, y] = pairs.back();
+      q *= s.dot(y) / y.dot(y);
+    }
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      const auto& [s, y] = pairs[i];
+      const double beta = y.dot(q) / y.dot(s);
+      q += (alpha[i] - beta) * s;
+    }
+    Eigen::VectorXd d = -q;
+    for (Eigen::Index k = 0; k < d.size(); ++k) {
+      if (pg[k] == 0) d[k] = 0;
+    }
+    if (d.dot(pg) >= 0) {  // not a descent direction: restart from steepest descent
+      pairs.clear();
+      d = -pg;
+    }
+    if (pairs.empty()) d *= 1.0 / std::max(d.lpNorm<Eigen::Infinity>(), 1e-300);  // first step: unit in log θ
+    const double dmax = d.lpNorm<Eigen::Infinity>();
+    if (dmax > options.max_step) d *= options.max_step / dmax;
+
+    // Backtracking Armijo line search along the projected path.
+    double t = 1.0;
+    bool accepted = false;
+    Eigen::VectorXd x_new;
+    Evaluation next;
+    for (int b = 0; b <= options.max_backtracks; ++b, t *= 0.5) {
+      x_new = (x + t * d).cwiseMax(lo).cwiseMin(hi);
+      if ((x_new - x).lpNorm<Eigen::Infinity>() == 0) break;
+      next = Evaluate(problem, x_new.array().exp().matrix());
+      ++r.inner_solves;
+      if (next.loss <= cur.loss + options.armijo * cur.grad_log.dot(x_new - x)) {
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted) {
+      r.stop_reason = "line search";
+      // Leave the problem solved at the current answer.
+      cur = Evaluate(problem, x.array().exp().matrix());
+      ++r.inner_solves;
+      break;
+    }
+    const Eigen::VectorXd s = x_new - x, y = next.grad_log - cur.grad_log;
+    if (s.dot(y) > 1e-12 * s.norm() * y.norm()) {
+      pairs.emplace_back(s, y);
+      if (static_cast<int>(pairs.size()) > options.memory) pairs.pop_front();
+    }
+    const double previous = cur.loss;
+    x = x_new;
+    cur = next;
+    record(it, cur);
+    if (std::abs(previous - cur.loss) <= options.loss_tolerance * std::max(std::abs(cur.loss), 1e-300)) {
+      r.stop_reason = "loss change";
+      ++it;
+      break;
+    }
+    if (s.lpNorm<Eigen::Infinity>() <= options.step_tolerance) {
+      r.stop_reason = "step";
+      ++it;
+      break;
+    }
+  }
+  r.iterations = it - 1;
+  r.theta = cur.theta;
+  r.loss = cur.loss;
+  r.grad_log = cur.grad_log;
+  r.status = cur.status;
+  r.seconds = Seconds(start);
+  return r;
+}
+
+GridResult GridSearch(Problem* problem, int points, double lo, double hi) {
+  if (points < 1) throw InvalidInput(problem->name() + ": grid needs at least 1 point");
+  const auto start = std::chrono::steady_clock::now();
+  if (lo <= 0 || hi <= 0) {
+    lo = problem->LowerBounds().maxCoeff();
+    hi = problem->UpperBounds().minCoeff();
+  }
+  const int k = problem->NumHyperparameters();
+  GridResult g;
+  g.best_loss = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < points; ++i) {
+    const double value =
+        points == 1 ? std::sqrt(lo * hi) : std::exp(std::log(lo) + (std::log(hi) - std::log(lo)) * i / (points - 1));
+    ProblemStatus status;
+    problem->SolveInner(Eigen::VectorXd::Constant(k, value), &status);
+    ++g.inner_solves;
+    const double loss = problem->OuterLoss(nullptr);
+    g.values.push_back(value);
+    g.losses.push_back(loss);
+    if (loss < g.best_loss) {
+      g.best_loss = loss;
+      g.best_value = value;
+    }
+  }
+  g.seconds = Seconds(start);
+  return g;
+}
+
+}  // namespace ddn::bilevel

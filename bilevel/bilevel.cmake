@@ -1,0 +1,19 @@
+# bilevel/: bi-level problems (hyperparameter optimisation), their loaders and the `ddn bilevel` runner.
+add_library(ddn_bilevel STATIC
+  ${CMAKE_CURRENT_LIST_DIR}/bilevel.cc
+  ${CMAKE_CURRENT_LIST_DIR}/csv.cc
+  ${CMAKE_CURRENT_LIST_DIR}/tabular.cc
+  ${CMAKE_CURRENT_LIST_DIR}/tv_denoise.cc
+  ${CMAKE_CURRENT_LIST_DIR}/plot.cc
+  ${CMAKE_CURRENT_LIST_DIR}/app.cc)
+target_link_libraries(ddn_bilevel PUBLIC ddn
+  PRIVATE opencv_core opencv_imgproc opencv_imgcodecs nlohmann_json::nlohmann_json Boost::program_options)
+target_include_directories(ddn_bilevel PRIVATE ${OpenCV_INCLUDE_DIRS})
+# The shipped data (datasets/tabular, datasets/images) for runs without file arguments; $DDN_DATA_DIR overrides.
+target_compile_definitions(ddn_bilevel PRIVATE DDN_BILEVEL_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
+
+if(DDN_BUILD_TESTS)
+  ddn_add_test(bilevel_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/bilevel_test.cc
+    LIBS ddn_bilevel)
+endif()

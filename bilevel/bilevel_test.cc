@@ -1,0 +1,3 @@
+#include "bilevel/bilevel.h"
+#include <gtest/gtest.h>
+TEST(Bilevel, Builds) {}

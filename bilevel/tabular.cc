@@ -1,0 +1,427 @@
+#include "bilevel/tabular.h"
+
+#include <Eigen/Cholesky>
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "ddn/error.h"
+
+namespace ddn::bilevel {
+namespace {
+
+Eigen::MatrixXd WithOnes(const Eigen::MatrixXd& Z) {
+  Eigen::MatrixXd A(Z.rows(), Z.cols() + 1);
+  A << Z, Eigen::VectorXd::Ones(Z.rows());
+  return A;
+}
+
+double Softplus(double s) { return std::max(s, 0.0) + std::log1p(std::exp(-std::abs(s))); }
+double Sigmoid(double s) {
+  if (s >= 0) return 1.0 / (1.0 + std::exp(-s));
+  const double e = std::exp(s);
+  return e / (1.0 + e);
+}
+
+}  // namespace
+
+// ---- Shared ----------------------------------------------------------------------------------------
+
+double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
+                        Eigen::VectorXd* grad) {
+  const Eigen::VectorXd r = Z * u - y;
+  const double n = static_cast<double>(y.size());
+  if (grad) *grad = (2.0 / n) * (Z.transpose() * r);
+  return r.squaredNorm() / n;
+}
+
+int NewtonMinimize(const std::function<double(const Eigen::VectorXd&, Eigen::VectorXd*, Eigen::MatrixXd*)>& fn,
+                   Eigen::VectorXd* u, const std::string& what, ProblemStatus* status, int max_iterations) {
+  Eigen::VectorXd g, g_new;
+  Eigen::MatrixXd H;
+  double f = fn(*u, &g, &H);
+  for (int it = 1; it <= max_iterations; ++it) {
+    Eigen::LDLT<Eigen::MatrixXd> ldlt(H);
+    Eigen::VectorXd d = -ldlt.solve(g);
+    if (ldlt.info() != Eigen::Success || !d.allFinite()) {
+      throw NumericalFailure(what + ": the inner Hessian could not be factorised");
+    }
+    const double slope = g.dot(d);
+    const double step = d.lpNorm<Eigen::Infinity>();
+    const bool tiny = step <= 1e-10 * (1.0 + u->lpNorm<Eigen::Infinity>());
+    double t = 1.0;
+    Eigen::VectorXd u_new;
+    double f_new = 0;
+    int b = 0;
+    for (; b < 60; ++b, t *= 0.5) {
+      u_new = *u + t * d;
+      f_new = fn(u_new, &g_new, nullptr);
+      // Armijo, with room for rounding once f has converged to machine precision.
+      if (std::isfinite(f_new) && f_new <= f + 1e-4 * t * slope + 8 * std::numeric_limits<double>::epsilon() * std::abs(f)) break;
+    }
+    if (b == 60) {
+      if (tiny) break;
+      throw NumericalFailure(what + ": the inner line search failed");
+    }
+    *u = u_new;
+    if (tiny && t == 1.0) {
+      if (status) {
+        status->iterations += it;
+        status->residual = std::max(status->residual, g_new.lpNorm<Eigen::Infinity>());
+      }
+      return it;
+    }
+    f = fn(*u, &g, &H);
+  }
+  throw NumericalFailure(what + ": the inner Newton solve did not converge in " + std::to_string(max_iterations) +
+                         " iterations");
+}
+
+TabularProblem::TabularProblem(const Dataset& train, const Dataset& val) : names_(train.feature_names) {
+  if (train.X.rows() == 0) throw InvalidInput(train.path + ": no data rows (empty split)");
+  if (val.X.rows() == 0) throw InvalidInput(val.path + ": no data rows (empty split)");
+  if (val.X.cols() != train.X.cols()) throw InvalidInput(val.path + ": a different number of features than " + train.path);
+  const Eigen::Index p = train.X.cols();
+  const double n = static_cast<double>(train.X.rows());
+  mean_ = train.X.colwise().mean().transpose();
+  scale_.resize(p);
+  for (Eigen::Index j = 0; j < p; ++j) {
+    const double var = (train.X.col(j).array() - mean_[j]).square().sum() / n;
+    scale_[j] = var > 1e-300 ? std::sqrt(var) : 1.0;
+  }
+  auto standardise = [&](const Eigen::MatrixXd& X) {
+    Eigen::MatrixXd Z = (X.rowwise() - mean_.transpose()).array().rowwise() / scale_.transpose().array();
+    return WithOnes(Z);
+  };
+  Zt_ = standardise(train.X);
+  Zv_ = standardise(val.X);
+  yt_ = train.y;
+  yv_ = val.y;
+}
+
+void TabularProblem::ToColumnUnits(const Eigen::VectorXd& w, double b, Eigen::Ref<Eigen::VectorXd> w_out,
+                                   double* b_out) const {
+  w_out = w.cwiseQuotient(scale_);
+  *b_out = b - w_out.dot(mean_);
+}
+
+// ---- Ridge -------------------------------------------------------------------------------------------
+
+RidgeProblem::RidgeProblem(const Dataset& train, const Dataset& val, bool per_feature)
+    : TabularProblem(train, val), per_feature_(per_feature) {
+  const double n = static_cast<double>(Zt_.rows());
+  gram_ = Zt_.transpose() * Zt_ / n;
+  zty_ = Zt_.transpose() * yt_ / n;
+  u_ = Eigen::VectorXd::Zero(Zt_.cols());
+}
+
+std::vector<std::string> RidgeProblem::HyperparameterNames() const {
+  if (!per_feature_) return {"lambda"};
+  std::vector<std::string> names;
+  for (const auto& f : names_) names.push_back("lambda[" + f + "]");
+  return names;
+}
+
+Eigen::VectorXd RidgeProblem::InitialHyperparameters() const {
+  return Eigen::VectorXd::Constant(per_feature_ ? names_.size() : 1, 1e-2);
+}
+Eigen::VectorXd RidgeProblem::LowerBounds() const { return Eigen::VectorXd::Constant(NumHyperparameters(), 1e-6); }
+Eigen::VectorXd RidgeProblem::UpperBounds() const { return Eigen::VectorXd::Constant(NumHyperparameters(), 1e4); }
+
+void RidgeProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) {
+  theta_ = theta;
+  const Eigen::Index p = static_cast<Eigen::Index>(names_.size());
+  Eigen::MatrixXd H = gram_;
+  for (Eigen::Index j = 0; j < p; ++j) H(j, j) += per_feature_ ? theta[j] : theta[0];
+  Eigen::LLT<Eigen::MatrixXd> llt(H);
+  if (llt.info() != Eigen::Success) throw NumericalFailure("ridge: the inner Hessian is not positive definite");
+  // The inner problem is quadratic: one Newton step from anywhere, then one refinement step for the
+  // last bits of accuracy.
+  u_ = llt.solve(zty_);
+  const Eigen::VectorXd residual = H * u_ - zty_;
+  u_ -= llt.solve(residual);
+  if (status) {
+    status->iterations += 2;
+    status->residual = std::max(status->residual, (H * u_ - zty_).lpNorm<Eigen::Infinity>());
+  }
+}
+
+double RidgeProblem::OuterLoss(Eigen::VectorXd* grad_w) const { return MeanSquaredError(Zv_, yv_, u_, grad_w); }
+
+ImplicitSystem RidgeProblem::InnerBlocks() const {
+  const Eigen::Index p = static_cast<Eigen::Index>(names_.size());
+  ImplicitSystem s;
+  s.H = gram_;
+  for (Eigen::Index j = 0; j < p; ++j) s.H(j, j) += per_feature_ ? theta_[j] : theta_[0];
+  s.B = Eigen::MatrixXd::Zero(p + 1, NumHyperparameters());
+  for (Eigen::Index j = 0; j < p; ++j) s.B(j, per_feature_ ? j : 0) = u_[j];
+  return s;
+}
+
+LinearModel RidgeProblem::Model() const {
+  const Eigen::Index p = static_cast<Eigen::Index>(names_.size());
+  LinearModel m;
+  m.feature_names = names_;
+  m.weights.resize(p, 1);
+  m.intercept.resize(1);
+  ToColumnUnits(u_.head(p), u_[p], m.weights.col(0), &m.intercept[0]);
+  return m;
+}
+
+// ---- Logistic ----------------------------------------------------------------------------------------
+
+LogisticProblem::LogisticProblem(const Dataset& train, const Dataset& val) : TabularProblem(train, val) {
+  std::map<double, int> index;
+  for (Eigen::Index i = 0; i < yt_.size(); ++i) {
+    if (index.count(yt_[i]) == 0) {
+      index[yt_[i]] = 0;
+      if (index.size() > 100) {
+        throw InvalidInput(train.path + ": column '" + train.target_name +
+                           "' has more than 100 distinct values; logistic regression needs class labels");
+      }
+    }
+  }
+  if (index.size() < 2) {
+    throw InvalidInput(train.path + ": column '" + train.target_name + "' has a single class; need at least two");
+  }
+  int k = 0;
+  for (auto& [label, i] : index) {
+    i = k++;
+    classes_.push_back(label);
+  }
+  lt_.resize(yt_.size());
+  for (Eigen::Index i = 0; i < yt_.size(); ++i) lt_[i] = index.at(yt_[i]);
+  lv_.resize(yv_.size());
+  for (Eigen::Index i = 0; i < yv_.size(); ++i) {
+    auto it = index.find(yv_[i]);
+    if (it == index.end()) {
+      throw InvalidInput(val.path + ": row " + std::to_string(val.lines[i]) + ": class " + std::to_string(yv_[i]) +
+                         " of column '" + val.target_name + "' does not occur in " + train.path);
+    }
+    lv_[i] = it->second;
+  }
+  const Eigen::Index p1 = Zt_.cols();
+  u_ = Eigen::VectorXd::Zero(num_classes() == 2 ? p1 : num_classes() * p1 - 1);
+}
+
+Eigen::VectorXd LogisticProblem::InitialHyperparameters() const { return Eigen::VectorXd::Constant(1, 1e-2); }
+Eigen::VectorXd LogisticProblem::LowerBounds() const { return Eigen::VectorXd::Constant(1, 1e-5); }
+Eigen::VectorXd LogisticProblem::UpperBounds() const { return Eigen::VectorXd::Constant(1, 1e2); }
+
+Eigen::MatrixXd LogisticProblem::Unpack(const Eigen::VectorXd& u) const {
+  const Eigen::Index p1 = Zt_.cols(), K = num_classes();
+  Eigen::MatrixXd U = Eigen::MatrixXd::Zero(p1, K);
+  for (Eigen::Index i = 0; i < u.size(); ++i) U(i % p1, i / p1) = u[i];
+  return U;
+}
+
+double LogisticProblem::Loss(const Eigen::MatrixXd& Z, const Eigen::VectorXi& labels, const Eigen::VectorXd& u,
+                             Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const {
+  const Eigen::Index n = Z.rows(), p1 = Z.cols();
+  const double inv_n = 1.0 / static_cast<double>(n);
+  if (num_classes() == 2) {
+    const Eigen::VectorXd s = Z * u;
+    double f = 0;
+    Eigen::VectorXd r(n), c(n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      f += Softplus(s[i]) - labels[i] * s[i];
+      const double q = Sigmoid(s[i]);
+      r[i] = q - labels[i];
+      c[i] = q * (1.0 - q) * inv_n;
+    }
+    if (grad) *grad = Z.transpose() * r * inv_n;
+    if (hess) *hess = Z.transpose() * c.asDiagonal() * Z;
+    return f * inv_n;
+  }
+  const Eigen::Index K = num_classes(), m = u.size();
+  const Eigen::MatrixXd S = Z * Unpack(u);
+  Eigen::MatrixXd P(n, K);
+  double f = 0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double smax = S.row(i).maxCoeff();
+    const Eigen::RowVectorXd e = (S.row(i).array() - smax).exp();
+    const double sum = e.sum();
+    f += smax + std::log(sum) - S(i, labels[i]);
+    P.row(i) = e / sum;
+  }
+  if (grad) {
+    Eigen::MatrixXd R = P;
+    for (Eigen::Index i = 0; i < n; ++i) R(i, labels[i]) -= 1.0;
+    const Eigen::MatrixXd G = Z.transpose() * R * inv_n;  // p1 × K
+    grad->resize(m);
+    for (Eigen::Index i = 0; i < m; ++i) (*grad)[i] = G(i % p1, i / p1);
+  }
+  if (hess) {
+    Eigen::MatrixXd full(K * p1, K * p1);
+    for (Eigen::Index k = 0; k < K; ++k) {
+      for (Eigen::Index l = k; l < K; ++l) {
+        Eigen::VectorXd c = -(P.col(k).array() * P.col(l).array()).matrix();
+        if (k == l) c += P.col(k);
+        c *= inv_n;
+        full.block(k * p1, l * p1, p1, p1) = Z.transpose() * c.asDiagonal() * Z;
+        if (l != k) full.block(l * p1, k * p1, p1, p1) = full.block(k * p1, l * p1, p1, p1).transpose();
+      }
+    }
+    *hess = full.topLeftCorner(m, m);
+  }
+  return f * inv_n;
+}
+
+double LogisticProblem::InnerObjective(const Eigen::VectorXd& u, double lambda, Eigen::VectorXd* grad,
+                                       Eigen::MatrixXd* hess) const {
+  double f = Loss(Zt_, lt_, u, grad, hess);
+  const Eigen::Index p1 = Zt_.cols();
+  for (Eigen::Index i = 0; i < u.size(); ++i) {
+    if (i % p1 == p1 - 1) continue;  // intercepts are not penalised
+    f += 0.5 * lambda * u[i] * u[i];
+    if (grad) (*grad)[i] += lambda * u[i];
+    if (hess) (*hess)(i, i) += lambda;
+  }
+  return f;
+}
+
+void LogisticProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) {
+  theta_ = theta;
+  const double lambda = theta[0];
+  NewtonMinimize([&](const Eigen::VectorXd& u, Eigen::VectorXd* g, Eigen::MatrixXd* H) {
+                   return InnerObjective(u, lambda, g, H);
+                 },
+                 &u_, "logistic", status);
+}
+
+double LogisticProblem::OuterLoss(Eigen::VectorXd* grad_w) const { return Loss(Zv_, lv_, u_, grad_w, nullptr); }
+
+ImplicitSystem LogisticProblem::InnerBlocks() const {
+  ImplicitSystem s;
+  Eigen::VectorXd g;
+  InnerObjective(u_, theta_[0], &g, &s.H);
+  const Eigen::Index p1 = Zt_.cols();
+  s.B = u_;
+  for (Eigen::Index i = 0; i < u_.size(); ++i) {
+    if (i % p1 == p1 - 1) s.B(i, 0) = 0;
+  }
+  return s;
+}
+
+double LogisticProblem::ValidationAccuracy() const {
+  const Eigen::Index n = Zv_.rows();
+  int correct = 0;
+  if (num_classes() == 2) {
+    const Eigen::VectorXd s = Zv_ * u_;
+    for (Eigen::Index i = 0; i < n; ++i) correct += (s[i] > 0 ? 1 : 0) == lv_[i];
+  } else {
+    const Eigen::MatrixXd S = Zv_ * Unpack(u_);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      Eigen::Index k;
+      S.row(i).maxCoeff(&k);
+      correct += k == lv_[i];
+    }
+  }
+  return static_cast<double>(correct) / static_cast<double>(n);
+}
+
+LinearModel LogisticProblem::Model() const {
+  const Eigen::Index p = static_cast<Eigen::Index>(names_.size());
+  const Eigen::MatrixXd U = num_classes() == 2 ? Eigen::MatrixXd(u_) : Unpack(u_);
+  LinearModel m;
+  m.feature_names = names_;
+  m.classes = classes_;
+  m.weights.resize(p, U.cols());
+  m.intercept.resize(U.cols());
+  for (Eigen::Index k = 0; k < U.cols(); ++k) {
+    ToColumnUnits(U.col(k).head(p), U(p, k), m.weights.col(k), &m.intercept[k]);
+  }
+  return m;
+}
+
+// ---- Robust regression --------------------------------------------------------------------------------
+
+RobustRegressionProblem::RobustRegressionProblem(const Dataset& train, const Dataset& val, double ridge)
+    : TabularProblem(train, val), ridge_(ridge) {
+  if (!(ridge >= 0)) throw InvalidInput("robust-regression: ridge must be >= 0");
+  const double n = static_cast<double>(yt_.size());
+  const double mean = yt_.mean();
+  target_scale_ = std::sqrt((yt_.array() - mean).square().sum() / n);
+  if (!(target_scale_ > 0)) target_scale_ = 1.0;
+  // Start from least squares (with a tiny ridge if the features are collinear).
+  Eigen::MatrixXd G = Zt_.transpose() * Zt_ / n;
+  G.diagonal().head(G.rows() - 1).array() += std::max(ridge_, 1e-12);
+  u_ = G.ldlt().solve(Zt_.transpose() * yt_ / n);
+}
+
+Eigen::VectorXd RobustRegressionProblem::InitialHyperparameters() const {
+  return Eigen::VectorXd::Constant(1, target_scale_);
+}
+Eigen::VectorXd RobustRegressionProblem::LowerBounds() const { return Eigen::VectorXd::Constant(1, 1e-3 * target_scale_); }
+Eigen::VectorXd RobustRegressionProblem::UpperBounds() const { return Eigen::VectorXd::Constant(1, 1e3 * target_scale_); }
+
+double RobustRegressionProblem::InnerObjective(const Eigen::VectorXd& u, double alpha, Eigen::VectorXd* grad,
+                                               Eigen::MatrixXd* hess) const {
+  const Eigen::Index n = Zt_.rows(), p = Zt_.cols() - 1;
+  const double inv_n = 1.0 / static_cast<double>(n);
+  const Eigen::VectorXd r = Zt_ * u - yt_;
+  double f = 0;
+  Eigen::VectorXd d1(n), d2(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double q = r[i] / alpha;
+    const double root = std::sqrt(1.0 + q * q);
+    // α²(√(1+q²) − 1) = α² q² / (√(1+q²) + 1): no cancellation for small q.
+    f += alpha * alpha * q * q / (root + 1.0);
+    d1[i] = r[i] / root * inv_n;
+    d2[i] = 1.0 / (root * root * root) * inv_n;
+  }
+  f *= inv_n;
+  const Eigen::VectorXd w = u.head(p);
+  f += 0.5 * ridge_ * w.squaredNorm();
+  if (grad) {
+    *grad = Zt_.transpose() * d1;
+    grad->head(p) += ridge_ * w;
+  }
+  if (hess) {
+    *hess = Zt_.transpose() * d2.asDiagonal() * Zt_;
+    hess->diagonal().head(p).array() += ridge_;
+  }
+  return f;
+}
+
+void RobustRegressionProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) {
+  theta_ = theta;
+  const double alpha = theta[0];
+  NewtonMinimize([&](const Eigen::VectorXd& u, Eigen::VectorXd* g, Eigen::MatrixXd* H) {
+                   return InnerObjective(u, alpha, g, H);
+                 },
+                 &u_, "robust-regression", status, 500);
+}
+
+double RobustRegressionProblem::OuterLoss(Eigen::VectorXd* grad_w) const {
+  return MeanSquaredError(Zv_, yv_, u_, grad_w);
+}
+
+ImplicitSystem RobustRegressionProblem::InnerBlocks() const {
+  ImplicitSystem s;
+  InnerObjective(u_, theta_[0], nullptr, &s.H);
+  const Eigen::Index n = Zt_.rows();
+  const double alpha = theta_[0];
+  const Eigen::VectorXd r = Zt_ * u_ - yt_;
+  Eigen::VectorXd c(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double t = alpha * alpha + r[i] * r[i];
+    c[i] = r[i] * r[i] * r[i] / (t * std::sqrt(t));
+  }
+  s.B = Zt_.transpose() * c / static_cast<double>(n);
+  return s;
+}
+
+LinearModel RobustRegressionProblem::Model() const {
+  const Eigen::Index p = static_cast<Eigen::Index>(names_.size());
+  LinearModel m;
+  m.feature_names = names_;
+  m.weights.resize(p, 1);
+  m.intercept.resize(1);
+  ToColumnUnits(u_.head(p), u_[p], m.weights.col(0), &m.intercept[0]);
+  return m;
+}
+
+}  // namespace ddn::bilevel

@@ -1,0 +1,159 @@
+// bilevel/tabular.h: hyperparameter optimisation for linear models on tabular data.
+//
+// Three bi-level problems (bilevel.h) over a training set (X, y) and a validation set (X_v, y_v). The
+// features are standardised with the training set's mean and standard deviation (a constant column is
+// only centred), z = (x − m) / s, so one regularisation weight means the same for every feature; the
+// answer is reported back in the units of the CSV columns (w_x = w_z / s, b_x = b_z − Σ w_z m / s). Each
+// model has an unpenalised intercept b; u = (w, b) are the inner variables, n the training rows.
+//
+//   ridge:     f(u, λ) = 1/(2n) Σ_i (z_iᵀw + b − y_i)² + ½ Σ_j λ_j w_j²
+//              (one λ, or one λ_j per feature). Outer loss: validation mean squared error.
+//              H = Z̃ᵀZ̃/n + diag(λ, 0) with Z̃ = [Z 1];  B = ∂∇_u f/∂λ: B_jj = w_j (per feature) or B_j = w_j.
+//
+//   logistic:  binary (two classes, labels mapped to 0/1 in sorted order):
+//                f = 1/n Σ_i [log(1 + e^{s_i}) − y_i s_i] + ½λ‖w‖²,  s_i = z_iᵀw + b;
+//              multinomial (K > 2 classes): one (w_k, b_k) per class, b_K = 0 (the softmax is invariant to
+//              a common shift of the b_k; the penalty makes the w_k unique without such a constraint):
+//                f = 1/n Σ_i [log Σ_k e^{s_ik} − s_{i,y_i}] + ½λ Σ_k ‖w_k‖²,  s_ik = z_iᵀw_k + b_k.
+//              Outer loss: validation mean log-loss. B = ∂∇_u f/∂λ = (w, 0) per class.
+//
+//   robust regression: the pseudo-Huber loss φ_α(r) = α²(√(1 + (r/α)²) − 1) (quadratic for |r| ≪ α, linear
+//              with slope α for |r| ≫ α) with a learned scale α > 0 (in the target's units):
+//                f = 1/n Σ_i φ_α(z_iᵀw + b − y_i) + ½μ‖w‖²   (μ fixed, default 0).
+//              φ'_α(r) = r / √(1 + (r/α)²),  φ''_α(r) = (1 + (r/α)²)^(−3/2),  ∂φ'_α/∂α = r³ / (α² + r²)^(3/2),
+//              so H = Z̃ᵀ diag(φ'') Z̃/n + μ diag(1, 0) and B = Z̃ᵀ ∂φ'/∂α / n. Outer loss: validation MSE.
+//
+// Inner solves are Newton's method with a backtracking line search on f (ridge: one factorisation and one
+// refinement step), warm-started from the previous θ, run until a full Newton step is below 1e-10 of
+// the solution's scale (quadratic convergence puts the error then at machine precision). The
+// hypergradient is ddn::ImplicitVjp with the closed-form H and B above.
+#pragma once
+
+#include <Eigen/Core>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bilevel/bilevel.h"
+#include "bilevel/csv.h"
+
+namespace ddn::bilevel {
+
+// The answer of a linear model in the units of the CSV columns: weights (features × outputs) and
+// intercepts (outputs); one output for ridge, robust and binary logistic regression, one per class for
+// multinomial logistic regression.
+struct LinearModel {
+  std::vector<std::string> feature_names;
+  Eigen::MatrixXd weights;
+  Eigen::VectorXd intercept;
+  std::vector<double> classes;  // logistic: the label of each class (sorted); empty otherwise
+};
+
+// Base of the tabular problems: standardised copies of the data and the map back to column units.
+class TabularProblem : public Problem {
+ public:
+  TabularProblem(const Dataset& train, const Dataset& val);
+  const Eigen::VectorXd& InnerSolution() const override { return u_; }
+  // w*(θ) of the last SolveInner in the CSV columns' units.
+  virtual LinearModel Model() const = 0;
+  // Name of the outer loss for reports: "val_mse" or "val_log_loss".
+  virtual std::string LossName() const = 0;
+  const std::vector<std::string>& feature_names() const { return names_; }
+
+ protected:
+  // Maps standardised weights/intercept of one output (column) to column units.
+  void ToColumnUnits(const Eigen::VectorXd& w, double b, Eigen::Ref<Eigen::VectorXd> w_out, double* b_out) const;
+
+  std::vector<std::string> names_;
+  Eigen::VectorXd mean_, scale_;    // standardisation of the features (training set)
+  Eigen::MatrixXd Zt_, Zv_;         // [Z 1] of training and validation rows
+  Eigen::VectorXd yt_, yv_;
+  Eigen::VectorXd u_;               // current inner solution
+  Eigen::VectorXd theta_;           // θ of the current inner solution
+};
+
+class RidgeProblem : public TabularProblem {
+ public:
+  RidgeProblem(const Dataset& train, const Dataset& val, bool per_feature);
+  std::string name() const override { return "ridge"; }
+  std::vector<std::string> HyperparameterNames() const override;
+  Eigen::VectorXd InitialHyperparameters() const override;
+  Eigen::VectorXd LowerBounds() const override;
+  Eigen::VectorXd UpperBounds() const override;
+  void SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) override;
+  double OuterLoss(Eigen::VectorXd* grad_w) const override;
+  ImplicitSystem InnerBlocks() const override;
+  LinearModel Model() const override;
+  std::string LossName() const override { return "val_mse"; }
+  bool per_feature() const { return per_feature_; }
+
+ private:
+  bool per_feature_;
+  Eigen::MatrixXd gram_;  // Z̃ᵀZ̃/n
+  Eigen::VectorXd zty_;   // Z̃ᵀy/n
+};
+
+class LogisticProblem : public TabularProblem {
+ public:
+  // Classes are the distinct values of the training target (at most 100); validation labels must be
+  // among them.
+  LogisticProblem(const Dataset& train, const Dataset& val);
+  std::string name() const override { return "logistic"; }
+  std::vector<std::string> HyperparameterNames() const override { return {"lambda"}; }
+  Eigen::VectorXd InitialHyperparameters() const override;
+  Eigen::VectorXd LowerBounds() const override;
+  Eigen::VectorXd UpperBounds() const override;
+  void SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) override;
+  double OuterLoss(Eigen::VectorXd* grad_w) const override;
+  ImplicitSystem InnerBlocks() const override;
+  LinearModel Model() const override;
+  std::string LossName() const override { return "val_log_loss"; }
+  int num_classes() const { return static_cast<int>(classes_.size()); }
+  // The inner objective f(u, λ), its gradient and Hessian (for tests).
+  double InnerObjective(const Eigen::VectorXd& u, double lambda, Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
+  // Validation accuracy at the current solution.
+  double ValidationAccuracy() const;
+
+ private:
+  // Loss (mean log-loss) of rows [Z 1] with labels `labels` at u; gradient and Hessian (without penalty).
+  double Loss(const Eigen::MatrixXd& Z, const Eigen::VectorXi& labels, const Eigen::VectorXd& u,
+              Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
+  // The per-class (p+1) × K coefficient matrix of u (multinomial: last intercept 0).
+  Eigen::MatrixXd Unpack(const Eigen::VectorXd& u) const;
+  std::vector<double> classes_;
+  Eigen::VectorXi lt_, lv_;  // class indices of the rows
+};
+
+class RobustRegressionProblem : public TabularProblem {
+ public:
+  // `ridge` is the fixed μ ≥ 0 on ‖w‖² (0: none).
+  RobustRegressionProblem(const Dataset& train, const Dataset& val, double ridge = 0.0);
+  std::string name() const override { return "robust-regression"; }
+  std::vector<std::string> HyperparameterNames() const override { return {"alpha"}; }
+  Eigen::VectorXd InitialHyperparameters() const override;
+  Eigen::VectorXd LowerBounds() const override;
+  Eigen::VectorXd UpperBounds() const override;
+  void SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) override;
+  double OuterLoss(Eigen::VectorXd* grad_w) const override;
+  ImplicitSystem InnerBlocks() const override;
+  LinearModel Model() const override;
+  std::string LossName() const override { return "val_mse"; }
+  double InnerObjective(const Eigen::VectorXd& u, double alpha, Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
+
+ private:
+  double ridge_;
+  double target_scale_;  // standard deviation of the training target (sets α's bounds)
+};
+
+// Shared by the problems: validation mean squared error of [Z 1] u against y and its gradient in u.
+double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
+                        Eigen::VectorXd* grad);
+
+// Newton's method with a backtracking line search for a smooth strictly convex f (dense Hessian):
+// `fn(u, grad, hess)` returns f(u) and fills the gradient and, if `hess` is not null, the Hessian.
+// Stops after a full step whose max-norm is ≤ 1e-10 · (1 + ‖u‖∞) (or a gradient ≤ 1e-15 · scale); throws
+// NumericalFailure naming `what` after `max_iterations`. Returns the iterations taken.
+int NewtonMinimize(const std::function<double(const Eigen::VectorXd&, Eigen::VectorXd*, Eigen::MatrixXd*)>& fn,
+                   Eigen::VectorXd* u, const std::string& what, ProblemStatus* status, int max_iterations = 200);
+
+}  // namespace ddn::bilevel
