@@ -202,6 +202,10 @@ std::vector<CheckCase> BallProjection::CheckCases(uint64_t seed) const {
   CheckCase mixed{"inside_and_outside", {}};
   mixed.inputs["x"] = Tensor({2, 3}, {0.1 * radius_, -0.2 * radius_, 0.3 * radius_, 2 * radius_, radius_, -radius_});
   cases.push_back(mixed);
+  // Just inside and just outside the boundary (‖x‖ = r(1 ∓ 1e-3)): differentiable, but a wrong active-set
+  // tolerance would misclassify them.
+  const double in = radius_ * (1 - 1e-3) / std::sqrt(3.0), out = radius_ * (1 + 1e-3) / std::sqrt(3.0);
+  cases.push_back({"near_boundary", {{"x", Tensor({2, 3}, {in, -in, in, out, out, -out})}}});
   return cases;
 }
 
@@ -211,6 +215,8 @@ std::vector<CheckCase> BoxProjection::CheckCases(uint64_t seed) const {
   CheckCase mixed{"inside_and_outside", {}};
   mixed.inputs["x"] = Tensor({1, 4}, {lo_ - 0.3 * span, lo_ + 0.25 * span, hi_ - 0.1 * span, hi_ + 2 * span});
   cases.push_back(mixed);
+  const double e = 1e-3 * span;
+  cases.push_back({"near_bounds", {{"x", Tensor({1, 4}, {lo_ - e, lo_ + e, hi_ - e, hi_ + e})}}});
   return cases;
 }
 
