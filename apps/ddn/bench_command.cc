@@ -1,0 +1,264 @@
+// `ddn bench NODE [--param k=v ...] --shape B,N[,D]`: times a node's batched forward and backward.
+//
+// Inputs are random and built from the shape: the node's first required input gets the shape
+// (B, N[, D]) mapped onto its axes, which binds the shape symbols; every other required input gets
+// its shape from the bound symbols. Values: the first input of a pooling-like node (one whose first
+// axis, N, does not appear in any output) is a Gaussian cluster per problem (centre ~ N(0, 1),
+// points ~ centre + N(0, 1)) with a fraction --outliers of far points (centre + a random direction
+// times U(5, 10)), like the reference workloads of DESIGN.md §3; other differentiable inputs are
+// N(0, 1); non-differentiable inputs (weights, sizes) are U(0.5, 1.5). Optional inputs are omitted.
+// grad_outputs are N(0, 1). Inputs are built once (same seed, same inputs) and are not timed.
+//
+// Each run times ddn::Forward and then ddn::Backward with std::chrono::steady_clock and prints one
+// JSON line; the last line holds the medians over the runs.
+#include <omp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "apps/ddn/cli_util.h"
+#include "apps/ddn/command.h"
+#include "apps/ddn/json_io.h"
+#include "ddn/batch.h"
+#include "ddn/error.h"
+#include "ddn/node.h"
+#include "ddn/params.h"
+
+namespace po = boost::program_options;
+
+namespace ddn::cli {
+namespace {
+
+bool IsNumber(const std::string& s) { return !s.empty() && std::isdigit(static_cast<unsigned char>(s[0])); }
+
+Shape ParseShape(const std::string& text) {
+  Shape shape;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 1 || v > (1ll << 40)) {
+      throw InvalidInput("--shape '" + text + "' must be positive integers separated by commas, e.g. 1024,1024");
+    }
+    shape.push_back(v);
+  }
+  if (shape.size() < 2) throw InvalidInput("--shape '" + text + "' needs at least B,N");
+  return shape;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double RoundMs(double ms) { return std::round(ms * 1e4) / 1e4; }
+
+// Fills the first input of a pooling-like node: per problem, points (axis 1) around a centre, with
+// a fraction of far outliers.
+void FillClusters(Tensor* t, double outlier_fraction, std::mt19937_64* rng) {
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  const int64_t batch = t->dim(0), points = t->dim(1);
+  const int64_t width = t->problem_size() / points;  // coordinates per point (D, or 1)
+  std::vector<double> centre(width), direction(width);
+  for (int64_t b = 0; b < batch; ++b) {
+    double* x = t->problem(b);
+    for (auto& c : centre) c = normal(*rng);
+    for (int64_t i = 0; i < points; ++i) {
+      double* p = x + i * width;
+      if (uniform(*rng) < outlier_fraction) {
+        double norm = 0;
+        for (auto& d : direction) {
+          d = normal(*rng);
+          norm += d * d;
+        }
+        norm = std::sqrt(norm);
+        const double distance = 5.0 + 5.0 * uniform(*rng);
+        for (int64_t k = 0; k < width; ++k) p[k] = centre[k] + distance * (norm > 0 ? direction[k] / norm : 1.0);
+      } else {
+        for (int64_t k = 0; k < width; ++k) p[k] = centre[k] + normal(*rng);
+      }
+    }
+  }
+}
+
+TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, std::mt19937_64* rng) {
+  const TensorSpec* first = nullptr;
+  for (const auto& in : spec.inputs)
+    if (!in.optional) {
+      first = &in;
+      break;
+    }
+  if (!first) throw InvalidInput("node '" + spec.name + "' has no required input to give --shape to");
+  if (shape.size() != first->dims.size() + 1) {
+    std::string given;
+    for (int64_t s : shape) given += (given.empty() ? "" : ",") + std::to_string(s);
+    throw InvalidInput("--shape " + given + " has " + std::to_string(shape.size()) + " axes but input '" +
+                       first->name + "' of node '" + spec.name + "' has shape " + BatchShapeString(first->dims));
+  }
+  Dims dims;
+  for (size_t a = 0; a < first->dims.size(); ++a) {
+    const std::string& sym = first->dims[a];
+    if (IsNumber(sym)) {
+      if (std::stoll(sym) != shape[a + 1]) {
+        throw InvalidInput("--shape: axis " + std::to_string(a + 1) + " of input '" + first->name + "' must be " + sym);
+      }
+    } else if (dims.count(sym) && dims[sym] != shape[a + 1]) {
+      throw InvalidInput("--shape: input '" + first->name + "' uses " + sym + " twice with different sizes");
+    } else {
+      dims[sym] = shape[a + 1];
+    }
+  }
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> positive(0.5, 1.5);
+  bool pooling = false;
+  if (!first->dims.empty() && !IsNumber(first->dims[0])) {
+    pooling = true;
+    for (const auto& out : spec.outputs)
+      for (const auto& d : out.dims)
+        if (d == first->dims[0]) pooling = false;
+  }
+  TensorMap inputs;
+  for (const auto& in : spec.inputs) {
+    if (in.optional) continue;
+    Shape s{shape[0]};
+    for (const auto& d : in.dims) {
+      if (IsNumber(d)) {
+        s.push_back(std::stoll(d));
+      } else if (dims.count(d)) {
+        s.push_back(dims[d]);
+      } else {
+        throw InvalidInput("--shape does not give axis " + d + " of input '" + in.name + "' " +
+                           BatchShapeString(in.dims) + " (it binds only the axes of input '" + first->name + "')");
+      }
+    }
+    Tensor t(s);
+    if (&in == first && pooling) {
+      FillClusters(&t, outliers, rng);
+    } else if (in.differentiable) {
+      for (auto& v : t.values()) v = normal(*rng);
+    } else {
+      for (auto& v : t.values()) v = positive(*rng);
+    }
+    inputs[in.name] = std::move(t);
+  }
+  return inputs;
+}
+
+int RunBench(int argc, char** argv) {
+  return RunGuarded("bench", [&]() {
+    po::options_description options("Options");
+    RunOptions run;
+    std::string node_name, shape_text;
+    std::vector<std::string> param_args;
+    int runs = 5;
+    double outliers = 0.2;
+    uint64_t seed = 1;
+    options.add_options()
+        ("help,h", "show this help")
+        ("param,p", po::value<std::vector<std::string>>(&param_args)->composing(),
+         "node parameter KEY=VALUE (repeatable); unset parameters take their defaults")
+        ("shape", po::value<std::string>(&shape_text), "B,N[,D]: the shape of the node's first input (required)")
+        ("runs", po::value<int>(&runs)->default_value(5), "timed runs (forward + backward each)")
+        ("outliers", po::value<double>(&outliers)->default_value(0.2),
+         "fraction of far outliers in the first input of pooling-like nodes")
+        ("seed", po::value<uint64_t>(&seed)->default_value(1), "seed of the random inputs");
+    AddRunOptions(&options, &run);
+    po::options_description hidden;
+    hidden.add_options()("node", po::value<std::string>(&node_name), "node");
+    po::options_description all;
+    all.add(options).add(hidden);
+    po::positional_options_description positional;
+    positional.add("node", 1);
+    po::variables_map vm;
+    ParseCommandLine(argc, argv, all, positional, &vm);
+    if (vm.count("help")) {
+      PrintHelp("ddn bench NODE [--param KEY=VALUE ...] --shape B,N[,D] [--runs R] [--threads N]"
+                " [--outliers F] [--seed S] [--generic]",
+                "Times the batched forward (ddn::Forward) and backward (ddn::Backward, a VJP with a random\n"
+                "dL/dy) on random inputs built from --shape: the node's first required input gets the shape\n"
+                "(B, N[, D]), other inputs get the sizes it binds. The first input of a pooling-like node is\n"
+                "a Gaussian cluster with a fraction --outliers of far points; other differentiable inputs\n"
+                "are N(0, 1), non-differentiable ones U(0.5, 1.5). Prints one JSON line per run,\n"
+                "  {\"node\", \"params\", \"shape\", \"run\", \"forward_ms\", \"backward_ms\"}\n"
+                "and a last line with the medians (\"median_forward_ms\", \"median_backward_ms\") and the\n"
+                "number of problems whose status carries flags. Wall-clock (steady_clock) milliseconds.",
+                options);
+      return kExitOk;
+    }
+    if (node_name.empty()) throw InvalidInput("no node given (usage: ddn bench NODE --shape B,N[,D])");
+    if (shape_text.empty()) throw InvalidInput("--shape B,N[,D] is required");
+    CheckRunOptions(run);
+    if (runs < 1) throw InvalidInput("--runs must be >= 1, got " + std::to_string(runs));
+    if (!(outliers >= 0 && outliers < 1)) throw InvalidInput("--outliers must be in [0, 1), got " + FormatDouble(outliers));
+    const Shape shape = ParseShape(shape_text);
+    const auto given = ParseParamAssignments(param_args);
+    const auto node = MakeNode(node_name, given);
+    const NodeSpec& spec = node->spec();
+    const Params params(spec.name, spec.params, given);
+
+    std::mt19937_64 rng(seed);
+    const TensorMap inputs = MakeInputs(spec, shape, outliers, &rng);
+    Dims dims;
+    ValidateInputs(*node, inputs, &dims);  // bad shapes are exit 2 before any timing
+    TensorMap grad_outputs;
+    std::normal_distribution<double> normal;
+
+    Json head = Json::object();
+    head["node"] = spec.name;
+    head["params"] = ParamsToJson(spec, params);
+    head["shape"] = shape;
+    std::vector<double> forward_ms, backward_ms;
+    int flagged = 0;
+    using Clock = std::chrono::steady_clock;
+    for (int r = 0; r < runs; ++r) {
+      const auto t0 = Clock::now();
+      ForwardResult forward = Forward(*node, inputs, run);
+      const auto t1 = Clock::now();
+      if (grad_outputs.empty()) {
+        for (const auto& [name, y] : forward.outputs) {
+          Tensor v(y.shape());
+          for (auto& e : v.values()) e = normal(rng);
+          grad_outputs[name] = std::move(v);
+        }
+      }
+      const auto t2 = Clock::now();
+      const TensorMap grads = Backward(*node, inputs, forward.outputs, grad_outputs, &forward.status, run);
+      const auto t3 = Clock::now();
+      forward_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      backward_ms.push_back(std::chrono::duration<double, std::milli>(t3 - t2).count());
+      flagged = 0;
+      for (const auto& s : forward.status) flagged += s.ok() ? 0 : 1;
+      Json line = head;
+      line["run"] = r;
+      line["forward_ms"] = RoundMs(forward_ms.back());
+      line["backward_ms"] = RoundMs(backward_ms.back());
+      std::cout << line.dump() << std::endl;
+    }
+    Json summary = head;
+    summary["runs"] = runs;
+    summary["threads"] = run.threads > 0 ? run.threads : omp_get_max_threads();
+    summary["generic"] = run.generic;
+    summary["median_forward_ms"] = RoundMs(Median(forward_ms));
+    summary["median_backward_ms"] = RoundMs(Median(backward_ms));
+    summary["flagged_problems"] = flagged;
+    std::cout << summary.dump() << std::endl;
+    return kExitOk;
+  });
+}
+
+}  // namespace
+}  // namespace ddn::cli
+
+DDN_REGISTER_COMMAND(bench, "bench", "time a node's batched forward and backward on random inputs",
+                     ddn::cli::RunBench);

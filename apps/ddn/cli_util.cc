@@ -1,0 +1,84 @@
+#include "apps/ddn/cli_util.h"
+
+#include <iostream>
+#include <new>
+
+#include "ddn/error.h"
+
+namespace po = boost::program_options;
+
+namespace ddn::cli {
+
+std::string OneLine(const std::string& message) {
+  std::string line = message;
+  for (char& c : line)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  return line.empty() ? "unknown error" : line;
+}
+
+int RunGuarded(const std::string& command, const std::function<int()>& body) {
+  const std::string prefix = "ddn " + command + ": ";
+  try {
+    return body();
+  } catch (const InvalidInput& e) {
+    std::cerr << prefix << OneLine(e.what()) << std::endl;
+    return kExitBadInput;
+  } catch (const po::error& e) {
+    std::cerr << prefix << OneLine(e.what()) << " (see ddn " << command << " --help)" << std::endl;
+    return kExitBadInput;
+  } catch (const NumericalFailure& e) {
+    std::cerr << prefix << "numerical failure: " << OneLine(e.what()) << std::endl;
+    return kExitNumericalFailure;
+  } catch (const std::bad_alloc&) {
+    std::cerr << prefix << "out of memory" << std::endl;
+    return kExitNumericalFailure;
+  } catch (const std::exception& e) {
+    std::cerr << prefix << "failure: " << OneLine(e.what()) << std::endl;
+    return kExitNumericalFailure;
+  }
+}
+
+void ParseCommandLine(int argc, char** argv, const po::options_description& options,
+                      const po::positional_options_description& positional, po::variables_map* vm) {
+  // argv[0] is the subcommand's name; command_line_parser skips it.
+  po::store(po::command_line_parser(argc, argv)
+                .options(options)
+                .positional(positional)
+                .style(po::command_line_style::unix_style ^ po::command_line_style::allow_guessing)
+                .run(),
+            *vm);
+  po::notify(*vm);
+}
+
+void PrintHelp(const std::string& usage, const std::string& description, const po::options_description& options) {
+  std::cout << "Usage: " << usage << "\n\n" << description << "\n\n" << options << std::flush;
+}
+
+std::map<std::string, std::string> ParseParamAssignments(const std::vector<std::string>& assignments) {
+  std::map<std::string, std::string> params;
+  for (const auto& a : assignments) {
+    const auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw InvalidInput("--param '" + a + "' must be KEY=VALUE, e.g. --param alpha=0.5");
+    }
+    const std::string key = a.substr(0, eq);
+    if (params.count(key)) throw InvalidInput("--param '" + key + "' is given twice");
+    params[key] = a.substr(eq + 1);
+  }
+  return params;
+}
+
+void AddRunOptions(po::options_description* options, RunOptions* run) {
+  options->add_options()
+      ("threads", po::value<int>(&run->threads)->default_value(0),
+       "threads for the batch (0: all cores); results do not depend on it")
+      ("generic", po::bool_switch(&run->generic),
+       "use the node's generic path (Ceres forward, implicit-function-theorem backward)");
+}
+
+void CheckRunOptions(const RunOptions& run) {
+  if (run.threads < 0) throw InvalidInput("--threads must be >= 0 (0: all cores), got " + std::to_string(run.threads));
+}
+
+}  // namespace ddn::cli

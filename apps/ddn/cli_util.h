@@ -1,0 +1,52 @@
+// apps/ddn/cli_util.h: what every `ddn` subcommand shares.
+//
+// Exit codes and errors (DESIGN.md §2): a subcommand's body runs inside RunGuarded, which maps
+//   ddn::InvalidInput, bad command-line options     → exit 2 (kExitBadInput)
+//   ddn::NumericalFailure, other runtime failures   → exit 1 (kExitNumericalFailure)
+// and prints exactly one line on stderr, "ddn <command>: <message>", with any newline of the message
+// folded into the line. Nothing else is ever written to stderr by a subcommand.
+//
+// Options shared by eval, check and bench: `--param KEY=VALUE` (repeatable), `--threads N`, `--generic`.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+#include "ddn/batch.h"
+
+namespace ddn::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitNumericalFailure = 1;
+constexpr int kExitBadInput = 2;
+
+// Runs `body` and turns exceptions into an exit code and one line on stderr.
+int RunGuarded(const std::string& command, const std::function<int()>& body);
+
+// `message` with newlines and tabs replaced by spaces.
+std::string OneLine(const std::string& message);
+
+// Parses argv (argv[0] is the subcommand) into `vm` with the named options of `options` and the given
+// positional arguments. Throws boost::program_options::error (RunGuarded reports it, exit 2).
+void ParseCommandLine(int argc, char** argv, const boost::program_options::options_description& options,
+                      const boost::program_options::positional_options_description& positional,
+                      boost::program_options::variables_map* vm);
+
+// Prints "Usage: <usage>\n\n<description>\n\n<options>" on stdout.
+void PrintHelp(const std::string& usage, const std::string& description,
+               const boost::program_options::options_description& options);
+
+// "k=v" strings (from repeated --param) as a map. Throws InvalidInput on a missing '=', an empty key
+// or a key given twice.
+std::map<std::string, std::string> ParseParamAssignments(const std::vector<std::string>& assignments);
+
+// Adds --threads and --generic to `options`, bound to `run`.
+void AddRunOptions(boost::program_options::options_description* options, RunOptions* run);
+// Throws InvalidInput if run.threads < 0.
+void CheckRunOptions(const RunOptions& run);
+
+}  // namespace ddn::cli
