@@ -1,0 +1,176 @@
+#include "nodes/projection/ellipsoid.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace ddn {
+namespace projection {
+namespace {
+
+constexpr double kEps = std::numeric_limits<double>::epsilon();
+constexpr double kTieTolerance = 64 * kEps;
+
+// In terms of the shift δ = μ + a_min² (so that d_i = a_i² + μ = (a_i² − a_min²) + δ keeps its relative
+// precision near the pole δ → 0): S = Σ (a_i x_i / d_i)² and T = Σ (a_i x_i)² / d_i³ (S' = −2T).
+void Secular(const double* x, const double* a, int64_t n, double a_min2, double delta, double* S, double* T) {
+  double s = 0, t = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = (a[i] * a[i] - a_min2) + delta;
+    const double e = a[i] * x[i] / d;
+    s += e * e;
+    t += e * e / d;
+  }
+  *S = s;
+  *T = t;
+}
+
+// The multiplier and the case, without writing y (Project and Vjp share it, so they agree exactly).
+EllipsoidSolution SolveSecular(const double* x, const double* a, int64_t n, bool surface, int64_t* shortest,
+                               double* delta_out) {
+  EllipsoidSolution sol;
+  double a_min = a[0], a_max = a[0], xnorm2 = 0, inside = 0;
+  *shortest = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (a[i] < a_min) {
+      a_min = a[i];
+      *shortest = i;
+    }
+    a_max = std::max(a_max, a[i]);
+    xnorm2 += x[i] * x[i];
+    const double t = x[i] / a[i];
+    inside += t * t;
+  }
+  const double a_min2 = a_min * a_min;
+  *delta_out = a_min2;  // μ = 0
+  if (!surface && inside < 1) {
+    sol.inside = true;
+    return sol;
+  }
+  if (inside == 1) return sol;  // on the surface: μ = 0
+  // Hard case: x vanishes on every shortest axis and S stays ≤ 1 up to the pole.
+  bool pole = false;
+  for (int64_t i = 0; i < n; ++i) pole |= (a[i] == a_min && x[i] != 0);
+  if (!pole) {
+    double s_pole = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (a[i] == a_min) continue;
+      const double e = a[i] * x[i] / (a[i] * a[i] - a_min2);
+      s_pole += e * e;
+    }
+    if (s_pole <= 1) {
+      sol.mu = -a_min2;
+      sol.hard_case = true;
+      *delta_out = 0;
+      return sol;
+    }
+  }
+  // Bracket for δ: S(δ) ≥ 1 at lo, ≤ 1 at hi (see the header), then the side of μ = 0 (δ = a_min²).
+  const double xnorm = std::sqrt(xnorm2);
+  // (Widened by the rounding error of the expressions, so that the root is never cut off.)
+  double lo = std::max(0.0, a_min * xnorm - (a_max * a_max - a_min2) - 8 * kEps * (a_max * a_max + a_min * xnorm));
+  double hi = std::max(a_max * xnorm * (1 + 8 * kEps), lo);
+  if (inside > 1) {
+    lo = std::max(lo, a_min2);  // outside: μ > 0
+  } else {
+    hi = std::min(hi, a_min2);  // surface from inside: μ < 0
+  }
+  // Newton on q(δ) = S^(−1/2) − 1 (increasing), safeguarded by the bracket [lo, hi].
+  double delta = lo > 0 ? lo : 0.5 * hi;
+  for (int it = 0; it < 200; ++it) {
+    ++sol.iterations;
+    double S, T;
+    Secular(x, a, n, a_min2, delta, &S, &T);
+    const double q = 1 / std::sqrt(S) - 1;
+    if (q == 0) break;
+    if (q < 0) {
+      lo = std::max(lo, delta);
+    } else {
+      hi = std::min(hi, delta);
+    }
+    const double dq = T / (S * std::sqrt(S));  // q' = S^(−3/2) T
+    double next = delta - q / dq;
+    if (!(next > lo && next < hi) || !std::isfinite(next)) next = 0.5 * (lo + hi);
+    const double step = std::abs(next - delta);
+    delta = next;
+    if (step <= 2 * kEps * delta || hi - lo <= 2 * kEps * delta) break;
+  }
+  *delta_out = delta;
+  sol.mu = delta - a_min2;
+  return sol;
+}
+
+}  // namespace
+
+EllipsoidSolution ProjectOntoEllipsoid(const double* x, const double* a, int64_t n, bool surface, double* y,
+                                       ProblemStatus* status) {
+  int64_t shortest = 0;
+  double delta = 0;
+  EllipsoidSolution sol = SolveSecular(x, a, n, surface, &shortest, &delta);
+  if (status) status->iterations += sol.iterations;
+  if (sol.inside) {
+    std::copy(x, x + n, y);
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += (x[i] / a[i]) * (x[i] / a[i]);
+    if (status && s >= 1 - kTieTolerance) {
+      status->Set(kDegenerate, "x is on the ellipsoid: the constraint is active with a zero multiplier");
+    }
+    return sol;
+  }
+  if (sol.hard_case) {
+    const double a_min2 = a[shortest] * a[shortest];
+    double rest = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (a[i] * a[i] == a_min2) {
+        y[i] = 0;
+        continue;
+      }
+      y[i] = a[i] * a[i] * x[i] / (a[i] * a[i] - a_min2);
+      rest += (y[i] / a[i]) * (y[i] / a[i]);
+    }
+    y[shortest] = a[shortest] * std::sqrt(std::max(0.0, 1 - rest));
+    if (status) {
+      status->Set(kNonUnique, "ellipsoid hard case (x = 0 on the shortest axis): y_k > 0 chosen on that axis");
+      status->Set(kNonRegular, "ellipsoid hard case: the KKT matrix is singular");
+    }
+    return sol;
+  }
+  const double a_min2 = a[shortest] * a[shortest];
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * a[i] * x[i] / ((a[i] * a[i] - a_min2) + delta);
+  if (status && !surface && std::abs(sol.mu) <= kTieTolerance * a[shortest] * a[shortest]) {
+    status->Set(kDegenerate, "x is on the ellipsoid: the constraint is active with a zero multiplier");
+  }
+  return sol;
+}
+
+bool EllipsoidVjp(const double* x, const double* a, const double* y, int64_t n, bool surface, const double* v,
+                  double* dx, double* da) {
+  int64_t shortest = 0;
+  double delta = 0;
+  const EllipsoidSolution sol = SolveSecular(x, a, n, surface, &shortest, &delta);
+  if (sol.hard_case) return false;
+  if (sol.inside) {
+    if (dx)
+      for (int64_t i = 0; i < n; ++i) dx[i] += v[i];
+    return true;
+  }
+  const double mu = sol.mu;
+  const double a_min2 = a[shortest] * a[shortest];
+  double q = 0, w = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = (a[i] * a[i] - a_min2) + delta;
+    q += y[i] * y[i] / (a[i] * a[i] * d);
+    w += v[i] * y[i] / d;
+  }
+  const double wq = w / q;
+  for (int64_t j = 0; j < n; ++j) {
+    const double aj2 = a[j] * a[j];
+    const double d = (aj2 - a_min2) + delta;
+    if (dx) dx[j] += v[j] * aj2 / d - wq * y[j] / d;
+    if (da) da[j] += 2 * v[j] * a[j] * x[j] * mu / (d * d) - wq * a[j] * x[j] * x[j] * (mu - aj2) / (d * d * d);
+  }
+  return true;
+}
+
+}  // namespace projection
+}  // namespace ddn

@@ -1,0 +1,359 @@
+#include "nodes/projection/projections.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "ddn/error.h"
+
+namespace ddn {
+namespace projection {
+namespace {
+
+// Relative tolerance for "on the boundary" and "tied" (a few dozen roundings).
+constexpr double kTieTolerance = 64 * std::numeric_limits<double>::epsilon();
+
+constexpr ProjectionSet kAllSets[] = {ProjectionSet::kSimplex,    ProjectionSet::kL1Sphere,  ProjectionSet::kL1Ball,
+                                      ProjectionSet::kL2Sphere,   ProjectionSet::kL2Ball,    ProjectionSet::kLinfSphere,
+                                      ProjectionSet::kLinfBall};
+
+void SetFlag(ProblemStatus* status, StatusFlag flag, const char* why) {
+  if (status) status->Set(flag, why);
+}
+
+// ‖x‖₁, summed in index order (Project and ProjectVjp must take the same inside/outside decision).
+double L1Norm(const double* x, int64_t n) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += std::abs(x[i]);
+  return s;
+}
+
+// ‖x‖₂ without overflow or underflow.
+double L2Norm(const double* x, int64_t n) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
+  if (std::isfinite(ss) && ss > 1e-280) return std::sqrt(ss);
+  double mx = 0;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, std::abs(x[i]));
+  if (mx == 0) return 0;
+  ss = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double t = x[i] / mx;
+    ss += t * t;
+  }
+  return mx * std::sqrt(ss);
+}
+
+double MaxAbs(const double* x, int64_t n) {
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(x[i]));
+  return m;
+}
+
+int64_t FirstArgMaxAbs(const double* x, int64_t n, double m) {
+  for (int64_t i = 0; i < n; ++i)
+    if (std::abs(x[i]) == m) return i;
+  return 0;
+}
+
+template <bool kAbs>
+double Threshold(const double* x, int64_t n, double r) {
+  // Condat (2016), Algorithm 3. `active` holds the current candidate support, whose running threshold
+  // is rho = (Σ active − r)/|active|; `waiting` holds earlier candidates that a large value displaced
+  // (they may rejoin). Then elements ≤ rho are removed until the support is consistent.
+  thread_local std::vector<double> active, waiting;
+  active.clear();
+  waiting.clear();
+  auto u = [x](int64_t i) { return kAbs ? std::abs(x[i]) : x[i]; };
+  const double u0 = u(0);
+  active.push_back(u0);
+  double rho = u0 - r;
+  for (int64_t i = 1; i < n; ++i) {
+    const double ui = u(i);
+    if (ui <= rho) continue;
+    rho += (ui - rho) / static_cast<double>(active.size() + 1);
+    if (rho > ui - r) {
+      active.push_back(ui);
+    } else {
+      waiting.insert(waiting.end(), active.begin(), active.end());
+      active.clear();
+      active.push_back(ui);
+      rho = ui - r;
+    }
+  }
+  for (double w : waiting) {
+    if (w > rho) {
+      active.push_back(w);
+      rho += (w - rho) / static_cast<double>(active.size());
+    }
+  }
+  for (bool changed = true; changed;) {
+    changed = false;
+    size_t kept = 0;
+    size_t count = active.size();
+    for (size_t j = 0; j < active.size(); ++j) {
+      const double w = active[j];
+      if (w > rho || count == 1) {
+        active[kept++] = w;
+      } else {
+        --count;
+        rho += (rho - w) / static_cast<double>(count);
+        changed = true;
+      }
+    }
+    active.resize(kept);
+  }
+  // Exact threshold of the identified support.
+  double sum = 0;
+  for (double w : active) sum += w;
+  return (sum - r) / static_cast<double>(active.size());
+}
+
+// y = s ⊙ max(u − τ, 0) for the simplex (u = x, s = 1) or the L1 sets (u = |x|, s = sign x).
+template <bool kAbs>
+void ProjectSimplexLike(const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
+  const double tau = Threshold<kAbs>(x, n, r);
+  const double tol = kTieTolerance * (std::abs(tau) + r);
+  bool degenerate = false, zero_inside = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const double ui = kAbs ? std::abs(x[i]) : x[i];
+    const double d = ui - tau;
+    degenerate |= std::abs(d) <= tol;
+    const double yi = d > 0 ? d : 0.0;
+    if (kAbs) {
+      y[i] = x[i] < 0 ? -yi : yi;
+      zero_inside |= x[i] == 0;
+    } else {
+      y[i] = yi;
+    }
+  }
+  if (degenerate) {
+    SetFlag(status, kDegenerate, "a coordinate sits exactly at the threshold (zero multiplier of y_i >= 0)");
+  }
+  if (kAbs && zero_inside && tau < 0) {
+    SetFlag(status, kNonUnique, "L1 sphere from inside with x_i = 0: the sign of y_i is a free choice (+)");
+  }
+}
+
+// dx += vᵀ∂y/∂x, dr += vᵀ∂y/∂r on the support S = {y_i ≠ 0}, signs s_i = sign(y_i).
+void SimplexLikeVjp(const double* y, int64_t n, const double* v, double* dx, double* dr) {
+  double sum = 0;
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (y[i] > 0) {
+      sum += v[i];
+      ++count;
+    } else if (y[i] < 0) {
+      sum -= v[i];
+      ++count;
+    }
+  }
+  if (count == 0) return;  // cannot happen for r > 0
+  const double m = sum / static_cast<double>(count);
+  for (int64_t i = 0; i < n; ++i) {
+    if (y[i] > 0) {
+      dx[i] += v[i] - m;
+    } else if (y[i] < 0) {
+      dx[i] += v[i] + m;
+    }
+  }
+  if (dr) *dr += m;
+}
+
+void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
+
+void ProjectL2(bool sphere, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
+  const double norm = L2Norm(x, n);
+  if (std::abs(norm - r) <= kTieTolerance * r && !sphere) {
+    SetFlag(status, kDegenerate, "x is on the L2 sphere: the ball constraint is active with a zero multiplier");
+  }
+  if (!sphere && norm < r) {
+    CopyInto(x, n, y);
+    return;
+  }
+  if (norm == 0) {
+    SetFlag(status, kNonUnique, "x = 0: every point of the L2 sphere is nearest; y = r e_1");
+    SetFlag(status, kNonRegular, "x = 0 on the L2 sphere: y(x) is discontinuous; gradient wrt x set to 0");
+    std::fill(y, y + n, 0.0);
+    y[0] = r;
+    return;
+  }
+  const double scale = r / norm;
+  for (int64_t i = 0; i < n; ++i) y[i] = scale * x[i];
+}
+
+void L2Vjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx, double* dr) {
+  const double norm = L2Norm(x, n);
+  if (!sphere && norm < r) {
+    for (int64_t i = 0; i < n; ++i) dx[i] += v[i];
+    return;
+  }
+  if (norm == 0) {
+    if (dr) *dr += v[0];
+    return;
+  }
+  double xv = 0;
+  for (int64_t i = 0; i < n; ++i) xv += x[i] * v[i];
+  const double uv = xv / norm;            // uᵀv, u = x/‖x‖
+  const double scale = r / norm;          // r/‖x‖
+  const double c = scale * uv / norm;     // (r/‖x‖)·uᵀv/‖x‖
+  for (int64_t i = 0; i < n; ++i) dx[i] += scale * v[i] - c * x[i];
+  if (dr) *dr += uv;
+}
+
+void ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
+  const double tol = kTieTolerance * r;
+  if (sphere) {
+    const double m = MaxAbs(x, n);
+    if (m < r) {
+      // From inside: push the (first) largest coordinate to the nearest face.
+      const int64_t k = FirstArgMaxAbs(x, n, m);
+      int64_t tied = 0;
+      for (int64_t i = 0; i < n; ++i) tied += std::abs(x[i]) >= m - tol;
+      if (tied > 1) {
+        SetFlag(status, kNonUnique, "L-inf sphere from inside with a tie for max |x_i|: the first one moves");
+      }
+      CopyInto(x, n, y);
+      y[k] = x[k] < 0 ? -r : r;
+      return;
+    }
+  }
+  int64_t at = 0, beyond = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double xi = x[i];
+    const double a = std::abs(xi);
+    at += std::abs(a - r) <= tol;
+    beyond += a >= r - tol;
+    y[i] = xi > r ? r : (xi < -r ? -r : xi);
+  }
+  if (sphere) {
+    if (at > 0 && beyond > 1) {
+      SetFlag(status, kDegenerate, "a coordinate is exactly at |x_i| = r: one-sided derivative (clamped)");
+    }
+    if (beyond > 1) {
+      SetFlag(status, kNonSmooth, "y is on an edge or corner of the L-inf sphere; derivative of the clamp");
+    }
+  } else if (at > 0) {
+    SetFlag(status, kDegenerate, "a coordinate is exactly at |x_i| = r: one-sided derivative (clamped)");
+  }
+}
+
+void LinfVjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx, double* dr) {
+  if (sphere) {
+    const double m = MaxAbs(x, n);
+    if (m < r) {
+      const int64_t k = FirstArgMaxAbs(x, n, m);
+      for (int64_t i = 0; i < n; ++i)
+        if (i != k) dx[i] += v[i];
+      if (dr) *dr += x[k] < 0 ? -v[k] : v[k];
+      return;
+    }
+  }
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double xi = x[i];
+    const bool free = std::abs(xi) < r;
+    dx[i] += free ? v[i] : 0.0;
+    sum += free ? 0.0 : (xi < 0 ? -v[i] : v[i]);
+  }
+  if (dr) *dr += sum;
+}
+
+}  // namespace
+
+const char* ProjectionSetName(ProjectionSet set) {
+  switch (set) {
+    case ProjectionSet::kSimplex: return "simplex";
+    case ProjectionSet::kL1Sphere: return "l1_sphere";
+    case ProjectionSet::kL1Ball: return "l1_ball";
+    case ProjectionSet::kL2Sphere: return "l2_sphere";
+    case ProjectionSet::kL2Ball: return "l2_ball";
+    case ProjectionSet::kLinfSphere: return "linf_sphere";
+    case ProjectionSet::kLinfBall: return "linf_ball";
+  }
+  return "?";
+}
+
+std::vector<std::string> ProjectionSetNames() {
+  std::vector<std::string> names;
+  for (ProjectionSet s : kAllSets) names.push_back(ProjectionSetName(s));
+  return names;
+}
+
+ProjectionSet ParseProjectionSet(const std::string& name) {
+  for (ProjectionSet s : kAllSets)
+    if (name == ProjectionSetName(s)) return s;
+  std::string known;
+  for (const auto& n : ProjectionSetNames()) known += (known.empty() ? "" : ", ") + n;
+  throw InvalidInput("unknown projection shape '" + name + "' (known: " + known + ")");
+}
+
+bool IsConvex(ProjectionSet set) {
+  return set == ProjectionSet::kSimplex || set == ProjectionSet::kL1Ball || set == ProjectionSet::kL2Ball ||
+         set == ProjectionSet::kLinfBall;
+}
+
+double SimplexThreshold(const double* x, int64_t dim, double radius, bool use_abs) {
+  return use_abs ? Threshold<true>(x, dim, radius) : Threshold<false>(x, dim, radius);
+}
+
+void Project(ProjectionSet set, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
+  if (n < 1) throw InvalidInput("projection of an empty vector");
+  if (!(r > 0) || !std::isfinite(r)) throw InvalidInput("projection radius must be finite and > 0, got " + std::to_string(r));
+  switch (set) {
+    case ProjectionSet::kSimplex:
+      ProjectSimplexLike<false>(x, n, r, y, status);
+      return;
+    case ProjectionSet::kL1Ball: {
+      const double norm = L1Norm(x, n);
+      if (std::abs(norm - r) <= kTieTolerance * r) {
+        SetFlag(status, kDegenerate, "x is on the L1 sphere: the ball constraint is active with a zero multiplier");
+      }
+      if (norm < r) {
+        CopyInto(x, n, y);
+        return;
+      }
+      ProjectSimplexLike<true>(x, n, r, y, status);
+      return;
+    }
+    case ProjectionSet::kL1Sphere:
+      ProjectSimplexLike<true>(x, n, r, y, status);
+      return;
+    case ProjectionSet::kL2Sphere:
+    case ProjectionSet::kL2Ball:
+      ProjectL2(set == ProjectionSet::kL2Sphere, x, n, r, y, status);
+      return;
+    case ProjectionSet::kLinfSphere:
+    case ProjectionSet::kLinfBall:
+      ProjectLinf(set == ProjectionSet::kLinfSphere, x, n, r, y, status);
+      return;
+  }
+}
+
+void ProjectVjp(ProjectionSet set, const double* x, const double* y, int64_t n, double r, const double* v, double* dx,
+                double* dr) {
+  switch (set) {
+    case ProjectionSet::kSimplex:
+    case ProjectionSet::kL1Sphere:
+      SimplexLikeVjp(y, n, v, dx, dr);
+      return;
+    case ProjectionSet::kL1Ball:
+      if (L1Norm(x, n) < r) {
+        for (int64_t i = 0; i < n; ++i) dx[i] += v[i];
+        return;
+      }
+      SimplexLikeVjp(y, n, v, dx, dr);
+      return;
+    case ProjectionSet::kL2Sphere:
+    case ProjectionSet::kL2Ball:
+      L2Vjp(set == ProjectionSet::kL2Sphere, x, n, r, v, dx, dr);
+      return;
+    case ProjectionSet::kLinfSphere:
+    case ProjectionSet::kLinfBall:
+      LinfVjp(set == ProjectionSet::kLinfSphere, x, n, r, v, dx, dr);
+      return;
+  }
+}
+
+}  // namespace projection
+}  // namespace ddn
