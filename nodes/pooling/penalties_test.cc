@@ -1,0 +1,95 @@
+// Tests of the penalties: the double fast path against finite differences and against the scalar-generic
+// template (double, Jet, nested Jet), and the shape facts the branch and bound relies on.
+#include "nodes/pooling/penalties.h"
+
+#include <ceres/jet.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace ddn::pooling {
+namespace {
+
+using J1 = ceres::Jet<double, 1>;
+using J2 = ceres::Jet<ceres::Jet<double, 1>, 1>;
+
+const PenaltyKind kAll[] = {PenaltyKind::kQuadratic,          PenaltyKind::kPseudoHuber, PenaltyKind::kHuber,
+                            PenaltyKind::kWelsch,             PenaltyKind::kTruncatedQuadratic,
+                            PenaltyKind::kCauchy,             PenaltyKind::kGemanMcClure};
+
+TEST(Penalties, NamesRoundTripAndUnknownIsInvalid) {
+  for (PenaltyKind k : kAll) EXPECT_EQ(ParsePenalty(PenaltyName(k)), k);
+  EXPECT_THROW(ParsePenalty("tukey"), InvalidInput);
+}
+
+TEST(Penalties, DerivativesMatchFiniteDifferencesAndTheTemplate) {
+  for (PenaltyKind k : kAll) {
+    for (double alpha : {0.3, 1.0, 2.5}) {
+      const PenaltyEval pen(k, alpha);
+      for (double t : {-3.1, -1.7, -0.93, -0.4, -0.05, 0.0, 0.02, 0.37, 0.81, 1.3, 2.2, 4.9}) {
+        const double z = t * alpha;
+        const PenaltyValues v = pen(z);
+        SCOPED_TRACE(PenaltyName(k) + " alpha=" + std::to_string(alpha) + " z=" + std::to_string(z));
+        // Value: template in double.
+        EXPECT_NEAR(Penalty<double>(k, z, alpha), v.phi, 1e-14 * (1 + std::abs(v.phi)));
+        // Away from the kinks, φ' and φ'' against central differences and against Jets.
+        if (std::abs(std::abs(z) - alpha) < 1e-3 * alpha) continue;
+        const double h = 1e-5 * alpha;
+        const double d1 = (pen.Phi(z + h) - pen.Phi(z - h)) / (2 * h);
+        const double d2 = (pen.D1(z + h) - pen.D1(z - h)) / (2 * h);
+        EXPECT_NEAR(v.d1, d1, 1e-7 * (1 + std::abs(d1)));
+        EXPECT_NEAR(v.d2, d2, 1e-6 * (1 + std::abs(d2)));
+        if (z != 0) {
+          EXPECT_NEAR(v.psi, v.d1 / z, 1e-13 * (1 + std::abs(v.psi)));
+        } else {
+          EXPECT_NEAR(v.psi, v.d2, 1e-15);
+        }
+        J1 zj(z, 0);
+        const J1 pj = Penalty<J1>(k, zj, alpha);
+        EXPECT_NEAR(pj.v[0], v.d1, 1e-12 * (1 + std::abs(v.d1)));
+        J2 zz;
+        zz.a = J1(z, 0);
+        zz.v[0] = J1(1.0);
+        const J2 p2 = Penalty<J2>(k, zz, alpha);
+        EXPECT_NEAR(p2.v[0].v[0], v.d2, 1e-12 * (1 + std::abs(v.d2)));
+      }
+    }
+  }
+}
+
+TEST(Penalties, SquareFormIsSmoothAtZeroForNestedJets) {
+  // The vector node differentiates φ(√s) at s = 0 (y on a data point): no NaN.
+  for (PenaltyKind k : kAll) {
+    J2 s;
+    s.a = J1(0.0, 0);
+    s.v[0] = J1(1.0);
+    const J2 v = PenaltyOfSquare<J2>(k, s, 0.7);
+    EXPECT_TRUE(std::isfinite(v.a.a) && std::isfinite(v.v[0].a) && std::isfinite(v.a.v[0])) << PenaltyName(k);
+  }
+}
+
+TEST(Penalties, MonotoneInAbsZAndCurvatureShape) {
+  for (PenaltyKind k : kAll) {
+    const PenaltyEval pen(k, 0.8);
+    double prev = -1;
+    for (double z = 0; z < 20; z += 0.01) {
+      EXPECT_GE(pen.Phi(z), prev) << PenaltyName(k);
+      prev = pen.Phi(z);
+      EXPECT_EQ(pen.Phi(z), pen.Phi(-z));
+    }
+    if (IsConvex(k) || k == PenaltyKind::kTruncatedQuadratic) continue;
+    // MinCurvature(lo, hi) is a lower bound of φ'' on [lo, hi], attained.
+    for (double lo = 0; lo < 5; lo += 0.37) {
+      for (double hi = lo; hi < lo + 3; hi += 0.29) {
+        const double bound = pen.MinCurvature(lo, hi);
+        double mn = 1e300;
+        for (int i = 0; i <= 200; ++i) mn = std::min(mn, pen.D2(lo + (hi - lo) * i / 200.0));
+        EXPECT_LE(bound, mn + 1e-15) << PenaltyName(k);
+        EXPECT_GE(bound, mn - 1e-3) << PenaltyName(k);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ddn::pooling

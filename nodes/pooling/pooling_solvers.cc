@@ -1,0 +1,1001 @@
+// Specialised robust pooling solvers and closed-form gradients; see pooling_solvers.h for the math and the
+// guarantees.
+#include "nodes/pooling/pooling_solvers.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ddn/error.h"
+#include "ddn/params.h"
+
+namespace ddn::pooling {
+namespace {
+
+constexpr double kEps = std::numeric_limits<double>::epsilon();
+
+inline double Weight(const double* w, int64_t i) { return w ? w[i] : 1.0; }
+
+double TotalWeight(const PoolingProblem& p) {
+  if (!p.w) return static_cast<double>(p.n);
+  double s = 0;
+  for (int64_t i = 0; i < p.n; ++i) s += p.w[i];
+  return s;
+}
+
+// ---- Scalar passes ------------------------------------------------------------------------------------------
+
+struct ScalarSums {
+  double f = 0;     // Σ w φ
+  double g = 0;     // Σ w φ'
+  double h = 0;     // Σ w φ''
+  double gabs = 0;  // Σ w |φ'|
+  double spsi = 0;  // Σ w ψ
+};
+
+template <PenaltyKind K, bool kPhi, bool kWeighted>
+ScalarSums ScalarPassT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2) {
+  double f = 0, g = 0, h = 0, gabs = 0, spsi = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const PenaltyValues v = EvaluatePenalty<K, kPhi>(y - x[i], alpha, inv_a2);
+    const double wi = kWeighted ? w[i] : 1.0;
+    if (kPhi) f += wi * v.phi;
+    g += wi * v.d1;
+    h += wi * v.d2;
+    gabs += wi * std::abs(v.d1);
+    spsi += wi * v.psi;
+  }
+  return {f, g, h, gabs, spsi};
+}
+
+template <PenaltyKind K, bool kPhi>
+ScalarSums ScalarPass(const PoolingProblem& p, double y) {
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  if (p.w) return ScalarPassT<K, kPhi, true>(p.x, p.w, p.n, y, p.alpha, inv_a2);
+  return ScalarPassT<K, kPhi, false>(p.x, p.w, p.n, y, p.alpha, inv_a2);
+}
+
+double ScaledResidual(double g, double gabs) { return gabs > 0 ? std::abs(g) / gabs : 0.0; }
+
+// Weighted median (lower): the smallest x_(k) with Σ_{j≤k} w_(j) ≥ W/2.
+double WeightedMedian(const PoolingProblem& p) {
+  thread_local std::vector<double> buf;
+  if (!p.w) {
+    buf.assign(p.x, p.x + p.n);
+    auto mid = buf.begin() + (p.n - 1) / 2;
+    std::nth_element(buf.begin(), mid, buf.end());
+    return *mid;
+  }
+  thread_local std::vector<std::pair<double, double>> pairs;
+  pairs.resize(p.n);
+  double total = 0;
+  for (int64_t i = 0; i < p.n; ++i) {
+    pairs[i] = {p.x[i], p.w[i]};
+    total += p.w[i];
+  }
+  std::sort(pairs.begin(), pairs.end());
+  double acc = 0;
+  for (const auto& [xi, wi] : pairs) {
+    acc += wi;
+    if (acc >= 0.5 * total) return xi;
+  }
+  return pairs.back().first;
+}
+
+void MinMax(const PoolingProblem& p, double* lo, double* hi) {
+  double a = p.x[0], b = p.x[0];
+  for (int64_t i = 1; i < p.n; ++i) {
+    a = std::min(a, p.x[i]);
+    b = std::max(b, p.x[i]);
+  }
+  *lo = a;
+  *hi = b;
+}
+
+// Weighted mean, two-pass (the second pass removes the first one's rounding error).
+double WeightedMeanScalar(const PoolingProblem& p) {
+  const double W = TotalWeight(p);
+  double s = 0;
+  for (int64_t i = 0; i < p.n; ++i) s += Weight(p.w, i) * p.x[i];
+  double m = s / W, c = 0;
+  for (int64_t i = 0; i < p.n; ++i) c += Weight(p.w, i) * (p.x[i] - m);
+  return m + c / W;
+}
+
+// Flags points at the kink |y − x_i| = α of huber and truncated_quadratic.
+void FlagScalarKinks(const PoolingProblem& p, double y, ProblemStatus* s) {
+  if (p.kind != PenaltyKind::kHuber && p.kind != PenaltyKind::kTruncatedQuadratic) return;
+  const double tol = 1e-9 * (p.alpha + std::abs(y));
+  for (int64_t i = 0; i < p.n; ++i) {
+    if (Weight(p.w, i) > 0 && std::abs(std::abs(y - p.x[i]) - p.alpha) <= tol) {
+      s->Set(kNonSmooth, "a point sits at the penalty's kink |y - x_i| = alpha: one-sided derivatives");
+      return;
+    }
+  }
+}
+
+// Safeguarded Newton for f' = 0 on [lo, hi] where f'(lo) ≤ 0 ≤ f'(hi), from y, for f convex on the bracket (the
+// convex penalties, or a cell proved convex). A Newton step that leaves the bracket is replaced by regula falsi
+// (when f' is known at both ends) or bisection; bisection also when the bracket has not halved in three steps.
+// Stops after a Newton step below 1e-12·(|y| + α) (quadratic convergence: y is then exact to rounding) or when
+// the bracket is a few ulps wide. Returns y; *last = the sums at the last evaluated iterate.
+template <PenaltyKind K>
+double BracketedNewton(const PoolingProblem& p, double lo, double hi, double y, ScalarSums* last, int* iterations) {
+  ScalarSums S;
+  double glo = 0, ghi = 0;
+  bool have_lo = false, have_hi = false;
+  double width_before = hi - lo;
+  for (int it = 0; it < 200; ++it) {
+    S = ScalarPass<K, false>(p, y);
+    ++*iterations;
+    if (S.g == 0) break;
+    if (S.g < 0) {
+      lo = y;
+      glo = S.g;
+      have_lo = true;
+    } else {
+      hi = y;
+      ghi = S.g;
+      have_hi = true;
+    }
+    const double scale = std::abs(y) + p.alpha;
+    double yn = S.h > 0 ? y - S.g / S.h : std::numeric_limits<double>::quiet_NaN();
+    const bool newton = yn > lo && yn < hi;
+    if (newton && std::abs(yn - y) <= 1e-12 * scale) {
+      y = yn;
+      break;
+    }
+    if (it % 3 == 2) {
+      if (hi - lo > 0.5 * width_before) yn = std::numeric_limits<double>::quiet_NaN();  // force bisection
+      width_before = hi - lo;
+    }
+    if (!(yn > lo && yn < hi)) {
+      yn = have_lo && have_hi ? lo - glo * (hi - lo) / (ghi - glo) : 0.5 * (lo + hi);
+      if (!(yn > lo && yn < hi)) yn = 0.5 * (lo + hi);
+    }
+    y = yn;
+    if (hi - lo <= 4 * kEps * scale) break;
+  }
+  if (last) *last = S;
+  return y;
+}
+
+// ---- Scalar: convex penalties ------------------------------------------------------------------------------
+
+template <PenaltyKind K>
+void SolveScalarConvex(const PoolingProblem& p, double* y_out, ProblemStatus* s) {
+  double lo, hi;
+  MinMax(p, &lo, &hi);
+  if (lo == hi) {
+    *y_out = lo;
+    s->residual = 0;
+    return;
+  }
+  double y = std::clamp(WeightedMedian(p), lo, hi);
+  ScalarSums S;
+  int iterations = 0;
+  y = BracketedNewton<K>(p, lo, hi, y, &S, &iterations);
+  s->iterations = iterations;
+  S = ScalarPass<K, false>(p, y);
+  s->residual = ScaledResidual(S.g, S.gabs);
+  if (K == PenaltyKind::kHuber) {
+    // A flat minimum: no point strictly within α of y, and f' ≡ 0 between the neighbouring breakpoints
+    // a = max_{x_i < y} x_i + α and b = min_{x_i > y} x_i − α.
+    double a = -std::numeric_limits<double>::infinity(), b = std::numeric_limits<double>::infinity();
+    bool inside = false;
+    for (int64_t i = 0; i < p.n; ++i) {
+      if (Weight(p.w, i) == 0) continue;
+      const double z = y - p.x[i];
+      if (std::abs(z) < p.alpha) {
+        inside = true;
+        break;
+      }
+      if (z > 0) {
+        a = std::max(a, p.x[i] + p.alpha);
+      } else {
+        b = std::min(b, p.x[i] - p.alpha);
+      }
+    }
+    if (!inside && b > a) {
+      const double mid = 0.5 * (a + b);
+      const ScalarSums M = ScalarPass<K, false>(p, mid);
+      if (std::abs(M.g) <= 1e-9 * M.gabs) {
+        y = mid;
+        s->residual = ScaledResidual(M.g, M.gabs);
+        s->Set(kAllOutliers, "huber: every point is beyond alpha at the minimum (H = 0)");
+        s->Set(kNonUnique, "huber: f is flat on [" + FormatDouble(a) + ", " + FormatDouble(b) +
+                               "]; the midpoint is returned");
+      }
+    }
+  }
+  *y_out = y;
+  FlagScalarKinks(p, y, s);
+}
+
+// ---- Scalar: truncated quadratic, exact sweep ------------------------------------------------------------------
+
+void SolveScalarTruncated(const PoolingProblem& p, double* y_out, ProblemStatus* s) {
+  thread_local std::vector<std::pair<double, double>> pts;
+  pts.resize(p.n);
+  for (int64_t i = 0; i < p.n; ++i) pts[i] = {p.x[i], Weight(p.w, i)};
+  std::sort(pts.begin(), pts.end());
+  const int64_t n = p.n;
+  const double alpha = p.alpha, half_a2 = 0.5 * alpha * alpha;
+  // Shift by the middle point so that the running sums of x² keep their precision.
+  const double shift = pts[n / 2].first;
+  double W = 0;
+  for (const auto& pt : pts) W += pt.second;
+  // Sweep the breakpoints in order: point e enters at x_e − α, point l leaves at x_l + α. Between two
+  // consecutive breakpoints the inliers are the sorted range [l, e).
+  int64_t e = 0, l = 0;
+  double s0 = 0, s1 = 0, s2 = 0;
+  double best_f = std::numeric_limits<double>::infinity(), best_y = 0;
+  int64_t best_l = 0, best_e = 0;
+  const double tie_tol = 1e-12 * (half_a2 * W);
+  bool tie = false;
+  double prev = -std::numeric_limits<double>::infinity();
+  while (l < n) {
+    const double enter = e < n ? pts[e].first - alpha : std::numeric_limits<double>::infinity();
+    const double leave = pts[l].first + alpha;
+    double next;
+    // Interval (prev, next) with inliers [l, e).
+    next = std::min(enter, leave);
+    if (s0 > 0 && next > prev) {
+      const double m = s1 / s0 + shift;
+      if (m > prev && m < next) {
+        const double ms = m - shift;
+        const double f = 0.5 * (s2 - 2 * ms * s1 + ms * ms * s0) + half_a2 * (W - s0);
+        if (f < best_f - tie_tol) {
+          best_f = f;
+          best_y = m;
+          best_l = l;
+          best_e = e;
+          tie = false;
+        } else if (f <= best_f + tie_tol) {
+          tie = true;
+        }
+      }
+    }
+    if (enter <= leave) {
+      const double xs = pts[e].first - shift, w = pts[e].second;
+      s0 += w;
+      s1 += w * xs;
+      s2 += w * xs * xs;
+      ++e;
+    } else {
+      const double xs = pts[l].first - shift, w = pts[l].second;
+      s0 -= w;
+      s1 -= w * xs;
+      s2 -= w * xs * xs;
+      ++l;
+      if (l == e) s0 = s1 = s2 = 0;  // no inliers: clear the rounding residue
+    }
+    prev = next;
+  }
+  // Recompute the winner's mean exactly (two-pass over its inliers).
+  double sw = 0, sx = 0;
+  for (int64_t i = best_l; i < best_e; ++i) {
+    sw += pts[i].second;
+    sx += pts[i].second * (pts[i].first - shift);
+  }
+  if (sw > 0) {
+    double m = sx / sw, c = 0;
+    for (int64_t i = best_l; i < best_e; ++i) c += pts[i].second * (pts[i].first - shift - m);
+    best_y = shift + m + c / sw;
+  }
+  *y_out = best_y;
+  s->iterations = 0;
+  const ScalarSums S = ScalarPass<PenaltyKind::kTruncatedQuadratic, false>(p, best_y);
+  s->residual = ScaledResidual(S.g, S.gabs);
+  if (tie) s->Set(kNonUnique, "truncated_quadratic: several global minima; the smallest y is returned");
+  FlagScalarKinks(p, best_y, s);
+}
+
+// ---- Scalar: smooth non-convex penalties, branch and bound -----------------------------------------------------
+
+// Local minimisation from y: Newton where f'' > 0, else the IRLS step y − f'/Σwψ (a descent step because φ is
+// concave in z²); a step that raises f is replaced by the IRLS step. Returns y; *f = f(y).
+template <PenaltyKind K>
+double LocalScalar(const PoolingProblem& p, double y, double* f, int* iterations) {
+  double y_prev = y, f_prev = std::numeric_limits<double>::infinity(), irls_prev = y;
+  bool newton_prev = false;
+  ScalarSums S;
+  for (int it = 0; it < 300; ++it) {
+    S = ScalarPass<K, true>(p, y);
+    ++*iterations;
+    if (newton_prev && S.f > f_prev + 1e-13 * std::abs(f_prev)) {
+      y = irls_prev;  // reject the Newton step
+      newton_prev = false;
+      continue;
+    }
+    if (S.spsi <= 0) break;  // every point beyond reach (cannot happen for these penalties)
+    const double irls = y - S.g / S.spsi;
+    double yn;
+    newton_prev = S.h > 0;
+    yn = newton_prev ? y - S.g / S.h : irls;
+    y_prev = y;
+    f_prev = S.f;
+    irls_prev = irls;
+    const double step = yn - y;
+    y = yn;
+    if (std::abs(step) <= 1e-12 * (std::abs(y) + p.alpha)) break;
+  }
+  (void)y_prev;
+  *f = ScalarPass<K, true>(p, y).f;
+  return y;
+}
+
+struct Bins {
+  double origin = 0, width = 0;
+  int nb = 0;
+  std::vector<int> idx;         // nonempty bins
+  std::vector<double> W, lo, hi, S1;  // per nonempty bin: weight, extent, Σ w x
+  std::vector<double> T0, T2;   // φ(k·width), φ''(k·width), k = 0..K−1
+  double c2min = 0;             // min φ''
+  double z2 = 0;
+};
+
+template <PenaltyKind K>
+void BuildBins(const PoolingProblem& p, double xmin, double xmax, Bins* B) {
+  const PenaltyEval pen(p.kind, p.alpha);
+  const double span = xmax - xmin;
+  double h = p.alpha / 8;
+  constexpr int kMaxBins = 8192;
+  if (span / h + 1 > kMaxBins) h = span / (kMaxBins - 1) * (1 + 1e-12);
+  B->origin = xmin;
+  B->width = h;
+  B->nb = static_cast<int>(std::min<double>(kMaxBins, std::floor(span / h) + 1));
+  thread_local std::vector<int> slot;
+  slot.assign(B->nb, -1);
+  B->idx.clear();
+  B->W.clear();
+  B->lo.clear();
+  B->hi.clear();
+  B->S1.clear();
+  for (int64_t i = 0; i < p.n; ++i) {
+    const double wi = Weight(p.w, i);
+    if (wi == 0) continue;
+    int j = static_cast<int>((p.x[i] - xmin) / h);
+    j = std::clamp(j, 0, B->nb - 1);
+    int& k = slot[j];
+    if (k < 0) {
+      k = static_cast<int>(B->idx.size());
+      B->idx.push_back(j);
+      B->W.push_back(0);
+      B->lo.push_back(p.x[i]);
+      B->hi.push_back(p.x[i]);
+      B->S1.push_back(0);
+    }
+    B->W[k] += wi;
+    B->S1[k] += wi * p.x[i];
+    B->lo[k] = std::min(B->lo[k], p.x[i]);
+    B->hi[k] = std::max(B->hi[k], p.x[i]);
+  }
+  B->z2 = pen.CurvatureMinimiser();
+  B->c2min = pen.D2(B->z2);
+  // Tables up to the larger of the data span and z₂ (at most 512 entries; beyond them φ and φ'' are bounded
+  // below by their last entries because both increase with |z| past z₂).
+  const int kt = std::min(std::max(B->nb + 2, static_cast<int>(std::ceil(B->z2 / h)) + 2), 512);
+  B->T0.resize(kt);
+  B->T2.resize(kt);
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  for (int k = 0; k < kt; ++k) {
+    const PenaltyValues v = EvaluatePenalty<K>(k * h, p.alpha, inv_a2);
+    B->T0[k] = v.phi;
+    B->T2[k] = v.d2;
+  }
+}
+
+// Lower bounds on one cell [a, b]: lb_f ≤ min f, lb_h ≤ min f''.
+void BinBounds(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
+  const double h = B.width, inv_h = 1.0 / h;
+  const int kt = static_cast<int>(B.T0.size());
+  const double shrink = 1 - 1e-12, grow = 1 + 1e-12;
+  double f = 0, c = 0;
+  const size_t m = B.W.size();
+  for (size_t k = 0; k < m; ++k) {
+    const double lo = B.lo[k], hi = B.hi[k];
+    // Distance from the cell to the bin's points, and the range of |y − x|.
+    double dist, ul, uh;
+    if (hi < a) {
+      dist = a - hi;
+      ul = dist;
+      uh = b - lo;
+    } else if (lo > b) {
+      dist = lo - b;
+      ul = dist;
+      uh = hi - a;
+    } else {
+      dist = 0;
+      ul = 0;
+      uh = std::max(hi - a, b - lo);
+    }
+    const int kd = std::min(kt - 1, static_cast<int>(dist * inv_h * shrink));
+    f += B.W[k] * B.T0[kd];
+    const int kl = static_cast<int>(ul * inv_h * shrink);
+    const double kuf = std::ceil(uh * inv_h * grow);
+    double c2;
+    if (kl * h <= B.z2 && B.z2 <= kuf * h) {
+      c2 = B.c2min;
+    } else if (kuf * h < B.z2) {
+      c2 = B.T2[static_cast<int>(kuf)];
+    } else {
+      c2 = B.T2[std::min(kt - 1, kl)];
+    }
+    c += B.W[k] * c2;
+  }
+  *lb_f = f;
+  *lb_h = c;
+}
+
+// The same bounds point by point (for cells narrower than a bin).
+void PointBounds(const PoolingProblem& p, const PenaltyEval& pen, double a, double b, double* lb_f, double* lb_h) {
+  double f = 0, c = 0;
+  for (int64_t i = 0; i < p.n; ++i) {
+    const double wi = Weight(p.w, i);
+    if (wi == 0) continue;
+    const double xi = p.x[i];
+    double dist, ul, uh;
+    if (xi < a) {
+      dist = a - xi;
+      ul = dist;
+      uh = b - xi;
+    } else if (xi > b) {
+      dist = xi - b;
+      ul = dist;
+      uh = xi - a;
+    } else {
+      dist = 0;
+      ul = 0;
+      uh = std::max(xi - a, b - xi);
+    }
+    f += wi * pen.Phi(dist);
+    c += wi * pen.MinCurvature(ul, uh);
+  }
+  *lb_f = f;
+  *lb_h = c;
+}
+
+template <PenaltyKind K>
+void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus* s, const PoolingOptions& o) {
+  double xmin, xmax;
+  MinMax(p, &xmin, &xmax);
+  if (xmin == xmax) {
+    *y_out = xmin;
+    s->residual = 0;
+    return;
+  }
+  thread_local Bins B;
+  BuildBins<K>(p, xmin, xmax, &B);
+  int iterations = 0;
+
+  // Start: the weighted mean of the densest window of 2α (16 bins at the default width).
+  const int win = std::max(1, static_cast<int>(std::lround(2 * p.alpha / B.width)));
+  double y0;
+  {
+    thread_local std::vector<double> wb, sb;
+    wb.assign(B.nb + 1, 0.0);
+    sb.assign(B.nb + 1, 0.0);
+    for (size_t k = 0; k < B.idx.size(); ++k) {
+      wb[B.idx[k] + 1] += B.W[k];
+      sb[B.idx[k] + 1] += B.S1[k];
+    }
+    for (int j = 0; j < B.nb; ++j) {
+      wb[j + 1] += wb[j];
+      sb[j + 1] += sb[j];
+    }
+    int best_j = 0;
+    double best_w = -1;
+    for (int j = 0; j < B.nb; ++j) {
+      const int e = std::min(B.nb, j + win);
+      if (wb[e] - wb[j] > best_w) {
+        best_w = wb[e] - wb[j];
+        best_j = j;
+      }
+    }
+    const int e = std::min(B.nb, best_j + win);
+    y0 = (sb[e] - sb[best_j]) / (wb[e] - wb[best_j]);
+  }
+  double best_f;
+  double best_y = LocalScalar<K>(p, y0, &best_f, &iterations);
+
+  struct Minimum {
+    double y, f;
+  };
+  std::vector<Minimum> minima{{best_y, best_f}};
+  struct Cell {
+    double a, b;
+    int p, q;  // bin range [p, q); p < 0 for a point-level cell
+  };
+  std::vector<Cell> stack;
+  const int chunk = std::max(1, static_cast<int>(std::lround(p.alpha / B.width)));
+  for (int j = B.nb; j > 0; j -= chunk) {
+    const int a = std::max(0, j - chunk);
+    stack.push_back({B.origin + a * B.width, B.origin + j * B.width, a, j});
+  }
+  const PenaltyEval pen(p.kind, p.alpha);
+  int cells = 0;
+  bool certified = true;
+  const double min_width = 1e-10 * (p.alpha + std::abs(best_y));
+  // |f''| ≤ Σ w max |φ''| = W·φ''(0) for welsch, cauchy and geman_mcclure (|φ''(z₂)| < φ''(0)).
+  const double curvature_bound = TotalWeight(p) * pen.D2(0.0);
+  while (!stack.empty()) {
+    const Cell c = stack.back();
+    stack.pop_back();
+    if (++cells > o.max_cells) {
+      certified = false;
+      break;
+    }
+    double lb_f, lb_h;
+    if (c.p >= 0) {
+      BinBounds(B, c.a, c.b, &lb_f, &lb_h);
+    } else {
+      PointBounds(p, pen, c.a, c.b, &lb_f, &lb_h);
+    }
+    if (lb_f >= best_f) continue;  // nothing below the incumbent here
+    if (lb_h >= 0) {
+      // f is convex on [a, b]: its minimum there is the stationary point, or an endpoint.
+      bool known = false;
+      for (const Minimum& m : minima) known |= (m.y >= c.a && m.y <= c.b);
+      if (known) continue;  // a stationary point found before is the cell's unique minimiser
+      const ScalarSums Sa = ScalarPass<K, true>(p, c.a), Sb = ScalarPass<K, true>(p, c.b);
+      iterations += 2;
+      double yc, fc;
+      if (Sa.g >= 0) {
+        yc = c.a;
+        fc = Sa.f;
+      } else if (Sb.g <= 0) {
+        yc = c.b;
+        fc = Sb.f;
+      } else {
+        yc = BracketedNewton<K>(p, c.a, c.b, 0.5 * (c.a + c.b), nullptr, &iterations);
+        fc = ScalarPass<K, true>(p, yc).f;
+        minima.push_back({yc, fc});
+      }
+      if (fc < best_f) {
+        best_f = fc;
+        best_y = yc;
+      }
+      continue;
+    }
+    if (c.p < 0 || c.q - c.p < 2) {
+      // A fine cell (one bin or less) that is neither pruned nor convex: look at its centre. A point below the
+      // incumbent starts a local solve; |f'(centre)| > L·r (L bounds |f''|) means f is monotone on the cell, so
+      // its minimum is at an endpoint, which the neighbouring cell covers.
+      const double yc = 0.5 * (c.a + c.b), r = 0.5 * (c.b - c.a);
+      const ScalarSums S = ScalarPass<K, true>(p, yc);
+      ++iterations;
+      if (S.f < best_f) {
+        double fl;
+        const double yl = LocalScalar<K>(p, yc, &fl, &iterations);
+        minima.push_back({yl, fl});
+        if (fl < best_f) {
+          best_f = fl;
+          best_y = yl;
+        }
+      }
+      if (std::abs(S.g) > curvature_bound * r * (1 + 1e-12)) continue;
+    }
+    if (c.p >= 0 && c.q - c.p >= 2) {
+      const int mid = (c.p + c.q) / 2;
+      const double xm = B.origin + mid * B.width;
+      stack.push_back({xm, c.b, mid, c.q});
+      stack.push_back({c.a, xm, c.p, mid});
+    } else if (c.b - c.a > min_width) {
+      const double xm = 0.5 * (c.a + c.b);
+      stack.push_back({xm, c.b, -1, -1});
+      stack.push_back({c.a, xm, -1, -1});
+    } else {
+      certified = false;  // a degenerate stationary point (f'' = 0) or a budget too small
+    }
+  }
+  // The incumbent may be an endpoint candidate: polish it to a stationary point (it is a local minimum).
+  {
+    double f2;
+    const double y2 = LocalScalar<K>(p, best_y, &f2, &iterations);
+    if (f2 <= best_f) minima.push_back({y2, f2});
+  }
+  // Among the minima found, those within the tie tolerance of the best are global minima: return the smallest.
+  best_f = std::numeric_limits<double>::infinity();
+  for (const Minimum& m : minima) best_f = std::min(best_f, m.f);
+  const double tie_tol = 1e-12 * (std::abs(best_f) + TotalWeight(p) * pen.Phi(p.alpha));
+  best_y = std::numeric_limits<double>::infinity();
+  for (const Minimum& m : minima)
+    if (m.f <= best_f + tie_tol) best_y = std::min(best_y, m.y);
+  for (const Minimum& m : minima) {
+    if (m.f <= best_f + tie_tol && std::abs(m.y - best_y) > 1e-8 * (p.alpha + std::abs(best_y))) {
+      s->Set(kNonUnique, PenaltyName(p.kind) + ": several global minima (within 1e-12); the smallest is returned");
+      break;
+    }
+  }
+  if (!certified) {
+    s->Set(kNotCertified, PenaltyName(p.kind) + ": branch and bound did not finish (" + std::to_string(cells) +
+                              " cells); best local minimum returned");
+  }
+  *y_out = best_y;
+  s->iterations = iterations;
+  const ScalarSums S = ScalarPass<K, false>(p, best_y);
+  s->residual = ScaledResidual(S.g, S.gabs);
+  if (S.h <= 0) s->Set(kNonRegular, "f'' <= 0 at the minimum (degenerate minimum)");
+}
+
+// ---- Vector -----------------------------------------------------------------------------------------------------
+
+struct VectorSums {
+  double f = 0;
+  Eigen::VectorXd g;  // Σ w ψ r
+  Eigen::MatrixXd M;  // Σ w (φ'' − ψ)/‖r‖² r rᵀ  (lower triangle filled)
+  double spsi = 0;    // Σ w ψ
+  double gabs = 0;    // Σ w |φ'|
+  double hsum = 0;    // Σ w (|ψ| + |φ''|)
+};
+
+template <PenaltyKind K, bool kHessian>
+void VectorPass(const PoolingProblem& p, const double* y, VectorSums* S) {
+  const int64_t d = p.d;
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  S->g.setZero(d);
+  if (kHessian) S->M.setZero(d, d);
+  double f = 0, spsi = 0, gabs = 0, hsum = 0;
+  double r[64];
+  std::vector<double> rbig;
+  double* rp = r;
+  if (d > 64) {
+    rbig.resize(d);
+    rp = rbig.data();
+  }
+  double* g = S->g.data();
+  double* M = kHessian ? S->M.data() : nullptr;
+  for (int64_t i = 0; i < p.n; ++i) {
+    const double wi = Weight(p.w, i);
+    const double* xi = p.x + i * d;
+    double z2 = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      rp[k] = y[k] - xi[k];
+      z2 += rp[k] * rp[k];
+    }
+    const double z = std::sqrt(z2);
+    const PenaltyValues v = EvaluatePenalty<K>(z, p.alpha, inv_a2);
+    f += wi * v.phi;
+    spsi += wi * v.psi;
+    gabs += wi * std::abs(v.d1);
+    hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
+    const double wpsi = wi * v.psi;
+    for (int64_t k = 0; k < d; ++k) g[k] += wpsi * rp[k];
+    if (kHessian && z2 > 0) {
+      const double c = wi * (v.d2 - v.psi) / z2;
+      if (c != 0) {
+        for (int64_t a = 0; a < d; ++a) {
+          const double ca = c * rp[a];
+          for (int64_t b = a; b < d; ++b) M[a * d + b] += ca * rp[b];  // column-major: (b, a) lower triangle
+        }
+      }
+    }
+  }
+  S->f = f;
+  S->spsi = spsi;
+  S->gabs = gabs;
+  S->hsum = hsum;
+}
+
+double Norm(const Eigen::VectorXd& v) { return v.lpNorm<Eigen::Infinity>(); }
+
+// Local minimisation (all penalties but the truncated quadratic): Newton when H is positive definite, else
+// the IRLS step y − g/Σwψ; a step that raises f is replaced by the IRLS step. Returns f(y).
+template <PenaltyKind K>
+double LocalVector(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations) {
+  const int64_t d = p.d;
+  VectorSums S;
+  Eigen::VectorXd y_prev = *y, irls_prev = *y, step(d);
+  double f_prev = std::numeric_limits<double>::infinity();
+  bool newton_prev = false;
+  Eigen::MatrixXd H(d, d);
+  Eigen::LLT<Eigen::MatrixXd> llt(d);
+  for (int it = 0; it < 500; ++it) {
+    VectorPass<K, true>(p, y->data(), &S);
+    ++*iterations;
+    if (newton_prev && S.f > f_prev + 1e-13 * std::abs(f_prev)) {
+      *y = irls_prev;
+      newton_prev = false;
+      continue;
+    }
+    if (S.spsi <= 0) break;
+    irls_prev = *y - S.g / S.spsi;
+    H = S.M.selfadjointView<Eigen::Lower>();
+    H.diagonal().array() += S.spsi;
+    llt.compute(H);
+    newton_prev = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-8 * std::sqrt(S.hsum);
+    if (newton_prev) {
+      step = -llt.solve(S.g);
+    } else {
+      step = irls_prev - *y;
+    }
+    y_prev = *y;
+    f_prev = S.f;
+    *y += step;
+    if (Norm(step) <= 1e-12 * (Norm(*y) + p.alpha)) break;
+  }
+  VectorPass<K, false>(p, y->data(), &S);
+  return S.f;
+}
+
+// Truncated quadratic: y ← weighted mean of the points with ‖y − x_i‖ < α, until the inlier set repeats
+// (majorise–minimise; f decreases strictly while the set changes, so it terminates).
+double LocalTruncated(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations) {
+  const int64_t d = p.d;
+  const double a2 = p.alpha * p.alpha;
+  std::vector<char> in(p.n, 0), prev(p.n, 2);
+  Eigen::VectorXd sum(d);
+  for (int it = 0; it < 1000; ++it) {
+    ++*iterations;
+    double sw = 0;
+    sum.setZero();
+    for (int64_t i = 0; i < p.n; ++i) {
+      const double* xi = p.x + i * d;
+      double z2 = 0;
+      for (int64_t k = 0; k < d; ++k) z2 += ((*y)[k] - xi[k]) * ((*y)[k] - xi[k]);
+      in[i] = z2 < a2;
+      if (in[i]) {
+        const double wi = Weight(p.w, i);
+        sw += wi;
+        for (int64_t k = 0; k < d; ++k) sum[k] += wi * xi[k];
+      }
+    }
+    if (in == prev || sw == 0) break;
+    prev = in;
+    // Two-pass mean of the inliers.
+    Eigen::VectorXd m = sum / sw, c = Eigen::VectorXd::Zero(d);
+    for (int64_t i = 0; i < p.n; ++i) {
+      if (!in[i]) continue;
+      const double wi = Weight(p.w, i);
+      for (int64_t k = 0; k < d; ++k) c[k] += wi * (p.x[i * d + k] - m[k]);
+    }
+    *y = m + c / sw;
+  }
+  return PoolingObjective(p, y->data());
+}
+
+template <PenaltyKind K>
+double LocalAny(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations) {
+  if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
+    return LocalTruncated(p, y, iterations);
+  } else {
+    return LocalVector<K>(p, y, iterations);
+  }
+}
+
+Eigen::VectorXd CoordinateMedian(const PoolingProblem& p) {
+  Eigen::VectorXd m(p.d);
+  std::vector<double> col(p.n);
+  std::vector<double> cw;
+  for (int64_t k = 0; k < p.d; ++k) {
+    for (int64_t i = 0; i < p.n; ++i) col[i] = p.x[i * p.d + k];
+    PoolingProblem q = p;
+    q.x = col.data();
+    q.d = 1;
+    m[k] = WeightedMedian(q);
+  }
+  return m;
+}
+
+Eigen::VectorXd WeightedMeanVector(const PoolingProblem& p) {
+  const double W = TotalWeight(p);
+  Eigen::VectorXd m = Eigen::VectorXd::Zero(p.d), c = Eigen::VectorXd::Zero(p.d);
+  for (int64_t i = 0; i < p.n; ++i)
+    for (int64_t k = 0; k < p.d; ++k) m[k] += Weight(p.w, i) * p.x[i * p.d + k];
+  m /= W;
+  for (int64_t i = 0; i < p.n; ++i)
+    for (int64_t k = 0; k < p.d; ++k) c[k] += Weight(p.w, i) * (p.x[i * p.d + k] - m[k]);
+  return m + c / W;
+}
+
+void FlagVectorKinks(const PoolingProblem& p, const double* y, ProblemStatus* s) {
+  if (p.kind != PenaltyKind::kHuber && p.kind != PenaltyKind::kTruncatedQuadratic) return;
+  double ymax = 0;
+  for (int64_t k = 0; k < p.d; ++k) ymax = std::max(ymax, std::abs(y[k]));
+  const double tol = 1e-9 * (p.alpha + ymax);
+  for (int64_t i = 0; i < p.n; ++i) {
+    if (Weight(p.w, i) == 0) continue;
+    double z2 = 0;
+    for (int64_t k = 0; k < p.d; ++k) z2 += (y[k] - p.x[i * p.d + k]) * (y[k] - p.x[i * p.d + k]);
+    if (std::abs(std::sqrt(z2) - p.alpha) <= tol) {
+      s->Set(kNonSmooth, "a point sits at the penalty's kink |y - x_i| = alpha: one-sided derivatives");
+      return;
+    }
+  }
+}
+
+template <PenaltyKind K>
+void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, const PoolingOptions& o) {
+  const int64_t d = p.d;
+  int iterations = 0;
+  Eigen::VectorXd best;
+  double best_f;
+  if constexpr (K == PenaltyKind::kQuadratic) {
+    best = WeightedMeanVector(p);
+    best_f = 0;
+  } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
+    best = CoordinateMedian(p);
+    best_f = LocalVector<K>(p, &best, &iterations);
+  } else {
+    // Starts: coordinate-wise median, weighted mean, and the data points of lowest f among a stride sample.
+    std::vector<Eigen::VectorXd> starts{CoordinateMedian(p), WeightedMeanVector(p)};
+    const int64_t m = std::min<int64_t>(p.n, o.vector_candidates);
+    std::vector<std::pair<double, int64_t>> scored;
+    for (int64_t c = 0; c < m; ++c) {
+      const int64_t i = (c * p.n) / m;
+      if (Weight(p.w, i) == 0) continue;
+      scored.push_back({PoolingObjective(p, p.x + i * d), i});
+    }
+    std::sort(scored.begin(), scored.end());
+    for (int k = 0; k < o.vector_starts && k < static_cast<int>(scored.size()); ++k) {
+      starts.push_back(Eigen::Map<const Eigen::VectorXd>(p.x + scored[k].second * d, d));
+    }
+    std::vector<std::pair<Eigen::VectorXd, double>> found;
+    best_f = std::numeric_limits<double>::infinity();
+    for (Eigen::VectorXd y : starts) {
+      const double f = LocalAny<K>(p, &y, &iterations);
+      bool dup = false;
+      for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
+      if (!dup) found.push_back({y, f});
+      if (f < best_f) {
+        best_f = f;
+        best = y;
+      }
+    }
+    const double tie_tol = 1e-12 * (std::abs(best_f) + TotalWeight(p) * PenaltyEval(p.kind, p.alpha).Phi(p.alpha));
+    for (const auto& [yy, ff] : found) {
+      if ((yy - best).norm() > 1e-7 * (p.alpha + Norm(best)) && ff <= best_f + tie_tol) {
+        s->Set(kNonUnique, PenaltyName(p.kind) + ": distinct minima with equal objective; the first found is returned");
+        break;
+      }
+    }
+    s->Set(kNotCertified, PenaltyName(p.kind) + " (vector): best of " + std::to_string(starts.size()) +
+                              " local solves; global optimality is not certified");
+  }
+  (void)best_f;
+  for (int64_t k = 0; k < d; ++k) y_out[k] = best[k];
+  s->iterations = iterations;
+  VectorSums S;
+  VectorPass<K, false>(p, y_out, &S);
+  s->residual = S.gabs > 0 ? Norm(S.g) / S.gabs : 0.0;
+  FlagVectorKinks(p, y_out, s);
+}
+
+}  // namespace
+
+void ValidatePoolingProblem(const PoolingProblem& p) {
+  if (p.n < 1) throw InvalidInput("robust pooling needs at least one point (N = 0)");
+  if (p.d < 1) throw InvalidInput("robust pooling needs D >= 1");
+  if (!(p.alpha > 0) || !std::isfinite(p.alpha)) {
+    throw InvalidInput("robust pooling: alpha must be a finite number > 0, got " + FormatDouble(p.alpha));
+  }
+  for (int64_t i = 0; i < p.n * p.d; ++i) {
+    if (!std::isfinite(p.x[i])) throw InvalidInput("input 'x' contains a non-finite value at index " + std::to_string(i));
+  }
+  if (p.w) {
+    double total = 0;
+    for (int64_t i = 0; i < p.n; ++i) {
+      if (!std::isfinite(p.w[i])) throw InvalidInput("input 'w' contains a non-finite value at index " + std::to_string(i));
+      if (p.w[i] < 0) {
+        throw InvalidInput("input 'w' must be >= 0, got " + FormatDouble(p.w[i]) + " at index " + std::to_string(i));
+      }
+      total += p.w[i];
+    }
+    if (!(total > 0)) throw InvalidInput("input 'w' must not be all zero");
+  }
+}
+
+double PoolingObjective(const PoolingProblem& p, const double* y) {
+  const PenaltyEval pen(p.kind, p.alpha);
+  double f = 0;
+  for (int64_t i = 0; i < p.n; ++i) {
+    double z2 = 0;
+    for (int64_t k = 0; k < p.d; ++k) z2 += (y[k] - p.x[i * p.d + k]) * (y[k] - p.x[i * p.d + k]);
+    f += Weight(p.w, i) * pen.Phi(std::sqrt(z2));
+  }
+  return f;
+}
+
+void SolveScalarPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o) {
+  switch (p.kind) {
+    case PenaltyKind::kQuadratic:
+      *y = WeightedMeanScalar(p);
+      s->residual = 0;
+      return;
+    case PenaltyKind::kPseudoHuber:
+      return SolveScalarConvex<PenaltyKind::kPseudoHuber>(p, y, s);
+    case PenaltyKind::kHuber:
+      return SolveScalarConvex<PenaltyKind::kHuber>(p, y, s);
+    case PenaltyKind::kTruncatedQuadratic:
+      return SolveScalarTruncated(p, y, s);
+    case PenaltyKind::kWelsch:
+      return SolveScalarNonConvex<PenaltyKind::kWelsch>(p, y, s, o);
+    case PenaltyKind::kCauchy:
+      return SolveScalarNonConvex<PenaltyKind::kCauchy>(p, y, s, o);
+    case PenaltyKind::kGemanMcClure:
+      return SolveScalarNonConvex<PenaltyKind::kGemanMcClure>(p, y, s, o);
+  }
+}
+
+void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o) {
+  DispatchPenalty(p.kind, [&](auto k) { SolveVectorT<decltype(k)::value>(p, y, s, o); });
+}
+
+void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw,
+                     ProblemStatus* s) {
+  if (p.d == 1) {
+    DispatchPenalty(p.kind, [&](auto kc) {
+      constexpr PenaltyKind K = decltype(kc)::value;
+      const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+      double h = 0, habs = 0;
+      for (int64_t i = 0; i < p.n; ++i) {
+        const double d2 = EvaluatePenalty<K, false>(y[0] - p.x[i], p.alpha, inv_a2).d2;
+        const double wi = Weight(p.w, i);
+        h += wi * d2;
+        habs += wi * std::abs(d2);
+      }
+      if (habs == 0) {
+        s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
+        return;
+      }
+      if (!(h > 1e-12 * habs)) {
+        s->Set(kNonRegular, "H = sum w phi'' is not positive at the solution: minimum-norm gradient 0");
+        return;
+      }
+      const double vh = v[0] / h;
+      for (int64_t i = 0; i < p.n; ++i) {
+        const PenaltyValues pv = EvaluatePenalty<K, false>(y[0] - p.x[i], p.alpha, inv_a2);
+        dx[i] += vh * Weight(p.w, i) * pv.d2;
+        if (dw) dw[i] -= vh * pv.d1;
+      }
+    });
+    return;
+  }
+  const int64_t d = p.d;
+  DispatchPenalty(p.kind, [&](auto kc) {
+    constexpr PenaltyKind K = decltype(kc)::value;
+    VectorSums S;
+    VectorPass<K, true>(p, y, &S);
+    Eigen::MatrixXd H = S.M.selfadjointView<Eigen::Lower>();
+    H.diagonal().array() += S.spsi;
+    const Eigen::Map<const Eigen::VectorXd> vv(v, d);
+    Eigen::VectorXd u;
+    if (H.cwiseAbs().maxCoeff() == 0) {
+      s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
+      return;
+    }
+    Eigen::LLT<Eigen::MatrixXd> llt(H);
+    const double hmax = H.diagonal().cwiseAbs().maxCoeff();
+    if (llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > std::sqrt(1e-10 * hmax)) {
+      u = llt.solve(vv);
+    } else {
+      Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod;
+      cod.setThreshold(1e-10);
+      cod.compute(H);
+      u = cod.solve(vv);
+      s->Set(kNonRegular, "H is singular or ill-conditioned at the solution: minimum-norm gradient");
+    }
+    const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+    for (int64_t i = 0; i < p.n; ++i) {
+      const double* xi = p.x + i * d;
+      double z2 = 0, ru = 0;
+      for (int64_t k = 0; k < d; ++k) {
+        const double r = y[k] - xi[k];
+        z2 += r * r;
+        ru += r * u[k];
+      }
+      const PenaltyValues pv = EvaluatePenalty<K, false>(std::sqrt(z2), p.alpha, inv_a2);
+      const double wi = Weight(p.w, i);
+      const double c = z2 > 0 ? (pv.d2 - pv.psi) / z2 * ru : 0.0;
+      for (int64_t k = 0; k < d; ++k) dx[i * d + k] += wi * (pv.psi * u[k] + c * (y[k] - xi[k]));
+      if (dw) dw[i] -= pv.psi * ru;
+    }
+  });
+}
+
+}  // namespace ddn::pooling

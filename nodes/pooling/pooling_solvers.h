@@ -1,0 +1,89 @@
+// nodes/pooling/pooling_solvers.h: specialised forward solvers and closed-form gradients of robust pooling.
+//
+// One problem: points x_1..x_N (scalars, or rows of an N×D array), optional weights w_i ≥ 0 (not all zero),
+// a penalty φ(·; α) (penalties.h) and
+//
+//   scalar:  y* = argmin_y f(y),  f(y) = Σ_i w_i φ(y − x_i)
+//   vector:  y* = argmin_y f(y),  f(y) = Σ_i w_i φ(‖y − x_i‖)
+//
+// Forward (what is guaranteed):
+//   quadratic             the weighted mean (closed form, two-pass).
+//   pseudo_huber, huber   scalar: safeguarded Newton on f' bracketed by [min x, max x], started at the weighted
+//                         median, to machine precision; f' is monotone so the answer is the global minimum.
+//                         Huber with no point inside |y − x_i| ≤ α at the root (f' = 0 on an interval, H = 0):
+//                         the midpoint of that interval, kAllOutliers | kNonUnique.
+//                         vector: Newton with an IRLS (Weiszfeld) fallback and a descent test, from the
+//                         coordinate-wise median; convex, so the local minimum is global.
+//   truncated_quadratic   scalar: exact global minimum by a sweep over the sorted points: between consecutive
+//                         breakpoints x_i ± α the inlier set is fixed and f is a quadratic whose minimiser is the
+//                         inliers' weighted mean; every kink of f is concave, so the global minimum is one of
+//                         these interior minima. Ties within 1e-12 (relative): the smallest y, kNonUnique.
+//                         vector: the inlier-mean iteration (majorise–minimise, finite) from several starts
+//                         (below); kNotCertified.
+//   welsch, cauchy,       scalar: certified global minimum by branch and bound on [min x, max x]: a local
+//   geman_mcclure         solve (Newton + IRLS fallback) from the densest 2α window gives an upper bound f₀;
+//                         cells are pruned when the lower bound Σ_i w_i φ(dist(x_i, cell)) ≥ f₀ (φ grows with
+//                         |z|), and resolved exactly when Σ_i w_i min_{cell} φ''(y − x_i) ≥ 0 (f is convex on
+//                         the cell, so Newton in the cell finds its minimum); other cells are split. Bounds
+//                         are evaluated on a histogram of the points (bin width α/8, rigorous rounding) and
+//                         point by point below bin size. If the cell budget runs out or a cell shrinks below
+//                         1e-10·α unresolved (a degenerate stationary point), the best point found is returned
+//                         with kNotCertified. Distinct minima within 1e-12 (relative) of each other: kNonUnique.
+//                         vector: the best local minimum reached from the coordinate-wise median, the weighted
+//                         mean and the `vector_starts` data points of lowest objective among a sample of
+//                         `vector_candidates` data points; kNotCertified (no global certificate in D > 1).
+//
+// Status: residual = |∇f(y)| / Σ_i w_i |∇φ_i(y)| (0 when that sum is 0); kNonSmooth when some point sits at a
+// kink (|‖y − x_i‖ − α| ≤ 1e-9·(α + |y|)) of huber or truncated_quadratic.
+//
+// Backward (closed form, the implicit function theorem of f'(y) = 0, Gould et al. TPAMI 2022 Prop. 4.3):
+//   scalar:  H = Σ_j w_j φ''(y − x_j);   dL/dx_i = v w_i φ''(y − x_i)/H,   dL/dw_i = −v φ'(y − x_i)/H
+//   vector:  ∇²φ_i = ψ_i I + (φ''_i − ψ_i) r̂_i r̂_iᵀ (r_i = y − x_i, ψ = φ'/‖r‖), H = Σ_j w_j ∇²φ_j, u = H⁻¹v;
+//            dL/dx_i = w_i ∇²φ_i u,   dL/dw_i = −ψ_i r_iᵀ u
+// H = 0 (no point within the penalty's reach): gradient 0, kAllOutliers. H singular otherwise (or, scalar,
+// H ≤ 1e-12·Σ w|φ''|): the minimum-norm solution of H u = v, kNonRegular.
+#pragma once
+
+#include <cstdint>
+
+#include "ddn/status.h"
+#include "nodes/pooling/penalties.h"
+
+namespace ddn::pooling {
+
+struct PoolingProblem {
+  PenaltyKind kind = PenaltyKind::kPseudoHuber;
+  double alpha = 1.0;           // > 0
+  const double* x = nullptr;    // N values (scalar) or N×D row-major (vector)
+  const double* w = nullptr;    // N weights ≥ 0, not all zero; nullptr means all 1
+  int64_t n = 0;                // N ≥ 1
+  int64_t d = 1;                // D ≥ 1 (1 for the scalar node)
+};
+
+struct PoolingOptions {
+  // Scalar branch and bound: at most this many cells before giving up with kNotCertified.
+  int max_cells = 20000;
+  // Vector, non-convex penalties: data points whose objective is evaluated to pick starts (a stride sample).
+  int vector_candidates = 64;
+  // Vector, non-convex penalties: the best this many candidates start a local solve (plus median and mean).
+  int vector_starts = 4;
+};
+
+// Throws InvalidInput for N = 0, α ≤ 0 or non-finite, non-finite x, negative or all-zero (or non-finite) w.
+void ValidatePoolingProblem(const PoolingProblem& problem);
+
+// f(y).
+double PoolingObjective(const PoolingProblem& problem, const double* y);
+
+// Forward: writes y (1 value, or D values). Sets status flags, residual and iterations.
+void SolveScalarPool(const PoolingProblem& problem, double* y, ProblemStatus* status,
+                     const PoolingOptions& options = {});
+void SolveVectorPool(const PoolingProblem& problem, double* y, ProblemStatus* status,
+                     const PoolingOptions& options = {});
+
+// Backward at a solution y: dx (N·D values) += v-weighted dy/dx, dw (N values, may be nullptr) += dy/dw.
+// v has D values (1 for the scalar node).
+void PoolingBackward(const PoolingProblem& problem, const double* y, const double* v, double* dx, double* dw,
+                     ProblemStatus* status);
+
+}  // namespace ddn::pooling

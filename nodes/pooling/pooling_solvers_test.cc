@@ -1,0 +1,253 @@
+// Tests of the specialised solvers as plain functions: global optimality against dense brute force for every
+// penalty and several α, stationarity, the awkward cases (flat Huber, isolated points of the truncated
+// quadratic, two competing clusters), and validation.
+#include "nodes/pooling/pooling_solvers.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "ddn/error.h"
+
+namespace ddn::pooling {
+namespace {
+
+const PenaltyKind kAll[] = {PenaltyKind::kQuadratic,          PenaltyKind::kPseudoHuber, PenaltyKind::kHuber,
+                            PenaltyKind::kWelsch,             PenaltyKind::kTruncatedQuadratic,
+                            PenaltyKind::kCauchy,             PenaltyKind::kGemanMcClure};
+
+// A cluster of n points (σ = spread) with about 20 % outliers up to 8 away, or several clusters.
+std::vector<double> Points(std::mt19937_64* rng, int n, int d, double spread, int clusters = 1) {
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uni(-8, 8);
+  std::bernoulli_distribution outlier(0.2);
+  std::vector<std::vector<double>> centres(clusters, std::vector<double>(d));
+  for (auto& c : centres)
+    for (auto& v : c) v = 2 * normal(*rng);
+  std::vector<double> x(n * d);
+  for (int i = 0; i < n; ++i) {
+    const bool out = outlier(*rng);
+    const auto& c = centres[i % clusters];
+    for (int k = 0; k < d; ++k) x[i * d + k] = out ? uni(*rng) : c[k] + spread * normal(*rng);
+  }
+  return x;
+}
+
+// min f over a dense grid (then a finer grid around the best cell): an upper bound of the global minimum.
+double BruteForceScalar(const PoolingProblem& p) {
+  const double lo = *std::min_element(p.x, p.x + p.n) - 1, hi = *std::max_element(p.x, p.x + p.n) + 1;
+  double best = 1e300, best_y = lo;
+  const int m = 40000;
+  for (int i = 0; i <= m; ++i) {
+    const double y = lo + (hi - lo) * i / m;
+    const double f = PoolingObjective(p, &y);
+    if (f < best) {
+      best = f;
+      best_y = y;
+    }
+  }
+  const double h = (hi - lo) / m;
+  for (int i = -1000; i <= 1000; ++i) {
+    const double y = best_y + h * i / 1000.0;
+    best = std::min(best, PoolingObjective(p, &y));
+  }
+  return best;
+}
+
+double BruteForce2d(const PoolingProblem& p) {
+  double lo[2] = {1e300, 1e300}, hi[2] = {-1e300, -1e300};
+  for (int i = 0; i < p.n; ++i)
+    for (int k = 0; k < 2; ++k) {
+      lo[k] = std::min(lo[k], p.x[2 * i + k]);
+      hi[k] = std::max(hi[k], p.x[2 * i + k]);
+    }
+  double best = 1e300, by[2] = {0, 0};
+  const int m = 300;
+  for (int i = 0; i <= m; ++i)
+    for (int j = 0; j <= m; ++j) {
+      const double y[2] = {lo[0] + (hi[0] - lo[0]) * i / m, lo[1] + (hi[1] - lo[1]) * j / m};
+      const double f = PoolingObjective(p, y);
+      if (f < best) {
+        best = f;
+        by[0] = y[0];
+        by[1] = y[1];
+      }
+    }
+  // Refine around the best grid point, and around every data point (the minima of the redescending
+  // penalties sit near data).
+  auto refine = [&](double cx, double cy, double r) {
+    for (int i = -40; i <= 40; ++i)
+      for (int j = -40; j <= 40; ++j) {
+        const double y[2] = {cx + r * i / 40, cy + r * j / 40};
+        best = std::min(best, PoolingObjective(p, y));
+      }
+  };
+  refine(by[0], by[1], 2 * (hi[0] - lo[0]) / m + 2 * (hi[1] - lo[1]) / m);
+  return best;
+}
+
+TEST(ScalarPool, GlobalMinimumBeatsDenseBruteForce) {
+  std::mt19937_64 rng(11);
+  for (PenaltyKind k : kAll) {
+    for (double alpha : {0.25, 1.0, 3.0}) {
+      for (int trial = 0; trial < 6; ++trial) {
+        const int clusters = 1 + trial % 3;
+        std::vector<double> x = Points(&rng, 15 + trial, 1, 0.3 + 0.4 * trial, clusters);
+        std::vector<double> w(x.size());
+        std::uniform_real_distribution<double> uw(0.1, 2);
+        for (auto& v : w) v = uw(rng);
+        PoolingProblem p{k, alpha, x.data(), trial % 2 ? w.data() : nullptr, static_cast<int64_t>(x.size()), 1};
+        double y;
+        ProblemStatus s;
+        SolveScalarPool(p, &y, &s);
+        const double f = PoolingObjective(p, &y), brute = BruteForceScalar(p);
+        SCOPED_TRACE(PenaltyName(k) + " alpha=" + std::to_string(alpha) + " trial=" + std::to_string(trial));
+        EXPECT_LE(f, brute + 1e-12 * (1 + std::abs(brute)));
+        EXPECT_FALSE(s.flags & kNotCertified) << s.note;
+        if (IsSmooth(k)) {
+          EXPECT_LE(s.residual, 1e-12);
+        }
+      }
+    }
+  }
+}
+
+TEST(ScalarPool, ConvexPenaltiesReachMachinePrecision) {
+  std::mt19937_64 rng(5);
+  for (PenaltyKind k : {PenaltyKind::kPseudoHuber, PenaltyKind::kHuber}) {
+    std::vector<double> x = Points(&rng, 200, 1, 1.0);
+    PoolingProblem p{k, 0.7, x.data(), nullptr, 200, 1};
+    double y;
+    ProblemStatus s;
+    SolveScalarPool(p, &y, &s);
+    const PenaltyEval pen(k, 0.7);
+    double g = 0, gabs = 0;
+    for (double xi : x) {
+      g += pen.D1(y - xi);
+      gabs += std::abs(pen.D1(y - xi));
+    }
+    EXPECT_LE(std::abs(g), 1e-14 * gabs) << PenaltyName(k);
+  }
+}
+
+TEST(ScalarPool, WelschFindsTheHeavierOfTwoClustersWhereMeanAndMedianStartsFail) {
+  // 10 points at 0, 11 at 6, plus a point between: the mean and the median are in the wrong basin or between.
+  std::vector<double> x;
+  for (int i = 0; i < 10; ++i) x.push_back(0.01 * i);
+  for (int i = 0; i < 11; ++i) x.push_back(6 + 0.01 * i);
+  x.push_back(2.5);
+  for (PenaltyKind k : {PenaltyKind::kWelsch, PenaltyKind::kCauchy, PenaltyKind::kGemanMcClure}) {
+    PoolingProblem p{k, 0.5, x.data(), nullptr, static_cast<int64_t>(x.size()), 1};
+    double y;
+    ProblemStatus s;
+    SolveScalarPool(p, &y, &s);
+    EXPECT_NEAR(y, 6.05, 0.05) << PenaltyName(k);
+    EXPECT_EQ(s.flags, 0u) << s.note;
+  }
+}
+
+TEST(ScalarPool, TiedClustersAreFlaggedNonUnique) {
+  const std::vector<double> x = {0, 0.1, 0.2, 10, 10.1, 10.2};
+  for (PenaltyKind k : {PenaltyKind::kWelsch, PenaltyKind::kTruncatedQuadratic, PenaltyKind::kGemanMcClure}) {
+    PoolingProblem p{k, 0.5, x.data(), nullptr, 6, 1};
+    double y;
+    ProblemStatus s;
+    SolveScalarPool(p, &y, &s);
+    EXPECT_TRUE(s.flags & kNonUnique) << PenaltyName(k);
+    // geman_mcclure's heavy tail pulls y slightly towards the far cluster.
+    EXPECT_NEAR(y, 0.1, k == PenaltyKind::kGemanMcClure ? 1e-3 : 1e-9) << PenaltyName(k);
+  }
+}
+
+TEST(ScalarPool, FlatHuberIsAllOutliersWithMidpointAndZeroGradient) {
+  const std::vector<double> x = {0, 10};
+  PoolingProblem p{PenaltyKind::kHuber, 1.0, x.data(), nullptr, 2, 1};
+  double y;
+  ProblemStatus s;
+  SolveScalarPool(p, &y, &s);
+  EXPECT_DOUBLE_EQ(y, 5.0);
+  EXPECT_TRUE(s.flags & kAllOutliers);
+  EXPECT_TRUE(s.flags & kNonUnique);
+  double dx[2] = {0, 0}, v = 1;
+  PoolingBackward(p, &y, &v, dx, nullptr, &s);
+  EXPECT_EQ(dx[0], 0.0);
+  EXPECT_EQ(dx[1], 0.0);
+}
+
+TEST(ScalarPool, TruncatedQuadraticIsolatedPointsPickTheSmallest) {
+  const std::vector<double> x = {7, 1, 4};
+  PoolingProblem p{PenaltyKind::kTruncatedQuadratic, 1.0, x.data(), nullptr, 3, 1};
+  double y;
+  ProblemStatus s;
+  SolveScalarPool(p, &y, &s);
+  EXPECT_EQ(y, 1.0);
+  EXPECT_TRUE(s.flags & kNonUnique);
+  double dx[3] = {0, 0, 0}, v = 1;
+  PoolingBackward(p, &y, &v, dx, nullptr, &s);
+  EXPECT_EQ(dx[0], 0.0);
+  EXPECT_EQ(dx[1], 1.0);
+  EXPECT_EQ(dx[2], 0.0);
+}
+
+TEST(ScalarPool, AllPointsEqual) {
+  const std::vector<double> x = {2.5, 2.5, 2.5};
+  for (PenaltyKind k : kAll) {
+    PoolingProblem p{k, 1.0, x.data(), nullptr, 3, 1};
+    double y;
+    ProblemStatus s;
+    SolveScalarPool(p, &y, &s);
+    EXPECT_EQ(y, 2.5) << PenaltyName(k);
+  }
+}
+
+TEST(VectorPool, LocalSolutionsBeatBruteForceIn2d) {
+  std::mt19937_64 rng(3);
+  for (PenaltyKind k : kAll) {
+    for (double alpha : {0.5, 1.0, 2.0}) {
+      for (int trial = 0; trial < 3; ++trial) {
+        std::vector<double> x = Points(&rng, 12, 2, 0.5 + 0.5 * trial, 1 + trial % 2);
+        std::vector<double> w(12);
+        std::uniform_real_distribution<double> uw(0.1, 2);
+        for (auto& v : w) v = uw(rng);
+        PoolingProblem p{k, alpha, x.data(), trial == 1 ? w.data() : nullptr, 12, 2};
+        double y[2];
+        ProblemStatus s;
+        SolveVectorPool(p, y, &s);
+        const double f = PoolingObjective(p, y), brute = BruteForce2d(p);
+        SCOPED_TRACE(PenaltyName(k) + " alpha=" + std::to_string(alpha) + " trial=" + std::to_string(trial));
+        EXPECT_LE(f, brute + 1e-9 * (1 + std::abs(brute)));
+        if (IsSmooth(k)) {
+          EXPECT_LE(s.residual, 1e-11);
+        }
+        EXPECT_EQ(static_cast<bool>(s.flags & kNotCertified), !IsConvex(k)) << s.note;
+      }
+    }
+  }
+}
+
+TEST(Validation, BadProblemsAreInvalidInput) {
+  const std::vector<double> x = {1, 2, 3};
+  std::vector<double> w = {1, -1, 1};
+  auto expect_invalid = [](const PoolingProblem& p, const std::string& part) {
+    try {
+      ValidatePoolingProblem(p);
+      ADD_FAILURE() << "no error for " << part;
+    } catch (const InvalidInput& e) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+    }
+  };
+  expect_invalid({PenaltyKind::kWelsch, 1.0, x.data(), nullptr, 0, 1}, "N = 0");
+  expect_invalid({PenaltyKind::kWelsch, 0.0, x.data(), nullptr, 3, 1}, "alpha");
+  expect_invalid({PenaltyKind::kWelsch, -1.0, x.data(), nullptr, 3, 1}, "alpha");
+  expect_invalid({PenaltyKind::kWelsch, 1.0, x.data(), w.data(), 3, 1}, "'w' must be >= 0");
+  w = {0, 0, 0};
+  expect_invalid({PenaltyKind::kWelsch, 1.0, x.data(), w.data(), 3, 1}, "all zero");
+  const std::vector<double> bad = {1, NAN, 3};
+  expect_invalid({PenaltyKind::kWelsch, 1.0, bad.data(), nullptr, 3, 1}, "non-finite");
+}
+
+}  // namespace
+}  // namespace ddn::pooling

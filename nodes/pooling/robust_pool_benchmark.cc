@@ -1,0 +1,73 @@
+// Benchmarks of robust pooling on the workloads of DESIGN.md §3: forward + backward of one batch through
+// ddn::Forward / ddn::Backward (all cores), double precision.
+//
+//   robust_pool        x (1024, 1024), α = 1, every penalty
+//   robust_vector_pool x (64, 256, 8), α = 1, pseudo_huber and welsch (and the other penalties)
+//
+// Data: per row a Gaussian cluster (σ = 1 around a N(0, 1) centre) with 20 % outliers at ±U(5, 10) from the
+// centre. Run with --benchmark_repetitions=5 and read the medians (the machine may be shared).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+
+#include "ddn/batch.h"
+#include "ddn/node.h"
+
+namespace {
+
+ddn::Tensor Workload(int64_t b, int64_t n, int64_t d, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> far(5.0, 10.0);
+  std::bernoulli_distribution outlier(0.2), sign(0.5);
+  ddn::Tensor x(d == 1 ? ddn::Shape{b, n} : ddn::Shape{b, n, d});
+  for (int64_t r = 0; r < b; ++r) {
+    std::vector<double> centre(d);
+    for (auto& c : centre) c = normal(rng);
+    double* xr = x.problem(r);
+    for (int64_t i = 0; i < n; ++i) {
+      const bool out = outlier(rng);
+      for (int64_t k = 0; k < d; ++k)
+        xr[i * d + k] = centre[k] + (out ? (sign(rng) ? far(rng) : -far(rng)) : normal(rng));
+    }
+  }
+  return x;
+}
+
+const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
+                            "geman_mcclure"};
+
+void Run(benchmark::State& state, const std::string& node_name, int64_t b, int64_t n, int64_t d) {
+  const std::string penalty = kPenalties[state.range(0)];
+  auto node = ddn::MakeNode(node_name, {{"penalty", penalty}, {"alpha", "1"}});
+  const ddn::TensorMap inputs{{"x", Workload(b, n, d, 42)}};
+  ddn::Tensor v(d == 1 ? ddn::Shape{b} : ddn::Shape{b, d}, 1.0);
+  int flagged = 0;
+  for (auto _ : state) {
+    ddn::ForwardResult fwd = ddn::Forward(*node, inputs);
+    const ddn::TensorMap g = ddn::Backward(*node, inputs, fwd.outputs, {{"y", v}}, &fwd.status);
+    benchmark::DoNotOptimize(g.at("x").data());
+    flagged = 0;
+    for (const auto& s : fwd.status) flagged += s.flags != 0;
+  }
+  state.SetLabel(penalty + " flagged=" + std::to_string(flagged));
+}
+
+void BM_RobustPool(benchmark::State& state) { Run(state, "robust_pool", 1024, 1024, 1); }
+void BM_RobustVectorPool(benchmark::State& state) { Run(state, "robust_vector_pool", 64, 256, 8); }
+
+void BM_RobustPoolForward(benchmark::State& state) {
+  const std::string penalty = kPenalties[state.range(0)];
+  auto node = ddn::MakeNode("robust_pool", {{"penalty", penalty}, {"alpha", "1"}});
+  const ddn::TensorMap inputs{{"x", Workload(1024, 1024, 1, 42)}};
+  for (auto _ : state) benchmark::DoNotOptimize(ddn::Forward(*node, inputs).outputs.at("y").data());
+  state.SetLabel(penalty);
+}
+
+}  // namespace
+
+BENCHMARK(BM_RobustPool)->DenseRange(0, 6)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RobustPoolForward)->DenseRange(0, 6)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RobustVectorPool)->DenseRange(0, 6)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_MAIN();

@@ -1,0 +1,221 @@
+// Node-level tests of robust_pool and robust_vector_pool: gradients against finite differences on random and
+// awkward cases (ddn::CheckGradients), the specialised forward/backward against the generic Ceres path and
+// nested-Jet implicit backward, the reference library's answers, and bad requests.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+
+#include "ddn/batch.h"
+#include "ddn/check.h"
+#include "ddn/error.h"
+#include "ddn/node.h"
+
+namespace ddn {
+namespace {
+
+const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
+                            "geman_mcclure"};
+const char* kNodes[] = {"robust_pool", "robust_vector_pool"};
+
+bool IsConvex(const std::string& p) { return p == "quadratic" || p == "pseudo_huber" || p == "huber"; }
+
+std::unique_ptr<Node> Make(const std::string& node, const std::string& penalty, double alpha) {
+  return MakeNode(node, {{"penalty", penalty}, {"alpha", FormatDouble(alpha)}});
+}
+
+TEST(RobustPool, GradientsMatchFiniteDifferences) {
+  for (const char* node_name : kNodes) {
+    for (const char* penalty : kPenalties) {
+      for (double alpha : {0.5, 1.0, 2.0}) {
+        auto node = Make(node_name, penalty, alpha);
+        CheckOptions options;
+        options.seed = 7;
+        const CheckReport report = CheckGradients(*node, options);
+        EXPECT_TRUE(report.passed) << node_name << " " << penalty << " alpha=" << alpha << "\n" << report.ToString();
+      }
+    }
+  }
+}
+
+TEST(RobustPool, AwkwardCasesAreFlaggedAsDocumented) {
+  // Huber near-kink cases: the kink is 1e-3·α away, so no kNonSmooth; truncated quadratic isolated points: ties.
+  auto tq = Make("robust_pool", "truncated_quadratic", 1.0);
+  for (const CheckCase& c : tq->CheckCases(1)) {
+    const ForwardResult r = Forward(*tq, c.inputs);
+    for (const auto& s : r.status) {
+      if (c.name == "isolated_points") {
+        EXPECT_TRUE(s.flags & kNonUnique);
+      } else {
+        EXPECT_FALSE(s.flags & (kNonSmooth | kNotCertified)) << c.name << ": " << s.note;
+      }
+    }
+  }
+}
+
+// The specialised path against the generic one (Ceres forward from the mean, nested-Jet implicit backward).
+TEST(RobustPool, SpecialisedMatchesGenericPath) {
+  for (const char* node_name : kNodes) {
+    for (const char* penalty : kPenalties) {
+      for (double alpha : {0.5, 2.0}) {
+        auto node = Make(node_name, penalty, alpha);
+        SCOPED_TRACE(std::string(node_name) + " " + penalty + " alpha=" + std::to_string(alpha));
+        for (const CheckCase& c : node->CheckCases(3)) {
+          if (c.name == "near_kink" || c.name == "isolated_points") continue;  // kinks: the generic solve stalls
+          RunOptions generic;
+          generic.generic = true;
+          const ForwardResult ours = Forward(*node, c.inputs);
+          ForwardResult theirs;
+          try {
+            theirs = Forward(*node, c.inputs, generic);
+          } catch (const NumericalFailure& e) {
+            // The generic solve may fail on the non-smooth penalties; that is its limit, not ours.
+            EXPECT_FALSE(IsConvex(penalty) && std::string(penalty) != "huber") << e.what();
+            continue;
+          }
+          const Tensor& y = ours.outputs.at("y");
+          const Tensor& yg = theirs.outputs.at("y");
+          const int64_t batch = y.batch_size(), m = y.problem_size();
+          // Objective values per problem.
+          Dims dims;
+          ValidateInputs(*node, c.inputs, &dims);
+          for (int64_t b = 0; b < batch; ++b) {
+            auto objective = [&](const Tensor& yy) {
+              ProblemData p;
+              p.dims = &dims;
+              for (const auto& in : node->spec().inputs) {
+                auto it = c.inputs.find(in.name);
+                p.inputs.push_back(it == c.inputs.end() ? nullptr : it->second.problem(b));
+                p.input_shapes.push_back(it == c.inputs.end() ? Shape{} : it->second.problem_shape());
+              }
+              p.outputs.push_back(const_cast<double*>(yy.problem(b)));
+              p.output_shapes.push_back(yy.problem_shape());
+              return node->Objective(p);
+            };
+            const double f = objective(y), fg = objective(yg);
+            EXPECT_LE(f, fg + 1e-10 * (1 + std::abs(fg))) << c.name << " b=" << b;
+            if (IsConvex(penalty)) {
+              for (int64_t k = 0; k < m; ++k) EXPECT_NEAR(y.problem(b)[k], yg.problem(b)[k], 1e-8) << c.name;
+            }
+          }
+          // Backward at our solution: closed form against the nested-Jet implicit backward.
+          std::mt19937_64 rng(9);
+          std::normal_distribution<double> normal;
+          Tensor v(y.shape());
+          for (auto& e : v.values()) e = normal(rng);
+          std::vector<ProblemStatus> s1 = ours.status, s2 = ours.status;
+          const TensorMap g1 = Backward(*node, c.inputs, ours.outputs, {{"y", v}}, &s1);
+          const TensorMap g2 = Backward(*node, c.inputs, ours.outputs, {{"y", v}}, &s2, generic);
+          for (const auto& [name, g] : g1) {
+            for (int64_t k = 0; k < g.size(); ++k) {
+              EXPECT_NEAR(g[k], g2.at(name)[k], 1e-9 * (1 + std::abs(g2.at(name)[k]))) << c.name << " " << name;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// ---- Reference cases ----------------------------------------------------------------------------------------
+
+Tensor FromJson(const nlohmann::json& j) {
+  Shape shape;
+  const nlohmann::json* cur = &j;
+  while (cur->is_array()) {
+    shape.push_back(static_cast<int64_t>(cur->size()));
+    if (cur->empty()) break;
+    cur = &(*cur)[0];
+  }
+  std::vector<double> values;
+  std::function<void(const nlohmann::json&)> flatten = [&](const nlohmann::json& a) {
+    if (a.is_array()) {
+      for (const auto& e : a) flatten(e);
+    } else {
+      values.push_back(a.get<double>());
+    }
+  };
+  flatten(j);
+  return Tensor(shape, values);
+}
+
+TEST(RobustPool, AgreesWithTheReferenceLibrary) {
+  std::ifstream in(DDN_REFERENCE_CASES);
+  ASSERT_TRUE(in.good()) << DDN_REFERENCE_CASES;
+  const nlohmann::json doc = nlohmann::json::parse(in);
+  int checked = 0;
+  for (const auto& c : doc.at("cases")) {
+    const std::string node_name = c.at("node");
+    if (node_name != "robust_pool" && node_name != "robust_vector_pool") continue;
+    std::map<std::string, std::string> params;
+    for (const auto& [k, v] : c.at("params").items()) params[k] = v.is_string() ? v.get<std::string>() : FormatDouble(v.get<double>());
+    auto node = MakeNode(node_name, params);
+    TensorMap inputs;
+    for (const auto& [k, v] : c.at("inputs").items()) inputs[k] = FromJson(v);
+    const Tensor v = FromJson(c.at("grad_outputs").at("y"));
+    const ForwardResult fwd = Forward(*node, inputs);
+    std::vector<ProblemStatus> status = fwd.status;
+    const TensorMap grads = Backward(*node, inputs, fwd.outputs, {{"y", v}}, &status);
+    const Tensor want_y = FromJson(c.at("want").at("outputs").at("y"));
+    const Tensor want_g = FromJson(c.at("want").at("grad_inputs").at("x"));
+    const Tensor& y = fwd.outputs.at("y");
+    const bool convex = c.at("convex").get<bool>();
+    const std::vector<double> f_ref = c.at("f_ref").get<std::vector<double>>();
+    SCOPED_TRACE(node_name + " " + params["penalty"] + " alpha=" + params["alpha"]);
+    Dims dims;
+    ValidateInputs(*node, inputs, &dims);
+    for (int64_t b = 0; b < y.batch_size(); ++b) {
+      ProblemData p;
+      p.dims = &dims;
+      p.inputs = {inputs.at("x").problem(b), nullptr};
+      p.input_shapes = {inputs.at("x").problem_shape(), Shape{}};
+      p.outputs = {const_cast<double*>(y.problem(b))};
+      p.output_shapes = {y.problem_shape()};
+      const double f = node->Objective(p);
+      EXPECT_LE(f, f_ref[b] * (1 + 1e-9)) << "b=" << b;
+      if (!convex && f < f_ref[b] * (1 - 1e-7)) continue;  // a better minimum than the reference's: skip
+      for (int64_t k = 0; k < y.problem_size(); ++k) EXPECT_NEAR(y.problem(b)[k], want_y.problem(b)[k], 1e-4);
+      const Tensor& g = grads.at("x");
+      for (int64_t k = 0; k < g.problem_size(); ++k) EXPECT_NEAR(g.problem(b)[k], want_g.problem(b)[k], 1e-3);
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 25);
+}
+
+// ---- Bad requests -------------------------------------------------------------------------------------------
+
+void ExpectInvalid(const std::function<void()>& f, const std::string& part) {
+  try {
+    f();
+    ADD_FAILURE() << "no InvalidInput (wanted '" << part << "')";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
+
+TEST(RobustPool, BadRequestsAreInvalidInput) {
+  for (const char* node_name : kNodes) {
+    const bool vec = std::string(node_name) == "robust_vector_pool";
+    ExpectInvalid([&] { Make(node_name, "welsch", 0.0); }, "alpha");
+    ExpectInvalid([&] { Make(node_name, "welsch", -2.0); }, "alpha");
+    ExpectInvalid([&] { MakeNode(node_name, {{"penalty", "tukey"}}); }, "tukey");
+    auto node = Make(node_name, "pseudo_huber", 1.0);
+    const Shape s = vec ? Shape{2, 3, 2} : Shape{2, 3};
+    ExpectInvalid([&] { Forward(*node, {{"x", Tensor(vec ? Shape{2, 0, 2} : Shape{2, 0})}}); }, "N = 0");
+    Tensor nan_x(s, 1.0);
+    nan_x[3] = NAN;
+    ExpectInvalid([&] { Forward(*node, {{"x", nan_x}}); }, "non-finite");
+    Tensor w(Shape{2, 3}, 1.0);
+    w[4] = -0.5;
+    ExpectInvalid([&] { Forward(*node, {{"x", Tensor(s, 1.0)}, {"w", w}}); }, "'w' must be >= 0");
+    ExpectInvalid([&] { Forward(*node, {{"x", Tensor(s, 1.0)}, {"w", Tensor(Shape{2, 3}, 0.0)}}); }, "all zero");
+    ExpectInvalid([&] { Forward(*node, {{"x", Tensor(s, 1.0)}, {"w", Tensor(Shape{2, 4}, 1.0)}}); }, "N");
+  }
+}
+
+}  // namespace
+}  // namespace ddn
