@@ -51,7 +51,7 @@ Shape ParseShape(const std::string& text) {
     }
     shape.push_back(v);
   }
-  if (shape.size() < 2) throw InvalidInput("--shape '" + text + "' needs at least B,N");
+  if (shape.empty()) throw InvalidInput("--shape '" + text + "' is empty; give B,N[,D]");
   return shape;
 }
 

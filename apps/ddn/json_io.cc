@@ -232,7 +232,12 @@ Json ParseJson(const std::string& text) {
   } catch (const nlohmann::json::exception& e) {
     PathTracker tracker;
     Json::sax_parse(text, &tracker);
-    const std::size_t position = tracker.failed() ? tracker.position() : text.size();
+    std::size_t position = tracker.failed() ? tracker.position() : text.size();
+    if (tracker.failed() && tracker.error_id() == 406 && !tracker.token().empty()) {
+      // Point at the start of the overflowing number, not past its end.
+      const std::size_t start = text.rfind(tracker.token(), std::min(position, text.size()));
+      if (start != std::string::npos) position = start + 1;
+    }
     const std::string where = LineColumn(text, position);
     if (tracker.failed() && tracker.error_id() == 406) {
       // A number too large for a double (JSON has no Inf or NaN).

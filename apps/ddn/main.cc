@@ -1,9 +1,12 @@
 // The `ddn` command-line tool: `ddn COMMAND [options]`. The commands register themselves
 // (apps/ddn/command.h); see apps/ddn/README.md for the reference.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
+
+#include <glog/logging.h>
 
 #include "apps/ddn/cli_util.h"
 #include "apps/ddn/command.h"
@@ -46,6 +49,8 @@ int UnknownCommand(const std::string& name) {
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
+  // Errors are one line on stderr (DESIGN.md §2): keep Ceres' glog warnings off it, unless asked.
+  if (!std::getenv("DDN_LOG")) FLAGS_minloglevel = google::GLOG_FATAL;
   if (argc < 2) {
     std::cerr << "ddn: no command given (see ddn --help)" << std::endl;
     return ddn::cli::kExitBadInput;
