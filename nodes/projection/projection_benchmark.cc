@@ -1,30 +1,46 @@
-// Forward + backward of the projection nodes through ddn::Forward / ddn::Backward (batched, all cores),
-// x (1024, 1024) Gaussian, radius 1: the workload of DESIGN.md §3.
+// Forward + backward of the projection nodes on x (1024, 1024) Gaussian, radius 1 (DESIGN.md §3):
 //
-//   projection_benchmark --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//   BM_Node     through ddn::Forward / ddn::Backward (validation, batching over both cores, allocation of
+//               the output and gradient tensors): what a user of the library gets;
+//   BM_Kernel   the per-problem kernels of projections.h alone, OpenMP over the batch: the cost that is
+//               the projection's own.
+//
+//   projection_benchmark --benchmark_repetitions=5 [--benchmark_filter=l1_ball]
+//
+// Allocation: every call allocates fresh 8 MB output/gradient tensors. By default glibc returns such
+// blocks to the OS when freed, and on a virtual machine each first touch of a page then costs ~10 µs
+// (~40 ms per 8 MB tensor), which would dominate the measurement. main() therefore asks malloc to keep
+// freed memory (mallopt M_MMAP_THRESHOLD / M_TRIM_THRESHOLD), as a long-running training process does
+// after its first iteration; set DDN_BENCH_MALLOC_DEFAULTS=1 to measure with glibc's defaults.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <omp.h>
 
+#include <cstdlib>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
+#include "nodes/projection/ellipsoid.h"
+#include "nodes/projection/projections.h"
 
 namespace {
 
-ddn::TensorMap GaussianInputs(int64_t batch, int64_t dim) {
-  std::mt19937_64 rng(42);
+ddn::Tensor Gaussian(int64_t batch, int64_t dim, uint64_t seed) {
+  std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal;
   ddn::Tensor x({batch, dim});
   for (auto& v : x.values()) v = normal(rng);
-  return {{"x", x}};
+  return x;
 }
 
-void BM_Project(benchmark::State& state, const std::string& shape, bool backward) {
+void BM_Node(benchmark::State& state, const std::string& shape, bool backward) {
   const int64_t batch = state.range(0), dim = state.range(1);
   const auto node = ddn::MakeNode("project", {{"shape", shape}, {"radius", "1"}});
-  const ddn::TensorMap inputs = GaussianInputs(batch, dim);
-  ddn::TensorMap v = GaussianInputs(batch, dim);
-  ddn::TensorMap grad_outputs{{"y", v.at("x")}};
+  const ddn::TensorMap inputs{{"x", Gaussian(batch, dim, 42)}};
+  const ddn::TensorMap grad_outputs{{"y", Gaussian(batch, dim, 43)}};
   for (auto _ : state) {
     ddn::ForwardResult r = ddn::Forward(*node, inputs);
     if (backward) {
@@ -36,16 +52,33 @@ void BM_Project(benchmark::State& state, const std::string& shape, bool backward
   state.SetItemsProcessed(state.iterations() * batch * dim);
 }
 
+void BM_Kernel(benchmark::State& state, const std::string& shape) {
+  const int64_t batch = state.range(0), dim = state.range(1);
+  const ddn::projection::ProjectionSet set = ddn::projection::ParseProjectionSet(shape);
+  const ddn::Tensor x = Gaussian(batch, dim, 42), v = Gaussian(batch, dim, 43);
+  ddn::Tensor y({batch, dim}), dx({batch, dim});
+  for (auto _ : state) {
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < batch; ++b) {
+      ddn::projection::Project(set, x.problem(b), dim, 1.0, y.problem(b), nullptr);
+      double* g = dx.problem(b);
+      for (int64_t i = 0; i < dim; ++i) g[i] = 0;
+      ddn::projection::ProjectVjp(set, x.problem(b), y.problem(b), dim, 1.0, v.problem(b), g, nullptr);
+    }
+    benchmark::DoNotOptimize(dx.data());
+  }
+  state.SetItemsProcessed(state.iterations() * batch * dim);
+}
+
 void BM_Ellipsoid(benchmark::State& state) {
   const int64_t batch = state.range(0), dim = state.range(1);
   const auto node = ddn::MakeNode("project_ellipsoid");
-  ddn::TensorMap inputs = GaussianInputs(batch, dim);
   ddn::Tensor a({batch, dim});
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> axis(0.5, 2.0);
   for (auto& e : a.values()) e = axis(rng);
-  inputs["a"] = a;
-  ddn::TensorMap grad_outputs{{"y", GaussianInputs(batch, dim).at("x")}};
+  const ddn::TensorMap inputs{{"x", Gaussian(batch, dim, 42)}, {"a", a}};
+  const ddn::TensorMap grad_outputs{{"y", Gaussian(batch, dim, 43)}};
   for (auto _ : state) {
     ddn::ForwardResult r = ddn::Forward(*node, inputs);
     ddn::TensorMap g = ddn::Backward(*node, inputs, r.outputs, grad_outputs, &r.status);
@@ -56,9 +89,13 @@ void BM_Ellipsoid(benchmark::State& state) {
 
 }  // namespace
 
-#define DDN_PROJECTION_BENCH(shape)                                                                           \
-  BENCHMARK_CAPTURE(BM_Project, shape##_forward_backward, #shape, true)->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime(); \
-  BENCHMARK_CAPTURE(BM_Project, shape##_forward, #shape, false)->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime()
+#define DDN_PROJECTION_BENCH(shape)                                                              \
+  BENCHMARK_CAPTURE(BM_Node, shape##_forward_backward, #shape, true)                             \
+      ->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();                        \
+  BENCHMARK_CAPTURE(BM_Node, shape##_forward, #shape, false)                                     \
+      ->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();                        \
+  BENCHMARK_CAPTURE(BM_Kernel, shape##_forward_backward, #shape)                                 \
+      ->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime()
 
 DDN_PROJECTION_BENCH(simplex);
 DDN_PROJECTION_BENCH(l1_sphere);
@@ -69,4 +106,14 @@ DDN_PROJECTION_BENCH(linf_sphere);
 DDN_PROJECTION_BENCH(linf_ball);
 BENCHMARK(BM_Ellipsoid)->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (!std::getenv("DDN_BENCH_MALLOC_DEFAULTS")) {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
