@@ -33,6 +33,7 @@ struct Settings {
   int max_iterations = 100;
   double init = 0;
   double ridge = 0;
+  double outliers = -1;  // robust-regression; < 0: the default (0.1 with the shipped data, else 0)
   bool quiet = false;
   // tv-denoise
   std::string train_image, val_images, output;
@@ -122,7 +123,7 @@ OptimizerOptions MakeOptions(const Settings& s, const Problem& problem, std::ost
              << e.theta.maxCoeff() << "]";
       }
       line << "  |dL/dlog(theta)| " << std::setprecision(3) << e.grad_log.lpNorm<Eigen::Infinity>() << "  inner solves "
-           << solves << "\n";
+           << solves << " (last: " << e.status.iterations << " Newton steps)\n";
       err << line.str() << std::flush;
     };
   }
@@ -150,6 +151,11 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   Dataset train = SplitTarget(ReadCsv(s.train), s.target);
   Dataset val = SplitTarget(ReadCsv(s.val), s.target);
   AlignColumns(train, &val);
+  if (s.problem == "robust-regression" && s.outliers > 0) {
+    const int k = AddTargetOutliers(&train, s.outliers, s.seed);
+    Progress(s, err, std::to_string(k) + " training targets replaced by gross errors (--outliers " +
+                         std::to_string(s.outliers) + ", seed " + std::to_string(s.seed) + ")");
+  }
   Progress(s, err, "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
                        std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
                        std::to_string(train.feature_names.size()) + " features");
@@ -205,6 +211,7 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   j["seconds"] = seconds;
   j["data"] = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
                {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
+  if (s.problem == "robust-regression") j["data"]["outliers"] = std::max(s.outliers, 0.0);
   if (!r.status.ok()) j["status"] = r.status.note;
 
   std::unique_ptr<GridResult> grid;
@@ -335,10 +342,12 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       ("max-iterations", po::value(&s.max_iterations)->default_value(100), "outer L-BFGS iterations")
       ("init", po::value(&s.init)->default_value(0), "starting value of the hyperparameter (0: the problem's default)")
       ("ridge", po::value(&s.ridge)->default_value(0.0), "robust-regression: fixed L2 weight on the coefficients")
+      ("outliers", po::value(&s.outliers), "robust-regression: fraction of training targets replaced by gross errors "
+                                           "(seeded by --seed; default 0.1 with the shipped data, 0 with --train)")
       ("train-image", po::value(&s.train_image), "tv-denoise: image to learn lambda on (default images/camera.png)")
       ("val-images", po::value(&s.val_images), "tv-denoise: comma-separated validation images (default images/coins.png,images/moon.png)")
       ("noise", po::value(&s.noise)->default_value(0.1), "tv-denoise: Gaussian noise sigma (intensities in [0, 1])")
-      ("seed", po::value(&s.seed)->default_value(1), "tv-denoise: noise seed (validation image k uses seed + k)")
+      ("seed", po::value(&s.seed)->default_value(1), "noise seed (tv-denoise: validation image k uses seed + k; robust-regression: outliers)")
       ("epsilon", po::value(&s.epsilon)->default_value(0.01), "tv-denoise: TV smoothing epsilon")
       ("size", po::value(&s.size)->default_value(0), "tv-denoise: downsample images to this longer side (0: as is)")
       ("output", po::value(&s.output), "tv-denoise: write the denoised training image (PNG)")
@@ -351,7 +360,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
   positional.add("problem", 1);
   try {
     po::variables_map vm;
-    po::store(po::command_line_parser(argc - 1, argv + 1).options(all).positional(positional).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
     if (vm.count("help")) {
       out << visible << "\n";
@@ -380,6 +389,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
         s.train = Join(Join(dir, "tabular"), name + "_train.csv");
         s.val = Join(Join(dir, "tabular"), name + "_val.csv");
         if (s.target.empty()) s.target = target;
+        if (s.outliers < 0) s.outliers = 0.1;
       } else if (!s.dataset.empty()) {
         throw InvalidInput("--dataset and --train/--val exclude each other");
       }

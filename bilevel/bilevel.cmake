@@ -16,4 +16,5 @@ if(DDN_BUILD_TESTS)
   ddn_add_test(bilevel_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/bilevel_test.cc
     LIBS ddn_bilevel)
+  target_compile_definitions(bilevel_test PRIVATE DDN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
 endif()

@@ -1,3 +1,303 @@
-#include "bilevel/bilevel.h"
+// Tests of the bi-level problems: hypergradients against finite differences of the outer loss, the
+// optimiser against fine grid searches, per-feature ridge against the best single λ, CSV errors and the
+// `ddn bilevel` runner. Small subsets of the shipped data keep them fast.
 #include <gtest/gtest.h>
-TEST(Bilevel, Builds) {}
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bilevel/app.h"
+#include "bilevel/bilevel.h"
+#include "bilevel/csv.h"
+#include "bilevel/tabular.h"
+#include "bilevel/tv_denoise.h"
+#include "ddn/error.h"
+
+namespace ddn::bilevel {
+namespace {
+
+const std::string kData = DDN_TEST_DATA_DIR;
+
+Dataset Load(const std::string& name, const std::string& split, const std::string& target, int rows = -1) {
+  Dataset d = SplitTarget(ReadCsv(kData + "/tabular/" + name + "_" + split + ".csv"), target);
+  if (rows > 0 && rows < d.X.rows()) {
+    d.X = d.X.topRows(rows).eval();
+    d.y = d.y.head(rows).eval();
+    d.lines.resize(rows);
+  }
+  return d;
+}
+
+// dL/d log θ by 4th-order central differences of the outer loss (each point a fresh inner solve).
+Eigen::VectorXd FiniteDifferenceHypergradient(Problem* problem, const Eigen::VectorXd& theta, double h = 1e-3) {
+  auto loss = [&](const Eigen::VectorXd& x) {
+    ProblemStatus s;
+    problem->SolveInner(x.array().exp().matrix(), &s);
+    return problem->OuterLoss(nullptr);
+  };
+  const Eigen::VectorXd x = theta.array().log();
+  Eigen::VectorXd g(x.size());
+  for (Eigen::Index k = 0; k < x.size(); ++k) {
+    auto at = [&](double t) {
+      Eigen::VectorXd y = x;
+      y[k] += t;
+      return loss(y);
+    };
+    g[k] = (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h);
+  }
+  return g;
+}
+
+double RelativeError(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
+  return (a - b).norm() / std::max({a.norm(), b.norm(), 1e-12});
+}
+
+void ExpectHypergradient(Problem* problem, const Eigen::VectorXd& theta, double tolerance = 1e-6) {
+  const Evaluation e = Evaluate(problem, theta);
+  const Eigen::VectorXd fd = FiniteDifferenceHypergradient(problem, theta);
+  const double err = RelativeError(e.grad_log, fd);
+  EXPECT_LE(err, tolerance) << problem->name() << " at theta[0] = " << theta[0] << ": implicit "
+                            << e.grad_log.transpose() << " vs finite differences " << fd.transpose();
+  EXPECT_TRUE(e.status.ok()) << e.status.note;
+}
+
+// The optimiser's answer against a fine grid of one hyperparameter: within 0.05 %.
+void ExpectMatchesGrid(Problem* problem, int points, double lo = 0, double hi = 0) {
+  const OptimizeResult r = Optimize(problem);
+  const GridResult g = GridSearch(problem, points, lo, hi);
+  EXPECT_LE(r.loss, g.best_loss * (1 + 5e-4)) << problem->name() << ": optimiser " << r.theta[0] << " → " << r.loss
+                                              << ", grid " << g.best_value << " → " << g.best_loss;
+  // And the optimiser's answer is a stationary point (or at a bound).
+  EXPECT_LE(std::abs(r.grad_log[0]), 1e-4 * std::abs(r.loss) + 1e-12) << r.stop_reason;
+}
+
+// ---- Hypergradients vs finite differences ----------------------------------------------------------
+
+TEST(Hypergradient, RidgeSingleLambda) {
+  RidgeProblem p(Load("diabetes", "train", "progression"), Load("diabetes", "val", "progression"), false);
+  for (double lambda : {1e-4, 0.08, 3.0}) ExpectHypergradient(&p, Eigen::VectorXd::Constant(1, lambda));
+}
+
+TEST(Hypergradient, RidgePerFeature) {
+  RidgeProblem p(Load("diabetes", "train", "progression"), Load("diabetes", "val", "progression"), true);
+  Eigen::VectorXd theta(10);
+  theta << 1e-3, 0.1, 0.01, 1.0, 0.3, 3e-4, 0.05, 2.0, 0.02, 0.7;
+  ExpectHypergradient(&p, theta);
+}
+
+TEST(Hypergradient, LogisticBinary) {
+  LogisticProblem p(Load("breast_cancer", "train", "benign", 120), Load("breast_cancer", "val", "benign", 120));
+  EXPECT_EQ(p.num_classes(), 2);
+  for (double lambda : {1e-3, 0.03, 1.0}) ExpectHypergradient(&p, Eigen::VectorXd::Constant(1, lambda));
+}
+
+// Every 4th pixel of the digits (16 features, 10 classes: 169 inner variables) keeps the test fast.
+Dataset EveryFourthPixel(Dataset d) {
+  Eigen::MatrixXd X(d.X.rows(), 16);
+  std::vector<std::string> names;
+  for (int j = 0; j < 16; ++j) {
+    X.col(j) = d.X.col(4 * j);
+    names.push_back(d.feature_names[4 * j]);
+  }
+  d.X = X;
+  d.feature_names = names;
+  return d;
+}
+
+TEST(Hypergradient, LogisticMultinomial) {
+  LogisticProblem p(EveryFourthPixel(Load("digits", "train", "digit", 150)),
+                    EveryFourthPixel(Load("digits", "val", "digit", 150)));
+  EXPECT_EQ(p.num_classes(), 10);
+  for (double lambda : {3e-3, 0.1}) ExpectHypergradient(&p, Eigen::VectorXd::Constant(1, lambda));
+}
+
+TEST(Hypergradient, RobustRegression) {
+  Dataset train = Load("diabetes", "train", "progression");
+  AddTargetOutliers(&train, 0.1, 1);
+  RobustRegressionProblem p(train, Load("diabetes", "val", "progression"));
+  for (double alpha : {2.0, 30.0, 400.0}) ExpectHypergradient(&p, Eigen::VectorXd::Constant(1, alpha));
+  RobustRegressionProblem with_ridge(train, Load("diabetes", "val", "progression"), 0.5);
+  ExpectHypergradient(&with_ridge, Eigen::VectorXd::Constant(1, 30.0));
+}
+
+Image TinyImage(int side) {
+  Image im = LoadImage(kData + "/images/camera.png", side);
+  return im;
+}
+
+TEST(Hypergradient, TvDenoise) {
+  const Image clean = TinyImage(24);
+  TvDenoiseProblem p(clean, AddNoise(clean, 0.1, 7), 0.01);
+  for (double lambda : {3e-3, 0.05, 0.5}) ExpectHypergradient(&p, Eigen::VectorXd::Constant(1, lambda));
+}
+
+TEST(Hypergradient, TvDenoiseSparseMatchesDenseImplicitVjp) {
+  const Image clean = TinyImage(16);
+  TvDenoiseProblem p(clean, AddNoise(clean, 0.1, 3), 0.05);
+  ProblemStatus s;
+  p.SolveInner(Eigen::VectorXd::Constant(1, 0.07), &s);
+  Eigen::VectorXd v;
+  p.OuterLoss(&v);
+  const Eigen::VectorXd sparse = p.HypergradientVjp(v, &s);
+  const Eigen::VectorXd dense = ImplicitVjp(p.InnerBlocks(), v, &s);
+  EXPECT_LE(RelativeError(sparse, dense), 1e-10);
+}
+
+// ---- Inner solves ---------------------------------------------------------------------------------
+
+TEST(InnerSolve, ReachesMachinePrecision) {
+  LogisticProblem p(EveryFourthPixel(Load("digits", "train", "digit", 100)),
+                    EveryFourthPixel(Load("digits", "val", "digit", 50)));
+  ProblemStatus s;
+  p.SolveInner(Eigen::VectorXd::Constant(1, 0.01), &s);
+  Eigen::VectorXd g;
+  p.InnerObjective(p.InnerSolution(), 0.01, &g, nullptr);
+  EXPECT_LE(g.lpNorm<Eigen::Infinity>(), 1e-13);
+
+  const Image clean = TinyImage(20);
+  TvDenoiseProblem tv(clean, AddNoise(clean, 0.1, 1), 0.01);
+  ProblemStatus st;
+  tv.SolveInner(Eigen::VectorXd::Constant(1, 0.1), &st);
+  EXPECT_LE(st.residual, 1e-12);
+  // Perturbing the answer increases the objective (it is the minimiser).
+  const double f = tv.InnerObjective(tv.InnerSolution(), 0.1);
+  Eigen::VectorXd u = tv.InnerSolution();
+  u[37] += 1e-4;
+  EXPECT_GT(tv.InnerObjective(u, 0.1), f);
+}
+
+// ---- The optimiser against grid searches ----------------------------------------------------------
+
+TEST(Optimize, RidgeMatchesFineGrid) {
+  RidgeProblem p(Load("diabetes", "train", "progression"), Load("diabetes", "val", "progression"), false);
+  ExpectMatchesGrid(&p, 2000);
+}
+
+TEST(Optimize, LogisticMatchesFineGrid) {
+  LogisticProblem p(Load("breast_cancer", "train", "benign", 150), Load("breast_cancer", "val", "benign", 150));
+  ExpectMatchesGrid(&p, 300, 1e-4, 10.0);
+}
+
+TEST(Optimize, RobustRegressionMatchesFineGrid) {
+  Dataset train = Load("diabetes", "train", "progression");
+  AddTargetOutliers(&train, 0.1, 1);
+  RobustRegressionProblem p(train, Load("diabetes", "val", "progression"));
+  ExpectMatchesGrid(&p, 400, 1.0, 1e4);
+}
+
+TEST(Optimize, TvDenoiseMatchesFineGrid) {
+  const Image clean = TinyImage(24);
+  TvDenoiseProblem p(clean, AddNoise(clean, 0.1, 7), 0.01);
+  ExpectMatchesGrid(&p, 150, 0.01, 0.5);
+}
+
+TEST(Optimize, PerFeatureRidgeNoWorseThanBestSingleLambda) {
+  const Dataset train = Load("diabetes", "train", "progression"), val = Load("diabetes", "val", "progression");
+  RidgeProblem single(train, val, false);
+  const GridResult g = GridSearch(&single, 1000);
+  const OptimizeResult r1 = Optimize(&single);
+  RidgeProblem per(train, val, true);
+  const OptimizeResult r = Optimize(&per, {}, Eigen::VectorXd::Constant(10, r1.theta[0]));
+  EXPECT_LE(r.loss, g.best_loss * (1 + 1e-12));
+  EXPECT_LE(r.loss, r1.loss);
+}
+
+TEST(Optimize, StopsAtABoundWhenTheOptimumIsOutside) {
+  // Robust regression on clean data prefers least squares: α runs to its upper bound and stops there.
+  RobustRegressionProblem p(Load("diabetes", "train", "progression", 100), Load("diabetes", "val", "progression", 100));
+  const OptimizeResult r = Optimize(&p);
+  EXPECT_TRUE(std::isfinite(r.loss));
+  EXPECT_LE(r.history.back().grad_norm, 1e-6 * r.loss);
+}
+
+// ---- CSV -----------------------------------------------------------------------------------------
+
+std::string ErrorOf(const std::string& text, const std::string& target = "y") {
+  try {
+    SplitTarget(ParseCsv(text, "f.csv"), target);
+  } catch (const InvalidInput& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Csv, ParsesHeaderAndNumbers) {
+  const CsvTable t = ParseCsv("a, b ,\"y\"\r\n1,2,3\n\n4.5,-6e-1,7\n", "f.csv");
+  ASSERT_EQ(t.columns.size(), 3u);
+  EXPECT_EQ(t.columns[1], "b");
+  EXPECT_EQ(t.columns[2], "y");
+  EXPECT_EQ(t.values.rows(), 2);
+  EXPECT_DOUBLE_EQ(t.values(1, 1), -0.6);
+  EXPECT_EQ(t.lines[1], 4);
+}
+
+TEST(Csv, ErrorsNameTheFileAndRow) {
+  EXPECT_EQ(ErrorOf("a,y\n1,2\n3,abc\n"), "f.csv: row 3: column 'y': 'abc' is not a number");
+  EXPECT_EQ(ErrorOf("a,y\n1,2\n3\n"), "f.csv: row 3: 1 fields, the header has 2");
+  EXPECT_EQ(ErrorOf("a,y\n1,\n"), "f.csv: row 2: column 'y': '' is not a number");
+  EXPECT_EQ(ErrorOf("a,y\n1,nan\n"), "f.csv: row 2: column 'y': 'nan' is not finite");
+  EXPECT_EQ(ErrorOf("a,y\n"), "f.csv: no data rows (empty split)");
+  EXPECT_EQ(ErrorOf(""), "f.csv: empty file (no header row)");
+  EXPECT_EQ(ErrorOf("a,a\n1,2\n"), "f.csv: row 1: duplicate column 'a' in the header");
+  EXPECT_EQ(ErrorOf("a,b\n1,2\n"), "f.csv: no column 'y' (columns: a, b)");
+  EXPECT_EQ(ErrorOf("y\n1\n"), "f.csv: no feature columns besides 'y'");
+  EXPECT_THROW(ReadCsv("/nonexistent/file.csv"), InvalidInput);
+}
+
+TEST(Csv, AlignsValidationColumnsByName) {
+  const Dataset train = SplitTarget(ParseCsv("a,b,y\n1,2,3\n", "t.csv"), "y");
+  Dataset val = SplitTarget(ParseCsv("b,y,a\n20,30,10\n", "v.csv"), "y");
+  AlignColumns(train, &val);
+  EXPECT_DOUBLE_EQ(val.X(0, 0), 10);
+  EXPECT_DOUBLE_EQ(val.X(0, 1), 20);
+  Dataset bad = SplitTarget(ParseCsv("a,c,y\n1,2,3\n", "v.csv"), "y");
+  EXPECT_THROW(AlignColumns(train, &bad), InvalidInput);
+}
+
+// ---- The runner (what `ddn bilevel` does) ----------------------------------------------------------
+
+int RunCommand(std::vector<std::string> args, std::string* out, std::string* err) {
+  args.insert(args.begin(), "bilevel");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  std::ostringstream o, e;
+  const int code = RunBilevelCommand(static_cast<int>(argv.size()), argv.data(), o, e);
+  *out = o.str();
+  *err = e.str();
+  return code;
+}
+
+TEST(Command, RidgeOnShippedDataPrintsOneJsonObject) {
+  std::string out, err;
+  ASSERT_EQ(RunCommand({"ridge", "--data-dir", kData, "--quiet", "--grid", "20"}, &out, &err), 0) << err;
+  for (const char* key : {"\"problem\": \"ridge\"", "\"hyperparameters\"", "\"outer_loss\"", "\"solution\"",
+                          "\"weights\"", "\"intercept\"", "\"history\"", "\"inner_solves\"", "\"grid\"", "\"bmi\""}) {
+    EXPECT_NE(out.find(key), std::string::npos) << key;
+  }
+  EXPECT_TRUE(err.empty());
+}
+
+TEST(Command, BadInputExitsWithTwoAndOneLine) {
+  const std::string dir = ::testing::TempDir();
+  const std::string bad = dir + "/bilevel_bad.csv", good = kData + "/tabular/diabetes_val.csv";
+  {
+    std::ofstream f(bad);
+    f << "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,progression\n1,2,3,4,5,6,7,8,9,10,11\n1,2,x,4,5,6,7,8,9,10,11\n";
+  }
+  std::string out, err;
+  EXPECT_EQ(RunCommand({"ridge", "--train", bad, "--val", good, "--target", "progression"}, &out, &err), 2);
+  EXPECT_EQ(err, "ddn bilevel: " + bad + ": row 3: column 'bmi': 'x' is not a number\n");
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(RunCommand({"ridge", "--train", good, "--val", good, "--target", "nope"}, &out, &err), 2);
+  EXPECT_NE(err.find("no column 'nope'"), std::string::npos) << err;
+  EXPECT_EQ(RunCommand({"lasso"}, &out, &err), 2);
+  EXPECT_EQ(RunCommand({"ridge", "--bogus"}, &out, &err), 2);
+  EXPECT_EQ(RunCommand({"ridge", "--train", dir + "/missing.csv", "--val", good, "--target", "progression"}, &out, &err), 2);
+  EXPECT_NE(err.find("missing.csv: cannot open"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace ddn::bilevel

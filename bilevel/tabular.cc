@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <numeric>
+#include <random>
 
 #include "ddn/error.h"
 
@@ -29,6 +31,24 @@ double Sigmoid(double s) {
 
 // ---- Shared ----------------------------------------------------------------------------------------
 
+int AddTargetOutliers(Dataset* data, double fraction, uint64_t seed) {
+  if (!(fraction >= 0 && fraction <= 1)) throw InvalidInput("outlier fraction must be in [0, 1]");
+  const Eigen::Index n = data->y.size();
+  const int k = static_cast<int>(std::lround(fraction * static_cast<double>(n)));
+  if (k == 0) return 0;
+  const double mean = data->y.mean();
+  const double sd = std::sqrt((data->y.array() - mean).square().sum() / static_cast<double>(n));
+  std::mt19937_64 rng(seed);
+  std::vector<Eigen::Index> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  for (Eigen::Index i = n - 1; i > 0; --i) std::swap(order[i], order[rng() % static_cast<uint64_t>(i + 1)]);
+  for (int j = 0; j < k; ++j) {
+    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+    data->y[order[j]] += (5.0 + 5.0 * u) * sd;
+  }
+  return k;
+}
+
 double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
                         Eigen::VectorXd* grad) {
   const Eigen::VectorXd r = Z * u - y;
@@ -43,11 +63,17 @@ int NewtonMinimize(const std::function<double(const Eigen::VectorXd&, Eigen::Vec
   Eigen::MatrixXd H;
   double f = fn(*u, &g, &H);
   for (int it = 1; it <= max_iterations; ++it) {
-    Eigen::LDLT<Eigen::MatrixXd> ldlt(H);
-    Eigen::VectorXd d = -ldlt.solve(g);
-    if (ldlt.info() != Eigen::Success || !d.allFinite()) {
-      throw NumericalFailure(what + ": the inner Hessian could not be factorised");
+    // Blocked Cholesky (fast); LDLT only if H is not numerically positive definite.
+    Eigen::VectorXd d;
+    Eigen::LLT<Eigen::MatrixXd> llt(H);
+    if (llt.info() == Eigen::Success) {
+      d = -llt.solve(g);
+    } else {
+      Eigen::LDLT<Eigen::MatrixXd> ldlt(H);
+      d = -ldlt.solve(g);
+      if (ldlt.info() != Eigen::Success) d.setConstant(std::numeric_limits<double>::quiet_NaN());
     }
+    if (!d.allFinite()) throw NumericalFailure(what + ": the inner Hessian could not be factorised");
     const double slope = g.dot(d);
     const double step = d.lpNorm<Eigen::Infinity>();
     const bool tiny = step <= 1e-10 * (1.0 + u->lpNorm<Eigen::Infinity>());
@@ -254,16 +280,16 @@ double LogisticProblem::Loss(const Eigen::MatrixXd& Z, const Eigen::VectorXi& la
     for (Eigen::Index i = 0; i < m; ++i) (*grad)[i] = G(i % p1, i / p1);
   }
   if (hess) {
-    Eigen::MatrixXd full(K * p1, K * p1);
+    // Σ_i (diag(p_i) − p_i p_iᵀ) ⊗ z_i z_iᵀ / n = blockdiag_k(Zᵀ diag(P_k) Z)/n − YᵀY/n with
+    // Y = [P_1 ⊙ Z, …, P_K ⊙ Z] (row i of block k is p_ik z_i): one symmetric rank-n update.
+    Eigen::MatrixXd Y(n, K * p1);
+    for (Eigen::Index k = 0; k < K; ++k) Y.middleCols(k * p1, p1) = Z.array().colwise() * P.col(k).array();
+    Eigen::MatrixXd full = Eigen::MatrixXd::Zero(K * p1, K * p1);
+    full.selfadjointView<Eigen::Lower>().rankUpdate(Y.transpose(), -inv_n);
     for (Eigen::Index k = 0; k < K; ++k) {
-      for (Eigen::Index l = k; l < K; ++l) {
-        Eigen::VectorXd c = -(P.col(k).array() * P.col(l).array()).matrix();
-        if (k == l) c += P.col(k);
-        c *= inv_n;
-        full.block(k * p1, l * p1, p1, p1) = Z.transpose() * c.asDiagonal() * Z;
-        if (l != k) full.block(l * p1, k * p1, p1, p1) = full.block(k * p1, l * p1, p1, p1).transpose();
-      }
+      full.block(k * p1, k * p1, p1, p1).noalias() += Z.transpose() * Y.middleCols(k * p1, p1) * inv_n;
     }
+    full.triangularView<Eigen::StrictlyUpper>() = full.transpose();
     *hess = full.topLeftCorner(m, m);
   }
   return f * inv_n;

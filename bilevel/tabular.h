@@ -30,6 +30,8 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -144,6 +146,11 @@ class RobustRegressionProblem : public TabularProblem {
   double ridge_;
   double target_scale_;  // standard deviation of the training target (sets α's bounds)
 };
+
+// Replaces round(fraction · n) training targets, chosen by a seeded shuffle (mt19937_64), by gross
+// errors y_i + (5 + 5u)·sd(y), u uniform in [0, 1): one-sided, so they bias least squares. For showing what
+// a learned robust scale does on real data (the validation set stays clean). Returns the rows changed.
+int AddTargetOutliers(Dataset* data, double fraction, uint64_t seed);
 
 // Shared by the problems: validation mean squared error of [Z 1] u against y and its gradient in u.
 double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
