@@ -4,6 +4,7 @@ add_library(ddn_bilevel STATIC
   ${CMAKE_CURRENT_LIST_DIR}/csv.cc
   ${CMAKE_CURRENT_LIST_DIR}/tabular.cc
   ${CMAKE_CURRENT_LIST_DIR}/tv_denoise.cc
+  ${CMAKE_CURRENT_LIST_DIR}/node_problem.cc
   ${CMAKE_CURRENT_LIST_DIR}/plot.cc
   ${CMAKE_CURRENT_LIST_DIR}/app.cc)
 target_link_libraries(ddn_bilevel PUBLIC ddn
@@ -17,4 +18,8 @@ if(DDN_BUILD_TESTS)
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/bilevel_test.cc
     LIBS ddn_bilevel)
   target_compile_definitions(bilevel_test PRIVATE DDN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
+  # The README's user-defined bi-level problem (a declarative node + an outer loss).
+  ddn_add_test(bilevel_node_problem_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/node_problem_test.cc
+    LIBS ddn_bilevel)
 endif()
