@@ -33,7 +33,9 @@ struct TinyPointNet {
     auto h = g.Add("conv1", std::make_unique<Linear>(2, 4, seed), {points});
     h = g.Add("relu1", std::make_unique<Relu>(), {h});  // before batch norm, so that conv1.bias matters
     h = g.Add("bn1", std::make_unique<BatchNorm>(4), {h});
-    h = PoolOverPoints(g, "pool", h, 4, "graph_test_pseudo_huber_pool", {{"alpha", "0.7"}});
+    NodeLayerOptions serial;
+    serial.threads = 1;  // tiny batches: threads would only add overhead
+    h = PoolOverPoints(g, "pool", h, 4, "graph_test_pseudo_huber_pool", {{"alpha", "0.7"}}, serial);
     logits = g.Add("fc", std::make_unique<Linear>(4, 3, seed + 1), {h});
     loss = g.Add("loss", std::make_unique<SoftmaxCrossEntropy>(), {logits, labels});
   }

@@ -123,8 +123,10 @@ TEST(OpsTest, Losses) {
 }
 
 TEST(OpsTest, NodeLayerWrapsADeclarativeNode) {
+  NodeLayerOptions serial;
+  serial.threads = 1;
   EXPECT_LE(CheckOp(std::make_unique<NodeLayer>("graph_test_pseudo_huber_pool",
-                                                std::map<std::string, std::string>{{"alpha", "0.5"}}),
+                                                std::map<std::string, std::string>{{"alpha", "0.5"}}, serial),
                     {Random({3, 6}, 18)}),
             1e-6);
   EXPECT_THROW(NodeLayer("no_such_node", {}), InvalidInput);

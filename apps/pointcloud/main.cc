@@ -1,0 +1,430 @@
+// ddn-pointcloud: the DDN paper's robust-pooling experiment (Gould, Hartley & Campbell, TPAMI 2022, §6.1) on
+// 2-D point clouds of real handwritten digits.
+//
+// For each pooling (max, mean, and the penalties of the declarative node robust_pool) a PointNet-style
+// classifier (pointnet.h) is trained on clean clouds (optionally with outliers), then evaluated on the test
+// clouds with a fraction of their points replaced by outliers uniform in the unit disc. The result is a table
+// of test accuracy (pooling × outlier fraction) on stdout (or JSON with --json) and a PNG plot. Everything is
+// seeded: the same command gives the same table.
+#include <unistd.h>
+
+#include <algorithm>
+#include <Eigen/Core>
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "apps/pointcloud/plot.h"
+#include "apps/pointcloud/pointnet.h"
+#include "datasets/point_clouds.h"
+#include "ddn/error.h"
+#include "ddn/graph/optim.h"
+#include "ddn/graph/random.h"
+
+namespace po = boost::program_options;
+
+namespace ddn::pointcloud {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+// ---- Settings ------------------------------------------------------------------------------------------
+
+struct Setting {
+  std::string data;                 // digits.png path or folder; empty: search
+  int synthetic = 0;                // > 0: generated digits, this many per class (no data file needed)
+  bool quick = false;
+  std::vector<std::string> poolings;
+  double alpha = 1.0;
+  std::vector<double> outliers;     // test-time outlier fractions
+  double train_outliers = 0.0;      // training-time outlier fraction
+  int points = 0, epochs = 0, batch_size = 0, train_per_class = 0, test_per_class = 0;
+  double learning_rate = 0;
+  std::vector<int> point_widths, head_widths;
+  uint64_t seed = 1;
+  int threads = 0;
+  std::string plot, save_dir;
+  bool json = false;
+};
+
+template <typename T>
+std::vector<T> ParseList(const std::string& text, const std::string& option) {
+  std::vector<T> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    std::stringstream is(item);
+    T value;
+    if (!(is >> value) || !is.eof()) throw InvalidInput("--" + option + ": cannot parse '" + item + "'");
+    out.push_back(value);
+  }
+  if (out.empty()) throw InvalidInput("--" + option + " is empty");
+  return out;
+}
+
+std::vector<std::string> ParseNames(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// ---- Progress on stderr --------------------------------------------------------------------------------
+
+class Progress {
+ public:
+  Progress(std::string label, int total) : label_(std::move(label)), total_(total), tty_(isatty(2)) {}
+  // done of total; `extra` is appended (loss, accuracy).
+  void Update(int done, const std::string& extra) {
+    if (!tty_) return;
+    const int width = 30, filled = total_ ? width * done / total_ : width;
+    std::string bar(filled, '#');
+    bar += std::string(width - filled, '.');
+    std::fprintf(stderr, "\r%-28s [%s] %3d%% %s", label_.c_str(), bar.c_str(), total_ ? 100 * done / total_ : 100,
+                 extra.c_str());
+    std::fflush(stderr);
+  }
+  // Ends the line (on a terminal) or prints one summary line (elsewhere).
+  void Finish(const std::string& extra) {
+    if (tty_) {
+      Update(total_, extra);
+      std::fprintf(stderr, "\n");
+    } else {
+      std::fprintf(stderr, "%-28s %s\n", label_.c_str(), extra.c_str());
+    }
+    std::fflush(stderr);
+  }
+
+ private:
+  std::string label_;
+  int total_;
+  bool tty_;
+};
+
+// ---- Training and evaluation ---------------------------------------------------------------------------
+
+struct Batch {
+  Tensor points, labels;
+};
+
+Batch Gather(const datasets::PointClouds& clouds, const std::vector<int>& order, size_t begin, size_t end) {
+  const int64_t N = clouds.points.dim(1), B = static_cast<int64_t>(end - begin);
+  Batch batch{Tensor({B, N, 2}), Tensor({B})};
+  for (int64_t b = 0; b < B; ++b) {
+    const int m = order[begin + b];
+    std::copy(clouds.points.problem(m), clouds.points.problem(m) + N * 2, batch.points.problem(b));
+    batch.labels[b] = clouds.labels[m];
+  }
+  return batch;
+}
+
+int CountCorrect(const Tensor& logits, const Tensor& labels) {
+  const int64_t B = logits.dim(0), C = logits.dim(1);
+  int correct = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const double* z = logits.data() + b * C;
+    correct += (std::max_element(z, z + C) - z) == static_cast<int64_t>(labels[b]);
+  }
+  return correct;
+}
+
+void Train(PointNet* net, const datasets::PointClouds& train, const Setting& s, const std::string& name) {
+  graph::AdamOptions adam_options;
+  adam_options.learning_rate = s.learning_rate;
+  graph::Adam adam(net->graph.TrainableParameters(), adam_options);
+  graph::LearningRateSchedule schedule;
+  schedule.kind = graph::LearningRateSchedule::kCosine;
+  schedule.base = s.learning_rate;
+  schedule.minimum = 0.01 * s.learning_rate;
+  schedule.total_epochs = s.epochs;
+  const int M = static_cast<int>(train.labels.size());
+  const int batches = (M + s.batch_size - 1) / s.batch_size;
+  std::vector<int> order(M);
+  for (int i = 0; i < M; ++i) order[i] = i;
+  graph::Rng rng(s.seed * 7919 + 17);
+  const auto start = Clock::now();
+  for (int epoch = 0; epoch < s.epochs; ++epoch) {
+    adam.set_learning_rate(schedule.At(epoch));
+    rng.Shuffle(&order);
+    char label[64];
+    std::snprintf(label, sizeof(label), "%s epoch %d/%d", name.c_str(), epoch + 1, s.epochs);
+    Progress progress(label, batches);
+    double loss_sum = 0;
+    int correct = 0, seen = 0;
+    char extra[96] = "";
+    for (int k = 0; k < batches; ++k) {
+      const size_t begin = static_cast<size_t>(k) * s.batch_size, end = std::min<size_t>(M, begin + s.batch_size);
+      if (end - begin < 2) continue;  // batch norm needs two rows
+      Batch batch = Gather(train, order, begin, end);
+      if (s.train_outliers > 0) datasets::AddOutliers(s.train_outliers, rng.Below(~uint64_t{0}), &batch.points);
+      net->graph.Forward({{"points", batch.points}, {"labels", batch.labels}}, {net->loss}, graph::Mode::kTrain);
+      net->graph.ZeroGrad();
+      net->graph.Backward(net->loss);
+      adam.Step();
+      const int B = static_cast<int>(end - begin);
+      loss_sum += net->graph.Value(net->loss)[0] * B;
+      correct += CountCorrect(net->graph.Value(net->logits), batch.labels);
+      seen += B;
+      std::snprintf(extra, sizeof(extra), "loss %.3f  train acc %5.1f%%  %5.0fs", loss_sum / seen,
+                    100.0 * correct / seen, Seconds(start));
+      progress.Update(k + 1, extra);
+    }
+    progress.Finish(extra);
+  }
+}
+
+double Evaluate(PointNet* net, const datasets::PointClouds& test, const Tensor& points) {
+  const int M = static_cast<int>(test.labels.size());
+  std::vector<int> order(M);
+  for (int i = 0; i < M; ++i) order[i] = i;
+  datasets::PointClouds view;
+  view.points = points;
+  view.labels = test.labels;
+  int correct = 0;
+  const int chunk = 250;
+  for (int begin = 0; begin < M; begin += chunk) {
+    const int end = std::min(M, begin + chunk);
+    Batch batch = Gather(view, order, begin, end);
+    net->graph.Forward({{"points", batch.points}}, {net->logits}, graph::Mode::kEval);
+    correct += CountCorrect(net->graph.Value(net->logits), batch.labels);
+  }
+  return static_cast<double>(correct) / M;
+}
+
+// ---- The experiment ------------------------------------------------------------------------------------
+
+int Run(const Setting& s) {
+  const auto start = Clock::now();
+  // The dense layers are small (tens of columns): Eigen's threaded products only add synchronisation, and
+  // spin-waiting threads hurt badly on a loaded machine. robust_pool parallelises over its B·F problems.
+  Eigen::setNbThreads(1);
+  datasets::ImageSet images;
+  std::string source;
+  if (s.synthetic > 0) {
+    images = datasets::MakeSyntheticDigits(s.synthetic, s.seed);
+    source = "synthetic digits (" + std::to_string(s.synthetic) + " per class)";
+  } else {
+    source = datasets::FindOpenCvDigits(s.data);
+    images = datasets::LoadOpenCvDigits(source);
+  }
+  std::vector<int> train_index, test_index;
+  datasets::SplitTrainTest(images, s.test_per_class, s.seed, &train_index, &test_index);
+  if (s.train_per_class > 0) {
+    // Keep the first train_per_class of each class (the split is already shuffled).
+    std::vector<int> taken(images.num_classes, 0), kept;
+    for (int i : train_index)
+      if (taken[images.labels[i]]++ < s.train_per_class) kept.push_back(i);
+    train_index = kept;
+  }
+  if (train_index.size() < 2 || test_index.empty()) throw InvalidInput("too few images for a train/test split");
+  datasets::CloudOptions cloud_options;
+  cloud_options.num_points = s.points;
+  cloud_options.seed = s.seed + 1;
+  const datasets::PointClouds train = datasets::MakePointClouds(images, train_index, cloud_options);
+  cloud_options.seed = s.seed + 2;
+  const datasets::PointClouds test = datasets::MakePointClouds(images, test_index, cloud_options);
+  std::fprintf(stderr, "ddn-pointcloud: %s; %zu training and %zu test clouds of %d points\n", source.c_str(),
+               train.labels.size(), test.labels.size(), s.points);
+
+  // The same outliers for every pooling.
+  std::vector<Tensor> noisy_test;
+  for (size_t k = 0; k < s.outliers.size(); ++k) {
+    Tensor t = test.points;
+    datasets::AddOutliers(s.outliers[k], s.seed * 1000003 + 101 * (k + 1), &t);
+    noisy_test.push_back(std::move(t));
+  }
+
+  std::vector<std::vector<double>> accuracy;
+  std::vector<double> train_seconds;
+  for (const std::string& pooling : s.poolings) {
+    PointNetOptions options;
+    options.point_widths = s.point_widths;
+    options.head_widths = s.head_widths;
+    options.num_classes = images.num_classes;
+    options.pooling = pooling;
+    options.alpha = s.alpha;
+    options.seed = s.seed;
+    options.threads = s.threads;
+    auto net = BuildPointNet(options);
+    const auto t0 = Clock::now();
+    Train(net.get(), train, s, pooling);
+    train_seconds.push_back(Seconds(t0));
+    std::vector<double> row;
+    for (const Tensor& points : noisy_test) row.push_back(Evaluate(net.get(), test, points));
+    accuracy.push_back(row);
+    std::string line;
+    for (double a : row) {
+      char cell[16];
+      std::snprintf(cell, sizeof(cell), " %5.1f", 100 * a);
+      line += cell;
+    }
+    std::fprintf(stderr, "%-28s test acc %%:%s  (%.0f s)\n", pooling.c_str(), line.c_str(), Seconds(t0));
+    if (!s.save_dir.empty()) graph::SaveParameters(net->graph, s.save_dir + "/pointnet_" + pooling + ".txt");
+  }
+
+  // The plot.
+  std::vector<PlotSeries> series;
+  for (size_t p = 0; p < s.poolings.size(); ++p) {
+    std::string label = s.poolings[p];
+    if (label != "max" && label != "mean" && label != "quadratic") {
+      char a[32];
+      std::snprintf(a, sizeof(a), " (a=%g)", s.alpha);
+      label += a;
+    }
+    series.push_back({label, accuracy[p]});
+  }
+  PlotOptions plot_options;
+  plot_options.title = "Digit point clouds: test accuracy vs outliers";
+  char subtitle[256];
+  std::snprintf(subtitle, sizeof(subtitle),
+                "PointNet-style, %zu train / %zu test clouds of %d points, %d epochs, train outliers %g%%, seed %llu",
+                train.labels.size(), test.labels.size(), s.points, s.epochs, 100 * s.train_outliers,
+                static_cast<unsigned long long>(s.seed));
+  plot_options.subtitle = subtitle;
+  if (!s.plot.empty()) WriteAccuracyPlot(s.plot, s.outliers, series, plot_options);
+
+  if (s.json) {
+    nlohmann::json j;
+    j["data"] = source;
+    j["setting"] = {{"points", s.points},
+                    {"epochs", s.epochs},
+                    {"batch_size", s.batch_size},
+                    {"learning_rate", s.learning_rate},
+                    {"train_clouds", train.labels.size()},
+                    {"test_clouds", test.labels.size()},
+                    {"point_widths", s.point_widths},
+                    {"head_widths", s.head_widths},
+                    {"alpha", s.alpha},
+                    {"train_outliers", s.train_outliers},
+                    {"seed", s.seed}};
+    j["outlier_fractions"] = s.outliers;
+    j["results"] = nlohmann::json::array();
+    for (size_t p = 0; p < s.poolings.size(); ++p) {
+      j["results"].push_back(
+          {{"pooling", s.poolings[p]}, {"accuracy", accuracy[p]}, {"train_seconds", train_seconds[p]}});
+    }
+    if (!s.plot.empty()) j["plot"] = s.plot;
+    j["seconds"] = Seconds(start);
+    std::cout << j.dump(2) << std::endl;
+  } else {
+    std::printf("Test accuracy (%%) by pooling and test-time outlier fraction (%s, %zu test clouds)\n",
+                source.c_str(), test.labels.size());
+    std::printf("%-26s", "pooling");
+    for (double f : s.outliers) std::printf(" %7g", f);
+    std::printf("\n");
+    for (size_t p = 0; p < s.poolings.size(); ++p) {
+      std::printf("%-26s", series[p].label.c_str());
+      for (double a : accuracy[p]) std::printf(" %7.1f", 100 * a);
+      std::printf("\n");
+    }
+    if (!s.plot.empty()) std::printf("plot: %s\n", s.plot.c_str());
+    std::printf("total time: %.0f s\n", Seconds(start));
+  }
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  Setting s;
+  std::string poolings, outliers, point_widths, head_widths;
+  int points = -1, epochs = -1, batch_size = -1, train_per_class = -1, test_per_class = -1;
+  double learning_rate = -1;
+  po::options_description desc(
+      "ddn-pointcloud: the DDN paper's robust-pooling experiment on 2-D point clouds of handwritten digits.\n"
+      "Trains a PointNet-style classifier per pooling, evaluates it with test-time outliers, prints a table\n"
+      "of test accuracy (pooling x outlier fraction) and writes a PNG plot.\n\nOptions");
+  // clang-format off
+  desc.add_options()
+    ("help,h", "show this help")
+    ("quick", "the quick setting (about a minute on 2 cores): fewer clouds, epochs and poolings")
+    ("data", po::value(&s.data), "OpenCV's digits.png (or .png.gz), or a folder holding it; default: search the "
+                                 "opencv-doc install, $DDN_DIGITS, $OPENCV_SAMPLES_DATA_PATH")
+    ("synthetic", po::value(&s.synthetic)->default_value(0), "use N generated digits per class instead of the data "
+                                                             "file (smoke tests)")
+    ("pooling", po::value(&poolings), "comma-separated poolings: max, mean, quadratic, pseudo_huber, huber, welsch, "
+                                      "truncated_quadratic, cauchy, geman_mcclure; default all (quick: max, mean, "
+                                      "pseudo_huber, huber, welsch, truncated_quadratic)")
+    ("alpha", po::value(&s.alpha)->default_value(1.0), "alpha of the robust penalties")
+    ("outliers", po::value(&outliers)->default_value("0,0.01,0.05,0.1,0.2,0.3,0.5"),
+     "comma-separated test-time outlier fractions")
+    ("train-outliers", po::value(&s.train_outliers)->default_value(0.0),
+     "outlier fraction in training clouds (fresh outliers every batch); 0 as in the paper")
+    ("points", po::value(&points), "points per cloud (default 64)")
+    ("epochs", po::value(&epochs), "training epochs per pooling (default 12, quick 8)")
+    ("batch-size", po::value(&batch_size), "training batch size (default 32)")
+    ("lr", po::value(&learning_rate), "Adam learning rate, cosine schedule (default 0.002)")
+    ("train-per-class", po::value(&train_per_class), "training digits per class, at most 500 - test (default all; "
+                                                      "quick 100)")
+    ("test-per-class", po::value(&test_per_class), "test digits per class (default 100, quick 50)")
+    ("point-widths", po::value(&point_widths), "widths of the shared per-point layers (default 32,64)")
+    ("head-widths", po::value(&head_widths), "widths of the hidden layers after pooling (default 64)")
+    ("seed", po::value(&s.seed)->default_value(1), "seed of the split, sampling, outliers and initialisation")
+    ("threads", po::value(&s.threads)->default_value(0), "threads of robust_pool's batch layer (0: all cores)")
+    ("plot", po::value(&s.plot)->default_value("pointcloud_accuracy.png"), "PNG plot to write ('' for none)")
+    ("save-dir", po::value(&s.save_dir), "save each trained network's parameters in this folder")
+    ("json", "print the table as JSON on stdout");
+  // clang-format on
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::fprintf(stderr, "ddn-pointcloud: %s (see --help)\n", e.what());
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  s.quick = vm.count("quick") > 0;
+  s.json = vm.count("json") > 0;
+  try {
+    const bool q = s.quick;
+    s.points = points > 0 ? points : 64;
+    s.epochs = epochs > 0 ? epochs : (q ? 8 : 12);
+    s.batch_size = batch_size > 0 ? batch_size : 32;
+    s.learning_rate = learning_rate > 0 ? learning_rate : 0.002;
+    s.train_per_class = train_per_class > 0 ? train_per_class : (q ? 100 : 0);
+    s.test_per_class = test_per_class > 0 ? test_per_class : (q ? 50 : 100);
+    s.point_widths = ParseList<int>(point_widths.empty() ? "32,64" : point_widths, "point-widths");
+    s.head_widths = head_widths.empty() ? std::vector<int>{64} : ParseList<int>(head_widths, "head-widths");
+    if (poolings.empty()) {
+      s.poolings = q ? std::vector<std::string>{"max", "mean", "pseudo_huber", "huber", "welsch", "truncated_quadratic"}
+                     : std::vector<std::string>{"max", "mean"};
+      if (!q)
+        for (const auto& p : RobustPenalties()) s.poolings.push_back(p);
+    } else {
+      s.poolings = ParseNames(poolings);
+    }
+    for (const auto& p : s.poolings)
+      if (!IsKnownPooling(p)) throw InvalidInput("--pooling: unknown pooling '" + p + "'");
+    s.outliers = ParseList<double>(outliers, "outliers");
+    for (double f : s.outliers)
+      if (!(f >= 0 && f <= 1)) throw InvalidInput("--outliers: fractions must be in [0, 1]");
+    if (!(s.train_outliers >= 0 && s.train_outliers <= 1)) throw InvalidInput("--train-outliers must be in [0, 1]");
+    if (!(s.alpha > 0)) throw InvalidInput("--alpha must be > 0");
+    if (s.synthetic < 0) throw InvalidInput("--synthetic must be >= 0");
+    return Run(s);
+  } catch (const InvalidInput& e) {
+    std::fprintf(stderr, "ddn-pointcloud: %s\n", e.what());
+    return 2;
+  } catch (const NumericalFailure& e) {
+    std::fprintf(stderr, "ddn-pointcloud: numerical failure: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+}  // namespace ddn::pointcloud
+
+int main(int argc, char** argv) { return ddn::pointcloud::Main(argc, argv); }
