@@ -32,8 +32,12 @@ class ProjectEllipsoidNode : public DeclarativeNode<ProjectEllipsoidNode> {
     }
   }
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
-    ProjectOntoEllipsoid(p.inputs[0], p.inputs[1], p.InputSize(0), surface_, p.outputs[0], s);
-    s->residual = 0;
+    const EllipsoidSolution sol = ProjectOntoEllipsoid(p.inputs[0], p.inputs[1], p.InputSize(0), surface_,
+                                                       p.outputs[0], s);
+    // Residual: the constraint's violation |Σ (y_i/a_i)² − 1| (stationarity holds by construction).
+    double level = 0;
+    for (int64_t i = 0; i < p.InputSize(0); ++i) level += std::pow(p.outputs[0][i] / p.inputs[1][i], 2);
+    s->residual = sol.inside ? 0.0 : std::abs(level - 1);
   }
   void Backward(const ProblemData& p, ProblemStatus* s) const override {
     if (!EllipsoidVjp(p.inputs[0], p.inputs[1], p.outputs[0], p.InputSize(0), surface_, p.grad_outputs[0],

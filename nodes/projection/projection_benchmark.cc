@@ -108,8 +108,8 @@ BENCHMARK(BM_Ellipsoid)->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseR
 
 int main(int argc, char** argv) {
   if (!std::getenv("DDN_BENCH_MALLOC_DEFAULTS")) {
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: 8 MB blocks come from the heap...
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);   // ...which is not trimmed back to the OS
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
