@@ -12,6 +12,9 @@
 namespace ddn::cli {
 namespace {
 
+// Deeper nesting is surely a mistake (and would recurse deeply below).
+constexpr std::size_t kMaxRank = 16;
+
 // ---- Locating a parse error ----------------------------------------------------------------------
 // nlohmann's DOM parser reports where a defect is as a byte offset (and, for syntax errors, a line and
 // column) but not which value it was reading. After a failed parse we read the text again with this
@@ -258,6 +261,9 @@ Tensor JsonToTensor(const Json& json, const std::string& what) {
   Shape shape;
   for (const Json* p = &json; p->is_array(); p = &(*p)[0]) {
     shape.push_back(static_cast<int64_t>(p->size()));
+    if (shape.size() > kMaxRank) {
+      throw InvalidInput(what + " is nested more than " + std::to_string(kMaxRank) + " arrays deep");
+    }
     if (p->empty()) break;
   }
   std::vector<double> values;

@@ -57,7 +57,7 @@ Json ParseJson(const std::string& text);
 
 // A nested array of numbers as a Tensor. `what` names the array in messages ("input 'x'"). A bare
 // number is a rank-0 tensor. Throws InvalidInput for ragged arrays (naming the axis and element),
-// non-numeric elements (naming the index) and non-finite values.
+// non-numeric elements (naming the index), non-finite values and nesting deeper than 16.
 Tensor JsonToTensor(const Json& json, const std::string& what);
 
 // A Tensor as a nested array (a bare number for rank 0).

@@ -69,6 +69,12 @@ TEST(JsonToTensor, NonNumericElementsAreNamed) {
   EXPECT_INVALID(JsonToTensor(Json::parse("{\"a\": 1}"), "input 'x'"), "input 'x'", "object");
 }
 
+TEST(JsonToTensor, AbsurdNestingIsRejected) {
+  const std::string deep = std::string(5000, '[') + "1" + std::string(5000, ']');
+  EXPECT_INVALID(JsonToTensor(ParseJson(deep), "input 'x'"), "input 'x'", "nested more than 16");
+  EXPECT_EQ(JsonToTensor(ParseJson("[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]"), "input 'x'").rank(), 16);
+}
+
 TEST(JsonToTensor, NonFiniteValuesAreRejected) {
   Json j = Json::array({1.0, std::numeric_limits<double>::infinity()});
   EXPECT_INVALID(JsonToTensor(j, "input 'x'"), "input 'x'", "non-finite", "[1]");
