@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <sstream>
@@ -38,16 +39,25 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+// A private scratch folder for this process, removed at exit.
 std::string TempDir() {
-  static std::string dir = [] {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/ddn_cli_test_XXXXXX";
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (!mkdtemp(buf.data())) std::abort();
-    return std::string(buf.data());
-  }();
-  return dir;
+  struct Scratch {
+    std::string path;
+    Scratch() {
+      const char* base = std::getenv("TMPDIR");
+      std::string pattern = std::string(base && *base ? base : "/tmp") + "/ddn_cli_test_XXXXXX";
+      std::vector<char> buf(pattern.begin(), pattern.end());
+      buf.push_back('\0');
+      if (!mkdtemp(buf.data())) std::abort();
+      path = buf.data();
+    }
+    ~Scratch() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const Scratch scratch;
+  return scratch.path;
 }
 
 // Runs `binary args...` with `input` on stdin; stdout and stderr go to files (no pipe deadlocks).
@@ -122,6 +132,12 @@ TEST(Cli, HelpListsCommands) {
   EXPECT_EQ(r.code, 0);
   EXPECT_TRUE(r.err.empty());
   for (const char* c : {"nodes", "eval", "check", "bench", "Exit codes"}) EXPECT_NE(r.out.find(c), std::string::npos) << c;
+}
+
+TEST(Cli, Version) {
+  const Outcome r = Ddn({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out.rfind("ddn ", 0), 0u) << r.out;
 }
 
 TEST(Cli, EverySubcommandAnswersHelp) {
