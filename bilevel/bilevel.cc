@@ -181,16 +181,21 @@ GridResult GridSearch(Problem* problem, int points, double lo, double hi) {
   const int k = problem->NumHyperparameters();
   GridResult g;
   g.best_loss = std::numeric_limits<double>::infinity();
-  for (int i = 0; i < points; ++i) {
+  g.values.resize(points);
+  g.losses.resize(points);
+  // From the largest value down, each solve warm-started from its neighbour: for the built-in problems
+  // the large end is the well-conditioned one (strong regularisation, or least squares for robust
+  // regression), and Newton's method is slowest when started far away at the nearly singular end.
+  for (int i = points - 1; i >= 0; --i) {
     const double value =
         points == 1 ? std::sqrt(lo * hi) : std::exp(std::log(lo) + (std::log(hi) - std::log(lo)) * i / (points - 1));
     ProblemStatus status;
     problem->SolveInner(Eigen::VectorXd::Constant(k, value), &status);
     ++g.inner_solves;
     const double loss = problem->OuterLoss(nullptr);
-    g.values.push_back(value);
-    g.losses.push_back(loss);
-    if (loss < g.best_loss) {
+    g.values[i] = value;
+    g.losses[i] = loss;
+    if (loss <= g.best_loss) {
       g.best_loss = loss;
       g.best_value = value;
     }

@@ -128,7 +128,8 @@ struct GridResult {
 };
 
 // L on `points` log-spaced values of a common θ in [lo, hi] (the problem's bounds when lo, hi ≤ 0:
-// the largest lower and the smallest upper bound). Leaves the problem solved at the last grid point.
+// the largest lower and the smallest upper bound), solved from hi down to lo, each warm-started from the
+// previous one. Leaves the problem solved at lo.
 GridResult GridSearch(Problem* problem, int points, double lo = 0, double hi = 0);
 
 }  // namespace ddn::bilevel

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -27,7 +28,7 @@ struct Panel {
   double x0, x1, y0, y1;
   cv::Point Map(double x, double y) const {
     const double u = (x1 > x0) ? (x - x0) / (x1 - x0) : 0.5;
-    const double v = (y1 > y0) ? (y - y0) / (y1 - y0) : 0.5;
+    const double v = std::clamp((y1 > y0) ? (y - y0) / (y1 - y0) : 0.5, 0.0, 1.0);  // clip to the box
     return {box.x + static_cast<int>(std::lround(u * box.width)),
             box.y + box.height - static_cast<int>(std::lround(v * box.height))};
   }
@@ -69,7 +70,9 @@ void PlotOptimization(const std::vector<IterationRecord>& history, const PlotCur
   if (!history.empty()) {
     std::vector<double> losses;
     for (const auto& h : history) losses.push_back(h.loss);
-    Panel p{{margin_l, margin_t, panel_w, panel_h}, 0, std::max<double>(1, history.back().iteration), 0, 0};
+    // Integer ticks: the axis ends at a multiple of 4 iterations.
+    const double last = 4.0 * std::ceil(std::max(1, history.back().iteration) / 4.0);
+    Panel p{{margin_l, margin_t, panel_w, panel_h}, 0, last, 0, 0};
     Range(losses, &p.y0, &p.y1);
     p.Axes(&img, "outer iteration", loss_name, false);
     for (size_t i = 0; i < history.size(); ++i) {
@@ -91,6 +94,17 @@ void PlotOptimization(const std::vector<IterationRecord>& history, const PlotCur
     p.x0 = *std::min_element(logs.begin(), logs.end());
     p.x1 = *std::max_element(logs.begin(), logs.end());
     Range(losses, &p.y0, &p.y1);
+    // Zoom on the region the optimiser visited when the curve rises far above it (clipped at the top).
+    double visited = -std::numeric_limits<double>::infinity(), lowest = std::numeric_limits<double>::infinity();
+    for (const auto& h : history) visited = std::max(visited, h.loss);
+    for (double l : losses) lowest = std::min(lowest, l);
+    if (std::isfinite(visited) && visited > lowest) {
+      const double cap = lowest + 3.0 * (visited - lowest);
+      if (cap < p.y1) {
+        p.y0 = lowest - 0.05 * (cap - lowest);
+        p.y1 = cap;
+      }
+    }
     p.Axes(&img, theta_name + " (log scale)", loss_name, true);
     for (size_t i = 1; i < curve->values.size(); ++i) {
       cv::line(img, p.Map(std::log10(curve->values[i - 1]), curve->losses[i - 1]),

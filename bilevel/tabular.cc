@@ -233,7 +233,7 @@ LogisticProblem::LogisticProblem(const Dataset& train, const Dataset& val) : Tab
 }
 
 Eigen::VectorXd LogisticProblem::InitialHyperparameters() const { return Eigen::VectorXd::Constant(1, 1e-2); }
-Eigen::VectorXd LogisticProblem::LowerBounds() const { return Eigen::VectorXd::Constant(1, 1e-5); }
+Eigen::VectorXd LogisticProblem::LowerBounds() const { return Eigen::VectorXd::Constant(1, 1e-4); }
 Eigen::VectorXd LogisticProblem::UpperBounds() const { return Eigen::VectorXd::Constant(1, 1e2); }
 
 Eigen::MatrixXd LogisticProblem::Unpack(const Eigen::VectorXd& u) const {
