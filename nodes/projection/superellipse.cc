@@ -1,6 +1,6 @@
 // An example of a user-defined shape (user_shape.h): the superellipse (Lamé curve)
 //
-//   |y₁/a₁|^p + |y₂/a₂|^p = 1,     p > 1,
+//   |y₁/a₁|^p + |y₂/a₂|^p = 1,     p ≥ 2,
 //
 // with the semi-axes a = (a₁, a₂) an optional differentiable input (default (1, 1)) and the exponent p a
 // parameter. p = 2 is the ellipse, p = 4 (the default) a "squircle", p → ∞ the box. The node
@@ -24,24 +24,21 @@ struct Superellipse {
   static constexpr bool kEquality = true;
   static constexpr bool kConvex = false;
   static std::vector<ParamSpec> Params() {
-    return {{"p", "float", "4", "exponent p > 1 (2: ellipse, 4: squircle, large: box)"}};
+    return {{"p", "float", "4", "exponent p >= 2 (2: ellipse, 4: squircle, large: box)"}};
   }
   static std::vector<TensorSpec> ExtraInputs() {
     return {{"a", {"2"}, "semi-axes a > 0 (default (1, 1)); differentiable", true, true}};
   }
   explicit Superellipse(const ddn::Params& params) : p_(params.RequirePositive("p")) {
-    if (!(p_ > 1)) throw InvalidInput("node 'project_superellipse': parameter 'p' must be > 1, got " + FormatDouble(p_));
+    if (!(p_ >= 2)) {
+      throw InvalidInput("node 'project_superellipse': parameter 'p' must be >= 2, got " + FormatDouble(p_));
+    }
   }
 
   template <typename T>
   T Constraint(const Args<T>& in, const T* y) const {
-    using std::abs;
-    using std::pow;
     T c = Constant<T>(-1.0);
-    for (int i = 0; i < 2; ++i) {
-      const T t = in.has(1) ? y[i] / in[1][i] : y[i];
-      c += pow(abs(t), p_);
-    }
+    for (int i = 0; i < 2; ++i) c += AbsPow(in.has(1) ? y[i] / in[1][i] : y[i], p_);
     return c;
   }
 
@@ -86,8 +83,11 @@ struct Superellipse {
     }
     plain.inputs["x"] = x;
     axes.inputs["x"] = x;
+    // On the axes (y_i = 0 at the answer: the |t|^p curvature at 0).
+    CheckCase on_axes{"on_axes", {}};
+    on_axes.inputs["x"] = Tensor({3, 2}, {2.0, 0.0, 0.0, -0.4, 0.0, 1.5});
     axes.inputs["a"] = Tensor({4, 2}, {1.5, 0.7, 0.8, 1.2, 2.0, 1.0, 1.0, 1.0});
-    return {plain, axes};
+    return {plain, axes, on_axes};
   }
 
   double p_;
