@@ -57,7 +57,7 @@ TEST(Ellipsoid, SatisfiesKktConditions) {
         EXPECT_EQ(y, x);
         continue;
       }
-      EXPECT_NEAR(Level(y, a), 1.0, 1e-14) << "rep " << rep << " surface " << surface << " inside " << Level(x, a) << " iterations " << status.iterations;
+      EXPECT_NEAR(Level(y, a), 1.0, 1e-14) << "rep " << rep << " surface " << surface;
       double num = 0, den = 0;
       for (int i = 0; i < n; ++i) {
         const double g = y[i] / (a[i] * a[i]);
@@ -65,7 +65,9 @@ TEST(Ellipsoid, SatisfiesKktConditions) {
         den += g * g;
       }
       const double mu = num / den;
-      if (!surface) EXPECT_GE(mu, -1e-14);
+      if (!surface) {
+        EXPECT_GE(mu, -1e-14);
+      }
       for (int i = 0; i < n; ++i) {
         EXPECT_NEAR(x[i] - y[i], mu * y[i] / (a[i] * a[i]), 1e-13 * (1 + std::abs(x[i])));
       }

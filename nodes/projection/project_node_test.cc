@@ -138,7 +138,7 @@ TEST(ProjectNode, ExactBoundaryPointsAreFlaggedAndAgreeWithTheActiveSet) {
 
 // Inside a ball: y = x, dx = v and dr = 0 exactly (checked exactly: see the ellipsoid test).
 TEST(ProjectNode, InsideABallIsTheIdentity) {
-  for (const std::string& shape : {"l1_ball", "l2_ball", "linf_ball"}) {
+  for (const char* shape : {"l1_ball", "l2_ball", "linf_ball"}) {
     const auto node = Project(shape);
     const TensorMap in{{"x", Tensor({1, 3}, {0.2, -0.3, 0.1})}, {"radius", Tensor({1}, {1.5})}};
     ForwardResult r = Forward(*node, in);
@@ -198,7 +198,9 @@ TEST(ProjectNode, AgreesWithTheReferenceLibrary) {
   for (const auto& c : cases) {
     if (c["node"] != "project") continue;
     std::map<std::string, std::string> params;
-    for (const auto& [k, v] : c["params"].items()) params[k] = v.is_string() ? v.get<std::string>() : FormatDouble(v.get<double>());
+    for (const auto& [k, v] : c["params"].items()) {
+      params[k] = v.is_string() ? v.get<std::string>() : FormatDouble(v.get<double>());
+    }
     const auto node = MakeNode("project", params);
     const TensorMap in{{"x", FromJson(c["inputs"]["x"])}};
     ForwardResult r = Forward(*node, in);

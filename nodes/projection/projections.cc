@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "ddn/error.h"
+#include "ddn/params.h"
 
 namespace ddn {
 namespace projection {
@@ -49,10 +50,10 @@ int64_t FirstArgMaxAbs(const double* x, int64_t n, double m) {
   return 0;
 }
 
-// Condat (2016), Algorithm 3, on the values c[0..n) (which it reorders and overwrites). `active` holds
-// the current candidate support, whose running threshold is rho = (Σ active − r)/|active|; `waiting`
-// holds earlier candidates that a large value displaced (they may rejoin). Then elements ≤ rho are
-// removed until the support is consistent, and τ is recomputed exactly from it.
+// Condat's algorithm (Math. Program. 158, 2016) on the values c[0..n). `active` holds the current
+// candidate support, whose running threshold is rho = (Σ active − r)/|active|; `waiting` holds earlier
+// candidates that a large value displaced (they may rejoin). Then elements ≤ rho are removed until the
+// support is consistent, and τ is recomputed exactly from it.
 double CondatThreshold(const double* c, size_t n, double r) {
   thread_local std::vector<double> active, waiting;
   active.clear();
@@ -312,7 +313,9 @@ double SimplexThreshold(const double* x, int64_t dim, double radius, bool use_ab
 
 void Project(ProjectionSet set, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
   if (n < 1) throw InvalidInput("projection of an empty vector");
-  if (!(r > 0) || !std::isfinite(r)) throw InvalidInput("projection radius must be finite and > 0, got " + std::to_string(r));
+  if (!(r > 0) || !std::isfinite(r)) {
+    throw InvalidInput("projection radius must be finite and > 0, got " + FormatDouble(r));
+  }
   switch (set) {
     case ProjectionSet::kSimplex:
       ProjectSimplexLike<false>(x, n, r, Threshold<false>(x, n, r), y, status);

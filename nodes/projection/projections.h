@@ -13,10 +13,11 @@
 //   linf_sphere   {y : ‖y‖∞ = r}            linf_ball   {y : ‖y‖∞ ≤ r}
 //
 // Forward (all exact, no iterations to a tolerance):
-//   simplex       y_i = max(x_i − τ, 0) with the threshold τ solving Σ_i max(x_i − τ, 0) = r, found by
-//                 Condat's one-pass algorithm (L. Condat, "Fast projection onto the simplex and the l1
-//                 ball", Math. Program. 158, 2016, Algorithm 3): expected O(D), no sort. τ is then recomputed
-//                 from the identified support S = {i : y_i > 0} as τ = (Σ_S x_i − r)/|S|.
+//   simplex       y_i = max(x_i − τ, 0) with the threshold τ solving Σ_i max(x_i − τ, 0) = r: one pass keeps
+//                 the candidates x_i > (running max) − r (every support element exceeds max_j x_j − r), then
+//                 Condat's algorithm (L. Condat, "Fast projection onto the simplex and the l1 ball", Math.
+//                 Program. 158, 2016) finds τ among them: expected O(D), no sort. τ is then recomputed from
+//                 the identified support S = {i : y_i > 0} as τ = (Σ_S x_i − r)/|S|.
 //   l1 sets       y = s ⊙ simplex(|x|, r) with s_i = sign(x_i) (sign(0) = +1) (Duchi et al., ICML 2008, §4),
 //                 for the ball only when ‖x‖₁ > r (else y = x). For the L1 sphere from inside
 //                 (‖x‖₁ < r) the same formula gives τ < 0, i.e. y = x + s (r − ‖x‖₁)/D: the projection
