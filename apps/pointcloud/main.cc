@@ -276,20 +276,15 @@ int Run(const Setting& s) {
   // The plot.
   std::vector<PlotSeries> series;
   for (size_t p = 0; p < s.poolings.size(); ++p) {
-    std::string label = s.poolings[p];
-    if (label != "max" && label != "mean" && label != "quadratic") {
-      char a[32];
-      std::snprintf(a, sizeof(a), " (a=%g)", s.alpha);
-      label += a;
-    }
-    series.push_back({label, accuracy[p]});
+    series.push_back({s.poolings[p], accuracy[p]});
   }
   PlotOptions plot_options;
   plot_options.title = "Digit point clouds: test accuracy vs outliers";
   char subtitle[256];
   std::snprintf(subtitle, sizeof(subtitle),
-                "PointNet-style, %zu train / %zu test clouds of %d points, %d epochs, train outliers %g%%, seed %llu",
-                train.labels.size(), test.labels.size(), s.points, s.epochs, 100 * s.train_outliers,
+                "PointNet-style; %zu train / %zu test clouds of %d points; %d epochs; robust penalties alpha = %g; "
+                "train outliers %g%%; seed %llu",
+                train.labels.size(), test.labels.size(), s.points, s.epochs, s.alpha, 100 * s.train_outliers,
                 static_cast<unsigned long long>(s.seed));
   plot_options.subtitle = subtitle;
   if (!s.plot.empty()) WriteAccuracyPlot(s.plot, s.outliers, series, plot_options);
@@ -318,13 +313,15 @@ int Run(const Setting& s) {
     j["seconds"] = Seconds(start);
     std::cout << j.dump(2) << std::endl;
   } else {
-    std::printf("Test accuracy (%%) by pooling and test-time outlier fraction (%s, %zu test clouds)\n",
-                source.c_str(), test.labels.size());
-    std::printf("%-26s", "pooling");
+    std::printf("Test accuracy (%%) by pooling and test-time outlier fraction (%s, %zu test clouds, alpha = %g)\n",
+                source.c_str(), test.labels.size(), s.alpha);
+    std::printf("%-21s", "outlier fraction");
     for (double f : s.outliers) std::printf(" %7g", f);
+    std::printf("\n%-21s", "points replaced");
+    for (double f : s.outliers) std::printf(" %7ld", std::lround(f * s.points));
     std::printf("\n");
     for (size_t p = 0; p < s.poolings.size(); ++p) {
-      std::printf("%-26s", series[p].label.c_str());
+      std::printf("%-21s", series[p].label.c_str());
       for (double a : accuracy[p]) std::printf(" %7.1f", 100 * a);
       std::printf("\n");
     }
@@ -364,7 +361,7 @@ int Main(int argc, char** argv) {
     ("batch-size", po::value(&batch_size), "training batch size (default 32)")
     ("lr", po::value(&learning_rate), "Adam learning rate, cosine schedule (default 0.002)")
     ("train-per-class", po::value(&train_per_class), "training digits per class, at most 500 - test (default all; "
-                                                      "quick 100)")
+                                                      "quick 150)")
     ("test-per-class", po::value(&test_per_class), "test digits per class (default 100, quick 50)")
     ("point-widths", po::value(&point_widths), "widths of the shared per-point layers (default 32,64)")
     ("head-widths", po::value(&head_widths), "widths of the hidden layers after pooling (default 64)")
@@ -394,7 +391,7 @@ int Main(int argc, char** argv) {
     s.epochs = epochs > 0 ? epochs : (q ? 8 : 12);
     s.batch_size = batch_size > 0 ? batch_size : 32;
     s.learning_rate = learning_rate > 0 ? learning_rate : 0.002;
-    s.train_per_class = train_per_class > 0 ? train_per_class : (q ? 100 : 0);
+    s.train_per_class = train_per_class > 0 ? train_per_class : (q ? 150 : 0);
     s.test_per_class = test_per_class > 0 ? test_per_class : (q ? 50 : 100);
     s.point_widths = ParseList<int>(point_widths.empty() ? "32,64" : point_widths, "point-widths");
     s.head_widths = head_widths.empty() ? std::vector<int>{64} : ParseList<int>(head_widths, "head-widths");

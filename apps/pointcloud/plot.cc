@@ -67,7 +67,13 @@ void WriteAccuracyPlot(const std::string& path, const std::vector<double>& fract
     if (s.values.size() != fractions.size()) throw InvalidInput("plot: series '" + s.label + "' has the wrong length");
   const int W = options.width, H = options.height;
   cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
-  const int left = 90, right = 290, top = 90, bottom = 90;
+  // The legend sits right of the plot area and is as wide as its longest label.
+  int legend_text = 0;
+  for (const auto& s : series) {
+    int base = 0;
+    legend_text = std::max(legend_text, cv::getTextSize(s.label, cv::FONT_HERSHEY_SIMPLEX, 0.5, 1, &base).width);
+  }
+  const int left = 90, right = std::max(180, legend_text + 100), top = 90, bottom = 90;
   const cv::Rect area(left, top, W - left - right, H - top - bottom);
   const double xmax = std::sqrt(std::max(1e-12, *std::max_element(fractions.begin(), fractions.end())));
   auto px = [&](double fraction) {
