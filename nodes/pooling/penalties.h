@@ -32,8 +32,10 @@
 // a majorise–minimise descent method).
 #pragma once
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -107,6 +109,55 @@ T Penalty(PenaltyKind kind, const T& z, double alpha) {
   return PenaltyOfSquare<T>(kind, z * z, alpha);
 }
 
+// exp(x) for x ≤ 0, written so that loops over points vectorise (no libm call): Cody–Waite reduction
+// x = n·ln2 + r, |r| ≤ ln2/2, a degree-12 Taylor polynomial for e^r (truncation < 2e-16 relative) and 2^n
+// assembled in the exponent bits. Within a few ulps of std::exp; x < −708 gives ≈ 2^−1022 instead of the
+// subnormal or zero result.
+inline double ExpNonPositive(double x) {
+  x = std::max(x, -708.0);
+  constexpr double kLog2e = 1.4426950408889634, kShift = 6755399441055744.0;  // 1.5·2^52: round to integer
+  constexpr double kLn2Hi = 0.693145751953125, kLn2Lo = 1.4286068203094172321e-06;
+  const double n = (x * kLog2e + kShift) - kShift;
+  const double r = (x - n * kLn2Hi) - n * kLn2Lo;
+  double p = 1.0 / 479001600.0;  // 1/12!
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  // 2^n: the integer n + 1023 in the low mantissa bits of (n + 1023 + 2^52), shifted into the exponent field.
+  const double biased = n + 1023.0 + 4503599627370496.0;
+  uint64_t bits;
+  std::memcpy(&bits, &biased, sizeof bits);
+  bits <<= 52;
+  double scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// 1 − exp(−t) for t ≥ 0 without cancellation, given e = exp(−t): a Taylor series for t < 0.05, else 1 − e.
+// Both branches are computed (selects, not jumps) so that loops vectorise.
+inline double OneMinusExpNeg(double t, double e) {
+  double series = 1.0 / 40320.0;
+  series = series * (-t) + 1.0 / 5040.0;
+  series = series * (-t) + 1.0 / 720.0;
+  series = series * (-t) + 1.0 / 120.0;
+  series = series * (-t) + 1.0 / 24.0;
+  series = series * (-t) + 1.0 / 6.0;
+  series = series * (-t) + 0.5;
+  series = series * (-t) + 1.0;
+  series *= t;
+  return t < 0.05 ? series : 1.0 - e;
+}
+inline double OneMinusExpNeg(double t) { return OneMinusExpNeg(t, ExpNonPositive(-t)); }
+
 // φ, φ', φ'' and ψ = φ'(z)/z at one z (double only, for the fast paths).
 struct PenaltyValues {
   double phi, d1, d2, psi;
@@ -123,15 +174,17 @@ inline PenaltyValues EvaluatePenalty(double z, double alpha, double inv_a2) {
     const double q = std::sqrt(1.0 + u), iq = 1.0 / q;
     return {kPhi ? z * z / (1.0 + q) : 0.0, z * iq, iq * iq * iq, iq};
   } else if constexpr (K == PenaltyKind::kHuber) {
+    // Branch-free (selects) so that loops over points vectorise.
     const double az = std::abs(z);
-    if (az <= alpha) return {0.5 * z * z, z, 1.0, 1.0};
-    return {alpha * (az - 0.5 * alpha), z > 0 ? alpha : -alpha, 0.0, alpha / az};
+    const bool in = az <= alpha;
+    return {in ? 0.5 * z * z : alpha * (az - 0.5 * alpha), in ? z : std::copysign(alpha, z), in ? 1.0 : 0.0,
+            in ? 1.0 : alpha / (in ? 1.0 : az)};
   } else if constexpr (K == PenaltyKind::kWelsch) {
-    const double e = std::exp(-0.5 * u);
-    return {kPhi ? -std::expm1(-0.5 * u) : 0.0, z * e * inv_a2, (1.0 - u) * e * inv_a2, e * inv_a2};
+    const double e = ExpNonPositive(-0.5 * u);
+    return {kPhi ? OneMinusExpNeg(0.5 * u, e) : 0.0, z * e * inv_a2, (1.0 - u) * e * inv_a2, e * inv_a2};
   } else if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
-    if (std::abs(z) < alpha) return {0.5 * z * z, z, 1.0, 1.0};
-    return {0.5 * alpha * alpha, 0.0, 0.0, 0.0};
+    const bool in = std::abs(z) < alpha;
+    return {in ? 0.5 * z * z : 0.5 * alpha * alpha, in ? z : 0.0, in ? 1.0 : 0.0, in ? 1.0 : 0.0};
   } else if constexpr (K == PenaltyKind::kCauchy) {
     const double i1 = 1.0 / (1.0 + u);
     return {kPhi ? 0.5 * alpha * alpha * std::log1p(u) : 0.0, z * i1, (1.0 - u) * i1 * i1, i1};

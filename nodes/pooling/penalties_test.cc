@@ -57,6 +57,21 @@ TEST(Penalties, DerivativesMatchFiniteDifferencesAndTheTemplate) {
   }
 }
 
+TEST(Penalties, VectorisableExpIsAccurate) {
+  double worst = 0, worst1m = 0;
+  for (double x = -750; x <= 0; x += 0.0137) {
+    const double want = std::exp(x);
+    if (x >= -700) worst = std::max(worst, std::abs(ExpNonPositive(x) - want) / want);
+    const double t = -x * 1e-3;  // also small arguments for 1 − e^−t
+    worst1m = std::max(worst1m, std::abs(OneMinusExpNeg(t) + std::expm1(-t)) / -std::expm1(-t));
+  }
+  EXPECT_LE(worst, 4e-16);
+  EXPECT_LE(worst1m, 3e-15);  // 1 − e just above the series range loses a few bits
+  EXPECT_EQ(ExpNonPositive(0.0), 1.0);
+  EXPECT_GT(ExpNonPositive(-1e4), 0.0);
+  EXPECT_LT(ExpNonPositive(-1e4), 1e-300);
+}
+
 TEST(Penalties, SquareFormIsSmoothAtZeroForNestedJets) {
   // The vector node differentiates φ(√s) at s = 0 (y on a data point): no NaN.
   for (PenaltyKind k : kAll) {

@@ -37,9 +37,13 @@ struct ScalarSums {
   double spsi = 0;  // Σ w ψ
 };
 
+// The loop over points; inlined into a baseline and an AVX2 copy (chosen at run time), so that the same source
+// vectorises 2 or 4 wide. The two copies may differ in the last bits (reduction order); each is deterministic.
 template <PenaltyKind K, bool kPhi, bool kWeighted>
-ScalarSums ScalarPassT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2) {
+[[gnu::always_inline]] inline ScalarSums ScalarLoop(const double* x, const double* w, int64_t n, double y,
+                                                    double alpha, double inv_a2) {
   double f = 0, g = 0, h = 0, gabs = 0, spsi = 0;
+#pragma omp simd reduction(+ : f, g, h, gabs, spsi)
   for (int64_t i = 0; i < n; ++i) {
     const PenaltyValues v = EvaluatePenalty<K, kPhi>(y - x[i], alpha, inv_a2);
     const double wi = kWeighted ? w[i] : 1.0;
@@ -50,6 +54,28 @@ ScalarSums ScalarPassT(const double* x, const double* w, int64_t n, double y, do
     spsi += wi * v.psi;
   }
   return {f, g, h, gabs, spsi};
+}
+
+template <PenaltyKind K, bool kPhi, bool kWeighted>
+ScalarSums ScalarPassBaseline(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2) {
+  return ScalarLoop<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K, bool kPhi, bool kWeighted>
+[[gnu::target("avx2")]] ScalarSums ScalarPassAvx2(const double* x, const double* w, int64_t n, double y,
+                                                    double alpha, double inv_a2) {
+  return ScalarLoop<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
+}
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+#endif
+
+template <PenaltyKind K, bool kPhi, bool kWeighted>
+ScalarSums ScalarPassT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return ScalarPassAvx2<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
+#endif
+  return ScalarPassBaseline<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
 }
 
 template <PenaltyKind K, bool kPhi>
@@ -298,11 +324,13 @@ void SolveScalarTruncated(const PoolingProblem& p, double* y_out, ProblemStatus*
 // ---- Scalar: smooth non-convex penalties, branch and bound -----------------------------------------------------
 
 // Local minimisation from y: Newton where f'' > 0, else the IRLS step y − f'/Σwψ (a descent step because φ is
-// concave in z²); a step that raises f is replaced by the IRLS step. Returns y; *f = f(y).
+// concave in z²); a step that raises f is replaced by the IRLS step. Returns y; *f = f(y), *residual = the
+// scaled |f'| at the last evaluated iterate. After a final step below 1e-12·(|y| + α), f is taken from the
+// last pass (the step changes it by O(step²·f''), far below rounding).
 template <PenaltyKind K>
-double LocalScalar(const PoolingProblem& p, double y, double* f, int* iterations) {
-  double y_prev = y, f_prev = std::numeric_limits<double>::infinity(), irls_prev = y;
-  bool newton_prev = false;
+double LocalScalar(const PoolingProblem& p, double y, double* f, int* iterations, double* residual = nullptr) {
+  double f_prev = std::numeric_limits<double>::infinity(), irls_prev = y;
+  bool newton_prev = false, converged = false;
   ScalarSums S;
   for (int it = 0; it < 300; ++it) {
     S = ScalarPass<K, true>(p, y);
@@ -314,18 +342,23 @@ double LocalScalar(const PoolingProblem& p, double y, double* f, int* iterations
     }
     if (S.spsi <= 0) break;  // every point beyond reach (cannot happen for these penalties)
     const double irls = y - S.g / S.spsi;
-    double yn;
     newton_prev = S.h > 0;
-    yn = newton_prev ? y - S.g / S.h : irls;
-    y_prev = y;
+    const double yn = newton_prev ? y - S.g / S.h : irls;
     f_prev = S.f;
     irls_prev = irls;
     const double step = yn - y;
     y = yn;
-    if (std::abs(step) <= 1e-12 * (std::abs(y) + p.alpha)) break;
+    if (std::abs(step) <= 1e-12 * (std::abs(y) + p.alpha)) {
+      converged = true;
+      break;
+    }
   }
-  (void)y_prev;
-  *f = ScalarPass<K, true>(p, y).f;
+  if (!converged) {
+    S = ScalarPass<K, true>(p, y);
+    ++*iterations;
+  }
+  *f = S.f;
+  if (residual) *residual = ScaledResidual(S.g, S.gabs);
   return y;
 }
 
@@ -343,7 +376,8 @@ template <PenaltyKind K>
 void BuildBins(const PoolingProblem& p, double xmin, double xmax, Bins* B) {
   const PenaltyEval pen(p.kind, p.alpha);
   const double span = xmax - xmin;
-  double h = p.alpha / 8;
+  // Bin width: α/4; geman_mcclure, whose curvature changes sign at α/√3, needs α/8 to resolve cells early.
+  double h = p.kind == PenaltyKind::kGemanMcClure ? p.alpha / 8 : p.alpha / 4;
   constexpr int kMaxBins = 8192;
   if (span / h + 1 > kMaxBins) h = span / (kMaxBins - 1) * (1 + 1e-12);
   B->origin = xmin;
@@ -390,46 +424,57 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, Bins* B) {
   }
 }
 
-// Lower bounds on one cell [a, b]: lb_f ≤ min f, lb_h ≤ min f''.
-void BinBounds(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
+// Lower bounds on one cell [a, b]: lb_f ≤ min f, lb_h ≤ min f''. For a bin with points in [lo, hi]:
+// |y − x| ∈ [dist, uh] with dist = max(0, a − hi, lo − b) and uh = max(b − lo, hi − a); φ(dist) (rounded down
+// to the table grid) bounds its points' φ, and the minimum of φ'' over [dist, uh] (grid-rounded outwards) their
+// φ''. Branch-free, so that it vectorises (baseline and AVX2 copies as for the passes).
+[[gnu::always_inline]] inline void BinBoundsLoop(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
   const double h = B.width, inv_h = 1.0 / h;
   const int kt = static_cast<int>(B.T0.size());
   const double shrink = 1 - 1e-12, grow = 1 + 1e-12;
+  const double* W = B.W.data();
+  const double* LO = B.lo.data();
+  const double* HI = B.hi.data();
+  const double* T0 = B.T0.data();
+  const double* T2 = B.T2.data();
+  const double z2 = B.z2, c2min = B.c2min, kmax = kt - 1;
+  const int m = static_cast<int>(B.W.size());
   double f = 0, c = 0;
-  const size_t m = B.W.size();
-  for (size_t k = 0; k < m; ++k) {
-    const double lo = B.lo[k], hi = B.hi[k];
-    // Distance from the cell to the bin's points, and the range of |y − x|.
-    double dist, ul, uh;
-    if (hi < a) {
-      dist = a - hi;
-      ul = dist;
-      uh = b - lo;
-    } else if (lo > b) {
-      dist = lo - b;
-      ul = dist;
-      uh = hi - a;
-    } else {
-      dist = 0;
-      ul = 0;
-      uh = std::max(hi - a, b - lo);
-    }
-    const int kd = std::min(kt - 1, static_cast<int>(dist * inv_h * shrink));
-    f += B.W[k] * B.T0[kd];
-    const int kl = static_cast<int>(ul * inv_h * shrink);
-    const double kuf = std::ceil(uh * inv_h * grow);
-    double c2;
-    if (kl * h <= B.z2 && B.z2 <= kuf * h) {
-      c2 = B.c2min;
-    } else if (kuf * h < B.z2) {
-      c2 = B.T2[static_cast<int>(kuf)];
-    } else {
-      c2 = B.T2[std::min(kt - 1, kl)];
-    }
-    c += B.W[k] * c2;
+#pragma omp simd reduction(+ : f, c)
+  for (int k = 0; k < m; ++k) {
+    const double lo = LO[k], hi = HI[k];
+    const double dist = std::max(0.0, std::max(a - hi, lo - b));
+    const double uh = std::max(b - lo, hi - a);
+    const double kd = std::min(kmax, std::floor(dist * inv_h * shrink));
+    f += W[k] * T0[static_cast<int>(kd)];
+    const double kl = std::min(kmax, std::floor(dist * inv_h * shrink));
+    const double ku = std::min(kmax, std::ceil(uh * inv_h * grow));
+    // φ'' decreases on [0, z₂] and increases after: the minimum over [kl·h, ku·h] is φ''(z₂) if z₂ is inside,
+    // else the table value at the end nearer to z₂ (past the table, the last entry bounds it from below).
+    const bool contains = kl * h <= z2 && z2 <= ku * h;
+    const double t_left = T2[static_cast<int>(ku)], t_right = T2[static_cast<int>(kl)];
+    const double c2 = contains ? c2min : (ku * h < z2 ? t_left : t_right);
+    c += W[k] * c2;
   }
   *lb_f = f;
   *lb_h = c;
+}
+
+void BinBoundsBaseline(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
+  BinBoundsLoop(B, a, b, lb_f, lb_h);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+[[gnu::target("avx2")]] void BinBoundsAvx2(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
+  BinBoundsLoop(B, a, b, lb_f, lb_h);
+}
+#endif
+
+void BinBounds(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return BinBoundsAvx2(B, a, b, lb_f, lb_h);
+#endif
+  BinBoundsBaseline(B, a, b, lb_f, lb_h);
 }
 
 // The same bounds point by point (for cells narrower than a bin).
@@ -501,18 +546,20 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
     y0 = (sb[e] - sb[best_j]) / (wb[e] - wb[best_j]);
   }
   double best_f;
-  double best_y = LocalScalar<K>(p, y0, &best_f, &iterations);
+  double best_res;
+  double best_y = LocalScalar<K>(p, y0, &best_f, &iterations, &best_res);
 
   struct Minimum {
-    double y, f;
+    double y, f, residual;
   };
-  std::vector<Minimum> minima{{best_y, best_f}};
+  std::vector<Minimum> minima{{best_y, best_f, best_res}};
   struct Cell {
     double a, b;
     int p, q;  // bin range [p, q); p < 0 for a point-level cell
   };
   std::vector<Cell> stack;
-  const int chunk = std::max(1, static_cast<int>(std::lround(p.alpha / B.width)));
+  std::vector<std::pair<double, double>> convex;  // cells where f is proved convex
+  const int chunk = std::max(1, static_cast<int>(std::lround(4 * p.alpha / B.width)));  // initial cells: 4α
   for (int j = B.nb; j > 0; j -= chunk) {
     const int a = std::max(0, j - chunk);
     stack.push_back({B.origin + a * B.width, B.origin + j * B.width, a, j});
@@ -538,28 +585,7 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
     }
     if (lb_f >= best_f) continue;  // nothing below the incumbent here
     if (lb_h >= 0) {
-      // f is convex on [a, b]: its minimum there is the stationary point, or an endpoint.
-      bool known = false;
-      for (const Minimum& m : minima) known |= (m.y >= c.a && m.y <= c.b);
-      if (known) continue;  // a stationary point found before is the cell's unique minimiser
-      const ScalarSums Sa = ScalarPass<K, true>(p, c.a), Sb = ScalarPass<K, true>(p, c.b);
-      iterations += 2;
-      double yc, fc;
-      if (Sa.g >= 0) {
-        yc = c.a;
-        fc = Sa.f;
-      } else if (Sb.g <= 0) {
-        yc = c.b;
-        fc = Sb.f;
-      } else {
-        yc = BracketedNewton<K>(p, c.a, c.b, 0.5 * (c.a + c.b), nullptr, &iterations);
-        fc = ScalarPass<K, true>(p, yc).f;
-        minima.push_back({yc, fc});
-      }
-      if (fc < best_f) {
-        best_f = fc;
-        best_y = yc;
-      }
+      convex.push_back({c.a, c.b});  // resolved below, merged with its convex neighbours
       continue;
     }
     if (c.p < 0 || c.q - c.p < 2) {
@@ -570,9 +596,9 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
       const ScalarSums S = ScalarPass<K, true>(p, yc);
       ++iterations;
       if (S.f < best_f) {
-        double fl;
-        const double yl = LocalScalar<K>(p, yc, &fl, &iterations);
-        minima.push_back({yl, fl});
+        double fl, rl;
+        const double yl = LocalScalar<K>(p, yc, &fl, &iterations, &rl);
+        minima.push_back({yl, fl, rl});
         if (fl < best_f) {
           best_f = fl;
           best_y = yl;
@@ -593,19 +619,57 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
       certified = false;  // a degenerate stationary point (f'' = 0) or a budget too small
     }
   }
+  // Convex cells: merge touching ones into runs (f is convex on a run). A run holding a stationary point found
+  // before has it as its minimiser; otherwise its minimum is an endpoint (f' ≥ 0 at the left end, or ≤ 0 at
+  // the right end) or the root of f' inside, found by Newton.
+  std::sort(convex.begin(), convex.end());
+  for (size_t r = 0; r < convex.size();) {
+    double a = convex[r].first, b = convex[r].second;
+    size_t e = r + 1;
+    while (e < convex.size() && convex[e].first <= b) b = std::max(b, convex[e++].second);
+    r = e;
+    bool known = false;
+    for (const Minimum& m : minima) known |= (m.y >= a && m.y <= b);
+    if (known) continue;
+    const ScalarSums Sa = ScalarPass<K, true>(p, a), Sb = ScalarPass<K, true>(p, b);
+    iterations += 2;
+    double yc, fc;
+    if (Sa.g >= 0) {
+      yc = a;
+      fc = Sa.f;
+    } else if (Sb.g <= 0) {
+      yc = b;
+      fc = Sb.f;
+    } else {
+      yc = BracketedNewton<K>(p, a, b, 0.5 * (a + b), nullptr, &iterations);
+      const ScalarSums Sc = ScalarPass<K, true>(p, yc);
+      fc = Sc.f;
+      minima.push_back({yc, fc, ScaledResidual(Sc.g, Sc.gabs)});
+    }
+    if (fc < best_f) {
+      best_f = fc;
+      best_y = yc;
+    }
+  }
   // The incumbent may be an endpoint candidate: polish it to a stationary point (it is a local minimum).
-  {
-    double f2;
-    const double y2 = LocalScalar<K>(p, best_y, &f2, &iterations);
-    if (f2 <= best_f) minima.push_back({y2, f2});
+  bool stationary = false;
+  for (const Minimum& m : minima) stationary |= (m.y == best_y);
+  if (!stationary) {
+    double f2, r2;
+    const double y2 = LocalScalar<K>(p, best_y, &f2, &iterations, &r2);
+    if (f2 <= best_f) minima.push_back({y2, f2, r2});
   }
   // Among the minima found, those within the tie tolerance of the best are global minima: return the smallest.
   best_f = std::numeric_limits<double>::infinity();
   for (const Minimum& m : minima) best_f = std::min(best_f, m.f);
   const double tie_tol = 1e-12 * (std::abs(best_f) + TotalWeight(p) * pen.Phi(p.alpha));
   best_y = std::numeric_limits<double>::infinity();
-  for (const Minimum& m : minima)
-    if (m.f <= best_f + tie_tol) best_y = std::min(best_y, m.y);
+  for (const Minimum& m : minima) {
+    if (m.f <= best_f + tie_tol && m.y < best_y) {
+      best_y = m.y;
+      best_res = m.residual;
+    }
+  }
   for (const Minimum& m : minima) {
     if (m.f <= best_f + tie_tol && std::abs(m.y - best_y) > 1e-8 * (p.alpha + std::abs(best_y))) {
       s->Set(kNonUnique, PenaltyName(p.kind) + ": several global minima (within 1e-12); the smallest is returned");
@@ -617,10 +681,8 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
                               " cells); best local minimum returned");
   }
   *y_out = best_y;
-  s->iterations = iterations;
-  const ScalarSums S = ScalarPass<K, false>(p, best_y);
-  s->residual = ScaledResidual(S.g, S.gabs);
-  if (S.h <= 0) s->Set(kNonRegular, "f'' <= 0 at the minimum (degenerate minimum)");
+  s->iterations = iterations + cells;
+  s->residual = best_res;  // at the last iterate of the local solve that found y (see LocalScalar)
 }
 
 // ---- Vector -----------------------------------------------------------------------------------------------------
@@ -628,53 +690,51 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
 struct VectorSums {
   double f = 0;
   Eigen::VectorXd g;  // Σ w ψ r
-  Eigen::MatrixXd M;  // Σ w (φ'' − ψ)/‖r‖² r rᵀ  (lower triangle filled)
+  Eigen::MatrixXd M;  // Σ w (φ'' − ψ)/‖r‖² r rᵀ
   double spsi = 0;    // Σ w ψ
   double gabs = 0;    // Σ w |φ'|
   double hsum = 0;    // Σ w (|ψ| + |φ''|)
 };
 
+// One pass over the points in blocks: residuals R = y − X (rows), the penalty of every ‖r_i‖ in a vectorised
+// loop, then g = Rᵀ(wψ) and M = Rᵀ diag(c) R with Eigen products.
 template <PenaltyKind K, bool kHessian>
 void VectorPass(const PoolingProblem& p, const double* y, VectorSums* S) {
+  using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  constexpr int64_t kBlock = 128;
   const int64_t d = p.d;
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
   S->g.setZero(d);
   if (kHessian) S->M.setZero(d, d);
+  thread_local RowMatrix R;
+  thread_local Eigen::VectorXd z2, wpsi, cw;
+  const Eigen::Map<const Eigen::RowVectorXd> yv(y, d);
   double f = 0, spsi = 0, gabs = 0, hsum = 0;
-  double r[64];
-  std::vector<double> rbig;
-  double* rp = r;
-  if (d > 64) {
-    rbig.resize(d);
-    rp = rbig.data();
-  }
-  double* g = S->g.data();
-  double* M = kHessian ? S->M.data() : nullptr;
-  for (int64_t i = 0; i < p.n; ++i) {
-    const double wi = Weight(p.w, i);
-    const double* xi = p.x + i * d;
-    double z2 = 0;
-    for (int64_t k = 0; k < d; ++k) {
-      rp[k] = y[k] - xi[k];
-      z2 += rp[k] * rp[k];
+  for (int64_t i0 = 0; i0 < p.n; i0 += kBlock) {
+    const int64_t nb = std::min(kBlock, p.n - i0);
+    const Eigen::Map<const RowMatrix> X(p.x + i0 * d, nb, d);
+    R = (-X).rowwise() + yv;
+    z2 = R.rowwise().squaredNorm();
+    wpsi.resize(nb);
+    cw.resize(nb);
+    const double* z2p = z2.data();
+    double* wp = wpsi.data();
+    double* cp = cw.data();
+    const double* w = p.w ? p.w + i0 : nullptr;
+#pragma omp simd reduction(+ : f, spsi, gabs, hsum)
+    for (int64_t j = 0; j < nb; ++j) {
+      const double zz = z2p[j];
+      const PenaltyValues v = EvaluatePenalty<K>(std::sqrt(zz), p.alpha, inv_a2);
+      const double wi = w ? w[j] : 1.0;
+      f += wi * v.phi;
+      spsi += wi * v.psi;
+      gabs += wi * std::abs(v.d1);
+      hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
+      wp[j] = wi * v.psi;
+      cp[j] = zz > 0 ? wi * (v.d2 - v.psi) / (zz > 0 ? zz : 1.0) : 0.0;
     }
-    const double z = std::sqrt(z2);
-    const PenaltyValues v = EvaluatePenalty<K>(z, p.alpha, inv_a2);
-    f += wi * v.phi;
-    spsi += wi * v.psi;
-    gabs += wi * std::abs(v.d1);
-    hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
-    const double wpsi = wi * v.psi;
-    for (int64_t k = 0; k < d; ++k) g[k] += wpsi * rp[k];
-    if (kHessian && z2 > 0) {
-      const double c = wi * (v.d2 - v.psi) / z2;
-      if (c != 0) {
-        for (int64_t a = 0; a < d; ++a) {
-          const double ca = c * rp[a];
-          for (int64_t b = a; b < d; ++b) M[a * d + b] += ca * rp[b];  // column-major: (b, a) lower triangle
-        }
-      }
-    }
+    S->g.noalias() += R.transpose() * wpsi;
+    if (kHessian) S->M.noalias() += R.transpose() * (cw.asDiagonal() * R);
   }
   S->f = f;
   S->spsi = spsi;
@@ -687,7 +747,8 @@ double Norm(const Eigen::VectorXd& v) { return v.lpNorm<Eigen::Infinity>(); }
 // Local minimisation (all penalties but the truncated quadratic): Newton when H is positive definite, else
 // the IRLS step y − g/Σwψ; a step that raises f is replaced by the IRLS step. Returns f(y).
 template <PenaltyKind K>
-double LocalVector(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations) {
+double LocalVector(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations,
+                   const std::vector<std::pair<Eigen::VectorXd, double>>* known = nullptr) {
   const int64_t d = p.d;
   VectorSums S;
   Eigen::VectorXd y_prev = *y, irls_prev = *y, step(d);
@@ -704,6 +765,16 @@ double LocalVector(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations)
       continue;
     }
     if (S.spsi <= 0) break;
+    if (known) {
+      // A start that enters the neighbourhood (1e-2·α, deep inside its basin) of a minimum found from an
+      // earlier start ends there: it would converge to the same point.
+      for (const auto& [yy, ff] : *known) {
+        if ((*y - yy).norm() <= 1e-2 * p.alpha) {
+          *y = yy;
+          return ff;
+        }
+      }
+    }
     irls_prev = *y - S.g / S.spsi;
     H = S.M.selfadjointView<Eigen::Lower>();
     H.diagonal().array() += S.spsi;
@@ -760,12 +831,27 @@ double LocalTruncated(const PoolingProblem& p, Eigen::VectorXd* y, int* iteratio
 }
 
 template <PenaltyKind K>
-double LocalAny(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations) {
+double LocalAny(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations,
+                const std::vector<std::pair<Eigen::VectorXd, double>>* known) {
   if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
     return LocalTruncated(p, y, iterations);
   } else {
-    return LocalVector<K>(p, y, iterations);
+    return LocalVector<K>(p, y, iterations, known);
   }
+}
+
+// f(y) over the points i = 0, s, 2s, ... (s ≥ 1): a cheap score for choosing starts.
+template <PenaltyKind K>
+double SubsampleObjective(const PoolingProblem& p, const double* y, int64_t stride) {
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  double f = 0;
+  for (int64_t i = 0; i < p.n; i += stride) {
+    const double* xi = p.x + i * p.d;
+    double z2 = 0;
+    for (int64_t k = 0; k < p.d; ++k) z2 += (y[k] - xi[k]) * (y[k] - xi[k]);
+    f += Weight(p.w, i) * EvaluatePenalty<K>(std::sqrt(z2), p.alpha, inv_a2).phi;
+  }
+  return f;
 }
 
 Eigen::VectorXd CoordinateMedian(const PoolingProblem& p) {
@@ -826,10 +912,11 @@ void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, cons
     std::vector<Eigen::VectorXd> starts{CoordinateMedian(p), WeightedMeanVector(p)};
     const int64_t m = std::min<int64_t>(p.n, o.vector_candidates);
     std::vector<std::pair<double, int64_t>> scored;
+    const int64_t score_stride = std::max<int64_t>(1, p.n / 64);  // score against at most ~64 points
     for (int64_t c = 0; c < m; ++c) {
       const int64_t i = (c * p.n) / m;
       if (Weight(p.w, i) == 0) continue;
-      scored.push_back({PoolingObjective(p, p.x + i * d), i});
+      scored.push_back({SubsampleObjective<K>(p, p.x + i * d, score_stride), i});
     }
     std::sort(scored.begin(), scored.end());
     for (int k = 0; k < o.vector_starts && k < static_cast<int>(scored.size()); ++k) {
@@ -838,7 +925,7 @@ void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, cons
     std::vector<std::pair<Eigen::VectorXd, double>> found;
     best_f = std::numeric_limits<double>::infinity();
     for (Eigen::VectorXd y : starts) {
-      const double f = LocalAny<K>(p, &y, &iterations);
+      const double f = LocalAny<K>(p, &y, &iterations, &found);
       bool dup = false;
       for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
       if (!dup) found.push_back({y, f});
@@ -875,12 +962,16 @@ void ValidatePoolingProblem(const PoolingProblem& p) {
     throw InvalidInput("robust pooling: alpha must be a finite number > 0, got " + FormatDouble(p.alpha));
   }
   for (int64_t i = 0; i < p.n * p.d; ++i) {
-    if (!std::isfinite(p.x[i])) throw InvalidInput("input 'x' contains a non-finite value at index " + std::to_string(i));
+    if (!std::isfinite(p.x[i])) {
+      throw InvalidInput("input 'x' contains a non-finite value at index " + std::to_string(i));
+    }
   }
   if (p.w) {
     double total = 0;
     for (int64_t i = 0; i < p.n; ++i) {
-      if (!std::isfinite(p.w[i])) throw InvalidInput("input 'w' contains a non-finite value at index " + std::to_string(i));
+      if (!std::isfinite(p.w[i])) {
+        throw InvalidInput("input 'w' contains a non-finite value at index " + std::to_string(i));
+      }
       if (p.w[i] < 0) {
         throw InvalidInput("input 'w' must be >= 0, got " + FormatDouble(p.w[i]) + " at index " + std::to_string(i));
       }
@@ -932,12 +1023,22 @@ void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, 
     DispatchPenalty(p.kind, [&](auto kc) {
       constexpr PenaltyKind K = decltype(kc)::value;
       const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+      // One pass stores w_i φ''_i and φ'_i; the second only scales.
+      thread_local std::vector<double> d1s, d2s;
+      d1s.resize(p.n);
+      d2s.resize(p.n);
+      double* d1p = d1s.data();
+      double* d2p = d2s.data();
+      const double y0 = y[0];
       double h = 0, habs = 0;
+#pragma omp simd reduction(+ : h, habs)
       for (int64_t i = 0; i < p.n; ++i) {
-        const double d2 = EvaluatePenalty<K, false>(y[0] - p.x[i], p.alpha, inv_a2).d2;
-        const double wi = Weight(p.w, i);
-        h += wi * d2;
-        habs += wi * std::abs(d2);
+        const PenaltyValues pv = EvaluatePenalty<K, false>(y0 - p.x[i], p.alpha, inv_a2);
+        const double wd2 = (p.w ? p.w[i] : 1.0) * pv.d2;
+        d1p[i] = pv.d1;
+        d2p[i] = wd2;
+        h += wd2;
+        habs += std::abs(wd2);
       }
       if (habs == 0) {
         s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
@@ -948,10 +1049,11 @@ void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, 
         return;
       }
       const double vh = v[0] / h;
-      for (int64_t i = 0; i < p.n; ++i) {
-        const PenaltyValues pv = EvaluatePenalty<K, false>(y[0] - p.x[i], p.alpha, inv_a2);
-        dx[i] += vh * Weight(p.w, i) * pv.d2;
-        if (dw) dw[i] -= vh * pv.d1;
+#pragma omp simd
+      for (int64_t i = 0; i < p.n; ++i) dx[i] += vh * d2p[i];
+      if (dw) {
+#pragma omp simd
+        for (int64_t i = 0; i < p.n; ++i) dw[i] -= vh * d1p[i];
       }
     });
     return;

@@ -24,17 +24,24 @@
 //   geman_mcclure         solve (Newton + IRLS fallback) from the densest 2α window gives an upper bound f₀;
 //                         cells are pruned when the lower bound Σ_i w_i φ(dist(x_i, cell)) ≥ f₀ (φ grows with
 //                         |z|), and resolved exactly when Σ_i w_i min_{cell} φ''(y − x_i) ≥ 0 (f is convex on
-//                         the cell, so Newton in the cell finds its minimum); other cells are split. Bounds
-//                         are evaluated on a histogram of the points (bin width α/8, rigorous rounding) and
-//                         point by point below bin size. If the cell budget runs out or a cell shrinks below
-//                         1e-10·α unresolved (a degenerate stationary point), the best point found is returned
-//                         with kNotCertified. Distinct minima within 1e-12 (relative) of each other: kNonUnique.
+//                         the cell; touching convex cells are merged and Newton finds each run's minimum), or,
+//                         for cells of one bin or less, when |f'(centre)| > r·Σw·max|φ''| (f is monotone there);
+//                         a cell centre below f₀ starts a local solve; other cells are split. Bounds are
+//                         evaluated on a histogram of the points (bin width α/4, α/8 for geman_mcclure; rounding
+//                         towards safety) and point by point below bin size. If the cell budget runs out or a
+//                         cell shrinks below 1e-10·α unresolved (a degenerate stationary point), the best point
+//                         found is returned with kNotCertified. Distinct minima within 1e-12 (relative) of each
+//                         other: kNonUnique, the smallest y is returned.
 //                         vector: the best local minimum reached from the coordinate-wise median, the weighted
-//                         mean and the `vector_starts` data points of lowest objective among a sample of
-//                         `vector_candidates` data points; kNotCertified (no global certificate in D > 1).
+//                         mean and the `vector_starts` data points of lowest objective (scored on a stride
+//                         sample of ≤ 64 points) among a stride sample of `vector_candidates` data points; a start
+//                         that comes within 1e-2·α of a minimum found before stops there. kNotCertified (no
+//                         global certificate in D > 1).
 //
-// Status: residual = |∇f(y)| / Σ_i w_i |∇φ_i(y)| (0 when that sum is 0); kNonSmooth when some point sits at a
-// kink (|‖y − x_i‖ − α| ≤ 1e-9·(α + |y|)) of huber or truncated_quadratic.
+// Status: residual = |∇f| / Σ_i w_i |∇φ_i| (0 when that sum is 0), at the final y for the convex scalar and the
+// vector solvers, and at the last evaluated iterate (before a final Newton step below 1e-12·(|y| + α), so at most
+// ~1e-11) for the scalar branch and bound; iterations = passes over the data (+ cells); kNonSmooth when a point
+// sits at a kink (|‖y − x_i‖ − α| ≤ 1e-9·(α + |y|)) of huber or truncated_quadratic.
 //
 // Backward (closed form, the implicit function theorem of f'(y) = 0, Gould et al. TPAMI 2022 Prop. 4.3):
 //   scalar:  H = Σ_j w_j φ''(y − x_j);   dL/dx_i = v w_i φ''(y − x_i)/H,   dL/dw_i = −v φ'(y − x_i)/H

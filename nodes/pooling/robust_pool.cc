@@ -143,9 +143,9 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
       cases.push_back(std::move(c));
     }
     if (kind_ == PenaltyKind::kHuber || kind_ == PenaltyKind::kTruncatedQuadratic) {
-      // Near the kink: solve a tight cluster of 7 points, then add points at distance (1 ∓ 1e-2)·α from the answer y
-      // in symmetric pairs (so y stays the answer; see below for the truncated quadratic). The derivative exists there: finite differences (steps
-      // ≤ 1e-3·α here) stay on one side of the kink.
+      // Near the kink: solve a tight cluster of 7 points, then add points at distance (1 ∓ 1e-2)·α from the
+      // answer y in symmetric pairs (so y stays the answer; see below for the truncated quadratic). The
+      // derivative exists there: finite differences (steps ≤ 1e-3·α here) stay on one side of the kink.
       CheckCase c{"near_kink", {}};
       const int64_t n0 = 7, m = n0 + 4;
       Tensor x(shape(batch, m));

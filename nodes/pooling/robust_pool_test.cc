@@ -151,7 +151,9 @@ TEST(RobustPool, AgreesWithTheReferenceLibrary) {
     const std::string node_name = c.at("node");
     if (node_name != "robust_pool" && node_name != "robust_vector_pool") continue;
     std::map<std::string, std::string> params;
-    for (const auto& [k, v] : c.at("params").items()) params[k] = v.is_string() ? v.get<std::string>() : FormatDouble(v.get<double>());
+    for (const auto& [k, v] : c.at("params").items()) {
+      params[k] = v.is_string() ? v.get<std::string>() : FormatDouble(v.get<double>());
+    }
     auto node = MakeNode(node_name, params);
     TensorMap inputs;
     for (const auto& [k, v] : c.at("inputs").items()) inputs[k] = FromJson(v);
