@@ -428,6 +428,7 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, Bins* B) {
 // |y − x| ∈ [dist, uh] with dist = max(0, a − hi, lo − b) and uh = max(b − lo, hi − a); φ(dist) (rounded down
 // to the table grid) bounds its points' φ, and the minimum of φ'' over [dist, uh] (grid-rounded outwards) their
 // φ''. Branch-free, so that it vectorises (baseline and AVX2 copies as for the passes).
+template <bool kCurvature>
 [[gnu::always_inline]] inline void BinBoundsLoop(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
   const double h = B.width, inv_h = 1.0 / h;
   const int kt = static_cast<int>(B.T0.size());
@@ -444,37 +445,43 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, Bins* B) {
   for (int k = 0; k < m; ++k) {
     const double lo = LO[k], hi = HI[k];
     const double dist = std::max(0.0, std::max(a - hi, lo - b));
-    const double uh = std::max(b - lo, hi - a);
     const double kd = std::min(kmax, std::floor(dist * inv_h * shrink));
-    f += W[k] * T0[static_cast<int>(kd)];
-    const double kl = std::min(kmax, std::floor(dist * inv_h * shrink));
-    const double ku = std::min(kmax, std::ceil(uh * inv_h * grow));
-    // φ'' decreases on [0, z₂] and increases after: the minimum over [kl·h, ku·h] is φ''(z₂) if z₂ is inside,
-    // else the table value at the end nearer to z₂ (past the table, the last entry bounds it from below).
-    const bool contains = kl * h <= z2 && z2 <= ku * h;
-    const double t_left = T2[static_cast<int>(ku)], t_right = T2[static_cast<int>(kl)];
-    const double c2 = contains ? c2min : (ku * h < z2 ? t_left : t_right);
-    c += W[k] * c2;
+    if (!kCurvature) {
+      f += W[k] * T0[static_cast<int>(kd)];
+    } else {
+      const double uh = std::max(b - lo, hi - a);
+      const double ku = std::min(kmax, std::ceil(uh * inv_h * grow));
+      // φ'' decreases on [0, z₂] and increases after: the minimum over [kd·h, ku·h] is φ''(z₂) if z₂ is inside,
+      // else the table value at the end nearer to z₂ (past the table, the last entry bounds it from below).
+      const bool contains = kd * h <= z2 && z2 <= ku * h;
+      const double t_left = T2[static_cast<int>(ku)], t_right = T2[static_cast<int>(kd)];
+      const double c2 = contains ? c2min : (ku * h < z2 ? t_left : t_right);
+      c += W[k] * c2;
+    }
   }
-  *lb_f = f;
-  *lb_h = c;
+  if (!kCurvature) *lb_f = f;
+  if (kCurvature) *lb_h = c;
 }
 
-void BinBoundsBaseline(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
-  BinBoundsLoop(B, a, b, lb_f, lb_h);
+// Baseline and AVX2 copies; the curvature bound is only computed for cells that the value bound cannot prune.
+void BinBoundsBaseline(const Bins& B, double a, double b, double best_f, double* lb_f, double* lb_h) {
+  BinBoundsLoop<false>(B, a, b, lb_f, lb_h);
+  if (*lb_f < best_f) BinBoundsLoop<true>(B, a, b, lb_f, lb_h);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
-[[gnu::target("avx2")]] void BinBoundsAvx2(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
-  BinBoundsLoop(B, a, b, lb_f, lb_h);
+[[gnu::target("avx2")]] void BinBoundsAvx2(const Bins& B, double a, double b, double best_f, double* lb_f,
+                                           double* lb_h) {
+  BinBoundsLoop<false>(B, a, b, lb_f, lb_h);
+  if (*lb_f < best_f) BinBoundsLoop<true>(B, a, b, lb_f, lb_h);
 }
 #endif
 
-void BinBounds(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
+void BinBounds(const Bins& B, double a, double b, double best_f, double* lb_f, double* lb_h) {
 #if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) return BinBoundsAvx2(B, a, b, lb_f, lb_h);
+  if (kHaveAvx2) return BinBoundsAvx2(B, a, b, best_f, lb_f, lb_h);
 #endif
-  BinBoundsBaseline(B, a, b, lb_f, lb_h);
+  BinBoundsBaseline(B, a, b, best_f, lb_f, lb_h);
 }
 
 // The same bounds point by point (for cells narrower than a bin).
@@ -577,9 +584,9 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
       certified = false;
       break;
     }
-    double lb_f, lb_h;
+    double lb_f = 0, lb_h = 0;
     if (c.p >= 0) {
-      BinBounds(B, c.a, c.b, &lb_f, &lb_h);
+      BinBounds(B, c.a, c.b, best_f, &lb_f, &lb_h);
     } else {
       PointBounds(p, pen, c.a, c.b, &lb_f, &lb_h);
     }
