@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -297,6 +298,7 @@ TEST(Command, BadInputExitsWithTwoAndOneLine) {
   EXPECT_EQ(RunCommand({"ridge", "--bogus"}, &out, &err), 2);
   EXPECT_EQ(RunCommand({"ridge", "--train", dir + "/missing.csv", "--val", good, "--target", "progression"}, &out, &err), 2);
   EXPECT_NE(err.find("missing.csv: cannot open"), std::string::npos) << err;
+  std::remove(bad.c_str());
 }
 
 }  // namespace
