@@ -11,7 +11,10 @@
 // machine precision it is good to ~1e-11, so a relative error above 1e-6 means the backward is wrong
 // or the forward solve is loose (a loose solve shows up as noise in φ; the checker cannot tell which).
 //
-// The relative error of one problem and input is ‖g − g_fd‖₂ / max(‖g‖₂, ‖g_fd‖₂, 1e-8).
+// The relative error of one problem and input is ‖g − g_fd‖₂ / max(‖g‖₂, ‖g_fd‖₂, floor) with
+// floor = 1e-6·max(1, |φ|): the difference formula's rounding (~1e-13·|φ|) would otherwise turn an exactly
+// zero gradient into a failure. A gradient missing a component of size G is still caught unless
+// G ≲ 1e-12·max(1, |φ|).
 #pragma once
 
 #include <cstdint>

@@ -13,11 +13,16 @@
 //   - use hand-written loops, not Eigen expressions over T;
 //   - compare values with Value(t) (the double underneath) when branching, e.g. on |z| ≤ α.
 //
-// ddn's tests instantiate every built-in objective with all three types, so a violation is a compile
-// error there; do the same for your own nodes with DDN_INSTANTIATE_OBJECTIVE_TEST (declarative.h).
+// Every ddn::DeclarativeNode instantiates its objective and constraints with all three types in its own
+// translation unit (the generic solve and backward are virtual members), so an objective that breaks
+// the dialect is a compile error for the built-in nodes and for yours alike, never a user's bug report.
+//
+// |t|^p with a real p at t = 0 has NaN derivatives through pow (pow(0, p − 1)·log 0): use AbsPow below.
 #pragma once
 
 #include <ceres/jet_fwd.h>
+
+#include <cmath>
 
 namespace ddn {
 
@@ -44,6 +49,16 @@ inline T Constant(double c) {
 template <typename T>
 inline double Value(const T& t) {
   return internal::ScalarTraits<T>::Value(t);
+}
+
+// |t|^p for p ≥ 2 with exact first and second derivatives at t = 0, where pow(abs(t), p) yields NaN:
+// |t|^p = t²·|t|^(p−2), and |t|^(p−2) is evaluated as a constant at t = 0.
+template <typename T>
+inline T AbsPow(const T& t, double p) {
+  using std::abs;
+  using std::pow;
+  if (Value(t) == 0.0) return p == 2.0 ? t * t : Constant<T>(0.0) * t;
+  return t * t * pow(abs(t), Constant<T>(p - 2.0));
 }
 
 }  // namespace ddn
