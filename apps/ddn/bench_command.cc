@@ -11,7 +11,16 @@
 //
 // Each run times ddn::Forward and then ddn::Backward with std::chrono::steady_clock and prints one
 // JSON line; the last line holds the medians over the runs.
+//
+// Memory: a batch of 1024×1024 doubles is 8 MB per tensor. With glibc's defaults such blocks are
+// mmap'ed fresh and returned on free, so every run pays first-touch page faults (~10 µs a page on a VM,
+// tens of ms per tensor) that a long-running training process, which reuses its memory, does not pay.
+// bench therefore keeps freed memory (mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) like such a process;
+// DDN_BENCH_MALLOC_DEFAULTS=1 in the environment measures with glibc's defaults instead.
+#include <malloc.h>
 #include <omp.h>
+
+#include <cstdlib>
 
 #include <algorithm>
 #include <cctype>
@@ -207,6 +216,11 @@ int RunBench(int argc, char** argv) {
     const NodeSpec& spec = node->spec();
     const Params params(spec.name, spec.params, given);
 
+    const char* malloc_defaults = std::getenv("DDN_BENCH_MALLOC_DEFAULTS");
+    if (!(malloc_defaults && std::string(malloc_defaults) == "1")) {
+      mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: 8 MB blocks come from the heap...
+      mallopt(M_TRIM_THRESHOLD, 1 << 30);   // ...and stay mapped after free
+    }
     std::mt19937_64 rng(seed);
     const TensorMap inputs = MakeInputs(spec, shape, outliers, &rng);
     Dims dims;
