@@ -1,5 +1,5 @@
 // The `ddn` command-line tool: `ddn COMMAND [options]`. The commands register themselves
-// (apps/ddn/command.h); see apps/ddn/README.md for the reference.
+// (apps/ddn/command.h); see the README's "The ddn command line" for the reference.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
