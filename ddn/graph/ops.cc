@@ -430,11 +430,7 @@ NodeLayer::NodeLayer(const std::string& node, const std::map<std::string, std::s
   }
 }
 
-std::string NodeLayer::Describe() const {
-  std::string s = "NodeLayer(" + node_->name();
-  // Parameters are not kept by ddn::Node; the node name is what identifies the layer in messages.
-  return s + ")";
-}
+std::string NodeLayer::Describe() const { return "NodeLayer(" + node_->name() + ")"; }
 
 Tensor NodeLayer::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   RequireInputs(inputs, input_names_.size());
