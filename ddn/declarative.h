@@ -240,6 +240,23 @@ class DeclarativeNode : public Node {
   GenericSolverOptions generic_options_;
 };
 
+// A Euclidean projection y = argmin_y ½‖y − x‖² subject to the Derived node's constraints: the objective
+// every projection node shares, written once. Input 0 is x, of shape (D); y has x's shape. The objective
+// is a sum of one term per coordinate, so its second derivatives cost O(D); the default start is x.
+template <class Derived>
+class EuclideanProjectionNode : public DeclarativeNode<Derived> {
+ public:
+  static constexpr const char* kTermAxis = "D";
+  template <typename T>
+  T Term(const Args<T>& in, const T* y) const {
+    const T r = y[0] - in[0][0];
+    return Constant<T>(0.5) * r * r;
+  }
+  void InitialGuess(const ProblemData& p, double* y) const {
+    std::copy(p.inputs[0], p.inputs[0] + p.InputSize(0), y);
+  }
+};
+
 // ================================================================================================
 // Implementation
 // ================================================================================================

@@ -59,20 +59,9 @@ class PseudoHuberMean : public DeclarativeNode<PseudoHuberMean> {
 };
 DDN_REGISTER_NODE(PseudoHuberMean);
 
-// ---- projections: ½‖y − x‖², one term per coordinate ----------------------------------------------
+// ---- projections: ½‖y − x‖² (EuclideanProjectionNode) plus each node's constraints ------------------
 template <class Derived>
-class ProjectionBase : public DeclarativeNode<Derived> {
- public:
-  static constexpr const char* kTermAxis = "D";
-  template <typename T>
-  T Term(const Args<T>& in, const T* y) const {
-    const T r = y[0] - in[0][0];
-    return Constant<T>(0.5) * r * r;
-  }
-  void InitialGuess(const ProblemData& p, double* y) const {
-    for (int64_t k = 0; k < p.InputSize(0); ++k) y[k] = p.inputs[0][k];
-  }
-};
+using ProjectionBase = EuclideanProjectionNode<Derived>;
 
 class SphereProjection : public ProjectionBase<SphereProjection> {
  public:

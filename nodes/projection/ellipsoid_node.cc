@@ -12,7 +12,7 @@
 namespace ddn {
 namespace projection {
 
-class ProjectEllipsoidNode : public DeclarativeNode<ProjectEllipsoidNode> {
+class ProjectEllipsoidNode : public EuclideanProjectionNode<ProjectEllipsoidNode> {
  public:
   static NodeSpec Spec() {
     return {"project_ellipsoid",
@@ -47,12 +47,7 @@ class ProjectEllipsoidNode : public DeclarativeNode<ProjectEllipsoidNode> {
   }
 
   // ---- declarative form --------------------------------------------------------------------------
-  static constexpr const char* kTermAxis = "D";
-  template <typename T>
-  T Term(const Args<T>& in, const T* y) const {
-    const T r = y[0] - in[0][0];
-    return Constant<T>(0.5) * r * r;
-  }
+  // Objective ½‖y − x‖²: EuclideanProjectionNode (ddn/declarative.h).
   // Radial scaling of x onto the surface (x itself when inside the solid).
   void InitialGuess(const ProblemData& p, double* y) const {
     const double *x = p.inputs[0], *a = p.inputs[1];

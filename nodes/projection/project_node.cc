@@ -26,7 +26,7 @@
 namespace ddn {
 namespace projection {
 
-class ProjectNode : public DeclarativeNode<ProjectNode> {
+class ProjectNode : public EuclideanProjectionNode<ProjectNode> {
  public:
   static NodeSpec Spec() {
     return {"project",
@@ -66,15 +66,7 @@ class ProjectNode : public DeclarativeNode<ProjectNode> {
   }
 
   // ---- declarative form --------------------------------------------------------------------------
-  static constexpr const char* kTermAxis = "D";
-  template <typename T>
-  T Term(const Args<T>& in, const T* y) const {
-    const T r = y[0] - in[0][0];
-    return Constant<T>(0.5) * r * r;
-  }
-  void InitialGuess(const ProblemData& p, double* y) const {
-    std::copy(p.inputs[0], p.inputs[0] + p.InputSize(0), y);
-  }
+  // Objective ½‖y − x‖²: EuclideanProjectionNode (ddn/declarative.h).
   int NumEqualities(const ProblemData& p) const {
     switch (set_) {
       case ProjectionSet::kSimplex:
