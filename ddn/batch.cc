@@ -22,23 +22,28 @@ std::string DimsString(const std::vector<std::string>& dims) {
   return s + ")";
 }
 
-// Runs body(b) for b in [0, batch) on `threads` threads (static schedule); rethrows the first error
-// (lowest batch index) with its index.
-template <typename Body>
-void ParallelOverBatch(int64_t batch, int threads, Body body) {
+// Runs body(b, &state) for b in [0, batch) on `threads` threads (static schedule), each thread with its own
+// copy of `state` (made once per thread, not once per problem); rethrows the first error (lowest batch
+// index) with its index.
+template <typename State, typename Body>
+void ParallelOverBatch(int64_t batch, int threads, const State& proto, Body body) {
   std::exception_ptr error;
   int64_t error_index = -1;
   std::mutex mutex;
   const int nthreads = threads > 0 ? threads : omp_get_max_threads();
-#pragma omp parallel for schedule(static) num_threads(nthreads)
-  for (int64_t b = 0; b < batch; ++b) {
-    try {
-      body(b);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mutex);
-      if (error_index < 0 || b < error_index) {
-        error = std::current_exception();
-        error_index = b;
+#pragma omp parallel num_threads(nthreads)
+  {
+    State state = proto;
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < batch; ++b) {
+      try {
+        body(b, &state);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (error_index < 0 || b < error_index) {
+          error = std::current_exception();
+          error_index = b;
+        }
       }
     }
   }
@@ -73,19 +78,27 @@ ProblemData MakeProblem(const Node& node, const Dims& dims, const TensorMap& inp
   return p;
 }
 
-void PointAt(const Node& node, int64_t b, const TensorMap& inputs, ProblemData* p) {
-  const NodeSpec& spec = node.spec();
-  p->index = b;
-  for (size_t i = 0; i < spec.inputs.size(); ++i) {
-    auto it = inputs.find(spec.inputs[i].name);
-    p->inputs[i] = it == inputs.end() ? nullptr : it->second.problem(b);
+// The given input tensors in the order of NodeSpec::inputs (nullptr for an omitted optional input).
+std::vector<const Tensor*> InputTensors(const Node& node, const TensorMap& inputs) {
+  std::vector<const Tensor*> tensors;
+  for (const auto& in : node.spec().inputs) {
+    auto it = inputs.find(in.name);
+    tensors.push_back(it == inputs.end() ? nullptr : &it->second);
   }
+  return tensors;
+}
+
+void PointAt(const std::vector<const Tensor*>& inputs, int64_t b, ProblemData* p) {
+  p->index = b;
+  for (size_t i = 0; i < inputs.size(); ++i) p->inputs[i] = inputs[i] ? inputs[i]->problem(b) : nullptr;
 }
 
 // True if every value is finite. v·0 is 0 for finite v and NaN for ±Inf and NaN, and the sum of such
-// terms is NaN iff one of them is: a branch-free loop the compiler vectorises.
+// terms is NaN iff one of them is: a branch-free loop that vectorises (the order of the sum does not
+// matter, hence the simd reduction; without it the loop is one serial chain of additions).
 bool AllFinite(const double* v, int64_t n) {
   double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
   for (int64_t i = 0; i < n; ++i) acc += v[i] * 0.0;
   return acc == 0.0;
 }
@@ -114,7 +127,30 @@ void RequireFinite(const Tensor& t, const std::string& what) {
   }
 }
 
+namespace {
+
+// The finiteness check of one problem's slice of a batch tensor, done on the thread that then solves the
+// problem: the slice is read once from memory and is in cache for the node (a separate whole-tensor pass
+// before the parallel loop would read every input twice).
+void RequireFiniteSlice(const double* v, int64_t n, const std::string& what) {
+  if (AllFinite(v, n)) return;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i])) {
+      throw InvalidInput(what + " contains a non-finite value (" + FormatDouble(v[i]) + ") at index " +
+                         std::to_string(i) + " of the problem");
+    }
+  }
+}
+
+}  // namespace
+
 int64_t ValidateInputs(const Node& node, const TensorMap& inputs, Dims* dims) {
+  const int64_t batch = ValidateInputShapes(node, inputs, dims);
+  for (const auto& [name, tensor] : inputs) RequireFinite(tensor, "input '" + name + "'");
+  return batch;
+}
+
+int64_t ValidateInputShapes(const Node& node, const TensorMap& inputs, Dims* dims) {
   const NodeSpec& spec = node.spec();
   for (const auto& [name, tensor] : inputs) {
     if (spec.InputIndex(name) < 0) {
@@ -166,7 +202,6 @@ int64_t ValidateInputs(const Node& node, const TensorMap& inputs, Dims* dims) {
                            "' has " + sym + " = " + std::to_string(bound->second));
       }
     }
-    RequireFinite(t, what);
   }
   if (batch < 0) throw InvalidInput("no inputs given to node '" + spec.name + "'");
   // Output symbols must be bound by the inputs.
@@ -176,25 +211,43 @@ int64_t ValidateInputs(const Node& node, const TensorMap& inputs, Dims* dims) {
   return batch;
 }
 
+namespace {
+
+// The "input 'x'" / "grad_outputs 'y'" names used in messages, built once per call, not per problem.
+std::vector<std::string> Names(const std::vector<TensorSpec>& specs, const char* kind) {
+  std::vector<std::string> names;
+  for (const auto& t : specs) names.push_back(std::string(kind) + " '" + t.name + "'");
+  return names;
+}
+
+}  // namespace
+
 ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOptions& options) {
   Dims dims;
-  const int64_t batch = ValidateInputs(node, inputs, &dims);
+  const int64_t batch = ValidateInputShapes(node, inputs, &dims);
   const NodeSpec& spec = node.spec();
+  const std::vector<std::string> input_names = Names(spec.inputs, "input");
   ForwardResult result;
   result.status.resize(batch);
   const ProblemData proto = MakeProblem(node, dims, inputs);
+  const std::vector<const Tensor*> in_tensors = InputTensors(node, inputs);
   std::vector<Tensor*> out_tensors;
   for (size_t o = 0; o < spec.outputs.size(); ++o) {
     Shape shape{batch};
     for (int64_t d : proto.output_shapes[o]) shape.push_back(d);
-    result.outputs[spec.outputs[o].name] = Tensor(shape);
+    result.outputs[spec.outputs[o].name] = Tensor::Uninitialized(shape);
   }
   for (const auto& out : spec.outputs) out_tensors.push_back(&result.outputs[out.name]);
 
-  ParallelOverBatch(batch, options.threads, [&](int64_t b) {
-    ProblemData p = proto;
-    PointAt(node, b, inputs, &p);
-    for (size_t o = 0; o < out_tensors.size(); ++o) p.outputs[o] = out_tensors[o]->problem(b);
+  ParallelOverBatch(batch, options.threads, proto, [&](int64_t b, ProblemData* problem) {
+    ProblemData& p = *problem;
+    PointAt(in_tensors, b, &p);
+    for (size_t i = 0; i < p.inputs.size(); ++i)
+      if (p.inputs[i]) RequireFiniteSlice(p.inputs[i], p.InputSize(static_cast<int>(i)), input_names[i]);
+    for (size_t o = 0; o < out_tensors.size(); ++o) {
+      p.outputs[o] = out_tensors[o]->problem(b);
+      std::fill_n(p.outputs[o], p.OutputSize(static_cast<int>(o)), 0.0);  // first touch, on this thread
+    }
     node.Validate(p);
     if (options.generic) {
       node.GenericSolve(p, &result.status[b]);
@@ -213,9 +266,12 @@ ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOption
 TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& outputs,
                    const TensorMap& grad_outputs, std::vector<ProblemStatus>* status, const RunOptions& options) {
   Dims dims;
-  const int64_t batch = ValidateInputs(node, inputs, &dims);
+  const int64_t batch = ValidateInputShapes(node, inputs, &dims);
   const NodeSpec& spec = node.spec();
+  const std::vector<std::string> input_names = Names(spec.inputs, "input");
+  const std::vector<std::string> grad_output_names = Names(spec.outputs, "grad_outputs");
   const ProblemData proto = MakeProblem(node, dims, inputs);
+  const std::vector<const Tensor*> in_tensors = InputTensors(node, inputs);
   for (const auto& [name, g] : grad_outputs) {
     const int o = spec.OutputIndex(name);
     if (o < 0) throw InvalidInput("grad_outputs names '" + name + "', which is not an output of node '" + spec.name + "'");
@@ -225,13 +281,18 @@ TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& o
       throw InvalidInput("grad_outputs '" + name + "' must have the shape of output '" + name + "', " +
                          ShapeString(want) + ", got " + ShapeString(g.shape()));
     }
-    RequireFinite(g, "grad_outputs '" + name + "'");
   }
   std::vector<const Tensor*> out_tensors, grad_out_tensors;
   std::vector<Tensor> zeros(spec.outputs.size());
   for (size_t o = 0; o < spec.outputs.size(); ++o) {
     auto it = outputs.find(spec.outputs[o].name);
     if (it == outputs.end()) throw InvalidInput("backward needs output '" + spec.outputs[o].name + "' of the forward pass");
+    Shape want{batch};
+    for (int64_t d : proto.output_shapes[o]) want.push_back(d);
+    if (it->second.shape() != want) {
+      throw InvalidInput("output '" + spec.outputs[o].name + "' given to backward must have shape " + ShapeString(want) +
+                         ", got " + ShapeString(it->second.shape()));
+    }
     out_tensors.push_back(&it->second);
     auto g = grad_outputs.find(spec.outputs[o].name);
     if (g == grad_outputs.end()) {
@@ -246,7 +307,7 @@ TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& o
   for (size_t i = 0; i < spec.inputs.size(); ++i) {
     auto it = inputs.find(spec.inputs[i].name);
     if (it == inputs.end() || !spec.inputs[i].differentiable) continue;
-    grads[spec.inputs[i].name] = Tensor(it->second.shape());
+    grads[spec.inputs[i].name] = Tensor::Uninitialized(it->second.shape());
   }
   for (size_t i = 0; i < spec.inputs.size(); ++i) {
     auto it = grads.find(spec.inputs[i].name);
@@ -254,17 +315,23 @@ TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& o
   }
   if (status->size() != static_cast<size_t>(batch)) status->resize(batch);
 
-  ParallelOverBatch(batch, options.threads, [&](int64_t b) {
-    ProblemData p = proto;
-    PointAt(node, b, inputs, &p);
+  ParallelOverBatch(batch, options.threads, proto, [&](int64_t b, ProblemData* problem) {
+    ProblemData& p = *problem;
+    PointAt(in_tensors, b, &p);
+    for (size_t i = 0; i < p.inputs.size(); ++i)
+      if (p.inputs[i]) RequireFiniteSlice(p.inputs[i], p.InputSize(static_cast<int>(i)), input_names[i]);
     p.grad_outputs.resize(spec.outputs.size());
     p.grad_inputs.assign(spec.inputs.size(), nullptr);
     for (size_t o = 0; o < spec.outputs.size(); ++o) {
       p.outputs[o] = const_cast<double*>(out_tensors[o]->problem(b));
       p.grad_outputs[o] = grad_out_tensors[o]->problem(b);
+      RequireFiniteSlice(p.grad_outputs[o], p.OutputSize(static_cast<int>(o)), grad_output_names[o]);
     }
-    for (size_t i = 0; i < spec.inputs.size(); ++i)
-      if (grad_in[i]) p.grad_inputs[i] = grad_in[i]->problem(b);
+    for (size_t i = 0; i < spec.inputs.size(); ++i) {
+      if (!grad_in[i]) continue;
+      p.grad_inputs[i] = grad_in[i]->problem(b);
+      std::fill_n(p.grad_inputs[i], p.InputSize(static_cast<int>(i)), 0.0);  // first touch, on this thread
+    }
     if (options.generic) {
       node.GenericBackward(p, &(*status)[b]);
     } else {

@@ -1,8 +1,9 @@
 // ddn/batch.h: run a node on a batch of independent problems, on all cores.
 //
 // Forward and Backward check a request once for every node: input names, ranks, batch sizes, shape
-// symbols that must agree ("x is (B, N), w must be (B, N)"), an empty batch, NaN and Inf; then they
-// call the node's per-problem Solve/Backward on a static partition of the batch over threads. Problems
+// symbols that must agree ("x is (B, N), w must be (B, N)"), an empty batch; then they call the node's
+// per-problem Solve/Backward on a static partition of the batch over threads, each problem's inputs
+// (and dL/dy) checked for NaN and Inf just before, on the same thread, while they are in cache. Problems
 // are independent and each writes only its own slice, so results are bit-identical whatever the
 // thread count. An exception thrown for one problem is rethrown after the parallel loop, prefixed
 // with its batch index ("batch element 3: ...").
@@ -30,8 +31,12 @@ struct ForwardResult {
   std::vector<ProblemStatus> status;  // one per batch element
 };
 
-// Validates the inputs and binds shape symbols; returns the batch size. Throws InvalidInput.
+// Validates the inputs (names, ranks, batch sizes, shape symbols, empty axes, then NaN and Inf) and binds
+// shape symbols; returns the batch size. Throws InvalidInput.
 int64_t ValidateInputs(const Node& node, const TensorMap& inputs, Dims* dims);
+// The same without the finiteness checks: Forward and Backward check each problem's slice for NaN and
+// Inf on the thread that solves it (one pass over memory instead of two).
+int64_t ValidateInputShapes(const Node& node, const TensorMap& inputs, Dims* dims);
 
 // Solves every problem of the batch.
 ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOptions& options = {});

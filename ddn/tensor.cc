@@ -23,8 +23,27 @@ std::string ShapeString(const Shape& shape) {
 Tensor::Tensor(Shape shape, double fill)
     : shape_(std::move(shape)), values_(static_cast<size_t>(NumElements(shape_)), fill) {}
 
-Tensor::Tensor(Shape shape, std::vector<double> values)
-    : shape_(std::move(shape)), values_(std::move(values)) {
+Tensor::Tensor(Shape shape, const std::vector<double>& values)
+    : shape_(std::move(shape)), values_(values.begin(), values.end()) {
+  CheckSize();
+}
+
+Tensor::Tensor(Shape shape, TensorValues values) : shape_(std::move(shape)), values_(std::move(values)) {
+  CheckSize();
+}
+
+Tensor::Tensor(Shape shape, std::initializer_list<double> values) : shape_(std::move(shape)), values_(values) {
+  CheckSize();
+}
+
+Tensor Tensor::Uninitialized(Shape shape) {
+  Tensor t;
+  t.values_.resize(static_cast<size_t>(NumElements(shape)));  // default-initialised: unset
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+void Tensor::CheckSize() const {
   if (NumElements(shape_) != static_cast<int64_t>(values_.size())) {
     throw InvalidInput("tensor of shape " + ShapeString(shape_) + " given " +
                        std::to_string(values_.size()) + " values");
@@ -35,6 +54,11 @@ Shape Tensor::problem_shape() const {
   return shape_.empty() ? Shape{} : Shape(shape_.begin() + 1, shape_.end());
 }
 
-int64_t Tensor::problem_size() const { return NumElements(problem_shape()); }
+int64_t Tensor::problem_size() const {
+  if (shape_.empty()) return 1;
+  int64_t n = 1;
+  for (size_t a = 1; a < shape_.size(); ++a) n *= shape_[a];
+  return n;
+}
 
 }  // namespace ddn

@@ -7,12 +7,44 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ddn {
 
 using Shape = std::vector<int64_t>;
+
+namespace internal {
+// std::allocator, except that construction without arguments default-initialises: a vector<double>
+// grown with resize(n) leaves its doubles unset instead of writing zeros. Batch outputs and gradients
+// are written (or zeroed) slice by slice on the thread that owns the slice; value-initialising 8 MB
+// serially first would cost as much as a projection's whole forward pass.
+template <typename T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  DefaultInitAllocator() = default;
+  template <typename U>
+  DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept(noexcept(::new (static_cast<void*>(p)) U)) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+}  // namespace internal
+
+// The storage of a Tensor: a std::vector<double> whose resize(n) does not zero (see above).
+using TensorValues = std::vector<double, internal::DefaultInitAllocator<double>>;
 
 // Number of elements of a shape (1 for the empty shape of a scalar).
 int64_t NumElements(const Shape& shape);
@@ -25,7 +57,12 @@ class Tensor {
   // A tensor of the given shape filled with `fill`.
   explicit Tensor(Shape shape, double fill = 0.0);
   // A tensor of the given shape with the given row-major values; throws InvalidInput on a size mismatch.
-  Tensor(Shape shape, std::vector<double> values);
+  Tensor(Shape shape, const std::vector<double>& values);
+  Tensor(Shape shape, TensorValues values);
+  Tensor(Shape shape, std::initializer_list<double> values);
+  // A tensor of the given shape whose values are unset: for outputs that are written whole (ddn::Forward
+  // and ddn::Backward zero each problem's slice on the thread that solves it).
+  static Tensor Uninitialized(Shape shape);
 
   const Shape& shape() const { return shape_; }
   int rank() const { return static_cast<int>(shape_.size()); }
@@ -35,8 +72,10 @@ class Tensor {
 
   double* data() { return values_.data(); }
   const double* data() const { return values_.data(); }
-  std::vector<double>& values() { return values_; }
-  const std::vector<double>& values() const { return values_; }
+  TensorValues& values() { return values_; }
+  const TensorValues& values() const { return values_; }
+  // A copy of the values as a plain std::vector (for comparisons in tests, serialisation).
+  std::vector<double> ToVector() const { return std::vector<double>(values_.begin(), values_.end()); }
   double& operator[](int64_t i) { return values_[i]; }
   double operator[](int64_t i) const { return values_[i]; }
 
@@ -49,8 +88,10 @@ class Tensor {
   const double* problem(int64_t b) const { return values_.data() + b * problem_size(); }
 
  private:
+  void CheckSize() const;
+
   Shape shape_;
-  std::vector<double> values_;
+  TensorValues values_;
 };
 
 }  // namespace ddn

@@ -35,7 +35,7 @@ std::string InvalidMessage(F f) {
 TEST(JsonToTensor, ShapesAreBatchFirstAndRowMajor) {
   const Tensor t = JsonToTensor(Json::parse("[[1, 2, 3], [4, 5, 6]]"), "input 'x'");
   EXPECT_EQ(t.shape(), (Shape{2, 3}));
-  EXPECT_EQ(t.values(), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(t.ToVector(), (std::vector<double>{1, 2, 3, 4, 5, 6}));
   const Tensor u = JsonToTensor(Json::parse("[[[1, 2], [3, 4], [5, 6]]]"), "input 'x'");
   EXPECT_EQ(u.shape(), (Shape{1, 3, 2}));
   EXPECT_EQ(u[5], 6.0);

@@ -86,10 +86,10 @@ TEST(OpsTest, PoolingOverPoints) {
   MaxOverPoints max;
   const Tensor x({1, 3, 2}, {1, 5, 4, 2, 4, 5});  // ties: the first maximiser wins
   const Tensor y = max.Forward({&x}, Mode::kEval);
-  EXPECT_EQ(y.values(), (std::vector<double>{4, 5}));
+  EXPECT_EQ(y.ToVector(), (std::vector<double>{4, 5}));
   Tensor gx(x.shape());
   max.Backward({&x}, y, Tensor({1, 2}, {1, 1}), {&gx});
-  EXPECT_EQ(gx.values(), (std::vector<double>{0, 1, 1, 0, 0, 0}));
+  EXPECT_EQ(gx.ToVector(), (std::vector<double>{0, 1, 1, 0, 0, 0}));
 }
 
 TEST(OpsTest, ShapeOps) {
@@ -99,7 +99,7 @@ TEST(OpsTest, ShapeOps) {
   EXPECT_LE(CheckOp(std::make_unique<Concat>(), {Random({2, 3, 4}, 13), Random({2, 3, 1}, 14)}), 1e-6);
   SwapLastAxes swap;
   const Tensor x({1, 2, 3}, {1, 2, 3, 4, 5, 6});
-  EXPECT_EQ(swap.Forward({&x}, Mode::kEval).values(), (std::vector<double>{1, 4, 2, 5, 3, 6}));
+  EXPECT_EQ(swap.Forward({&x}, Mode::kEval).ToVector(), (std::vector<double>{1, 4, 2, 5, 3, 6}));
   Reshape bad(Shape{-1, 4});
   EXPECT_THROW(bad.Forward({&x}, Mode::kEval), InvalidInput);
   Concat concat;

@@ -71,7 +71,7 @@ TEST(ProjectEllipsoidNode, InsideTheSolidIsTheIdentity) {
   const Tensor v({1, 3}, {1.0, -2.0, 3.0});
   const TensorMap g = Backward(*node, in, r.outputs, {{"y", v}}, &r.status);
   EXPECT_EQ(g.at("x").values(), v.values());
-  EXPECT_EQ(g.at("a").values(), (std::vector<double>{0.0, 0.0, 0.0}));
+  EXPECT_EQ(g.at("a").ToVector(), (std::vector<double>{0.0, 0.0, 0.0}));
 }
 
 TEST(ProjectEllipsoidNode, BadSemiAxesAreRejected) {

@@ -25,12 +25,14 @@ void SetFlag(ProblemStatus* status, StatusFlag flag, const char* why) {
 // ‖x‖₂ without overflow or underflow.
 double L2Norm(const double* x, int64_t n) {
   double ss = 0;
+#pragma omp simd reduction(+ : ss)
   for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
   if (std::isfinite(ss) && ss > 1e-280) return std::sqrt(ss);
   double mx = 0;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, std::abs(x[i]));
   if (mx == 0) return 0;
   ss = 0;
+#pragma omp simd reduction(+ : ss)
   for (int64_t i = 0; i < n; ++i) {
     const double t = x[i] / mx;
     ss += t * t;
@@ -40,6 +42,7 @@ double L2Norm(const double* x, int64_t n) {
 
 double MaxAbs(const double* x, int64_t n) {
   double m = 0;
+#pragma omp simd reduction(max : m)
   for (int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(x[i]));
   return m;
 }
@@ -129,6 +132,7 @@ template <bool kAbs>
 void ProjectSimplexLike(const double* x, int64_t n, double r, double tau, double* y, ProblemStatus* status) {
   const double tol = kTieTolerance * (std::abs(tau) + r);
   int64_t degenerate = 0;
+#pragma omp simd reduction(+ : degenerate)
   for (int64_t i = 0; i < n; ++i) {
     const double ui = kAbs ? std::abs(x[i]) : x[i];
     const double d = ui - tau;
@@ -156,6 +160,7 @@ void ProjectSimplexLike(const double* x, int64_t n, double r, double tau, double
 void SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v, double* dx, double* dr,
                     double ball_radius = 0) {
   double sum = 0, count = 0, l1 = 0;
+#pragma omp simd reduction(+ : sum, count, l1)
   for (int64_t i = 0; i < n; ++i) {
     const double s = static_cast<double>(y[i] > 0) - static_cast<double>(y[i] < 0);
     sum += s * v[i];
@@ -208,6 +213,7 @@ void L2Vjp(bool sphere, const double* x, int64_t n, double r, const double* v, d
     return;
   }
   double xv = 0;
+#pragma omp simd reduction(+ : xv)
   for (int64_t i = 0; i < n; ++i) xv += x[i] * v[i];
   const double uv = xv / norm;            // uᵀv, u = x/‖x‖
   const double scale = r / norm;          // r/‖x‖
@@ -234,6 +240,7 @@ void ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y, P
     }
   }
   int64_t at = 0, beyond = 0;
+#pragma omp simd reduction(+ : at, beyond)
   for (int64_t i = 0; i < n; ++i) {
     const double xi = x[i];
     const double a = std::abs(xi);
@@ -265,6 +272,7 @@ void LinfVjp(bool sphere, const double* x, int64_t n, double r, const double* v,
     }
   }
   double sum = 0;
+#pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) {
     const double free = static_cast<double>(std::abs(x[i]) < r);  // 1 free, 0 clamped
     dx[i] += free * v[i];
