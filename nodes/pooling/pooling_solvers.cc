@@ -3,8 +3,12 @@
 #include "nodes/pooling/pooling_solvers.h"
 
 #include <Eigen/Dense>
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <utility>
@@ -37,8 +41,8 @@ struct ScalarSums {
   double spsi = 0;  // Σ w ψ
 };
 
-// The loop over points; inlined into a baseline and an AVX2 copy (chosen at run time), so that the same source
-// vectorises 2 or 4 wide. The two copies may differ in the last bits (reduction order); each is deterministic.
+// The loop over points; inlined into a baseline and an AVX2+FMA copy (chosen at run time), so that the same
+// source vectorises 2 or 4 wide. The two copies may differ in the last bits (reduction order); each is deterministic.
 template <PenaltyKind K, bool kPhi, bool kWeighted>
 [[gnu::always_inline]] inline ScalarSums ScalarLoop(const double* x, const double* w, int64_t n, double y,
                                                     double alpha, double inv_a2) {
@@ -63,11 +67,17 @@ ScalarSums ScalarPassBaseline(const double* x, const double* w, int64_t n, doubl
 
 #if defined(__GNUC__) && defined(__x86_64__)
 template <PenaltyKind K, bool kPhi, bool kWeighted>
-[[gnu::target("avx2")]] ScalarSums ScalarPassAvx2(const double* x, const double* w, int64_t n, double y,
+[[gnu::target("avx2,fma")]] ScalarSums ScalarPassAvx2(const double* x, const double* w, int64_t n, double y,
                                                     double alpha, double inv_a2) {
   return ScalarLoop<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
 }
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+// DDN_DISABLE_AVX2=1 in the environment forces the baseline copies (the tests run both).
+bool UseAvx2() {
+  const char* off = std::getenv("DDN_DISABLE_AVX2");
+  if (off && std::string(off) == "1") return false;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+const bool kHaveAvx2 = UseAvx2();
 #endif
 
 template <PenaltyKind K, bool kPhi, bool kWeighted>
@@ -83,6 +93,58 @@ ScalarSums ScalarPass(const PoolingProblem& p, double y) {
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
   if (p.w) return ScalarPassT<K, kPhi, true>(p.x, p.w, p.n, y, p.alpha, inv_a2);
   return ScalarPassT<K, kPhi, false>(p.x, p.w, p.n, y, p.alpha, inv_a2);
+}
+
+// The backward's pass: d2[i] = w_i φ''(y − x_i), d1[i] = φ'(y − x_i) (if d1 is not null), *h = Σ d2, *habs = Σ |d2|.
+// Baseline and AVX2+FMA copies, as for ScalarPass.
+template <PenaltyKind K, bool kWeighted, bool kD1>
+[[gnu::always_inline]] inline void CurvatureLoop(const double* x, const double* w, int64_t n, double y, double alpha,
+                                                 double inv_a2, double* d1, double* d2, double* h_out,
+                                                 double* habs_out) {
+  double h = 0, habs = 0;
+#pragma omp simd reduction(+ : h, habs)
+  for (int64_t i = 0; i < n; ++i) {
+    const PenaltyValues v = EvaluatePenalty<K, false>(y - x[i], alpha, inv_a2);
+    const double wd2 = (kWeighted ? w[i] : 1.0) * v.d2;
+    if (kD1) d1[i] = v.d1;
+    d2[i] = wd2;
+    h += wd2;
+    habs += std::abs(wd2);
+  }
+  *h_out = h;
+  *habs_out = habs;
+}
+
+template <PenaltyKind K, bool kWeighted, bool kD1>
+void CurvatureBaseline(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2, double* d1,
+                       double* d2, double* h, double* habs) {
+  CurvatureLoop<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2, h, habs);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K, bool kWeighted, bool kD1>
+[[gnu::target("avx2,fma")]] void CurvatureAvx2(const double* x, const double* w, int64_t n, double y, double alpha,
+                                               double inv_a2, double* d1, double* d2, double* h, double* habs) {
+  CurvatureLoop<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2, h, habs);
+}
+#endif
+
+template <PenaltyKind K, bool kWeighted, bool kD1>
+void CurvatureT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2, double* d1,
+                double* d2, double* h, double* habs) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return CurvatureAvx2<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2, h, habs);
+#endif
+  CurvatureBaseline<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2, h, habs);
+}
+
+template <PenaltyKind K>
+void ScalarCurvatures(const PoolingProblem& p, double y, double* d1, double* d2, double* h, double* habs) {
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  if (p.w && d1) return CurvatureT<K, true, true>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2, h, habs);
+  if (p.w) return CurvatureT<K, true, false>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2, h, habs);
+  if (d1) return CurvatureT<K, false, true>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2, h, habs);
+  CurvatureT<K, false, false>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2, h, habs);
 }
 
 double ScaledResidual(double g, double gabs) { return gabs > 0 ? std::abs(g) / gabs : 0.0; }
@@ -114,6 +176,7 @@ double WeightedMedian(const PoolingProblem& p) {
 
 void MinMax(const PoolingProblem& p, double* lo, double* hi) {
   double a = p.x[0], b = p.x[0];
+#pragma omp simd reduction(min : a) reduction(max : b)
   for (int64_t i = 1; i < p.n; ++i) {
     a = std::min(a, p.x[i]);
     b = std::max(b, p.x[i]);
@@ -383,31 +446,80 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, Bins* B) {
   B->origin = xmin;
   B->width = h;
   B->nb = static_cast<int>(std::min<double>(kMaxBins, std::floor(span / h) + 1));
-  thread_local std::vector<int> slot;
-  slot.assign(B->nb, -1);
   B->idx.clear();
   B->W.clear();
   B->lo.clear();
   B->hi.clear();
   B->S1.clear();
-  for (int64_t i = 0; i < p.n; ++i) {
-    const double wi = Weight(p.w, i);
-    if (wi == 0) continue;
-    int j = static_cast<int>((p.x[i] - xmin) / h);
-    j = std::clamp(j, 0, B->nb - 1);
-    int& k = slot[j];
-    if (k < 0) {
-      k = static_cast<int>(B->idx.size());
-      B->idx.push_back(j);
-      B->W.push_back(0);
-      B->lo.push_back(p.x[i]);
-      B->hi.push_back(p.x[i]);
-      B->S1.push_back(0);
+  const double inv_h = 1.0 / h;  // any assignment of points to bins is valid: bounds use each bin's extent
+  auto bin_of = [&](double xi) { return std::clamp(static_cast<int>((xi - xmin) * inv_h), 0, B->nb - 1); };
+  if (B->nb <= 2 * p.n) {
+    // Dense histogram in four interleaved copies (point i goes to copy i mod 4): consecutive points often fall
+    // in the same bin, and one copy would chain every update through the previous one's store. Bins come out
+    // in increasing order.
+    const int nb = B->nb;
+    thread_local std::vector<double> acc;
+    acc.resize(static_cast<size_t>(16) * nb);
+    for (int l = 0; l < 4; ++l) {
+      std::fill_n(acc.data() + (4 * l + 0) * nb, 2 * nb, 0.0);  // weight, Σ w x
+      std::fill_n(acc.data() + (4 * l + 2) * nb, nb, std::numeric_limits<double>::infinity());
+      std::fill_n(acc.data() + (4 * l + 3) * nb, nb, -std::numeric_limits<double>::infinity());
     }
-    B->W[k] += wi;
-    B->S1[k] += wi * p.x[i];
-    B->lo[k] = std::min(B->lo[k], p.x[i]);
-    B->hi[k] = std::max(B->hi[k], p.x[i]);
+    auto add = [&](int l, int64_t i) {
+      const double xi = p.x[i], wi = Weight(p.w, i);
+      if (wi == 0) return;
+      const int j = bin_of(xi);
+      double* lane = acc.data() + 4 * l * nb;
+      lane[j] += wi;
+      lane[nb + j] += wi * xi;
+      lane[2 * nb + j] = std::min(lane[2 * nb + j], xi);
+      lane[3 * nb + j] = std::max(lane[3 * nb + j], xi);
+    };
+    int64_t i = 0;
+    for (; i + 4 <= p.n; i += 4) {
+      add(0, i);
+      add(1, i + 1);
+      add(2, i + 2);
+      add(3, i + 3);
+    }
+    for (; i < p.n; ++i) add(0, i);
+    for (int j = 0; j < nb; ++j) {
+      double w = 0, s1 = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+      for (int l = 0; l < 4; ++l) {
+        const double* lane = acc.data() + 4 * l * nb;
+        w += lane[j];
+        s1 += lane[nb + j];
+        lo = std::min(lo, lane[2 * nb + j]);
+        hi = std::max(hi, lane[3 * nb + j]);
+      }
+      if (!(lo <= hi)) continue;  // no point of positive weight
+      B->idx.push_back(j);
+      B->W.push_back(w);
+      B->S1.push_back(s1);
+      B->lo.push_back(lo);
+      B->hi.push_back(hi);
+    }
+  } else {
+    // Sparse data (far more bins than points): slots for the nonempty bins only.
+    thread_local std::vector<int> slot;
+    slot.assign(B->nb, -1);
+    for (int64_t i = 0; i < p.n; ++i) {
+      const double wi = Weight(p.w, i);
+      if (wi == 0) continue;
+      int& k = slot[bin_of(p.x[i])];
+      if (k < 0) {
+        k = static_cast<int>(B->idx.size());
+        B->idx.push_back(bin_of(p.x[i]));
+        B->W.push_back(0);
+        B->lo.push_back(p.x[i]);
+        B->hi.push_back(p.x[i]);
+        B->S1.push_back(0);
+      }
+      B->W[k] += wi;
+      B->S1[k] += wi * p.x[i];
+      B->lo[k] = std::min(B->lo[k], p.x[i]);
+      B->hi[k] = std::max(B->hi[k], p.x[i]);
+    }
   }
   B->z2 = pen.CurvatureMinimiser();
   B->c2min = pen.D2(B->z2);
@@ -470,10 +582,79 @@ void BinBoundsBaseline(const Bins& B, double a, double b, double best_f, double*
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
-[[gnu::target("avx2")]] void BinBoundsAvx2(const Bins& B, double a, double b, double best_f, double* lb_f,
-                                           double* lb_h) {
-  BinBoundsLoop<false>(B, a, b, lb_f, lb_h);
-  if (*lb_f < best_f) BinBoundsLoop<true>(B, a, b, lb_f, lb_h);
+// BinBoundsLoop written with AVX2 intrinsics, four bins at a time: GCC does not vectorise the table lookups
+// (gathers) inside a target("avx2") function, and the scalar loop mispredicts its selects. Same arithmetic,
+// same order within each lane; the tail (m mod 4 bins) goes through the scalar loop's formulas.
+[[gnu::target("avx2,fma")]] void BinBoundsAvx2(const Bins& B, double a, double b, double best_f, double* lb_f,
+                                               double* lb_h) {
+  const double h = B.width, inv_h = 1.0 / h;
+  const int kt = static_cast<int>(B.T0.size());
+  const double* W = B.W.data();
+  const double* LO = B.lo.data();
+  const double* HI = B.hi.data();
+  const double* T0 = B.T0.data();
+  const double* T2 = B.T2.data();
+  const double z2 = B.z2, c2min = B.c2min, kmax = kt - 1;
+  const int m = static_cast<int>(B.W.size()), m4 = m - m % 4;
+  const __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b), zero = _mm256_setzero_pd();
+  const __m256d scale_down = _mm256_set1_pd(inv_h * (1 - 1e-12)), scale_up = _mm256_set1_pd(inv_h * (1 + 1e-12));
+  const __m256d vkmax = _mm256_set1_pd(kmax), vh = _mm256_set1_pd(h), vz2 = _mm256_set1_pd(z2);
+  const __m256d vc2min = _mm256_set1_pd(c2min);
+  const __m256d all = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+  // Gathers T[idx[0..3]] (the masked form with every lane on: the plain one trips -Wmaybe-uninitialized in GCC 12).
+#define DDN_GATHER(table, idx) _mm256_mask_i32gather_pd(zero, table, _mm256_cvttpd_epi32(idx), all, 8)
+  // Index of the table entry below the distance: kd = min(kmax, floor(dist·(1 − 1e-12)/h)), as in the scalar
+  // loop (a lambda would not inherit the target attribute).
+#define DDN_LOWER_INDEX(lo, hi)                                                                                  \
+  _mm256_min_pd(vkmax, _mm256_floor_pd(_mm256_mul_pd(                                                          \
+                           _mm256_max_pd(zero, _mm256_max_pd(_mm256_sub_pd(va, hi), _mm256_sub_pd(lo, vb))), \
+                           scale_down)))
+  __m256d f4 = zero;
+  for (int k = 0; k < m4; k += 4) {
+    const __m256d kd = DDN_LOWER_INDEX(_mm256_loadu_pd(LO + k), _mm256_loadu_pd(HI + k));
+    const __m256d t0 = DDN_GATHER(T0, kd);
+    f4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), t0, f4);
+  }
+  double f = 0;
+  for (int k = m4; k < m; ++k) {
+    const double dist = std::max(0.0, std::max(a - HI[k], LO[k] - b));
+    f += W[k] * T0[static_cast<int>(std::min(kmax, std::floor(dist * inv_h * (1 - 1e-12))))];
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, f4);
+  *lb_f = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + f;
+  if (*lb_f >= best_f) return;
+
+  __m256d c4 = zero;
+  for (int k = 0; k < m4; k += 4) {
+    const __m256d lo = _mm256_loadu_pd(LO + k), hi = _mm256_loadu_pd(HI + k);
+    const __m256d kd = DDN_LOWER_INDEX(lo, hi);
+    const __m256d uh = _mm256_max_pd(_mm256_sub_pd(vb, lo), _mm256_sub_pd(hi, va));
+    const __m256d ku = _mm256_min_pd(vkmax, _mm256_ceil_pd(_mm256_mul_pd(uh, scale_up)));
+    const __m256d kd_h = _mm256_mul_pd(kd, vh), ku_h = _mm256_mul_pd(ku, vh);
+    const __m256d contains =
+        _mm256_and_pd(_mm256_cmp_pd(kd_h, vz2, _CMP_LE_OQ), _mm256_cmp_pd(vz2, ku_h, _CMP_LE_OQ));
+    const __m256d left = _mm256_cmp_pd(ku_h, vz2, _CMP_LT_OQ);
+    const __m256d t_left = DDN_GATHER(T2, ku);
+    const __m256d t_right = DDN_GATHER(T2, kd);
+    const __m256d c2 = _mm256_blendv_pd(_mm256_blendv_pd(t_right, t_left, left), vc2min, contains);
+    c4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), c2, c4);
+  }
+  double c = 0;
+  for (int k = m4; k < m; ++k) {
+    const double lo = LO[k], hi = HI[k];
+    const double dist = std::max(0.0, std::max(a - hi, lo - b));
+    const double kd = std::min(kmax, std::floor(dist * inv_h * (1 - 1e-12)));
+    const double uh = std::max(b - lo, hi - a);
+    const double ku = std::min(kmax, std::ceil(uh * inv_h * (1 + 1e-12)));
+    const bool contains = kd * h <= z2 && z2 <= ku * h;
+    const double c2 = contains ? c2min : (ku * h < z2 ? T2[static_cast<int>(ku)] : T2[static_cast<int>(kd)]);
+    c += W[k] * c2;
+  }
+  _mm256_store_pd(lanes, c4);
+  *lb_h = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + c;
+#undef DDN_LOWER_INDEX
+#undef DDN_GATHER
 }
 #endif
 
@@ -1029,24 +1210,14 @@ void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, 
   if (p.d == 1) {
     DispatchPenalty(p.kind, [&](auto kc) {
       constexpr PenaltyKind K = decltype(kc)::value;
-      const double inv_a2 = 1.0 / (p.alpha * p.alpha);
-      // One pass stores w_i φ''_i and φ'_i; the second only scales.
+      // One pass stores w_i φ''_i (and φ'_i if w has a gradient); the second only scales.
       thread_local std::vector<double> d1s, d2s;
-      d1s.resize(p.n);
       d2s.resize(p.n);
-      double* d1p = d1s.data();
-      double* d2p = d2s.data();
-      const double y0 = y[0];
+      if (dw) d1s.resize(p.n);
       double h = 0, habs = 0;
-#pragma omp simd reduction(+ : h, habs)
-      for (int64_t i = 0; i < p.n; ++i) {
-        const PenaltyValues pv = EvaluatePenalty<K, false>(y0 - p.x[i], p.alpha, inv_a2);
-        const double wd2 = (p.w ? p.w[i] : 1.0) * pv.d2;
-        d1p[i] = pv.d1;
-        d2p[i] = wd2;
-        h += wd2;
-        habs += std::abs(wd2);
-      }
+      ScalarCurvatures<K>(p, y[0], dw ? d1s.data() : nullptr, d2s.data(), &h, &habs);
+      const double* d1p = d1s.data();
+      const double* d2p = d2s.data();
       if (habs == 0) {
         s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
         return;

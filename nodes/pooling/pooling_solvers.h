@@ -47,6 +47,10 @@
 //   scalar:  H = Σ_j w_j φ''(y − x_j);   dL/dx_i = v w_i φ''(y − x_i)/H,   dL/dw_i = −v φ'(y − x_i)/H
 //   vector:  ∇²φ_i = ψ_i I + (φ''_i − ψ_i) r̂_i r̂_iᵀ (r_i = y − x_i, ψ = φ'/‖r‖), H = Σ_j w_j ∇²φ_j, u = H⁻¹v;
 //            dL/dx_i = w_i ∇²φ_i u,   dL/dw_i = −ψ_i r_iᵀ u
+// Speed: the loops over points (and the branch and bound's bounds over bins) exist in a baseline (SSE2) copy and
+// an AVX2+FMA copy chosen at run time from the CPU; DDN_DISABLE_AVX2=1 in the environment forces the baseline.
+// The copies agree to rounding (summation order, fused multiply–adds); each is deterministic.
+//
 // H = 0 (no point within the penalty's reach): gradient 0, kAllOutliers. H singular otherwise (or, scalar,
 // H ≤ 1e-12·Σ w|φ''|): the minimum-norm solution of H u = v, kNonRegular.
 #pragma once
