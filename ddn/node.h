@@ -12,7 +12,8 @@
 // for any B, N ≥ 1.
 //
 // Backward. Given v = dL/dy (grad_outputs), Backward writes dL/dx = vᵀ Dy(x) into grad_inputs (one
-// array per differentiable input, zero-initialised by the caller). A node may implement Backward in
+// array per differentiable input, zero-initialised by the caller, or uninitialised for a node whose
+// BackwardAssigns() says it writes every element). A node may implement Backward in
 // closed form; nodes built on ddn::DeclarativeNode (declarative.h) also provide the generic implicit
 // backward (GenericBackward), which stays callable so that tests compare the two.
 //
@@ -93,11 +94,17 @@ class Node {
   // Throw InvalidInput naming the input.
   virtual void Validate(const ProblemData& problem) const {}
 
-  // Forward: solve one problem, writing every output. Throw NumericalFailure if the solve fails.
+  // Forward: solve one problem, writing every output value (the output arrays are uninitialised; debug
+  // builds fill them with NaN, so a value left unwritten fails ddn::Forward's finiteness check). Throw
+  // NumericalFailure if the solve fails.
   virtual void Solve(const ProblemData& problem, ProblemStatus* status) const = 0;
 
   // Backward: grad_inputs += vᵀ Dy for one problem whose outputs Solve wrote.
   virtual void Backward(const ProblemData& problem, ProblemStatus* status) const { GenericBackward(problem, status); }
+  // True if Backward assigns every element of every grad_inputs array it is given (= instead of +=): the
+  // engine then leaves them uninitialised instead of zeroing them first (a pass over memory that is a large
+  // part of a projection's backward). GenericBackward always accumulates into zeroed arrays.
+  virtual bool BackwardAssigns() const { return false; }
 
   // The general engine's forward (Ceres) and implicit backward, when the node has a declarative form.
   // Tests compare them with the specialised Solve/Backward.

@@ -884,50 +884,128 @@ struct VectorSums {
   double hsum = 0;    // Σ w (|ψ| + |φ''|)
 };
 
-// One pass over the points in blocks: residuals R = y − X (rows), the penalty of every ‖r_i‖ in a vectorised
-// loop, then g = Rᵀ(wψ) and M = Rᵀ diag(c) R with Eigen products.
-template <PenaltyKind K, bool kHessian>
-void VectorPass(const PoolingProblem& p, const double* y, VectorSums* S) {
-  using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  constexpr int64_t kBlock = 128;
-  const int64_t d = p.d;
-  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
-  S->g.setZero(d);
-  if (kHessian) S->M.setZero(d, d);
-  thread_local RowMatrix R;
-  thread_local Eigen::VectorXd z2, wpsi, cw;
-  const Eigen::Map<const Eigen::RowVectorXd> yv(y, d);
+// The points of a vector problem stored by coordinate (D rows of N, a copy made once per problem): the passes
+// then run over contiguous memory, vectorised across points.
+struct VectorPoints {
+  const PoolingProblem* problem = nullptr;
+  const double* cols = nullptr;  // cols[k·N + i] = x_i[k]
+};
+
+VectorPoints ByCoordinate(const PoolingProblem& p) {
+  thread_local std::vector<double> cols;
+  cols.resize(static_cast<size_t>(p.n * p.d));
+  for (int64_t i = 0; i < p.n; ++i)
+    for (int64_t k = 0; k < p.d; ++k) cols[k * p.n + i] = p.x[i * p.d + k];
+  return {&p, cols.data()};
+}
+
+// The raw sums of one pass (the lower triangle of M only).
+struct VectorPassOut {
+  double f, spsi, gabs, hsum;
+};
+
+// One pass over the points in blocks of kVectorBlock: residuals R = y − x (by coordinate), the penalty of every
+// ‖r_i‖, then g = Σ wψ r and the lower triangle of M = Σ c r rᵀ as dot products over the block's points. Every
+// loop runs over contiguous points; inlined into a baseline and an AVX2+FMA copy as the scalar passes.
+constexpr int64_t kVectorBlock = 256;
+
+template <PenaltyKind K, bool kHessian, bool kWeighted>
+[[gnu::always_inline]] inline VectorPassOut VectorLoop(const double* cols, const double* w, int64_t n, int64_t d,
+                                                       const double* y, double alpha, double inv_a2, double* R,
+                                                       double* g, double* M) {
   double f = 0, spsi = 0, gabs = 0, hsum = 0;
-  for (int64_t i0 = 0; i0 < p.n; i0 += kBlock) {
-    const int64_t nb = std::min(kBlock, p.n - i0);
-    const Eigen::Map<const RowMatrix> X(p.x + i0 * d, nb, d);
-    R = (-X).rowwise() + yv;
-    z2 = R.rowwise().squaredNorm();
-    wpsi.resize(nb);
-    cw.resize(nb);
-    const double* z2p = z2.data();
-    double* wp = wpsi.data();
-    double* cp = cw.data();
-    const double* w = p.w ? p.w + i0 : nullptr;
+  double z2[kVectorBlock], wpsi[kVectorBlock], cw[kVectorBlock];
+  for (int64_t k = 0; k < d; ++k) g[k] = 0;
+  if (kHessian)
+    for (int64_t k = 0; k < d * d; ++k) M[k] = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += kVectorBlock) {
+    const int64_t nb = std::min(kVectorBlock, n - i0);
+    for (int64_t j = 0; j < nb; ++j) z2[j] = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const double* xk = cols + k * n + i0;
+      double* rk = R + k * kVectorBlock;
+      const double yk = y[k];
+#pragma omp simd
+      for (int64_t j = 0; j < nb; ++j) {
+        rk[j] = yk - xk[j];
+        z2[j] += rk[j] * rk[j];
+      }
+    }
 #pragma omp simd reduction(+ : f, spsi, gabs, hsum)
     for (int64_t j = 0; j < nb; ++j) {
-      const double zz = z2p[j];
-      const PenaltyValues v = EvaluatePenalty<K>(std::sqrt(zz), p.alpha, inv_a2);
-      const double wi = w ? w[j] : 1.0;
+      const double zz = z2[j];
+      const PenaltyValues v = EvaluatePenalty<K>(std::sqrt(zz), alpha, inv_a2);
+      const double wi = kWeighted ? w[i0 + j] : 1.0;
       f += wi * v.phi;
       spsi += wi * v.psi;
       gabs += wi * std::abs(v.d1);
       hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
-      wp[j] = wi * v.psi;
-      cp[j] = zz > 0 ? wi * (v.d2 - v.psi) / (zz > 0 ? zz : 1.0) : 0.0;
+      wpsi[j] = wi * v.psi;
+      cw[j] = zz > 0 ? wi * (v.d2 - v.psi) / (zz > 0 ? zz : 1.0) : 0.0;
     }
-    S->g.noalias() += R.transpose() * wpsi;
-    if (kHessian) S->M.noalias() += R.transpose() * (cw.asDiagonal() * R);
+    for (int64_t k = 0; k < d; ++k) {
+      const double* rk = R + k * kVectorBlock;
+      double gk = 0;
+#pragma omp simd reduction(+ : gk)
+      for (int64_t j = 0; j < nb; ++j) gk += wpsi[j] * rk[j];
+      g[k] += gk;
+      if (!kHessian) continue;
+      for (int64_t l = 0; l <= k; ++l) {
+        const double* rl = R + l * kVectorBlock;
+        double mkl = 0;
+#pragma omp simd reduction(+ : mkl)
+        for (int64_t j = 0; j < nb; ++j) mkl += cw[j] * rk[j] * rl[j];
+        M[k + l * d] += mkl;  // column-major (Eigen's default), lower triangle
+      }
+    }
   }
-  S->f = f;
-  S->spsi = spsi;
-  S->gabs = gabs;
-  S->hsum = hsum;
+  return {f, spsi, gabs, hsum};
+}
+
+template <PenaltyKind K, bool kHessian, bool kWeighted>
+VectorPassOut VectorPassBaseline(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
+                                 double alpha, double inv_a2, double* R, double* g, double* M) {
+  return VectorLoop<K, kHessian, kWeighted>(cols, w, n, d, y, alpha, inv_a2, R, g, M);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K, bool kHessian, bool kWeighted>
+[[gnu::target("avx2,fma")]] VectorPassOut VectorPassAvx2(const double* cols, const double* w, int64_t n, int64_t d,
+                                                         const double* y, double alpha, double inv_a2, double* R,
+                                                         double* g, double* M) {
+  return VectorLoop<K, kHessian, kWeighted>(cols, w, n, d, y, alpha, inv_a2, R, g, M);
+}
+#endif
+
+template <PenaltyKind K, bool kHessian>
+void VectorPass(const VectorPoints& points, const double* y, VectorSums* S) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t d = p.d;
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  thread_local std::vector<double> R;
+  R.resize(static_cast<size_t>(d * kVectorBlock));
+  S->g.resize(d);
+  if (kHessian) S->M.resize(d, d);
+  double* M = kHessian ? S->M.data() : nullptr;
+  VectorPassOut out;
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) {
+    out = p.w ? VectorPassAvx2<K, kHessian, true>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
+                                                  S->g.data(), M)
+              : VectorPassAvx2<K, kHessian, false>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
+                                                   S->g.data(), M);
+  } else
+#endif
+  {
+    out = p.w ? VectorPassBaseline<K, kHessian, true>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
+                                                      S->g.data(), M)
+              : VectorPassBaseline<K, kHessian, false>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
+                                                       S->g.data(), M);
+  }
+  S->f = out.f;
+  S->spsi = out.spsi;
+  S->gabs = out.gabs;
+  S->hsum = out.hsum;
 }
 
 double Norm(const Eigen::VectorXd& v) { return v.lpNorm<Eigen::Infinity>(); }
@@ -935,8 +1013,9 @@ double Norm(const Eigen::VectorXd& v) { return v.lpNorm<Eigen::Infinity>(); }
 // Local minimisation (all penalties but the truncated quadratic): Newton when H is positive definite, else
 // the IRLS step y − g/Σwψ; a step that raises f is replaced by the IRLS step. Returns f(y).
 template <PenaltyKind K>
-double LocalVector(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations,
+double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iterations,
                    const std::vector<std::pair<Eigen::VectorXd, double>>* known = nullptr) {
+  const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
   VectorSums S;
   Eigen::VectorXd y_prev = *y, irls_prev = *y, step(d);
@@ -945,7 +1024,7 @@ double LocalVector(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations,
   Eigen::MatrixXd H(d, d);
   Eigen::LLT<Eigen::MatrixXd> llt(d);
   for (int it = 0; it < 500; ++it) {
-    VectorPass<K, true>(p, y->data(), &S);
+    VectorPass<K, true>(points, y->data(), &S);
     ++*iterations;
     if (newton_prev && S.f > f_prev + 1e-13 * std::abs(f_prev)) {
       *y = irls_prev;
@@ -978,7 +1057,7 @@ double LocalVector(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations,
     *y += step;
     if (Norm(step) <= 1e-12 * (Norm(*y) + p.alpha)) break;
   }
-  VectorPass<K, false>(p, y->data(), &S);
+  VectorPass<K, false>(points, y->data(), &S);
   return S.f;
 }
 
@@ -1019,12 +1098,12 @@ double LocalTruncated(const PoolingProblem& p, Eigen::VectorXd* y, int* iteratio
 }
 
 template <PenaltyKind K>
-double LocalAny(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations,
+double LocalAny(const VectorPoints& points, Eigen::VectorXd* y, int* iterations,
                 const std::vector<std::pair<Eigen::VectorXd, double>>* known) {
   if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
-    return LocalTruncated(p, y, iterations);
+    return LocalTruncated(*points.problem, y, iterations);
   } else {
-    return LocalVector<K>(p, y, iterations, known);
+    return LocalVector<K>(points, y, iterations, known);
   }
 }
 
@@ -1086,6 +1165,7 @@ void FlagVectorKinks(const PoolingProblem& p, const double* y, ProblemStatus* s)
 template <PenaltyKind K>
 void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, const PoolingOptions& o) {
   const int64_t d = p.d;
+  const VectorPoints points = ByCoordinate(p);
   int iterations = 0;
   Eigen::VectorXd best;
   double best_f;
@@ -1094,7 +1174,7 @@ void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, cons
     best_f = 0;
   } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
     best = CoordinateMedian(p);
-    best_f = LocalVector<K>(p, &best, &iterations);
+    best_f = LocalVector<K>(points, &best, &iterations);
   } else {
     // Starts: coordinate-wise median, weighted mean, and the data points of lowest f among a stride sample.
     std::vector<Eigen::VectorXd> starts{CoordinateMedian(p), WeightedMeanVector(p)};
@@ -1113,7 +1193,7 @@ void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, cons
     std::vector<std::pair<Eigen::VectorXd, double>> found;
     best_f = std::numeric_limits<double>::infinity();
     for (Eigen::VectorXd y : starts) {
-      const double f = LocalAny<K>(p, &y, &iterations, &found);
+      const double f = LocalAny<K>(points, &y, &iterations, &found);
       bool dup = false;
       for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
       if (!dup) found.push_back({y, f});
@@ -1136,7 +1216,7 @@ void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, cons
   for (int64_t k = 0; k < d; ++k) y_out[k] = best[k];
   s->iterations = iterations;
   VectorSums S;
-  VectorPass<K, false>(p, y_out, &S);
+  VectorPass<K, false>(points, y_out, &S);
   s->residual = S.gabs > 0 ? Norm(S.g) / S.gabs : 0.0;
   FlagVectorKinks(p, y_out, s);
 }
@@ -1240,7 +1320,7 @@ void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, 
   DispatchPenalty(p.kind, [&](auto kc) {
     constexpr PenaltyKind K = decltype(kc)::value;
     VectorSums S;
-    VectorPass<K, true>(p, y, &S);
+    VectorPass<K, true>(ByCoordinate(p), y, &S);
     Eigen::MatrixXd H = S.M.selfadjointView<Eigen::Lower>();
     H.diagonal().array() += S.spsi;
     const Eigen::Map<const Eigen::VectorXd> vv(v, d);

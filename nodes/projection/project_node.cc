@@ -53,12 +53,13 @@ class ProjectNode : public EuclideanProjectionNode<ProjectNode> {
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
     Project(set_, p.inputs[0], p.InputSize(0), Radius(p), p.outputs[0], s);
   }
+  bool BackwardAssigns() const override { return true; }  // ProjectVjp writes every dx and dr
   void Backward(const ProblemData& p, ProblemStatus* s) const override {
     const int64_t d = p.InputSize(0);
     double* dx = p.grad_inputs[0];
     thread_local std::vector<double> scratch;
     if (!dx) {
-      scratch.assign(d, 0.0);
+      scratch.resize(d);
       dx = scratch.data();
     }
     double* dr = (p.inputs[1] && p.grad_inputs[1]) ? p.grad_inputs[1] : nullptr;

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "ddn/error.h"
+#include "ddn/lane_sum.h"
 #include "ddn/params.h"
 
 namespace ddn {
@@ -23,27 +24,28 @@ void SetFlag(ProblemStatus* status, StatusFlag flag, const char* why) {
 }
 
 // ‖x‖₂ without overflow or underflow.
-double L2Norm(const double* x, int64_t n) {
-  double ss = 0;
-#pragma omp simd reduction(+ : ss)
-  for (int64_t i = 0; i < n; ++i) ss += x[i] * x[i];
+[[gnu::always_inline]] inline double L2Norm(const double* x, int64_t n) {
+  double ss = LaneSum(n, [&](int64_t i) { return x[i] * x[i]; });
   if (std::isfinite(ss) && ss > 1e-280) return std::sqrt(ss);
   double mx = 0;
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, std::abs(x[i]));
   if (mx == 0) return 0;
-  ss = 0;
-#pragma omp simd reduction(+ : ss)
-  for (int64_t i = 0; i < n; ++i) {
+  ss = LaneSum(n, [&](int64_t i) {
     const double t = x[i] / mx;
-    ss += t * t;
-  }
+    return t * t;
+  });
   return mx * std::sqrt(ss);
 }
 
-double MaxAbs(const double* x, int64_t n) {
+[[gnu::always_inline]] inline double MaxAbs(const double* x, int64_t n) {
+  // Eight running maxima (one chain of max would wait on itself, as the sums in ddn/lane_sum.h).
+  double lanes[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lanes[j] = std::max(lanes[j], std::abs(x[i + j]));
   double m = 0;
-#pragma omp simd reduction(max : m)
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(x[i]));
+  for (; i < n; ++i) m = std::max(m, std::abs(x[i]));
+  for (double l : lanes) m = std::max(m, l);
   return m;
 }
 
@@ -129,17 +131,15 @@ double Threshold(const double* x, int64_t n, double r, double* l1 = nullptr) {
 
 // y = s ⊙ max(u − τ, 0) for the simplex (u = x, s = 1) or the L1 sets (u = |x|, s = sign x).
 template <bool kAbs>
-void ProjectSimplexLike(const double* x, int64_t n, double r, double tau, double* y, ProblemStatus* status) {
+[[gnu::always_inline]] inline void ProjectSimplexLike(const double* x, int64_t n, double r, double tau, double* y, ProblemStatus* status) {
   const double tol = kTieTolerance * (std::abs(tau) + r);
-  int64_t degenerate = 0;
-#pragma omp simd reduction(+ : degenerate)
+  // Two passes over the (cached) row: a store inside the sum would keep it from vectorising (aliasing).
   for (int64_t i = 0; i < n; ++i) {
-    const double ui = kAbs ? std::abs(x[i]) : x[i];
-    const double d = ui - tau;
-    degenerate += std::abs(d) <= tol;
-    const double yi = std::max(d, 0.0);
+    const double yi = std::max((kAbs ? std::abs(x[i]) : x[i]) - tau, 0.0);
     y[i] = kAbs ? std::copysign(yi, x[i]) : yi;
   }
+  const double degenerate =
+      LaneSum(n, [&](int64_t i) { return static_cast<double>(std::abs((kAbs ? std::abs(x[i]) : x[i]) - tau) <= tol); });
   if (degenerate) {
     SetFlag(status, kDegenerate, "a coordinate sits exactly at the threshold (zero multiplier of y_i >= 0)");
   }
@@ -154,35 +154,32 @@ void ProjectSimplexLike(const double* x, int64_t n, double r, double tau, double
   }
 }
 
-// dx += vᵀ∂y/∂x, dr += vᵀ∂y/∂r on the support S = {y_i ≠ 0}, signs s_i = sign(y_i). Branch-free
+// dx = vᵀ∂y/∂x, dr = vᵀ∂y/∂r on the support S = {y_i ≠ 0}, signs s_i = sign(y_i). Branch-free
 // (s_i ∈ {−1, 0, 1}, s_i² is the support indicator) so that both passes vectorise. For the L1 ball
 // (`ball_radius` > 0) the first pass also sums ‖x‖₁, and inside the ball dx = v.
-void SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v, double* dx, double* dr,
+[[gnu::always_inline]] inline void SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v, double* dx, double* dr,
                     double ball_radius = 0) {
-  double sum = 0, count = 0, l1 = 0;
-#pragma omp simd reduction(+ : sum, count, l1)
-  for (int64_t i = 0; i < n; ++i) {
-    const double s = static_cast<double>(y[i] > 0) - static_cast<double>(y[i] < 0);
-    sum += s * v[i];
-    count += s * s;
-    l1 += std::abs(x[i]);
-  }
+  // s_i = sign(y_i): Σ s_i v_i, |S| = Σ s_i², ‖x‖₁ (three clean passes over the cached row).
+  auto sign = [&](int64_t i) { return static_cast<double>(y[i] > 0) - static_cast<double>(y[i] < 0); };
+  const double sum = LaneSum(n, [&](int64_t i) { return sign(i) * v[i]; });
+  const double count = LaneSum(n, [&](int64_t i) { return static_cast<double>(y[i] != 0); });
+  const double l1 = ball_radius > 0 ? LaneSum(n, [&](int64_t i) { return std::abs(x[i]); }) : 0.0;
   if (ball_radius > 0 && l1 < ball_radius) {
-    for (int64_t i = 0; i < n; ++i) dx[i] += v[i];
+    std::copy(v, v + n, dx);
+    if (dr) *dr = 0;
     return;
   }
-  if (count == 0) return;  // cannot happen for r > 0
-  const double m = sum / count;
+  const double m = count > 0 ? sum / count : 0.0;  // count = 0 cannot happen for r > 0
   for (int64_t i = 0; i < n; ++i) {
     const double s = static_cast<double>(y[i] > 0) - static_cast<double>(y[i] < 0);
-    dx[i] += s * s * v[i] - s * m;
+    dx[i] = s * s * v[i] - s * m;
   }
-  if (dr) *dr += m;
+  if (dr) *dr = m;
 }
 
 void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
 
-void ProjectL2(bool sphere, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
+[[gnu::always_inline]] inline void ProjectL2(bool sphere, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
   const double norm = L2Norm(x, n);
   if (std::abs(norm - r) <= kTieTolerance * r && !sphere) {
     SetFlag(status, kDegenerate, "x is on the L2 sphere: the ball constraint is active with a zero multiplier");
@@ -202,27 +199,27 @@ void ProjectL2(bool sphere, const double* x, int64_t n, double r, double* y, Pro
   for (int64_t i = 0; i < n; ++i) y[i] = scale * x[i];
 }
 
-void L2Vjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx, double* dr) {
+[[gnu::always_inline]] inline void L2Vjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx, double* dr) {
   const double norm = L2Norm(x, n);
   if (!sphere && norm < r) {
-    for (int64_t i = 0; i < n; ++i) dx[i] += v[i];
+    std::copy(v, v + n, dx);
+    if (dr) *dr = 0;
     return;
   }
   if (norm == 0) {
-    if (dr) *dr += v[0];
+    std::fill(dx, dx + n, 0.0);
+    if (dr) *dr = v[0];
     return;
   }
-  double xv = 0;
-#pragma omp simd reduction(+ : xv)
-  for (int64_t i = 0; i < n; ++i) xv += x[i] * v[i];
+  const double xv = LaneSum(n, [&](int64_t i) { return x[i] * v[i]; });
   const double uv = xv / norm;            // uᵀv, u = x/‖x‖
   const double scale = r / norm;          // r/‖x‖
   const double c = scale * uv / norm;     // (r/‖x‖)·uᵀv/‖x‖
-  for (int64_t i = 0; i < n; ++i) dx[i] += scale * v[i] - c * x[i];
-  if (dr) *dr += uv;
+  for (int64_t i = 0; i < n; ++i) dx[i] = scale * v[i] - c * x[i];
+  if (dr) *dr = uv;
 }
 
-void ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
+[[gnu::always_inline]] inline void ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
   const double tol = kTieTolerance * r;
   if (sphere) {
     const double m = MaxAbs(x, n);
@@ -239,15 +236,9 @@ void ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y, P
       return;
     }
   }
-  int64_t at = 0, beyond = 0;
-#pragma omp simd reduction(+ : at, beyond)
-  for (int64_t i = 0; i < n; ++i) {
-    const double xi = x[i];
-    const double a = std::abs(xi);
-    at += std::abs(a - r) <= tol;
-    beyond += a >= r - tol;
-    y[i] = std::min(std::max(xi, -r), r);
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], -r), r);
+  const double at = LaneSum(n, [&](int64_t i) { return static_cast<double>(std::abs(std::abs(x[i]) - r) <= tol); });
+  const double beyond = sphere ? LaneSum(n, [&](int64_t i) { return static_cast<double>(std::abs(x[i]) >= r - tol); }) : 0.0;
   if (sphere) {
     if (at > 0 && beyond > 1) {
       SetFlag(status, kDegenerate, "a coordinate is exactly at |x_i| = r: one-sided derivative (clamped)");
@@ -260,25 +251,23 @@ void ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y, P
   }
 }
 
-void LinfVjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx, double* dr) {
+[[gnu::always_inline]] inline void LinfVjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx, double* dr) {
   if (sphere) {
     const double m = MaxAbs(x, n);
     if (m < r) {
       const int64_t k = FirstArgMaxAbs(x, n, m);
-      for (int64_t i = 0; i < n; ++i)
-        if (i != k) dx[i] += v[i];
-      if (dr) *dr += x[k] < 0 ? -v[k] : v[k];
+      std::copy(v, v + n, dx);
+      dx[k] = 0;
+      if (dr) *dr = x[k] < 0 ? -v[k] : v[k];
       return;
     }
   }
-  double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t i = 0; i < n; ++i) {
-    const double free = static_cast<double>(std::abs(x[i]) < r);  // 1 free, 0 clamped
-    dx[i] += free * v[i];
-    sum += (1 - free) * std::copysign(1.0, x[i]) * v[i];
-  }
-  if (dr) *dr += sum;
+  // Free coordinates (|x_i| < r) pass v_i through; clamped ones (y_i = ±r) feed dL/dr.
+  for (int64_t i = 0; i < n; ++i) dx[i] = static_cast<double>(std::abs(x[i]) < r) * v[i];
+  const double sum = LaneSum(n, [&](int64_t i) {
+    return static_cast<double>(std::abs(x[i]) >= r) * std::copysign(1.0, x[i]) * v[i];
+  });
+  if (dr) *dr = sum;
 }
 
 }  // namespace
@@ -319,7 +308,8 @@ double SimplexThreshold(const double* x, int64_t dim, double radius, bool use_ab
   return use_abs ? Threshold<true>(x, dim, radius) : Threshold<false>(x, dim, radius);
 }
 
-void Project(ProjectionSet set, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
+DDN_TARGET_CLONES void Project(ProjectionSet set, const double* x, int64_t n, double r, double* y,
+                               ProblemStatus* status) {
   if (n < 1) throw InvalidInput("projection of an empty vector");
   if (!(r > 0) || !std::isfinite(r)) {
     throw InvalidInput("projection radius must be finite and > 0, got " + FormatDouble(r));
@@ -355,8 +345,8 @@ void Project(ProjectionSet set, const double* x, int64_t n, double r, double* y,
   }
 }
 
-void ProjectVjp(ProjectionSet set, const double* x, const double* y, int64_t n, double r, const double* v, double* dx,
-                double* dr) {
+DDN_TARGET_CLONES void ProjectVjp(ProjectionSet set, const double* x, const double* y, int64_t n, double r,
+                                  const double* v, double* dx, double* dr) {
   switch (set) {
     case ProjectionSet::kSimplex:
     case ProjectionSet::kL1Sphere:

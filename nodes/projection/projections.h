@@ -51,7 +51,7 @@
 //   ProjectionSet set = ParseProjectionSet("l1_ball");
 //   ProblemStatus status;
 //   Project(set, x, D, r, y, &status);
-//   ProjectVjp(set, x, y, D, r, v, dx, &dr);   // dx += vᵀ∂y/∂x, dr += vᵀ∂y/∂r (dr may be nullptr)
+//   ProjectVjp(set, x, y, D, r, v, dx, &dr);   // dx = vᵀ∂y/∂x, dr = vᵀ∂y/∂r (dr may be nullptr)
 //
 // These functions are thread-safe (they keep per-thread scratch buffers) and allocation-free after the
 // first call on a thread.
@@ -79,7 +79,8 @@ bool IsConvex(ProjectionSet set);
 // (may be nullptr) as described above.
 void Project(ProjectionSet set, const double* x, int64_t dim, double radius, double* y, ProblemStatus* status);
 
-// dx += vᵀ ∂y/∂x and, if dradius is given, *dradius += vᵀ ∂y/∂r, at the y that Project returned for x.
+// dx = vᵀ ∂y/∂x (every element written) and, if dradius is given, *dradius = vᵀ ∂y/∂r, at the y that
+// Project returned for x.
 void ProjectVjp(ProjectionSet set, const double* x, const double* y, int64_t dim, double radius, const double* v,
                 double* dx, double* dradius);
 
