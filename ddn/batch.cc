@@ -276,7 +276,8 @@ TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& o
   const std::vector<const Tensor*> in_tensors = InputTensors(node, inputs);
   for (const auto& [name, g] : grad_outputs) {
     const int o = spec.OutputIndex(name);
-    if (o < 0) throw InvalidInput("grad_outputs names '" + name + "', which is not an output of node '" + spec.name + "'");
+    if (o < 0)
+      throw InvalidInput("grad_outputs names '" + name + "', which is not an output of node '" + spec.name + "'");
     Shape want{batch};
     for (int64_t d : proto.output_shapes[o]) want.push_back(d);
     if (g.shape() != want) {
@@ -288,12 +289,13 @@ TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& o
   std::vector<Tensor> zeros(spec.outputs.size());
   for (size_t o = 0; o < spec.outputs.size(); ++o) {
     auto it = outputs.find(spec.outputs[o].name);
-    if (it == outputs.end()) throw InvalidInput("backward needs output '" + spec.outputs[o].name + "' of the forward pass");
+    if (it == outputs.end())
+      throw InvalidInput("backward needs output '" + spec.outputs[o].name + "' of the forward pass");
     Shape want{batch};
     for (int64_t d : proto.output_shapes[o]) want.push_back(d);
     if (it->second.shape() != want) {
-      throw InvalidInput("output '" + spec.outputs[o].name + "' given to backward must have shape " + ShapeString(want) +
-                         ", got " + ShapeString(it->second.shape()));
+      throw InvalidInput("output '" + spec.outputs[o].name + "' given to backward must have shape " +
+                         ShapeString(want) + ", got " + ShapeString(it->second.shape()));
     }
     out_tensors.push_back(&it->second);
     auto g = grad_outputs.find(spec.outputs[o].name);

@@ -108,6 +108,35 @@ TEST(Batch, ResultsIdenticalWhateverTheThreadCount) {
             Backward(*node, in, b.outputs, {{"y", v}}, &sb, two).at("x").values());
 }
 
+TEST(Batch, BackwardRejectsBadRequestsNamingThem) {
+  auto node = MakeNode("pseudo_huber_mean");
+  const TensorMap in{{"x", Random({3, 4}, 7)}};
+  const ForwardResult fwd = Forward(*node, in);
+  std::vector<ProblemStatus> st = fwd.status;
+  auto message = [&](const TensorMap& inputs, const TensorMap& outputs, const TensorMap& grads) -> std::string {
+    try {
+      Backward(*node, inputs, outputs, grads, &st);
+    } catch (const InvalidInput& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  Tensor v = Random({3}, 8);
+  EXPECT_NE(message(in, fwd.outputs, {{"y", Random({4}, 8)}}).find("grad_outputs 'y' must have the shape"),
+            std::string::npos);
+  EXPECT_NE(message(in, {{"y", Random({2}, 9)}}, {{"y", v}}).find("output 'y' given to backward must have shape"),
+            std::string::npos);
+  EXPECT_NE(message(in, {}, {{"y", v}}).find("backward needs output 'y'"), std::string::npos);
+  v[1] = NAN;
+  const std::string nan = message(in, fwd.outputs, {{"y", v}});
+  EXPECT_NE(nan.find("batch element 1: grad_outputs 'y' contains a non-finite value"), std::string::npos) << nan;
+  TensorMap bad = in;
+  bad["x"][6] = INFINITY;  // problem 1, index 2
+  const std::string inf = message(bad, fwd.outputs, {{"y", Random({3}, 8)}});
+  EXPECT_NE(inf.find("batch element 1: input 'x' contains a non-finite value (inf) at index 2"), std::string::npos)
+      << inf;
+}
+
 // ---- sphere_projection (equality) -----------------------------------------------------------------
 class SphereProjectionTest : public ::testing::TestWithParam<const char*> {};
 

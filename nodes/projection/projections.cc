@@ -131,7 +131,8 @@ double Threshold(const double* x, int64_t n, double r, double* l1 = nullptr) {
 
 // y = s ⊙ max(u − τ, 0) for the simplex (u = x, s = 1) or the L1 sets (u = |x|, s = sign x).
 template <bool kAbs>
-[[gnu::always_inline]] inline void ProjectSimplexLike(const double* x, int64_t n, double r, double tau, double* y, ProblemStatus* status) {
+[[gnu::always_inline]] inline void ProjectSimplexLike(const double* x, int64_t n, double r, double tau, double* y,
+                                                      ProblemStatus* status) {
   const double tol = kTieTolerance * (std::abs(tau) + r);
   // Two passes over the (cached) row: a store inside the sum would keep it from vectorising (aliasing).
   for (int64_t i = 0; i < n; ++i) {
@@ -155,10 +156,10 @@ template <bool kAbs>
 }
 
 // dx = vᵀ∂y/∂x, dr = vᵀ∂y/∂r on the support S = {y_i ≠ 0}, signs s_i = sign(y_i). Branch-free
-// (s_i ∈ {−1, 0, 1}, s_i² is the support indicator) so that both passes vectorise. For the L1 ball
-// (`ball_radius` > 0) the first pass also sums ‖x‖₁, and inside the ball dx = v.
-[[gnu::always_inline]] inline void SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v, double* dx, double* dr,
-                    double ball_radius = 0) {
+// (s_i ∈ {−1, 0, 1}, s_i² is the support indicator) so that the passes vectorise. For the L1 ball
+// (`ball_radius` > 0) ‖x‖₁ is summed too, and inside the ball dx = v.
+[[gnu::always_inline]] inline void SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v,
+                                                  double* dx, double* dr, double ball_radius = 0) {
   // s_i = sign(y_i): Σ s_i v_i, |S| = Σ s_i², ‖x‖₁ (three clean passes over the cached row).
   auto sign = [&](int64_t i) { return static_cast<double>(y[i] > 0) - static_cast<double>(y[i] < 0); };
   const double sum = LaneSum(n, [&](int64_t i) { return sign(i) * v[i]; });
@@ -179,7 +180,8 @@ template <bool kAbs>
 
 void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
 
-[[gnu::always_inline]] inline void ProjectL2(bool sphere, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
+[[gnu::always_inline]] inline void ProjectL2(bool sphere, const double* x, int64_t n, double r, double* y,
+                                             ProblemStatus* status) {
   const double norm = L2Norm(x, n);
   if (std::abs(norm - r) <= kTieTolerance * r && !sphere) {
     SetFlag(status, kDegenerate, "x is on the L2 sphere: the ball constraint is active with a zero multiplier");
@@ -199,7 +201,8 @@ void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
   for (int64_t i = 0; i < n; ++i) y[i] = scale * x[i];
 }
 
-[[gnu::always_inline]] inline void L2Vjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx, double* dr) {
+[[gnu::always_inline]] inline void L2Vjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx,
+                                         double* dr) {
   const double norm = L2Norm(x, n);
   if (!sphere && norm < r) {
     std::copy(v, v + n, dx);
@@ -212,14 +215,15 @@ void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
     return;
   }
   const double xv = LaneSum(n, [&](int64_t i) { return x[i] * v[i]; });
-  const double uv = xv / norm;            // uᵀv, u = x/‖x‖
-  const double scale = r / norm;          // r/‖x‖
-  const double c = scale * uv / norm;     // (r/‖x‖)·uᵀv/‖x‖
+  const double uv = xv / norm;         // uᵀv, u = x/‖x‖
+  const double scale = r / norm;       // r/‖x‖
+  const double c = scale * uv / norm;  // (r/‖x‖)·uᵀv/‖x‖
   for (int64_t i = 0; i < n; ++i) dx[i] = scale * v[i] - c * x[i];
   if (dr) *dr = uv;
 }
 
-[[gnu::always_inline]] inline void ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y, ProblemStatus* status) {
+[[gnu::always_inline]] inline void ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y,
+                                               ProblemStatus* status) {
   const double tol = kTieTolerance * r;
   if (sphere) {
     const double m = MaxAbs(x, n);
@@ -238,7 +242,8 @@ void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
   }
   for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(x[i], -r), r);
   const double at = LaneSum(n, [&](int64_t i) { return static_cast<double>(std::abs(std::abs(x[i]) - r) <= tol); });
-  const double beyond = sphere ? LaneSum(n, [&](int64_t i) { return static_cast<double>(std::abs(x[i]) >= r - tol); }) : 0.0;
+  const double beyond =
+      sphere ? LaneSum(n, [&](int64_t i) { return static_cast<double>(std::abs(x[i]) >= r - tol); }) : 0.0;
   if (sphere) {
     if (at > 0 && beyond > 1) {
       SetFlag(status, kDegenerate, "a coordinate is exactly at |x_i| = r: one-sided derivative (clamped)");
@@ -251,7 +256,8 @@ void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
   }
 }
 
-[[gnu::always_inline]] inline void LinfVjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx, double* dr) {
+[[gnu::always_inline]] inline void LinfVjp(bool sphere, const double* x, int64_t n, double r, const double* v,
+                                           double* dx, double* dr) {
   if (sphere) {
     const double m = MaxAbs(x, n);
     if (m < r) {

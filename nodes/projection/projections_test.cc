@@ -235,8 +235,9 @@ TEST(ProjectVjp, MatchesCentralDifferences) {
         const Vec x = Gaussian(&rng, n, scale);
         const Vec y = Proj(set, x, r);
         const Vec v = Gaussian(&rng, n, 1.0), d = Gaussian(&rng, n, 1.0);
-        Vec dx(n, 0.0);
-        double dr = 0;
+        // ProjectVjp assigns (the project node skips zeroing its gradients): start from NaN.
+        Vec dx(n, std::nan(""));
+        double dr = std::nan("");
         ProjectVjp(set, x.data(), y.data(), n, r, v.data(), dx.data(), &dr);
         const double h = 1e-6;
         Vec xp = x, xm = x;
