@@ -915,6 +915,7 @@ template <PenaltyKind K, bool kHessian, bool kWeighted>
                                                        double* g, double* M) {
   double f = 0, spsi = 0, gabs = 0, hsum = 0;
   double z2[kVectorBlock], wpsi[kVectorBlock], cw[kVectorBlock];
+  double* CR = R + d * kVectorBlock;
   for (int64_t k = 0; k < d; ++k) g[k] = 0;
   if (kHessian)
     for (int64_t k = 0; k < d * d; ++k) M[k] = 0;
@@ -950,11 +951,14 @@ template <PenaltyKind K, bool kHessian, bool kWeighted>
       for (int64_t j = 0; j < nb; ++j) gk += wpsi[j] * rk[j];
       g[k] += gk;
       if (!kHessian) continue;
+      double* crk = CR + k * kVectorBlock;  // c ⊙ r_k, so that each M(k, l) is one dot product
+#pragma omp simd
+      for (int64_t j = 0; j < nb; ++j) crk[j] = cw[j] * rk[j];
       for (int64_t l = 0; l <= k; ++l) {
         const double* rl = R + l * kVectorBlock;
         double mkl = 0;
 #pragma omp simd reduction(+ : mkl)
-        for (int64_t j = 0; j < nb; ++j) mkl += cw[j] * rk[j] * rl[j];
+        for (int64_t j = 0; j < nb; ++j) mkl += crk[j] * rl[j];
         M[k + l * d] += mkl;  // column-major (Eigen's default), lower triangle
       }
     }
@@ -983,7 +987,7 @@ void VectorPass(const VectorPoints& points, const double* y, VectorSums* S) {
   const int64_t d = p.d;
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
   thread_local std::vector<double> R;
-  R.resize(static_cast<size_t>(d * kVectorBlock));
+  R.resize(static_cast<size_t>(2 * d * kVectorBlock));  // residuals, then c ⊙ residuals
   S->g.resize(d);
   if (kHessian) S->M.resize(d, d);
   double* M = kHessian ? S->M.data() : nullptr;
@@ -1107,28 +1111,87 @@ double LocalAny(const VectorPoints& points, Eigen::VectorXd* y, int* iterations,
   }
 }
 
-// f(y) over the points i = 0, s, 2s, ... (s ≥ 1): a cheap score for choosing starts.
+// Scoring candidate starts: f(y) over a stride sample of at most kScoreSample·2 points (i = 0, s, 2s, ...),
+// stored by coordinate (d rows of m) once per problem; the loop runs over the sample's points (baseline and
+// AVX2+FMA copies as the passes).
+constexpr int64_t kScoreSample = 64;
+
+struct ScoreSample {
+  std::vector<double> cols, w;  // cols[k·m + j]
+  int64_t m = 0;
+};
+
+void BuildScoreSample(const VectorPoints& points, ScoreSample* S) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t stride = std::max<int64_t>(1, p.n / kScoreSample);
+  S->m = (p.n + stride - 1) / stride;  // < 2·kScoreSample
+  S->cols.resize(static_cast<size_t>(S->m * p.d));
+  S->w.resize(static_cast<size_t>(S->m));
+  for (int64_t j = 0; j < S->m; ++j) S->w[j] = Weight(p.w, j * stride);
+  for (int64_t k = 0; k < p.d; ++k)
+    for (int64_t j = 0; j < S->m; ++j) S->cols[k * S->m + j] = points.cols[k * p.n + j * stride];
+}
+
 template <PenaltyKind K>
-double SubsampleObjective(const PoolingProblem& p, const double* y, int64_t stride) {
-  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
-  double f = 0;
-  for (int64_t i = 0; i < p.n; i += stride) {
-    const double* xi = p.x + i * p.d;
-    double z2 = 0;
-    for (int64_t k = 0; k < p.d; ++k) z2 += (y[k] - xi[k]) * (y[k] - xi[k]);
-    f += Weight(p.w, i) * EvaluatePenalty<K>(std::sqrt(z2), p.alpha, inv_a2).phi;
+[[gnu::always_inline]] inline double ScoreLoop(const double* cols, const double* w, int64_t m, int64_t d,
+                                               const double* y, double alpha, double inv_a2) {
+  double z2[2 * kScoreSample];
+  for (int64_t j = 0; j < m; ++j) z2[j] = 0;
+  for (int64_t k = 0; k < d; ++k) {
+    const double* ck = cols + k * m;
+    const double yk = y[k];
+#pragma omp simd
+    for (int64_t j = 0; j < m; ++j) z2[j] += (yk - ck[j]) * (yk - ck[j]);
   }
+  double f = 0;
+#pragma omp simd reduction(+ : f)
+  for (int64_t j = 0; j < m; ++j) f += w[j] * EvaluatePenalty<K>(std::sqrt(z2[j]), alpha, inv_a2).phi;
   return f;
 }
 
-Eigen::VectorXd CoordinateMedian(const PoolingProblem& p) {
+template <PenaltyKind K>
+double ScoreBaseline(const double* cols, const double* w, int64_t m, int64_t d, const double* y, double alpha,
+                     double inv_a2) {
+  return ScoreLoop<K>(cols, w, m, d, y, alpha, inv_a2);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K>
+[[gnu::target("avx2,fma")]] double ScoreAvx2(const double* cols, const double* w, int64_t m, int64_t d,
+                                             const double* y, double alpha, double inv_a2) {
+  return ScoreLoop<K>(cols, w, m, d, y, alpha, inv_a2);
+}
+#endif
+
+template <PenaltyKind K>
+double SampleObjective(const PoolingProblem& p, const ScoreSample& S, const double* y) {
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return ScoreAvx2<K>(S.cols.data(), S.w.data(), S.m, p.d, y, p.alpha, inv_a2);
+#endif
+  return ScoreBaseline<K>(S.cols.data(), S.w.data(), S.m, p.d, y, p.alpha, inv_a2);
+}
+
+// The coordinate-wise (weighted, lower) median of a stride sample of at most kMedianSample points: a robust start
+// for the local solves, which need not be exact (N selections of N values cost more than the solve itself).
+constexpr int64_t kMedianSample = 64;
+
+Eigen::VectorXd CoordinateMedian(const VectorPoints& points) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t stride = std::max<int64_t>(1, p.n / kMedianSample);
+  thread_local std::vector<double> col, weights;
   Eigen::VectorXd m(p.d);
-  std::vector<double> col(p.n);
-  std::vector<double> cw;
   for (int64_t k = 0; k < p.d; ++k) {
-    for (int64_t i = 0; i < p.n; ++i) col[i] = p.x[i * p.d + k];
+    col.clear();
+    weights.clear();
+    for (int64_t i = 0; i < p.n; i += stride) {
+      col.push_back(points.cols[k * p.n + i]);
+      weights.push_back(Weight(p.w, i));
+    }
     PoolingProblem q = p;
     q.x = col.data();
+    q.w = p.w ? weights.data() : nullptr;
+    q.n = static_cast<int64_t>(col.size());
     q.d = 1;
     m[k] = WeightedMedian(q);
   }
@@ -1173,18 +1236,19 @@ void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, cons
     best = WeightedMeanVector(p);
     best_f = 0;
   } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
-    best = CoordinateMedian(p);
+    best = CoordinateMedian(points);
     best_f = LocalVector<K>(points, &best, &iterations);
   } else {
     // Starts: coordinate-wise median, weighted mean, and the data points of lowest f among a stride sample.
-    std::vector<Eigen::VectorXd> starts{CoordinateMedian(p), WeightedMeanVector(p)};
+    std::vector<Eigen::VectorXd> starts{CoordinateMedian(points), WeightedMeanVector(p)};
     const int64_t m = std::min<int64_t>(p.n, o.vector_candidates);
     std::vector<std::pair<double, int64_t>> scored;
-    const int64_t score_stride = std::max<int64_t>(1, p.n / 64);  // score against at most ~64 points
+    thread_local ScoreSample sample;
+    BuildScoreSample(points, &sample);
     for (int64_t c = 0; c < m; ++c) {
       const int64_t i = (c * p.n) / m;
       if (Weight(p.w, i) == 0) continue;
-      scored.push_back({SubsampleObjective<K>(p, p.x + i * d, score_stride), i});
+      scored.push_back({SampleObjective<K>(p, sample, p.x + i * d), i});
     }
     std::sort(scored.begin(), scored.end());
     for (int k = 0; k < o.vector_starts && k < static_cast<int>(scored.size()); ++k) {

@@ -13,7 +13,8 @@
 //                         Huber with no point inside |y − x_i| ≤ α at the root (f' = 0 on an interval, H = 0):
 //                         the midpoint of that interval, kAllOutliers | kNonUnique.
 //                         vector: Newton with an IRLS (Weiszfeld) fallback and a descent test, from the
-//                         coordinate-wise median; convex, so the local minimum is global.
+//                         coordinate-wise median of a stride sample of ≤ 64 points; convex, so the local
+//                         minimum is global.
 //   truncated_quadratic   scalar: exact global minimum by a sweep over the sorted points: between consecutive
 //                         breakpoints x_i ± α the inlier set is fixed and f is a quadratic whose minimiser is the
 //                         inliers' weighted mean; every kink of f is concave, so the global minimum is one of
@@ -32,8 +33,8 @@
 //                         cell shrinks below 1e-10·α unresolved (a degenerate stationary point), the best point
 //                         found is returned with kNotCertified. Distinct minima within 1e-12 (relative) of each
 //                         other: kNonUnique, the smallest y is returned.
-//                         vector: the best local minimum reached from the coordinate-wise median, the weighted
-//                         mean and the `vector_starts` data points of lowest objective (scored on a stride
+//                         vector: the best local minimum reached from the coordinate-wise median (of a stride
+//                         sample of ≤ 64 points), the weighted mean and the `vector_starts` data points of lowest objective (scored on a stride
 //                         sample of ≤ 64 points) among a stride sample of `vector_candidates` data points; a start
 //                         that comes within 1e-2·α of a minimum found before stops there. kNotCertified (no
 //                         global certificate in D > 1).
