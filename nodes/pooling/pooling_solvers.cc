@@ -174,6 +174,24 @@ double WeightedMedian(const PoolingProblem& p) {
   return pairs.back().first;
 }
 
+// The weighted median of a stride sample of at most 64 points: a start for Newton, which need not be exact
+// (selecting the median of all N points costs more than the solve).
+double SampleMedian(const PoolingProblem& p) {
+  const int64_t stride = std::max<int64_t>(1, p.n / 64);
+  thread_local std::vector<double> xs, ws;
+  xs.clear();
+  ws.clear();
+  for (int64_t i = 0; i < p.n; i += stride) {
+    xs.push_back(p.x[i]);
+    ws.push_back(Weight(p.w, i));
+  }
+  PoolingProblem q = p;
+  q.x = xs.data();
+  q.w = p.w ? ws.data() : nullptr;
+  q.n = static_cast<int64_t>(xs.size());
+  return WeightedMedian(q);
+}
+
 void MinMax(const PoolingProblem& p, double* lo, double* hi) {
   double a = p.x[0], b = p.x[0];
 #pragma omp simd reduction(min : a) reduction(max : b)
@@ -264,7 +282,7 @@ void SolveScalarConvex(const PoolingProblem& p, double* y_out, ProblemStatus* s)
     s->residual = 0;
     return;
   }
-  double y = std::clamp(WeightedMedian(p), lo, hi);
+  double y = std::clamp(SampleMedian(p), lo, hi);
   ScalarSums S;
   int iterations = 0;
   y = BracketedNewton<K>(p, lo, hi, y, &S, &iterations);

@@ -9,7 +9,7 @@
 // Forward (what is guaranteed):
 //   quadratic             the weighted mean (closed form, two-pass).
 //   pseudo_huber, huber   scalar: safeguarded Newton on f' bracketed by [min x, max x], started at the weighted
-//                         median, to machine precision; f' is monotone so the answer is the global minimum.
+//                         median of a stride sample of ≤ 64 points, to machine precision; f' is monotone so the answer is the global minimum.
 //                         Huber with no point inside |y − x_i| ≤ α at the root (f' = 0 on an interval, H = 0):
 //                         the midpoint of that interval, kAllOutliers | kNonUnique.
 //                         vector: Newton with an IRLS (Weiszfeld) fallback and a descent test, from the
