@@ -67,7 +67,7 @@ struct ProblemData {
   std::vector<double*> outputs;           // Solve writes, Backward reads
   std::vector<Shape> output_shapes;
   std::vector<const double*> grad_outputs;  // Backward only: v = dL/dy
-  std::vector<double*> grad_inputs;  // Backward only: dL/dx, zeroed; nullptr if not differentiable/omitted
+  std::vector<double*> grad_inputs;  // Backward only: dL/dx, zeroed (see BackwardAssigns); nullptr if not needed
 
   int64_t Dim(const std::string& symbol) const;
   int64_t InputSize(int i) const { return NumElements(input_shapes[i]); }
