@@ -1,8 +1,10 @@
 #include "apps/ddn/json_io.h"
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -229,9 +231,48 @@ TensorMap ParseTensorObject(const Json& request, const std::string& key, const s
 
 const std::vector<std::string> kRequestKeys = {"node", "params", "inputs", "grad_outputs"};
 
+// JSON allows an object to repeat a key and nlohmann keeps the last value; in a request ("x" given twice,
+// "params" twice) that is surely a mistake, so the parse callback refuses it, naming the key and its object.
+class DuplicateKeyCheck {
+ public:
+  bool operator()(int /*depth*/, Json::parse_event_t event, Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start:
+        frames_.push_back({{}, last_key_});
+        break;
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        if (!frames_.empty()) frames_.pop_back();
+        break;
+      case Json::parse_event_t::key: {
+        last_key_ = parsed.get<std::string>();
+        if (!frames_.empty() && !frames_.back().keys.insert(last_key_).second) {
+          const std::string& owner = frames_.back().name;
+          throw InvalidInput("JSON key '" + last_key_ + "' appears twice in " +
+                             (frames_.size() == 1 ? std::string("the request") : "object '" + owner + "'"));
+        }
+        break;
+      }
+      case Json::parse_event_t::value:
+        break;
+    }
+    return true;
+  }
+
+ private:
+  struct Frame {
+    std::set<std::string> keys;
+    std::string name;  // the key under which this object or array sits
+  };
+  std::vector<Frame> frames_;
+  std::string last_key_;
+};
+
 Json ParseJson(const std::string& text) {
   try {
-    return Json::parse(text);
+    DuplicateKeyCheck check;
+    return Json::parse(text, std::ref(check));
   } catch (const nlohmann::json::exception& e) {
     PathTracker tracker;
     Json::sax_parse(text, &tracker);

@@ -116,6 +116,21 @@ TEST(ParseJson, MalformedJsonSaysWhere) {
   EXPECT_INVALID(ParseJson("{} {}"), "malformed JSON");
 }
 
+TEST(ParseJson, DuplicateKeysAreRejectedNamingThem) {
+  auto message = [](const std::string& text) -> std::string {
+    try {
+      ParseJson(text);
+    } catch (const InvalidInput& e) {
+      return e.what();
+    }
+    return "(accepted)";
+  };
+  EXPECT_EQ(message(R"({"node": "project", "node": "robust_pool"})"), "JSON key 'node' appears twice in the request");
+  EXPECT_EQ(message(R"({"inputs": {"x": [[1]], "x": [[2]]}})"), "JSON key 'x' appears twice in object 'inputs'");
+  EXPECT_EQ(message(R"([{"a": 1}, {"a": 2}])"), "(accepted)");  // the same key in sibling objects is fine
+  EXPECT_EQ(message(R"({"p": {"a": 1}, "q": {"a": 2}})"), "(accepted)");
+}
+
 TEST(ParseJson, OverflowingNumbersNameTheInput) {
   EXPECT_INVALID(ParseJson("{\"node\": \"a\", \"inputs\": {\"x\": [[1, 1e999]]}}"), "input 'x'", "non-finite",
                  "1e999", "[0][1]");

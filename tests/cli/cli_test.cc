@@ -291,6 +291,8 @@ TEST(EvalBadRequest, MalformedJson) {
   ExpectError(Eval(""), 2, {"malformed JSON", "line 1"});
   ExpectError(Eval(R"({"node": "cli_test_mean", "inputs": {"x": [[NaN]]}})"), 2, {"malformed JSON"});
   ExpectError(Eval(R"({"node": "cli_test_mean"} trailing)"), 2, {"malformed JSON"});
+  ExpectError(Eval(R"({"node": "cli_test_mean", "inputs": {"x": [[1]], "x": [[2]]}})"), 2,
+              {"JSON key 'x' appears twice in object 'inputs'"});
 }
 
 TEST(EvalBadRequest, TopLevel) {
