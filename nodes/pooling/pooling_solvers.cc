@@ -558,8 +558,10 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, Bins* B) {
 // |y − x| ∈ [dist, uh] with dist = max(0, a − hi, lo − b) and uh = max(b − lo, hi − a); φ(dist) (rounded down
 // to the table grid) bounds its points' φ, and the minimum of φ'' over [dist, uh] (grid-rounded outwards) their
 // φ''. Branch-free, so that it vectorises (baseline and AVX2 copies as for the passes).
+// Over the bins k ≥ `first` (the AVX2 copy below does the tail, m mod 4 bins, with this loop).
 template <bool kCurvature>
-[[gnu::always_inline]] inline void BinBoundsLoop(const Bins& B, double a, double b, double* lb_f, double* lb_h) {
+[[gnu::always_inline]] inline void BinBoundsLoop(const Bins& B, double a, double b, double* lb_f, double* lb_h,
+                                                 int first = 0) {
   const double h = B.width, inv_h = 1.0 / h;
   const int kt = static_cast<int>(B.T0.size());
   const double shrink = 1 - 1e-12, grow = 1 + 1e-12;
@@ -572,7 +574,7 @@ template <bool kCurvature>
   const int m = static_cast<int>(B.W.size());
   double f = 0, c = 0;
 #pragma omp simd reduction(+ : f, c)
-  for (int k = 0; k < m; ++k) {
+  for (int k = first; k < m; ++k) {
     const double lo = LO[k], hi = HI[k];
     const double dist = std::max(0.0, std::max(a - hi, lo - b));
     const double kd = std::min(kmax, std::floor(dist * inv_h * shrink));
@@ -602,7 +604,7 @@ void BinBoundsBaseline(const Bins& B, double a, double b, double best_f, double*
 #if defined(__GNUC__) && defined(__x86_64__)
 // BinBoundsLoop written with AVX2 intrinsics, four bins at a time: GCC does not vectorise the table lookups
 // (gathers) inside a target("avx2") function, and the scalar loop mispredicts its selects. Same arithmetic,
-// same order within each lane; the tail (m mod 4 bins) goes through the scalar loop's formulas.
+// same order within each lane; the tail (m mod 4 bins) goes through the scalar loop.
 [[gnu::target("avx2,fma")]] void BinBoundsAvx2(const Bins& B, double a, double b, double best_f, double* lb_f,
                                                double* lb_h) {
   const double h = B.width, inv_h = 1.0 / h;
@@ -633,11 +635,8 @@ void BinBoundsBaseline(const Bins& B, double a, double b, double best_f, double*
     const __m256d t0 = DDN_GATHER(T0, kd);
     f4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), t0, f4);
   }
-  double f = 0;
-  for (int k = m4; k < m; ++k) {
-    const double dist = std::max(0.0, std::max(a - HI[k], LO[k] - b));
-    f += W[k] * T0[static_cast<int>(std::min(kmax, std::floor(dist * inv_h * (1 - 1e-12))))];
-  }
+  double f = 0, c = 0;
+  BinBoundsLoop<false>(B, a, b, &f, &c, m4);
   alignas(32) double lanes[4];
   _mm256_store_pd(lanes, f4);
   *lb_f = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + f;
@@ -658,17 +657,7 @@ void BinBoundsBaseline(const Bins& B, double a, double b, double best_f, double*
     const __m256d c2 = _mm256_blendv_pd(_mm256_blendv_pd(t_right, t_left, left), vc2min, contains);
     c4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), c2, c4);
   }
-  double c = 0;
-  for (int k = m4; k < m; ++k) {
-    const double lo = LO[k], hi = HI[k];
-    const double dist = std::max(0.0, std::max(a - hi, lo - b));
-    const double kd = std::min(kmax, std::floor(dist * inv_h * (1 - 1e-12)));
-    const double uh = std::max(b - lo, hi - a);
-    const double ku = std::min(kmax, std::ceil(uh * inv_h * (1 + 1e-12)));
-    const bool contains = kd * h <= z2 && z2 <= ku * h;
-    const double c2 = contains ? c2min : (ku * h < z2 ? T2[static_cast<int>(ku)] : T2[static_cast<int>(kd)]);
-    c += W[k] * c2;
-  }
+  BinBoundsLoop<true>(B, a, b, &f, &c, m4);
   _mm256_store_pd(lanes, c4);
   *lb_h = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + c;
 #undef DDN_LOWER_INDEX
