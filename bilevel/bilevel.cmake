@@ -13,6 +13,12 @@ target_include_directories(ddn_bilevel PRIVATE ${OpenCV_INCLUDE_DIRS})
 # The shipped data (datasets/tabular, datasets/images) for runs without file arguments; $DDN_DATA_DIR overrides.
 target_compile_definitions(ddn_bilevel PRIVATE DDN_BILEVEL_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
 
+# `ddn-bilevel`, next to `ddn` in ${CMAKE_BINARY_DIR}/bin: `ddn bilevel` runs it, so that `ddn` itself does not
+# load OpenCV's image codecs (bilevel/main.cc).
+add_executable(ddn_bilevel_cli ${CMAKE_CURRENT_LIST_DIR}/main.cc)
+target_link_libraries(ddn_bilevel_cli PRIVATE ddn_bilevel)
+set_target_properties(ddn_bilevel_cli PROPERTIES OUTPUT_NAME ddn-bilevel RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
+
 if(DDN_BUILD_TESTS)
   ddn_add_test(bilevel_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/bilevel_test.cc
