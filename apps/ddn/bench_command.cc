@@ -183,14 +183,8 @@ int RunBench(int argc, char** argv) {
          "fraction of far outliers in the first input of pooling-like nodes")
         ("seed", po::value<uint64_t>(&seed)->default_value(1), "seed of the random inputs");
     AddRunOptions(&options, &run);
-    po::options_description hidden;
-    hidden.add_options()("node", po::value<std::string>(&node_name), "node");
-    po::options_description all;
-    all.add(options).add(hidden);
-    po::positional_options_description positional;
-    positional.add("node", 1);
     po::variables_map vm;
-    ParseCommandLine(argc, argv, all, positional, &vm);
+    ParseNodeCommandLine(argc, argv, options, &node_name, &vm);
     if (vm.count("help")) {
       PrintHelp("ddn bench NODE [--param KEY=VALUE ...] --shape B,N[,D] [--runs R] [--threads N]"
                 " [--outliers F] [--seed S] [--generic]",

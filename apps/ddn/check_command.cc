@@ -34,14 +34,8 @@ int RunCheck(int argc, char** argv) {
         ("step", po::value<double>(&check.step)->default_value(1e-4),
          "finite-difference step h, relative to max(1, |x_j|)");
     AddRunOptions(&options, &check.run);
-    po::options_description hidden;
-    hidden.add_options()("node", po::value<std::string>(&node_name), "node");
-    po::options_description all;
-    all.add(options).add(hidden);
-    po::positional_options_description positional;
-    positional.add("node", 1);
     po::variables_map vm;
-    ParseCommandLine(argc, argv, all, positional, &vm);
+    ParseNodeCommandLine(argc, argv, options, &node_name, &vm);
     if (vm.count("help")) {
       PrintHelp("ddn check NODE [--param KEY=VALUE ...] [--seed S] [--tolerance T] [--step H] [--generic]"
                 " [--threads N]",

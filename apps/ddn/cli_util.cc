@@ -51,6 +51,17 @@ void ParseCommandLine(int argc, char** argv, const po::options_description& opti
   po::notify(*vm);
 }
 
+void ParseNodeCommandLine(int argc, char** argv, const po::options_description& options, std::string* node_name,
+                          po::variables_map* vm) {
+  po::options_description hidden;
+  hidden.add_options()("node", po::value<std::string>(node_name), "node");
+  po::options_description all;
+  all.add(options).add(hidden);
+  po::positional_options_description positional;
+  positional.add("node", 1);
+  ParseCommandLine(argc, argv, all, positional, vm);
+}
+
 void PrintHelp(const std::string& usage, const std::string& description, const po::options_description& options) {
   std::cout << "Usage: " << usage << "\n\n" << description << "\n\n" << options << std::flush;
 }

@@ -36,6 +36,11 @@ void ParseCommandLine(int argc, char** argv, const boost::program_options::optio
                       const boost::program_options::positional_options_description& positional,
                       boost::program_options::variables_map* vm);
 
+// ParseCommandLine for `ddn COMMAND NODE [options]` (check, bench): the one positional argument is the node's
+// name, stored in *node_name ("" if none was given).
+void ParseNodeCommandLine(int argc, char** argv, const boost::program_options::options_description& options,
+                          std::string* node_name, boost::program_options::variables_map* vm);
+
 // Prints "Usage: <usage>\n\n<description>\n\n<options>" on stdout.
 void PrintHelp(const std::string& usage, const std::string& description,
                const boost::program_options::options_description& options);
