@@ -24,9 +24,10 @@ std::string DimsString(const std::vector<std::string>& dims) {
   return s + ")";
 }
 
-// Runs body(b, &state) for b in [0, batch) on `threads` threads (static schedule), each thread with its own
-// copy of `state` (made once per thread, not once per problem); rethrows the first error (lowest batch
-// index) with its index.
+// Runs body(b, &state) for b in [0, batch) on `threads` threads, each thread with its own copy of `state`
+// (made once per thread, not once per problem); rethrows the first error (lowest batch index) with its index.
+// Guided schedule: problems can differ in cost (a non-convex pooling problem with more starts), and each
+// writes only its own slices, so results do not depend on which thread solves which problem.
 template <typename State, typename Body>
 void ParallelOverBatch(int64_t batch, int threads, const State& proto, Body body) {
   std::exception_ptr error;

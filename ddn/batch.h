@@ -2,7 +2,7 @@
 //
 // Forward and Backward check a request once for every node: input names, ranks, batch sizes, shape
 // symbols that must agree ("x is (B, N), w must be (B, N)"), an empty batch; then they call the node's
-// per-problem Solve/Backward on a static partition of the batch over threads, each problem's inputs
+// per-problem Solve/Backward over the threads (OpenMP, guided schedule), each problem's inputs
 // (and dL/dy) checked for NaN and Inf just before, on the same thread, while they are in cache. Problems
 // are independent and each writes only its own slice, so results are bit-identical whatever the
 // thread count. An exception thrown for one problem is rethrown after the parallel loop, prefixed
