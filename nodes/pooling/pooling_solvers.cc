@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "ddn/error.h"
+#include "ddn/lane_sum.h"
 #include "ddn/params.h"
 
 namespace ddn::pooling {
@@ -1300,9 +1301,13 @@ void ValidatePoolingProblem(const PoolingProblem& p) {
   if (!(p.alpha > 0) || !std::isfinite(p.alpha)) {
     throw InvalidInput("robust pooling: alpha must be a finite number > 0, got " + FormatDouble(p.alpha));
   }
-  for (int64_t i = 0; i < p.n * p.d; ++i) {
-    if (!std::isfinite(p.x[i])) {
-      throw InvalidInput("input 'x' contains a non-finite value at index " + std::to_string(i));
+  // x·0 sums to 0 iff every x is finite: a vectorised pass (ddn::Forward has checked already; direct callers
+  // of the solvers have not), then the slow search only to name the index.
+  if (LaneSum(p.n * p.d, [&](int64_t i) { return p.x[i] * 0.0; }) != 0.0) {
+    for (int64_t i = 0; i < p.n * p.d; ++i) {
+      if (!std::isfinite(p.x[i])) {
+        throw InvalidInput("input 'x' contains a non-finite value at index " + std::to_string(i));
+      }
     }
   }
   if (p.w) {
