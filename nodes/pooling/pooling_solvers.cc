@@ -560,19 +560,25 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, Bins* B) {
 // to the table grid) bounds its points' φ, and the minimum of φ'' over [dist, uh] (grid-rounded outwards) their
 // φ''. Branch-free, so that it vectorises (baseline and AVX2 copies as for the passes).
 // Over the bins k ≥ `first` (the AVX2 copy below does the tail, m mod 4 bins, with this loop).
+// The bins and tables as raw pointers and scalars, shared by the scalar loop and the AVX2 copy.
+struct BinView {
+  explicit BinView(const Bins& B)
+      : W(B.W.data()), LO(B.lo.data()), HI(B.hi.data()), T0(B.T0.data()), T2(B.T2.data()), h(B.width),
+        inv_h(1.0 / B.width), z2(B.z2), c2min(B.c2min), kmax(static_cast<double>(B.T0.size()) - 1),
+        m(static_cast<int>(B.W.size())) {}
+  const double *W, *LO, *HI, *T0, *T2;
+  double h, inv_h, z2, c2min, kmax;
+  int m;
+};
+
 template <bool kCurvature>
 [[gnu::always_inline]] inline void BinBoundsLoop(const Bins& B, double a, double b, double* lb_f, double* lb_h,
                                                  int first = 0) {
-  const double h = B.width, inv_h = 1.0 / h;
-  const int kt = static_cast<int>(B.T0.size());
+  const BinView v(B);
+  const double h = v.h, inv_h = v.inv_h, z2 = v.z2, c2min = v.c2min, kmax = v.kmax;
+  const double *W = v.W, *LO = v.LO, *HI = v.HI, *T0 = v.T0, *T2 = v.T2;
+  const int m = v.m;
   const double shrink = 1 - 1e-12, grow = 1 + 1e-12;
-  const double* W = B.W.data();
-  const double* LO = B.lo.data();
-  const double* HI = B.hi.data();
-  const double* T0 = B.T0.data();
-  const double* T2 = B.T2.data();
-  const double z2 = B.z2, c2min = B.c2min, kmax = kt - 1;
-  const int m = static_cast<int>(B.W.size());
   double f = 0, c = 0;
 #pragma omp simd reduction(+ : f, c)
   for (int k = first; k < m; ++k) {
@@ -608,15 +614,10 @@ void BinBoundsBaseline(const Bins& B, double a, double b, double best_f, double*
 // same order within each lane; the tail (m mod 4 bins) goes through the scalar loop.
 [[gnu::target("avx2,fma")]] void BinBoundsAvx2(const Bins& B, double a, double b, double best_f, double* lb_f,
                                                double* lb_h) {
-  const double h = B.width, inv_h = 1.0 / h;
-  const int kt = static_cast<int>(B.T0.size());
-  const double* W = B.W.data();
-  const double* LO = B.lo.data();
-  const double* HI = B.hi.data();
-  const double* T0 = B.T0.data();
-  const double* T2 = B.T2.data();
-  const double z2 = B.z2, c2min = B.c2min, kmax = kt - 1;
-  const int m = static_cast<int>(B.W.size()), m4 = m - m % 4;
+  const BinView v(B);
+  const double h = v.h, inv_h = v.inv_h, z2 = v.z2, c2min = v.c2min, kmax = v.kmax;
+  const double *W = v.W, *LO = v.LO, *HI = v.HI, *T0 = v.T0, *T2 = v.T2;
+  const int m = v.m, m4 = m - m % 4;
   const __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b), zero = _mm256_setzero_pd();
   const __m256d scale_down = _mm256_set1_pd(inv_h * (1 - 1e-12)), scale_up = _mm256_set1_pd(inv_h * (1 + 1e-12));
   const __m256d vkmax = _mm256_set1_pd(kmax), vh = _mm256_set1_pd(h), vz2 = _mm256_set1_pd(z2);
