@@ -11,7 +11,7 @@
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
-  // Errors are one line on stderr (DESIGN.md §2): keep Ceres' glog warnings off it, unless asked.
+  // Errors are one line on stderr (docs/design.md §2): keep Ceres' glog warnings off it, unless asked.
   if (!std::getenv("DDN_LOG")) FLAGS_minloglevel = google::GLOG_FATAL;
   return ddn::bilevel::RunBilevelCommand(argc, argv, std::cout, std::cerr);
 }

@@ -8,8 +8,8 @@
 //                    augmented Lagrangian  f + λᵀh + ρ/2‖h‖² + 1/(2ρ) Σ_k (max(0, μ_k + ρ g_k)² − μ_k²)
 //                    when constrained (Nocedal & Wright §17.4), followed by a Newton polish on the KKT
 //                    conditions of the identified active set with exact second derivatives, which drives
-//                    the optimality residual to machine precision (gradients need it: DESIGN.md §1);
-//   GenericBackward  the implicit backward of DESIGN.md §1 / ddn/implicit.h: H, B, A, C by automatic
+//                    the optimality residual to machine precision (gradients need it: docs/design.md §1);
+//   GenericBackward  the implicit backward of docs/design.md §1 / ddn/implicit.h: H, B, A, C by automatic
 //                    differentiation (ceres::Jet for first derivatives, Jet<Jet> for second), term by term
 //                    when the objective is a sum of terms, then one KKT solve per problem.
 //

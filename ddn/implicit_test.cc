@@ -1,5 +1,5 @@
 // Tests of the implicit-differentiation core (implicit.h) on hand-made blocks: the VJP against the
-// explicit Jacobian formula of DESIGN.md §1, the KKT signs against a problem solved by hand, and the
+// explicit Jacobian formula of docs/design.md §1, the KKT signs against a problem solved by hand, and the
 // non-regular (singular) paths.
 #include "ddn/implicit.h"
 

@@ -3,7 +3,7 @@
 // An objective is written once, as a template over the scalar type T, and ddn evaluates it with
 //   T = double                                   (values; the forward solve's cost),
 //   T = ceres::Jet<double, K>                    (first derivatives: gradients, constraint Jacobians),
-//   T = ceres::Jet<ceres::Jet<double, M>, K>     (exact second derivatives: H and B of DESIGN.md §1).
+//   T = ceres::Jet<ceres::Jet<double, M>, K>     (exact second derivatives: H and B of docs/design.md §1).
 // Nested Jets break on mixed arithmetic with double (`x * 2.0`, `T(2.0)`, `1.0 / x`), on Eigen
 // reductions over nested-Jet matrices and on ceres/rotation.h. So, in objectives:
 //

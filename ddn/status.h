@@ -8,7 +8,7 @@
 //
 //   kNonRegular    H (or the KKT matrix) is singular or ill-conditioned at the solution, or A is rank
 //                  deficient: the gradient is the minimum-norm least-squares solution of the implicit
-//                  system (DESIGN.md §1), not a unique derivative.
+//                  system (docs/design.md §1), not a unique derivative.
 //   kDegenerate    an active inequality has a (near) zero multiplier, or more constraints are active
 //                  than there are variables: y(x) is not differentiable there; the gradient given is
 //                  the one of the active set as identified (one element of the generalised Jacobian).

@@ -5,7 +5,7 @@
 // its shape from the bound symbols. Values: the first input of a pooling-like node (one whose first
 // axis, N, does not appear in any output) is a Gaussian cluster per problem (centre ~ N(0, 1),
 // points ~ centre + N(0, 1)) with a fraction --outliers of far points (centre + a random direction
-// times U(5, 10)), like the reference workloads of DESIGN.md §3; other differentiable inputs are
+// times U(5, 10)), like the reference workloads of docs/design.md §3; other differentiable inputs are
 // N(0, 1); non-differentiable inputs (weights, sizes) are U(0.5, 1.5). Optional inputs are omitted.
 // grad_outputs are N(0, 1). Inputs are built once (same seed, same inputs) and are not timed.
 //

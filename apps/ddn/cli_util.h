@@ -1,6 +1,6 @@
 // apps/ddn/cli_util.h: what every `ddn` subcommand shares.
 //
-// Exit codes and errors (DESIGN.md §2): a subcommand's body runs inside RunGuarded, which maps
+// Exit codes and errors (docs/design.md §2): a subcommand's body runs inside RunGuarded, which maps
 //   ddn::InvalidInput, bad command-line options     → exit 2 (kExitBadInput)
 //   ddn::NumericalFailure, other runtime failures   → exit 1 (kExitNumericalFailure)
 // and prints exactly one line on stderr, "ddn <command>: <message>", with any newline of the message

@@ -1,4 +1,4 @@
-// `ddn eval [FILE|-]`: one JSON request in, one JSON result out (DESIGN.md §2; format in json_io.h).
+// `ddn eval [FILE|-]`: one JSON request in, one JSON result out (docs/design.md §2; format in json_io.h).
 #include <cctype>
 #include <cerrno>
 #include <cstring>

@@ -1,4 +1,4 @@
-// apps/ddn/json_io.h: the JSON side of the `ddn` CLI (DESIGN.md §2), in one place.
+// apps/ddn/json_io.h: the JSON side of the `ddn` CLI (docs/design.md §2), in one place.
 //
 // What. `ddn eval` reads one request and writes one result:
 //

@@ -49,7 +49,7 @@ int UnknownCommand(const std::string& name) {
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
-  // Errors are one line on stderr (DESIGN.md §2): keep Ceres' glog warnings off it, unless asked.
+  // Errors are one line on stderr (docs/design.md §2): keep Ceres' glog warnings off it, unless asked.
   if (!std::getenv("DDN_LOG")) FLAGS_minloglevel = google::GLOG_FATAL;
   if (argc < 2) {
     std::cerr << "ddn: no command given (see ddn --help)" << std::endl;

@@ -1,7 +1,7 @@
 // nodes/pooling/penalties.h: the robust penalties φ(z; α) of robust pooling.
 //
 // Robust pooling computes y = argmin_y Σ_i w_i φ(y − x_i; α) (scalar) or Σ_i w_i φ(‖y − x_i‖; α) (vector).
-// The penalties, with u = (z/α)², α > 0 (DESIGN.md §2 for the first five, which follow the reference library):
+// The penalties, with u = (z/α)², α > 0 (docs/design.md §2 for the first five, which follow the reference library):
 //
 //   quadratic            ½z²                                 φ' = z             φ'' = 1
 //   pseudo_huber         α²(√(1+u) − 1) = z²/(1 + √(1+u))    φ' = z/√(1+u)      φ'' = (1+u)^(−3/2)

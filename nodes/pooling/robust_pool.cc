@@ -1,4 +1,4 @@
-// The robust pooling nodes (DESIGN.md §2):
+// The robust pooling nodes (docs/design.md §2):
 //
 //   robust_pool         x (B, N), optional w (B, N)     → y (B)     y = argmin_y Σ_i w_i φ(y − x_i; α)
 //   robust_vector_pool  x (B, N, D), optional w (B, N)  → y (B, D)  y = argmin_y Σ_i w_i φ(‖y − x_i‖; α)

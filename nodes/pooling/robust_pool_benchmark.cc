@@ -1,4 +1,4 @@
-// Benchmarks of robust pooling on the workloads of DESIGN.md §3: forward + backward of one batch through
+// Benchmarks of robust pooling on the workloads of docs/design.md §3: forward + backward of one batch through
 // ddn::Forward / ddn::Backward (all cores), double precision.
 //
 //   robust_pool        x (1024, 1024), α = 1, every penalty

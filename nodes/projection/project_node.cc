@@ -1,5 +1,5 @@
 // The `project` node: y = argmin_y ½‖y − x‖² s.t. y ∈ S(r), S one of the Lp balls and spheres or the
-// simplex (DESIGN.md §2). Forward and backward are the exact ones of projections.h; the declarative form
+// simplex (docs/design.md §2). Forward and backward are the exact ones of projections.h; the declarative form
 // below (objective + constraints) gives the generic Ceres forward and the implicit backward, which the
 // tests hold against them.
 //

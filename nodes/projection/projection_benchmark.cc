@@ -1,4 +1,4 @@
-// Forward + backward of the projection nodes on x (1024, 1024) Gaussian, radius 1 (DESIGN.md §3):
+// Forward + backward of the projection nodes on x (1024, 1024) Gaussian, radius 1 (docs/design.md §3):
 //
 //   BM_Node     through ddn::Forward / ddn::Backward (validation, batching over both cores, allocation of
 //               the output and gradient tensors): what a user of the library gets;

@@ -6,7 +6,7 @@
 //                                    or   c(y; θ) ≤ 0   (a region, kEquality = false)
 //
 // with the generic forward (Ceres augmented Lagrangian + Newton/KKT polish, ddn/declarative.h) and the
-// generic implicit backward (DESIGN.md §1) for free: gradients with respect to x and to any extra input
+// generic implicit backward (docs/design.md §1) for free: gradients with respect to x and to any extra input
 // θ you declare (semi-axes, exponents, centres: anything the constraint reads from `in`).
 //
 // A shape is a small class:

@@ -1,5 +1,5 @@
 // Runs the built `ddn` binaries with requests on stdin and checks exit codes, stdout JSON and that
-// every error is exactly one line on stderr naming the problem (DESIGN.md §2).
+// every error is exactly one line on stderr naming the problem (docs/design.md §2).
 //
 // DDN_TEST_CLI is the CLI with the test-only nodes of cli_test_nodes.cc (closed forms, failure
 // switches) plus every shipped node; DDN_SHIPPED_CLI is the `ddn` that ships.
