@@ -1,8 +1,7 @@
 #include "ddn/batch.h"
 
-#include <omp.h>
-
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
 #include <exception>
@@ -11,6 +10,7 @@
 
 #include "ddn/error.h"
 #include "ddn/lane_sum.h"
+#include "ddn/parallel.h"
 #include "ddn/params.h"
 
 namespace ddn {
@@ -24,23 +24,22 @@ std::string DimsString(const std::vector<std::string>& dims) {
   return s + ")";
 }
 
-// Runs body(b, &state) for b in [0, batch) on `threads` threads, each thread with its own copy of `state`
-// (made once per thread, not once per problem); rethrows the first error (lowest batch index) with its index.
-// Guided schedule: problems can differ in cost (a non-convex pooling problem with more starts), and each
-// writes only its own slices, so results do not depend on which thread solves which problem.
+// Runs body(b, &state) for b in [0, batch) on up to `threads` threads (ddn/parallel.h), each thread with its
+// own copy of `state` (made once per thread, not once per problem); rethrows the first error (lowest batch
+// index) with its index. Problems are handed out dynamically (they can differ in cost: a non-convex pooling
+// problem with more starts), and each writes only its own slices, so results do not depend on which thread
+// solves which problem.
 template <typename State, typename Body>
 void ParallelOverBatch(int64_t batch, int threads, const State& proto, Body body) {
   std::exception_ptr error;
   int64_t error_index = -1;
   std::mutex mutex;
-  const int nthreads = threads > 0 ? threads : omp_get_max_threads();
-#pragma omp parallel num_threads(nthreads)
-  {
-    State state = proto;
-#pragma omp for schedule(guided)
-    for (int64_t b = 0; b < batch; ++b) {
+  std::vector<State> states(ResolveThreadCount(threads, batch), proto);
+  ParallelFor(batch, threads, 1, [&](int64_t begin, int64_t end, int worker) {
+    State* state = &states[worker];
+    for (int64_t b = begin; b < end; ++b) {
       try {
-        body(b, &state);
+        body(b, state);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex);
         if (error_index < 0 || b < error_index) {
@@ -49,7 +48,7 @@ void ParallelOverBatch(int64_t batch, int threads, const State& proto, Body body
         }
       }
     }
-  }
+  });
   if (!error) return;
   const std::string prefix = batch > 1 ? "batch element " + std::to_string(error_index) + ": " : "";
   try {
@@ -107,10 +106,12 @@ bool AllFiniteParallel(const double* v, int64_t n) {
   constexpr int64_t kChunk = 1 << 15;
   if (n <= kChunk) return AllFinite(v, n);
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-  int bad = 0;
-#pragma omp parallel for schedule(static) reduction(| : bad)
-  for (int64_t c = 0; c < chunks; ++c) bad |= AllFinite(v + c * kChunk, std::min(kChunk, n - c * kChunk)) ? 0 : 1;
-  return bad == 0;
+  std::atomic<bool> bad{false};
+  ParallelFor(chunks, 0, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t c = begin; c < end; ++c)
+      if (!AllFinite(v + c * kChunk, std::min(kChunk, n - c * kChunk))) bad.store(true, std::memory_order_relaxed);
+  });
+  return !bad.load();
 }
 
 }  // namespace

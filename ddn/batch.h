@@ -2,7 +2,8 @@
 //
 // Forward and Backward check a request once for every node: input names, ranks, batch sizes, shape
 // symbols that must agree ("x is (B, N), w must be (B, N)"), an empty batch; then they call the node's
-// per-problem Solve/Backward over the threads (OpenMP, guided schedule), each problem's inputs
+// per-problem Solve/Backward over the threads (ddn/parallel.h: a pool whose idle threads sleep; problems
+// handed out dynamically), each problem's inputs
 // (and dL/dy) checked for NaN and Inf just before, on the same thread, while they are in cache. Problems
 // are independent and each writes only its own slice, so results are bit-identical whatever the
 // thread count. An exception thrown for one problem is rethrown after the parallel loop, prefixed
@@ -22,7 +23,7 @@ namespace ddn {
 using TensorMap = std::map<std::string, Tensor>;
 
 struct RunOptions {
-  int threads = 0;       // 0: all cores (OpenMP's default); 1: serial
+  int threads = 0;       // 0: all cores (ddn::DefaultThreadCount()); 1: serial; at most kMaxThreads
   bool generic = false;  // use the node's generic path (Ceres forward, implicit backward)
 };
 

@@ -18,7 +18,7 @@
 // bench therefore keeps freed memory (mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) like such a process;
 // DDN_BENCH_MALLOC_DEFAULTS=1 in the environment measures with glibc's defaults instead.
 #include <malloc.h>
-#include <omp.h>
+#include "ddn/parallel.h"
 
 #include <cstdlib>
 
@@ -255,7 +255,7 @@ int RunBench(int argc, char** argv) {
     }
     Json summary = head;
     summary["runs"] = runs;
-    summary["threads"] = run.threads > 0 ? run.threads : omp_get_max_threads();
+    summary["threads"] = ddn::ResolveThreadCount(run.threads, shape[0]);
     summary["generic"] = run.generic;
     summary["median_forward_ms"] = RoundMs(Median(forward_ms));
     summary["median_backward_ms"] = RoundMs(Median(backward_ms));

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "ddn/error.h"
+#include "ddn/parallel.h"
 
 namespace po = boost::program_options;
 
@@ -89,7 +90,10 @@ void AddRunOptions(po::options_description* options, RunOptions* run) {
 }
 
 void CheckRunOptions(const RunOptions& run) {
-  if (run.threads < 0) throw InvalidInput("--threads must be >= 0 (0: all cores), got " + std::to_string(run.threads));
+  if (run.threads < 0 || run.threads > kMaxThreads) {
+    throw InvalidInput("--threads must be between 0 (all cores) and " + std::to_string(kMaxThreads) + ", got " +
+                       std::to_string(run.threads));
+  }
 }
 
 }  // namespace ddn::cli

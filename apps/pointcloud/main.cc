@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <Eigen/Core>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cmath>
@@ -26,6 +25,7 @@
 #include "ddn/error.h"
 #include "ddn/graph/optim.h"
 #include "ddn/graph/random.h"
+#include "ddn/parallel.h"
 
 namespace po = boost::program_options;
 
@@ -206,9 +206,8 @@ double Evaluate(PointNet* net, const datasets::PointClouds& test, const Tensor& 
 
 int Run(const Setting& s) {
   const auto start = Clock::now();
-  // The dense layers are small (tens of columns): Eigen's threaded products only add synchronisation, and
-  // spin-waiting threads hurt badly on a loaded machine. robust_pool parallelises over its B·F problems.
-  Eigen::setNbThreads(1);
+  // --threads for everything: robust_pool's B·F problems and the dense layers' row blocks (ddn/parallel.h).
+  ddn::SetDefaultThreadCount(s.threads);
   datasets::ImageSet images;
   std::string source;
   if (s.synthetic > 0) {
@@ -366,7 +365,7 @@ int Main(int argc, char** argv) {
     ("point-widths", po::value(&point_widths), "widths of the shared per-point layers (default 32,64)")
     ("head-widths", po::value(&head_widths), "widths of the hidden layers after pooling (default 64)")
     ("seed", po::value(&s.seed)->default_value(1), "seed of the split, sampling, outliers and initialisation")
-    ("threads", po::value(&s.threads)->default_value(0), "threads of robust_pool's batch layer (0: all cores)")
+    ("threads", po::value(&s.threads)->default_value(0), "threads (0: all cores): robust_pool's batch and the dense layers")
     ("plot", po::value(&s.plot)->default_value("pointcloud_accuracy.png"), "PNG plot to write ('' for none)")
     ("save-dir", po::value(&s.save_dir), "save each trained network's parameters in this folder")
     ("json", "print the table as JSON on stdout");

@@ -3,10 +3,12 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/graph/random.h"
+#include "ddn/parallel.h"
 
 namespace ddn::graph {
 namespace {
@@ -18,6 +20,18 @@ using ConstMatrixMap = Eigen::Map<const RowMatrix>;
 int64_t LastDim(const Tensor& t) { return t.rank() == 0 ? 1 : t.dim(t.rank() - 1); }
 
 // The tensor as a matrix: one row per leading index, the last axis as columns.
+// Dense products over many rows (a per-point layer sees B·N rows) run in fixed blocks of rows spread over the
+// threads (ddn/parallel.h). The blocks do not depend on the thread count, so neither do the results.
+constexpr int64_t kRowBlock = 256;
+
+template <typename Body>
+void ForEachRowBlock(int64_t rows, Body body) {
+  const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+  ParallelFor(blocks, 0, 1, [&](int64_t begin, int64_t end, int) {
+    for (int64_t k = begin; k < end; ++k) body(k * kRowBlock, std::min(kRowBlock, rows - k * kRowBlock));
+  });
+}
+
 ConstMatrixMap AsMatrix(const Tensor& t) {
   const int64_t cols = LastDim(t);
   return ConstMatrixMap(t.data(), cols ? t.size() / cols : 0, cols);
@@ -72,10 +86,15 @@ Tensor Linear::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   }
   Shape shape = x.shape();
   shape.back() = out_;
-  Tensor y(shape);
+  Tensor y = Tensor::Uninitialized(shape);
+  const auto X = AsMatrix(x);
   auto Y = AsMatrix(y);
-  Y.noalias() = AsMatrix(x) * AsMatrix(weight_.value);
-  Y.rowwise() += Eigen::Map<const Eigen::RowVectorXd>(bias_.value.data(), out_);
+  const auto W = AsMatrix(weight_.value);
+  const Eigen::Map<const Eigen::RowVectorXd> bias(bias_.value.data(), out_);
+  ForEachRowBlock(X.rows(), [&](int64_t r, int64_t n) {
+    Y.middleRows(r, n).noalias() = X.middleRows(r, n) * W;
+    Y.middleRows(r, n).rowwise() += bias;
+  });
   return y;
 }
 
@@ -83,9 +102,23 @@ void Linear::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, c
                       const std::vector<Tensor*>& grad_inputs) {
   const auto X = AsMatrix(*inputs[0]);
   const auto G = AsMatrix(grad_output);
-  AsMatrix(weight_.grad).noalias() += X.transpose() * G;
-  MatrixMap(bias_.grad.data(), 1, out_) += G.colwise().sum();
-  if (grad_inputs[0]) AsMatrix(*grad_inputs[0]).noalias() += G * AsMatrix(weight_.value).transpose();
+  const auto W = AsMatrix(weight_.value);
+  // ḡW = Xᵀ ḡY and ḡb = ḡYᵀ 1 sum over rows: one partial sum per row block, added in block order.
+  const int64_t blocks = (X.rows() + kRowBlock - 1) / kRowBlock;
+  std::vector<RowMatrix> partial_w(blocks);
+  std::vector<Eigen::RowVectorXd> partial_b(blocks);
+  Tensor* gx = grad_inputs[0];
+  ForEachRowBlock(X.rows(), [&](int64_t r, int64_t n) {
+    partial_w[r / kRowBlock].noalias() = X.middleRows(r, n).transpose() * G.middleRows(r, n);
+    partial_b[r / kRowBlock] = G.middleRows(r, n).colwise().sum();
+    if (gx) AsMatrix(*gx).middleRows(r, n).noalias() += G.middleRows(r, n) * W.transpose();
+  });
+  auto GW = AsMatrix(weight_.grad);
+  Eigen::Map<Eigen::RowVectorXd> GB(bias_.grad.data(), out_);
+  for (int64_t k = 0; k < blocks; ++k) {
+    GW += partial_w[k];
+    GB += partial_b[k];
+  }
 }
 
 // ---- Relu --------------------------------------------------------------------------------------------

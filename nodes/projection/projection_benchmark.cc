@@ -2,7 +2,7 @@
 //
 //   BM_Node     through ddn::Forward / ddn::Backward (validation, batching over both cores, allocation of
 //               the output and gradient tensors): what a user of the library gets;
-//   BM_Kernel   the per-problem kernels of projections.h alone, OpenMP over the batch: the cost that is
+//   BM_Kernel   the per-problem kernels of projections.h alone, ddn::ParallelFor over the batch: the cost that is
 //               the projection's own.
 //
 //   projection_benchmark --benchmark_repetitions=5 [--benchmark_filter=l1_ball]
@@ -14,7 +14,7 @@
 // after its first iteration; set DDN_BENCH_MALLOC_DEFAULTS=1 to measure with glibc's defaults.
 #include <benchmark/benchmark.h>
 #include <malloc.h>
-#include <omp.h>
+#include "ddn/parallel.h"
 
 #include <cstdlib>
 #include <random>
@@ -58,13 +58,14 @@ void BM_Kernel(benchmark::State& state, const std::string& shape) {
   const ddn::Tensor x = Gaussian(batch, dim, 42), v = Gaussian(batch, dim, 43);
   ddn::Tensor y({batch, dim}), dx({batch, dim});
   for (auto _ : state) {
-#pragma omp parallel for schedule(static)
-    for (int64_t b = 0; b < batch; ++b) {
-      ddn::projection::Project(set, x.problem(b), dim, 1.0, y.problem(b), nullptr);
-      double* g = dx.problem(b);
-      for (int64_t i = 0; i < dim; ++i) g[i] = 0;
-      ddn::projection::ProjectVjp(set, x.problem(b), y.problem(b), dim, 1.0, v.problem(b), g, nullptr);
-    }
+    ddn::ParallelFor(batch, 0, 1, [&](int64_t begin, int64_t end, int) {
+      for (int64_t b = begin; b < end; ++b) {
+        ddn::projection::Project(set, x.problem(b), dim, 1.0, y.problem(b), nullptr);
+        double* g = dx.problem(b);
+        for (int64_t i = 0; i < dim; ++i) g[i] = 0;
+        ddn::projection::ProjectVjp(set, x.problem(b), y.problem(b), dim, 1.0, v.problem(b), g, nullptr);
+      }
+    });
     benchmark::DoNotOptimize(dx.data());
   }
   state.SetItemsProcessed(state.iterations() * batch * dim);
