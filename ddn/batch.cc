@@ -269,6 +269,16 @@ ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOption
 
 TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& outputs,
                    const TensorMap& grad_outputs, std::vector<ProblemStatus>* status, const RunOptions& options) {
+  if (!options.backward.implicit()) {
+    if (options.generic) {
+      throw InvalidInput("gradient mode '" + options.backward.ToString() +
+                         "' is not available on the generic path (its Ceres solve is not unrolled); use implicit");
+    }
+    if (!node.HasIterativeForward()) {
+      throw InvalidInput("gradient mode '" + options.backward.ToString() + "' needs a node with an iterative forward; '" +
+                         node.name() + "' has none (its only mode is implicit)");
+    }
+  }
   Dims dims;
   const int64_t batch = ValidateInputShapes(node, inputs, &dims);
   const NodeSpec& spec = node.spec();
@@ -328,6 +338,7 @@ TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& o
     PointAt(in_tensors, b, &p);
     for (size_t i = 0; i < p.inputs.size(); ++i)
       if (p.inputs[i]) RequireFiniteSlice(p.inputs[i], p.InputSize(static_cast<int>(i)), input_names[i]);
+    p.gradient_mode = options.backward;
     p.grad_outputs.resize(spec.outputs.size());
     p.grad_inputs.assign(spec.inputs.size(), nullptr);
     for (size_t o = 0; o < spec.outputs.size(); ++o) {

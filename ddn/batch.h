@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "ddn/gradient_mode.h"
 #include "ddn/node.h"
 #include "ddn/status.h"
 #include "ddn/tensor.h"
@@ -25,6 +26,7 @@ using TensorMap = std::map<std::string, Tensor>;
 struct RunOptions {
   int threads = 0;       // 0: all cores (ddn::DefaultThreadCount()); 1: serial; at most kMaxThreads
   bool generic = false;  // use the node's generic path (Ceres forward, implicit backward)
+  GradientMode backward;  // Backward only: implicit (default), unrolled or truncated:K (ddn/gradient_mode.h)
 };
 
 struct ForwardResult {

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "ddn/gradient_mode.h"
 #include "ddn/params.h"
 #include "ddn/status.h"
 #include "ddn/tensor.h"
@@ -68,6 +69,7 @@ struct ProblemData {
   std::vector<Shape> output_shapes;
   std::vector<const double*> grad_outputs;  // Backward only: v = dL/dy
   std::vector<double*> grad_inputs;  // Backward only: dL/dx, zeroed (see BackwardAssigns); nullptr if not needed
+  GradientMode gradient_mode;        // Backward only: implicit unless the node HasIterativeForward (gradient_mode.h)
 
   int64_t Dim(const std::string& symbol) const;
   int64_t InputSize(int i) const { return NumElements(input_shapes[i]); }
@@ -105,6 +107,9 @@ class Node {
   // engine then leaves them uninitialised instead of zeroing them first (a pass over memory that is a large
   // part of a projection's backward). GenericBackward always accumulates into zeroed arrays.
   virtual bool BackwardAssigns() const { return false; }
+  // True if the forward is an iteration whose steps Backward can differentiate (ddn/gradient_mode.h): the node
+  // then honours ProblemData::gradient_mode; ddn::Backward refuses unrolled and truncated modes otherwise.
+  virtual bool HasIterativeForward() const { return false; }
 
   // The general engine's forward (Ceres) and implicit backward, when the node has a declarative form.
   // Tests compare them with the specialised Solve/Backward.
