@@ -86,7 +86,12 @@ void AddRunOptions(po::options_description* options, RunOptions* run) {
       ("threads", po::value<int>(&run->threads)->default_value(0),
        "threads for the batch (0: all cores); results do not depend on it")
       ("generic", po::bool_switch(&run->generic),
-       "use the node's generic path (Ceres forward, implicit-function-theorem backward)");
+       "use the node's generic path (Ceres forward, implicit-function-theorem backward)")
+      ("backward", po::value<std::string>()->default_value("implicit")->notifier([run](const std::string& mode) {
+         run->backward = GradientMode::Parse(mode);
+       }),
+       "gradient mode: implicit (default), unrolled (through every iteration of the forward solve) or truncated:K "
+       "(through the last K); the last two only for nodes with an iterative forward (qp, deq_tanh)");
 }
 
 void CheckRunOptions(const RunOptions& run) {

@@ -6,7 +6,8 @@
 // and prints exactly one line on stderr, "ddn <command>: <message>", with any newline of the message
 // folded into the line. Nothing else is ever written to stderr by a subcommand.
 //
-// Options shared by eval, check and bench: `--param KEY=VALUE` (repeatable), `--threads N`, `--generic`.
+// Options shared by eval, check and bench: `--param KEY=VALUE` (repeatable), `--threads N`, `--generic`,
+// `--backward implicit|unrolled|truncated:K` (ddn/gradient_mode.h).
 #pragma once
 
 #include <functional>
@@ -49,7 +50,7 @@ void PrintHelp(const std::string& usage, const std::string& description,
 // or a key given twice.
 std::map<std::string, std::string> ParseParamAssignments(const std::vector<std::string>& assignments);
 
-// Adds --threads and --generic to `options`, bound to `run`.
+// Adds --threads, --generic and --backward to `options`, bound to `run`.
 void AddRunOptions(boost::program_options::options_description* options, RunOptions* run);
 // Throws InvalidInput if run.threads < 0.
 void CheckRunOptions(const RunOptions& run);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ddn/anderson.h"
 #include "ddn/error.h"
 #include "ddn/params.h"
 
@@ -14,26 +15,10 @@ namespace {
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-constexpr double kRhoScale = 1e-10;
+constexpr double kRhoScale = kAndersonRhoScale;
 constexpr int kStagnation = 30;
 
 VectorXd Cell(const MatrixXd& W, const VectorXd& x, const VectorXd& z) { return (W * z + x).array().tanh().matrix(); }
-
-// Anderson weights α over the columns of Gm (residuals), Σα = 1: (GᵀG + ρI)a = 1, α = a / Σa.
-VectorXd AndersonWeights(const MatrixXd& Gm, double rho_scale) {
-  const int c = static_cast<int>(Gm.cols());
-  MatrixXd M = Gm.transpose() * Gm;
-  const double rho = rho_scale * M.trace() / c + std::numeric_limits<double>::min();
-  M.diagonal().array() += rho;
-  const VectorXd a = M.ldlt().solve(VectorXd::Ones(c));
-  const double s = a.sum();
-  if (!(std::abs(s) > 0) || !a.allFinite()) {
-    VectorXd last = VectorXd::Zero(c);
-    last[c - 1] = 1.0;
-    return last;
-  }
-  return a / s;
-}
 
 }  // namespace
 
@@ -260,22 +245,9 @@ void DeqUnrolledVjp(const MatrixXd& W, const DeqTape& tape, int steps, const Vec
           zb[i] += st.alpha[j] * (1 - st.beta) * out;
           fb[i] += st.alpha[j] * st.beta * out;
         }
-        // α = a / Σa,  (M + ρI) a = 1,  M = GᵀG,  ρ = s·tr(M)/c.
         MatrixXd Gm(N, c);
         for (int j = 0; j < c; ++j) Gm.col(j) = tape.f[st.first + j] - tape.z[st.first + j];
-        MatrixXd M = Gm.transpose() * Gm;
-        const double rho = st.rho_scale * M.trace() / c + std::numeric_limits<double>::min();
-        M.diagonal().array() += rho;
-        const auto ldlt = M.ldlt();
-        const VectorXd a = ldlt.solve(VectorXd::Ones(c));
-        const double sum = a.sum();
-        if (!(std::abs(sum) > 0) || !a.allFinite()) break;  // the forward used the last iterate only
-        const VectorXd a_bar = (alpha_bar.array() - alpha_bar.dot(st.alpha)).matrix() / sum;
-        const VectorXd b = ldlt.solve(a_bar);
-        MatrixXd Mbar = -b * a.transpose();  // adjoint of (M + ρI)
-        const double tr = Mbar.trace();
-        Mbar.diagonal().array() += st.rho_scale * tr / c;  // through ρ = s·tr(M)/c
-        const MatrixXd Gbar = Gm * (Mbar + Mbar.transpose());
+        const MatrixXd Gbar = AndersonWeightsAdjoint(Gm, alpha_bar, st.rho_scale);
         for (int j = 0; j < c; ++j) {
           fb[st.first + j] += Gbar.col(j);
           zb[st.first + j] -= Gbar.col(j);
