@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -234,7 +235,7 @@ std::unique_ptr<Model> MakeModel(int depth, int features, const Setting& s) {
 }
 
 struct TrainResult {
-  double accuracy = 0, epoch_seconds = 0, peak_mb = 0, mean_iterations = 0, stored_mb = 0;
+  double accuracy = 0, epoch_seconds = 0, epoch_cpu_seconds = 0, peak_mb = 0, mean_iterations = 0, stored_mb = 0;
 };
 
 double Accuracy(Model* m, const Data& test, int batch) {
@@ -270,6 +271,7 @@ TrainResult Train(Model* m, const Data& train, const Data& test, const Setting& 
   const double rss_before = StatusMb("VmRSS");
   const bool can_reset = ResetPeak();
   double seconds = 0;
+  const std::clock_t cpu0 = std::clock();
   long iterations = 0, solves = 0;
   Tensor x, y;
   for (int e = 0; e < s.epochs; ++e) {
@@ -300,6 +302,7 @@ TrainResult Train(Model* m, const Data& train, const Data& test, const Setting& 
     progress.Finish(extra);
   }
   r.epoch_seconds = seconds / s.epochs;
+  r.epoch_cpu_seconds = static_cast<double>(std::clock() - cpu0) / CLOCKS_PER_SEC / s.epochs;
   r.peak_mb = can_reset ? StatusMb("VmHWM") - rss_before : -1;
   r.mean_iterations = static_cast<double>(iterations) / std::max(1L, solves);
   r.accuracy = Accuracy(m, test, s.batch_size);
@@ -432,11 +435,13 @@ int Run(const Setting& s) {
     j["models"] = nlohmann::json::array();
     for (size_t i = 0; i < results.size(); ++i) {
       j["models"].push_back({{"model", names[i]}, {"depth", depths[i]}, {"accuracy", results[i].accuracy},
-                             {"epoch_seconds", results[i].epoch_seconds}, {"peak_rss_mb", results[i].peak_mb},
+                             {"epoch_seconds", results[i].epoch_seconds},
+                             {"epoch_cpu_seconds", results[i].epoch_cpu_seconds}, {"peak_rss_mb", results[i].peak_mb},
                              {"stored_iterates_mb", results[i].stored_mb}});
     }
     j["models"].push_back({{"model", deq->name}, {"depth", deq_result.mean_iterations},
                            {"accuracy", deq_result.accuracy}, {"epoch_seconds", deq_result.epoch_seconds},
+                           {"epoch_cpu_seconds", deq_result.epoch_cpu_seconds},
                            {"peak_rss_mb", deq_result.peak_mb}, {"stored_iterates_mb", deq_result.stored_mb}});
     j["gradient_agreement"] = nlohmann::json::array();
     for (const auto& a : agreement) {
@@ -448,13 +453,14 @@ int Run(const Setting& s) {
     std::cout << j.dump(2) << std::endl;
   } else {
     std::printf("%s\n\n", subtitle);
-    std::printf("%-20s %8s %10s %10s %12s %12s\n", "model", "depth", "test acc", "s/epoch", "peak RSS MB", "stored MB");
-    for (size_t i = 0; i < results.size(); ++i) {
-      std::printf("%-20s %8.0f %9.1f%% %10.3f %12.2f %12.2f\n", names[i].c_str(), depths[i],
-                  100 * results[i].accuracy, results[i].epoch_seconds, results[i].peak_mb, results[i].stored_mb);
-    }
-    std::printf("%-20s %8.1f %9.1f%% %10.3f %12.2f %12.2f\n", deq->name.c_str(), deq_result.mean_iterations,
-                100 * deq_result.accuracy, deq_result.epoch_seconds, deq_result.peak_mb, deq_result.stored_mb);
+    std::printf("%-20s %8s %10s %10s %10s %12s %10s\n", "model", "depth", "test acc", "s/epoch", "cpu s/ep",
+                "peak RSS MB", "stored MB");
+    auto row = [](const std::string& name, double depth, const TrainResult& r) {
+      std::printf("%-20s %8.1f %9.1f%% %10.3f %10.3f %12.2f %10.2f\n", name.c_str(), depth, 100 * r.accuracy,
+                  r.epoch_seconds, r.epoch_cpu_seconds, r.peak_mb, r.stored_mb);
+    };
+    for (size_t i = 0; i < results.size(); ++i) row(names[i], depths[i], results[i]);
+    row(deq->name, deq_result.mean_iterations, deq_result);
     std::printf("(DEQ depth: mean forward iterations while training; stored: iterates kept for the backward pass)\n");
     std::printf("\n");
     std::printf("Gradient agreement on one batch of the trained DEQ: ||g - g_ref|| / ||g_ref||, g_ref implicit at 1e-12\n");

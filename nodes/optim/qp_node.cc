@@ -89,8 +89,6 @@ class QpNode : public Node {
   bool HasIterativeForward() const override { return true; }
   bool BackwardAssigns() const override { return true; }
 
-  void Validate(const ProblemData& p) const override { LoadQp(p); }
-
   void Solve(const ProblemData& p, ProblemStatus* status) const override {
     const QpData d = LoadQp(p);
     const QpSolution sol = SolveQp(d, options_, status);

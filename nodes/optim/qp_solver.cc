@@ -31,8 +31,12 @@ class NewtonSystem {
     lambda_ = &lambda;
     data_ = &d;
     D_ = lambda.cwiseQuotient(s);
+    // H = Q + Gᵀ D G, lower triangle only (what the Cholesky factorisation reads): a rank-m update by √D G.
     MatrixXd H = d.Q;
-    if (d.m() > 0) H.noalias() += d.G.transpose() * D_.asDiagonal() * d.G;
+    if (d.m() > 0) {
+      const MatrixXd scaled = D_.cwiseSqrt().asDiagonal() * d.G;
+      H.selfadjointView<Eigen::Lower>().rankUpdate(scaled.transpose());
+    }
     H_.compute(H);
     if (H_.info() != Eigen::Success) return false;
     if (d.p() > 0) {
