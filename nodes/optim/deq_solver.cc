@@ -20,6 +20,13 @@ constexpr int kStagnation = 30;
 
 VectorXd Cell(const MatrixXd& W, const VectorXd& x, const VectorXd& z) { return (W * z + x).array().tanh().matrix(); }
 
+// Why the iteration may have failed, for messages.
+std::string Contraction(const MatrixXd& W) {
+  const double norm = SpectralNormEstimate(W);
+  return "||W||_2 ~ " + FormatDouble(norm) +
+         (norm < 1 ? ": f is a contraction, more iterations would converge" : " >= 1: f may not be a contraction");
+}
+
 }  // namespace
 
 void DeqOptions::Validate() const {
@@ -81,7 +88,7 @@ DeqResult SolveDeq(const MatrixXd& W, const VectorXd& x, const DeqOptions& o, De
                            FormatDouble(res[best]) + " > tolerance " + FormatDouble(o.tolerance) + " after " +
                            std::to_string(zs.size() - 1) + " iterations" +
                            (o.fallbacks ? " of Anderson, Broyden and damped Picard" : " of Anderson") +
-                           " (no contraction? ||W||_2 ~ " + FormatDouble(SpectralNormEstimate(W)) + ")");
+                           " (" + Contraction(W) + ")");
   };
   if (push(VectorXd::Zero(N))) return finish("anderson");
   // 1. Anderson acceleration.
