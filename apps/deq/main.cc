@@ -13,7 +13,6 @@
 // passes as the forward tolerance varies, against the implicit gradient of a solve to 1e-12.
 // Output: tables (or --json) on stdout, a PNG plot (accuracy and memory vs depth), progress on stderr.
 #include <malloc.h>
-#include <omp.h>
 #include <unistd.h>
 
 #include <Eigen/Core>
@@ -39,6 +38,7 @@
 #include "ddn/graph/ops.h"
 #include "ddn/graph/optim.h"
 #include "ddn/graph/random.h"
+#include "ddn/parallel.h"
 
 namespace po = boost::program_options;
 
@@ -343,8 +343,7 @@ int Run(const Setting& s) {
   // memory follows what is alive; one thread by default (small matrices: threads only add synchronisation).
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-  omp_set_num_threads(s.threads);
-  Eigen::setNbThreads(s.threads);
+  ddn::SetDefaultThreadCount(s.threads);
   datasets::ImageSet images;
   std::string source;
   if (s.synthetic > 0) {
@@ -503,7 +502,7 @@ int Main(int argc, char** argv) {
     ("truncate", po::value(&s.truncate)->default_value(5), "K of the truncated:K gradient")
     ("max-norm", po::value(&s.max_norm)->default_value(0.9), "bound on ||W||_2 kept after every step (< 1)")
     ("seed", po::value(&s.seed)->default_value(1), "seed of the split, initialisation and shuffling")
-    ("threads", po::value(&s.threads)->default_value(1), "threads (OpenMP, Eigen)")
+    ("threads", po::value(&s.threads)->default_value(1), "threads of the dense layers and batched calls (ddn/parallel.h)")
     ("plot", po::value(&s.plot)->default_value("deq_depth.png"), "PNG plot to write ('' for none)")
     ("json", "print the results as JSON on stdout");
   // clang-format on
