@@ -13,6 +13,7 @@
 
 #include "bilevel/bilevel.h"
 #include "bilevel/csv.h"
+#include "bilevel/image_io.h"
 #include "bilevel/plot.h"
 #include "bilevel/tabular.h"
 #include "bilevel/tv_denoise.h"
@@ -313,6 +314,15 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
 
 std::string DefaultDataDir() {
   if (const char* env = std::getenv("DDN_DATA_DIR"); env && *env) return env;
+#ifdef DDN_BILEVEL_INSTALLED_DATA_DIR
+  // An installed ddn-bilevel: PREFIX/bin/ddn-bilevel and PREFIX/share/ddn/datasets.
+  std::error_code error;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (!error) {
+    const std::filesystem::path installed = exe.parent_path().parent_path() / DDN_BILEVEL_INSTALLED_DATA_DIR;
+    if (std::filesystem::is_directory(installed, error)) return installed.string();
+  }
+#endif
 #ifdef DDN_BILEVEL_DATA_DIR
   if (std::filesystem::is_directory(DDN_BILEVEL_DATA_DIR)) return DDN_BILEVEL_DATA_DIR;
 #endif
@@ -335,7 +345,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       ("val", po::value(&s.val), "validation CSV (same columns)")
       ("target", po::value(&s.target), "target column")
       ("dataset", po::value(&s.dataset), "shipped data set instead of --train/--val: diabetes, breast_cancer, digits")
-      ("data-dir", po::value(&s.data_dir), "folder with tabular/ and images/ (default: $DDN_DATA_DIR or the source tree's datasets/)")
+      ("data-dir", po::value(&s.data_dir), "folder with tabular/ and images/ (default: $DDN_DATA_DIR, an installed share/ddn/datasets, or the source tree's datasets/)")
       ("per-feature", po::bool_switch(&s.per_feature), "ridge: one lambda per feature (started from the best single lambda)")
       ("grid", po::value(&s.grid)->default_value(0), "also run a grid search over N log-spaced values and report both")
       ("plot", po::value(&s.plot), "write a PNG of the outer loss over the iterations (and over the hyperparameter)")

@@ -25,8 +25,9 @@ namespace ddn::bilevel {
 // argv[0] is the subcommand's name ("bilevel"); the rest are its arguments. Returns the exit code.
 int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& err);
 
-// The folder holding tabular/ and images/: $DDN_DATA_DIR if set, else the source tree's datasets/
-// folder if it exists (compiled in), else "datasets" relative to the working directory.
+// The folder holding tabular/ and images/: $DDN_DATA_DIR if set, else share/ddn/datasets next to the bin/ folder
+// of an installed ddn-bilevel, else the source tree's datasets/ folder if it exists (compiled in), else
+// "datasets" relative to the working directory.
 std::string DefaultDataDir();
 
 }  // namespace ddn::bilevel

@@ -14,6 +14,7 @@
 #include "bilevel/bilevel.h"
 #include "bilevel/csv.h"
 #include "bilevel/tabular.h"
+#include "bilevel/image_io.h"
 #include "bilevel/tv_denoise.h"
 #include "ddn/error.h"
 

@@ -43,11 +43,8 @@ struct Image {
   Eigen::VectorXd pixels;
 };
 
-// Reads an image file as grey (OpenCV), scaled to [0, 1]; if max_side > 0 and the image is larger,
-// downsamples it (area averaging) so that its longer side is max_side. Throws InvalidInput naming the file.
-Image LoadImage(const std::string& path, int max_side = 0);
-// Writes an image (values clipped to [0, 1]) as 8-bit grey; throws InvalidInput if it cannot.
-void SaveImage(const Image& image, const std::string& path);
+// Reading and writing image files (OpenCV): bilevel/image_io.h.
+
 // image + σ·N(0, 1) per pixel, from a seeded Mersenne twister (mt19937_64, Box–Muller): the same seed
 // gives the same noise on every platform.
 Image AddNoise(const Image& image, double sigma, uint64_t seed);

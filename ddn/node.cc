@@ -1,11 +1,13 @@
 #include "ddn/node.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 #include <random>
 
 #include "ddn/error.h"
+#include "ddn/registry_internal.h"
 
 namespace ddn {
 
@@ -58,15 +60,24 @@ namespace {
 struct Entry {
   NodeSpec spec;
   NodeFactory factory;
+  std::string origin;  // "built-in" or a plugin's path
 };
 std::map<std::string, Entry>& Registry() {
   static std::map<std::string, Entry> registry;
   return registry;
 }
+// Non-null while a plugin loads (internal::BeginStaging .. EndStaging): registrations are collected here.
+internal::Staging* staging = nullptr;
 }  // namespace
 
 bool RegisterNode(const NodeSpec& spec, NodeFactory factory) {
-  Registry()[spec.name] = Entry{spec, std::move(factory)};
+  if (staging) {
+    staging->nodes.push_back({spec, std::move(factory)});
+    return true;
+  }
+  if (Registry().count(spec.name))
+    throw InvalidInput("node '" + spec.name + "' is registered twice (two node libraries of this program define it)");
+  Registry().emplace(spec.name, Entry{spec, std::move(factory), "built-in"});
   return true;
 }
 
@@ -91,4 +102,48 @@ std::unique_ptr<Node> MakeNode(const std::string& name, const std::map<std::stri
   return Registry().at(name).factory(Params(name, spec.params, params));
 }
 
+std::string NodeOrigin(const std::string& name) {
+  GetNodeSpec(name);  // throws "unknown node"
+  return Registry().at(name).origin;
+}
+
+namespace internal {
+
+void BeginStaging(Staging* collect) { staging = collect; }
+void EndStaging() { staging = nullptr; }
+
+void CommitStaged(std::vector<StagedNode> nodes, const std::string& origin) {
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const std::string& name = nodes[i].spec.name;
+    for (size_t j = 0; j < i; ++j)
+      if (nodes[j].spec.name == name) throw InvalidInput("it defines node '" + name + "' twice");
+    auto it = Registry().find(name);
+    if (it != Registry().end()) {
+      const std::string& other = it->second.origin;
+      throw InvalidInput("its node '" + name + "' is already registered (" +
+                         (other == "built-in" ? other : "by plugin '" + other + "'") + ")");
+    }
+  }
+  for (auto& node : nodes) {
+    std::string name = node.spec.name;  // not the moved-from spec's
+    Registry().emplace(std::move(name), Entry{std::move(node.spec), std::move(node.factory), origin});
+  }
+}
+
+}  // namespace internal
+
 }  // namespace ddn
+
+extern "C" int ddn_registration_abi_matches(int abi_version, int cxx_stdlib_abi, const char* version) {
+  if (abi_version == DDN_ABI_VERSION && cxx_stdlib_abi == DDN_CXX_STDLIB_ABI) return 1;
+  const std::string mismatch = "it was built for ddn " + std::string(version ? version : "?") + " (ABI " +
+                               std::to_string(abi_version) + ", C++ library ABI " + std::to_string(cxx_stdlib_abi) +
+                               "), this is ddn " DDN_VERSION " (ABI " + std::to_string(DDN_ABI_VERSION) +
+                               ", C++ library ABI " + std::to_string(DDN_CXX_STDLIB_ABI) + "): rebuild it against this ddn";
+  if (ddn::staging) {
+    if (ddn::staging->abi_mismatch.empty()) ddn::staging->abi_mismatch = mismatch;
+  } else {
+    std::fprintf(stderr, "ddn: node code linked into this program: %s\n", mismatch.c_str());
+  }
+  return 0;
+}

@@ -32,6 +32,7 @@
 #include "ddn/params.h"
 #include "ddn/status.h"
 #include "ddn/tensor.h"
+#include "ddn/version.h"
 
 namespace ddn {
 
@@ -132,7 +133,9 @@ class Node {
 // ---- Registry ---------------------------------------------------------------------------------
 using NodeFactory = std::function<std::unique_ptr<Node>(const Params&)>;
 
-// Registers a node type. Returns true so it can initialise a static (see DDN_REGISTER_NODE).
+// Registers a node type. Returns true so it can initialise a static (see DDN_REGISTER_NODE). Throws
+// InvalidInput if the name is already registered. While a plugin loads, registrations are held back until
+// the loader has checked the plugin (ddn/plugin.h).
 bool RegisterNode(const NodeSpec& spec, NodeFactory factory);
 // Names of all registered nodes, sorted.
 std::vector<std::string> NodeNames();
@@ -140,13 +143,33 @@ std::vector<std::string> NodeNames();
 const NodeSpec& GetNodeSpec(const std::string& name);
 // Creates a node with validated parameters; throws InvalidInput.
 std::unique_ptr<Node> MakeNode(const std::string& name, const std::map<std::string, std::string>& params = {});
+// Where a registered node comes from: "built-in" for a node linked into the program, else the path of the
+// plugin that registered it (ddn/plugin.h). Throws InvalidInput for an unknown node.
+std::string NodeOrigin(const std::string& name);
 
 }  // namespace ddn
 
+// The C++ standard library's ABI a translation unit is compiled with (libstdc++'s dual ABI of std::string):
+// part of the binary interface checked before a node registers (below).
+#if defined(_GLIBCXX_USE_CXX11_ABI)
+#define DDN_CXX_STDLIB_ABI (_GLIBCXX_USE_CXX11_ABI + 1)
+#else
+#define DDN_CXX_STDLIB_ABI 0
+#endif
+
+// Called by DDN_REGISTER_NODE before anything else: 1 if node code compiled against ddn `version` with the
+// given ABI numbers (ddn/version.h) may register with this libddn, else 0 (the mismatch is recorded for the
+// plugin loader, which refuses the plugin; ddn/plugin.h). A C function, so that the check itself does not
+// depend on the ABI it checks.
+extern "C" int ddn_registration_abi_matches(int abi_version, int cxx_stdlib_abi, const char* version);
+
 // One line per node type, in its .cc file: DDN_REGISTER_NODE(MyNode). MyNode needs
-// `static ddn::NodeSpec Spec()` and a constructor taking `const ddn::Params&`.
-#define DDN_REGISTER_NODE(Class)                                                 \
-  static const bool ddn_registered_##Class [[maybe_unused]] = ::ddn::RegisterNode( \
-      Class::Spec(), [](const ::ddn::Params& p) -> std::unique_ptr<::ddn::Node> {  \
-        return std::make_unique<Class>(p);                                        \
+// `static ddn::NodeSpec Spec()` and a constructor taking `const ddn::Params&`. A name registered twice in one
+// program is an error: RegisterNode throws (for nodes linked in, at start-up: the program stops with the
+// message), and a plugin that brings a name already taken is refused (ddn/plugin.h).
+#define DDN_REGISTER_NODE(Class)                                                                          \
+  static const bool ddn_registered_##Class [[maybe_unused]] =                                             \
+      ::ddn_registration_abi_matches(DDN_ABI_VERSION, DDN_CXX_STDLIB_ABI, DDN_VERSION) &&                 \
+      ::ddn::RegisterNode(Class::Spec(), [](const ::ddn::Params& p) -> std::unique_ptr<::ddn::Node> {     \
+        return std::make_unique<Class>(p);                                                                 \
       })

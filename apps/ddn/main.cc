@@ -10,6 +10,8 @@
 
 #include "apps/ddn/cli_util.h"
 #include "apps/ddn/command.h"
+#include "ddn/error.h"
+#include "ddn/plugin.h"
 
 #ifndef DDN_VERSION
 #define DDN_VERSION "unknown"
@@ -18,7 +20,7 @@
 namespace {
 
 void PrintUsage() {
-  std::cout << "Usage: ddn COMMAND [options]\n\n"
+  std::cout << "Usage: ddn [--plugin LIB.so ...] COMMAND [options]\n\n"
                "ddn: deep declarative networks. Layers whose output is y(x) = argmin_y f(x, y) subject to\n"
                "constraints, differentiated by the implicit function theorem.\n\n"
                "Commands:\n";
@@ -27,7 +29,9 @@ void PrintUsage() {
     name.resize(std::max<size_t>(name.size() + 2, 10), ' ');
     std::cout << "  " << name << c.summary << "\n";
   }
-  std::cout << "\n`ddn COMMAND --help` (or `ddn help COMMAND`) describes a command.\n"
+  std::cout << "\n--plugin LIB.so (repeatable, before the command) loads a shared library of nodes, as do the paths\n"
+               "in $DDN_PLUGINS (separated by ':'); `ddn nodes` shows where each node comes from.\n"
+               "`ddn COMMAND --help` (or `ddn help COMMAND`) describes a command.\n"
                "Exit codes: 0 ok, 1 numerical failure, 2 bad input; errors are one line on stderr.\n"
             << std::flush;
 }
@@ -51,6 +55,30 @@ int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
   // Errors are one line on stderr (docs/design.md §2): keep Ceres' glog warnings off it, unless asked.
   if (!std::getenv("DDN_LOG")) FLAGS_minloglevel = google::GLOG_FATAL;
+  // Libraries of nodes (ddn/plugin.h): those of $DDN_PLUGINS, then each leading --plugin PATH.
+  int skip = 0;
+  try {
+    ddn::LoadPluginsFromEnvironment();
+    while (1 + skip < argc) {
+      const std::string arg = argv[1 + skip];
+      if (arg == "--plugin") {
+        if (2 + skip >= argc) throw ddn::InvalidInput("--plugin needs the path of a library of nodes");
+        ddn::LoadPlugin(argv[2 + skip]);
+        skip += 2;
+      } else if (arg.rfind("--plugin=", 0) == 0) {
+        ddn::LoadPlugin(arg.substr(9));
+        skip += 1;
+      } else {
+        break;
+      }
+    }
+  } catch (const ddn::InvalidInput& e) {
+    std::cerr << "ddn: " << ddn::cli::OneLine(e.what()) << std::endl;
+    return ddn::cli::kExitBadInput;
+  }
+  argv[skip] = argv[0];
+  argv += skip;
+  argc -= skip;
   if (argc < 2) {
     std::cerr << "ddn: no command given (see ddn --help)" << std::endl;
     return ddn::cli::kExitBadInput;

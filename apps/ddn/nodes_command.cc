@@ -20,6 +20,7 @@ std::string Pad(std::string s, size_t width) {
 
 void PrintNode(const NodeSpec& spec) {
   std::cout << spec.name << ": " << spec.summary << "\n";
+  std::cout << "  origin: " << NodeOrigin(spec.name) << "\n";
   std::cout << "  params:" << (spec.params.empty() ? " (none)" : "") << "\n";
   for (const auto& p : spec.params) {
     std::cout << "    " << Pad(p.name, 14) << Pad(p.type, 6) << Pad("= " + p.default_value, 16) << p.doc;
@@ -61,9 +62,10 @@ int RunNodes(int argc, char** argv) {
     ParseCommandLine(argc, argv, all, positional, &vm);
     if (vm.count("help")) {
       PrintHelp("ddn nodes [NODE...] [--json]",
-                "Lists every registered node (or the ones named): its parameters (name, type, default,\n"
-                "meaning, choices), its inputs and outputs with batch-first shapes such as (B, N), and\n"
-                "whether each input is differentiable or optional.",
+                "Lists every registered node (or the ones named): where it comes from (built-in, or the\n"
+                "path of the plugin that registered it: ddn --plugin LIB.so nodes), its parameters (name,\n"
+                "type, default, meaning, choices), its inputs and outputs with batch-first shapes such as\n"
+                "(B, N), and whether each input is differentiable or optional.",
                 options);
       return kExitOk;
     }
@@ -72,7 +74,11 @@ int RunNodes(int argc, char** argv) {
     for (const auto& n : names) specs.push_back(&GetNodeSpec(n));  // throws "unknown node"
     if (json) {
       Json list = Json::array();
-      for (const NodeSpec* s : specs) list.push_back(NodeSpecToJson(*s));
+      for (const NodeSpec* s : specs) {
+        Json node = NodeSpecToJson(*s);
+        node["origin"] = NodeOrigin(s->name);  // "built-in" or the plugin's path
+        list.push_back(std::move(node));
+      }
       Json out = Json::object();
       out["nodes"] = std::move(list);
       std::cout << out.dump() << std::endl;
