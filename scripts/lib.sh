@@ -9,12 +9,19 @@ DDN_BUILD=${DDN_BUILD:-$DDN_ROOT/build}
 # Debian packages the build, the tests and the demos need.
 DDN_PACKAGES=(
   build-essential cmake pkg-config
-  libceres-dev libeigen3-dev
+  libceres-dev libeigen3-dev libgoogle-glog-dev
   libopencv-dev opencv-doc
   libboost-program-options-dev
   nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev
+)
+
+# The PyTorch bridge (python/) and its tests: scripts/test installs these too, scripts/demo does not need them
+# (python3-torch alone is ~50 MB installed).
+DDN_PYTHON_PACKAGES=(
+  pybind11-dev python3-dev
+  python3-torch python3-numpy python3-pytest
 )
 
 ddn_install_packages() {
