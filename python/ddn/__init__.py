@@ -80,7 +80,7 @@ def _params_text(node, params):
 def check_cases(name, seed=1, **params):
     """The node's own gradient-check inputs, random and awkward ones (ties, constraint boundaries,
     near-singular Hessians): [(case name, {input name: float64 tensor})]."""
-    handle = _ddn.make_node(name, _params_text(name, params), 1, False)
+    handle = _ddn.make_node(name, _params_text(name, params), 1, False, "implicit")
     return [(case, {k: torch.from_numpy(v.copy()) for k, v in inputs.items()})
             for case, inputs in _ddn.check_cases(handle, seed)]
 
@@ -141,27 +141,30 @@ class _NodeFunction(torch.autograd.Function):
 class Node(torch.nn.Module):
     """A registered ddn node as a torch.nn.Module.
 
-    Node(name, threads=0, generic=False, **params): params by the node's parameter names (ddn.spec(name)),
-    as numbers, bools or strings; omitted ones take their defaults. `threads`: threads over the batch (0: all
-    cores or DDN_NUM_THREADS; results are identical for any count). `generic`: use the node's generic path
-    (Ceres forward, implicit backward) instead of its specialised solver.
+    Node(name, threads=0, generic=False, backward="implicit", **params): params by the node's parameter names
+    (ddn.spec(name)), as numbers, bools or strings; omitted ones take their defaults. `threads`: threads over
+    the batch (0: all cores or DDN_NUM_THREADS; results are identical for any count). `generic`: use the node's
+    generic path (Ceres forward, implicit backward) instead of its specialised solver. `backward`: "implicit"
+    (the implicit function theorem, every node), or for nodes with an iterative forward (qp, deq_tanh)
+    "unrolled" or "truncated:K" (reverse mode through all or the last K iterations; ddn/gradient_mode.h).
 
     Calling it with the inputs (positionally in the node's order, or by name) returns the output, or a tuple
     when the node has several. `status` is the list of per-problem ddn.Status of the last call, updated by its
     backward. The module has no learnable parameters; it pickles (and deep-copies) by name and parameters.
     """
 
-    def __init__(self, name, threads=0, generic=False, **params):
+    def __init__(self, name, threads=0, generic=False, backward="implicit", **params):
         super().__init__()
         self.node_name = name
         self.node_params = dict(params)
         self.threads = threads
         self.generic = generic
+        self.backward_mode = backward
         self._build()
 
     def _build(self):
         self._handle = _ddn.make_node(self.node_name, _params_text(self.node_name, self.node_params),
-                                      int(self.threads), bool(self.generic))
+                                      int(self.threads), bool(self.generic), str(self.backward_mode))
         self.spec = _ddn.node_spec(self.node_name)
         self._record = None
 

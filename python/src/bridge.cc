@@ -27,6 +27,7 @@
 
 #include "ddn/batch.h"
 #include "ddn/error.h"
+#include "ddn/gradient_mode.h"
 #include "ddn/node.h"
 #include "ddn/parallel.h"
 #include "ddn/plugin.h"
@@ -142,12 +143,15 @@ py::dict PluginToDict(const ddn::PluginInfo& info) {
 }
 
 std::shared_ptr<NodeHandle> MakeHandle(const std::string& name, const std::map<std::string, std::string>& params,
-                                       int threads, bool generic) {
+                                       int threads, bool generic, const std::string& backward) {
   ddn::ResolveThreadCount(threads, 1);  // InvalidInput outside 0..kMaxThreads
   auto handle = std::make_shared<NodeHandle>();
   handle->node = ddn::MakeNode(name, params);
   handle->run.threads = threads;
   handle->run.generic = generic;
+  handle->run.backward = ddn::GradientMode::Parse(backward);
+  if (!handle->run.backward.implicit() && !handle->node->HasIterativeForward())
+    throw ddn::InvalidInput("node '" + name + "' has only the implicit backward (backward='" + backward + "')");
   if (generic && !handle->node->HasGenericPath())
     throw ddn::InvalidInput("node '" + name + "' has no generic (Ceres) path");
   return handle;
@@ -240,10 +244,12 @@ PYBIND11_MODULE(_ddn, m) {
   py::class_<NodeHandle, std::shared_ptr<NodeHandle>>(m, "NodeHandle", "a node with validated parameters")
       .def_property_readonly("name", [](const NodeHandle& h) { return h.node->name(); })
       .def_property_readonly("threads", [](const NodeHandle& h) { return h.run.threads; })
-      .def_property_readonly("generic", [](const NodeHandle& h) { return h.run.generic; });
+      .def_property_readonly("generic", [](const NodeHandle& h) { return h.run.generic; })
+      .def_property_readonly("backward", [](const NodeHandle& h) { return h.run.backward.ToString(); });
 
   m.def("make_node", &MakeHandle, py::arg("name"), py::arg("params"), py::arg("threads") = 0,
-        py::arg("generic") = false, "a node by name with parameters given as strings");
+        py::arg("generic") = false, py::arg("backward") = "implicit",
+        "a node by name with parameters given as strings");
   m.def("forward", &Forward, py::arg("node"), py::arg("inputs"),
         "solve every problem: ({output: array}, Record); inputs by name, batch first");
   m.def("backward", &Backward, py::arg("node"), py::arg("record"), py::arg("grad_outputs"),

@@ -255,3 +255,25 @@ def test_pickles_deep_copies_and_trains_inside_a_model():
     assert losses[-1] < 0.5 * losses[0]
     with torch.no_grad():
         assert model(x).shape == (32, 1)
+
+
+# ---- gradient modes ----------------------------------------------------------------------------------------
+
+def test_backward_modes_of_an_iterative_node():
+    """deq_tanh's forward is an iteration: unrolled reverse mode through it agrees with the implicit gradient on a
+    converged solve; truncated to one step does not; nodes without an iterative forward refuse the other modes."""
+    torch.manual_seed(6)
+    x = torch.randn(2, 5, dtype=torch.float64)
+    w = 0.3 * torch.randn(2, 5, 5, dtype=torch.float64)
+    implicit = gradients(ddn.Node("deq_tanh"), x, w)
+    unrolled = gradients(ddn.Node("deq_tanh", backward="unrolled"), x, w)
+    truncated = gradients(ddn.Node("deq_tanh", backward="truncated:1"), x, w)
+    assert torch.equal(implicit[0], unrolled[0])
+    for a, b in zip(implicit[1], unrolled[1]):
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
+    assert (implicit[1][0] - truncated[1][0]).abs().max() > 1e-3
+    with pytest.raises(ValueError) as e:
+        ddn.Node("robust_pool", backward="unrolled")
+    assert "only the implicit backward" in one_line(e)
+    with pytest.raises(ValueError):
+        ddn.Node("deq_tanh", backward="sideways")
