@@ -209,11 +209,11 @@ bool Geometry(const T* q, T* centre, T* axes, T* angle) {
 
 }  // namespace
 
-void ValidateEllipseFit(const PointCloud& cloud) {
+void ValidateEllipseFit(const PointCloud& cloud, bool check_points) {
   if (cloud.d != 2) {
     throw InvalidInput("fit_ellipse: points must be 2-D, shape (B, N, 2), got D = " + std::to_string(cloud.d));
   }
-  const int64_t positive = internal::CheckCloud(cloud, "fit_ellipse");
+  const int64_t positive = internal::CheckCloud(cloud, "fit_ellipse", check_points);
   if (positive < 5) {
     throw InvalidInput("fit_ellipse: an ellipse needs at least 5 points with positive weight, got " +
                        std::to_string(positive));

@@ -84,7 +84,7 @@ class FitEllipse : public Node {
   }
   explicit FitEllipse(const Params&) : Node(Spec()) {}
 
-  void Validate(const ProblemData& p) const override { ValidateEllipseFit(CloudOf(p)); }
+  void Validate(const ProblemData& p) const override { ValidateEllipseFit(CloudOf(p), /*check_points=*/false); }
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
     SolveEllipseFit(CloudOf(p), p.outputs[0], s);
     Derive(p, s);

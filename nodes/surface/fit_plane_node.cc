@@ -91,7 +91,7 @@ class FitPlane : public Node {
         alpha_(p.RequirePositive("alpha")),
         form_(kind_, alpha_) {}
 
-  void Validate(const ProblemData& p) const override { ValidatePlaneFit(Problem(p)); }
+  void Validate(const ProblemData& p) const override { ValidatePlaneFit(Problem(p), /*check_points=*/false); }
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
     SolvePlaneFit(Problem(p), p.outputs[0], p.outputs[1], s);
   }

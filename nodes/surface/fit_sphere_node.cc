@@ -69,7 +69,7 @@ class FitSphere : public Node {
         alpha_(p.RequirePositive("alpha")),
         form_(kind_, alpha_) {}
 
-  void Validate(const ProblemData& p) const override { ValidateSphereFit(Problem(p)); }
+  void Validate(const ProblemData& p) const override { ValidateSphereFit(Problem(p), /*check_points=*/false); }
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
     SolveSphereFit(Problem(p), p.outputs[0], p.outputs[1], s);
   }

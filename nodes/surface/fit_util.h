@@ -15,6 +15,7 @@
 #include <Eigen/Dense>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "ddn/error.h"
@@ -75,15 +76,16 @@ Eigenpair<Dim> SmallestEigenpair(const typename Fixed<Dim>::Mat& S) {
   out.lambda1 = es.eigenvalues()[0];
   out.lambda2 = es.eigenvalues()[1];
   out.lambda_max = es.eigenvalues()[d - 1];
-  // One Riemannian Newton step on ½nᵀSn over the sphere.
-  const auto T = TangentBasis<Dim>(out.vector);
+  // One Riemannian Newton step on ½nᵀSn over the sphere, unless the eigen-residual is at rounding level already.
   const typename Fixed<Dim>::Vec Sn = S * out.vector;
   const double lambda = out.vector.dot(Sn);
-  const typename Fixed<Dim>::TVec g = T.transpose() * Sn;
-  typename Fixed<Dim>::TMat M = T.transpose() * S * T;
-  M.diagonal().array() -= lambda;
   const double scale = std::max(std::abs(out.lambda_max), std::abs(out.lambda1));
-  if (g.norm() > 0 && out.lambda2 - out.lambda1 > 1e-8 * scale) {
+  if ((Sn - lambda * out.vector).norm() > 4 * std::numeric_limits<double>::epsilon() * scale &&
+      out.lambda2 - out.lambda1 > 1e-8 * scale) {
+    const auto T = TangentBasis<Dim>(out.vector);
+    const typename Fixed<Dim>::TVec g = T.transpose() * Sn;
+    typename Fixed<Dim>::TMat M = T.transpose() * S * T;
+    M.diagonal().array() -= lambda;
     Eigen::LLT<typename Fixed<Dim>::TMat> llt(M);
     if (llt.info() == Eigen::Success) {
       const typename Fixed<Dim>::TVec z = -llt.solve(g);
@@ -114,10 +116,11 @@ bool SolveSymmetricPseudo(const MatK& K, const VecR& r, VecR* x, double rcond = 
   return regular;
 }
 
-// Checks the weights of a cloud (finite, ≥ 0) and the points (finite); returns the number of points with
-// positive weight. `node` names the node in messages.
-inline int64_t CheckCloud(const PointCloud& c, const std::string& node) {
-  for (int64_t k = 0; k < c.n * c.d; ++k) {
+// Checks the weights of a cloud (finite, ≥ 0) and, if `check_points`, the points (finite); returns the number of
+// points with positive weight. `node` names the node in messages. (The nodes' batch layer has checked every input
+// for NaN and Inf already: they pass check_points = false.)
+inline int64_t CheckCloud(const PointCloud& c, const std::string& node, bool check_points = true) {
+  for (int64_t k = 0; check_points && k < c.n * c.d; ++k) {
     if (!std::isfinite(c.points[k])) {
       throw InvalidInput(node + ": input 'points' has a non-finite value (" + FormatDouble(c.points[k]) +
                          ") at point " + std::to_string(k / c.d) + ", coordinate " + std::to_string(k % c.d));

@@ -26,7 +26,7 @@ void RobustFitOptions::Check() const {
   if (!(failure_residual > 0)) throw InvalidInput("RobustFitOptions: failure_residual must be > 0");
 }
 
-void ValidatePlaneFit(const PlaneFitProblem& q) {
+void ValidatePlaneFit(const PlaneFitProblem& q, bool check_points) {
   const PointCloud& c = q.cloud;
   if (c.d < 2) throw InvalidInput("fit_plane: points must have dimension D >= 2, got D = " + std::to_string(c.d));
   if (c.n < c.d) {
@@ -34,7 +34,7 @@ void ValidatePlaneFit(const PlaneFitProblem& q) {
                        std::to_string(c.d) + " points, got N = " + std::to_string(c.n));
   }
   if (!(q.alpha > 0) || !std::isfinite(q.alpha)) throw InvalidInput("fit_plane: alpha must be > 0");
-  const int64_t positive = internal::CheckCloud(c, "fit_plane");
+  const int64_t positive = internal::CheckCloud(c, "fit_plane", check_points);
   if (positive < c.d) {
     throw InvalidInput("fit_plane: a hyperplane in D = " + std::to_string(c.d) + " needs at least " +
                        std::to_string(c.d) + " points with positive weight, got " + std::to_string(positive));
@@ -83,6 +83,23 @@ struct Centred {
       c += w * Point(i);
     }
     c /= total_weight;
+  }
+  // The same and the weighted scatter Σ w (p − c)(p − c)ᵀ in one pass, from moments about the first point (for the
+  // backward, where a relative error of ~|c − p₀|²/spread² · ε in the scatter is harmless).
+  Centred(const PointCloud& cl, typename Fixed<Dim>::Mat* scatter)
+      : cloud(&cl), d(static_cast<int>(cl.d)), c(Vec::Zero(cl.d)) {
+    typename Fixed<Dim>::Mat second = Fixed<Dim>::Mat::Zero(d, d);
+    const Eigen::Map<const Vec> p0(cl.points, d);
+    for (int64_t i = 0; i < cl.n; ++i) {
+      const double w = WeightAt(cl, i);
+      const Vec u = Point(i) - p0;
+      total_weight += w;
+      c += w * u;
+      second.noalias() += w * u * u.transpose();
+    }
+    const Vec m = c / total_weight;
+    *scatter = second - total_weight * m * m.transpose();
+    c = p0 + m;
   }
   Eigen::Map<const Vec> Point(int64_t i) const { return Eigen::Map<const Vec>(cloud->points + i * d, d); }
   Vec Tilde(int64_t i) const { return Point(i) - c; }
@@ -234,33 +251,45 @@ LocalResult<Dim> LocalSolve(const Centred<Dim>& C, const PenaltyEval& pen, typen
     ++iterations;
     const double f0 = s.f;
     bool moved = false;
-    // Newton on the reduced system when the reduced Hessian is positive definite.
+    // Newton on the reduced system; where the reduced Hessian is not positive definite (a saddle region, or few
+    // points within reach of a huber-like penalty), the saddle-free variant: eigenvalues replaced by their magnitudes
+    // (floored at 1e-6 of the largest), with a backtracking line search on f.
     const typename Fixed<Dim>::Basis T = internal::TangentBasis<Dim>(n);
     const Mat M = ReducedHessian<Dim>(s, n, T);
-    Eigen::LLT<Mat> llt(M);
-    if (llt.info() == Eigen::Success) {
-      Vec rhs(d);
-      rhs.head(d - 1) = -(T.transpose() * s.g_n);
-      rhs[d - 1] = -s.g_e;
-      const Vec step = llt.solve(rhs);
-      if (step.allFinite()) {
-        for (double t = 1.0; t > 1e-6; t *= 0.5) {
-          const Vec n1 = (n + t * (T * step.head(d - 1))).normalized();
-          const double e1 = e + t * step[d - 1];
-          const PlaneSums<Dim> s1 = Sums<Dim>(C, pen, n1, e1, true);
-          const double tol = s.f_rounding + s1.f_rounding;
-          if (s1.f <= f0 + tol) {
-            // Descent, or a smaller residual where f only moves by rounding.
-            const double r1 = PlaneResidual<Dim>(s1, n1);
-            if (s1.f < f0 - tol || r1 < residual) {
-              n = n1;
-              e = e1;
-              s = s1;
-              residual = r1;
-              moved = true;
-            }
-            break;
+    const Eigen::SelfAdjointEigenSolver<Mat> es(M);
+    const double top = es.eigenvalues().cwiseAbs().maxCoeff();
+    if (top > 0 && std::isfinite(top)) {
+      Vec g(d);
+      g.head(d - 1) = T.transpose() * s.g_n;
+      g[d - 1] = s.g_e;
+      Vec coeff = es.eigenvectors().transpose() * g;
+      for (int j = 0; j < d; ++j) coeff[j] /= std::max(std::abs(es.eigenvalues()[j]), 1e-6 * top);
+      const Vec step = -(es.eigenvectors() * coeff);
+      const bool newton = es.eigenvalues()[0] > 1e-6 * top;
+      for (double t = 1.0; t > 1e-9 && step.allFinite(); t *= 0.5) {
+        const Vec n1 = (n + t * (T * step.head(d - 1))).normalized();
+        const double e1 = e + t * step[d - 1];
+        const PlaneSums<Dim> s1 = Sums<Dim>(C, pen, n1, e1, true);
+        const double tol = s.f_rounding + s1.f_rounding;
+        if (s1.f < f0 - tol) {
+          n = n1;
+          e = e1;
+          s = s1;
+          residual = PlaneResidual<Dim>(s1, n1);
+          moved = true;
+          break;
+        }
+        if (newton && s1.f <= f0 + tol) {
+          // At rounding level: a full Newton step is taken if it lowers the residual.
+          const double r1 = PlaneResidual<Dim>(s1, n1);
+          if (r1 < residual) {
+            n = n1;
+            e = e1;
+            s = s1;
+            residual = r1;
+            moved = true;
           }
+          break;
         }
       }
     }
@@ -376,19 +405,14 @@ void Backward(const PlaneFitProblem& q, const double* normal, double offset, con
   using Mat = typename Fixed<Dim>::Mat;
   const PointCloud& cl = q.cloud;
   const int d = static_cast<int>(cl.d);
-  const Centred<Dim> C(cl);
+  const bool quadratic = q.kind == PenaltyKind::kQuadratic;
+  PlaneSums<Dim> s;
+  const Centred<Dim> C = quadratic ? Centred<Dim>(cl, &s.h_nn) : Centred<Dim>(cl);
   const Vec n = Eigen::Map<const Vec>(normal, d);
   const double e = offset - n.dot(C.c);
   const PenaltyEval pen(q.kind, q.alpha);
-  const bool quadratic = q.kind == PenaltyKind::kQuadratic;
-  PlaneSums<Dim> s;
   if (quadratic) {
     // g_n, ν and H_nn from the scatter: h_ne = −Σ w p̃ = 0 and h_ee = Σ w exactly.
-    s.h_nn.setZero(d, d);
-    for (int64_t i = 0; i < cl.n; ++i) {
-      const Vec pt = C.Tilde(i);
-      s.h_nn.noalias() += WeightAt(cl, i) * pt * pt.transpose();
-    }
     s.g_n = s.h_nn * n;
     s.h_ne.setZero(d);
     s.h_ee = C.total_weight;

@@ -78,11 +78,11 @@ double Residual(const SphereSums& s) { return s.scale > 0 ? s.g.cwiseAbs().maxCo
 
 }  // namespace
 
-void ValidateSphereFit(const SphereFitProblem& q) {
+void ValidateSphereFit(const SphereFitProblem& q, bool check_points) {
   const PointCloud& c = q.cloud;
   if (c.d < 2) throw InvalidInput("fit_sphere: points must have dimension D >= 2, got D = " + std::to_string(c.d));
   if (!(q.alpha > 0) || !std::isfinite(q.alpha)) throw InvalidInput("fit_sphere: alpha must be > 0");
-  const int64_t positive = internal::CheckCloud(c, "fit_sphere");
+  const int64_t positive = internal::CheckCloud(c, "fit_sphere", check_points);
   if (positive < c.d + 1) {
     throw InvalidInput("fit_sphere: a " + std::string(c.d == 2 ? "circle" : "sphere") + " in D = " +
                        std::to_string(c.d) + " needs at least " + std::to_string(c.d + 1) +

@@ -101,8 +101,9 @@ struct PlaneFitProblem {
 };
 
 // Throws InvalidInput: D < 2, N < D, non-finite values, negative or non-finite weights, fewer than D points with
-// positive weight (which covers all weights 0), α ≤ 0.
-void ValidatePlaneFit(const PlaneFitProblem& problem);
+// positive weight (which covers all weights 0), α ≤ 0. With check_points = false the points' finiteness is taken as
+// checked (the nodes' batch layer does it).
+void ValidatePlaneFit(const PlaneFitProblem& problem, bool check_points = true);
 
 // Forward: writes normal (D values) and *offset. Status residual: max(‖P Σ w φ' p̃‖ / s_n, |Σ w φ'| / s_e) with
 // P = I − nnᵀ, s_n = Σ w ‖p̃‖(|φ'| + φ''_max‖p̃‖), s_e = Σ w (|φ'| + φ''_max ‖p̃‖), the sums of the magnitudes
@@ -132,7 +133,7 @@ struct SphereFitProblem {
 
 // Throws InvalidInput: D < 2, fewer than D + 1 points with positive weight, non-finite values, negative weights,
 // α ≤ 0, points in one hyperplane (checked in SolveSphereFit, where the scatter is formed).
-void ValidateSphereFit(const SphereFitProblem& problem);
+void ValidateSphereFit(const SphereFitProblem& problem, bool check_points = true);
 
 // Forward: writes centre (D) and *radius. Status residual: ‖∇f‖∞ / Σ w(|φ'| + |φ''|ρ) (scaled by the sizes of
 // the gradient's terms and their sensitivity), kNotCertified.
@@ -150,7 +151,7 @@ void AlgebraicSphereFit(const SphereFitProblem& problem, double* centre, double*
 // ---- Ellipse --------------------------------------------------------------------------------------------------
 
 // Throws InvalidInput: D ≠ 2, fewer than 5 points with positive weight, non-finite values, negative weights.
-void ValidateEllipseFit(const PointCloud& cloud);
+void ValidateEllipseFit(const PointCloud& cloud, bool check_points = true);
 
 // Forward: writes conic (6 values, 4ac − b² = 1, a > 0). Status residual: the KKT residual
 // ‖Sθ − λCθ‖∞ / (‖S‖∞‖θ‖∞) of the normalised problem. InvalidInput for collinear points.
