@@ -447,10 +447,10 @@ void Backward(const PlaneFitProblem& q, const double* normal, double offset, con
     sol[d - 1] = v_offset / C.total_weight;
   } else {
     const Mat M = ReducedHessian<Dim>(s, n, T);
+    // Regular when LDLT's pivots are all well away from 0 (relative to the largest).
     Eigen::LDLT<Mat> ldlt(M);
-    const Eigen::SelfAdjointEigenSolver<Mat> es(M, Eigen::EigenvaluesOnly);
-    const double top = es.eigenvalues().cwiseAbs().maxCoeff();
-    if (es.eigenvalues().cwiseAbs().minCoeff() > 1e-10 * top && ldlt.info() == Eigen::Success) {
+    const auto pivots = ldlt.vectorD().cwiseAbs();
+    if (ldlt.info() == Eigen::Success && pivots.minCoeff() > 1e-10 * pivots.maxCoeff()) {
       sol = ldlt.solve(rhs);
     } else {
       internal::SolveSymmetricPseudo(M, rhs, &sol, 1e-10);

@@ -1,7 +1,7 @@
 // nodes/surface/surface_fits.h: fitting a hyperplane, a sphere and an ellipse to a weighted point cloud, and
 // differentiating the fit.
 //
-// These are the solvers behind the nodes fit_plane, fit_sphere and fit_ellipse (surface_nodes.cc). One problem
+// These are the solvers behind the nodes fit_plane, fit_sphere and fit_ellipse (fit_*_node.cc). One problem
 // is N points p_i ∈ R^D (row-major N×D), optional weights w_i ≥ 0 (nullptr: all 1) and, for the plane and the
 // sphere, a robust penalty φ(z; α) of nodes/pooling/penalties.h (quadratic ½z², pseudo_huber, huber, welsch,
 // truncated_quadratic, cauchy, geman_mcclure).
@@ -10,11 +10,15 @@
 //   (n, d) = argmin Σ_i w_i φ(nᵀp_i − d; α)  subject to ‖n‖ = 1,   the hyperplane nᵀp = d.
 // Quadratic φ: d = nᵀc with c = Σ w_i p_i / Σ w_i the weighted centroid, and n the eigenvector of the smallest
 // eigenvalue λ₁ of the weighted scatter S = Σ w_i (p_i − c)(p_i − c)ᵀ: the global minimum, ½λ₁ (closed form,
-// then one Newton step on the Rayleigh quotient, which takes the eigen-residual ‖Sn − λ₁n‖ to rounding level).
-// Other penalties: from that least-squares plane, iteratively reweighted least squares (weights w_i ψ(r_i),
-// ψ = φ'/z, a majorise–minimise descent because every φ is concave in z²) alternated with safeguarded Newton
-// steps on the sphere, to a stationary point whose reduced Hessian is positive semi-definite: a local minimum,
-// flagged kNotCertified (minimising over the sphere is not a convex problem).
+// then, unless ‖Sn − λ₁n‖ is at rounding level already, one Newton step on the Rayleigh quotient over the sphere).
+// Other penalties: local solves on the sphere by Newton steps on the reduced KKT system (saddle-free where the
+// reduced Hessian is indefinite: eigenvalues replaced by their magnitudes, with a backtracking line search on f),
+// falling back to an iteratively reweighted least-squares step (weights w_i ψ(r_i), ψ = φ'/z: a majorise–minimise
+// descent step because every φ is concave in z²), to a stationary point at rounding level. Starts: the weighted
+// least-squares plane and, for the non-convex penalties (welsch, truncated_quadratic, cauchy, geman_mcclure), also
+// the pseudo-Huber fit with the same α; the lower objective wins. The answer is a local minimum, flagged
+// kNotCertified (minimising over the sphere is not a convex problem), and may jump to another local minimum under a
+// small change of the data where two minima are nearly equally good.
 //
 // Sign rule: (n, d) and (−n, −d) are the same hyperplane; the node returns the one whose last coordinate n_D is
 // positive. Tie rule: when |n_D| ≤ 1e-12 the sign is taken from the last coordinate k with |n_k| > 1e-12 (so n_D
@@ -64,6 +68,17 @@
 //
 // Status: residual = the KKT residual in the scale of its terms (documented per solver below), iterations =
 // IRLS/Newton steps. Backward functions assign (=) dL/dp (N·D values) and dL/dw (N values, if not nullptr).
+//
+// Use: through the nodes (ddn::MakeNode("fit_plane", {{"penalty", "huber"}, {"alpha", "0.1"}}) with ddn::Forward
+// and ddn::Backward, or in a graph as a NodeLayer with inputs {"points", "weights"}), or directly:
+//
+//   PlaneFitProblem q;
+//   q.cloud = {points, weights, n, 3};            // weights may be nullptr
+//   ValidatePlaneFit(q);
+//   double normal[3], offset;
+//   ProblemStatus status;
+//   SolvePlaneFit(q, normal, &offset, &status);
+//   PlaneFitBackward(q, normal, offset, dl_dnormal, dl_doffset, dl_dpoints, dl_dweights, &status);
 #pragma once
 
 #include <cstdint>
