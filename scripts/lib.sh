@@ -15,6 +15,7 @@ DDN_PACKAGES=(
   nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev
+  libnanoflann-dev
 )
 
 # The PyTorch bridge (python/) and its tests: scripts/test installs these too, scripts/demo does not need them
