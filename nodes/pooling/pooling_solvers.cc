@@ -19,6 +19,50 @@
 #include "ddn/params.h"
 
 namespace ddn::pooling {
+
+// SelectKth (pooling_solvers.h): the k-th smallest of v[0..n) by a quickselect whose
+// partition has no data-dependent branch: every value is written to both ends of `scratch` and kept at the end
+// whose cursor it advances, so that values below, above and equal to the pivot (a median of three) separate in
+// one pass without mispredicted branches (on 64 normal values about half the time of std::nth_element). The
+// answer is the order statistic itself, so the result is exactly nth_element's. `v` and `scratch` (both of n
+// values) are overwritten. Worst case O(n²) (pivots at the extremes every time): meant for short arrays (the
+// ≤ 127-point samples of SampleMedian; WeightedMedian uses std::nth_element above 256 values).
+double SelectKth(double* v, double* scratch, int64_t n, int64_t k) {
+  while (n > 16) {
+    const double a = v[0], b = v[n / 2], c = v[n - 1];
+    const double pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));
+    int64_t lo = 0, hi = n - 1;
+    for (int64_t i = 0; i < n; ++i) {
+      const double x = v[i];
+      scratch[lo] = x;
+      scratch[hi] = x;
+      lo += x < pivot;
+      hi -= x > pivot;
+    }
+    // scratch[0, lo) < pivot, scratch(hi, n) > pivot, everything else equals it.
+    if (k < lo) {
+      n = lo;
+      std::swap(v, scratch);
+    } else if (k > hi) {
+      k -= hi + 1;
+      n -= hi + 1;
+      double* rest = scratch + hi + 1;
+      scratch = v;
+      v = rest;
+    } else {
+      return pivot;
+    }
+  }
+  // Insertion sort of the last few.
+  for (int64_t i = 1; i < n; ++i) {
+    const double x = v[i];
+    int64_t j = i;
+    for (; j > 0 && v[j - 1] > x; --j) v[j] = v[j - 1];
+    v[j] = x;
+  }
+  return v[k];
+}
+
 namespace {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
@@ -149,49 +193,6 @@ void ScalarCurvatures(const PoolingProblem& p, double y, double* d1, double* d2,
 }
 
 double ScaledResidual(double g, double gabs) { return gabs > 0 ? std::abs(g) / gabs : 0.0; }
-
-// The k-th smallest of v[0..n) (0-based), the value std::nth_element would put at v + k, by a quickselect whose
-// partition has no data-dependent branch: every value is written to both ends of `scratch` and kept at the end
-// whose cursor it advances, so that values below, above and equal to the pivot (a median of three) separate in
-// one pass without mispredicted branches (on 64 normal values about half the time of std::nth_element). The
-// answer is the order statistic itself, so the result is exactly nth_element's. `v` and `scratch` (both of n
-// values) are overwritten. Worst case O(n²) (pivots at the extremes every time): meant for short arrays (the
-// ≤ 127-point samples of SampleMedian; WeightedMedian uses std::nth_element above 256 values).
-double SelectKth(double* v, double* scratch, int64_t n, int64_t k) {
-  while (n > 16) {
-    const double a = v[0], b = v[n / 2], c = v[n - 1];
-    const double pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));
-    int64_t lo = 0, hi = n - 1;
-    for (int64_t i = 0; i < n; ++i) {
-      const double x = v[i];
-      scratch[lo] = x;
-      scratch[hi] = x;
-      lo += x < pivot;
-      hi -= x > pivot;
-    }
-    // scratch[0, lo) < pivot, scratch(hi, n) > pivot, everything else equals it.
-    if (k < lo) {
-      n = lo;
-      std::swap(v, scratch);
-    } else if (k > hi) {
-      k -= hi + 1;
-      n -= hi + 1;
-      double* rest = scratch + hi + 1;
-      scratch = v;
-      v = rest;
-    } else {
-      return pivot;
-    }
-  }
-  // Insertion sort of the last few.
-  for (int64_t i = 1; i < n; ++i) {
-    const double x = v[i];
-    int64_t j = i;
-    for (; j > 0 && v[j - 1] > x; --j) v[j] = v[j - 1];
-    v[j] = x;
-  }
-  return v[k];
-}
 
 // Weighted median (lower): the smallest x_(k) with Σ_{j≤k} w_(j) ≥ W/2.
 double WeightedMedian(const PoolingProblem& p) {
