@@ -6,6 +6,7 @@
 // clouds with a fraction of their points replaced by outliers uniform in the unit disc. The result is a table
 // of test accuracy (pooling × outlier fraction) on stdout (or JSON with --json) and a PNG plot. Everything is
 // seeded: the same command gives the same table.
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -36,6 +38,14 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
+// CPU seconds of this process (all threads): with --threads 1 the time the training really took, less
+// sensitive than the wall clock to other work on a shared machine.
+double CpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
 // ---- Settings ------------------------------------------------------------------------------------------
 
 struct Setting {
@@ -52,6 +62,7 @@ struct Setting {
   uint64_t seed = 1;
   int threads = 0;
   std::string plot, save_dir;
+  std::string trace;                // --trace: JSON of the training run (data, initial parameters, batches, losses)
   bool json = false;
 };
 
@@ -139,7 +150,11 @@ int CountCorrect(const Tensor& logits, const Tensor& labels) {
   return correct;
 }
 
-void Train(PointNet* net, const datasets::PointClouds& train, const Setting& s, const std::string& name) {
+// Trains `net` in place. With `trace`, records per epoch the learning rate, the order of the training clouds,
+// every step's loss and the epoch's wall and CPU time (bench/train_vs_pytorch.py replays the same run in
+// PyTorch from it).
+void Train(PointNet* net, const datasets::PointClouds& train, const Setting& s, const std::string& name,
+           nlohmann::json* trace) {
   graph::AdamOptions adam_options;
   adam_options.learning_rate = s.learning_rate;
   graph::Adam adam(net->graph.TrainableParameters(), adam_options);
@@ -157,6 +172,9 @@ void Train(PointNet* net, const datasets::PointClouds& train, const Setting& s, 
   for (int epoch = 0; epoch < s.epochs; ++epoch) {
     adam.set_learning_rate(schedule.At(epoch));
     rng.Shuffle(&order);
+    const auto epoch_start = Clock::now();
+    const double epoch_cpu = CpuSeconds();
+    std::vector<double> losses;
     char label[64];
     std::snprintf(label, sizeof(label), "%s epoch %d/%d", name.c_str(), epoch + 1, s.epochs);
     Progress progress(label, batches);
@@ -174,13 +192,22 @@ void Train(PointNet* net, const datasets::PointClouds& train, const Setting& s, 
       adam.Step();
       const int B = static_cast<int>(end - begin);
       loss_sum += net->graph.Value(net->loss)[0] * B;
+      if (trace) losses.push_back(net->graph.Value(net->loss)[0]);
       correct += CountCorrect(net->graph.Value(net->logits), batch.labels);
       seen += B;
       std::snprintf(extra, sizeof(extra), "loss %.3f  train acc %5.1f%%  %5.0fs", loss_sum / seen,
                     100.0 * correct / seen, Seconds(start));
       progress.Update(k + 1, extra);
     }
+    const double cpu = CpuSeconds() - epoch_cpu, wall = Seconds(epoch_start);
     progress.Finish(extra);
+    if (trace) {
+      (*trace)["epochs"].push_back({{"learning_rate", schedule.At(epoch)},
+                                    {"order", order},
+                                    {"losses", losses},
+                                    {"seconds", wall},
+                                    {"cpu_seconds", cpu}});
+    }
   }
 }
 
@@ -244,6 +271,19 @@ int Run(const Setting& s) {
     noisy_test.push_back(std::move(t));
   }
 
+  // --trace: the training set and settings, then one entry per pooling (filled by Train).
+  nlohmann::json trace;
+  if (!s.trace.empty()) {
+    trace["format"] = "ddn-pointcloud-trace 1";
+    trace["setting"] = {{"points", s.points},         {"epochs", s.epochs},       {"batch_size", s.batch_size},
+                        {"learning_rate", s.learning_rate}, {"alpha", s.alpha},  {"point_widths", s.point_widths},
+                        {"head_widths", s.head_widths}, {"num_classes", images.num_classes}, {"seed", s.seed},
+                        {"threads", s.threads}};
+    trace["train_points"] = {{"shape", train.points.shape()}, {"values", train.points.values()}};
+    trace["train_labels"] = train.labels;
+    trace["runs"] = nlohmann::json::array();
+  }
+
   std::vector<std::vector<double>> accuracy;
   std::vector<double> train_seconds;
   for (const std::string& pooling : s.poolings) {
@@ -256,8 +296,16 @@ int Run(const Setting& s) {
     options.seed = s.seed;
     options.threads = s.threads;
     auto net = BuildPointNet(options);
+    nlohmann::json* run_trace = nullptr;
+    if (!s.trace.empty()) {
+      nlohmann::json initial = nlohmann::json::object();
+      for (const graph::Parameter* p : net->graph.Parameters())
+        initial[p->name] = {{"shape", p->value.shape()}, {"values", p->value.values()}};
+      trace["runs"].push_back({{"pooling", pooling}, {"initial_parameters", initial}, {"epochs", nlohmann::json::array()}});
+      run_trace = &trace["runs"].back();
+    }
     const auto t0 = Clock::now();
-    Train(net.get(), train, s, pooling);
+    Train(net.get(), train, s, pooling, run_trace);
     train_seconds.push_back(Seconds(t0));
     std::vector<double> row;
     for (const Tensor& points : noisy_test) row.push_back(Evaluate(net.get(), test, points));
@@ -270,6 +318,12 @@ int Run(const Setting& s) {
     }
     std::fprintf(stderr, "%-28s test acc %%:%s  (%.0f s)\n", pooling.c_str(), line.c_str(), Seconds(t0));
     if (!s.save_dir.empty()) graph::SaveParameters(net->graph, s.save_dir + "/pointnet_" + pooling + ".txt");
+  }
+
+  if (!s.trace.empty()) {
+    std::ofstream out(s.trace);
+    out << trace.dump();
+    if (!out) throw InvalidInput("--trace: cannot write '" + s.trace + "'");
   }
 
   // The plot.
@@ -368,6 +422,8 @@ int Main(int argc, char** argv) {
     ("threads", po::value(&s.threads)->default_value(0), "threads (0: all cores): robust_pool's batch and the dense layers")
     ("plot", po::value(&s.plot)->default_value("pointcloud_accuracy.png"), "PNG plot to write ('' for none)")
     ("save-dir", po::value(&s.save_dir), "save each trained network's parameters in this folder")
+    ("trace", po::value(&s.trace), "write a JSON trace of training to this file: training clouds, initial "
+                                   "parameters, per epoch the learning rate, batch order, step losses and times")
     ("json", "print the table as JSON on stdout");
   // clang-format on
   po::variables_map vm;

@@ -38,6 +38,21 @@ Graph::NodeId Graph::Add(const std::string& name, std::unique_ptr<Op> op, const 
   return size() - 1;
 }
 
+Tensor Op::OutputTensor(const Shape& shape) {
+  Tensor out = std::move(recycled_);
+  recycled_ = Tensor();
+  ResizeTensor(&out, shape);
+  return out;
+}
+
+void ResizeTensor(Tensor* t, const Shape& shape) {
+  // (A default Tensor has the scalar's empty shape but no value: compare sizes too.)
+  if (t->shape() == shape && t->size() == NumElements(shape)) return;
+  TensorValues values = std::move(t->values());
+  values.resize(static_cast<size_t>(NumElements(shape)));  // default-initialised: no zeroing
+  *t = Tensor(shape, std::move(values));
+}
+
 void Graph::Forward(const TensorMap& feeds, const std::vector<NodeId>& outputs, Mode mode) {
   std::vector<char> needed(nodes_.size(), 0);
   for (NodeId o : outputs) needed.at(o) = 1;
@@ -56,6 +71,7 @@ void Graph::Forward(const TensorMap& feeds, const std::vector<NodeId>& outputs, 
       std::vector<const Tensor*> in;
       for (NodeId i : e.inputs) in.push_back(&nodes_[i].value);
       try {
+        e.op->Recycle(std::move(e.value));
         e.value = e.op->Forward(in, mode);
       } catch (const InvalidInput& err) {
         throw InvalidInput("graph node '" + e.name + "' (" + e.op->Describe() + "): " + err.what());
@@ -79,7 +95,17 @@ void Graph::Backward(NodeId loss) {
   for (int n = loss; n >= 0; --n)
     if (reached[n])
       for (NodeId in : nodes_[n].inputs) reached[in] = 1;
-  for (int n = 0; n < size(); ++n) nodes_[n].grad = reached[n] ? Tensor(nodes_[n].value.shape()) : Tensor();
+  // Gradients are zeroed in place when the shape is unchanged (no allocation in a training loop).
+  for (int n = 0; n < size(); ++n) {
+    Tensor& g = nodes_[n].grad;
+    if (!reached[n]) {
+      g = Tensor();
+    } else if (g.shape() == nodes_[n].value.shape() && g.size() == nodes_[n].value.size()) {
+      std::fill(g.values().begin(), g.values().end(), 0.0);
+    } else {
+      g = Tensor(nodes_[n].value.shape());
+    }
+  }
   l.grad[0] = 1.0;
   for (int n = loss; n >= 0; --n) {
     Entry& e = nodes_[n];

@@ -74,7 +74,21 @@ class Op {
                         const std::vector<Tensor*>& grad_inputs) = 0;
   // Parameters owned by the op (pointers stay valid for the op's lifetime).
   virtual std::vector<Parameter*> Parameters() { return {}; }
+
+  // Before each Forward the graph hands the op the tensor of its previous output, which nothing reads any
+  // more; OutputTensor(shape) returns a tensor of `shape` in that buffer (values unset: write them all), so a
+  // training loop of equal batches allocates no output after its first step.
+  void Recycle(Tensor previous) { recycled_ = std::move(previous); }
+
+ protected:
+  Tensor OutputTensor(const Shape& shape);
+
+ private:
+  Tensor recycled_;
 };
+
+// Gives `t` the shape `shape`, keeping its buffer when it is large enough (values unset after a change of size).
+void ResizeTensor(Tensor* t, const Shape& shape);
 
 class Graph {
  public:

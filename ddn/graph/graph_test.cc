@@ -105,7 +105,7 @@ TEST(GraphTest, SavesAndLoadsParameters) {
 TEST(GraphTest, NodeLayerReportsStatus) {
   TinyPointNet net(3);
   net.g.Forward(Feeds(), {net.loss}, Mode::kTrain);
-  const auto* layer = dynamic_cast<const NodeLayer*>(net.g.GetOp(net.g.Find("pool")));
+  const auto* layer = dynamic_cast<const PoolLayer*>(net.g.GetOp(net.g.Find("pool")));
   ASSERT_NE(layer, nullptr);
   EXPECT_EQ(layer->status().size(), 3u * 4u);  // B·F problems
 }

@@ -86,7 +86,7 @@ Tensor Linear::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   }
   Shape shape = x.shape();
   shape.back() = out_;
-  Tensor y = Tensor::Uninitialized(shape);
+  Tensor y = OutputTensor(shape);
   const auto X = AsMatrix(x);
   auto Y = AsMatrix(y);
   const auto W = AsMatrix(weight_.value);
@@ -125,17 +125,21 @@ void Linear::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, c
 
 Tensor Relu::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   RequireInputs(inputs, 1);
-  Tensor y = *inputs[0];
-  for (double& v : y.values()) v = v > 0 ? v : 0.0;
+  const Tensor& x = *inputs[0];
+  Tensor y = OutputTensor(x.shape());
+  const double* xv = x.data();
+  double* yv = y.data();
+  for (int64_t i = 0; i < x.size(); ++i) yv[i] = xv[i] > 0 ? xv[i] : 0.0;
   return y;
 }
 
 void Relu::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
                     const std::vector<Tensor*>& grad_inputs) {
-  const Tensor& x = *inputs[0];
-  Tensor& gx = *grad_inputs[0];
-  for (int64_t i = 0; i < x.size(); ++i)
-    if (x[i] > 0) gx[i] += grad_output[i];
+  const double* x = inputs[0]->data();
+  const double* g = grad_output.data();
+  double* gx = grad_inputs[0]->data();
+  const int64_t n = inputs[0]->size();
+  for (int64_t i = 0; i < n; ++i) gx[i] += x[i] > 0 ? g[i] : 0.0;
 }
 
 // ---- BatchNorm ---------------------------------------------------------------------------------------
@@ -180,10 +184,10 @@ Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
   inv_std_.resize(features_);
   Eigen::Map<Eigen::RowVectorXd> inv_std(inv_std_.data(), features_);
   inv_std = (var.array() + options_.epsilon).rsqrt();
-  normalised_ = Tensor(x.shape());
+  ResizeTensor(&normalised_, x.shape());  // kept between steps: no allocation
   auto Xh = AsMatrix(normalised_);
   Xh = (X.rowwise() - mean).array().rowwise() * inv_std.array();
-  Tensor y(x.shape());
+  Tensor y = OutputTensor(x.shape());
   const Eigen::Map<const Eigen::RowVectorXd> gamma(gamma_.value.data(), features_), beta(beta_.value.data(), features_);
   AsMatrix(y) = (Xh.array().rowwise() * gamma.array()).rowwise() + beta.array();
   return y;
@@ -195,8 +199,11 @@ void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const
   const auto Xh = AsMatrix(normalised_);
   const Eigen::Map<const Eigen::RowVectorXd> gamma(gamma_.value.data(), features_);
   const Eigen::Map<const Eigen::RowVectorXd> inv_std(inv_std_.data(), features_);
-  MatrixMap(beta_.grad.data(), 1, features_) += G.colwise().sum();
-  MatrixMap(gamma_.grad.data(), 1, features_) += (G.array() * Xh.array()).colwise().sum().matrix();
+  // Σ ḡy and Σ ḡy x̂ per column, once: the parameter gradients and (divided by n) the means below.
+  const Eigen::RowVectorXd sum_g = G.colwise().sum();
+  const Eigen::RowVectorXd sum_gx = (G.array() * Xh.array()).colwise().sum().matrix();
+  MatrixMap(beta_.grad.data(), 1, features_) += sum_g;
+  MatrixMap(gamma_.grad.data(), 1, features_) += sum_gx;
   if (!grad_inputs[0]) return;
   auto GX = AsMatrix(*grad_inputs[0]);
   const Eigen::RowVectorXd scale = (gamma.array() * inv_std.array()).matrix();
@@ -204,8 +211,9 @@ void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const
     GX.array() += G.array().rowwise() * scale.array();
     return;
   }
-  const Eigen::RowVectorXd mean_g = G.colwise().mean();
-  const Eigen::RowVectorXd mean_gx = (G.array() * Xh.array()).colwise().mean().matrix();
+  const double rows = static_cast<double>(G.rows());
+  const Eigen::RowVectorXd mean_g = sum_g / rows;     // = G.colwise().mean(), which Eigen defines as sum / rows
+  const Eigen::RowVectorXd mean_gx = sum_gx / rows;
   GX.array() += ((G.rowwise() - mean_g).array() - Xh.array().rowwise() * mean_gx.array()).rowwise() * scale.array();
 }
 
@@ -492,13 +500,79 @@ void NodeLayer::Backward(const std::vector<const Tensor*>& inputs, const Tensor&
   }
 }
 
+// ---- PoolLayer ---------------------------------------------------------------------------------------
+
+PoolLayer::PoolLayer(const std::string& node, const std::map<std::string, std::string>& params,
+                     const NodeLayerOptions& options)
+    : node_(MakeNode(node, params)), output_name_(options.output), threads_(options.threads) {
+  const NodeSpec& spec = node_->spec();
+  std::vector<std::string> names = options.inputs;
+  if (names.empty()) {
+    for (const auto& in : spec.inputs)
+      if (!in.optional) names.push_back(in.name);
+  }
+  if (names.size() != 1) {
+    throw InvalidInput("pooling over points needs a node with one input x (B', N), node '" + spec.name + "' has " +
+                       std::to_string(names.size()));
+  }
+  input_name_ = names[0];
+  if (spec.InputIndex(input_name_) < 0) throw InvalidInput("node '" + spec.name + "' has no input '" + input_name_ + "'");
+  if (output_name_.empty()) {
+    if (spec.outputs.empty()) throw InvalidInput("node '" + spec.name + "' has no outputs");
+    output_name_ = spec.outputs[0].name;
+  } else if (spec.OutputIndex(output_name_) < 0) {
+    throw InvalidInput("node '" + spec.name + "' has no output '" + output_name_ + "'");
+  }
+}
+
+std::string PoolLayer::Describe() const { return "PoolLayer(" + node_->name() + ")"; }
+
+Tensor PoolLayer::Forward(const std::vector<const Tensor*>& inputs, Mode) {
+  RequireInputs(inputs, 1);
+  const Tensor& x = *inputs[0];
+  RequireRank(x, 3, "input (B, N, F)");
+  const int64_t B = x.dim(0), N = x.dim(1), F = x.dim(2);
+  Tensor& xt = node_inputs_[input_name_];
+  ResizeTensor(&xt, {B * F, N});
+  for (int64_t b = 0; b < B; ++b)
+    MatrixMap(xt.data() + b * N * F, F, N) = ConstMatrixMap(x.data() + b * N * F, N, F).transpose();
+  RunOptions run;
+  run.threads = threads_;
+  ForwardResult result = ddn::Forward(*node_, node_inputs_, run);
+  outputs_ = std::move(result.outputs);
+  status_ = std::move(result.status);
+  const Tensor& y = outputs_.at(output_name_);
+  if (y.size() != B * F) {
+    throw InvalidInput("node '" + node_->name() + "' gives " + ShapeString(y.shape()) + " for " + ShapeString(xt.shape()) +
+                       ", not one value per problem");
+  }
+  Tensor out = OutputTensor({B, F});
+  std::copy(y.data(), y.data() + y.size(), out.data());
+  return out;
+}
+
+void PoolLayer::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                         const std::vector<Tensor*>& grad_inputs) {
+  const Tensor& x = *inputs[0];
+  const int64_t N = x.dim(1), F = x.dim(2);
+  Tensor& g = grad_outputs_[output_name_];
+  ResizeTensor(&g, outputs_.at(output_name_).shape());
+  std::copy(grad_output.data(), grad_output.data() + grad_output.size(), g.data());
+  RunOptions run;
+  run.threads = threads_;
+  ddn::TensorMap grads = ddn::Backward(*node_, node_inputs_, outputs_, grad_outputs_, &status_, run);
+  auto it = grads.find(input_name_);
+  if (it == grads.end() || !grad_inputs[0]) return;
+  const Tensor& gx = it->second;  // (B·F, N)
+  for (int64_t b = 0; b < x.dim(0); ++b)
+    MatrixMap(grad_inputs[0]->data() + b * N * F, N, F) += ConstMatrixMap(gx.data() + b * N * F, F, N).transpose();
+}
+
 Graph::NodeId PoolOverPoints(Graph& graph, const std::string& name, Graph::NodeId features, int num_features,
                              const std::string& node, const std::map<std::string, std::string>& params,
                              const NodeLayerOptions& options) {
-  auto swapped = graph.Add(name + ".swap", std::make_unique<SwapLastAxes>(), {features});         // (B, F, N)
-  auto flat = graph.Add(name + ".flatten", std::make_unique<FlattenLeading>(), {swapped});       // (B·F, N)
-  auto pooled = graph.Add(name, std::make_unique<NodeLayer>(node, params, options), {flat});     // (B·F)
-  return graph.Add(name + ".unflatten", std::make_unique<Reshape>(Shape{-1, num_features}), {pooled});  // (B, F)
+  (void)num_features;  // the layer reads F from its input
+  return graph.Add(name, std::make_unique<PoolLayer>(node, params, options), {features});
 }
 
 }  // namespace ddn::graph

@@ -24,9 +24,13 @@
 //                          the node's required inputs in NodeSpec order), output = one named output (default
 //                          the first). Forward is ddn::Forward, backward ddn::Backward (the node's implicit VJP).
 //
+//   PoolLayer(node)        (B, N, F) → (B, F): a declarative node x (B', N) → y (B') applied to every feature
+//                          channel, B' = B·F, y_bf = node(x_{b,·,f}); the same as SwapLastAxes → FlattenLeading →
+//                          NodeLayer → Reshape({−1, F}), with one transpose into the node's input (a buffer kept
+//                          between steps) and one back, and no other copy.
+//
 // Robust pooling over points (DDN paper §6.1, the robust-pooling experiment): a feature tensor (B, N, F) is
-// pooled per channel by `robust_pool`, x (B', N) → y (B'), with B' = B·F:
-//   SwapLastAxes → FlattenLeading → NodeLayer("robust_pool") → Reshape({−1, F}); PoolOverPoints() builds this.
+// pooled per channel by `robust_pool`, x (B', N) → y (B'), with B' = B·F: PoolOverPoints() adds a PoolLayer.
 #pragma once
 
 #include <cstdint>
@@ -190,9 +194,33 @@ class NodeLayer : public Op {
   std::vector<ProblemStatus> status_;
 };
 
+class PoolLayer : public Op {
+ public:
+  // The node must take one input (x (B', N)) and give a per-problem scalar (y (B')); options.inputs may name
+  // that input. Throws InvalidInput otherwise or for an unknown node, parameter, input or output name.
+  PoolLayer(const std::string& node, const std::map<std::string, std::string>& params,
+            const NodeLayerOptions& options = {});
+  std::string Describe() const override;
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override;
+
+  const Node& node() const { return *node_; }
+  const std::vector<ProblemStatus>& status() const { return status_; }
+
+ private:
+  std::unique_ptr<Node> node_;
+  std::string input_name_, output_name_;
+  int threads_;
+  std::map<std::string, Tensor> node_inputs_;            // {input: (B·F, N)}, the transposed features (kept between steps)
+  std::map<std::string, Tensor> outputs_;  // all outputs of the last forward (Backward needs them)
+  std::map<std::string, Tensor> grad_outputs_;          // {output: (B·F)}
+  std::vector<ProblemStatus> status_;
+};
+
 // Pools (B, N, F) features over the N points, per channel, with a declarative node taking x (B', N) → y (B')
-// (e.g. "robust_pool"); returns the (B, F) node. Adds four nodes named "<name>.swap", "<name>.flatten",
-// "<name>" and "<name>.unflatten".
+// (e.g. "robust_pool"); returns the (B, F) node, a PoolLayer named `name`. num_features (F) is checked at
+// Forward.
 Graph::NodeId PoolOverPoints(Graph& graph, const std::string& name, Graph::NodeId features, int num_features,
                              const std::string& node, const std::map<std::string, std::string>& params,
                              const NodeLayerOptions& options = {});

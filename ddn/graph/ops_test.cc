@@ -136,5 +136,39 @@ TEST(OpsTest, NodeLayerWrapsADeclarativeNode) {
   EXPECT_THROW(NodeLayer("graph_test_pseudo_huber_pool", {}, options), InvalidInput);
 }
 
+// PoolLayer is SwapLastAxes → FlattenLeading → NodeLayer → Reshape in one op: the same values and gradients,
+// bit for bit, over two steps (the second reuses the first one's buffers); its own gradient check; bad input.
+TEST(OpsTest, PoolLayerEqualsTheComposedPooling) {
+  NodeLayerOptions serial;
+  serial.threads = 1;
+  const std::map<std::string, std::string> params = {{"alpha", "0.7"}};
+  Graph fused, composed;
+  const auto xf = fused.Input("x"), xc = composed.Input("x");
+  const auto yf = fused.Add("pool", std::make_unique<PoolLayer>("graph_test_pseudo_huber_pool", params, serial), {xf});
+  auto h = composed.Add("swap", std::make_unique<SwapLastAxes>(), {xc});
+  h = composed.Add("flatten", std::make_unique<FlattenLeading>(), {h});
+  h = composed.Add("node", std::make_unique<NodeLayer>("graph_test_pseudo_huber_pool", params, serial), {h});
+  const auto yc = composed.Add("unflatten", std::make_unique<Reshape>(Shape{-1, 5}), {h});
+  const auto tf = fused.Input("target"), tc = composed.Input("target");
+  const auto lf = fused.Add("loss", std::make_unique<MeanSquaredError>(), {yf, tf});
+  const auto lc = composed.Add("loss", std::make_unique<MeanSquaredError>(), {yc, tc});
+  for (int step = 0; step < 2; ++step) {
+    const TensorMap feeds = {{"x", Random({3, 7, 5}, 30 + step)}, {"target", Random({3, 5}, 40 + step)}};
+    fused.Forward(feeds, {lf}, Mode::kTrain);
+    composed.Forward(feeds, {lc}, Mode::kTrain);
+    EXPECT_EQ(fused.Value(yf).shape(), (Shape{3, 5}));
+    EXPECT_EQ(fused.Value(yf).ToVector(), composed.Value(yc).ToVector());
+    fused.Backward(lf);
+    composed.Backward(lc);
+    EXPECT_EQ(fused.Grad(xf).ToVector(), composed.Grad(xc).ToVector());
+  }
+  EXPECT_LE(CheckOp(std::make_unique<PoolLayer>("graph_test_pseudo_huber_pool", params, serial), {Random({2, 6, 3}, 19)}),
+            1e-6);
+  PoolLayer layer("graph_test_pseudo_huber_pool", params, serial);
+  const Tensor flat = Random({4, 6}, 20);
+  EXPECT_THROW(layer.Forward({&flat}, Mode::kTrain), InvalidInput);
+  EXPECT_THROW(PoolLayer("no_such_node", {}), InvalidInput);
+}
+
 }  // namespace
 }  // namespace ddn::graph

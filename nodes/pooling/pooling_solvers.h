@@ -81,6 +81,11 @@ struct PoolingOptions {
   int vector_starts = 4;
 };
 
+// The k-th smallest of v[0, n) (0-based): exactly the value std::nth_element puts at v + k, selected by a
+// quickselect without data-dependent branches (the robust start's median). v and scratch (n values each) are
+// overwritten. O(n) on average, O(n²) at worst: for short arrays (the median starts sample ≤ 127 points).
+double SelectKth(double* v, double* scratch, int64_t n, int64_t k);
+
 // Throws InvalidInput for N = 0, α ≤ 0 or non-finite, non-finite x, negative or all-zero (or non-finite) w.
 void ValidatePoolingProblem(const PoolingProblem& problem);
 

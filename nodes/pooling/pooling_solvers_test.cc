@@ -89,6 +89,28 @@ double BruteForce2d(const PoolingProblem& p) {
   return best;
 }
 
+// The median start's selection is exactly std::nth_element's order statistic, for every k, on sizes around the
+// small-array cut-off, with many ties (values rounded to a coarse grid), all equal, sorted and reversed input.
+TEST(SelectKth, EqualsNthElement) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> normal;
+  for (int64_t n = 1; n <= 140; n += (n < 40 ? 1 : 7)) {
+    for (int pattern = 0; pattern < 5; ++pattern) {
+      std::vector<double> x(n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double v = normal(rng);
+        x[i] = pattern == 0 ? v : pattern == 1 ? std::round(2 * v) : pattern == 2 ? 1.5 : static_cast<double>(i);
+      }
+      if (pattern == 4) std::reverse(x.begin(), x.end());
+      for (int64_t k = 0; k < n; ++k) {
+        std::vector<double> expected = x, v = x, scratch(n);
+        std::nth_element(expected.begin(), expected.begin() + k, expected.end());
+        ASSERT_EQ(SelectKth(v.data(), scratch.data(), n, k), expected[k]) << "n " << n << " k " << k << " pattern " << pattern;
+      }
+    }
+  }
+}
+
 TEST(ScalarPool, GlobalMinimumBeatsDenseBruteForce) {
   std::mt19937_64 rng(11);
   for (PenaltyKind k : kAll) {
