@@ -44,6 +44,38 @@ void BM_OptimalTransport(benchmark::State& state) {
 }
 BENCHMARK(BM_OptimalTransport)->Arg(1)->Arg(10)->Arg(100)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Edge weights exp(−‖p_i − p_k‖²) of n random points, per problem.
+ddn::Tensor PointGraphs(int64_t b, int64_t n, uint64_t seed) {
+  const ddn::Tensor p = Gaussian({b, n, 2}, seed);
+  ddn::Tensor e({b, n, n});
+  for (int64_t q = 0; q < b; ++q)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < n; ++k) {
+        const double dx = p.problem(q)[2 * i] - p.problem(q)[2 * k], dy = p.problem(q)[2 * i + 1] - p.problem(q)[2 * k + 1];
+        e.problem(q)[i * n + k] = i == k ? 0.0 : std::exp(-(dx * dx + dy * dy));
+      }
+  return e;
+}
+
+void BM_GraphMatch(benchmark::State& state) {
+  auto node = ddn::MakeNode("graph_match", {{"lambda", "0.1"}, {"gamma", "10"}});
+  const ddn::TensorMap inputs{{"node_affinity", Gaussian({16, 32, 32}, 3)}, {"edges_a", PointGraphs(16, 32, 4)},
+                              {"edges_b", PointGraphs(16, 32, 5)}};
+  const ddn::Tensor v = Gaussian({16, 32, 32}, 6);
+  ddn::RunOptions run;
+  run.threads = 1;
+  int flagged = 0;
+  for (auto _ : state) {
+    ddn::ForwardResult fwd = ddn::Forward(*node, inputs, run);
+    const ddn::TensorMap g = ddn::Backward(*node, inputs, fwd.outputs, {{"X", v}}, &fwd.status, run);
+    benchmark::DoNotOptimize(g.at("node_affinity").data());
+    flagged = 0;
+    for (const auto& s : fwd.status) flagged += s.flags != 0;
+  }
+  state.SetLabel("lambda=0.1 gamma=10 flagged=" + std::to_string(flagged));
+}
+BENCHMARK(BM_GraphMatch)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();

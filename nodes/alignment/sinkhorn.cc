@@ -476,6 +476,7 @@ SinkhornReport SolveTransport(const double* M, const double* r, const double* c,
         ws.schur.Build(it.P, H, W, alpha, beta);
         factorised = true;
         for (int attempt = 0; attempt < 20 && !accepted; ++attempt) {
+          ++report.factorizations;
           if (ws.schur.Factorize(lambda)) accepted = try_step();
           if (!accepted) lambda = std::max(10 * lambda, 1e-4);
         }

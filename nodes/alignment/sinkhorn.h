@@ -108,6 +108,7 @@ struct SinkhornReport {
   int sweeps = 0;              // Sinkhorn sweeps, all stages
   int newton_steps = 0;        // accepted Newton steps, all stages
   int stages = 0;              // ε-scaling stages
+  int factorizations = 0;      // Cholesky factorisations of the Newton steps (the dominant cost when > 0)
 };
 
 // Solves the problem above for one M (H×W, row-major) into P (H×W). r (H) and c (W) positive with equal
