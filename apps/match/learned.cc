@@ -64,8 +64,12 @@ struct LearnedMatcher::Impl {
     graph = std::make_unique<graph::Graph>();
     auto desc = graph->Input("desc");
     auto truth = graph->Input("truth");
-    auto map = graph->Add("map", std::make_unique<graph::Linear>(descriptor_size, options.features, options.seed),
-                          {desc});
+    graph::Graph::NodeId map;
+    if (options.diagonal) {
+      map = graph->Add("map", std::make_unique<FeatureWeights>(descriptor_size), {desc});
+    } else {
+      map = graph->Add("map", std::make_unique<graph::Linear>(descriptor_size, options.features, options.seed), {desc});
+    }
     auto cost = graph->Add("cost", std::make_unique<PairwiseDistance>(na), {map});
     graph::NodeLayerOptions node_options;
     node_options.threads = options.threads;
@@ -83,12 +87,20 @@ struct LearnedMatcher::Impl {
   }
   void SetMap(const RowMatrix& w, const Eigen::RowVectorXd& b) {
     for (graph::Parameter* p : graph->Parameters()) {
+      if (options.diagonal) {
+        if (p->name == "map.weight") Map(p->value.data(), 1, descriptor_size) = w.diagonal().transpose();
+        continue;
+      }
       if (p->name == "map.weight") Map(p->value.data(), descriptor_size, options.features) = w;
       if (p->name == "map.bias") Map(p->value.data(), 1, options.features) = b;
     }
   }
   void GetMap() {
     for (graph::Parameter* p : graph->Parameters()) {
+      if (options.diagonal) {
+        if (p->name == "map.weight") weight.diagonal() = ConstMap(p->value.data(), descriptor_size, 1);
+        continue;
+      }
       if (p->name == "map.weight") weight = ConstMap(p->value.data(), descriptor_size, options.features);
       if (p->name == "map.bias") bias = ConstMap(p->value.data(), 1, options.features);
     }
@@ -102,9 +114,11 @@ LearnedMatcher::LearnedMatcher(int descriptor_size, const LearnedOptions& option
   impl_->options = options;
   impl_->descriptor_size = descriptor_size;
   // Identity start (the raw similarity) where the widths allow; else the first F coordinates.
-  impl_->weight = RowMatrix::Zero(descriptor_size, options.features);
-  for (int k = 0; k < std::min(descriptor_size, options.features); ++k) impl_->weight(k, k) = 1.0;
-  impl_->bias = Eigen::RowVectorXd::Zero(options.features);
+  const int width = options.diagonal ? descriptor_size : options.features;
+  impl_->options.features = width;
+  impl_->weight = RowMatrix::Zero(descriptor_size, width);
+  for (int k = 0; k < std::min(descriptor_size, width); ++k) impl_->weight(k, k) = 1.0;
+  impl_->bias = Eigen::RowVectorXd::Zero(width);
 }
 
 LearnedMatcher::~LearnedMatcher() = default;

@@ -1,8 +1,9 @@
 // apps/match/learned.h: a keypoint matcher whose affinity is learned through the optimal_transport node.
 //
-// Model. Descriptors d (RootSIFT, unit rows) of two images go through one shared linear map f = W d + b
-// (W D×F, initialised to the identity when F = D), the cost of pairing keypoint i of image a with keypoint j of
-// image b is the distance of the mapped descriptors,
+// Model. Descriptors d (RootSIFT, unit rows) of two images go through one shared linear map f = W d (W D×F,
+// initialised to the identity when F = D; by default diagonal: one weight per descriptor coordinate, 128
+// parameters, because a full 128×128 map overfits the synthetic pairs, README.md), the cost of pairing keypoint i
+// of image a with keypoint j of image b is the distance of the mapped descriptors,
 //
 //   M_ij = ‖f_i − f'_j‖                         (a learned Mahalanobis-type metric, ‖W(d_i − d'_j)‖),
 //
@@ -29,7 +30,8 @@
 namespace ddn::match {
 
 struct LearnedOptions {
-  int features = 128;          // F, the width of the map (= D for an identity start)
+  bool diagonal = true;        // W diagonal (one weight per descriptor coordinate) rather than full
+  int features = 128;          // F, the width of a full map (= D for an identity start)
   double gamma = 20.0;         // γ of the optimal_transport node
   int epochs = 8;
   int batch_size = 8;          // training pairs per step

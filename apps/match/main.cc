@@ -216,6 +216,7 @@ int Run(const Setting& s) {
                     {"batch_size", s.learned.batch_size},
                     {"learning_rate", s.learned.learning_rate},
                     {"gamma", learned_options.gamma},
+                    {"map", s.learned.diagonal ? "diagonal" : "full"},
                     {"sinkhorn_gamma", sinkhorn_gamma},
                     {"ratio", s.ratio},
                     {"threshold", s.threshold},
@@ -256,6 +257,7 @@ int Main(int argc, char** argv) {
   Setting s;
   int keypoints = -1, pairs = -1, train_keypoints = -1, epochs = -1;
   double gamma = 0;
+  std::string map_kind;
   po::options_description desc(
       "ddn-match: learned keypoint matching through the optimal_transport node, tested on the Graffiti pair\n"
       "(opencv-doc graf1.png -> graf3.png, true homography H1to3p.xml) against the ratio test and plain Sinkhorn.\n"
@@ -274,6 +276,8 @@ int Main(int argc, char** argv) {
     ("lr", po::value(&s.learned.learning_rate)->default_value(3e-3), "Adam learning rate (cosine schedule)")
     ("gamma", po::value(&gamma), "gamma of optimal_transport in the learned matcher (default: the Sinkhorn "
                                  "baseline's, chosen on the training pairs)")
+    ("map", po::value(&map_kind)->default_value("diagonal"), "the learned map: diagonal (a weight per descriptor "
+                                                                "coordinate) or full (a 128x128 matrix)")
     ("ratio", po::value(&s.ratio)->default_value(0.8), "Lowe's ratio of the ratio test")
     ("threshold", po::value(&s.threshold)->default_value(0.5),
      "a mutual maximum of a plan is a match if it holds at least this share of a row's mass")
@@ -314,6 +318,8 @@ int Main(int argc, char** argv) {
     if (!(s.learned.learning_rate > 0)) throw InvalidInput("--lr must be > 0");
     if (vm.count("gamma") && !(gamma > 0 && std::isfinite(gamma))) throw InvalidInput("--gamma must be > 0");
     s.learned_gamma = gamma;
+    if (map_kind != "diagonal" && map_kind != "full") throw InvalidInput("--map must be diagonal or full, got '" + map_kind + "'");
+    s.learned.diagonal = map_kind == "diagonal";
     if (!(s.ratio > 0 && s.ratio <= 1)) throw InvalidInput("--ratio must be in (0, 1]");
     if (!(s.threshold >= 0 && s.threshold <= 1)) throw InvalidInput("--threshold must be in [0, 1]");
     if (s.threads < 0) throw InvalidInput("--threads must be >= 0");

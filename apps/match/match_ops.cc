@@ -46,6 +46,31 @@ void PairwiseDistance::Backward(const std::vector<const Tensor*>& inputs, const 
   }
 }
 
+FeatureWeights::FeatureWeights(int features) : features_(features) {
+  if (features < 1) throw InvalidInput("FeatureWeights needs a positive size");
+  weight_.name = "weight";
+  weight_.value = Tensor({features}, 1.0);
+  weight_.grad = Tensor({features});
+}
+
+Tensor FeatureWeights::Forward(const std::vector<const Tensor*>& inputs, graph::Mode) {
+  const Tensor& x = *inputs.at(0);
+  if (x.rank() < 1 || x.dim(x.rank() - 1) != features_)
+    throw InvalidInput("FeatureWeights(" + std::to_string(features_) + ") got shape " + ShapeString(x.shape()));
+  Tensor y = x;
+  for (int64_t k = 0; k < y.size(); ++k) y[k] *= weight_.value[k % features_];
+  return y;
+}
+
+void FeatureWeights::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                              const std::vector<Tensor*>& grad_inputs) {
+  const Tensor& x = *inputs.at(0);
+  for (int64_t k = 0; k < x.size(); ++k) {
+    weight_.grad[k % features_] += grad_output[k] * x[k];
+    if (grad_inputs.at(0)) (*grad_inputs[0])[k] += grad_output[k] * weight_.value[k % features_];
+  }
+}
+
 Tensor MatchNll::Forward(const std::vector<const Tensor*>& inputs, graph::Mode) {
   const Tensor& p = *inputs.at(0);
   const Tensor& t = *inputs.at(1);

@@ -35,6 +35,28 @@ TEST(MatchOps, GradientsOfTheTrainingGraphMatchFiniteDifferences) {
   EXPECT_EQ(report.entries.size(), 2u);  // map.weight, desc
 }
 
+TEST(MatchOps, FeatureWeightsGradients) {
+  graph::Graph g;
+  auto desc = g.Input("desc"), truth = g.Input("truth");
+  auto map = g.Add("map", std::make_unique<FeatureWeights>(5), {desc});
+  for (graph::Parameter* p : g.Parameters())
+    for (int k = 0; k < 5; ++k) p->value[k] = 0.5 + 0.2 * k;
+  auto cost = g.Add("cost", std::make_unique<PairwiseDistance>(3), {map});
+  auto plan = g.Add("transport",
+                    std::make_unique<graph::NodeLayer>("optimal_transport",
+                                                       std::map<std::string, std::string>{{"gamma", "2"}}),
+                    {cost});
+  auto loss = g.Add("loss", std::make_unique<MatchNll>(), {plan, truth});
+  std::mt19937_64 rng(9);
+  std::normal_distribution<double> normal;
+  Tensor d({2, 7, 5}), t({2, 3, 4});
+  for (auto& v : d.values()) v = normal(rng);
+  t[0 * 4 + 2] = t[2 * 4 + 3] = t[12 + 1 * 4 + 1] = 1.0;
+  const graph::GraphCheckReport report = graph::CheckGraphGradients(g, {{"desc", d}, {"truth", t}}, loss, {"desc"});
+  EXPECT_LE(report.max_rel_error, 1e-6) << report.ToString();
+  EXPECT_EQ(report.entries.size(), 2u);  // map.weight, desc
+}
+
 TEST(MatchOps, DistancesAreEuclidean) {
   PairwiseDistance op(1);
   const Tensor f({1, 3, 2}, {0, 0, 3, 4, 0, 0});

@@ -468,8 +468,8 @@ SinkhornReport SolveTransport(const double* M, const double* r, const double* c,
       bool accepted = false;
       // A chord step first (the last factorisation, reused) while Newton converges fast: the Hessian then
       // changes little between steps, and a solve costs a few passes over P against O(n²·m) for a new one.
-      if (factorised && lambda == 0 && contraction <= 0.25) accepted = try_step();
-      if (accepted && trial_err > 0.5 * err) {
+      if (factorised && lambda == 0 && contraction <= 0.5) accepted = try_step();
+      if (accepted && trial_err > 0.7 * err) {
         // The chord step helped too little: keep it, but factorise afresh for the next one.
         contraction = 1;
       } else if (!accepted) {
