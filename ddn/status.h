@@ -18,6 +18,9 @@
 //                  minimiser was chosen, as documented by the node.
 //   kNotCertified  a non-convex problem whose answer is a local minimum without a global certificate.
 //   kAllOutliers   robust pooling with every point beyond the penalty's reach (H = 0).
+//   kNotConverged  an iterative forward solve stopped at its iteration limit short of its tolerance: the answer is
+//                  the last iterate (finite and feasible), `residual` says how far from optimal it is, and the
+//                  gradient is that of the optimality conditions evaluated there (graph_match).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +36,7 @@ enum StatusFlag : uint32_t {
   kNonUnique = 1u << 3,
   kNotCertified = 1u << 4,
   kAllOutliers = 1u << 5,
+  kNotConverged = 1u << 6,
 };
 
 struct ProblemStatus {

@@ -41,6 +41,7 @@
 #include <vector>
 
 #include "ddn/error.h"
+#include "ddn/fast_exp.h"
 #include "ddn/scalar.h"
 
 namespace ddn::pooling {
@@ -107,39 +108,6 @@ T PenaltyOfSquare(PenaltyKind kind, const T& s, double alpha) {
 template <typename T>
 T Penalty(PenaltyKind kind, const T& z, double alpha) {
   return PenaltyOfSquare<T>(kind, z * z, alpha);
-}
-
-// exp(x) for x ≤ 0, written so that loops over points vectorise (no libm call): Cody–Waite reduction
-// x = n·ln2 + r, |r| ≤ ln2/2, a degree-12 Taylor polynomial for e^r (truncation < 2e-16 relative) and 2^n
-// assembled in the exponent bits. Within a few ulps of std::exp; x < −708 gives ≈ 2^−1022 instead of the
-// subnormal or zero result.
-inline double ExpNonPositive(double x) {
-  x = std::max(x, -708.0);
-  constexpr double kLog2e = 1.4426950408889634, kShift = 6755399441055744.0;  // 1.5·2^52: round to integer
-  constexpr double kLn2Hi = 0.693145751953125, kLn2Lo = 1.4286068203094172321e-06;
-  const double n = (x * kLog2e + kShift) - kShift;
-  const double r = (x - n * kLn2Hi) - n * kLn2Lo;
-  double p = 1.0 / 479001600.0;  // 1/12!
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
-  // 2^n: the integer n + 1023 in the low mantissa bits of (n + 1023 + 2^52), shifted into the exponent field.
-  const double biased = n + 1023.0 + 4503599627370496.0;
-  uint64_t bits;
-  std::memcpy(&bits, &biased, sizeof bits);
-  bits <<= 52;
-  double scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
 }
 
 // 1 − exp(−t) for t ≥ 0 without cancellation, given e = exp(−t): a Taylor series for t < 0.05, else 1 − e.

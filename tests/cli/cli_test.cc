@@ -472,4 +472,54 @@ TEST(Bench, BadRequests) {
   ExpectError(Ddn({"bench", "cli_test_mean", "--shape", "3,5", "-p", "fail=true"}), 1, {"numerical failure"});
 }
 
+// ---- the alignment nodes through the shipped `ddn` ------------------------------------------------------
+
+Outcome ShippedEval(const std::string& request) { return Ddn({"eval"}, request, DDN_SHIPPED_CLI); }
+
+TEST(Alignment, EvalOptimalTransportAndGraphMatch) {
+  const Json ot = Ok(ShippedEval(R"({"node": "optimal_transport", "params": {"gamma": 2},
+    "inputs": {"M": [[[0, 1, 2], [2, 0, 1]]], "r": [[1, 3]]}, "grad_outputs": {"P": [[[1, 0, 0], [0, 0, 0]]]}})"));
+  double row0 = 0;
+  for (const auto& v : ot["outputs"]["P"][0][0]) row0 += v.get<double>();
+  EXPECT_NEAR(row0, 0.25, 1e-15);  // r normalised to sum 1
+  EXPECT_TRUE(ot["grad_inputs"].contains("M"));
+  EXPECT_TRUE(ot["grad_inputs"].contains("r"));
+  const Json gm = Ok(ShippedEval(R"({"node": "graph_match", "params": {"lambda": 0.2, "gamma": 1},
+    "inputs": {"node_affinity": [[[1, 0], [0, 1]]], "edges_a": [[[0, 1], [1, 0]]], "edges_b": [[[0, 1], [1, 0]]]},
+    "grad_outputs": {"X": [[[1, 0], [0, 0]]]}})"));
+  EXPECT_EQ(gm["grad_inputs"].size(), 3u);
+  EXPECT_TRUE(gm["status"][0]["flags"].empty());
+}
+
+TEST(Alignment, BadInputIsExit2OneLine) {
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "params": {"gamma": 0}, "inputs": {"M": [[[1, 2]]]}})"), 2,
+              {"parameter 'gamma'", "> 0"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "params": {"gamma": -1}, "inputs": {"M": [[[1, 2]]]}})"),
+              2, {"parameter 'gamma'"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 1e999]]]}})"), 2,
+              {"input 'M'", "non-finite"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[1, 2]]}})"), 2, {"input 'M'", "(B, H, W)"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 2], [3, 4]]], "r": [[1, 2, 3]]}})"),
+              2, {"input 'r'", "H = 3"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 2], [3, 4]]], "r": [[1, 0]]}})"), 2,
+              {"input 'r'", "positive", "got 0"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 2], [3, 4]]], "c": [[-2, 1]]}})"),
+              2, {"input 'c'", "positive", "-2"});
+  ExpectError(ShippedEval(R"({"node": "graph_match", "params": {"lambda": -1}, "inputs": {}})"), 2,
+              {"parameter 'lambda'"});
+  ExpectError(ShippedEval(R"({"node": "graph_match", "params": {"gamma": 0}, "inputs": {}})"), 2, {"parameter 'gamma'"});
+  ExpectError(ShippedEval(R"({"node": "graph_match", "inputs": {"node_affinity": [[[1, 0], [0, 1]]],
+    "edges_a": [[[0, 1, 0], [1, 0, 1], [0, 1, 0]]], "edges_b": [[[0, 1], [1, 0]]]}})"), 2, {"input 'edges_a'", "N = 3"});
+  ExpectError(ShippedEval(R"({"node": "graph_match", "inputs": {"node_affinity": [[[1, 1e400], [0, 1]]],
+    "edges_a": [[[0, 1], [1, 0]]], "edges_b": [[[0, 1], [1, 0]]]}})"), 2, {"input 'node_affinity'", "non-finite"});
+}
+
+TEST(Alignment, CheckPasses) {
+  for (const char* node : {"optimal_transport", "graph_match"}) {
+    const Outcome r = Ddn({"check", node}, "", DDN_SHIPPED_CLI);
+    EXPECT_EQ(r.code, 0) << node << ": " << r.err << r.out;
+    EXPECT_NE(r.out.find("PASS"), std::string::npos) << r.out;
+  }
+}
+
 }  // namespace

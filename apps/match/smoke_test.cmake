@@ -1,0 +1,40 @@
+# Smoke test of ddn-match (CTest runs it with cmake -P): a few seconds of tiny settings must exit 0 and print
+# the JSON the README documents, with a precision for every method, and write the PNG; a bad option must exit 2
+# with one line on stderr and nothing on stdout.
+#   cmake -DBINARY=path/to/ddn-match -DWORKDIR=folder -P smoke_test.cmake
+set(png ${WORKDIR}/smoke_match.png)
+file(REMOVE ${png})
+execute_process(COMMAND ${BINARY} --train-pairs 6 --train-keypoints 32 --epochs 1 --batch-size 3 --keypoints 60
+                        --json --png ${png}
+                RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT code EQUAL 0)
+  message(FATAL_ERROR "ddn-match exited with ${code}: ${err}")
+endif()
+foreach(method ratio_test sinkhorn learned ratio_test_orb ratio_test_sift_all)
+  string(JSON precision ERROR_VARIABLE json_error GET "${out}" methods ${method} precision)
+  string(JSON matches ERROR_VARIABLE json_error2 GET "${out}" methods ${method} matches)
+  if(json_error OR json_error2)
+    message(FATAL_ERROR "no methods.${method}.precision/matches in the JSON: ${json_error} ${json_error2}\n${out}")
+  endif()
+  if(precision LESS 0 OR precision GREATER 1 OR matches LESS 0)
+    message(FATAL_ERROR "methods.${method}: precision ${precision}, matches ${matches} out of range")
+  endif()
+endforeach()
+string(JSON loss ERROR_VARIABLE json_error GET "${out}" training loss_per_epoch 0)
+if(json_error)
+  message(FATAL_ERROR "no training.loss_per_epoch in the JSON: ${json_error}")
+endif()
+if(NOT EXISTS ${png})
+  message(FATAL_ERROR "ddn-match did not write ${png}")
+endif()
+
+execute_process(COMMAND ${BINARY} --keypoints 1 RESULT_VARIABLE code OUTPUT_VARIABLE out ERROR_VARIABLE err)
+string(REGEX MATCHALL "\n" newlines "${err}")
+list(LENGTH newlines lines)
+if(NOT code EQUAL 2 OR NOT out STREQUAL "" OR NOT lines EQUAL 1 OR NOT err MATCHES "--keypoints")
+  message(FATAL_ERROR "bad option: exit ${code}, stdout '${out}', stderr '${err}'")
+endif()
+execute_process(COMMAND ${BINARY} --data ${WORKDIR}/no_such_folder RESULT_VARIABLE code ERROR_VARIABLE err)
+if(NOT code EQUAL 2 OR NOT err MATCHES "graf1.png")
+  message(FATAL_ERROR "missing data: exit ${code}, stderr '${err}'")
+endif()
