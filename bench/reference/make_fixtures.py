@@ -111,6 +111,10 @@ def pnp_problem(b, n, noise, g):
     depths U(1, 3), noise on the image points."""
     import ddn.pytorch.geometry_utilities as geo
     theta = torch.randn(b, 6, generator=g)
+    # Rotation angles below 2.5 rad: ddn returns the angle-axis representative with angle <= pi, the reference
+    # whichever L-BFGS reaches; away from pi the two coincide.
+    norm = theta[:, :3].norm(dim=1, keepdim=True)
+    theta[:, :3] = theta[:, :3] * torch.clamp(2.5 / norm, max=1.0)
     R = geo.angle_axis_to_rotation_matrix(theta[..., :3])
     t = theta[..., 3:]
     xy = 2.0 * torch.rand(b, n, 2, generator=g) - 1.0
@@ -159,12 +163,16 @@ def sample_cases():
     cases = []
 
     def add(name, node, xs, ddn_inputs, ddn_output, label=""):
+        # The reference's (B, 1) inputs and outputs are ddn's (B): flatten to the shape of the ddn input.
         y, _ = node.solve(*xs)
         v = torch.randn(y.shape, generator=g)
         grads = node.gradient(*xs, y=y, v=v)
-        cases.append({"node": name, "label": label, "inputs": ddn_inputs, "grad_outputs": {ddn_output: tolist(v)},
-                      "want": {"outputs": {ddn_output: tolist(y)},
-                               "grad_inputs": {list(ddn_inputs)[0]: tolist(grads[0])}}})
+        x_shape = xs[0].shape if xs[0].shape[1] > 1 else (xs[0].shape[0],)
+        y_shape = y.shape if y.dim() > 1 and y.shape[1] > 1 else (y.shape[0],)
+        cases.append({"node": name, "label": label, "inputs": ddn_inputs,
+                      "grad_outputs": {ddn_output: tolist(v.reshape(y_shape))},
+                      "want": {"outputs": {ddn_output: tolist(y.reshape(y_shape))},
+                               "grad_inputs": {list(ddn_inputs)[0]: tolist(grads[0].reshape(x_shape))}}})
 
     x = torch.tensor([[0.25], [1.0], [2.0]])
     add("unconstrained_polynomial", sn.UnconstPolynomial(), (x,), {"x": tolist(x.view(3))}, "y")
@@ -180,6 +188,18 @@ def sample_cases():
     x[1] = x[1] / x[1].norm() / 1.1          # one point inside the ball, as in the reference's test
     x[2] = x[2] / x[2].norm() * 0.5
     add("quadratic_on_ball", sn.QuadFcnOnBall(), (x,), {"x": tolist(x)}, "y")
+
+    # GlobalPseudoHuberPool2d is ddn's pseudo_huber_mean over the flattened m×m input.
+    B, m, alpha = 3, 7, 0.5
+    x = torch.randn(B, m, m, generator=g)
+    node = sn.GlobalPseudoHuberPool2d()
+    al = torch.full((B, 1), alpha)
+    y, ctx = node.solve(x, al)
+    v = torch.randn(B, generator=g)
+    dx = node.gradient(x, al, y=y, v=v, ctx=ctx)[0]
+    cases.append({"node": "pseudo_huber_mean", "label": "GlobalPseudoHuberPool2d", "params": {"alpha": alpha},
+                  "inputs": {"x": tolist(x.view(B, m * m))}, "grad_outputs": {"y": tolist(v)},
+                  "want": {"outputs": {"y": tolist(y)}, "grad_inputs": {"x": tolist(dx.reshape(B, m * m))}}})
 
     for N, K in ((16, 1), (16, 5), (7, 3)):
         B = 3
