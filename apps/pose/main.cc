@@ -31,6 +31,7 @@
 #include "ddn/graph/optim.h"
 #include "ddn/graph/random.h"
 #include "ddn/node.h"
+#include "ddn/params.h"
 
 namespace po = boost::program_options;
 
@@ -46,6 +47,7 @@ struct Setting {
   double outliers = 0.3, min_px = 10, max_px = 60;
   int epochs = 0, train_samples = 0, test_samples = 0, batch_size = 16, hidden = 32;
   double learning_rate = 3e-3, ransac_px = 8.0, huber_px = 2.0;
+  std::string learned_objective = "reproj";
   uint64_t seed = 1;
   int threads = 0;
   std::string png;
@@ -219,7 +221,7 @@ int Run(const Setting& s) {
       test.push_back(Corrupt(views[index], index, K, s.outliers, s.min_px, s.max_px, &rng));
     }
 
-  auto net = BuildWeightsNet(s.hidden, s.seed, s.threads);
+  auto net = BuildWeightsNet(s.hidden, s.learned_objective, s.huber_px, s.seed, s.threads);
   graph::AdamOptions adam_options;
   adam_options.learning_rate = s.learning_rate;
   graph::Adam adam(net->graph.TrainableParameters(), adam_options);
@@ -298,7 +300,10 @@ int Run(const Setting& s) {
   results.push_back(Summarise("pnp node, uniform weights, reproj", uniform, test, views));
   std::snprintf(name, sizeof name, "pnp node, uniform weights, reproj_huber %g px", s.huber_px);
   results.push_back(Summarise(name, huber, test, views));
-  results.push_back(Summarise("pnp node, learned weights, reproj", learned, test, views));
+  const std::string learned_name =
+      "pnp node, learned weights, " + s.learned_objective +
+      (s.learned_objective == "reproj_huber" ? " " + FormatDouble(s.huber_px) + " px" : std::string());
+  results.push_back(Summarise(learned_name, learned, test, views));
 
   // What the network learned: mean weight of correct and displaced corners (test samples).
   double w_in = 0, w_out = 0;
@@ -370,6 +375,7 @@ int Run(const Setting& s) {
                     {"learning_rate", s.learning_rate},
                     {"ransac_px", s.ransac_px},
                     {"huber_px", s.huber_px},
+                    {"learned_objective", s.learned_objective},
                     {"seed", s.seed}};
     j["results"] = nlohmann::json::array();
     for (const auto& r : results) {
@@ -431,14 +437,16 @@ int Main(int argc, char** argv) {
     ("test-views", po::value(&test_views)->default_value("left11,left12,left13,left14"), "held-out photos")
     ("outliers", po::value(&s.outliers)->default_value(0.3), "fraction of the 54 corners displaced")
     ("outlier-px", po::value(&outlier_px)->default_value("10,60"), "MIN,MAX displacement of an outlier, pixels")
-    ("epochs", po::value(&epochs), "training epochs (default 30, quick 12)")
-    ("train-samples", po::value(&train_samples), "corruptions per training photo per epoch (default 16, quick 8)")
+    ("epochs", po::value(&epochs), "training epochs (default 60, quick 20)")
+    ("train-samples", po::value(&train_samples), "corruptions per training photo per epoch (default 24, quick 12)")
     ("test-samples", po::value(&test_samples), "corruptions per test photo (default 50, quick 25)")
     ("batch-size", po::value(&s.batch_size)->default_value(16), "training batch size")
     ("hidden", po::value(&s.hidden)->default_value(32), "width of the network's hidden layers")
     ("lr", po::value(&s.learning_rate)->default_value(3e-3), "Adam learning rate (cosine schedule)")
     ("ransac-px", po::value(&s.ransac_px)->default_value(8.0), "solvePnPRansac's reprojection threshold, pixels")
-    ("huber-px", po::value(&s.huber_px)->default_value(2.0), "Huber threshold of the reproj_huber baseline, pixels")
+    ("huber-px", po::value(&s.huber_px)->default_value(2.0), "Huber threshold of the reproj_huber objectives, pixels")
+    ("learned-objective", po::value(&s.learned_objective)->default_value("reproj"),
+     "objective of the pnp node with learned weights: reproj or reproj_huber")
     ("seed", po::value(&s.seed)->default_value(1), "seed of the corruptions and the initialisation")
     ("threads", po::value(&s.threads)->default_value(0), "threads of the pnp node's batch layer (0: all cores)")
     ("png", po::value(&s.png)->default_value("pose_axes.png"), "figure to write ('' for none)")
@@ -459,8 +467,8 @@ int Main(int argc, char** argv) {
   s.quick = vm.count("quick") > 0;
   s.json = vm.count("json") > 0;
   try {
-    s.epochs = epochs >= 0 ? epochs : (s.quick ? 12 : 30);
-    s.train_samples = train_samples > 0 ? train_samples : (s.quick ? 8 : 16);
+    s.epochs = epochs >= 0 ? epochs : (s.quick ? 20 : 60);
+    s.train_samples = train_samples > 0 ? train_samples : (s.quick ? 12 : 24);
     s.test_samples = test_samples > 0 ? test_samples : (s.quick ? 25 : 50);
     s.train_views = ParseNames(train_views, "train-views");
     s.test_views = ParseNames(test_views, "test-views");
@@ -478,6 +486,9 @@ int Main(int argc, char** argv) {
     if (!(s.learning_rate > 0)) throw InvalidInput("--lr must be > 0");
     if (!(s.ransac_px > 0) || !(s.huber_px > 0)) throw InvalidInput("--ransac-px and --huber-px must be > 0");
     if (s.threads < 0) throw InvalidInput("--threads must be >= 0");
+    if (s.learned_objective != "reproj" && s.learned_objective != "reproj_huber") {
+      throw InvalidInput("--learned-objective must be reproj or reproj_huber, got '" + s.learned_objective + "'");
+    }
     return Run(s);
   } catch (const InvalidInput& e) {
     std::fprintf(stderr, "ddn-pose: %s\n", e.what());

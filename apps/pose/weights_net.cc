@@ -4,6 +4,7 @@
 
 #include "apps/pose/chessboard.h"
 #include "ddn/error.h"
+#include "ddn/params.h"
 
 namespace ddn::pose {
 
@@ -49,7 +50,8 @@ void PoseLoss::Backward(const std::vector<const Tensor*>& inputs, const Tensor&,
     }
 }
 
-std::unique_ptr<WeightsNet> BuildWeightsNet(int hidden, uint64_t seed, int threads) {
+std::unique_ptr<WeightsNet> BuildWeightsNet(int hidden, const std::string& objective, double alpha, uint64_t seed,
+                                            int threads) {
   auto net = std::make_unique<WeightsNet>();
   graph::Graph& g = net->graph;
   const auto features = g.Input("features");
@@ -68,7 +70,8 @@ std::unique_ptr<WeightsNet> BuildWeightsNet(int hidden, uint64_t seed, int threa
   options.inputs = {"p2d", "p3d", "w", "K"};
   options.threads = threads;
   net->pose = g.Add("pnp", std::make_unique<graph::NodeLayer>("pnp", std::map<std::string, std::string>{
-                                                                      {"objective", "reproj"}},
+                                                                      {"objective", objective},
+                                                                      {"alpha", FormatDouble(alpha)}},
                                                               options),
                     {p2d, p3d, net->weights, K});
   net->loss = g.Add("loss", std::make_unique<PoseLoss>(kSquareMm), {net->pose, target});

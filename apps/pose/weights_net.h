@@ -5,7 +5,8 @@
 //
 //   w_i = σ(MLP(f_i)),   MLP = Linear(81, h) → ReLU → Linear(h, h) → ReLU → Linear(h, 1),   σ the logistic,
 //
-// and the pose is the declarative node's output (ddn/graph/ops.h NodeLayer over `pnp`, objective reproj):
+// and the pose is the declarative node's output (ddn/graph/ops.h NodeLayer over `pnp`; by default the objective
+// reproj, or reproj_huber with a threshold α in pixels):
 //
 //   y = argmin_y Σ_i w_i ‖π(R(r) P_i + t) − q_i‖²   (nodes/geometry/pnp_solver.h).
 //
@@ -55,7 +56,9 @@ struct WeightsNet {
   graph::Graph::NodeId weights = -1, pose = -1, loss = -1;
 };
 
-// hidden: the width h; threads: of the pnp node's batch layer (0: all cores).
-std::unique_ptr<WeightsNet> BuildWeightsNet(int hidden, uint64_t seed, int threads);
+// hidden: the width h; objective and alpha: the pnp node's (reproj above; reproj_huber with α in pixels);
+// threads: of the pnp node's batch layer (0: all cores).
+std::unique_ptr<WeightsNet> BuildWeightsNet(int hidden, const std::string& objective, double alpha, uint64_t seed,
+                                            int threads);
 
 }  // namespace ddn::pose

@@ -72,14 +72,15 @@ void OpenCvPose(const Data& d, int method, double pose[6]) {
   }
 }
 
-// Rotation angle between two angle-axis vectors, radians.
+// Rotation angle between two angle-axis vectors, radians, from ‖Ra − Rb‖_F = 2√2 sin(θ/2) (acos of the trace
+// would lose half the digits near 0).
 double AngleBetween(const double* a, const double* b) {
   double Ra[9], Rb[9];
   AngleAxisToRotationMatrix(a, Ra);
   AngleAxisToRotationMatrix(b, Rb);
-  double trace = 0;  // tr(Raᵀ Rb)
-  for (int i = 0; i < 9; ++i) trace += Ra[i] * Rb[i];
-  return std::acos(std::max(-1.0, std::min(1.0, 0.5 * (trace - 1.0))));
+  double frob = 0;
+  for (int i = 0; i < 9; ++i) frob += (Ra[i] - Rb[i]) * (Ra[i] - Rb[i]);
+  return 2 * std::asin(std::min(1.0, std::sqrt(frob) / (2 * std::sqrt(2.0))));
 }
 
 TEST(EPnPvsOpenCV, NoiseFreeGeneralScenes) {

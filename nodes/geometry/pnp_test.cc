@@ -361,7 +361,8 @@ TEST(Pnp, BadInputIsRefused) {
 
 // The reference library's PnP node (EPnP RANSAC from OpenCV, then L-BFGS on the batch) on the data of its own
 // test (tests/testPnPNode.py). Its L-BFGS stops short of the minimum (it runs on the sum over the batch), so agree
-// to its accuracy: the pose to 1e-6, gradients to 1e-4 relative; our objective must be no higher than its.
+// to its accuracy (measured: poses to 1.5e-7, gradients to 4e-7 relative): the pose to 1e-6, gradients to 1e-5
+// relative; our objective must be no higher than its.
 TEST(Pnp, AgreesWithTheReferenceLibrary) {
   const auto cases = testing::LoadCases(DDN_PNP_CASES, "pnp");
   ASSERT_FALSE(cases.empty()) << DDN_PNP_CASES;
@@ -385,7 +386,7 @@ TEST(Pnp, AgreesWithTheReferenceLibrary) {
     }
     const TensorMap g = Backward(*node, in, r.outputs, testing::TensorsFromJson(c["grad_outputs"]), &r.status);
     for (const auto& [name, t] : testing::TensorsFromJson(c["want"]["grad_inputs"])) {
-      EXPECT_LT(MaxAbsDiff(g.at(name), t), 1e-4 * std::max(1.0, MaxAbs(t))) << c["label"] << " " << name;
+      EXPECT_LT(MaxAbsDiff(g.at(name), t), 1e-5 * std::max(1.0, MaxAbs(t))) << c["label"] << " " << name;
     }
   }
 }

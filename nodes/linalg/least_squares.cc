@@ -20,7 +20,7 @@
 // Backward (Gould et al., TPAMI 2022, Prop. 4.3: dθ = −Bᵀ H⁻¹ v with H = G). With u = G⁻¹ (v_x, v_c) by the
 // cached factor, residuals r_t = a_tᵀx + c − b_t and s_t = a_tᵀu_x + u_c,
 //   dA_t = −w_t (s_t x + r_t u_x),   db_t = w_t s_t,   dw_t = −r_t s_t,
-// one pass over A (a rank-2 update). On the singular path u is the minimum-norm solution and the status says
+// one pass over A (a rank-2 update), right after the pass of the fingerprint that validates the cached factor. On the singular path u is the minimum-norm solution and the status says
 // non_regular (docs/design.md §1).
 //
 // The declarative form (the objective above as a sum of one term per observation) gives the generic Ceres
@@ -39,9 +39,6 @@
 namespace ddn::linalg {
 namespace {
 
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstRowMap = Eigen::Map<const RowMatrix>;
-using RowMap = Eigen::Map<RowMatrix>;
 using ConstVectorMap = Eigen::Map<const Eigen::VectorXd>;
 
 constexpr double kSingularRcond = 1e-12;
@@ -228,31 +225,35 @@ void LeastSquaresNode::Backward(const ProblemData& p, ProblemStatus* s) const {
       s->Set(kNonRegular, "singular normal matrix: minimum-norm least-squares gradient");
     }
   }
-  const ConstRowMap A(p.inputs[0], T, C);
-  const ConstVectorMap b(p.inputs[1], T), x(p.outputs[0], C);
-  const double c = bias_ ? p.outputs[1][0] : 0.0, uc = bias_ ? u[C] : 0.0;
-  // [r s] = A [x u_x] + [c − b, u_c].
-  thread_local RowMatrix xu, rs;
-  xu.resize(2, C);
-  xu.row(0) = x.transpose();
-  xu.row(1) = u.head(C).transpose();
-  rs.noalias() = A * xu.transpose();
-  rs.col(0).array() += c - b.array();
-  rs.col(1).array() += uc;
+  // One pass over the rows a_t (in cache after the fingerprint): r_t, s_t, then dA_t, db_t, dw_t.
+  const double* A = p.inputs[0];
+  const double* b = p.inputs[1];
   const double* w = p.inputs[2];
-  if (w) {
-    const ConstVectorMap wv(w, T);
-    if (p.grad_inputs[2]) Eigen::Map<Eigen::VectorXd>(p.grad_inputs[2], T) = -rs.col(0).cwiseProduct(rs.col(1));
-    rs.col(0).array() *= wv.array();
-    rs.col(1).array() *= wv.array();
-  }
-  // Now rs = [w∘r, w∘s].
-  if (p.grad_inputs[1]) Eigen::Map<Eigen::VectorXd>(p.grad_inputs[1], T) = rs.col(1);
-  if (p.grad_inputs[0]) {
-    RowMap dA(p.grad_inputs[0], T, C);
-    // dA = −(w∘s) xᵀ − (w∘r) u_xᵀ: swap the columns of rs to pair them with the rows (x, u_x).
-    rs.col(0).swap(rs.col(1));
-    dA.noalias() = -rs * xu;
+  const double* x = p.outputs[0];
+  const double c = bias_ ? p.outputs[1][0] : 0.0, uc = bias_ ? u[C] : 0.0;
+  const double* ux = u.data();
+  double* dA = p.grad_inputs[0];
+  double* db = p.grad_inputs[1];
+  double* dw = w ? p.grad_inputs[2] : nullptr;
+  for (int64_t t = 0; t < T; ++t) {
+    const double* a = A + t * C;
+    double r = 0, s_t = 0;
+#pragma omp simd reduction(+ : r, s_t)
+    for (int64_t k = 0; k < C; ++k) {
+      r += a[k] * x[k];
+      s_t += a[k] * ux[k];
+    }
+    r += c - b[t];
+    s_t += uc;
+    const double wt = w ? w[t] : 1.0;
+    if (dw) dw[t] = -r * s_t;
+    if (db) db[t] = wt * s_t;
+    if (dA) {
+      const double alpha = -wt * s_t, beta = -wt * r;
+      double* d = dA + t * C;
+#pragma omp simd
+      for (int64_t k = 0; k < C; ++k) d[k] = alpha * x[k] + beta * ux[k];
+    }
   }
 }
 
