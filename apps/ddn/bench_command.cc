@@ -246,7 +246,7 @@ int RunBench(int argc, char** argv) {
     std::mt19937_64 rng(seed);
     const TensorMap inputs = inputs_file.empty() ? MakeInputs(spec, shape, outliers, &rng) : ReadInputs(inputs_file);
     Dims dims;
-    ValidateInputs(*node, inputs, &dims);  // bad shapes are exit 2 before any timing
+    const int64_t batch = ValidateInputs(*node, inputs, &dims);  // bad shapes are exit 2 before any timing
     TensorMap grad_outputs;
     std::normal_distribution<double> normal;
 
@@ -290,7 +290,7 @@ int RunBench(int argc, char** argv) {
     }
     Json summary = head;
     summary["runs"] = runs;
-    summary["threads"] = ddn::ResolveThreadCount(run.threads, shape[0]);
+    summary["threads"] = ddn::ResolveThreadCount(run.threads, batch);
     summary["generic"] = run.generic;
     summary["median_forward_ms"] = RoundMs(Median(forward_ms));
     summary["median_backward_ms"] = RoundMs(Median(backward_ms));

@@ -27,7 +27,11 @@
 //      problem has one answer wherever it sits in a batch and whatever the thread count.
 //   3. Levenberg–Marquardt from each start on f with its exact Hessian (not Gauss–Newton: outliers leave large
 //      residuals, where Gauss–Newton converges only linearly), Marquardt's diagonal scaling and Nielsen's
-//      damping update, to an optimality residual ‖∇f‖∞ / ‖Σ_i |w_i ∇φ_i|‖∞ near machine precision.
+//      damping update, to an optimality residual near machine precision. The residual is the Newton step
+//      relative to the pose, max_k |(H⁻¹∇f)_k| / (1 + |y_k|): at a minimum, to first order, the distance to the
+//      exact minimiser (a gradient norm would not do: it has the units of f and no scale at a zero-residual
+//      minimum). Once the predicted decrease of f is below what rounding blurs in f, a step is accepted if it
+//      shrinks the gradient, so the last Newton steps are not refused for noise.
 //   If two starts end in different local minima, the lower is returned and the status says not_certified.
 //   The rotation is returned as the angle-axis vector with angle in [0, π].
 //
@@ -92,13 +96,13 @@ void ValidatePnPProblem(const PnPProblem& problem);
 bool EPnP(const PnPProblem& problem, const std::vector<int>& subset, double pose[6]);
 
 // f(y); with `gradient` (6) and `hessian` (6×6, row-major), its exact first and second derivatives. `scale`, if
-// given, receives ‖Σ_i |w_i ∇φ_i|‖∞, the denominator of the optimality residual.
+// given, receives ‖Σ_i |w_i ∇φ_i|‖∞, the scale of the gradient (its size without cancellation between terms).
 double PnPObjectiveValue(const PnPProblem& problem, const double pose[6], double* gradient = nullptr,
                          double* hessian = nullptr, double* scale = nullptr);
 
 struct RefineResult {
   double f = 0;             // objective at the end
-  double residual = 0;      // ‖∇f‖∞ / ‖Σ_i |w_i ∇φ_i|‖∞
+  double residual = 0;      // the Newton step relative to the pose (see above)
   int iterations = 0;
 };
 // Levenberg–Marquardt on f with the exact Hessian, from *pose.

@@ -161,6 +161,27 @@ TEST(EigenNode, GradientsMatchFiniteDifferences) {
   }
 }
 
+// As the reference's own gradient checks (tests/testEigenDecomposition.py, eigen_decomposition.py): random
+// symmetric matrices of sizes 5, 8 and 16, all eigenvectors and the top one, and for 8 every top_k.
+TEST(EigenNode, GradientsMatchFiniteDifferencesAtTheReferenceSizes) {
+  std::mt19937_64 rng(11);
+  for (int64_t m : {5, 8, 16}) {
+    Tensor X = RandomMatrices(2, m, &rng);
+    for (int64_t e = 0; e < 2; ++e) {
+      Eigen::Map<RowMatrix> Xe(X.problem(e), m, m);
+      Xe = (0.5 * (Xe + Xe.transpose())).eval();
+    }
+    std::vector<int> ks = {0, 1};
+    if (m == 8) ks = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int k : ks) {
+      const auto node = Eigen(k);
+      CheckReport report;
+      CheckGradients(*node, {"reference_sizes", {{"X", X}}}, CheckOptions(), &report);
+      EXPECT_TRUE(report.passed) << "M " << m << " top_k " << k << "\n" << report.ToString();
+    }
+  }
+}
+
 // The closed-form backward against the generic implicit backward of the declarative form, one eigenvector at a
 // time (dL/dX is the sum over the returned eigenvectors), and the generic forward's minimiser against the top
 // eigenvector.
