@@ -12,7 +12,9 @@
 // Forward. With z = (x, c) and Ā = [A 1] (or A alone without bias) the normal equations are G z = r,
 //   G = Āᵀ W Ā + β diag(1, …, 1, 0),   r = Āᵀ W b,
 // formed by one symmetric rank-T update (Eigen's SYRK on √w-scaled rows) and solved by Cholesky. The factor
-// is kept (factor_cache.h) for the backward pass. When G is singular or numerically so (Cholesky fails or its
+// is kept (factor_cache.h) for the backward pass. When G is ill-conditioned (reciprocal condition estimate
+// below 1e-2) the solution is refined with the residual Āᵀ W (b − Ā z) − β x computed in extended precision,
+// so that z is exact to rounding rather than to κ(G)·u: a smooth function of the inputs. When G is singular or numerically so (Cholesky fails or its
 // reciprocal condition estimate is below 1e-12: β = 0 with rank-deficient A, or all weights 0 with a bias)
 // the minimiser is not unique: the minimum-norm one is returned (complete orthogonal decomposition) and the
 // status says non_unique; if G has a negative eigenvalue (negative weights) there is no minimiser: InvalidInput.
@@ -42,6 +44,7 @@ namespace {
 using ConstVectorMap = Eigen::Map<const Eigen::VectorXd>;
 
 constexpr double kSingularRcond = 1e-12;
+constexpr double kRefineRcond = 1e-2;  // below this reciprocal condition estimate, refine (RefineExtended)
 
 // The declarative form, used by the generic path only: one term per observation t,
 //   Term_t = ½ w_t (a_tᵀx + c − b_t)² (+ (β/2)‖x‖² in term 0).
@@ -107,6 +110,9 @@ class LeastSquaresNode : public Node {
   // G (lower triangle) and r of the normal equations.
   void NormalEquations(const ProblemData& p, Eigen::MatrixXd* G, Eigen::VectorXd* r) const;
   uint64_t Key(const ProblemData& p) const;
+  // Iterative refinement of z (the Cholesky solution) with the residual in extended precision (long double).
+  void RefineExtended(const ProblemData& p, const Eigen::LLT<Eigen::MatrixXd, Eigen::Lower>& llt,
+                      Eigen::VectorXd* z) const;
   // The inner declarative problem on z = (x, c): the same inputs, one output of size `Unknowns`.
   ProblemData FormProblem(const ProblemData& p, double* z, const double* v, const Shape* shape) const;
 
@@ -155,6 +161,41 @@ void LeastSquaresNode::NormalEquations(const ProblemData& p, Eigen::MatrixXd* G,
   G->diagonal().head(C).array() += beta_;
 }
 
+void LeastSquaresNode::RefineExtended(const ProblemData& p, const Eigen::LLT<Eigen::MatrixXd, Eigen::Lower>& llt,
+                                      Eigen::VectorXd* z) const {
+  using Extended = long double;
+  const int64_t T = p.Dim("T"), C = p.Dim("C"), n = Unknowns(p);
+  const double* A = p.inputs[0];
+  const double* b = p.inputs[1];
+  const double* w = p.inputs[2];
+  std::vector<Extended> zx(n), g(n);
+  for (int64_t k = 0; k < n; ++k) zx[k] = (*z)[k];
+  Eigen::VectorXd step(n);
+  for (int iteration = 0; iteration < 3; ++iteration) {
+    // g = Āᵀ W (b − Ā z) − β (x, 0), the negative gradient of the objective at z.
+    std::fill(g.begin(), g.end(), Extended(0));
+    for (int64_t t = 0; t < T; ++t) {
+      const double* a = A + t * C;
+      Extended e = b[t] - (bias_ ? zx[C] : Extended(0));
+      for (int64_t k = 0; k < C; ++k) e -= Extended(a[k]) * zx[k];
+      if (w) e *= w[t];
+      for (int64_t k = 0; k < C; ++k) g[k] += Extended(a[k]) * e;
+      if (bias_) g[C] += e;
+    }
+    for (int64_t k = 0; k < C; ++k) g[k] -= Extended(beta_) * zx[k];
+    for (int64_t k = 0; k < n; ++k) step[k] = static_cast<double>(g[k]);
+    llt.solveInPlace(step);
+    double change = 0, size = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      zx[k] += step[k];
+      change = std::max(change, std::abs(step[k]));
+      size = std::max(size, std::abs(static_cast<double>(zx[k])));
+    }
+    if (change <= 1e-17 * size) break;
+  }
+  for (int64_t k = 0; k < n; ++k) (*z)[k] = static_cast<double>(zx[k]);
+}
+
 uint64_t LeastSquaresNode::Key(const ProblemData& p) const {
   Fingerprint f;
   f.Add(p.inputs[0], p.InputSize(0)).Add(p.inputs[1], p.InputSize(1));
@@ -173,6 +214,10 @@ void LeastSquaresNode::Solve(const ProblemData& p, ProblemStatus* s) const {
   const bool regular = llt.info() == Eigen::Success && llt.rcond() > kSingularRcond;
   if (regular) {
     z = llt.solve(r);
+    // An ill-conditioned G (κ above ~1e2) blurs z by κ(G)·u in double: refine against the residual of the
+    // normal equations computed from A, b, w in extended precision (the product Āᵀ W (b − Ā z) never forms G),
+    // so the output is z* to rounding, a smooth function of the inputs (finite differences see no noise).
+    if (llt.rcond() < kRefineRcond) RefineExtended(p, llt, &z);
   } else {
     // Singular: the minimum-norm minimiser, if G is positive semi-definite.
     Eigen::MatrixXd full = G.selfadjointView<Eigen::Lower>();
