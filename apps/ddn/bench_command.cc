@@ -9,6 +9,10 @@
 // N(0, 1); non-differentiable inputs (weights, sizes) are U(0.5, 1.5). Optional inputs are omitted.
 // grad_outputs are N(0, 1). Inputs are built once (same seed, same inputs) and are not timed.
 //
+// `--inputs FILE` times given inputs instead: the "inputs" of a `ddn eval` request (json_io.h), for nodes whose
+// random inputs would not be a meaningful problem (pnp: random correspondences have no pose) and for
+// side-by-side comparisons on the very data another implementation is timed on. --shape is then not needed.
+//
 // Each run times ddn::Forward and then ddn::Backward with std::chrono::steady_clock and prints one
 // JSON line; the last line holds the medians over the runs.
 //
@@ -20,7 +24,11 @@
 #include <malloc.h>
 #include "ddn/parallel.h"
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include <algorithm>
 #include <cctype>
@@ -164,11 +172,23 @@ TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, 
   return inputs;
 }
 
+// The "inputs" of a `ddn eval` request in `file`.
+TensorMap ReadInputs(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InvalidInput("cannot read --inputs file '" + file + "': " + std::strerror(errno));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const Json request = ParseJson(text);
+  if (!request.is_object() || !request.contains("inputs")) {
+    throw InvalidInput("--inputs file '" + file + "' is not a ddn eval request with \"inputs\"");
+  }
+  return ParseRequestTensors(request).inputs;
+}
+
 int RunBench(int argc, char** argv) {
   return RunGuarded("bench", [&]() {
     po::options_description options("Options");
     RunOptions run;
-    std::string node_name, shape_text;
+    std::string node_name, shape_text, inputs_file;
     std::vector<std::string> param_args;
     int runs = 5;
     double outliers = 0.2;
@@ -177,7 +197,10 @@ int RunBench(int argc, char** argv) {
         ("help,h", "show this help")
         ("param,p", po::value<std::vector<std::string>>(&param_args)->composing(),
          "node parameter KEY=VALUE (repeatable); unset parameters take their defaults")
-        ("shape", po::value<std::string>(&shape_text), "B,N[,D]: the shape of the node's first input (required)")
+        ("shape", po::value<std::string>(&shape_text),
+         "B,N[,D]: the shape of the node's first input (required unless --inputs is given)")
+        ("inputs", po::value<std::string>(&inputs_file),
+         "FILE: time these inputs, the \"inputs\" of a `ddn eval` request, instead of random ones")
         ("runs", po::value<int>(&runs)->default_value(5), "timed runs (forward + backward each)")
         ("outliers", po::value<double>(&outliers)->default_value(0.2),
          "fraction of far outliers in the first input of pooling-like nodes")
@@ -186,7 +209,7 @@ int RunBench(int argc, char** argv) {
     po::variables_map vm;
     ParseNodeCommandLine(argc, argv, options, &node_name, &vm);
     if (vm.count("help")) {
-      PrintHelp("ddn bench NODE [--param KEY=VALUE ...] --shape B,N[,D] [--runs R] [--threads N]"
+      PrintHelp("ddn bench NODE [--param KEY=VALUE ...] (--shape B,N[,D] | --inputs FILE) [--runs R] [--threads N]"
                 " [--outliers F] [--seed S] [--generic]",
                 "Times the batched forward (ddn::Forward) and backward (ddn::Backward, a VJP with a random\n"
                 "dL/dy) on random inputs built from --shape: the node's first required input gets the shape\n"
@@ -195,16 +218,21 @@ int RunBench(int argc, char** argv) {
                 "are N(0, 1), non-differentiable ones U(0.5, 1.5). Prints one JSON line per run,\n"
                 "  {\"node\", \"params\", \"shape\", \"run\", \"forward_ms\", \"backward_ms\"}\n"
                 "and a last line with the medians (\"median_forward_ms\", \"median_backward_ms\") and the\n"
-                "number of problems whose status carries flags. Wall-clock (steady_clock) milliseconds.",
+                "number of problems whose status carries flags. Wall-clock (steady_clock) milliseconds.\n"
+                "--inputs FILE times the \"inputs\" of a `ddn eval` request instead (its \"shape\" is that of\n"
+                "the node's first input).",
                 options);
       return kExitOk;
     }
     if (node_name.empty()) throw InvalidInput("no node given (usage: ddn bench NODE --shape B,N[,D])");
-    if (shape_text.empty()) throw InvalidInput("--shape B,N[,D] is required");
+    if (shape_text.empty() == inputs_file.empty()) {
+      throw InvalidInput(inputs_file.empty() ? "--shape B,N[,D] or --inputs FILE is required"
+                                             : "give --shape or --inputs, not both");
+    }
     CheckRunOptions(run);
     if (runs < 1) throw InvalidInput("--runs must be >= 1, got " + std::to_string(runs));
     if (!(outliers >= 0 && outliers < 1)) throw InvalidInput("--outliers must be in [0, 1), got " + FormatDouble(outliers));
-    const Shape shape = ParseShape(shape_text);
+    const Shape shape = inputs_file.empty() ? ParseShape(shape_text) : Shape{};
     const auto given = ParseParamAssignments(param_args);
     const auto node = MakeNode(node_name, given);
     const NodeSpec& spec = node->spec();
@@ -216,9 +244,9 @@ int RunBench(int argc, char** argv) {
       mallopt(M_TRIM_THRESHOLD, 1 << 30);   // ...and stay mapped after free
     }
     std::mt19937_64 rng(seed);
-    const TensorMap inputs = MakeInputs(spec, shape, outliers, &rng);
+    const TensorMap inputs = inputs_file.empty() ? MakeInputs(spec, shape, outliers, &rng) : ReadInputs(inputs_file);
     Dims dims;
-    ValidateInputs(*node, inputs, &dims);  // bad shapes are exit 2 before any timing
+    const int64_t batch = ValidateInputs(*node, inputs, &dims);  // bad shapes are exit 2 before any timing
     TensorMap grad_outputs;
     std::normal_distribution<double> normal;
 
@@ -226,6 +254,13 @@ int RunBench(int argc, char** argv) {
     head["node"] = spec.name;
     head["params"] = ParamsToJson(spec, params);
     head["shape"] = shape;
+    if (!inputs_file.empty()) {
+      for (const auto& in : spec.inputs)
+        if (inputs.count(in.name)) {
+          head["shape"] = inputs.at(in.name).shape();
+          break;
+        }
+    }
     std::vector<double> forward_ms, backward_ms;
     int flagged = 0;
     using Clock = std::chrono::steady_clock;
@@ -255,7 +290,7 @@ int RunBench(int argc, char** argv) {
     }
     Json summary = head;
     summary["runs"] = runs;
-    summary["threads"] = ddn::ResolveThreadCount(run.threads, shape[0]);
+    summary["threads"] = ddn::ResolveThreadCount(run.threads, batch);
     summary["generic"] = run.generic;
     summary["median_forward_ms"] = RoundMs(Median(forward_ms));
     summary["median_backward_ms"] = RoundMs(Median(backward_ms));
