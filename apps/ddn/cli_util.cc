@@ -1,10 +1,14 @@
 #include "apps/ddn/cli_util.h"
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <new>
 
 #include "ddn/error.h"
 #include "ddn/parallel.h"
+#include "ddn/params.h"
 
 namespace po = boost::program_options;
 
@@ -20,24 +24,36 @@ std::string OneLine(const std::string& message) {
 
 int RunGuarded(const std::string& command, const std::function<int()>& body) {
   const std::string prefix = "ddn " + command + ": ";
+  int code = kExitOk;
   try {
-    return body();
+    code = body();
   } catch (const InvalidInput& e) {
     std::cerr << prefix << OneLine(e.what()) << std::endl;
-    return kExitBadInput;
+    code = kExitBadInput;
   } catch (const po::error& e) {
     std::cerr << prefix << OneLine(e.what()) << " (see ddn " << command << " --help)" << std::endl;
-    return kExitBadInput;
+    code = kExitBadInput;
   } catch (const NumericalFailure& e) {
     std::cerr << prefix << "numerical failure: " << OneLine(e.what()) << std::endl;
-    return kExitNumericalFailure;
+    code = kExitNumericalFailure;
   } catch (const std::bad_alloc&) {
     std::cerr << prefix << "out of memory" << std::endl;
-    return kExitNumericalFailure;
+    code = kExitNumericalFailure;
   } catch (const std::exception& e) {
     std::cerr << prefix << "failure: " << OneLine(e.what()) << std::endl;
-    return kExitNumericalFailure;
+    code = kExitNumericalFailure;
   }
+  return FinishStdout(prefix, code);
+}
+
+int FinishStdout(const std::string& prefix, int code) {
+  errno = 0;
+  std::cout.flush();
+  if (std::cout || code != kExitOk) return code;
+  const int error = errno;
+  std::cerr << prefix << "cannot write to standard output" << (error ? std::string(": ") + std::strerror(error) : "")
+            << std::endl;
+  return kExitNumericalFailure;
 }
 
 void ParseCommandLine(int argc, char** argv, const po::options_description& options,
@@ -72,10 +88,10 @@ std::map<std::string, std::string> ParseParamAssignments(const std::vector<std::
   for (const auto& a : assignments) {
     const auto eq = a.find('=');
     if (eq == std::string::npos || eq == 0) {
-      throw InvalidInput("--param '" + a + "' must be KEY=VALUE, e.g. --param alpha=0.5");
+      throw InvalidInput("--param " + QuoteForMessage(a) + " must be KEY=VALUE, e.g. --param alpha=0.5");
     }
     const std::string key = a.substr(0, eq);
-    if (params.count(key)) throw InvalidInput("--param '" + key + "' is given twice");
+    if (params.count(key)) throw InvalidInput("--param " + QuoteForMessage(key) + " is given twice");
     params[key] = a.substr(eq + 1);
   }
   return params;

@@ -2,6 +2,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -14,6 +15,7 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/params.h"
 
 namespace po = boost::program_options;
 
@@ -21,14 +23,23 @@ namespace ddn::cli {
 namespace {
 
 std::string ReadAll(const std::string& file) {
+  std::string text;
   if (file == "-") {
-    std::ostringstream text;
-    text << std::cin.rdbuf();
-    return text.str();
+    std::ostringstream buffer;
+    buffer << std::cin.rdbuf();
+    if (std::cin.bad()) throw InvalidInput("cannot read the request from standard input");
+    return buffer.str();
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    throw InvalidInput("request file " + QuoteForMessage(file) + " is a directory");
   }
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw InvalidInput("cannot read request file '" + file + "': " + std::strerror(errno));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (!in) throw InvalidInput("cannot read request file " + QuoteForMessage(file) + ": " + std::strerror(errno));
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) text.append(chunk, static_cast<size_t>(in.gcount()));
+  if (in.bad()) throw InvalidInput("cannot read request file " + QuoteForMessage(file));
+  return text;
 }
 
 // grad_outputs must name outputs and have their shapes; checked before the (possibly long) forward
@@ -42,7 +53,7 @@ void CheckGradOutputs(const Node& node, const TensorMap& inputs, const TensorMap
     if (o < 0) {
       std::string known;
       for (const auto& out : spec.outputs) known += (known.empty() ? "" : ", ") + out.name;
-      throw InvalidInput("grad_outputs names '" + name + "', which is not an output of node '" + spec.name +
+      throw InvalidInput("grad_outputs names " + QuoteForMessage(name) + ", which is not an output of node '" + spec.name +
                          "' (outputs: " + known + ")");
     }
     Shape want{batch};
@@ -88,8 +99,9 @@ int RunEval(int argc, char** argv) {
       return kExitOk;
     }
     CheckRunOptions(run);
-    const Json request = ParseJson(ReadAll(file));
+    const RequestJson request = ParseJson(ReadAll(file));
     const RequestHeader header = ParseRequestHeader(request);
+    CheckParamTypes(request, GetNodeSpec(header.node));
     const auto node = MakeNode(header.node, header.params);
     const RequestTensors tensors = ParseRequestTensors(request);
     CheckGradOutputs(*node, tensors.inputs, tensors.grad_outputs);

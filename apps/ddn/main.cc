@@ -12,6 +12,7 @@
 #include "apps/ddn/command.h"
 #include "ddn/error.h"
 #include "ddn/plugin.h"
+#include "ddn/params.h"
 
 #ifndef DDN_VERSION
 #define DDN_VERSION "unknown"
@@ -45,7 +46,8 @@ const ddn::cli::Command* Find(const std::string& name) {
 int UnknownCommand(const std::string& name) {
   std::string known;
   for (const auto& c : ddn::cli::Commands()) known += (known.empty() ? "" : ", ") + c.name;
-  std::cerr << "ddn: unknown command '" << name << "' (commands: " << known << "; see ddn --help)" << std::endl;
+  std::cerr << "ddn: unknown command " << ddn::QuoteForMessage(name) << " (commands: " << known << "; see ddn --help)"
+            << std::endl;
   return ddn::cli::kExitBadInput;
 }
 
@@ -86,16 +88,16 @@ int main(int argc, char** argv) {
   const std::string first = argv[1];
   if (first == "--help" || first == "-h") {
     PrintUsage();
-    return ddn::cli::kExitOk;
+    return ddn::cli::FinishStdout("ddn: ", ddn::cli::kExitOk);
   }
   if (first == "--version") {
     std::cout << "ddn " << DDN_VERSION << std::endl;
-    return ddn::cli::kExitOk;
+    return ddn::cli::FinishStdout("ddn: ", ddn::cli::kExitOk);
   }
   if (first == "help") {
     if (argc < 3) {
       PrintUsage();
-      return ddn::cli::kExitOk;
+      return ddn::cli::FinishStdout("ddn: ", ddn::cli::kExitOk);
     }
     const ddn::cli::Command* c = Find(argv[2]);
     if (!c) return UnknownCommand(argv[2]);
@@ -104,7 +106,8 @@ int main(int argc, char** argv) {
     return c->run(2, args);
   }
   if (!first.empty() && first[0] == '-') {
-    std::cerr << "ddn: unknown option '" << first << "' before the command (see ddn --help)" << std::endl;
+    std::cerr << "ddn: unknown option " << ddn::QuoteForMessage(first) << " before the command (see ddn --help)"
+              << std::endl;
     return ddn::cli::kExitBadInput;
   }
   const ddn::cli::Command* c = Find(first);
