@@ -315,10 +315,15 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-// One line, at most ~400 bytes (messages echo what a user gave).
+// One line, at most ~400 bytes (messages echo what a user gave); other control characters become '?'.
 std::string OneLine(std::string message) {
-  for (char& c : message)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  for (char& c : message) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      c = ' ';
+    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
+      c = '?';
+    }
+  }
   if (message.size() > 400) message = message.substr(0, 400) + "...";
   return message;
 }
@@ -413,7 +418,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     po::notify(vm);
     if (vm.count("help")) {
       out << visible << "\n";
-      return 0;
+      return FinishOutput(0, out, err);
     }
     if (s.problem.empty()) throw InvalidInput("missing problem: ridge, logistic, tv-denoise or robust-regression");
     const bool tabular = s.problem == "ridge" || s.problem == "logistic" || s.problem == "robust-regression";

@@ -186,7 +186,8 @@ Params::Params(const std::string& node, const std::vector<ParamSpec>& specs,
     : node_(node) {
   std::vector<std::string> known;
   for (const auto& spec : specs) known.push_back(spec.name);
-  for (const auto& [name, value] : given) {
+  for (const auto& entry : given) {
+    const std::string& name = entry.first;  // (a lambda cannot capture a structured binding in C++17)
     auto it = std::find_if(specs.begin(), specs.end(), [&](const ParamSpec& s) { return s.name == name; });
     if (it == specs.end()) {
       throw InvalidInput("unknown parameter " + QuoteForMessage(name) + " for node '" + node + "'" +

@@ -1,5 +1,6 @@
 // `ddn check NODE [--param k=v ...]`: the node's backward against central finite differences of its
 // forward, on the node's own random and awkward inputs (Node::CheckCases; ddn/check.h).
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
@@ -52,7 +53,9 @@ int RunCheck(int argc, char** argv) {
     if (node_name.empty()) throw InvalidInput("no node given (usage: ddn check NODE [--param KEY=VALUE ...])");
     CheckRunOptions(check.run);
     check.seed = ParseSeed(seed_text, "--seed");
-    if (!(check.tolerance > 0)) throw InvalidInput("--tolerance must be > 0, got " + FormatDouble(check.tolerance));
+    if (!(check.tolerance > 0) || !std::isfinite(check.tolerance)) {
+      throw InvalidInput("--tolerance must be a finite number > 0, got " + FormatDouble(check.tolerance));
+    }
     if (!(check.step > 0 && check.step < 1)) throw InvalidInput("--step must be in (0, 1), got " + FormatDouble(check.step));
     const auto params = ParseParamAssignments(param_args);
     const auto node = MakeNode(node_name, params);

@@ -15,9 +15,17 @@ namespace po = boost::program_options;
 namespace ddn::cli {
 
 std::string OneLine(const std::string& message) {
-  std::string line = message;
-  for (char& c : line)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  // Messages quote what a user gave through ddn::QuoteForMessage; this is the last guard for text from
+  // elsewhere (Boost's option errors echo the argument whole): other control characters become '?', and the
+  // line is cut at 1000 bytes.
+  std::string line = message.size() > 1000 ? message.substr(0, 1000) + "..." : message;
+  for (char& c : line) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      c = ' ';
+    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
+      c = '?';
+    }
+  }
   while (!line.empty() && line.back() == ' ') line.pop_back();
   return line.empty() ? "unknown error" : line;
 }

@@ -103,9 +103,14 @@ std::vector<std::string> ParseNames(const std::string& text) {
 
 // A message on one line (errors are exactly one line on stderr).
 std::string OneLine(std::string message) {
-  for (char& c : message)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  return message;
+  for (char& c : message) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      c = ' ';
+    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
+      c = '?';
+    }
+  }
+  return message.size() > 1000 ? message.substr(0, 1000) + "..." : message;
 }
 
 // Flushes stdout; output that could not be written (a full disk) is a failure: one line, exit 1.

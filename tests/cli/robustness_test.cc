@@ -138,6 +138,13 @@ TEST(HostileRequests, InvalidValuesAreRefusedAndEchoedShortAndEscaped) {
   ExpectError(Ddn({"eval"}, R"({"node": "project_ellipsoid", "params": {"surface": 1.0},
                                "inputs": {"x": [[1, 2]], "a": [[1, 1]]}})"),
               2, {"parameter 'surface'", "true or false"});
+  ExpectError(Ddn({"eval"}, R"({"node": "sphere_projection", "params": {"manifold": 1.0}, "inputs": {"x": [[1, 2]]}})"),
+              2, {"parameter 'manifold'", "true or false"});
+  // Boost's own option errors echo the argument: cut, one line, no raw control characters.
+  const Outcome option = Ddn({"eval", "--threads", std::string(100000, '9') + ""});
+  ExpectError(option, 2, {"--threads"});
+  EXPECT_LT(option.err.size(), 1200u);
+  EXPECT_EQ(option.err.find(''), std::string::npos);
   const std::string long_name(1 << 20, 'n');
   const Outcome r = Ddn({"eval"}, R"({"node": ")" + long_name + R"(", "inputs": {"x": [[1]]}})");
   ExpectError(r, 2, {"unknown node 'nnnn", "bytes)"});
