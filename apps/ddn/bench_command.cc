@@ -6,7 +6,9 @@
 // axis, N, does not appear in any output) is a Gaussian cluster per problem (centre ~ N(0, 1),
 // points ~ centre + N(0, 1)) with a fraction --outliers of far points (centre + a random direction
 // times U(5, 10)), like the reference workloads of docs/design.md §3; other differentiable inputs are
-// N(0, 1); non-differentiable inputs (weights, sizes) are U(0.5, 1.5). Optional inputs are omitted.
+// N(0, 1); non-differentiable inputs (weights, sizes) and inputs declared positive (TensorSpec::positive) are
+// U(0.5, 1.5). Optional inputs are omitted. Shapes are checked (overflow, the machine's memory) before anything
+// is allocated.
 // grad_outputs are N(0, 1). Inputs are built once (same seed, same inputs) and are not timed.
 //
 // `--inputs FILE` times given inputs instead: the "inputs" of a `ddn eval` request (json_io.h), for nodes whose

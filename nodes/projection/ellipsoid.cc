@@ -188,7 +188,7 @@ bool VjpScaled(const double* x, const double* a, const double* y, int64_t n, boo
 // secular equation squares the semi-axes (a_i², d_i³), so semi-axes outside [2^-200, 2^200] are rescaled by a power
 // of two (exact) to a_max ∈ [1, 2); x may then reach 2^1000 (its norm is computed without overflow). Beyond that,
 // refused with InvalidInput: semi-axes spanning more than 2^400 (a_min² would underflow next to a_max²), or x more
-// than 2^1000 times a_max (a_max·‖x‖ would overflow).
+// than 2^1000 times a_max (δ ≈ a·‖x‖ and d_i³ in the VJP would leave the range of a double).
 constexpr double kAxisEnvelope = 0x1p200;
 
 // The power of two to divide x and a by (0: none). Throws InvalidInput as above.
