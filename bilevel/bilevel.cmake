@@ -42,7 +42,8 @@ target_compile_definitions(ddn_bilevel_app PRIVATE DDN_BILEVEL_DATA_DIR="${PROJE
 # `ddn-bilevel`, next to `ddn` in ${CMAKE_BINARY_DIR}/bin: `ddn bilevel` runs it, so that `ddn` itself does not
 # load OpenCV's image codecs (bilevel/main.cc).
 add_executable(ddn_bilevel_cli ${CMAKE_CURRENT_LIST_DIR}/main.cc)
-target_link_libraries(ddn_bilevel_cli PRIVATE ddn_bilevel_app glog::glog)
+target_link_libraries(ddn_bilevel_cli PRIVATE ddn_bilevel_app glog::glog opencv_core)
+target_include_directories(ddn_bilevel_cli PRIVATE ${OpenCV_INCLUDE_DIRS})  # its log level (main.cc)
 set_target_properties(ddn_bilevel_cli PROPERTIES OUTPUT_NAME ddn-bilevel RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
 
 if(DDN_BUILD_TESTS)

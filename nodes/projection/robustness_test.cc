@@ -58,8 +58,12 @@ TEST(ProjectSimplexLike, EveryScaleOfXRelativeToRIsInTheSet) {
           for (size_t i = 0; i < x.size(); ++i) {
             l1 += std::abs(y[i]);
             xl1 += std::abs(x[i]);
-            if (set == ProjectionSet::kSimplex) EXPECT_GE(y[i], 0.0);
-            if (set != ProjectionSet::kSimplex && y[i] != 0) EXPECT_EQ(std::signbit(y[i]), std::signbit(x[i]));
+            if (set == ProjectionSet::kSimplex) {
+              EXPECT_GE(y[i], 0.0);
+            }
+            if (set != ProjectionSet::kSimplex && y[i] != 0) {
+              EXPECT_EQ(std::signbit(y[i]), std::signbit(x[i]));
+            }
           }
           if (set == ProjectionSet::kL1Ball && xl1 <= r) continue;  // inside: y = x
           const std::string what = std::string(ProjectionSetName(set)) + " scale " + std::to_string(scale) +
@@ -78,7 +82,9 @@ TEST(ProjectSimplexLike, EveryScaleOfXRelativeToRIsInTheSet) {
             }
           }
           EXPECT_LE(tau_hi - tau_lo, 4 * 2.2e-16 * (umax + r)) << what;
-          if (off > -INFINITY) EXPECT_LE(off, tau_hi + 4 * 2.2e-16 * (umax + r)) << what;
+          if (off > -INFINITY) {
+            EXPECT_LE(off, tau_hi + 4 * 2.2e-16 * (umax + r)) << what;
+          }
         }
       }
     }
