@@ -324,7 +324,8 @@ std::string OneLine(std::string message) {
       c = '?';
     }
   }
-  if (message.size() > 400) message = message.substr(0, 400) + "...";
+  // Cut in the middle: Boost names the option at the end of its messages.
+  if (message.size() > 400) message = message.substr(0, 250) + " ... " + message.substr(message.size() - 150);
   return message;
 }
 

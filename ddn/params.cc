@@ -43,7 +43,9 @@ bool ParseDouble(const std::string& text, double* out) {
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(text.c_str(), &end);
-  if (end != text.c_str() + text.size() || errno == ERANGE || !std::isfinite(v)) return false;
+  // ERANGE also marks an underflow (5e-324 is subnormal, 1e-400 rounds to 0): those are numbers; an overflow is
+  // not finite.
+  if (end != text.c_str() + text.size() || !std::isfinite(v)) return false;
   *out = v;
   return true;
 }

@@ -12,6 +12,7 @@
 
 #include "ddn/error.h"
 #include "ddn/files.h"
+#include "ddn/gradient_mode.h"
 #include "ddn/params.h"
 #include "ddn/tensor.h"
 
@@ -40,7 +41,8 @@ TEST(TensorSizes, OverflowIsAClearError) {
 TEST(ParamValues, OnlyDecimalNumbersAreNumbers) {
   const std::vector<ParamSpec> specs{{"alpha", "float", "1", "a float", {}}, {"n", "int", "3", "an int", {}},
                                      {"flag", "bool", "false", "a bool", {}}};
-  for (const char* good : {"16", "-1.5", "+2", ".5", "5.", "1e-3", "2E+10", "0"}) {
+  // Underflow is a number (5e-324 is subnormal, 1e-400 rounds to 0); overflow is not.
+  for (const char* good : {"16", "-1.5", "+2", ".5", "5.", "1e-3", "2E+10", "0", "5e-324", "1e-400"}) {
     EXPECT_NO_THROW(Params("node", specs, {{"alpha", good}})) << good;
   }
   for (const char* bad : {"0x10", "inf", "nan", " 1", "1 ", "", "1e", ".", "e5", "1,5", "--1", "1e999"}) {
@@ -49,6 +51,24 @@ TEST(ParamValues, OnlyDecimalNumbersAreNumbers) {
   EXPECT_NO_THROW(Params("node", specs, {{"n", "-7"}}));
   for (const char* bad : {" 7", "7.0", "0x7", "99999999999"}) EXPECT_THROW(Params("node", specs, {{"n", bad}}), InvalidInput);
   EXPECT_EQ(Params("node", specs, {{"alpha", "16"}}).GetDouble("alpha"), 16.0);
+  EXPECT_EQ(Params("node", specs, {{"alpha", "5e-324"}}).GetDouble("alpha"), 5e-324);
+}
+
+// --backward truncated:K takes digits only (strtol alone read " 3" and "+3").
+TEST(GradientModes, TruncationCountsAreDigitsOnly) {
+  EXPECT_EQ(GradientMode::Parse("truncated:3").steps, 3);
+  EXPECT_EQ(GradientMode::Parse("truncated:1000000").steps, 1000000);
+  for (const char* bad : {"truncated: 3", "truncated:+3", "truncated:0", "truncated:-1", "truncated:1e3",
+                          "truncated:1000001", "truncated:99999999999999999999", "truncated:", "Unrolled"}) {
+    EXPECT_THROW(GradientMode::Parse(bad), InvalidInput) << bad;
+  }
+  try {
+    GradientMode::Parse(std::string("truncated:\n") + std::string(5000, '7'));
+    ADD_FAILURE() << "accepted";
+  } catch (const InvalidInput& e) {
+    EXPECT_LT(std::string(e.what()).size(), 400u);
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  }
 }
 
 // Item 15: messages echo at most ~200 bytes of a value, escaped.

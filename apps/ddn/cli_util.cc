@@ -16,9 +16,11 @@ namespace ddn::cli {
 
 std::string OneLine(const std::string& message) {
   // Messages quote what a user gave through ddn::QuoteForMessage; this is the last guard for text from
-  // elsewhere (Boost's option errors echo the argument whole): other control characters become '?', and the
-  // line is cut at 1000 bytes.
-  std::string line = message.size() > 1000 ? message.substr(0, 1000) + "..." : message;
+  // elsewhere (Boost's option errors echo the argument whole): other control characters become '?', and a long
+  // line is cut to its first 600 and last 300 bytes (Boost names the option at the end: "the argument ('...')
+  // for option '--threads' is invalid").
+  std::string line = message.size() > 1000 ? message.substr(0, 600) + " ... " + message.substr(message.size() - 300)
+                                            : message;
   for (char& c : line) {
     if (c == '\n' || c == '\r' || c == '\t') {
       c = ' ';

@@ -36,7 +36,8 @@ int RunGuarded(const std::string& command, const std::function<int()>& body);
 int FinishStdout(const std::string& prefix, int code);
 
 
-// `message` with newlines and tabs replaced by spaces, other control characters by '?', cut at 1000 bytes.
+// `message` with newlines and tabs replaced by spaces, other control characters by '?', cut to
+// its first 600 and last 300 bytes when longer than 1000.
 std::string OneLine(const std::string& message);
 
 // Parses argv (argv[0] is the subcommand) into `vm` with the named options of `options` and the given

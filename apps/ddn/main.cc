@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <iostream>
 #include <string>
 
@@ -77,6 +78,10 @@ int main(int argc, char** argv) {
   } catch (const ddn::InvalidInput& e) {
     std::cerr << "ddn: " << ddn::cli::OneLine(e.what()) << std::endl;
     return ddn::cli::kExitBadInput;
+  } catch (const std::exception& e) {
+    // A library whose static initialisers throw, memory exhausted: still one line, exit 1.
+    std::cerr << "ddn: loading plugins: " << ddn::cli::OneLine(e.what()) << std::endl;
+    return ddn::cli::kExitNumericalFailure;
   }
   argv[skip] = argv[0];
   argv += skip;

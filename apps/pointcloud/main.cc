@@ -110,7 +110,8 @@ std::string OneLine(std::string message) {
       c = '?';
     }
   }
-  return message.size() > 1000 ? message.substr(0, 1000) + "..." : message;
+  // Cut in the middle: Boost names the option at the end of its messages.
+  return message.size() > 1000 ? message.substr(0, 600) + " ... " + message.substr(message.size() - 300) : message;
 }
 
 // Flushes stdout; output that could not be written (a full disk) is a failure: one line, exit 1.

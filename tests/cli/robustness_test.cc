@@ -101,7 +101,7 @@ TEST(HostileOptions, BenchShapesAreBounded) {
 TEST(HostileOptions, ThreadCountsAreCapped) {
   const std::string request = R"({"node": "robust_pool", "inputs": {"x": [[1, 2], [3, 4]]}})";
   for (const char* threads : {"100000", "1000", "-1", "257"}) {
-    ExpectError(Ddn({"eval", "--threads", threads}, request), 2, {"--threads must be in [0, 256]"});
+    ExpectError(Ddn({"eval", "--threads", threads}, request), 2, {"--threads must be between 0 (all cores) and 256"});
     ExpectError(Ddn({"check", "robust_pool", "--threads", threads}), 2, {"--threads"});
     ExpectError(Ddn({"bench", "robust_pool", "--shape", "2,3", "--threads", threads}), 2, {"--threads"});
   }
@@ -162,6 +162,60 @@ TEST(HostileRequests, BenchOfEveryNodeAndEvalOfAFolder) {
 }
 
 // Item 16: OpenCV's own warning (an unreadable image) added a second line on stderr.
+// The nodes that came with the optimisation layers (qp, deq_tanh) and their gradient modes meet the same contract.
+TEST(HostileRequests, OptimisationLayersAtTheirExtremes) {
+  // Infeasible constraints: bad input, named.
+  ExpectError(Ddn({"eval"}, R"({"node": "qp", "inputs": {"Q": [[[2, 0], [0, 2]]], "q": [[1, 1]],
+                               "G": [[[1, 0], [-1, 0]]], "h": [[-1, -1]]}})"),
+              2, {"infeasible"});
+  // Q not positive definite, A of deficient rank, G without h.
+  ExpectError(Ddn({"eval"}, R"({"node": "qp", "inputs": {"Q": [[[1, 2], [2, 1]]], "q": [[0, 0]]}})"), 2,
+              {"positive definite"});
+  ExpectError(Ddn({"eval"}, R"({"node": "qp", "inputs": {"Q": [[[1, 0], [0, 1]]], "q": [[0, 0]],
+                               "A": [[[1, 1], [2, 2]]], "b": [[1, 3]]}})"),
+              2, {"full row rank"});
+  ExpectError(Ddn({"eval"}, R"({"node": "qp", "inputs": {"Q": [[[1]]], "q": [[0]], "G": [[[1]]]}})"), 2, {"'h'"});
+  // Parameters out of range, and truncation counts that are not digits.
+  ExpectError(Ddn({"eval"}, R"({"node": "qp", "params": {"max_iterations": 100000}, "inputs": {"Q": [[[1]]], "q": [[0]]}})"),
+              2, {"max_iterations"});
+  ExpectError(Ddn({"eval"}, R"({"node": "deq_tanh", "params": {"window": 1000000}, "inputs": {"x": [[1]], "W": [[[0.5]]]}})"),
+              2, {"window"});
+  const std::string deq = R"({"node": "deq_tanh", "inputs": {"x": [[1e308, -1e308]], "W": [[[1e308, 0], [0, -1e308]]]},
+                              "grad_outputs": {"z": [[1, -1]]}})";
+  ExpectError(Ddn({"eval", "--backward", "truncated: 3"}, deq), 2, {"gradient mode 'truncated: 3'"});
+  // Weights at the edge of double range: a finite answer or one line, never a crash or a NaN.
+  for (const char* mode : {"implicit", "unrolled", "truncated:2"}) {
+    const Outcome r = Ddn({"eval", "--backward", mode}, deq);
+    if (r.code == 0) {
+      EXPECT_TRUE(r.err.empty()) << r.err;
+      EXPECT_EQ(r.out.find("nan"), std::string::npos) << r.out;
+    } else {
+      ExpectError(r, 1, {"numerical failure"});
+    }
+  }
+}
+
+// Plugin paths are user text: echoed cut and escaped; anything that is not a node library is exit 2, one line.
+TEST(HostileOptions, PluginPathsAndFiles) {
+  const std::string dir = ScratchDir() + "/plugins";
+  std::filesystem::create_directories(dir);
+  const Outcome long_path = Ddn({"--plugin", dir + "/\n\x1b" + std::string(100000, 'p') + ".so", "nodes"});
+  ExpectError(long_path, 2, {"plugin '", "\\n\\x1B"});
+  EXPECT_LT(long_path.err.size(), 1200u);
+  ExpectError(Ddn({"--plugin", dir, "nodes"}), 2, {"not a regular file"});
+  ExpectError(Ddn({"--plugin", "/dev/zero", "nodes"}), 2, {"not a regular file"});
+  ExpectError(Ddn({"--plugin=", "nodes"}), 2, {"empty path"});
+  ExpectError(Ddn({"--plugin"}), 2, {"--plugin needs"});
+  for (const std::string& content : {std::string(), std::string("not a library\n"), std::string("\x7f" "ELF", 4)}) {
+    const std::string file = dir + "/bad.so";
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << content;
+    ExpectError(Ddn({"--plugin", file, "nodes"}), 2, {"cannot load it"});
+  }
+  // The same through the environment.
+  std::vector<std::string> sh{"-c", "DDN_PLUGINS=\"$1\" exec \"$0\" nodes", DDN_SHIPPED_CLI, dir + "/missing.so::"};
+  ExpectError(Spawn("/bin/sh", sh), 2, {"DDN_PLUGINS: plugin '", "no such file"});
+}
+
 TEST(HostileEnvironment, OpenCvWarningsAreSilenced) {
   const std::string not_an_image = ScratchDir() + "/not_an_image.png";
   std::ofstream(not_an_image) << "this is text";
