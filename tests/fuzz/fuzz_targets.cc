@@ -1,14 +1,18 @@
 #include "tests/fuzz/fuzz_targets.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "apps/ddn/json_io.h"
 #include "bilevel/csv.h"
 #include "ddn/batch.h"
 #include "ddn/error.h"
+#include "ddn/gradient_mode.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
 
@@ -108,12 +112,37 @@ std::string FuzzEvalRequest(const uint8_t* data, size_t size) {
     for (const auto& [name, t] : tensors.inputs) numbers += t.size();
     for (const auto& [name, t] : tensors.grad_outputs) numbers += t.size();
     if (numbers > 4096) return;  // bounded work per input
+    // Iteration budgets are honoured as given, up to the node's own bound (1e4 for qp, 1e5 for deq_tanh): a
+    // budget above 1000 on a problem that does not converge is slow by request, not a hang. Such inputs stop
+    // after construction.
+    const auto budget = header.params.find("max_iterations");
+    if (budget != header.params.end() && (budget->second.size() > 4 || std::atof(budget->second.c_str()) > 1000)) {
+      return;
+    }
     RunOptions run;
     run.threads = 1;
     ForwardResult forward = Forward(*node, tensors.inputs, run);
     TensorMap grads;
     if (tensors.has_grad_outputs) {
+      // Nodes with an iterative forward (qp, deq_tanh) also differentiate through their iterations: one of the
+      // other modes too, chosen by the input's size (deterministic for a given input).
+      if (node->HasIterativeForward()) {
+        static const char* const kModes[] = {"unrolled", "truncated:1", "truncated:3"};
+        RunOptions other = run;
+        other.backward = GradientMode::Parse(kModes[size % 3]);
+        std::vector<ProblemStatus> status = forward.status;
+        Backward(*node, tensors.inputs, forward.outputs, tensors.grad_outputs, &status, other);
+      }
       grads = Backward(*node, tensors.inputs, forward.outputs, tensors.grad_outputs, &forward.status, run);
+    }
+    // No NaN or Inf escapes: a forward or backward that returns is finite (ddn::Forward and ddn::Backward turn
+    // a non-finite answer into NumericalFailure).
+    for (const TensorMap* map : {&forward.outputs, &grads}) {
+      for (const auto& [name, t] : *map) {
+        for (int64_t i = 0; i < t.size(); ++i) {
+          if (!std::isfinite(t.data()[i])) throw std::logic_error("non-finite value in '" + name + "' returned");
+        }
+      }
     }
     const std::string result = ResultToJson(forward, tensors.has_grad_outputs ? &grads : nullptr).dump();
     if (result.empty()) throw std::logic_error("empty result");
