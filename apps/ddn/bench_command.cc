@@ -209,12 +209,9 @@ TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, 
 
 // The "inputs" of a `ddn eval` request in `file`.
 TensorMap ReadInputs(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw InvalidInput("cannot read --inputs file '" + file + "': " + std::strerror(errno));
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const Json request = ParseJson(text);
+  const RequestJson request = ParseJson(ReadTextFile(file, "--inputs file"));
   if (!request.is_object() || !request.contains("inputs")) {
-    throw InvalidInput("--inputs file '" + file + "' is not a ddn eval request with \"inputs\"");
+    throw InvalidInput("--inputs file " + QuoteForMessage(file) + " is not a ddn eval request with \"inputs\"");
   }
   return ParseRequestTensors(request).inputs;
 }

@@ -3,6 +3,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <new>
 
@@ -30,6 +33,26 @@ std::string OneLine(const std::string& message) {
   }
   while (!line.empty() && line.back() == ' ') line.pop_back();
   return line.empty() ? "unknown error" : line;
+}
+
+std::string ReadTextFile(const std::string& file, const std::string& what) {
+  std::string text;
+  if (file == "-") {
+    std::ostringstream buffer;
+    buffer << std::cin.rdbuf();
+    if (std::cin.bad()) throw InvalidInput("cannot read the " + what + " from standard input");
+    return buffer.str();
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    throw InvalidInput(what + " " + QuoteForMessage(file) + " is a directory");
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InvalidInput("cannot read " + what + " " + QuoteForMessage(file) + ": " + std::strerror(errno));
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) text.append(chunk, static_cast<size_t>(in.gcount()));
+  if (in.bad()) throw InvalidInput("cannot read " + what + " " + QuoteForMessage(file));
+  return text;
 }
 
 int RunGuarded(const std::string& command, const std::function<int()>& body) {

@@ -36,6 +36,10 @@ int RunGuarded(const std::string& command, const std::function<int()>& body);
 int FinishStdout(const std::string& prefix, int code);
 
 
+// The whole of `file` ("-": standard input). A folder, a file that cannot be opened or read: InvalidInput naming
+// `what` ("request file") and the path (quoted, cut, escaped).
+std::string ReadTextFile(const std::string& file, const std::string& what);
+
 // `message` with newlines and tabs replaced by spaces, other control characters by '?', cut to
 // its first 600 and last 300 bytes when longer than 1000.
 std::string OneLine(const std::string& message);

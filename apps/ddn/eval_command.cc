@@ -22,26 +22,6 @@ namespace po = boost::program_options;
 namespace ddn::cli {
 namespace {
 
-std::string ReadAll(const std::string& file) {
-  std::string text;
-  if (file == "-") {
-    std::ostringstream buffer;
-    buffer << std::cin.rdbuf();
-    if (std::cin.bad()) throw InvalidInput("cannot read the request from standard input");
-    return buffer.str();
-  }
-  std::error_code ec;
-  if (std::filesystem::is_directory(file, ec)) {
-    throw InvalidInput("request file " + QuoteForMessage(file) + " is a directory");
-  }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw InvalidInput("cannot read request file " + QuoteForMessage(file) + ": " + std::strerror(errno));
-  char chunk[1 << 16];
-  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) text.append(chunk, static_cast<size_t>(in.gcount()));
-  if (in.bad()) throw InvalidInput("cannot read request file " + QuoteForMessage(file));
-  return text;
-}
-
 // grad_outputs must name outputs and have their shapes; checked before the (possibly long) forward
 // solve so that a bad request never costs a solve and never exits 1 for what is a bad input.
 void CheckGradOutputs(const Node& node, const TensorMap& inputs, const TensorMap& grad_outputs) {
@@ -99,7 +79,7 @@ int RunEval(int argc, char** argv) {
       return kExitOk;
     }
     CheckRunOptions(run);
-    const RequestJson request = ParseJson(ReadAll(file));
+    const RequestJson request = ParseJson(ReadTextFile(file, "request file"));
     const RequestHeader header = ParseRequestHeader(request);
     CheckParamTypes(request, GetNodeSpec(header.node));
     const auto node = MakeNode(header.node, header.params);

@@ -159,9 +159,11 @@ TEST(HostileRequests, BenchOfEveryNodeAndEvalOfAFolder) {
   const Outcome bench = Ddn({"bench", "project_ellipsoid", "--shape", "4,3", "--runs", "1"});
   EXPECT_EQ(bench.code, 0) << bench.err;
   ExpectError(Ddn({"eval", ScratchDir()}), 2, {"is a directory"});
+  ExpectError(Ddn({"bench", "robust_pool", "--inputs", ScratchDir()}), 2, {"--inputs file", "is a directory"});
+  ExpectError(Ddn({"bench", "robust_pool", "--inputs", ScratchDir() + "/missing\n.json"}), 2,
+              {"cannot read --inputs file", "missing\\n.json"});
 }
 
-// Item 16: OpenCV's own warning (an unreadable image) added a second line on stderr.
 // The nodes that came with the optimisation layers (qp, deq_tanh) and their gradient modes meet the same contract.
 TEST(HostileRequests, OptimisationLayersAtTheirExtremes) {
   // Infeasible constraints: bad input, named.
@@ -216,6 +218,7 @@ TEST(HostileOptions, PluginPathsAndFiles) {
   ExpectError(Spawn("/bin/sh", sh), 2, {"DDN_PLUGINS: plugin '", "no such file"});
 }
 
+// Item 16: OpenCV's own warning (an unreadable image) added a second line on stderr.
 TEST(HostileEnvironment, OpenCvWarningsAreSilenced) {
   const std::string not_an_image = ScratchDir() + "/not_an_image.png";
   std::ofstream(not_an_image) << "this is text";
@@ -241,6 +244,7 @@ TEST(PointCloud, OptionsAndOutputsAreCheckedBeforeTraining) {
   ExpectError(PointCloud({"--plot", dir + "/out.svg"}), 2, {"--plot", "'.svg'"});
   ExpectError(PointCloud({"--plot", "/nonexistent/p.png"}), 2, {"/nonexistent", "does not exist"});
   ExpectError(PointCloud({"--save-dir", dir + "/missing/"}), 2, {"--save-dir", "does not exist"});
+  ExpectError(PointCloud({"--trace", dir + "/missing/trace.json"}), 2, {"--trace", "does not exist"});
   ExpectError(PointCloud({"--points", "-5"}), 2, {"option '--points'"});
   ExpectError(Spawn(DDN_POINTCLOUD_CLI, {"--synthetic", "8", "--points", "-5"}), 2, {"--points must be in"});
   ExpectError(Spawn(DDN_POINTCLOUD_CLI, {"--synthetic", "8", "--points", "100000000"}), 2, {"--points"});
