@@ -15,8 +15,8 @@
 // ProblemData::gradient_mode. A node opts in by returning true from Node::HasIterativeForward(); ddn::Backward
 // refuses a non-implicit mode for every other node (InvalidInput, CLI exit 2).
 //
-// How an iterative node plugs in (what qp and deq_tanh do; optimal transport's Sinkhorn loop, robust pooling's
-// Newton/IRLS loop or the generic engine would do the same):
+// How an iterative node plugs in (what qp, deq_tanh and optimal_transport do; robust pooling's Newton/IRLS loop
+// or the generic engine would do the same):
 //   1. write the solver so that it can record, per iteration, what its adjoint needs (the iterate, the
 //      factorisations, step lengths, the branch taken) into a tape owned by the caller;
 //   2. in Backward, when problem.gradient_mode is not implicit, re-run the same deterministic solve from the
