@@ -2,6 +2,7 @@
 //
 //   pseudo_huber_mean   unconstrained, a sum of terms          y = argmin_y Σ_i w_i φ(y − x_i; α)
 //   sphere_projection   equality constrained                   y = argmin ½‖y − x‖²  s.t. ‖y‖² = r²
+//   plane_projection    a linear equality with inputs in it    y = argmin ½‖y − x‖²  s.t. a·y = b
 //   ball_projection     nonlinear inequality (active/inactive) y = argmin ½‖y − x‖²  s.t. ‖y‖² ≤ r²
 //   box_projection      linear inequalities                    y = argmin ½‖y − x‖²  s.t. lo ≤ y ≤ hi
 //   sum_fit             singular Hessian (non-regular)         y = argmin ½(y₀ + y₁ − x)²
@@ -75,21 +76,30 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
   }
   explicit SphereProjection(const Params& p)
       : radius_(p.RequirePositive("radius")), use_manifold_(p.GetBool("manifold")) {}
-  // Start on the sphere, at the radial projection's direction perturbed so that the solve has work to do.
+  // Start on the sphere, at x's direction turned by about 0.3 rad so that the solve has work to do. The turn is
+  // relative to ‖x‖, so the start (and the answer) do not depend on x's scale; x = 0 starts at r·e₁.
   void InitialGuess(const ProblemData& p, double* y) const {
     const int64_t d = p.InputSize(0);
+    double xmax = 0;
+    for (int64_t k = 0; k < d; ++k) xmax = std::max(xmax, std::abs(p.inputs[0][k]));
     double norm = 0;
     for (int64_t k = 0; k < d; ++k) {
-      y[k] = p.inputs[0][k] + (k == 0 ? 0.3 : 0.0);
+      y[k] = xmax > 0 ? p.inputs[0][k] / xmax + (k == 0 ? 0.3 : 0.0) : (k == 0 ? 1.0 : 0.0);
       norm += y[k] * y[k];
     }
     norm = std::sqrt(norm);
-    for (int64_t k = 0; k < d; ++k) y[k] *= norm > 0 ? radius_ / norm : 0.0;
-    if (norm == 0) y[0] = radius_;
+    if (norm == 0) {  // x/‖x‖∞ + 0.3 e₁ = 0: start at r·e₂ (D ≥ 2) or r
+      y[0] = 0;
+      y[d > 1 ? 1 : 0] = 1;
+      norm = 1;
+    }
+    for (int64_t k = 0; k < d; ++k) y[k] *= radius_ / norm;
   }
-  // ‖y‖ = r is a Ceres manifold: L-BFGS runs on it (the augmented Lagrangian is used when manifold=false).
+  // ‖y‖ = r is a Ceres manifold: L-BFGS runs on it (the augmented Lagrangian is used when manifold=false). The
+  // sphere of ℝ¹ is two points, not a manifold Ceres can search (SphereManifold needs D ≥ 2): no manifold there.
   ceres::Manifold* MakeManifold(const ProblemData& p) const {
-    return use_manifold_ ? new ceres::SphereManifold<ceres::DYNAMIC>(static_cast<int>(p.InputSize(0))) : nullptr;
+    const int d = static_cast<int>(p.InputSize(0));
+    return use_manifold_ && d >= 2 ? new ceres::SphereManifold<ceres::DYNAMIC>(d) : nullptr;
   }
   int NumEqualities(const ProblemData&) const { return 1; }
   template <typename T>
@@ -98,17 +108,41 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
     for (int64_t k = 0; k < in.size(0); ++k) sum += y[k] * y[k];
     h[0] = sum - Constant<T>(radius_ * radius_);
   }
-  void Validate(const ProblemData& p) const override {
-    double norm = 0;
-    for (int64_t k = 0; k < p.InputSize(0); ++k) norm += p.inputs[0][k] * p.inputs[0][k];
-    if (norm == 0) throw InvalidInput("input 'x' is 0: every point of the sphere is a closest point");
-  }
 
  private:
   double radius_;
   bool use_manifold_;
 };
 DDN_REGISTER_NODE(SphereProjection);
+
+// The constraint is linear in y but bilinear in (a, y): kLinearConstraints skips only its y-y curvature (zero);
+// the mixed derivatives that give a's gradient are exact.
+class PlaneProjection : public ProjectionBase<PlaneProjection> {
+ public:
+  static NodeSpec Spec() {
+    return {"plane_projection",
+            "Euclidean projection onto the plane a·y = b, normal a and offset b inputs (linear equality, generic "
+            "engine)",
+            {},
+            {{"x", {"D"}, "point to project"}, {"a", {"D"}, "normal of the plane (nonzero)"}, {"b", {}, "offset"}},
+            {{"y", {"D"}, "closest point of the plane"}}};
+  }
+  explicit PlaneProjection(const Params&) {}
+  static constexpr bool kLinearConstraints = true;
+  int NumEqualities(const ProblemData&) const { return 1; }
+  template <typename T>
+  void Equalities(const Args<T>& in, const T* y, T* h) const {
+    T dot = Constant<T>(0.0);
+    for (int64_t k = 0; k < in.size(0); ++k) dot += in[1][k] * y[k];
+    h[0] = dot - in[2][0];
+  }
+  void Validate(const ProblemData& p) const override {
+    double norm = 0;
+    for (int64_t k = 0; k < p.InputSize(1); ++k) norm += p.inputs[1][k] * p.inputs[1][k];
+    if (norm == 0) throw InvalidInput("input 'a' (the plane's normal) is 0");
+  }
+};
+DDN_REGISTER_NODE(PlaneProjection);
 
 class BallProjection : public ProjectionBase<BallProjection> {
  public:

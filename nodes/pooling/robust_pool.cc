@@ -8,7 +8,7 @@
 //
 // Both nodes are DeclarativeNodes written as a sum of terms over "N" (so the generic Ceres forward and the
 // nested-Jet implicit backward exist and are tested against the specialised ones), with Solve, Backward and
-// Objective overridden by the specialised solvers and closed-form gradients of pooling_solvers.h, which
+// ObjectiveValue overridden by the specialised solvers and closed-form gradients of pooling_solvers.h, which
 // documents the guarantees (certified global minima of the scalar node for every penalty; best of several
 // local solves, kNotCertified, for the vector node's non-convex penalties).
 #include <cmath>
@@ -69,7 +69,7 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
                     p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
   }
 
-  double Objective(const ProblemData& p) const override { return PoolingObjective(Problem(p), p.outputs[0]); }
+  double ObjectiveValue(const ProblemData& p) const override { return PoolingObjective(Problem(p), p.outputs[0]); }
 
   // Start of the generic (Ceres) solve: the weighted mean, as the reference library does.
   void InitialGuess(const ProblemData& p, double* y) const {
