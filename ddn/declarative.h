@@ -167,9 +167,8 @@ template <class D>
 struct HasLinearConstraints<D, std::void_t<decltype(D::kLinearConstraints)>>
     : std::integral_constant<bool, D::kLinearConstraints> {};
 
-// Forward-mode types for the terms: first derivatives (J1) and exact second derivatives (J2, nested).
-using J1 = ceres::Jet<double, 4>;
-using J2 = ceres::Jet<J1, 4>;
+// Forward-mode Jets for the terms: width kChunk (4 partial derivatives per evaluation), or 1 for terms of one
+// variable; second derivatives by nested Jets (outer: the term's y variables, inner: the columns).
 constexpr int kChunk = 4;
 
 // Per-problem layout of the variables and the terms.
@@ -422,54 +421,176 @@ class NodeOracle final : public DerivativeOracle {
   double TermDerivatives(const double* y, double* grad, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
                          double* magnitude) const {
     std::fill(grad, grad + L_.m, 0.0);
-    double f = 0;
+    // Every term has the same number of y variables (rows) and of variables (d): the Jet widths follow them
+    // (a one-variable term is differentiated by Jets of width 1, not 4).
     std::vector<VarSlot> slots;
+    TermSlots(0, B != nullptr, &slots);
+    const int d = static_cast<int>(slots.size());
+    int rows = 0;
+    while (rows < d && slots[rows].input < 0) ++rows;
     if (!H) {
-      TermVars<J1> v;
-      Prepare(y, &v, true);
-      for (int64_t t = 0; t < L_.num_terms; ++t) {
-        TermSlots(t, false, &slots);
-        const int d = static_cast<int>(slots.size());
-        BindTerm(t, &v, true);
-        const J1* yt = v.y.data() + (L_.y_row >= 0 ? t * L_.y_row : 0);
-        for (int c0 = 0; c0 < std::max(d, 1); c0 += kChunk) {
-          const int cn = std::min(kChunk, d - c0);
-          for (int k = 0; k < cn; ++k) Slot(&v, slots[c0 + k])->v[k] = 1.0;
-          const J1 r = node_.template Term<J1>(v.args, yt);
-          for (int k = 0; k < cn; ++k) {
-            Slot(&v, slots[c0 + k])->v[k] = 0.0;
-            grad[slots[c0 + k].global] += r.v[k];
-            if (magnitude) magnitude[slots[c0 + k].global] += std::abs(r.v[k]);
+      return rows <= 1 && d <= 1 ? TermGradient<1>(y, grad, magnitude) : TermGradient<kChunk>(y, grad, magnitude);
+    }
+    // Variables whose second derivatives are needed: the y ones (forward) and the x ones too (backward).
+    const int needed = B ? d : rows;
+    if (needed <= 1) return TermSecondOrder<1>(y, grad, H, B, magnitude);
+    if (needed <= 2) return TermSecondOrder<2>(y, grad, H, B, magnitude);
+    if (needed <= kChunk) return TermSecondOrder<kChunk>(y, grad, H, B, magnitude);
+    return TermHessian<kChunk, kChunk>(y, grad, H, B, magnitude);
+  }
+
+  // Terms of at most N variables: one evaluation with ad::SecondOrder<N> gives the value, the gradient and all
+  // second derivatives of the term.
+  template <int N>
+  double TermSecondOrder(const double* y, double* grad, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
+                         double* magnitude) const {
+    using S = ad::SecondOrder<N>;
+    TermVars<S> v;
+    Prepare(y, &v, true);
+    BindTerm(0, &v, true);
+    const TermPlan plan = Plan(B != nullptr);
+    const int d = static_cast<int>(plan.slots.size()), rows = plan.rows;
+    std::vector<S*> where(d);
+    for (int k = rows; k < d; ++k) where[k] = Slot(&v, plan.slots[k]);
+    const bool dense_h = L_.y_row < 0 && L_.m <= 64;
+    std::vector<double> hsum(dense_h ? static_cast<size_t>(L_.m) * L_.m : 0, 0.0);
+    std::vector<int> global(d);
+    double f = 0;
+    for (int64_t t = 0; t < L_.num_terms; ++t) {
+      v.args.term_ = t;
+      for (const auto& [input, size] : plan.sliced) {
+        const double* src = p_.inputs[input] + t * size;
+        S* dst = v.row[input].data();
+        for (int64_t k = 0; k < size; ++k) dst[k] = S(src[k]);
+      }
+      const int64_t y0 = L_.y_row >= 0 ? t * L_.y_row : 0;
+      for (int k = 0; k < rows; ++k) where[k] = &v.y[y0 + k];
+      for (int k = 0; k < d; ++k) {
+        global[k] = plan.slots[k].global + static_cast<int>(t * plan.stride[k]);
+        *where[k] = S::Variable(where[k]->value(), k);
+      }
+      const S res = node_.template Term<S>(v.args, v.y.data() + y0);
+      for (int k = 0; k < d; ++k) *where[k] = S(where[k]->value());
+      f += res.value();
+      for (int a = 0; a < rows; ++a) {
+        const int row = global[a];
+        const double g = res.gradient(a);
+        grad[row] += g;
+        if (magnitude) magnitude[row] += std::abs(g);
+        for (int b = 0; b <= a; ++b) {
+          const double h = res.hessian(a, b);
+          if (h == 0) continue;
+          const int r = std::max(row, global[b]), c = std::min(row, global[b]);
+          if (dense_h) {
+            hsum[static_cast<size_t>(r) * L_.m + c] += h;
+          } else {
+            H->push_back({r, c, h});
           }
-          if (c0 == 0) f += r.a;
+        }
+        if (B) {
+          for (int b = rows; b < d; ++b) {
+            const double h = res.hessian(a, b);
+            if (h != 0) B->push_back({row, global[b] - L_.m, h});
+          }
         }
       }
-      return f;
     }
-    TermVars<J2> v;
+    if (dense_h) {
+      for (int r = 0; r < L_.m; ++r)
+        for (int c = 0; c <= r; ++c)
+          if (hsum[static_cast<size_t>(r) * L_.m + c] != 0) H->push_back({r, c, hsum[static_cast<size_t>(r) * L_.m + c]});
+    }
+    return f;
+  }
+
+  // The variables of every term, as those of term 0 plus a per-term stride of their index in z = (y, x).
+  struct TermPlan {
+    std::vector<VarSlot> slots;  // term 0's: its y variables first (`rows` of them), then its x variables
+    std::vector<int64_t> stride;
+    int rows = 0;
+    std::vector<std::pair<int, int64_t>> sliced;  // (input, row size) of the inputs sliced along the term axis
+  };
+  TermPlan Plan(bool with_x) const {
+    TermPlan plan;
+    TermSlots(0, with_x, &plan.slots);
+    for (const VarSlot& s : plan.slots) {
+      if (s.input < 0) {
+        ++plan.rows;
+        plan.stride.push_back(L_.y_row >= 0 ? L_.y_row : 0);
+      } else {
+        plan.stride.push_back(L_.row_size[s.input] >= 0 ? L_.row_size[s.input] : 0);
+      }
+    }
+    for (size_t i = 0; i < p_.inputs.size(); ++i) {
+      if (p_.inputs[i] && L_.row_size[i] >= 0) plan.sliced.emplace_back(static_cast<int>(i), L_.row_size[i]);
+    }
+    return plan;
+  }
+
+  // f and ∇f (first-order Jets of width K).
+  template <int K>
+  double TermGradient(const double* y, double* grad, double* magnitude) const {
+    using JK = ceres::Jet<double, K>;
+    TermVars<JK> v;
     Prepare(y, &v, true);
+    std::vector<VarSlot> slots;
+    double f = 0;
+    for (int64_t t = 0; t < L_.num_terms; ++t) {
+      TermSlots(t, false, &slots);
+      const int d = static_cast<int>(slots.size());
+      BindTerm(t, &v, true);
+      const JK* yt = v.y.data() + (L_.y_row >= 0 ? t * L_.y_row : 0);
+      for (int c0 = 0; c0 < std::max(d, 1); c0 += K) {
+        const int cn = std::min(K, d - c0);
+        for (int k = 0; k < cn; ++k) Slot(&v, slots[c0 + k])->v[k] = 1.0;
+        const JK r = node_.template Term<JK>(v.args, yt);
+        for (int k = 0; k < cn; ++k) {
+          Slot(&v, slots[c0 + k])->v[k] = 0.0;
+          grad[slots[c0 + k].global] += r.v[k];
+          if (magnitude) magnitude[slots[c0 + k].global] += std::abs(r.v[k]);
+        }
+        if (c0 == 0) f += r.a;
+      }
+    }
+    return f;
+  }
+
+  // f, ∇f, the y-y second derivatives (lower triangle) and, if B, the y-x ones: nested Jets, KR outer (rows: the
+  // term's y variables) by KC inner (columns: its y variables up to the diagonal, then its x variables).
+  template <int KR, int KC>
+  double TermHessian(const double* y, double* grad, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
+                     double* magnitude) const {
+    using JI = ceres::Jet<double, KC>;
+    using JO = ceres::Jet<JI, KR>;
+    TermVars<JO> v;
+    Prepare(y, &v, true);
+    std::vector<VarSlot> slots;
+    // When every term touches all of a small y, sum the y-y block densely and emit it once.
+    const bool dense_h = L_.y_row < 0 && L_.m <= 64;
+    std::vector<double> hsum(dense_h ? static_cast<size_t>(L_.m) * L_.m : 0, 0.0);
+    double f = 0;
     for (int64_t t = 0; t < L_.num_terms; ++t) {
       TermSlots(t, B != nullptr, &slots);
       const int d = static_cast<int>(slots.size());
       int rows = 0;
       while (rows < d && slots[rows].input < 0) ++rows;
       BindTerm(t, &v, true);
-      const J2* yt = v.y.data() + (L_.y_row >= 0 ? t * L_.y_row : 0);
+      const JO* yt = v.y.data() + (L_.y_row >= 0 ? t * L_.y_row : 0);
       if (rows == 0) {
-        f += ddn::Value(node_.template Term<J2>(v.args, yt));
+        f += ddn::Value(node_.template Term<JO>(v.args, yt));
         continue;
       }
       bool first = true;
-      for (int r0 = 0; r0 < rows; r0 += kChunk) {
-        const int rn = std::min(kChunk, rows - r0);
-        for (int k = 0; k < rn; ++k) Slot(&v, slots[r0 + k])->v[k] = J1(1.0);
+      for (int r0 = 0; r0 < rows; r0 += KR) {
+        const int rn = std::min(KR, rows - r0);
+        for (int k = 0; k < rn; ++k) Slot(&v, slots[r0 + k])->v[k] = JI(1.0);
         // Columns: the y variables up to this row chunk (lower triangle), then the x variables (for B).
-        for (int c0 = 0; c0 < d; c0 += kChunk) {
-          const int cn = std::min(kChunk, d - c0);
-          if (c0 > r0 && c0 + cn <= rows) continue;  // y columns entirely above the diagonal
+        for (int c0 = 0; c0 < d; c0 += KC) {
+          const int cn = std::min(KC, d - c0);
+          if (c0 >= r0 + rn && c0 + cn <= rows) continue;  // y columns entirely above the diagonal
           if (c0 >= rows && !B) break;
           for (int k = 0; k < cn; ++k) Slot(&v, slots[c0 + k])->a.v[k] = 1.0;
-          const J2 res = node_.template Term<J2>(v.args, yt);
+          const JO res = node_.template Term<JO>(v.args, yt);
           for (int k = 0; k < cn; ++k) Slot(&v, slots[c0 + k])->a.v[k] = 0.0;
           if (first) f += res.a.a;
           first = false;
@@ -486,15 +607,25 @@ class NodeOracle final : public DerivativeOracle {
               const double h = res.v[a].v[b];
               if (h == 0) continue;
               if (col < L_.m) {
-                if (row >= col) H->push_back({row, col, h});
+                if (row < col) continue;
+                if (dense_h) {
+                  hsum[static_cast<size_t>(row) * L_.m + col] += h;
+                } else {
+                  H->push_back({row, col, h});
+                }
               } else if (B) {
                 B->push_back({row, col - L_.m, h});
               }
             }
           }
         }
-        for (int k = 0; k < rn; ++k) Slot(&v, slots[r0 + k])->v[k] = J1(0.0);
+        for (int k = 0; k < rn; ++k) Slot(&v, slots[r0 + k])->v[k] = JI(0.0);
       }
+    }
+    if (dense_h) {
+      for (int r = 0; r < L_.m; ++r)
+        for (int c = 0; c <= r; ++c)
+          if (hsum[static_cast<size_t>(r) * L_.m + c] != 0) H->push_back({r, c, hsum[static_cast<size_t>(r) * L_.m + c]});
     }
     return f;
   }

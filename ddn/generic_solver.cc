@@ -58,32 +58,33 @@ std::string KnownKeys() {
 }  // namespace
 
 void GenericSolverOptions::Validate() const {
-  auto require = [](bool ok, const char* name, const std::string& rule, const std::string& value) {
-    if (!ok) throw InvalidInput("solver option '" + std::string(name) + "' must be " + rule + ", got " + value);
+  // Messages are formatted only on failure (Validate runs for every problem solved).
+  auto fail = [](const char* name, const std::string& rule, const std::string& value) {
+    throw InvalidInput("solver option '" + std::string(name) + "' must be " + rule + ", got " + value);
   };
-  require(max_newton_iterations >= 1 && max_newton_iterations <= 100000, "max_newton_iterations",
-          "in [1, 100000]", std::to_string(max_newton_iterations));
-  require(max_outer_iterations >= 1 && max_outer_iterations <= 1000, "max_outer_iterations", "in [1, 1000]",
-          std::to_string(max_outer_iterations));
-  require(max_lbfgs_iterations >= 0 && max_lbfgs_iterations <= 1000000, "max_lbfgs_iterations",
-          "in [0, 1000000]", std::to_string(max_lbfgs_iterations));
-  require(max_escapes >= 0 && max_escapes <= 10000, "max_escapes", "in [0, 10000]", std::to_string(max_escapes));
   auto in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
-  require(in(converged_residual, 1e-16, 1e-2), "converged_residual", "in [1e-16, 1e-2]",
-          FormatDouble(converged_residual));
-  require(in(failure_residual, converged_residual, 1.0), "failure_residual", "in [converged_residual, 1]",
-          FormatDouble(failure_residual));
-  require(in(feasibility_tolerance, 1e-15, 1e-1), "feasibility_tolerance", "in [1e-15, 0.1]",
-          FormatDouble(feasibility_tolerance));
-  require(in(active_tolerance, 1e-15, 1e-3), "active_tolerance", "in [1e-15, 1e-3]", FormatDouble(active_tolerance));
-  require(in(degenerate_tolerance, 1e-15, 1e-2), "degenerate_tolerance", "in [1e-15, 1e-2]",
-          FormatDouble(degenerate_tolerance));
-  require(in(rcond, 1e-15, 1e-3), "rcond", "in [1e-15, 1e-3]", FormatDouble(rcond));
-  require(dense_limit >= 0 && dense_limit <= 20000, "dense_limit", "in [0, 20000]", std::to_string(dense_limit));
-  require(std::isfinite(objective_scale) && objective_scale > 0, "objective_scale", "finite and > 0",
-          FormatDouble(objective_scale));
-  require(std::isfinite(constraint_scale) && constraint_scale != 0, "constraint_scale", "finite and nonzero",
-          FormatDouble(constraint_scale));
+  if (!(max_newton_iterations >= 1 && max_newton_iterations <= 100000))
+    fail("max_newton_iterations", "in [1, 100000]", std::to_string(max_newton_iterations));
+  if (!(max_outer_iterations >= 1 && max_outer_iterations <= 1000))
+    fail("max_outer_iterations", "in [1, 1000]", std::to_string(max_outer_iterations));
+  if (!(max_lbfgs_iterations >= 0 && max_lbfgs_iterations <= 1000000))
+    fail("max_lbfgs_iterations", "in [0, 1000000]", std::to_string(max_lbfgs_iterations));
+  if (!(max_escapes >= 0 && max_escapes <= 10000)) fail("max_escapes", "in [0, 10000]", std::to_string(max_escapes));
+  if (!in(converged_residual, 1e-16, 1e-2))
+    fail("converged_residual", "in [1e-16, 1e-2]", FormatDouble(converged_residual));
+  if (!in(failure_residual, converged_residual, 1.0))
+    fail("failure_residual", "in [converged_residual, 1]", FormatDouble(failure_residual));
+  if (!in(feasibility_tolerance, 1e-15, 1e-1))
+    fail("feasibility_tolerance", "in [1e-15, 0.1]", FormatDouble(feasibility_tolerance));
+  if (!in(active_tolerance, 1e-15, 1e-3)) fail("active_tolerance", "in [1e-15, 1e-3]", FormatDouble(active_tolerance));
+  if (!in(degenerate_tolerance, 1e-15, 1e-2))
+    fail("degenerate_tolerance", "in [1e-15, 1e-2]", FormatDouble(degenerate_tolerance));
+  if (!in(rcond, 1e-15, 1e-3)) fail("rcond", "in [1e-15, 1e-3]", FormatDouble(rcond));
+  if (!(dense_limit >= 0 && dense_limit <= 20000)) fail("dense_limit", "in [0, 20000]", std::to_string(dense_limit));
+  if (!(std::isfinite(objective_scale) && objective_scale > 0))
+    fail("objective_scale", "finite and > 0", FormatDouble(objective_scale));
+  if (!(std::isfinite(constraint_scale) && constraint_scale != 0))
+    fail("constraint_scale", "finite and nonzero", FormatDouble(constraint_scale));
 }
 
 void GenericSolverOptions::SetOption(const std::string& key, const std::string& value) {
@@ -644,6 +645,10 @@ struct State {
   double residual = std::numeric_limits<double>::infinity();
   double y_scale = 0;
   int iterations = 0;
+  // The last Newton step's factorisation had the inertia of a strict minimum (reduced Hessian positive definite
+  // on the strongly active constraints, no zero pivot): the second-order check at the answer, one rounding-size
+  // step further, need not factorise again.
+  bool verified = false;
 };
 
 std::vector<int> Equalities(const Problem& P) {
@@ -686,6 +691,7 @@ bool NewtonKkt(const Problem& P, State* s, int budget) {
     VectorXd rhs(m + w);
     rhs.head(m) = -pt.g;
     for (int j = 0; j < w; ++j) rhs[m + j] = -pt.c[s->W[j]];
+    const Kkt::Inertia inertia = kkt.inertia();
     const VectorXd z = kkt.SolveAny(rhs);
     if (!z.allFinite()) return false;
     const VectorXd d = z.head(m);
@@ -722,6 +728,11 @@ bool NewtonKkt(const Problem& P, State* s, int budget) {
     s->y = y_new;
     s->lambda = lambda;
     s->residual = step;
+    s->verified = inertia.zero == 0 && inertia.negative == w && inertia.positive == m;
+    for (int j = 0; j < w && s->verified; ++j) {
+      const int i = s->W[j];
+      if (i >= P.p() && !(z[m + j] * pt.norm2[i] > o.degenerate_tolerance * force)) s->verified = false;
+    }
     if (next != s->W) {
       if (std::find(seen.begin(), seen.end(), next) != seen.end() || ++changes > 2 * P.q() + 20) return false;
       seen.push_back(s->W);
@@ -759,6 +770,22 @@ double Merit(const Problem& P, const Penalty& pen, const VectorXd& y) {
   const VectorXd c = P.Constraints(y);
   for (int i = 0; i < P.nc(); ++i) {
     const double ch = c[i] * pen.scale[i];
+    if (i < P.p()) {
+      phi += pen.lambda_hat[i] * ch + 0.5 * pen.rho * ch * ch;
+    } else {
+      const double sh = std::max(0.0, pen.lambda_hat[i] + pen.rho * ch);
+      phi += (sh * sh - pen.lambda_hat[i] * pen.lambda_hat[i]) / (2 * pen.rho);
+    }
+  }
+  return phi;
+}
+
+// Φ at an evaluated point (no further evaluation).
+double MeritAt(const Problem& P, const Penalty& pen, const Point& pt) {
+  double phi = pt.f;
+  if (!pen.active) return phi;
+  for (int i = 0; i < P.nc(); ++i) {
+    const double ch = pt.c[i] * pen.scale[i];
     if (i < P.p()) {
       phi += pen.lambda_hat[i] * ch + 0.5 * pen.rho * ch * ch;
     } else {
@@ -876,8 +903,59 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
   Kkt kkt;
   double best = std::numeric_limits<double>::infinity();
   int stalls = 0;
+  bool reuse = false;  // the last step was a full Newton step in the region of quadratic convergence
+  Entries last_H;
+  double previous_step = std::numeric_limits<double>::infinity();
+  bool pending = false;  // a full step was taken and is checked at the next evaluation
+  double pending_phi = 0, pending_slope = 0;
+  VectorXd pending_y, pending_d;
   for (int it = 0; it < o.max_newton_iterations; ++it) {
+    if (reuse && !pen.active) {
+      // Simplified Newton: the Hessian moved by O(last step) ≤ 1e-6 relative; a fresh gradient with the last
+      // factorisation gives the next step (an estimate of the error as good as a full one) for the price of a
+      // gradient.
+      VectorXd g;
+      VectorXd gmag;
+      P.Derivatives(s->y, &g, nullptr, nullptr, &gmag);
+      RequireFinite(P, 0.0, g, "at an iterate");
+      VectorXd rhs = -g;
+      const VectorXd d = kkt.SolveAny(rhs);
+      const VectorXd mag = gmag + AbsTimes(m, last_H, s->y);
+      const VectorXd zs = kkt.inertia().zero > 0 ? kkt.SolveAny(mag) : kkt.Solve(mag, false);
+      s->y_scale = std::max(MaxAbs(s->y), zs.allFinite() ? MaxAbs(zs) : 0.0);
+      const double step = Relative(MaxAbs(d), s->y_scale);
+      ++s->iterations;
+      DDN_TRACE("newton %d: simplified step %.3e y_scale %.3e", it, step, s->y_scale);
+      if (d.allFinite() && step <= tol) {
+        s->residual = step;
+        s->y += d;
+        return true;
+      }
+      reuse = false;  // not yet converged: back to full Newton steps
+    }
     Evaluate(P, s->y, true, &pt);
+    if (pending) {
+      // The full step taken last iteration is checked here, with the evaluation the iteration needs anyway
+      // (Armijo: Φ must have decreased by 1e-4 of the predicted slope); if it failed, backtrack from where it
+      // started.
+      pending = false;
+      const double now = MeritAt(P, pen, pt);
+      if (!(std::isfinite(now) && now <= pending_phi + 1e-4 * pending_slope)) {
+        bool accepted = false;
+        double alpha = 0.5;
+        for (int k = 0; k < 60; ++k, alpha *= 0.5) {
+          const VectorXd trial = pending_y + alpha * pending_d;
+          const double t = Merit(P, pen, trial);
+          if (std::isfinite(t) && t <= pending_phi + 1e-4 * alpha * pending_slope) {
+            s->y = trial;
+            accepted = true;
+            break;
+          }
+        }
+        if (!accepted) return false;
+        continue;  // evaluate at the accepted point
+      }
+    }
     // ∇Φ, ∇²Φ = ∇²f + Σ π_i ∇²ĉ_i + ρ Σ_active ∇ĉ_i ∇ĉ_iᵀ (the last as bordered rows with −1/ρ).
     VectorXd grad = pt.g;
     Entries WL = pt.H;
@@ -942,6 +1020,7 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
     const double step = Relative(MaxAbs(d), s->y_scale);
     ++s->iterations;
     s->residual = step;
+    s->verified = !pen.active && tau == 0 && kkt.inertia().zero == 0;
     DDN_TRACE("newton %d: step %.3e y_scale %.3e tau %.1e phi-f %.17g rows %zu", it, step, s->y_scale, tau, pt.f,
               rows.size());
     if (tau == 0 && step <= tol) {
@@ -951,6 +1030,11 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
     if (tau == 0 && step <= 1e-6) {
       // The local quadratic model is trusted: full Newton step (a line search on Φ would only see rounding).
       s->y += d;
+      // Reuse the factorisation only when the steps shrink quadratically (not for a degenerate minimum, where
+      // Newton converges linearly and a stale Hessian would mislead).
+      reuse = kkt.inertia().zero == 0 && step <= 1e-2 * previous_step;
+      if (reuse) last_H = WL;
+      previous_step = step;
       if (step < 0.9 * best) {
         best = step;
         stalls = 0;
@@ -959,7 +1043,7 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
       }
       continue;
     }
-    const double phi = Merit(P, pen, s->y);
+    const double phi = MeritAt(P, pen, pt);
     if (tau > 0 && step <= 1e-6) {
       // Stationary but not a minimum of Φ: go down the direction of most negative curvature.
       if (*escapes >= o.max_escapes) return false;
@@ -1000,20 +1084,14 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
       stalls = 0;
       continue;
     }
-    // Backtracking line search (Armijo) on Φ.
-    const double slope = grad.dot(d);
-    double alpha = 1.0;
-    bool accepted = false;
-    for (int k = 0; k < 60; ++k, alpha *= 0.5) {
-      const VectorXd trial = s->y + alpha * d;
-      const double t = Merit(P, pen, trial);
-      if (std::isfinite(t) && t <= phi + 1e-4 * alpha * slope) {
-        s->y = trial;
-        accepted = true;
-        break;
-      }
-    }
-    if (!accepted) return false;
+    previous_step = step;
+    // The full step, checked (Armijo on Φ) at the next iteration's evaluation; backtracking if it fails.
+    pending = true;
+    pending_phi = phi;
+    pending_slope = grad.dot(d);
+    pending_y = s->y;
+    pending_d = d;
+    s->y += d;
     best = std::numeric_limits<double>::infinity();
     stalls = 0;
   }
@@ -1196,6 +1274,10 @@ struct SecondOrder {
 SecondOrder CheckSecondOrder(const Problem& P, const State& s) {
   const GenericSolverOptions& o = P.options();
   SecondOrder out;
+  if (s.verified) {
+    out.verdict = Verdict::kMinimum;
+    return out;
+  }
   Point pt;
   Evaluate(P, s.y, true, &pt);
   const double force = ForceScale(P, pt, s.lambda);

@@ -192,23 +192,10 @@ namespace ad {
 
 std::ostream& operator<<(std::ostream& out, const TapeScalar& t) { return out << t.value(); }
 
-TapeScalar BesselJ0(const TapeScalar& a) {
-  const double x = a.value(), j0 = ::j0(x), j1 = ::j1(x);
-  // J0' = −J1, J0'' = −J1' = −(J0 − J1/x) (limit −1/2 at x = 0).
-  const double d2 = x == 0 ? -0.5 : -(j0 - j1 / x);
-  return tape_internal::Unary(a, j0, -j1, d2);
-}
-
-TapeScalar BesselJ1(const TapeScalar& a) {
-  const double x = a.value(), j0 = ::j0(x), j1 = ::j1(x), j2 = ::jn(2, x);
-  // J1' = (J0 − J2)/2, J1'' = (J(−1) − 2 J1 + J3)/4 = (−2 J1 − J1 + J3)/4 with J(−1) = −J1.
-  return tape_internal::Unary(a, j1, 0.5 * (j0 - j2), 0.25 * (-3.0 * j1 + ::jn(3, x)));
-}
-
-TapeScalar BesselJn(int n, const TapeScalar& a) {
-  const double x = a.value();
-  auto J = [x](int k) { return k < 0 ? ((-k) % 2 ? -::jn(-k, x) : ::jn(-k, x)) : ::jn(k, x); };
-  return tape_internal::Unary(a, J(n), 0.5 * (J(n - 1) - J(n + 1)), 0.25 * (J(n - 2) - 2 * J(n) + J(n + 2)));
+double BesselJnValue(int n, double x) {
+  // J(−n) = (−1)ⁿ Jn.
+  if (n < 0) return (-n) % 2 ? -::jn(-n, x) : ::jn(-n, x);
+  return ::jn(n, x);
 }
 
 }  // namespace ad
