@@ -297,7 +297,8 @@ class Kkt {
     n_ = m_ + w_;
     rcond_ = o.rcond;
     dense_limit_ = o.dense_limit;
-    std::vector<Eigen::Triplet<double>> t;
+    std::vector<Eigen::Triplet<double>>& t = triplets_;
+    t.clear();
     t.reserve(H.size() + n_ + 4 * w_);
     for (const auto& e : H) {
       if (e.row >= e.col) {
@@ -315,18 +316,26 @@ class Kkt {
     K_.setFromTriplets(t.begin(), t.end());
     K_.makeCompressed();
     Equilibrate();
-    // τ and the numerical regularisation on the equilibrated diagonal.
-    Kreg_ = K_;
+    // τ and the numerical regularisation on the equilibrated diagonal (the first entry of each column of the
+    // lower triangle: every diagonal entry is in the pattern).
+    const bool same = SamePattern(K_);
+    if (!same) {
+      Kreg_ = K_;
+    } else {
+      std::copy(K_.valuePtr(), K_.valuePtr() + K_.nonZeros(), Kreg_.valuePtr());
+    }
     for (int k = 0; k < n_; ++k) {
+      const int first = K_.outerIndexPtr()[k];
       const double shift = k < m_ ? tau : 0.0;
-      Kreg_.coeffRef(k, k) += shift;
-      K_.coeffRef(k, k) += shift;
-      Kreg_.coeffRef(k, k) += k < m_ ? kRegularisation : -kRegularisation;
+      K_.valuePtr()[first] += shift;
+      Kreg_.valuePtr()[first] += shift + (k < m_ ? kRegularisation : -kRegularisation);
     }
     dense_ = n_ <= kTinySystem;
     have_cod_ = false;
+    schur_ = !dense_ && TrySchur();
+    if (schur_) return true;
     if (!dense_) {
-      if (!SamePattern()) {
+      if (!same || !analysed_) {
         ldlt_.analyzePattern(Kreg_);
         SavePattern();
       }
@@ -409,14 +418,18 @@ class Kkt {
   VectorXd Refined(const VectorXd& bs) const {
     VectorXd z = Raw(bs);
     if (!dense_) {
-      double rn = (bs - K_.selfadjointView<Eigen::Lower>() * z).norm();
-      for (int it = 0; it < 10 && rn > 0; ++it) {
-        const VectorXd dz = Raw(bs - K_.selfadjointView<Eigen::Lower>() * z);
+      VectorXd r = bs - K_.selfadjointView<Eigen::Lower>() * z;
+      double rn = r.norm();
+      const double floor = 4 * kEps * bs.norm();
+      for (int it = 0; it < 10 && rn > floor; ++it) {
+        const VectorXd dz = Raw(r);
         const VectorXd z2 = z + dz;
-        const double rn2 = (bs - K_.selfadjointView<Eigen::Lower>() * z2).norm();
+        VectorXd r2 = bs - K_.selfadjointView<Eigen::Lower>() * z2;
+        const double rn2 = r2.norm();
         // Accept a clear improvement only: near a singular K the correction can be a large null-space vector.
         if (!(rn2 < 0.5 * rn) || !(dz.norm() <= z.norm())) break;
         z = z2;
+        r.swap(r2);
         rn = rn2;
       }
     }
@@ -517,7 +530,69 @@ class Kkt {
   }
 
   // Solve with the factorisation of the equilibrated matrix (equilibrated units).
+  // A diagonal Hessian block D with few constraint rows (a separable objective and separable curvature, as in
+  // projections): K̂ = [D Âᵀ; Â −E] is solved through the Schur complement S = Â D⁻¹ Âᵀ + E (w × w, dense), in
+  // O(nnz(Â)·w + w³) instead of a sparse factorisation; inertia(K̂) = inertia(D) + inertia(−S) (Haynsworth).
+  // Not used when a diagonal entry is at the level of the regularisation (then the general path decides).
+  bool TrySchur() {
+    if (w_ > 64) return false;
+    diag_.resize(m_);
+    for (int j = 0; j < m_; ++j) {
+      const int first = K_.outerIndexPtr()[j], last = K_.outerIndexPtr()[j + 1];
+      diag_[j] = K_.valuePtr()[first];
+      for (int k = first + 1; k < last; ++k)
+        if (K_.innerIndexPtr()[k] < m_) return false;  // an off-diagonal Hessian entry
+    }
+    const double top = MaxAbs(diag_);
+    if (!(top > 0)) return false;
+    for (int j = 0; j < m_; ++j)
+      if (!(std::abs(diag_[j]) > std::max(1e3 * kRegularisation, rcond_) * top)) return false;
+    // Â (w × m) dense rows and E = −(constraint block diagonal).
+    Ahat_.setZero(w_, m_);
+    E_.resize(w_);
+    for (int j = 0; j < m_; ++j) {
+      for (SpMat::InnerIterator it(K_, j); it; ++it)
+        if (it.row() >= m_) Ahat_(it.row() - m_, j) = it.value();
+    }
+    for (int i = 0; i < w_; ++i) E_[i] = -K_.valuePtr()[K_.outerIndexPtr()[m_ + i]];
+    const MatrixXd AD = Ahat_ * diag_.cwiseInverse().asDiagonal();
+    MatrixXd S = AD * Ahat_.transpose();
+    S.diagonal() += E_;
+    inertia_ = Inertia();
+    for (int j = 0; j < m_; ++j) (diag_[j] > 0 ? inertia_.positive : inertia_.negative)++;
+    if (w_ > 0) {
+      schur_eig_.compute(S);
+      const VectorXd& ev = schur_eig_.eigenvalues();
+      const double stop = std::max(MaxAbs(ev), 1.0);
+      for (int i = 0; i < w_; ++i) {
+        if (std::abs(ev[i]) <= rcond_ * stop) {
+          ++inertia_.zero;
+        } else if (ev[i] > 0) {
+          ++inertia_.negative;  // −S
+        } else {
+          ++inertia_.positive;
+        }
+      }
+      if (inertia_.zero > 0) return false;  // rank-deficient constraints: the general path (and its checks)
+    }
+    return true;
+  }
+
+  VectorXd SchurSolve(const VectorXd& bs) const {
+    const VectorXd b1 = bs.head(m_);
+    const VectorXd u0 = b1.cwiseQuotient(diag_);
+    if (w_ == 0) return u0;
+    const VectorXd rhs = Ahat_ * u0 - bs.tail(w_);
+    const VectorXd c = schur_eig_.eigenvectors().transpose() * rhs;
+    const VectorXd v = schur_eig_.eigenvectors() * c.cwiseQuotient(schur_eig_.eigenvalues());
+    VectorXd z(n_);
+    z.head(m_) = (b1 - Ahat_.transpose() * v).cwiseQuotient(diag_);
+    z.tail(w_) = v;
+    return z;
+  }
+
   VectorXd Raw(const VectorXd& bs) const {
+    if (schur_) return SchurSolve(bs);
     if (dense_) {
       const VectorXd& ev = eig_.eigenvalues();
       const double top = MaxAbs(ev);
@@ -528,12 +603,12 @@ class Kkt {
     return ldlt_.solve(bs);
   }
 
-  bool SamePattern() const {
-    if (!analysed_ || pattern_outer_.size() != static_cast<size_t>(Kreg_.outerSize() + 1)) return false;
-    if (!std::equal(pattern_outer_.begin(), pattern_outer_.end(), Kreg_.outerIndexPtr())) return false;
-    const int nnz = Kreg_.outerIndexPtr()[Kreg_.outerSize()];
+  bool SamePattern(const SpMat& M) const {
+    if (!analysed_ || pattern_outer_.size() != static_cast<size_t>(M.outerSize() + 1)) return false;
+    if (!std::equal(pattern_outer_.begin(), pattern_outer_.end(), M.outerIndexPtr())) return false;
+    const int nnz = M.outerIndexPtr()[M.outerSize()];
     return static_cast<int>(pattern_inner_.size()) == nnz &&
-           std::equal(pattern_inner_.begin(), pattern_inner_.end(), Kreg_.innerIndexPtr());
+           std::equal(pattern_inner_.begin(), pattern_inner_.end(), M.innerIndexPtr());
   }
   void SavePattern() {
     pattern_outer_.assign(Kreg_.outerIndexPtr(), Kreg_.outerIndexPtr() + Kreg_.outerSize() + 1);
@@ -547,6 +622,11 @@ class Kkt {
   VectorXd s_;
   bool dense_ = false, analysed_ = false, have_cod_ = false;
   std::vector<int> pattern_outer_, pattern_inner_;
+  std::vector<Eigen::Triplet<double>> triplets_;
+  bool schur_ = false;
+  VectorXd diag_, E_;
+  MatrixXd Ahat_;
+  Eigen::SelfAdjointEigenSolver<MatrixXd> schur_eig_;
   Eigen::SimplicialLDLT<SpMat, Eigen::Lower, Eigen::AMDOrdering<int>> ldlt_;
   Eigen::SelfAdjointEigenSolver<MatrixXd> eig_;
   Eigen::CompleteOrthogonalDecomposition<MatrixXd> cod_;

@@ -80,6 +80,22 @@ void Tape::AbsoluteGradient(const std::vector<TapeScalar>& outputs, const std::v
 
 void Tape::JacobianRows(const std::vector<TapeScalar>& outputs, std::vector<SparseEntry>* rows) {
   const int n = size();
+  if (outputs.size() == 1) {  // one row: a plain reverse sweep
+    const int root = outputs[0].index();
+    if (root < 0) return;
+    adjoint_.assign(root + 1, 0.0);
+    adjoint_[root] = 1.0;
+    for (int i = root; i >= num_variables_; --i) {
+      const double w = adjoint_[i];
+      if (w == 0) continue;
+      const TapeNode& nd = nodes_[i];
+      if (nd.a >= 0) adjoint_[nd.a] += w * nd.da;
+      if (nd.b >= 0) adjoint_[nd.b] += w * nd.db;
+    }
+    for (int v = 0; v < std::min(num_variables_, root + 1); ++v)
+      if (adjoint_[v] != 0) rows->push_back({0, v, adjoint_[v]});
+    return;
+  }
   adjoint_.assign(n, 0.0);
   if (static_cast<int>(stamp_.size()) < n) stamp_.resize(n, 0);
   for (size_t k = 0; k < outputs.size(); ++k) {
