@@ -671,9 +671,10 @@ double ForceScale(const Problem& P, const Point& pt, const VectorXd& lambda) {
   return s;
 }
 
-// y's scale: max(‖y‖∞, ‖(K⁻¹ [m_f; m_c])_y‖∞) with m the magnitudes of the summed contributions to ∇L and c_W.
-double YScale(const Problem& P, const Point& pt, const VectorXd& lambda, const std::vector<int>& W, Kkt* kkt,
-              const Entries& WL) {
+// The natural length of y: ‖(K⁻¹ [m_f; m_c])_y‖∞ with m the magnitudes of the summed contributions to ∇L and c_W
+// — how far y moves if every contribution changed by 100 %; ε times it is how far rounding moves y.
+double Natural(const Problem& P, const Point& pt, const VectorXd& lambda, const std::vector<int>& W, Kkt* kkt,
+               const Entries& WL) {
   const int m = P.m();
   VectorXd mag(m + static_cast<int>(W.size()));
   mag.head(m) = pt.gmag + AbsTimes(m, WL, pt.y);
@@ -689,8 +690,21 @@ double YScale(const Problem& P, const Point& pt, const VectorXd& lambda, const s
   const VectorXd z = kkt->inertia().zero > 0 && kkt->Singular() ? kkt->MinNormSolve(mag) : kkt->Solve(mag, false);
   double natural = 0;
   for (int k = 0; k < m; ++k) natural = std::max(natural, std::abs(z[k]));
-  if (!std::isfinite(natural)) natural = 0;
-  return std::max(MaxAbs(pt.y), natural);
+  return std::isfinite(natural) ? natural : std::numeric_limits<double>::infinity();
+}
+
+// The accuracy the solver reports (status.residual): the last Newton step, or the rounding floor ε·natural if
+// larger, relative to ‖y‖∞ (to natural when y = 0) — an estimate of y's relative error.
+double Accuracy(double step, double natural, double ymax) {
+  const double err = std::max(step, kEps * natural);
+  if (err == 0) return 0;
+  const double ref = ymax > 0 ? ymax : natural;
+  return ref > 0 ? err / ref : std::numeric_limits<double>::infinity();
+}
+
+// Newton has reached rounding level: the step is below kStopStep·‖y‖∞ or a few ε·natural.
+bool AtRounding(double step, double natural, double ymax) {
+  return step <= std::max(kStopStep * ymax, 8 * kEps * natural);
 }
 
 // The largest constraint violation as a distance |c_i|/‖∇c_i‖ (equalities) or max(0, g_k)/‖∇g_k‖.
@@ -710,10 +724,32 @@ double Relative(double step, double scale) {
   return step / scale;
 }
 
-// Lagrangian Hessian: ∇²f + Σ_{i ∈ W} λ_i ∇²c_i (y-y, lower).
+// Lagrangian Hessian: ∇²f + Σ_{i ∈ W} λ_i ∇²c_i (y-y, lower). A diagonal entry where f's curvature and the
+// constraints' cancel to rounding level (|sum| ≤ 64 ε · sum of magnitudes) is set to exactly zero: it is zero as
+// far as double precision can tell, and a noise-sized curvature would turn into a noise-sized, huge step (a point
+// projected onto a sphere from ‖x‖ ≈ 1e-20 has tangential curvature ‖x‖/r, far below ε).
 Entries LagrangianHessian(const Problem& P, const Point& pt, const VectorXd& lambda, bool forward) {
   Entries WL = pt.H;
+  const size_t f_entries = WL.size();
   P.Curvature(pt.y, lambda, &WL, nullptr, forward);
+  if (WL.size() == f_entries) return WL;
+  const int m = P.m();
+  VectorXd sum = VectorXd::Zero(m), magnitude = VectorXd::Zero(m);
+  for (const auto& e : WL) {
+    if (e.row != e.col) continue;
+    sum[e.row] += e.value;
+    magnitude[e.row] += std::abs(e.value);
+  }
+  std::vector<char> cancelled(m, 0);
+  bool any = false;
+  for (int k = 0; k < m; ++k) {
+    if (sum[k] != 0 && std::abs(sum[k]) <= 64 * kEps * magnitude[k]) cancelled[k] = any = true;
+  }
+  if (any) {
+    WL.erase(std::remove_if(WL.begin(), WL.end(),
+                            [&](const SparseEntry& e) { return e.row == e.col && cancelled[e.row]; }),
+             WL.end());
+  }
   return WL;
 }
 
@@ -723,7 +759,8 @@ struct State {
   VectorXd lambda;     // multipliers of L = f + λᵀc (p + q; zero outside W)
   std::vector<int> W;  // working set (sorted): every equality, the active inequalities
   double residual = std::numeric_limits<double>::infinity();
-  double y_scale = 0;
+  double y_scale = 0;    // max(‖y‖∞, natural): the scale of steps and distances
+  double natural = 0;    // see Natural()
   int iterations = 0;
   // The last Newton step's factorisation had the inertia of a strict minimum (reduced Hessian positive definite
   // on the strongly active constraints, no zero pivot): the second-order check at the answer, one rounding-size
@@ -742,8 +779,8 @@ std::vector<int> Equalities(const Problem& P) {
 bool Feasible(const Problem& P, const State* s) {
   Point pt;
   Evaluate(P, s->y, false, &pt);
-  const double scale = std::max(MaxAbs(s->y), s->y_scale);
-  return Relative(Violation(P, pt.c, pt.norm2), scale) <= 1e3 * P.options().converged_residual;
+  const double allowed = 100 * std::max(P.options().converged_residual * MaxAbs(s->y), kEps * s->natural);
+  return Violation(P, pt.c, pt.norm2) <= allowed;
 }
 
 // ---- Newton–KKT with primal–dual active-set updates (a local method: full steps, a watchdog) -------------------
@@ -775,8 +812,10 @@ bool NewtonKkt(const Problem& P, State* s, int budget) {
     const VectorXd z = kkt.SolveAny(rhs);
     if (!z.allFinite()) return false;
     const VectorXd d = z.head(m);
-    s->y_scale = YScale(P, pt, s->lambda, s->W, &kkt, WL);
-    const double step = Relative(MaxAbs(d), s->y_scale);
+    s->natural = Natural(P, pt, s->lambda, s->W, &kkt, WL);
+    s->y_scale = std::max(MaxAbs(s->y), s->natural);
+    const double step_abs = MaxAbs(d);
+    const double step = Relative(step_abs, s->y_scale);
     ++s->iterations;
     DDN_TRACE("newton-kkt %d: |W| %zu step %.3e y_scale %.3e f %.17g inertia +%d -%d 0:%d", it, s->W.size(), step,
               s->y_scale, pt.f, kkt.inertia().positive, kkt.inertia().negative, kkt.inertia().zero);
@@ -785,6 +824,12 @@ bool NewtonKkt(const Problem& P, State* s, int budget) {
       for (int j = 0; j < w; ++j) std::fprintf(stderr, "  lambda[%d] = %.17g -> %.17g\n", s->W[j], s->lambda[s->W[j]], z[m + j]);
     }
     if (!std::isfinite(step) || step > 1e3) return false;  // a wild step: the local model is not trusted
+    // Rounding dominates the step (the reduced Hessian is tiny against its parts): the iterate is as good as
+    // double precision makes it; do not move it by noise.
+    if (!(kEps * s->natural <= 1e-2 * MaxAbs(s->y)) && step_abs <= 8 * kEps * s->natural) {
+      s->residual = Accuracy(step_abs, s->natural, MaxAbs(s->y));
+      return Feasible(P, s);
+    }
     // The new multipliers and the working set (PDAS): drop inequalities pulling the wrong way, add violated ones.
     const double force = ForceScale(P, pt, s->lambda);
     VectorXd lambda = VectorXd::Zero(P.nc());
@@ -807,7 +852,7 @@ bool NewtonKkt(const Problem& P, State* s, int budget) {
     std::sort(next.begin(), next.end());
     s->y = y_new;
     s->lambda = lambda;
-    s->residual = step;
+    s->residual = Accuracy(step_abs, s->natural, MaxAbs(y_new));
     s->verified = inertia.zero == 0 && inertia.negative == w && inertia.positive == m;
     for (int j = 0; j < w && s->verified; ++j) {
       const int i = s->W[j];
@@ -821,13 +866,12 @@ bool NewtonKkt(const Problem& P, State* s, int budget) {
       stalls = 0;
       continue;
     }
-    if (step <= kStopStep) return Feasible(P, s);
+    if (AtRounding(step_abs, s->natural, MaxAbs(s->y))) return Feasible(P, s);
     if (step < 0.9 * best) {
       best = step;
       stalls = 0;
     } else if (++stalls >= 3) {
-      // No more progress: rounding noise. Converged if the steps are at the tolerance level.
-      s->residual = std::min(step, best);
+      // No more progress: rounding noise. Converged if the accuracy is at the tolerance level.
       return s->residual <= o.converged_residual && Feasible(P, s);
     }
   }
@@ -1002,12 +1046,14 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
       const VectorXd d = kkt.SolveAny(rhs);
       const VectorXd mag = gmag + AbsTimes(m, last_H, s->y);
       const VectorXd zs = kkt.inertia().zero > 0 ? kkt.SolveAny(mag) : kkt.Solve(mag, false);
-      s->y_scale = std::max(MaxAbs(s->y), zs.allFinite() ? MaxAbs(zs) : 0.0);
-      const double step = Relative(MaxAbs(d), s->y_scale);
+      s->natural = zs.allFinite() ? MaxAbs(zs) : std::numeric_limits<double>::infinity();
+      s->y_scale = std::max(MaxAbs(s->y), s->natural);
+      const double step_abs = MaxAbs(d);
+      const double step = Relative(step_abs, s->y_scale);
       ++s->iterations;
       DDN_TRACE("newton %d: simplified step %.3e y_scale %.3e", it, step, s->y_scale);
-      if (d.allFinite() && step <= tol) {
-        s->residual = step;
+      if (d.allFinite() && (step <= tol || AtRounding(step_abs, s->natural, MaxAbs(s->y)))) {
+        s->residual = Accuracy(step_abs, s->natural, MaxAbs(s->y));
         s->y += d;
         return true;
       }
@@ -1095,16 +1141,19 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
       const VectorXd zs = kkt.inertia().zero > 0 ? kkt.SolveAny(mag) : kkt.Solve(mag, false);
       double natural = 0;
       for (int k = 0; k < m; ++k) natural = std::max(natural, std::abs(zs[k]));
-      s->y_scale = std::max(MaxAbs(s->y), std::isfinite(natural) ? natural : 0.0);
+      s->natural = std::isfinite(natural) ? natural : std::numeric_limits<double>::infinity();
+      s->y_scale = std::max(MaxAbs(s->y), s->natural);
     }
-    const double step = Relative(MaxAbs(d), s->y_scale);
+    const double step_abs = MaxAbs(d);
+    const double step = Relative(step_abs, s->y_scale);
     ++s->iterations;
-    s->residual = step;
+    s->residual = Accuracy(step_abs, s->natural, MaxAbs(s->y));
     s->verified = !pen.active && tau == 0 && kkt.inertia().zero == 0;
     DDN_TRACE("newton %d: step %.3e y_scale %.3e tau %.1e phi-f %.17g rows %zu", it, step, s->y_scale, tau, pt.f,
               rows.size());
-    if (tau == 0 && step <= tol) {
-      s->y += d;
+    if (tau == 0 && (step <= tol || (!pen.active && AtRounding(step_abs, s->natural, MaxAbs(s->y))))) {
+      // (A step below the rounding floor is noise: do not take it when it is large against y.)
+      if (step_abs <= kStopStep * MaxAbs(s->y) || step <= tol) s->y += d;
       return true;
     }
     if (tau == 0 && step <= 1e-6) {
@@ -1119,7 +1168,7 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
         best = step;
         stalls = 0;
       } else if (++stalls >= 4) {
-        return step <= o.converged_residual;
+        return s->residual <= o.converged_residual;
       }
       continue;
     }
@@ -1490,7 +1539,7 @@ void SolveGeneric(const DerivativeOracle& oracle, const GenericSolverOptions& op
   SolveFrom(P, &s, &escapes);
   // Second-order check; escape from saddles and maxima along negative curvature and solve again.
   SecondOrder so;
-  bool unverified = false;
+  bool unverified = false, escaped_any = false;
   std::string unverified_why;
   for (int round = 0;; ++round) {
     so = CheckSecondOrder(P, s);
@@ -1521,7 +1570,7 @@ void SolveGeneric(const DerivativeOracle& oracle, const GenericSolverOptions& op
         if (f1 < f0 - 1e3 * kEps * std::max(std::abs(f0), std::abs(f1))) {
           t.iterations = std::max(t.iterations, s.iterations);
           s = t;
-          escaped = true;
+          escaped = escaped_any = true;
           break;
         }
       }
@@ -1534,8 +1583,8 @@ void SolveGeneric(const DerivativeOracle& oracle, const GenericSolverOptions& op
   }
   if (!(s.residual <= options.failure_residual) || !s.y.allFinite()) {
     std::ostringstream msg;
-    msg << P.name() << ": the generic solve did not converge (Newton step " << s.residual
-        << " relative to y's scale after " << s.iterations << " iterations)";
+    msg << P.name() << ": the generic solve did not converge (estimated relative error of y " << s.residual
+        << " after " << s.iterations << " iterations)";
     throw NumericalFailure(msg.str());
   }
   std::copy(s.y.data(), s.y.data() + P.m(), y_io);
@@ -1543,10 +1592,15 @@ void SolveGeneric(const DerivativeOracle& oracle, const GenericSolverOptions& op
   status->iterations = s.iterations;
   if (s.residual > options.converged_residual) {
     std::ostringstream why;
-    why << "the Newton step stalled at " << s.residual << " of y's scale";
+    why << "y's estimated relative error is " << s.residual
+        << " (the problem's conditioning limits it in double precision, or the solve stalled)";
     status->Set(kUnverified, why.str());
   }
   if (unverified) status->Set(kUnverified, unverified_why);
+  if (escapes > 0 || escaped_any) {
+    status->Set(kNotCertified, "the solve left a stationary point that was not a minimum (the problem is not convex): "
+                               "y is a verified local minimum, not certified global");
+  }
   if (so.verdict == Verdict::kUnknown) status->Set(kUnverified, "the second-order condition could not be checked");
   if (so.verdict == Verdict::kSingular) {
     if (so.flat) {
@@ -1631,11 +1685,12 @@ void GenericVjp(const DerivativeOracle& oracle, const GenericSolverOptions& opti
     }
   }
   if (static_cast<int>(W.size()) > m) status->Set(kDegenerate, "more active constraints than variables");
-  // W_L, B = ∇²_yx L and C = ∂c_W/∂x.
-  Entries WL = pt.H, B = Bf;
+  // W_L (with the forward's clean-up of curvature that cancels to rounding level), B = ∇²_yx L, C = ∂c_W/∂x.
   VectorXd weights = VectorXd::Zero(P.nc());
   for (int i : W) weights[i] = lambda[i];
-  P.Curvature(pt.y, weights, &WL, &B, false);
+  const Entries WL = LagrangianHessian(P, pt, weights, false);
+  Entries B = Bf, unused;
+  P.Curvature(pt.y, weights, &unused, &B, false);
   Kkt kkt;
   const int w = static_cast<int>(W.size());
   VectorXd rhs = VectorXd::Zero(m + w);

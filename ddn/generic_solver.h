@@ -35,9 +35,10 @@
 // |c_i| / ‖∇c_i‖; multipliers as forces λ_i ‖∇c_i‖ relative to the gradient's magnitude; singularity and
 // inertia on the equilibrated KKT matrix.
 //
-// Status of the answer (ddn/status.h): residual = the last Newton step relative to y's scale (an estimate of
-// y's relative error); kNonUnique when the reduced Hessian is singular and stays singular along its null
-// direction (a valley of minimisers); kNonRegular when it is singular at y only (a degenerate, non-quadratic
+// Status of the answer (ddn/status.h): residual = an estimate of y's relative error: the last Newton step, or
+// the rounding floor ε·‖K⁻¹m‖ if larger (what double precision allows for this problem), relative to ‖y‖∞;
+// kNonUnique when the reduced Hessian is singular and stays singular along its null direction (a valley of
+// minimisers); kNonRegular when it is singular at y only (a degenerate, non-quadratic
 // minimum: y converges slowly and the gradient is a minimum-norm one); kDegenerate for a weakly active
 // inequality (multiplier ≈ 0, or a constraint within rounding of its bound but not active) or more active
 // constraints than variables; kUnverified when the second-order condition could not be verified or the
@@ -79,8 +80,10 @@ struct GenericSolverOptions {
   int max_outer_iterations = 40;    // augmented-Lagrangian outer iterations
   int max_lbfgs_iterations = 500;   // Ceres L-BFGS iterations on a node's manifold (MakeManifold), before Newton
   int max_escapes = 20;             // restarts from saddle points or maxima along negative curvature
-  double converged_residual = 1e-12;  // status.residual at or below this: converged; above it: kUnverified
-  double failure_residual = 1e-6;     // status.residual above this: NumericalFailure
+  double converged_residual = 1e-12;  // status.residual (y's estimated relative error) at or below this:
+                                      // converged; above it: kUnverified (an ill-conditioned problem whose
+                                      // accuracy double precision limits, or a stalled solve)
+  double failure_residual = 1e-3;     // status.residual above this: NumericalFailure
   double feasibility_tolerance = 1e-6;  // distance |c_i|/‖∇c_i‖ relative to y's scale beyond which the
                                         // augmented Lagrangian calls the problem infeasible
   double active_tolerance = 1e-10;  // an inequality is active at y when |g_k| ≤ this · ‖∇g_k‖₁ · ‖y‖∞

@@ -32,7 +32,7 @@ int RunCheck(int argc, char** argv) {
         ("tolerance", po::value<double>(&check.tolerance)->default_value(1e-6),
          "pass if every relative error is at most this")
         ("step", po::value<double>(&check.step)->default_value(1e-4),
-         "finite-difference step h, relative to max(1, |x_j|)");
+         "finite-difference step h, relative to max(|x_j|, the input's scale in that problem)");
     AddRunOptions(&options, &check.run);
     po::variables_map vm;
     ParseNodeCommandLine(argc, argv, options, &node_name, &vm);

@@ -76,15 +76,18 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
   }
   explicit SphereProjection(const Params& p)
       : radius_(p.RequirePositive("radius")), use_manifold_(p.GetBool("manifold")) {}
-  // Start on the sphere, at x's direction turned by about 0.3 rad so that the solve has work to do. The turn is
-  // relative to ‖x‖, so the start (and the answer) do not depend on x's scale; x = 0 starts at r·e₁.
+  // Start on the sphere, at x's direction turned by an angle of ~0.3 rad so that the solve has work to do — but
+  // by less, down to none, when ‖x‖ is tiny against r: then f varies over the sphere by only ~‖x‖·r, below the
+  // rounding of its gradient (y − x rounds to y once ‖x‖ < ε·r), and no solver could find the direction of x
+  // from f's derivatives. The start is relative to ‖x‖, so it does not depend on x's scale; x = 0 starts at r·e₁.
   void InitialGuess(const ProblemData& p, double* y) const {
     const int64_t d = p.InputSize(0);
     double xmax = 0;
     for (int64_t k = 0; k < d; ++k) xmax = std::max(xmax, std::abs(p.inputs[0][k]));
+    const double turn = 0.3 * std::min(1.0, xmax / (1e-6 * radius_));
     double norm = 0;
     for (int64_t k = 0; k < d; ++k) {
-      y[k] = xmax > 0 ? p.inputs[0][k] / xmax + (k == 0 ? 0.3 : 0.0) : (k == 0 ? 1.0 : 0.0);
+      y[k] = xmax > 0 ? p.inputs[0][k] / xmax + (k == 0 ? turn : 0.0) : (k == 0 ? 1.0 : 0.0);
       norm += y[k] * y[k];
     }
     norm = std::sqrt(norm);
@@ -94,6 +97,22 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
       norm = 1;
     }
     for (int64_t k = 0; k < d; ++k) y[k] *= radius_ / norm;
+  }
+  // x = 0 exactly is the only non-unique case. For 0 < ‖x‖ ≲ ε·r the engine sees the same derivatives as for
+  // x = 0 (a sphere of minimisers to double precision) and says non_unique; the answer, r·x/‖x‖ from the start
+  // above, is unique, but its curvature cannot be verified: say that instead.
+  void Solve(const ProblemData& p, ProblemStatus* s) const override {
+    GenericSolve(p, s);
+    bool zero = true;
+    for (int64_t k = 0; k < p.InputSize(0); ++k) zero = zero && p.inputs[0][k] == 0;
+    if (zero) {
+      s->Set(kNonUnique, "x = 0: every point of the sphere is a closest point");
+    } else if (s->flags & kNonUnique) {
+      s->flags &= ~static_cast<uint32_t>(kNonUnique);
+      s->note.clear();
+      s->Set(kUnverified, "‖x‖ is below the rounding of the objective's gradient: y = r·x/‖x‖ from the start, its "
+                          "second-order condition not verifiable in double precision");
+    }
   }
   // ‖y‖ = r is a Ceres manifold: L-BFGS runs on it (the augmented Lagrangian is used when manifold=false). The
   // sphere of ℝ¹ is two points, not a manifold Ceres can search (SphereManifold needs D ≥ 2): no manifold there.
