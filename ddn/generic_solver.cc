@@ -136,6 +136,10 @@ constexpr double kStopStep = 1e-14;
 constexpr double kRegularisation = 1e-8;
 // Systems up to this size are factorised by a dense eigendecomposition (exact inertia and minimum-norm).
 constexpr int kTinySystem = 8;
+// An inequality's multiplier pulls the wrong way (the constraint is dropped from the active set) when its force
+// λ_k‖∇g_k‖ is below −kDropForce times the gradient's magnitude: rounding level, not a tolerance (a tolerance
+// would keep an active set whose multiplier is wrong by less than it, and its wrong answer).
+constexpr double kDropForce = 1e3 * std::numeric_limits<double>::epsilon();
 
 double MaxAbs(const VectorXd& v) { return v.size() ? v.cwiseAbs().maxCoeff() : 0.0; }
 
@@ -837,7 +841,7 @@ bool NewtonKkt(const Problem& P, State* s, int budget) {
     for (int j = 0; j < w; ++j) {
       const int i = s->W[j];
       const double l = z[m + j];
-      if (i >= P.p() && l * pt.norm2[i] < -o.degenerate_tolerance * force) continue;
+      if (i >= P.p() && l * pt.norm2[i] < -kDropForce * force) continue;
       lambda[i] = (i >= P.p() && l < 0) ? 0.0 : l;
       next.push_back(i);
     }
@@ -1664,7 +1668,7 @@ void GenericVjp(const DerivativeOracle& oracle, const GenericSolverOptions& opti
   for (int round = 0; round <= P.q(); ++round) {
     const double force = ForceScale(P, pt, lambda);
     int worst = -1;
-    double worst_force = -options.degenerate_tolerance * force;
+    double worst_force = -kDropForce * force;
     for (int i : W) {
       if (i < P.p()) continue;
       const double f = lambda[i] * pt.norm2[i];
