@@ -7,7 +7,8 @@
 // folded into the line. Nothing else is ever written to stderr by a subcommand.
 //
 // Options shared by eval, check and bench: `--param KEY=VALUE` (repeatable), `--threads N`, `--generic`,
-// `--backward implicit|unrolled|truncated:K` (ddn/gradient_mode.h).
+// `--backward implicit|unrolled|truncated:K` (ddn/gradient_mode.h), `--solver KEY=VALUE` (repeatable: an option
+// of the node's generic solver, ddn/generic_solver.h).
 #pragma once
 
 #include <functional>
@@ -18,6 +19,7 @@
 #include <boost/program_options.hpp>
 
 #include "ddn/batch.h"
+#include "ddn/node.h"
 
 namespace ddn::cli {
 
@@ -54,5 +56,11 @@ std::map<std::string, std::string> ParseParamAssignments(const std::vector<std::
 void AddRunOptions(boost::program_options::options_description* options, RunOptions* run);
 // Throws InvalidInput if run.threads < 0.
 void CheckRunOptions(const RunOptions& run);
+
+// Adds --solver KEY=VALUE (repeatable) to `options`, collected in `assignments`.
+void AddSolverOptions(boost::program_options::options_description* options, std::vector<std::string>* assignments);
+// Sets each KEY=VALUE on the node's generic solver (Node::SetSolverOption). Throws InvalidInput naming a malformed
+// assignment, an unknown key or a bad value, or a node without a generic solver.
+void ApplySolverOptions(Node* node, const std::vector<std::string>& assignments);
 
 }  // namespace ddn::cli
