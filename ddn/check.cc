@@ -67,7 +67,10 @@ void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& op
         TensorMap shifted = c.inputs;
         Tensor& xs = shifted.at(name);
         for (int64_t b = 0; b < batch; ++b) {
-          const double h = options.step * std::max(std::abs(x.problem(b)[j]), InputScale(c, name, x, b));
+          // The node's own scale for this input if it gives one, else max(|x_j|, the input's mean magnitude).
+          const double unit = c.step_scale.count(name) ? c.step_scale.at(name)
+                                                       : std::max(std::abs(x.problem(b)[j]), InputScale(c, name, x, b));
+          const double h = options.step * unit;
           // Make x + h exactly representable so that the step is exactly h.
           volatile double xh = x.problem(b)[j] + h;
           steps[b] = xh - x.problem(b)[j];

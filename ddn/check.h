@@ -8,9 +8,10 @@
 //   d/dx_j (vᵀ y) ≈ [−φ(x + 2h) + 8 φ(x + h) − 8 φ(x − h) + φ(x − 2h)] / (12 h),   φ = vᵀ y,
 //
 // whose truncation error is O(h⁴). The step follows the input's own scale, not an absolute unit:
-// h = step · max(|x_j|, s) with s the input's scale in that problem — CheckCase::step_scale if the node
-// gives one (e.g. a radius), else the mean |x| of that input in that problem (1 if it is all zero) — so a
-// problem of size 1e-5 is checked with steps of 1e-9, not 1e-4. With step = 1e-4 and a forward solve
+// h = step · s_j with s_j the input's scale: CheckCase::step_scale if the node gives one (the size of the
+// input's variations, e.g. a cluster's spread when its points sit far from the origin), else max(|x_j|, the
+// mean |x| of that input in that problem, 1 if it is all zero) — so a problem of size 1e-5 is checked with
+// steps of 1e-9, not 1e-4. With step = 1e-4 and a forward solve
 // accurate to machine precision it is good to ~1e-11, so a relative error above 1e-6 means the backward
 // is wrong or the forward solve is loose (a loose solve shows up as noise in φ; the checker cannot tell
 // which).

@@ -50,6 +50,10 @@
 //                                                                  an input): the forward solve skips their y-y
 //                                                                  curvature. Gradients are always exact.
 //   void InitialGuess(const ProblemData&, double* y) const;        start of the generic solve (default 0)
+//   bool IsConvex(const ProblemData&) const;                       false for a problem that may have several local
+//                                                                  minima: the generic solve's answers then carry
+//                                                                  kNotCertified (without it, only a solve that had
+//                                                                  to leave a saddle or maximum says so)
 //   ceres::Manifold* MakeManifold(const ProblemData&) const;       a Ceres manifold on which the equalities
 //                                                                  hold (e.g. ceres::SphereManifold, which needs
 //                                                                  D ≥ 2): L-BFGS runs on it from an
@@ -155,6 +159,12 @@ template <class D>
 struct HasInequalities<D, std::void_t<decltype(std::declval<const D&>().template Inequalities<double>(
                               std::declval<const Args<double>&>(), std::declval<const double*>(),
                               std::declval<double*>()))>> : std::true_type {};
+
+template <class D, class = void>
+struct HasIsConvex : std::false_type {};
+template <class D>
+struct HasIsConvex<D, std::void_t<decltype(std::declval<const D&>().IsConvex(std::declval<const ProblemData&>()))>>
+    : std::true_type {};
 
 template <class D, class = void>
 struct DeclaresLinearConstraints : std::false_type {};
@@ -759,6 +769,11 @@ class DeclarativeNode : public Node {
     double* y = p.outputs[0];
     derived().InitialGuess(p, y);
     SolveGeneric(oracle, generic_options_, y, s);
+    if constexpr (internal::HasIsConvex<Derived>::value) {
+      if (!derived().IsConvex(p)) {
+        s->Set(kNotCertified, "a local minimum of a non-convex problem (the generic solve has no global certificate)");
+      }
+    }
   }
   void GenericBackward(const ProblemData& p, ProblemStatus* s) const override {
     const internal::NodeOracle<Derived> oracle(derived(), p);

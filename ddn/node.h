@@ -80,8 +80,8 @@ struct ProblemData {
 // A named set of batched inputs used by gradient checks (`ddn check`), the conformance suite and tests.
 // A node gives its awkward points (ties, constraint boundaries, near-singular Hessians) by overriding
 // Node::CheckCases; the gradient checker steps each input coordinate by h = step · s, where s is the value in
-// `step_scale` for that input if given (the input's natural unit, e.g. a radius), else max(|x_j|, the mean
-// |x| of that input in that problem), so that the step follows the problem's own scale.
+// `step_scale` for that input if given (the size of its variations, e.g. a cluster's spread), else max(|x_j|,
+// the mean |x| of that input in that problem), so that the step follows the problem's own scale.
 struct CheckCase {
   std::string name;                     // "random", "boundary", "ties", ...
   std::map<std::string, Tensor> inputs;

@@ -12,6 +12,7 @@
 #include "nodes/examples/engine_examples.h"
 
 #include <cmath>
+#include <random>
 
 #include <ceres/sphere_manifold.h>
 
@@ -54,6 +55,7 @@ class PseudoHuberMean : public DeclarativeNode<PseudoHuberMean> {
     }
     if (total <= 0) throw InvalidInput("input 'w' must not be all zero");
   }
+  std::vector<CheckCase> CheckCases(uint64_t seed) const override;
 
  private:
   double alpha_;
@@ -114,6 +116,7 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
                           "second-order condition not verifiable in double precision");
     }
   }
+  std::vector<CheckCase> CheckCases(uint64_t seed) const override;
   // ‖y‖ = r is a Ceres manifold: L-BFGS runs on it (the augmented Lagrangian is used when manifold=false). The
   // sphere of ℝ¹ is two points, not a manifold Ceres can search (SphereManifold needs D ≥ 2): no manifold there.
   ceres::Manifold* MakeManifold(const ProblemData& p) const {
@@ -160,6 +163,7 @@ class PlaneProjection : public ProjectionBase<PlaneProjection> {
     for (int64_t k = 0; k < p.InputSize(1); ++k) norm += p.inputs[1][k] * p.inputs[1][k];
     if (norm == 0) throw InvalidInput("input 'a' (the plane's normal) is 0");
   }
+  std::vector<CheckCase> CheckCases(uint64_t seed) const override;
 };
 DDN_REGISTER_NODE(PlaneProjection);
 
@@ -259,6 +263,53 @@ std::vector<CheckCase> BoxProjection::CheckCases(uint64_t seed) const {
   cases.push_back(mixed);
   const double e = 1e-3 * span;
   cases.push_back({"near_bounds", {{"x", Tensor({1, 4}, {lo_ - e, lo_ + e, hi_ - e, hi_ + e})}}});
+  return cases;
+}
+
+std::vector<CheckCase> PseudoHuberMean::CheckCases(uint64_t seed) const {
+  std::vector<CheckCase> cases = Node::CheckCases(seed);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal;
+  // Weights, a tie, a far outlier; points spread over 300 α (a near-singular Hessian, Σ φ'' ~ 1e-6·N); a cluster
+  // far from the origin (offset 1e6 α: the step must follow the points' scale, not the origin's).
+  CheckCase weighted{"weighted_tie_outlier", {}};
+  weighted.inputs["x"] = Tensor({2, 5}, {0.1, 0.1, -0.4, 0.7, 40.0, 1.0, 1.2, 1.2, 0.9, -30.0});
+  weighted.inputs["w"] = Tensor({2, 5}, {1.0, 0.5, 2.0, 1.0, 1.0, 0.3, 1.0, 1.0, 2.0, 0.5});
+  for (auto& v : weighted.inputs["x"].values()) v *= alpha_;
+  cases.push_back(weighted);
+  CheckCase spread{"spread_near_singular", {}};
+  spread.inputs["x"] = Tensor({1, 4}, {-300.0, -100.0, 200.0, 500.0});
+  for (auto& v : spread.inputs["x"].values()) v *= alpha_;
+  cases.push_back(spread);
+  CheckCase far{"far_from_origin", {}};
+  far.inputs["x"] = Tensor({1, 6});
+  for (auto& v : far.inputs["x"].values()) v = alpha_ * (1e6 + normal(rng));
+  // The points' spread (α), not their distance from 0, is the scale of the problem; a step of 1e-3 α keeps the
+  // difference quotient above the rounding of y ≈ 1e6 α (1e-10 α).
+  far.step_scale["x"] = 10 * alpha_;
+  cases.push_back(far);
+  return cases;
+}
+
+std::vector<CheckCase> SphereProjection::CheckCases(uint64_t seed) const {
+  std::vector<CheckCase> cases = Node::CheckCases(seed);
+  // Near the centre (‖x‖ = 1e-3 r: dy/dx ~ 1e3), far away (1e3 r), on the sphere (y = x).
+  const double r = radius_, n = std::sqrt(14.0);
+  cases.push_back({"near_centre", {{"x", Tensor({1, 3}, {1e-3 * r / n, -2e-3 * r / n, 3e-3 * r / n})}}});
+  cases.push_back({"far", {{"x", Tensor({1, 3}, {1e3 * r / n, 2e3 * r / n, -3e3 * r / n})}}});
+  cases.push_back({"on_the_sphere", {{"x", Tensor({1, 3}, {r / n, 2 * r / n, -3 * r / n})}}});
+  return cases;
+}
+
+std::vector<CheckCase> PlaneProjection::CheckCases(uint64_t seed) const {
+  std::vector<CheckCase> cases = Node::CheckCases(seed);
+  // x on the plane (y = x); a normal whose entries span six orders of magnitude.
+  cases.push_back({"on_the_plane",
+                   {{"x", Tensor({1, 3}, {1.0, 2.0, 3.0})}, {"a", Tensor({1, 3}, {1.0, -1.0, 0.5})},
+                    {"b", Tensor({1}, {0.5})}}});
+  cases.push_back({"steep_normal",
+                   {{"x", Tensor({1, 3}, {0.3, -0.7, 1.1})}, {"a", Tensor({1, 3}, {1e-3, 1.0, 1e3})},
+                    {"b", Tensor({1}, {2.0})}}});
   return cases;
 }
 

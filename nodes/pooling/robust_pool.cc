@@ -84,6 +84,12 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
     for (int64_t k = 0; k < q.d; ++k) y[k] /= total;
   }
 
+  // Quadratic, pseudo-Huber and Huber are convex; the other penalties give problems with several local minima
+  // (the generic path's answers are then flagged not_certified; the specialised solvers certify their own).
+  bool IsConvex(const ProblemData&) const {
+    return kind_ == PenaltyKind::kQuadratic || kind_ == PenaltyKind::kPseudoHuber || kind_ == PenaltyKind::kHuber;
+  }
+
   PenaltyKind kind() const { return kind_; }
   double alpha() const { return alpha_; }
   PoolingOptions* mutable_options() { return &options_; }
