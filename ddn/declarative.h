@@ -459,7 +459,8 @@ class NodeOracle final : public DerivativeOracle {
     Prepare(y, &v, true);
     BindTerm(0, &v, true);
     const TermPlan plan = Plan(B != nullptr);
-    const int d = static_cast<int>(plan.slots.size()), rows = plan.rows;
+    // (d ≤ N by the dispatch in TermDerivatives; the min tells the compiler so.)
+    const int d = std::min(static_cast<int>(plan.slots.size()), N), rows = std::min(plan.rows, d);
     std::vector<S*> where(d);
     for (int k = rows; k < d; ++k) where[k] = Slot(&v, plan.slots[k]);
     const bool dense_h = L_.y_row < 0 && L_.m <= 64;
