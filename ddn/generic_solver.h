@@ -80,7 +80,7 @@ struct GenericSolverOptions {
   int max_outer_iterations = 40;    // augmented-Lagrangian outer iterations
   int max_lbfgs_iterations = 500;   // Ceres L-BFGS iterations on a node's manifold (MakeManifold), before Newton
   int max_escapes = 20;             // restarts from saddle points or maxima along negative curvature
-  double converged_residual = 1e-12;  // status.residual (y's estimated relative error) at or below this:
+  double converged_residual = 1e-10;  // status.residual (y's estimated relative error) at or below this:
                                       // converged; above it: kUnverified (an ill-conditioned problem whose
                                       // accuracy double precision limits, or a stalled solve)
   double failure_residual = 1e-3;     // status.residual above this: NumericalFailure
