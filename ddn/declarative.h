@@ -439,7 +439,10 @@ class NodeOracle final : public DerivativeOracle {
     int rows = 0;
     while (rows < d && slots[rows].input < 0) ++rows;
     if (!H) {
-      return rows <= 1 && d <= 1 ? TermGradient<1>(y, grad, magnitude) : TermGradient<kChunk>(y, grad, magnitude);
+      // A gradient: the second-order types are as cheap as Jets for a few variables and need no slot lookups.
+      if (rows <= 1) return TermSecondOrder<1>(y, grad, nullptr, nullptr, magnitude);
+      if (rows <= kChunk) return TermSecondOrder<kChunk>(y, grad, nullptr, nullptr, magnitude);
+      return TermGradient<kChunk>(y, grad, magnitude);
     }
     // Variables whose second derivatives are needed: the y ones (forward) and the x ones too (backward).
     const int needed = B ? d : rows;
@@ -463,8 +466,10 @@ class NodeOracle final : public DerivativeOracle {
     const int d = std::min(static_cast<int>(plan.slots.size()), N), rows = std::min(plan.rows, d);
     std::vector<S*> where(d);
     for (int k = rows; k < d; ++k) where[k] = Slot(&v, plan.slots[k]);
-    const bool dense_h = L_.y_row < 0 && L_.m <= 64;
+    const bool dense_h = H && L_.y_row < 0 && L_.m <= 64;
     std::vector<double> hsum(dense_h ? static_cast<size_t>(L_.m) * L_.m : 0, 0.0);
+    if (B) B->reserve(B->size() + static_cast<size_t>(L_.num_terms) * rows * (d - rows));
+    if (H && !dense_h) H->reserve(H->size() + static_cast<size_t>(L_.num_terms) * rows * (rows + 1) / 2);
     std::vector<int> global(d);
     double f = 0;
     for (int64_t t = 0; t < L_.num_terms; ++t) {
@@ -488,6 +493,7 @@ class NodeOracle final : public DerivativeOracle {
         const double g = res.gradient(a);
         grad[row] += g;
         if (magnitude) magnitude[row] += std::abs(g);
+        if (!H) continue;
         for (int b = 0; b <= a; ++b) {
           const double h = res.hessian(a, b);
           if (h == 0) continue;
