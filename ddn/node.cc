@@ -100,14 +100,12 @@ bool RegisterNode(const NodeSpec& spec, NodeFactory factory, const std::string& 
 }
 
 std::vector<std::string> NodeNames() {
-  CheckRegistry();
   std::vector<std::string> names;
   for (const auto& [name, entry] : Registry()) names.push_back(name);
   return names;
 }
 
 const NodeSpec& GetNodeSpec(const std::string& name) {
-  CheckRegistry();
   auto it = Registry().find(name);
   if (it == Registry().end()) {
     std::string known;

@@ -124,7 +124,7 @@ class QpNode : public Node {
     StoreVector(g.b, p.grad_inputs[kb]);
   }
 
-  double Objective(const ProblemData& p) const override {
+  double ObjectiveValue(const ProblemData& p) const override {
     const QpData d = LoadQp(p);
     const Eigen::Map<const Eigen::VectorXd> z(p.outputs[0], d.n());
     return 0.5 * z.dot(d.Q * z) + d.q.dot(z);
