@@ -17,9 +17,11 @@
 // which).
 //
 // The relative error of one problem and input is ‖g − g_fd‖₂ / max(‖g‖₂, ‖g_fd‖₂, floor) with
-// floor = 1e-6 · Σ_k |v_k y_k| / s: the difference quotient's rounding (~1e-12 · Σ|v_k y_k| / h) would
-// otherwise turn an exactly zero gradient into a failure. A gradient missing a component of size G is still
-// caught unless G ≲ 1e-6 · Σ|v_k y_k| / s, in the units of the gradient whatever the problem's scale.
+// floor = 1e-4 · Σ_k |v_k y_k| / s: a forward accurate to k ulps leaves ~k · 1e-16 · Σ|v_k y_k| / h in the
+// difference quotient, which would otherwise turn an exactly zero gradient into a failure (an iterative solve
+// ends tens of ulps from the exact answer; the floor admits 100). With the tolerance 1e-6, a gradient missing a
+// component of size G is still caught unless G ≲ 1e-10 · Σ|v_k y_k| / s, in the units of the gradient whatever
+// the problem's scale.
 //
 // A node supplies its awkward check points (constraint boundaries, ties, near-singular Hessians, learned
 // parameters) by overriding Node::CheckCases (ddn/node.h); the README's "Write your own node" shows how.

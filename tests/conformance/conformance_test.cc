@@ -4,6 +4,8 @@
 // inputs and parameters × 1e-6, 1e6).
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "ddn/conformance.h"
 
 namespace ddn {
@@ -71,6 +73,32 @@ TEST(Conformance, ProjectSuperellipse) {
   o.min_comparisons = 0;
   EXPECT_TRUE(Conforms("project_superellipse", {}, o));
 }
+
+// ---- surface fits (issue 12): specialised paths against their declarative forms -----------------------------------
+// fit_plane: the normal does not scale with the points, so no covariant sweep; the objective and the constraint
+// are scaled.
+class FitPlane : public ::testing::TestWithParam<const char*> {};
+TEST_P(FitPlane, Conforms) {
+  ConformanceOptions o;
+  // The robust penalties' generic answers are local minima (flagged not_certified): nothing to compare.
+  if (std::string(GetParam()) != "quadratic") o.min_comparisons = 0;
+  EXPECT_TRUE(Conforms("fit_plane", {{"penalty", GetParam()}}, o));
+}
+INSTANTIATE_TEST_SUITE_P(Penalties, FitPlane, ::testing::Values("quadratic", "pseudo_huber", "welsch"));
+
+// fit_sphere's generic answers are flagged not_certified (a non-convex fit): nothing to compare problem by problem.
+TEST(Conformance, FitSphere) {
+  ConformanceOptions o = Covariant({"points"}, {"alpha"});
+  o.min_comparisons = 0;
+  EXPECT_TRUE(Conforms("fit_sphere", {}, o));
+}
+TEST(Conformance, FitEllipse) { EXPECT_TRUE(Conforms("fit_ellipse")); }
+
+// ---- optimisation layers and equilibrium models ------------------------------------------------------------------------
+// qp: its generic path is the QP's declarative form; z scales with q, h and b.
+TEST(Conformance, Qp) { EXPECT_TRUE(Conforms("qp", {}, Covariant({"q", "h", "b"}))); }
+// deq_tanh is a fixed point, not a minimiser: no generic path; gradients, threads and bad input apply.
+TEST(Conformance, DeqTanh) { EXPECT_TRUE(Conforms("deq_tanh")); }
 
 }  // namespace
 }  // namespace ddn
