@@ -68,8 +68,8 @@ double ObjectiveOf(const Node& node, const TensorMap& inputs, const TensorMap& o
   return node.ObjectiveValue(p);
 }
 
-// same_minimum: both paths must reach the same minimum (convex penalties; the sphere, where both start at the
-// algebraic fit). Otherwise (fit_plane with a non-convex penalty) either may end in a different local minimum:
+// same_minimum: both paths must reach the same minimum (convex penalties). Otherwise (a non-convex penalty)
+// either may end in a different local minimum:
 // only the backward at our solution is compared, and the cases where the generic solve found a lower one are counted
 // in *generic_better.
 void ExpectSpecialisedMatchesGeneric(const Node& node, const CheckCase& c, bool same_minimum,
@@ -127,13 +127,16 @@ TEST(SurfaceNodes, SpecialisedMatchesGenericPath) {
                                std::string(penalty) == "huber";
       for (const CheckCase& c : node->CheckCases(5)) {
         if (c.name == "hyperplane_4d" || c.name == "far_from_origin") continue;  // slow / poorly scaled for L-BFGS
-        const bool same = convex_like || std::string(node_name) == "fit_sphere";
+        // Non-convex penalties: both paths start at the algebraic fit, but their iterations differ and may end in
+        // different local minima (both flagged not_certified; the generic engine's escapes from saddles make
+        // that likelier), so only the backward at our solution is compared.
+        const bool same = convex_like;
         ExpectSpecialisedMatchesGeneric(*node, c, same, &generic_better);
         if (!same) compared += 3;
       }
     }
   }
-  std::printf("fit_plane, non-convex penalties: the generic solve found a lower local minimum in %d of %d problems\n",
+  std::printf("fit_plane and fit_sphere, non-convex penalties: the generic solve found a lower local minimum in %d of %d problems\n",
               generic_better, compared);
   auto ellipse = Make("fit_ellipse");
   for (const CheckCase& c : ellipse->CheckCases(5)) ExpectSpecialisedMatchesGeneric(*ellipse, c, true);
