@@ -18,12 +18,17 @@
 #include "bilevel/tabular.h"
 #include "bilevel/tv_denoise.h"
 #include "ddn/error.h"
+#include "ddn/files.h"
+#include "ddn/params.h"
 
 namespace ddn::bilevel {
 namespace {
 
 namespace po = boost::program_options;
 using Json = nlohmann::ordered_json;
+
+constexpr int kMaxGrid = 10000;
+constexpr int kMaxIterations = 100000;
 
 struct Settings {
   std::string problem;
@@ -310,6 +315,44 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+// One line, at most ~400 bytes (messages echo what a user gave); other control characters become '?'.
+std::string OneLine(std::string message) {
+  for (char& c : message) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      c = ' ';
+    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
+      c = '?';
+    }
+  }
+  // Cut in the middle: Boost names the option at the end of its messages.
+  if (message.size() > 400) message = message.substr(0, 250) + " ... " + message.substr(message.size() - 150);
+  return message;
+}
+
+// Every output (--plot, --output) is checked before any work: a writable folder, an image format OpenCV writes,
+// and not the same file as an input or as the other output. The files are then written atomically.
+void CheckOutputs(const Settings& s, const NamedPaths& inputs) {
+  NamedPaths outputs;
+  if (!s.plot.empty()) {
+    CheckImageOutput("--plot", s.plot);
+    outputs.push_back({"--plot", s.plot});
+  }
+  if (!s.output.empty()) {
+    if (s.problem != "tv-denoise") throw InvalidInput("--output applies to tv-denoise only");
+    CheckImageOutput("--output", s.output);
+    outputs.push_back({"--output", s.output});
+  }
+  RequireDistinctOutputs(inputs, outputs);
+}
+
+// The JSON result on stdout must have been written: a full disk or a closed pipe is a failure (exit 1).
+int FinishOutput(int code, std::ostream& out, std::ostream& err) {
+  out.flush();
+  if (code != 0 || out) return code;
+  err << "ddn bilevel: cannot write the result to standard output\n";
+  return 1;
+}
+
 }  // namespace
 
 std::string DefaultDataDir() {
@@ -331,6 +374,7 @@ std::string DefaultDataDir() {
 
 int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& err) {
   Settings s;
+  std::string seed;
   po::options_description visible(
       "Usage: ddn bilevel ridge|logistic|tv-denoise|robust-regression [options]\n\n"
       "Bi-level hyperparameter optimisation: the hyperparameters minimise a validation loss of the inner\n"
@@ -347,9 +391,10 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       ("dataset", po::value(&s.dataset), "shipped data set instead of --train/--val: diabetes, breast_cancer, digits")
       ("data-dir", po::value(&s.data_dir), "folder with tabular/ and images/ (default: $DDN_DATA_DIR, an installed share/ddn/datasets, or the source tree's datasets/)")
       ("per-feature", po::bool_switch(&s.per_feature), "ridge: one lambda per feature (started from the best single lambda)")
-      ("grid", po::value(&s.grid)->default_value(0), "also run a grid search over N log-spaced values and report both")
+      ("grid", po::value(&s.grid)->default_value(0), "also run a grid search over N log-spaced values (N <= 10000) and "
+                                                     "report both")
       ("plot", po::value(&s.plot), "write a PNG of the outer loss over the iterations (and over the hyperparameter)")
-      ("max-iterations", po::value(&s.max_iterations)->default_value(100), "outer L-BFGS iterations")
+      ("max-iterations", po::value(&s.max_iterations)->default_value(100), "outer L-BFGS iterations (<= 100000)")
       ("init", po::value(&s.init)->default_value(0), "starting value of the hyperparameter (0: the problem's default)")
       ("ridge", po::value(&s.ridge)->default_value(0.0), "robust-regression: fixed L2 weight on the coefficients")
       ("outliers", po::value(&s.outliers), "robust-regression: fraction of training targets replaced by gross errors "
@@ -357,9 +402,9 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       ("train-image", po::value(&s.train_image), "tv-denoise: image to learn lambda on (default images/camera.png)")
       ("val-images", po::value(&s.val_images), "tv-denoise: comma-separated validation images (default images/coins.png,images/moon.png)")
       ("noise", po::value(&s.noise)->default_value(0.1), "tv-denoise: Gaussian noise sigma (intensities in [0, 1])")
-      ("seed", po::value(&s.seed)->default_value(1), "noise seed (tv-denoise: validation image k uses seed + k; robust-regression: outliers)")
+      ("seed", po::value(&seed)->default_value("1"), "noise seed (tv-denoise: validation image k uses seed + k; robust-regression: outliers)")
       ("epsilon", po::value(&s.epsilon)->default_value(0.01), "tv-denoise: TV smoothing epsilon")
-      ("size", po::value(&s.size)->default_value(0), "tv-denoise: downsample images to this longer side (0: as is)")
+      ("size", po::value(&s.size)->default_value(0), "tv-denoise: downsample images to this longer side (0: as is; <= 100000)")
       ("output", po::value(&s.output), "tv-denoise: write the denoised training image (PNG)")
       ("quiet,q", po::bool_switch(&s.quiet), "no progress on stderr");
   po::options_description hidden;
@@ -374,7 +419,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     po::notify(vm);
     if (vm.count("help")) {
       out << visible << "\n";
-      return 0;
+      return FinishOutput(0, out, err);
     }
     if (s.problem.empty()) throw InvalidInput("missing problem: ridge, logistic, tv-denoise or robust-regression");
     const bool tabular = s.problem == "ridge" || s.problem == "logistic" || s.problem == "robust-regression";
@@ -382,9 +427,31 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       throw InvalidInput("unknown problem '" + s.problem + "' (ridge, logistic, tv-denoise, robust-regression)");
     }
     if (s.per_feature && s.problem != "ridge") throw InvalidInput("--per-feature applies to ridge only");
-    if (s.grid < 0) throw InvalidInput("--grid must be >= 0");
-    if (s.max_iterations < 0) throw InvalidInput("--max-iterations must be >= 0");
-    if (s.init < 0) throw InvalidInput("--init must be > 0");
+    // Every size and value a user gives is bounded and finite (--grid 2147483647 asked for 32 GB).
+    if (s.grid < 0 || s.grid > kMaxGrid) {
+      throw InvalidInput("--grid must be in [0, " + std::to_string(kMaxGrid) + "], got " + std::to_string(s.grid));
+    }
+    if (s.max_iterations < 0 || s.max_iterations > kMaxIterations) {
+      throw InvalidInput("--max-iterations must be in [0, " + std::to_string(kMaxIterations) + "], got " +
+                         std::to_string(s.max_iterations));
+    }
+    if (!(s.init >= 0) || !std::isfinite(s.init)) {
+      throw InvalidInput("--init must be a finite number > 0 (or 0: the problem's default), got " + FormatDouble(s.init));
+    }
+    if (!(s.ridge >= 0) || !std::isfinite(s.ridge)) {
+      throw InvalidInput("--ridge must be a finite number >= 0, got " + FormatDouble(s.ridge));
+    }
+    if (vm.count("outliers") && !(s.outliers >= 0 && s.outliers <= 1)) {
+      throw InvalidInput("--outliers must be in [0, 1], got " + FormatDouble(s.outliers));
+    }
+    if (!(s.noise > 0) || !std::isfinite(s.noise)) {
+      throw InvalidInput("--noise must be a finite number > 0, got " + FormatDouble(s.noise));
+    }
+    if (!(s.epsilon > 0) || !std::isfinite(s.epsilon)) {
+      throw InvalidInput("--epsilon must be a finite number > 0, got " + FormatDouble(s.epsilon));
+    }
+    if (s.size < 0 || s.size > 100000) throw InvalidInput("--size must be in [0, 100000], got " + std::to_string(s.size));
+    s.seed = ParseSeed(seed, "--seed");
     const std::string dir = s.data_dir.empty() ? DefaultDataDir() : s.data_dir;
     if (tabular) {
       if (s.train.empty() != s.val.empty()) throw InvalidInput("give both --train and --val, or neither");
@@ -404,24 +471,31 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
         throw InvalidInput("--dataset and --train/--val exclude each other");
       }
       if (s.target.empty()) throw InvalidInput("--target is required with --train/--val");
-      return RunTabular(s, out, err);
+      CheckOutputs(s, {{"--train", s.train}, {"--val", s.val}});
+      return FinishOutput(RunTabular(s, out, err), out, err);
     }
     if (s.train_image.empty()) s.train_image = Join(Join(dir, "images"), "camera.png");
     if (s.val_images.empty()) {
       s.val_images = Join(Join(dir, "images"), "coins.png") + "," + Join(Join(dir, "images"), "moon.png");
     }
-    return RunTvDenoise(s, out, err);
+    NamedPaths inputs{{"--train-image", s.train_image}};
+    for (const auto& path : SplitList(s.val_images)) inputs.push_back({"--val-images", path});
+    CheckOutputs(s, inputs);
+    return FinishOutput(RunTvDenoise(s, out, err), out, err);
   } catch (const po::error& e) {
-    err << "ddn bilevel: " << e.what() << " (see ddn bilevel --help)\n";
+    err << "ddn bilevel: " << OneLine(e.what()) << " (see ddn bilevel --help)\n";
     return 2;
   } catch (const InvalidInput& e) {
-    err << "ddn bilevel: " << e.what() << "\n";
+    err << "ddn bilevel: " << OneLine(e.what()) << "\n";
     return 2;
   } catch (const NumericalFailure& e) {
-    err << "ddn bilevel: numerical failure: " << e.what() << "\n";
+    err << "ddn bilevel: numerical failure: " << OneLine(e.what()) << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    err << "ddn bilevel: out of memory\n";
     return 1;
   } catch (const std::exception& e) {
-    err << "ddn bilevel: numerical failure: " << e.what() << "\n";
+    err << "ddn bilevel: failure: " << OneLine(e.what()) << "\n";
     return 1;
   }
 }

@@ -16,6 +16,11 @@ if(DDN_BUILD_TESTS)
   ddn_add_test(bilevel_node_problem_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/node_problem_test.cc
     LIBS ddn_bilevel)
+  # The CSV reader holds the parsed matrix and one line of text, nothing more (a test binary of its own: it
+  # replaces the global operator new to count bytes).
+  ddn_add_test(csv_memory_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/csv_memory_test.cc
+    LIBS ddn_bilevel)
 endif()
 
 if(NOT DDN_BUILD_APPS)
@@ -37,7 +42,8 @@ target_compile_definitions(ddn_bilevel_app PRIVATE DDN_BILEVEL_DATA_DIR="${PROJE
 # `ddn-bilevel`, next to `ddn` in ${CMAKE_BINARY_DIR}/bin: `ddn bilevel` runs it, so that `ddn` itself does not
 # load OpenCV's image codecs (bilevel/main.cc).
 add_executable(ddn_bilevel_cli ${CMAKE_CURRENT_LIST_DIR}/main.cc)
-target_link_libraries(ddn_bilevel_cli PRIVATE ddn_bilevel_app glog::glog)
+target_link_libraries(ddn_bilevel_cli PRIVATE ddn_bilevel_app glog::glog opencv_core)
+target_include_directories(ddn_bilevel_cli PRIVATE ${OpenCV_INCLUDE_DIRS})  # its log level (main.cc)
 set_target_properties(ddn_bilevel_cli PROPERTIES OUTPUT_NAME ddn-bilevel RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
 
 if(DDN_BUILD_TESTS)
@@ -45,4 +51,9 @@ if(DDN_BUILD_TESTS)
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/bilevel_test.cc
     LIBS ddn_bilevel_app)
   target_compile_definitions(bilevel_test PRIVATE DDN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
+  # Issue 18: bounded options, outputs checked first and written atomically, bounded inner Newton steps.
+  ddn_add_test(bilevel_robustness_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/robustness_test.cc
+    LIBS ddn_bilevel_app)
+  target_compile_definitions(bilevel_robustness_test PRIVATE DDN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
 endif()

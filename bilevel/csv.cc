@@ -1,14 +1,17 @@
 #include "bilevel/csv.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "ddn/error.h"
+#include "ddn/params.h"
 
 namespace ddn::bilevel {
 namespace {
@@ -33,26 +36,37 @@ std::vector<std::string> SplitFields(const std::string& line) {
 
 bool Blank(const std::string& line) { return Trim(line).empty(); }
 
-std::string Quote(const std::string& s) {
-  return "'" + (s.size() > 40 ? s.substr(0, 40) + "..." : s) + "'";
+std::string Quote(const std::string& s) { return QuoteForMessage(s, 40); }
+
+// Data rows (non-blank lines after the header) of a stream, read through once.
+Eigen::Index CountDataRows(std::istream& in) {
+  std::string line;
+  Eigen::Index rows = 0;
+  bool header = false;
+  while (std::getline(in, line)) {
+    if (Blank(line)) continue;
+    if (header) ++rows;
+    header = true;
+  }
+  return rows;
 }
 
-}  // namespace
-
-CsvTable ParseCsv(const std::string& text, const std::string& path) {
+// Parses a table from `in`, whose data rows were counted as `rows` (the matrix is allocated once, at its final
+// size: the reader holds the parsed numbers and one line of text, nothing more).
+CsvTable ParseStream(std::istream& in, Eigen::Index rows, const std::string& path) {
   CsvTable t;
   t.path = path;
-  std::istringstream in(text);
+  const std::string shown = EscapeForMessage(path);
   std::string line;
   int line_no = 0;
   bool have_header = false;
-  std::vector<double> values;
+  Eigen::Index row = 0;
   while (std::getline(in, line)) {
     ++line_no;
     if (Blank(line)) continue;
-    const std::string where = path + ": row " + std::to_string(line_no) + ": ";
-    std::vector<std::string> fields = SplitFields(line);
+    const std::string where = shown + ": row " + std::to_string(line_no) + ": ";
     if (!have_header) {
+      std::vector<std::string> fields = SplitFields(line);
       if (line_no == 1 && line.size() >= 3 && line.compare(0, 3, "\xEF\xBB\xBF") == 0) {  // UTF-8 BOM
         fields = SplitFields(line.substr(3));
       }
@@ -63,41 +77,78 @@ CsvTable ParseCsv(const std::string& text, const std::string& path) {
       }
       t.columns = fields;
       have_header = true;
+      t.values.resize(rows, static_cast<Eigen::Index>(t.columns.size()));
+      t.lines.reserve(static_cast<size_t>(rows));
       continue;
     }
-    if (fields.size() != t.columns.size()) {
-      throw InvalidInput(where + std::to_string(fields.size()) + " fields, the header has " +
-                         std::to_string(t.columns.size()));
+    if (row >= rows) throw InvalidInput(shown + ": the file changed while it was read");
+    // Fields in place: split at commas, trim spaces, tabs and CR (and quotes), parse.
+    size_t start = 0, count = 0;
+    const size_t columns = t.columns.size();
+    while (true) {
+      const size_t comma = line.find(',', start);
+      const size_t end = comma == std::string::npos ? line.size() : comma;
+      if (count < columns) {
+        // The field without surrounding spaces, tabs, CR and quotes, parsed in place (std::from_chars: a decimal
+        // or exponent form; an optional leading '+' is skipped).
+        const char* b = line.data() + start;
+        const char* e = line.data() + end;
+        while (b < e && (*b == ' ' || *b == '\t' || *b == '\r')) ++b;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) --e;
+        if (e - b >= 2 && *b == '"' && e[-1] == '"') ++b, --e;
+        const char* digits = (b < e && *b == '+') ? b + 1 : b;
+        double v = 0;
+        const auto [stop, error] = std::from_chars(digits, e, v);
+        if (b == e || error != std::errc() || stop != e) {
+          const std::string f(b, e);
+          throw InvalidInput(where + "column " + Quote(t.columns[count]) + ": " + Quote(f) +
+                             (error == std::errc::result_out_of_range ? " is not finite" : " is not a number"));
+        }
+        if (!std::isfinite(v)) {
+          throw InvalidInput(where + "column " + Quote(t.columns[count]) + ": " + Quote(std::string(b, e)) +
+                             " is not finite");
+        }
+        t.values(row, static_cast<Eigen::Index>(count)) = v;
+      }
+      ++count;
+      if (comma == std::string::npos) break;
+      start = comma + 1;
     }
-    for (size_t j = 0; j < fields.size(); ++j) {
-      const std::string& f = fields[j];
-      char* end = nullptr;
-      errno = 0;
-      const double v = f.empty() ? 0.0 : std::strtod(f.c_str(), &end);
-      if (f.empty() || end != f.c_str() + f.size()) {
-        throw InvalidInput(where + "column " + Quote(t.columns[j]) + ": " + Quote(f) + " is not a number");
-      }
-      if (!std::isfinite(v)) {
-        throw InvalidInput(where + "column " + Quote(t.columns[j]) + ": " + Quote(f) + " is not finite");
-      }
-      values.push_back(v);
+    if (count != columns) {
+      throw InvalidInput(where + std::to_string(count) + " fields, the header has " + std::to_string(columns));
     }
     t.lines.push_back(line_no);
+    ++row;
   }
-  if (!have_header) throw InvalidInput(path + ": empty file (no header row)");
-  if (t.lines.empty()) throw InvalidInput(path + ": no data rows (empty split)");
-  const Eigen::Index rows = static_cast<Eigen::Index>(t.lines.size()), cols = static_cast<Eigen::Index>(t.columns.size());
-  t.values = Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(values.data(), rows, cols);
+  if (in.bad()) throw InvalidInput(shown + ": read error");
+  if (!have_header) throw InvalidInput(shown + ": empty file (no header row)");
+  if (t.lines.empty()) throw InvalidInput(shown + ": no data rows (empty split)");
+  if (row != rows) throw InvalidInput(shown + ": the file changed while it was read");
   return t;
 }
 
+}  // namespace
+
+CsvTable ParseCsv(const std::string& text, const std::string& path) {
+  std::istringstream count(text);
+  const Eigen::Index rows = CountDataRows(count);
+  std::istringstream in(text);
+  return ParseStream(in, rows, path);
+}
+
 CsvTable ReadCsv(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw InvalidInput(EscapeForMessage(path) + ": is a folder, not a file");
+  // Two passes over the file (the second one usually from the page cache): the first counts the rows, so that the
+  // numbers are parsed straight into a matrix of the final size. Reading the text whole and growing a vector
+  // held several times the file in memory.
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InvalidInput(path + ": cannot open (" + std::strerror(errno) + ")");
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw InvalidInput(path + ": read error");
-  return ParseCsv(text.str(), path);
+  if (!in) throw InvalidInput(EscapeForMessage(path) + ": cannot open (" + std::strerror(errno) + ")");
+  const Eigen::Index rows = CountDataRows(in);
+  if (in.bad()) throw InvalidInput(EscapeForMessage(path) + ": read error");
+  in.clear();
+  in.seekg(0);
+  return ParseStream(in, rows, path);
 }
 
 Dataset SplitTarget(const CsvTable& table, const std::string& target) {
@@ -112,8 +163,9 @@ Dataset SplitTarget(const CsvTable& table, const std::string& target) {
     if (j < 12) names += (j ? ", " : "") + table.columns[j];
   }
   if (table.columns.size() > 12) names += ", ...";
-  if (target_col < 0) throw InvalidInput(table.path + ": no column '" + target + "' (columns: " + names + ")");
-  if (table.columns.size() < 2) throw InvalidInput(table.path + ": no feature columns besides '" + target + "'");
+  const std::string shown = EscapeForMessage(table.path);
+  if (target_col < 0) throw InvalidInput(shown + ": no column " + Quote(target) + " (columns: " + EscapeForMessage(names) + ")");
+  if (table.columns.size() < 2) throw InvalidInput(shown + ": no feature columns besides " + Quote(target));
   const Eigen::Index n = table.values.rows(), p = table.values.cols() - 1;
   d.X.resize(n, p);
   d.y = table.values.col(target_col);
@@ -133,7 +185,8 @@ void AlignColumns(const Dataset& train, Dataset* val) {
     size_t k = 0;
     while (k < val->feature_names.size() && val->feature_names[k] != name) ++k;
     if (k == val->feature_names.size()) {
-      throw InvalidInput(val->path + ": no column '" + name + "' (a feature of " + train.path + ")");
+      throw InvalidInput(EscapeForMessage(val->path) + ": no column " + Quote(name) + " (a feature of " +
+                         EscapeForMessage(train.path) + ")");
     }
     X.col(static_cast<Eigen::Index>(j)) = val->X.col(static_cast<Eigen::Index>(k));
   }
@@ -141,7 +194,10 @@ void AlignColumns(const Dataset& train, Dataset* val) {
     for (const auto& name : val->feature_names) {
       bool found = false;
       for (const auto& t : train.feature_names) found = found || t == name;
-      if (!found) throw InvalidInput(val->path + ": column '" + name + "' is not in " + train.path);
+      if (!found) {
+        throw InvalidInput(EscapeForMessage(val->path) + ": column " + Quote(name) + " is not in " +
+                           EscapeForMessage(train.path));
+      }
     }
   }
   val->X = X;

@@ -3,11 +3,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "ddn/error.h"
+#include "ddn/files.h"
+#include "ddn/params.h"
 
 namespace ddn::bilevel {
 
@@ -18,7 +22,7 @@ Image LoadImage(const std::string& path, int max_side) {
   } catch (const cv::Exception&) {
     m = cv::Mat();
   }
-  if (m.empty()) throw InvalidInput(path + ": cannot read the image (missing file or unknown format)");
+  if (m.empty()) throw InvalidInput(EscapeForMessage(path) + ": cannot read the image (missing file or unknown format)");
   if (max_side > 0 && std::max(m.rows, m.cols) > max_side) {
     const double s = static_cast<double>(max_side) / std::max(m.rows, m.cols);
     cv::Mat small;
@@ -49,13 +53,15 @@ void SaveImage(const Image& image, const std::string& path) {
       m.at<uint8_t>(i, j) = static_cast<uint8_t>(std::lround(255.0 * v));
     }
   }
+  std::vector<uchar> bytes;
   bool ok = false;
   try {
-    ok = cv::imwrite(path, m);
+    ok = cv::imencode(FileExtension(path), m, bytes);
   } catch (const cv::Exception&) {
     ok = false;
   }
-  if (!ok) throw InvalidInput(path + ": cannot write the image");
+  if (!ok) throw InvalidInput(EscapeForMessage(path) + ": cannot encode the image");
+  WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));  // never a half-written file
 }
 
 }  // namespace ddn::bilevel

@@ -4,11 +4,15 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <string>
+#include <vector>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "ddn/error.h"
+#include "ddn/files.h"
+#include "ddn/params.h"
 
 namespace ddn::bilevel {
 namespace {
@@ -117,13 +121,30 @@ void PlotOptimization(const std::vector<IterationRecord>& history, const PlotCur
       cv::circle(img, p.Map(std::log10(history.back().theta[0]), history.back().loss), 8, kRed, 2, cv::LINE_AA);
     }
   }
+  std::vector<uchar> bytes;
   bool ok = false;
   try {
-    ok = cv::imwrite(path, img);
+    ok = cv::imencode(FileExtension(path), img, bytes);
   } catch (const cv::Exception&) {
     ok = false;
   }
-  if (!ok) throw InvalidInput(path + ": cannot write the plot");
+  if (!ok) throw InvalidInput(EscapeForMessage(path) + ": cannot encode the plot");
+  WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
+}
+
+void CheckImageOutput(const std::string& option, const std::string& path) {
+  CheckOutputFile(option, path);
+  bool writable = false;
+  try {
+    writable = cv::haveImageWriter(path);
+  } catch (const cv::Exception&) {
+    writable = false;
+  }
+  if (!writable) {
+    throw InvalidInput(option + " " + QuoteForMessage(path) + ": OpenCV cannot write images of type " +
+                       (FileExtension(path).empty() ? std::string("(no extension)") : QuoteForMessage(FileExtension(path))) +
+                       "; use .png");
+  }
 }
 
 }  // namespace ddn::bilevel

@@ -17,8 +17,12 @@ struct PlotCurve {
   std::vector<double> losses;
 };
 
-// Writes the plot to `path` (the format follows the extension, normally .png). Throws InvalidInput if
-// the file cannot be written.
+// Throws InvalidInput unless `path` can take an image: a writable folder and a format OpenCV writes (.png,
+// .jpg, ...; not .svg). `option` names it in the message.
+void CheckImageOutput(const std::string& option, const std::string& path);
+
+// Writes the plot to `path` (the format follows the extension, normally .png), atomically. Throws if the file
+// cannot be written.
 void PlotOptimization(const std::vector<IterationRecord>& history, const PlotCurve* curve, const std::string& title,
                       const std::string& loss_name, const std::string& theta_name, const std::string& path);
 

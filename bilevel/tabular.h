@@ -25,8 +25,10 @@
 //
 // Inner solves are Newton's method with a backtracking line search on f (ridge: one factorisation and one
 // refinement step), warm-started from the previous θ, run until a full Newton step is below 1e-10 of
-// the solution's scale (quadratic convergence puts the error then at machine precision). The
-// hypergradient is ddn::ImplicitVjp with the closed-form H and B above.
+// the solution's scale (quadratic convergence puts the error then at machine precision), or, once the
+// decrease the quadratic model predicts is below the rounding of f (large data: f sums 1e6 rows), until full
+// Newton steps stop shrinking the gradient. The hypergradient is ddn::ImplicitVjp with the closed-form H and
+// B above.
 #pragma once
 
 #include <Eigen/Core>
@@ -158,8 +160,10 @@ double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, cons
 
 // Newton's method with a backtracking line search for a smooth strictly convex f (dense Hessian):
 // `fn(u, grad, hess)` returns f(u) and fills the gradient and, if `hess` is not null, the Hessian.
-// Stops after a full step whose max-norm is ≤ 1e-10 · (1 + ‖u‖∞) (or a gradient ≤ 1e-15 · scale); throws
-// NumericalFailure naming `what` after `max_iterations`. Returns the iterations taken.
+// Stops after a step whose max-norm is ≤ 1e-10 · (1 + ‖u‖∞), or when −gᵀH⁻¹g ≤ 64ε|f| (f cannot tell better
+// from worse any more) and a full step no longer halves ‖g‖∞ (full steps are taken, without line search, while
+// they do); throws NumericalFailure naming `what` after `max_iterations` or a failed line search. Returns the
+// iterations taken; status->residual = max(residual, ‖g‖∞ at the answer).
 int NewtonMinimize(const std::function<double(const Eigen::VectorXd&, Eigen::VectorXd*, Eigen::MatrixXd*)>& fn,
                    Eigen::VectorXd* u, const std::string& what, ProblemStatus* status, int max_iterations = 200);
 

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "ddn/error.h"
+#include "ddn/params.h"
 
 namespace ddn {
 
@@ -42,14 +43,16 @@ GradientMode GradientMode::Parse(const std::string& text) {
   if (text.compare(0, prefix.size(), prefix) == 0) {
     const std::string k = text.substr(prefix.size());
     char* end = nullptr;
-    const long value = k.empty() ? 0 : std::strtol(k.c_str(), &end, 10);
-    if (!k.empty() && *end == '\0' && value >= 1 && value <= 1000000) {
+    // Digits only (strtol alone would take " 3" and "+3"), at most 7 of them.
+    const bool digits = !k.empty() && k.size() <= 7 && k.find_first_not_of("0123456789") == std::string::npos;
+    const long value = digits ? std::strtol(k.c_str(), &end, 10) : 0;
+    if (digits && value >= 1 && value <= 1000000) {
       mode.kind = kTruncated;
       mode.steps = static_cast<int>(value);
       return mode;
     }
   }
-  throw InvalidInput("gradient mode '" + text + "' must be implicit, unrolled or truncated:K with an integer K >= 1");
+  throw InvalidInput("gradient mode " + QuoteForMessage(text) + " must be implicit, unrolled or truncated:K with an integer K >= 1");
 }
 
 }  // namespace ddn

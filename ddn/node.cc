@@ -110,7 +110,7 @@ const NodeSpec& GetNodeSpec(const std::string& name) {
   if (it == Registry().end()) {
     std::string known;
     for (const auto& n : NodeNames()) known += (known.empty() ? "" : ", ") + n;
-    throw InvalidInput("unknown node '" + name + "' (known: " + known + ")");
+    throw InvalidInput("unknown node " + QuoteForMessage(name) + " (known: " + known + ")");
   }
   return it->second.spec;
 }

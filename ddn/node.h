@@ -44,6 +44,8 @@ struct TensorSpec {
   std::string doc;
   bool differentiable = true;  // inputs only: Backward produces a gradient for it
   bool optional = false;       // inputs only: may be omitted from a request
+  bool positive = false;       // inputs only: every value must be > 0 (semi-axes, scales); `ddn bench` draws them
+                               // from U(0.5, 1.5)
 };
 
 struct NodeSpec {

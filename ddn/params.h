@@ -8,6 +8,8 @@
 // throw InvalidInput with a message that names the node, the parameter and the value.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,5 +52,17 @@ class Params {
 
 // Formats a double so that it parses back to the same value ("%.17g", trimmed).
 std::string FormatDouble(double value);
+
+// A value given by a user, made safe to echo in a one-line error message: in single quotes, at most
+// `max_bytes` bytes of it (then "..." and its full length), control characters, quotes, backslashes and
+// bytes that are not valid UTF-8 escaped (\n, \t, \', \\, \xHH). QuoteForMessage("a\nb") is 'a\nb'.
+std::string QuoteForMessage(const std::string& value, size_t max_bytes = 200);
+// A seed given as text (a command-line option): decimal digits only, at most 2^64 − 1. Boost.Program_options and
+// strtoull would read "-1" as 2^64 − 1. Throws InvalidInput naming `option` and the text.
+uint64_t ParseSeed(const std::string& text, const std::string& option);
+
+// The same escaping without the quotes (and "..." when cut): for text that is not one value, such as a JSON path
+// or a parser's message.
+std::string EscapeForMessage(const std::string& value, size_t max_bytes = 200);
 
 }  // namespace ddn

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "ddn/error.h"
+#include "ddn/params.h"
 #include "ddn/registry_internal.h"
 
 namespace ddn {
@@ -26,9 +27,8 @@ std::vector<PluginInfo>& Loaded() {
 // dlerror()'s text on one line ("" if none).
 std::string DlError() {
   const char* e = dlerror();
-  std::string s = e ? e : "";
-  std::replace(s.begin(), s.end(), '\n', ' ');
-  return s;
+  // It names the file: escaped and cut like every echoed value.
+  return e ? EscapeForMessage(e, 400) : "";
 }
 
 // Closes a refused library after its staged registrations (whose factories point into it) are gone.
@@ -42,7 +42,7 @@ struct Handle {
 }  // namespace
 
 PluginInfo LoadPlugin(const std::string& path) {
-  const std::string what = "plugin '" + path + "'";
+  const std::string what = "plugin " + QuoteForMessage(path);
   if (path.empty()) throw InvalidInput("plugin '': empty path");
   std::error_code error;
   const std::filesystem::path file(path);

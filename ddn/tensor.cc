@@ -7,8 +7,16 @@
 namespace ddn {
 
 int64_t NumElements(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  // The product with zero axes counted as one is checked too: a shape (0, 2^40, 2^40) is empty, but the
+  // size of one of its problems would overflow.
+  int64_t n = 1, bound = 1;
+  for (int64_t d : shape) {
+    if (d < 0) throw InvalidInput("shape " + ShapeString(shape) + " has a negative axis");
+    n *= d;
+    if (d > 0 && (__builtin_mul_overflow(bound, d, &bound) || bound > kMaxElements)) {
+      throw InvalidInput("shape " + ShapeString(shape) + " is too large: more than 2^56 elements");
+    }
+  }
   return n;
 }
 

@@ -46,7 +46,11 @@ struct DefaultInitAllocator : std::allocator<T> {
 // The storage of a Tensor: a std::vector<double> whose resize(n) does not zero (see above).
 using TensorValues = std::vector<double, internal::DefaultInitAllocator<double>>;
 
-// Number of elements of a shape (1 for the empty shape of a scalar).
+// The largest number of elements a tensor may have: 2^56 (a tensor of doubles that large would need 512 PB).
+constexpr int64_t kMaxElements = int64_t{1} << 56;
+
+// Number of elements of a shape (1 for the empty shape of a scalar). Throws InvalidInput for a negative axis
+// and for a shape whose axes multiply (zero axes counted as one) beyond kMaxElements, instead of overflowing.
 int64_t NumElements(const Shape& shape);
 // "(2, 3)", "()" for a scalar.
 std::string ShapeString(const Shape& shape);

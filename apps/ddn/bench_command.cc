@@ -6,7 +6,9 @@
 // axis, N, does not appear in any output) is a Gaussian cluster per problem (centre ~ N(0, 1),
 // points ~ centre + N(0, 1)) with a fraction --outliers of far points (centre + a random direction
 // times U(5, 10)), like the reference workloads of docs/design.md §3; other differentiable inputs are
-// N(0, 1); non-differentiable inputs (weights, sizes) are U(0.5, 1.5). Optional inputs are omitted.
+// N(0, 1); non-differentiable inputs (weights, sizes) and inputs declared positive (TensorSpec::positive) are
+// U(0.5, 1.5). Optional inputs are omitted. Shapes are checked (overflow, the machine's memory) before anything
+// is allocated.
 // grad_outputs are N(0, 1). Inputs are built once (same seed, same inputs) and are not timed.
 //
 // `--inputs FILE` times given inputs instead: the "inputs" of a `ddn eval` request (json_io.h), for nodes whose
@@ -23,6 +25,7 @@
 // DDN_BENCH_MALLOC_DEFAULTS=1 in the environment measures with glibc's defaults instead.
 #include <malloc.h>
 #include "ddn/parallel.h"
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -35,6 +38,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <iostream>
 #include <random>
 #include <sstream>
@@ -57,19 +61,37 @@ namespace {
 bool IsNumber(const std::string& s) { return !s.empty() && std::isdigit(static_cast<unsigned char>(s[0])); }
 
 Shape ParseShape(const std::string& text) {
+  const std::string usage = "--shape " + QuoteForMessage(text) +
+                            " must be positive integers separated by commas, e.g. 1024,1024";
   Shape shape;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    char* end = nullptr;
-    const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v < 1 || v > (1ll << 40)) {
-      throw InvalidInput("--shape '" + text + "' must be positive integers separated by commas, e.g. 1024,1024");
+  size_t start = 0;
+  while (true) {  // every item, empty ones too ("4,4," and ",4" are refused)
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty() || item.size() > 18 || item.find_first_not_of("0123456789") != std::string::npos) {
+      throw InvalidInput(usage);
     }
+    const long long v = std::stoll(item);
+    if (v < 1) throw InvalidInput(usage);
     shape.push_back(v);
+    if (shape.size() > 8) throw InvalidInput("--shape " + QuoteForMessage(text) + " has more than 8 axes");
+    if (comma == std::string::npos) break;
+    start = comma + 1;
   }
-  if (shape.empty()) throw InvalidInput("--shape '" + text + "' is empty; give B,N[,D]");
+  NumElements(shape);  // throws for a shape beyond 2^56 elements
   return shape;
+}
+
+// Bytes of physical memory (0 if unknown).
+double PhysicalMemoryBytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+}
+
+std::string Gigabytes(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, bytes < 1e12 ? "%.3g GB" : "%.0f GB", bytes / 1e9);
+  return text;
 }
 
 double Median(std::vector<double> v) {
@@ -145,7 +167,9 @@ TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, 
       for (const auto& d : out.dims)
         if (d == first->dims[0]) pooling = false;
   }
-  TensorMap inputs;
+  // The shapes first: their sizes are checked (overflow, memory) before anything is allocated.
+  std::vector<std::pair<const TensorSpec*, Shape>> shapes;
+  double bytes = 0;
   for (const auto& in : spec.inputs) {
     if (in.optional) continue;
     Shape s{shape[0]};
@@ -159,27 +183,35 @@ TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, 
                            BatchShapeString(in.dims) + " (it binds only the axes of input '" + first->name + "')");
       }
     }
+    bytes += 8.0 * static_cast<double>(NumElements(s));  // throws beyond 2^56 elements
+    shapes.emplace_back(&in, s);
+  }
+  // The inputs, their gradients and the outputs' share: at least three times the inputs.
+  const double memory = PhysicalMemoryBytes();
+  if (memory > 0 && 3 * bytes > memory) {
+    throw InvalidInput("--shape " + ShapeString(shape) + " needs about " + Gigabytes(3 * bytes) +
+                       " (inputs and their gradients), more than this machine's " + Gigabytes(memory) + " of memory");
+  }
+  TensorMap inputs;
+  for (const auto& [in, s] : shapes) {
     Tensor t(s);
-    if (&in == first && pooling) {
+    if (in == first && pooling) {
       FillClusters(&t, outliers, rng);
-    } else if (in.differentiable) {
-      for (auto& v : t.values()) v = normal(*rng);
-    } else {
+    } else if (in->positive || !in->differentiable) {
       for (auto& v : t.values()) v = positive(*rng);
+    } else {
+      for (auto& v : t.values()) v = normal(*rng);
     }
-    inputs[in.name] = std::move(t);
+    inputs[in->name] = std::move(t);
   }
   return inputs;
 }
 
 // The "inputs" of a `ddn eval` request in `file`.
 TensorMap ReadInputs(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw InvalidInput("cannot read --inputs file '" + file + "': " + std::strerror(errno));
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const Json request = ParseJson(text);
+  const RequestJson request = ParseJson(ReadTextFile(file, "--inputs file"));
   if (!request.is_object() || !request.contains("inputs")) {
-    throw InvalidInput("--inputs file '" + file + "' is not a ddn eval request with \"inputs\"");
+    throw InvalidInput("--inputs file " + QuoteForMessage(file) + " is not a ddn eval request with \"inputs\"");
   }
   return ParseRequestTensors(request).inputs;
 }
@@ -192,7 +224,7 @@ int RunBench(int argc, char** argv) {
     std::vector<std::string> param_args;
     int runs = 5;
     double outliers = 0.2;
-    uint64_t seed = 1;
+    std::string seed_text = "1";
     options.add_options()
         ("help,h", "show this help")
         ("param,p", po::value<std::vector<std::string>>(&param_args)->composing(),
@@ -204,7 +236,7 @@ int RunBench(int argc, char** argv) {
         ("runs", po::value<int>(&runs)->default_value(5), "timed runs (forward + backward each)")
         ("outliers", po::value<double>(&outliers)->default_value(0.2),
          "fraction of far outliers in the first input of pooling-like nodes")
-        ("seed", po::value<uint64_t>(&seed)->default_value(1), "seed of the random inputs");
+        ("seed", po::value<std::string>(&seed_text)->default_value("1"), "seed of the random inputs (0 to 2^64 - 1)");
     AddRunOptions(&options, &run);
     std::vector<std::string> solver_args;
     AddSolverOptions(&options, &solver_args);
@@ -232,8 +264,11 @@ int RunBench(int argc, char** argv) {
                                              : "give --shape or --inputs, not both");
     }
     CheckRunOptions(run);
-    if (runs < 1) throw InvalidInput("--runs must be >= 1, got " + std::to_string(runs));
-    if (!(outliers >= 0 && outliers < 1)) throw InvalidInput("--outliers must be in [0, 1), got " + FormatDouble(outliers));
+    if (runs < 1 || runs > 100000) throw InvalidInput("--runs must be in [1, 100000], got " + std::to_string(runs));
+    const uint64_t seed = ParseSeed(seed_text, "--seed");
+    if (!(outliers >= 0 && outliers < 1)) {
+      throw InvalidInput("--outliers must be in [0, 1), got " + FormatDouble(outliers));
+    }
     const Shape shape = inputs_file.empty() ? ParseShape(shape_text) : Shape{};
     const auto given = ParseParamAssignments(param_args);
     const auto node = MakeNode(node_name, given);

@@ -1,5 +1,6 @@
 // `ddn check NODE [--param k=v ...]`: the node's backward against central finite differences of its
 // forward, on the node's own random and awkward inputs (Node::CheckCases; ddn/check.h).
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
@@ -24,11 +25,12 @@ int RunCheck(int argc, char** argv) {
     CheckOptions check;
     std::string node_name;
     std::vector<std::string> param_args;
+    std::string seed_text = "1";
     options.add_options()
         ("help,h", "show this help")
         ("param,p", po::value<std::vector<std::string>>(&param_args)->composing(),
          "node parameter KEY=VALUE (repeatable); unset parameters take their defaults")
-        ("seed", po::value<uint64_t>(&check.seed)->default_value(1), "seed of the check inputs and of v")
+        ("seed", po::value<std::string>(&seed_text)->default_value("1"), "seed of the check inputs and of v")
         ("tolerance", po::value<double>(&check.tolerance)->default_value(1e-6),
          "pass if every relative error is at most this")
         ("step", po::value<double>(&check.step)->default_value(1e-4),
@@ -52,7 +54,10 @@ int RunCheck(int argc, char** argv) {
     }
     if (node_name.empty()) throw InvalidInput("no node given (usage: ddn check NODE [--param KEY=VALUE ...])");
     CheckRunOptions(check.run);
-    if (!(check.tolerance > 0)) throw InvalidInput("--tolerance must be > 0, got " + FormatDouble(check.tolerance));
+    check.seed = ParseSeed(seed_text, "--seed");
+    if (!(check.tolerance > 0) || !std::isfinite(check.tolerance)) {
+      throw InvalidInput("--tolerance must be a finite number > 0, got " + FormatDouble(check.tolerance));
+    }
     if (!(check.step > 0 && check.step < 1)) throw InvalidInput("--step must be in (0, 1), got " + FormatDouble(check.step));
     const auto params = ParseParamAssignments(param_args);
     const auto node = MakeNode(node_name, params);

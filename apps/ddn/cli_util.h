@@ -4,13 +4,16 @@
 //   ddn::InvalidInput, bad command-line options     → exit 2 (kExitBadInput)
 //   ddn::NumericalFailure, other runtime failures   → exit 1 (kExitNumericalFailure)
 // and prints exactly one line on stderr, "ddn <command>: <message>", with any newline of the message
-// folded into the line. Nothing else is ever written to stderr by a subcommand.
+// folded into the line. Nothing else is ever written to stderr by a subcommand. Output that cannot be written
+// (stdout on a full disk, a closed pipe) is a failure too: exit 1, one line (FinishStdout).
 //
-// Options shared by eval, check and bench: `--param KEY=VALUE` (repeatable), `--threads N`, `--generic`,
-// `--backward implicit|unrolled|truncated:K` (ddn/gradient_mode.h), `--solver KEY=VALUE` (repeatable: an option
-// of the node's generic solver, ddn/generic_solver.h).
+// Options shared by eval, check and bench: `--param KEY=VALUE` (repeatable), `--threads N` (0 to kMaxThreads),
+// `--generic`, `--backward implicit|unrolled|truncated:K` (ddn/gradient_mode.h), `--solver KEY=VALUE` (repeatable:
+// an option of the node's generic solver, ddn/generic_solver.h). Values echoed in messages go through
+// ddn::QuoteForMessage (at most ~200 bytes, escaped).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -27,10 +30,20 @@ constexpr int kExitOk = 0;
 constexpr int kExitNumericalFailure = 1;
 constexpr int kExitBadInput = 2;
 
-// Runs `body` and turns exceptions into an exit code and one line on stderr.
+// Runs `body` and turns exceptions into an exit code and one line on stderr; then FinishStdout.
 int RunGuarded(const std::string& command, const std::function<int()>& body);
 
-// `message` with newlines and tabs replaced by spaces.
+// Flushes stdout. If that (or an earlier write) failed and `code` is 0, prints "<prefix>cannot write to standard
+// output: <reason>" on stderr and returns 1; otherwise returns `code`.
+int FinishStdout(const std::string& prefix, int code);
+
+
+// The whole of `file` ("-": standard input). A folder, a file that cannot be opened or read: InvalidInput naming
+// `what` ("request file") and the path (quoted, cut, escaped).
+std::string ReadTextFile(const std::string& file, const std::string& what);
+
+// `message` with newlines and tabs replaced by spaces, other control characters by '?', cut to
+// its first 600 and last 300 bytes when longer than 1000.
 std::string OneLine(const std::string& message);
 
 // Parses argv (argv[0] is the subcommand) into `vm` with the named options of `options` and the given
@@ -54,7 +67,7 @@ std::map<std::string, std::string> ParseParamAssignments(const std::vector<std::
 
 // Adds --threads, --generic and --backward to `options`, bound to `run`.
 void AddRunOptions(boost::program_options::options_description* options, RunOptions* run);
-// Throws InvalidInput if run.threads < 0.
+// Throws InvalidInput unless 0 <= run.threads <= kMaxThreads.
 void CheckRunOptions(const RunOptions& run);
 
 // Adds --solver KEY=VALUE (repeatable) to `options`, collected in `assignments`.

@@ -2,6 +2,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -14,22 +15,12 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/params.h"
 
 namespace po = boost::program_options;
 
 namespace ddn::cli {
 namespace {
-
-std::string ReadAll(const std::string& file) {
-  if (file == "-") {
-    std::ostringstream text;
-    text << std::cin.rdbuf();
-    return text.str();
-  }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw InvalidInput("cannot read request file '" + file + "': " + std::strerror(errno));
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 // grad_outputs must name outputs and have their shapes; checked before the (possibly long) forward
 // solve so that a bad request never costs a solve and never exits 1 for what is a bad input.
@@ -42,7 +33,7 @@ void CheckGradOutputs(const Node& node, const TensorMap& inputs, const TensorMap
     if (o < 0) {
       std::string known;
       for (const auto& out : spec.outputs) known += (known.empty() ? "" : ", ") + out.name;
-      throw InvalidInput("grad_outputs names '" + name + "', which is not an output of node '" + spec.name +
+      throw InvalidInput("grad_outputs names " + QuoteForMessage(name) + ", which is not an output of node '" + spec.name +
                          "' (outputs: " + known + ")");
     }
     Shape want{batch};
@@ -90,8 +81,9 @@ int RunEval(int argc, char** argv) {
       return kExitOk;
     }
     CheckRunOptions(run);
-    const Json request = ParseJson(ReadAll(file));
+    const RequestJson request = ParseJson(ReadTextFile(file, "request file"));
     const RequestHeader header = ParseRequestHeader(request);
+    CheckParamTypes(request, GetNodeSpec(header.node));
     const auto node = MakeNode(header.node, header.params);
     ApplySolverOptions(node.get(), solver_args);
     const RequestTensors tensors = ParseRequestTensors(request);

@@ -1,9 +1,11 @@
 #include "apps/ddn/json_io.h"
 
 #include <algorithm>
-#include <functional>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,7 +23,7 @@ constexpr std::size_t kMaxRank = 16;
 // nlohmann's DOM parser reports where a defect is as a byte offset (and, for syntax errors, a line and
 // column) but not which value it was reading. After a failed parse we read the text again with this
 // SAX handler, which keeps the path of the value being read ("inputs.x[2][0]") and stops at the error.
-class PathTracker : public nlohmann::json_sax<Json> {
+class PathTracker : public nlohmann::json_sax<RequestJson> {
  public:
   bool null() override { return Value(); }
   bool boolean(bool) override { return Value(); }
@@ -135,17 +137,20 @@ bool SplitTensorPath(const std::string& path, std::string* what, std::string* in
     if (path.rfind(prefix, 0) != 0) continue;
     const std::string rest = path.substr(prefix.size());
     const auto bracket = rest.find('[');
-    *what = noun + " '" + rest.substr(0, bracket) + "'";
+    *what = noun + " " + QuoteForMessage(rest.substr(0, bracket));
     *index = bracket == std::string::npos ? "" : rest.substr(bracket);
     return true;
   }
   return false;
 }
 
-std::string Describe(const Json& j) {
+std::string Describe(const RequestJson& j) {
+  // Containers are summarised (their text may be long); scalars are shown as JSON, cut and escaped.
+  if (j.is_object()) return "object of " + std::to_string(j.size()) + " keys";
+  if (j.is_array()) return "array of " + std::to_string(j.size()) + " elements";
   std::string text = j.dump();
   if (text.size() > 24) text = text.substr(0, 21) + "...";
-  return std::string(j.type_name()) + " " + text;
+  return std::string(j.type_name()) + " " + EscapeForMessage(text);
 }
 
 std::string IndexString(const std::vector<int64_t>& index) {
@@ -154,7 +159,7 @@ std::string IndexString(const std::vector<int64_t>& index) {
   return s;
 }
 
-void FillTensor(const Json& j, std::size_t axis, const Shape& shape, const std::string& what,
+void FillTensor(const RequestJson& j, std::size_t axis, const Shape& shape, const std::string& what,
                 std::vector<int64_t>* index, std::vector<double>* out) {
   if (axis == shape.size()) {
     if (j.is_number()) {
@@ -209,7 +214,8 @@ std::string Join(const std::vector<std::string>& items) {
   return s;
 }
 
-TensorMap ParseTensorObject(const Json& request, const std::string& key, const std::string& noun, bool* present) {
+TensorMap ParseTensorObject(const RequestJson& request, const std::string& key, const std::string& noun,
+                            bool* present) {
   TensorMap tensors;
   auto it = request.find(key);
   *present = it != request.end();
@@ -219,7 +225,7 @@ TensorMap ParseTensorObject(const Json& request, const std::string& key, const s
                        std::string(it->type_name()));
   }
   for (const auto& [name, value] : it->items()) {
-    const std::string what = noun + " '" + name + "'";
+    const std::string what = noun + " " + QuoteForMessage(name);
     Tensor t = JsonToTensor(value, what);
     if (t.rank() >= 1 && t.dim(0) == 0) throw InvalidInput(what + " is an empty batch (B = 0)");
     tensors[name] = std::move(t);
@@ -232,29 +238,38 @@ TensorMap ParseTensorObject(const Json& request, const std::string& key, const s
 const std::vector<std::string> kRequestKeys = {"node", "params", "inputs", "grad_outputs"};
 
 // JSON allows an object to repeat a key and nlohmann keeps the last value; in a request ("x" given twice,
-// "params" twice) that is surely a mistake, so the parse callback refuses it, naming the key and its object.
-class DuplicateKeyCheck {
+// "params" twice) that is surely a mistake, so the parse callback refuses it, naming the key and its object. It
+// also refuses nesting deeper than kMaxJsonDepth, before the parser has built (and anything recursed over) it.
+class RequestParseCheck {
  public:
-  bool operator()(int /*depth*/, Json::parse_event_t event, Json& parsed) {
+  bool operator()(int depth, RequestJson::parse_event_t event, RequestJson& parsed) {
     switch (event) {
-      case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start:
+      case RequestJson::parse_event_t::object_start:
+      case RequestJson::parse_event_t::array_start:
+        if (depth >= kMaxJsonDepth) {
+          std::string where;  // the keys of the outer levels, e.g. inputs.x
+          for (size_t f = 1; f < frames_.size() && f < 3 && !frames_[f].name.empty(); ++f) {
+            where += (where.empty() ? "" : ".") + frames_[f].name;
+          }
+          throw InvalidInput("the request nests arrays and objects more than " + std::to_string(kMaxJsonDepth) +
+                             " levels deep" + (where.empty() ? "" : " (in " + QuoteForMessage(where) + ")"));
+        }
         frames_.push_back({{}, last_key_});
         break;
-      case Json::parse_event_t::object_end:
-      case Json::parse_event_t::array_end:
+      case RequestJson::parse_event_t::object_end:
+      case RequestJson::parse_event_t::array_end:
         if (!frames_.empty()) frames_.pop_back();
         break;
-      case Json::parse_event_t::key: {
+      case RequestJson::parse_event_t::key: {
         last_key_ = parsed.get<std::string>();
         if (!frames_.empty() && !frames_.back().keys.insert(last_key_).second) {
           const std::string& owner = frames_.back().name;
-          throw InvalidInput("JSON key '" + last_key_ + "' appears twice in " +
-                             (frames_.size() == 1 ? std::string("the request") : "object '" + owner + "'"));
+          throw InvalidInput("JSON key " + QuoteForMessage(last_key_) + " appears twice in " +
+                             (frames_.size() == 1 ? std::string("the request") : "object " + QuoteForMessage(owner)));
         }
         break;
       }
-      case Json::parse_event_t::value:
+      case RequestJson::parse_event_t::value:
         break;
     }
     return true;
@@ -269,13 +284,13 @@ class DuplicateKeyCheck {
   std::string last_key_;
 };
 
-Json ParseJson(const std::string& text) {
+RequestJson ParseJson(const std::string& text) {
   try {
-    DuplicateKeyCheck check;
-    return Json::parse(text, std::ref(check));
+    RequestParseCheck check;
+    return RequestJson::parse(text, std::ref(check));
   } catch (const nlohmann::json::exception& e) {
     PathTracker tracker;
-    Json::sax_parse(text, &tracker);
+    RequestJson::sax_parse(text, &tracker);
     std::size_t position = tracker.failed() ? tracker.position() : text.size();
     if (tracker.failed() && tracker.error_id() == 406 && !tracker.token().empty()) {
       // Point at the start of the overflowing number, not past its end.
@@ -283,32 +298,40 @@ Json ParseJson(const std::string& text) {
       if (start != std::string::npos) position = start + 1;
     }
     const std::string where = LineColumn(text, position);
+    const std::string token = EscapeForMessage(tracker.token(), 40);
+    const std::string path = EscapeForMessage(tracker.path());
     if (tracker.failed() && tracker.error_id() == 406) {
       // A number too large for a double (JSON has no Inf or NaN).
       std::string what, index;
       if (SplitTensorPath(tracker.path(), &what, &index)) {
-        throw InvalidInput(what + " has a non-finite number " + tracker.token() + " at " +
-                           (index.empty() ? "its top level" : index) + " (JSON " + where + ")");
+        throw InvalidInput(what + " has a non-finite number " + token + " at " +
+                           (index.empty() ? "its top level" : EscapeForMessage(index)) + " (JSON " + where + ")");
       }
-      throw InvalidInput("non-finite number " + tracker.token() + " at " +
-                         (tracker.path().empty() ? "the top level" : tracker.path()) + " (JSON " + where + ")");
+      throw InvalidInput("non-finite number " + token + " at " + (path.empty() ? "the top level" : path) + " (JSON " +
+                         where + ")");
     }
-    const std::string in = tracker.path().empty() ? "" : " (reading " + tracker.path() + ")";
-    throw InvalidInput("malformed JSON at " + where + in + ": " + Detail(e.what()));
+    const std::string in = path.empty() ? "" : " (reading " + path + ")";
+    throw InvalidInput("malformed JSON at " + where + in + ": " + EscapeForMessage(Detail(e.what()), 300));
   }
 }
 
-Tensor JsonToTensor(const Json& json, const std::string& what) {
+Tensor JsonToTensor(const RequestJson& json, const std::string& what) {
   Shape shape;
-  for (const Json* p = &json; p->is_array(); p = &(*p)[0]) {
+  for (const RequestJson* p = &json; p->is_array(); p = &(*p)[0]) {
     shape.push_back(static_cast<int64_t>(p->size()));
     if (shape.size() > kMaxRank) {
       throw InvalidInput(what + " is nested more than " + std::to_string(kMaxRank) + " arrays deep");
     }
     if (p->empty()) break;
   }
+  // The shape is read from the first element along each axis: a ragged array can claim far more elements than it
+  // has (FillTensor finds the ragged element). Reserve for at most what the claim allows, saturating.
+  int64_t claimed = 1;
+  for (int64_t d : shape) {
+    if (d > 0 && __builtin_mul_overflow(claimed, d, &claimed)) claimed = INT64_MAX;
+  }
   std::vector<double> values;
-  values.reserve(static_cast<std::size_t>(NumElements(shape)));
+  values.reserve(static_cast<std::size_t>(std::min<int64_t>(claimed, int64_t{1} << 20)));
   std::vector<int64_t> index;
   FillTensor(json, 0, shape, what, &index, &values);
   return Tensor(shape, std::move(values));
@@ -320,23 +343,36 @@ Json TensorToJson(const Tensor& tensor) {
   return BuildArray(p, tensor.shape(), 0);
 }
 
-std::string ParamValueToString(const Json& value, const std::string& param, const std::string& node) {
+std::string ParamValueToString(const RequestJson& value, const std::string& param, const std::string& node) {
   if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
   if (value.is_number_integer()) return value.dump();  // also unsigned: exact decimal
   if (value.is_number_float()) return FormatDouble(value.get<double>());
   if (value.is_string()) return value.get<std::string>();
-  throw InvalidInput("parameter '" + param + "' of node '" + node + "' must be a number, string or boolean, got " +
-                     std::string(value.type_name()));
+  throw InvalidInput("parameter " + QuoteForMessage(param) + " of node '" + node +
+                     "' must be a number, string or boolean, got " + std::string(value.type_name()));
 }
 
-RequestHeader ParseRequestHeader(const Json& request) {
+void CheckParamTypes(const RequestJson& request, const NodeSpec& spec) {
+  auto params = request.find("params");
+  if (params == request.end() || !params->is_object()) return;
+  for (const auto& p : spec.params) {
+    auto value = params->find(p.name);
+    if (value == params->end()) continue;
+    if (p.type == "bool" && value->is_number()) {
+      throw InvalidInput("parameter '" + p.name + "' of node '" + spec.name + "' must be true or false, got the " +
+                         Describe(*value) + " (write true or false)");
+    }
+  }
+}
+
+RequestHeader ParseRequestHeader(const RequestJson& request) {
   if (!request.is_object()) {
     throw InvalidInput("the request must be a JSON object {\"node\": ..., \"inputs\": {...}}, got " +
                        std::string(request.type_name()));
   }
   for (const auto& [key, value] : request.items()) {
     if (std::find(kRequestKeys.begin(), kRequestKeys.end(), key) == kRequestKeys.end()) {
-      throw InvalidInput("unknown key '" + key + "' in the request (allowed: " + Join(kRequestKeys) + ")");
+      throw InvalidInput("unknown key " + QuoteForMessage(key) + " in the request (allowed: " + Join(kRequestKeys) + ")");
     }
   }
   RequestHeader header;
@@ -356,7 +392,7 @@ RequestHeader ParseRequestHeader(const Json& request) {
   return header;
 }
 
-RequestTensors ParseRequestTensors(const Json& request) {
+RequestTensors ParseRequestTensors(const RequestJson& request) {
   RequestTensors t;
   bool present = false;
   t.inputs = ParseTensorObject(request, "inputs", "input", &present);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <iostream>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "apps/ddn/command.h"
 #include "ddn/error.h"
 #include "ddn/plugin.h"
+#include "ddn/params.h"
 
 #ifndef DDN_VERSION
 #define DDN_VERSION "unknown"
@@ -45,7 +47,8 @@ const ddn::cli::Command* Find(const std::string& name) {
 int UnknownCommand(const std::string& name) {
   std::string known;
   for (const auto& c : ddn::cli::Commands()) known += (known.empty() ? "" : ", ") + c.name;
-  std::cerr << "ddn: unknown command '" << name << "' (commands: " << known << "; see ddn --help)" << std::endl;
+  std::cerr << "ddn: unknown command " << ddn::QuoteForMessage(name) << " (commands: " << known << "; see ddn --help)"
+            << std::endl;
   return ddn::cli::kExitBadInput;
 }
 
@@ -75,6 +78,10 @@ int main(int argc, char** argv) {
   } catch (const ddn::InvalidInput& e) {
     std::cerr << "ddn: " << ddn::cli::OneLine(e.what()) << std::endl;
     return ddn::cli::kExitBadInput;
+  } catch (const std::exception& e) {
+    // A library whose static initialisers throw, memory exhausted: still one line, exit 1.
+    std::cerr << "ddn: loading plugins: " << ddn::cli::OneLine(e.what()) << std::endl;
+    return ddn::cli::kExitNumericalFailure;
   }
   argv[skip] = argv[0];
   argv += skip;
@@ -86,16 +93,16 @@ int main(int argc, char** argv) {
   const std::string first = argv[1];
   if (first == "--help" || first == "-h") {
     PrintUsage();
-    return ddn::cli::kExitOk;
+    return ddn::cli::FinishStdout("ddn: ", ddn::cli::kExitOk);
   }
   if (first == "--version") {
     std::cout << "ddn " << DDN_VERSION << std::endl;
-    return ddn::cli::kExitOk;
+    return ddn::cli::FinishStdout("ddn: ", ddn::cli::kExitOk);
   }
   if (first == "help") {
     if (argc < 3) {
       PrintUsage();
-      return ddn::cli::kExitOk;
+      return ddn::cli::FinishStdout("ddn: ", ddn::cli::kExitOk);
     }
     const ddn::cli::Command* c = Find(argv[2]);
     if (!c) return UnknownCommand(argv[2]);
@@ -104,7 +111,8 @@ int main(int argc, char** argv) {
     return c->run(2, args);
   }
   if (!first.empty() && first[0] == '-') {
-    std::cerr << "ddn: unknown option '" << first << "' before the command (see ddn --help)" << std::endl;
+    std::cerr << "ddn: unknown option " << ddn::QuoteForMessage(first) << " before the command (see ddn --help)"
+              << std::endl;
     return ddn::cli::kExitBadInput;
   }
   const ddn::cli::Command* c = Find(first);

@@ -10,12 +10,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <opencv2/core/utils/logger.hpp>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -24,8 +31,11 @@
 #include "apps/pointcloud/plot.h"
 #include "apps/pointcloud/pointnet.h"
 #include "datasets/point_clouds.h"
+#include "ddn/batch.h"
 #include "ddn/error.h"
+#include "ddn/files.h"
 #include "ddn/graph/optim.h"
+#include "ddn/params.h"
 #include "ddn/graph/random.h"
 #include "ddn/parallel.h"
 
@@ -89,6 +99,31 @@ std::vector<std::string> ParseNames(const std::string& text) {
   while (std::getline(ss, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
+}
+
+// A message on one line (errors are exactly one line on stderr).
+std::string OneLine(std::string message) {
+  for (char& c : message) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      c = ' ';
+    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
+      c = '?';
+    }
+  }
+  // Cut in the middle: Boost names the option at the end of its messages.
+  return message.size() > 1000 ? message.substr(0, 600) + " ... " + message.substr(message.size() - 300) : message;
+}
+
+// Flushes stdout; output that could not be written (a full disk) is a failure: one line, exit 1.
+int FinishStdout(int code) {
+  errno = 0;
+  std::cout.flush();
+  const bool failed = !std::cout || std::fflush(stdout) != 0 || std::ferror(stdout);
+  if (!failed || code != 0) return code;
+  const int error = errno;
+  std::fprintf(stderr, "ddn-pointcloud: cannot write to standard output%s%s\n", error ? ": " : "",
+               error ? std::strerror(error) : "");
+  return 1;
 }
 
 // ---- Progress on stderr --------------------------------------------------------------------------------
@@ -231,17 +266,38 @@ double Evaluate(PointNet* net, const datasets::PointClouds& test, const Tensor& 
 
 // ---- The experiment ------------------------------------------------------------------------------------
 
+std::string SavePath(const Setting& s, const std::string& pooling) {
+  return (std::filesystem::path(s.save_dir) / ("pointnet_" + pooling + ".txt")).string();
+}
+
 int Run(const Setting& s) {
   const auto start = Clock::now();
   // --threads for everything: robust_pool's B·F problems and the dense layers' row blocks (ddn/parallel.h).
   ddn::SetDefaultThreadCount(s.threads);
+  // Every output is checked before any work: a plot or a folder that cannot be written must not cost a training
+  // run (the files are then written atomically, ddn/files.h).
+  const std::string data_file = s.synthetic > 0 ? "" : datasets::FindOpenCvDigits(s.data);
+  ddn::NamedPaths outputs;
+  if (!s.plot.empty()) {
+    CheckPlotPath("--plot", s.plot);
+    outputs.push_back({"--plot", s.plot});
+  }
+  if (!s.save_dir.empty()) {
+    ddn::CheckOutputFolder("--save-dir", s.save_dir);
+    for (const std::string& pooling : s.poolings) outputs.push_back({"--save-dir", SavePath(s, pooling)});
+  }
+  if (!s.trace.empty()) {
+    ddn::CheckOutputFile("--trace", s.trace);
+    outputs.push_back({"--trace", s.trace});
+  }
+  ddn::RequireDistinctOutputs({{"--data", data_file}}, outputs);
   datasets::ImageSet images;
   std::string source;
   if (s.synthetic > 0) {
     images = datasets::MakeSyntheticDigits(s.synthetic, s.seed);
     source = "synthetic digits (" + std::to_string(s.synthetic) + " per class)";
   } else {
-    source = datasets::FindOpenCvDigits(s.data);
+    source = data_file;
     images = datasets::LoadOpenCvDigits(source);
   }
   std::vector<int> train_index, test_index;
@@ -317,14 +373,10 @@ int Run(const Setting& s) {
       line += cell;
     }
     std::fprintf(stderr, "%-28s test acc %%:%s  (%.0f s)\n", pooling.c_str(), line.c_str(), Seconds(t0));
-    if (!s.save_dir.empty()) graph::SaveParameters(net->graph, s.save_dir + "/pointnet_" + pooling + ".txt");
+    if (!s.save_dir.empty()) graph::SaveParameters(net->graph, SavePath(s, pooling));
   }
 
-  if (!s.trace.empty()) {
-    std::ofstream out(s.trace);
-    out << trace.dump();
-    if (!out) throw InvalidInput("--trace: cannot write '" + s.trace + "'");
-  }
+  if (!s.trace.empty()) ddn::WriteFileAtomically(s.trace, trace.dump());  // checked before training
 
   // The plot.
   std::vector<PlotSeries> series;
@@ -381,14 +433,34 @@ int Run(const Setting& s) {
     if (!s.plot.empty()) std::printf("plot: %s\n", s.plot.c_str());
     std::printf("total time: %.0f s\n", Seconds(start));
   }
-  return 0;
+  return FinishStdout(0);
+}
+
+// An option given on the command line must lie in [lo, hi] (`range` says so in the message); NaN never does.
+template <typename T>
+T InRange(const po::variables_map& vm, const char* name, T fallback, T lo, T hi, const std::string& range) {
+  if (!vm.count(name)) return fallback;
+  const T v = vm[name].as<T>();
+  if (!(v >= lo && v <= hi)) {
+    std::ostringstream text;
+    text << "--" << name << " must be in " << range << ", got " << v;
+    throw InvalidInput(text.str());
+  }
+  return v;
+}
+
+std::vector<int> Widths(const std::string& text, const std::string& option) {
+  const std::vector<int> widths = ParseList<int>(text, option);
+  if (widths.size() > 16) throw InvalidInput("--" + option + ": at most 16 layers");
+  for (int w : widths) {
+    if (w < 1 || w > 4096) throw InvalidInput("--" + option + ": widths must be in [1, 4096], got " + std::to_string(w));
+  }
+  return widths;
 }
 
 int Main(int argc, char** argv) {
   Setting s;
-  std::string poolings, outliers, point_widths, head_widths;
-  int points = -1, epochs = -1, batch_size = -1, train_per_class = -1, test_per_class = -1;
-  double learning_rate = -1;
+  std::string poolings, outliers, point_widths, head_widths, seed = "1";
   po::options_description desc(
       "ddn-pointcloud: the DDN paper's robust-pooling experiment on 2-D point clouds of handwritten digits.\n"
       "Trains a PointNet-style classifier per pooling, evaluates it with test-time outliers, prints a table\n"
@@ -399,29 +471,30 @@ int Main(int argc, char** argv) {
     ("quick", "the quick setting (about a minute on 2 cores): fewer clouds, epochs and poolings")
     ("data", po::value(&s.data), "OpenCV's digits.png (or .png.gz), or a folder holding it; default: search the "
                                  "opencv-doc install, $DDN_DIGITS, $OPENCV_SAMPLES_DATA_PATH")
-    ("synthetic", po::value(&s.synthetic)->default_value(0), "use N generated digits per class instead of the data "
-                                                             "file (smoke tests)")
+    ("synthetic", po::value<int>(), "use N generated digits per class instead of the data file (smoke tests; "
+                                    "1 to 10000)")
     ("pooling", po::value(&poolings), "comma-separated poolings: max, mean, quadratic, pseudo_huber, huber, welsch, "
                                       "truncated_quadratic, cauchy, geman_mcclure; default all (quick: max, mean, "
                                       "pseudo_huber, huber, welsch, truncated_quadratic)")
-    ("alpha", po::value(&s.alpha)->default_value(1.0), "alpha of the robust penalties")
+    ("alpha", po::value<double>(), "alpha of the robust penalties (default 1)")
     ("outliers", po::value(&outliers)->default_value("0,0.01,0.05,0.1,0.2,0.3,0.5"),
      "comma-separated test-time outlier fractions")
-    ("train-outliers", po::value(&s.train_outliers)->default_value(0.0),
-     "outlier fraction in training clouds (fresh outliers every batch); 0 as in the paper")
-    ("points", po::value(&points), "points per cloud (default 64)")
-    ("epochs", po::value(&epochs), "training epochs per pooling (default 12, quick 8)")
-    ("batch-size", po::value(&batch_size), "training batch size (default 32)")
-    ("lr", po::value(&learning_rate), "Adam learning rate, cosine schedule (default 0.002)")
-    ("train-per-class", po::value(&train_per_class), "training digits per class, at most 500 - test (default all; "
-                                                      "quick 150)")
-    ("test-per-class", po::value(&test_per_class), "test digits per class (default 100, quick 50)")
+    ("train-outliers", po::value<double>(),
+     "outlier fraction in training clouds (fresh outliers every batch); default 0 as in the paper")
+    ("points", po::value<int>(), "points per cloud, 1 to 100000 (default 64)")
+    ("epochs", po::value<int>(), "training epochs per pooling, 1 to 100000 (default 12, quick 8)")
+    ("batch-size", po::value<int>(), "training batch size, 2 to 100000 (default 32)")
+    ("lr", po::value<double>(), "Adam learning rate, cosine schedule, in (0, 10] (default 0.002)")
+    ("train-per-class", po::value<int>(), "training digits per class, at most 500 - test (default all; quick 150)")
+    ("test-per-class", po::value<int>(), "test digits per class (default 100, quick 50)")
     ("point-widths", po::value(&point_widths), "widths of the shared per-point layers (default 32,64)")
     ("head-widths", po::value(&head_widths), "widths of the hidden layers after pooling (default 64)")
-    ("seed", po::value(&s.seed)->default_value(1), "seed of the split, sampling, outliers and initialisation")
-    ("threads", po::value(&s.threads)->default_value(0), "threads (0: all cores): robust_pool's batch and the dense layers")
-    ("plot", po::value(&s.plot)->default_value("pointcloud_accuracy.png"), "PNG plot to write ('' for none)")
-    ("save-dir", po::value(&s.save_dir), "save each trained network's parameters in this folder")
+    ("seed", po::value(&seed)->default_value("1"), "seed of the split, sampling, outliers and initialisation")
+    ("threads", po::value<int>(),
+     "threads, 0 to 256 (0, the default: all cores): robust_pool's batch and the dense layers")
+    ("plot", po::value(&s.plot)->default_value("pointcloud_accuracy.png"),
+     "plot to write, an image format OpenCV writes (.png); '' for none")
+    ("save-dir", po::value(&s.save_dir), "save each trained network's parameters in this (existing) folder")
     ("trace", po::value(&s.trace), "write a JSON trace of training to this file: training clouds, initial "
                                    "parameters, per epoch the learning rate, batch order, step losses and times")
     ("json", "print the table as JSON on stdout");
@@ -431,25 +504,33 @@ int Main(int argc, char** argv) {
     po::store(po::parse_command_line(argc, argv, desc), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    std::fprintf(stderr, "ddn-pointcloud: %s (see --help)\n", e.what());
+    std::string message = OneLine(e.what());
+    if (message.size() > 400) message = message.substr(0, 400) + "...";
+    std::fprintf(stderr, "ddn-pointcloud: %s (see --help)\n", message.c_str());
     return 2;
   }
   if (vm.count("help")) {
     std::cout << desc << "\n";
-    return 0;
+    return FinishStdout(0);
   }
   s.quick = vm.count("quick") > 0;
   s.json = vm.count("json") > 0;
   try {
     const bool q = s.quick;
-    s.points = points > 0 ? points : 64;
-    s.epochs = epochs > 0 ? epochs : (q ? 8 : 12);
-    s.batch_size = batch_size > 0 ? batch_size : 32;
-    s.learning_rate = learning_rate > 0 ? learning_rate : 0.002;
-    s.train_per_class = train_per_class > 0 ? train_per_class : (q ? 150 : 0);
-    s.test_per_class = test_per_class > 0 ? test_per_class : (q ? 50 : 100);
-    s.point_widths = ParseList<int>(point_widths.empty() ? "32,64" : point_widths, "point-widths");
-    s.head_widths = head_widths.empty() ? std::vector<int>{64} : ParseList<int>(head_widths, "head-widths");
+    const double tiny = std::numeric_limits<double>::min();
+    s.points = InRange(vm, "points", 64, 1, 100000, "[1, 100000]");
+    s.epochs = InRange(vm, "epochs", q ? 8 : 12, 1, 100000, "[1, 100000]");
+    s.batch_size = InRange(vm, "batch-size", 32, 2, 100000, "[2, 100000]");
+    s.learning_rate = InRange(vm, "lr", 0.002, tiny, 10.0, "(0, 10]");
+    s.train_per_class = InRange(vm, "train-per-class", q ? 150 : 0, 1, 100000, "[1, 100000]");
+    s.test_per_class = InRange(vm, "test-per-class", q ? 50 : 100, 1, 100000, "[1, 100000]");
+    s.synthetic = InRange(vm, "synthetic", 0, 0, 10000, "[0, 10000]");
+    s.alpha = InRange(vm, "alpha", 1.0, tiny, 1e300, "(0, 1e300]");
+    s.train_outliers = InRange(vm, "train-outliers", 0.0, 0.0, 1.0, "[0, 1]");
+    s.threads = InRange(vm, "threads", 0, 0, ddn::kMaxThreads, "[0, " + std::to_string(ddn::kMaxThreads) + "]");
+    s.seed = ddn::ParseSeed(seed, "--seed");
+    s.point_widths = Widths(point_widths.empty() ? "32,64" : point_widths, "point-widths");
+    s.head_widths = head_widths.empty() ? std::vector<int>{64} : Widths(head_widths, "head-widths");
     if (poolings.empty()) {
       s.poolings = q ? std::vector<std::string>{"max", "mean", "pseudo_huber", "huber", "welsch", "truncated_quadratic"}
                      : std::vector<std::string>{"max", "mean"};
@@ -458,20 +539,25 @@ int Main(int argc, char** argv) {
     } else {
       s.poolings = ParseNames(poolings);
     }
+    if (s.poolings.empty()) throw InvalidInput("--pooling is empty");
     for (const auto& p : s.poolings)
-      if (!IsKnownPooling(p)) throw InvalidInput("--pooling: unknown pooling '" + p + "'");
+      if (!IsKnownPooling(p)) throw InvalidInput("--pooling: unknown pooling " + ddn::QuoteForMessage(p));
     s.outliers = ParseList<double>(outliers, "outliers");
     for (double f : s.outliers)
       if (!(f >= 0 && f <= 1)) throw InvalidInput("--outliers: fractions must be in [0, 1]");
-    if (!(s.train_outliers >= 0 && s.train_outliers <= 1)) throw InvalidInput("--train-outliers must be in [0, 1]");
-    if (!(s.alpha > 0)) throw InvalidInput("--alpha must be > 0");
-    if (s.synthetic < 0) throw InvalidInput("--synthetic must be >= 0");
     return Run(s);
   } catch (const InvalidInput& e) {
-    std::fprintf(stderr, "ddn-pointcloud: %s\n", e.what());
+    std::fprintf(stderr, "ddn-pointcloud: %s\n", OneLine(e.what()).c_str());
     return 2;
   } catch (const NumericalFailure& e) {
-    std::fprintf(stderr, "ddn-pointcloud: numerical failure: %s\n", e.what());
+    std::fprintf(stderr, "ddn-pointcloud: numerical failure: %s\n", OneLine(e.what()).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "ddn-pointcloud: out of memory (try fewer --points, narrower --point-widths or a smaller "
+                         "--batch-size)\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ddn-pointcloud: failure: %s\n", OneLine(e.what()).c_str());
     return 1;
   }
 }
@@ -479,4 +565,8 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace ddn::pointcloud
 
-int main(int argc, char** argv) { return ddn::pointcloud::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Errors are one line on stderr: OpenCV's own log lines (a warning from a codec) are silenced.
+  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  return ddn::pointcloud::Main(argc, argv);
+}

@@ -8,6 +8,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "ddn/error.h"
+#include "ddn/files.h"
+#include "ddn/params.h"
 
 namespace ddn::pointcloud {
 namespace {
@@ -137,7 +139,30 @@ void WriteAccuracyPlot(const std::string& path, const std::vector<double>& fract
     const int x0 = 18, y0 = area.y + area.height / 2 - rotated.rows / 2;
     if (y0 >= 0 && y0 + rotated.rows <= H) rotated.copyTo(img(cv::Rect(x0, y0, rotated.cols, rotated.rows)));
   }
-  if (!cv::imwrite(path, img)) throw InvalidInput("cannot write the plot to '" + path + "'");
+  std::vector<uchar> bytes;
+  bool encoded = false;
+  try {
+    encoded = cv::imencode(FileExtension(path), img, bytes);
+  } catch (const cv::Exception&) {
+    encoded = false;
+  }
+  if (!encoded) throw InvalidInput("cannot encode the plot as " + QuoteForMessage(FileExtension(path)));
+  WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
+}
+
+void CheckPlotPath(const std::string& option, const std::string& path) {
+  CheckOutputFile(option, path);
+  bool writable = false;
+  try {
+    writable = cv::haveImageWriter(path);
+  } catch (const cv::Exception&) {
+    writable = false;
+  }
+  if (!writable) {
+    throw InvalidInput(option + " " + QuoteForMessage(path) + ": OpenCV cannot write images of type " +
+                       (FileExtension(path).empty() ? std::string("(no extension)") : QuoteForMessage(FileExtension(path))) +
+                       "; use .png");
+  }
 }
 
 }  // namespace ddn::pointcloud

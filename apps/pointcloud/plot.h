@@ -25,7 +25,12 @@ struct PlotOptions {
   int height = 680;
 };
 
-// Writes a PNG; throws InvalidInput if the file cannot be written or the sizes disagree.
+// Throws InvalidInput unless `path` can take the plot: a writable folder, and an image format OpenCV writes
+// (.png, .jpg, ...; not .svg). Called before any training.
+void CheckPlotPath(const std::string& option, const std::string& path);
+
+// Writes the plot (format from the extension) atomically (ddn/files.h); throws InvalidInput if the sizes
+// disagree, ddn::Error if the file cannot be written.
 void WriteAccuracyPlot(const std::string& path, const std::vector<double>& fractions,
                        const std::vector<PlotSeries>& series, const PlotOptions& options = {});
 

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "ddn/error.h"
+#include "ddn/files.h"
 #include "ddn/params.h"
 
 namespace ddn::graph {
@@ -160,8 +161,7 @@ std::vector<Parameter*> Graph::TrainableParameters() const {
 // ---- Saving and loading ------------------------------------------------------------------------------
 
 void SaveParameters(const Graph& graph, const std::string& path) {
-  std::ofstream out(path);
-  if (!out) throw InvalidInput("cannot write parameters to '" + path + "'");
+  std::ostringstream out;  // written whole and renamed into place (ddn/files.h): never a half-written file
   const auto params = graph.Parameters();
   out << "ddn-graph-parameters 1\n" << params.size() << "\n";
   for (const Parameter* p : params) {
@@ -171,7 +171,7 @@ void SaveParameters(const Graph& graph, const std::string& path) {
     for (int64_t i = 0; i < p->value.size(); ++i) out << (i ? " " : "") << FormatDouble(p->value[i]);
     out << "\n";
   }
-  if (!out) throw InvalidInput("failed writing parameters to '" + path + "'");
+  WriteFileAtomically(path, out.str());
 }
 
 void LoadParameters(Graph& graph, const std::string& path) {

@@ -146,6 +146,8 @@ class Graph {
 //
 // LoadParameters matches by name and requires every parameter of the graph to be present with the same
 // shape; it throws InvalidInput naming the first mismatch (a missing, unknown or misshapen parameter).
+// SaveParameters writes the file atomically (ddn/files.h: a temporary file renamed into place); it throws
+// ddn::Error if it cannot.
 void SaveParameters(const Graph& graph, const std::string& path);
 void LoadParameters(Graph& graph, const std::string& path);
 

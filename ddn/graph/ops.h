@@ -212,9 +212,9 @@ class PoolLayer : public Op {
   std::unique_ptr<Node> node_;
   std::string input_name_, output_name_;
   int threads_;
-  std::map<std::string, Tensor> node_inputs_;            // {input: (B·F, N)}, the transposed features (kept between steps)
-  std::map<std::string, Tensor> outputs_;  // all outputs of the last forward (Backward needs them)
-  std::map<std::string, Tensor> grad_outputs_;          // {output: (B·F)}
+  std::map<std::string, Tensor> node_inputs_;   // {input: (B·F, N)}, the transposed features (kept)
+  std::map<std::string, Tensor> outputs_;       // all outputs of the last forward (Backward needs them)
+  std::map<std::string, Tensor> grad_outputs_;  // {output: (B·F)}, kept
   std::vector<ProblemStatus> status_;
 };
 

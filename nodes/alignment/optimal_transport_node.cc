@@ -14,6 +14,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "nodes/alignment/sinkhorn.h"
+#include "nodes/alignment/sinkhorn_unrolled.h"
 
 namespace ddn::alignment {
 namespace {
@@ -23,7 +24,10 @@ class OptimalTransportNode : public Node {
   static NodeSpec Spec() {
     return {"optimal_transport",
             "entropic optimal transport P = argmin <P, M> + (1/gamma) KL(P || r c^T) s.t. P1 = r, P^T 1 = c",
-            {{"gamma", "float", "1", "inverse entropy weight gamma > 0 (larger: closer to the unregularised plan)"}},
+            {{"gamma", "float", "1", "inverse entropy weight gamma > 0 (larger: closer to the unregularised plan)"},
+             {"unrolled_max_sweeps", "int", "20000",
+              "backward unrolled / truncated:K only: most plain Sinkhorn sweeps recorded (status not_converged if "
+              "the recorded iteration needs more)"}},
             {{"M", {"H", "W"}, "cost matrix"},
              {"r", {"H"}, "row marginal, positive, normalised to sum 1; default uniform 1/H", true, true},
              {"c", {"W"}, "column marginal, positive, normalised to sum 1; default uniform 1/W", true, true}},
@@ -31,7 +35,9 @@ class OptimalTransportNode : public Node {
   }
   explicit OptimalTransportNode(const Params& p) : Node(Spec()), gamma_(p.RequirePositive("gamma")) {
     if (!std::isfinite(gamma_)) throw InvalidInput("parameter 'gamma' of node 'optimal_transport' must be finite");
+    unrolled_.max_sweeps = p.RequireIntInRange("unrolled_max_sweeps", 1, 10000000);
     options_.Validate();
+    unrolled_.Validate();
   }
 
   void Validate(const ProblemData& p) const override {
@@ -58,13 +64,32 @@ class OptimalTransportNode : public Node {
     status->iterations = report.sweeps + report.newton_steps;
   }
 
+  // Sinkhorn is an iteration: `--backward unrolled|truncated:K` differentiate through it (sinkhorn_unrolled.h).
+  bool HasIterativeForward() const override { return true; }
   bool BackwardAssigns() const override { return true; }
   void Backward(const ProblemData& p, ProblemStatus* status) const override {
     const int64_t H = p.Dim("H"), W = p.Dim("W");
     thread_local std::vector<double> x, y;
     x.resize(H);
     y.resize(W);
-    TransportVjp(p.outputs[0], H, W, gamma_, p.grad_outputs[0], p.grad_inputs[0], x.data(), y.data(), status);
+    if (!p.gradient_mode.implicit()) {
+      // The tape is rebuilt here and freed on return: its size is the unrolled modes' memory cost.
+      thread_local std::vector<double> r, c;
+      Normalised(p.inputs[1], H, &r);
+      Normalised(p.inputs[2], W, &c);
+      SinkhornTape tape;
+      RecordSinkhorn(p.inputs[0], r.data(), c.data(), H, W, gamma_, unrolled_, &tape, nullptr);
+      if (!tape.converged) {
+        status->Set(kNotConverged, "the unrolled Sinkhorn iteration stopped at unrolled_max_sweeps = " +
+                                       std::to_string(tape.sweeps) + " sweeps with marginal error " +
+                                       FormatDouble(tape.marginal_error) + ": its gradient is that of the unfinished "
+                                       "iteration");
+      }
+      SinkhornUnrolledVjp(p.inputs[0], r.data(), c.data(), gamma_, tape, p.gradient_mode.StepsOf(tape.sweeps),
+                          p.grad_outputs[0], p.grad_inputs[0], x.data(), y.data());
+    } else {
+      TransportVjp(p.outputs[0], H, W, gamma_, p.grad_outputs[0], p.grad_inputs[0], x.data(), y.data(), status);
+    }
     if (p.inputs[1] && p.grad_inputs[1]) NormalisationVjp(p.inputs[1], x, p.grad_inputs[1]);
     if (p.inputs[2] && p.grad_inputs[2]) NormalisationVjp(p.inputs[2], y, p.grad_inputs[2]);
   }
@@ -95,6 +120,7 @@ class OptimalTransportNode : public Node {
 
   double gamma_;
   SinkhornOptions options_;
+  UnrolledSinkhornOptions unrolled_;
 };
 DDN_REGISTER_NODE(OptimalTransportNode);
 

@@ -115,9 +115,10 @@ TEST(OptimalTransport, IsRegisteredWithTheSpecOfTheIssue) {
   EXPECT_TRUE(spec.inputs[2].optional && spec.inputs[2].differentiable);
   ASSERT_EQ(spec.outputs.size(), 1u);
   EXPECT_EQ(spec.outputs[0].name, "P");
-  ASSERT_EQ(spec.params.size(), 1u);
+  ASSERT_EQ(spec.params.size(), 2u);
   EXPECT_EQ(spec.params[0].name, "gamma");
   EXPECT_EQ(spec.params[0].default_value, "1");
+  EXPECT_EQ(spec.params[1].name, "unrolled_max_sweeps");  // the unrolled gradient modes only
 }
 
 // The reference library run to convergence (marginals within 1e-12): plans and gradients for M, r and c.

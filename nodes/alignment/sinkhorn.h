@@ -35,7 +35,8 @@
 //     factorisation is reused (chord steps: a solve costs a few passes over P, a factorisation O(n²·m)).
 // It stops when max(‖P1 − r‖∞, ‖Pᵀ1 − c‖∞) ≤ tolerance·Σr, by default a few units of rounding.
 //
-// Backward (TransportVjp): the implicit function theorem on the optimality conditions, not the iterations.
+// Backward (TransportVjp): the implicit function theorem on the optimality conditions, not the iterations (the
+// node's unrolled and truncated gradient modes differentiate plain Sinkhorn sweeps instead: sinkhorn_unrolled.h).
 // Perturbing (1) and the constraints gives, for V = dL/dP and S = V ∘ P,
 //
 //   A [x; y] = [S 1; Sᵀ 1],   A = [diag(α) P; Pᵀ diag(β)],                                   (3)

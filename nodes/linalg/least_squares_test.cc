@@ -13,6 +13,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "tests/reference/fixtures.h"
+#include "tests/reference/plain_differences.h"
 
 namespace ddn {
 namespace {
@@ -97,6 +98,16 @@ TEST(LeastSquares, ForwardMatchesADenseQrSolve) {
         }
       }
     }
+  }
+}
+
+// PyTorch's gradcheck (one step h = 1e-6, no extrapolation) at the check cases, nearly collinear features and more
+// features than observations included: it needs the forward exact to rounding, which the refinement in extended
+// precision gives (the plain Cholesky solution is blurred by κ(G)·u ~ 1e-12 there and fails it).
+TEST(LeastSquares, ForwardIsSmoothEnoughForPlainCentralDifferences) {
+  for (uint64_t seed : {1u, 2u}) {
+    const auto node = MakeNode("least_squares", {});
+    EXPECT_LE(testing::ExpectPlainDifferencesMatch(*node, seed), 1.0) << "seed " << seed;
   }
 }
 

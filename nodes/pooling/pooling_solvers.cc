@@ -140,59 +140,71 @@ ScalarSums ScalarPass(const PoolingProblem& p, double y) {
   return ScalarPassT<K, kPhi, false>(p.x, p.w, p.n, y, p.alpha, inv_a2);
 }
 
-// The backward's pass: d2[i] = w_i φ''(y − x_i), d1[i] = φ'(y − x_i) (if d1 is not null), *h = Σ d2, *habs = Σ |d2|.
-// Baseline and AVX2+FMA copies, as for ScalarPass.
+// The backward's pass: d2[i] = w_i φ''(y − x_i), d1[i] = φ'(y − x_i) (if d1 is not null), *h = Σ d2, *habs = Σ |d2|,
+// *zmax = max |y − x_i| (for the check of the scale envelope, below). Baseline and AVX2+FMA copies, as for ScalarPass.
+struct CurvatureSums {
+  double h = 0, habs = 0, zmax = 0;
+};
+
 template <PenaltyKind K, bool kWeighted, bool kD1>
-[[gnu::always_inline]] inline void CurvatureLoop(const double* x, const double* w, int64_t n, double y, double alpha,
-                                                 double inv_a2, double* d1, double* d2, double* h_out,
-                                                 double* habs_out) {
-  double h = 0, habs = 0;
-#pragma omp simd reduction(+ : h, habs)
+[[gnu::always_inline]] inline CurvatureSums CurvatureLoop(const double* x, const double* w, int64_t n, double y,
+                                                          double alpha, double inv_a2, double* d1, double* d2) {
+  double h = 0, habs = 0, zmax = 0;
+#pragma omp simd reduction(+ : h, habs) reduction(max : zmax)
   for (int64_t i = 0; i < n; ++i) {
-    const PenaltyValues v = EvaluatePenalty<K, false>(y - x[i], alpha, inv_a2);
+    const double z = y - x[i];
+    const PenaltyValues v = EvaluatePenalty<K, false>(z, alpha, inv_a2);
     const double wd2 = (kWeighted ? w[i] : 1.0) * v.d2;
     if (kD1) d1[i] = v.d1;
     d2[i] = wd2;
     h += wd2;
     habs += std::abs(wd2);
+    zmax = std::max(zmax, std::abs(z));
   }
-  *h_out = h;
-  *habs_out = habs;
+  return {h, habs, zmax};
 }
 
 template <PenaltyKind K, bool kWeighted, bool kD1>
-void CurvatureBaseline(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2, double* d1,
-                       double* d2, double* h, double* habs) {
-  CurvatureLoop<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2, h, habs);
+CurvatureSums CurvatureBaseline(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2,
+                                double* d1, double* d2) {
+  return CurvatureLoop<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
 template <PenaltyKind K, bool kWeighted, bool kD1>
-[[gnu::target("avx2,fma")]] void CurvatureAvx2(const double* x, const double* w, int64_t n, double y, double alpha,
-                                               double inv_a2, double* d1, double* d2, double* h, double* habs) {
-  CurvatureLoop<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2, h, habs);
+[[gnu::target("avx2,fma")]] CurvatureSums CurvatureAvx2(const double* x, const double* w, int64_t n, double y,
+                                                        double alpha, double inv_a2, double* d1, double* d2) {
+  return CurvatureLoop<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
 }
 #endif
 
 template <PenaltyKind K, bool kWeighted, bool kD1>
-void CurvatureT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2, double* d1,
-                double* d2, double* h, double* habs) {
+CurvatureSums CurvatureT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2, double* d1,
+                         double* d2) {
 #if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) return CurvatureAvx2<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2, h, habs);
+  if (kHaveAvx2) return CurvatureAvx2<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
 #endif
-  CurvatureBaseline<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2, h, habs);
+  return CurvatureBaseline<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
 }
 
 template <PenaltyKind K>
-void ScalarCurvatures(const PoolingProblem& p, double y, double* d1, double* d2, double* h, double* habs) {
+CurvatureSums ScalarCurvatures(const PoolingProblem& p, double y, double* d1, double* d2) {
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
-  if (p.w && d1) return CurvatureT<K, true, true>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2, h, habs);
-  if (p.w) return CurvatureT<K, true, false>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2, h, habs);
-  if (d1) return CurvatureT<K, false, true>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2, h, habs);
-  CurvatureT<K, false, false>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2, h, habs);
+  if (p.w && d1) return CurvatureT<K, true, true>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2);
+  if (p.w) return CurvatureT<K, true, false>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2);
+  if (d1) return CurvatureT<K, false, true>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2);
+  return CurvatureT<K, false, false>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2);
 }
 
-double ScaledResidual(double g, double gabs) { return gabs > 0 ? std::abs(g) / gabs : 0.0; }
+// |f'| / max(Σ w|φ'|, 1e-6·|f''|·(max|x| + α)): the optimality residual of pooling_solvers.h. The second term
+// matters only when the points' pulls are themselves tiny (every other point far beyond a redescending penalty's
+// reach, or a single inlier): |f'| of a y exact to rounding is then of the order of |f''|·ε·(max|x| + α) (the
+// differences y − x_i are rounded at the scale of the data), and the residual stays near 1e-10 instead of O(1).
+// `scale` is max|x| + α; the residual is |f'| / Σ w|φ'| whenever that sum is the larger.
+double ScaledResidual(double g, double gabs, double curvature = 0, double scale = 0) {
+  const double denominator = std::max(gabs, 1e-6 * std::abs(curvature) * scale);
+  return denominator > 0 ? std::abs(g) / denominator : 0.0;
+}
 
 // Weighted median (lower): the smallest x_(k) with Σ_{j≤k} w_(j) ≥ W/2.
 double WeightedMedian(const PoolingProblem& p) {
@@ -333,9 +345,7 @@ double BracketedNewton(const PoolingProblem& p, double lo, double hi, double y, 
 // ---- Scalar: convex penalties ------------------------------------------------------------------------------
 
 template <PenaltyKind K>
-void SolveScalarConvex(const PoolingProblem& p, double* y_out, ProblemStatus* s) {
-  double lo, hi;
-  MinMax(p, &lo, &hi);
+void SolveScalarConvex(const PoolingProblem& p, double lo, double hi, double* y_out, ProblemStatus* s) {
   if (lo == hi) {
     *y_out = lo;
     s->residual = 0;
@@ -347,7 +357,8 @@ void SolveScalarConvex(const PoolingProblem& p, double* y_out, ProblemStatus* s)
   y = BracketedNewton<K>(p, lo, hi, y, &S, &iterations);
   s->iterations = iterations;
   S = ScalarPass<K, false>(p, y);
-  s->residual = ScaledResidual(S.g, S.gabs);
+  const double xscale = std::max(-lo, hi) + p.alpha;
+  s->residual = ScaledResidual(S.g, S.gabs, S.h, xscale);
   if (K == PenaltyKind::kHuber) {
     // A flat minimum: no point strictly within α of y, and f' ≡ 0 between the neighbouring breakpoints
     // a = max_{x_i < y} x_i + α and b = min_{x_i > y} x_i − α.
@@ -371,7 +382,7 @@ void SolveScalarConvex(const PoolingProblem& p, double* y_out, ProblemStatus* s)
       const ScalarSums M = ScalarPass<K, false>(p, mid);
       if (std::abs(M.g) <= 1e-9 * M.gabs) {
         y = mid;
-        s->residual = ScaledResidual(M.g, M.gabs);
+        s->residual = ScaledResidual(M.g, M.gabs, M.h, xscale);
         s->Set(kAllOutliers, "huber: every point is beyond alpha at the minimum (H = 0)");
         s->Set(kNonUnique, "huber: f is flat on [" + FormatDouble(a) + ", " + FormatDouble(b) +
                                "]; the midpoint is returned");
@@ -456,7 +467,8 @@ void SolveScalarTruncated(const PoolingProblem& p, double* y_out, ProblemStatus*
   *y_out = best_y;
   s->iterations = 0;
   const ScalarSums S = ScalarPass<PenaltyKind::kTruncatedQuadratic, false>(p, best_y);
-  s->residual = ScaledResidual(S.g, S.gabs);
+  s->residual = ScaledResidual(S.g, S.gabs, S.h,
+                               std::max(std::abs(pts.front().first), std::abs(pts.back().first)) + p.alpha);
   if (tie) s->Set(kNonUnique, "truncated_quadratic: several global minima; the smallest y is returned");
   FlagScalarKinks(p, best_y, s);
 }
@@ -468,7 +480,8 @@ void SolveScalarTruncated(const PoolingProblem& p, double* y_out, ProblemStatus*
 // scaled |f'| at the last evaluated iterate. After a final step below 1e-12·(|y| + α), f is taken from the
 // last pass (the step changes it by O(step²·f''), far below rounding).
 template <PenaltyKind K>
-double LocalScalar(const PoolingProblem& p, double y, double* f, int* iterations, double* residual = nullptr) {
+double LocalScalar(const PoolingProblem& p, double xscale, double y, double* f, int* iterations,
+                   double* residual = nullptr) {
   double f_prev = std::numeric_limits<double>::infinity(), irls_prev = y;
   bool newton_prev = false, converged = false;
   ScalarSums S;
@@ -497,8 +510,16 @@ double LocalScalar(const PoolingProblem& p, double y, double* f, int* iterations
     S = ScalarPass<K, true>(p, y);
     ++*iterations;
   }
+  double r = ScaledResidual(S.g, S.gabs);
+  if (converged && r > 1e-9) {
+    // The pulls of the points are tiny (every other point far beyond reach) and the last step was not: measure
+    // at the final y, with the rounding-level floor of ScaledResidual.
+    S = ScalarPass<K, true>(p, y);
+    ++*iterations;
+    r = ScaledResidual(S.g, S.gabs, S.h, xscale);
+  }
   *f = S.f;
-  if (residual) *residual = ScaledResidual(S.g, S.gabs);
+  if (residual) *residual = r;
   return y;
 }
 
@@ -761,14 +782,14 @@ void PointBounds(const PoolingProblem& p, const PenaltyEval& pen, double a, doub
 }
 
 template <PenaltyKind K>
-void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus* s, const PoolingOptions& o) {
-  double xmin, xmax;
-  MinMax(p, &xmin, &xmax);
+void SolveScalarNonConvex(const PoolingProblem& p, double xmin, double xmax, double* y_out, ProblemStatus* s,
+                          const PoolingOptions& o) {
   if (xmin == xmax) {
     *y_out = xmin;
     s->residual = 0;
     return;
   }
+  const double xscale = std::max(-xmin, xmax) + p.alpha;
   thread_local Bins B;
   BuildBins<K>(p, xmin, xmax, &B);
   int iterations = 0;
@@ -802,7 +823,7 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
   }
   double best_f;
   double best_res;
-  double best_y = LocalScalar<K>(p, y0, &best_f, &iterations, &best_res);
+  double best_y = LocalScalar<K>(p, xscale, y0, &best_f, &iterations, &best_res);
 
   struct Minimum {
     double y, f, residual;
@@ -825,6 +846,10 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
   const double min_width = 1e-10 * (p.alpha + std::abs(best_y));
   // |f''| ≤ Σ w max |φ''| = W·φ''(0) for welsch, cauchy and geman_mcclure (|φ''(z₂)| < φ''(0)).
   const double curvature_bound = TotalWeight(p) * pen.D2(0.0);
+  // Minima within this of the best are ties (the same tolerance as below): cells that may hold one are kept, so
+  // that a tie is found and flagged (kNonUnique) rather than pruned as "not below the incumbent".
+  const double tie_scale = TotalWeight(p) * pen.Phi(p.alpha);
+  auto prune_level = [&]() { return best_f + 1e-12 * (std::abs(best_f) + tie_scale); };
   while (!stack.empty()) {
     const Cell c = stack.back();
     stack.pop_back();
@@ -833,12 +858,13 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
       break;
     }
     double lb_f = 0, lb_h = 0;
+    const double level = prune_level();
     if (c.p >= 0) {
-      BinBounds(B, c.a, c.b, best_f, &lb_f, &lb_h);
+      BinBounds(B, c.a, c.b, level, &lb_f, &lb_h);
     } else {
       PointBounds(p, pen, c.a, c.b, &lb_f, &lb_h);
     }
-    if (lb_f >= best_f) continue;  // nothing below the incumbent here
+    if (lb_f >= level) continue;  // nothing below the incumbent (or tied with it) here
     if (lb_h >= 0) {
       convex.push_back({c.a, c.b});  // resolved below, merged with its convex neighbours
       continue;
@@ -850,9 +876,9 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
       const double yc = 0.5 * (c.a + c.b), r = 0.5 * (c.b - c.a);
       const ScalarSums S = ScalarPass<K, true>(p, yc);
       ++iterations;
-      if (S.f < best_f) {
+      if (S.f < level) {
         double fl, rl;
-        const double yl = LocalScalar<K>(p, yc, &fl, &iterations, &rl);
+        const double yl = LocalScalar<K>(p, xscale, yc, &fl, &iterations, &rl);
         minima.push_back({yl, fl, rl});
         if (fl < best_f) {
           best_f = fl;
@@ -899,7 +925,7 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
       yc = BracketedNewton<K>(p, a, b, 0.5 * (a + b), nullptr, &iterations);
       const ScalarSums Sc = ScalarPass<K, true>(p, yc);
       fc = Sc.f;
-      minima.push_back({yc, fc, ScaledResidual(Sc.g, Sc.gabs)});
+      minima.push_back({yc, fc, ScaledResidual(Sc.g, Sc.gabs, Sc.h, xscale)});
     }
     if (fc < best_f) {
       best_f = fc;
@@ -911,7 +937,7 @@ void SolveScalarNonConvex(const PoolingProblem& p, double* y_out, ProblemStatus*
   for (const Minimum& m : minima) stationary |= (m.y == best_y);
   if (!stationary) {
     double f2, r2;
-    const double y2 = LocalScalar<K>(p, best_y, &f2, &iterations, &r2);
+    const double y2 = LocalScalar<K>(p, xscale, best_y, &f2, &iterations, &r2);
     if (f2 <= best_f) minima.push_back({y2, f2, r2});
   }
   // Among the minima found, those within the tie tolerance of the best are global minima: return the smallest.
@@ -956,14 +982,21 @@ struct VectorSums {
 struct VectorPoints {
   const PoolingProblem* problem = nullptr;
   const double* cols = nullptr;  // cols[k·N + i] = x_i[k]
+  double xmax = 0;               // max |x_i[k]|
 };
 
 VectorPoints ByCoordinate(const PoolingProblem& p) {
   thread_local std::vector<double> cols;
   cols.resize(static_cast<size_t>(p.n * p.d));
-  for (int64_t i = 0; i < p.n; ++i)
-    for (int64_t k = 0; k < p.d; ++k) cols[k * p.n + i] = p.x[i * p.d + k];
-  return {&p, cols.data()};
+  double m = 0;
+  for (int64_t i = 0; i < p.n; ++i) {
+    for (int64_t k = 0; k < p.d; ++k) {
+      const double v = p.x[i * p.d + k];
+      cols[k * p.n + i] = v;
+      m = std::max(m, std::abs(v));
+    }
+  }
+  return {&p, cols.data(), m};
 }
 
 // The raw sums of one pass (the lower triangle of M only).
@@ -1293,9 +1326,9 @@ void FlagVectorKinks(const PoolingProblem& p, const double* y, ProblemStatus* s)
 }
 
 template <PenaltyKind K>
-void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, const PoolingOptions& o) {
+void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, const PoolingOptions& o) {
+  const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
-  const VectorPoints points = ByCoordinate(p);
   int iterations = 0;
   Eigen::VectorXd best;
   double best_f;
@@ -1333,6 +1366,10 @@ void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, cons
         best = y;
       }
     }
+    if (best.size() != d) {
+      // No start reached a finite objective (cannot happen inside the scale envelope; kept as a guard).
+      throw NumericalFailure(PenaltyName(p.kind) + " (vector): no local solve reached a finite objective");
+    }
     const double tie_tol = 1e-12 * (std::abs(best_f) + TotalWeight(p) * PenaltyEval(p.kind, p.alpha).Phi(p.alpha));
     for (const auto& [yy, ff] : found) {
       if ((yy - best).norm() > 1e-7 * (p.alpha + Norm(best)) && ff <= best_f + tie_tol) {
@@ -1348,8 +1385,191 @@ void SolveVectorT(const PoolingProblem& p, double* y_out, ProblemStatus* s, cons
   s->iterations = iterations;
   VectorSums S;
   VectorPass<K, false>(points, y_out, &S);
-  s->residual = S.gabs > 0 ? Norm(S.g) / S.gabs : 0.0;
+  s->residual = ScaledResidual(Norm(S.g), S.gabs, S.hsum, points.xmax + p.alpha);
   FlagVectorKinks(p, y_out, s);
+}
+
+// ---- Extreme scales -----------------------------------------------------------------------------------------------
+//
+// Robust pooling is covariant under a joint scaling of the points and α, y(s·x; s·α) = s·y(x; α), and invariant
+// under a scaling of the weights, y(x; c·w) = y(x; w). The passes compute z², u = (z/α)², α² and 1/α², which
+// overflow or lose their precision to underflow when α, max|x|/α or the weights are far from 1 (z² overflows for
+// |z| above 1.3e154). A problem inside the envelope below (every ordinary one) is solved as given; one outside it
+// is solved on a copy rescaled by powers of two (exact): x' = x·2^-e with 2^e ≤ max|x| < 2^(e+1), α' = α·2^-e,
+// w' = w·2^-e_w with max w' in [1, 2); then y = y'·2^e, dx = dx' and dw = dw'·2^(e−e_w). Two ends need more:
+//   - α > 2^60·max|x|: every point is deep inside every penalty's quadratic region (u < 2^-120, where φ is ½z²
+//     times a constant to double precision: 1 − exp(−u/2) = (u/2)(1 − u/4 + ...)), so α is replaced by
+//     2^60·max|x|, which gives the same answer (the weighted mean) to rounding.
+//   - max|x| > 2^450·α (2^450 ≈ 2.9e135): (z/α)² of the far points cannot be represented. Refused, InvalidInput.
+constexpr double kEnvelope = 0x1p200;
+constexpr double kQuadraticRegime = 0x1p60;
+constexpr double kRefusedRatio = 0x1p450;
+
+double MaxWeight(const PoolingProblem& p) {
+  double m = 0;
+  for (int64_t i = 0; i < p.n; ++i) m = std::max(m, p.w[i]);
+  return m;
+}
+
+// α, x (through max|x|, or an upper bound of it) and the weights (max w; 1 without weights) within 2^±200 of
+// each other and of 1, where the passes neither overflow nor underflow.
+bool InEnvelope(double alpha, double xmax, double wmax) {
+  return alpha >= 1 / kEnvelope && alpha <= kEnvelope &&
+         (xmax == 0 || (xmax >= alpha / kEnvelope && xmax <= alpha * kEnvelope)) && wmax >= 1 / kEnvelope &&
+         wmax <= kEnvelope;
+}
+
+struct Rescaled {
+  PoolingProblem q;    // x, w in thread-local buffers (valid until the next Rescale on this thread)
+  int x_exponent = 0;  // x = x'·2^x_exponent, y = y'·2^x_exponent
+  int w_exponent = 0;  // w = w'·2^w_exponent
+};
+
+Rescaled Rescale(const PoolingProblem& p) {
+  thread_local std::vector<double> xs, ws;
+  Rescaled r;
+  r.q = p;
+  const int64_t size = p.n * p.d;
+  double xmax = 0;
+  for (int64_t i = 0; i < size; ++i) xmax = std::max(xmax, std::abs(p.x[i]));
+  double alpha = p.alpha;
+  if (xmax == 0) {
+    alpha = 1;  // every point at 0: y = 0 whatever α is
+  } else {
+    alpha = std::min(alpha, kQuadraticRegime * xmax);
+    if (xmax > kRefusedRatio * alpha) {
+      throw InvalidInput("robust pooling: max|x| = " + FormatDouble(xmax) + " is more than 2^450 (about 2.9e135) " +
+                         "times alpha = " + FormatDouble(p.alpha) + ": (x/alpha)^2 cannot be represented in double " +
+                         "precision; use a larger alpha or centre x");
+    }
+    r.x_exponent = std::ilogb(xmax);
+  }
+  xs.resize(static_cast<size_t>(size));
+  for (int64_t i = 0; i < size; ++i) xs[i] = std::ldexp(p.x[i], -r.x_exponent);
+  r.q.x = xs.data();
+  r.q.alpha = std::ldexp(alpha, -r.x_exponent);
+  if (p.w) {
+    r.w_exponent = std::ilogb(MaxWeight(p));
+    ws.resize(static_cast<size_t>(p.n));
+    for (int64_t i = 0; i < p.n; ++i) ws[i] = std::ldexp(p.w[i], -r.w_exponent);
+    r.q.w = ws.data();
+  }
+  return r;
+}
+
+// The solvers on a problem inside the envelope (or rescaled); lo, hi = min and max of x, lo < hi.
+void SolveScalarScaled(const PoolingProblem& p, double lo, double hi, double* y, ProblemStatus* s,
+                       const PoolingOptions& o) {
+  switch (p.kind) {
+    case PenaltyKind::kQuadratic:
+      *y = WeightedMeanScalar(p);
+      s->residual = 0;
+      return;
+    case PenaltyKind::kPseudoHuber:
+      return SolveScalarConvex<PenaltyKind::kPseudoHuber>(p, lo, hi, y, s);
+    case PenaltyKind::kHuber:
+      return SolveScalarConvex<PenaltyKind::kHuber>(p, lo, hi, y, s);
+    case PenaltyKind::kTruncatedQuadratic:
+      return SolveScalarTruncated(p, y, s);
+    case PenaltyKind::kWelsch:
+      return SolveScalarNonConvex<PenaltyKind::kWelsch>(p, lo, hi, y, s, o);
+    case PenaltyKind::kCauchy:
+      return SolveScalarNonConvex<PenaltyKind::kCauchy>(p, lo, hi, y, s, o);
+    case PenaltyKind::kGemanMcClure:
+      return SolveScalarNonConvex<PenaltyKind::kGemanMcClure>(p, lo, hi, y, s, o);
+  }
+}
+
+// No answer whose optimality residual is far from zero is returned (the solvers reach ~1e-15; a residual above
+// 1e-6 means a solve that did not converge).
+// Not at a kink (kNonSmooth), where the residual uses one-sided derivatives: the truncated quadratic's mean of the
+// inliers counts a point at |y − x_i| = α in, its φ' counts it out.
+void RequireConverged(const PoolingProblem& p, const ProblemStatus& s) {
+  if (s.residual > 1e-6 && !(s.flags & kNonSmooth)) {
+    throw NumericalFailure("robust pooling (" + PenaltyName(p.kind) + ") did not converge: optimality residual " +
+                           FormatDouble(s.residual) + " after " + std::to_string(s.iterations) + " iterations");
+  }
+}
+
+// The backward of a problem inside the envelope (or rescaled). With `check`, returns false (and adds nothing)
+// when the problem is outside the envelope; the scalar case sees that from the same pass.
+bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw,
+                    ProblemStatus* s, bool check) {
+  const double wmax = (check && p.w) ? MaxWeight(p) : 1.0;
+  if (p.d == 1) {
+    return DispatchPenalty(p.kind, [&](auto kc) {
+      constexpr PenaltyKind K = decltype(kc)::value;
+      // One pass stores w_i φ''_i (and φ'_i if w has a gradient); the second only scales.
+      thread_local std::vector<double> d1s, d2s;
+      d2s.resize(p.n);
+      if (dw) d1s.resize(p.n);
+      const CurvatureSums c = ScalarCurvatures<K>(p, y[0], dw ? d1s.data() : nullptr, d2s.data());
+      // |y| + max|y − x_i| bounds max|x| from above.
+      if (check && !InEnvelope(p.alpha, std::abs(y[0]) + c.zmax, wmax)) return false;
+      const double h = c.h, habs = c.habs;
+      const double* d1p = d1s.data();
+      const double* d2p = d2s.data();
+      if (habs == 0) {
+        s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
+        return true;
+      }
+      if (!(h > 1e-12 * habs)) {
+        s->Set(kNonRegular, "H = sum w phi'' is not positive at the solution: minimum-norm gradient 0");
+        return true;
+      }
+      const double vh = v[0] / h;
+#pragma omp simd
+      for (int64_t i = 0; i < p.n; ++i) dx[i] += vh * d2p[i];
+      if (dw) {
+#pragma omp simd
+        for (int64_t i = 0; i < p.n; ++i) dw[i] -= vh * d1p[i];
+      }
+      return true;
+    });
+  }
+  const int64_t d = p.d;
+  const VectorPoints points = ByCoordinate(p);
+  if (check && !InEnvelope(p.alpha, points.xmax, wmax)) return false;
+  DispatchPenalty(p.kind, [&](auto kc) {
+    constexpr PenaltyKind K = decltype(kc)::value;
+    VectorSums S;
+    VectorPass<K, true>(points, y, &S);
+    Eigen::MatrixXd H = S.M.selfadjointView<Eigen::Lower>();
+    H.diagonal().array() += S.spsi;
+    const Eigen::Map<const Eigen::VectorXd> vv(v, d);
+    Eigen::VectorXd u;
+    if (H.cwiseAbs().maxCoeff() == 0) {
+      s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
+      return;
+    }
+    Eigen::LLT<Eigen::MatrixXd> llt(H);
+    const double hmax = H.diagonal().cwiseAbs().maxCoeff();
+    if (llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > std::sqrt(1e-10 * hmax)) {
+      u = llt.solve(vv);
+    } else {
+      Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod;
+      cod.setThreshold(1e-10);
+      cod.compute(H);
+      u = cod.solve(vv);
+      s->Set(kNonRegular, "H is singular or ill-conditioned at the solution: minimum-norm gradient");
+    }
+    const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+    for (int64_t i = 0; i < p.n; ++i) {
+      const double* xi = p.x + i * d;
+      double z2 = 0, ru = 0;
+      for (int64_t k = 0; k < d; ++k) {
+        const double r = y[k] - xi[k];
+        z2 += r * r;
+        ru += r * u[k];
+      }
+      const PenaltyValues pv = EvaluatePenalty<K, false>(std::sqrt(z2), p.alpha, inv_a2);
+      const double wi = Weight(p.w, i);
+      const double c = z2 > 0 ? (pv.d2 - pv.psi) / z2 * ru : 0.0;
+      for (int64_t k = 0; k < d; ++k) dx[i * d + k] += wi * (pv.psi * u[k] + c * (y[k] - xi[k]));
+      if (dw) dw[i] -= pv.psi * ru;
+    }
+  });
+  return true;
 }
 
 }  // namespace
@@ -1396,101 +1616,52 @@ double PoolingObjective(const PoolingProblem& p, const double* y) {
 }
 
 void SolveScalarPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o) {
-  switch (p.kind) {
-    case PenaltyKind::kQuadratic:
-      *y = WeightedMeanScalar(p);
-      s->residual = 0;
-      return;
-    case PenaltyKind::kPseudoHuber:
-      return SolveScalarConvex<PenaltyKind::kPseudoHuber>(p, y, s);
-    case PenaltyKind::kHuber:
-      return SolveScalarConvex<PenaltyKind::kHuber>(p, y, s);
-    case PenaltyKind::kTruncatedQuadratic:
-      return SolveScalarTruncated(p, y, s);
-    case PenaltyKind::kWelsch:
-      return SolveScalarNonConvex<PenaltyKind::kWelsch>(p, y, s, o);
-    case PenaltyKind::kCauchy:
-      return SolveScalarNonConvex<PenaltyKind::kCauchy>(p, y, s, o);
-    case PenaltyKind::kGemanMcClure:
-      return SolveScalarNonConvex<PenaltyKind::kGemanMcClure>(p, y, s, o);
+  double lo, hi;
+  MinMax(p, &lo, &hi);
+  if (lo == hi) {  // every point at the same place (whatever the scale): y is that place
+    *y = lo;
+    s->residual = 0;
+    return;
   }
+  if (InEnvelope(p.alpha, std::max(-lo, hi), p.w ? MaxWeight(p) : 1.0)) {
+    SolveScalarScaled(p, lo, hi, y, s, o);
+  } else {
+    const Rescaled r = Rescale(p);
+    double y_scaled = 0;
+    SolveScalarScaled(r.q, std::ldexp(lo, -r.x_exponent), std::ldexp(hi, -r.x_exponent), &y_scaled, s, o);
+    *y = std::ldexp(y_scaled, r.x_exponent);
+  }
+  RequireConverged(p, *s);
 }
 
 void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o) {
-  DispatchPenalty(p.kind, [&](auto k) { SolveVectorT<decltype(k)::value>(p, y, s, o); });
+  const VectorPoints points = ByCoordinate(p);
+  if (InEnvelope(p.alpha, points.xmax, p.w ? MaxWeight(p) : 1.0)) {
+    DispatchPenalty(p.kind, [&](auto k) { SolveVectorT<decltype(k)::value>(points, y, s, o); });
+  } else {
+    const Rescaled r = Rescale(p);
+    const VectorPoints scaled = ByCoordinate(r.q);
+    DispatchPenalty(p.kind, [&](auto k) { SolveVectorT<decltype(k)::value>(scaled, y, s, o); });
+    for (int64_t k = 0; k < p.d; ++k) y[k] = std::ldexp(y[k], r.x_exponent);
+  }
+  RequireConverged(p, *s);
 }
 
 void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw,
                      ProblemStatus* s) {
-  if (p.d == 1) {
-    DispatchPenalty(p.kind, [&](auto kc) {
-      constexpr PenaltyKind K = decltype(kc)::value;
-      // One pass stores w_i φ''_i (and φ'_i if w has a gradient); the second only scales.
-      thread_local std::vector<double> d1s, d2s;
-      d2s.resize(p.n);
-      if (dw) d1s.resize(p.n);
-      double h = 0, habs = 0;
-      ScalarCurvatures<K>(p, y[0], dw ? d1s.data() : nullptr, d2s.data(), &h, &habs);
-      const double* d1p = d1s.data();
-      const double* d2p = d2s.data();
-      if (habs == 0) {
-        s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
-        return;
-      }
-      if (!(h > 1e-12 * habs)) {
-        s->Set(kNonRegular, "H = sum w phi'' is not positive at the solution: minimum-norm gradient 0");
-        return;
-      }
-      const double vh = v[0] / h;
-#pragma omp simd
-      for (int64_t i = 0; i < p.n; ++i) dx[i] += vh * d2p[i];
-      if (dw) {
-#pragma omp simd
-        for (int64_t i = 0; i < p.n; ++i) dw[i] -= vh * d1p[i];
-      }
-    });
-    return;
+  if (BackwardScaled(p, y, v, dx, dw, s, /*check=*/true)) return;
+  // Outside the envelope: the backward of the rescaled problem (see "Extreme scales").
+  const Rescaled r = Rescale(p);
+  thread_local std::vector<double> ys, dxs, dws;
+  ys.resize(static_cast<size_t>(p.d));
+  for (int64_t k = 0; k < p.d; ++k) ys[k] = std::ldexp(y[k], -r.x_exponent);
+  dxs.assign(static_cast<size_t>(p.n * p.d), 0.0);
+  if (dw) dws.assign(static_cast<size_t>(p.n), 0.0);
+  BackwardScaled(r.q, ys.data(), v, dxs.data(), dw ? dws.data() : nullptr, s, /*check=*/false);
+  for (int64_t i = 0; i < p.n * p.d; ++i) dx[i] += dxs[i];
+  if (dw) {
+    for (int64_t i = 0; i < p.n; ++i) dw[i] += std::ldexp(dws[i], r.x_exponent - r.w_exponent);
   }
-  const int64_t d = p.d;
-  DispatchPenalty(p.kind, [&](auto kc) {
-    constexpr PenaltyKind K = decltype(kc)::value;
-    VectorSums S;
-    VectorPass<K, true>(ByCoordinate(p), y, &S);
-    Eigen::MatrixXd H = S.M.selfadjointView<Eigen::Lower>();
-    H.diagonal().array() += S.spsi;
-    const Eigen::Map<const Eigen::VectorXd> vv(v, d);
-    Eigen::VectorXd u;
-    if (H.cwiseAbs().maxCoeff() == 0) {
-      s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
-      return;
-    }
-    Eigen::LLT<Eigen::MatrixXd> llt(H);
-    const double hmax = H.diagonal().cwiseAbs().maxCoeff();
-    if (llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > std::sqrt(1e-10 * hmax)) {
-      u = llt.solve(vv);
-    } else {
-      Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod;
-      cod.setThreshold(1e-10);
-      cod.compute(H);
-      u = cod.solve(vv);
-      s->Set(kNonRegular, "H is singular or ill-conditioned at the solution: minimum-norm gradient");
-    }
-    const double inv_a2 = 1.0 / (p.alpha * p.alpha);
-    for (int64_t i = 0; i < p.n; ++i) {
-      const double* xi = p.x + i * d;
-      double z2 = 0, ru = 0;
-      for (int64_t k = 0; k < d; ++k) {
-        const double r = y[k] - xi[k];
-        z2 += r * r;
-        ru += r * u[k];
-      }
-      const PenaltyValues pv = EvaluatePenalty<K, false>(std::sqrt(z2), p.alpha, inv_a2);
-      const double wi = Weight(p.w, i);
-      const double c = z2 > 0 ? (pv.d2 - pv.psi) / z2 * ru : 0.0;
-      for (int64_t k = 0; k < d; ++k) dx[i * d + k] += wi * (pv.psi * u[k] + c * (y[k] - xi[k]));
-      if (dw) dw[i] -= pv.psi * ru;
-    }
-  });
 }
 
 }  // namespace ddn::pooling

@@ -32,17 +32,28 @@
 //                         towards safety) and point by point below bin size. If the cell budget runs out or a
 //                         cell shrinks below 1e-10·α unresolved (a degenerate stationary point), the best point
 //                         found is returned with kNotCertified. Distinct minima within 1e-12 (relative) of each
-//                         other: kNonUnique, the smallest y is returned.
+//                         other: kNonUnique, the smallest y is returned (cells whose lower bound ties with the
+//                         incumbent are searched, not pruned, so that isolated tied points are found).
 //                         vector: the best local minimum reached from the coordinate-wise median (of a stride
 //                         sample of ≤ 64 points), the weighted mean and the `vector_starts` data points of lowest objective (scored on a stride
 //                         sample of ≤ 64 points) among a stride sample of `vector_candidates` data points; a start
 //                         that comes within 1e-2·α of a minimum found before stops there. kNotCertified (no
 //                         global certificate in D > 1).
 //
-// Status: residual = |∇f| / Σ_i w_i |∇φ_i| (0 when that sum is 0), at the final y for the convex scalar and the
-// vector solvers, and at the last evaluated iterate (before a final Newton step below 1e-12·(|y| + α), so at most
-// ~1e-11) for the scalar branch and bound; iterations = passes over the data (+ cells); kNonSmooth when a point
-// sits at a kink (|‖y − x_i‖ − α| ≤ 1e-9·(α + |y|)) of huber or truncated_quadratic.
+// Status: residual = |∇f| / max(Σ_i w_i |∇φ_i|, 1e-6·|H|·(max|x| + α)) (0 when both are 0), at the final y for the
+// convex scalar and the vector solvers, and at the last evaluated iterate (before a final Newton step below
+// 1e-12·(|y| + α), so at most ~1e-11; re-measured at the final y when it is larger) for the scalar branch and
+// bound. The second term of the denominator matters only when the points' pulls are themselves tiny (every other
+// point far beyond a redescending penalty's reach, a single inlier): an answer exact to rounding then still has a
+// residual near 1e-10. iterations = passes over the data (+ cells); kNonSmooth when a point sits at a kink
+// (|‖y − x_i‖ − α| ≤ 1e-9·(α + |y|)) of huber or truncated_quadratic. A residual above 1e-6 (away from a kink) is
+// a solve that did not converge: NumericalFailure, never an answer.
+//
+// Extreme scales: y(s·x; s·α) = s·y(x; α) and y(x; c·w) = y(x; w). Problems with α, max|x|/α and max w inside
+// 2^±200 are solved as given; others exactly rescaled by powers of two (α beyond 2^60·max|x| is replaced by
+// 2^60·max|x|, the quadratic regime, to rounding the same answer); max|x| > 2^450·α (≈ 2.9e135) is refused with
+// InvalidInput: (x/α)² cannot be represented. The backward does the same. Gradients that overflow a double
+// (dy/dw for subnormal weights) are reported by ddn::Backward as a non-finite gradient (NumericalFailure).
 //
 // Backward (closed form, the implicit function theorem of f'(y) = 0, Gould et al. TPAMI 2022 Prop. 4.3):
 //   scalar:  H = Σ_j w_j φ''(y − x_j);   dL/dx_i = v w_i φ''(y − x_i)/H,   dL/dw_i = −v φ'(y − x_i)/H

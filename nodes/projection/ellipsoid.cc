@@ -3,6 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <vector>
+
+#include "ddn/error.h"
+#include "ddn/params.h"
 
 namespace ddn {
 namespace projection {
@@ -66,7 +71,13 @@ EllipsoidSolution SolveSecular(const double* x, const double* a, int64_t n, bool
     }
   }
   // Bracket for δ: S(δ) ≥ 1 at lo, ≤ 1 at hi (see the header), then the side of μ = 0 (δ = a_min²).
-  const double xnorm = std::sqrt(xnorm2);
+  double xnorm = std::sqrt(xnorm2);
+  if (!(xnorm2 <= 1e300)) {  // x far outside: Σ x_i² overflows long before ‖x‖ does
+    double xmax = 0, ss = 0;
+    for (int64_t i = 0; i < n; ++i) xmax = std::max(xmax, std::abs(x[i]));
+    for (int64_t i = 0; i < n; ++i) ss += (x[i] / xmax) * (x[i] / xmax);
+    xnorm = xmax * std::sqrt(ss);
+  }
   // (Widened by the rounding error of the expressions, so that the root is never cut off.)
   double lo = std::max(0.0, a_min * xnorm - (a_max * a_max - a_min2) - 8 * kEps * (a_max * a_max + a_min * xnorm));
   double hi = std::max(a_max * xnorm * (1 + 8 * kEps), lo);
@@ -100,10 +111,8 @@ EllipsoidSolution SolveSecular(const double* x, const double* a, int64_t n, bool
   return sol;
 }
 
-}  // namespace
-
-EllipsoidSolution ProjectOntoEllipsoid(const double* x, const double* a, int64_t n, bool surface, double* y,
-                                       ProblemStatus* status) {
+EllipsoidSolution ProjectScaled(const double* x, const double* a, int64_t n, bool surface, double* y,
+                                ProblemStatus* status) {
   int64_t shortest = 0;
   double delta = 0;
   EllipsoidSolution sol = SolveSecular(x, a, n, surface, &shortest, &delta);
@@ -143,8 +152,8 @@ EllipsoidSolution ProjectOntoEllipsoid(const double* x, const double* a, int64_t
   return sol;
 }
 
-bool EllipsoidVjp(const double* x, const double* a, const double* y, int64_t n, bool surface, const double* v,
-                  double* dx, double* da) {
+bool VjpScaled(const double* x, const double* a, const double* y, int64_t n, bool surface, const double* v,
+               double* dx, double* da) {
   int64_t shortest = 0;
   double delta = 0;
   const EllipsoidSolution sol = SolveSecular(x, a, n, surface, &shortest, &delta);
@@ -167,9 +176,74 @@ bool EllipsoidVjp(const double* x, const double* a, const double* y, int64_t n, 
     const double aj2 = a[j] * a[j];
     const double d = (aj2 - a_min2) + delta;
     if (dx) dx[j] += v[j] * aj2 / d - wq * y[j] / d;
-    if (da) da[j] += 2 * v[j] * a[j] * x[j] * mu / (d * d) - wq * a[j] * x[j] * x[j] * (mu - aj2) / (d * d * d);
+    // In ratios x_j/d and μ/d, each O(1) or less, so that nothing overflows for x far outside.
+    const double xd = x[j] / d;
+    if (da) da[j] += 2 * v[j] * a[j] * xd * (mu / d) - wq * a[j] * xd * xd * ((mu - aj2) / d);
   }
   return true;
+}
+
+// ---- Extreme scales ---------------------------------------------------------------------------------------------
+// The projection is covariant under a joint scaling, y(s·x; s·a) = s·y(x; a), with the same derivatives. The
+// secular equation squares the semi-axes (a_i², d_i³), so semi-axes outside [2^-200, 2^200] are rescaled by a power
+// of two (exact) to a_max ∈ [1, 2); x may then reach 2^1000 (its norm is computed without overflow). Beyond that,
+// refused with InvalidInput: semi-axes spanning more than 2^400 (a_min² would underflow next to a_max²), or x more
+// than 2^1000 times a_max (δ ≈ a·‖x‖ and d_i³ in the VJP would leave the range of a double).
+constexpr double kAxisEnvelope = 0x1p200;
+
+// The power of two to divide x and a by (0: none). Throws InvalidInput as above.
+int ScaleExponent(const double* x, const double* a, int64_t n) {
+  double a_min = a[0], a_max = a[0], xmax = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    a_min = std::min(a_min, a[i]);
+    a_max = std::max(a_max, a[i]);
+    xmax = std::max(xmax, std::abs(x[i]));
+  }
+  if (a_max > 0x1p400 * a_min) {
+    throw InvalidInput("project_ellipsoid: the semi-axes span a_max/a_min = " + FormatDouble(a_max / a_min) +
+                       ", more than 2^400 (about 2.6e120): their squares cannot be compared in double precision");
+  }
+  const int e = (a_max > kAxisEnvelope || a_min < 1 / kAxisEnvelope) ? std::ilogb(a_max) : 0;
+  if (std::ldexp(xmax, -e) > 0x1p1000) {
+    throw InvalidInput("project_ellipsoid: max|x| = " + FormatDouble(xmax) + " is more than 2^1000 times the largest " +
+                       "semi-axis " + FormatDouble(a_max) + ": beyond double precision");
+  }
+  return e;
+}
+
+// Scaled copies of x and a (thread-local buffers) when e ≠ 0.
+void ScaledCopies(const double* x, const double* a, int64_t n, int e, std::vector<double>* xs, std::vector<double>* as) {
+  xs->resize(static_cast<size_t>(n));
+  as->resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    (*xs)[i] = std::ldexp(x[i], -e);
+    (*as)[i] = std::ldexp(a[i], -e);
+  }
+}
+
+}  // namespace
+
+EllipsoidSolution ProjectOntoEllipsoid(const double* x, const double* a, int64_t n, bool surface, double* y,
+                                       ProblemStatus* status) {
+  const int e = ScaleExponent(x, a, n);
+  if (e == 0) return ProjectScaled(x, a, n, surface, y, status);
+  thread_local std::vector<double> xs, as;
+  ScaledCopies(x, a, n, e, &xs, &as);
+  EllipsoidSolution sol = ProjectScaled(xs.data(), as.data(), n, surface, y, status);
+  for (int64_t i = 0; i < n; ++i) y[i] = std::ldexp(y[i], e);
+  sol.mu = std::ldexp(sol.mu, 2 * e);
+  return sol;
+}
+
+bool EllipsoidVjp(const double* x, const double* a, const double* y, int64_t n, bool surface, const double* v,
+                  double* dx, double* da) {
+  const int e = ScaleExponent(x, a, n);
+  if (e == 0) return VjpScaled(x, a, y, n, surface, v, dx, da);
+  thread_local std::vector<double> xs, as, ys;
+  ScaledCopies(x, a, n, e, &xs, &as);
+  ys.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ys[i] = std::ldexp(y[i], -e);
+  return VjpScaled(xs.data(), as.data(), ys.data(), n, surface, v, dx, da);  // dy/dx, dy/da are scale-free
 }
 
 }  // namespace projection

@@ -27,6 +27,10 @@
 //     y_k > 0 on the first shortest axis; kNonUnique and kNonRegular. No closed-form gradient there:
 //     EllipsoidVjp returns false and the node uses the generic (minimum-norm) backward.
 //
+// Extreme scales: y(s·x; s·a) = s·y(x; a). Semi-axes outside [2^-200, 2^200] are rescaled by a power of two
+// (exact); ‖x‖ is computed without overflow, so x may lie up to 2^1000 times a_max away. Semi-axes spanning
+// a_max/a_min > 2^400, or x beyond 2^1000·a_max, are refused with InvalidInput (beyond double precision).
+//
 // Closed-form VJP (implicit differentiation of y_i(μ) and S(μ) = 1), with d_i = a_i² + μ,
 // q = Σ_i y_i²/(a_i² d_i) and w = Σ_i v_i y_i/d_i:
 //
@@ -50,7 +54,8 @@ struct EllipsoidSolution {
   int iterations = 0;      // Newton/bisection steps
 };
 
-// y = projection of x onto the ellipsoid with semi-axes a (all > 0; not checked here).
+// y = projection of x onto the ellipsoid with semi-axes a (all > 0; not checked here). Throws InvalidInput for
+// scales beyond double precision (above).
 EllipsoidSolution ProjectOntoEllipsoid(const double* x, const double* a, int64_t dim, bool surface, double* y,
                                        ProblemStatus* status);
 

@@ -18,7 +18,8 @@ class ProjectEllipsoidNode : public EuclideanProjectionNode<ProjectEllipsoidNode
     return {"project_ellipsoid",
             "Euclidean projection onto the axis-aligned ellipsoid Σ (y_i/a_i)² ≤ 1 (or its surface, = 1)",
             {{"surface", "bool", "false", "project onto the surface Σ (y_i/a_i)² = 1 instead of the solid"}},
-            {{"x", {"D"}, "the points to project"}, {"a", {"D"}, "semi-axes a_i > 0 (differentiable)"}},
+            {{"x", {"D"}, "the points to project"},
+             {"a", {"D"}, "semi-axes a_i > 0 (differentiable)", true, false, /*positive=*/true}},
             {{"y", {"D"}, "the nearest point of the ellipsoid"}}};
   }
   explicit ProjectEllipsoidNode(const Params& p) : surface_(p.GetBool("surface")) {}
@@ -38,6 +39,11 @@ class ProjectEllipsoidNode : public EuclideanProjectionNode<ProjectEllipsoidNode
     double level = 0;
     for (int64_t i = 0; i < p.InputSize(0); ++i) level += std::pow(p.outputs[0][i] / p.inputs[1][i], 2);
     s->residual = sol.inside ? 0.0 : std::abs(level - 1);
+    // No answer far from the surface is returned (the secular solve reaches ~1e-15).
+    if (s->residual > 1e-10) {
+      throw NumericalFailure("node 'project_ellipsoid': the secular equation did not converge (constraint residual " +
+                             FormatDouble(s->residual) + ")");
+    }
   }
   void Backward(const ProblemData& p, ProblemStatus* s) const override {
     if (!EllipsoidVjp(p.inputs[0], p.inputs[1], p.outputs[0], p.InputSize(0), surface_, p.grad_outputs[0],

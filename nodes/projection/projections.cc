@@ -105,46 +105,61 @@ double CondatThreshold(const double* c, size_t n, double r) {
   return (sum - r) / static_cast<double>(active.size());
 }
 
-// τ for u_i = x_i or |x_i|. Every support element satisfies u_i > u_max − r (the largest one is in the
-// support with y ≤ r), so one pass that keeps the values above the running max − r (a superset of the
-// final filter) leaves Condat only the candidates: for Gaussian x ∈ R^1024 and r = 1, a few dozen.
-// If `l1` is given it receives ‖x‖₁ from the same pass.
+// The simplex threshold τ for u_i = x_i or |x_i|, as top + shift: top = max_i u_i and shift = τ − top ∈ [−r, 0).
+// Every support element satisfies u_i > top − r (the largest one is in the support with y ≤ r), so one pass that
+// keeps the values above the running max − r (a superset of the final filter) leaves Condat only the candidates:
+// for Gaussian x ∈ R^1024 and r = 1, a few dozen. The search runs on u_i − top, which is exact for every
+// candidate when r ≤ top/2 (Sterbenz) and rounded at the scale of r otherwise, so that y_i = (u_i − top) − shift is
+// accurate relative to r even when r is far below the precision of max|x| (x = [5e15, 0, 1e16], r = 1: y = e_3;
+// u_i − τ computed directly would round τ at the scale of 1e16). If `l1` is given it receives ‖x‖₁ from the same
+// pass.
+struct ShiftedThreshold {
+  double top = 0, shift = 0;
+  double tau() const { return top + shift; }
+};
+
 template <bool kAbs>
-double Threshold(const double* x, int64_t n, double r, double* l1 = nullptr) {
+ShiftedThreshold Threshold(const double* x, int64_t n, double r, double* l1 = nullptr) {
   thread_local std::vector<double> candidates;
   candidates.clear();
   double umax = -std::numeric_limits<double>::infinity(), sum = 0;
   for (int64_t i = 0; i < n; ++i) {
     const double ui = kAbs ? std::abs(x[i]) : x[i];
     sum += std::abs(x[i]);
-    if (ui > umax - r) {
+    if (ui - umax > -r) {
       candidates.push_back(ui);
       umax = std::max(umax, ui);
     }
   }
   if (l1) *l1 = sum;
   size_t kept = 0;
-  for (double c : candidates)
-    if (c > umax - r) candidates[kept++] = c;
-  return CondatThreshold(candidates.data(), kept, r);
+  for (double c : candidates) {
+    const double shifted = c - umax;  // ≤ 0, and 0 for the largest
+    if (shifted > -r) candidates[kept++] = shifted;
+  }
+  return {umax, CondatThreshold(candidates.data(), kept, r)};
 }
 
-// y = s ⊙ max(u − τ, 0) for the simplex (u = x, s = 1) or the L1 sets (u = |x|, s = sign x).
+// y = s ⊙ max(u − τ, 0) for the simplex (u = x, s = 1) or the L1 sets (u = |x|, s = sign x), with τ as top + shift
+// (see Threshold).
 template <bool kAbs>
-[[gnu::always_inline]] inline void ProjectSimplexLike(const double* x, int64_t n, double r, double tau, double* y,
-                                                      ProblemStatus* status) {
-  const double tol = kTieTolerance * (std::abs(tau) + r);
+[[gnu::always_inline]] inline void ProjectSimplexLike(const double* x, int64_t n, double r, ShiftedThreshold t,
+                                                      double* y, ProblemStatus* status) {
+  const double top = t.top, shift = t.shift;
+  // "At the threshold" at the scale of r (the shifted coordinates are exact or rounded at that scale).
+  const double tol = kTieTolerance * (std::abs(shift) + r);
   // Two passes over the (cached) row: a store inside the sum would keep it from vectorising (aliasing).
   for (int64_t i = 0; i < n; ++i) {
-    const double yi = std::max((kAbs ? std::abs(x[i]) : x[i]) - tau, 0.0);
+    const double yi = std::max(((kAbs ? std::abs(x[i]) : x[i]) - top) - shift, 0.0);
     y[i] = kAbs ? std::copysign(yi, x[i]) : yi;
   }
-  const double degenerate =
-      LaneSum(n, [&](int64_t i) { return static_cast<double>(std::abs((kAbs ? std::abs(x[i]) : x[i]) - tau) <= tol); });
+  const double degenerate = LaneSum(n, [&](int64_t i) {
+    return static_cast<double>(std::abs(((kAbs ? std::abs(x[i]) : x[i]) - top) - shift) <= tol);
+  });
   if (degenerate) {
     SetFlag(status, kDegenerate, "a coordinate sits exactly at the threshold (zero multiplier of y_i >= 0)");
   }
-  if (kAbs && tau < 0) {
+  if (kAbs && t.tau() < 0) {
     bool zero = false;
     for (int64_t i = 0; i < n; ++i) zero |= x[i] == 0;
     if (zero) {
@@ -311,7 +326,7 @@ bool IsConvex(ProjectionSet set) {
 }
 
 double SimplexThreshold(const double* x, int64_t dim, double radius, bool use_abs) {
-  return use_abs ? Threshold<true>(x, dim, radius) : Threshold<false>(x, dim, radius);
+  return use_abs ? Threshold<true>(x, dim, radius).tau() : Threshold<false>(x, dim, radius).tau();
 }
 
 DDN_TARGET_CLONES void Project(ProjectionSet set, const double* x, int64_t n, double r, double* y,
@@ -326,7 +341,7 @@ DDN_TARGET_CLONES void Project(ProjectionSet set, const double* x, int64_t n, do
       return;
     case ProjectionSet::kL1Ball: {
       double norm = 0;
-      const double tau = Threshold<true>(x, n, r, &norm);
+      const ShiftedThreshold tau = Threshold<true>(x, n, r, &norm);
       if (std::abs(norm - r) <= kTieTolerance * r) {
         SetFlag(status, kDegenerate, "x is on the L1 sphere: the ball constraint is active with a zero multiplier");
       }

@@ -17,7 +17,10 @@
 //                 the candidates x_i > (running max) − r (every support element exceeds max_j x_j − r), then
 //                 Condat's algorithm (L. Condat, "Fast projection onto the simplex and the l1 ball", Math.
 //                 Program. 158, 2016) finds τ among them: expected O(D), no sort. τ is then recomputed from
-//                 the identified support S = {i : y_i > 0} as τ = (Σ_S x_i − r)/|S|.
+//                 the identified support S = {i : y_i > 0} as τ = (Σ_S x_i − r)/|S|. The search runs on
+//                 x_i − max x (exact for the candidates when r ≤ max x/2), so that y is in the set to rounding
+//                 at the scale of r however far r is below the precision of max|x| (r = 1e-17, x = [1, 3, 2]:
+//                 y = [0, 1e-17, 0]).
 //   l1 sets       y = s ⊙ simplex(|x|, r) with s_i = sign(x_i) (sign(0) = +1) (Duchi et al., ICML 2008, §4),
 //                 for the ball only when ‖x‖₁ > r (else y = x). For the L1 sphere from inside
 //                 (‖x‖₁ < r) the same formula gives τ < 0, i.e. y = x + s (r − ‖x‖₁)/D: the projection

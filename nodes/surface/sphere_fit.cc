@@ -161,15 +161,16 @@ void AlgebraicSphereFit(const SphereFitProblem& q, double* centre, double* radiu
 
 namespace {
 
+// Newton with a Levenberg–Marquardt safeguard on f(y) = Σ w φ(‖p − c‖ − r) from *y, to a stationary point at
+// rounding level (or a stall); *s holds the sums at the final *y.
 template <int Dim>
-void Solve(const SphereFitProblem& q, double* centre_out, double* radius_out, ProblemStatus* status,
-           const RobustFitOptions& options) {
+void LocalSolve(const SphereFitProblem& q, const PenaltyEval& pen, const RobustFitOptions& options,
+                typename SphereTypes<Dim>::YVec* y_io, SphereSums<Dim>* s_out, int* iterations_io,
+                double* residual_out) {
   using YVec = typename SphereTypes<Dim>::YVec;
   using YMat = typename SphereTypes<Dim>::YMat;
   const int d = static_cast<int>(q.cloud.d);
-  const PenaltyEval pen(q.kind, q.alpha);
-  YVec y(d + 1);
-  AlgebraicSphereFit(q, y.data(), &y[d]);
+  YVec& y = *y_io;
   SphereSums<Dim> s = Sums<Dim>(q, pen, y.head(d), y[d], true);
   double residual = Residual(s), mu = 0;
   int iterations = 0, stalls = 0;
@@ -205,9 +206,47 @@ void Solve(const SphereFitProblem& q, double* centre_out, double* radius_out, Pr
     }
     if (!moved && ++stalls >= 2) break;
   }
+  *s_out = s;
+  *iterations_io += iterations;
+  *residual_out = residual;
+}
+
+bool Redescending(PenaltyKind kind) {
+  return kind == PenaltyKind::kWelsch || kind == PenaltyKind::kTruncatedQuadratic || kind == PenaltyKind::kCauchy ||
+         kind == PenaltyKind::kGemanMcClure;
+}
+
+template <int Dim>
+void Solve(const SphereFitProblem& q, double* centre_out, double* radius_out, ProblemStatus* status,
+           const RobustFitOptions& options) {
+  using YVec = typename SphereTypes<Dim>::YVec;
+  using YMat = typename SphereTypes<Dim>::YMat;
+  const int d = static_cast<int>(q.cloud.d);
+  const PenaltyEval pen(q.kind, q.alpha);
+  YVec start(d + 1);
+  AlgebraicSphereFit(q, start.data(), &start[d]);
+  YVec y = start;
+  SphereSums<Dim> s;
+  double residual = 0;
+  int iterations = 0;
+  LocalSolve<Dim>(q, pen, options, &y, &s, &iterations, &residual);
+  // The non-convex penalties also start from the pseudo-Huber fit with the same α (itself from the algebraic fit),
+  // which has already discounted the points far from the sphere; the lower objective wins (as for fit_plane).
+  if (Redescending(q.kind)) {
+    YVec y2 = start;
+    SphereSums<Dim> s2;
+    double residual2 = 0;
+    LocalSolve<Dim>(q, PenaltyEval(PenaltyKind::kPseudoHuber, q.alpha), options, &y2, &s2, &iterations, &residual2);
+    LocalSolve<Dim>(q, pen, options, &y2, &s2, &iterations, &residual2);
+    if (s2.f < s.f - (s.f_rounding + s2.f_rounding) && residual2 <= std::max(residual, options.failure_residual)) {
+      y = y2;
+      s = s2;
+      residual = residual2;
+    }
+  }
   status->iterations = iterations;
   status->residual = residual;
-  status->Set(kNotCertified, "a local minimum from the algebraic fit (the geometric fit is not convex)");
+  status->Set(kNotCertified, "a local minimum (the geometric fit is not convex)");
   if (!s.any_curvature) {
     status->Set(kAllOutliers, "no point within the penalty's reach of the sphere: the objective is flat here");
   } else if (residual > options.failure_residual) {

@@ -68,8 +68,9 @@ double ObjectiveOf(const Node& node, const TensorMap& inputs, const TensorMap& o
   return node.ObjectiveValue(p);
 }
 
-// same_minimum: both paths must reach the same minimum (convex penalties). Otherwise (a non-convex penalty)
-// either may end in a different local minimum:
+// same_minimum: both paths must reach the same minimum (quadratic, pseudo-Huber and Huber, where both start at the
+// least-squares / algebraic fit). Otherwise (a non-convex penalty: the specialised solvers also start from the
+// pseudo-Huber fit, the generic engine escapes saddles its own way) either may end in a different local minimum:
 // only the backward at our solution is compared, and the cases where the generic solve found a lower one are counted
 // in *generic_better.
 void ExpectSpecialisedMatchesGeneric(const Node& node, const CheckCase& c, bool same_minimum,
@@ -118,8 +119,8 @@ void ExpectSpecialisedMatchesGeneric(const Node& node, const CheckCase& c, bool 
 }
 
 TEST(SurfaceNodes, SpecialisedMatchesGenericPath) {
-  int generic_better = 0, compared = 0;
   for (const char* node_name : {"fit_plane", "fit_sphere"}) {
+    int generic_better = 0, compared = 0;
     for (const char* penalty : kPenalties) {
       auto node = Make(node_name, penalty, 1.0);
       SCOPED_TRACE(penalty);
@@ -127,17 +128,15 @@ TEST(SurfaceNodes, SpecialisedMatchesGenericPath) {
                                std::string(penalty) == "huber";
       for (const CheckCase& c : node->CheckCases(5)) {
         if (c.name == "hyperplane_4d" || c.name == "far_from_origin") continue;  // slow / poorly scaled for L-BFGS
-        // Non-convex penalties: both paths start at the algebraic fit, but their iterations differ and may end in
-        // different local minima (both flagged not_certified; the generic engine's escapes from saddles make
-        // that likelier), so only the backward at our solution is compared.
-        const bool same = convex_like;
-        ExpectSpecialisedMatchesGeneric(*node, c, same, &generic_better);
-        if (!same) compared += 3;
+        ExpectSpecialisedMatchesGeneric(*node, c, convex_like, &generic_better);
+        if (!convex_like) compared += static_cast<int>(c.inputs.at("points").dim(0));
       }
     }
+    std::printf("%s, non-convex penalties: the generic solve found a lower local minimum in %d of %d problems\n",
+                node_name, generic_better, compared);
+    // Two starts should leave the specialised answer at least as good as the generic one in most problems.
+    EXPECT_LE(generic_better, compared / 4) << node_name;
   }
-  std::printf("fit_plane and fit_sphere, non-convex penalties: the generic solve found a lower local minimum in %d of %d problems\n",
-              generic_better, compared);
   auto ellipse = Make("fit_ellipse");
   for (const CheckCase& c : ellipse->CheckCases(5)) ExpectSpecialisedMatchesGeneric(*ellipse, c, true);
 }

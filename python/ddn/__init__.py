@@ -149,8 +149,9 @@ class Node(torch.nn.Module):
     (ddn.spec(name)), as numbers, bools or strings; omitted ones take their defaults. `threads`: threads over
     the batch (0: all cores or DDN_NUM_THREADS; results are identical for any count). `generic`: use the node's
     generic path (Ceres forward, implicit backward) instead of its specialised solver. `backward`: "implicit"
-    (the implicit function theorem, every node), or for nodes with an iterative forward (qp, deq_tanh)
-    "unrolled" or "truncated:K" (reverse mode through all or the last K iterations; ddn/gradient_mode.h).
+    (the implicit function theorem, every node), or for nodes with an iterative forward (qp, deq_tanh,
+    optimal_transport) "unrolled" or "truncated:K" (reverse mode through all or the last K iterations;
+    ddn/gradient_mode.h).
 
     Calling it with the inputs (positionally in the node's order, or by name) returns the output, or a tuple
     when the node has several. `status` is the list of per-problem ddn.Status of the last call, updated by its
