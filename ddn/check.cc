@@ -59,6 +59,10 @@ void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& op
   for (const auto& [name, g] : grads) {
     const Tensor& x = c.inputs.at(name);
     const int64_t batch = x.batch_size(), size = x.problem_size();
+    // An input declared positive (marginals, semi-axes) must stay positive at x ± 2h: its step follows |x_j| when
+    // that is smaller than the input's mean magnitude (a marginal of 1 beside entries of 1e4).
+    const int index = spec.InputIndex(name);
+    const bool positive = index >= 0 && spec.inputs[index].positive;
     Tensor fd(x.shape());
     for (int64_t j = 0; j < size; ++j) {
       std::vector<std::vector<double>> phis;
@@ -68,8 +72,9 @@ void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& op
         Tensor& xs = shifted.at(name);
         for (int64_t b = 0; b < batch; ++b) {
           // The node's own scale for this input if it gives one, else max(|x_j|, the input's mean magnitude).
-          const double unit = c.step_scale.count(name) ? c.step_scale.at(name)
+          const double scale = c.step_scale.count(name) ? c.step_scale.at(name)
                                                        : std::max(std::abs(x.problem(b)[j]), InputScale(c, name, x, b));
+          const double unit = positive ? std::min(scale, std::abs(x.problem(b)[j])) : scale;
           const double h = options.step * unit;
           // Make x + h exactly representable so that the step is exactly h.
           volatile double xh = x.problem(b)[j] + h;
