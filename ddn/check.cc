@@ -11,18 +11,35 @@
 namespace ddn {
 namespace {
 
-// φ_b = Σ_outputs vᵀ y for each problem b.
-std::vector<double> Phi(const Node& node, const TensorMap& inputs, const TensorMap& v, const RunOptions& run) {
+// φ_b = Σ_outputs vᵀ y for each problem b; `magnitude`, if given, receives Σ |v_k y_k| (φ's rounding scale).
+std::vector<double> Phi(const Node& node, const TensorMap& inputs, const TensorMap& v, const RunOptions& run,
+                        std::vector<double>* magnitude = nullptr) {
   const ForwardResult r = Forward(node, inputs, run);
   std::vector<double> phi;
   for (const auto& [name, y] : r.outputs) {
     const Tensor& vt = v.at(name);
     const int64_t batch = y.batch_size(), size = y.problem_size();
     phi.resize(batch, 0.0);
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t k = 0; k < size; ++k) phi[b] += vt.problem(b)[k] * y.problem(b)[k];
+    if (magnitude) magnitude->resize(batch, 0.0);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t k = 0; k < size; ++k) {
+        phi[b] += vt.problem(b)[k] * y.problem(b)[k];
+        if (magnitude) (*magnitude)[b] += std::abs(vt.problem(b)[k] * y.problem(b)[k]);
+      }
+    }
   }
   return phi;
+}
+
+// The scale of input `name` in problem b: the case's step_scale if given, else the mean |x_j| of that input in
+// that problem (1 if it is all zero).
+double InputScale(const CheckCase& c, const std::string& name, const Tensor& x, int64_t b) {
+  auto it = c.step_scale.find(name);
+  if (it != c.step_scale.end()) return it->second;
+  const int64_t size = x.problem_size();
+  double sum = 0;
+  for (int64_t j = 0; j < size; ++j) sum += std::abs(x.problem(b)[j]);
+  return sum > 0 ? sum / size : 1.0;
 }
 
 }  // namespace
@@ -42,6 +59,10 @@ void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& op
   for (const auto& [name, g] : grads) {
     const Tensor& x = c.inputs.at(name);
     const int64_t batch = x.batch_size(), size = x.problem_size();
+    // An input declared positive (marginals, semi-axes) must stay positive at x ± 2h: its step follows |x_j| when
+    // that is smaller than the input's mean magnitude (a marginal of 1 beside entries of 1e4).
+    const int index = spec.InputIndex(name);
+    const bool positive = index >= 0 && spec.inputs[index].positive;
     Tensor fd(x.shape());
     for (int64_t j = 0; j < size; ++j) {
       std::vector<std::vector<double>> phis;
@@ -50,7 +71,11 @@ void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& op
         TensorMap shifted = c.inputs;
         Tensor& xs = shifted.at(name);
         for (int64_t b = 0; b < batch; ++b) {
-          const double h = options.step * std::max(1.0, std::abs(x.problem(b)[j]));
+          // The node's own scale for this input if it gives one, else max(|x_j|, the input's mean magnitude).
+          const double scale = c.step_scale.count(name) ? c.step_scale.at(name)
+                                                       : std::max(std::abs(x.problem(b)[j]), InputScale(c, name, x, b));
+          const double unit = positive ? std::min(scale, std::abs(x.problem(b)[j])) : scale;
+          const double h = options.step * unit;
           // Make x + h exactly representable so that the step is exactly h.
           volatile double xh = x.problem(b)[j] + h;
           steps[b] = xh - x.problem(b)[j];
@@ -64,7 +89,8 @@ void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& op
         fd.problem(b)[j] = (8 * (phis[1][b] - phis[2][b]) - (phis[0][b] - phis[3][b])) / (12 * steps[b]);
       }
     }
-    const std::vector<double> phi0 = Phi(node, c.inputs, v, options.run);
+    std::vector<double> magnitude;
+    Phi(node, c.inputs, v, options.run, &magnitude);
     for (int64_t b = 0; b < batch; ++b) {
       double diff = 0, ng = 0, nfd = 0;
       for (int64_t j = 0; j < size; ++j) {
@@ -78,7 +104,12 @@ void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& op
       entry.input = name;
       entry.batch_index = b;
       entry.grad_norm = std::sqrt(ng);
-      const double floor = 1e-6 * std::max(1.0, std::abs(phi0[b]));
+      // The floor keeps rounding from failing an exactly zero gradient (an inactive constraint's data, a point
+      // pinned by its constraints): a forward accurate to k ulps of Σ|v_k y_k| leaves ~k·1e-16·Σ|v_k y_k| / h in
+      // each difference quotient. An iterative solve's last step leaves tens of ulps (the KKT matrix's
+      // conditioning), so the floor is set where noise of 100 ulps (1e-14 relative, h = 1e-4 · scale) stays within
+      // the tolerance 1e-6: 1e-4·Σ|v_k y_k| / scale. A gradient above that is compared relatively.
+      const double floor = 1e-4 * magnitude[b] / InputScale(c, name, x, b);
       entry.rel_error = std::sqrt(diff) / std::max({std::sqrt(ng), std::sqrt(nfd), floor});
       entry.flags = fwd.status[b].flags;
       report->max_rel_error = std::max(report->max_rel_error, entry.rel_error);

@@ -7,14 +7,24 @@
 //
 //   d/dx_j (vᵀ y) ≈ [−φ(x + 2h) + 8 φ(x + h) − 8 φ(x − h) + φ(x − 2h)] / (12 h),   φ = vᵀ y,
 //
-// whose truncation error is O(h⁴): with h = 1e-4·max(1, |x_j|) and a forward solve accurate to
-// machine precision it is good to ~1e-11, so a relative error above 1e-6 means the backward is wrong
-// or the forward solve is loose (a loose solve shows up as noise in φ; the checker cannot tell which).
+// whose truncation error is O(h⁴). The step follows the input's own scale, not an absolute unit:
+// h = step · s_j with s_j the input's scale: CheckCase::step_scale if the node gives one (the size of the
+// input's variations, e.g. a cluster's spread when its points sit far from the origin), else max(|x_j|, the
+// mean |x| of that input in that problem, 1 if it is all zero) — so a problem of size 1e-5 is checked with
+// steps of 1e-9, not 1e-4. With step = 1e-4 and a forward solve
+// accurate to machine precision it is good to ~1e-11, so a relative error above 1e-6 means the backward
+// is wrong or the forward solve is loose (a loose solve shows up as noise in φ; the checker cannot tell
+// which).
 //
 // The relative error of one problem and input is ‖g − g_fd‖₂ / max(‖g‖₂, ‖g_fd‖₂, floor) with
-// floor = 1e-6·max(1, |φ|): the difference formula's rounding (~1e-13·|φ|) would otherwise turn an exactly
-// zero gradient into a failure. A gradient missing a component of size G is still caught unless
-// G ≲ 1e-12·max(1, |φ|).
+// floor = 1e-4 · Σ_k |v_k y_k| / s: a forward accurate to k ulps leaves ~k · 1e-16 · Σ|v_k y_k| / h in the
+// difference quotient, which would otherwise turn an exactly zero gradient into a failure (an iterative solve
+// ends tens of ulps from the exact answer; the floor admits 100). With the tolerance 1e-6, a gradient missing a
+// component of size G is still caught unless G ≲ 1e-10 · Σ|v_k y_k| / s, in the units of the gradient whatever
+// the problem's scale.
+//
+// A node supplies its awkward check points (constraint boundaries, ties, near-singular Hessians, learned
+// parameters) by overriding Node::CheckCases (ddn/node.h); the README's "Write your own node" shows how.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +38,7 @@ namespace ddn {
 
 struct CheckOptions {
   double tolerance = 1e-6;   // pass if every relative error is at most this
-  double step = 1e-4;        // h relative to max(1, |x_j|)
+  double step = 1e-4;        // h relative to max(|x_j|, the input's scale)
   uint64_t seed = 1;         // for v and for the node's CheckCases
   RunOptions run;            // threads, generic path
 };

@@ -1,22 +1,24 @@
 // ddn/declarative.h: write a declarative node as an objective; get the solver and the gradient.
 //
 // A declarative node computes y(x) ∈ argmin_y f(x, y) subject to h(x, y) = 0 and g(x, y) ≤ 0. With
-// DeclarativeNode you write f (and h, g) once, as templates over the scalar type (ddn/scalar.h), and
-// inherit
+// DeclarativeNode you write f (and h, g) once, as templates over the scalar type (ddn/scalar.h), and inherit
 //
-//   GenericSolve     a Ceres forward solve: L-BFGS (ceres::GradientProblemSolver) on f, or on the
-//                    augmented Lagrangian  f + λᵀh + ρ/2‖h‖² + 1/(2ρ) Σ_k (max(0, μ_k + ρ g_k)² − μ_k²)
-//                    when constrained (Nocedal & Wright §17.4), followed by a Newton polish on the KKT
-//                    conditions of the identified active set with exact second derivatives, which drives
-//                    the optimality residual to machine precision (gradients need it: docs/design.md §1);
-//   GenericBackward  the implicit backward of docs/design.md §1 / ddn/implicit.h: H, B, A, C by automatic
-//                    differentiation (ceres::Jet for first derivatives, Jet<Jet> for second), term by term
-//                    when the objective is a sum of terms, then one KKT solve per problem.
+//   GenericSolve     the generic engine's forward solve (ddn/generic_solver.h): Newton–KKT with exact second
+//                    derivatives, globalised by an augmented Lagrangian, a second-order check that escapes
+//                    saddles and maxima, sparse linear algebra; the answer to machine precision (gradients
+//                    need it: docs/design.md §1) with flags that say how to read it;
+//   GenericBackward  the implicit backward of docs/design.md §1 at that answer.
 //
-// Solve and Backward default to these; a node with a faster specialised solver or a closed-form gradient
-// overrides Solve/Backward and the generic ones stay callable (tests compare the two).
+// This header is the adapter between your templates and the compiled solver: it evaluates them as a
+// ddn::DerivativeOracle. Objectives written as a sum of terms are differentiated term by term with Ceres Jets
+// (cost O(terms), the Hessian assembled sparsely from the terms' blocks); whole functions — Objective without
+// terms, Equalities, Inequalities — are recorded once on a tape and differentiated in reverse (ddn/tape.h:
+// gradients in O(cost), exact sparse Hessians by edge pushing).
 //
-// Writing a node (the README has a complete, compiled example):
+// Solve and Backward default to the generic ones; a node with a faster specialised solver or a closed-form
+// gradient overrides Solve/Backward and the generic ones stay callable (tests compare the two).
+//
+// Writing a node (the README's "Write your own node" has a complete, compiled example):
 //
 //   class Mean : public ddn::DeclarativeNode<Mean> {
 //    public:
@@ -32,55 +34,59 @@
 //   };
 //   DDN_REGISTER_NODE(Mean);
 //
-// What a node may define (all optional but Spec, the constructor and Objective or Term):
+// What a node may define (Spec, the constructor and one of Objective / kTermAxis + Term are required):
 //
 //   template <T> T Objective(const Args<T>& in, const T* y) const;  the whole f(x, y); or
 //   static constexpr const char* kTermAxis = "N";                  f = Σ_t Term_t(x, y): one term per
 //   template <T> T Term(const Args<T>& in, const T* y) const;      index t of the axis "N". Inputs (and the
 //                                                                  output) whose first axis is "N" are
 //                                                                  sliced: in[i] points at row t.
-//   int NumEqualities(const ProblemData&) const;                   h(x, y) = 0, whole inputs
-//   template <T> void Equalities(const Args<T>&, const T* y, T* h) const;
-//   int NumInequalities(const ProblemData&) const;                 g(x, y) ≤ 0, whole inputs
+//   int NumEqualities(const ProblemData&) const;                   h(x, y) = 0 (both or neither), whole
+//   template <T> void Equalities(const Args<T>&, const T* y, T* h) const;      inputs, h has NumEqualities
+//   int NumInequalities(const ProblemData&) const;                 g(x, y) ≤ 0 (both or neither)
 //   template <T> void Inequalities(const Args<T>&, const T* y, T* g) const;
-//   static constexpr bool kLinearConstraints = true;               skip the constraints' 2nd derivatives
+//   static constexpr bool kLinearConstraints = true;               h and g are affine in y for fixed x (they may
+//                                                                  depend on x in any way, e.g. a·y = b with a
+//                                                                  an input): the forward solve skips their y-y
+//                                                                  curvature. Gradients are always exact.
 //   void InitialGuess(const ProblemData&, double* y) const;        start of the generic solve (default 0)
-//   ceres::Manifold* MakeManifold(const ProblemData&) const;       when a Ceres manifold expresses the
-//                                                                  equalities (e.g. ceres::SphereManifold):
-//                                                                  L-BFGS then runs on the manifold from an
-//                                                                  InitialGuess on it, and the equalities
-//                                                                  are used only to polish and differentiate
+//   bool IsConvex(const ProblemData&) const;                       false for a problem that may have several local
+//                                                                  minima: the generic solve's answers then carry
+//                                                                  kNotCertified (without it, only a solve that had
+//                                                                  to leave a saddle or maximum says so)
+//   ceres::Manifold* MakeManifold(const ProblemData&) const;       a Ceres manifold on which the equalities
+//                                                                  hold (e.g. ceres::SphereManifold, which needs
+//                                                                  D ≥ 2): L-BFGS runs on it from an
+//                                                                  InitialGuess on it before Newton–KKT
+//   std::vector<CheckCase> CheckCases(uint64_t seed) const override;   awkward inputs for `ddn check`
 //
-// The generic engine handles nodes with a single output y. Inputs marked non-differentiable are passed
-// to the objective as constants and get no gradient.
+// A hook spelt wrong, or half of a pair (Equalities without NumEqualities, ...), is a compile error, not a
+// constraint silently dropped. Inputs marked non-differentiable are constants for the objective and get no
+// gradient. The generic engine handles nodes with a single output y.
 //
-// Active set (inequalities). After the solve, g_k is active when g_k ≥ −τ with
-// τ = 1e-9·(1 + ‖y‖∞): the Newton polish puts active constraints at |g_k| ~ 1e-16, so τ separates them
-// from inactive ones by many orders of magnitude while staying far above the solver's accuracy. An
-// active constraint with multiplier |λ_k| ≤ 1e-9·(1 + ‖∇f‖∞) is weakly active: the status says
-// kDegenerate and the gradient is that of the active set as identified.
+// Solver options (GenericSolverOptions, ddn/generic_solver.h): generic_options(), mutable_generic_options() in
+// a node's constructor, or `ddn eval/check/bench --solver KEY=VALUE`.
 //
 // This header includes Ceres: include it from .cc files only.
 #pragma once
 
-#include <ceres/gradient_problem.h>
-#include <ceres/gradient_problem_solver.h>
 #include <ceres/jet.h>
 #include <ceres/manifold.h>
 
-#include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "ddn/error.h"
-#include "ddn/implicit.h"
+#include "ddn/generic_solver.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
 #include "ddn/scalar.h"
+#include "ddn/tape.h"
 
 namespace ddn {
 
@@ -107,24 +113,63 @@ class Args {
   int64_t term_ = -1;
 };
 
-// Options of the generic engine, per node (DeclarativeNode::generic_options()).
-struct GenericSolverOptions {
-  int max_lbfgs_iterations = 2000;      // per (inner) L-BFGS run
-  int max_outer_iterations = 60;        // augmented Lagrangian outer iterations
-  int max_newton_iterations = 30;       // Newton/KKT polish iterations
-  double feasibility_tolerance = 1e-10; // augmented Lagrangian stops at this constraint violation
-  double converged_residual = 1e-12;    // scaled KKT residual at which the solve counts as exact
-  double failure_residual = 1e-7;       // above this after polishing: NumericalFailure
-  double active_tolerance = 1e-9;       // τ / (1 + ‖y‖∞), see the header comment
-  double rcond = 1e-10;                 // singularity threshold of H and the KKT matrix
-};
-
 namespace internal {
 
+// ---- which hooks a node defines (detected on the node, whatever base class declares them) ----------------
 template <class D, class = void>
 struct HasTermAxis : std::false_type {};
 template <class D>
 struct HasTermAxis<D, std::void_t<decltype(D::kTermAxis)>> : std::true_type {};
+
+template <class D, class = void>
+struct HasTerm : std::false_type {};
+template <class D>
+struct HasTerm<D, std::void_t<decltype(std::declval<const D&>().template Term<double>(
+                      std::declval<const Args<double>&>(), std::declval<const double*>()))>> : std::true_type {};
+
+template <class D, class = void>
+struct HasObjective : std::false_type {};
+template <class D>
+struct HasObjective<D, std::void_t<decltype(std::declval<const D&>().template Objective<double>(
+                           std::declval<const Args<double>&>(), std::declval<const double*>()))>>
+    : std::true_type {};
+
+template <class D, class = void>
+struct HasNumEqualities : std::false_type {};
+template <class D>
+struct HasNumEqualities<D, std::void_t<decltype(std::declval<const D&>().NumEqualities(
+                               std::declval<const ProblemData&>()))>> : std::true_type {};
+
+template <class D, class = void>
+struct HasEqualities : std::false_type {};
+template <class D>
+struct HasEqualities<D, std::void_t<decltype(std::declval<const D&>().template Equalities<double>(
+                            std::declval<const Args<double>&>(), std::declval<const double*>(),
+                            std::declval<double*>()))>> : std::true_type {};
+
+template <class D, class = void>
+struct HasNumInequalities : std::false_type {};
+template <class D>
+struct HasNumInequalities<D, std::void_t<decltype(std::declval<const D&>().NumInequalities(
+                                 std::declval<const ProblemData&>()))>> : std::true_type {};
+
+template <class D, class = void>
+struct HasInequalities : std::false_type {};
+template <class D>
+struct HasInequalities<D, std::void_t<decltype(std::declval<const D&>().template Inequalities<double>(
+                              std::declval<const Args<double>&>(), std::declval<const double*>(),
+                              std::declval<double*>()))>> : std::true_type {};
+
+template <class D, class = void>
+struct HasIsConvex : std::false_type {};
+template <class D>
+struct HasIsConvex<D, std::void_t<decltype(std::declval<const D&>().IsConvex(std::declval<const ProblemData&>()))>>
+    : std::true_type {};
+
+template <class D, class = void>
+struct DeclaresLinearConstraints : std::false_type {};
+template <class D>
+struct DeclaresLinearConstraints<D, std::void_t<decltype(D::kLinearConstraints)>> : std::true_type {};
 
 template <class D, class = void>
 struct HasLinearConstraints : std::false_type {};
@@ -132,17 +177,9 @@ template <class D>
 struct HasLinearConstraints<D, std::void_t<decltype(D::kLinearConstraints)>>
     : std::integral_constant<bool, D::kLinearConstraints> {};
 
-using J1 = ceres::Jet<double, 4>;
-using J2 = ceres::Jet<J1, 4>;
+// Forward-mode Jets for the terms: width kChunk (4 partial derivatives per evaluation), or 1 for terms of one
+// variable; second derivatives by nested Jets (outer: the term's y variables, inner: the columns).
 constexpr int kChunk = 4;
-
-// Where one variable of the combined vector z = (y, x) lives: `input` = −1 for y, else the input index;
-// `index` is the flat index within that array; `global` is its position in z (y first, then x).
-struct VarRef {
-  int input;
-  int64_t index;
-  int global;
-};
 
 // Per-problem layout of the variables and the terms.
 struct Layout {
@@ -155,87 +192,651 @@ struct Layout {
   int p = 0, q = 0;                // equalities, inequalities
 };
 
-// The scalar-typed copy of one problem's variables.
+// The scalar-typed values one term (or the whole objective) reads: sliced inputs' rows, whole inputs, y.
 template <typename T>
-struct Vars {
-  std::vector<std::vector<T>> in;
-  std::vector<T> y;
+struct TermVars {
+  std::vector<std::vector<T>> row;    // per sliced input: the current term's row
+  std::vector<std::vector<T>> whole;  // per whole input: all of it
+  std::vector<T> y;                   // all of y
+  Args<T> args;
 };
 
-template <typename T>
-inline void SetValue(T* t, double v) {
-  *t = Constant<T>(v);
-}
+// Where one differentiated variable of a term lives, and its index in z = (y, x).
+struct VarSlot {
+  int input;      // −1 for y
+  int64_t index;  // within the term's row (sliced input), the whole input, or y
+  int global;     // position in z: y first (0..m−1), then x (m + offset)
+};
+
+}  // namespace internal
+
+template <class Derived>
+class DeclarativeNode;
+
+// ---- the oracle: a problem of a DeclarativeNode as the solver sees it --------------------------------------
+namespace internal {
+
+template <class Derived>
+class NodeOracle final : public DerivativeOracle {
+ public:
+  NodeOracle(const Derived& node, const ProblemData& p) : node_(node), p_(p) { MakeLayout(); }
+
+  const Layout& layout() const { return L_; }
+  int num_variables() const override { return L_.m; }
+  int num_parameters() const override { return L_.n; }
+  int num_equalities() const override { return L_.p; }
+  int num_inequalities() const override { return L_.q; }
+  bool ConstraintsAffineInY() const override { return HasLinearConstraints<Derived>::value; }
+  ceres::Manifold* NewManifold() const override { return node_.MakeManifold(p_); }
+  std::string Name() const override { return "node '" + node_.name() + "'"; }
+
+  double Value(const double* y) const override {
+    if constexpr (HasTermAxis<Derived>::value) {
+      TermVars<double> v;
+      Prepare(y, &v, /*copy=*/false);
+      double f = 0;
+      for (int64_t t = 0; t < L_.num_terms; ++t) f += EvalTerm(t, &v, /*copy=*/false);
+      return f;
+    } else {
+      TermVars<double> v;
+      Prepare(y, &v, false);
+      BindWhole(&v, false);
+      return node_.template Objective<double>(v.args, v.y.data());
+    }
+  }
+
+  double Derivatives(const double* y, double* grad, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
+                     double* magnitude) const override {
+    if constexpr (HasTermAxis<Derived>::value) {
+      return TermDerivatives(y, grad, H, B, magnitude);
+    } else {
+      return WholeDerivatives(y, grad, H, B, magnitude);
+    }
+  }
+
+  void Constraints(const double* y, double* c) const override {
+    TermVars<double> v;
+    Prepare(y, &v, false);
+    BindWhole(&v, false);
+    EvalConstraints(v, c);
+  }
+
+  void ConstraintJacobian(const double* y, double* c, std::vector<SparseEntry>* jac_y,
+                          std::vector<SparseEntry>* jac_x) const override {
+    RecordConstraints(y, jac_x != nullptr);
+    for (int i = 0; i < L_.p + L_.q; ++i) c[i] = constraint_out_[i].value();
+    rows_.clear();
+    tape_.JacobianRows(constraint_out_, &rows_);
+    for (const SparseEntry& e : rows_) {
+      if (e.col < L_.m) {
+        jac_y->push_back(e);
+      } else if (jac_x) {
+        jac_x->push_back({e.row, e.col - L_.m, e.value});
+      }
+    }
+  }
+
+  void ConstraintCurvature(const double* y, const double* w, std::vector<SparseEntry>* H,
+                           std::vector<SparseEntry>* B) const override {
+    RecordConstraints(y, B != nullptr);
+    weights_.assign(w, w + L_.p + L_.q);
+    rows_.clear();
+    tape_.Hessian(constraint_out_, weights_, &rows_);
+    SplitHessian(rows_, H, B);
+  }
+
+ private:
+  void MakeLayout() {
+    const NodeSpec& spec = node_.spec();
+    if (spec.outputs.size() != 1) {
+      throw InvalidInput("node '" + spec.name + "': the generic engine handles exactly one output");
+    }
+    L_.m = static_cast<int>(p_.OutputSize(0));
+    L_.x_offset.assign(spec.inputs.size(), -1);
+    L_.row_size.assign(spec.inputs.size(), -1);
+    for (size_t i = 0; i < spec.inputs.size(); ++i) {
+      if (p_.inputs[i] && spec.inputs[i].differentiable) {
+        L_.x_offset[i] = L_.n;
+        L_.n += static_cast<int>(p_.InputSize(static_cast<int>(i)));
+      }
+    }
+    if constexpr (HasTermAxis<Derived>::value) {
+      const std::string axis = Derived::kTermAxis;
+      L_.num_terms = p_.Dim(axis);
+      for (size_t i = 0; i < spec.inputs.size(); ++i) {
+        if (p_.inputs[i] && !spec.inputs[i].dims.empty() && spec.inputs[i].dims[0] == axis) {
+          L_.row_size[i] = p_.InputSize(static_cast<int>(i)) / L_.num_terms;
+        }
+      }
+      if (!spec.outputs[0].dims.empty() && spec.outputs[0].dims[0] == axis) L_.y_row = L_.m / L_.num_terms;
+    }
+    if constexpr (HasNumEqualities<Derived>::value) L_.p = node_.NumEqualities(p_);
+    if constexpr (HasNumInequalities<Derived>::value) L_.q = node_.NumInequalities(p_);
+    if (L_.p < 0 || L_.q < 0) throw InvalidInput("node '" + spec.name + "': negative number of constraints");
+  }
+
+  // Converts y and the whole (unsliced) inputs to T; sliced rows are filled per term. With copy = false
+  // (T = double) inputs are read in place.
+  template <typename T>
+  void Prepare(const double* y, TermVars<T>* v, bool copy) const {
+    const size_t ni = p_.inputs.size();
+    v->row.resize(ni);
+    v->whole.resize(ni);
+    v->args.ptr_.assign(ni, nullptr);
+    v->args.size_.assign(ni, 0);
+    v->args.problem_ = &p_;
+    v->args.term_ = -1;
+    for (size_t i = 0; i < ni; ++i) {
+      if (!p_.inputs[i]) continue;
+      if (L_.row_size[i] >= 0) {
+        if (copy) v->row[i].resize(L_.row_size[i]);
+      } else if (copy) {
+        const int64_t size = p_.InputSize(static_cast<int>(i));
+        v->whole[i].resize(size);
+        for (int64_t k = 0; k < size; ++k) v->whole[i][k] = Constant<T>(p_.inputs[i][k]);
+      }
+    }
+    v->y.resize(L_.m);
+    for (int k = 0; k < L_.m; ++k) v->y[k] = Constant<T>(y[k]);
+  }
+
+  // Points the arguments at the whole inputs (no slicing).
+  template <typename T>
+  void BindWhole(TermVars<T>* v, bool copy) const {
+    for (size_t i = 0; i < p_.inputs.size(); ++i) {
+      if (!p_.inputs[i]) continue;
+      v->args.size_[i] = p_.InputSize(static_cast<int>(i));
+      if constexpr (std::is_same_v<T, double>) {
+        if (!copy) {
+          v->args.ptr_[i] = p_.inputs[i];
+          continue;
+        }
+      }
+      if (v->whole[i].empty()) {
+        v->whole[i].resize(v->args.size_[i]);
+        for (int64_t k = 0; k < v->args.size_[i]; ++k) v->whole[i][k] = Constant<T>(p_.inputs[i][k]);
+      }
+      v->args.ptr_[i] = v->whole[i].data();
+    }
+  }
+
+  // Binds term t (sliced inputs' rows converted to T) and evaluates it.
+  template <typename T>
+  T EvalTerm(int64_t t, TermVars<T>* v, bool copy) const {
+    BindTerm(t, v, copy);
+    const T* y = v->y.data() + (L_.y_row >= 0 ? t * L_.y_row : 0);
+    return node_.template Term<T>(v->args, y);
+  }
+
+  template <typename T>
+  void BindTerm(int64_t t, TermVars<T>* v, bool copy) const {
+    v->args.term_ = t;
+    for (size_t i = 0; i < p_.inputs.size(); ++i) {
+      if (!p_.inputs[i]) continue;
+      const int64_t rs = L_.row_size[i];
+      if (rs >= 0) {
+        v->args.size_[i] = rs;
+        const double* src = p_.inputs[i] + t * rs;
+        if constexpr (std::is_same_v<T, double>) {
+          if (!copy) {
+            v->args.ptr_[i] = src;
+            continue;
+          }
+        }
+        for (int64_t k = 0; k < rs; ++k) v->row[i][k] = Constant<T>(src[k]);
+        v->args.ptr_[i] = v->row[i].data();
+      } else {
+        v->args.size_[i] = p_.InputSize(static_cast<int>(i));
+        if constexpr (std::is_same_v<T, double>) {
+          if (!copy) {
+            v->args.ptr_[i] = p_.inputs[i];
+            continue;
+          }
+        }
+        v->args.ptr_[i] = v->whole[i].data();
+      }
+    }
+  }
+
+  // The variables term t depends on: its y (slice or all of y), then, if with_x, its rows of the
+  // differentiable inputs (or all of a whole input).
+  void TermSlots(int64_t t, bool with_x, std::vector<VarSlot>* slots) const {
+    slots->clear();
+    const int64_t y0 = L_.y_row >= 0 ? t * L_.y_row : 0, ylen = L_.y_row >= 0 ? L_.y_row : L_.m;
+    for (int64_t k = 0; k < ylen; ++k) slots->push_back({-1, y0 + k, static_cast<int>(y0 + k)});
+    if (!with_x) return;
+    for (size_t i = 0; i < p_.inputs.size(); ++i) {
+      if (L_.x_offset[i] < 0) continue;
+      if (L_.row_size[i] >= 0) {
+        const int64_t rs = L_.row_size[i];
+        for (int64_t k = 0; k < rs; ++k) {
+          slots->push_back({static_cast<int>(i), k, static_cast<int>(L_.m + L_.x_offset[i] + t * rs + k)});
+        }
+      } else {
+        for (int64_t k = 0; k < p_.InputSize(static_cast<int>(i)); ++k) {
+          slots->push_back({static_cast<int>(i), k, static_cast<int>(L_.m + L_.x_offset[i] + k)});
+        }
+      }
+    }
+  }
+
+  template <typename T>
+  T* Slot(TermVars<T>* v, const VarSlot& s) const {
+    if (s.input < 0) return &v->y[s.index];
+    return L_.row_size[s.input] >= 0 ? &v->row[s.input][s.index] : &v->whole[s.input][s.index];
+  }
+
+  // f = Σ_t Term_t with forward-mode Jets: one J2 evaluation gives a 4×4 block of a term's second
+  // derivatives (rows: the term's y, columns: its y and, for B, its x).
+  double TermDerivatives(const double* y, double* grad, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
+                         double* magnitude) const {
+    std::fill(grad, grad + L_.m, 0.0);
+    // Every term has the same number of y variables (rows) and of variables (d): the Jet widths follow them
+    // (a one-variable term is differentiated by Jets of width 1, not 4).
+    std::vector<VarSlot> slots;
+    TermSlots(0, B != nullptr, &slots);
+    const int d = static_cast<int>(slots.size());
+    int rows = 0;
+    while (rows < d && slots[rows].input < 0) ++rows;
+    if (!H) {
+      // A gradient: the second-order types are as cheap as Jets for a few variables and need no slot lookups.
+      if (rows <= 1) return TermSecondOrder<1>(y, grad, nullptr, nullptr, magnitude);
+      if (rows <= kChunk) return TermSecondOrder<kChunk>(y, grad, nullptr, nullptr, magnitude);
+      return TermGradient<kChunk>(y, grad, magnitude);
+    }
+    // Variables whose second derivatives are needed: the y ones (forward) and the x ones too (backward).
+    const int needed = B ? d : rows;
+    if (needed <= 1) return TermSecondOrder<1>(y, grad, H, B, magnitude);
+    if (needed <= 2) return TermSecondOrder<2>(y, grad, H, B, magnitude);
+    if (needed <= kChunk) return TermSecondOrder<kChunk>(y, grad, H, B, magnitude);
+    return TermHessian<kChunk, kChunk>(y, grad, H, B, magnitude);
+  }
+
+  // Terms of at most N variables: one evaluation with ad::SecondOrder<N> gives the value, the gradient and all
+  // second derivatives of the term.
+  template <int N>
+  double TermSecondOrder(const double* y, double* grad, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
+                         double* magnitude) const {
+    using S = ad::SecondOrder<N>;
+    TermVars<S> v;
+    Prepare(y, &v, true);
+    BindTerm(0, &v, true);
+    const TermPlan plan = Plan(B != nullptr);
+    // (d ≤ N by the dispatch in TermDerivatives; the min tells the compiler so.)
+    const int d = std::min(static_cast<int>(plan.slots.size()), N), rows = std::min(plan.rows, d);
+    std::vector<S*> where(d);
+    for (int k = rows; k < d; ++k) where[k] = Slot(&v, plan.slots[k]);
+    const bool dense_h = H && L_.y_row < 0 && L_.m <= 64;
+    std::vector<double> hsum(dense_h ? static_cast<size_t>(L_.m) * L_.m : 0, 0.0);
+    if (B) B->reserve(B->size() + static_cast<size_t>(L_.num_terms) * rows * (d - rows));
+    if (H && !dense_h) H->reserve(H->size() + static_cast<size_t>(L_.num_terms) * rows * (rows + 1) / 2);
+    std::vector<int> global(d);
+    double f = 0;
+    for (int64_t t = 0; t < L_.num_terms; ++t) {
+      v.args.term_ = t;
+      for (const auto& [input, size] : plan.sliced) {
+        const double* src = p_.inputs[input] + t * size;
+        S* dst = v.row[input].data();
+        for (int64_t k = 0; k < size; ++k) dst[k] = S(src[k]);
+      }
+      const int64_t y0 = L_.y_row >= 0 ? t * L_.y_row : 0;
+      for (int k = 0; k < rows; ++k) where[k] = &v.y[y0 + k];
+      for (int k = 0; k < d; ++k) {
+        global[k] = plan.slots[k].global + static_cast<int>(t * plan.stride[k]);
+        *where[k] = S::Variable(where[k]->value(), k);
+      }
+      const S res = node_.template Term<S>(v.args, v.y.data() + y0);
+      for (int k = 0; k < d; ++k) *where[k] = S(where[k]->value());
+      f += res.value();
+      for (int a = 0; a < rows; ++a) {
+        const int row = global[a];
+        const double g = res.gradient(a);
+        grad[row] += g;
+        if (magnitude) magnitude[row] += std::abs(g);
+        if (!H) continue;
+        for (int b = 0; b <= a; ++b) {
+          const double h = res.hessian(a, b);
+          if (h == 0) continue;
+          const int r = std::max(row, global[b]), c = std::min(row, global[b]);
+          if (dense_h) {
+            hsum[static_cast<size_t>(r) * L_.m + c] += h;
+          } else {
+            H->push_back({r, c, h});
+          }
+        }
+        if (B) {
+          for (int b = rows; b < d; ++b) {
+            const double h = res.hessian(a, b);
+            if (h != 0) B->push_back({row, global[b] - L_.m, h});
+          }
+        }
+      }
+    }
+    if (dense_h) {
+      for (int r = 0; r < L_.m; ++r)
+        for (int c = 0; c <= r; ++c)
+          if (hsum[static_cast<size_t>(r) * L_.m + c] != 0) H->push_back({r, c, hsum[static_cast<size_t>(r) * L_.m + c]});
+    }
+    return f;
+  }
+
+  // The variables of every term, as those of term 0 plus a per-term stride of their index in z = (y, x).
+  struct TermPlan {
+    std::vector<VarSlot> slots;  // term 0's: its y variables first (`rows` of them), then its x variables
+    std::vector<int64_t> stride;
+    int rows = 0;
+    std::vector<std::pair<int, int64_t>> sliced;  // (input, row size) of the inputs sliced along the term axis
+  };
+  TermPlan Plan(bool with_x) const {
+    TermPlan plan;
+    TermSlots(0, with_x, &plan.slots);
+    for (const VarSlot& s : plan.slots) {
+      if (s.input < 0) {
+        ++plan.rows;
+        plan.stride.push_back(L_.y_row >= 0 ? L_.y_row : 0);
+      } else {
+        plan.stride.push_back(L_.row_size[s.input] >= 0 ? L_.row_size[s.input] : 0);
+      }
+    }
+    for (size_t i = 0; i < p_.inputs.size(); ++i) {
+      if (p_.inputs[i] && L_.row_size[i] >= 0) plan.sliced.emplace_back(static_cast<int>(i), L_.row_size[i]);
+    }
+    return plan;
+  }
+
+  // f and ∇f (first-order Jets of width K).
+  template <int K>
+  double TermGradient(const double* y, double* grad, double* magnitude) const {
+    using JK = ceres::Jet<double, K>;
+    TermVars<JK> v;
+    Prepare(y, &v, true);
+    std::vector<VarSlot> slots;
+    double f = 0;
+    for (int64_t t = 0; t < L_.num_terms; ++t) {
+      TermSlots(t, false, &slots);
+      const int d = static_cast<int>(slots.size());
+      BindTerm(t, &v, true);
+      const JK* yt = v.y.data() + (L_.y_row >= 0 ? t * L_.y_row : 0);
+      for (int c0 = 0; c0 < std::max(d, 1); c0 += K) {
+        const int cn = std::min(K, d - c0);
+        for (int k = 0; k < cn; ++k) Slot(&v, slots[c0 + k])->v[k] = 1.0;
+        const JK r = node_.template Term<JK>(v.args, yt);
+        for (int k = 0; k < cn; ++k) {
+          Slot(&v, slots[c0 + k])->v[k] = 0.0;
+          grad[slots[c0 + k].global] += r.v[k];
+          if (magnitude) magnitude[slots[c0 + k].global] += std::abs(r.v[k]);
+        }
+        if (c0 == 0) f += r.a;
+      }
+    }
+    return f;
+  }
+
+  // f, ∇f, the y-y second derivatives (lower triangle) and, if B, the y-x ones: nested Jets, KR outer (rows: the
+  // term's y variables) by KC inner (columns: its y variables up to the diagonal, then its x variables).
+  template <int KR, int KC>
+  double TermHessian(const double* y, double* grad, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
+                     double* magnitude) const {
+    using JI = ceres::Jet<double, KC>;
+    using JO = ceres::Jet<JI, KR>;
+    TermVars<JO> v;
+    Prepare(y, &v, true);
+    std::vector<VarSlot> slots;
+    // When every term touches all of a small y, sum the y-y block densely and emit it once.
+    const bool dense_h = L_.y_row < 0 && L_.m <= 64;
+    std::vector<double> hsum(dense_h ? static_cast<size_t>(L_.m) * L_.m : 0, 0.0);
+    double f = 0;
+    for (int64_t t = 0; t < L_.num_terms; ++t) {
+      TermSlots(t, B != nullptr, &slots);
+      const int d = static_cast<int>(slots.size());
+      int rows = 0;
+      while (rows < d && slots[rows].input < 0) ++rows;
+      BindTerm(t, &v, true);
+      const JO* yt = v.y.data() + (L_.y_row >= 0 ? t * L_.y_row : 0);
+      if (rows == 0) {
+        f += ddn::Value(node_.template Term<JO>(v.args, yt));
+        continue;
+      }
+      bool first = true;
+      for (int r0 = 0; r0 < rows; r0 += KR) {
+        const int rn = std::min(KR, rows - r0);
+        for (int k = 0; k < rn; ++k) Slot(&v, slots[r0 + k])->v[k] = JI(1.0);
+        // Columns: the y variables up to this row chunk (lower triangle), then the x variables (for B).
+        for (int c0 = 0; c0 < d; c0 += KC) {
+          const int cn = std::min(KC, d - c0);
+          if (c0 >= r0 + rn && c0 + cn <= rows) continue;  // y columns entirely above the diagonal
+          if (c0 >= rows && !B) break;
+          for (int k = 0; k < cn; ++k) Slot(&v, slots[c0 + k])->a.v[k] = 1.0;
+          const JO res = node_.template Term<JO>(v.args, yt);
+          for (int k = 0; k < cn; ++k) Slot(&v, slots[c0 + k])->a.v[k] = 0.0;
+          if (first) f += res.a.a;
+          first = false;
+          if (c0 == 0) {
+            for (int a = 0; a < rn; ++a) {
+              grad[slots[r0 + a].global] += res.v[a].a;
+              if (magnitude) magnitude[slots[r0 + a].global] += std::abs(res.v[a].a);
+            }
+          }
+          for (int a = 0; a < rn; ++a) {
+            const int row = slots[r0 + a].global;
+            for (int b = 0; b < cn; ++b) {
+              const int col = slots[c0 + b].global;
+              const double h = res.v[a].v[b];
+              if (h == 0) continue;
+              if (col < L_.m) {
+                if (row < col) continue;
+                if (dense_h) {
+                  hsum[static_cast<size_t>(row) * L_.m + col] += h;
+                } else {
+                  H->push_back({row, col, h});
+                }
+              } else if (B) {
+                B->push_back({row, col - L_.m, h});
+              }
+            }
+          }
+        }
+        for (int k = 0; k < rn; ++k) Slot(&v, slots[r0 + k])->v[k] = JI(0.0);
+      }
+    }
+    if (dense_h) {
+      for (int r = 0; r < L_.m; ++r)
+        for (int c = 0; c <= r; ++c)
+          if (hsum[static_cast<size_t>(r) * L_.m + c] != 0) H->push_back({r, c, hsum[static_cast<size_t>(r) * L_.m + c]});
+    }
+    return f;
+  }
+
+  // A whole objective: recorded on the tape, differentiated in reverse.
+  double WholeDerivatives(const double* y, double* grad, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
+                          double* magnitude) const {
+    const bool with_x = B != nullptr;
+    TermVars<TapeScalar> v;
+    objective_tape_.Begin();
+    Variables(y, with_x, &v);
+    TapeScalar f;
+    try {
+      f = node_.template Objective<TapeScalar>(v.args, v.y.data());
+    } catch (...) {
+      objective_tape_.End();
+      throw;
+    }
+    objective_tape_.End();
+    const std::vector<TapeScalar> out{f};
+    const std::vector<double> one{1.0};
+    std::vector<double> g(objective_tape_.num_variables(), 0.0);
+    if (H) {
+      rows_.clear();
+      objective_tape_.Hessian(out, one, &rows_, g.data());
+      SplitHessian(rows_, H, B);
+    } else {
+      objective_tape_.Gradient(out, one, g.data());
+    }
+    std::copy(g.begin(), g.begin() + L_.m, grad);
+    if (magnitude) {
+      std::vector<double> a(objective_tape_.num_variables(), 0.0);
+      objective_tape_.AbsoluteGradient(out, one, a.data());
+      for (int k = 0; k < L_.m; ++k) magnitude[k] += a[k];
+    }
+    return f.value();
+  }
+
+  // Tape variables y (0..m−1) and, if with_x, the differentiable inputs (m + offset); other inputs constant.
+  void Variables(const double* y, bool with_x, TermVars<TapeScalar>* v) const {
+    Tape& tape = *Tape::Active();
+    const size_t ni = p_.inputs.size();
+    v->y.resize(L_.m);
+    for (int k = 0; k < L_.m; ++k) v->y[k] = tape.Variable(y[k]);
+    v->whole.assign(ni, {});
+    v->args.ptr_.assign(ni, nullptr);
+    v->args.size_.assign(ni, 0);
+    v->args.problem_ = &p_;
+    v->args.term_ = -1;
+    for (size_t i = 0; i < ni; ++i) {
+      if (!p_.inputs[i]) continue;
+      const int64_t size = p_.InputSize(static_cast<int>(i));
+      v->whole[i].resize(size);
+      const bool variable = with_x && L_.x_offset[i] >= 0;
+      for (int64_t k = 0; k < size; ++k) {
+        v->whole[i][k] = variable ? tape.Variable(p_.inputs[i][k]) : TapeScalar(p_.inputs[i][k]);
+      }
+      v->args.ptr_[i] = v->whole[i].data();
+      v->args.size_[i] = size;
+    }
+  }
+
+  // Records h and g at y (with x as variables if with_x), unless that recording is the current one.
+  void RecordConstraints(const double* y, bool with_x) const {
+    if (recorded_ && recorded_with_x_ == with_x &&
+        std::memcmp(recorded_y_.data(), y, sizeof(double) * L_.m) == 0) {
+      return;
+    }
+    TermVars<TapeScalar> v;
+    tape_.Begin();
+    constraint_out_.assign(L_.p + L_.q, TapeScalar(0.0));
+    try {
+      Variables(y, with_x, &v);
+      EvalConstraints(v, constraint_out_.data());
+    } catch (...) {
+      tape_.End();
+      recorded_ = false;
+      throw;
+    }
+    tape_.End();
+    recorded_ = true;
+    recorded_with_x_ = with_x;
+    recorded_y_.assign(y, y + L_.m);
+  }
+
+  template <typename T>
+  void EvalConstraints(const TermVars<T>& v, T* c) const {
+    for (int k = 0; k < L_.p + L_.q; ++k) c[k] = Constant<T>(0.0);
+    if constexpr (HasEqualities<Derived>::value) {
+      if (L_.p > 0) node_.template Equalities<T>(v.args, v.y.data(), c);
+    }
+    if constexpr (HasInequalities<Derived>::value) {
+      if (L_.q > 0) node_.template Inequalities<T>(v.args, v.y.data(), c + L_.p);
+    }
+  }
+
+  // Tape Hessian entries over (y, x), lower triangle → the y-y block (lower) and the y-x block.
+  void SplitHessian(const std::vector<SparseEntry>& lower, std::vector<SparseEntry>* H,
+                    std::vector<SparseEntry>* B) const {
+    for (const SparseEntry& e : lower) {
+      if (e.row < L_.m) {
+        H->push_back(e);  // row ≥ col, both y
+      } else if (e.col < L_.m) {
+        if (B) B->push_back({e.col, e.row - L_.m, e.value});
+      }
+    }
+  }
+
+  const Derived& node_;
+  const ProblemData& p_;
+  Layout L_;
+  mutable Tape tape_, objective_tape_;
+  mutable std::vector<TapeScalar> constraint_out_;
+  mutable std::vector<SparseEntry> rows_;
+  mutable std::vector<double> weights_;
+  mutable std::vector<double> recorded_y_;
+  mutable bool recorded_ = false, recorded_with_x_ = false;
+};
 
 }  // namespace internal
 
 template <class Derived>
 class DeclarativeNode : public Node {
  public:
-  DeclarativeNode() : Node(Derived::Spec()) {}
+  DeclarativeNode() : Node(Derived::Spec()) { CheckHooks(); }
 
   void Solve(const ProblemData& p, ProblemStatus* s) const override { GenericSolve(p, s); }
   bool HasGenericPath() const override { return true; }
-  void GenericSolve(const ProblemData& p, ProblemStatus* s) const override;
-  void GenericBackward(const ProblemData& p, ProblemStatus* s) const override;
-  double Objective(const ProblemData& p) const override;
+  void GenericSolve(const ProblemData& p, ProblemStatus* s) const override {
+    const internal::NodeOracle<Derived> oracle(derived(), p);
+    double* y = p.outputs[0];
+    derived().InitialGuess(p, y);
+    SolveGeneric(oracle, generic_options_, y, s);
+    if constexpr (internal::HasIsConvex<Derived>::value) {
+      if (!derived().IsConvex(p)) {
+        s->Set(kNotCertified, "a local minimum of a non-convex problem (the generic solve has no global certificate)");
+      }
+    }
+  }
+  void GenericBackward(const ProblemData& p, ProblemStatus* s) const override {
+    const internal::NodeOracle<Derived> oracle(derived(), p);
+    const internal::Layout& L = oracle.layout();
+    std::vector<double> dx(L.n, 0.0);
+    GenericVjp(oracle, generic_options_, p.outputs[0], p.grad_outputs[0], dx.data(), s);
+    for (size_t i = 0; i < p.inputs.size(); ++i) {
+      if (L.x_offset[i] < 0 || !p.grad_inputs[i]) continue;
+      const int64_t size = p.InputSize(static_cast<int>(i));
+      for (int64_t k = 0; k < size; ++k) p.grad_inputs[i][k] += dx[L.x_offset[i] + k];
+    }
+  }
+  // f at the answer in p.outputs[0].
+  double ObjectiveValue(const ProblemData& p) const override {
+    const internal::NodeOracle<Derived> oracle(derived(), p);
+    return oracle.Value(p.outputs[0]);
+  }
+  void SetSolverOption(const std::string& key, const std::string& value) override {
+    generic_options_.SetOption(key, value);
+  }
+  std::vector<std::string> SolverOptions() const override { return generic_options_.Describe(); }
 
   // Defaults the node may hide.
-  int NumEqualities(const ProblemData&) const { return 0; }
-  int NumInequalities(const ProblemData&) const { return 0; }
-  template <typename T>
-  void Equalities(const Args<T>&, const T*, T*) const {}
-  template <typename T>
-  void Inequalities(const Args<T>&, const T*, T*) const {}
   void InitialGuess(const ProblemData& p, double* y) const { std::fill(y, y + p.OutputSize(0), 0.0); }
   ceres::Manifold* MakeManifold(const ProblemData&) const { return nullptr; }
 
   const GenericSolverOptions& generic_options() const { return generic_options_; }
   GenericSolverOptions* mutable_generic_options() { return &generic_options_; }
 
-  // ---- Engine internals, public for tests ------------------------------------------------------
-  internal::Layout MakeLayout(const ProblemData& p) const;
-
-  // f, its gradient in y (m) and, if `H` is given, the Hessian blocks: H (m×m) and, if `B` is given,
-  // B (m×n) of f alone (no constraints).
-  double ObjectiveDerivatives(const ProblemData& p, const internal::Layout& L, const double* y,
-                              Eigen::VectorXd* grad, Eigen::MatrixXd* H, Eigen::MatrixXd* B) const;
-  // c = (h, g) (p + q values) and their Jacobians in y (Ay) and, if given, in x (Ax).
-  void ConstraintDerivatives(const ProblemData& p, const internal::Layout& L, const double* y, Eigen::VectorXd* c,
-                             Eigen::MatrixXd* Ay, Eigen::MatrixXd* Ax) const;
-  // Adds −Σ_i ν_i ∇²c_i to H (and B) for the constraints listed in `which`.
-  void AddConstraintCurvature(const ProblemData& p, const internal::Layout& L, const double* y,
-                              const std::vector<int>& which, const Eigen::VectorXd& nu, Eigen::MatrixXd* H,
-                              Eigen::MatrixXd* B) const;
-
  private:
   const Derived& derived() const { return static_cast<const Derived&>(*this); }
 
-  template <typename T>
-  void Load(const ProblemData& p, const double* y, internal::Vars<T>* v) const;
-  template <typename T>
-  void BindWhole(const ProblemData& p, const internal::Vars<T>& v, Args<T>* args) const;
-  template <typename T>
-  T EvalTerm(const ProblemData& p, const internal::Layout& L, const internal::Vars<T>& v, int64_t t,
-             Args<T>* args) const;
-  template <typename T>
-  void EvalConstraints(const ProblemData& p, const internal::Layout& L, const internal::Vars<T>& v, T* c) const;
-  template <typename T>
-  T* Ref(internal::Vars<T>* v, const internal::VarRef& r) const {
-    return r.input < 0 ? &v->y[r.index] : &v->in[r.input][r.index];
+  // The hooks a node defines must make sense together: checked when the node's constructor is compiled.
+  static void CheckHooks() {
+    using namespace internal;
+    static_assert(HasTermAxis<Derived>::value || HasObjective<Derived>::value,
+                  "a DeclarativeNode needs `template <typename T> T Objective(const ddn::Args<T>&, const T*) const` "
+                  "or `static constexpr const char* kTermAxis` with `template <typename T> T Term(const "
+                  "ddn::Args<T>&, const T*) const`");
+    static_assert(!HasTermAxis<Derived>::value || HasTerm<Derived>::value,
+                  "kTermAxis is declared but `template <typename T> T Term(const ddn::Args<T>&, const T*) const` is "
+                  "missing or has the wrong signature");
+    static_assert(!(HasTermAxis<Derived>::value && HasObjective<Derived>::value),
+                  "define either Objective or kTermAxis + Term, not both");
+    static_assert(HasEqualities<Derived>::value == HasNumEqualities<Derived>::value,
+                  "Equalities and NumEqualities go together: `int NumEqualities(const ddn::ProblemData&) const` and "
+                  "`template <typename T> void Equalities(const ddn::Args<T>&, const T* y, T* h) const` (one is "
+                  "missing, misspelt or has the wrong signature)");
+    static_assert(HasInequalities<Derived>::value == HasNumInequalities<Derived>::value,
+                  "Inequalities and NumInequalities go together: `int NumInequalities(const ddn::ProblemData&) const` "
+                  "and `template <typename T> void Inequalities(const ddn::Args<T>&, const T* y, T* g) const` (one "
+                  "is missing, misspelt or has the wrong signature)");
+    static_assert(!DeclaresLinearConstraints<Derived>::value || HasEqualities<Derived>::value ||
+                      HasInequalities<Derived>::value,
+                  "kLinearConstraints is declared but the node has no constraints");
   }
-  void TermVars(const ProblemData& p, const internal::Layout& L, int64_t t, bool with_x,
-                std::vector<internal::VarRef>* vars) const;
-  void AllVars(const ProblemData& p, const internal::Layout& L, bool with_x, std::vector<internal::VarRef>* vars) const;
-
-  // Solves the KKT conditions of the working set W by Newton's method from y; returns the scaled residual.
-  double NewtonPolish(const ProblemData& p, const internal::Layout& L, std::vector<int>* working, double* y,
-                      Eigen::VectorXd* nu, int* iterations, bool* singular) const;
-  double ScaledResidual(const internal::Layout& L, const Eigen::VectorXd& r1, const Eigen::VectorXd& r2,
-                        const Eigen::VectorXd& gf, const double* y) const;
-  // Identifies the active set at y and its multipliers (L = f − νᵀc_W).
-  void ActiveSet(const ProblemData& p, const internal::Layout& L, const double* y, std::vector<int>* working,
-                 Eigen::VectorXd* nu, ProblemStatus* s) const;
 
   GenericSolverOptions generic_options_;
 };
@@ -256,648 +857,5 @@ class EuclideanProjectionNode : public DeclarativeNode<Derived> {
     std::copy(p.inputs[0], p.inputs[0] + p.InputSize(0), y);
   }
 };
-
-// ================================================================================================
-// Implementation
-// ================================================================================================
-
-template <class Derived>
-internal::Layout DeclarativeNode<Derived>::MakeLayout(const ProblemData& p) const {
-  const NodeSpec& spec = this->spec();
-  if (spec.outputs.size() != 1) {
-    throw InvalidInput("node '" + spec.name + "': the generic engine handles exactly one output");
-  }
-  internal::Layout L;
-  L.m = static_cast<int>(p.OutputSize(0));
-  L.x_offset.assign(spec.inputs.size(), -1);
-  L.row_size.assign(spec.inputs.size(), -1);
-  for (size_t i = 0; i < spec.inputs.size(); ++i) {
-    if (p.inputs[i] && spec.inputs[i].differentiable) {
-      L.x_offset[i] = L.n;
-      L.n += static_cast<int>(p.InputSize(static_cast<int>(i)));
-    }
-  }
-  if constexpr (internal::HasTermAxis<Derived>::value) {
-    const std::string axis = Derived::kTermAxis;
-    L.num_terms = p.Dim(axis);
-    for (size_t i = 0; i < spec.inputs.size(); ++i) {
-      if (p.inputs[i] && !spec.inputs[i].dims.empty() && spec.inputs[i].dims[0] == axis) {
-        L.row_size[i] = p.InputSize(static_cast<int>(i)) / L.num_terms;
-      }
-    }
-    if (!spec.outputs[0].dims.empty() && spec.outputs[0].dims[0] == axis) L.y_row = L.m / L.num_terms;
-  }
-  L.p = derived().NumEqualities(p);
-  L.q = derived().NumInequalities(p);
-  return L;
-}
-
-template <class Derived>
-template <typename T>
-void DeclarativeNode<Derived>::Load(const ProblemData& p, const double* y, internal::Vars<T>* v) const {
-  const size_t ni = p.inputs.size();
-  v->in.resize(ni);
-  for (size_t i = 0; i < ni; ++i) {
-    if (!p.inputs[i]) {
-      v->in[i].clear();
-      continue;
-    }
-    const int64_t size = p.InputSize(static_cast<int>(i));
-    v->in[i].resize(size);
-    for (int64_t k = 0; k < size; ++k) internal::SetValue(&v->in[i][k], p.inputs[i][k]);
-  }
-  const int64_t m = p.OutputSize(0);
-  v->y.resize(m);
-  for (int64_t k = 0; k < m; ++k) internal::SetValue(&v->y[k], y[k]);
-}
-
-template <class Derived>
-template <typename T>
-void DeclarativeNode<Derived>::BindWhole(const ProblemData& p, const internal::Vars<T>& v, Args<T>* args) const {
-  const size_t ni = p.inputs.size();
-  args->ptr_.resize(ni);
-  args->size_.resize(ni);
-  args->problem_ = &p;
-  args->term_ = -1;
-  for (size_t i = 0; i < ni; ++i) {
-    args->ptr_[i] = v.in[i].empty() ? nullptr : v.in[i].data();
-    args->size_[i] = static_cast<int64_t>(v.in[i].size());
-  }
-}
-
-template <class Derived>
-template <typename T>
-T DeclarativeNode<Derived>::EvalTerm(const ProblemData& p, const internal::Layout& L, const internal::Vars<T>& v,
-                                     int64_t t, Args<T>* args) const {
-  if constexpr (internal::HasTermAxis<Derived>::value) {
-    const size_t ni = p.inputs.size();
-    args->ptr_.resize(ni);
-    args->size_.resize(ni);
-    args->problem_ = &p;
-    args->term_ = t;
-    for (size_t i = 0; i < ni; ++i) {
-      if (v.in[i].empty()) {
-        args->ptr_[i] = nullptr;
-        args->size_[i] = 0;
-      } else if (L.row_size[i] >= 0) {
-        args->ptr_[i] = v.in[i].data() + t * L.row_size[i];
-        args->size_[i] = L.row_size[i];
-      } else {
-        args->ptr_[i] = v.in[i].data();
-        args->size_[i] = static_cast<int64_t>(v.in[i].size());
-      }
-    }
-    const T* y = v.y.data() + (L.y_row >= 0 ? t * L.y_row : 0);
-    return derived().Term(*args, y);
-  } else {
-    BindWhole(p, v, args);
-    return derived().Objective(*args, v.y.data());
-  }
-}
-
-template <class Derived>
-template <typename T>
-void DeclarativeNode<Derived>::EvalConstraints(const ProblemData& p, const internal::Layout& L,
-                                               const internal::Vars<T>& v, T* c) const {
-  Args<T> args;
-  BindWhole(p, v, &args);
-  for (int k = 0; k < L.p + L.q; ++k) c[k] = Constant<T>(0.0);
-  if (L.p > 0) derived().Equalities(args, v.y.data(), c);
-  if (L.q > 0) derived().Inequalities(args, v.y.data(), c + L.p);
-}
-
-template <class Derived>
-void DeclarativeNode<Derived>::TermVars(const ProblemData& p, const internal::Layout& L, int64_t t, bool with_x,
-                                        std::vector<internal::VarRef>* vars) const {
-  vars->clear();
-  const int64_t y0 = L.y_row >= 0 ? t * L.y_row : 0, ylen = L.y_row >= 0 ? L.y_row : L.m;
-  for (int64_t k = 0; k < ylen; ++k) vars->push_back({-1, y0 + k, static_cast<int>(y0 + k)});
-  if (!with_x) return;
-  for (size_t i = 0; i < p.inputs.size(); ++i) {
-    if (L.x_offset[i] < 0) continue;
-    const int64_t r0 = L.row_size[i] >= 0 ? t * L.row_size[i] : 0;
-    const int64_t len = L.row_size[i] >= 0 ? L.row_size[i] : p.InputSize(static_cast<int>(i));
-    for (int64_t k = 0; k < len; ++k) {
-      vars->push_back({static_cast<int>(i), r0 + k, static_cast<int>(L.m + L.x_offset[i] + r0 + k)});
-    }
-  }
-}
-
-template <class Derived>
-void DeclarativeNode<Derived>::AllVars(const ProblemData& p, const internal::Layout& L, bool with_x,
-                                       std::vector<internal::VarRef>* vars) const {
-  vars->clear();
-  for (int k = 0; k < L.m; ++k) vars->push_back({-1, k, k});
-  if (!with_x) return;
-  for (size_t i = 0; i < p.inputs.size(); ++i) {
-    if (L.x_offset[i] < 0) continue;
-    for (int64_t k = 0; k < p.InputSize(static_cast<int>(i)); ++k) {
-      vars->push_back({static_cast<int>(i), k, static_cast<int>(L.m + L.x_offset[i] + k)});
-    }
-  }
-}
-
-template <class Derived>
-double DeclarativeNode<Derived>::ObjectiveDerivatives(const ProblemData& p, const internal::Layout& L,
-                                                      const double* y, Eigen::VectorXd* grad, Eigen::MatrixXd* H,
-                                                      Eigen::MatrixXd* B) const {
-  using internal::J1;
-  using internal::J2;
-  using internal::kChunk;
-  const int m = L.m;
-  double f = 0;
-  if (grad) grad->setZero(m);
-  if (H) H->setZero(m, m);
-  if (B) B->setZero(m, L.n);
-  std::vector<internal::VarRef> vars;
-  if (!H) {
-    // Values and first derivatives in y only.
-    internal::Vars<J1> v;
-    Load(p, y, &v);
-    Args<J1> args;
-    for (int64_t t = 0; t < L.num_terms; ++t) {
-      TermVars(p, L, t, false, &vars);
-      const int d = static_cast<int>(vars.size());
-      if (d == 0) {
-        f += Value(EvalTerm(p, L, v, t, &args));
-        continue;
-      }
-      for (int c0 = 0; c0 < d; c0 += kChunk) {
-        const int cn = std::min(kChunk, d - c0);
-        for (int k = 0; k < cn; ++k) Ref(&v, vars[c0 + k])->v[k] = 1.0;
-        const J1 r = EvalTerm(p, L, v, t, &args);
-        for (int k = 0; k < cn; ++k) {
-          Ref(&v, vars[c0 + k])->v[k] = 0.0;
-          if (grad) (*grad)[vars[c0 + k].global] += r.v[k];
-        }
-        if (c0 == 0) f += r.a;
-      }
-    }
-    return f;
-  }
-  // Second derivatives: outer seeds run over the term's y variables (rows), inner seeds over all of its
-  // variables (columns). One evaluation yields a 4×4 block of mixed partials.
-  internal::Vars<J2> v;
-  Load(p, y, &v);
-  Args<J2> args;
-  for (int64_t t = 0; t < L.num_terms; ++t) {
-    TermVars(p, L, t, B != nullptr, &vars);
-    const int d = static_cast<int>(vars.size());
-    int rows = 0;
-    while (rows < d && vars[rows].input < 0) ++rows;
-    if (rows == 0) {
-      f += Value(EvalTerm(p, L, v, t, &args));
-      continue;
-    }
-    bool first = true;
-    for (int r0 = 0; r0 < rows; r0 += kChunk) {
-      const int rn = std::min(kChunk, rows - r0);
-      for (int k = 0; k < rn; ++k) Ref(&v, vars[r0 + k])->v[k] = J1(1.0);
-      for (int c0 = 0; c0 < d; c0 += kChunk) {
-        const int cn = std::min(kChunk, d - c0);
-        for (int k = 0; k < cn; ++k) Ref(&v, vars[c0 + k])->a.v[k] = 1.0;
-        const J2 res = EvalTerm(p, L, v, t, &args);
-        for (int k = 0; k < cn; ++k) Ref(&v, vars[c0 + k])->a.v[k] = 0.0;
-        if (first) f += res.a.a;
-        first = false;
-        if (c0 == 0 && grad)
-          for (int a = 0; a < rn; ++a) (*grad)[vars[r0 + a].global] += res.v[a].a;
-        for (int a = 0; a < rn; ++a) {
-          const int row = vars[r0 + a].global;
-          for (int b = 0; b < cn; ++b) {
-            const int col = vars[c0 + b].global;
-            const double h = res.v[a].v[b];
-            if (col < m) {
-              (*H)(row, col) += h;
-            } else {
-              (*B)(row, col - m) += h;
-            }
-          }
-        }
-      }
-      for (int k = 0; k < rn; ++k) Ref(&v, vars[r0 + k])->v[k] = J1(0.0);
-    }
-  }
-  return f;
-}
-
-template <class Derived>
-void DeclarativeNode<Derived>::ConstraintDerivatives(const ProblemData& p, const internal::Layout& L,
-                                                     const double* y, Eigen::VectorXd* c, Eigen::MatrixXd* Ay,
-                                                     Eigen::MatrixXd* Ax) const {
-  using internal::J1;
-  using internal::kChunk;
-  const int nc = L.p + L.q;
-  c->setZero(nc);
-  if (Ay) Ay->setZero(nc, L.m);
-  if (Ax) Ax->setZero(nc, L.n);
-  if (nc == 0) return;
-  if (!Ay && !Ax) {
-    internal::Vars<double> v;
-    Load(p, y, &v);
-    EvalConstraints(p, L, v, c->data());
-    return;
-  }
-  std::vector<internal::VarRef> vars;
-  AllVars(p, L, Ax != nullptr, &vars);
-  internal::Vars<J1> v;
-  Load(p, y, &v);
-  std::vector<J1> out(nc);
-  const int d = static_cast<int>(vars.size());
-  for (int c0 = 0; c0 < std::max(d, 1); c0 += kChunk) {
-    const int cn = std::min(kChunk, d - c0);
-    for (int k = 0; k < cn; ++k) Ref(&v, vars[c0 + k])->v[k] = 1.0;
-    EvalConstraints(p, L, v, out.data());
-    for (int k = 0; k < cn; ++k) Ref(&v, vars[c0 + k])->v[k] = 0.0;
-    for (int i = 0; i < nc; ++i) {
-      if (c0 == 0) (*c)[i] = out[i].a;
-      for (int k = 0; k < cn; ++k) {
-        const int g = vars[c0 + k].global;
-        if (g < L.m) {
-          if (Ay) (*Ay)(i, g) = out[i].v[k];
-        } else if (Ax) {
-          (*Ax)(i, g - L.m) = out[i].v[k];
-        }
-      }
-    }
-  }
-}
-
-template <class Derived>
-void DeclarativeNode<Derived>::AddConstraintCurvature(const ProblemData& p, const internal::Layout& L,
-                                                      const double* y, const std::vector<int>& which,
-                                                      const Eigen::VectorXd& nu, Eigen::MatrixXd* H,
-                                                      Eigen::MatrixXd* B) const {
-  using internal::J1;
-  using internal::J2;
-  using internal::kChunk;
-  if (internal::HasLinearConstraints<Derived>::value || which.empty()) return;
-  const int nc = L.p + L.q;
-  std::vector<internal::VarRef> vars;
-  AllVars(p, L, B != nullptr, &vars);
-  internal::Vars<J2> v;
-  Load(p, y, &v);
-  std::vector<J2> out(nc);
-  const int d = static_cast<int>(vars.size());
-  const int rows = L.m;
-  for (int r0 = 0; r0 < rows; r0 += kChunk) {
-    const int rn = std::min(kChunk, rows - r0);
-    for (int k = 0; k < rn; ++k) Ref(&v, vars[r0 + k])->v[k] = J1(1.0);
-    for (int c0 = 0; c0 < d; c0 += kChunk) {
-      const int cn = std::min(kChunk, d - c0);
-      for (int k = 0; k < cn; ++k) Ref(&v, vars[c0 + k])->a.v[k] = 1.0;
-      EvalConstraints(p, L, v, out.data());
-      for (int k = 0; k < cn; ++k) Ref(&v, vars[c0 + k])->a.v[k] = 0.0;
-      for (size_t w = 0; w < which.size(); ++w) {
-        const J2& ci = out[which[w]];
-        for (int a = 0; a < rn; ++a) {
-          const int row = vars[r0 + a].global;
-          for (int b = 0; b < cn; ++b) {
-            const int col = vars[c0 + b].global;
-            const double h = -nu[static_cast<Eigen::Index>(w)] * ci.v[a].v[b];
-            if (col < L.m) {
-              (*H)(row, col) += h;
-            } else if (B) {
-              (*B)(row, col - L.m) += h;
-            }
-          }
-        }
-      }
-    }
-    for (int k = 0; k < rn; ++k) Ref(&v, vars[r0 + k])->v[k] = J1(0.0);
-  }
-}
-
-template <class Derived>
-double DeclarativeNode<Derived>::Objective(const ProblemData& p) const {
-  const internal::Layout L = MakeLayout(p);
-  internal::Vars<double> v;
-  Load(p, p.outputs[0], &v);
-  Args<double> args;
-  double f = 0;
-  for (int64_t t = 0; t < L.num_terms; ++t) f += EvalTerm(p, L, v, t, &args);
-  return f;
-}
-
-template <class Derived>
-double DeclarativeNode<Derived>::ScaledResidual(const internal::Layout& L, const Eigen::VectorXd& r1,
-                                                const Eigen::VectorXd& r2, const Eigen::VectorXd& gf,
-                                                const double* y) const {
-  double ymax = 0;
-  for (int k = 0; k < L.m; ++k) ymax = std::max(ymax, std::abs(y[k]));
-  const double g = r1.size() ? r1.cwiseAbs().maxCoeff() / (1.0 + (gf.size() ? gf.cwiseAbs().maxCoeff() : 0.0)) : 0;
-  const double c = r2.size() ? r2.cwiseAbs().maxCoeff() / (1.0 + ymax) : 0;
-  return std::max(g, c);
-}
-
-template <class Derived>
-double DeclarativeNode<Derived>::NewtonPolish(const ProblemData& p, const internal::Layout& L,
-                                              std::vector<int>* working, double* y, Eigen::VectorXd* nu,
-                                              int* iterations, bool* singular) const {
-  const GenericSolverOptions& o = generic_options_;
-  const int m = L.m;
-  Eigen::VectorXd gf, c;
-  Eigen::MatrixXd H, Ay;
-  auto residuals = [&](const double* yy, const Eigen::VectorXd& nn, Eigen::VectorXd* r1, Eigen::VectorXd* r2,
-                       Eigen::MatrixXd* A, bool want_h) {
-    ObjectiveDerivatives(p, L, yy, &gf, want_h ? &H : nullptr, nullptr);
-    ConstraintDerivatives(p, L, yy, &c, &Ay, nullptr);
-    const int w = static_cast<int>(working->size());
-    A->resize(w, m);
-    r2->resize(w);
-    for (int i = 0; i < w; ++i) {
-      A->row(i) = Ay.row((*working)[i]);
-      (*r2)[i] = c[(*working)[i]];
-    }
-    *r1 = gf - A->transpose() * nn;
-  };
-  Eigen::VectorXd r1, r2;
-  Eigen::MatrixXd A;
-  const int w = static_cast<int>(working->size());
-  // Multipliers by least squares: Aᵀν = ∇f.
-  residuals(y, Eigen::VectorXd::Zero(w), &r1, &r2, &A, false);
-  if (w > 0) {
-    *nu = A.transpose().completeOrthogonalDecomposition().solve(gf);
-  } else {
-    nu->resize(0);
-  }
-  residuals(y, *nu, &r1, &r2, &A, true);
-  double res = ScaledResidual(L, r1, r2, gf, y);
-  *singular = false;
-  std::vector<double> trial(m);
-  for (int it = 0; it < o.max_newton_iterations && res > 1e-16; ++it) {
-    AddConstraintCurvature(p, L, y, *working, *nu, &H, nullptr);
-    Eigen::MatrixXd K = Eigen::MatrixXd::Zero(m + w, m + w);
-    K.topLeftCorner(m, m) = H;
-    if (w > 0) {
-      K.topRightCorner(m, w) = -A.transpose();
-      K.bottomLeftCorner(w, m) = A;
-    }
-    Eigen::VectorXd rhs(m + w);
-    rhs.head(m) = -r1;
-    if (w > 0) rhs.tail(w) = -r2;
-    Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod;
-    cod.setThreshold(o.rcond);
-    cod.compute(K);
-    if (cod.rank() < m + w) *singular = true;
-    const Eigen::VectorXd step = cod.solve(rhs);
-    // Accept the full step, or halve it until the residual drops.
-    bool accepted = false;
-    for (double t = 1.0; t > 1e-3; t *= 0.5) {
-      for (int k = 0; k < m; ++k) trial[k] = y[k] + t * step[k];
-      Eigen::VectorXd nu_t = *nu;
-      if (w > 0) nu_t += t * step.tail(w);
-      Eigen::VectorXd r1t, r2t;
-      Eigen::MatrixXd At;
-      residuals(trial.data(), nu_t, &r1t, &r2t, &At, true);
-      const double res_t = ScaledResidual(L, r1t, r2t, gf, trial.data());
-      if (res_t < res) {
-        std::copy(trial.begin(), trial.end(), y);
-        *nu = nu_t;
-        r1 = r1t;
-        r2 = r2t;
-        A = At;
-        res = res_t;
-        accepted = true;
-        break;
-      }
-    }
-    ++*iterations;
-    if (!accepted) break;
-  }
-  return res;
-}
-
-template <class Derived>
-void DeclarativeNode<Derived>::ActiveSet(const ProblemData& p, const internal::Layout& L, const double* y,
-                                         std::vector<int>* working, Eigen::VectorXd* nu, ProblemStatus* s) const {
-  working->clear();
-  for (int i = 0; i < L.p; ++i) working->push_back(i);
-  if (L.q == 0) return;
-  Eigen::VectorXd c;
-  ConstraintDerivatives(p, L, y, &c, nullptr, nullptr);
-  double ymax = 0;
-  for (int k = 0; k < L.m; ++k) ymax = std::max(ymax, std::abs(y[k]));
-  const double tau = generic_options_.active_tolerance * (1.0 + ymax);
-  for (int k = 0; k < L.q; ++k) {
-    const double g = c[L.p + k];
-    if (g > tau * 1e3) {
-      throw NumericalFailure("node '" + name() + "': the solution violates inequality " + std::to_string(k) +
-                             " (g = " + FormatDouble(g) + ")");
-    }
-    if (g >= -tau) working->push_back(L.p + k);
-  }
-}
-
-template <class Derived>
-void DeclarativeNode<Derived>::GenericSolve(const ProblemData& p, ProblemStatus* s) const {
-  const internal::Layout L = MakeLayout(p);
-  const GenericSolverOptions& o = generic_options_;
-  const int m = L.m;
-  double* y = p.outputs[0];
-  derived().InitialGuess(p, y);
-
-  // The function L-BFGS minimises: f, or the augmented Lagrangian.
-  struct Function : public ceres::FirstOrderFunction {
-    const DeclarativeNode* node;
-    const ProblemData* problem;
-    const internal::Layout* layout;
-    Eigen::VectorXd lambda, mu;
-    double rho = 10.0;
-    bool equalities_on_manifold = false;  // the manifold keeps h = 0: no penalty for them
-    bool Evaluate(const double* yy, double* cost, double* gradient) const override {
-      Eigen::VectorXd g;
-      *cost = node->ObjectiveDerivatives(*problem, *layout, yy, gradient ? &g : nullptr, nullptr, nullptr);
-      const int ncc = layout->p + layout->q;
-      if (ncc > 0) {
-        Eigen::VectorXd c;
-        Eigen::MatrixXd Ay;
-        node->ConstraintDerivatives(*problem, *layout, yy, &c, gradient ? &Ay : nullptr, nullptr);
-        Eigen::VectorXd weight = Eigen::VectorXd::Zero(ncc);
-        for (int i = 0; i < layout->p && !equalities_on_manifold; ++i) {
-          *cost += lambda[i] * c[i] + 0.5 * rho * c[i] * c[i];
-          weight[i] = lambda[i] + rho * c[i];
-        }
-        for (int k = 0; k < layout->q; ++k) {
-          const double shifted = std::max(0.0, mu[k] + rho * c[layout->p + k]);
-          *cost += (shifted * shifted - mu[k] * mu[k]) / (2 * rho);
-          weight[layout->p + k] = shifted;
-        }
-        if (gradient) g += Ay.transpose() * weight;
-      }
-      if (gradient) std::copy(g.data(), g.data() + layout->m, gradient);
-      return std::isfinite(*cost);
-    }
-    int NumParameters() const override { return layout->m; }
-  };
-  auto* fn = new Function;
-  fn->node = this;
-  fn->problem = &p;
-  fn->layout = &L;
-  fn->lambda = Eigen::VectorXd::Zero(L.p);
-  fn->mu = Eigen::VectorXd::Zero(L.q);
-  ceres::Manifold* manifold = derived().MakeManifold(p);
-  fn->equalities_on_manifold = manifold != nullptr;
-  // GradientProblem takes ownership of the function and the manifold.
-  ceres::GradientProblem problem = manifold ? ceres::GradientProblem(fn, manifold) : ceres::GradientProblem(fn);
-  ceres::GradientProblemSolver::Options options;
-  options.max_num_iterations = o.max_lbfgs_iterations;
-  options.function_tolerance = 1e-16;
-  options.gradient_tolerance = 1e-14;
-  options.parameter_tolerance = 1e-16;
-  options.logging_type = ceres::SILENT;
-  ceres::GradientProblemSolver::Summary summary;
-  int iterations = 0;
-  double violation = 0;
-  const bool penalised = L.q > 0 || (L.p > 0 && !manifold);
-  for (int outer = 0; outer < (penalised ? o.max_outer_iterations : 1); ++outer) {
-    ceres::Solve(options, problem, y, &summary);
-    iterations += static_cast<int>(summary.iterations.size());
-    if (!std::isfinite(summary.final_cost)) {
-      throw NumericalFailure("node '" + name() + "': the Ceres solve diverged (" + summary.message + ")");
-    }
-    if (!penalised) break;
-    Eigen::VectorXd c;
-    ConstraintDerivatives(p, L, y, &c, nullptr, nullptr);
-    double new_violation = 0;
-    for (int i = 0; i < L.p && !manifold; ++i) new_violation = std::max(new_violation, std::abs(c[i]));
-    for (int k = 0; k < L.q; ++k) new_violation = std::max(new_violation, c[L.p + k]);
-    for (int i = 0; i < L.p && !manifold; ++i) fn->lambda[i] += fn->rho * c[i];
-    for (int k = 0; k < L.q; ++k) fn->mu[k] = std::max(0.0, fn->mu[k] + fn->rho * c[L.p + k]);
-    if (new_violation <= o.feasibility_tolerance) {
-      violation = new_violation;
-      break;
-    }
-    if (outer > 0 && new_violation > 0.25 * violation) fn->rho = std::min(fn->rho * 10.0, 1e10);
-    violation = new_violation;
-  }
-
-  if (penalised && violation > 1e-6) {
-    throw NumericalFailure("node '" + name() + "': the constraints could not be satisfied (max violation " +
-                           FormatDouble(violation) + " after " + std::to_string(iterations) +
-                           " iterations): the problem looks infeasible");
-  }
-
-  // Newton polish on the identified active set; drop constraints with wrong-signed multipliers.
-  std::vector<int> working;
-  Eigen::VectorXd nu;
-  for (int i = 0; i < L.p; ++i) working.push_back(i);
-  if (L.q > 0) {
-    Eigen::VectorXd c;
-    ConstraintDerivatives(p, L, y, &c, nullptr, nullptr);
-    double ymax = 0;
-    for (int k = 0; k < m; ++k) ymax = std::max(ymax, std::abs(y[k]));
-    const double tau = std::max(1e3 * o.feasibility_tolerance, 1e-6) * (1.0 + ymax);
-    for (int k = 0; k < L.q; ++k)
-      if (c[L.p + k] >= -tau || fn->mu[k] > 0) working.push_back(L.p + k);
-  }
-  double residual = 0;
-  bool singular = false;
-  std::vector<double> start(y, y + m);
-  for (int round = 0; round < 2 * L.q + 2; ++round) {
-    residual = NewtonPolish(p, L, &working, y, &nu, &iterations, &singular);
-    if (L.q == 0) break;
-    // Inequalities in W with λ = −ν < 0 are not binding: drop the most negative one and polish again.
-    Eigen::VectorXd gf;
-    ObjectiveDerivatives(p, L, y, &gf, nullptr, nullptr);
-    const double tol = o.active_tolerance * (1.0 + gf.cwiseAbs().maxCoeff());
-    int worst = -1;
-    double worst_lambda = -tol;
-    for (size_t i = 0; i < working.size(); ++i) {
-      if (working[i] < L.p) continue;
-      const double lambda = -nu[static_cast<Eigen::Index>(i)];
-      if (lambda < worst_lambda) {
-        worst_lambda = lambda;
-        worst = static_cast<int>(i);
-      }
-    }
-    // Constraints outside W that the polish pushed past their bound: add the most violated.
-    Eigen::VectorXd c;
-    ConstraintDerivatives(p, L, y, &c, nullptr, nullptr);
-    int violated = -1;
-    double worst_g = 0;
-    double ymax = 0;
-    for (int k = 0; k < m; ++k) ymax = std::max(ymax, std::abs(y[k]));
-    for (int k = 0; k < L.q; ++k) {
-      const int id = L.p + k;
-      if (std::find(working.begin(), working.end(), id) != working.end()) continue;
-      if (c[id] > std::max(worst_g, o.active_tolerance * (1.0 + ymax))) {
-        worst_g = c[id];
-        violated = id;
-      }
-    }
-    if (worst < 0 && violated < 0) break;
-    if (worst >= 0) working.erase(working.begin() + worst);
-    if (violated >= 0) working.push_back(violated);
-    std::sort(working.begin(), working.end());
-  }
-  s->iterations = iterations;
-  s->residual = residual;
-  if (!(residual <= o.failure_residual)) {
-    throw NumericalFailure("node '" + name() + "': the generic solve did not converge (scaled KKT residual " +
-                           FormatDouble(residual) + " after " + std::to_string(iterations) + " iterations)");
-  }
-  if (singular) s->Set(kNonUnique, "singular Hessian at the solution: the minimiser may not be unique");
-}
-
-template <class Derived>
-void DeclarativeNode<Derived>::GenericBackward(const ProblemData& p, ProblemStatus* s) const {
-  const internal::Layout L = MakeLayout(p);
-  const double* y = p.outputs[0];
-  std::vector<int> working;
-  Eigen::VectorXd nu;
-  ActiveSet(p, L, y, &working, &nu, s);
-  ImplicitSystem sys;
-  Eigen::VectorXd gf;
-  ObjectiveDerivatives(p, L, y, &gf, &sys.H, &sys.B);
-  if (!working.empty()) {
-    Eigen::VectorXd c;
-    Eigen::MatrixXd Ay, Ax;
-    ConstraintDerivatives(p, L, y, &c, &Ay, &Ax);
-    // Multipliers: Aᵀν = ∇f on the working set; drop inequalities whose λ = −ν is clearly negative
-    // (the solution does not press on them), flag near-zero ones as degenerate.
-    const double tol = generic_options_.active_tolerance * (1.0 + gf.cwiseAbs().maxCoeff());
-    for (int round = 0; round <= L.q; ++round) {
-      Eigen::MatrixXd A(working.size(), L.m);
-      for (size_t i = 0; i < working.size(); ++i) A.row(i) = Ay.row(working[i]);
-      nu = A.transpose().completeOrthogonalDecomposition().solve(gf);
-      int worst = -1;
-      double worst_lambda = -tol;
-      for (size_t i = 0; i < working.size(); ++i) {
-        if (working[i] < L.p) continue;
-        if (-nu[i] < worst_lambda) {
-          worst_lambda = -nu[i];
-          worst = static_cast<int>(i);
-        }
-      }
-      if (worst < 0) break;
-      working.erase(working.begin() + worst);
-    }
-    for (size_t i = 0; i < working.size(); ++i) {
-      if (working[i] >= L.p && std::abs(nu[i]) <= tol) {
-        s->Set(kDegenerate, "weakly active inequality (zero multiplier)");
-      }
-    }
-    sys.A.resize(working.size(), L.m);
-    sys.C.resize(working.size(), L.n);
-    for (size_t i = 0; i < working.size(); ++i) {
-      sys.A.row(i) = Ay.row(working[i]);
-      sys.C.row(i) = Ax.row(working[i]);
-    }
-    AddConstraintCurvature(p, L, y, working, nu, &sys.H, &sys.B);
-  } else {
-    sys.A.resize(0, L.m);
-    sys.C.resize(0, L.n);
-  }
-  const Eigen::Map<const Eigen::VectorXd> v(p.grad_outputs[0], L.m);
-  ImplicitOptions io;
-  io.rcond = generic_options_.rcond;
-  const Eigen::VectorXd dx = ImplicitVjp(sys, v, s, io);
-  for (size_t i = 0; i < p.inputs.size(); ++i) {
-    if (L.x_offset[i] < 0 || !p.grad_inputs[i]) continue;
-    const int64_t size = p.InputSize(static_cast<int>(i));
-    for (int64_t k = 0; k < size; ++k) p.grad_inputs[i][k] += dx[L.x_offset[i] + k];
-  }
-}
 
 }  // namespace ddn

@@ -117,5 +117,29 @@ TEST(ImplicitVjp, NearSingularHessianIsFlaggedButSolvedWhenAboveThreshold) {
   EXPECT_TRUE(status.ok());
 }
 
+// The rank test is relative: the same problem with f × 1e-8 and the constraints × 1e8 (or the reverse) is regular
+// and gives the same gradient (an unscaled rcond test called it singular and dropped the constraint).
+TEST(ImplicitVjp, ObjectiveAndConstraintScaleDoNotChangeTheAnswer) {
+  std::mt19937_64 rng(9);
+  const int m = 4, n = 3, p = 1;
+  const Eigen::MatrixXd R = RandomMatrix(m, m, &rng);
+  const ImplicitSystem base{R * R.transpose() + Eigen::MatrixXd::Identity(m, m), RandomMatrix(m, n, &rng),
+                            RandomMatrix(p, m, &rng), RandomMatrix(p, n, &rng)};
+  const Eigen::VectorXd v = RandomMatrix(m, 1, &rng);
+  ProblemStatus s0;
+  const Eigen::VectorXd dx0 = ImplicitVjp(base, v, &s0);
+  ASSERT_TRUE(s0.ok());
+  for (double f : {1e-8, 1e8}) {
+    for (double c : {1e-8, 1e8}) {
+      // H, B scale with f; A, C with c (the multipliers, and μ, absorb the constants).
+      const ImplicitSystem scaled{f * base.H, f * base.B, c * base.A, c * base.C};
+      ProblemStatus st;
+      const Eigen::VectorXd dx = ImplicitVjp(scaled, v, &st);
+      EXPECT_TRUE(st.ok()) << f << " " << c << ": " << st.note;
+      EXPECT_LT((dx - dx0).norm(), 1e-9 * dx0.norm()) << f << " " << c;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ddn

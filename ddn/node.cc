@@ -37,7 +37,11 @@ void Node::GenericBackward(const ProblemData&, ProblemStatus*) const {
   throw InvalidInput("node '" + name() + "' has no generic implicit backward");
 }
 
-double Node::Objective(const ProblemData&) const { return std::numeric_limits<double>::quiet_NaN(); }
+double Node::ObjectiveValue(const ProblemData&) const { return std::numeric_limits<double>::quiet_NaN(); }
+
+void Node::SetSolverOption(const std::string& key, const std::string&) {
+  throw InvalidInput("node '" + name() + "' has no generic solver: solver option '" + key + "' does not apply");
+}
 
 std::vector<CheckCase> Node::CheckCases(uint64_t seed) const {
   std::mt19937_64 rng(seed);
@@ -60,7 +64,8 @@ namespace {
 struct Entry {
   NodeSpec spec;
   NodeFactory factory;
-  std::string origin;  // "built-in" or a plugin's path
+  std::string origin;      // "built-in" or a plugin's path
+  std::string definition;  // "Class (file.cc:line)", or "" if the registration did not say
 };
 std::map<std::string, Entry>& Registry() {
   static std::map<std::string, Entry> registry;
@@ -68,16 +73,29 @@ std::map<std::string, Entry>& Registry() {
 }
 // Non-null while a plugin loads (internal::BeginStaging .. EndStaging): registrations are collected here.
 internal::Staging* staging = nullptr;
+std::string Named(const std::string& definition) {
+  return definition.empty() ? "a registration that does not name its code" : definition;
+}
 }  // namespace
 
-bool RegisterNode(const NodeSpec& spec, NodeFactory factory) {
+std::string NodeDefinition(const char* class_name, const char* file, int line) {
+  std::string path = file ? file : "?";
+  const size_t slash = path.find_last_of("/\\");
+  if (slash != std::string::npos) path = path.substr(slash + 1);
+  return std::string(class_name ? class_name : "?") + " (" + path + ":" + std::to_string(line) + ")";
+}
+
+bool RegisterNode(const NodeSpec& spec, NodeFactory factory, const std::string& definition) {
   if (staging) {
-    staging->nodes.push_back({spec, std::move(factory)});
+    staging->nodes.push_back({spec, std::move(factory), definition});
     return true;
   }
-  if (Registry().count(spec.name))
-    throw InvalidInput("node '" + spec.name + "' is registered twice (two node libraries of this program define it)");
-  Registry().emplace(spec.name, Entry{spec, std::move(factory), "built-in"});
+  auto it = Registry().find(spec.name);
+  if (it != Registry().end()) {
+    throw InvalidInput("node '" + spec.name + "' is registered twice: by " + Named(it->second.definition) +
+                       " and by " + Named(definition) + " (node names must be unique)");
+  }
+  Registry().emplace(spec.name, Entry{spec, std::move(factory), "built-in", definition});
   return true;
 }
 
@@ -116,17 +134,20 @@ void CommitStaged(std::vector<StagedNode> nodes, const std::string& origin) {
   for (size_t i = 0; i < nodes.size(); ++i) {
     const std::string& name = nodes[i].spec.name;
     for (size_t j = 0; j < i; ++j)
-      if (nodes[j].spec.name == name) throw InvalidInput("it defines node '" + name + "' twice");
+      if (nodes[j].spec.name == name)
+        throw InvalidInput("it defines node '" + name + "' twice: by " + Named(nodes[j].definition) + " and by " +
+                           Named(nodes[i].definition));
     auto it = Registry().find(name);
     if (it != Registry().end()) {
       const std::string& other = it->second.origin;
       throw InvalidInput("its node '" + name + "' is already registered (" +
-                         (other == "built-in" ? other : "by plugin '" + other + "'") + ")");
+                         (other == "built-in" ? other : "by plugin '" + other + "'") + "): by " +
+                         Named(it->second.definition) + ", and the plugin's by " + Named(nodes[i].definition));
     }
   }
   for (auto& node : nodes) {
     std::string name = node.spec.name;  // not the moved-from spec's
-    Registry().emplace(std::move(name), Entry{std::move(node.spec), std::move(node.factory), origin});
+    Registry().emplace(std::move(name), Entry{std::move(node.spec), std::move(node.factory), origin, node.definition});
   }
 }
 

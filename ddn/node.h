@@ -79,10 +79,15 @@ struct ProblemData {
   int64_t OutputSize(int i) const { return NumElements(output_shapes[i]); }
 };
 
-// A named set of batched inputs used by gradient checks (`ddn check`) and tests.
+// A named set of batched inputs used by gradient checks (`ddn check`), the conformance suite and tests.
+// A node gives its awkward points (ties, constraint boundaries, near-singular Hessians) by overriding
+// Node::CheckCases; the gradient checker steps each input coordinate by h = step · s, where s is the value in
+// `step_scale` for that input if given (the size of its variations, e.g. a cluster's spread), else max(|x_j|,
+// the mean |x| of that input in that problem), so that the step follows the problem's own scale.
 struct CheckCase {
   std::string name;                     // "random", "boundary", "ties", ...
   std::map<std::string, Tensor> inputs;
+  std::map<std::string, double> step_scale = {};  // optional, per input name
 };
 
 class Node {
@@ -124,9 +129,15 @@ class Node {
   // Hessians). The default draws Gaussian inputs with every shape symbol = 4.
   virtual std::vector<CheckCase> CheckCases(uint64_t seed) const;
 
-  // The objective value of one solved problem, where the node can compute it (for tests and reports).
-  // Returns NaN if the node does not provide it.
-  virtual double Objective(const ProblemData& problem) const;
+  // The objective value f(x, y) at the answer in problem.outputs (for tests and reports). Returns NaN if the
+  // node does not provide it. (Named apart from DeclarativeNode's user-written Objective template.)
+  virtual double ObjectiveValue(const ProblemData& problem) const;
+
+  // Options of the node's generic solver (ddn/generic_solver.h), for `--solver KEY=VALUE`: sets one, throwing
+  // InvalidInput for an unknown key or a bad value (the default: the node has no generic solver).
+  virtual void SetSolverOption(const std::string& key, const std::string& value);
+  // The generic solver's options as "key=value" (empty without a generic solver).
+  virtual std::vector<std::string> SolverOptions() const { return {}; }
 
  private:
   NodeSpec spec_;
@@ -135,10 +146,13 @@ class Node {
 // ---- Registry ---------------------------------------------------------------------------------
 using NodeFactory = std::function<std::unique_ptr<Node>(const Params&)>;
 
-// Registers a node type. Returns true so it can initialise a static (see DDN_REGISTER_NODE). Throws
-// InvalidInput if the name is already registered. While a plugin loads, registrations are held back until
-// the loader has checked the plugin (ddn/plugin.h).
-bool RegisterNode(const NodeSpec& spec, NodeFactory factory);
+// Registers a node type; `definition` says which code does ("Class (file.cc:line)", passed by
+// DDN_REGISTER_NODE). Returns true so it can initialise a static. Throws InvalidInput naming both definitions if
+// the name is already registered (a silently replaced node would answer for the other). While a plugin loads,
+// registrations are held back until the loader has checked the plugin (ddn/plugin.h).
+bool RegisterNode(const NodeSpec& spec, NodeFactory factory, const std::string& definition = "");
+// "Class (file.cc:line)" with the file's directory dropped: how DDN_REGISTER_NODE names a definition.
+std::string NodeDefinition(const char* class_name, const char* file, int line);
 // Names of all registered nodes, sorted.
 std::vector<std::string> NodeNames();
 // Spec of a registered node; throws InvalidInput "unknown node" listing the known ones.
@@ -167,11 +181,12 @@ extern "C" int ddn_registration_abi_matches(int abi_version, int cxx_stdlib_abi,
 
 // One line per node type, in its .cc file: DDN_REGISTER_NODE(MyNode). MyNode needs
 // `static ddn::NodeSpec Spec()` and a constructor taking `const ddn::Params&`. A name registered twice in one
-// program is an error: RegisterNode throws (for nodes linked in, at start-up: the program stops with the
-// message), and a plugin that brings a name already taken is refused (ddn/plugin.h).
+// program is an error naming both definitions: RegisterNode throws (for nodes linked in, at start-up: the
+// program stops with the message), and a plugin that brings a name already taken is refused (ddn/plugin.h).
 #define DDN_REGISTER_NODE(Class)                                                                          \
   static const bool ddn_registered_##Class [[maybe_unused]] =                                             \
       ::ddn_registration_abi_matches(DDN_ABI_VERSION, DDN_CXX_STDLIB_ABI, DDN_VERSION) &&                 \
-      ::ddn::RegisterNode(Class::Spec(), [](const ::ddn::Params& p) -> std::unique_ptr<::ddn::Node> {     \
-        return std::make_unique<Class>(p);                                                                 \
-      })
+      ::ddn::RegisterNode(                                                                                \
+          Class::Spec(),                                                                                  \
+          [](const ::ddn::Params& p) -> std::unique_ptr<::ddn::Node> { return std::make_unique<Class>(p); }, \
+          ::ddn::NodeDefinition(#Class, __FILE__, __LINE__))

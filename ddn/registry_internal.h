@@ -16,6 +16,7 @@ namespace ddn::internal {
 struct StagedNode {
   NodeSpec spec;
   NodeFactory factory;
+  std::string definition;  // "Class (file.cc:line)" (RegisterNode's `definition`)
 };
 
 struct Staging {
@@ -29,7 +30,8 @@ void BeginStaging(Staging* collect);
 void EndStaging();
 
 // Registers `nodes` with `origin`, all or none: throws InvalidInput ("its node 'x' is already registered
-// (built-in)", "it defines node 'x' twice") if a name is taken.
+// (built-in): by A (a.cc:12), and the plugin's by B (b.cc:34)", "it defines node 'x' twice: by ...") if a name
+// is taken.
 void CommitStaged(std::vector<StagedNode> nodes, const std::string& origin);
 
 }  // namespace ddn::internal

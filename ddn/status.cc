@@ -15,6 +15,7 @@ std::vector<std::string> FlagNames(uint32_t flags) {
       {kNonRegular, "non_regular"}, {kDegenerate, "degenerate"},       {kNonSmooth, "non_smooth"},
       {kNonUnique, "non_unique"},   {kNotCertified, "not_certified"}, {kAllOutliers, "all_outliers"},
       {kNotConverged, "not_converged"},
+      {kUnverified, "unverified"},
   };
   std::vector<std::string> names;
   for (const auto& [flag, name] : kNames)

@@ -21,6 +21,10 @@
 //   kNotConverged  an iterative forward solve stopped at its iteration limit short of its tolerance: the answer is
 //                  the last iterate (finite and feasible), `residual` says how far from optimal it is, and the
 //                  gradient is that of the optimality conditions evaluated there (graph_match).
+//   kUnverified    the generic engine (ddn/generic_solver.h) could not verify that y is a local minimum to
+//                  full accuracy: the second-order condition could not be checked or a direction of negative
+//                  curvature could not be escaped, or the optimality residual stalled above the converged
+//                  level (status.residual says how far). Treat y as approximate.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +41,7 @@ enum StatusFlag : uint32_t {
   kNotCertified = 1u << 4,
   kAllOutliers = 1u << 5,
   kNotConverged = 1u << 6,
+  kUnverified = 1u << 7,
 };
 
 struct ProblemStatus {

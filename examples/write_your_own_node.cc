@@ -11,6 +11,7 @@
 
 #include "ddn/batch.h"
 #include "ddn/check.h"
+#include "ddn/conformance.h"
 #include "ddn/declarative.h"
 
 class CauchyLineFit : public ddn::DeclarativeNode<CauchyLineFit> {
@@ -30,6 +31,8 @@ class CauchyLineFit : public ddn::DeclarativeNode<CauchyLineFit> {
     const T r = (line[1] + line[0] * in[0][0] - in[0][1]) / ddn::Constant<T>(scale_);
     return ddn::Constant<T>(0.5 * scale_ * scale_) * log(ddn::Constant<T>(1.0) + r * r);
   }
+  // The Cauchy loss is not convex: the generic solve's answers are local minima (flagged not_certified).
+  bool IsConvex(const ddn::ProblemData&) const { return false; }
 
  private:
   double scale_;
@@ -55,6 +58,13 @@ int main() {
 
   const ddn::CheckReport report = ddn::CheckGradients(*node);
   std::printf("%s", report.ToString().c_str());
+  // Everything the built-in nodes are held to, in one line (ddn/conformance.h): gradients, bad input, threads,
+  // and the engine's scale invariance (the fit is covariant in the points and the Cauchy scale).
+  ddn::ConformanceOptions covariant;
+  covariant.covariant_inputs = {"points"};
+  covariant.covariant_params = {"scale"};
+  const ddn::ConformanceReport conformance = ddn::RunConformance("cauchy_line_fit", {{"scale", "0.5"}}, covariant);
+  std::printf("conformance: %s", conformance.ToString().c_str());
   const bool fits = std::abs(line.problem(0)[0] - 2) < 0.05 && std::abs(line.problem(1)[0] + 1) < 0.05;
-  return report.passed && fits ? 0 : 1;
+  return report.passed && fits && conformance.passed ? 0 : 1;
 }

@@ -238,11 +238,13 @@ int RunBench(int argc, char** argv) {
          "fraction of far outliers in the first input of pooling-like nodes")
         ("seed", po::value<std::string>(&seed_text)->default_value("1"), "seed of the random inputs (0 to 2^64 - 1)");
     AddRunOptions(&options, &run);
+    std::vector<std::string> solver_args;
+    AddSolverOptions(&options, &solver_args);
     po::variables_map vm;
     ParseNodeCommandLine(argc, argv, options, &node_name, &vm);
     if (vm.count("help")) {
       PrintHelp("ddn bench NODE [--param KEY=VALUE ...] (--shape B,N[,D] | --inputs FILE) [--runs R] [--threads N]"
-                " [--outliers F] [--seed S] [--generic]",
+                " [--outliers F] [--seed S] [--generic] [--solver KEY=VALUE ...]",
                 "Times the batched forward (ddn::Forward) and backward (ddn::Backward, a VJP with a random\n"
                 "dL/dy) on random inputs built from --shape: the node's first required input gets the shape\n"
                 "(B, N[, D]), other inputs get the sizes it binds. The first input of a pooling-like node is\n"
@@ -270,6 +272,7 @@ int RunBench(int argc, char** argv) {
     const Shape shape = inputs_file.empty() ? ParseShape(shape_text) : Shape{};
     const auto given = ParseParamAssignments(param_args);
     const auto node = MakeNode(node_name, given);
+    ApplySolverOptions(node.get(), solver_args);
     const NodeSpec& spec = node->spec();
     const Params params(spec.name, spec.params, given);
 

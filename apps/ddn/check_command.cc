@@ -34,13 +34,15 @@ int RunCheck(int argc, char** argv) {
         ("tolerance", po::value<double>(&check.tolerance)->default_value(1e-6),
          "pass if every relative error is at most this")
         ("step", po::value<double>(&check.step)->default_value(1e-4),
-         "finite-difference step h, relative to max(1, |x_j|)");
+         "finite-difference step h, relative to max(|x_j|, the input's scale in that problem)");
     AddRunOptions(&options, &check.run);
+    std::vector<std::string> solver_args;
+    AddSolverOptions(&options, &solver_args);
     po::variables_map vm;
     ParseNodeCommandLine(argc, argv, options, &node_name, &vm);
     if (vm.count("help")) {
       PrintHelp("ddn check NODE [--param KEY=VALUE ...] [--seed S] [--tolerance T] [--step H] [--generic]"
-                " [--threads N]",
+                " [--threads N] [--solver KEY=VALUE ...]",
                 "Gradient check: compares the node's backward (v^T Dy for a random v) with fourth-order\n"
                 "central finite differences of its forward solve, on the node's random and awkward inputs\n"
                 "(ties, constraint boundaries, near-singular Hessians). Prints one line per case and input\n"
@@ -59,6 +61,7 @@ int RunCheck(int argc, char** argv) {
     if (!(check.step > 0 && check.step < 1)) throw InvalidInput("--step must be in (0, 1), got " + FormatDouble(check.step));
     const auto params = ParseParamAssignments(param_args);
     const auto node = MakeNode(node_name, params);
+    ApplySolverOptions(node.get(), solver_args);
     std::string given;
     for (const auto& [k, v] : params) given += (given.empty() ? "" : ", ") + k + "=" + v;
     const CheckReport report = CheckGradients(*node, check);  // prints nothing if it throws

@@ -150,4 +150,23 @@ void CheckRunOptions(const RunOptions& run) {
   }
 }
 
+void AddSolverOptions(po::options_description* options, std::vector<std::string>* assignments) {
+  options->add_options()
+      ("solver", po::value<std::vector<std::string>>(assignments)->composing(),
+       "generic-solver option KEY=VALUE (repeatable), e.g. --solver max_newton_iterations=50; keys: "
+       "max_newton_iterations, max_outer_iterations, max_lbfgs_iterations, max_escapes, converged_residual, "
+       "failure_residual, feasibility_tolerance, active_tolerance, degenerate_tolerance, rcond, dense_limit, "
+       "objective_scale, constraint_scale (ddn/generic_solver.h)");
+}
+
+void ApplySolverOptions(Node* node, const std::vector<std::string>& assignments) {
+  for (const auto& a : assignments) {
+    const auto eq = a.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw InvalidInput("--solver '" + a.substr(0, 200) + "' must be KEY=VALUE, e.g. --solver rcond=1e-12");
+    }
+    node->SetSolverOption(a.substr(0, eq), a.substr(eq + 1));
+  }
+}
+
 }  // namespace ddn::cli

@@ -8,8 +8,9 @@
 // (stdout on a full disk, a closed pipe) is a failure too: exit 1, one line (FinishStdout).
 //
 // Options shared by eval, check and bench: `--param KEY=VALUE` (repeatable), `--threads N` (0 to kMaxThreads),
-// `--generic`, `--backward implicit|unrolled|truncated:K` (ddn/gradient_mode.h). Values echoed in messages go
-// through ddn::QuoteForMessage (at most ~200 bytes, escaped).
+// `--generic`, `--backward implicit|unrolled|truncated:K` (ddn/gradient_mode.h), `--solver KEY=VALUE` (repeatable:
+// an option of the node's generic solver, ddn/generic_solver.h). Values echoed in messages go through
+// ddn::QuoteForMessage (at most ~200 bytes, escaped).
 #pragma once
 
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include <boost/program_options.hpp>
 
 #include "ddn/batch.h"
+#include "ddn/node.h"
 
 namespace ddn::cli {
 
@@ -67,5 +69,11 @@ std::map<std::string, std::string> ParseParamAssignments(const std::vector<std::
 void AddRunOptions(boost::program_options::options_description* options, RunOptions* run);
 // Throws InvalidInput unless 0 <= run.threads <= kMaxThreads.
 void CheckRunOptions(const RunOptions& run);
+
+// Adds --solver KEY=VALUE (repeatable) to `options`, collected in `assignments`.
+void AddSolverOptions(boost::program_options::options_description* options, std::vector<std::string>* assignments);
+// Sets each KEY=VALUE on the node's generic solver (Node::SetSolverOption). Throws InvalidInput naming a malformed
+// assignment, an unknown key or a bad value, or a node without a generic solver.
+void ApplySolverOptions(Node* node, const std::vector<std::string>& assignments);
 
 }  // namespace ddn::cli

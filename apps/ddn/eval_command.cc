@@ -55,6 +55,8 @@ int RunEval(int argc, char** argv) {
     std::string file = "-";
     options.add_options()("help,h", "show this help");
     AddRunOptions(&options, &run);
+    std::vector<std::string> solver_args;
+    AddSolverOptions(&options, &solver_args);
     po::options_description hidden;
     hidden.add_options()("file", po::value<std::string>(&file), "request file");
     po::options_description all;
@@ -64,7 +66,7 @@ int RunEval(int argc, char** argv) {
     po::variables_map vm;
     ParseCommandLine(argc, argv, all, positional, &vm);
     if (vm.count("help")) {
-      PrintHelp("ddn eval [FILE|-] [--threads N] [--generic]",
+      PrintHelp("ddn eval [FILE|-] [--threads N] [--generic] [--solver KEY=VALUE ...]",
                 "Reads one JSON request from FILE (default -, stdin) and writes one JSON result on stdout.\n"
                 "  request: {\"node\": NAME, \"params\": {...}, \"inputs\": {NAME: nested array, ...},\n"
                 "            \"grad_outputs\": {NAME: nested array, ...}}   (params, grad_outputs optional)\n"
@@ -83,6 +85,7 @@ int RunEval(int argc, char** argv) {
     const RequestHeader header = ParseRequestHeader(request);
     CheckParamTypes(request, GetNodeSpec(header.node));
     const auto node = MakeNode(header.node, header.params);
+    ApplySolverOptions(node.get(), solver_args);
     const RequestTensors tensors = ParseRequestTensors(request);
     CheckGradOutputs(*node, tensors.inputs, tensors.grad_outputs);
     ForwardResult forward = Forward(*node, tensors.inputs, run);

@@ -29,8 +29,8 @@ class OptimalTransportNode : public Node {
               "backward unrolled / truncated:K only: most plain Sinkhorn sweeps recorded (status not_converged if "
               "the recorded iteration needs more)"}},
             {{"M", {"H", "W"}, "cost matrix"},
-             {"r", {"H"}, "row marginal, positive, normalised to sum 1; default uniform 1/H", true, true},
-             {"c", {"W"}, "column marginal, positive, normalised to sum 1; default uniform 1/W", true, true}},
+             {"r", {"H"}, "row marginal, positive, normalised to sum 1; default uniform 1/H", true, true, true},
+             {"c", {"W"}, "column marginal, positive, normalised to sum 1; default uniform 1/W", true, true, true}},
             {{"P", {"H", "W"}, "transport plan: positive, rows sum to r, columns to c (total mass 1)"}}};
   }
   explicit OptimalTransportNode(const Params& p) : Node(Spec()), gamma_(p.RequirePositive("gamma")) {

@@ -2,6 +2,7 @@
 //
 //   pseudo_huber_mean   unconstrained, a sum of terms          y = argmin_y Σ_i w_i φ(y − x_i; α)
 //   sphere_projection   equality constrained                   y = argmin ½‖y − x‖²  s.t. ‖y‖² = r²
+//   plane_projection    a linear equality with inputs in it    y = argmin ½‖y − x‖²  s.t. a·y = b
 //   ball_projection     nonlinear inequality (active/inactive) y = argmin ½‖y − x‖²  s.t. ‖y‖² ≤ r²
 //   box_projection      linear inequalities                    y = argmin ½‖y − x‖²  s.t. lo ≤ y ≤ hi
 //   sum_fit             singular Hessian (non-regular)         y = argmin ½(y₀ + y₁ − x)²
@@ -11,6 +12,7 @@
 #include "nodes/examples/engine_examples.h"
 
 #include <cmath>
+#include <random>
 
 #include <ceres/sphere_manifold.h>
 
@@ -53,6 +55,7 @@ class PseudoHuberMean : public DeclarativeNode<PseudoHuberMean> {
     }
     if (total <= 0) throw InvalidInput("input 'w' must not be all zero");
   }
+  std::vector<CheckCase> CheckCases(uint64_t seed) const override;
 
  private:
   double alpha_;
@@ -75,21 +78,50 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
   }
   explicit SphereProjection(const Params& p)
       : radius_(p.RequirePositive("radius")), use_manifold_(p.GetBool("manifold")) {}
-  // Start on the sphere, at the radial projection's direction perturbed so that the solve has work to do.
+  // Start on the sphere, at x's direction turned by an angle of ~0.3 rad so that the solve has work to do — but
+  // by less, down to none, when ‖x‖ is tiny against r: then f varies over the sphere by only ~‖x‖·r, below the
+  // rounding of its gradient (y − x rounds to y once ‖x‖ < ε·r), and no solver could find the direction of x
+  // from f's derivatives. The start is relative to ‖x‖, so it does not depend on x's scale; x = 0 starts at r·e₁.
   void InitialGuess(const ProblemData& p, double* y) const {
     const int64_t d = p.InputSize(0);
+    double xmax = 0;
+    for (int64_t k = 0; k < d; ++k) xmax = std::max(xmax, std::abs(p.inputs[0][k]));
+    const double turn = 0.3 * std::min(1.0, xmax / (1e-6 * radius_));
     double norm = 0;
     for (int64_t k = 0; k < d; ++k) {
-      y[k] = p.inputs[0][k] + (k == 0 ? 0.3 : 0.0);
+      y[k] = xmax > 0 ? p.inputs[0][k] / xmax + (k == 0 ? turn : 0.0) : (k == 0 ? 1.0 : 0.0);
       norm += y[k] * y[k];
     }
     norm = std::sqrt(norm);
-    for (int64_t k = 0; k < d; ++k) y[k] *= norm > 0 ? radius_ / norm : 0.0;
-    if (norm == 0) y[0] = radius_;
+    if (norm == 0) {  // x/‖x‖∞ + 0.3 e₁ = 0: start at r·e₂ (D ≥ 2) or r
+      y[0] = 0;
+      y[d > 1 ? 1 : 0] = 1;
+      norm = 1;
+    }
+    for (int64_t k = 0; k < d; ++k) y[k] *= radius_ / norm;
   }
-  // ‖y‖ = r is a Ceres manifold: L-BFGS runs on it (the augmented Lagrangian is used when manifold=false).
+  // x = 0 exactly is the only non-unique case. For 0 < ‖x‖ ≲ ε·r the engine sees the same derivatives as for
+  // x = 0 (a sphere of minimisers to double precision) and says non_unique; the answer, r·x/‖x‖ from the start
+  // above, is unique, but its curvature cannot be verified: say that instead.
+  void Solve(const ProblemData& p, ProblemStatus* s) const override {
+    GenericSolve(p, s);
+    bool zero = true;
+    for (int64_t k = 0; k < p.InputSize(0); ++k) zero = zero && p.inputs[0][k] == 0;
+    if (zero) {
+      s->Set(kNonUnique, "x = 0: every point of the sphere is a closest point");
+    } else if (s->flags & kNonUnique) {
+      s->flags &= ~static_cast<uint32_t>(kNonUnique);
+      s->note.clear();
+      s->Set(kUnverified, "‖x‖ is below the rounding of the objective's gradient: y = r·x/‖x‖ from the start, its "
+                          "second-order condition not verifiable in double precision");
+    }
+  }
+  std::vector<CheckCase> CheckCases(uint64_t seed) const override;
+  // ‖y‖ = r is a Ceres manifold: L-BFGS runs on it (the augmented Lagrangian is used when manifold=false). The
+  // sphere of ℝ¹ is two points, not a manifold Ceres can search (SphereManifold needs D ≥ 2): no manifold there.
   ceres::Manifold* MakeManifold(const ProblemData& p) const {
-    return use_manifold_ ? new ceres::SphereManifold<ceres::DYNAMIC>(static_cast<int>(p.InputSize(0))) : nullptr;
+    const int d = static_cast<int>(p.InputSize(0));
+    return use_manifold_ && d >= 2 ? new ceres::SphereManifold<ceres::DYNAMIC>(d) : nullptr;
   }
   int NumEqualities(const ProblemData&) const { return 1; }
   template <typename T>
@@ -98,17 +130,42 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
     for (int64_t k = 0; k < in.size(0); ++k) sum += y[k] * y[k];
     h[0] = sum - Constant<T>(radius_ * radius_);
   }
-  void Validate(const ProblemData& p) const override {
-    double norm = 0;
-    for (int64_t k = 0; k < p.InputSize(0); ++k) norm += p.inputs[0][k] * p.inputs[0][k];
-    if (norm == 0) throw InvalidInput("input 'x' is 0: every point of the sphere is a closest point");
-  }
 
  private:
   double radius_;
   bool use_manifold_;
 };
 DDN_REGISTER_NODE(SphereProjection);
+
+// The constraint is linear in y but bilinear in (a, y): kLinearConstraints skips only its y-y curvature (zero);
+// the mixed derivatives that give a's gradient are exact.
+class PlaneProjection : public ProjectionBase<PlaneProjection> {
+ public:
+  static NodeSpec Spec() {
+    return {"plane_projection",
+            "Euclidean projection onto the plane a·y = b, normal a and offset b inputs (linear equality, generic "
+            "engine)",
+            {},
+            {{"x", {"D"}, "point to project"}, {"a", {"D"}, "normal of the plane (nonzero)"}, {"b", {}, "offset"}},
+            {{"y", {"D"}, "closest point of the plane"}}};
+  }
+  explicit PlaneProjection(const Params&) {}
+  static constexpr bool kLinearConstraints = true;
+  int NumEqualities(const ProblemData&) const { return 1; }
+  template <typename T>
+  void Equalities(const Args<T>& in, const T* y, T* h) const {
+    T dot = Constant<T>(0.0);
+    for (int64_t k = 0; k < in.size(0); ++k) dot += in[1][k] * y[k];
+    h[0] = dot - in[2][0];
+  }
+  void Validate(const ProblemData& p) const override {
+    double norm = 0;
+    for (int64_t k = 0; k < p.InputSize(1); ++k) norm += p.inputs[1][k] * p.inputs[1][k];
+    if (norm == 0) throw InvalidInput("input 'a' (the plane's normal) is 0");
+  }
+  std::vector<CheckCase> CheckCases(uint64_t seed) const override;
+};
+DDN_REGISTER_NODE(PlaneProjection);
 
 class BallProjection : public ProjectionBase<BallProjection> {
  public:
@@ -206,6 +263,53 @@ std::vector<CheckCase> BoxProjection::CheckCases(uint64_t seed) const {
   cases.push_back(mixed);
   const double e = 1e-3 * span;
   cases.push_back({"near_bounds", {{"x", Tensor({1, 4}, {lo_ - e, lo_ + e, hi_ - e, hi_ + e})}}});
+  return cases;
+}
+
+std::vector<CheckCase> PseudoHuberMean::CheckCases(uint64_t seed) const {
+  std::vector<CheckCase> cases = Node::CheckCases(seed);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal;
+  // Weights, a tie, a far outlier; points spread over 300 α (a near-singular Hessian, Σ φ'' ~ 1e-6·N); a cluster
+  // far from the origin (offset 1e6 α: the step must follow the points' scale, not the origin's).
+  CheckCase weighted{"weighted_tie_outlier", {}};
+  weighted.inputs["x"] = Tensor({2, 5}, {0.1, 0.1, -0.4, 0.7, 40.0, 1.0, 1.2, 1.2, 0.9, -30.0});
+  weighted.inputs["w"] = Tensor({2, 5}, {1.0, 0.5, 2.0, 1.0, 1.0, 0.3, 1.0, 1.0, 2.0, 0.5});
+  for (auto& v : weighted.inputs["x"].values()) v *= alpha_;
+  cases.push_back(weighted);
+  CheckCase spread{"spread_near_singular", {}};
+  spread.inputs["x"] = Tensor({1, 4}, {-300.0, -100.0, 200.0, 500.0});
+  for (auto& v : spread.inputs["x"].values()) v *= alpha_;
+  cases.push_back(spread);
+  CheckCase far{"far_from_origin", {}};
+  far.inputs["x"] = Tensor({1, 6});
+  for (auto& v : far.inputs["x"].values()) v = alpha_ * (1e6 + normal(rng));
+  // The points' spread (α), not their distance from 0, is the scale of the problem; a step of 1e-3 α keeps the
+  // difference quotient above the rounding of y ≈ 1e6 α (1e-10 α).
+  far.step_scale["x"] = 10 * alpha_;
+  cases.push_back(far);
+  return cases;
+}
+
+std::vector<CheckCase> SphereProjection::CheckCases(uint64_t seed) const {
+  std::vector<CheckCase> cases = Node::CheckCases(seed);
+  // Near the centre (‖x‖ = 1e-3 r: dy/dx ~ 1e3), far away (1e3 r), on the sphere (y = x).
+  const double r = radius_, n = std::sqrt(14.0);
+  cases.push_back({"near_centre", {{"x", Tensor({1, 3}, {1e-3 * r / n, -2e-3 * r / n, 3e-3 * r / n})}}});
+  cases.push_back({"far", {{"x", Tensor({1, 3}, {1e3 * r / n, 2e3 * r / n, -3e3 * r / n})}}});
+  cases.push_back({"on_the_sphere", {{"x", Tensor({1, 3}, {r / n, 2 * r / n, -3 * r / n})}}});
+  return cases;
+}
+
+std::vector<CheckCase> PlaneProjection::CheckCases(uint64_t seed) const {
+  std::vector<CheckCase> cases = Node::CheckCases(seed);
+  // x on the plane (y = x); a normal whose entries span six orders of magnitude.
+  cases.push_back({"on_the_plane",
+                   {{"x", Tensor({1, 3}, {1.0, 2.0, 3.0})}, {"a", Tensor({1, 3}, {1.0, -1.0, 0.5})},
+                    {"b", Tensor({1}, {0.5})}}});
+  cases.push_back({"steep_normal",
+                   {{"x", Tensor({1, 3}, {0.3, -0.7, 1.1})}, {"a", Tensor({1, 3}, {1e-3, 1.0, 1e3})},
+                    {"b", Tensor({1}, {2.0})}}});
   return cases;
 }
 

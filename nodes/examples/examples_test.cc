@@ -166,9 +166,19 @@ TEST_P(SphereProjectionTest, ClosedFormForwardAndJacobian) {
 
 INSTANTIATE_TEST_SUITE_P(ManifoldAndAugmentedLagrangian, SphereProjectionTest, ::testing::Values("true", "false"));
 
-TEST(SphereProjection, OriginIsRejected) {
-  auto node = MakeNode("sphere_projection");
-  EXPECT_THROW(Forward(*node, {{"x", Tensor({1, 3})}}), InvalidInput);
+// x = 0: every point of the sphere is a closest point. The engine returns one (on the sphere) and says so.
+TEST(SphereProjection, OriginIsFlaggedNonUnique) {
+  for (const char* manifold : {"true", "false"}) {
+    auto node = MakeNode("sphere_projection", {{"radius", "2"}, {"manifold", manifold}});
+    const TensorMap in{{"x", Tensor({1, 3})}};
+    ForwardResult fwd = Forward(*node, in);
+    const Tensor& y = fwd.outputs.at("y");
+    EXPECT_NEAR(std::sqrt(y[0] * y[0] + y[1] * y[1] + y[2] * y[2]), 2.0, 1e-14);
+    EXPECT_EQ(fwd.status[0].flags, kNonUnique) << fwd.status[0].note;
+    const TensorMap g = Backward(*node, in, fwd.outputs, {{"y", Tensor({1, 3}, {1.0, 2.0, 3.0})}}, &fwd.status);
+    for (double e : g.at("x").values()) EXPECT_TRUE(std::isfinite(e));
+    EXPECT_TRUE(fwd.status[0].flags & kNonRegular) << fwd.status[0].note;
+  }
 }
 
 // ---- ball_projection (nonlinear inequality) -------------------------------------------------------

@@ -21,6 +21,7 @@
 #include <random>
 #include <string>
 
+#include <Eigen/Dense>
 #include <ceres/sphere_manifold.h>
 
 #include "ddn/declarative.h"

@@ -1,9 +1,14 @@
 // The `qp` node: z = argmin ½zᵀQz + qᵀz s.t. Gz ≤ h, Az = b, batched (nodes/optim/qp_solver.h has the math).
+//
+// The specialised path is SolveQp (interior point + active-set polish) with OptNet's KKT backward. The generic
+// path (`--generic`) is QpForm, the QP written as a declarative node for the generic engine; the conformance
+// suite holds the two against each other.
 #include <Eigen/Core>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "ddn/declarative.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "nodes/optim/qp_problems.h"
@@ -59,6 +64,52 @@ Tensor Stack(const std::vector<Eigen::VectorXd>& vs) {
   for (size_t b = 0; b < vs.size(); ++b) Eigen::Map<Eigen::VectorXd>(t.problem(b), r) = vs[b];
   return t;
 }
+
+// The QP's declarative form for the generic engine: f = ½zᵀQz + qᵀz, h(z) = Az − b = 0, g(z) = Gz − h ≤ 0 (each
+// pair optional). Not kLinearConstraints: the constraints are affine in z but bilinear in (G, z) and (A, z).
+class QpForm : public DeclarativeNode<QpForm> {
+ public:
+  static NodeSpec Spec() {
+    NodeSpec s;
+    s.name = "qp (declarative form)";
+    s.summary = "the qp node's declarative form, for the generic engine";
+    s.inputs = {{"Q", {"n", "n"}, "", true, false}, {"q", {"n"}, "", true, false}, {"G", {"m", "n"}, "", true, true},
+                {"h", {"m"}, "", true, true},       {"A", {"p", "n"}, "", true, true}, {"b", {"p"}, "", true, true}};
+    s.outputs = {{"z", {"n"}, "", true, false}};
+    return s;
+  }
+  template <typename T>
+  T Objective(const Args<T>& in, const T* z) const {
+    const int64_t n = in.size(kq);
+    T f = Constant<T>(0.0);
+    for (int64_t i = 0; i < n; ++i) {
+      T qz = Constant<T>(0.0);
+      for (int64_t j = 0; j < n; ++j) qz += in[kQ][i * n + j] * z[j];
+      f += Constant<T>(0.5) * z[i] * qz + in[kq][i] * z[i];
+    }
+    return f;
+  }
+  int NumEqualities(const ProblemData& p) const { return p.inputs[kA] ? static_cast<int>(p.Dim("p")) : 0; }
+  template <typename T>
+  void Equalities(const Args<T>& in, const T* z, T* out) const {
+    if (!in.has(kA)) return;
+    const int64_t n = in.size(kq), rows = in.size(kb);
+    for (int64_t i = 0; i < rows; ++i) {
+      out[i] = -in[kb][i];
+      for (int64_t j = 0; j < n; ++j) out[i] += in[kA][i * n + j] * z[j];
+    }
+  }
+  int NumInequalities(const ProblemData& p) const { return p.inputs[kG] ? static_cast<int>(p.Dim("m")) : 0; }
+  template <typename T>
+  void Inequalities(const Args<T>& in, const T* z, T* out) const {
+    if (!in.has(kG)) return;
+    const int64_t n = in.size(kq), rows = in.size(kh);
+    for (int64_t i = 0; i < rows; ++i) {
+      out[i] = -in[kh][i];
+      for (int64_t j = 0; j < n; ++j) out[i] += in[kG][i * n + j] * z[j];
+    }
+  }
+};
 
 class QpNode : public Node {
  public:
@@ -124,7 +175,21 @@ class QpNode : public Node {
     StoreVector(g.b, p.grad_inputs[kb]);
   }
 
-  double Objective(const ProblemData& p) const override {
+  // The generic engine on QpForm, after the same validation as the specialised path (pairs, symmetry, Q
+  // positive definite, A of full row rank). Implicit gradients only (the batch layer refuses the other modes).
+  bool HasGenericPath() const override { return true; }
+  void GenericSolve(const ProblemData& p, ProblemStatus* status) const override {
+    LoadQp(p);
+    form_.GenericSolve(p, status);
+  }
+  void GenericBackward(const ProblemData& p, ProblemStatus* status) const override {
+    LoadQp(p);
+    form_.GenericBackward(p, status);
+  }
+  void SetSolverOption(const std::string& key, const std::string& value) override { form_.SetSolverOption(key, value); }
+  std::vector<std::string> SolverOptions() const override { return form_.SolverOptions(); }
+
+  double ObjectiveValue(const ProblemData& p) const override {
     const QpData d = LoadQp(p);
     const Eigen::Map<const Eigen::VectorXd> z(p.outputs[0], d.n());
     return 0.5 * z.dot(d.Q * z) + d.q.dot(z);
@@ -166,6 +231,7 @@ class QpNode : public Node {
 
  private:
   QpOptions options_;
+  QpForm form_;
 };
 DDN_REGISTER_NODE(QpNode);
 

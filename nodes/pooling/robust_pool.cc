@@ -8,7 +8,7 @@
 //
 // Both nodes are DeclarativeNodes written as a sum of terms over "N" (so the generic Ceres forward and the
 // nested-Jet implicit backward exist and are tested against the specialised ones), with Solve, Backward and
-// Objective overridden by the specialised solvers and closed-form gradients of pooling_solvers.h, which
+// ObjectiveValue overridden by the specialised solvers and closed-form gradients of pooling_solvers.h, which
 // documents the guarantees (certified global minima of the scalar node for every penalty; best of several
 // local solves, kNotCertified, for the vector node's non-convex penalties).
 #include <cmath>
@@ -69,7 +69,7 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
                     p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
   }
 
-  double Objective(const ProblemData& p) const override { return PoolingObjective(Problem(p), p.outputs[0]); }
+  double ObjectiveValue(const ProblemData& p) const override { return PoolingObjective(Problem(p), p.outputs[0]); }
 
   // Start of the generic (Ceres) solve: the weighted mean, as the reference library does.
   void InitialGuess(const ProblemData& p, double* y) const {
@@ -82,6 +82,12 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
       for (int64_t k = 0; k < q.d; ++k) y[k] += wi * q.x[i * q.d + k];
     }
     for (int64_t k = 0; k < q.d; ++k) y[k] /= total;
+  }
+
+  // Quadratic, pseudo-Huber and Huber are convex; the other penalties give problems with several local minima
+  // (the generic path's answers are then flagged not_certified; the specialised solvers certify their own).
+  bool IsConvex(const ProblemData&) const {
+    return kind_ == PenaltyKind::kQuadratic || kind_ == PenaltyKind::kPseudoHuber || kind_ == PenaltyKind::kHuber;
   }
 
   PenaltyKind kind() const { return kind_; }

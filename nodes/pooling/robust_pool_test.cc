@@ -93,7 +93,7 @@ TEST(RobustPool, SpecialisedMatchesGenericPath) {
               }
               p.outputs.push_back(const_cast<double*>(yy.problem(b)));
               p.output_shapes.push_back(yy.problem_shape());
-              return node->Objective(p);
+              return node->ObjectiveValue(p);
             };
             const double f = objective(y), fg = objective(yg);
             EXPECT_LE(f, fg + 1e-10 * (1 + std::abs(fg))) << c.name << " b=" << b;
@@ -176,7 +176,7 @@ TEST(RobustPool, AgreesWithTheReferenceLibrary) {
       p.input_shapes = {inputs.at("x").problem_shape(), Shape{}};
       p.outputs = {const_cast<double*>(y.problem(b))};
       p.output_shapes = {y.problem_shape()};
-      const double f = node->Objective(p);
+      const double f = node->ObjectiveValue(p);
       EXPECT_LE(f, f_ref[b] * (1 + 1e-9)) << "b=" << b;
       if (!convex && f < f_ref[b] * (1 - 1e-7)) continue;  // a better minimum than the reference's: skip
       for (int64_t k = 0; k < y.problem_size(); ++k) EXPECT_NEAR(y.problem(b)[k], want_y.problem(b)[k], 1e-4);

@@ -110,6 +110,8 @@ class ShapeProjectionNode : public DeclarativeNode<ShapeProjectionNode<Shape>> {
     this->GenericSolve(p, s);
     if (!Shape::kConvex) s->Set(kNotCertified, "non-convex shape: a local minimiser from the initial guess");
   }
+  // The generic path (`--generic`) says so too.
+  bool IsConvex(const ProblemData&) const { return Shape::kConvex; }
 
   template <typename T>
   T Objective(const Args<T>& in, const T* y) const {

@@ -96,9 +96,12 @@ class FitEllipse : public Node {
                        p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
   }
   bool BackwardAssigns() const override { return true; }
-  double Objective(const ProblemData& p) const override { return EllipseFitObjective(CloudOf(p), p.outputs[0]); }
+  double ObjectiveValue(const ProblemData& p) const override { return EllipseFitObjective(CloudOf(p), p.outputs[0]); }
 
   bool HasGenericPath() const override { return true; }
+  // --solver KEY=VALUE: the options of the declarative form's generic engine.
+  void SetSolverOption(const std::string& key, const std::string& value) override { form_.SetSolverOption(key, value); }
+  std::vector<std::string> SolverOptions() const override { return form_.SolverOptions(); }
   void GenericSolve(const ProblemData& p, ProblemStatus* s) const override {
     ProblemData q = p;
     q.outputs = {p.outputs[0]};

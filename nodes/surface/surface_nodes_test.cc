@@ -65,7 +65,7 @@ double ObjectiveOf(const Node& node, const TensorMap& inputs, const TensorMap& o
     p.outputs.push_back(const_cast<double*>(outputs.at(out.name).problem(b)));
     p.output_shapes.push_back(outputs.at(out.name).problem_shape());
   }
-  return node.Objective(p);
+  return node.ObjectiveValue(p);
 }
 
 // same_minimum: both paths must reach the same minimum (quadratic, pseudo-Huber and Huber, where both start at the

@@ -77,12 +77,16 @@ def _params_text(node, params):
     return {key: _param_text(node, key, value) for key, value in params.items()}
 
 
-def check_cases(name, seed=1, **params):
+def check_cases(name, seed=1, with_step_scales=False, **params):
     """The node's own gradient-check inputs, random and awkward ones (ties, constraint boundaries,
-    near-singular Hessians): [(case name, {input name: float64 tensor})]."""
+    near-singular Hessians): [(case name, {input name: float64 tensor})]. With with_step_scales=True, each
+    case also carries {input name: the size of that input's variations} for the inputs whose natural unit is
+    not |x| (e.g. a cluster far from the origin: its spread), as `ddn check` uses them for its steps:
+    [(case name, inputs, step scales)]."""
     handle = _ddn.make_node(name, _params_text(name, params), 1, False, "implicit")
-    return [(case, {k: torch.from_numpy(v.copy()) for k, v in inputs.items()})
-            for case, inputs in _ddn.check_cases(handle, seed)]
+    cases = [(case, {k: torch.from_numpy(v.copy()) for k, v in inputs.items()}, dict(steps))
+             for case, inputs, steps in _ddn.check_cases(handle, seed)]
+    return cases if with_step_scales else [(case, inputs) for case, inputs, _ in cases]
 
 
 def _array(node, what, tensor):

@@ -195,7 +195,9 @@ py::list CheckCases(const NodeHandle& handle, uint64_t seed) {
       auto owner = std::make_shared<ddn::Tensor>(tensor);
       inputs[py::str(name)] = View(*owner, owner);
     }
-    cases.append(py::make_tuple(c.name, inputs));
+    py::dict steps;  // the case's own step scales (CheckCase::step_scale), per input name
+    for (const auto& [name, scale] : c.step_scale) steps[py::str(name)] = scale;
+    cases.append(py::make_tuple(c.name, inputs, steps));
   }
   return cases;
 }

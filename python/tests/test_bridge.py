@@ -159,13 +159,14 @@ def test_status_per_problem_and_updated_by_the_backward():
     assert status[1].ok and status[1].flags == [] and status[1].residual is not None
     assert isinstance(status[1].iterations, int)
 
-    # sum_fit's Hessian is singular: the forward is fine, its backward finds out and says so.
+    # sum_fit's minimisers form a valley: the forward returns one of them and says so (non_unique); its
+    # backward finds the singular Hessian and adds non_regular (a minimum-norm gradient).
     fit = ddn.Node("sum_fit")
     x = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
     y = fit(x)
-    assert fit.status[0].ok
+    assert fit.status[0].flags == ["non_unique"] and not fit.status[0].ok
     y[0, 0].backward()
-    assert fit.status[0].flags == ["non_regular"] and "singular" in fit.status[0].note
+    assert fit.status[0].flags == ["non_regular", "non_unique"] and "singular" in fit.status[0].note
     assert torch.isfinite(x.grad).all()
 
 

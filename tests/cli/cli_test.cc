@@ -294,6 +294,26 @@ TEST(Eval, GenericPath) {
               {"cli_test_vector", "generic"});
 }
 
+// --solver KEY=VALUE sets an option of a DeclarativeNode's generic solver, in eval, check and bench alike.
+TEST(Eval, SolverOptions) {
+  const char* request = R"({"node": "pseudo_huber_mean", "inputs": {"x": [[1, 2, 9]]}, "grad_outputs": {"y": [1]}})";
+  const Json plain = Ok(Eval(request));
+  const Json tuned = Ok(Eval(request, {"--solver", "max_newton_iterations=60", "--solver", "rcond=1e-12"}));
+  EXPECT_EQ(plain["outputs"], tuned["outputs"]);
+  // Every option scales f or the constraints by a constant: the answer does not change.
+  const Json scaled = Ok(Eval(request, {"--solver", "objective_scale=1e8"}));
+  EXPECT_NEAR(scaled["outputs"]["y"][0].get<double>(), plain["outputs"]["y"][0].get<double>(), 1e-14);
+  ExpectError(Eval(request, {"--solver", "no_such_option=1"}), 2, {"unknown solver option 'no_such_option'", "rcond"});
+  ExpectError(Eval(request, {"--solver", "rcond=abc"}), 2, {"solver option 'rcond'", "abc"});
+  ExpectError(Eval(request, {"--solver", "max_newton_iterations=0"}), 2, {"max_newton_iterations", "[1, 100000]"});
+  ExpectError(Eval(request, {"--solver", "rcond"}), 2, {"--solver 'rcond' must be KEY=VALUE"});
+  // A node without a generic solver refuses solver options.
+  ExpectError(Eval(kGood, {"--solver", "rcond=1e-12"}), 2, {"cli_test_mean", "no generic solver"});
+  const Outcome check = Ddn({"check", "sum_fit", "--solver", "converged_residual=1e-10"});
+  EXPECT_EQ(check.code, 0) << check.err;
+  ExpectError(Ddn({"bench", "sum_fit", "--shape", "2", "--solver", "dense_limit=-1"}), 2, {"dense_limit"});
+}
+
 // ---- eval: every kind of bad request ---------------------------------------------------------
 
 TEST(EvalBadRequest, MalformedJson) {
