@@ -92,7 +92,7 @@ class Checker {
       Fail("only " + std::to_string(report_->comparisons) + " problems compared between the default and the generic "
            "path (at least " + std::to_string(o_.min_comparisons) + " required): add unflagged check cases");
     }
-    if (o_.check_bad_input && !cases.empty()) BadInput(cases.front());
+    if (o_.check_bad_input && !cases.empty()) BadInput(cases);
   }
 
  private:
@@ -220,23 +220,16 @@ class Checker {
     }
   }
 
-  void BadInput(const CheckCase& c) {
+  // Every input, optional ones included, in the first case that gives it; dL/dy on the first case.
+  void BadInput(const std::vector<CheckCase>& cases) {
+    const CheckCase& c = cases.front();
     int refused = 0;
-    for (const auto& [name, t] : c.inputs) {
-      for (double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
-        TensorMap inputs = c.inputs;
-        inputs.at(name)[0] = bad;
-        try {
-          Forward(*node_, inputs);
-          Fail("input '" + name + "' with " + Fmt(bad) + " was accepted");
-        } catch (const InvalidInput& e) {
-          if (std::string(e.what()).find("'" + name + "'") == std::string::npos) {
-            Fail("input '" + name + "' with " + Fmt(bad) + ": the message does not name the input: " + e.what());
-          }
-          ++refused;
-        } catch (const Error& e) {
-          Fail("input '" + name + "' with " + Fmt(bad) + ": not InvalidInput: " + e.what());
-        }
+    std::vector<std::string> seen;
+    for (const CheckCase& holder : cases) {
+      for (const auto& [name, t] : holder.inputs) {
+        if (std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
+        seen.push_back(name);
+        BadValues(holder, name, &refused);
       }
     }
     try {
@@ -257,6 +250,25 @@ class Checker {
       Fail("case '" + c.name + "': threw " + e.what());
     }
     Log("bad input: " + std::to_string(refused) + " NaN/Inf requests refused");
+  }
+
+  // A NaN and an Inf in input `name` of case `c` must be refused with InvalidInput naming the input.
+  void BadValues(const CheckCase& c, const std::string& name, int* refused) {
+    for (double bad : {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+      TensorMap inputs = c.inputs;
+      inputs.at(name)[0] = bad;
+      try {
+        Forward(*node_, inputs);
+        Fail("input '" + name + "' with " + Fmt(bad) + " was accepted (case '" + c.name + "')");
+      } catch (const InvalidInput& e) {
+        if (std::string(e.what()).find("'" + name + "'") == std::string::npos) {
+          Fail("input '" + name + "' with " + Fmt(bad) + ": the message does not name the input: " + e.what());
+        }
+        ++*refused;
+      } catch (const Error& e) {
+        Fail("input '" + name + "' with " + Fmt(bad) + ": not InvalidInput: " + e.what());
+      }
+    }
   }
 
   // The answer, flags and gradients of the generic path against the same run with f or the constraints scaled

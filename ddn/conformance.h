@@ -14,7 +14,8 @@
 //                  and at least `min_comparisons` problems must have been compared (unless the default path is
 //                  the generic one: identical answers and flags on every case);
 //   threads        forward and backward give bit-identical results and flags with 1 and 2 threads;
-//   bad input      a NaN or an Inf in any input, or in dL/dy, is refused with InvalidInput naming it;
+//   bad input      a NaN or an Inf in any input (optional ones in the first case that gives them), or in dL/dy,
+//                  is refused with InvalidInput naming it;
 //   scale          (generic path) the answer, its flags and its gradient do not change when the objective is
 //                  multiplied by each of `objective_scales` or every constraint by each of `constraint_scales`
 //                  (GenericSolverOptions::objective_scale / constraint_scale), and, for a scale-covariant node

@@ -102,6 +102,9 @@ class LeastSquaresNode : public Node {
   bool HasGenericPath() const override { return true; }
   void GenericSolve(const ProblemData& p, ProblemStatus* s) const override;
   void GenericBackward(const ProblemData& p, ProblemStatus* s) const override;
+  // The generic path's options (`--solver KEY=VALUE`, the conformance suite's scale sweep) are its form's.
+  void SetSolverOption(const std::string& key, const std::string& value) override { form_.SetSolverOption(key, value); }
+  std::vector<std::string> SolverOptions() const override { return form_.SolverOptions(); }
 
   std::vector<CheckCase> CheckCases(uint64_t seed) const override;
 

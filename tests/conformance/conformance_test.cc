@@ -4,9 +4,13 @@
 // inputs and parameters × 1e-6, 1e6).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "ddn/conformance.h"
+#include "ddn/node.h"
 
 namespace ddn {
 namespace {
@@ -99,6 +103,55 @@ TEST(Conformance, FitEllipse) { EXPECT_TRUE(Conforms("fit_ellipse")); }
 TEST(Conformance, Qp) { EXPECT_TRUE(Conforms("qp", {}, Covariant({"q", "h", "b"}))); }
 // deq_tanh is a fixed point, not a minimiser: no generic path; gradients, threads and bad input apply.
 TEST(Conformance, DeqTanh) { EXPECT_TRUE(Conforms("deq_tanh")); }
+
+
+// ---- the reference library's sample nodes (nodes/examples/reference_samples.cc): the generic engine is their
+// default path (identical answers), except tridiag_solve (Thomas' algorithm against its least-squares form) ----------
+TEST(Conformance, UnconstrainedPolynomial) { EXPECT_TRUE(Conforms("unconstrained_polynomial")); }
+TEST(Conformance, LinearOnUnitCircle) { EXPECT_TRUE(Conforms("linear_on_unit_circle")); }
+// y = −|x|(1, 1)/√2 scales with the radius x.
+TEST(Conformance, ConstantLinearOnCircle) { EXPECT_TRUE(Conforms("constant_linear_on_circle", {}, Covariant({"x"}))); }
+// x = (slope, radius): only the radius scales y, and the suite scales whole inputs, so no covariant sweep.
+TEST(Conformance, LinearOnCircle) { EXPECT_TRUE(Conforms("linear_on_circle")); }
+// The unit sphere and ball are fixed: y does not scale with x (quadratic_on_sphere's y = x/‖x‖ is invariant).
+TEST(Conformance, QuadraticOnSphere) { EXPECT_TRUE(Conforms("quadratic_on_sphere")); }
+TEST(Conformance, QuadraticOnBall) { EXPECT_TRUE(Conforms("quadratic_on_ball")); }
+// x = T⁻¹d scales with the right-hand sides d.
+TEST(Conformance, TridiagSolve) { EXPECT_TRUE(Conforms("tridiag_solve", {}, Covariant({"d"}))); }
+
+// ---- linear algebra, geometry and alignment ----------------------------------------------------------------------
+// least_squares: its generic path is the ridge problem's declarative form; (x, c) scale with the targets b.
+TEST(Conformance, LeastSquares) { EXPECT_TRUE(Conforms("least_squares", {}, Covariant({"b"}))); }
+TEST(Conformance, LeastSquaresWithoutBias) {
+  EXPECT_TRUE(Conforms("least_squares", {{"bias", "false"}, {"beta", "0.1"}}, Covariant({"b"})));
+}
+// pnp's generic path is its declarative form (the robust pose objective); the pose is not scale-covariant as one
+// output (the rotation does not scale with p3d, the translation does), so no covariant sweep.
+TEST(Conformance, PnpReprojection) { EXPECT_TRUE(Conforms("pnp")); }
+TEST(Conformance, PnpReprojectionHuber) { EXPECT_TRUE(Conforms("pnp", {{"objective", "reproj_huber"}})); }
+TEST(Conformance, PnpCosine) { EXPECT_TRUE(Conforms("pnp", {{"objective", "cosine"}})); }
+// eigen, optimal_transport and graph_match have no declarative form for the generic engine (an eigenproblem's
+// answer is a basis, not one minimiser; Sinkhorn's and the matching's fixed points are differentiated in closed
+// form): the suite checks their gradients, threads and bad input, and the agreement and scale clauses do not apply.
+TEST(Conformance, Eigen) { EXPECT_TRUE(Conforms("eigen")); }
+TEST(Conformance, EigenTopK) { EXPECT_TRUE(Conforms("eigen", {{"top_k", "2"}})); }
+TEST(Conformance, OptimalTransport) { EXPECT_TRUE(Conforms("optimal_transport")); }
+TEST(Conformance, OptimalTransportSharp) { EXPECT_TRUE(Conforms("optimal_transport", {{"gamma", "10"}})); }
+TEST(Conformance, GraphMatch) { EXPECT_TRUE(Conforms("graph_match")); }
+
+// Every node linked into this program has a conformance test above: a node added without one fails here, by name.
+TEST(Conformance, EveryRegisteredNodeIsCovered) {
+  const std::set<std::string> covered = {
+      "ball_projection", "box_projection", "constant_linear_on_circle", "deq_tanh", "eigen", "fit_ellipse",
+      "fit_plane", "fit_sphere", "graph_match", "least_squares", "linear_on_circle", "linear_on_unit_circle",
+      "optimal_transport", "plane_projection", "pnp", "project", "project_ellipsoid", "project_superellipse",
+      "pseudo_huber_mean", "qp", "quadratic_on_ball", "quadratic_on_sphere", "robust_pool", "robust_vector_pool",
+      "sphere_projection", "sum_fit", "tridiag_solve", "unconstrained_polynomial"};
+  for (const std::string& name : NodeNames()) {
+    EXPECT_TRUE(covered.count(name)) << "node '" << name << "' is registered but has no conformance test "
+                                     << "(tests/conformance/conformance_test.cc)";
+  }
+}
 
 }  // namespace
 }  // namespace ddn
