@@ -1326,7 +1326,8 @@ void FlagVectorKinks(const PoolingProblem& p, const double* y, ProblemStatus* s)
 }
 
 template <PenaltyKind K>
-void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, const PoolingOptions& o) {
+void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, const PoolingOptions& o,
+                  VectorStart* start) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
   int iterations = 0;
@@ -1337,6 +1338,7 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
     best_f = 0;
   } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
     best = CoordinateMedian(points);
+    if (start) *start = {VectorStart::kMedian, -1, std::vector<double>(best.data(), best.data() + d)};
     best_f = LocalVector<K>(points, &best, &iterations);
   } else {
     // Starts: coordinate-wise median, weighted mean, and the data points of lowest f among a stride sample.
@@ -1356,7 +1358,8 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
     }
     std::vector<std::pair<Eigen::VectorXd, double>> found;
     best_f = std::numeric_limits<double>::infinity();
-    for (Eigen::VectorXd y : starts) {
+    for (size_t j = 0; j < starts.size(); ++j) {
+      Eigen::VectorXd y = starts[j];
       const double f = LocalAny<K>(points, &y, &iterations, &found);
       bool dup = false;
       for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
@@ -1364,6 +1367,11 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
       if (f < best_f) {
         best_f = f;
         best = y;
+        if (start) {
+          *start = {j == 0 ? VectorStart::kMedian : j == 1 ? VectorStart::kMean : VectorStart::kPoint,
+                    j < 2 ? -1 : scored[j - 2].second,
+                    std::vector<double>(starts[j].data(), starts[j].data() + d)};
+        }
       }
     }
     if (best.size() != d) {
@@ -1634,15 +1642,19 @@ void SolveScalarPool(const PoolingProblem& p, double* y, ProblemStatus* s, const
   RequireConverged(p, *s);
 }
 
-void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o) {
+void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o,
+                     VectorStart* start) {
+  if (start) *start = VectorStart{};
   const VectorPoints points = ByCoordinate(p);
   if (InEnvelope(p.alpha, points.xmax, p.w ? MaxWeight(p) : 1.0)) {
-    DispatchPenalty(p.kind, [&](auto k) { SolveVectorT<decltype(k)::value>(points, y, s, o); });
+    DispatchPenalty(p.kind, [&](auto k) { SolveVectorT<decltype(k)::value>(points, y, s, o, start); });
   } else {
     const Rescaled r = Rescale(p);
     const VectorPoints scaled = ByCoordinate(r.q);
-    DispatchPenalty(p.kind, [&](auto k) { SolveVectorT<decltype(k)::value>(scaled, y, s, o); });
+    DispatchPenalty(p.kind, [&](auto k) { SolveVectorT<decltype(k)::value>(scaled, y, s, o, start); });
     for (int64_t k = 0; k < p.d; ++k) y[k] = std::ldexp(y[k], r.x_exponent);
+    if (start)
+      for (double& v : start->y0) v = std::ldexp(v, r.x_exponent);
   }
   RequireConverged(p, *s);
 }

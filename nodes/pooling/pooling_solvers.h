@@ -68,6 +68,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "ddn/status.h"
 #include "nodes/pooling/penalties.h"
@@ -103,11 +104,21 @@ void ValidatePoolingProblem(const PoolingProblem& problem);
 // f(y).
 double PoolingObjective(const PoolingProblem& problem, const double* y);
 
-// Forward: writes y (1 value, or D values). Sets status flags, residual and iterations.
+// Where the vector solver's winning local solve started (for the unrolled gradient modes,
+// vector_pool_unrolled.h): the coordinate-wise median of the stride sample, the weighted mean, or a data point.
+struct VectorStart {
+  enum Kind { kNone, kMedian, kMean, kPoint };
+  Kind kind = kNone;  // kNone: no local iteration (the quadratic's closed form)
+  int64_t point = -1; // kPoint: the index i of the data point x_i
+  std::vector<double> y0;  // the start (D values, the problem's units)
+};
+
+// Forward: writes y (1 value, or D values). Sets status flags, residual and iterations. `start`, if given
+// (vector only), receives the start of the local solve whose answer was returned.
 void SolveScalarPool(const PoolingProblem& problem, double* y, ProblemStatus* status,
                      const PoolingOptions& options = {});
 void SolveVectorPool(const PoolingProblem& problem, double* y, ProblemStatus* status,
-                     const PoolingOptions& options = {});
+                     const PoolingOptions& options = {}, VectorStart* start = nullptr);
 
 // Backward at a solution y: dx (N·D values) += v-weighted dy/dx, dw (N values, may be nullptr) += dy/dw.
 // v has D values (1 for the scalar node).

@@ -10,7 +10,8 @@
 // nested-Jet implicit backward exist and are tested against the specialised ones), with Solve, Backward and
 // ObjectiveValue overridden by the specialised solvers and closed-form gradients of pooling_solvers.h, which
 // documents the guarantees (certified global minima of the scalar node for every penalty; best of several
-// local solves, kNotCertified, for the vector node's non-convex penalties).
+// local solves, kNotCertified, for the vector node's non-convex penalties). robust_vector_pool also has the
+// unrolled and truncated:K gradient modes (through the winning local solve; vector_pool_unrolled.h).
 #include <cmath>
 #include <random>
 #include <string>
@@ -19,6 +20,7 @@
 #include "ddn/declarative.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/pooling/pooling_solvers.h"
+#include "nodes/pooling/vector_pool_unrolled.h"
 
 namespace ddn::pooling {
 namespace {
@@ -245,6 +247,14 @@ class RobustVectorPool : public PoolingNodeBase<RobustVectorPool> {
             {{"y", {"D"}, "the robust mean"}}};
   }
   explicit RobustVectorPool(const Params& p) : PoolingNodeBase(p) {}
+
+  // Unrolled and truncated:K: through the winning start's local Newton/IRLS iterations (vector_pool_unrolled.h).
+  bool HasIterativeForward() const override { return true; }
+  void Backward(const ProblemData& p, ProblemStatus* s) const override {
+    if (p.gradient_mode.implicit()) return PoolingNodeBase::Backward(p, s);
+    VectorPoolBackwardInMode(Problem(p), options_, p.outputs[0], p.gradient_mode, p.grad_outputs[0],
+                             p.grad_inputs[0], p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
+  }
 
   template <typename T>
   T Term(const Args<T>& in, const T* y) const {
