@@ -38,6 +38,8 @@ struct Settings {
   std::string plot;
   int max_iterations = 100;
   double init = 0;
+  double lower = 0, upper = 0;  // bounds of every hyperparameter; 0: the problem's
+  std::string eval_at;          // evaluate L and dL/dθ here instead of optimising
   double ridge = 0;
   double outliers = -1;  // robust-regression; < 0: the default (0.1 with the shipped data, else 0)
   bool quiet = false;
@@ -62,6 +64,39 @@ Json ThetaJson(const Problem& problem, const Eigen::VectorXd& theta) {
   }
   for (size_t k = 0; k < names.size(); ++k) j[names[k]] = theta[static_cast<Eigen::Index>(k)];
   return j;
+}
+
+// Per-hyperparameter bounds, the gradient and which bound holds a hyperparameter (JSON "bounds", "hypergradient",
+// "at_bound"): the answer's signed, unprojected dL/dθ, so that a hyperparameter held at a bound shows how hard it
+// pushes.
+void BoundsJson(const Problem& problem, const OptimizeResult& r, const Eigen::VectorXd& grad_theta, Json* j) {
+  (*j)["bounds"] = {{"lower", ThetaJson(problem, r.lower)}, {"upper", ThetaJson(problem, r.upper)}};
+  (*j)["hypergradient"] = ThetaJson(problem, grad_theta);
+  Json held = Json::object();
+  const auto names = problem.HyperparameterNames();
+  for (size_t k = 0; k < r.at_bound.size(); ++k) {
+    if (r.at_bound[k] != 0) held[names[k]] = r.at_bound[k] < 0 ? "lower" : "upper";
+  }
+  if (!held.empty()) (*j)["at_bound"] = held;
+}
+
+// One stderr line per hyperparameter held at a bound: its value, its gradient and how to move the bound.
+void ReportBounds(const Problem& problem, const OptimizeResult& r, std::ostream& err, bool quiet) {
+  if (quiet) return;
+  const auto names = problem.HyperparameterNames();
+  int shown = 0;
+  for (size_t k = 0; k < r.at_bound.size(); ++k) {
+    if (r.at_bound[k] == 0) continue;
+    if (++shown > 3) {
+      err << "ddn bilevel " << problem.name() << ": (more hyperparameters at bounds: see \"at_bound\" in the JSON)\n";
+      break;
+    }
+    const Eigen::Index i = static_cast<Eigen::Index>(k);
+    err << "ddn bilevel " << problem.name() << ": " << names[k] << " stopped at its " << (r.at_bound[k] < 0 ? "lower" : "upper")
+        << " bound " << FormatDouble(r.at_bound[k] < 0 ? r.lower[i] : r.upper[i]) << ", where the loss still decreases"
+        << " (dL/d" << names[k] << " = " << FormatDouble(r.grad_log[i] / r.theta[i]) << "; move the bound with --"
+        << (r.at_bound[k] < 0 ? "lower" : "upper") << ")\n";
+  }
 }
 
 Json HistoryJson(const Problem& problem, const OptimizeResult& r, const std::string& phase, int solves_before) {
@@ -117,6 +152,19 @@ Json GridJson(const GridResult& g, const std::string& name) {
 OptimizerOptions MakeOptions(const Settings& s, const Problem& problem, std::ostream& err) {
   OptimizerOptions o;
   o.max_iterations = s.max_iterations;
+  o.lower = problem.LowerBounds();
+  o.upper = problem.UpperBounds();
+  if (s.lower > 0) o.lower.setConstant(s.lower);
+  if (s.upper > 0) o.upper.setConstant(s.upper);
+  if (s.lower > 0 || s.upper > 0) {
+    for (Eigen::Index k = 0; k < o.lower.size(); ++k) {
+      if (!(o.lower[k] < o.upper[k])) {
+        throw InvalidInput("the bounds of " + problem.HyperparameterNames()[k] + " are empty: lower " +
+                           FormatDouble(o.lower[k]) + " >= upper " + FormatDouble(o.upper[k]) +
+                           " (--lower/--upper)");
+      }
+    }
+  }
   if (!s.quiet) {
     const auto names = problem.HyperparameterNames();
     o.on_iterate = [&err, names](int it, const Evaluation& e, int solves) {
@@ -134,6 +182,70 @@ OptimizerOptions MakeOptions(const Settings& s, const Problem& problem, std::ost
     };
   }
   return o;
+}
+
+// --init (one value for every hyperparameter) or the problem's default start clamped into the bounds; --init
+// outside the bounds is an error, not a silent clamp.
+Eigen::VectorXd StartingPoint(const Settings& s, const Problem& problem, const OptimizerOptions& o) {
+  if (!(s.init > 0)) return problem.InitialHyperparameters().cwiseMax(o.lower).cwiseMin(o.upper);
+  const auto names = problem.HyperparameterNames();
+  for (Eigen::Index k = 0; k < o.lower.size(); ++k) {
+    if (!(s.init >= o.lower[k] && s.init <= o.upper[k])) {
+      throw InvalidInput("--init " + FormatDouble(s.init) + " is outside the bounds of " + names[k] + ", [" +
+                         FormatDouble(o.lower[k]) + ", " + FormatDouble(o.upper[k]) + "] (--lower/--upper)");
+    }
+  }
+  return Eigen::VectorXd::Constant(problem.NumHyperparameters(), s.init);
+}
+
+// --eval-at: one value for every hyperparameter, or one each ("0.1" or "0.1,0.2,...").
+Eigen::VectorXd ParseEvalAt(const std::string& text, const Problem& problem) {
+  std::vector<double> values;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    if (item.empty() || end != item.c_str() + item.size() || !(v > 0) || !std::isfinite(v)) {
+      throw InvalidInput("--eval-at: " + QuoteForMessage(item) + " is not a finite number > 0");
+    }
+    values.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  const int m = problem.NumHyperparameters();
+  if (values.size() == 1) return Eigen::VectorXd::Constant(m, values[0]);
+  if (static_cast<int>(values.size()) != m) {
+    throw InvalidInput("--eval-at: " + std::to_string(values.size()) + " values, " + problem.name() + " has " +
+                       std::to_string(m) + " hyperparameters (give one value, or one each)");
+  }
+  return Eigen::Map<const Eigen::VectorXd>(values.data(), m);
+}
+
+// --eval-at: the outer loss and the signed hypergradient at θ (one inner solve and one implicit backward; no
+// optimisation). The problem is left solved at θ.
+Json EvaluateAt(const Settings& s, Problem* problem, const Eigen::VectorXd& theta, std::ostream& err) {
+  const auto start = std::chrono::steady_clock::now();
+  const Evaluation e = Evaluate(problem, theta);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Json j;
+  j["problem"] = s.problem;
+  j["hyperparameters"] = ThetaJson(*problem, theta);
+  j["outer_loss"] = e.loss;
+  j["hypergradient"] = ThetaJson(*problem, e.grad_theta);
+  j["hypergradient_log"] = ThetaJson(*problem, e.grad_log);
+  j["inner_solves"] = 1;
+  j["newton_steps"] = e.status.iterations;
+  if (!e.status.ok()) j["status"] = e.status.note;
+  j["seconds"] = seconds;
+  if (!s.quiet) {
+    std::ostringstream line;
+    line << "ddn bilevel " << s.problem << ": at the given hyperparameters the outer loss is " << std::setprecision(10)
+         << e.loss << ", |dL/dtheta| " << std::setprecision(3) << e.grad_theta.lpNorm<Eigen::Infinity>() << "\n";
+    err << line.str();
+  }
+  return j;
 }
 
 void Progress(const Settings& s, std::ostream& err, const std::string& text) {
@@ -157,27 +269,48 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   Dataset train = SplitTarget(ReadCsv(s.train), s.target);
   Dataset val = SplitTarget(ReadCsv(s.val), s.target);
   AlignColumns(train, &val);
-  if (s.problem == "robust-regression" && s.outliers > 0) {
-    const int k = AddTargetOutliers(&train, s.outliers, s.seed);
-    Progress(s, err, std::to_string(k) + " training targets replaced by gross errors (--outliers " +
-                         std::to_string(s.outliers) + ", seed " + std::to_string(s.seed) + ")");
-  }
-  Progress(s, err, "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
-                       std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
-                       std::to_string(train.feature_names.size()) + " features");
+  int corrupted = 0;
+  if (s.problem == "robust-regression" && s.outliers > 0) corrupted = AddTargetOutliers(&train, s.outliers, s.seed);
   std::unique_ptr<TabularProblem> problem;
   if (s.problem == "ridge") {
-    problem = std::make_unique<RidgeProblem>(train, val, false);
+    problem = std::make_unique<RidgeProblem>(train, val, s.per_feature && !s.eval_at.empty());
   } else if (s.problem == "logistic") {
     problem = std::make_unique<LogisticProblem>(train, val);
   } else {
     problem = std::make_unique<RobustRegressionProblem>(train, val, s.ridge);
   }
+  // Every option is checked before the first line of progress (an error is one line on stderr).
   Eigen::VectorXd theta0;
-  if (s.init > 0) theta0 = Eigen::VectorXd::Constant(1, s.init);
-
+  OptimizerOptions options;
+  if (s.eval_at.empty()) {
+    options = MakeOptions(s, *problem, err);
+    theta0 = StartingPoint(s, *problem, options);
+  } else {
+    theta0 = ParseEvalAt(s.eval_at, *problem);
+  }
+  Progress(s, err, "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
+                       std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
+                       std::to_string(train.feature_names.size()) + " features");
+  if (corrupted > 0) {
+    Progress(s, err, std::to_string(corrupted) + " training targets replaced by gross errors (--outliers " +
+                         FormatDouble(s.outliers) + ", seed " + std::to_string(s.seed) + ")");
+  }
+  if (!s.eval_at.empty()) {
+    Json j = EvaluateAt(s, problem.get(), theta0, err);
+    j["loss"] = problem->LossName();
+    j["solution"] = ModelJson(problem->Model());
+    if (auto* logistic = dynamic_cast<LogisticProblem*>(problem.get())) {
+      j["val_accuracy"] = logistic->ValidationAccuracy();
+      j["classes"] = logistic->num_classes();
+    }
+    j["data"] = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
+                 {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
+    if (s.problem == "robust-regression") j["data"]["outliers"] = std::max(s.outliers, 0.0);
+    out << j.dump(2) << "\n";
+    return 0;
+  }
   const auto start = std::chrono::steady_clock::now();
-  OptimizeResult r = Optimize(problem.get(), MakeOptions(s, *problem, err), theta0);
+  OptimizeResult r = Optimize(problem.get(), options, theta0);
   Json history = HistoryJson(*problem, r, s.per_feature ? "single" : "", 0);
   int inner_solves = r.inner_solves;
   std::vector<IterationRecord> plot_history = r.history;
@@ -214,6 +347,7 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   j["inner_solves"] = inner_solves;
   j["iterations"] = static_cast<int>(plot_history.size()) - 1;
   j["stop_reason"] = r.stop_reason;
+  BoundsJson(*answer_problem, r, r.grad_log.cwiseQuotient(r.theta), &j);
   j["seconds"] = seconds;
   j["data"] = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
                {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
@@ -223,9 +357,10 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   std::unique_ptr<GridResult> grid;
   if (s.grid > 0) {
     Progress(s, err, "grid search, " + std::to_string(s.grid) + " points");
-    grid = std::make_unique<GridResult>(GridSearch(problem.get(), s.grid));
+    grid = std::make_unique<GridResult>(GridSearch(problem.get(), s.grid, r.lower.maxCoeff(), r.upper.minCoeff()));
     j["grid"] = GridJson(*grid, "lambda" == problem->HyperparameterNames()[0] ? "lambda" : problem->HyperparameterNames()[0]);
   }
+  ReportBounds(*answer_problem, r, err, s.quiet);
   if (!s.plot.empty()) {
     std::unique_ptr<PlotCurve> curve;
     if (problem->NumHyperparameters() == 1) curve = std::make_unique<PlotCurve>(CurveFor(problem.get(), grid.get()));
@@ -253,15 +388,34 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   if (!(s.noise > 0)) throw InvalidInput("--noise must be > 0");
   const Image clean = LoadImage(s.train_image, s.size);
   const Image noisy = AddNoise(clean, s.noise, s.seed);
-  Progress(s, err, "train image " + s.train_image + " (" + std::to_string(clean.cols) + "x" + std::to_string(clean.rows) +
-                       "), noise sigma " + std::to_string(s.noise) + ", seed " + std::to_string(s.seed));
   std::vector<Image> val_clean;
   for (const auto& path : SplitList(s.val_images)) val_clean.push_back(LoadImage(path, s.size));
 
   TvDenoiseProblem problem(clean, noisy, s.epsilon);
+  // Every option is checked before the first line of progress.
   Eigen::VectorXd theta0;
-  if (s.init > 0) theta0 = Eigen::VectorXd::Constant(1, s.init);
-  OptimizeResult r = Optimize(&problem, MakeOptions(s, problem, err), theta0);
+  OptimizerOptions options;
+  if (s.eval_at.empty()) {
+    options = MakeOptions(s, problem, err);
+    theta0 = StartingPoint(s, problem, options);
+  } else {
+    theta0 = ParseEvalAt(s.eval_at, problem);
+  }
+  Progress(s, err, "train image " + s.train_image + " (" + std::to_string(clean.cols) + "x" + std::to_string(clean.rows) +
+                       "), noise sigma " + std::to_string(s.noise) + ", seed " + std::to_string(s.seed));
+  if (!s.eval_at.empty()) {
+    Json j = EvaluateAt(s, &problem, theta0, err);
+    j["loss"] = "train_image_mse";
+    const Image denoised = problem.Denoised();
+    if (!s.output.empty()) SaveImage(denoised, s.output);
+    j["solution"] = {{"image", s.train_image}, {"rows", clean.rows}, {"cols", clean.cols}, {"noise", s.noise},
+                     {"seed", s.seed}, {"epsilon", s.epsilon}, {"mse_noisy", MeanSquaredError(noisy, clean)},
+                     {"mse_denoised", MeanSquaredError(denoised, clean)}, {"psnr_noisy", Psnr(noisy, clean)},
+                     {"psnr_denoised", Psnr(denoised, clean)}};
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  OptimizeResult r = Optimize(&problem, options, theta0);
   const Image denoised = problem.Denoised();
   if (!s.output.empty()) SaveImage(denoised, s.output);
 
@@ -278,6 +432,7 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   j["inner_solves"] = r.inner_solves;
   j["iterations"] = r.iterations;
   j["stop_reason"] = r.stop_reason;
+  BoundsJson(problem, r, r.grad_log.cwiseQuotient(r.theta), &j);
   j["seconds"] = r.seconds;
   Json validation = Json::array();
   int extra_solves = 0;
@@ -300,9 +455,10 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   std::unique_ptr<GridResult> grid;
   if (s.grid > 0) {
     Progress(s, err, "grid search, " + std::to_string(s.grid) + " points");
-    grid = std::make_unique<GridResult>(GridSearch(&problem, s.grid));
+    grid = std::make_unique<GridResult>(GridSearch(&problem, s.grid, r.lower[0], r.upper[0]));
     j["grid"] = GridJson(*grid, "lambda");
   }
+  ReportBounds(problem, r, err, s.quiet);
   if (!s.plot.empty()) {
     const PlotCurve curve = CurveFor(&problem, grid.get());
     PlotOptimization(r.history, &curve, "ddn bilevel tv-denoise (" + clean.name + ")", "train image MSE", "lambda",
@@ -395,7 +551,14 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
                                                      "report both")
       ("plot", po::value(&s.plot), "write a PNG of the outer loss over the iterations (and over the hyperparameter)")
       ("max-iterations", po::value(&s.max_iterations)->default_value(100), "outer L-BFGS iterations (<= 100000)")
-      ("init", po::value(&s.init)->default_value(0), "starting value of the hyperparameter (0: the problem's default)")
+      ("init", po::value(&s.init)->default_value(0), "starting value of the hyperparameter(s), within the bounds (0: the "
+                                                     "problem's default)")
+      ("lower", po::value(&s.lower)->default_value(0), "lower bound of every hyperparameter (0: the problem's: ridge 1e-6, "
+                                                       "logistic 1e-4, robust-regression 1e-3 sd(y), tv-denoise 1e-4)")
+      ("upper", po::value(&s.upper)->default_value(0), "upper bound of every hyperparameter (0: the problem's: ridge 1e4, "
+                                                       "logistic 1e2, robust-regression 1e3 sd(y), tv-denoise 10)")
+      ("eval-at", po::value(&s.eval_at), "no optimisation: the outer loss and the signed hypergradient dL/dtheta at "
+                                         "this value (per-feature ridge: one value or one per feature, comma-separated)")
       ("ridge", po::value(&s.ridge)->default_value(0.0), "robust-regression: fixed L2 weight on the coefficients")
       ("outliers", po::value(&s.outliers), "robust-regression: fraction of training targets replaced by gross errors "
                                            "(seeded by --seed; default 0.1 with the shipped data, 0 with --train)")
@@ -437,6 +600,22 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     }
     if (!(s.init >= 0) || !std::isfinite(s.init)) {
       throw InvalidInput("--init must be a finite number > 0 (or 0: the problem's default), got " + FormatDouble(s.init));
+    }
+    if (!(s.lower >= 0) || !std::isfinite(s.lower)) {
+      throw InvalidInput("--lower must be a finite number > 0 (or 0: the problem's bound), got " + FormatDouble(s.lower));
+    }
+    if (!(s.upper >= 0) || !std::isfinite(s.upper)) {
+      throw InvalidInput("--upper must be a finite number > 0 (or 0: the problem's bound), got " + FormatDouble(s.upper));
+    }
+    if (s.lower > 0 && s.upper > 0 && !(s.lower < s.upper)) {
+      throw InvalidInput("--lower " + FormatDouble(s.lower) + " must be below --upper " + FormatDouble(s.upper));
+    }
+    if (!s.eval_at.empty()) {
+      for (const char* excluded : {"init", "grid", "plot", "lower", "upper"}) {
+        if (vm.count(excluded) && !vm[excluded].defaulted()) {
+          throw InvalidInput(std::string("--eval-at evaluates one point: --") + excluded + " does not apply");
+        }
+      }
     }
     if (!(s.ridge >= 0) || !std::isfinite(s.ridge)) {
       throw InvalidInput("--ridge must be a finite number >= 0, got " + FormatDouble(s.ridge));

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "ddn/error.h"
+#include "ddn/params.h"
 
 namespace ddn::bilevel {
 
@@ -60,15 +61,58 @@ Eigen::VectorXd Projected(const Eigen::VectorXd& x, const Eigen::VectorXd& g, co
 
 }  // namespace
 
+void CheckBounds(const Problem& problem, const Eigen::VectorXd& lower, const Eigen::VectorXd& upper) {
+  const int m = problem.NumHyperparameters();
+  const auto names = problem.HyperparameterNames();
+  if (lower.size() != m || upper.size() != m) {
+    throw InvalidInput(problem.name() + ": expected " + std::to_string(m) + " lower and upper bounds, got " +
+                       std::to_string(lower.size()) + " and " + std::to_string(upper.size()));
+  }
+  for (Eigen::Index k = 0; k < m; ++k) {
+    if (!(lower[k] > 0 && std::isfinite(lower[k]) && upper[k] > lower[k] && std::isfinite(upper[k]))) {
+      throw InvalidInput(problem.name() + ": the bounds of " + names[k] + " must be finite with 0 < lower < upper, got [" +
+                         FormatDouble(lower[k]) + ", " + FormatDouble(upper[k]) + "]");
+    }
+  }
+}
+
 OptimizeResult Optimize(Problem* problem, const OptimizerOptions& options, const Eigen::VectorXd& theta0_in) {
   const auto start = std::chrono::steady_clock::now();
-  const Eigen::VectorXd lo = problem->LowerBounds().array().log();
-  const Eigen::VectorXd hi = problem->UpperBounds().array().log();
-  const Eigen::VectorXd theta0 = theta0_in.size() ? theta0_in : problem->InitialHyperparameters();
+  const int m = problem->NumHyperparameters();
+  const auto names = problem->HyperparameterNames();
+  const Eigen::VectorXd lower = options.lower.size() ? options.lower : problem->LowerBounds();
+  const Eigen::VectorXd upper = options.upper.size() ? options.upper : problem->UpperBounds();
+  CheckBounds(*problem, lower, upper);
+  const Eigen::VectorXd lo = lower.array().log();
+  const Eigen::VectorXd hi = upper.array().log();
+  Eigen::VectorXd theta0 = theta0_in;
+  if (theta0.size() == 0) {
+    theta0 = problem->InitialHyperparameters().cwiseMax(lower).cwiseMin(upper);
+  } else if (theta0.size() != m) {
+    throw InvalidInput(problem->name() + ": expected " + std::to_string(m) + " starting values, got " +
+                       std::to_string(theta0.size()));
+  }
+  for (Eigen::Index k = 0; k < m; ++k) {
+    if (!(theta0[k] >= lower[k] && theta0[k] <= upper[k])) {
+      throw InvalidInput(problem->name() + ": the start " + names[k] + " = " + FormatDouble(theta0[k]) +
+                         " is outside its bounds [" + FormatDouble(lower[k]) + ", " + FormatDouble(upper[k]) + "]");
+    }
+  }
   Eigen::VectorXd x = theta0.array().log().matrix().cwiseMax(lo).cwiseMin(hi);
+  // θ of x: a coordinate at a bound is the bound itself (exp(log(1e-4)) is 0.00010000000000000009).
+  auto theta_of = [&](const Eigen::VectorXd& point) {
+    Eigen::VectorXd theta = point.array().exp();
+    for (Eigen::Index k = 0; k < m; ++k) {
+      if (point[k] <= lo[k]) theta[k] = lower[k];
+      if (point[k] >= hi[k]) theta[k] = upper[k];
+    }
+    return theta;
+  };
 
   OptimizeResult r;
-  Evaluation cur = Evaluate(problem, x.array().exp().matrix());
+  r.lower = lower;
+  r.upper = upper;
+  Evaluation cur = Evaluate(problem, theta_of(x));
   r.inner_solves = 1;
   auto record = [&](int it, const Evaluation& e) {
     IterationRecord rec;
@@ -128,7 +172,7 @@ OptimizeResult Optimize(Problem* problem, const OptimizerOptions& options, const
     for (int b = 0; b <= options.max_backtracks; ++b, t *= 0.5) {
       x_new = (x + t * d).cwiseMax(lo).cwiseMin(hi);
       if ((x_new - x).lpNorm<Eigen::Infinity>() == 0) break;
-      next = Evaluate(problem, x_new.array().exp().matrix());
+      next = Evaluate(problem, theta_of(x_new));
       ++r.inner_solves;
       if (next.loss <= cur.loss + options.armijo * cur.grad_log.dot(x_new - x)) {
         accepted = true;
@@ -138,7 +182,7 @@ OptimizeResult Optimize(Problem* problem, const OptimizerOptions& options, const
     if (!accepted) {
       r.stop_reason = "line search";
       // Leave the problem solved at the current answer.
-      cur = Evaluate(problem, x.array().exp().matrix());
+      cur = Evaluate(problem, theta_of(x));
       ++r.inner_solves;
       break;
     }
@@ -163,6 +207,17 @@ OptimizeResult Optimize(Problem* problem, const OptimizerOptions& options, const
     }
   }
   r.iterations = it - 1;
+  // Which hyperparameters the bounds hold (their gradient points outwards).
+  r.at_bound.assign(static_cast<size_t>(m), 0);
+  bool held = false;
+  for (Eigen::Index k = 0; k < m; ++k) {
+    if (x[k] <= lo[k] && cur.grad_log[k] > 0) r.at_bound[k] = -1;
+    if (x[k] >= hi[k] && cur.grad_log[k] < 0) r.at_bound[k] = 1;
+    held = held || r.at_bound[k] != 0;
+  }
+  if (held && (r.stop_reason == "gradient" || r.stop_reason == "loss change" || r.stop_reason == "step")) {
+    r.stop_reason = "at_bound";
+  }
   r.theta = cur.theta;
   r.loss = cur.loss;
   r.grad_log = cur.grad_log;
@@ -171,7 +226,8 @@ OptimizeResult Optimize(Problem* problem, const OptimizerOptions& options, const
   return r;
 }
 
-GridResult GridSearch(Problem* problem, int points, double lo, double hi) {
+GridResult GridSearch(Problem* problem, int points, double lo, double hi,
+                      const std::function<void(int done, int total)>& progress) {
   if (points < 1) throw InvalidInput(problem->name() + ": grid needs at least 1 point");
   const auto start = std::chrono::steady_clock::now();
   if (lo <= 0 || hi <= 0) {
@@ -199,6 +255,7 @@ GridResult GridSearch(Problem* problem, int points, double lo, double hi) {
       g.best_loss = loss;
       g.best_value = value;
     }
+    if (progress) progress(points - i, points);
   }
   g.seconds = Seconds(start);
   return g;

@@ -56,4 +56,9 @@ if(DDN_BUILD_TESTS)
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/robustness_test.cc
     LIBS ddn_bilevel_app)
   target_compile_definitions(bilevel_robustness_test PRIVATE DDN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
+  # Issue 17: the command as a new user meets it (bounds, --eval-at, columns, labels, rank, --plot, CSV dialects).
+  ddn_add_test(bilevel_usability_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/usability_test.cc
+    LIBS ddn_bilevel_app nlohmann_json::nlohmann_json)
+  target_compile_definitions(bilevel_usability_test PRIVATE DDN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
 endif()

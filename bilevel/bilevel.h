@@ -20,6 +20,9 @@
 // The outer optimiser (Optimize) is L-BFGS on x with box bounds lo ≤ x ≤ hi (projected: a coordinate at
 // a bound whose gradient points outwards is frozen), a backtracking Armijo line search, and three
 // stopping rules: projected gradient small relative to the loss, relative loss change tiny, step tiny.
+// An answer with a hyperparameter frozen at a bound stops with the reason "at_bound" (its projected
+// gradient is zero, the gradient itself is not: OptimizeResult::at_bound says which and grad_log keeps the
+// unprojected value), and a hyperparameter at a bound is that bound exactly (not exp(log(bound))).
 // Every evaluation of L costs one inner solve; `inner_solves` counts them. GridSearch evaluates L on a
 // log-spaced grid of one hyperparameter (all θ_k equal) for comparison.
 //
@@ -81,6 +84,9 @@ struct Evaluation {
 Evaluation Evaluate(Problem* problem, const Eigen::VectorXd& theta, bool with_gradient = true);
 
 struct OptimizerOptions {
+  // Box bounds on θ, one entry per hyperparameter, 0 < lower < upper (empty: the problem's LowerBounds() and
+  // UpperBounds()). A start outside them is an InvalidInput (no silent clamp).
+  Eigen::VectorXd lower, upper;
   int max_iterations = 100;          // outer L-BFGS iterations
   int memory = 10;                   // L-BFGS pairs kept
   double gradient_tolerance = 1e-8;  // stop when ‖projected dL/d log θ‖∞ ≤ this · max(|L|, 1e-12)
@@ -108,13 +114,23 @@ struct OptimizeResult {
   std::vector<IterationRecord> history;  // one per accepted iterate, from iteration 0
   int inner_solves = 0;                  // inner solves (= outer loss evaluations), line searches included
   int iterations = 0;
-  std::string stop_reason;               // "gradient", "loss change", "step", "line search", "max iterations"
+  // "gradient", "at_bound" (the projected gradient is zero because a hyperparameter is held at a bound against
+  // its gradient), "loss change", "step", "line search", "max iterations".
+  std::string stop_reason;
+  // Per hyperparameter: −1 held at its lower bound, +1 at its upper bound (the gradient pointing outwards), 0 free.
+  std::vector<int> at_bound;
+  Eigen::VectorXd lower, upper;          // the bounds used
   double seconds = 0;                    // wall time
   ProblemStatus status;                  // of the answer's last evaluation
 };
 
-// L-BFGS on log θ from `theta0` (the problem's InitialHyperparameters() if empty). The problem is left
-// solved at the answer (InnerSolution() is w* of the returned θ).
+// Throws InvalidInput naming the hyperparameter unless 0 < lower_k < upper_k < ∞ for each (one entry each).
+void CheckBounds(const Problem& problem, const Eigen::VectorXd& lower, const Eigen::VectorXd& upper);
+
+// L-BFGS on log θ from `theta0` (the problem's InitialHyperparameters() if empty, clamped into the bounds). The
+// problem is left solved at the answer (InnerSolution() is w* of the returned θ). Throws InvalidInput if
+// `theta0` or the bounds are invalid (a start outside the bounds names the hyperparameter and its bounds).
+
 OptimizeResult Optimize(Problem* problem, const OptimizerOptions& options = {},
                         const Eigen::VectorXd& theta0 = Eigen::VectorXd());
 
@@ -129,7 +145,9 @@ struct GridResult {
 
 // L on `points` log-spaced values of a common θ in [lo, hi] (the problem's bounds when lo, hi ≤ 0:
 // the largest lower and the smallest upper bound), solved from hi down to lo, each warm-started from the
-// previous one. Leaves the problem solved at lo.
-GridResult GridSearch(Problem* problem, int points, double lo = 0, double hi = 0);
+// previous one. Leaves the problem solved at lo. `progress`, if given, is called after each point with the
+// number done and the total.
+GridResult GridSearch(Problem* problem, int points, double lo = 0, double hi = 0,
+                      const std::function<void(int done, int total)>& progress = {});
 
 }  // namespace ddn::bilevel
