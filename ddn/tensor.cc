@@ -9,15 +9,19 @@ namespace ddn {
 int64_t NumElements(const Shape& shape) {
   // The product with zero axes counted as one is checked too: a shape (0, 2^40, 2^40) is empty, but the
   // size of one of its problems would overflow.
-  int64_t n = 1, bound = 1;
+  // The product of the non-zero axes is formed only after its overflow check (a plain running product would
+  // overflow first: undefined behaviour, which the sanitizer build reports).
+  int64_t bound = 1;
+  bool empty = false;
   for (int64_t d : shape) {
     if (d < 0) throw InvalidInput("shape " + ShapeString(shape) + " has a negative axis");
-    n *= d;
-    if (d > 0 && (__builtin_mul_overflow(bound, d, &bound) || bound > kMaxElements)) {
+    if (d == 0) {
+      empty = true;
+    } else if (__builtin_mul_overflow(bound, d, &bound) || bound > kMaxElements) {
       throw InvalidInput("shape " + ShapeString(shape) + " is too large: more than 2^56 elements");
     }
   }
-  return n;
+  return empty ? 0 : bound;
 }
 
 std::string ShapeString(const Shape& shape) {
