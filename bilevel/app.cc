@@ -33,6 +33,8 @@ constexpr int kMaxIterations = 100000;
 struct Settings {
   std::string problem;
   std::string train, val, target, dataset, data_dir;
+  std::string features, drop;  // column choice (comma-separated); empty: every column but the target
+  std::string na = "refuse";   // missing values: refuse or drop (the row)
   bool per_feature = false;
   int grid = 0;
   std::string plot;
@@ -265,9 +267,55 @@ PlotCurve CurveFor(Problem* problem, const GridResult* grid) {
   return c;
 }
 
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> items;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+Json DataJson(const Settings& s, const CsvTable& train_table, const CsvTable& val_table, const Dataset& train,
+              const Dataset& val) {
+  Json d = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
+            {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
+  if (s.problem == "robust-regression") d["outliers"] = std::max(s.outliers, 0.0);
+  if (!s.features.empty() || !s.drop.empty()) d["feature_names"] = train.feature_names;
+  if (train_table.separator != ',') d["separator"] = std::string(1, train_table.separator);
+  if (s.na == "drop") {
+    d["dropped_rows"] = {{"train", train_table.dropped_rows}, {"val", val_table.dropped_rows}};
+  }
+  return d;
+}
+
+// The columns to read (--features, --drop: the validation file may lack a dropped column) and the missing-value
+// policy (--na).
+CsvOptions ColumnChoice(const Settings& s, bool validation) {
+  CsvOptions o;
+  o.missing = s.na == "drop" ? MissingValues::kDrop : MissingValues::kRefuse;
+  const std::vector<std::string> features = SplitList(s.features), drop = SplitList(s.drop);
+  for (const auto& name : features) {
+    if (name == s.target) throw InvalidInput("--features lists the target " + QuoteForMessage(s.target));
+  }
+  for (const auto& name : drop) {
+    if (name == s.target) throw InvalidInput("--drop lists the target " + QuoteForMessage(s.target));
+  }
+  if (!features.empty()) {
+    o.columns = features;
+    o.columns.push_back(s.target);
+  }
+  o.skip = drop;
+  o.skip_absent_ok = validation;
+  return o;
+}
+
 int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
-  Dataset train = SplitTarget(ReadCsv(s.train), s.target);
-  Dataset val = SplitTarget(ReadCsv(s.val), s.target);
+  const CsvTable train_table = ReadCsv(s.train, ColumnChoice(s, false));
+  Dataset train = SplitTarget(train_table, s.target);
+  const CsvTable val_table = ReadCsv(s.val, ColumnChoice(s, true));
+  Dataset val = SplitTarget(val_table, s.target);
   AlignColumns(train, &val);
   int corrupted = 0;
   if (s.problem == "robust-regression" && s.outliers > 0) corrupted = AddTargetOutliers(&train, s.outliers, s.seed);
@@ -291,6 +339,10 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   Progress(s, err, "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
                        std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
                        std::to_string(train.feature_names.size()) + " features");
+  if (train_table.dropped_rows + val_table.dropped_rows > 0) {
+    Progress(s, err, "--na drop: left out " + std::to_string(train_table.dropped_rows) + " training and " +
+                         std::to_string(val_table.dropped_rows) + " validation rows with missing values");
+  }
   if (corrupted > 0) {
     Progress(s, err, std::to_string(corrupted) + " training targets replaced by gross errors (--outliers " +
                          FormatDouble(s.outliers) + ", seed " + std::to_string(s.seed) + ")");
@@ -303,9 +355,7 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
       j["val_accuracy"] = logistic->ValidationAccuracy();
       j["classes"] = logistic->num_classes();
     }
-    j["data"] = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
-                 {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
-    if (s.problem == "robust-regression") j["data"]["outliers"] = std::max(s.outliers, 0.0);
+    j["data"] = DataJson(s, train_table, val_table, train, val);
     out << j.dump(2) << "\n";
     return 0;
   }
@@ -349,9 +399,7 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   j["stop_reason"] = r.stop_reason;
   BoundsJson(*answer_problem, r, r.grad_log.cwiseQuotient(r.theta), &j);
   j["seconds"] = seconds;
-  j["data"] = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
-               {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
-  if (s.problem == "robust-regression") j["data"]["outliers"] = std::max(s.outliers, 0.0);
+  j["data"] = DataJson(s, train_table, val_table, train, val);
   if (!r.status.ok()) j["status"] = r.status.note;
 
   std::unique_ptr<GridResult> grid;
@@ -372,16 +420,6 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
                        " inner solves (" + r.stop_reason + ")");
   out << j.dump(2) << "\n";
   return 0;
-}
-
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> items;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) items.push_back(item);
-  }
-  return items;
 }
 
 int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
@@ -544,6 +582,11 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       ("train", po::value(&s.train), "training CSV (header row; features = all columns but --target)")
       ("val", po::value(&s.val), "validation CSV (same columns)")
       ("target", po::value(&s.target), "target column")
+      ("features", po::value(&s.features), "comma-separated feature columns (default: every column but --target); "
+                                           "other columns are not read")
+      ("drop", po::value(&s.drop), "comma-separated columns to leave out (not read: they may hold text, e.g. an id)")
+      ("na", po::value(&s.na)->default_value("refuse"), "missing values (empty, NA, N/A, NaN, null, ?): 'refuse' (an "
+                                                       "error naming the row and column) or 'drop' (skip the row)")
       ("dataset", po::value(&s.dataset), "shipped data set instead of --train/--val: diabetes, breast_cancer, digits")
       ("data-dir", po::value(&s.data_dir), "folder with tabular/ and images/ (default: $DDN_DATA_DIR, an installed share/ddn/datasets, or the source tree's datasets/)")
       ("per-feature", po::bool_switch(&s.per_feature), "ridge: one lambda per feature (started from the best single lambda)")
@@ -590,6 +633,11 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       throw InvalidInput("unknown problem '" + s.problem + "' (ridge, logistic, tv-denoise, robust-regression)");
     }
     if (s.per_feature && s.problem != "ridge") throw InvalidInput("--per-feature applies to ridge only");
+    if (s.na != "refuse" && s.na != "drop") throw InvalidInput("--na must be 'refuse' or 'drop', got " + QuoteForMessage(s.na));
+    if (!s.features.empty() && !s.drop.empty()) throw InvalidInput("--features and --drop exclude each other");
+    if (!tabular && (!s.features.empty() || !s.drop.empty() || (vm.count("na") && !vm["na"].defaulted()))) {
+      throw InvalidInput("--features, --drop and --na apply to the tabular problems only");
+    }
     // Every size and value a user gives is bounded and finite (--grid 2147483647 asked for 32 GB).
     if (s.grid < 0 || s.grid > kMaxGrid) {
       throw InvalidInput("--grid must be in [0, " + std::to_string(kMaxGrid) + "], got " + std::to_string(s.grid));

@@ -160,5 +160,127 @@ TEST(EvalAt, PerFeatureAndTvDenoise) {
   ExpectBadInput({"ridge", "--data-dir", kData, "--eval-at", "0.1", "--grid", "5"}, {"--grid does not apply"});
 }
 
+// ---- CSV dialects and missing values --------------------------------------------------------------------
+
+std::string CsvError(const std::string& text, const CsvOptions& options = {}) {
+  try {
+    ParseCsv(text, "f.csv", options);
+  } catch (const InvalidInput& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Csv, QuotedFields) {
+  const CsvTable t = ParseCsv("\"a,b\",\"say \"\"hi\"\"\", y\n\"1.5\", 2 ,\"3\"\n", "f.csv");
+  ASSERT_EQ(t.columns.size(), 3u);
+  EXPECT_EQ(t.columns[0], "a,b");
+  EXPECT_EQ(t.columns[1], "say \"hi\"");
+  EXPECT_EQ(t.values(0, 0), 1.5);
+  EXPECT_EQ(t.values(0, 2), 3.0);
+  EXPECT_EQ(CsvError("a,y\n\"1,2\n"), "f.csv: row 2: field 1: a quoted field does not close on its line (fields spanning lines are not supported)");
+  EXPECT_EQ(CsvError("a,y\n\"1\"x,2\n"), "f.csv: row 2: field 1: text after the closing quote");
+  EXPECT_EQ(CsvError("a,y\n\"1,5\",2\n"), "f.csv: row 2: column 'a': '1,5' is not a number");
+}
+
+TEST(Csv, MissingValuesAreRefusedNamingRowAndColumnOrDropped) {
+  for (const char* token : {"", "NA", "na", "N/A", "NaN", "null", "?"}) {
+    EXPECT_EQ(CsvError(std::string("a,y\n1,2\n3,") + token + "\n"),
+              std::string("f.csv: row 3: column 'y': missing value '") + token +
+                  "' (--na drop skips rows with missing values)");
+  }
+  CsvOptions drop;
+  drop.missing = MissingValues::kDrop;
+  const CsvTable t = ParseCsv("a,y\n1,2\nNA,4\n5,?\n7,8\n", "f.csv", drop);
+  EXPECT_EQ(t.dropped_rows, 2);
+  ASSERT_EQ(t.values.rows(), 2);
+  EXPECT_EQ(t.values(1, 0), 7.0);
+  EXPECT_EQ(t.lines[1], 5);
+  EXPECT_EQ(CsvError("a,y\nNA,1\n", drop), "f.csv: no data rows left: all 1 have missing values (--na drop)");
+  // A missing value in a column that is not read does not count.
+  CsvOptions skip = drop;
+  skip.skip = {"a"};
+  EXPECT_EQ(ParseCsv("a,y\nNA,4\n", "f.csv", skip).dropped_rows, 0);
+}
+
+TEST(Csv, SemicolonsAndTabsAreDetected) {
+  const CsvTable semi = ParseCsv("a;b;y\n1,5;2;3\n", "f.csv");
+  EXPECT_EQ(semi.separator, ';');
+  EXPECT_EQ(semi.values(0, 0), 1.5);  // a decimal comma
+  const CsvTable tabs = ParseCsv("a\tb\ty\n1.5\t2\t3\n", "f.csv");
+  EXPECT_EQ(tabs.separator, '\t');
+  EXPECT_EQ(tabs.values(0, 2), 3.0);
+  EXPECT_EQ(CsvError("a,b;c\n1,2;3\n"), "f.csv: row 1: cannot tell the separator: the header has as many of two of ',', ';' and tabs (1, 1, 0)");
+  EXPECT_EQ(CsvError("a,b,y\n1;2;3\n"), "f.csv: row 2: column 'a': '1;2;3' is not a number");
+  CsvOptions text_column;
+  text_column.skip = {"a"};
+  EXPECT_EQ(CsvError("a,b,y\n1;2;3\n", text_column),
+            "f.csv: row 2: 1 fields, the header has 3 (a ';'-separated row in a ','-separated file?)");
+}
+
+// The shipped diabetes split read as ';'-separated text with decimal commas gives the same numbers.
+TEST(Csv, SemicolonFileGivesTheSameAnswer) {
+  std::ifstream in(kTrain);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (char& c : text) c = c == ',' ? ';' : c == '.' ? ',' : c;
+  const std::string semi = WriteFile("semicolon_train.csv", text);
+  const Outcome a = Bilevel({"ridge", "--quiet", "--train", kTrain, "--val", kVal, "--target", "progression"});
+  const Outcome b = Bilevel({"ridge", "--quiet", "--train", semi, "--val", kVal, "--target", "progression"});
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(a.json()["outer_loss"], b.json()["outer_loss"]);
+  EXPECT_EQ(a.json()["hyperparameters"], b.json()["hyperparameters"]);
+  EXPECT_EQ(b.json()["data"]["separator"], ";");
+}
+
+TEST(Command, NaPolicy) {
+  const std::string train = WriteFile("na_train.csv", "id,a,y\nx1,1,2\nx2,NA,3\nx3,2,5\nx4,3,6\nx5,5,9\n");
+  const std::string val = WriteFile("na_val.csv", "a,y\n1,2\n?,1\n4,8\n");
+  ExpectBadInput({"ridge", "--train", train, "--val", val, "--target", "y"}, {"row 2: column 'id': 'x1' is not a number"});
+  ExpectBadInput({"ridge", "--train", train, "--val", val, "--target", "y", "--drop", "id"},
+                 {"na_train.csv: row 3: column 'a': missing value 'NA' (--na drop"});
+  const Outcome r = Bilevel({"ridge", "--train", train, "--val", val, "--target", "y", "--drop", "id", "--na", "drop", "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.json()["data"]["dropped_rows"]["train"], 1);
+  EXPECT_EQ(r.json()["data"]["dropped_rows"]["val"], 1);
+  EXPECT_EQ(r.json()["data"]["train_rows"], 4);
+  ExpectBadInput({"ridge", "--train", train, "--val", val, "--target", "y", "--na", "zero"}, {"--na must be 'refuse' or 'drop'"});
+}
+
+// ---- Column choice -------------------------------------------------------------------------------------
+
+TEST(Columns, FeaturesAndDrop) {
+  const Outcome two = Bilevel({"ridge", "--data-dir", kData, "-q", "--features", "bmi,s5"});
+  ASSERT_EQ(two.code, 0) << two.err;
+  EXPECT_EQ(two.json()["data"]["features"], 2);
+  EXPECT_EQ(two.json()["solution"]["weights"].size(), 2u);
+  EXPECT_TRUE(two.json()["solution"]["weights"].contains("s5"));
+  // The same fit as a file holding only those columns.
+  std::ifstream in(kTrain);
+  std::string line, text;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream ss(line);
+    std::string x;
+    while (std::getline(ss, x, ',')) f.push_back(x);
+    text += f[2] + "," + f[8] + "," + f[10] + "\n";
+  }
+  const std::string small = WriteFile("bmi_s5_train.csv", text);
+  const Outcome same = Bilevel({"ridge", "-q", "--train", small, "--val", kVal, "--target", "progression", "--features", "bmi,s5"});
+  ASSERT_EQ(same.code, 0) << same.err;
+  EXPECT_EQ(same.json()["outer_loss"], two.json()["outer_loss"]);
+
+  const Outcome dropped = Bilevel({"ridge", "--data-dir", kData, "-q", "--drop", "age,sex"});
+  ASSERT_EQ(dropped.code, 0) << dropped.err;
+  EXPECT_EQ(dropped.json()["data"]["features"], 8);
+  EXPECT_FALSE(dropped.json()["solution"]["weights"].contains("age"));
+
+  ExpectBadInput({"ridge", "--data-dir", kData, "--features", "bmi,nope"}, {"diabetes_train.csv: no column 'nope'"});
+  ExpectBadInput({"ridge", "--data-dir", kData, "--drop", "nope"}, {"no column 'nope' to leave out"});
+  ExpectBadInput({"ridge", "--data-dir", kData, "--features", "bmi,progression"}, {"--features lists the target"});
+  ExpectBadInput({"ridge", "--data-dir", kData, "--drop", "progression"}, {"--drop lists the target"});
+  ExpectBadInput({"ridge", "--data-dir", kData, "--drop", "age", "--features", "bmi"}, {"exclude each other"});
+}
+
 }  // namespace
 }  // namespace ddn::bilevel
