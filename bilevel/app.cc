@@ -307,7 +307,20 @@ std::vector<std::string> SplitList(const std::string& s) {
   return items;
 }
 
-Json DataJson(const Settings& s, const CsvTable& train_table, const CsvTable& val_table, const Dataset& train,
+// What the JSON reports of a file beyond its rows (the table itself is not kept: large files are held once, as X).
+struct CsvFacts {
+  char separator = ',';
+  int dropped_rows = 0;
+};
+
+Dataset LoadDataset(const std::string& path, const CsvOptions& options, const std::string& target, CsvFacts* facts) {
+  const CsvTable table = ReadCsv(path, options);
+  facts->separator = table.separator;
+  facts->dropped_rows = table.dropped_rows;
+  return SplitTarget(table, target);
+}
+
+Json DataJson(const Settings& s, const CsvFacts& train_table, const CsvFacts& val_table, const Dataset& train,
               const Dataset& val) {
   Json d = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
             {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
@@ -342,10 +355,9 @@ CsvOptions ColumnChoice(const Settings& s, bool validation) {
 }
 
 int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
-  const CsvTable train_table = ReadCsv(s.train, ColumnChoice(s, false));
-  Dataset train = SplitTarget(train_table, s.target);
-  const CsvTable val_table = ReadCsv(s.val, ColumnChoice(s, true));
-  Dataset val = SplitTarget(val_table, s.target);
+  CsvFacts train_table, val_table;
+  Dataset train = LoadDataset(s.train, ColumnChoice(s, false), s.target, &train_table);
+  Dataset val = LoadDataset(s.val, ColumnChoice(s, true), s.target, &val_table);
   AlignColumns(train, &val);
   int corrupted = 0;
   if (s.problem == "robust-regression" && s.outliers > 0) corrupted = AddTargetOutliers(&train, s.outliers, s.seed);
