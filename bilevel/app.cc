@@ -33,6 +33,8 @@ constexpr int kMaxIterations = 100000;
 struct Settings {
   std::string problem;
   std::string train, val, target, dataset, data_dir;
+  std::string features, drop;  // column choice (comma-separated); empty: every column but the target
+  std::string na = "refuse";   // missing values: refuse or drop (the row)
   bool per_feature = false;
   int grid = 0;
   std::string plot;
@@ -41,7 +43,8 @@ struct Settings {
   double lower = 0, upper = 0;  // bounds of every hyperparameter; 0: the problem's
   std::string eval_at;          // evaluate L and dL/dθ here instead of optimising
   double ridge = 0;
-  double outliers = -1;  // robust-regression; < 0: the default (0.1 with the shipped data, else 0)
+  double outliers = 0;   // robust-regression: fraction of training targets replaced by gross errors
+  int start_grid = -1;   // points of the coarse grid the optimiser starts from; < 0: the problem's default
   bool quiet = false;
   // tv-denoise
   std::string train_image, val_images, output;
@@ -49,6 +52,20 @@ struct Settings {
   uint64_t seed = 1;
   int size = 0;
 };
+
+// One line, at most ~400 bytes (messages echo what a user gave); other control characters become '?'.
+std::string OneLine(std::string message) {
+  for (char& c : message) {
+    if (c == '\n' || c == '\r' || c == '\t') {
+      c = ' ';
+    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
+      c = '?';
+    }
+  }
+  // Cut in the middle: Boost names the option at the end of its messages.
+  if (message.size() > 400) message = message.substr(0, 250) + " ... " + message.substr(message.size() - 150);
+  return message;
+}
 
 std::string Join(const std::string& dir, const std::string& name) { return (std::filesystem::path(dir) / name).string(); }
 
@@ -252,25 +269,114 @@ void Progress(const Settings& s, std::ostream& err, const std::string& text) {
   if (!s.quiet) err << "ddn bilevel " << s.problem << ": " << text << "\n" << std::flush;
 }
 
-PlotCurve CurveFor(Problem* problem, const GridResult* grid) {
+// The curve of the plot's right panel: the --grid search if there is one, else a 60-point grid of its own (60
+// inner solves: reported on stderr as they go, and in the JSON's "plot" with their time, apart from the
+// optimisation's "seconds").
+PlotCurve CurveFor(const Settings& s, Problem* problem, const GridResult* grid, double lo, double hi, std::ostream& err,
+                   Json* plot) {
   PlotCurve c;
   if (grid) {
     c.values = grid->values;
     c.losses = grid->losses;
     return c;
   }
-  const GridResult g = GridSearch(problem, 60);
+  constexpr int kPoints = 60;
+  const std::string label = "ddn bilevel " + s.problem + ": plot: outer loss on a " + std::to_string(kPoints) +
+                            "-point grid";
+  std::function<void(int, int)> progress;
+  if (!s.quiet) {
+    progress = [&err, &label](int done, int total) {
+      err << "\r" << label << " " << done << "/" << total << (done == total ? "\n" : "") << std::flush;
+    };
+  }
+  const GridResult g = GridSearch(problem, kPoints, lo, hi, progress);
+  (*plot)["grid_points"] = kPoints;
+  (*plot)["inner_solves"] = g.inner_solves;
   c.values = g.values;
   c.losses = g.losses;
   return c;
 }
 
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> items;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
+}
+
+// What the JSON reports of a file beyond its rows (the table itself is not kept: large files are held once, as X).
+struct CsvFacts {
+  char separator = ',';
+  int dropped_rows = 0;
+};
+
+Dataset LoadDataset(const std::string& path, const CsvOptions& options, const std::string& target, CsvFacts* facts) {
+  const CsvTable table = ReadCsv(path, options);
+  facts->separator = table.separator;
+  facts->dropped_rows = table.dropped_rows;
+  return SplitTarget(table, target);
+}
+
+Json DataJson(const Settings& s, const CsvFacts& train_table, const CsvFacts& val_table, const Dataset& train,
+              const Dataset& val) {
+  Json d = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
+            {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
+  if (s.problem == "robust-regression") d["outliers"] = std::max(s.outliers, 0.0);
+  if (!s.features.empty() || !s.drop.empty()) d["feature_names"] = train.feature_names;
+  if (train_table.separator != ',') d["separator"] = std::string(1, train_table.separator);
+  if (s.na == "drop") {
+    d["dropped_rows"] = {{"train", train_table.dropped_rows}, {"val", val_table.dropped_rows}};
+  }
+  return d;
+}
+
+// The columns to read (--features, --drop: the validation file may lack a dropped column) and the missing-value
+// policy (--na).
+CsvOptions ColumnChoice(const Settings& s, bool validation) {
+  CsvOptions o;
+  o.missing = s.na == "drop" ? MissingValues::kDrop : MissingValues::kRefuse;
+  const std::vector<std::string> features = SplitList(s.features), drop = SplitList(s.drop);
+  for (const auto& name : features) {
+    if (name == s.target) throw InvalidInput("--features lists the target " + QuoteForMessage(s.target));
+  }
+  for (const auto& name : drop) {
+    if (name == s.target) throw InvalidInput("--drop lists the target " + QuoteForMessage(s.target));
+  }
+  if (!features.empty()) {
+    o.columns = features;
+    o.columns.push_back(s.target);
+  }
+  o.skip = drop;
+  o.skip_absent_ok = validation;
+  return o;
+}
+
 int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
-  Dataset train = SplitTarget(ReadCsv(s.train), s.target);
-  Dataset val = SplitTarget(ReadCsv(s.val), s.target);
+  CsvFacts train_table, val_table;
+  Dataset train = LoadDataset(s.train, ColumnChoice(s, false), s.target, &train_table);
+  Dataset val = LoadDataset(s.val, ColumnChoice(s, true), s.target, &val_table);
   AlignColumns(train, &val);
   int corrupted = 0;
   if (s.problem == "robust-regression" && s.outliers > 0) corrupted = AddTargetOutliers(&train, s.outliers, s.seed);
+  std::vector<std::string> warnings;
+  // Rank-deficient features: robust regression (without --ridge) has no unique fit, ridge and logistic regression
+  // are unique through their penalty alone. One message names every cause.
+  const RankReport rank = CheckRank(train);
+  if (rank.deficient()) {
+    const std::string removable = rank.Removable();
+    const std::string advice = rank.more_features_than_rows() || removable.empty()
+                                   ? "use fewer features (--features/--drop)"
+                                   : "leave out " + removable + " (--drop " + removable + ")";
+    if (s.problem == "robust-regression" && s.ridge == 0) {
+      throw InvalidInput(s.train + ": the features do not determine a unique fit: " + rank.Describe() + "; " + advice +
+                         ", or add a fixed L2 weight (--ridge 1e-6)");
+    }
+    warnings.push_back(s.train + ": rank-deficient features: " + rank.Describe() +
+                       "; the fit is unique only through the penalty (" + advice + ")");
+  }
   std::unique_ptr<TabularProblem> problem;
   if (s.problem == "ridge") {
     problem = std::make_unique<RidgeProblem>(train, val, s.per_feature && !s.eval_at.empty());
@@ -278,6 +384,10 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
     problem = std::make_unique<LogisticProblem>(train, val);
   } else {
     problem = std::make_unique<RobustRegressionProblem>(train, val, s.ridge);
+  }
+  if (auto* logistic = dynamic_cast<LogisticProblem*>(problem.get()); logistic && logistic->num_classes() > 20) {
+    warnings.push_back(s.train + ": column '" + s.target + "' has " + std::to_string(logistic->num_classes()) +
+                       " classes (one weight vector each); is it a class label?");
   }
   // Every option is checked before the first line of progress (an error is one line on stderr).
   Eigen::VectorXd theta0;
@@ -288,31 +398,43 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   } else {
     theta0 = ParseEvalAt(s.eval_at, *problem);
   }
+  for (const auto& w : warnings) err << "ddn bilevel " << s.problem << ": warning: " << OneLine(w) << "\n";
   Progress(s, err, "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
                        std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
                        std::to_string(train.feature_names.size()) + " features");
+  if (train_table.dropped_rows + val_table.dropped_rows > 0) {
+    Progress(s, err, "--na drop: left out " + std::to_string(train_table.dropped_rows) + " training and " +
+                         std::to_string(val_table.dropped_rows) + " validation rows with missing values");
+  }
   if (corrupted > 0) {
     Progress(s, err, std::to_string(corrupted) + " training targets replaced by gross errors (--outliers " +
                          FormatDouble(s.outliers) + ", seed " + std::to_string(s.seed) + ")");
   }
   if (!s.eval_at.empty()) {
     Json j = EvaluateAt(s, problem.get(), theta0, err);
+    if (!warnings.empty()) j["warnings"] = warnings;
     j["loss"] = problem->LossName();
     j["solution"] = ModelJson(problem->Model());
     if (auto* logistic = dynamic_cast<LogisticProblem*>(problem.get())) {
       j["val_accuracy"] = logistic->ValidationAccuracy();
       j["classes"] = logistic->num_classes();
     }
-    j["data"] = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
-                 {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
-    if (s.problem == "robust-regression") j["data"]["outliers"] = std::max(s.outliers, 0.0);
+    j["data"] = DataJson(s, train_table, val_table, train, val);
     out << j.dump(2) << "\n";
     return 0;
   }
   const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<GridResult> start_grid;
+  if (s.start_grid > 0) {
+    Progress(s, err, "start: the best of a coarse grid of " + std::to_string(s.start_grid) + " points");
+    start_grid = std::make_unique<GridResult>(
+        GridSearch(problem.get(), s.start_grid, options.lower.maxCoeff(), options.upper.minCoeff()));
+    theta0.setConstant(start_grid->best_value);
+    theta0 = theta0.cwiseMax(options.lower).cwiseMin(options.upper);  // exp(log(bound)) may be 1 ulp outside
+  }
   OptimizeResult r = Optimize(problem.get(), options, theta0);
   Json history = HistoryJson(*problem, r, s.per_feature ? "single" : "", 0);
-  int inner_solves = r.inner_solves;
+  int inner_solves = r.inner_solves + (start_grid ? start_grid->inner_solves : 0);
   std::vector<IterationRecord> plot_history = r.history;
   Problem* answer_problem = problem.get();
   std::unique_ptr<RidgeProblem> per_feature;
@@ -345,14 +467,14 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   }
   j["history"] = history;
   j["inner_solves"] = inner_solves;
+  if (start_grid) j["start"] = {{"grid", GridJson(*start_grid, problem->HyperparameterNames()[0])}};
   j["iterations"] = static_cast<int>(plot_history.size()) - 1;
   j["stop_reason"] = r.stop_reason;
   BoundsJson(*answer_problem, r, r.grad_log.cwiseQuotient(r.theta), &j);
   j["seconds"] = seconds;
-  j["data"] = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
-               {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
-  if (s.problem == "robust-regression") j["data"]["outliers"] = std::max(s.outliers, 0.0);
+  j["data"] = DataJson(s, train_table, val_table, train, val);
   if (!r.status.ok()) j["status"] = r.status.note;
+  if (!warnings.empty()) j["warnings"] = warnings;
 
   std::unique_ptr<GridResult> grid;
   if (s.grid > 0) {
@@ -362,26 +484,23 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   }
   ReportBounds(*answer_problem, r, err, s.quiet);
   if (!s.plot.empty()) {
+    const auto plot_start = std::chrono::steady_clock::now();
+    Json plot = {{"path", s.plot}, {"grid_points", grid ? s.grid : 0}, {"inner_solves", 0}};
     std::unique_ptr<PlotCurve> curve;
-    if (problem->NumHyperparameters() == 1) curve = std::make_unique<PlotCurve>(CurveFor(problem.get(), grid.get()));
+    if (problem->NumHyperparameters() == 1) {
+      curve = std::make_unique<PlotCurve>(
+          CurveFor(s, problem.get(), grid.get(), options.lower.maxCoeff(), options.upper.minCoeff(), err, &plot));
+    }
     PlotOptimization(plot_history, curve.get(), "ddn bilevel " + s.problem + (s.per_feature ? " --per-feature" : ""),
                      tab->LossName(), problem->HyperparameterNames()[0], s.plot);
+    plot["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - plot_start).count();
+    j["plot"] = plot;
     Progress(s, err, "plot written to " + s.plot);
   }
   Progress(s, err, "done: " + tab->LossName() + " " + std::to_string(r.loss) + " after " + std::to_string(inner_solves) +
                        " inner solves (" + r.stop_reason + ")");
   out << j.dump(2) << "\n";
   return 0;
-}
-
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> items;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) items.push_back(item);
-  }
-  return items;
 }
 
 int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
@@ -460,29 +579,19 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   }
   ReportBounds(problem, r, err, s.quiet);
   if (!s.plot.empty()) {
-    const PlotCurve curve = CurveFor(&problem, grid.get());
+    const auto plot_start = std::chrono::steady_clock::now();
+    Json plot = {{"path", s.plot}, {"grid_points", grid ? s.grid : 0}, {"inner_solves", 0}};
+    const PlotCurve curve = CurveFor(s, &problem, grid.get(), r.lower[0], r.upper[0], err, &plot);
     PlotOptimization(r.history, &curve, "ddn bilevel tv-denoise (" + clean.name + ")", "train image MSE", "lambda",
                      s.plot);
+    plot["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - plot_start).count();
+    j["plot"] = plot;
     Progress(s, err, "plot written to " + s.plot);
   }
   Progress(s, err, "done: lambda " + std::to_string(r.theta[0]) + ", MSE " + std::to_string(r.loss) + " after " +
                        std::to_string(r.inner_solves) + " inner solves (" + r.stop_reason + ")");
   out << j.dump(2) << "\n";
   return 0;
-}
-
-// One line, at most ~400 bytes (messages echo what a user gave); other control characters become '?'.
-std::string OneLine(std::string message) {
-  for (char& c : message) {
-    if (c == '\n' || c == '\r' || c == '\t') {
-      c = ' ';
-    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
-      c = '?';
-    }
-  }
-  // Cut in the middle: Boost names the option at the end of its messages.
-  if (message.size() > 400) message = message.substr(0, 250) + " ... " + message.substr(message.size() - 150);
-  return message;
 }
 
 // Every output (--plot, --output) is checked before any work: a writable folder, an image format OpenCV writes,
@@ -544,6 +653,11 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       ("train", po::value(&s.train), "training CSV (header row; features = all columns but --target)")
       ("val", po::value(&s.val), "validation CSV (same columns)")
       ("target", po::value(&s.target), "target column")
+      ("features", po::value(&s.features), "comma-separated feature columns (default: every column but --target); "
+                                           "other columns are not read")
+      ("drop", po::value(&s.drop), "comma-separated columns to leave out (not read: they may hold text, e.g. an id)")
+      ("na", po::value(&s.na)->default_value("refuse"), "missing values (empty, NA, N/A, NaN, null, ?): 'refuse' (an "
+                                                       "error naming the row and column) or 'drop' (skip the row)")
       ("dataset", po::value(&s.dataset), "shipped data set instead of --train/--val: diabetes, breast_cancer, digits")
       ("data-dir", po::value(&s.data_dir), "folder with tabular/ and images/ (default: $DDN_DATA_DIR, an installed share/ddn/datasets, or the source tree's datasets/)")
       ("per-feature", po::bool_switch(&s.per_feature), "ridge: one lambda per feature (started from the best single lambda)")
@@ -560,8 +674,12 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       ("eval-at", po::value(&s.eval_at), "no optimisation: the outer loss and the signed hypergradient dL/dtheta at "
                                          "this value (per-feature ridge: one value or one per feature, comma-separated)")
       ("ridge", po::value(&s.ridge)->default_value(0.0), "robust-regression: fixed L2 weight on the coefficients")
-      ("outliers", po::value(&s.outliers), "robust-regression: fraction of training targets replaced by gross errors "
-                                           "(seeded by --seed; default 0.1 with the shipped data, 0 with --train)")
+      ("outliers", po::value(&s.outliers)->default_value(0), "robust-regression: fraction of training targets replaced "
+                                                           "by gross errors, 5-10 sd(y) upwards (seeded by --seed; the "
+                                                           "same for shipped data and --train files; 0: none)")
+      ("start-grid", po::value(&s.start_grid), "start the optimiser from the best of N log-spaced values across the "
+                                               "bounds (default: 13 for robust-regression, whose outer loss is not "
+                                               "convex; 0 for the others and with --init; <= 10000)")
       ("train-image", po::value(&s.train_image), "tv-denoise: image to learn lambda on (default images/camera.png)")
       ("val-images", po::value(&s.val_images), "tv-denoise: comma-separated validation images (default images/coins.png,images/moon.png)")
       ("noise", po::value(&s.noise)->default_value(0.1), "tv-denoise: Gaussian noise sigma (intensities in [0, 1])")
@@ -590,6 +708,11 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       throw InvalidInput("unknown problem '" + s.problem + "' (ridge, logistic, tv-denoise, robust-regression)");
     }
     if (s.per_feature && s.problem != "ridge") throw InvalidInput("--per-feature applies to ridge only");
+    if (s.na != "refuse" && s.na != "drop") throw InvalidInput("--na must be 'refuse' or 'drop', got " + QuoteForMessage(s.na));
+    if (!s.features.empty() && !s.drop.empty()) throw InvalidInput("--features and --drop exclude each other");
+    if (!tabular && (!s.features.empty() || !s.drop.empty() || (vm.count("na") && !vm["na"].defaulted()))) {
+      throw InvalidInput("--features, --drop and --na apply to the tabular problems only");
+    }
     // Every size and value a user gives is bounded and finite (--grid 2147483647 asked for 32 GB).
     if (s.grid < 0 || s.grid > kMaxGrid) {
       throw InvalidInput("--grid must be in [0, " + std::to_string(kMaxGrid) + "], got " + std::to_string(s.grid));
@@ -620,7 +743,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     if (!(s.ridge >= 0) || !std::isfinite(s.ridge)) {
       throw InvalidInput("--ridge must be a finite number >= 0, got " + FormatDouble(s.ridge));
     }
-    if (vm.count("outliers") && !(s.outliers >= 0 && s.outliers <= 1)) {
+    if (!(s.outliers >= 0 && s.outliers <= 1)) {
       throw InvalidInput("--outliers must be in [0, 1], got " + FormatDouble(s.outliers));
     }
     if (!(s.noise > 0) || !std::isfinite(s.noise)) {
@@ -629,6 +752,14 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     if (!(s.epsilon > 0) || !std::isfinite(s.epsilon)) {
       throw InvalidInput("--epsilon must be a finite number > 0, got " + FormatDouble(s.epsilon));
     }
+    if (vm.count("start-grid") && (s.start_grid < 0 || s.start_grid > kMaxGrid)) {
+      throw InvalidInput("--start-grid must be in [0, " + std::to_string(kMaxGrid) + "], got " + std::to_string(s.start_grid));
+    }
+    if (vm.count("start-grid") && s.start_grid > 0 && s.init > 0) {
+      throw InvalidInput("--start-grid and --init exclude each other (both choose the start)");
+    }
+    if (s.start_grid < 0) s.start_grid = s.problem == "robust-regression" && !(s.init > 0) ? 13 : 0;
+    if (s.outliers > 0 && s.problem != "robust-regression") throw InvalidInput("--outliers applies to robust-regression only");
     if (s.size < 0 || s.size > 100000) throw InvalidInput("--size must be in [0, 100000], got " + std::to_string(s.size));
     s.seed = ParseSeed(seed, "--seed");
     const std::string dir = s.data_dir.empty() ? DefaultDataDir() : s.data_dir;
@@ -645,7 +776,6 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
         s.train = Join(Join(dir, "tabular"), name + "_train.csv");
         s.val = Join(Join(dir, "tabular"), name + "_val.csv");
         if (s.target.empty()) s.target = target;
-        if (s.outliers < 0) s.outliers = 0.1;
       } else if (!s.dataset.empty()) {
         throw InvalidInput("--dataset and --train/--val exclude each other");
       }

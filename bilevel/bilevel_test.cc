@@ -239,8 +239,9 @@ TEST(Csv, ParsesHeaderAndNumbers) {
 TEST(Csv, ErrorsNameTheFileAndRow) {
   EXPECT_EQ(ErrorOf("a,y\n1,2\n3,abc\n"), "f.csv: row 3: column 'y': 'abc' is not a number");
   EXPECT_EQ(ErrorOf("a,y\n1,2\n3\n"), "f.csv: row 3: 1 fields, the header has 2");
-  EXPECT_EQ(ErrorOf("a,y\n1,\n"), "f.csv: row 2: column 'y': '' is not a number");
-  EXPECT_EQ(ErrorOf("a,y\n1,nan\n"), "f.csv: row 2: column 'y': 'nan' is not finite");
+  EXPECT_EQ(ErrorOf("a,y\n1,\n"), "f.csv: row 2: column 'y': missing value '' (--na drop skips rows with missing values)");
+  EXPECT_EQ(ErrorOf("a,y\n1,nan\n"), "f.csv: row 2: column 'y': missing value 'nan' (--na drop skips rows with missing values)");
+  EXPECT_EQ(ErrorOf("a,y\n1,inf\n"), "f.csv: row 2: column 'y': 'inf' is not finite");
   EXPECT_EQ(ErrorOf("a,y\n"), "f.csv: no data rows (empty split)");
   EXPECT_EQ(ErrorOf(""), "f.csv: empty file (no header row)");
   EXPECT_EQ(ErrorOf("a,a\n1,2\n"), "f.csv: row 1: duplicate column 'a' in the header");

@@ -2,6 +2,7 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <random>
 
 #include "ddn/error.h"
+#include "ddn/params.h"
 
 namespace ddn::bilevel {
 namespace {
@@ -38,6 +40,99 @@ double Sigmoid(double s) {
 }  // namespace
 
 // ---- Shared ----------------------------------------------------------------------------------------
+
+std::string RankReport::Describe() const {
+  std::string text;
+  auto add = [&](const std::string& part) { text += (text.empty() ? "" : "; ") + part; };
+  auto quoted = [](const std::vector<std::string>& names) {
+    std::string list;
+    for (size_t k = 0; k < names.size(); ++k) {
+      if (k == 8) {
+        list += ", ... (" + std::to_string(names.size()) + " in all)";
+        break;
+      }
+      list += (k ? ", '" : "'") + names[k] + "'";
+    }
+    return list;
+  };
+  if (more_features_than_rows()) {
+    add(std::to_string(features) + " features and an intercept but only " + std::to_string(rows) + " training rows");
+  }
+  if (!constant.empty()) add(std::string(constant.size() == 1 ? "constant column " : "constant columns ") + quoted(constant));
+  for (size_t k = 0; k < duplicates.size() && k < 8; ++k) {
+    add("'" + duplicates[k].first + "' repeats '" + duplicates[k].second + "' (up to scale and shift)");
+  }
+  if (duplicates.size() > 8) add("... (" + std::to_string(duplicates.size()) + " repeated columns in all)");
+  if (!dependent.empty() && !more_features_than_rows()) add("columns " + quoted(dependent) + " are linearly dependent");
+  return text;
+}
+
+std::string RankReport::Removable() const {
+  std::vector<std::string> names = constant;
+  for (const auto& d : duplicates) names.push_back(d.first);
+  for (size_t k = 1; k < dependent.size(); ++k) names.push_back(dependent[k]);
+  std::string list;
+  for (size_t k = 0; k < names.size(); ++k) list += (k ? "," : "") + names[k];
+  return list;
+}
+
+RankReport CheckRank(const Dataset& train) {
+  RankReport r;
+  const Eigen::Index n = train.X.rows(), p = train.X.cols();
+  r.rows = n;
+  r.features = p;
+  if (n == 0 || p == 0) return r;
+  const Eigen::VectorXd mean = train.X.colwise().mean().transpose();
+  // The centred Gram matrix, in blocks of rows (a centred copy of a block only).
+  constexpr Eigen::Index kBlock = 4096;
+  Eigen::MatrixXd G = Eigen::MatrixXd::Zero(p, p), centred;
+  for (Eigen::Index b = 0; b < n; b += kBlock) {
+    const Eigen::Index rows = std::min(kBlock, n - b);
+    centred = train.X.middleRows(b, rows).rowwise() - mean.transpose();
+    G.selfadjointView<Eigen::Lower>().rankUpdate(centred.transpose());
+  }
+  G.triangularView<Eigen::StrictlyUpper>() = G.transpose();
+  std::vector<Eigen::Index> live;  // neither constant nor a repeat
+  for (Eigen::Index j = 0; j < p; ++j) {
+    // Constant: no spread above the rounding of its values.
+    const double spread = std::sqrt(std::max(G(j, j), 0.0) / static_cast<double>(n));
+    if (!(spread > 1e-13 * std::abs(mean[j])) || spread == 0) {
+      r.constant.push_back(train.feature_names[j]);
+      continue;
+    }
+    bool repeat = false;
+    for (const Eigen::Index k : live) {
+      const double correlation = G(j, k) / std::sqrt(G(j, j) * G(k, k));
+      if (std::abs(correlation) >= 1 - 1e-12) {
+        r.duplicates.emplace_back(train.feature_names[j], train.feature_names[k]);
+        repeat = true;
+        break;
+      }
+    }
+    if (!repeat) live.push_back(j);
+  }
+  // Further dependences: null vectors of the correlation matrix of the remaining columns.
+  const Eigen::Index m = static_cast<Eigen::Index>(live.size());
+  if (m >= 2) {
+    Eigen::MatrixXd C(m, m);
+    for (Eigen::Index a = 0; a < m; ++a) {
+      for (Eigen::Index b = 0; b < m; ++b) {
+        C(a, b) = G(live[a], live[b]) / std::sqrt(G(live[a], live[a]) * G(live[b], live[b]));
+      }
+    }
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(C);
+    std::vector<bool> in(static_cast<size_t>(m), false);
+    for (Eigen::Index e = 0; e < m; ++e) {
+      if (eigen.eigenvalues()[e] > 1e-10 * static_cast<double>(m)) continue;
+      const Eigen::VectorXd v = eigen.eigenvectors().col(e);
+      for (Eigen::Index a = 0; a < m; ++a) in[a] = in[a] || std::abs(v[a]) > 1e-3 * v.lpNorm<Eigen::Infinity>();
+    }
+    for (Eigen::Index a = 0; a < m; ++a) {
+      if (in[a]) r.dependent.push_back(train.feature_names[live[a]]);
+    }
+  }
+  return r;
+}
 
 int AddTargetOutliers(Dataset* data, double fraction, uint64_t seed) {
   if (!(fraction >= 0 && fraction <= 1)) throw InvalidInput("outlier fraction must be in [0, 1]");
@@ -226,6 +321,18 @@ LinearModel RidgeProblem::Model() const {
 // ---- Logistic ----------------------------------------------------------------------------------------
 
 LogisticProblem::LogisticProblem(const Dataset& train, const Dataset& val) : TabularProblem(train, val) {
+  // Class labels are integers: a continuous target with few distinct values is not a set of classes.
+  for (const Dataset* d : {&train, &val}) {
+    for (Eigen::Index i = 0; i < d->y.size(); ++i) {
+      if (d->y[i] != std::round(d->y[i])) {
+        throw InvalidInput(d->path + ": " + (i < static_cast<Eigen::Index>(d->lines.size())
+                                                 ? "row " + std::to_string(d->lines[i]) + ": "
+                                                 : std::string()) +
+                           "column '" + d->target_name + "': label " + FormatDouble(d->y[i]) +
+                           " is not an integer; logistic regression needs class labels");
+      }
+    }
+  }
   std::map<double, int> index;
   for (Eigen::Index i = 0; i < yt_.size(); ++i) {
     if (index.count(yt_[i]) == 0) {
@@ -250,7 +357,7 @@ LogisticProblem::LogisticProblem(const Dataset& train, const Dataset& val) : Tab
   for (Eigen::Index i = 0; i < yv_.size(); ++i) {
     auto it = index.find(yv_[i]);
     if (it == index.end()) {
-      throw InvalidInput(val.path + ": row " + std::to_string(val.lines[i]) + ": class " + std::to_string(yv_[i]) +
+      throw InvalidInput(val.path + ": row " + std::to_string(val.lines[i]) + ": class " + FormatDouble(yv_[i]) +
                          " of column '" + val.target_name + "' does not occur in " + train.path);
     }
     lv_[i] = it->second;

@@ -36,6 +36,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bilevel/bilevel.h"
@@ -99,8 +100,8 @@ class RidgeProblem : public TabularProblem {
 
 class LogisticProblem : public TabularProblem {
  public:
-  // Classes are the distinct values of the training target (at most 100); validation labels must be
-  // among them.
+  // Classes are the distinct values of the training target: integers (a non-integer label is an InvalidInput
+  // naming its file and row), at most 100 of them; validation labels must be among them.
   LogisticProblem(const Dataset& train, const Dataset& val);
   std::string name() const override { return "logistic"; }
   std::vector<std::string> HyperparameterNames() const override { return {"lambda"}; }
@@ -148,6 +149,28 @@ class RobustRegressionProblem : public TabularProblem {
   double ridge_;
   double target_scale_;  // standard deviation of the training target (sets α's bounds)
 };
+
+// Why the training features do not determine a unique linear fit (with an intercept): constant columns,
+// columns that repeat an earlier one up to scale and shift (correlation ±1), further linear dependences among
+// the remaining columns (a null vector of their correlation matrix), and more features than rows. Ridge and
+// logistic regression stay unique through their penalty; robust regression needs its fixed μ > 0 (--ridge).
+struct RankReport {
+  std::vector<std::string> constant;                            // columns with a single value
+  std::vector<std::pair<std::string, std::string>> duplicates;  // (column, the earlier column it repeats)
+  std::vector<std::string> dependent;                           // columns of a further linear dependence
+  Eigen::Index rows = 0, features = 0;
+  bool more_features_than_rows() const { return features + 1 > rows; }
+  bool deficient() const {
+    return !constant.empty() || !duplicates.empty() || !dependent.empty() || more_features_than_rows();
+  }
+  // One phrase naming every cause: "constant column 'c'; 'bmi2' repeats 'bmi' (up to scale and shift)".
+  std::string Describe() const;
+  // The columns a user could leave out to make the design full rank (constant, repeating, and all but the first
+  // of a dependent group), comma-separated.
+  std::string Removable() const;
+};
+// Column statistics in blocks of rows (no copy of X): O(n p²).
+RankReport CheckRank(const Dataset& train);
 
 // Replaces round(fraction · n) training targets, chosen by a seeded shuffle (mt19937_64), by gross
 // errors y_i + (5 + 5u)·sd(y), u uniform in [0, 1): one-sided, so they bias least squares. For showing what
