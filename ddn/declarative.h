@@ -464,8 +464,17 @@ class NodeOracle final : public DerivativeOracle {
     const TermPlan plan = Plan(B != nullptr);
     // (d ≤ N by the dispatch in TermDerivatives; the min tells the compiler so.)
     const int d = std::min(static_cast<int>(plan.slots.size()), N), rows = std::min(plan.rows, d);
+    // Variable k of the term lives in the same storage for every term (a sliced input's row buffer, a whole
+    // input, y when it is not sliced): seeded once, in place, and only the values change from term to term (a
+    // copy of a whole scalar per variable and term costs more than the term's arithmetic). y sliced along the
+    // terms is seeded per term.
+    const bool y_sliced = L_.y_row >= 0;
     std::vector<S*> where(d);
-    for (int k = rows; k < d; ++k) where[k] = Slot(&v, plan.slots[k]);
+    for (int k = 0; k < d; ++k) {
+      if (k < rows && y_sliced) continue;
+      where[k] = Slot(&v, plan.slots[k]);
+      where[k]->Seed(k);
+    }
     const bool dense_h = H && L_.y_row < 0 && L_.m <= 64;
     std::vector<double> hsum(dense_h ? static_cast<size_t>(L_.m) * L_.m : 0, 0.0);
     if (B) B->reserve(B->size() + static_cast<size_t>(L_.num_terms) * rows * (d - rows));
@@ -477,16 +486,20 @@ class NodeOracle final : public DerivativeOracle {
       for (const auto& [input, size] : plan.sliced) {
         const double* src = p_.inputs[input] + t * size;
         S* dst = v.row[input].data();
-        for (int64_t k = 0; k < size; ++k) dst[k] = S(src[k]);
+        for (int64_t k = 0; k < size; ++k) dst[k].set_value(src[k]);
       }
-      const int64_t y0 = L_.y_row >= 0 ? t * L_.y_row : 0;
-      for (int k = 0; k < rows; ++k) where[k] = &v.y[y0 + k];
-      for (int k = 0; k < d; ++k) {
-        global[k] = plan.slots[k].global + static_cast<int>(t * plan.stride[k]);
-        *where[k] = S::Variable(where[k]->value(), k);
+      const int64_t y0 = y_sliced ? t * L_.y_row : 0;
+      if (y_sliced) {
+        for (int k = 0; k < rows; ++k) {
+          where[k] = &v.y[y0 + k];
+          where[k]->Seed(k);
+        }
       }
+      for (int k = 0; k < d; ++k) global[k] = plan.slots[k].global + static_cast<int>(t * plan.stride[k]);
       const S res = node_.template Term<S>(v.args, v.y.data() + y0);
-      for (int k = 0; k < d; ++k) *where[k] = S(where[k]->value());
+      if (y_sliced) {
+        for (int k = 0; k < rows; ++k) where[k]->Unseed(k);
+      }
       f += res.value();
       for (int a = 0; a < rows; ++a) {
         const int row = global[a];

@@ -98,6 +98,11 @@ class SecondOrder {
     return r;
   }
   double value() const { return value_; }
+  // In place (for a hot loop that re-seeds the same storage): the value only, derivatives untouched; variable k
+  // (gradient e_k; the Hessian must be 0, as it is for a variable or a constant); back to a constant.
+  void set_value(double value) { value_ = value; }
+  void Seed(int k) { g_[k] = 1.0; }
+  void Unseed(int k) { g_[k] = 0.0; }
   double gradient(int k) const { return g_[k]; }
   // ∂²/∂v_i∂v_j (any order of i, j).
   double hessian(int i, int j) const { return i >= j ? h_[i * (i + 1) / 2 + j] : h_[j * (j + 1) / 2 + i]; }
