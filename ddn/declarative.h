@@ -77,6 +77,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -440,36 +441,61 @@ class NodeOracle final : public DerivativeOracle {
     while (rows < d && slots[rows].input < 0) ++rows;
     if (!H) {
       // A gradient: the second-order types are as cheap as Jets for a few variables and need no slot lookups.
-      if (rows <= 1) return TermSecondOrder<1>(y, grad, nullptr, nullptr, magnitude);
-      if (rows <= kChunk) return TermSecondOrder<kChunk>(y, grad, nullptr, nullptr, magnitude);
+      if (rows <= 1) return TermSecondOrder<1, 0>(y, grad, nullptr, nullptr, magnitude);
+      if (rows <= kChunk) return TermSecondOrder<kChunk, 0>(y, grad, nullptr, nullptr, magnitude);
       return TermGradient<kChunk>(y, grad, magnitude);
     }
     // Variables whose second derivatives are needed: the y ones (forward) and the x ones too (backward).
     const int needed = B ? d : rows;
+    // With B, a term of one y variable carries no x–x second derivatives (SecondOrder<N, 1>).
     if (needed <= 1) return TermSecondOrder<1>(y, grad, H, B, magnitude);
-    if (needed <= 2) return TermSecondOrder<2>(y, grad, H, B, magnitude);
-    if (needed <= kChunk) return TermSecondOrder<kChunk>(y, grad, H, B, magnitude);
+    if (needed <= 2) {
+      return B && rows == 1 ? TermSecondOrder<2, 1>(y, grad, H, B, magnitude)
+                            : TermSecondOrder<2>(y, grad, H, B, magnitude);
+    }
+    if (needed <= kChunk) {
+      return B && rows == 1 ? TermSecondOrder<kChunk, 1>(y, grad, H, B, magnitude)
+                            : TermSecondOrder<kChunk>(y, grad, H, B, magnitude);
+    }
     return TermHessian<kChunk, kChunk>(y, grad, H, B, magnitude);
   }
 
   // Terms of at most N variables: one evaluation with ad::SecondOrder<N> gives the value, the gradient and all
   // second derivatives of the term.
-  template <int N>
+  // R < N: only the second derivatives in the rows of the first R variables (the term's y, when it has R);
+  // R = 0: a gradient (H = B = nullptr).
+  template <int N, int R = N>
   double TermSecondOrder(const double* y, double* grad, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
                          double* magnitude) const {
-    using S = ad::SecondOrder<N>;
+    using S = ad::SecondOrder<N, R>;
+    constexpr bool kSecond = R > 0;
     TermVars<S> v;
     Prepare(y, &v, true);
     BindTerm(0, &v, true);
     const TermPlan plan = Plan(B != nullptr);
     // (d ≤ N by the dispatch in TermDerivatives; the min tells the compiler so.)
     const int d = std::min(static_cast<int>(plan.slots.size()), N), rows = std::min(plan.rows, d);
+    if (kSecond && rows > R) throw std::logic_error("TermSecondOrder: more y variables than second-derivative rows");
+    // Variable k of the term lives in the same storage for every term (a sliced input's row buffer, a whole
+    // input, y when it is not sliced): seeded once, in place, and only the values change from term to term (a
+    // copy of a whole scalar per variable and term costs more than the term's arithmetic). y sliced along the
+    // terms is seeded per term.
+    const bool y_sliced = L_.y_row >= 0;
     std::vector<S*> where(d);
-    for (int k = rows; k < d; ++k) where[k] = Slot(&v, plan.slots[k]);
+    for (int k = 0; k < d; ++k) {
+      if (k < rows && y_sliced) continue;
+      where[k] = Slot(&v, plan.slots[k]);
+      where[k]->Seed(k);
+    }
     const bool dense_h = H && L_.y_row < 0 && L_.m <= 64;
     std::vector<double> hsum(dense_h ? static_cast<size_t>(L_.m) * L_.m : 0, 0.0);
-    if (B) B->reserve(B->size() + static_cast<size_t>(L_.num_terms) * rows * (d - rows));
-    if (H && !dense_h) H->reserve(H->size() + static_cast<size_t>(L_.num_terms) * rows * (rows + 1) / 2);
+    // Entries are written through pointers into space sized for every term (trimmed at the end): a push_back
+    // per entry is a call per term.
+    const size_t b0 = B ? B->size() : 0, h0 = H ? H->size() : 0;
+    if (B) B->resize(b0 + static_cast<size_t>(L_.num_terms) * rows * (d - rows));
+    if (H && !dense_h) H->resize(h0 + static_cast<size_t>(L_.num_terms) * rows * (rows + 1) / 2);
+    SparseEntry* b_out = B ? B->data() + b0 : nullptr;
+    SparseEntry* h_out = H && !dense_h ? H->data() + h0 : nullptr;
     std::vector<int> global(d);
     double f = 0;
     for (int64_t t = 0; t < L_.num_terms; ++t) {
@@ -477,41 +503,49 @@ class NodeOracle final : public DerivativeOracle {
       for (const auto& [input, size] : plan.sliced) {
         const double* src = p_.inputs[input] + t * size;
         S* dst = v.row[input].data();
-        for (int64_t k = 0; k < size; ++k) dst[k] = S(src[k]);
+        for (int64_t k = 0; k < size; ++k) dst[k].set_value(src[k]);
       }
-      const int64_t y0 = L_.y_row >= 0 ? t * L_.y_row : 0;
-      for (int k = 0; k < rows; ++k) where[k] = &v.y[y0 + k];
-      for (int k = 0; k < d; ++k) {
-        global[k] = plan.slots[k].global + static_cast<int>(t * plan.stride[k]);
-        *where[k] = S::Variable(where[k]->value(), k);
+      const int64_t y0 = y_sliced ? t * L_.y_row : 0;
+      if (y_sliced) {
+        for (int k = 0; k < rows; ++k) {
+          where[k] = &v.y[y0 + k];
+          where[k]->Seed(k);
+        }
       }
+      for (int k = 0; k < d; ++k) global[k] = plan.slots[k].global + static_cast<int>(t * plan.stride[k]);
       const S res = node_.template Term<S>(v.args, v.y.data() + y0);
-      for (int k = 0; k < d; ++k) *where[k] = S(where[k]->value());
+      if (y_sliced) {
+        for (int k = 0; k < rows; ++k) where[k]->Unseed(k);
+      }
       f += res.value();
       for (int a = 0; a < rows; ++a) {
         const int row = global[a];
         const double g = res.gradient(a);
         grad[row] += g;
         if (magnitude) magnitude[row] += std::abs(g);
-        if (!H) continue;
-        for (int b = 0; b <= a; ++b) {
-          const double h = res.hessian(a, b);
-          if (h == 0) continue;
-          const int r = std::max(row, global[b]), c = std::min(row, global[b]);
-          if (dense_h) {
-            hsum[static_cast<size_t>(r) * L_.m + c] += h;
-          } else {
-            H->push_back({r, c, h});
-          }
-        }
-        if (B) {
-          for (int b = rows; b < d; ++b) {
+        if constexpr (kSecond) {
+          if (!H) continue;
+          for (int b = 0; b <= a; ++b) {
             const double h = res.hessian(a, b);
-            if (h != 0) B->push_back({row, global[b] - L_.m, h});
+            if (h == 0) continue;
+            const int r = std::max(row, global[b]), c = std::min(row, global[b]);
+            if (dense_h) {
+              hsum[static_cast<size_t>(r) * L_.m + c] += h;
+            } else {
+              *h_out++ = {r, c, h};
+            }
+          }
+          if (B) {
+            for (int b = rows; b < d; ++b) {
+              const double h = res.hessian(a, b);
+              if (h != 0) *b_out++ = {row, global[b] - L_.m, h};
+            }
           }
         }
       }
     }
+    if (B) B->resize(static_cast<size_t>(b_out - B->data()));
+    if (h_out) H->resize(static_cast<size_t>(h_out - H->data()));
     if (dense_h) {
       for (int r = 0; r < L_.m; ++r)
         for (int c = 0; c <= r; ++c)

@@ -84,11 +84,16 @@ class TapeScalar {
   int index_ = -1;
 };
 
-// Value, gradient and Hessian (lower triangle, row-major packed) with respect to N seeded variables.
-template <int N>
+// Value, gradient and Hessian (lower triangle, row-major packed) with respect to N seeded variables. R < N
+// carries only the second derivatives ∂²/∂v_i∂v_j with min(i, j) < R (the rows of the first R variables: a
+// term's y–y and y–x blocks without its x–x block, which the implicit backward does not use); R = 0
+// (FirstOrder<N>) only the value and the gradient: a gradient for the price of one.
+template <int N, int R = N>
 class SecondOrder {
  public:
-  static constexpr int kPacked = N * (N + 1) / 2;
+  static_assert(R >= 0 && R <= N, "SecondOrder<N, R>: 0 <= R <= N");
+  static constexpr bool kSecond = R > 0;
+  static constexpr int kPacked = kSecond ? N * (N + 1) / 2 : 1;
   SecondOrder() = default;
   explicit SecondOrder(double value) : value_(value) {}
   // Variable k of the N (gradient e_k, Hessian 0).
@@ -98,23 +103,36 @@ class SecondOrder {
     return r;
   }
   double value() const { return value_; }
+  // In place (for a hot loop that re-seeds the same storage): the value only, derivatives untouched; variable k
+  // (gradient e_k; the Hessian must be 0, as it is for a variable or a constant); back to a constant.
+  void set_value(double value) { value_ = value; }
+  void Seed(int k) { g_[k] = 1.0; }
+  void Unseed(int k) { g_[k] = 0.0; }
   double gradient(int k) const { return g_[k]; }
   // ∂²/∂v_i∂v_j (any order of i, j).
-  double hessian(int i, int j) const { return i >= j ? h_[i * (i + 1) / 2 + j] : h_[j * (j + 1) / 2 + i]; }
+  double hessian(int i, int j) const {
+    static_assert(kSecond, "a FirstOrder scalar carries no second derivatives");
+    // (entries with min(i, j) ≥ R are not computed: 0)
+    return i >= j ? h_[i * (i + 1) / 2 + j] : h_[j * (j + 1) / 2 + i];
+  }
 
   DDN_AD_INLINE static SecondOrder Apply1(const SecondOrder& a, double value, double d1, double d2) {
     SecondOrder r(value);
     for (int i = 0; i < N; ++i) r.g_[i] = d1 * a.g_[i];
+    if constexpr (!kSecond) return r;
     for (int i = 0, k = 0; i < N; ++i)
-      for (int j = 0; j <= i; ++j, ++k) r.h_[k] = d2 * a.g_[i] * a.g_[j] + d1 * a.h_[k];
+      for (int j = 0; j <= i; ++j, ++k)
+        if (j < R) r.h_[k] = d2 * a.g_[i] * a.g_[j] + d1 * a.h_[k];
     return r;
   }
   DDN_AD_INLINE static SecondOrder Apply2(const SecondOrder& a, const SecondOrder& b, double value, double da, double db,
                             double daa, double dab, double dbb) {
     SecondOrder r(value);
     for (int i = 0; i < N; ++i) r.g_[i] = da * a.g_[i] + db * b.g_[i];
+    if constexpr (!kSecond) return r;
     for (int i = 0, k = 0; i < N; ++i) {
       for (int j = 0; j <= i; ++j, ++k) {
+        if (j >= R) continue;
         r.h_[k] = daa * a.g_[i] * a.g_[j] + dab * (a.g_[i] * b.g_[j] + b.g_[i] * a.g_[j]) + dbb * b.g_[i] * b.g_[j] +
                   da * a.h_[k] + db * b.h_[k];
       }
@@ -128,12 +146,15 @@ class SecondOrder {
   double h_[kPacked] = {};
 };
 
+template <int N>
+using FirstOrder = SecondOrder<N, 0>;
+
 template <class S>
 struct IsAdScalar : std::false_type {};
 template <>
 struct IsAdScalar<TapeScalar> : std::true_type {};
-template <int N>
-struct IsAdScalar<SecondOrder<N>> : std::true_type {};
+template <int N, int R>
+struct IsAdScalar<SecondOrder<N, R>> : std::true_type {};
 template <class S>
 using EnableAd = std::enable_if_t<IsAdScalar<S>::value, int>;
 
@@ -635,10 +656,10 @@ struct ScalarTraits<TapeScalar> {
   static TapeScalar Make(double c) { return TapeScalar(c); }
   static double Value(const TapeScalar& t) { return t.value(); }
 };
-template <int N>
-struct ScalarTraits<ad::SecondOrder<N>> {
-  static ad::SecondOrder<N> Make(double c) { return ad::SecondOrder<N>(c); }
-  static double Value(const ad::SecondOrder<N>& t) { return t.value(); }
+template <int N, int K>
+struct ScalarTraits<ad::SecondOrder<N, K>> {
+  static ad::SecondOrder<N, K> Make(double c) { return ad::SecondOrder<N, K>(c); }
+  static double Value(const ad::SecondOrder<N, K>& t) { return t.value(); }
 };
 }  // namespace internal
 
@@ -662,9 +683,9 @@ struct numeric_limits<ddn::TapeScalar> : numeric_limits<double> {
 }  // namespace std
 
 namespace std {
-template <int N>
-struct numeric_limits<ddn::ad::SecondOrder<N>> : numeric_limits<double> {
-  using S = ddn::ad::SecondOrder<N>;
+template <int N, int K>
+struct numeric_limits<ddn::ad::SecondOrder<N, K>> : numeric_limits<double> {
+  using S = ddn::ad::SecondOrder<N, K>;
   static S min() noexcept { return S(numeric_limits<double>::min()); }
   static S max() noexcept { return S(numeric_limits<double>::max()); }
   static S lowest() noexcept { return S(numeric_limits<double>::lowest()); }
@@ -678,12 +699,12 @@ struct numeric_limits<ddn::ad::SecondOrder<N>> : numeric_limits<double> {
 }  // namespace std
 
 namespace Eigen {
-template <int N>
-struct NumTraits<ddn::ad::SecondOrder<N>> : NumTraits<double> {
-  using Real = ddn::ad::SecondOrder<N>;
-  using NonInteger = ddn::ad::SecondOrder<N>;
-  using Nested = ddn::ad::SecondOrder<N>;
-  using Literal = ddn::ad::SecondOrder<N>;
+template <int N, int K>
+struct NumTraits<ddn::ad::SecondOrder<N, K>> : NumTraits<double> {
+  using Real = ddn::ad::SecondOrder<N, K>;
+  using NonInteger = ddn::ad::SecondOrder<N, K>;
+  using Nested = ddn::ad::SecondOrder<N, K>;
+  using Literal = ddn::ad::SecondOrder<N, K>;
   enum { IsComplex = 0, IsInteger = 0, IsSigned = 1, RequireInitialization = 1, ReadCost = 2, AddCost = 8, MulCost = 8 };
 };
 template <>

@@ -68,6 +68,44 @@ void JetDerivatives(const std::vector<double>& y0, double w0, double w1, Eigen::
   }
 }
 
+// Forward-mode second-order scalars on the same function: the full SecondOrder<6>, the rows-only
+// SecondOrder<6, 2> (second derivatives ∂²/∂v_i∂v_j with min(i, j) < 2 only) and FirstOrder<6> (value and
+// gradient) against nested Jets.
+template <int R>
+void CheckForwardSecondOrder(const std::vector<double>& y0, const Eigen::VectorXd& g_jet, const Eigen::MatrixXd& H_jet,
+                             double w0, double w1) {
+  using S = ad::SecondOrder<6, R>;
+  std::vector<S> y;
+  for (int k = 0; k < 6; ++k) y.push_back(S::Variable(y0[k], k));
+  S out[2];
+  Function(y.data(), out);
+  const S f = out[0] * Constant<S>(w0) + out[1] * Constant<S>(w1);
+  double values[2];
+  Function(y0.data(), values);
+  EXPECT_DOUBLE_EQ(f.value(), w0 * values[0] + w1 * values[1]);
+  for (int k = 0; k < 6; ++k) EXPECT_NEAR(f.gradient(k), g_jet[k], 1e-12 * (1 + std::abs(g_jet[k]))) << R;
+  if constexpr (R > 0) {
+    for (int i = 0; i < 6; ++i) {
+      for (int j = 0; j < 6; ++j) {
+        if (std::min(i, j) >= R) continue;
+        EXPECT_NEAR(f.hessian(i, j), H_jet(i, j), 1e-11 * (1 + H_jet.cwiseAbs().maxCoeff())) << R << " " << i << j;
+      }
+    }
+  }
+}
+
+TEST(Tape, ForwardSecondOrderScalarsMatchNestedJets) {
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    const std::vector<double> y0 = Point(seed);
+    Eigen::VectorXd g_jet;
+    Eigen::MatrixXd H_jet;
+    JetDerivatives(y0, 0.7, -1.3, &g_jet, &H_jet);
+    CheckForwardSecondOrder<6>(y0, g_jet, H_jet, 0.7, -1.3);
+    CheckForwardSecondOrder<2>(y0, g_jet, H_jet, 0.7, -1.3);
+    CheckForwardSecondOrder<0>(y0, g_jet, H_jet, 0.7, -1.3);
+  }
+}
+
 TEST(Tape, GradientsJacobianAndHessianMatchNestedJets) {
   for (uint64_t seed = 1; seed <= 20; ++seed) {
     const std::vector<double> y0 = Point(seed);
