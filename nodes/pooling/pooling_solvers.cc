@@ -299,7 +299,7 @@ void FlagScalarKinks(const PoolingProblem& p, double y, ProblemStatus* s) {
 
 // Safeguarded Newton for f' = 0 on [lo, hi] where f'(lo) ≤ 0 ≤ f'(hi), from y, for f convex on the bracket (the
 // convex penalties, or a cell proved convex). A Newton step that leaves the bracket is replaced by regula falsi
-// (when f' is known at both ends) or bisection; bisection also when the bracket has not halved in three steps.
+// (when f' is known at both ends) or bisection; bisection also when |f'| has not fallen 4× in three steps.
 // Stops after a Newton step below 1e-12·(|y| + α) (quadratic convergence: y is then exact to rounding) or when
 // the bracket is a few ulps wide. Returns y; *last = the sums at the last evaluated iterate.
 template <PenaltyKind K>
@@ -307,7 +307,7 @@ double BracketedNewton(const PoolingProblem& p, double lo, double hi, double y, 
   ScalarSums S;
   double glo = 0, ghi = 0;
   bool have_lo = false, have_hi = false;
-  double width_before = hi - lo;
+  double g_before = std::numeric_limits<double>::infinity();
   for (int it = 0; it < 200; ++it) {
     S = ScalarPass<K, false>(p, y);
     ++*iterations;
@@ -323,14 +323,18 @@ double BracketedNewton(const PoolingProblem& p, double lo, double hi, double y, 
     }
     const double scale = std::abs(y) + p.alpha;
     double yn = S.h > 0 ? y - S.g / S.h : std::numeric_limits<double>::quiet_NaN();
-    const bool newton = yn > lo && yn < hi;
-    if (newton && std::abs(yn - y) <= 1e-12 * scale) {
-      y = yn;
+    // Converged when the Newton step is below 1e-12·scale; the step may then round to y itself, which is an end
+    // of the bracket (so the test is on the step, not on yn lying strictly inside).
+    if (S.h > 0 && std::abs(S.g / S.h) <= 1e-12 * scale) {
+      y = std::clamp(yn, lo, hi);
       break;
     }
+    // Every third step, |f'| must have fallen by 4× since the last check (Newton on a convex f converges much
+    // faster; a bracket that stays wide is no sign of trouble when Newton approaches the root from one side),
+    // else a bisection step.
     if (it % 3 == 2) {
-      if (hi - lo > 0.5 * width_before) yn = std::numeric_limits<double>::quiet_NaN();  // force bisection
-      width_before = hi - lo;
+      if (std::abs(S.g) > 0.25 * g_before) yn = std::numeric_limits<double>::quiet_NaN();  // force bisection
+      g_before = std::abs(S.g);
     }
     if (!(yn > lo && yn < hi)) {
       yn = have_lo && have_hi ? lo - glo * (hi - lo) / (ghi - glo) : 0.5 * (lo + hi);
