@@ -34,8 +34,10 @@ void ParallelOverBatch(int64_t batch, int threads, const State& proto, Body body
   std::exception_ptr error;
   int64_t error_index = -1;
   std::mutex mutex;
-  std::vector<State> states(ResolveThreadCount(threads, batch), proto);
-  ParallelFor(batch, threads, 1, [&](int64_t begin, int64_t end, int worker) {
+  // Resolved once: the default count follows the machine's load and may differ from one call to the next.
+  const int n = ResolveThreadCount(threads, batch);
+  std::vector<State> states(n, proto);
+  ParallelFor(batch, n, 1, [&](int64_t begin, int64_t end, int worker) {
     State* state = &states[worker];
     for (int64_t b = begin; b < end; ++b) {
       try {

@@ -24,7 +24,7 @@ namespace ddn {
 using TensorMap = std::map<std::string, Tensor>;
 
 struct RunOptions {
-  int threads = 0;       // 0: all cores (ddn::DefaultThreadCount()); 1: serial; at most kMaxThreads
+  int threads = 0;       // 0: the free cores (ddn::DefaultThreadCount()); 1: serial; at most kMaxThreads
   bool generic = false;  // use the node's generic path (Ceres forward, implicit backward)
   GradientMode backward;  // Backward only: implicit (default), unrolled or truncated:K (ddn/gradient_mode.h)
 };

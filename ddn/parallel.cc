@@ -1,16 +1,26 @@
 #include "ddn/parallel.h"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "ddn/error.h"
 
@@ -88,16 +98,21 @@ class Pool {
   bool Run(Job* job) {
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
+    int sleeping;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       Grow(job->max_helpers);
       current_ = job;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
+      sleeping = sleeping_;
     }
-    if (job->max_helpers >= static_cast<int>(threads_.size())) {
-      wake_.notify_all();
-    } else {
-      for (int i = 0; i < job->max_helpers; ++i) wake_.notify_one();
+    // Threads still spinning after their last job see the new generation without a system call.
+    if (sleeping > 0) {
+      if (job->max_helpers >= static_cast<int>(threads_.size())) {
+        wake_.notify_all();
+      } else {
+        for (int i = 0; i < std::min(job->max_helpers, sleeping); ++i) wake_.notify_one();
+      }
     }
     inside_parallel_for = true;
     job->Work(0);
@@ -120,13 +135,30 @@ class Pool {
     }
   }
 
+  // After a job, a pool thread polls for the next one this long before it blocks: batched calls come in bursts
+  // (the finiteness check, the forward, the backward, a network's next layer), and waking a blocked thread
+  // costs tens of microseconds (more when its core has gone idle), as much as a small call's whole work. The
+  // poll is short and pauses between reads, so an idle process costs nothing measurable.
+  static constexpr std::chrono::microseconds kSpin{200};
+
   void WorkerLoop() {
     inside_parallel_for = true;  // a ParallelFor inside a body runs serially
     uint64_t seen = 0;
-    std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      wake_.wait(lock, [&] { return generation_ != seen; });
-      seen = generation_;
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      for (int polls = 0; generation_.load(std::memory_order_acquire) == seen; ++polls) {
+#if defined(__x86_64__) || defined(__i386__)
+        _mm_pause();
+#endif
+        if ((polls & 63) == 63 && std::chrono::steady_clock::now() >= until) break;
+      }
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (generation_.load(std::memory_order_relaxed) == seen) {
+        ++sleeping_;
+        wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+        --sleeping_;
+      }
+      seen = generation_.load(std::memory_order_relaxed);
       Job* job = current_;
       if (!job || job->closed || job->joined >= job->max_helpers) continue;
       const int worker = ++job->joined;
@@ -144,7 +176,8 @@ class Pool {
   std::condition_variable done_;
   std::vector<std::thread> threads_;
   Job* current_ = nullptr;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};  // written under mutex_, read by spinning threads without it
+  int sleeping_ = 0;                     // pool threads blocked on wake_ (under mutex_)
 };
 
 std::atomic<int> default_override{0};
@@ -159,11 +192,66 @@ int AutomaticThreadCount() {
   return count;
 }
 
+// Whether the automatic count came from the cores (not from DDN_NUM_THREADS / OMP_NUM_THREADS): only then does
+// the machine's load reduce it.
+bool CountFromCores() {
+  static const bool from_cores =
+      ThreadsFromEnvironment("DDN_NUM_THREADS") == 0 && ThreadsFromEnvironment("OMP_NUM_THREADS") == 0;
+  return from_cores;
+}
+
+// Runnable tasks on the machine other than the caller: the fourth field of /proc/loadavg ("running/total",
+// the kernel's instantaneous count, which includes the reading thread), re-read at most every 20 ms; -1 when it
+// cannot be read.
+int OtherRunnableTasks() {
+  static std::atomic<int64_t> sampled_at{0};  // 0: never
+  static std::atomic<int> others{-1};
+  const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t last = sampled_at.load(std::memory_order_relaxed);
+  if (last != 0 && now - last < 20000) return others.load(std::memory_order_relaxed);
+  if (!sampled_at.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    return others.load(std::memory_order_relaxed);  // another thread is sampling
+  }
+  static const int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  int value = -1;
+  char buf[128];
+  const ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+  if (n > 0) {
+    buf[n] = '\0';
+    // "0.52 0.58 0.59 2/137 12345": skip three fields, then the running count.
+    const char* c = buf;
+    for (int field = 0; field < 3 && c; ++field) {
+      c = std::strchr(c, ' ');
+      if (c) ++c;
+    }
+    if (c) {
+      char* end = nullptr;
+      const long running = std::strtol(c, &end, 10);
+      if (end != c && *end == '/' && running >= 1) value = static_cast<int>(running - 1);
+    }
+  }
+  others.store(value, std::memory_order_relaxed);
+  return value;
+}
+
 }  // namespace
+
+int LoadAwareThreadCount(int cores, int machine_cpus, int others_running) {
+  if (others_running <= 0 || machine_cpus <= 0) return std::max(1, cores);
+  // The other runnable tasks, spread over the machine's CPUs, as a share of ours (rounded up).
+  const int64_t busy = (static_cast<int64_t>(others_running) * cores + machine_cpus - 1) / machine_cpus;
+  return static_cast<int>(std::clamp<int64_t>(cores - busy, 1, std::max(1, cores)));
+}
 
 int DefaultThreadCount() {
   const int n = default_override.load(std::memory_order_relaxed);
-  return n > 0 ? n : AutomaticThreadCount();
+  if (n > 0) return n;
+  const int cores = AutomaticThreadCount();
+  if (cores == 1 || !CountFromCores()) return cores;
+  static const int machine_cpus = std::max(1, get_nprocs());
+  return LoadAwareThreadCount(cores, machine_cpus, OtherRunnableTasks());
 }
 
 void SetDefaultThreadCount(int threads) {

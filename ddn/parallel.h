@@ -16,9 +16,17 @@
 // Nesting and concurrency. A ParallelFor called from inside a ParallelFor body, or while another thread of
 // the process is running one, runs serially on the calling thread (no deadlock, no oversubscription).
 //
-// Thread counts. `threads` = 0 means "all cores": the CPUs this process may run on (its affinity mask),
-// or the environment variable DDN_NUM_THREADS when set (then OMP_NUM_THREADS, for compatibility). A
-// negative count or one above kMaxThreads is refused with InvalidInput.
+// Thread counts. `threads` = 0 means "the cores that are free": the CPUs this process may run on (its
+// affinity mask) less those that other runnable work occupies right now (the kernel's count of runnable tasks,
+// /proc/loadavg, re-read at most every 20 ms), at least one. On a machine that other work keeps busy, threads
+// that compete with it for the cores make a loop slower than one thread (a helper descheduled in the middle of
+// its chunk holds up the end of the loop), so the default then runs the loop on the calling thread alone.
+// The environment variable DDN_NUM_THREADS (then OMP_NUM_THREADS, for compatibility) or SetDefaultThreadCount
+// fixes the count instead, load or not; so does an explicit `threads` > 0. A negative count or one above
+// kMaxThreads is refused with InvalidInput.
+//
+// Idle pool threads poll for the next loop for 200 µs after finishing one (batched calls come in bursts and
+// waking a blocked thread costs tens of microseconds), then block.
 //
 //   ddn::ParallelFor(n, /*threads=*/0, [&](int64_t begin, int64_t end, int worker) {
 //     for (int64_t i = begin; i < end; ++i) out[i] = f(in[i]);   // worker ∈ [0, threads): per-thread state
@@ -33,8 +41,11 @@ namespace ddn {
 // The largest thread count a caller may ask for.
 constexpr int kMaxThreads = 256;
 
-// The thread count that `threads` = 0 stands for (≥ 1, ≤ kMaxThreads).
+// The thread count that `threads` = 0 stands for now (≥ 1, ≤ kMaxThreads): see "Thread counts" above.
 int DefaultThreadCount();
+// The load rule of DefaultThreadCount: `cores` usable CPUs out of `machine_cpus`, with `others_running` runnable
+// tasks besides the caller on the machine (< 0: unknown) → max(1, cores − ⌈others·cores/machine_cpus⌉).
+int LoadAwareThreadCount(int cores, int machine_cpus, int others_running);
 // Sets the thread count that `threads` = 0 stands for, process-wide (like Eigen::setNbThreads): the graph's
 // dense layers use it, and every batched call that is given 0. 0 restores the automatic count. Throws
 // InvalidInput outside [0, kMaxThreads].
@@ -47,7 +58,9 @@ int ResolveThreadCount(int requested, int64_t items);
 
 // Calls body(begin, end, worker) on disjoint ranges covering [0, items), each range at least `min_chunk`
 // items (except the last), on up to `threads` threads (see ResolveThreadCount). `worker` identifies the
-// calling thread within this loop (0 is the caller) so that the body can use per-thread scratch state.
+// calling thread within this loop (0 is the caller) so that the body can use per-thread scratch state; size
+// such state by a count resolved once and pass that count here (the default follows the load and may change
+// between two calls).
 // Exceptions thrown by the body are rethrown to the caller after every range has been processed: the one
 // thrown for the lowest `begin` wins.
 void ParallelFor(int64_t items, int threads, int64_t min_chunk,

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -95,7 +97,38 @@ TEST(ParallelFor, ThreadCountsAreValidated) {
   EXPECT_EQ(ResolveThreadCount(5, 3), 3);  // never more threads than items
   EXPECT_EQ(ResolveThreadCount(1, 100), 1);
   EXPECT_GE(ResolveThreadCount(0, 100), 1);
-  EXPECT_EQ(ResolveThreadCount(0, 100), std::min(100, DefaultThreadCount()));
+  EXPECT_LE(ResolveThreadCount(0, 100), 100);
+  EXPECT_EQ(ResolveThreadCount(0, 1), 1);
+}
+
+TEST(ParallelFor, TheDefaultLeavesBusyCoresAlone) {
+  EXPECT_EQ(LoadAwareThreadCount(2, 2, 0), 2);   // idle
+  EXPECT_EQ(LoadAwareThreadCount(2, 2, -1), 2);  // unknown: all cores
+  EXPECT_EQ(LoadAwareThreadCount(2, 2, 1), 1);   // one core taken
+  EXPECT_EQ(LoadAwareThreadCount(2, 2, 2), 1);   // both: the caller alone
+  EXPECT_EQ(LoadAwareThreadCount(2, 2, 9), 1);
+  EXPECT_EQ(LoadAwareThreadCount(8, 8, 3), 5);
+  EXPECT_EQ(LoadAwareThreadCount(4, 64, 16), 3);  // 4 of 64 CPUs: a quarter of the others' share (16·4/64 = 1)
+  EXPECT_EQ(LoadAwareThreadCount(4, 64, 0), 4);
+  // Busy threads of our own, one per core, for a moment: the default drops to one thread (it would also be one
+  // on a machine already busy). Skipped with a fixed count from the environment.
+  if (std::getenv("DDN_NUM_THREADS") || std::getenv("OMP_NUM_THREADS")) return;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> busy;
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  for (int i = 0; i < cores; ++i)
+    busy.emplace_back([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+      }
+    });
+  int seen = 0;
+  for (int attempt = 0; attempt < 20 && seen != 1; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));  // past the 20 ms sampling interval
+    seen = DefaultThreadCount();
+  }
+  stop = true;
+  for (auto& t : busy) t.join();
+  EXPECT_EQ(seen, 1);
 }
 
 }  // namespace

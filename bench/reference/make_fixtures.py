@@ -18,6 +18,9 @@ What is compared, and how the reference's conventions are mapped onto ddn's:
                  K = None (normalised image coordinates); objectives reproj, cosine, reproj_huber.
   samples        the sample nodes of ddn/pytorch/sample_nodes.py (solve and analytic gradient) and
                  tridiagsolve's TriDiagSolveFcn.
+  truncated      robust_vector_pool with the truncated quadratic (RobustVectorPool2dFcn, TruncQuad, its default
+                 starts: mean and median) on random clusters with outliers; only the objective of its answer per
+                 problem (f_ref) is kept: a non-convex problem, ours must never be worse.
 """
 import argparse
 import json
@@ -35,14 +38,14 @@ def main():
     ap.add_argument("--reference-root", required=True, help="checkout of the reference library (anucvml/ddn)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
                                                   "reference"))
-    ap.add_argument("--only", choices=["linalg", "pnp", "samples"])
+    ap.add_argument("--only", choices=["linalg", "pnp", "samples", "truncated"])
     args = ap.parse_args()
     sys.path.insert(0, os.path.abspath(args.reference_root))
     global torch
     import torch
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)
-    jobs = {"linalg": linalg_cases, "pnp": pnp_cases, "samples": sample_cases}
+    jobs = {"linalg": linalg_cases, "pnp": pnp_cases, "samples": sample_cases, "truncated": truncated_cases}
     for name, make in jobs.items():
         if args.only and args.only != name:
             continue
@@ -101,6 +104,35 @@ def linalg_cases():
                       "inputs": {"X": tolist(X)}, "grad_outputs": {"vectors": tolist(V), "values": tolist(gl)},
                       "want": {"outputs": {"vectors": tolist(Y * s), "values": tolist(lam)},
                                "grad_inputs": {"X": tolist(Xr.grad)}}})
+    return cases
+
+
+# ---- robust_vector_pool, truncated quadratic ------------------------------------------------------------------
+
+def truncated_cases():
+    """Clusters with outliers as in the reference's tests (Gaussian clusters, about 20 % points uniform in a wide
+    box), one to three clusters, N = 8..64, D = 2, 3, 8, alpha = 1 and 2; f_ref = sum_i phi(|y_ref - x_i|)."""
+    import ddn.pytorch.robust_vec_pool as rvp
+    g = torch.Generator().manual_seed(17)
+    cases = []
+    for D in (2, 3, 8):
+        for N in (8, 16, 30, 64):
+            for clusters in (1, 2, 3):
+                B = 6
+                centres = 2.0 * torch.randn(B, clusters, D, generator=g)
+                pick = torch.randint(0, clusters, (B, N), generator=g)
+                x = torch.gather(centres, 1, pick.unsqueeze(-1).expand(B, N, D)) + torch.randn(B, N, D, generator=g)
+                outlier = torch.rand(B, N, 1, generator=g) < 0.2
+                x = torch.where(outlier, 16.0 * torch.rand(B, N, D, generator=g) - 8.0, x)
+                x = torch.round(x * 1e4) / 1e4  # short fixtures; the problems are these rounded points
+                for alpha in (1.0, 2.0):
+                    # The reference's layout is (B, C, *): C = D channels, N points.
+                    y = rvp.RobustVectorPool2dFcn.apply(x.permute(0, 2, 1).reshape(B, D, 1, N), rvp.TruncQuad, alpha)
+                    z = torch.linalg.norm(y.view(B, 1, D) - x, dim=2)
+                    f = rvp.TruncQuad.phi(z, alpha).sum(dim=1)
+                    cases.append({"node": "robust_vector_pool", "label": f"D={D} N={N} clusters={clusters} alpha={alpha}",
+                                  "params": {"penalty": "truncated_quadratic", "alpha": alpha},
+                                  "inputs": {"x": tolist(x)}, "f_ref": tolist(f)})
     return cases
 
 

@@ -1,6 +1,7 @@
 // Specialised robust pooling solvers and closed-form gradients; see pooling_solvers.h for the math and the
 // guarantees.
 #include "nodes/pooling/pooling_solvers.h"
+#include "nodes/pooling/truncated_vector.h"
 
 #include <Eigen/Dense>
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -298,7 +299,7 @@ void FlagScalarKinks(const PoolingProblem& p, double y, ProblemStatus* s) {
 
 // Safeguarded Newton for f' = 0 on [lo, hi] where f'(lo) ≤ 0 ≤ f'(hi), from y, for f convex on the bracket (the
 // convex penalties, or a cell proved convex). A Newton step that leaves the bracket is replaced by regula falsi
-// (when f' is known at both ends) or bisection; bisection also when the bracket has not halved in three steps.
+// (when f' is known at both ends) or bisection; bisection also when |f'| has not fallen 4× in three steps.
 // Stops after a Newton step below 1e-12·(|y| + α) (quadratic convergence: y is then exact to rounding) or when
 // the bracket is a few ulps wide. Returns y; *last = the sums at the last evaluated iterate.
 template <PenaltyKind K>
@@ -306,7 +307,7 @@ double BracketedNewton(const PoolingProblem& p, double lo, double hi, double y, 
   ScalarSums S;
   double glo = 0, ghi = 0;
   bool have_lo = false, have_hi = false;
-  double width_before = hi - lo;
+  double g_before = std::numeric_limits<double>::infinity();
   for (int it = 0; it < 200; ++it) {
     S = ScalarPass<K, false>(p, y);
     ++*iterations;
@@ -322,14 +323,18 @@ double BracketedNewton(const PoolingProblem& p, double lo, double hi, double y, 
     }
     const double scale = std::abs(y) + p.alpha;
     double yn = S.h > 0 ? y - S.g / S.h : std::numeric_limits<double>::quiet_NaN();
-    const bool newton = yn > lo && yn < hi;
-    if (newton && std::abs(yn - y) <= 1e-12 * scale) {
-      y = yn;
+    // Converged when the Newton step is below 1e-12·scale; the step may then round to y itself, which is an end
+    // of the bracket (so the test is on the step, not on yn lying strictly inside).
+    if (S.h > 0 && std::abs(S.g / S.h) <= 1e-12 * scale) {
+      y = std::clamp(yn, lo, hi);
       break;
     }
+    // Every third step, |f'| must have fallen by 4× since the last check (Newton on a convex f converges much
+    // faster; a bracket that stays wide is no sign of trouble when Newton approaches the root from one side),
+    // else a bisection step.
     if (it % 3 == 2) {
-      if (hi - lo > 0.5 * width_before) yn = std::numeric_limits<double>::quiet_NaN();  // force bisection
-      width_before = hi - lo;
+      if (std::abs(S.g) > 0.25 * g_before) yn = std::numeric_limits<double>::quiet_NaN();  // force bisection
+      g_before = std::abs(S.g);
     }
     if (!(yn > lo && yn < hi)) {
       yn = have_lo && have_hi ? lo - glo * (hi - lo) / (ghi - glo) : 0.5 * (lo + hi);
@@ -1165,52 +1170,6 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
   return S.f;
 }
 
-// Truncated quadratic: y ← weighted mean of the points with ‖y − x_i‖ < α, until the inlier set repeats
-// (majorise–minimise; f decreases strictly while the set changes, so it terminates).
-double LocalTruncated(const PoolingProblem& p, Eigen::VectorXd* y, int* iterations) {
-  const int64_t d = p.d;
-  const double a2 = p.alpha * p.alpha;
-  std::vector<char> in(p.n, 0), prev(p.n, 2);
-  Eigen::VectorXd sum(d);
-  for (int it = 0; it < 1000; ++it) {
-    ++*iterations;
-    double sw = 0;
-    sum.setZero();
-    for (int64_t i = 0; i < p.n; ++i) {
-      const double* xi = p.x + i * d;
-      double z2 = 0;
-      for (int64_t k = 0; k < d; ++k) z2 += ((*y)[k] - xi[k]) * ((*y)[k] - xi[k]);
-      in[i] = z2 < a2;
-      if (in[i]) {
-        const double wi = Weight(p.w, i);
-        sw += wi;
-        for (int64_t k = 0; k < d; ++k) sum[k] += wi * xi[k];
-      }
-    }
-    if (in == prev || sw == 0) break;
-    prev = in;
-    // Two-pass mean of the inliers.
-    Eigen::VectorXd m = sum / sw, c = Eigen::VectorXd::Zero(d);
-    for (int64_t i = 0; i < p.n; ++i) {
-      if (!in[i]) continue;
-      const double wi = Weight(p.w, i);
-      for (int64_t k = 0; k < d; ++k) c[k] += wi * (p.x[i * d + k] - m[k]);
-    }
-    *y = m + c / sw;
-  }
-  return PoolingObjective(p, y->data());
-}
-
-template <PenaltyKind K>
-double LocalAny(const VectorPoints& points, Eigen::VectorXd* y, int* iterations,
-                const std::vector<std::pair<Eigen::VectorXd, double>>* known) {
-  if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
-    return LocalTruncated(*points.problem, y, iterations);
-  } else {
-    return LocalVector<K>(points, y, iterations, known);
-  }
-}
-
 // Scoring candidate starts: f(y) over a stride sample of at most kScoreSample·2 points (i = 0, s, 2s, ...),
 // stored by coordinate (d rows of m) once per problem; the loop runs over the sample's points (baseline and
 // AVX2+FMA copies as the passes).
@@ -1340,6 +1299,25 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
     best = CoordinateMedian(points);
     if (start) *start = {VectorStart::kMedian, -1, std::vector<double>(best.data(), best.data() + d)};
     best_f = LocalVector<K>(points, &best, &iterations);
+  } else if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
+    // Exact (truncated_vector.h): every data point and the median and mean start the inlier-mean iteration, then a
+    // branch and bound certifies the best fixed point.
+    const Eigen::VectorXd median = CoordinateMedian(points), mean = WeightedMeanVector(p);
+    const std::vector<std::vector<double>> starts{{median.data(), median.data() + d}, {mean.data(), mean.data() + d}};
+    TruncatedVectorOptions to;
+    to.max_cells = o.vector_max_cells;
+    best.resize(d);
+    const TruncatedVectorResult r = SolveTruncatedVector(p, points.cols, starts, best.data(), to);
+    best_f = r.f;
+    iterations = static_cast<int>(std::min<int64_t>(r.iterations + r.cells, std::numeric_limits<int>::max()));
+    if (r.tie) {
+      s->Set(kNonUnique, "truncated_quadratic: distinct minima with equal objective; the first found is returned");
+    }
+    if (!r.certified) {
+      s->Set(kNotCertified, "truncated_quadratic (vector): best of " + std::to_string(r.starts) +
+                                " inlier-mean iterations; the branch and bound ran out of its budget of " +
+                                std::to_string(o.vector_max_cells) + " cells, or N is too large to start from every point");
+    }
   } else {
     // Starts: coordinate-wise median, weighted mean, and the data points of lowest f among a stride sample.
     std::vector<Eigen::VectorXd> starts{CoordinateMedian(points), WeightedMeanVector(p)};
@@ -1360,7 +1338,7 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
     best_f = std::numeric_limits<double>::infinity();
     for (size_t j = 0; j < starts.size(); ++j) {
       Eigen::VectorXd y = starts[j];
-      const double f = LocalAny<K>(points, &y, &iterations, &found);
+      const double f = LocalVector<K>(points, &y, &iterations, &found);
       bool dup = false;
       for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
       if (!dup) found.push_back({y, f});

@@ -19,8 +19,12 @@
 //                         breakpoints x_i ± α the inlier set is fixed and f is a quadratic whose minimiser is the
 //                         inliers' weighted mean; every kink of f is concave, so the global minimum is one of
 //                         these interior minima. Ties within 1e-12 (relative): the smallest y, kNonUnique.
-//                         vector: the inlier-mean iteration (majorise–minimise, finite) from several starts
-//                         (below); kNotCertified.
+//                         vector (truncated_vector.h): the inlier-mean iteration (majorise–minimise, finite) from
+//                         every data point (N ≤ 4096; else a stride sample), the coordinate-wise median and the
+//                         mean, then a branch and bound over the balls ‖y − x_j‖ ≤ α (boxes, and subsets of the
+//                         undecided points) certifies that nothing is lower by more than 1e-12·½α²Σw; out of its
+//                         budget (`vector_max_cells`) the best fixed point found, kNotCertified. Distinct fixed
+//                         points tied within that tolerance: kNonUnique.
 //   welsch, cauchy,       scalar: certified global minimum by branch and bound on [min x, max x]: a local
 //   geman_mcclure         solve (Newton + IRLS fallback) from the densest 2α window gives an upper bound f₀;
 //                         cells are pruned when the lower bound Σ_i w_i φ(dist(x_i, cell)) ≥ f₀ (φ grows with
@@ -91,6 +95,9 @@ struct PoolingOptions {
   int vector_candidates = 64;
   // Vector, non-convex penalties: the best this many candidates start a local solve (plus median and mean).
   int vector_starts = 4;
+  // Vector truncated quadratic: cells (boxes and subset-search nodes) of the branch and bound that certifies the
+  // global minimum (truncated_vector.h) before giving up with kNotCertified; 0 skips the certificate.
+  int vector_max_cells = 4000;
 };
 
 // The k-th smallest of v[0, n) (0-based): exactly the value std::nth_element puts at v + k, selected by a
