@@ -5,21 +5,15 @@
 #                    built with the apps (DDN_BUILD_APPS).
 add_library(ddn_bilevel STATIC
   ${CMAKE_CURRENT_LIST_DIR}/bilevel.cc
-  ${CMAKE_CURRENT_LIST_DIR}/csv.cc
   ${CMAKE_CURRENT_LIST_DIR}/tabular.cc
   ${CMAKE_CURRENT_LIST_DIR}/tv_denoise.cc
   ${CMAKE_CURRENT_LIST_DIR}/node_problem.cc)
-target_link_libraries(ddn_bilevel PUBLIC ddn)
+target_link_libraries(ddn_bilevel PUBLIC ddn ddn_tabular)
 
 if(DDN_BUILD_TESTS)
   # The README's user-defined bi-level problem (a declarative node + an outer loss).
   ddn_add_test(bilevel_node_problem_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/node_problem_test.cc
-    LIBS ddn_bilevel)
-  # The CSV reader holds the parsed matrix and one line of text, nothing more (a test binary of its own: it
-  # replaces the global operator new to count bytes).
-  ddn_add_test(csv_memory_test
-    SOURCES ${CMAKE_CURRENT_LIST_DIR}/csv_memory_test.cc
     LIBS ddn_bilevel)
 endif()
 

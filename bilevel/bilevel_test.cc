@@ -12,7 +12,6 @@
 
 #include "bilevel/app.h"
 #include "bilevel/bilevel.h"
-#include "bilevel/csv.h"
 #include "bilevel/tabular.h"
 #include "bilevel/image_io.h"
 #include "bilevel/tv_denoise.h"
@@ -20,6 +19,9 @@
 
 namespace ddn::bilevel {
 namespace {
+
+using datasets::ReadCsv;
+using datasets::SplitTarget;
 
 const std::string kData = DDN_TEST_DATA_DIR;
 
@@ -213,51 +215,6 @@ TEST(Optimize, StopsAtABoundWhenTheOptimumIsOutside) {
   const OptimizeResult r = Optimize(&p);
   EXPECT_TRUE(std::isfinite(r.loss));
   EXPECT_LE(r.history.back().grad_norm, 1e-6 * r.loss);
-}
-
-// ---- CSV -----------------------------------------------------------------------------------------
-
-std::string ErrorOf(const std::string& text, const std::string& target = "y") {
-  try {
-    SplitTarget(ParseCsv(text, "f.csv"), target);
-  } catch (const InvalidInput& e) {
-    return e.what();
-  }
-  return "";
-}
-
-TEST(Csv, ParsesHeaderAndNumbers) {
-  const CsvTable t = ParseCsv("a, b ,\"y\"\r\n1,2,3\n\n4.5,-6e-1,7\n", "f.csv");
-  ASSERT_EQ(t.columns.size(), 3u);
-  EXPECT_EQ(t.columns[1], "b");
-  EXPECT_EQ(t.columns[2], "y");
-  EXPECT_EQ(t.values.rows(), 2);
-  EXPECT_DOUBLE_EQ(t.values(1, 1), -0.6);
-  EXPECT_EQ(t.lines[1], 4);
-}
-
-TEST(Csv, ErrorsNameTheFileAndRow) {
-  EXPECT_EQ(ErrorOf("a,y\n1,2\n3,abc\n"), "f.csv: row 3: column 'y': 'abc' is not a number");
-  EXPECT_EQ(ErrorOf("a,y\n1,2\n3\n"), "f.csv: row 3: 1 fields, the header has 2");
-  EXPECT_EQ(ErrorOf("a,y\n1,\n"), "f.csv: row 2: column 'y': missing value '' (--na drop skips rows with missing values)");
-  EXPECT_EQ(ErrorOf("a,y\n1,nan\n"), "f.csv: row 2: column 'y': missing value 'nan' (--na drop skips rows with missing values)");
-  EXPECT_EQ(ErrorOf("a,y\n1,inf\n"), "f.csv: row 2: column 'y': 'inf' is not finite");
-  EXPECT_EQ(ErrorOf("a,y\n"), "f.csv: no data rows (empty split)");
-  EXPECT_EQ(ErrorOf(""), "f.csv: empty file (no header row)");
-  EXPECT_EQ(ErrorOf("a,a\n1,2\n"), "f.csv: row 1: duplicate column 'a' in the header");
-  EXPECT_EQ(ErrorOf("a,b\n1,2\n"), "f.csv: no column 'y' (columns: a, b)");
-  EXPECT_EQ(ErrorOf("y\n1\n"), "f.csv: no feature columns besides 'y'");
-  EXPECT_THROW(ReadCsv("/nonexistent/file.csv"), InvalidInput);
-}
-
-TEST(Csv, AlignsValidationColumnsByName) {
-  const Dataset train = SplitTarget(ParseCsv("a,b,y\n1,2,3\n", "t.csv"), "y");
-  Dataset val = SplitTarget(ParseCsv("b,y,a\n20,30,10\n", "v.csv"), "y");
-  AlignColumns(train, &val);
-  EXPECT_DOUBLE_EQ(val.X(0, 0), 10);
-  EXPECT_DOUBLE_EQ(val.X(0, 1), 20);
-  Dataset bad = SplitTarget(ParseCsv("a,c,y\n1,2,3\n", "v.csv"), "y");
-  EXPECT_THROW(AlignColumns(train, &bad), InvalidInput);
 }
 
 // ---- The runner (what `ddn bilevel` does) ----------------------------------------------------------
