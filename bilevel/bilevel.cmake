@@ -8,7 +8,7 @@ add_library(ddn_bilevel STATIC
   ${CMAKE_CURRENT_LIST_DIR}/tabular.cc
   ${CMAKE_CURRENT_LIST_DIR}/tv_denoise.cc
   ${CMAKE_CURRENT_LIST_DIR}/node_problem.cc)
-target_link_libraries(ddn_bilevel PUBLIC ddn ddn_tabular)
+target_link_libraries(ddn_bilevel PUBLIC ddn ddn_data)
 
 if(DDN_BUILD_TESTS)
   # The README's user-defined bi-level problem (a declarative node + an outer loss).
@@ -22,10 +22,9 @@ if(NOT DDN_BUILD_APPS)
 endif()
 
 add_library(ddn_bilevel_app STATIC
-  ${CMAKE_CURRENT_LIST_DIR}/image_io.cc
   ${CMAKE_CURRENT_LIST_DIR}/plot.cc
   ${CMAKE_CURRENT_LIST_DIR}/app.cc)
-target_link_libraries(ddn_bilevel_app PUBLIC ddn_bilevel
+target_link_libraries(ddn_bilevel_app PUBLIC ddn_bilevel ddn_datasets
   PRIVATE opencv_core opencv_imgproc opencv_imgcodecs nlohmann_json::nlohmann_json Boost::program_options)
 target_include_directories(ddn_bilevel_app PRIVATE ${OpenCV_INCLUDE_DIRS})
 # The shipped data (datasets/tabular, datasets/images) for runs without file arguments: $DDN_DATA_DIR, else

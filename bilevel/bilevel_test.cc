@@ -13,13 +13,14 @@
 #include "bilevel/app.h"
 #include "bilevel/bilevel.h"
 #include "bilevel/tabular.h"
-#include "bilevel/image_io.h"
 #include "bilevel/tv_denoise.h"
+#include "datasets/image_io.h"
 #include "ddn/error.h"
 
 namespace ddn::bilevel {
 namespace {
 
+using datasets::LoadImage;
 using datasets::ReadCsv;
 using datasets::SplitTarget;
 

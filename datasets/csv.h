@@ -1,5 +1,5 @@
 // datasets/csv.h: numeric CSV tables (for the tabular bi-level problems, bilevel/tabular.h), with errors a user
-// can act on. Eigen and ddn only (library ddn_tabular).
+// can act on. Eigen and ddn only (library ddn_data).
 //
 // A table is a header row of column names followed by rows of numbers. The dialect, one policy for every file:
 //   - Separator: ',' — or ';' or a tab, detected from the header row (the one of the three it holds most often
