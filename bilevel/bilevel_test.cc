@@ -1,6 +1,6 @@
 // Tests of the bi-level problems: hypergradients against finite differences of the outer loss, the
-// optimiser against fine grid searches, per-feature ridge against the best single λ, CSV errors and the
-// `ddn bilevel` runner. Small subsets of the shipped data keep them fast.
+// optimiser against fine grid searches, per-feature ridge against the best single λ (the CSV reader's tests are
+// datasets/csv_test.cc, the `ddn bilevel` runner's apps/bilevel/). Small subsets of the shipped data keep them fast.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,7 +10,6 @@
 #include <string>
 #include <vector>
 
-#include "bilevel/app.h"
 #include "bilevel/bilevel.h"
 #include "bilevel/tabular.h"
 #include "bilevel/tv_denoise.h"
@@ -216,49 +215,6 @@ TEST(Optimize, StopsAtABoundWhenTheOptimumIsOutside) {
   const OptimizeResult r = Optimize(&p);
   EXPECT_TRUE(std::isfinite(r.loss));
   EXPECT_LE(r.history.back().grad_norm, 1e-6 * r.loss);
-}
-
-// ---- The runner (what `ddn bilevel` does) ----------------------------------------------------------
-
-int RunCommand(std::vector<std::string> args, std::string* out, std::string* err) {
-  args.insert(args.begin(), "bilevel");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  std::ostringstream o, e;
-  const int code = RunBilevelCommand(static_cast<int>(argv.size()), argv.data(), o, e);
-  *out = o.str();
-  *err = e.str();
-  return code;
-}
-
-TEST(Command, RidgeOnShippedDataPrintsOneJsonObject) {
-  std::string out, err;
-  ASSERT_EQ(RunCommand({"ridge", "--data-dir", kData, "--quiet", "--grid", "20"}, &out, &err), 0) << err;
-  for (const char* key : {"\"problem\": \"ridge\"", "\"hyperparameters\"", "\"outer_loss\"", "\"solution\"",
-                          "\"weights\"", "\"intercept\"", "\"history\"", "\"inner_solves\"", "\"grid\"", "\"bmi\""}) {
-    EXPECT_NE(out.find(key), std::string::npos) << key;
-  }
-  EXPECT_TRUE(err.empty());
-}
-
-TEST(Command, BadInputExitsWithTwoAndOneLine) {
-  const std::string dir = ::testing::TempDir();
-  const std::string bad = dir + "/bilevel_bad.csv", good = kData + "/tabular/diabetes_val.csv";
-  {
-    std::ofstream f(bad);
-    f << "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,progression\n1,2,3,4,5,6,7,8,9,10,11\n1,2,x,4,5,6,7,8,9,10,11\n";
-  }
-  std::string out, err;
-  EXPECT_EQ(RunCommand({"ridge", "--train", bad, "--val", good, "--target", "progression"}, &out, &err), 2);
-  EXPECT_EQ(err, "ddn bilevel: " + bad + ": row 3: column 'bmi': 'x' is not a number\n");
-  EXPECT_TRUE(out.empty());
-  EXPECT_EQ(RunCommand({"ridge", "--train", good, "--val", good, "--target", "nope"}, &out, &err), 2);
-  EXPECT_NE(err.find("no column 'nope'"), std::string::npos) << err;
-  EXPECT_EQ(RunCommand({"lasso"}, &out, &err), 2);
-  EXPECT_EQ(RunCommand({"ridge", "--bogus"}, &out, &err), 2);
-  EXPECT_EQ(RunCommand({"ridge", "--train", dir + "/missing.csv", "--val", good, "--target", "progression"}, &out, &err), 2);
-  EXPECT_NE(err.find("missing.csv: cannot open"), std::string::npos) << err;
-  std::remove(bad.c_str());
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "bilevel/app.h"
+#include "apps/bilevel/app.h"
 
 #include <boost/program_options.hpp>
 #include <chrono>
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "bilevel/bilevel.h"
-#include "bilevel/plot.h"
+#include "apps/bilevel/plot.h"
 #include "bilevel/tabular.h"
 #include "bilevel/tv_denoise.h"
 #include "datasets/csv.h"

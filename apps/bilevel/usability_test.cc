@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "bilevel/app.h"
+#include "apps/bilevel/app.h"
 #include "bilevel/bilevel.h"
 #include "datasets/csv.h"
 #include "bilevel/tabular.h"
