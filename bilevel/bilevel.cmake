@@ -1,64 +1,26 @@
-# bilevel/: bi-level problems (hyperparameter optimisation), their loaders and the `ddn bilevel` runner.
+# bilevel/: bi-level problems (hyperparameter optimisation): the outer machinery and the built-in problems.
 #
-#   ddn_bilevel      (ddn::bilevel) the engine and the built-in problems: Eigen and ddn only.
-#   ddn_bilevel_app  the `ddn bilevel` tool's code: options, plots and image files (Boost, OpenCV, JSON);
-#                    built with the apps (DDN_BUILD_APPS).
+#   ddn_bilevel      (ddn::bilevel) the engine and the built-in problems: Eigen, ddn and ddn_data only.
+# The `ddn bilevel` tool (options, plots, image files) is apps/bilevel/.
 add_library(ddn_bilevel STATIC
   ${CMAKE_CURRENT_LIST_DIR}/bilevel.cc
-  ${CMAKE_CURRENT_LIST_DIR}/csv.cc
   ${CMAKE_CURRENT_LIST_DIR}/tabular.cc
   ${CMAKE_CURRENT_LIST_DIR}/tv_denoise.cc
   ${CMAKE_CURRENT_LIST_DIR}/node_problem.cc)
-target_link_libraries(ddn_bilevel PUBLIC ddn)
+target_link_libraries(ddn_bilevel PUBLIC ddn ddn_data)
 
 if(DDN_BUILD_TESTS)
   # The README's user-defined bi-level problem (a declarative node + an outer loss).
   ddn_add_test(bilevel_node_problem_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/node_problem_test.cc
     LIBS ddn_bilevel)
-  # The CSV reader holds the parsed matrix and one line of text, nothing more (a test binary of its own: it
-  # replaces the global operator new to count bytes).
-  ddn_add_test(csv_memory_test
-    SOURCES ${CMAKE_CURRENT_LIST_DIR}/csv_memory_test.cc
-    LIBS ddn_bilevel)
 endif()
 
-if(NOT DDN_BUILD_APPS)
-  return()
-endif()
-
-add_library(ddn_bilevel_app STATIC
-  ${CMAKE_CURRENT_LIST_DIR}/image_io.cc
-  ${CMAKE_CURRENT_LIST_DIR}/plot.cc
-  ${CMAKE_CURRENT_LIST_DIR}/app.cc)
-target_link_libraries(ddn_bilevel_app PUBLIC ddn_bilevel
-  PRIVATE opencv_core opencv_imgproc opencv_imgcodecs nlohmann_json::nlohmann_json Boost::program_options)
-target_include_directories(ddn_bilevel_app PRIVATE ${OpenCV_INCLUDE_DIRS})
-# The shipped data (datasets/tabular, datasets/images) for runs without file arguments: $DDN_DATA_DIR, else
-# share/ddn/datasets of an installed ddn, else the source tree's (bilevel/app.h, DefaultDataDir).
-target_compile_definitions(ddn_bilevel_app PRIVATE DDN_BILEVEL_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets"
-                           DDN_BILEVEL_INSTALLED_DATA_DIR="${CMAKE_INSTALL_DATADIR}/ddn/datasets")
-
-# `ddn-bilevel`, next to `ddn` in ${CMAKE_BINARY_DIR}/bin: `ddn bilevel` runs it, so that `ddn` itself does not
-# load OpenCV's image codecs (bilevel/main.cc).
-add_executable(ddn_bilevel_cli ${CMAKE_CURRENT_LIST_DIR}/main.cc)
-target_link_libraries(ddn_bilevel_cli PRIVATE ddn_bilevel_app glog::glog opencv_core)
-target_include_directories(ddn_bilevel_cli PRIVATE ${OpenCV_INCLUDE_DIRS})  # its log level (main.cc)
-set_target_properties(ddn_bilevel_cli PROPERTIES OUTPUT_NAME ddn-bilevel RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/bin)
-
-if(DDN_BUILD_TESTS)
+if(DDN_BUILD_TESTS AND DDN_BUILD_APPS)
+  # Hypergradients against finite differences, the optimiser against grid searches (TV images read by OpenCV:
+  # datasets/image_io.h, built with the apps).
   ddn_add_test(bilevel_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/bilevel_test.cc
-    LIBS ddn_bilevel_app)
+    LIBS ddn_bilevel ddn_datasets)
   target_compile_definitions(bilevel_test PRIVATE DDN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
-  # Issue 18: bounded options, outputs checked first and written atomically, bounded inner Newton steps.
-  ddn_add_test(bilevel_robustness_test
-    SOURCES ${CMAKE_CURRENT_LIST_DIR}/robustness_test.cc
-    LIBS ddn_bilevel_app)
-  target_compile_definitions(bilevel_robustness_test PRIVATE DDN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
-  # Issue 17: the command as a new user meets it (bounds, --eval-at, columns, labels, rank, --plot, CSV dialects).
-  ddn_add_test(bilevel_usability_test
-    SOURCES ${CMAKE_CURRENT_LIST_DIR}/usability_test.cc
-    LIBS ddn_bilevel_app nlohmann_json::nlohmann_json)
-  target_compile_definitions(bilevel_usability_test PRIVATE DDN_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/datasets")
 endif()

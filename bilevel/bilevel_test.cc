@@ -1,6 +1,6 @@
 // Tests of the bi-level problems: hypergradients against finite differences of the outer loss, the
-// optimiser against fine grid searches, per-feature ridge against the best single λ, CSV errors and the
-// `ddn bilevel` runner. Small subsets of the shipped data keep them fast.
+// optimiser against fine grid searches, per-feature ridge against the best single λ (the CSV reader's tests are
+// datasets/csv_test.cc, the `ddn bilevel` runner's apps/bilevel/). Small subsets of the shipped data keep them fast.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,16 +10,18 @@
 #include <string>
 #include <vector>
 
-#include "bilevel/app.h"
 #include "bilevel/bilevel.h"
-#include "bilevel/csv.h"
 #include "bilevel/tabular.h"
-#include "bilevel/image_io.h"
 #include "bilevel/tv_denoise.h"
+#include "datasets/image_io.h"
 #include "ddn/error.h"
 
 namespace ddn::bilevel {
 namespace {
+
+using datasets::LoadImage;
+using datasets::ReadCsv;
+using datasets::SplitTarget;
 
 const std::string kData = DDN_TEST_DATA_DIR;
 
@@ -213,94 +215,6 @@ TEST(Optimize, StopsAtABoundWhenTheOptimumIsOutside) {
   const OptimizeResult r = Optimize(&p);
   EXPECT_TRUE(std::isfinite(r.loss));
   EXPECT_LE(r.history.back().grad_norm, 1e-6 * r.loss);
-}
-
-// ---- CSV -----------------------------------------------------------------------------------------
-
-std::string ErrorOf(const std::string& text, const std::string& target = "y") {
-  try {
-    SplitTarget(ParseCsv(text, "f.csv"), target);
-  } catch (const InvalidInput& e) {
-    return e.what();
-  }
-  return "";
-}
-
-TEST(Csv, ParsesHeaderAndNumbers) {
-  const CsvTable t = ParseCsv("a, b ,\"y\"\r\n1,2,3\n\n4.5,-6e-1,7\n", "f.csv");
-  ASSERT_EQ(t.columns.size(), 3u);
-  EXPECT_EQ(t.columns[1], "b");
-  EXPECT_EQ(t.columns[2], "y");
-  EXPECT_EQ(t.values.rows(), 2);
-  EXPECT_DOUBLE_EQ(t.values(1, 1), -0.6);
-  EXPECT_EQ(t.lines[1], 4);
-}
-
-TEST(Csv, ErrorsNameTheFileAndRow) {
-  EXPECT_EQ(ErrorOf("a,y\n1,2\n3,abc\n"), "f.csv: row 3: column 'y': 'abc' is not a number");
-  EXPECT_EQ(ErrorOf("a,y\n1,2\n3\n"), "f.csv: row 3: 1 fields, the header has 2");
-  EXPECT_EQ(ErrorOf("a,y\n1,\n"), "f.csv: row 2: column 'y': missing value '' (--na drop skips rows with missing values)");
-  EXPECT_EQ(ErrorOf("a,y\n1,nan\n"), "f.csv: row 2: column 'y': missing value 'nan' (--na drop skips rows with missing values)");
-  EXPECT_EQ(ErrorOf("a,y\n1,inf\n"), "f.csv: row 2: column 'y': 'inf' is not finite");
-  EXPECT_EQ(ErrorOf("a,y\n"), "f.csv: no data rows (empty split)");
-  EXPECT_EQ(ErrorOf(""), "f.csv: empty file (no header row)");
-  EXPECT_EQ(ErrorOf("a,a\n1,2\n"), "f.csv: row 1: duplicate column 'a' in the header");
-  EXPECT_EQ(ErrorOf("a,b\n1,2\n"), "f.csv: no column 'y' (columns: a, b)");
-  EXPECT_EQ(ErrorOf("y\n1\n"), "f.csv: no feature columns besides 'y'");
-  EXPECT_THROW(ReadCsv("/nonexistent/file.csv"), InvalidInput);
-}
-
-TEST(Csv, AlignsValidationColumnsByName) {
-  const Dataset train = SplitTarget(ParseCsv("a,b,y\n1,2,3\n", "t.csv"), "y");
-  Dataset val = SplitTarget(ParseCsv("b,y,a\n20,30,10\n", "v.csv"), "y");
-  AlignColumns(train, &val);
-  EXPECT_DOUBLE_EQ(val.X(0, 0), 10);
-  EXPECT_DOUBLE_EQ(val.X(0, 1), 20);
-  Dataset bad = SplitTarget(ParseCsv("a,c,y\n1,2,3\n", "v.csv"), "y");
-  EXPECT_THROW(AlignColumns(train, &bad), InvalidInput);
-}
-
-// ---- The runner (what `ddn bilevel` does) ----------------------------------------------------------
-
-int RunCommand(std::vector<std::string> args, std::string* out, std::string* err) {
-  args.insert(args.begin(), "bilevel");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  std::ostringstream o, e;
-  const int code = RunBilevelCommand(static_cast<int>(argv.size()), argv.data(), o, e);
-  *out = o.str();
-  *err = e.str();
-  return code;
-}
-
-TEST(Command, RidgeOnShippedDataPrintsOneJsonObject) {
-  std::string out, err;
-  ASSERT_EQ(RunCommand({"ridge", "--data-dir", kData, "--quiet", "--grid", "20"}, &out, &err), 0) << err;
-  for (const char* key : {"\"problem\": \"ridge\"", "\"hyperparameters\"", "\"outer_loss\"", "\"solution\"",
-                          "\"weights\"", "\"intercept\"", "\"history\"", "\"inner_solves\"", "\"grid\"", "\"bmi\""}) {
-    EXPECT_NE(out.find(key), std::string::npos) << key;
-  }
-  EXPECT_TRUE(err.empty());
-}
-
-TEST(Command, BadInputExitsWithTwoAndOneLine) {
-  const std::string dir = ::testing::TempDir();
-  const std::string bad = dir + "/bilevel_bad.csv", good = kData + "/tabular/diabetes_val.csv";
-  {
-    std::ofstream f(bad);
-    f << "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,progression\n1,2,3,4,5,6,7,8,9,10,11\n1,2,x,4,5,6,7,8,9,10,11\n";
-  }
-  std::string out, err;
-  EXPECT_EQ(RunCommand({"ridge", "--train", bad, "--val", good, "--target", "progression"}, &out, &err), 2);
-  EXPECT_EQ(err, "ddn bilevel: " + bad + ": row 3: column 'bmi': 'x' is not a number\n");
-  EXPECT_TRUE(out.empty());
-  EXPECT_EQ(RunCommand({"ridge", "--train", good, "--val", good, "--target", "nope"}, &out, &err), 2);
-  EXPECT_NE(err.find("no column 'nope'"), std::string::npos) << err;
-  EXPECT_EQ(RunCommand({"lasso"}, &out, &err), 2);
-  EXPECT_EQ(RunCommand({"ridge", "--bogus"}, &out, &err), 2);
-  EXPECT_EQ(RunCommand({"ridge", "--train", dir + "/missing.csv", "--val", good, "--target", "progression"}, &out, &err), 2);
-  EXPECT_NE(err.find("missing.csv: cannot open"), std::string::npos) << err;
-  std::remove(bad.c_str());
 }
 
 }  // namespace

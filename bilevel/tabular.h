@@ -40,9 +40,12 @@
 #include <vector>
 
 #include "bilevel/bilevel.h"
-#include "bilevel/csv.h"
+#include "datasets/csv.h"
 
 namespace ddn::bilevel {
+
+// The tabular data (datasets/csv.h).
+using datasets::Dataset;
 
 // The answer of a linear model in the units of the CSV columns: weights (features × outputs) and
 // intercepts (outputs); one output for ridge, robust and binary logistic regression, one per class for

@@ -33,24 +33,15 @@
 #include <string>
 
 #include "bilevel/bilevel.h"
+#include "datasets/image.h"
 
 namespace ddn::bilevel {
 
-// A grey image with values in [0, 1], row-major.
-struct Image {
-  std::string name;
-  int rows = 0, cols = 0;
-  Eigen::VectorXd pixels;
-};
-
-// Reading and writing image files (OpenCV): bilevel/image_io.h.
-
-// image + σ·N(0, 1) per pixel, from a seeded Mersenne twister (mt19937_64, Box–Muller): the same seed
-// gives the same noise on every platform.
-Image AddNoise(const Image& image, double sigma, uint64_t seed);
-// Mean squared error and peak signal-to-noise ratio (peak 1) between two images of the same size.
-double MeanSquaredError(const Image& a, const Image& b);
-double Psnr(const Image& a, const Image& b);
+// Grey images, their noise and error measures: datasets/image.h; image files (OpenCV): datasets/image_io.h.
+using datasets::AddNoise;
+using datasets::Image;
+using datasets::MeanSquaredError;
+using datasets::Psnr;
 
 class TvDenoiseProblem : public Problem {
  public:

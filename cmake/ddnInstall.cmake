@@ -1,13 +1,14 @@
 # ddnInstall.cmake: `cmake --install build --prefix P` (included at the end of the top-level CMakeLists.txt).
 #
-#   P/include/ddn, P/include/nodes/<family>, P/include/bilevel   public headers (ddn/version.h generated)
-#   P/lib/libddn.so.*, libddn_graph.a, libddn_bilevel.a, libddn_nodes_<family>.a
+#   P/include/ddn, P/include/nodes/<family>, P/include/bilevel, P/include/datasets/{csv,image}.h   public headers
+#                                                             (ddn/version.h generated)
+#   P/lib/libddn.so.*, libddn_graph.a, libddn_data.a, libddn_bilevel.a, libddn_nodes_<family>.a
 #   P/lib/cmake/ddn/   ddnConfig.cmake, ddnConfigVersion.cmake, ddnTargets*.cmake, ddnNodeLibrary.cmake
 #   P/bin/ddn, ddn-bilevel, ddn-pointcloud                    with the apps (DDN_BUILD_APPS)
 #   P/share/ddn/datasets                                      the data `ddn bilevel` ships with (own licences)
 #   P/share/doc/ddn/LICENSE
 #
-# Exported targets (namespace ddn::): ddn (the engine), graph, bilevel, nodes (every built-in family, linked
+# Exported targets (namespace ddn::): ddn (the engine), graph, data (CSV tables, grey images), bilevel, nodes (every built-in family, linked
 # whole so that their registrations survive) and one nodes_<family> per family. Families install themselves
 # (ddn_add_node_library, cmake/ddnNodeLibrary.cmake); nothing here lists them.
 include(CMakePackageConfigHelpers)
@@ -26,8 +27,10 @@ set_target_properties(ddn_graph PROPERTIES EXPORT_NAME graph)
 add_library(ddn::graph ALIAS ddn_graph)
 set_target_properties(ddn_bilevel PROPERTIES EXPORT_NAME bilevel)
 add_library(ddn::bilevel ALIAS ddn_bilevel)
-install(TARGETS ddn_graph ddn_bilevel ddn_nodes EXPORT ddnTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(FILES bilevel/bilevel.h bilevel/csv.h bilevel/node_problem.h bilevel/tabular.h bilevel/tv_denoise.h
+set_target_properties(ddn_data PROPERTIES EXPORT_NAME data)
+install(TARGETS ddn_graph ddn_data ddn_bilevel ddn_nodes EXPORT ddnTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(FILES datasets/csv.h datasets/image.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/datasets)
+install(FILES bilevel/bilevel.h bilevel/node_problem.h bilevel/tabular.h bilevel/tv_denoise.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/bilevel)
 
 install(EXPORT ddnTargets NAMESPACE ddn:: DESTINATION ${DDN_INSTALL_CMAKEDIR})

@@ -1,6 +1,6 @@
-// `ddn bilevel`: bi-level hyperparameter optimisation (bilevel/app.h has the options and the output).
+// `ddn bilevel`: bi-level hyperparameter optimisation (apps/bilevel/app.h has the options and the output).
 //
-// The work is done by the `ddn-bilevel` executable next to `ddn` (bilevel/main.cc), which this command
+// The work is done by the `ddn-bilevel` executable next to `ddn` (apps/bilevel/main.cc), which this command
 // replaces itself with (execv, same arguments, same stdout/stderr and exit code): `ddn` then does not link
 // OpenCV's image codecs, whose ~150 shared libraries would add ~0.1 s to the start of every `ddn eval`.
 #include <unistd.h>

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "apps/ddn/json_io.h"
-#include "bilevel/csv.h"
+#include "datasets/csv.h"
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/gradient_mode.h"
@@ -152,14 +152,14 @@ std::string FuzzEvalRequest(const uint8_t* data, size_t size) {
 std::string FuzzCsv(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   return Guarded([&] {
-    const bilevel::CsvTable table = bilevel::ParseCsv(text, "fuzz.csv");
+    const datasets::CsvTable table = datasets::ParseCsv(text, "fuzz.csv");
     if (table.values.rows() != static_cast<Eigen::Index>(table.lines.size()) ||
         table.values.cols() != static_cast<Eigen::Index>(table.columns.size())) {
       throw std::logic_error("table sizes disagree");
     }
-    const bilevel::Dataset train = bilevel::SplitTarget(table, table.columns.back());
-    bilevel::Dataset val = train;
-    bilevel::AlignColumns(train, &val);
+    const datasets::Dataset train = datasets::SplitTarget(table, table.columns.back());
+    datasets::Dataset val = train;
+    datasets::AlignColumns(train, &val);
   });
 }
 

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "bilevel/app.h"
+#include "apps/bilevel/app.h"
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);

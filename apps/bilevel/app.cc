@@ -1,4 +1,4 @@
-#include "bilevel/app.h"
+#include "apps/bilevel/app.h"
 
 #include <boost/program_options.hpp>
 #include <chrono>
@@ -12,11 +12,11 @@
 #include <vector>
 
 #include "bilevel/bilevel.h"
-#include "bilevel/csv.h"
-#include "bilevel/image_io.h"
-#include "bilevel/plot.h"
+#include "apps/bilevel/plot.h"
 #include "bilevel/tabular.h"
 #include "bilevel/tv_denoise.h"
+#include "datasets/csv.h"
+#include "datasets/image_io.h"
 #include "ddn/error.h"
 #include "ddn/files.h"
 #include "ddn/params.h"
@@ -25,6 +25,14 @@ namespace ddn::bilevel {
 namespace {
 
 namespace po = boost::program_options;
+using datasets::AlignColumns;
+using datasets::CsvOptions;
+using datasets::CsvTable;
+using datasets::LoadImage;
+using datasets::MissingValues;
+using datasets::ReadCsv;
+using datasets::SaveImage;
+using datasets::SplitTarget;
 using Json = nlohmann::ordered_json;
 
 constexpr int kMaxGrid = 10000;

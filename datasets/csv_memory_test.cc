@@ -12,7 +12,7 @@
 #include <random>
 #include <string>
 
-#include "bilevel/csv.h"
+#include "datasets/csv.h"
 
 namespace {
 std::atomic<long long> g_live{0}, g_peak{0};
@@ -44,7 +44,7 @@ void operator delete[](void* p) noexcept { Release(p); }
 void operator delete(void* p, std::size_t) noexcept { Release(p); }
 void operator delete[](void* p, std::size_t) noexcept { Release(p); }
 
-namespace ddn::bilevel {
+namespace ddn::datasets {
 namespace {
 
 TEST(CsvReader, HoldsNoMoreThanTheParsedMatrix) {
@@ -80,4 +80,4 @@ TEST(CsvReader, HoldsNoMoreThanTheParsedMatrix) {
 }
 
 }  // namespace
-}  // namespace ddn::bilevel
+}  // namespace ddn::datasets

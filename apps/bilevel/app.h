@@ -1,4 +1,4 @@
-// bilevel/app.h: the `ddn bilevel` subcommand, as a function (apps/ddn/bilevel_command.cc registers it).
+// apps/bilevel/app.h: the `ddn bilevel` subcommand, as a function (apps/ddn/bilevel_command.cc registers it).
 //
 //   ddn bilevel ridge|logistic|tv-denoise|robust-regression [options]
 //

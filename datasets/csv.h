@@ -1,4 +1,5 @@
-// bilevel/csv.h: numeric CSV tables for the tabular bi-level problems, with errors a user can act on.
+// datasets/csv.h: numeric CSV tables (for the tabular bi-level problems, bilevel/tabular.h), with errors a user
+// can act on. Eigen and ddn only (library ddn_data).
 //
 // A table is a header row of column names followed by rows of numbers. The dialect, one policy for every file:
 //   - Separator: ',' — or ';' or a tab, detected from the header row (the one of the three it holds most often
@@ -31,7 +32,7 @@
 #include <string>
 #include <vector>
 
-namespace ddn::bilevel {
+namespace ddn::datasets {
 
 enum class MissingValues {
   kRefuse,  // a missing value is an error naming the file, row and column (the default)
@@ -84,4 +85,4 @@ Dataset SplitTarget(const CsvTable& table, const std::string& target);
 // feature is missing from it or it has an extra one.
 void AlignColumns(const Dataset& train, Dataset* val);
 
-}  // namespace ddn::bilevel
+}  // namespace ddn::datasets

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "bilevel/app.h"
+#include "apps/bilevel/app.h"
 #include "bilevel/bilevel.h"
-#include "bilevel/csv.h"
+#include "datasets/csv.h"
 #include "bilevel/tabular.h"
 #include "ddn/error.h"
 #include "ddn/params.h"
@@ -23,6 +23,8 @@ namespace ddn::bilevel {
 namespace {
 
 using Json = nlohmann::json;
+using datasets::ReadCsv;
+using datasets::SplitTarget;
 const std::string kData = DDN_TEST_DATA_DIR;
 const std::string kTrain = kData + "/tabular/diabetes_train.csv";
 const std::string kVal = kData + "/tabular/diabetes_val.csv";
@@ -160,63 +162,7 @@ TEST(EvalAt, PerFeatureAndTvDenoise) {
   ExpectBadInput({"ridge", "--data-dir", kData, "--eval-at", "0.1", "--grid", "5"}, {"--grid does not apply"});
 }
 
-// ---- CSV dialects and missing values --------------------------------------------------------------------
-
-std::string CsvError(const std::string& text, const CsvOptions& options = {}) {
-  try {
-    ParseCsv(text, "f.csv", options);
-  } catch (const InvalidInput& e) {
-    return e.what();
-  }
-  return "";
-}
-
-TEST(Csv, QuotedFields) {
-  const CsvTable t = ParseCsv("\"a,b\",\"say \"\"hi\"\"\", y\n\"1.5\", 2 ,\"3\"\n", "f.csv");
-  ASSERT_EQ(t.columns.size(), 3u);
-  EXPECT_EQ(t.columns[0], "a,b");
-  EXPECT_EQ(t.columns[1], "say \"hi\"");
-  EXPECT_EQ(t.values(0, 0), 1.5);
-  EXPECT_EQ(t.values(0, 2), 3.0);
-  EXPECT_EQ(CsvError("a,y\n\"1,2\n"), "f.csv: row 2: field 1: a quoted field does not close on its line (fields spanning lines are not supported)");
-  EXPECT_EQ(CsvError("a,y\n\"1\"x,2\n"), "f.csv: row 2: field 1: text after the closing quote");
-  EXPECT_EQ(CsvError("a,y\n\"1,5\",2\n"), "f.csv: row 2: column 'a': '1,5' is not a number");
-}
-
-TEST(Csv, MissingValuesAreRefusedNamingRowAndColumnOrDropped) {
-  for (const char* token : {"", "NA", "na", "N/A", "NaN", "null", "?"}) {
-    EXPECT_EQ(CsvError(std::string("a,y\n1,2\n3,") + token + "\n"),
-              std::string("f.csv: row 3: column 'y': missing value '") + token +
-                  "' (--na drop skips rows with missing values)");
-  }
-  CsvOptions drop;
-  drop.missing = MissingValues::kDrop;
-  const CsvTable t = ParseCsv("a,y\n1,2\nNA,4\n5,?\n7,8\n", "f.csv", drop);
-  EXPECT_EQ(t.dropped_rows, 2);
-  ASSERT_EQ(t.values.rows(), 2);
-  EXPECT_EQ(t.values(1, 0), 7.0);
-  EXPECT_EQ(t.lines[1], 5);
-  EXPECT_EQ(CsvError("a,y\nNA,1\n", drop), "f.csv: no data rows left: all 1 have missing values (--na drop)");
-  // A missing value in a column that is not read does not count.
-  CsvOptions skip = drop;
-  skip.skip = {"a"};
-  EXPECT_EQ(ParseCsv("a,y\nNA,4\n", "f.csv", skip).dropped_rows, 0);
-}
-
-TEST(Csv, SemicolonsAndTabsAreDetected) {
-  const CsvTable semi = ParseCsv("a;b;y\n1,5;2;3\n", "f.csv");
-  EXPECT_EQ(semi.separator, ';');
-  EXPECT_EQ(semi.values(0, 0), 1.5);  // a decimal comma
-  const CsvTable tabs = ParseCsv("a\tb\ty\n1.5\t2\t3\n", "f.csv");
-  EXPECT_EQ(tabs.separator, '\t');
-  EXPECT_EQ(tabs.values(0, 2), 3.0);
-  EXPECT_EQ(CsvError("a,b;c\n1,2;3\n"), "f.csv: row 1: cannot tell the separator: the header has as many of two of ',', ';' and tabs (1, 1, 0)");
-  EXPECT_EQ(CsvError("a,b,y\n1;2;3\n"), "f.csv: row 2: column 'a': '1;2;3' is not a number");
-  CsvOptions text_column;
-  text_column.skip = {"a"};
-  EXPECT_EQ(CsvError("a,b,y\n1;2;3\n", text_column),
-            "f.csv: row 2: 1 fields, the header has 3 (a ';'-separated row in a ','-separated file?)");
-}
+// ---- CSV dialects and missing values (the reader's own tests: datasets/csv_test.cc) -------------------------
 
 // The shipped diabetes split read as ';'-separated text with decimal commas gives the same numbers.
 TEST(Csv, SemicolonFileGivesTheSameAnswer) {

@@ -1,4 +1,4 @@
-// bilevel/plot.h: a PNG of an outer optimisation (OpenCV drawing, no plotting library).
+// apps/bilevel/plot.h: a PNG of an outer optimisation (OpenCV drawing, no plotting library).
 //
 // Left panel: the outer loss against the outer iteration. Right panel (when `curve` is given, i.e. one
 // hyperparameter): the outer loss against θ on a log axis (the grid search or a sampled curve), the

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "bilevel/app.h"
+#include "apps/bilevel/app.h"
 #include "bilevel/tabular.h"
 #include "ddn/error.h"
 

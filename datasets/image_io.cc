@@ -1,5 +1,5 @@
-// Reading and writing grey images with OpenCV (bilevel/image_io.h); only the `ddn bilevel` tool needs it.
-#include "bilevel/image_io.h"
+// Reading and writing grey images with OpenCV (datasets/image_io.h).
+#include "datasets/image_io.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +13,7 @@
 #include "ddn/files.h"
 #include "ddn/params.h"
 
-namespace ddn::bilevel {
+namespace ddn::datasets {
 
 Image LoadImage(const std::string& path, int max_side) {
   cv::Mat m;
@@ -64,4 +64,4 @@ void SaveImage(const Image& image, const std::string& path) {
   WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));  // never a half-written file
 }
 
-}  // namespace ddn::bilevel
+}  // namespace ddn::datasets

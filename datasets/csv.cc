@@ -1,4 +1,4 @@
-#include "bilevel/csv.h"
+#include "datasets/csv.h"
 
 #include <algorithm>
 #include <cctype>
@@ -15,7 +15,7 @@
 #include "ddn/error.h"
 #include "ddn/params.h"
 
-namespace ddn::bilevel {
+namespace ddn::datasets {
 namespace {
 
 std::string Quote(const std::string& s) { return QuoteForMessage(s, 40); }
@@ -332,4 +332,4 @@ void AlignColumns(const Dataset& train, Dataset* val) {
   val->feature_names = train.feature_names;
 }
 
-}  // namespace ddn::bilevel
+}  // namespace ddn::datasets

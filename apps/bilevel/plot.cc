@@ -1,4 +1,4 @@
-#include "bilevel/plot.h"
+#include "apps/bilevel/plot.h"
 
 #include <algorithm>
 #include <cmath>
