@@ -710,7 +710,8 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
     if (vm.count("help")) {
-      out << visible << "\n";
+      out << visible << "\nProblems (bilevel/registry.h):\n";
+      for (const auto& p : Problems()) out << "  " << std::left << std::setw(19) << p.name << p.summary << "\n";
       return FinishOutput(0, out, err);
     }
     if (s.problem.empty()) throw InvalidInput("missing problem: one of " + ProblemNames());
