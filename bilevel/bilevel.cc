@@ -15,6 +15,10 @@ Eigen::VectorXd Problem::HypergradientVjp(const Eigen::VectorXd& v, ProblemStatu
   return ImplicitVjp(InnerBlocks(), v, status);
 }
 
+std::pair<std::string, std::string> Problem::HyperparameterKey(int k) const {
+  return {HyperparameterNames()[static_cast<size_t>(k)], ""};
+}
+
 Evaluation Evaluate(Problem* problem, const Eigen::VectorXd& theta, bool with_gradient) {
   Evaluation e;
   e.theta = theta;

@@ -6,7 +6,8 @@ add_library(ddn_bilevel STATIC
   ${CMAKE_CURRENT_LIST_DIR}/bilevel.cc
   ${CMAKE_CURRENT_LIST_DIR}/tabular.cc
   ${CMAKE_CURRENT_LIST_DIR}/tv_denoise.cc
-  ${CMAKE_CURRENT_LIST_DIR}/node_problem.cc)
+  ${CMAKE_CURRENT_LIST_DIR}/node_problem.cc
+  ${CMAKE_CURRENT_LIST_DIR}/registry.cc)
 target_link_libraries(ddn_bilevel PUBLIC ddn ddn_data)
 
 if(DDN_BUILD_TESTS)

@@ -37,6 +37,7 @@
 #include <Eigen/Core>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ddn/implicit.h"
@@ -69,6 +70,20 @@ class Problem {
   virtual ImplicitSystem InnerBlocks() const = 0;
   // dL/dθ = vᵀ Dw*(θ). Default: ddn::ImplicitVjp(InnerBlocks(), v). Sparse problems override it.
   virtual Eigen::VectorXd HypergradientVjp(const Eigen::VectorXd& v, ProblemStatus* status) const;
+
+  // The report hook: what a tool shows of a problem without knowing its class.
+  // Hyperparameter k's key as {family, member}: members of one family are reported together ("lambda": {"age": …,
+  // "sex": …}); a hyperparameter of its own has an empty member. Default: {HyperparameterNames()[k], ""}.
+  virtual std::pair<std::string, std::string> HyperparameterKey(int k) const;
+  // Named values of the current solution beyond the outer loss (e.g. the validation accuracy).
+  struct ReportValue {
+    std::string name;
+    double value = 0;
+    bool integer = false;  // a count, printed without a fraction
+  };
+  virtual std::vector<ReportValue> ReportValues() const { return {}; }
+  // Warnings about the data the problem was made from, one line each (e.g. a target with very many classes).
+  virtual std::vector<std::string> Warnings() const { return {}; }
 };
 
 // One evaluation of the outer loss.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bilevel/bilevel.h"
+#include "bilevel/registry.h"
 #include "bilevel/tabular.h"
 #include "bilevel/tv_denoise.h"
 #include "datasets/image_io.h"
@@ -215,6 +216,44 @@ TEST(Optimize, StopsAtABoundWhenTheOptimumIsOutside) {
   const OptimizeResult r = Optimize(&p);
   EXPECT_TRUE(std::isfinite(r.loss));
   EXPECT_LE(r.history.back().grad_norm, 1e-6 * r.loss);
+}
+
+// ---- The registry and the report hook -------------------------------------------------------------
+
+TEST(Registry, ListsTheProblemsAndMakesTheTabularOnes) {
+  EXPECT_EQ(ProblemNames(), "ridge, logistic, robust-regression, tv-denoise");
+  EXPECT_EQ(FindProblem("lasso"), nullptr);
+  EXPECT_EQ(FindProblem("tv-denoise")->data, ProblemInfo::Data::kImages);
+  EXPECT_FALSE(FindProblem("tv-denoise")->make_tabular);
+  EXPECT_EQ(FindProblem("robust-regression")->default_start_grid, 13);
+  const Dataset train = Load("breast_cancer", "train", "benign", 60), val = Load("breast_cancer", "val", "benign", 60);
+  for (const char* name : {"ridge", "logistic", "robust-regression"}) {
+    const ProblemInfo* info = FindProblem(name);
+    ASSERT_NE(info, nullptr) << name;
+    EXPECT_EQ(info->data, ProblemInfo::Data::kTables);
+    auto p = info->make_tabular(train, val, TabularSettings{});
+    EXPECT_EQ(p->name(), name);
+  }
+  TabularSettings settings;
+  settings.per_feature = true;
+  auto per = FindProblem("ridge")->make_tabular(train, val, settings);
+  EXPECT_EQ(per->NumHyperparameters(), static_cast<int>(train.feature_names.size()));
+  // The report hook: per-feature λ form one family, logistic regression reports accuracy and classes.
+  EXPECT_EQ(per->HyperparameterKey(2), std::make_pair(std::string("lambda"), train.feature_names[2]));
+  auto single = FindProblem("ridge")->make_tabular(train, val, TabularSettings{});
+  EXPECT_EQ(single->HyperparameterKey(0), std::make_pair(std::string("lambda"), std::string()));
+  auto logistic = FindProblem("logistic")->make_tabular(train, val, TabularSettings{});
+  ProblemStatus status;
+  logistic->SolveInner(Eigen::VectorXd::Constant(1, 0.1), &status);
+  const auto values = logistic->ReportValues();
+  ASSERT_EQ(values.size(), 2u);
+  EXPECT_EQ(values[0].name, "val_accuracy");
+  EXPECT_GT(values[0].value, 0.8);
+  EXPECT_EQ(values[1].name, "classes");
+  EXPECT_EQ(values[1].value, 2.0);
+  EXPECT_TRUE(values[1].integer);
+  EXPECT_TRUE(logistic->Warnings().empty());
+  EXPECT_FALSE(FindProblem("robust-regression")->make_tabular(train, val, TabularSettings{})->UniqueThroughPenalty());
 }
 
 }  // namespace

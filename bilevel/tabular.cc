@@ -308,6 +308,11 @@ ImplicitSystem RidgeProblem::InnerBlocks() const {
   return s;
 }
 
+std::pair<std::string, std::string> RidgeProblem::HyperparameterKey(int k) const {
+  if (!per_feature_) return {"lambda", ""};
+  return {"lambda", names_[static_cast<size_t>(k)]};
+}
+
 LinearModel RidgeProblem::Model() const {
   const Eigen::Index p = static_cast<Eigen::Index>(names_.size());
   LinearModel m;
@@ -364,6 +369,14 @@ LogisticProblem::LogisticProblem(const Dataset& train, const Dataset& val) : Tab
   }
   const Eigen::Index p1 = Zt_.cols();
   u_ = Eigen::VectorXd::Zero(num_classes() == 2 ? p1 : num_classes() * p1 - 1);
+  if (num_classes() > 20) {
+    warnings_.push_back(train.path + ": column '" + train.target_name + "' has " + std::to_string(num_classes()) +
+                        " classes (one weight vector each); is it a class label?");
+  }
+}
+
+std::vector<Problem::ReportValue> LogisticProblem::ReportValues() const {
+  return {{"val_accuracy", ValidationAccuracy(), false}, {"classes", static_cast<double>(num_classes()), true}};
 }
 
 Eigen::VectorXd LogisticProblem::InitialHyperparameters() const { return Eigen::VectorXd::Constant(1, 1e-2); }

@@ -66,6 +66,9 @@ class TabularProblem : public Problem {
   virtual LinearModel Model() const = 0;
   // Name of the outer loss for reports: "val_mse" or "val_log_loss".
   virtual std::string LossName() const = 0;
+  // Whether the fit is unique even if the features are rank-deficient (CheckRank): true when a penalty on every
+  // weight makes the inner problem strictly convex.
+  virtual bool UniqueThroughPenalty() const = 0;
   const std::vector<std::string>& feature_names() const { return names_; }
 
  protected:
@@ -93,7 +96,9 @@ class RidgeProblem : public TabularProblem {
   ImplicitSystem InnerBlocks() const override;
   LinearModel Model() const override;
   std::string LossName() const override { return "val_mse"; }
+  bool UniqueThroughPenalty() const override { return true; }
   bool per_feature() const { return per_feature_; }
+  std::pair<std::string, std::string> HyperparameterKey(int k) const override;
 
  private:
   bool per_feature_;
@@ -116,6 +121,11 @@ class LogisticProblem : public TabularProblem {
   ImplicitSystem InnerBlocks() const override;
   LinearModel Model() const override;
   std::string LossName() const override { return "val_log_loss"; }
+  bool UniqueThroughPenalty() const override { return true; }
+  // Validation accuracy and the number of classes.
+  std::vector<ReportValue> ReportValues() const override;
+  // More than 20 classes: is the target a class label?
+  std::vector<std::string> Warnings() const override { return warnings_; }
   int num_classes() const { return static_cast<int>(classes_.size()); }
   // The inner objective f(u, λ), its gradient and Hessian (for tests).
   double InnerObjective(const Eigen::VectorXd& u, double lambda, Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
@@ -130,6 +140,7 @@ class LogisticProblem : public TabularProblem {
   Eigen::MatrixXd Unpack(const Eigen::VectorXd& u) const;
   std::vector<double> classes_;
   Eigen::VectorXi lt_, lv_;  // class indices of the rows
+  std::vector<std::string> warnings_;
 };
 
 class RobustRegressionProblem : public TabularProblem {
@@ -147,6 +158,7 @@ class RobustRegressionProblem : public TabularProblem {
   LinearModel Model() const override;
   std::string LossName() const override { return "val_mse"; }
   double InnerObjective(const Eigen::VectorXd& u, double alpha, Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
+  bool UniqueThroughPenalty() const override { return ridge_ > 0; }
 
  private:
   double ridge_;

@@ -30,7 +30,7 @@ add_library(ddn::bilevel ALIAS ddn_bilevel)
 set_target_properties(ddn_data PROPERTIES EXPORT_NAME data)
 install(TARGETS ddn_graph ddn_data ddn_bilevel ddn_nodes EXPORT ddnTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES datasets/csv.h datasets/image.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/datasets)
-install(FILES bilevel/bilevel.h bilevel/node_problem.h bilevel/tabular.h bilevel/tv_denoise.h
+install(FILES bilevel/bilevel.h bilevel/node_problem.h bilevel/registry.h bilevel/tabular.h bilevel/tv_denoise.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/bilevel)
 
 install(EXPORT ddnTargets NAMESPACE ddn:: DESTINATION ${DDN_INSTALL_CMAKEDIR})

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bilevel/bilevel.h"
+#include "bilevel/registry.h"
 #include "apps/bilevel/plot.h"
 #include "bilevel/tabular.h"
 #include "bilevel/tv_denoise.h"
@@ -78,16 +79,17 @@ std::string OneLine(std::string message) {
 std::string Join(const std::string& dir, const std::string& name) { return (std::filesystem::path(dir) / name).string(); }
 
 Json ThetaJson(const Problem& problem, const Eigen::VectorXd& theta) {
-  const auto names = problem.HyperparameterNames();
+  // Families of hyperparameters are one object each (the report hook: Problem::HyperparameterKey).
   Json j = Json::object();
-  const auto* ridge = dynamic_cast<const RidgeProblem*>(&problem);
-  if (ridge && ridge->per_feature()) {
-    Json per = Json::object();
-    for (size_t k = 0; k < names.size(); ++k) per[ridge->feature_names()[k]] = theta[static_cast<Eigen::Index>(k)];
-    j["lambda"] = per;
-    return j;
+  for (int k = 0; k < problem.NumHyperparameters(); ++k) {
+    const auto [family, member] = problem.HyperparameterKey(k);
+    if (member.empty()) {
+      j[family] = theta[k];
+    } else {
+      if (!j.contains(family)) j[family] = Json::object();
+      j[family][member] = theta[k];
+    }
   }
-  for (size_t k = 0; k < names.size(); ++k) j[names[k]] = theta[static_cast<Eigen::Index>(k)];
   return j;
 }
 
@@ -121,6 +123,17 @@ void ReportBounds(const Problem& problem, const OptimizeResult& r, std::ostream&
         << " bound " << FormatDouble(r.at_bound[k] < 0 ? r.lower[i] : r.upper[i]) << ", where the loss still decreases"
         << " (dL/d" << names[k] << " = " << FormatDouble(r.grad_log[i] / r.theta[i]) << "; move the bound with --"
         << (r.at_bound[k] < 0 ? "lower" : "upper") << ")\n";
+  }
+}
+
+// The problem's own report values (Problem::ReportValues: e.g. logistic regression's accuracy and classes).
+void AddReportValues(const Problem& problem, Json* j) {
+  for (const auto& v : problem.ReportValues()) {
+    if (v.integer) {
+      (*j)[v.name] = static_cast<long long>(v.value);
+    } else {
+      (*j)[v.name] = v.value;
+    }
   }
 }
 
@@ -369,6 +382,11 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   AlignColumns(train, &val);
   int corrupted = 0;
   if (s.problem == "robust-regression" && s.outliers > 0) corrupted = AddTargetOutliers(&train, s.outliers, s.seed);
+  const ProblemInfo& info = *FindProblem(s.problem);
+  TabularSettings settings;
+  settings.per_feature = s.per_feature && !s.eval_at.empty();  // optimising: one λ first, then one per feature
+  settings.ridge = s.ridge;
+  std::unique_ptr<TabularProblem> problem = info.make_tabular(train, val, settings);
   std::vector<std::string> warnings;
   // Rank-deficient features: robust regression (without --ridge) has no unique fit, ridge and logistic regression
   // are unique through their penalty alone. One message names every cause.
@@ -378,25 +396,14 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
     const std::string advice = rank.more_features_than_rows() || removable.empty()
                                    ? "use fewer features (--features/--drop)"
                                    : "leave out " + removable + " (--drop " + removable + ")";
-    if (s.problem == "robust-regression" && s.ridge == 0) {
+    if (!problem->UniqueThroughPenalty()) {
       throw InvalidInput(s.train + ": the features do not determine a unique fit: " + rank.Describe() + "; " + advice +
                          ", or add a fixed L2 weight (--ridge 1e-6)");
     }
     warnings.push_back(s.train + ": rank-deficient features: " + rank.Describe() +
                        "; the fit is unique only through the penalty (" + advice + ")");
   }
-  std::unique_ptr<TabularProblem> problem;
-  if (s.problem == "ridge") {
-    problem = std::make_unique<RidgeProblem>(train, val, s.per_feature && !s.eval_at.empty());
-  } else if (s.problem == "logistic") {
-    problem = std::make_unique<LogisticProblem>(train, val);
-  } else {
-    problem = std::make_unique<RobustRegressionProblem>(train, val, s.ridge);
-  }
-  if (auto* logistic = dynamic_cast<LogisticProblem*>(problem.get()); logistic && logistic->num_classes() > 20) {
-    warnings.push_back(s.train + ": column '" + s.target + "' has " + std::to_string(logistic->num_classes()) +
-                       " classes (one weight vector each); is it a class label?");
-  }
+  for (const auto& w : problem->Warnings()) warnings.push_back(w);
   // Every option is checked before the first line of progress (an error is one line on stderr).
   Eigen::VectorXd theta0;
   OptimizerOptions options;
@@ -423,10 +430,7 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
     if (!warnings.empty()) j["warnings"] = warnings;
     j["loss"] = problem->LossName();
     j["solution"] = ModelJson(problem->Model());
-    if (auto* logistic = dynamic_cast<LogisticProblem*>(problem.get())) {
-      j["val_accuracy"] = logistic->ValidationAccuracy();
-      j["classes"] = logistic->num_classes();
-    }
+    AddReportValues(*problem, &j);
     j["data"] = DataJson(s, train_table, val_table, train, val);
     out << j.dump(2) << "\n";
     return 0;
@@ -445,10 +449,12 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   int inner_solves = r.inner_solves + (start_grid ? start_grid->inner_solves : 0);
   std::vector<IterationRecord> plot_history = r.history;
   Problem* answer_problem = problem.get();
-  std::unique_ptr<RidgeProblem> per_feature;
+  std::unique_ptr<TabularProblem> per_feature;
   if (s.per_feature) {
     Progress(s, err, "per-feature weights, starting from the single lambda " + std::to_string(r.theta[0]));
-    per_feature = std::make_unique<RidgeProblem>(train, val, true);
+    TabularSettings per = settings;
+    per.per_feature = true;
+    per_feature = info.make_tabular(train, val, per);
     const Eigen::VectorXd start_theta = Eigen::VectorXd::Constant(per_feature->NumHyperparameters(), r.theta[0]);
     OptimizeResult rp = Optimize(per_feature.get(), MakeOptions(s, *per_feature, err), start_theta);
     for (auto& e : HistoryJson(*per_feature, rp, "per_feature", inner_solves)) history.push_back(e);
@@ -469,10 +475,7 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   j["outer_loss"] = r.loss;
   j["loss"] = tab->LossName();
   j["solution"] = ModelJson(tab->Model());
-  if (auto* logistic = dynamic_cast<LogisticProblem*>(answer_problem)) {
-    j["val_accuracy"] = logistic->ValidationAccuracy();
-    j["classes"] = logistic->num_classes();
-  }
+  AddReportValues(*answer_problem, &j);
   j["history"] = history;
   j["inner_solves"] = inner_solves;
   if (start_grid) j["start"] = {{"grid", GridJson(*start_grid, problem->HyperparameterNames()[0])}};
@@ -707,14 +710,14 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
     po::notify(vm);
     if (vm.count("help")) {
-      out << visible << "\n";
+      out << visible << "\nProblems (bilevel/registry.h):\n";
+      for (const auto& p : Problems()) out << "  " << std::left << std::setw(19) << p.name << p.summary << "\n";
       return FinishOutput(0, out, err);
     }
-    if (s.problem.empty()) throw InvalidInput("missing problem: ridge, logistic, tv-denoise or robust-regression");
-    const bool tabular = s.problem == "ridge" || s.problem == "logistic" || s.problem == "robust-regression";
-    if (!tabular && s.problem != "tv-denoise") {
-      throw InvalidInput("unknown problem '" + s.problem + "' (ridge, logistic, tv-denoise, robust-regression)");
-    }
+    if (s.problem.empty()) throw InvalidInput("missing problem: one of " + ProblemNames());
+    const ProblemInfo* info = FindProblem(s.problem);
+    if (!info) throw InvalidInput("unknown problem " + QuoteForMessage(s.problem) + " (" + ProblemNames() + ")");
+    const bool tabular = info->data == ProblemInfo::Data::kTables;
     if (s.per_feature && s.problem != "ridge") throw InvalidInput("--per-feature applies to ridge only");
     if (s.na != "refuse" && s.na != "drop") throw InvalidInput("--na must be 'refuse' or 'drop', got " + QuoteForMessage(s.na));
     if (!s.features.empty() && !s.drop.empty()) throw InvalidInput("--features and --drop exclude each other");
@@ -766,7 +769,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     if (vm.count("start-grid") && s.start_grid > 0 && s.init > 0) {
       throw InvalidInput("--start-grid and --init exclude each other (both choose the start)");
     }
-    if (s.start_grid < 0) s.start_grid = s.problem == "robust-regression" && !(s.init > 0) ? 13 : 0;
+    if (s.start_grid < 0) s.start_grid = s.init > 0 ? 0 : info->default_start_grid;
     if (s.outliers > 0 && s.problem != "robust-regression") throw InvalidInput("--outliers applies to robust-regression only");
     if (s.size < 0 || s.size > 100000) throw InvalidInput("--size must be in [0, 100000], got " + std::to_string(s.size));
     s.seed = ParseSeed(seed, "--seed");
@@ -775,7 +778,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       if (s.train.empty() != s.val.empty()) throw InvalidInput("give both --train and --val, or neither");
       if (s.train.empty()) {
         std::string name = s.dataset;
-        if (name.empty()) name = s.problem == "logistic" ? "breast_cancer" : "diabetes";
+        if (name.empty()) name = info->default_dataset;
         std::string target;
         if (name == "diabetes") target = "progression";
         else if (name == "breast_cancer") target = "benign";

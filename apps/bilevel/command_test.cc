@@ -57,5 +57,13 @@ TEST(Command, BadInputExitsWithTwoAndOneLine) {
   std::remove(bad.c_str());
 }
 
+TEST(Command, HelpListsTheRegisteredProblems) {
+  std::string out, err;
+  ASSERT_EQ(RunCommand({"--help"}, &out, &err), 0) << err;
+  for (const char* name : {"ridge", "logistic", "robust-regression", "tv-denoise"}) {
+    EXPECT_NE(out.find(std::string("\n  ") + name + " "), std::string::npos) << name;
+  }
+}
+
 }  // namespace
 }  // namespace ddn::bilevel
