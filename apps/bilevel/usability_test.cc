@@ -298,6 +298,12 @@ TEST(RobustRegression, DefaultStartFindsTheGlobalOptimumOfAFineGrid) {
   EXPECT_GT(local.json()["outer_loss"].get<double>(), 3499.0);
   EXPECT_FALSE(local.json().contains("start"));
   ExpectBadInput({"robust-regression", "--data-dir", kData, "--init", "1", "--start-grid", "5"}, {"exclude each other"});
+  // Any problem can start from a grid when asked (tv-denoise too).
+  const Outcome tv = Bilevel({"tv-denoise", "--data-dir", kData, "-q", "--size", "24", "--start-grid", "5",
+                              "--max-iterations", "2"});
+  ASSERT_EQ(tv.code, 0) << tv.err;
+  EXPECT_EQ(tv.json()["start"]["grid"]["points"], 5);
+  EXPECT_EQ(tv.json()["history"][0]["hyperparameters"]["lambda"], tv.json()["start"]["grid"]["hyperparameters"]["lambda"]);
   ExpectBadInput({"robust-regression", "--data-dir", kData, "--start-grid", "-2"}, {"--start-grid must be in"});
 }
 
