@@ -779,6 +779,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     }
     if (s.start_grid < 0) s.start_grid = s.init > 0 ? 0 : info->default_start_grid;
     if (s.outliers > 0 && s.problem != "robust-regression") throw InvalidInput("--outliers applies to robust-regression only");
+    if (s.ridge > 0 && s.problem != "robust-regression") throw InvalidInput("--ridge applies to robust-regression only");
     if (s.size < 0 || s.size > 100000) throw InvalidInput("--size must be in [0, 100000], got " + std::to_string(s.size));
     s.seed = ParseSeed(seed, "--seed");
     const std::string dir = s.data_dir.empty() ? DefaultDataDir() : s.data_dir;

@@ -274,6 +274,7 @@ TEST(RobustRegression, CorruptionIsExplicitAndTheSameEitherWay) {
   const Outcome zero = Bilevel({"robust-regression", "--data-dir", kData, "-q", "--outliers", "0"});
   EXPECT_EQ(plain.json()["outer_loss"], zero.json()["outer_loss"]);  // the default corrupts nothing
   ExpectBadInput({"ridge", "--data-dir", kData, "--outliers", "0.1"}, {"--outliers applies to robust-regression only"});
+  ExpectBadInput({"logistic", "--data-dir", kData, "--ridge", "0.1"}, {"--ridge applies to robust-regression only"});
 }
 
 // The outer loss of robust regression on diabetes with 10 % gross errors is not convex (a local maximum near
