@@ -545,6 +545,13 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
     out << j.dump(2) << "\n";
     return 0;
   }
+  std::unique_ptr<GridResult> start_grid;
+  if (s.start_grid > 0) {
+    Progress(s, err, "start: the best of a coarse grid of " + std::to_string(s.start_grid) + " points");
+    start_grid = std::make_unique<GridResult>(GridSearch(&problem, s.start_grid, options.lower[0], options.upper[0]));
+    theta0.setConstant(start_grid->best_value);
+    theta0 = theta0.cwiseMax(options.lower).cwiseMin(options.upper);  // exp(log(bound)) may be 1 ulp outside
+  }
   OptimizeResult r = Optimize(&problem, options, theta0);
   const Image denoised = problem.Denoised();
   if (!s.output.empty()) SaveImage(denoised, s.output);
@@ -559,7 +566,8 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
                    {"mse_denoised", MeanSquaredError(denoised, clean)}, {"psnr_noisy", Psnr(noisy, clean)},
                    {"psnr_denoised", Psnr(denoised, clean)}};
   j["history"] = HistoryJson(problem, r, "", 0);
-  j["inner_solves"] = r.inner_solves;
+  j["inner_solves"] = r.inner_solves + (start_grid ? start_grid->inner_solves : 0);
+  if (start_grid) j["start"] = {{"grid", GridJson(*start_grid, "lambda")}};
   j["iterations"] = r.iterations;
   j["stop_reason"] = r.stop_reason;
   BoundsJson(problem, r, r.grad_log.cwiseQuotient(r.theta), &j);
@@ -771,6 +779,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     }
     if (s.start_grid < 0) s.start_grid = s.init > 0 ? 0 : info->default_start_grid;
     if (s.outliers > 0 && s.problem != "robust-regression") throw InvalidInput("--outliers applies to robust-regression only");
+    if (s.ridge > 0 && s.problem != "robust-regression") throw InvalidInput("--ridge applies to robust-regression only");
     if (s.size < 0 || s.size > 100000) throw InvalidInput("--size must be in [0, 100000], got " + std::to_string(s.size));
     s.seed = ParseSeed(seed, "--seed");
     const std::string dir = s.data_dir.empty() ? DefaultDataDir() : s.data_dir;

@@ -274,6 +274,7 @@ TEST(RobustRegression, CorruptionIsExplicitAndTheSameEitherWay) {
   const Outcome zero = Bilevel({"robust-regression", "--data-dir", kData, "-q", "--outliers", "0"});
   EXPECT_EQ(plain.json()["outer_loss"], zero.json()["outer_loss"]);  // the default corrupts nothing
   ExpectBadInput({"ridge", "--data-dir", kData, "--outliers", "0.1"}, {"--outliers applies to robust-regression only"});
+  ExpectBadInput({"logistic", "--data-dir", kData, "--ridge", "0.1"}, {"--ridge applies to robust-regression only"});
 }
 
 // The outer loss of robust regression on diabetes with 10 % gross errors is not convex (a local maximum near
@@ -298,6 +299,12 @@ TEST(RobustRegression, DefaultStartFindsTheGlobalOptimumOfAFineGrid) {
   EXPECT_GT(local.json()["outer_loss"].get<double>(), 3499.0);
   EXPECT_FALSE(local.json().contains("start"));
   ExpectBadInput({"robust-regression", "--data-dir", kData, "--init", "1", "--start-grid", "5"}, {"exclude each other"});
+  // Any problem can start from a grid when asked (tv-denoise too).
+  const Outcome tv = Bilevel({"tv-denoise", "--data-dir", kData, "-q", "--size", "24", "--start-grid", "5",
+                              "--max-iterations", "2"});
+  ASSERT_EQ(tv.code, 0) << tv.err;
+  EXPECT_EQ(tv.json()["start"]["grid"]["points"], 5);
+  EXPECT_EQ(tv.json()["history"][0]["hyperparameters"]["lambda"], tv.json()["start"]["grid"]["hyperparameters"]["lambda"]);
   ExpectBadInput({"robust-regression", "--data-dir", kData, "--start-grid", "-2"}, {"--start-grid must be in"});
 }
 

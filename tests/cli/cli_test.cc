@@ -217,6 +217,26 @@ TEST(Cli, BilevelRunsTheSeparateExecutable) {
   EXPECT_EQ(Json::parse(ridge.out)["problem"], "ridge");
 }
 
+// Issue 17 through the `ddn` front end: an answer held at a bound says so, --eval-at evaluates one point, and a
+// missing value is one line naming row and column.
+TEST(Cli, BilevelBoundsEvalAtAndMissingValues) {
+  const Outcome bound = Ddn({"bilevel", "robust-regression", "--outliers", "0.1", "--init", "1", "--quiet"}, "",
+                            DDN_SHIPPED_CLI);
+  ASSERT_EQ(bound.code, 0) << bound.err;
+  EXPECT_EQ(Json::parse(bound.out)["stop_reason"], "at_bound");
+  EXPECT_EQ(Json::parse(bound.out)["at_bound"]["alpha"], "lower");
+  const Outcome eval = Ddn({"bilevel", "ridge", "--eval-at", "0.1", "--quiet"}, "", DDN_SHIPPED_CLI);
+  ASSERT_EQ(eval.code, 0) << eval.err;
+  EXPECT_GT(Json::parse(eval.out)["hypergradient"]["lambda"].get<double>(), 0);  // above the optimum λ ≈ 0.087
+  const std::string csv = ::testing::TempDir() + "/cli_bilevel_na.csv";
+  {
+    std::ofstream f(csv);
+    f << "a,y\n1,2\n2,NA\n3,5\n";
+  }
+  ExpectError(Ddn({"bilevel", "ridge", "--train", csv, "--val", csv, "--target", "y"}, "", DDN_SHIPPED_CLI), 2,
+              {"row 3: column 'y': missing value 'NA'"});
+}
+
 // ---- eval: good requests -------------------------------------------------------------------------
 
 TEST(Eval, OutputsGradientsAndStatus) {
