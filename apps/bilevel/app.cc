@@ -99,10 +99,16 @@ Json ThetaJson(const Problem& problem, const Eigen::VectorXd& theta) {
 void BoundsJson(const Problem& problem, const OptimizeResult& r, const Eigen::VectorXd& grad_theta, Json* j) {
   (*j)["bounds"] = {{"lower", ThetaJson(problem, r.lower)}, {"upper", ThetaJson(problem, r.upper)}};
   (*j)["hypergradient"] = ThetaJson(problem, grad_theta);
-  Json held = Json::object();
-  const auto names = problem.HyperparameterNames();
+  Json held = Json::object();  // keyed like "hyperparameters" (per-feature λ: "lambda": {"age": "upper", ...})
   for (size_t k = 0; k < r.at_bound.size(); ++k) {
-    if (r.at_bound[k] != 0) held[names[k]] = r.at_bound[k] < 0 ? "lower" : "upper";
+    if (r.at_bound[k] == 0) continue;
+    const auto [family, member] = problem.HyperparameterKey(static_cast<int>(k));
+    const char* side = r.at_bound[k] < 0 ? "lower" : "upper";
+    if (member.empty()) {
+      held[family] = side;
+    } else {
+      held[family][member] = side;
+    }
   }
   if (!held.empty()) (*j)["at_bound"] = held;
 }

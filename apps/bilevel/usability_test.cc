@@ -102,6 +102,18 @@ TEST(AtBound, RobustRegressionAtItsLowerBound) {
   EXPECT_NE(r.err.find("alpha stopped at its lower bound"), std::string::npos) << r.err;
 }
 
+// Per-feature λ: the bounds and the held ones are keyed like "hyperparameters".
+TEST(AtBound, PerFeatureKeysLikeTheHyperparameters) {
+  const Outcome r = Bilevel({"ridge", "--data-dir", kData, "--quiet", "--per-feature"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = r.json();
+  EXPECT_EQ(j["stop_reason"], "at_bound");
+  ASSERT_TRUE(j["at_bound"]["lambda"].is_object()) << j["at_bound"];
+  for (const auto& [feature, side] : j["at_bound"]["lambda"].items()) {
+    EXPECT_EQ(j["hyperparameters"]["lambda"][feature], j["bounds"][side.get<std::string>()]["lambda"][feature]) << feature;
+  }
+}
+
 TEST(AtBound, InitOutsideTheBoundsIsAnError) {
   ExpectBadInput({"ridge", "--data-dir", kData, "--init", "1e9"}, {"--init 1e+09 is outside the bounds of lambda"});
   ExpectBadInput({"ridge", "--data-dir", kData, "--init", "0.5", "--upper", "0.1"}, {"outside the bounds"});
