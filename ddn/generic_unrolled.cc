@@ -17,6 +17,9 @@ namespace {
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
+// The replay's Hessians are dense (m × m doubles each): a bound that keeps them at 32 MB.
+constexpr int kMaxDenseVariables = 2000;
+
 double MaxAbs(const VectorXd& v) { return v.size() ? v.cwiseAbs().maxCoeff() : 0.0; }
 
 // g, the dense symmetric H (from the oracle's lower-triangle entries) and, if B is given, the y-x entries.
@@ -80,6 +83,10 @@ void RecordGenericNewton(const DerivativeOracle& oracle, const GenericSolverOpti
                        "modes replay unconstrained Newton only; use implicit");
   }
   const int m = oracle.num_variables();
+  if (m > kMaxDenseVariables) {
+    throw InvalidInput(oracle.Name() + ": the unrolled Newton replay factorises the Hessian densely and takes at most " +
+                       std::to_string(kMaxDenseVariables) + " variables, got " + std::to_string(m) + "; use implicit");
+  }
   *tape = GenericNewtonTape{};
   tape->m = m;
   VectorXd y = Eigen::Map<const VectorXd>(y0, m), g(m), trial(m), gt(m);

@@ -32,7 +32,7 @@
 // unrolled gradient equals the implicit one to rounding.
 //
 // Refused (InvalidInput): nodes with equality or inequality constraints (their solve is an active-set / augmented
-// Lagrangian method, not replayed here: use implicit). Cost: the replay is T Newton iterations (a dense
+// Lagrangian method, not replayed here: use implicit), and more than 2000 variables (dense Hessians). Cost: the replay is T Newton iterations (a dense
 // factorisation of the m×m Hessian each), the reverse sweep one evaluation of g, H, B and four of H, B per step;
 // the tape holds the T + 1 iterates (m values each) and the step lengths and shifts.
 #pragma once
