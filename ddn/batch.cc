@@ -273,10 +273,11 @@ TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& o
                    const TensorMap& grad_outputs, std::vector<ProblemStatus>* status, const RunOptions& options) {
   if (!options.backward.implicit()) {
     if (options.generic) {
-      throw InvalidInput("gradient mode '" + options.backward.ToString() +
-                         "' is not available on the generic path (its Ceres solve is not unrolled); use implicit");
-    }
-    if (!node.HasIterativeForward()) {
+      if (!node.HasGenericPath()) {
+        throw InvalidInput("gradient mode '" + options.backward.ToString() + "' on the generic path needs a node with "
+                           "one; '" + node.name() + "' has none");
+      }
+    } else if (!node.HasIterativeForward()) {
       throw InvalidInput("gradient mode '" + options.backward.ToString() + "' needs a node with an iterative forward; '" +
                          node.name() + "' has none (its only mode is implicit)");
     }

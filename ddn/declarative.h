@@ -84,6 +84,7 @@
 
 #include "ddn/error.h"
 #include "ddn/generic_solver.h"
+#include "ddn/generic_unrolled.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
 #include "ddn/scalar.h"
@@ -805,6 +806,12 @@ class DeclarativeNode : public Node {
 
   void Solve(const ProblemData& p, ProblemStatus* s) const override { GenericSolve(p, s); }
   bool HasGenericPath() const override { return true; }
+  // An unconstrained node whose backward is the generic one differentiates the engine's Newton iterations on
+  // request (generic_unrolled.h); one with its own Backward says so itself.
+  bool HasIterativeForward() const override {
+    return std::is_same_v<decltype(&Derived::Backward), void (Node::*)(const ProblemData&, ProblemStatus*) const> &&
+           !internal::HasNumEqualities<Derived>::value && !internal::HasNumInequalities<Derived>::value;
+  }
   void GenericSolve(const ProblemData& p, ProblemStatus* s) const override {
     const internal::NodeOracle<Derived> oracle(derived(), p);
     double* y = p.outputs[0];
@@ -820,7 +827,14 @@ class DeclarativeNode : public Node {
     const internal::NodeOracle<Derived> oracle(derived(), p);
     const internal::Layout& L = oracle.layout();
     std::vector<double> dx(L.n, 0.0);
-    GenericVjp(oracle, generic_options_, p.outputs[0], p.grad_outputs[0], dx.data(), s);
+    if (p.gradient_mode.implicit()) {
+      GenericVjp(oracle, generic_options_, p.outputs[0], p.grad_outputs[0], dx.data(), s);
+    } else {  // unrolled / truncated:K: through a replay of Newton's method from InitialGuess (generic_unrolled.h)
+      std::vector<double> y0(L.m);
+      derived().InitialGuess(p, y0.data());
+      GenericBackwardInMode(oracle, generic_options_, p.gradient_mode, y0.data(), p.outputs[0], p.grad_outputs[0],
+                            dx.data(), s);
+    }
     for (size_t i = 0; i < p.inputs.size(); ++i) {
       if (L.x_offset[i] < 0 || !p.grad_inputs[i]) continue;
       const int64_t size = p.InputSize(static_cast<int>(i));

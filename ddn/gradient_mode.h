@@ -15,8 +15,14 @@
 // ProblemData::gradient_mode. A node opts in by returning true from Node::HasIterativeForward(); ddn::Backward
 // refuses a non-implicit mode for every other node (InvalidInput, CLI exit 2).
 //
-// How an iterative node plugs in (what qp, deq_tanh and optimal_transport do; robust pooling's Newton/IRLS loop
-// or the generic engine would do the same):
+// Who has the modes: qp (interior-point iterations), deq_tanh and the graph's FixedPointLayer (Anderson steps),
+// optimal_transport (plain Sinkhorn sweeps, nodes/alignment/sinkhorn_unrolled.h), robust_vector_pool (the winning
+// start's Newton/IRLS steps with exact third derivatives, nodes/pooling/vector_pool_unrolled.h; D ≥ 2), and every
+// unconstrained ddn::DeclarativeNode whose backward is the generic one, as well as any unconstrained node on the
+// generic path (`--generic`): reverse mode through a replay of Newton's method from the node's InitialGuess
+// (ddn/generic_unrolled.h). Constrained declarative nodes keep implicit only.
+//
+// How an iterative node plugs in (what the nodes above do):
 //   1. write the solver so that it can record, per iteration, what its adjoint needs (the iterate, the
 //      factorisations, step lengths, the branch taken) into a tape owned by the caller;
 //   2. in Backward, when problem.gradient_mode is not implicit, re-run the same deterministic solve from the
@@ -25,6 +31,9 @@
 //      adjoint of the recorded steps, newest first, stopping after K steps when truncated;
 //   3. override HasIterativeForward() to return true, and test the adjoint against finite differences of the
 //      fixed-iteration forward and against the implicit gradient on converged solves.
+// A Newton step's adjoint needs the third derivatives of the objective contracted with the step (without them
+// every Newton step forgets its input and unrolling returns the implicit gradient of the previous iterate); the
+// derivative of a start that depends on x belongs to the unrolled chain when the solver can provide it.
 #pragma once
 
 #include <string>

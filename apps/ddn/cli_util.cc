@@ -140,7 +140,8 @@ void AddRunOptions(po::options_description* options, RunOptions* run) {
          run->backward = GradientMode::Parse(mode);
        }),
        "gradient mode: implicit (default), unrolled (through every iteration of the forward solve) or truncated:K "
-       "(through the last K); the last two only for nodes with an iterative forward (qp, deq_tanh)");
+       "(through the last K); the last two only for nodes with an iterative forward (qp, deq_tanh, optimal_transport, "
+       "robust_vector_pool, unconstrained generic-engine nodes)");
 }
 
 void CheckRunOptions(const RunOptions& run) {

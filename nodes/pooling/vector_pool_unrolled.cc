@@ -49,7 +49,13 @@ void EvaluatePass(const PoolingProblem& p, const VectorXd& y, Pass* S) {
     S->spsi += wi * v.psi;
     S->hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
     S->g += (wi * v.psi) * r;
-    if (z2 > 0) S->H.selfadjointView<Eigen::Lower>().rankUpdate(r, wi * (v.d2 - v.psi) / z2);
+    if (z2 > 0) {
+      const double c = wi * (v.d2 - v.psi) / z2;
+      for (int64_t l = 0; l < d; ++l) {
+        const double cl = c * r[l];
+        for (int64_t k = l; k < d; ++k) S->H(k, l) += cl * r[k];
+      }
+    }
   }
   S->H.triangularView<Eigen::StrictlyUpper>() = S->H.transpose();
   S->H.diagonal().array() += S->spsi;
@@ -268,28 +274,39 @@ void VectorPoolUnrolledVjp(const PoolingProblem& p, const VectorPoolTape& tape, 
       beta = ybar.dot(S.g) / (S.spsi * S.spsi);
       next = ybar;
     }
+    // Per point, without temporaries: e = −w_i∇²φ_i u + (Newton) w_i∇³φ_i[u, s, ·] or (IRLS) 4βw_iP''r.
     for (int64_t i = 0; i < p.n; ++i) {
       const double* xi = p.x + i * d;
-      for (int64_t k = 0; k < d; ++k) r[k] = y[k] - xi[k];
-      const double wi = Weight(p.w, i);
-      const SquareDerivatives P = DerivativesOfSquare(p.kind, r.squaredNorm(), p.alpha);
-      const double ru = r.dot(u);
-      // −w_i ∇²φ_i u (u = a for an IRLS step)
-      VectorXd e = -wi * (2 * P.p1 * u + 4 * P.p2 * ru * r);
-      double wbar;
-      if (newton) {
-        const double rs = r.dot(s), us = u.dot(s);
-        const VectorXd third = wi * (4 * P.p2 * (us * r + rs * u + ru * s) + 8 * P.p3 * ru * rs * r);
-        next += third;
-        e += third;
-        wbar = -2 * P.p1 * ru + (2 * P.p1 * us + 4 * P.p2 * ru * rs);
-      } else {
-        e += (4 * beta * wi * P.p2) * r;
-        next += e;
-        wbar = -2 * P.p1 * ru + 2 * P.p1 * beta;
+      double rr = 0, ru = 0, rs = 0;
+      for (int64_t k = 0; k < d; ++k) {
+        r[k] = y[k] - xi[k];
+        rr += r[k] * r[k];
+        ru += r[k] * u[k];
+        if (newton) rs += r[k] * s[k];
       }
-      for (int64_t k = 0; k < d; ++k) dx[i * d + k] -= e[k];
-      if (dw) dw[i] += wbar;
+      const double wi = Weight(p.w, i);
+      const SquareDerivatives P = DerivativesOfSquare(p.kind, rr, p.alpha);
+      double* dxi = dx + i * d;
+      if (newton) {
+        const double us = u.dot(s);
+        // third = w(4P''((uᵀs) r + (rᵀs) u + (rᵀu) s) + 8P'''(rᵀu)(rᵀs) r); e = −w(2P'u + 4P''(rᵀu) r) + third
+        const double cr = wi * (4 * P.p2 * us + 8 * P.p3 * ru * rs), cu = wi * 4 * P.p2 * rs, cs = wi * 4 * P.p2 * ru;
+        const double er = cr - wi * 4 * P.p2 * ru, eu = cu - wi * 2 * P.p1;
+        for (int64_t k = 0; k < d; ++k) {
+          next[k] += cr * r[k] + cu * u[k] + cs * s[k];
+          dxi[k] -= er * r[k] + eu * u[k] + cs * s[k];
+        }
+        if (dw) dw[i] += -2 * P.p1 * ru + (2 * P.p1 * us + 4 * P.p2 * ru * rs);
+      } else {
+        // u holds a = ȳ/S: e = −w(2P'a + 4P''(rᵀa) r) + 4βwP'' r
+        const double er = wi * (4 * beta * P.p2 - 4 * P.p2 * ru), eu = -wi * 2 * P.p1;
+        for (int64_t k = 0; k < d; ++k) {
+          const double e = er * r[k] + eu * u[k];
+          next[k] += e;
+          dxi[k] -= e;
+        }
+        if (dw) dw[i] += -2 * P.p1 * ru + 2 * P.p1 * beta;
+      }
     }
     ybar = next;
   }

@@ -294,3 +294,47 @@ TEST(VectorPoolUnrolled, BadRequestsAreRefused) {
 
 }  // namespace
 }  // namespace ddn::pooling
+
+namespace ddn::pooling {
+namespace {
+
+// The generic path's modes (ddn/generic_unrolled.h: Newton replayed from the weighted mean) on the same node:
+// unrolled agrees with the generic implicit gradient and with the specialised unrolled one on converged solves.
+TEST(VectorPoolUnrolled, GenericPathModesAgree) {
+  for (const char* penalty : {"pseudo_huber", "welsch"}) {
+    auto node = MakeNode("robust_vector_pool", {{"penalty", penalty}, {"alpha", "1.5"}});
+    std::mt19937_64 rng(8);
+    std::normal_distribution<double> normal;
+    const int64_t B = 2, N = 20, D = 3;
+    Tensor x(Shape{B, N, D}), v(Shape{B, D});
+    for (int64_t b = 0; b < B; ++b) {
+      const std::vector<double> c = Cluster(&rng, N, D, 0.5);
+      std::copy(c.begin(), c.end(), x.problem(b));
+    }
+    for (double& e : v.values()) e = normal(rng);
+    const TensorMap in{{"x", x}};
+    RunOptions generic, generic_unrolled, unrolled;
+    generic.generic = generic_unrolled.generic = true;
+    generic_unrolled.backward = unrolled.backward = GradientMode::Parse("unrolled");
+    const ForwardResult fwd = Forward(*node, in);
+    const ForwardResult gfwd = Forward(*node, in, generic);
+    std::vector<ProblemStatus> st;
+    const TensorMap ga = Backward(*node, in, gfwd.outputs, {{"y", v}}, &st, generic);
+    const TensorMap gb = Backward(*node, in, gfwd.outputs, {{"y", v}}, &st, generic_unrolled);
+    const TensorMap gc = Backward(*node, in, fwd.outputs, {{"y", v}}, &st, unrolled);
+    const auto& a = ga.at("x").values();
+    const auto& b = gb.at("x").values();
+    const auto& c = gc.at("x").values();
+    double scale = 0, e1 = 0, e2 = 0;
+    for (size_t j = 0; j < a.size(); ++j) {
+      scale = std::max(scale, std::abs(a[j]));
+      e1 = std::max(e1, std::abs(b[j] - a[j]));
+      e2 = std::max(e2, std::abs(c[j] - a[j]));
+    }
+    EXPECT_LT(e1 / scale, 1e-9) << penalty << " generic unrolled vs generic implicit";
+    EXPECT_LT(e2 / scale, 1e-8) << penalty << " specialised unrolled vs generic implicit";
+  }
+}
+
+}  // namespace
+}  // namespace ddn::pooling
