@@ -78,6 +78,14 @@ class TapeScalar {
   static TapeScalar Apply1(const TapeScalar& a, double value, double d1, double d2);
   static TapeScalar Apply2(const TapeScalar& a, const TapeScalar& b, double value, double da, double db, double daa,
                            double dab, double dbb);
+  // The linear and bilinear operations (the forward-mode scalars have cheaper rules for them).
+  static TapeScalar Linear1(const TapeScalar& a, double value, double d1) { return Apply1(a, value, d1, 0); }
+  static TapeScalar Linear2(const TapeScalar& a, const TapeScalar& b, double value, double ca, double cb) {
+    return Apply2(a, b, value, ca, cb, 0, 0, 0);
+  }
+  static TapeScalar Product(const TapeScalar& a, const TapeScalar& b) {
+    return Apply2(a, b, a.value() * b.value(), b.value(), a.value(), 0, 1, 0);
+  }
 
  private:
   double value_ = 0.0;
@@ -137,6 +145,37 @@ class SecondOrder {
                   da * a.h_[k] + db * b.h_[k];
       }
     }
+    return r;
+  }
+  // r = d1·a + const and r = ca·a + cb·b: the second-order terms are zero (not multiplied by zero: IEEE
+  // arithmetic cannot drop 0·x, and most operations of a term are these); r = a·b: the one mixed term.
+  DDN_AD_INLINE static SecondOrder Linear1(const SecondOrder& a, double value, double d1) {
+    SecondOrder r(value);
+    for (int i = 0; i < N; ++i) r.g_[i] = d1 * a.g_[i];
+    if constexpr (!kSecond) return r;
+    for (int i = 0, k = 0; i < N; ++i)
+      for (int j = 0; j <= i; ++j, ++k)
+        if (j < R) r.h_[k] = d1 * a.h_[k];
+    return r;
+  }
+  DDN_AD_INLINE static SecondOrder Linear2(const SecondOrder& a, const SecondOrder& b, double value, double ca,
+                                           double cb) {
+    SecondOrder r(value);
+    for (int i = 0; i < N; ++i) r.g_[i] = ca * a.g_[i] + cb * b.g_[i];
+    if constexpr (!kSecond) return r;
+    for (int i = 0, k = 0; i < N; ++i)
+      for (int j = 0; j <= i; ++j, ++k)
+        if (j < R) r.h_[k] = ca * a.h_[k] + cb * b.h_[k];
+    return r;
+  }
+  DDN_AD_INLINE static SecondOrder Product(const SecondOrder& a, const SecondOrder& b) {
+    const double av = a.value_, bv = b.value_;
+    SecondOrder r(av * bv);
+    for (int i = 0; i < N; ++i) r.g_[i] = bv * a.g_[i] + av * b.g_[i];
+    if constexpr (!kSecond) return r;
+    for (int i = 0, k = 0; i < N; ++i)
+      for (int j = 0; j <= i; ++j, ++k)
+        if (j < R) r.h_[k] = (a.g_[i] * b.g_[j] + b.g_[i] * a.g_[j]) + bv * a.h_[k] + av * b.h_[k];
     return r;
   }
 
@@ -252,19 +291,19 @@ DDN_AD_INLINE S operator+(const S& a) {
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator-(const S& a) {
-  return S::Apply1(a, -a.value(), -1, 0);
+  return S::Linear1(a, -a.value(), -1);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator+(const S& a, const S& b) {
-  return S::Apply2(a, b, a.value() + b.value(), 1, 1, 0, 0, 0);
+  return S::Linear2(a, b, a.value() + b.value(), 1, 1);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator-(const S& a, const S& b) {
-  return S::Apply2(a, b, a.value() - b.value(), 1, -1, 0, 0, 0);
+  return S::Linear2(a, b, a.value() - b.value(), 1, -1);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator*(const S& a, const S& b) {
-  return S::Apply2(a, b, a.value() * b.value(), b.value(), a.value(), 0, 1, 0);
+  return S::Product(a, b);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator/(const S& a, const S& b) {
@@ -273,7 +312,7 @@ DDN_AD_INLINE S operator/(const S& a, const S& b) {
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator+(const S& a, double s) {
-  return S::Apply1(a, a.value() + s, 1, 0);
+  return S::Linear1(a, a.value() + s, 1);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator+(double s, const S& a) {
@@ -281,15 +320,15 @@ DDN_AD_INLINE S operator+(double s, const S& a) {
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator-(const S& a, double s) {
-  return S::Apply1(a, a.value() - s, 1, 0);
+  return S::Linear1(a, a.value() - s, 1);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator-(double s, const S& a) {
-  return S::Apply1(a, s - a.value(), -1, 0);
+  return S::Linear1(a, s - a.value(), -1);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator*(const S& a, double s) {
-  return S::Apply1(a, a.value() * s, s, 0);
+  return S::Linear1(a, a.value() * s, s);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator*(double s, const S& a) {
@@ -297,7 +336,7 @@ DDN_AD_INLINE S operator*(double s, const S& a) {
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator/(const S& a, double s) {
-  return S::Apply1(a, a.value() / s, 1 / s, 0);
+  return S::Linear1(a, a.value() / s, 1 / s);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator/(double s, const S& a) {

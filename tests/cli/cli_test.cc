@@ -490,10 +490,14 @@ TEST(Bench, OneJsonLinePerRunAndASummary) {
     EXPECT_EQ(rows[i]["params"]["fail"], false);
     EXPECT_GE(rows[i]["forward_ms"].get<double>(), 0.0);
     EXPECT_GE(rows[i]["backward_ms"].get<double>(), 0.0);
+    EXPECT_GE(rows[i]["forward_cpu_ms"].get<double>(), 0.0);
+    EXPECT_GE(rows[i]["backward_cpu_ms"].get<double>(), 0.0);
   }
   EXPECT_EQ(rows[3]["runs"], 3);
   EXPECT_TRUE(rows[3].contains("median_forward_ms"));
   EXPECT_TRUE(rows[3].contains("median_backward_ms"));
+  EXPECT_TRUE(rows[3].contains("median_forward_cpu_ms"));
+  EXPECT_TRUE(rows[3].contains("median_backward_cpu_ms"));
   EXPECT_EQ(rows[3]["flagged_problems"], 0);
 
   const Outcome v = Ddn({"bench", "cli_test_vector", "--shape", "2,3,4", "--runs", "1", "--threads", "1"});
