@@ -229,7 +229,7 @@ std::unique_ptr<Model> MakeModel(int depth, int features, const Setting& s) {
   m->loss = g.Add("loss", std::make_unique<graph::SoftmaxCrossEntropy>(), {m->logits, labels});
   for (graph::Parameter* p : g.Parameters())
     if (p->name == "core.W.weight") m->W = p;
-  if (!m->W) throw InvalidInput("internal: the cell's weight was not found");
+  DDN_CHECK(m->W, "the cell's weight core.W.weight was not found");
   ProjectSpectralNorm(m.get(), 0.5);  // start well inside the contraction region
   return m;
 }
