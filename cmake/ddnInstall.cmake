@@ -15,11 +15,11 @@ include(CMakePackageConfigHelpers)
 
 set(DDN_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/ddn CACHE STRING "Where ddnConfig.cmake is installed")
 
-# The engine, its headers (tests and test-only helpers excluded) and the generated version header.
+# The engine, its headers and the generated version header.
 install(TARGETS ddn EXPORT ddnTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/ddn/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ddn
-        FILES_MATCHING PATTERN "*.h" PATTERN "test_*.h" EXCLUDE)
+        FILES_MATCHING PATTERN "*.h")
 install(FILES ${PROJECT_BINARY_DIR}/include/ddn/version.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ddn)
 
 # The graph and the bi-level engine.

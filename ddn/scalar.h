@@ -51,14 +51,17 @@ inline double Value(const T& t) {
   return internal::ScalarTraits<T>::Value(t);
 }
 
-// |t|^p for p ≥ 2 with exact first and second derivatives at t = 0, where pow(abs(t), p) yields NaN:
-// |t|^p = t²·|t|^(p−2), and |t|^(p−2) is evaluated as a constant at t = 0.
+// |t|^p for p = 2 or p > 2, safe at t = 0 for every scalar type: pow(abs(t), p) is not (Ceres' pow of a nested
+// Jet at 0 produces 0·log 0 = NaN in the second derivatives). Away from 0 it is pow(|t|, p); at t = 0 the value
+// and gradient vanish and the second derivative is 2 for p = 2 and 0 for p > 2. For p < 2 the second derivative
+// is unbounded at 0, so objectives built on |t|^p should require p ≥ 2 (or keep t away from 0).
 template <typename T>
 inline T AbsPow(const T& t, double p) {
   using std::abs;
   using std::pow;
-  if (Value(t) == 0.0) return p == 2.0 ? t * t : Constant<T>(0.0) * t;
-  return t * t * pow(abs(t), Constant<T>(p - 2.0));
+  if (Value(t) != 0) return pow(abs(t), p);
+  if (p == 2) return t * t;
+  return Constant<T>(0.0);
 }
 
 }  // namespace ddn

@@ -2,7 +2,8 @@
 
 #include <algorithm>
 #include <ostream>
-#include <stdexcept>
+
+#include "ddn/error.h"
 
 namespace ddn {
 namespace {
@@ -10,7 +11,7 @@ thread_local Tape* active_tape = nullptr;
 }  // namespace
 
 Tape* Tape::Active() {
-  if (!active_tape) throw std::logic_error("ddn::TapeScalar operation outside a recording (Tape::Begin)");
+  DDN_CHECK(active_tape, "ddn::TapeScalar operation outside a recording (Tape::Begin)");
   return active_tape;
 }
 
@@ -25,9 +26,8 @@ void Tape::End() {
 }
 
 TapeScalar Tape::Variable(double value) {
-  if (static_cast<int>(nodes_.size()) != num_variables_) {
-    throw std::logic_error("ddn::Tape: variables must be created before any operation is recorded");
-  }
+  DDN_CHECK(static_cast<int>(nodes_.size()) == num_variables_,
+            "ddn::Tape: variables must be created before any operation is recorded");
   nodes_.push_back(TapeNode{});
   return TapeScalar::Recorded(value, num_variables_++);
 }

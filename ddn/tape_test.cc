@@ -10,6 +10,8 @@
 #include <cmath>
 #include <random>
 
+#include "ddn/error.h"
+
 namespace ddn {
 namespace {
 
@@ -225,7 +227,7 @@ TEST(Tape, ConstantsAreNotRecorded) {
   tape.Hessian({z}, {1.0}, &lower);
   ASSERT_EQ(lower.size(), 1u);
   EXPECT_DOUBLE_EQ(lower[0].value, 2.0);
-  EXPECT_THROW(TapeScalar(1.0) * y, std::logic_error);  // outside a recording
+  EXPECT_THROW(TapeScalar(1.0) * y, InternalError);  // outside a recording
 }
 
 }  // namespace

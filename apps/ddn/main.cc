@@ -93,16 +93,16 @@ int main(int argc, char** argv) {
   const std::string first = argv[1];
   if (first == "--help" || first == "-h") {
     PrintUsage();
-    return ddn::cli::FinishStdout("ddn: ", ddn::cli::kExitOk);
+    return ddn::app::FinishStdout("ddn", ddn::cli::kExitOk);
   }
   if (first == "--version") {
     std::cout << "ddn " << DDN_VERSION << std::endl;
-    return ddn::cli::FinishStdout("ddn: ", ddn::cli::kExitOk);
+    return ddn::app::FinishStdout("ddn", ddn::cli::kExitOk);
   }
   if (first == "help") {
     if (argc < 3) {
       PrintUsage();
-      return ddn::cli::FinishStdout("ddn: ", ddn::cli::kExitOk);
+      return ddn::app::FinishStdout("ddn", ddn::cli::kExitOk);
     }
     const ddn::cli::Command* c = Find(argv[2]);
     if (!c) return UnknownCommand(argv[2]);

@@ -13,7 +13,6 @@
 // passes as the forward tolerance varies, against the implicit gradient of a solve to 1e-12.
 // Output: tables (or --json) on stdout, a PNG plot (accuracy and memory vs depth), progress on stderr.
 #include <malloc.h>
-#include <unistd.h>
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -29,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/common/app.h"
 #include "apps/deq/plot.h"
 #include "datasets/point_clouds.h"
 #include "ddn/error.h"
@@ -65,22 +65,6 @@ struct Setting {
   std::string plot;
 };
 
-template <typename T>
-std::vector<T> ParseList(const std::string& text, const std::string& option) {
-  std::vector<T> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
-    std::stringstream is(item);
-    T value;
-    if (!(is >> value) || !is.eof()) throw InvalidInput("--" + option + ": cannot parse '" + item + "'");
-    out.push_back(value);
-  }
-  if (out.empty()) throw InvalidInput("--" + option + " is empty");
-  return out;
-}
-
 // ---- Memory ---------------------------------------------------------------------------------------------
 
 // A field of /proc/self/status in MB (VmRSS, VmHWM), or −1 if unreadable.
@@ -99,34 +83,6 @@ bool ResetPeak() {
   out << "5";
   return static_cast<bool>(out);
 }
-
-// ---- Progress on stderr ----------------------------------------------------------------------------------
-
-class Progress {
- public:
-  Progress(std::string label, int total) : label_(std::move(label)), total_(total), tty_(isatty(2)) {}
-  void Update(int done, const std::string& extra) {
-    if (!tty_) return;
-    const int width = 30, filled = total_ ? width * done / total_ : width;
-    std::fprintf(stderr, "\r%-24s [%s%s] %3d%% %s", label_.c_str(), std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), total_ ? 100 * done / total_ : 100, extra.c_str());
-    std::fflush(stderr);
-  }
-  void Finish(const std::string& extra) {
-    if (tty_) {
-      Update(total_, extra);
-      std::fprintf(stderr, "\n");
-    } else {
-      std::fprintf(stderr, "%-24s %s\n", label_.c_str(), extra.c_str());
-    }
-    std::fflush(stderr);
-  }
-
- private:
-  std::string label_;
-  int total_;
-  bool tty_;
-};
 
 // ---- Data ------------------------------------------------------------------------------------------------
 
@@ -229,7 +185,7 @@ std::unique_ptr<Model> MakeModel(int depth, int features, const Setting& s) {
   m->loss = g.Add("loss", std::make_unique<graph::SoftmaxCrossEntropy>(), {m->logits, labels});
   for (graph::Parameter* p : g.Parameters())
     if (p->name == "core.W.weight") m->W = p;
-  if (!m->W) throw InvalidInput("internal: the cell's weight was not found");
+  DDN_CHECK(m->W, "the cell's weight core.W.weight was not found");
   ProjectSpectralNorm(m.get(), 0.5);  // start well inside the contraction region
   return m;
 }
@@ -277,7 +233,7 @@ TrainResult Train(Model* m, const Data& train, const Data& test, const Setting& 
   for (int e = 0; e < s.epochs; ++e) {
     adam.set_learning_rate(schedule.At(e));
     rng.Shuffle(&order);
-    Progress progress(m->name + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), batches);
+    app::Progress progress(m->name + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), batches, 24);
     const auto t0 = Clock::now();
     double loss = 0;
     for (int k = 0; k < batches; ++k) {
@@ -344,6 +300,7 @@ int Run(const Setting& s) {
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
   ddn::SetDefaultThreadCount(s.threads);
+  if (!s.plot.empty()) app::CheckImageOutput("--plot", s.plot);  // before the training, not after it
   datasets::ImageSet images;
   std::string source;
   if (s.synthetic > 0) {
@@ -398,7 +355,7 @@ int Run(const Setting& s) {
   const std::string truncated = "truncated:" + std::to_string(s.truncate);
   const Eigen::VectorXd reference = Gradient(deq.get(), x, y, 1e-12, "implicit", nullptr);
   std::vector<Agreement> agreement;
-  Progress progress("gradient agreement", static_cast<int>(s.tolerances.size()));
+  app::Progress progress("gradient agreement", static_cast<int>(s.tolerances.size()), 24);
   for (size_t t = 0; t < s.tolerances.size(); ++t) {
     Agreement a;
     a.tolerance = s.tolerances[t];
@@ -476,7 +433,6 @@ int Run(const Setting& s) {
 int Main(int argc, char** argv) {
   Setting s;
   std::string depths, tolerances;
-  int width = -1, epochs = -1, batch_size = -1, train_per_class = -1, test_per_class = -1;
   po::options_description desc(
       "ddn-deq: a deep equilibrium (DEQ) classifier on handwritten digits against explicit weight-tied networks of\n"
       "the same width at several depths: test accuracy, training time per epoch, peak memory; then the agreement\n"
@@ -489,70 +445,54 @@ int Main(int argc, char** argv) {
     ("data", po::value(&s.data), "OpenCV's digits.png (or .png.gz), or a folder holding it; default: search the "
                                  "opencv-doc install, $DDN_DIGITS, $OPENCV_SAMPLES_DATA_PATH")
     ("synthetic", po::value(&s.synthetic)->default_value(0), "use N generated digits per class (smoke tests)")
-    ("width", po::value(&width), "width N of the cell (default 64)")
+    ("width", po::value<int>(), "width N of the cell (default 64)")
     ("depths", po::value(&depths), "depths L of the explicit networks (default 1,2,4,8,16,32)")
-    ("epochs", po::value(&epochs), "training epochs per model (default 15, quick 5)")
-    ("batch-size", po::value(&batch_size), "batch size (default 100)")
+    ("epochs", po::value<int>(), "training epochs per model (default 15, quick 5)")
+    ("batch-size", po::value<int>(), "batch size (default 100)")
     ("lr", po::value(&s.learning_rate)->default_value(0.003), "Adam learning rate, cosine schedule")
-    ("train-per-class", po::value(&train_per_class), "training digits per class (default all: 400; quick 150)")
-    ("test-per-class", po::value(&test_per_class), "test digits per class (default 100, quick 50)")
+    ("train-per-class", po::value<int>(), "training digits per class (default all: 400; quick 150)")
+    ("test-per-class", po::value<int>(), "test digits per class (default 100, quick 50)")
     ("tolerance", po::value(&s.train_tolerance)->default_value(1e-8), "DEQ forward tolerance while training")
     ("tolerances", po::value(&tolerances)->default_value("1e-2,1e-4,1e-6,1e-8,1e-10"),
      "forward tolerances of the gradient-agreement table")
     ("truncate", po::value(&s.truncate)->default_value(5), "K of the truncated:K gradient")
     ("max-norm", po::value(&s.max_norm)->default_value(0.9), "bound on ||W||_2 kept after every step (< 1)")
-    ("seed", po::value(&s.seed)->default_value(1), "seed of the split, initialisation and shuffling")
     ("threads", po::value(&s.threads)->default_value(1), "threads of the dense layers and batched calls (ddn/parallel.h)")
     ("plot", po::value(&s.plot)->default_value("deq_depth.png"), "PNG plot to write ('' for none)")
     ("json", "print the results as JSON on stdout");
   // clang-format on
+  app::AddSeedOption(&desc, &s.seed, "seed of the split, initialisation and shuffling");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "ddn-deq: %s (see --help)\n", e.what());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  app::ParseCommandLine(argc, argv, desc, {}, &vm);
+  if (vm.count("help")) return app::PrintHelp(desc);
   s.quick = vm.count("quick") > 0;
   s.json = vm.count("json") > 0;
-  try {
-    const bool q = s.quick;
-    s.width = width > 0 ? width : 64;
-    s.epochs = epochs > 0 ? epochs : (q ? 5 : 15);
-    s.batch_size = batch_size > 0 ? batch_size : 100;
-    s.train_per_class = train_per_class > 0 ? train_per_class : (q ? 150 : 0);
-    s.test_per_class = test_per_class > 0 ? test_per_class : (q ? 50 : 100);
-    s.depths = ParseList<int>(depths.empty() ? "1,2,4,8,16,32" : depths, "depths");
-    for (int d : s.depths)
-      if (d < 1 || d > 1000) throw InvalidInput("--depths: every depth must be in [1, 1000], got " + std::to_string(d));
-    std::sort(s.depths.begin(), s.depths.end());
-    s.tolerances = ParseList<double>(tolerances, "tolerances");
-    for (double t : s.tolerances)
-      if (!(t > 0 && t < 1)) throw InvalidInput("--tolerances must be in (0, 1)");
-    if (width == 0 || width > 4096) throw InvalidInput("--width must be in [1, 4096]");
-    if (!(s.learning_rate > 0)) throw InvalidInput("--lr must be > 0");
-    if (!(s.train_tolerance > 0 && s.train_tolerance < 1)) throw InvalidInput("--tolerance must be in (0, 1)");
-    if (!(s.max_norm > 0 && s.max_norm < 1)) throw InvalidInput("--max-norm must be in (0, 1)");
-    if (s.truncate < 1) throw InvalidInput("--truncate must be >= 1");
-    if (s.synthetic < 0) throw InvalidInput("--synthetic must be >= 0");
-    if (s.threads < 1 || s.threads > 256) throw InvalidInput("--threads must be in [1, 256]");
-    if (s.test_per_class < 1) throw InvalidInput("--test-per-class must be >= 1");
-    return Run(s);
-  } catch (const InvalidInput& e) {
-    std::fprintf(stderr, "ddn-deq: %s\n", e.what());
-    return 2;
-  } catch (const NumericalFailure& e) {
-    std::fprintf(stderr, "ddn-deq: numerical failure: %s\n", e.what());
-    return 1;
-  }
+  const bool q = s.quick;
+  // Given values must lie in range (a negative width is an error, not the default).
+  s.width = app::InRange(vm, "width", 64, 1, 4096, "[1, 4096]");
+  s.epochs = app::InRange(vm, "epochs", q ? 5 : 15, 1, 100000, "[1, 100000]");
+  s.batch_size = app::InRange(vm, "batch-size", 100, 1, 100000, "[1, 100000]");
+  s.train_per_class = app::InRange(vm, "train-per-class", q ? 150 : 0, 1, 100000, "[1, 100000]");
+  s.test_per_class = app::InRange(vm, "test-per-class", q ? 50 : 100, 1, 100000, "[1, 100000]");
+  s.depths = app::ParseList<int>(depths.empty() ? "1,2,4,8,16,32" : depths, "depths");
+  for (int d : s.depths)
+    if (d < 1 || d > 1000) throw InvalidInput("--depths: every depth must be in [1, 1000], got " + std::to_string(d));
+  std::sort(s.depths.begin(), s.depths.end());
+  s.tolerances = app::ParseList<double>(tolerances, "tolerances");
+  for (double t : s.tolerances)
+    if (!(t > 0 && t < 1)) throw InvalidInput("--tolerances must be in (0, 1)");
+  if (!(s.learning_rate > 0)) throw InvalidInput("--lr must be > 0");
+  if (!(s.train_tolerance > 0 && s.train_tolerance < 1)) throw InvalidInput("--tolerance must be in (0, 1)");
+  if (!(s.max_norm > 0 && s.max_norm < 1)) throw InvalidInput("--max-norm must be in (0, 1)");
+  if (s.truncate < 1) throw InvalidInput("--truncate must be >= 1");
+  if (s.synthetic < 0) throw InvalidInput("--synthetic must be >= 0");
+  if (s.threads < 1 || s.threads > 256) throw InvalidInput("--threads must be in [1, 256]");
+  return Run(s);
 }
 
 }  // namespace
 }  // namespace ddn::deq
 
-int main(int argc, char** argv) { return ddn::deq::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return ddn::app::RunGuarded("ddn-deq", [&] { return ddn::deq::Main(argc, argv); });
+}

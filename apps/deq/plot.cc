@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstdio>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "apps/common/app.h"
 #include "ddn/error.h"
 
 namespace ddn::deq {
@@ -102,7 +102,7 @@ void WriteDepthPlot(const std::string& path, const std::vector<DepthPoint>& nets
   Text(img, "explicit weight-tied network of depth L (backprop through every layer)", {164, 599}, 0.5);
   Star(img, {760, 594}, kDeq);
   Text(img, "DEQ (implicit backward) at its mean forward iterations", {776, 599}, 0.5);
-  if (!cv::imwrite(path, img)) throw InvalidInput("cannot write the plot to '" + path + "'");
+  app::WriteImage(path, img);
 }
 
 }  // namespace ddn::deq

@@ -14,7 +14,8 @@ struct DepthPoint {
   double memory_mb = 0; // peak RSS increase while training
 };
 
-// Writes a PNG; throws InvalidInput if it cannot be written.
+// Writes the figure atomically (app::WriteImage; format from the extension); throws InvalidInput if it cannot be
+// encoded, ddn::Error if it cannot be written.
 void WriteDepthPlot(const std::string& path, const std::vector<DepthPoint>& explicit_nets, const DepthPoint& deq,
                     const std::string& subtitle);
 

@@ -12,8 +12,6 @@
 // Also reported for reference: the ratio test with ORB (1000 keypoints) and with all SIFT keypoints.
 // Output: a table on stdout (or JSON with --json), a PNG of the pair with correct (green) and incorrect (red)
 // matches of the three methods, progress on stderr. Everything is seeded.
-#include <unistd.h>
-
 #include <Eigen/Core>
 #include <algorithm>
 #include <boost/program_options.hpp>
@@ -26,9 +24,12 @@
 #include <string>
 #include <vector>
 
+#include "apps/common/app.h"
 #include "apps/match/learned.h"
 #include "apps/match/matching.h"
 #include "ddn/error.h"
+#include "ddn/files.h"
+#include "ddn/parallel.h"
 #include "ddn/params.h"
 
 namespace po = boost::program_options;
@@ -38,34 +39,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
-
-// A progress bar on stderr (a summary line when stderr is not a terminal).
-class Progress {
- public:
-  Progress(std::string label, int total) : label_(std::move(label)), total_(total), tty_(isatty(2)) {}
-  void Update(int done, const std::string& extra = "") {
-    if (!tty_) return;
-    const int width = 30, filled = total_ ? width * std::min(done, total_) / total_ : width;
-    std::fprintf(stderr, "\r%-26s [%s%s] %3d%% %s", label_.c_str(), std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), total_ ? 100 * std::min(done, total_) / total_ : 100,
-                 extra.c_str());
-    std::fflush(stderr);
-  }
-  void Finish(const std::string& extra = "") {
-    if (tty_) {
-      Update(total_, extra);
-      std::fprintf(stderr, "\n");
-    } else {
-      std::fprintf(stderr, "%-26s %s\n", label_.c_str(), extra.c_str());
-    }
-    std::fflush(stderr);
-  }
-
- private:
-  std::string label_;
-  int total_;
-  bool tty_;
-};
 
 struct Setting {
   std::string data, png, save;
@@ -95,11 +68,15 @@ struct Result {
 int Run(const Setting& s) {
   const auto start = Clock::now();
   Eigen::setNbThreads(1);
+  // Every output is checked before the work (a picture that cannot be written must not cost a training run).
+  if (!s.png.empty()) app::CheckImageOutput("--png", s.png);
+  if (!s.save.empty()) CheckOutputFile("--save", s.save);
+  RequireDistinctOutputs({}, {{"--png", s.png}, {"--save", s.save}});
   const TestPair test = FindGraffiti(s.data);
   const std::string folder = DataFolder(s.data);
 
   // Training pairs (never the Graffiti images).
-  Progress make_progress("synthetic pairs", s.synthetic.pairs);
+  app::Progress make_progress("synthetic pairs", s.synthetic.pairs, 26);
   const std::vector<TrainingPair> pairs = MakeSyntheticPairs(folder, s.synthetic, [&](int done, int total) {
     make_progress.Update(done, std::to_string(done) + "/" + std::to_string(total));
   });
@@ -124,7 +101,7 @@ int Run(const Setting& s) {
   const double loss_before = learned.Loss(pairs);
   std::vector<double> losses;
   {
-    std::unique_ptr<Progress> bar;
+    std::unique_ptr<app::Progress> bar;
     int current = -1;
     losses = learned.Train(pairs, [&](int epoch, int step, int steps, double loss) {
       if (epoch != current) {
@@ -132,7 +109,7 @@ int Run(const Setting& s) {
         current = epoch;
         char label[64];
         std::snprintf(label, sizeof label, "training epoch %d/%d", epoch + 1, s.learned.epochs);
-        bar = std::make_unique<Progress>(label, steps);
+        bar = std::make_unique<app::Progress>(label, steps, 26);
       }
       std::snprintf(line, sizeof line, "loss %.4f  %4.0f s", loss, Seconds(t_train));
       bar->Update(step, line);
@@ -144,7 +121,7 @@ int Run(const Setting& s) {
 
   // Test on Graffiti.
   const auto t_test = Clock::now();
-  Progress test_progress("testing on graf1 -> graf3", 5);
+  app::Progress test_progress("testing on graf1 -> graf3", 5, 26);
   const Keypoints a = DetectSift(test.image_a, s.keypoints), b = DetectSift(test.image_b, s.keypoints);
   test_progress.Update(1);
   std::vector<Result> results;
@@ -255,7 +232,6 @@ int Run(const Setting& s) {
 
 int Main(int argc, char** argv) {
   Setting s;
-  int keypoints = -1, pairs = -1, train_keypoints = -1, epochs = -1;
   double gamma = 0;
   std::string map_kind;
   po::options_description desc(
@@ -268,10 +244,10 @@ int Main(int argc, char** argv) {
     ("quick", "the quick setting (well under 2 minutes on 2 cores): fewer pairs, keypoints and epochs")
     ("data", po::value(&s.data), "the opencv-doc data folder (graf1.png, graf3.png, H1to3p.xml and the training "
                                  "images); default: $OPENCV_SAMPLES_DATA_PATH, then Debian's opencv-doc folder")
-    ("keypoints", po::value(&keypoints), "SIFT keypoints per test image (default 1000, quick 500)")
-    ("train-pairs", po::value(&pairs), "synthetic training pairs (default 300, quick 80)")
-    ("train-keypoints", po::value(&train_keypoints), "SIFT keypoints per training image (default 128, quick 96)")
-    ("epochs", po::value(&epochs), "training epochs (default 10, quick 6)")
+    ("keypoints", po::value<int>(), "SIFT keypoints per test image (default 1000, quick 500)")
+    ("train-pairs", po::value<int>(), "synthetic training pairs (default 300, quick 80)")
+    ("train-keypoints", po::value<int>(), "SIFT keypoints per training image (default 128, quick 96)")
+    ("epochs", po::value<int>(), "training epochs (default 10, quick 6)")
     ("batch-size", po::value(&s.learned.batch_size)->default_value(8), "training pairs per step")
     ("lr", po::value(&s.learned.learning_rate)->default_value(3e-3), "Adam learning rate (cosine schedule)")
     ("gamma", po::value(&gamma), "gamma of optimal_transport in the learned matcher (default: the Sinkhorn "
@@ -281,63 +257,41 @@ int Main(int argc, char** argv) {
     ("ratio", po::value(&s.ratio)->default_value(0.8), "Lowe's ratio of the ratio test")
     ("threshold", po::value(&s.threshold)->default_value(0.5),
      "a mutual maximum of a plan is a match if it holds at least this share of a row's mass")
-    ("seed", po::value(&s.seed)->default_value(1), "seed of the synthetic homographies, shuffling and initialisation")
     ("threads", po::value(&s.threads)->default_value(0), "threads of the optimal_transport batch layer (0: all cores)")
     ("png", po::value(&s.png)->default_value("match_graffiti.png"), "PNG of the matches to write ('' for none)")
     ("save", po::value(&s.save), "save the learned map's parameters to this file")
     ("json", "print the results as JSON on stdout");
   // clang-format on
+  app::AddSeedOption(&desc, &s.seed, "seed of the synthetic homographies, shuffling and initialisation");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "ddn-match: %s (see --help)\n", e.what());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  try {
-    s.quick = vm.count("quick") > 0;
-    s.json = vm.count("json") > 0;
-    const bool q = s.quick;
-    s.keypoints = keypoints >= 0 ? keypoints : (q ? 500 : 1000);
-    s.synthetic.pairs = pairs >= 0 ? pairs : (q ? 80 : 300);
-    s.synthetic.keypoints = train_keypoints >= 0 ? train_keypoints : (q ? 96 : 128);
-    s.learned.epochs = epochs >= 0 ? epochs : (q ? 6 : 10);
-    s.synthetic.seed = s.seed;
-    s.learned.seed = s.seed;
-    s.learned.threads = s.threads;
-    if (s.keypoints < 2) throw InvalidInput("--keypoints must be at least 2");
-    if (s.synthetic.pairs < 1) throw InvalidInput("--train-pairs must be at least 1");
-    if (s.synthetic.keypoints < 8) throw InvalidInput("--train-keypoints must be at least 8");
-    if (s.learned.epochs < 1) throw InvalidInput("--epochs must be at least 1");
-    if (s.learned.batch_size < 1) throw InvalidInput("--batch-size must be at least 1");
-    if (!(s.learned.learning_rate > 0)) throw InvalidInput("--lr must be > 0");
-    if (vm.count("gamma") && !(gamma > 0 && std::isfinite(gamma))) throw InvalidInput("--gamma must be > 0");
-    s.learned_gamma = gamma;
-    if (map_kind != "diagonal" && map_kind != "full") throw InvalidInput("--map must be diagonal or full, got '" + map_kind + "'");
-    s.learned.diagonal = map_kind == "diagonal";
-    if (!(s.ratio > 0 && s.ratio <= 1)) throw InvalidInput("--ratio must be in (0, 1]");
-    if (!(s.threshold >= 0 && s.threshold <= 1)) throw InvalidInput("--threshold must be in [0, 1]");
-    if (s.threads < 0) throw InvalidInput("--threads must be >= 0");
-    s.synthetic.min_truth = std::max(4, s.synthetic.keypoints / 10);
-    return Run(s);
-  } catch (const InvalidInput& e) {
-    std::fprintf(stderr, "ddn-match: %s\n", e.what());
-    return 2;
-  } catch (const NumericalFailure& e) {
-    std::fprintf(stderr, "ddn-match: numerical failure: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ddn-match: %s\n", e.what());
-    return 1;
-  }
+  app::ParseCommandLine(argc, argv, desc, {}, &vm);
+  if (vm.count("help")) return app::PrintHelp(desc);
+  s.quick = vm.count("quick") > 0;
+  s.json = vm.count("json") > 0;
+  const bool q = s.quick;
+  s.keypoints = app::InRange(vm, "keypoints", q ? 500 : 1000, 2, 1000000, "[2, 1000000]");
+  s.synthetic.pairs = app::InRange(vm, "train-pairs", q ? 80 : 300, 1, 1000000, "[1, 1000000]");
+  s.synthetic.keypoints = app::InRange(vm, "train-keypoints", q ? 96 : 128, 8, 1000000, "[8, 1000000]");
+  s.learned.epochs = app::InRange(vm, "epochs", q ? 6 : 10, 1, 100000, "[1, 100000]");
+  s.synthetic.seed = s.seed;
+  s.learned.seed = s.seed;
+  s.learned.threads = s.threads;
+  if (s.learned.batch_size < 1) throw InvalidInput("--batch-size must be at least 1");
+  if (!(s.learned.learning_rate > 0)) throw InvalidInput("--lr must be > 0");
+  if (vm.count("gamma") && !(gamma > 0 && std::isfinite(gamma))) throw InvalidInput("--gamma must be > 0");
+  s.learned_gamma = gamma;
+  if (map_kind != "diagonal" && map_kind != "full") throw InvalidInput("--map must be diagonal or full, got '" + map_kind + "'");
+  s.learned.diagonal = map_kind == "diagonal";
+  if (!(s.ratio > 0 && s.ratio <= 1)) throw InvalidInput("--ratio must be in (0, 1]");
+  if (!(s.threshold >= 0 && s.threshold <= 1)) throw InvalidInput("--threshold must be in [0, 1]");
+  app::RequireInRange("threads", s.threads, 0, kMaxThreads, "[0, " + std::to_string(kMaxThreads) + "]");
+  s.synthetic.min_truth = std::max(4, s.synthetic.keypoints / 10);
+  return Run(s);
 }
 
 }  // namespace
 }  // namespace ddn::match
 
-int main(int argc, char** argv) { return ddn::match::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return ddn::app::RunGuarded("ddn-match", [&] { return ddn::match::Main(argc, argv); });
+}

@@ -10,6 +10,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "apps/common/app.h"
 #include "ddn/error.h"
 #include "ddn/graph/random.h"
 
@@ -293,7 +294,7 @@ void DrawMatches(const std::string& path, const TestPair& pair, const std::vecto
       }
     }
   }
-  if (!cv::imwrite(path, canvas)) throw InvalidInput("cannot write '" + path + "'");
+  app::WriteImage(path, canvas);
 }
 
 }  // namespace ddn::match

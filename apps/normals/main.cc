@@ -8,8 +8,6 @@
 // trained on some shapes, tested on others, against unweighted PCA normals and a robust fit with a fixed Huber
 // penalty (α chosen on the training shapes) on the same neighbourhoods. Prints a table (or JSON) of the RMS angle
 // error and the fractions under 5° and 10° per condition, and writes a PNG of a test shape coloured by error.
-#include <unistd.h>
-
 #include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
@@ -26,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/common/app.h"
 #include "apps/normals/render.h"
 #include "apps/normals/shapes.h"
 #include "apps/normals/weight_net.h"
@@ -43,34 +42,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
-
-// ---- Progress on stderr ----------------------------------------------------------------------------------------
-
-class Progress {
- public:
-  Progress(std::string label, int total) : label_(std::move(label)), total_(std::max(total, 1)), tty_(isatty(2)) {}
-  void Update(int done, const std::string& extra = "") {
-    if (!tty_) return;
-    const int width = 30, filled = width * std::min(done, total_) / total_;
-    std::fprintf(stderr, "\r%-30s [%s%s] %3d%% %s", label_.c_str(), std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), 100 * std::min(done, total_) / total_, extra.c_str());
-    std::fflush(stderr);
-  }
-  void Finish(const std::string& extra = "") {
-    if (tty_) {
-      Update(total_, extra);
-      std::fprintf(stderr, "\n");
-    } else {
-      std::fprintf(stderr, "%-30s %s\n", label_.c_str(), extra.c_str());
-    }
-    std::fflush(stderr);
-  }
-
- private:
-  std::string label_;
-  int total_;
-  bool tty_;
-};
 
 // ---- Settings ----------------------------------------------------------------------------------------------
 
@@ -95,22 +66,6 @@ struct Setting {
   int render_condition = -1;
   bool json = false;
 };
-
-template <typename T>
-std::vector<T> ParseList(const std::string& text, const std::string& option) {
-  std::vector<T> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
-    std::stringstream is(item);
-    T value;
-    if (!(is >> value) || !is.eof()) throw InvalidInput("--" + option + ": cannot parse '" + item + "'");
-    out.push_back(value);
-  }
-  if (out.empty()) throw InvalidInput("--" + option + " is empty");
-  return out;
-}
 
 // The folders a shape name is looked for in: --data, $DDN_OPENCV_EXAMPLES, then opencv-doc's install folder.
 std::vector<std::string> SearchFolders(const std::string& data) {
@@ -200,7 +155,7 @@ Samples MakeSamples(const std::vector<Scan>& shapes, const std::vector<Condition
   out.condition.resize(M);
   out.shape.resize(M);
   out.vertex.resize(M);
-  Progress progress(label, static_cast<int>(M));
+  app::Progress progress(label, static_cast<int>(M), 30);
   std::atomic<int64_t> done{0};
   ParallelFor(M, threads, 64, [&](int64_t begin, int64_t end, int worker) {
     for (int64_t m = begin; m < end; ++m) {
@@ -340,7 +295,7 @@ void Train(WeightNet* net, const Samples& train, const Setting& s) {
     rng.Shuffle(&order);
     char label[64];
     std::snprintf(label, sizeof label, "training epoch %d/%d", epoch + 1, s.epochs);
-    Progress progress(label, batches);
+    app::Progress progress(label, batches, 30);
     double loss_sum = 0;
     int64_t seen = 0;
     char extra[96] = "";
@@ -381,6 +336,7 @@ int Run(const Setting& s) {
   SetDefaultThreadCount(s.threads);
   // Eigen's threaded products spin-wait: on a loaded machine two threads made training 4× slower than one.
   Eigen::setNbThreads(1);
+  if (!s.png.empty()) app::CheckImageOutput("--png", s.png);  // before the training, not after it
   std::vector<Scan> train_shapes, test_shapes;
   for (const auto& p : s.train) train_shapes.push_back(LoadScan(p));
   for (const auto& p : s.test) test_shapes.push_back(LoadScan(p));
@@ -401,7 +357,7 @@ int Run(const Setting& s) {
   {
     std::vector<int64_t> all(train.points.dim(0));
     for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
-    Progress progress("choosing Huber's alpha", static_cast<int>(s.huber_alphas.size()));
+    app::Progress progress("choosing Huber's alpha", static_cast<int>(s.huber_alphas.size()), 30);
     std::string extra;
     for (size_t a = 0; a < s.huber_alphas.size(); ++a) {
       const double rms = Summarise(FitErrors(train, "huber", s.huber_alphas[a], s.threads), all).rms;
@@ -545,10 +501,9 @@ int Run(const Setting& s) {
 
 int Main(int argc, char** argv) {
   Setting s;
-  std::string train, test, noise, k_text;
+  std::string train, test, noise;
   double outliers = 0.1, outlier_noise = 0.25;
-  int k = -1, train_samples = -1, test_samples = -1, epochs = -1, batch_size = -1, render_condition = -1;
-  double learning_rate = -1;
+  int render_condition = -1;
   std::string huber_alphas;
   po::options_description desc(
       "ddn-normals: learned per-point normal estimation (DeepFit-style weights + the declarative node fit_plane) on\n"
@@ -563,81 +518,61 @@ int Main(int argc, char** argv) {
     ("train", po::value(&train)->default_value("parasaurolophus_low_normals2,rs22_proc2"),
      "training shapes: comma-separated names (found under --data) or PLY paths")
     ("test", po::value(&test)->default_value("bunny,rs1_normals"), "test shapes, as --train")
-    ("k", po::value(&k), "neighbourhood size (default 64)")
+    ("k", po::value<int>(), "neighbourhood size (default 64)")
     ("noise", po::value(&noise)->default_value("0,0.25,0.5,1"),
      "Gaussian noise levels, standard deviation in units of the scan's spacing h")
     ("outliers", po::value(&outliers)->default_value(0.1),
      "fraction of outliers (moved 2h-6h) in the extra outlier condition; 0 for none")
     ("outlier-noise", po::value(&outlier_noise)->default_value(0.25), "noise level of the outlier condition")
-    ("train-samples", po::value(&train_samples), "training neighbourhoods in all (default 24000, quick 8000)")
-    ("test-samples", po::value(&test_samples), "test points per shape and condition (default 3000, quick 1000)")
-    ("epochs", po::value(&epochs), "training epochs (default 24, quick 10)")
-    ("batch-size", po::value(&batch_size), "training batch size (default 128)")
-    ("lr", po::value(&learning_rate), "Adam learning rate, cosine schedule (default 0.002)")
+    ("train-samples", po::value<int>(), "training neighbourhoods in all (default 24000, quick 8000)")
+    ("test-samples", po::value<int>(), "test points per shape and condition (default 3000, quick 1000)")
+    ("epochs", po::value<int>(), "training epochs (default 24, quick 10)")
+    ("batch-size", po::value<int>(), "training batch size (default 128)")
+    ("lr", po::value<double>(), "Adam learning rate, cosine schedule (default 0.002)")
     ("huber-alphas", po::value(&huber_alphas)->default_value("0.02,0.05,0.1,0.2"),
      "Huber's alpha candidates (units of the neighbourhood radius); the best on the training shapes is used")
-    ("seed", po::value(&s.seed)->default_value(1), "seed of the noise, sampling and initialisation")
     ("threads", po::value(&s.threads)->default_value(0), "threads (0: all cores)")
     ("png", po::value(&s.png)->default_value("normals_error.png"), "PNG to write ('' for none)")
     ("render-shape", po::value(&s.render_shape)->default_value("bunny"), "test shape shown in the PNG")
     ("render-condition", po::value(&render_condition), "index of the condition shown in the PNG (default: the last)")
     ("json", "print the results as JSON on stdout");
   // clang-format on
+  app::AddSeedOption(&desc, &s.seed, "seed of the noise, sampling and initialisation");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "ddn-normals: %s (see --help)\n", e.what());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  app::ParseCommandLine(argc, argv, desc, {}, &vm);
+  if (vm.count("help")) return app::PrintHelp(desc);
   s.quick = vm.count("quick") > 0;
   s.json = vm.count("json") > 0;
-  try {
-    const bool q = s.quick;
-    s.k = k > 0 ? k : 64;
-    if (k != -1 && k < 8) throw InvalidInput("--k must be at least 8, got " + std::to_string(k));
-    s.train_samples = train_samples > 0 ? train_samples : (q ? 8000 : 24000);
-    s.test_samples = test_samples > 0 ? test_samples : (q ? 1000 : 3000);
-    s.epochs = epochs > 0 ? epochs : (q ? 10 : 24);
-    s.batch_size = batch_size > 0 ? batch_size : 128;
-    s.learning_rate = learning_rate > 0 ? learning_rate : 2e-3;
-    for (int v : {train_samples, test_samples, epochs, batch_size}) {
-      if (v == 0 || v < -1) throw InvalidInput("--train-samples, --test-samples, --epochs and --batch-size must be > 0");
-    }
-    if (learning_rate != -1 && !(learning_rate > 0)) throw InvalidInput("--lr must be > 0");
-    if (!(outliers >= 0 && outliers < 1)) throw InvalidInput("--outliers must be in [0, 1)");
-    if (!(outlier_noise >= 0)) throw InvalidInput("--outlier-noise must be >= 0");
-    for (double n : ParseList<double>(noise, "noise")) {
-      if (!(n >= 0 && n <= 10)) throw InvalidInput("--noise levels must be in [0, 10] spacings");
-      s.conditions.push_back({ConditionLabel(n, 0), n, 0});
-    }
-    if (outliers > 0) s.conditions.push_back({ConditionLabel(outlier_noise, outliers), outlier_noise, outliers});
-    s.huber_alphas = ParseList<double>(huber_alphas, "huber-alphas");
-    for (double a : s.huber_alphas)
-      if (!(a > 0)) throw InvalidInput("--huber-alphas must be > 0");
-    if (s.threads < 0) throw InvalidInput("--threads must be >= 0");
-    if (render_condition >= static_cast<int>(s.conditions.size()) || render_condition < -1) {
-      throw InvalidInput("--render-condition must be in [0, " + std::to_string(s.conditions.size() - 1) + "]");
-    }
-    s.render_condition = render_condition;
-    for (const auto& name : ParseList<std::string>(train, "train")) s.train.push_back(ResolveShape(name, s.data));
-    for (const auto& name : ParseList<std::string>(test, "test")) s.test.push_back(ResolveShape(name, s.data));
-    return Run(s);
-  } catch (const InvalidInput& e) {
-    std::fprintf(stderr, "ddn-normals: %s\n", e.what());
-    return 2;
-  } catch (const NumericalFailure& e) {
-    std::fprintf(stderr, "ddn-normals: numerical failure: %s\n", e.what());
-    return 1;
+  const bool q = s.quick;
+  s.k = app::InRange(vm, "k", 64, 8, 100000, "[8, 100000]");
+  s.train_samples = app::InRange(vm, "train-samples", q ? 8000 : 24000, 1, 100000000, "[1, 1e8]");
+  s.test_samples = app::InRange(vm, "test-samples", q ? 1000 : 3000, 1, 100000000, "[1, 1e8]");
+  s.epochs = app::InRange(vm, "epochs", q ? 10 : 24, 1, 100000, "[1, 100000]");
+  s.batch_size = app::InRange(vm, "batch-size", 128, 1, 100000, "[1, 100000]");
+  s.learning_rate = app::InRange(vm, "lr", 2e-3, app::kTiny, 10.0, "(0, 10]");
+  if (!(outliers >= 0 && outliers < 1)) throw InvalidInput("--outliers must be in [0, 1)");
+  if (!(outlier_noise >= 0)) throw InvalidInput("--outlier-noise must be >= 0");
+  for (double n : app::ParseList<double>(noise, "noise")) {
+    if (!(n >= 0 && n <= 10)) throw InvalidInput("--noise levels must be in [0, 10] spacings");
+    s.conditions.push_back({ConditionLabel(n, 0), n, 0});
   }
+  if (outliers > 0) s.conditions.push_back({ConditionLabel(outlier_noise, outliers), outlier_noise, outliers});
+  s.huber_alphas = app::ParseList<double>(huber_alphas, "huber-alphas");
+  for (double a : s.huber_alphas)
+    if (!(a > 0)) throw InvalidInput("--huber-alphas must be > 0");
+  app::RequireInRange("threads", s.threads, 0, kMaxThreads, "[0, " + std::to_string(kMaxThreads) + "]");
+  if (render_condition >= static_cast<int>(s.conditions.size()) || render_condition < -1) {
+    throw InvalidInput("--render-condition must be in [0, " + std::to_string(s.conditions.size() - 1) + "]");
+  }
+  s.render_condition = render_condition;
+  for (const auto& name : app::ParseList<std::string>(train, "train")) s.train.push_back(ResolveShape(name, s.data));
+  for (const auto& name : app::ParseList<std::string>(test, "test")) s.test.push_back(ResolveShape(name, s.data));
+  return Run(s);
 }
 
 }  // namespace
 }  // namespace ddn::normals
 
-int main(int argc, char** argv) { return ddn::normals::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return ddn::app::RunGuarded("ddn-normals", [&] { return ddn::normals::Main(argc, argv); });
+}

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <numeric>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "apps/common/app.h"
 #include "ddn/error.h"
 
 namespace ddn::normals {
@@ -87,13 +87,7 @@ void RenderErrorPanels(const std::string& path, const std::vector<double>& point
     Text(img, label, cv::Point(x, bar_y + 34), 0.45, 1, 1);
   }
   Text(img, "angle error of the normal (degrees)", cv::Point(W / 2, bar_y + 56), 0.5, 1, 1);
-  bool written = false;
-  try {
-    written = cv::imwrite(path, img);
-  } catch (const cv::Exception& e) {
-    written = false;
-  }
-  if (!written) throw InvalidInput("cannot write the PNG '" + path + "'");
+  app::WriteImage(path, img);
 }
 
 }  // namespace ddn::normals

@@ -7,13 +7,10 @@
 // of test accuracy (pooling × outlier fraction) on stdout (or JSON with --json) and a PNG plot. Everything is
 // seeded: the same command gives the same table.
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <opencv2/core/utils/logger.hpp>
 #include <boost/program_options.hpp>
@@ -22,12 +19,11 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "apps/common/app.h"
 #include "apps/pointcloud/plot.h"
 #include "apps/pointcloud/pointnet.h"
 #include "datasets/point_clouds.h"
@@ -74,88 +70,6 @@ struct Setting {
   std::string plot, save_dir;
   std::string trace;                // --trace: JSON of the training run (data, initial parameters, batches, losses)
   bool json = false;
-};
-
-template <typename T>
-std::vector<T> ParseList(const std::string& text, const std::string& option) {
-  std::vector<T> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
-    std::stringstream is(item);
-    T value;
-    if (!(is >> value) || !is.eof()) throw InvalidInput("--" + option + ": cannot parse '" + item + "'");
-    out.push_back(value);
-  }
-  if (out.empty()) throw InvalidInput("--" + option + " is empty");
-  return out;
-}
-
-std::vector<std::string> ParseNames(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-// A message on one line (errors are exactly one line on stderr).
-std::string OneLine(std::string message) {
-  for (char& c : message) {
-    if (c == '\n' || c == '\r' || c == '\t') {
-      c = ' ';
-    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
-      c = '?';
-    }
-  }
-  // Cut in the middle: Boost names the option at the end of its messages.
-  return message.size() > 1000 ? message.substr(0, 600) + " ... " + message.substr(message.size() - 300) : message;
-}
-
-// Flushes stdout; output that could not be written (a full disk) is a failure: one line, exit 1.
-int FinishStdout(int code) {
-  errno = 0;
-  std::cout.flush();
-  const bool failed = !std::cout || std::fflush(stdout) != 0 || std::ferror(stdout);
-  if (!failed || code != 0) return code;
-  const int error = errno;
-  std::fprintf(stderr, "ddn-pointcloud: cannot write to standard output%s%s\n", error ? ": " : "",
-               error ? std::strerror(error) : "");
-  return 1;
-}
-
-// ---- Progress on stderr --------------------------------------------------------------------------------
-
-class Progress {
- public:
-  Progress(std::string label, int total) : label_(std::move(label)), total_(total), tty_(isatty(2)) {}
-  // done of total; `extra` is appended (loss, accuracy).
-  void Update(int done, const std::string& extra) {
-    if (!tty_) return;
-    const int width = 30, filled = total_ ? width * done / total_ : width;
-    std::string bar(filled, '#');
-    bar += std::string(width - filled, '.');
-    std::fprintf(stderr, "\r%-28s [%s] %3d%% %s", label_.c_str(), bar.c_str(), total_ ? 100 * done / total_ : 100,
-                 extra.c_str());
-    std::fflush(stderr);
-  }
-  // Ends the line (on a terminal) or prints one summary line (elsewhere).
-  void Finish(const std::string& extra) {
-    if (tty_) {
-      Update(total_, extra);
-      std::fprintf(stderr, "\n");
-    } else {
-      std::fprintf(stderr, "%-28s %s\n", label_.c_str(), extra.c_str());
-    }
-    std::fflush(stderr);
-  }
-
- private:
-  std::string label_;
-  int total_;
-  bool tty_;
 };
 
 // ---- Training and evaluation ---------------------------------------------------------------------------
@@ -212,7 +126,7 @@ void Train(PointNet* net, const datasets::PointClouds& train, const Setting& s, 
     std::vector<double> losses;
     char label[64];
     std::snprintf(label, sizeof(label), "%s epoch %d/%d", name.c_str(), epoch + 1, s.epochs);
-    Progress progress(label, batches);
+    app::Progress progress(label, batches);
     double loss_sum = 0;
     int correct = 0, seen = 0;
     char extra[96] = "";
@@ -279,7 +193,7 @@ int Run(const Setting& s) {
   const std::string data_file = s.synthetic > 0 ? "" : datasets::FindOpenCvDigits(s.data);
   ddn::NamedPaths outputs;
   if (!s.plot.empty()) {
-    CheckPlotPath("--plot", s.plot);
+    app::CheckImageOutput("--plot", s.plot);
     outputs.push_back({"--plot", s.plot});
   }
   if (!s.save_dir.empty()) {
@@ -433,24 +347,11 @@ int Run(const Setting& s) {
     if (!s.plot.empty()) std::printf("plot: %s\n", s.plot.c_str());
     std::printf("total time: %.0f s\n", Seconds(start));
   }
-  return FinishStdout(0);
-}
-
-// An option given on the command line must lie in [lo, hi] (`range` says so in the message); NaN never does.
-template <typename T>
-T InRange(const po::variables_map& vm, const char* name, T fallback, T lo, T hi, const std::string& range) {
-  if (!vm.count(name)) return fallback;
-  const T v = vm[name].as<T>();
-  if (!(v >= lo && v <= hi)) {
-    std::ostringstream text;
-    text << "--" << name << " must be in " << range << ", got " << v;
-    throw InvalidInput(text.str());
-  }
-  return v;
+  return app::kExitOk;
 }
 
 std::vector<int> Widths(const std::string& text, const std::string& option) {
-  const std::vector<int> widths = ParseList<int>(text, option);
+  const std::vector<int> widths = app::ParseList<int>(text, option);
   if (widths.size() > 16) throw InvalidInput("--" + option + ": at most 16 layers");
   for (int w : widths) {
     if (w < 1 || w > 4096) throw InvalidInput("--" + option + ": widths must be in [1, 4096], got " + std::to_string(w));
@@ -460,7 +361,7 @@ std::vector<int> Widths(const std::string& text, const std::string& option) {
 
 int Main(int argc, char** argv) {
   Setting s;
-  std::string poolings, outliers, point_widths, head_widths, seed = "1";
+  std::string poolings, outliers, point_widths, head_widths;
   po::options_description desc(
       "ddn-pointcloud: the DDN paper's robust-pooling experiment on 2-D point clouds of handwritten digits.\n"
       "Trains a PointNet-style classifier per pooling, evaluates it with test-time outliers, prints a table\n"
@@ -489,7 +390,6 @@ int Main(int argc, char** argv) {
     ("test-per-class", po::value<int>(), "test digits per class (default 100, quick 50)")
     ("point-widths", po::value(&point_widths), "widths of the shared per-point layers (default 32,64)")
     ("head-widths", po::value(&head_widths), "widths of the hidden layers after pooling (default 64)")
-    ("seed", po::value(&seed)->default_value("1"), "seed of the split, sampling, outliers and initialisation")
     ("threads", po::value<int>(),
      "threads, 0 to 256 (0, the default: all cores): robust_pool's batch and the dense layers")
     ("plot", po::value(&s.plot)->default_value("pointcloud_accuracy.png"),
@@ -499,67 +399,40 @@ int Main(int argc, char** argv) {
                                    "parameters, per epoch the learning rate, batch order, step losses and times")
     ("json", "print the table as JSON on stdout");
   // clang-format on
+  app::AddSeedOption(&desc, &s.seed, "seed of the split, sampling, outliers and initialisation");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::string message = OneLine(e.what());
-    if (message.size() > 400) message = message.substr(0, 400) + "...";
-    std::fprintf(stderr, "ddn-pointcloud: %s (see --help)\n", message.c_str());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return FinishStdout(0);
-  }
+  app::ParseCommandLine(argc, argv, desc, {}, &vm);
+  if (vm.count("help")) return app::PrintHelp(desc);
   s.quick = vm.count("quick") > 0;
   s.json = vm.count("json") > 0;
-  try {
-    const bool q = s.quick;
-    const double tiny = std::numeric_limits<double>::min();
-    s.points = InRange(vm, "points", 64, 1, 100000, "[1, 100000]");
-    s.epochs = InRange(vm, "epochs", q ? 8 : 12, 1, 100000, "[1, 100000]");
-    s.batch_size = InRange(vm, "batch-size", 32, 2, 100000, "[2, 100000]");
-    s.learning_rate = InRange(vm, "lr", 0.002, tiny, 10.0, "(0, 10]");
-    s.train_per_class = InRange(vm, "train-per-class", q ? 150 : 0, 1, 100000, "[1, 100000]");
-    s.test_per_class = InRange(vm, "test-per-class", q ? 50 : 100, 1, 100000, "[1, 100000]");
-    s.synthetic = InRange(vm, "synthetic", 0, 0, 10000, "[0, 10000]");
-    s.alpha = InRange(vm, "alpha", 1.0, tiny, 1e300, "(0, 1e300]");
-    s.train_outliers = InRange(vm, "train-outliers", 0.0, 0.0, 1.0, "[0, 1]");
-    s.threads = InRange(vm, "threads", 0, 0, ddn::kMaxThreads, "[0, " + std::to_string(ddn::kMaxThreads) + "]");
-    s.seed = ddn::ParseSeed(seed, "--seed");
-    s.point_widths = Widths(point_widths.empty() ? "32,64" : point_widths, "point-widths");
-    s.head_widths = head_widths.empty() ? std::vector<int>{64} : Widths(head_widths, "head-widths");
-    if (poolings.empty()) {
-      s.poolings = q ? std::vector<std::string>{"max", "mean", "pseudo_huber", "huber", "welsch", "truncated_quadratic"}
-                     : std::vector<std::string>{"max", "mean"};
-      if (!q)
-        for (const auto& p : RobustPenalties()) s.poolings.push_back(p);
-    } else {
-      s.poolings = ParseNames(poolings);
-    }
-    if (s.poolings.empty()) throw InvalidInput("--pooling is empty");
-    for (const auto& p : s.poolings)
-      if (!IsKnownPooling(p)) throw InvalidInput("--pooling: unknown pooling " + ddn::QuoteForMessage(p));
-    s.outliers = ParseList<double>(outliers, "outliers");
-    for (double f : s.outliers)
-      if (!(f >= 0 && f <= 1)) throw InvalidInput("--outliers: fractions must be in [0, 1]");
-    return Run(s);
-  } catch (const InvalidInput& e) {
-    std::fprintf(stderr, "ddn-pointcloud: %s\n", OneLine(e.what()).c_str());
-    return 2;
-  } catch (const NumericalFailure& e) {
-    std::fprintf(stderr, "ddn-pointcloud: numerical failure: %s\n", OneLine(e.what()).c_str());
-    return 1;
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "ddn-pointcloud: out of memory (try fewer --points, narrower --point-widths or a smaller "
-                         "--batch-size)\n");
-    return 1;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ddn-pointcloud: failure: %s\n", OneLine(e.what()).c_str());
-    return 1;
+  const bool q = s.quick;
+  s.points = app::InRange(vm, "points", 64, 1, 100000, "[1, 100000]");
+  s.epochs = app::InRange(vm, "epochs", q ? 8 : 12, 1, 100000, "[1, 100000]");
+  s.batch_size = app::InRange(vm, "batch-size", 32, 2, 100000, "[2, 100000]");
+  s.learning_rate = app::InRange(vm, "lr", 0.002, app::kTiny, 10.0, "(0, 10]");
+  s.train_per_class = app::InRange(vm, "train-per-class", q ? 150 : 0, 1, 100000, "[1, 100000]");
+  s.test_per_class = app::InRange(vm, "test-per-class", q ? 50 : 100, 1, 100000, "[1, 100000]");
+  s.synthetic = app::InRange(vm, "synthetic", 0, 0, 10000, "[0, 10000]");
+  s.alpha = app::InRange(vm, "alpha", 1.0, app::kTiny, 1e300, "(0, 1e300]");
+  s.train_outliers = app::InRange(vm, "train-outliers", 0.0, 0.0, 1.0, "[0, 1]");
+  s.threads = app::InRange(vm, "threads", 0, 0, ddn::kMaxThreads, "[0, " + std::to_string(ddn::kMaxThreads) + "]");
+  s.point_widths = Widths(point_widths.empty() ? "32,64" : point_widths, "point-widths");
+  s.head_widths = head_widths.empty() ? std::vector<int>{64} : Widths(head_widths, "head-widths");
+  if (poolings.empty()) {
+    s.poolings = q ? std::vector<std::string>{"max", "mean", "pseudo_huber", "huber", "welsch", "truncated_quadratic"}
+                   : std::vector<std::string>{"max", "mean"};
+    if (!q)
+      for (const auto& p : RobustPenalties()) s.poolings.push_back(p);
+  } else {
+    s.poolings = app::SplitList(poolings);
   }
+  if (s.poolings.empty()) throw InvalidInput("--pooling is empty");
+  for (const auto& p : s.poolings)
+    if (!IsKnownPooling(p)) throw InvalidInput("--pooling: unknown pooling " + ddn::QuoteForMessage(p));
+  s.outliers = app::ParseList<double>(outliers, "outliers");
+  for (double f : s.outliers)
+    if (!(f >= 0 && f <= 1)) throw InvalidInput("--outliers: fractions must be in [0, 1]");
+  return Run(s);
 }
 
 }  // namespace
@@ -568,5 +441,7 @@ int Main(int argc, char** argv) {
 int main(int argc, char** argv) {
   // Errors are one line on stderr: OpenCV's own log lines (a warning from a codec) are silenced.
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
-  return ddn::pointcloud::Main(argc, argv);
+  ddn::app::GuardOptions guard;
+  guard.out_of_memory_hint = " (try fewer --points, narrower --point-widths or a smaller --batch-size)";
+  return ddn::app::RunGuarded("ddn-pointcloud", [&] { return ddn::pointcloud::Main(argc, argv); }, guard);
 }

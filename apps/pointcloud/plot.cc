@@ -4,11 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "apps/common/app.h"
 #include "ddn/error.h"
-#include "ddn/files.h"
 #include "ddn/params.h"
 
 namespace ddn::pointcloud {
@@ -139,30 +138,7 @@ void WriteAccuracyPlot(const std::string& path, const std::vector<double>& fract
     const int x0 = 18, y0 = area.y + area.height / 2 - rotated.rows / 2;
     if (y0 >= 0 && y0 + rotated.rows <= H) rotated.copyTo(img(cv::Rect(x0, y0, rotated.cols, rotated.rows)));
   }
-  std::vector<uchar> bytes;
-  bool encoded = false;
-  try {
-    encoded = cv::imencode(FileExtension(path), img, bytes);
-  } catch (const cv::Exception&) {
-    encoded = false;
-  }
-  if (!encoded) throw InvalidInput("cannot encode the plot as " + QuoteForMessage(FileExtension(path)));
-  WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
-}
-
-void CheckPlotPath(const std::string& option, const std::string& path) {
-  CheckOutputFile(option, path);
-  bool writable = false;
-  try {
-    writable = cv::haveImageWriter(path);
-  } catch (const cv::Exception&) {
-    writable = false;
-  }
-  if (!writable) {
-    throw InvalidInput(option + " " + QuoteForMessage(path) + ": OpenCV cannot write images of type " +
-                       (FileExtension(path).empty() ? std::string("(no extension)") : QuoteForMessage(FileExtension(path))) +
-                       "; use .png");
-  }
+  app::WriteImage(path, img);
 }
 
 }  // namespace ddn::pointcloud

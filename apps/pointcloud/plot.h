@@ -25,11 +25,8 @@ struct PlotOptions {
   int height = 680;
 };
 
-// Throws InvalidInput unless `path` can take the plot: a writable folder, and an image format OpenCV writes
-// (.png, .jpg, ...; not .svg). Called before any training.
-void CheckPlotPath(const std::string& option, const std::string& path);
-
-// Writes the plot (format from the extension) atomically (ddn/files.h); throws InvalidInput if the sizes
+// Writes the plot (format from the extension) atomically (app::WriteImage; check the path before the work with
+// app::CheckImageOutput); throws InvalidInput if the sizes
 // disagree, ddn::Error if the file cannot be written.
 void WriteAccuracyPlot(const std::string& path, const std::vector<double>& fractions,
                        const std::vector<PlotSeries>& series, const PlotOptions& options = {});

@@ -5,9 +5,9 @@
 
 #include <opencv2/calib3d.hpp>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "apps/common/app.h"
 #include "ddn/error.h"
 
 namespace ddn::pose {
@@ -81,13 +81,7 @@ void WritePoseFigure(const std::string& path, const std::string& caption, const 
       cv::rectangle(figure, cv::Rect(x, y + kTitle, tw, th), cv::Scalar(255, 255, 255), 1);
     }
   }
-  bool ok = false;
-  try {
-    ok = cv::imwrite(path, figure);
-  } catch (const cv::Exception& e) {
-    throw InvalidInput("cannot write '" + path + "': " + e.what());
-  }
-  if (!ok) throw InvalidInput("cannot write '" + path + "'");
+  app::WriteImage(path, figure);
 }
 
 }  // namespace ddn::pose

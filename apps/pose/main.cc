@@ -9,8 +9,6 @@
 // each correspondence (weights_net.h), trained on the training photos by backpropagating the pose error through
 // the node. Reported on held-out photos: rotation error in degrees and translation error in mm against the clean
 // pose; a table (or --json), the learning curve, and a PNG with the board's axes per method (draw.h).
-#include <unistd.h>
-
 #include <Eigen/Core>
 #include <algorithm>
 #include <boost/program_options.hpp>
@@ -23,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/common/app.h"
 #include "apps/pose/chessboard.h"
 #include "apps/pose/draw.h"
 #include "apps/pose/weights_net.h"
@@ -31,6 +30,7 @@
 #include "ddn/graph/optim.h"
 #include "ddn/graph/random.h"
 #include "ddn/node.h"
+#include "ddn/parallel.h"
 #include "ddn/params.h"
 
 namespace po = boost::program_options;
@@ -54,45 +54,12 @@ struct Setting {
   bool json = false, quick = false;
 };
 
+// The items of a comma-separated list; InvalidInput if there are none.
 std::vector<std::string> ParseNames(const std::string& text, const std::string& option) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
+  std::vector<std::string> out = app::SplitList(text);
   if (out.empty()) throw InvalidInput("--" + option + " is empty");
   return out;
 }
-
-// ---- Progress on stderr ------------------------------------------------------------------------------------
-
-class Progress {
- public:
-  Progress(std::string label, int total) : label_(std::move(label)), total_(total), tty_(isatty(2)) {}
-  void Update(int done, const std::string& extra) {
-    if (!tty_) return;
-    const int width = 30, filled = total_ ? width * done / total_ : width;
-    std::string bar(filled, '#');
-    bar += std::string(width - filled, '.');
-    std::fprintf(stderr, "\r%-22s [%s] %3d%% %s", label_.c_str(), bar.c_str(), total_ ? 100 * done / total_ : 100,
-                 extra.c_str());
-    std::fflush(stderr);
-  }
-  void Finish(const std::string& extra) {
-    if (tty_) {
-      Update(total_, extra);
-      std::fprintf(stderr, "\n");
-    } else {
-      std::fprintf(stderr, "%-22s %s\n", label_.c_str(), extra.c_str());
-    }
-    std::fflush(stderr);
-  }
-
- private:
-  std::string label_;
-  int total_;
-  bool tty_;
-};
 
 // ---- Batches --------------------------------------------------------------------------------------------------
 
@@ -204,6 +171,7 @@ nlohmann::json Stats(const std::vector<double>& v) {
 int Run(const Setting& s) {
   const auto start = Clock::now();
   Eigen::setNbThreads(1);
+  if (!s.png.empty()) app::CheckImageOutput("--png", s.png);  // before the training, not after it
   const std::string folder = FindChessboardData(s.data);
   const Intrinsics K = LoadIntrinsics(folder);
   std::vector<std::string> names = s.train_views;
@@ -252,7 +220,7 @@ int Run(const Setting& s) {
     const int batches = static_cast<int>((train.size() + s.batch_size - 1) / s.batch_size);
     char label[64];
     std::snprintf(label, sizeof label, "train epoch %d/%d", epoch + 1, s.epochs);
-    Progress progress(label, batches);
+    app::Progress progress(label, batches, 22);
     double loss_sum = 0;
     size_t seen = 0;
     char extra[128] = "";
@@ -275,7 +243,7 @@ int Run(const Setting& s) {
   const double train_seconds = Seconds(train_start);
 
   // Every method on the test samples.
-  Progress progress("evaluate", 5);
+  app::Progress progress("evaluate", 5, 22);
   std::vector<Summary> results;
   Estimates cv_plain, cv_ransac;
   for (const Sample& smp : test) {
@@ -420,7 +388,6 @@ int Run(const Setting& s) {
 int Main(int argc, char** argv) {
   Setting s;
   std::string train_views, test_views, outlier_px;
-  int epochs = -1, train_samples = -1, test_samples = -1;
   po::options_description desc(
       "ddn-pose: camera pose from OpenCV's chessboard photos with corrupted corners. A small network learns a\n"
       "weight per correspondence from its image patch, trained end to end through the declarative `pnp` node;\n"
@@ -437,9 +404,9 @@ int Main(int argc, char** argv) {
     ("test-views", po::value(&test_views)->default_value("left11,left12,left13,left14"), "held-out photos")
     ("outliers", po::value(&s.outliers)->default_value(0.3, "0.3"), "fraction of the 54 corners displaced")
     ("outlier-px", po::value(&outlier_px)->default_value("10,60"), "MIN,MAX displacement of an outlier, pixels")
-    ("epochs", po::value(&epochs), "training epochs (default 60, quick 20)")
-    ("train-samples", po::value(&train_samples), "corruptions per training photo per epoch (default 24, quick 12)")
-    ("test-samples", po::value(&test_samples), "corruptions per test photo (default 50, quick 25)")
+    ("epochs", po::value<int>(), "training epochs (default 60, quick 20)")
+    ("train-samples", po::value<int>(), "corruptions per training photo per epoch (default 24, quick 12)")
+    ("test-samples", po::value<int>(), "corruptions per test photo (default 50, quick 25)")
     ("batch-size", po::value(&s.batch_size)->default_value(16), "training batch size")
     ("hidden", po::value(&s.hidden)->default_value(32), "width of the network's hidden layers")
     ("lr", po::value(&s.learning_rate)->default_value(3e-3, "0.003"), "Adam learning rate (cosine schedule)")
@@ -447,64 +414,40 @@ int Main(int argc, char** argv) {
     ("huber-px", po::value(&s.huber_px)->default_value(2.0, "2"), "Huber threshold of the reproj_huber objectives, pixels")
     ("learned-objective", po::value(&s.learned_objective)->default_value("reproj"),
      "objective of the pnp node with learned weights: reproj or reproj_huber")
-    ("seed", po::value(&s.seed)->default_value(1), "seed of the corruptions and the initialisation")
     ("threads", po::value(&s.threads)->default_value(0), "threads of the pnp node's batch layer (0: all cores)")
     ("png", po::value(&s.png)->default_value("pose_axes.png"), "figure to write ('' for none)")
     ("json", "print the results as JSON on stdout");
   // clang-format on
+  app::AddSeedOption(&desc, &s.seed, "seed of the corruptions and the initialisation");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "ddn-pose: %s (see --help)\n", e.what());
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  app::ParseCommandLine(argc, argv, desc, {}, &vm);
+  if (vm.count("help")) return app::PrintHelp(desc);
   s.quick = vm.count("quick") > 0;
   s.json = vm.count("json") > 0;
-  try {
-    s.epochs = epochs >= 0 ? epochs : (s.quick ? 20 : 60);
-    s.train_samples = train_samples > 0 ? train_samples : (s.quick ? 12 : 24);
-    s.test_samples = test_samples > 0 ? test_samples : (s.quick ? 25 : 50);
-    s.train_views = ParseNames(train_views, "train-views");
-    s.test_views = ParseNames(test_views, "test-views");
-    const std::vector<std::string> px = ParseNames(outlier_px, "outlier-px");
-    if (px.size() != 2) throw InvalidInput("--outlier-px must be MIN,MAX");
-    try {
-      s.min_px = std::stod(px[0]);
-      s.max_px = std::stod(px[1]);
-    } catch (const std::exception&) {
-      throw InvalidInput("--outlier-px: cannot parse '" + outlier_px + "'");
-    }
-    if (!(s.min_px >= 0 && s.max_px >= s.min_px)) throw InvalidInput("--outlier-px needs 0 <= MIN <= MAX");
-    if (!(s.outliers >= 0 && s.outliers < 0.9)) throw InvalidInput("--outliers must be in [0, 0.9)");
-    if (s.batch_size < 1 || s.hidden < 1) throw InvalidInput("--batch-size and --hidden must be >= 1");
-    if (!(s.learning_rate > 0)) throw InvalidInput("--lr must be > 0");
-    if (!(s.ransac_px > 0) || !(s.huber_px > 0)) throw InvalidInput("--ransac-px and --huber-px must be > 0");
-    if (s.threads < 0) throw InvalidInput("--threads must be >= 0");
-    if (s.learned_objective != "reproj" && s.learned_objective != "reproj_huber") {
-      throw InvalidInput("--learned-objective must be reproj or reproj_huber, got '" + s.learned_objective + "'");
-    }
-    return Run(s);
-  } catch (const InvalidInput& e) {
-    std::fprintf(stderr, "ddn-pose: %s\n", e.what());
-    return 2;
-  } catch (const NumericalFailure& e) {
-    std::fprintf(stderr, "ddn-pose: numerical failure: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {  // OpenCV's and the standard library's
-    std::string message = e.what();
-    std::replace(message.begin(), message.end(), '\n', ' ');
-    std::fprintf(stderr, "ddn-pose: error: %s\n", message.c_str());
-    return 1;
+  s.epochs = app::InRange(vm, "epochs", s.quick ? 20 : 60, 0, 100000, "[0, 100000]");
+  s.train_samples = app::InRange(vm, "train-samples", s.quick ? 12 : 24, 1, 1000000, "[1, 1000000]");
+  s.test_samples = app::InRange(vm, "test-samples", s.quick ? 25 : 50, 1, 1000000, "[1, 1000000]");
+  s.train_views = ParseNames(train_views, "train-views");
+  s.test_views = ParseNames(test_views, "test-views");
+  const std::vector<double> px = app::ParseList<double>(outlier_px, "outlier-px");
+  if (px.size() != 2) throw InvalidInput("--outlier-px must be MIN,MAX");
+  s.min_px = px[0];
+  s.max_px = px[1];
+  if (!(s.min_px >= 0 && s.max_px >= s.min_px)) throw InvalidInput("--outlier-px needs 0 <= MIN <= MAX");
+  if (!(s.outliers >= 0 && s.outliers < 0.9)) throw InvalidInput("--outliers must be in [0, 0.9)");
+  if (s.batch_size < 1 || s.hidden < 1) throw InvalidInput("--batch-size and --hidden must be >= 1");
+  if (!(s.learning_rate > 0)) throw InvalidInput("--lr must be > 0");
+  if (!(s.ransac_px > 0) || !(s.huber_px > 0)) throw InvalidInput("--ransac-px and --huber-px must be > 0");
+  app::RequireInRange("threads", s.threads, 0, kMaxThreads, "[0, " + std::to_string(kMaxThreads) + "]");
+  if (s.learned_objective != "reproj" && s.learned_objective != "reproj_huber") {
+    throw InvalidInput("--learned-objective must be reproj or reproj_huber, got '" + s.learned_objective + "'");
   }
+  return Run(s);
 }
 
 }  // namespace
 }  // namespace ddn::pose
 
-int main(int argc, char** argv) { return ddn::pose::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return ddn::app::RunGuarded("ddn-pose", [&] { return ddn::pose::Main(argc, argv); });
+}

@@ -9,8 +9,6 @@
 //
 // None has a specialised solver: they are what a user gets from writing the objective alone, and the
 // tests (examples_test.cc) hold them against closed forms and finite differences.
-#include "nodes/examples/engine_examples.h"
-
 #include <cmath>
 #include <random>
 
@@ -312,7 +310,5 @@ std::vector<CheckCase> PlaneProjection::CheckCases(uint64_t seed) const {
                     {"b", Tensor({1}, {2.0})}}});
   return cases;
 }
-
-void LinkEngineExamples() {}
 
 }  // namespace ddn::examples

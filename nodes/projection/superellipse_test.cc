@@ -74,7 +74,7 @@ struct TestLpBall {
   template <typename T>
   T Constraint(const Args<T>& in, const T* y) const {
     T c = Constant<T>(-1.0);
-    for (int64_t i = 0; i < in.size(0); ++i) c += projection::AbsPow(y[i], p_);
+    for (int64_t i = 0; i < in.size(0); ++i) c += ddn::AbsPow(y[i], p_);
     return c;
   }
   double p_;

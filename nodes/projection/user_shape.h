@@ -32,10 +32,9 @@
 //   DDN_REGISTER_SHAPE(Superellipse);   // in a .cc file: registers node "project_superellipse"
 //
 // The constraint must be written in the scalar-generic dialect (Constant<T>(c), unqualified math calls,
-// no bare doubles mixed with T; AbsPow(t, p) below for |t|^p) and must be twice differentiable near the
-// answer; its gradient ∇_y c must
-// not vanish there (else the KKT matrix is singular and the gradient is the minimum-norm one, flagged
-// kNonRegular).
+// no bare doubles mixed with T; ddn::AbsPow(t, p) of ddn/scalar.h for |t|^p) and must be twice
+// differentiable near the answer; its gradient ∇_y c must not vanish there (else the KKT matrix is singular and
+// the gradient is the minimum-norm one, flagged kNonRegular).
 //
 // This header includes ddn/declarative.h (and so Ceres): include it from .cc files only.
 #pragma once
@@ -66,19 +65,6 @@ template <class S>
 struct HasShapeCheckCases<S, std::void_t<decltype(std::declval<const S&>().CheckCases(uint64_t{}))>>
     : std::true_type {};
 }  // namespace internal
-
-// |t|^p for p = 2 or p > 2, safe at t = 0 for every scalar type. (pow(abs(t), p) is not: Ceres' pow of a
-// nested Jet at 0 produces 0·log 0 = NaN in the second derivatives.) At t = 0 the value and gradient
-// vanish and the second derivative is 2 for p = 2 and 0 for p > 2; for p < 2 it is unbounded there, so
-// shapes built on |t|^p should require p ≥ 2 (or keep y away from the axes).
-template <typename T>
-T AbsPow(const T& t, double p) {
-  using std::abs;
-  using std::pow;
-  if (Value(t) != 0) return pow(abs(t), p);
-  if (p == 2) return t * t;
-  return Constant<T>(0.0);
-}
 
 template <class Shape>
 class ShapeProjectionNode : public DeclarativeNode<ShapeProjectionNode<Shape>> {
