@@ -325,6 +325,11 @@ class Kkt {
     const bool same = SamePattern(K_);
     if (!same) {
       Kreg_ = K_;
+      // Kreg_ now has a pattern the sparse LDLᵀ was not analysed for. Until it is (below), no later call may
+      // take the copy-values path: a Schur-complement or dense factorisation returns before the analysis, and a
+      // later K_ with the old pattern would otherwise have its values copied into a Kreg_ of another pattern
+      // and size (found by the sanitizer build: an out-of-range index in the LDLᵀ's permutation).
+      analysed_ = false;
     } else {
       std::copy(K_.valuePtr(), K_.valuePtr() + K_.nonZeros(), Kreg_.valuePtr());
     }
