@@ -86,6 +86,10 @@ class TapeScalar {
   static TapeScalar Product(const TapeScalar& a, const TapeScalar& b) {
     return Apply2(a, b, a.value() * b.value(), b.value(), a.value(), 0, 1, 0);
   }
+  static TapeScalar Quotient(const TapeScalar& a, const TapeScalar& b) {
+    const double ib = 1.0 / b.value(), q = a.value() * ib;
+    return Apply2(a, b, q, ib, -q * ib, 0, -ib * ib, 2 * q * ib * ib);
+  }
 
  private:
   double value_ = 0.0;
@@ -176,6 +180,17 @@ class SecondOrder {
     for (int i = 0, k = 0; i < N; ++i)
       for (int j = 0; j <= i; ++j, ++k)
         if (j < R) r.h_[k] = (a.g_[i] * b.g_[j] + b.g_[i] * a.g_[j]) + bv * a.h_[k] + av * b.h_[k];
+    return r;
+  }
+  // r = a/b: with g = ∇r = (∇a − r∇b)/b, ∇²r = (∇²a − r∇²b − (g∇bᵀ + ∇b gᵀ))/b.
+  DDN_AD_INLINE static SecondOrder Quotient(const SecondOrder& a, const SecondOrder& b) {
+    const double ib = 1.0 / b.value_, q = a.value_ * ib;
+    SecondOrder r(q);
+    for (int i = 0; i < N; ++i) r.g_[i] = ib * (a.g_[i] - q * b.g_[i]);
+    if constexpr (!kSecond) return r;
+    for (int i = 0, k = 0; i < N; ++i)
+      for (int j = 0; j <= i; ++j, ++k)
+        if (j < R) r.h_[k] = ib * (a.h_[k] - q * b.h_[k] - (r.g_[i] * b.g_[j] + b.g_[i] * r.g_[j]));
     return r;
   }
 
@@ -307,8 +322,7 @@ DDN_AD_INLINE S operator*(const S& a, const S& b) {
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator/(const S& a, const S& b) {
-  const double ib = 1.0 / b.value(), q = a.value() * ib;
-  return S::Apply2(a, b, q, ib, -q * ib, 0, -ib * ib, 2 * q * ib * ib);
+  return S::Quotient(a, b);
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S operator+(const S& a, double s) {
