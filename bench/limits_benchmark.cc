@@ -18,8 +18,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
+#include "ddn/random.h"
 
 namespace {
 
@@ -28,14 +28,12 @@ namespace {
 constexpr int kLanes = 8;
 
 std::vector<double> Clusters(int64_t batch, int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform;
+  ddn::Rng rng(seed);
   std::vector<double> x(batch * n);
   for (int64_t b = 0; b < batch; ++b) {
-    const double centre = normal(rng);
+    const double centre = rng.Normal();
     for (int64_t i = 0; i < n; ++i)
-      x[b * n + i] = centre + normal(rng) + (uniform(rng) < 0.2 ? 10.0 : 0.0);  // 20 % far outliers
+      x[b * n + i] = centre + rng.Normal() + (rng.Uniform() < 0.2 ? 10.0 : 0.0);  // 20 % far outliers
   }
   return x;
 }

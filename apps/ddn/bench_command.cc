@@ -41,7 +41,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -53,6 +52,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
+#include "ddn/random.h"
 
 namespace po = boost::program_options;
 
@@ -105,34 +105,32 @@ double RoundMs(double ms) { return std::round(ms * 1e4) / 1e4; }
 
 // Fills the first input of a pooling-like node: per problem, points (axis 1) around a centre, with
 // a fraction of far outliers.
-void FillClusters(Tensor* t, double outlier_fraction, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+void FillClusters(Tensor* t, double outlier_fraction, Rng* rng) {
   const int64_t batch = t->dim(0), points = t->dim(1);
   const int64_t width = t->problem_size() / points;  // coordinates per point (D, or 1)
   std::vector<double> centre(width), direction(width);
   for (int64_t b = 0; b < batch; ++b) {
     double* x = t->problem(b);
-    for (auto& c : centre) c = normal(*rng);
+    for (auto& c : centre) c = rng->Normal();
     for (int64_t i = 0; i < points; ++i) {
       double* p = x + i * width;
-      if (uniform(*rng) < outlier_fraction) {
+      if (rng->Uniform(0.0, 1.0) < outlier_fraction) {
         double norm = 0;
         for (auto& d : direction) {
-          d = normal(*rng);
+          d = rng->Normal();
           norm += d * d;
         }
         norm = std::sqrt(norm);
-        const double distance = 5.0 + 5.0 * uniform(*rng);
+        const double distance = 5.0 + 5.0 * rng->Uniform(0.0, 1.0);
         for (int64_t k = 0; k < width; ++k) p[k] = centre[k] + distance * (norm > 0 ? direction[k] / norm : 1.0);
       } else {
-        for (int64_t k = 0; k < width; ++k) p[k] = centre[k] + normal(*rng);
+        for (int64_t k = 0; k < width; ++k) p[k] = centre[k] + rng->Normal();
       }
     }
   }
 }
 
-TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, std::mt19937_64* rng) {
+TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, Rng* rng) {
   const TensorSpec* first = nullptr;
   for (const auto& in : spec.inputs)
     if (!in.optional) {
@@ -159,8 +157,6 @@ TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, 
       dims[sym] = shape[a + 1];
     }
   }
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> positive(0.5, 1.5);
   bool pooling = false;
   if (!first->dims.empty() && !IsNumber(first->dims[0])) {
     pooling = true;
@@ -199,9 +195,9 @@ TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, 
     if (in == first && pooling) {
       FillClusters(&t, outliers, rng);
     } else if (in->positive || !in->differentiable) {
-      for (auto& v : t.values()) v = positive(*rng);
+      for (auto& v : t.values()) v = rng->Uniform(0.5, 1.5);
     } else {
-      for (auto& v : t.values()) v = normal(*rng);
+      for (auto& v : t.values()) v = rng->Normal();
     }
     inputs[in->name] = std::move(t);
   }
@@ -284,12 +280,11 @@ int RunBench(int argc, char** argv) {
       mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: 8 MB blocks come from the heap...
       mallopt(M_TRIM_THRESHOLD, 1 << 30);   // ...and stay mapped after free
     }
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     const TensorMap inputs = inputs_file.empty() ? MakeInputs(spec, shape, outliers, &rng) : ReadInputs(inputs_file);
     Dims dims;
     const int64_t batch = ValidateInputs(*node, inputs, &dims);  // bad shapes are exit 2 before any timing
     TensorMap grad_outputs;
-    std::normal_distribution<double> normal;
 
     Json head = Json::object();
     head["node"] = spec.name;
@@ -319,7 +314,7 @@ int RunBench(int argc, char** argv) {
       if (grad_outputs.empty()) {
         for (const auto& [name, y] : forward.outputs) {
           Tensor v(y.shape());
-          for (auto& e : v.values()) e = normal(rng);
+          for (auto& e : v.values()) e = rng.Normal();
           grad_outputs[name] = std::move(v);
         }
       }

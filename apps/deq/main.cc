@@ -37,7 +37,7 @@
 #include "ddn/graph/graph.h"
 #include "ddn/graph/ops.h"
 #include "ddn/graph/optim.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/parallel.h"
 
 namespace po = boost::program_options;
@@ -219,7 +219,7 @@ TrainResult Train(Model* m, const Data& train, const Data& test, const Setting& 
   graph::LearningRateSchedule schedule;
   schedule.base = s.learning_rate;
   schedule.total_epochs = s.epochs;
-  graph::Rng rng(s.seed + 17);
+  Rng rng(s.seed + 17);
   std::vector<int> order(train.labels.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
   const int batches = static_cast<int>((order.size() + s.batch_size - 1) / s.batch_size);

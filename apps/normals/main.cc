@@ -31,7 +31,7 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/graph/optim.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/node.h"
 #include "ddn/parallel.h"
 
@@ -139,7 +139,7 @@ Samples MakeSamples(const std::vector<Scan>& shapes, const std::vector<Condition
       if (static_cast<int64_t>(candidates.size()) < k) {
         throw InvalidInput("shape '" + shapes[s].name + "' has fewer usable points than k = " + std::to_string(k));
       }
-      graph::Rng rng(seed * 31 + 1009 * s + 17 * c + 5);
+      Rng rng(seed * 31 + 1009 * s + 17 * c + 5);
       if (per_pair > 0 && per_pair < static_cast<int>(candidates.size())) {
         rng.Shuffle(&candidates);
         candidates.resize(per_pair);
@@ -287,7 +287,7 @@ void Train(WeightNet* net, const Samples& train, const Setting& s) {
   const int64_t M = train.points.dim(0);
   std::vector<int64_t> order(M);
   for (int64_t m = 0; m < M; ++m) order[m] = m;
-  graph::Rng rng(s.seed * 7919 + 3);
+  Rng rng(s.seed * 7919 + 3);
   const auto start = Clock::now();
   const int batches = static_cast<int>((M + s.batch_size - 1) / s.batch_size);
   for (int epoch = 0; epoch < s.epochs; ++epoch) {

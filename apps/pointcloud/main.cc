@@ -32,7 +32,7 @@
 #include "ddn/files.h"
 #include "ddn/graph/optim.h"
 #include "ddn/params.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/parallel.h"
 
 namespace po = boost::program_options;
@@ -116,7 +116,7 @@ void Train(PointNet* net, const datasets::PointClouds& train, const Setting& s, 
   const int batches = (M + s.batch_size - 1) / s.batch_size;
   std::vector<int> order(M);
   for (int i = 0; i < M; ++i) order[i] = i;
-  graph::Rng rng(s.seed * 7919 + 17);
+  Rng rng(s.seed * 7919 + 17);
   const auto start = Clock::now();
   for (int epoch = 0; epoch < s.epochs; ++epoch) {
     adam.set_learning_rate(schedule.At(epoch));

@@ -28,7 +28,7 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/graph/optim.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/node.h"
 #include "ddn/parallel.h"
 #include "ddn/params.h"
@@ -181,7 +181,7 @@ int Run(const Setting& s) {
   std::fprintf(stderr, "ddn-pose: %s; %d training and %zu test photos; %.0f%% of the %d corners displaced by %g-%g px\n",
                folder.c_str(), train_count, s.test_views.size(), 100 * s.outliers, kCorners, s.min_px, s.max_px);
 
-  graph::Rng rng(s.seed);
+  Rng rng(s.seed);
   std::vector<Sample> test;
   for (size_t v = 0; v < s.test_views.size(); ++v)
     for (int k = 0; k < s.test_samples; ++k) {

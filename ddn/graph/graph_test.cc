@@ -9,7 +9,7 @@
 
 #include "ddn/error.h"
 #include "ddn/graph/ops.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/node.h"
 
 namespace ddn::graph::testing {

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -17,26 +16,25 @@
 #include "ddn/graph/ops.h"
 #include "ddn/node.h"
 #include "nodes/alignment/graph_match.h"
+#include "ddn/random.h"
 
 namespace ddn::alignment {
 namespace {
 
 Tensor Gaussian(const Shape& shape, uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   Tensor t(shape);
-  for (auto& v : t.values()) v = scale * normal(rng);
+  for (auto& v : t.values()) v = scale * rng.Normal();
   return t;
 }
 
 // Edge weights exp(−‖p_i − p_k‖²) of n random points (zero diagonal), per problem.
 Tensor PointGraph(int64_t batch, int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   Tensor e({batch, n, n});
   for (int64_t b = 0; b < batch; ++b) {
     std::vector<double> x(n), y(n);
-    for (int64_t i = 0; i < n; ++i) x[i] = normal(rng), y[i] = normal(rng);
+    for (int64_t i = 0; i < n; ++i) x[i] = rng.Normal(), y[i] = rng.Normal();
     for (int64_t i = 0; i < n; ++i)
       for (int64_t k = 0; k < n; ++k) {
         const double d2 = (x[i] - x[k]) * (x[i] - x[k]) + (y[i] - y[k]) * (y[i] - y[k]);
@@ -118,10 +116,10 @@ TEST(GraphMatch, ConcentratesOnTheBestPermutationAtLargeGamma) {
     for (uint64_t seed = 1; seed <= 6; ++seed) {
       SCOPED_TRACE("n=" + std::to_string(n) + " seed=" + std::to_string(seed));
       // B is A with its nodes permuted plus noise; affinities are weak noise, so the edges decide.
-      std::mt19937_64 rng(seed * 101 + n);
+      Rng rng(seed * 101 + n);
       std::vector<int> truth(n);
       std::iota(truth.begin(), truth.end(), 0);
-      std::shuffle(truth.begin(), truth.end(), rng);
+      rng.Shuffle(&truth);
       Tensor a = PointGraph(1, n, seed * 7 + n), b({1, n, n}), k = Gaussian({1, n, n}, seed * 13 + n, 0.3);
       const Tensor noise = Gaussian({1, n, n}, seed * 17 + n, 0.05);
       for (int64_t i = 0; i < n; ++i)

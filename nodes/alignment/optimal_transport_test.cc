@@ -6,7 +6,6 @@
 #include <functional>
 #include <limits>
 #include <set>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -19,6 +18,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "nodes/alignment/sinkhorn.h"
+#include "ddn/random.h"
 
 namespace ddn::alignment {
 namespace {
@@ -62,18 +62,16 @@ double RelativeError(const Tensor& got, const Tensor& want) {
 }
 
 Tensor Gaussian(const Shape& shape, uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   Tensor t(shape);
-  for (auto& v : t.values()) v = scale * normal(rng);
+  for (auto& v : t.values()) v = scale * rng.Normal();
   return t;
 }
 
 Tensor Positive(const Shape& shape, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> uniform(0.5, 1.5);
+  Rng rng(seed);
   Tensor t(shape);
-  for (auto& v : t.values()) v = uniform(rng);
+  for (auto& v : t.values()) v = rng.Uniform(0.5, 1.5);
   return t;
 }
 

@@ -10,11 +10,11 @@
 // None has a specialised solver: they are what a user gets from writing the objective alone, and the
 // tests (examples_test.cc) hold them against closed forms and finite differences.
 #include <cmath>
-#include <random>
 
 #include <ceres/sphere_manifold.h>
 
 #include "ddn/declarative.h"
+#include "ddn/random.h"
 
 namespace ddn::examples {
 
@@ -266,8 +266,7 @@ std::vector<CheckCase> BoxProjection::CheckCases(uint64_t seed) const {
 
 std::vector<CheckCase> PseudoHuberMean::CheckCases(uint64_t seed) const {
   std::vector<CheckCase> cases = Node::CheckCases(seed);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   // Weights, a tie, a far outlier; points spread over 300 α (a near-singular Hessian, Σ φ'' ~ 1e-6·N); a cluster
   // far from the origin (offset 1e6 α: the step must follow the points' scale, not the origin's).
   CheckCase weighted{"weighted_tie_outlier", {}};
@@ -281,7 +280,7 @@ std::vector<CheckCase> PseudoHuberMean::CheckCases(uint64_t seed) const {
   cases.push_back(spread);
   CheckCase far{"far_from_origin", {}};
   far.inputs["x"] = Tensor({1, 6});
-  for (auto& v : far.inputs["x"].values()) v = alpha_ * (1e6 + normal(rng));
+  for (auto& v : far.inputs["x"].values()) v = alpha_ * (1e6 + rng.Normal());
   // The points' spread (α), not their distance from 0, is the scale of the problem; a step of 1e-3 α keeps the
   // difference quotient above the rounding of y ≈ 1e6 α (1e-10 α).
   far.step_scale["x"] = 10 * alpha_;

@@ -9,12 +9,12 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
-#include <random>
 
 #include "ddn/error.h"
 #include "ddn/implicit.h"
 #include "ddn/params.h"
 #include "nodes/geometry/rotation.h"
+#include "ddn/random.h"
 
 namespace ddn::geometry {
 namespace {
@@ -448,7 +448,7 @@ bool Ransac(const PnPProblem& p, const PnPOptions& o, double pose[6]) {
   const int s = pa.lambda[0] <= kPlanar * pa.lambda[2] ? 4 : 5;  // minimal set
   const int m = static_cast<int>(idx.size());
   if (m < 2 * s) return false;  // too few points to tell inliers by consensus (every EPnP candidate is tried)
-  std::mt19937_64 rng(Mix(Mix(0x51ED270B, p.p2d, 2 * p.n), p.p3d, 3 * p.n));
+  Rng rng(Mix(Mix(0x51ED270B, p.p2d, 2 * p.n), p.p3d, 3 * p.n));
   const double thr2 = o.ransac_threshold * o.ransac_threshold;
   double best_cost = kInf;
   std::vector<int> best_inliers;
@@ -457,8 +457,7 @@ bool Ransac(const PnPProblem& p, const PnPOptions& o, double pose[6]) {
   int64_t max_iterations = o.ransac_iterations;
   for (int64_t it = 0; it < max_iterations; ++it) {
     for (int k = 0; k < s; ++k) {
-      std::uniform_int_distribution<int> pick(k, m - 1);
-      std::swap(order[k], order[pick(rng)]);
+      std::swap(order[k], order[static_cast<int>((k) + rng.Below(static_cast<uint64_t>((m - 1) - (k) + 1)))]);
     }
     sp.clear();
     sq.clear();

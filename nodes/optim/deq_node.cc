@@ -1,12 +1,12 @@
 // The `deq_tanh` node: z = tanh(Wz + x), batched (nodes/optim/deq_solver.h has the math).
 #include <Eigen/Core>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "nodes/optim/deq_solver.h"
+#include "ddn/random.h"
 
 namespace ddn::optim {
 namespace {
@@ -82,8 +82,7 @@ class DeqTanhNode : public Node {
   }
 
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<double> normal;
+    Rng rng(seed);
     std::vector<CheckCase> cases;
     // W with ‖W‖₂ ≈ `norm` (a scaled Gaussian matrix), x ~ N(0, scale²).
     auto add = [&](const std::string& name, int N, double norm, double scale) {
@@ -92,10 +91,10 @@ class DeqTanhNode : public Node {
       for (int b = 0; b < B; ++b) {
         Eigen::MatrixXd M(N, N);
         for (int i = 0; i < N; ++i)
-          for (int j = 0; j < N; ++j) M(i, j) = normal(rng);
+          for (int j = 0; j < N; ++j) M(i, j) = rng.Normal();
         M *= norm / SpectralNormEstimate(M);
         Eigen::Map<RowMajor>(W.problem(b), N, N) = M;
-        for (int i = 0; i < N; ++i) x.problem(b)[i] = scale * normal(rng);
+        for (int i = 0; i < N; ++i) x.problem(b)[i] = scale * rng.Normal();
       }
       cases.push_back({name, {{"x", x}, {"W", W}}});
     };

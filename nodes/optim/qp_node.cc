@@ -4,7 +4,6 @@
 // path (`--generic`) is QpForm, the QP written as a declarative node for the generic engine; the conformance
 // suite holds the two against each other.
 #include <Eigen/Core>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "ddn/node.h"
 #include "nodes/optim/qp_problems.h"
 #include "nodes/optim/qp_solver.h"
+#include "ddn/random.h"
 
 namespace ddn::optim {
 namespace {
@@ -196,7 +196,7 @@ class QpNode : public Node {
   }
 
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     std::vector<CheckCase> cases;
     auto add = [&](const std::string& name, KnownQpOptions o, bool inequalities, bool equalities) {
       std::vector<Eigen::MatrixXd> Q, G, A;

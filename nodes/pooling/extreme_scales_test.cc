@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "nodes/pooling/pooling_solvers.h"
+#include "ddn/random.h"
 
 namespace ddn::pooling {
 namespace {
@@ -96,17 +96,15 @@ TEST(ExtremeScales, HugeAlphaIsTheQuadraticRegime) {
 // would overflow or underflow), every penalty, scalar and vector, weighted; pseudo_huber at 1e155 used to give
 // the smallest point with ok, welsch (vector) at 1e90 a gradient 30 % off.
 TEST(ExtremeScales, ScaledProblemsGiveScaledAnswersAndTheSameGradients) {
-  std::mt19937_64 rng(7);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uw(0.3, 2.0);
+  Rng rng(7);
   for (const char* node_name : {"robust_pool", "robust_vector_pool"}) {
     const bool vector = std::string(node_name) == "robust_vector_pool";
     const int64_t n = 9, d = vector ? 2 : 1;
     Tensor x(vector ? Shape{1, n, d} : Shape{1, n}), w({1, n}), v(vector ? Shape{1, d} : Shape{1});
-    for (auto& e : x.values()) e = 0.4 * normal(rng);
+    for (auto& e : x.values()) e = 0.4 * rng.Normal();
     x[0] += 4;  // an outlier
-    for (auto& e : w.values()) e = uw(rng);
-    for (auto& e : v.values()) e = normal(rng);
+    for (auto& e : w.values()) e = rng.Uniform(0.3, 2.0);
+    for (auto& e : v.values()) e = rng.Normal();
     for (const char* penalty : kPenalties) {
       const double alpha = 0.8;
       const Outcome base = Evaluate(node_name, penalty, alpha, {{"x", x}, {"w", w}}, v);
@@ -174,14 +172,13 @@ TEST(ExtremeScales, IsolatedPointsAreTiesWithASmallResidual) {
 // No answer with a residual far from zero is returned (RequireConverged): checked over random problems at
 // ordinary and extreme scales.
 TEST(ExtremeScales, EveryAnswerIsStationary) {
-  std::mt19937_64 rng(11);
-  std::normal_distribution<double> normal;
+  Rng rng(11);
   for (const char* node_name : {"robust_pool", "robust_vector_pool"}) {
     const bool vector = std::string(node_name) == "robust_vector_pool";
     for (const char* penalty : kPenalties) {
       for (double alpha : {1e-3, 0.5, 1e3}) {
         Tensor x(vector ? Shape{4, 30, 3} : Shape{4, 30});
-        for (auto& e : x.values()) e = normal(rng) * (normal(rng) > 1 ? 100 : 1);
+        for (auto& e : x.values()) e = rng.Normal() * (rng.Normal() > 1 ? 100 : 1);
         auto node = MakeNode(node_name, {{"penalty", penalty}, {"alpha", FormatDouble(alpha)}});
         const ForwardResult f = Forward(*node, {{"x", x}});
         for (const ProblemStatus& s : f.status) {

@@ -8,28 +8,25 @@
 // centre. Run with --benchmark_repetitions=5 and read the medians (the machine may be shared).
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 
 namespace {
 
 ddn::Tensor Workload(int64_t b, int64_t n, int64_t d, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> far(5.0, 10.0);
-  std::bernoulli_distribution outlier(0.2), sign(0.5);
+  ddn::Rng rng(seed);
   ddn::Tensor x(d == 1 ? ddn::Shape{b, n} : ddn::Shape{b, n, d});
   for (int64_t r = 0; r < b; ++r) {
     std::vector<double> centre(d);
-    for (auto& c : centre) c = normal(rng);
+    for (auto& c : centre) c = rng.Normal();
     double* xr = x.problem(r);
     for (int64_t i = 0; i < n; ++i) {
-      const bool out = outlier(rng);
+      const bool out = (rng.Uniform() < 0.2);
       for (int64_t k = 0; k < d; ++k)
-        xr[i * d + k] = centre[k] + (out ? (sign(rng) ? far(rng) : -far(rng)) : normal(rng));
+        xr[i * d + k] = centre[k] + (out ? ((rng.Uniform() < 0.5) ? rng.Uniform(5.0, 10.0) : -rng.Uniform(5.0, 10.0)) : rng.Normal());
     }
   }
   return x;

@@ -7,13 +7,13 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
 #include "ddn/check.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -111,10 +111,9 @@ TEST(RobustPool, SpecialisedMatchesGenericPath) {
             }
           }
           // Backward at our solution: closed form against the nested-Jet implicit backward.
-          std::mt19937_64 rng(9);
-          std::normal_distribution<double> normal;
+          Rng rng(9);
           Tensor v(y.shape());
-          for (auto& e : v.values()) e = normal(rng);
+          for (auto& e : v.values()) e = rng.Normal();
           std::vector<ProblemStatus> s1 = ours.status, s2 = ours.status;
           const TensorMap g1 = Backward(*node, c.inputs, ours.outputs, {{"y", v}}, &s1);
           const TensorMap g2 = Backward(*node, c.inputs, ours.outputs, {{"y", v}}, &s2, generic);

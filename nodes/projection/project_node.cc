@@ -18,10 +18,10 @@
 // coordinate of y towards x's never increases the distance), and there they are polyhedra.
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "ddn/declarative.h"
 #include "nodes/projection/projections.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace projection {
@@ -259,15 +259,14 @@ static double KinkDistance(ProjectionSet set, const double* x, int64_t d, double
 // keeps every row outside the balls: inside, ∂y/∂r = 0 exactly and the checker's relative error of a
 // zero gradient is finite-difference rounding noise.
 std::vector<CheckCase> ProjectNode::CheckCases(uint64_t seed) const {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   const int64_t d = 5;
   // Row b of x, drawn Gaussian and rescaled so that its norm in the set's geometry is level·r.
   auto draw = [&](Tensor* x, int64_t b, double level, double r, bool away_from_kinks) {
     double* row = x->problem(b);
     for (int attempt = 0; attempt < 1000; ++attempt) {
       double norm = 0, top = 0;
-      for (int64_t i = 0; i < d; ++i) row[i] = normal(rng);
+      for (int64_t i = 0; i < d; ++i) row[i] = rng.Normal();
       switch (set_) {
         case ProjectionSet::kSimplex:
         case ProjectionSet::kL1Sphere:
@@ -302,7 +301,7 @@ std::vector<CheckCase> ProjectNode::CheckCases(uint64_t seed) const {
   std::vector<CheckCase> cases;
   CheckCase random{"random", {}};
   random.inputs["x"] = Tensor({4, d});
-  for (int64_t b = 0; b < 4; ++b) draw(&random.inputs["x"], b, std::exp(normal(rng)), r, true);
+  for (int64_t b = 0; b < 4; ++b) draw(&random.inputs["x"], b, std::exp(rng.Normal()), r, true);
   cases.push_back(random);
 
   CheckCase scales{"inside_and_far", {}};

@@ -7,13 +7,13 @@
 // FitPlaneForm: one output y = (normal, offset) ∈ R^(D+1), a sum of one term per point and the equality
 // ‖normal‖² − 1 = 0; the node's GenericSolve / GenericBackward run it on the concatenated outputs and split them.
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "ddn/declarative.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/surface/node_support.h"
 #include "nodes/surface/surface_fits.h"
+#include "ddn/random.h"
 
 namespace ddn::surface {
 namespace {
@@ -140,7 +140,7 @@ class FitPlane : public Node {
   }
 
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     const bool robust = kind_ != PenaltyKind::kQuadratic;
     // The clouds are drawn in units of 2α: inliers 0.1α from the plane, outliers 2α–3α off it, clear of huber's and
     // the truncation's kink at α (finite differences would straddle it) and in the redescending penalties' tails.

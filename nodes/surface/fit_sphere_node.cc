@@ -6,13 +6,13 @@
 // Specialised path: SolveSphereFit / SphereFitBackward. Declarative form (generic path): FitSphereForm, one
 // output y = (centre, radius), one term per point, no constraint, started from the algebraic fit.
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "ddn/declarative.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/surface/node_support.h"
 #include "nodes/surface/surface_fits.h"
+#include "ddn/random.h"
 
 namespace ddn::surface {
 namespace {
@@ -112,7 +112,7 @@ class FitSphere : public Node {
   }
 
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     // Drawn in units of 2α: radius 3α–5α, noise 0.05α, outliers 2α–3α off the sphere, clear of the kinks at α.
     const double outliers = kind_ != PenaltyKind::kQuadratic ? 0.2 : 0.0;
     const double noise = 0.025;

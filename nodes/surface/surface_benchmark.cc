@@ -13,12 +13,12 @@
 // time column is the better measure of the work done at 1 thread).
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
 #include "nodes/surface/node_support.h"
+#include "ddn/random.h"
 
 namespace {
 
@@ -27,7 +27,7 @@ const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "tru
 
 void Run(benchmark::State& state, const std::string& node_name, int threads, bool generic = false) {
   const std::string penalty = node_name == "fit_ellipse" ? "" : kPenalties[state.range(0)];
-  std::mt19937_64 rng(42);
+  ddn::Rng rng(42);
   const int64_t batch = generic ? 256 : 4096;
   std::unique_ptr<ddn::Node> node;
   ddn::Tensor points;
