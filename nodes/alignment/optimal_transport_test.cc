@@ -245,7 +245,7 @@ TEST(OptimalTransport, GradientsAtLargeGammaTimesCost) {
         shifted.at(name)[k] += step * h;
         values[n++] = phi(shifted);
       }
-      fd[k] = (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * h);
+      fd[k] = CentralDifference(values[0], values[1], values[2], values[3], h);
     }
     EXPECT_LE(RelativeError(grads.at(name), fd), 1e-7);
   }

@@ -269,7 +269,7 @@ TEST(EigenNode, RepeatedEigenvaluesInsideTheSet) {
     p1[j] += h;
     m1[j] -= h;
     m2[j] -= 2 * h;
-    const double fd = (-loss(p2) + 8 * loss(p1) - 8 * loss(m1) + loss(m2)) / (12 * h);
+    const double fd = CentralDifference(loss(p2), loss(p1), loss(m1), loss(m2), h);
     err = std::max(err, std::abs(fd - g.at("X")[j]));
     norm = std::max(norm, std::abs(fd));
   }

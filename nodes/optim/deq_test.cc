@@ -74,7 +74,7 @@ TEST(DeqSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheStepMap) {
       xp[i] += e;
       return phi(W, xp);
     };
-    const double fd = (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h);
+    const double fd = CentralDifference(at, h);
     EXPECT_NEAR(xbar[i], fd, 1e-8 * (1 + std::abs(fd))) << i;
     for (int j = 0; j < N; ++j) {
       auto atW = [&](double e) {
@@ -82,7 +82,7 @@ TEST(DeqSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheStepMap) {
         Wp(i, j) += e;
         return phi(Wp, x);
       };
-      const double fdW = (-atW(2 * h) + 8 * atW(h) - 8 * atW(-h) + atW(-2 * h)) / (12 * h);
+      const double fdW = CentralDifference(atW, h);
       EXPECT_NEAR(Wbar(i, j), fdW, 1e-8 * (1 + std::abs(fdW))) << i << "," << j;
     }
   }

@@ -8,6 +8,7 @@
 #include "nodes/optim/qp_problems.h"
 #include "nodes/optim/qp_solver.h"
 #include "ddn/random.h"
+#include "ddn/check.h"
 
 namespace ddn::optim {
 namespace {
@@ -109,7 +110,7 @@ TEST(QpSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheIterationMap) {
       perturb(&d, steps[i]);
       phi[i] = v.dot(zT(d));
     }
-    return (-phi[0] + 8 * phi[1] - 8 * phi[2] + phi[3]) / (12 * h);
+    return CentralDifference(phi[0], phi[1], phi[2], phi[3], h);
   };
   for (int j = 0; j < o.n; ++j) {
     EXPECT_NEAR(g.q[j], fd([&](QpData* d, double e) { d->q[j] += e; }), 1e-7 * (1 + std::abs(g.q[j]))) << "q" << j;
