@@ -11,6 +11,20 @@
 #include "ddn/error.h"
 
 namespace ddn {
+
+const char* ParamTypeName(ParamType type) {
+  switch (type) {
+    case ParamType::kFloat:
+      return "float";
+    case ParamType::kInt:
+      return "int";
+    case ParamType::kBool:
+      return "bool";
+    case ParamType::kChoice:
+      return "choice";
+  }
+  return "?";
+}
 namespace {
 
 // A decimal number as a user writes one: [+-]digits[.digits][(e|E)[+-]digits], with digits on at least one
@@ -200,18 +214,18 @@ Params::Params(const std::string& node, const std::vector<ParamSpec>& specs,
     auto it = given.find(spec.name);
     const std::string value = it == given.end() ? spec.default_value : it->second;
     const std::string where = "parameter '" + spec.name + "' of node '" + node + "'";
-    if (spec.type == "float") {
+    if (spec.type == ParamType::kFloat) {
       double v;
       if (!ParseDouble(value, &v)) {
         throw InvalidInput(where + " must be a finite decimal number, got " + QuoteForMessage(value));
       }
-    } else if (spec.type == "int") {
+    } else if (spec.type == ParamType::kInt) {
       int v;
       if (!ParseInt(value, &v)) throw InvalidInput(where + " must be an integer, got " + QuoteForMessage(value));
-    } else if (spec.type == "bool") {
+    } else if (spec.type == ParamType::kBool) {
       bool v;
       if (!ParseBool(value, &v)) throw InvalidInput(where + " must be true or false, got " + QuoteForMessage(value));
-    } else if (spec.type == "choice") {
+    } else if (spec.type == ParamType::kChoice) {
       if (std::find(spec.choices.begin(), spec.choices.end(), value) == spec.choices.end()) {
         throw InvalidInput(where + " must be one of " + Join(spec.choices) + ", got " + QuoteForMessage(value));
       }

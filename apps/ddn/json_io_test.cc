@@ -207,8 +207,8 @@ TEST(NodeSpecToJson, ShapesAreBatchFirst) {
   NodeSpec spec;
   spec.name = "robust_pool";
   spec.summary = "robust mean";
-  spec.params = {{"penalty", "choice", "pseudo_huber", "the penalty", {"quadratic", "pseudo_huber"}},
-                 {"alpha", "float", "1", "scale", {}}};
+  spec.params = {{"penalty", ParamType::kChoice, "pseudo_huber", "the penalty", {"quadratic", "pseudo_huber"}},
+                 {"alpha", ParamType::kFloat, "1", "scale", {}}};
   spec.inputs = {{"x", {"N"}, "points", true, false}, {"w", {"N"}, "weights", false, true}};
   spec.outputs = {{"y", {}, "the pooled value"}};
   const Json j = NodeSpecToJson(spec);

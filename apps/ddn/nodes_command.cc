@@ -23,7 +23,7 @@ void PrintNode(const NodeSpec& spec) {
   std::cout << "  origin: " << NodeOrigin(spec.name) << "\n";
   std::cout << "  params:" << (spec.params.empty() ? " (none)" : "") << "\n";
   for (const auto& p : spec.params) {
-    std::cout << "    " << Pad(p.name, 14) << Pad(p.type, 6) << Pad("= " + p.default_value, 16) << p.doc;
+    std::cout << "    " << Pad(p.name, 14) << Pad(ParamTypeName(p.type), 6) << Pad("= " + p.default_value, 16) << p.doc;
     if (!p.choices.empty()) {
       std::string choices;
       for (const auto& c : p.choices) choices += (choices.empty() ? "" : ", ") + c;

@@ -22,8 +22,8 @@ class GraphMatchNode : public Node {
   static NodeSpec Spec() {
     return {"graph_match",
             "relaxed graph matching X = argmax <K, X> + lambda tr(X^T A X B) + (1/gamma) H(X) over doubly-stochastic X",
-            {{"lambda", "float", "1", "weight lambda >= 0 of the edge term tr(X^T A X B)"},
-             {"gamma", "float", "1", "inverse entropy weight gamma > 0 (larger: closer to a permutation)"}},
+            {{"lambda", ParamType::kFloat, "1", "weight lambda >= 0 of the edge term tr(X^T A X B)"},
+             {"gamma", ParamType::kFloat, "1", "inverse entropy weight gamma > 0 (larger: closer to a permutation)"}},
             {{"node_affinity", {"N", "Np"}, "node affinities K (N x N')"},
              {"edges_a", {"N", "N"}, "edge weights A of the first graph"},
              {"edges_b", {"Np", "Np"}, "edge weights B of the second graph"}},

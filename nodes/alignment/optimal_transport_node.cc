@@ -24,8 +24,8 @@ class OptimalTransportNode : public Node {
   static NodeSpec Spec() {
     return {"optimal_transport",
             "entropic optimal transport P = argmin <P, M> + (1/gamma) KL(P || r c^T) s.t. P1 = r, P^T 1 = c",
-            {{"gamma", "float", "1", "inverse entropy weight gamma > 0 (larger: closer to the unregularised plan)"},
-             {"unrolled_max_sweeps", "int", "20000",
+            {{"gamma", ParamType::kFloat, "1", "inverse entropy weight gamma > 0 (larger: closer to the unregularised plan)"},
+             {"unrolled_max_sweeps", ParamType::kInt, "20000",
               "backward unrolled / truncated:K only: most plain Sinkhorn sweeps recorded (status not_converged if "
               "the recorded iteration needs more)"}},
             {{"M", {"H", "W"}, "cost matrix"},

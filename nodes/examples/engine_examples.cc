@@ -24,7 +24,7 @@ class PseudoHuberMean : public DeclarativeNode<PseudoHuberMean> {
   static NodeSpec Spec() {
     return {"pseudo_huber_mean",
             "weighted pseudo-Huber mean y = argmin Σ_i w_i α²(√(1 + ((y − x_i)/α)²) − 1) (generic engine)",
-            {{"alpha", "float", "1", "scale α > 0 of the pseudo-Huber penalty"}},
+            {{"alpha", ParamType::kFloat, "1", "scale α > 0 of the pseudo-Huber penalty"}},
             {{"x", {"N"}, "points"}, {"w", {"N"}, "non-negative weights (default 1)", true, true}},
             {{"y", {}, "the robust mean"}}};
   }
@@ -69,8 +69,8 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
   static NodeSpec Spec() {
     return {"sphere_projection",
             "Euclidean projection onto the sphere ‖y‖ = r (equality constraint, generic engine)",
-            {{"radius", "float", "1", "sphere radius r > 0"},
-             {"manifold", "bool", "true", "solve on ceres::SphereManifold (false: augmented Lagrangian)"}},
+            {{"radius", ParamType::kFloat, "1", "sphere radius r > 0"},
+             {"manifold", ParamType::kBool, "true", "solve on ceres::SphereManifold (false: augmented Lagrangian)"}},
             {{"x", {"D"}, "point to project"}},
             {{"y", {"D"}, "closest point of the sphere"}}};
   }
@@ -170,7 +170,7 @@ class BallProjection : public ProjectionBase<BallProjection> {
   static NodeSpec Spec() {
     return {"ball_projection",
             "Euclidean projection onto the ball ‖y‖ ≤ r (nonlinear inequality, generic engine)",
-            {{"radius", "float", "1", "ball radius r > 0"}},
+            {{"radius", ParamType::kFloat, "1", "ball radius r > 0"}},
             {{"x", {"D"}, "point to project"}},
             {{"y", {"D"}, "closest point of the ball"}}};
   }
@@ -194,7 +194,7 @@ class BoxProjection : public ProjectionBase<BoxProjection> {
   static NodeSpec Spec() {
     return {"box_projection",
             "Euclidean projection onto the box lo ≤ y ≤ hi (linear inequalities, generic engine)",
-            {{"lo", "float", "-1", "lower bound"}, {"hi", "float", "1", "upper bound (> lo)"}},
+            {{"lo", ParamType::kFloat, "-1", "lower bound"}, {"hi", ParamType::kFloat, "1", "upper bound (> lo)"}},
             {{"x", {"D"}, "point to project"}},
             {{"y", {"D"}, "closest point of the box"}}};
   }

@@ -23,7 +23,7 @@ class ConstrainedMean : public DeclarativeNode<ConstrainedMean> {
   static NodeSpec Spec() {
     return {"test_constrained_mean",
             "weighted mean of points on the plane Σ y = b",
-            {{"w", "float", "1", "weight of the objective"}, {"c", "float", "1", "scale of the constraint"}},
+            {{"w", ParamType::kFloat, "1", "weight of the objective"}, {"c", ParamType::kFloat, "1", "scale of the constraint"}},
             {{"x", {"N", "D"}, "points"}, {"b", {}, "offset"}},
             {{"y", {"D"}, "the constrained mean"}}};
   }

@@ -68,7 +68,7 @@ class EigenNode : public Node {
   static NodeSpec MakeSpec(const std::string& k) {
     return {"eigen",
             "eigenvectors and eigenvalues of the K largest eigenvalues of ½(X + Xᵀ), in ascending order",
-            {{"top_k", "int", "0", "K, the number of largest eigenpairs returned, 1 ≤ K ≤ M; 0: all (K = M)"}},
+            {{"top_k", ParamType::kInt, "0", "K, the number of largest eigenpairs returned, 1 ≤ K ≤ M; 0: all (K = M)"}},
             {{"X", {"M", "M"}, "square matrices, symmetrised as ½(X + Xᵀ)"}},
             {{"vectors", {"M", k}, "unit eigenvectors as columns, ascending eigenvalue; largest-magnitude entry > 0"},
              {"values", {k}, "the eigenvalues, ascending"}}};

@@ -85,8 +85,8 @@ class LeastSquaresNode : public Node {
   static NodeSpec Spec() {
     return {"least_squares",
             "weighted ridge least squares (x, c) = argmin ½ Σ_t w_t (a_tᵀx + c − b_t)² + (β/2)‖x‖²",
-            {{"beta", "float", "1e-3", "ridge weight β ≥ 0 on ‖x‖² (the bias is not regularised)"},
-             {"bias", "bool", "true", "fit the bias c; false fixes c = 0 (output 0, no gradient)"}},
+            {{"beta", ParamType::kFloat, "1e-3", "ridge weight β ≥ 0 on ‖x‖² (the bias is not regularised)"},
+             {"bias", ParamType::kBool, "true", "fit the bias c; false fixes c = 0 (output 0, no gradient)"}},
             {{"A", {"T", "C"}, "observations: row t is a_tᵀ"},
              {"b", {"T"}, "targets b_t"},
              {"w", {"T"}, "weights w_t, normally >= 0 (default 1)", true, true}},

@@ -19,11 +19,11 @@ class DeqTanhNode : public Node {
     NodeSpec s;
     s.name = "deq_tanh";
     s.summary = "deep-equilibrium fixed point z = tanh(W z + x) (Anderson acceleration, Broyden and Picard fallbacks)";
-    s.params = {{"tolerance", "float", "1e-13", "forward stops at ||tanh(Wz + x) - z||_inf <= tolerance", {}},
-                {"max_iterations", "int", "200", "iterations per solver stage (Anderson, Broyden, damped Picard)", {}},
-                {"window", "int", "5", "Anderson memory", {}},
-                {"beta", "float", "1", "Anderson mixing in (0, 1]", {}},
-                {"backward_solver", "choice", "auto", "implicit backward: direct LU, iterative Anderson, or auto "
+    s.params = {{"tolerance", ParamType::kFloat, "1e-13", "forward stops at ||tanh(Wz + x) - z||_inf <= tolerance", {}},
+                {"max_iterations", ParamType::kInt, "200", "iterations per solver stage (Anderson, Broyden, damped Picard)", {}},
+                {"window", ParamType::kInt, "5", "Anderson memory", {}},
+                {"beta", ParamType::kFloat, "1", "Anderson mixing in (0, 1]", {}},
+                {"backward_solver", ParamType::kChoice, "auto", "implicit backward: direct LU, iterative Anderson, or auto "
                  "(direct for N <= 256)", {"auto", "direct", "iterative"}}};
     s.inputs = {{"x", {"N"}, "input injection", true, false}, {"W", {"N", "N"}, "weights (||W||_2 < 1 certifies a unique fixed point)", true, false}};
     s.outputs = {{"z", {"N"}, "the fixed point", true, false}};

@@ -117,8 +117,8 @@ class QpNode : public Node {
     NodeSpec s;
     s.name = "qp";
     s.summary = "quadratic programme z = argmin 1/2 z^T Q z + q^T z s.t. Gz <= h, Az = b (interior point + active-set polish)";
-    s.params = {{"max_iterations", "int", "50", "interior-point iterations at most", {}},
-                {"tolerance", "float", "1e-11", "scaled KKT residual at which the interior-point method stops", {}}};
+    s.params = {{"max_iterations", ParamType::kInt, "50", "interior-point iterations at most", {}},
+                {"tolerance", ParamType::kFloat, "1e-11", "scaled KKT residual at which the interior-point method stops", {}}};
     s.inputs = {{"Q", {"n", "n"}, "symmetric positive definite quadratic term", true, false},
                 {"q", {"n"}, "linear term", true, false},
                 {"G", {"m", "n"}, "inequality matrix (with h)", true, true},

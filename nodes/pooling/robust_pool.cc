@@ -26,10 +26,10 @@ namespace ddn::pooling {
 namespace {
 
 std::vector<ParamSpec> PoolingParams() {
-  return {{"penalty", "choice", "pseudo_huber",
+  return {{"penalty", ParamType::kChoice, "pseudo_huber",
            "robust penalty phi: quadratic, pseudo_huber, huber, welsch, truncated_quadratic, cauchy, geman_mcclure",
            PenaltyNames()},
-          {"alpha", "float", "1", "scale alpha > 0 of the penalty", {}}};
+          {"alpha", ParamType::kFloat, "1", "scale alpha > 0 of the penalty", {}}};
 }
 
 // Gaussian cluster (σ = 1 around a random centre) with about 20 % far outliers (uniform, 4..9 away).

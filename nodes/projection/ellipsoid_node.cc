@@ -17,7 +17,7 @@ class ProjectEllipsoidNode : public EuclideanProjectionNode<ProjectEllipsoidNode
   static NodeSpec Spec() {
     return {"project_ellipsoid",
             "Euclidean projection onto the axis-aligned ellipsoid Σ (y_i/a_i)² ≤ 1 (or its surface, = 1)",
-            {{"surface", "bool", "false", "project onto the surface Σ (y_i/a_i)² = 1 instead of the solid"}},
+            {{"surface", ParamType::kBool, "false", "project onto the surface Σ (y_i/a_i)² = 1 instead of the solid"}},
             {{"x", {"D"}, "the points to project"},
              {"a", {"D"}, "semi-axes a_i > 0 (differentiable)", true, false, /*positive=*/true}},
             {{"y", {"D"}, "the nearest point of the ellipsoid"}}};

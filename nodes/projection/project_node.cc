@@ -31,10 +31,10 @@ class ProjectNode : public EuclideanProjectionNode<ProjectNode> {
   static NodeSpec Spec() {
     return {"project",
             "Euclidean projection y = argmin ½‖y − x‖² onto an Lp ball or sphere or the simplex of radius r",
-            {{"shape", "choice", "l2_ball",
+            {{"shape", ParamType::kChoice, "l2_ball",
               "the set: simplex (Σy = r, y ≥ 0), l1/l2/linf sphere (‖y‖ = r) or ball (‖y‖ ≤ r)",
               ProjectionSetNames()},
-             {"radius", "float", "1", "radius r > 0 (the optional input 'radius' overrides it)"}},
+             {"radius", ParamType::kFloat, "1", "radius r > 0 (the optional input 'radius' overrides it)"}},
             {{"x", {"D"}, "the points to project"},
              {"radius", {}, "per-problem radius r > 0; overrides the parameter; differentiable", true, true}},
             {{"y", {"D"}, "the nearest point of the set"}}};

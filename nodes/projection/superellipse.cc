@@ -24,7 +24,7 @@ struct Superellipse {
   static constexpr bool kEquality = true;
   static constexpr bool kConvex = false;
   static std::vector<ParamSpec> Params() {
-    return {{"p", "float", "4", "exponent p >= 2 (2: ellipse, 4: squircle, large: box)"}};
+    return {{"p", ParamType::kFloat, "4", "exponent p >= 2 (2: ellipse, 4: squircle, large: box)"}};
   }
   static std::vector<TensorSpec> ExtraInputs() {
     return {{"a", {"2"}, "semi-axes a > 0 (default (1, 1)); differentiable", true, true}};

@@ -8,11 +8,11 @@
 namespace ddn::surface::internal {
 
 std::vector<ParamSpec> RobustFitParams() {
-  return {{"penalty", "choice", "quadratic",
+  return {{"penalty", ParamType::kChoice, "quadratic",
            "robust penalty phi of the residuals: quadratic, pseudo_huber, huber, welsch, truncated_quadratic, "
            "cauchy, geman_mcclure",
            pooling::PenaltyNames()},
-          {"alpha", "float", "1", "scale alpha > 0 of the penalty", {}}};
+          {"alpha", ParamType::kFloat, "1", "scale alpha > 0 of the penalty", {}}};
 }
 
 PointCloud CloudOf(const ProblemData& p) {
