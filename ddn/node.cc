@@ -114,6 +114,13 @@ const NodeSpec& GetNodeSpec(const std::string& name) {
   return it->second.spec;
 }
 
+const std::vector<std::string>& ParamChoices(const std::string& node, const std::string& param) {
+  const NodeSpec& spec = GetNodeSpec(node);
+  for (const ParamSpec& p : spec.params)
+    if (p.name == param) return p.choices;
+  throw InvalidInput("node '" + node + "' has no parameter '" + param + "'");
+}
+
 std::unique_ptr<Node> MakeNode(const std::string& name, const std::map<std::string, std::string>& params) {
   const NodeSpec& spec = GetNodeSpec(name);
   return Registry().at(name).factory(Params(name, spec.params, params));

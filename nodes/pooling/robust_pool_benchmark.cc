@@ -13,6 +13,7 @@
 #include "ddn/batch.h"
 #include "ddn/node.h"
 #include "ddn/random.h"
+#include "nodes/pooling/penalties.h"
 
 namespace {
 
@@ -32,8 +33,8 @@ ddn::Tensor Workload(int64_t b, int64_t n, int64_t d, uint64_t seed) {
   return x;
 }
 
-const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                            "geman_mcclure"};
+// Every penalty of the family (penalties.h), as robust_pool's spec lists them.
+const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
 
 void Run(benchmark::State& state, const std::string& node_name, int64_t b, int64_t n, int64_t d, int threads = 0) {
   const std::string penalty = kPenalties[state.range(0)];

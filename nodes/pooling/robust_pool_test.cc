@@ -14,12 +14,13 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "ddn/random.h"
+#include "nodes/pooling/penalties.h"
 
 namespace ddn {
 namespace {
 
-const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                            "geman_mcclure"};
+// Every penalty of the family (penalties.h), as robust_pool's spec lists them.
+const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
 const char* kNodes[] = {"robust_pool", "robust_vector_pool"};
 
 bool IsConvex(const std::string& p) { return p == "quadratic" || p == "pseudo_huber" || p == "huber"; }
@@ -30,7 +31,7 @@ std::unique_ptr<Node> Make(const std::string& node, const std::string& penalty, 
 
 TEST(RobustPool, GradientsMatchFiniteDifferences) {
   for (const char* node_name : kNodes) {
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       for (double alpha : {0.5, 1.0, 2.0}) {
         auto node = Make(node_name, penalty, alpha);
         CheckOptions options;
@@ -64,7 +65,7 @@ TEST(RobustPool, SpecialisedMatchesGenericPath) {
   std::map<std::string, int> compared, failed;
   std::string failures;
   for (const char* node_name : kNodes) {
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       for (double alpha : {0.5, 2.0}) {
         auto node = Make(node_name, penalty, alpha);
         SCOPED_TRACE(std::string(node_name) + " " + penalty + " alpha=" + std::to_string(alpha));
@@ -127,7 +128,7 @@ TEST(RobustPool, SpecialisedMatchesGenericPath) {
     }
   }
   for (const char* node_name : kNodes) {
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       const std::string key = std::string(node_name) + " " + penalty;
       EXPECT_GE(compared[key], 4) << key << ": too few cases compared with the generic path";
       EXPECT_EQ(failed[key], 0) << key << ": the generic path failed on" << failures;

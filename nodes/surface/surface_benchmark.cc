@@ -19,11 +19,12 @@
 #include "ddn/node.h"
 #include "nodes/surface/node_support.h"
 #include "ddn/random.h"
+#include "nodes/pooling/penalties.h"
 
 namespace {
 
-const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                            "geman_mcclure"};
+// Every penalty of the surface fits (their spec lists the pooling family's, penalties.h).
+const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
 
 void Run(benchmark::State& state, const std::string& node_name, int threads, bool generic = false) {
   const std::string penalty = node_name == "fit_ellipse" ? "" : kPenalties[state.range(0)];

@@ -15,12 +15,13 @@
 #include "ddn/graph/ops.h"
 #include "ddn/node.h"
 #include "ddn/random.h"
+#include "nodes/pooling/penalties.h"
 
 namespace ddn {
 namespace {
 
-const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                            "geman_mcclure"};
+// Every penalty of the surface fits (their spec lists the pooling family's, penalties.h).
+const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
 
 std::unique_ptr<Node> Make(const std::string& node, const std::string& penalty = "", double alpha = 1.0) {
   if (node == "fit_ellipse") return MakeNode(node);
@@ -29,7 +30,7 @@ std::unique_ptr<Node> Make(const std::string& node, const std::string& penalty =
 
 TEST(SurfaceNodes, GradientsMatchFiniteDifferences) {
   for (const char* node_name : {"fit_plane", "fit_sphere"}) {
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       for (double alpha : {0.5, 1.0, 2.0}) {
         auto node = Make(node_name, penalty, alpha);
         CheckOptions options;
@@ -120,7 +121,7 @@ void ExpectSpecialisedMatchesGeneric(const Node& node, const CheckCase& c, bool 
 TEST(SurfaceNodes, SpecialisedMatchesGenericPath) {
   for (const char* node_name : {"fit_plane", "fit_sphere"}) {
     int generic_better = 0, compared = 0;
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       auto node = Make(node_name, penalty, 1.0);
       SCOPED_TRACE(penalty);
       const bool convex_like = std::string(penalty) == "quadratic" || std::string(penalty) == "pseudo_huber" ||
