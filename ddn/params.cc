@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "ddn/error.h"
+#include "ddn/strings.h"
 
 namespace ddn {
 
@@ -83,12 +84,6 @@ bool ParseBool(const std::string& text, bool* out) {
   if (text == "true" || text == "1") return *out = true, true;
   if (text == "false" || text == "0") return *out = false, true;
   return false;
-}
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string s;
-  for (const auto& item : items) s += (s.empty() ? "" : ", ") + item;
-  return s;
 }
 
 // The length of the valid UTF-8 sequence starting at text[i] (2 to 4 bytes), or 0 if there is none.

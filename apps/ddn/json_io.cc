@@ -12,6 +12,7 @@
 
 #include "ddn/error.h"
 #include "ddn/params.h"
+#include "ddn/strings.h"
 
 namespace ddn::cli {
 namespace {
@@ -206,12 +207,6 @@ Json BuildArray(const double*& p, const Shape& shape, std::size_t axis) {
   a.get_ref<Json::array_t&>().reserve(static_cast<std::size_t>(shape[axis]));
   for (int64_t i = 0; i < shape[axis]; ++i) a.push_back(BuildArray(p, shape, axis + 1));
   return a;
-}
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string s;
-  for (const auto& item : items) s += (s.empty() ? "" : ", ") + item;
-  return s;
 }
 
 TensorMap ParseTensorObject(const RequestJson& request, const std::string& key, const std::string& noun,

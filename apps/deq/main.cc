@@ -39,6 +39,7 @@
 #include "ddn/graph/optim.h"
 #include "ddn/random.h"
 #include "ddn/parallel.h"
+#include "ddn/strings.h"
 
 namespace po = boost::program_options;
 
@@ -370,8 +371,7 @@ int Run(const Setting& s) {
   }
   progress.Finish("done");
 
-  char subtitle[256];
-  std::snprintf(subtitle, sizeof(subtitle),
+  const std::string subtitle = StrFormat(
                 "%s; %zu train / %zu test; width %d; %d epochs; batch %d; ||W||2 <= %g; DEQ tolerance %g; seed %llu",
                 source.c_str(), train.labels.size(), test.labels.size(), s.width, s.epochs, s.batch_size, s.max_norm,
                 s.train_tolerance, static_cast<unsigned long long>(s.seed));
@@ -408,7 +408,7 @@ int Run(const Setting& s) {
     j["seconds"] = Seconds(start);
     std::cout << j.dump(2) << std::endl;
   } else {
-    std::printf("%s\n\n", subtitle);
+    std::printf("%s\n\n", subtitle.c_str());
     std::printf("%-20s %8s %10s %10s %10s %12s %10s\n", "model", "depth", "test acc", "s/epoch", "cpu s/ep",
                 "peak RSS MB", "stored MB");
     auto row = [](const std::string& name, double depth, const TrainResult& r) {

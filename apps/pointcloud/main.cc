@@ -34,6 +34,7 @@
 #include "ddn/params.h"
 #include "ddn/random.h"
 #include "ddn/parallel.h"
+#include "ddn/strings.h"
 
 namespace po = boost::program_options;
 
@@ -299,8 +300,7 @@ int Run(const Setting& s) {
   }
   PlotOptions plot_options;
   plot_options.title = "Digit point clouds: test accuracy vs outliers";
-  char subtitle[256];
-  std::snprintf(subtitle, sizeof(subtitle),
+  const std::string subtitle = StrFormat(
                 "PointNet-style; %zu train / %zu test clouds of %d points; %d epochs; robust penalties alpha = %g; "
                 "train outliers %g%%; seed %llu",
                 train.labels.size(), test.labels.size(), s.points, s.epochs, s.alpha, 100 * s.train_outliers,
