@@ -3,9 +3,9 @@
 // Inputs are random and built from the shape: the node's first required input gets the shape
 // (B, N[, D]) mapped onto its axes, which binds the shape symbols; every other required input gets
 // its shape from the bound symbols. Values: the first input of a pooling-like node (one whose first
-// axis, N, does not appear in any output) is a Gaussian cluster per problem (centre ~ N(0, 1),
-// points ~ centre + N(0, 1)) with a fraction --outliers of far points (centre + a random direction
-// times U(5, 10)), like the reference workloads of docs/design.md §3; other differentiable inputs are
+// axis, N, does not appear in any output) is the benchmarks' one workload (ddn/workload.h: a Gaussian cluster
+// per problem with a fraction --outliers of far points), like the reference workloads of docs/design.md §3, and
+// the same data the Google Benchmark targets time; other differentiable inputs are
 // N(0, 1); non-differentiable inputs (weights, sizes) and inputs declared positive (TensorSpec::positive) are
 // U(0.5, 1.5). Optional inputs are omitted. Shapes are checked (overflow, the machine's memory) before anything
 // is allocated.
@@ -52,6 +52,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
+#include "ddn/workload.h"
 #include "ddn/random.h"
 
 namespace po = boost::program_options;
@@ -102,33 +103,6 @@ double Median(std::vector<double> v) {
 }
 
 double RoundMs(double ms) { return std::round(ms * 1e4) / 1e4; }
-
-// Fills the first input of a pooling-like node: per problem, points (axis 1) around a centre, with
-// a fraction of far outliers.
-void FillClusters(Tensor* t, double outlier_fraction, Rng* rng) {
-  const int64_t batch = t->dim(0), points = t->dim(1);
-  const int64_t width = t->problem_size() / points;  // coordinates per point (D, or 1)
-  std::vector<double> centre(width), direction(width);
-  for (int64_t b = 0; b < batch; ++b) {
-    double* x = t->problem(b);
-    for (auto& c : centre) c = rng->Normal();
-    for (int64_t i = 0; i < points; ++i) {
-      double* p = x + i * width;
-      if (rng->Uniform(0.0, 1.0) < outlier_fraction) {
-        double norm = 0;
-        for (auto& d : direction) {
-          d = rng->Normal();
-          norm += d * d;
-        }
-        norm = std::sqrt(norm);
-        const double distance = 5.0 + 5.0 * rng->Uniform(0.0, 1.0);
-        for (int64_t k = 0; k < width; ++k) p[k] = centre[k] + distance * (norm > 0 ? direction[k] / norm : 1.0);
-      } else {
-        for (int64_t k = 0; k < width; ++k) p[k] = centre[k] + rng->Normal();
-      }
-    }
-  }
-}
 
 TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, Rng* rng) {
   const TensorSpec* first = nullptr;
