@@ -49,7 +49,6 @@ namespace {
 using graph::Graph;
 using Clock = std::chrono::steady_clock;
 
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
 // ---- Settings ------------------------------------------------------------------------------------------
 
@@ -253,9 +252,9 @@ TrainResult Train(Model* m, const Data& train, const Data& test, const Setting& 
       std::snprintf(extra, sizeof(extra), "loss %.3f", loss / (k + 1));
       progress.Update(k + 1, extra);
     }
-    seconds += Seconds(t0);
+    seconds += app::SecondsSince(t0);
     char extra[96];
-    std::snprintf(extra, sizeof(extra), "loss %.3f, %.2f s", loss / batches, Seconds(t0));
+    std::snprintf(extra, sizeof(extra), "loss %.3f, %.2f s", loss / batches, app::SecondsSince(t0));
     progress.Finish(extra);
   }
   r.epoch_seconds = seconds / s.epochs;
@@ -405,7 +404,7 @@ int Run(const Setting& s) {
                                          {"implicit", a.implicit}, {"unrolled", a.unrolled}, {truncated, a.truncated}});
     }
     if (!s.plot.empty()) j["plot"] = s.plot;
-    j["seconds"] = Seconds(start);
+    j["seconds"] = app::SecondsSince(start);
     std::cout << j.dump(2) << std::endl;
   } else {
     std::printf("%s\n\n", subtitle.c_str());
@@ -425,7 +424,7 @@ int Run(const Setting& s) {
       std::printf("%-12g %10d %12.3e %12.3e %14.3e\n", a.tolerance, a.iterations, a.implicit, a.unrolled, a.truncated);
     }
     if (!s.plot.empty()) std::printf("\nplot: %s\n", s.plot.c_str());
-    std::printf("total time: %.0f s\n", Seconds(start));
+    std::printf("total time: %.0f s\n", app::SecondsSince(start));
   }
   return 0;
 }
