@@ -2,8 +2,8 @@
 //
 // stdout and stderr go to files in a private scratch folder (no pipe deadlocks); `stdout_path` may name another
 // file to write stdout to (/dev/full, to test a failing stdout); `environment`, if given, replaces the process's
-// environment ("NAME=value" strings). A signal shows as exit code 128 + signal. Shared by the CLI, plugin and
-// surface tests.
+// environment ("NAME=value" strings). A signal shows as exit code 128 + signal. Shared by the CLI and plugin
+// tests.
 #pragma once
 
 #include <fcntl.h>
