@@ -126,7 +126,7 @@ CheckCase MakeCase(const std::string& name, const Synthetic& s, Rng* rng) {
   for (int64_t e = 0; e < b; ++e) {
     double r[3] = {s.rotation * rng->Normal(), s.rotation * rng->Normal(), s.rotation * rng->Normal()};
     if (s.rotation_mean)
-      for (int k = 0; k < 3; ++k) r[k] += s.rotation_mean[k];
+      for (int a = 0; a < 3; ++a) r[a] += s.rotation_mean[a];
     const double t[3] = {0.3 * rng->Normal(), 0.3 * rng->Normal(), 3.5 + 0.5 * rng->Uniform(-1.0, 1.0)};
     for (int64_t i = 0; i < n; ++i) {
       double* P = p3d.problem(e) + 3 * i;
