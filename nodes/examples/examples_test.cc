@@ -9,6 +9,7 @@
 #include "ddn/check.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -16,7 +17,7 @@ namespace {
 Tensor Random(Shape shape, uint64_t seed, double scale = 1.0) {
   Rng rng(seed);
   Tensor t(std::move(shape));
-  for (auto& v : t.values()) v = (0.0 + scale * rng.Normal());
+  for (auto& v : t.values()) v = scale * rng.Normal();
   return t;
 }
 

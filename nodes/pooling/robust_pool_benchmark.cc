@@ -22,7 +22,7 @@ namespace {
 ddn::Tensor Workload(int64_t b, int64_t n, int64_t d, uint64_t seed) { return ddn::ClusteredPoints(b, n, d, 0.2, seed); }
 
 // Every penalty of the family (penalties.h), as robust_pool's spec lists them.
-const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
+const std::vector<std::string>& kPenalties = ddn::pooling::PenaltyNames();
 
 void Run(benchmark::State& state, const std::string& node_name, int64_t b, int64_t n, int64_t d, int threads = 0) {
   const std::string penalty = kPenalties[state.range(0)];

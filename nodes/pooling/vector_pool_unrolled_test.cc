@@ -298,15 +298,14 @@ namespace {
 TEST(VectorPoolUnrolled, GenericPathModesAgree) {
   for (const char* penalty : {"pseudo_huber", "welsch"}) {
     auto node = MakeNode("robust_vector_pool", {{"penalty", penalty}, {"alpha", "1.5"}});
-    std::mt19937_64 rng(8);
-    std::normal_distribution<double> normal;
+    Rng rng(8);
     const int64_t B = 2, N = 20, D = 3;
     Tensor x(Shape{B, N, D}), v(Shape{B, D});
     for (int64_t b = 0; b < B; ++b) {
       const std::vector<double> c = Cluster(&rng, N, D, 0.5);
       std::copy(c.begin(), c.end(), x.problem(b));
     }
-    for (double& e : v.values()) e = normal(rng);
+    for (double& e : v.values()) e = rng.Normal();
     const TensorMap in{{"x", x}};
     RunOptions generic, generic_unrolled, unrolled;
     generic.generic = generic_unrolled.generic = true;

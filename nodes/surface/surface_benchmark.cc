@@ -14,17 +14,18 @@
 #include <benchmark/benchmark.h>
 
 #include <string>
+#include <vector>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
-#include "nodes/surface/node_support.h"
 #include "ddn/random.h"
+#include "nodes/surface/node_support.h"
 #include "nodes/pooling/penalties.h"
 
 namespace {
 
 // Every penalty of the surface fits (their spec lists the pooling family's, penalties.h).
-const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
+const std::vector<std::string>& kPenalties = ddn::pooling::PenaltyNames();
 
 void Run(benchmark::State& state, const std::string& node_name, int threads, bool generic = false) {
   const std::string penalty = node_name == "fit_ellipse" ? "" : kPenalties[state.range(0)];
