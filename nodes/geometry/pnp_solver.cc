@@ -812,7 +812,8 @@ void InitialPose(const PnPProblem& p, const PnPOptions& o, double pose[6]) {
 
 void SolvePnP(const PnPProblem& p, const PnPOptions& o, double pose[6], ProblemStatus* s) {
   // Starts: EPnP on all points (its best candidate; every candidate when there are few points, where EPnP's
-  // null space is wide and its best candidate may sit in the wrong basin), then RANSAC's.
+  // null space is wide and its best candidate may sit in the wrong basin, each also depth-reversed: with four
+  // points every EPnP candidate can land in the basin of the mirrored pose), then RANSAC's.
   std::vector<std::array<double, 6>> starts;
   auto add = [&](const double* y) {
     for (const auto& other : starts) {
@@ -835,6 +836,28 @@ void SolvePnP(const PnPProblem& p, const PnPOptions& o, double pose[6], ProblemS
       double y[6];
       PoseFromRotation(candidates[c].R, candidates[c].t, y);
       add(y);
+      if (P.size() < kFewPoints) {
+        // The depth-reversed start: the camera-frame points mirrored in the plane through their centroid normal
+        // to the viewing ray (the same image up to perspective), fitted by a rotation.
+        std::vector<Vec3> X(P.size());
+        Vec3 centre = Vec3::Zero();
+        double W = 0;
+        for (size_t i = 0; i < P.size(); ++i) {
+          X[i] = candidates[c].R * P[i] + candidates[c].t;
+          centre += w[i] * X[i];
+          W += w[i];
+        }
+        centre /= W;
+        const Vec3 ray = centre.normalized();
+        for (auto& x : X) x -= 2.0 * (x - centre).dot(ray) * ray;
+        Mat3 R;
+        Vec3 t;
+        AbsoluteOrientation(P, X, w, &R, &t);
+        if (R.allFinite() && t.allFinite()) {
+          PoseFromRotation(R, t, y);
+          add(y);
+        }
+      }
     }
   }
   double ransac_pose[6];
