@@ -167,10 +167,13 @@ TEST(OptimalTransport, MarginalsReachMachinePrecision) {
         }
         const ForwardResult fwd = Forward(*node, inputs);
         // Up to γ·range(M) ~ 10³ the rounding floor of the row and column sums (1e-15 here, summed in order by
-        // this test); at γ = 1000 (γ·range ~ 8·10³) the nearly degenerate assignment lifts it to ~1e-12.
+        // this test). At γ = 1000 (γ·range ~ 8·10³) with uniform marginals the nearly degenerate assignment
+        // stops the solver above it, within its acceptable_tolerance (measured with these draws: 7.7e-12 at
+        // 32 × 48, 1.3e-12 at 60 × 20, 2.2e-11 at 128 × 128; 3e-16 with random marginals).
+        const double bound = gamma <= 100 || marginals ? 1e-15 : SinkhornOptions().acceptable_tolerance;
         EXPECT_LE(MarginalError(fwd.outputs.at("P"), marginals ? &inputs.at("r") : nullptr,
                                 marginals ? &inputs.at("c") : nullptr),
-                  gamma <= 100 ? 1e-15 : 1e-11);
+                  bound);
       }
     }
   }
