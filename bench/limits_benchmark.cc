@@ -18,8 +18,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
+
+#include "ddn/workload.h"
 
 namespace {
 
@@ -27,17 +28,10 @@ namespace {
 
 constexpr int kLanes = 8;
 
+// The benchmarks' one workload (ddn/workload.h), 20 % outliers, as one array of batch × n values.
 std::vector<double> Clusters(int64_t batch, int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform;
-  std::vector<double> x(batch * n);
-  for (int64_t b = 0; b < batch; ++b) {
-    const double centre = normal(rng);
-    for (int64_t i = 0; i < n; ++i)
-      x[b * n + i] = centre + normal(rng) + (uniform(rng) < 0.2 ? 10.0 : 0.0);  // 20 % far outliers
-  }
-  return x;
+  const ddn::Tensor t = ddn::ClusteredPoints(batch, n, 1, 0.2, seed);
+  return std::vector<double>(t.values().begin(), t.values().end());
 }
 
 DDN_LIMIT_TARGET void FivePasses(const double* x, const double* v, double* y, double* dx, int64_t n) {

@@ -9,10 +9,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <new>
-#include <random>
 #include <string>
 
 #include "datasets/csv.h"
+#include "ddn/random.h"
 
 namespace {
 std::atomic<long long> g_live{0}, g_peak{0};
@@ -53,14 +53,13 @@ TEST(CsvReader, HoldsNoMoreThanTheParsedMatrix) {
   long long file_bytes = 0;
   {
     std::ofstream out(path);
-    std::mt19937_64 rng(1);
-    std::normal_distribution<double> normal;
+    Rng rng(1);
     for (int j = 0; j < cols; ++j) out << (j ? "," : "") << "c" << j;
     out << "\n";
     char number[32];
     for (int i = 0; i < rows; ++i) {
       for (int j = 0; j < cols; ++j) {
-        std::snprintf(number, sizeof number, "%.17g", normal(rng));
+        std::snprintf(number, sizeof number, "%.17g", rng.Normal());
         out << (j ? "," : "") << number;
       }
       out << "\n";

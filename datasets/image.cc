@@ -2,14 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "ddn/error.h"
+#include "ddn/random.h"
 
 namespace ddn::datasets {
 
 Image AddNoise(const Image& image, double sigma, uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   auto uniform = [&] { return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; };  // in (0, 1)
   Image out = image;
   const double two_pi = 6.283185307179586;

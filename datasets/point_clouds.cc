@@ -13,12 +13,11 @@
 #include <opencv2/imgproc.hpp>
 
 #include "ddn/error.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 
 namespace ddn::datasets {
 namespace {
 
-using graph::Rng;
 
 constexpr int kDigitSize = 20;
 constexpr int kCellRows = 50, kCellCols = 100, kClasses = 10;

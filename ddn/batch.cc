@@ -12,6 +12,7 @@
 #include "ddn/lane_sum.h"
 #include "ddn/parallel.h"
 #include "ddn/params.h"
+#include "ddn/strings.h"
 
 namespace ddn {
 namespace {
@@ -156,8 +157,7 @@ int64_t ValidateInputShapes(const Node& node, const TensorMap& inputs, Dims* dim
   const NodeSpec& spec = node.spec();
   for (const auto& [name, tensor] : inputs) {
     if (spec.InputIndex(name) < 0) {
-      std::string known;
-      for (const auto& in : spec.inputs) known += (known.empty() ? "" : ", ") + in.name;
+      const std::string known = Join(spec.inputs, ", ", [](const TensorSpec& in) { return in.name; });
       throw InvalidInput("unknown input '" + name + "' for node '" + spec.name + "' (inputs: " + known + ")");
     }
   }

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <random>
 #include <sstream>
 
 #include "ddn/error.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -47,12 +47,11 @@ double InputScale(const CheckCase& c, const std::string& name, const Tensor& x, 
 void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& options, CheckReport* report) {
   const NodeSpec& spec = node.spec();
   ForwardResult fwd = Forward(node, c.inputs, options.run);
-  std::mt19937_64 rng(options.seed * 7919 + 17);
-  std::normal_distribution<double> normal;
+  Rng rng(options.seed * 7919 + 17);
   TensorMap v;
   for (const auto& [name, y] : fwd.outputs) {
     Tensor t(y.shape());
-    for (auto& e : t.values()) e = normal(rng);
+    for (auto& e : t.values()) e = rng.Normal();
     v[name] = std::move(t);
   }
   const TensorMap grads = Backward(node, c.inputs, fwd.outputs, v, &fwd.status, options.run);
@@ -84,9 +83,7 @@ void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& op
         phis.push_back(Phi(node, shifted, v, options.run));
       }
       for (int64_t b = 0; b < batch; ++b) {
-        // Differences first: a φ that does not depend on x_j gives exactly 0 (summing −φ + 8φ − 8φ + φ left to
-        // right leaves the rounding of 7φ, ~1e-12·|φ| after the division, above the floor for large inputs).
-        fd.problem(b)[j] = (8 * (phis[1][b] - phis[2][b]) - (phis[0][b] - phis[3][b])) / (12 * steps[b]);
+        fd.problem(b)[j] = CentralDifference(phis[0][b], phis[1][b], phis[2][b], phis[3][b], steps[b]);
       }
     }
     std::vector<double> magnitude;

@@ -60,6 +60,21 @@ struct CheckReport {
   std::string ToString() const;
 };
 
+// The finite-difference stencil of ddn (the checker's and every test's): the fourth-order central difference
+// quotient of f at x with step h, from f(x + 2h), f(x + h), f(x − h), f(x − 2h):
+//   f'(x) ≈ (8 (f(x + h) − f(x − h)) − (f(x + 2h) − f(x − 2h))) / 12h,   error O(h⁴ f⁽⁵⁾).
+// The differences are taken first, so an f that does not depend on x gives exactly 0 (summing −f + 8f − 8f + f
+// left to right would leave the rounding of 7f).
+inline double CentralDifference(double f_plus_2h, double f_plus_h, double f_minus_h, double f_minus_2h, double h) {
+  return (8 * (f_plus_h - f_minus_h) - (f_plus_2h - f_minus_2h)) / (12 * h);
+}
+// The same for a function of the step t (f(x + t)), evaluated at t = 2h, h, −h, −2h in that order.
+template <class StepFunction>
+double CentralDifference(StepFunction&& f_of_step, double h) {
+  const double f2 = f_of_step(2 * h), f1 = f_of_step(h), m1 = f_of_step(-h), m2 = f_of_step(-2 * h);
+  return CentralDifference(f2, f1, m1, m2, h);
+}
+
 // Checks one set of inputs.
 void CheckGradients(const Node& node, const CheckCase& check_case, const CheckOptions& options, CheckReport* report);
 // Checks all of the node's CheckCases(options.seed).

@@ -7,7 +7,6 @@
 #include <iostream>
 #include <limits>
 #include <memory>
-#include <random>
 #include <sstream>
 
 #include "ddn/batch.h"
@@ -15,6 +14,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -36,12 +36,11 @@ struct Result {
 };
 
 TensorMap RandomUpstream(const TensorMap& outputs, uint64_t seed) {
-  std::mt19937_64 rng(seed * 104729 + 3);
-  std::normal_distribution<double> normal;
+  Rng rng(seed * 104729 + 3);
   TensorMap v;
   for (const auto& [name, y] : outputs) {
     Tensor t(y.shape());
-    for (auto& e : t.values()) e = normal(rng);
+    for (auto& e : t.values()) e = rng.Normal();
     v[name] = std::move(t);
   }
   return v;

@@ -27,7 +27,7 @@ class TestMean : public DeclarativeNode<TestMean> {
   static NodeSpec Spec() {
     return {"unrolled_test_mean",
             "test node",
-            {{"cauchy", "bool", "false", "log(1 + |r|^2) instead of pseudo-Huber + exp"}},
+            {{"cauchy", ParamType::kBool, "false", "log(1 + |r|^2) instead of pseudo-Huber + exp"}},
             {{"x", {"N", "D"}, "points"}, {"w", {"N"}, "weights", true, true}},
             {{"y", {"D"}, "mean"}}};
   }

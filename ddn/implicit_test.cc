@@ -2,25 +2,24 @@
 // explicit Jacobian formula of docs/design.md §1, the KKT signs against a problem solved by hand, and the
 // non-regular (singular) paths.
 #include "ddn/implicit.h"
+#include "ddn/random.h"
 
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
-#include <random>
 
 namespace ddn {
 namespace {
 
-Eigen::MatrixXd RandomMatrix(int r, int c, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
+Eigen::MatrixXd RandomMatrix(int r, int c, Rng* rng) {
   Eigen::MatrixXd M(r, c);
   for (int i = 0; i < r; ++i)
-    for (int j = 0; j < c; ++j) M(i, j) = normal(*rng);
+    for (int j = 0; j < c; ++j) M(i, j) = rng->Normal();
   return M;
 }
 
 TEST(ImplicitVjp, UnconstrainedMatchesMinusHinvB) {
-  std::mt19937_64 rng(1);
+  Rng rng(1);
   const int m = 5, n = 7;
   const Eigen::MatrixXd R = RandomMatrix(m, m, &rng);
   ImplicitSystem s{R * R.transpose() + Eigen::MatrixXd::Identity(m, m), RandomMatrix(m, n, &rng), {}, {}};
@@ -35,7 +34,7 @@ TEST(ImplicitVjp, UnconstrainedMatchesMinusHinvB) {
 }
 
 TEST(ImplicitVjp, EqualityConstrainedMatchesPropositionFormula) {
-  std::mt19937_64 rng(2);
+  Rng rng(2);
   const int m = 6, n = 4, p = 2;
   const Eigen::MatrixXd R = RandomMatrix(m, m, &rng);
   ImplicitSystem s{R * R.transpose() + 0.5 * Eigen::MatrixXd::Identity(m, m), RandomMatrix(m, n, &rng),
@@ -120,7 +119,7 @@ TEST(ImplicitVjp, NearSingularHessianIsFlaggedButSolvedWhenAboveThreshold) {
 // The rank test is relative: the same problem with f × 1e-8 and the constraints × 1e8 (or the reverse) is regular
 // and gives the same gradient (an unscaled rcond test called it singular and dropped the constraint).
 TEST(ImplicitVjp, ObjectiveAndConstraintScaleDoNotChangeTheAnswer) {
-  std::mt19937_64 rng(9);
+  Rng rng(9);
   const int m = 4, n = 3, p = 1;
   const Eigen::MatrixXd R = RandomMatrix(m, m, &rng);
   const ImplicitSystem base{R * R.transpose() + Eigen::MatrixXd::Identity(m, m), RandomMatrix(m, n, &rng),

@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <cmath>
 #include <limits>
-#include <random>
 
 #include "ddn/error.h"
 #include "ddn/registry_internal.h"
+#include "ddn/random.h"
 
 namespace ddn {
 
@@ -44,8 +44,7 @@ void Node::SetSolverOption(const std::string& key, const std::string&) {
 }
 
 std::vector<CheckCase> Node::CheckCases(uint64_t seed) const {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   CheckCase c;
   c.name = "random";
   const int64_t batch = 3;
@@ -54,7 +53,7 @@ std::vector<CheckCase> Node::CheckCases(uint64_t seed) const {
     Shape shape{batch};
     for (const auto& d : in.dims) shape.push_back(std::isdigit(static_cast<unsigned char>(d[0])) ? std::stoll(d) : 4);
     Tensor t(shape);
-    for (auto& v : t.values()) v = normal(rng);
+    for (auto& v : t.values()) v = rng.Normal();
     c.inputs[in.name] = std::move(t);
   }
   return {c};
@@ -113,6 +112,13 @@ const NodeSpec& GetNodeSpec(const std::string& name) {
     throw InvalidInput("unknown node " + QuoteForMessage(name) + " (known: " + known + ")");
   }
   return it->second.spec;
+}
+
+const std::vector<std::string>& ParamChoices(const std::string& node, const std::string& param) {
+  const NodeSpec& spec = GetNodeSpec(node);
+  for (const ParamSpec& p : spec.params)
+    if (p.name == param) return p.choices;
+  throw InvalidInput("node '" + node + "' has no parameter '" + param + "'");
 }
 
 std::unique_ptr<Node> MakeNode(const std::string& name, const std::map<std::string, std::string>& params) {

@@ -159,6 +159,9 @@ std::vector<std::string> NodeNames();
 const NodeSpec& GetNodeSpec(const std::string& name);
 // Creates a node with validated parameters; throws InvalidInput.
 std::unique_ptr<Node> MakeNode(const std::string& name, const std::map<std::string, std::string>& params = {});
+// The choices of the parameter `param` of the registered node `node` (e.g. robust_pool's penalties), read from
+// its spec: lists of choices live in one place. Throws InvalidInput if there is no such node or parameter.
+const std::vector<std::string>& ParamChoices(const std::string& node, const std::string& param);
 // Where a registered node comes from: "built-in" for a node linked into the program, else the path of the
 // plugin that registered it (ddn/plugin.h). Throws InvalidInput for an unknown node.
 std::string NodeOrigin(const std::string& name);

@@ -9,8 +9,23 @@
 #include <cstring>
 
 #include "ddn/error.h"
+#include "ddn/strings.h"
 
 namespace ddn {
+
+const char* ParamTypeName(ParamType type) {
+  switch (type) {
+    case ParamType::kFloat:
+      return "float";
+    case ParamType::kInt:
+      return "int";
+    case ParamType::kBool:
+      return "bool";
+    case ParamType::kChoice:
+      return "choice";
+  }
+  return "?";
+}
 namespace {
 
 // A decimal number as a user writes one: [+-]digits[.digits][(e|E)[+-]digits], with digits on at least one
@@ -69,12 +84,6 @@ bool ParseBool(const std::string& text, bool* out) {
   if (text == "true" || text == "1") return *out = true, true;
   if (text == "false" || text == "0") return *out = false, true;
   return false;
-}
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string s;
-  for (const auto& item : items) s += (s.empty() ? "" : ", ") + item;
-  return s;
 }
 
 // The length of the valid UTF-8 sequence starting at text[i] (2 to 4 bytes), or 0 if there is none.
@@ -200,18 +209,18 @@ Params::Params(const std::string& node, const std::vector<ParamSpec>& specs,
     auto it = given.find(spec.name);
     const std::string value = it == given.end() ? spec.default_value : it->second;
     const std::string where = "parameter '" + spec.name + "' of node '" + node + "'";
-    if (spec.type == "float") {
+    if (spec.type == ParamType::kFloat) {
       double v;
       if (!ParseDouble(value, &v)) {
         throw InvalidInput(where + " must be a finite decimal number, got " + QuoteForMessage(value));
       }
-    } else if (spec.type == "int") {
+    } else if (spec.type == ParamType::kInt) {
       int v;
       if (!ParseInt(value, &v)) throw InvalidInput(where + " must be an integer, got " + QuoteForMessage(value));
-    } else if (spec.type == "bool") {
+    } else if (spec.type == ParamType::kBool) {
       bool v;
       if (!ParseBool(value, &v)) throw InvalidInput(where + " must be true or false, got " + QuoteForMessage(value));
-    } else if (spec.type == "choice") {
+    } else if (spec.type == ParamType::kChoice) {
       if (std::find(spec.choices.begin(), spec.choices.end(), value) == spec.choices.end()) {
         throw InvalidInput(where + " must be one of " + Join(spec.choices) + ", got " + QuoteForMessage(value));
       }

@@ -16,12 +16,18 @@
 
 namespace ddn {
 
+// What a parameter's text must parse as: a finite decimal number, an integer, true/false, or one of `choices`.
+enum class ParamType { kFloat, kInt, kBool, kChoice };
+
+// "float", "int", "bool" or "choice": the name `ddn nodes` and the JSON description show.
+const char* ParamTypeName(ParamType type);
+
 struct ParamSpec {
   std::string name;
-  std::string type;           // "float", "int", "bool" or "choice"
+  ParamType type = ParamType::kFloat;
   std::string default_value;  // as text, e.g. "1", "pseudo_huber"
   std::string doc;            // one line: what it means
-  std::vector<std::string> choices;  // for type "choice"
+  std::vector<std::string> choices;  // for ParamType::kChoice
 };
 
 class Params {

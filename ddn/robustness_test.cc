@@ -39,8 +39,8 @@ TEST(TensorSizes, OverflowIsAClearError) {
 
 // Item 15: "alpha": "0x10" read as 16 (strtod takes hexadecimal, "inf", "nan" and leading spaces).
 TEST(ParamValues, OnlyDecimalNumbersAreNumbers) {
-  const std::vector<ParamSpec> specs{{"alpha", "float", "1", "a float", {}}, {"n", "int", "3", "an int", {}},
-                                     {"flag", "bool", "false", "a bool", {}}};
+  const std::vector<ParamSpec> specs{{"alpha", ParamType::kFloat, "1", "a float", {}}, {"n", ParamType::kInt, "3", "an int", {}},
+                                     {"flag", ParamType::kBool, "false", "a bool", {}}};
   // Underflow is a number (5e-324 is subnormal, 1e-400 rounds to 0); overflow is not.
   for (const char* good : {"16", "-1.5", "+2", ".5", "5.", "1e-3", "2E+10", "0", "5e-324", "1e-400"}) {
     EXPECT_NO_THROW(Params("node", specs, {{"alpha", good}})) << good;
@@ -85,7 +85,7 @@ TEST(Messages, EchoedValuesAreCutAndEscaped) {
   const std::string cut = QuoteForMessage(std::string(199, 'x') + "\xc3\xb6" + "tail");
   EXPECT_EQ(cut.substr(0, 201), "'" + std::string(199, 'x') + "'");
   try {
-    Params("node", {{"alpha", "float", "1", "", {}}}, {{"alpha", std::string(100000, '7') + "x\n"}});
+    Params("node", {{"alpha", ParamType::kFloat, "1", "", {}}}, {{"alpha", std::string(100000, '7') + "x\n"}});
     FAIL();
   } catch (const InvalidInput& e) {
     EXPECT_LT(std::string(e.what()).size(), 400u);

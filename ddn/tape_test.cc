@@ -8,9 +8,9 @@
 
 #include <Eigen/Dense>
 #include <cmath>
-#include <random>
 
 #include "ddn/error.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -41,10 +41,9 @@ void Function(const T* y, T* out) {
 }
 
 std::vector<double> Point(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  Rng rng(seed);
   std::vector<double> y(6);
-  for (auto& v : y) v = u(rng);
+  for (auto& v : y) v = rng.Uniform(-1.0, 1.0);
   return y;
 }
 

@@ -4,11 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "ddn/error.h"
 #include "ddn/lane_sum.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -38,11 +38,10 @@ TEST(Tensor, UninitializedHasTheShapeAndSize) {
 }
 
 TEST(LaneSum, AgreesWithASequentialSumForEveryLength) {
-  std::mt19937_64 rng(3);
-  std::normal_distribution<double> normal;
+  Rng rng(3);
   for (int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 1000, 1027}) {
     std::vector<double> x(n);
-    for (auto& v : x) v = normal(rng);
+    for (auto& v : x) v = rng.Normal();
     double sequential = 0, scale = 0;
     for (double v : x) {
       sequential += v * v;

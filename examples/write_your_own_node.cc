@@ -18,7 +18,7 @@ class CauchyLineFit : public ddn::DeclarativeNode<CauchyLineFit> {
  public:
   static ddn::NodeSpec Spec() {
     return {"cauchy_line_fit", "robust line v = a·u + b through points (u_i, v_i)",
-            {{"scale", "float", "1", "Cauchy scale c > 0"}},
+            {{"scale", ddn::ParamType::kFloat, "1", "Cauchy scale c > 0"}},
             {{"points", {"N", "2"}, "points (u_i, v_i)"}},
             {{"line", {"2"}, "slope a and intercept b"}}};
   }

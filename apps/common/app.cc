@@ -167,6 +167,10 @@ void WriteImage(const std::string& path, const cv::Mat& image) {
   WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 Progress::Progress(std::string label, int total, int label_width)
     : label_(std::move(label)), total_(total), label_width_(label_width), tty_(isatty(2)) {}
 

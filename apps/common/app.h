@@ -26,6 +26,7 @@
 // work reported by a Progress bar on stderr, and files written atomically (WriteImage, ddn::WriteFileAtomically).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -137,6 +138,9 @@ void CheckImageOutput(const std::string& option, const std::string& path);
 // Encodes `image` by the extension of `path` and writes it atomically (ddn::WriteFileAtomically). Throws
 // InvalidInput if OpenCV cannot encode it, ddn::Error if the write fails.
 void WriteImage(const std::string& path, const cv::Mat& image);
+
+// Seconds of wall-clock time since `start` (std::chrono::steady_clock), for the demos' timings.
+double SecondsSince(std::chrono::steady_clock::time_point start);
 
 // ---- Progress -------------------------------------------------------------------------------------------------
 

@@ -3,9 +3,9 @@
 // Inputs are random and built from the shape: the node's first required input gets the shape
 // (B, N[, D]) mapped onto its axes, which binds the shape symbols; every other required input gets
 // its shape from the bound symbols. Values: the first input of a pooling-like node (one whose first
-// axis, N, does not appear in any output) is a Gaussian cluster per problem (centre ~ N(0, 1),
-// points ~ centre + N(0, 1)) with a fraction --outliers of far points (centre + a random direction
-// times U(5, 10)), like the reference workloads of docs/design.md §3; other differentiable inputs are
+// axis, N, does not appear in any output) is the benchmarks' one workload (ddn/workload.h: a Gaussian cluster
+// per problem with a fraction --outliers of far points), like the reference workloads of docs/design.md §3, and
+// the same data the Google Benchmark targets time; other differentiable inputs are
 // N(0, 1); non-differentiable inputs (weights, sizes) and inputs declared positive (TensorSpec::positive) are
 // U(0.5, 1.5). Optional inputs are omitted. Shapes are checked (overflow, the machine's memory) before anything
 // is allocated.
@@ -41,7 +41,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -53,6 +52,8 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
+#include "ddn/workload.h"
+#include "ddn/random.h"
 
 namespace po = boost::program_options;
 
@@ -103,36 +104,7 @@ double Median(std::vector<double> v) {
 
 double RoundMs(double ms) { return std::round(ms * 1e4) / 1e4; }
 
-// Fills the first input of a pooling-like node: per problem, points (axis 1) around a centre, with
-// a fraction of far outliers.
-void FillClusters(Tensor* t, double outlier_fraction, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
-  const int64_t batch = t->dim(0), points = t->dim(1);
-  const int64_t width = t->problem_size() / points;  // coordinates per point (D, or 1)
-  std::vector<double> centre(width), direction(width);
-  for (int64_t b = 0; b < batch; ++b) {
-    double* x = t->problem(b);
-    for (auto& c : centre) c = normal(*rng);
-    for (int64_t i = 0; i < points; ++i) {
-      double* p = x + i * width;
-      if (uniform(*rng) < outlier_fraction) {
-        double norm = 0;
-        for (auto& d : direction) {
-          d = normal(*rng);
-          norm += d * d;
-        }
-        norm = std::sqrt(norm);
-        const double distance = 5.0 + 5.0 * uniform(*rng);
-        for (int64_t k = 0; k < width; ++k) p[k] = centre[k] + distance * (norm > 0 ? direction[k] / norm : 1.0);
-      } else {
-        for (int64_t k = 0; k < width; ++k) p[k] = centre[k] + normal(*rng);
-      }
-    }
-  }
-}
-
-TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, std::mt19937_64* rng) {
+TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, Rng* rng) {
   const TensorSpec* first = nullptr;
   for (const auto& in : spec.inputs)
     if (!in.optional) {
@@ -159,8 +131,6 @@ TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, 
       dims[sym] = shape[a + 1];
     }
   }
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> positive(0.5, 1.5);
   bool pooling = false;
   if (!first->dims.empty() && !IsNumber(first->dims[0])) {
     pooling = true;
@@ -199,9 +169,9 @@ TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, 
     if (in == first && pooling) {
       FillClusters(&t, outliers, rng);
     } else if (in->positive || !in->differentiable) {
-      for (auto& v : t.values()) v = positive(*rng);
+      for (auto& v : t.values()) v = rng->Uniform(0.5, 1.5);
     } else {
-      for (auto& v : t.values()) v = normal(*rng);
+      for (auto& v : t.values()) v = rng->Normal();
     }
     inputs[in->name] = std::move(t);
   }
@@ -284,12 +254,11 @@ int RunBench(int argc, char** argv) {
       mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum: 8 MB blocks come from the heap...
       mallopt(M_TRIM_THRESHOLD, 1 << 30);   // ...and stay mapped after free
     }
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     const TensorMap inputs = inputs_file.empty() ? MakeInputs(spec, shape, outliers, &rng) : ReadInputs(inputs_file);
     Dims dims;
     const int64_t batch = ValidateInputs(*node, inputs, &dims);  // bad shapes are exit 2 before any timing
     TensorMap grad_outputs;
-    std::normal_distribution<double> normal;
 
     Json head = Json::object();
     head["node"] = spec.name;
@@ -319,7 +288,7 @@ int RunBench(int argc, char** argv) {
       if (grad_outputs.empty()) {
         for (const auto& [name, y] : forward.outputs) {
           Tensor v(y.shape());
-          for (auto& e : v.values()) e = normal(rng);
+          for (auto& e : v.values()) e = rng.Normal();
           grad_outputs[name] = std::move(v);
         }
       }

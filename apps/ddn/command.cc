@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "ddn/error.h"
+
 namespace ddn::cli {
 namespace {
 std::vector<Command>& Registry() {
@@ -13,11 +15,9 @@ std::vector<Command>& Registry() {
 bool RegisterCommand(const Command& command) {
   auto& commands = Registry();
   auto it = std::find_if(commands.begin(), commands.end(), [&](const Command& c) { return c.name == command.name; });
-  if (it != commands.end()) {
-    *it = command;
-  } else {
-    commands.push_back(command);
-  }
+  // Two commands under one name are a bug of the build (one would silently answer for the other).
+  DDN_CHECK(it == commands.end(), "the command '" + command.name + "' is registered twice");
+  commands.push_back(command);
   std::sort(commands.begin(), commands.end(), [](const Command& a, const Command& b) { return a.name < b.name; });
   return true;
 }

@@ -17,6 +17,8 @@ struct Command {
   int (*run)(int argc, char** argv) = nullptr;
 };
 
+// Adds `command` (kept sorted by name). A name registered twice throws ddn::InternalError: at start-up, from a
+// static initialiser, that ends the program with the message, as a duplicate must not ship.
 bool RegisterCommand(const Command& command);
 const std::vector<Command>& Commands();
 

@@ -16,6 +16,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
+#include "ddn/strings.h"
 
 namespace po = boost::program_options;
 
@@ -31,8 +32,7 @@ void CheckGradOutputs(const Node& node, const TensorMap& inputs, const TensorMap
   for (const auto& [name, g] : grad_outputs) {
     const int o = spec.OutputIndex(name);
     if (o < 0) {
-      std::string known;
-      for (const auto& out : spec.outputs) known += (known.empty() ? "" : ", ") + out.name;
+      const std::string known = Join(spec.outputs, ", ", [](const TensorSpec& out) { return out.name; });
       throw InvalidInput("grad_outputs names " + QuoteForMessage(name) + ", which is not an output of node '" + spec.name +
                          "' (outputs: " + known + ")");
     }

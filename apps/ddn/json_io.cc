@@ -12,6 +12,7 @@
 
 #include "ddn/error.h"
 #include "ddn/params.h"
+#include "ddn/strings.h"
 
 namespace ddn::cli {
 namespace {
@@ -208,12 +209,6 @@ Json BuildArray(const double*& p, const Shape& shape, std::size_t axis) {
   return a;
 }
 
-std::string Join(const std::vector<std::string>& items) {
-  std::string s;
-  for (const auto& item : items) s += (s.empty() ? "" : ", ") + item;
-  return s;
-}
-
 TensorMap ParseTensorObject(const RequestJson& request, const std::string& key, const std::string& noun,
                             bool* present) {
   TensorMap tensors;
@@ -358,7 +353,7 @@ void CheckParamTypes(const RequestJson& request, const NodeSpec& spec) {
   for (const auto& p : spec.params) {
     auto value = params->find(p.name);
     if (value == params->end()) continue;
-    if (p.type == "bool" && value->is_number()) {
+    if (p.type == ParamType::kBool && value->is_number()) {
       throw InvalidInput("parameter '" + p.name + "' of node '" + spec.name + "' must be true or false, got the " +
                          Describe(*value) + " (write true or false)");
     }
@@ -444,7 +439,7 @@ Json NodeSpecToJson(const NodeSpec& spec) {
   for (const auto& p : spec.params) {
     Json q = Json::object();
     q["name"] = p.name;
-    q["type"] = p.type;
+    q["type"] = ParamTypeName(p.type);
     q["default"] = p.default_value;
     q["doc"] = p.doc;
     if (!p.choices.empty()) q["choices"] = p.choices;
@@ -480,11 +475,11 @@ Json ParamsToJson(const NodeSpec& spec, const Params& params) {
   Json j = Json::object();
   for (const auto& p : spec.params) {
     if (!params.Has(p.name)) continue;
-    if (p.type == "float") {
+    if (p.type == ParamType::kFloat) {
       j[p.name] = params.GetDouble(p.name);
-    } else if (p.type == "int") {
+    } else if (p.type == ParamType::kInt) {
       j[p.name] = params.GetInt(p.name);
-    } else if (p.type == "bool") {
+    } else if (p.type == ParamType::kBool) {
       j[p.name] = params.GetBool(p.name);
     } else {
       j[p.name] = params.GetString(p.name);

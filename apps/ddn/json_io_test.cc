@@ -2,12 +2,12 @@
 
 #include <cmath>
 #include <limits>
-#include <random>
 #include <string>
 
 #include <gtest/gtest.h>
 
 #include "ddn/error.h"
+#include "ddn/random.h"
 
 namespace ddn::cli {
 namespace {
@@ -83,10 +83,9 @@ TEST(JsonToTensor, NonFiniteValuesAreRejected) {
 }
 
 TEST(TensorToJson, NumbersRoundTripExactly) {
-  std::mt19937_64 rng(3);
-  std::normal_distribution<double> normal;
+  Rng rng(3);
   std::vector<double> values;
-  for (int i = 0; i < 200; ++i) values.push_back(normal(rng) * std::pow(10.0, (i % 40) - 20));
+  for (int i = 0; i < 200; ++i) values.push_back(rng.Normal() * std::pow(10.0, (i % 40) - 20));
   for (double v : {0.1, 1.0 / 3.0, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1e-300,
                    123456789012345678.0}) {
     values.push_back(v);
@@ -208,8 +207,8 @@ TEST(NodeSpecToJson, ShapesAreBatchFirst) {
   NodeSpec spec;
   spec.name = "robust_pool";
   spec.summary = "robust mean";
-  spec.params = {{"penalty", "choice", "pseudo_huber", "the penalty", {"quadratic", "pseudo_huber"}},
-                 {"alpha", "float", "1", "scale", {}}};
+  spec.params = {{"penalty", ParamType::kChoice, "pseudo_huber", "the penalty", {"quadratic", "pseudo_huber"}},
+                 {"alpha", ParamType::kFloat, "1", "scale", {}}};
   spec.inputs = {{"x", {"N"}, "points", true, false}, {"w", {"N"}, "weights", false, true}};
   spec.outputs = {{"y", {}, "the pooled value"}};
   const Json j = NodeSpecToJson(spec);

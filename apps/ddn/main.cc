@@ -14,6 +14,7 @@
 #include "ddn/error.h"
 #include "ddn/plugin.h"
 #include "ddn/params.h"
+#include "ddn/strings.h"
 
 #ifndef DDN_VERSION
 #define DDN_VERSION "unknown"
@@ -45,8 +46,7 @@ const ddn::cli::Command* Find(const std::string& name) {
 }
 
 int UnknownCommand(const std::string& name) {
-  std::string known;
-  for (const auto& c : ddn::cli::Commands()) known += (known.empty() ? "" : ", ") + c.name;
+  const std::string known = ddn::Join(ddn::cli::Commands(), ", ", [](const ddn::cli::Command& c) { return c.name; });
   std::cerr << "ddn: unknown command " << ddn::QuoteForMessage(name) << " (commands: " << known << "; see ddn --help)"
             << std::endl;
   return ddn::cli::kExitBadInput;

@@ -7,6 +7,7 @@
 #include "apps/ddn/command.h"
 #include "apps/ddn/json_io.h"
 #include "ddn/node.h"
+#include "ddn/strings.h"
 
 namespace po = boost::program_options;
 
@@ -23,11 +24,9 @@ void PrintNode(const NodeSpec& spec) {
   std::cout << "  origin: " << NodeOrigin(spec.name) << "\n";
   std::cout << "  params:" << (spec.params.empty() ? " (none)" : "") << "\n";
   for (const auto& p : spec.params) {
-    std::cout << "    " << Pad(p.name, 14) << Pad(p.type, 6) << Pad("= " + p.default_value, 16) << p.doc;
+    std::cout << "    " << Pad(p.name, 14) << Pad(ParamTypeName(p.type), 6) << Pad("= " + p.default_value, 16) << p.doc;
     if (!p.choices.empty()) {
-      std::string choices;
-      for (const auto& c : p.choices) choices += (choices.empty() ? "" : ", ") + c;
-      std::cout << " {" << choices << "}";
+      std::cout << " {" << Join(p.choices) << "}";
     }
     std::cout << "\n";
   }

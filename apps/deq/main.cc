@@ -37,8 +37,9 @@
 #include "ddn/graph/graph.h"
 #include "ddn/graph/ops.h"
 #include "ddn/graph/optim.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/parallel.h"
+#include "ddn/strings.h"
 
 namespace po = boost::program_options;
 
@@ -48,7 +49,6 @@ namespace {
 using graph::Graph;
 using Clock = std::chrono::steady_clock;
 
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
 // ---- Settings ------------------------------------------------------------------------------------------
 
@@ -219,7 +219,7 @@ TrainResult Train(Model* m, const Data& train, const Data& test, const Setting& 
   graph::LearningRateSchedule schedule;
   schedule.base = s.learning_rate;
   schedule.total_epochs = s.epochs;
-  graph::Rng rng(s.seed + 17);
+  Rng rng(s.seed + 17);
   std::vector<int> order(train.labels.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
   const int batches = static_cast<int>((order.size() + s.batch_size - 1) / s.batch_size);
@@ -252,9 +252,9 @@ TrainResult Train(Model* m, const Data& train, const Data& test, const Setting& 
       std::snprintf(extra, sizeof(extra), "loss %.3f", loss / (k + 1));
       progress.Update(k + 1, extra);
     }
-    seconds += Seconds(t0);
+    seconds += app::SecondsSince(t0);
     char extra[96];
-    std::snprintf(extra, sizeof(extra), "loss %.3f, %.2f s", loss / batches, Seconds(t0));
+    std::snprintf(extra, sizeof(extra), "loss %.3f, %.2f s", loss / batches, app::SecondsSince(t0));
     progress.Finish(extra);
   }
   r.epoch_seconds = seconds / s.epochs;
@@ -370,8 +370,7 @@ int Run(const Setting& s) {
   }
   progress.Finish("done");
 
-  char subtitle[256];
-  std::snprintf(subtitle, sizeof(subtitle),
+  const std::string subtitle = StrFormat(
                 "%s; %zu train / %zu test; width %d; %d epochs; batch %d; ||W||2 <= %g; DEQ tolerance %g; seed %llu",
                 source.c_str(), train.labels.size(), test.labels.size(), s.width, s.epochs, s.batch_size, s.max_norm,
                 s.train_tolerance, static_cast<unsigned long long>(s.seed));
@@ -405,10 +404,10 @@ int Run(const Setting& s) {
                                          {"implicit", a.implicit}, {"unrolled", a.unrolled}, {truncated, a.truncated}});
     }
     if (!s.plot.empty()) j["plot"] = s.plot;
-    j["seconds"] = Seconds(start);
+    j["seconds"] = app::SecondsSince(start);
     std::cout << j.dump(2) << std::endl;
   } else {
-    std::printf("%s\n\n", subtitle);
+    std::printf("%s\n\n", subtitle.c_str());
     std::printf("%-20s %8s %10s %10s %10s %12s %10s\n", "model", "depth", "test acc", "s/epoch", "cpu s/ep",
                 "peak RSS MB", "stored MB");
     auto row = [](const std::string& name, double depth, const TrainResult& r) {
@@ -425,7 +424,7 @@ int Run(const Setting& s) {
       std::printf("%-12g %10d %12.3e %12.3e %14.3e\n", a.tolerance, a.iterations, a.implicit, a.unrolled, a.truncated);
     }
     if (!s.plot.empty()) std::printf("\nplot: %s\n", s.plot.c_str());
-    std::printf("total time: %.0f s\n", Seconds(start));
+    std::printf("total time: %.0f s\n", app::SecondsSince(start));
   }
   return 0;
 }

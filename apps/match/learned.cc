@@ -11,7 +11,7 @@
 #include "ddn/graph/graph.h"
 #include "ddn/graph/ops.h"
 #include "ddn/graph/optim.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
 
@@ -138,7 +138,7 @@ std::vector<double> LearnedMatcher::Train(const std::vector<TrainingPair>& pairs
   schedule.total_epochs = std::max(1, m.options.epochs);
   std::vector<int> order(pairs.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
-  graph::Rng rng(m.options.seed * 31 + 5);
+  Rng rng(m.options.seed * 31 + 5);
   const int steps = static_cast<int>((pairs.size() + m.options.batch_size - 1) / m.options.batch_size);
   std::vector<double> losses;
   for (int epoch = 0; epoch < m.options.epochs; ++epoch) {

@@ -38,7 +38,6 @@ namespace ddn::match {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
 struct Setting {
   std::string data, png, save;
@@ -84,14 +83,14 @@ int Run(const Setting& s) {
   for (const auto& p : pairs) truth += static_cast<double>(p.truth.size());
   char line[256];
   std::snprintf(line, sizeof line, "%zu pairs of %d keypoints, %.1f true correspondences each, %.0f s", pairs.size(),
-                s.synthetic.keypoints, truth / static_cast<double>(pairs.size()), Seconds(start));
+                s.synthetic.keypoints, truth / static_cast<double>(pairs.size()), app::SecondsSince(start));
   make_progress.Finish(line);
 
   // The Sinkhorn baseline's γ, by the ground-truth likelihood on the training pairs.
   const auto t_gamma = Clock::now();
   const double sinkhorn_gamma = ChooseSinkhornGamma(pairs, s.gamma_grid, s.threads);
   std::fprintf(stderr, "%-26s gamma = %g (of %zu values, %.0f s)\n", "sinkhorn baseline", sinkhorn_gamma,
-               s.gamma_grid.size(), Seconds(t_gamma));
+               s.gamma_grid.size(), app::SecondsSince(t_gamma));
 
   // The learned matcher.
   const auto t_train = Clock::now();
@@ -111,12 +110,12 @@ int Run(const Setting& s) {
         std::snprintf(label, sizeof label, "training epoch %d/%d", epoch + 1, s.learned.epochs);
         bar = std::make_unique<app::Progress>(label, steps, 26);
       }
-      std::snprintf(line, sizeof line, "loss %.4f  %4.0f s", loss, Seconds(t_train));
+      std::snprintf(line, sizeof line, "loss %.4f  %4.0f s", loss, app::SecondsSince(t_train));
       bar->Update(step, line);
     });
     if (bar) bar->Finish(line);
   }
-  const double train_seconds = Seconds(t_train);
+  const double train_seconds = app::SecondsSince(t_train);
   if (!s.save.empty()) learned.Save(s.save);
 
   // Test on Graffiti.
@@ -151,7 +150,7 @@ int Run(const Setting& s) {
   add("ratio_test_sift_all", "ratio test " + FormatDouble(s.ratio) + ", SIFT", RatioTest(all_a, all_b, s.ratio), &all_a,
       &all_b);
   const int matchable = Matchable(a, b, test.homography);
-  std::snprintf(line, sizeof line, "%.0f s", Seconds(t_test));
+  std::snprintf(line, sizeof line, "%.0f s", app::SecondsSince(t_test));
   test_progress.Finish(line);
 
   if (!s.png.empty()) {
@@ -168,7 +167,7 @@ int Run(const Setting& s) {
     DrawMatches(s.png, test, drawn);
   }
 
-  const double total = Seconds(start);
+  const double total = app::SecondsSince(start);
   if (s.json) {
     nlohmann::json j;
     j["methods"] = nlohmann::json::object();

@@ -2,12 +2,12 @@
 // optimal_transport → MatchNll), and the matching read-outs on hand-made plans.
 #include <gtest/gtest.h>
 
-#include <random>
 
 #include "apps/match/match_ops.h"
 #include "apps/match/matching.h"
 #include "ddn/graph/graph.h"
 #include "ddn/graph/ops.h"
+#include "ddn/random.h"
 
 namespace ddn::match {
 namespace {
@@ -25,10 +25,9 @@ TEST(MatchOps, GradientsOfTheTrainingGraphMatchFiniteDifferences) {
                                                        std::map<std::string, std::string>{{"gamma", "3"}}),
                     {cost});
   auto loss = g.Add("loss", std::make_unique<MatchNll>(), {plan, truth});
-  std::mt19937_64 rng(5);
-  std::normal_distribution<double> normal;
+  Rng rng(5);
   Tensor d({2, 7, 5}), t({2, 3, 4});
-  for (auto& v : d.values()) v = normal(rng);
+  for (auto& v : d.values()) v = rng.Normal();
   t[0 * 4 + 1] = t[1 * 4 + 3] = t[12 + 2 * 4 + 0] = 1.0;
   const graph::GraphCheckReport report = graph::CheckGraphGradients(g, {{"desc", d}, {"truth", t}}, loss, {"desc"});
   EXPECT_LE(report.max_rel_error, 1e-6) << report.ToString();
@@ -47,10 +46,9 @@ TEST(MatchOps, FeatureWeightsGradients) {
                                                        std::map<std::string, std::string>{{"gamma", "2"}}),
                     {cost});
   auto loss = g.Add("loss", std::make_unique<MatchNll>(), {plan, truth});
-  std::mt19937_64 rng(9);
-  std::normal_distribution<double> normal;
+  Rng rng(9);
   Tensor d({2, 7, 5}), t({2, 3, 4});
-  for (auto& v : d.values()) v = normal(rng);
+  for (auto& v : d.values()) v = rng.Normal();
   t[0 * 4 + 2] = t[2 * 4 + 3] = t[12 + 1 * 4 + 1] = 1.0;
   const graph::GraphCheckReport report = graph::CheckGraphGradients(g, {{"desc", d}, {"truth", t}}, loss, {"desc"});
   EXPECT_LE(report.max_rel_error, 1e-6) << report.ToString();

@@ -12,7 +12,7 @@
 
 #include "apps/common/app.h"
 #include "ddn/error.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 
 namespace ddn::match {
 namespace fs = std::filesystem;
@@ -213,7 +213,7 @@ std::vector<TrainingPair> MakeSyntheticPairs(const std::string& folder, const Sy
   }
   if (images.empty()) throw InvalidInput("no training images (png or jpg) in " + folder);
 
-  graph::Rng rng(options.seed * 1000003 + 7);
+  Rng rng(options.seed * 1000003 + 7);
   std::vector<TrainingPair> pairs;
   int attempts = 0;
   while (static_cast<int>(pairs.size()) < options.pairs) {

@@ -31,7 +31,7 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/graph/optim.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/node.h"
 #include "ddn/parallel.h"
 
@@ -41,7 +41,6 @@ namespace ddn::normals {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
 // ---- Settings ----------------------------------------------------------------------------------------------
 
@@ -139,7 +138,7 @@ Samples MakeSamples(const std::vector<Scan>& shapes, const std::vector<Condition
       if (static_cast<int64_t>(candidates.size()) < k) {
         throw InvalidInput("shape '" + shapes[s].name + "' has fewer usable points than k = " + std::to_string(k));
       }
-      graph::Rng rng(seed * 31 + 1009 * s + 17 * c + 5);
+      Rng rng(seed * 31 + 1009 * s + 17 * c + 5);
       if (per_pair > 0 && per_pair < static_cast<int>(candidates.size())) {
         rng.Shuffle(&candidates);
         candidates.resize(per_pair);
@@ -287,7 +286,7 @@ void Train(WeightNet* net, const Samples& train, const Setting& s) {
   const int64_t M = train.points.dim(0);
   std::vector<int64_t> order(M);
   for (int64_t m = 0; m < M; ++m) order[m] = m;
-  graph::Rng rng(s.seed * 7919 + 3);
+  Rng rng(s.seed * 7919 + 3);
   const auto start = Clock::now();
   const int batches = static_cast<int>((M + s.batch_size - 1) / s.batch_size);
   for (int epoch = 0; epoch < s.epochs; ++epoch) {
@@ -311,7 +310,7 @@ void Train(WeightNet* net, const Samples& train, const Setting& s) {
       adam.Step();
       loss_sum += net->graph.Value(net->loss)[0] * static_cast<double>(rows.size());
       seen += static_cast<int64_t>(rows.size());
-      std::snprintf(extra, sizeof extra, "loss %.5f  %4.0fs", loss_sum / seen, Seconds(start));
+      std::snprintf(extra, sizeof extra, "loss %.5f  %4.0fs", loss_sum / seen, app::SecondsSince(start));
       progress.Update(b + 1, extra);
     }
     progress.Finish(extra);
@@ -344,7 +343,7 @@ int Run(const Setting& s) {
   for (const auto& sh : train_shapes) train_names += (train_names.empty() ? "" : ", ") + sh.name;
   for (const auto& sh : test_shapes) test_names += (test_names.empty() ? "" : ", ") + sh.name;
   std::fprintf(stderr, "ddn-normals: train on %s; test on %s (%.1f s to load)\n", train_names.c_str(),
-               test_names.c_str(), Seconds(start));
+               test_names.c_str(), app::SecondsSince(start));
 
   // Training samples: the same number from every (shape, condition).
   const int pairs_train = static_cast<int>(train_shapes.size() * s.conditions.size());
@@ -378,7 +377,7 @@ int Run(const Setting& s) {
   auto net = BuildWeightNet(s.k, kNumFeatures, s.seed, s.threads);
   const auto train_start = Clock::now();
   Train(net.get(), train, s);
-  const double train_seconds = Seconds(train_start);
+  const double train_seconds = app::SecondsSince(train_start);
 
   // Test: every method on the same neighbourhoods.
   Samples test =
@@ -472,7 +471,7 @@ int Run(const Setting& s) {
                     {"quick", s.quick}};
     j["train_seconds"] = train_seconds;
     if (!s.png.empty()) j["png"] = {{"path", s.png}, {"shows", png_note}};
-    j["seconds"] = Seconds(start);
+    j["seconds"] = app::SecondsSince(start);
     std::cout << j.dump(2) << std::endl;
   } else {
     std::printf("Unoriented normal error on real scans: RMS angle (degrees), %% of points under 5 and 10 degrees\n");
@@ -494,7 +493,7 @@ int Run(const Setting& s) {
     for (size_t c = 0; c < s.conditions.size(); ++c) row(s.conditions[c].name, by_condition[c]);
     row("all noisy conditions", noisy);
     if (!s.png.empty()) std::printf("picture: %s (%s)\n", s.png.c_str(), png_note.c_str());
-    std::printf("training %.0f s, total %.0f s\n", train_seconds, Seconds(start));
+    std::printf("training %.0f s, total %.0f s\n", train_seconds, app::SecondsSince(start));
   }
   return 0;
 }

@@ -8,7 +8,7 @@
 
 #include "datasets/ply.h"
 #include "ddn/error.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 
 namespace ddn::normals {
 
@@ -87,7 +87,7 @@ Scan LoadScan(const std::string& path) {
 }
 
 Corrupted Corrupt(const Scan& shape, double noise, double outliers, uint64_t seed) {
-  graph::Rng rng(seed);
+  Rng rng(seed);
   Corrupted out;
   out.points = shape.points;
   out.outlier.assign(shape.size(), 0);

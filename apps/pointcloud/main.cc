@@ -32,8 +32,9 @@
 #include "ddn/files.h"
 #include "ddn/graph/optim.h"
 #include "ddn/params.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/parallel.h"
+#include "ddn/strings.h"
 
 namespace po = boost::program_options;
 
@@ -42,7 +43,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
 // CPU seconds of this process (all threads): with --threads 1 the time the training really took, less
 // sensitive than the wall clock to other work on a shared machine.
@@ -116,7 +116,7 @@ void Train(PointNet* net, const datasets::PointClouds& train, const Setting& s, 
   const int batches = (M + s.batch_size - 1) / s.batch_size;
   std::vector<int> order(M);
   for (int i = 0; i < M; ++i) order[i] = i;
-  graph::Rng rng(s.seed * 7919 + 17);
+  Rng rng(s.seed * 7919 + 17);
   const auto start = Clock::now();
   for (int epoch = 0; epoch < s.epochs; ++epoch) {
     adam.set_learning_rate(schedule.At(epoch));
@@ -145,10 +145,10 @@ void Train(PointNet* net, const datasets::PointClouds& train, const Setting& s, 
       correct += CountCorrect(net->graph.Value(net->logits), batch.labels);
       seen += B;
       std::snprintf(extra, sizeof(extra), "loss %.3f  train acc %5.1f%%  %5.0fs", loss_sum / seen,
-                    100.0 * correct / seen, Seconds(start));
+                    100.0 * correct / seen, app::SecondsSince(start));
       progress.Update(k + 1, extra);
     }
-    const double cpu = CpuSeconds() - epoch_cpu, wall = Seconds(epoch_start);
+    const double cpu = CpuSeconds() - epoch_cpu, wall = app::SecondsSince(epoch_start);
     progress.Finish(extra);
     if (trace) {
       (*trace)["epochs"].push_back({{"learning_rate", schedule.At(epoch)},
@@ -276,7 +276,7 @@ int Run(const Setting& s) {
     }
     const auto t0 = Clock::now();
     Train(net.get(), train, s, pooling, run_trace);
-    train_seconds.push_back(Seconds(t0));
+    train_seconds.push_back(app::SecondsSince(t0));
     std::vector<double> row;
     for (const Tensor& points : noisy_test) row.push_back(Evaluate(net.get(), test, points));
     accuracy.push_back(row);
@@ -286,7 +286,7 @@ int Run(const Setting& s) {
       std::snprintf(cell, sizeof(cell), " %5.1f", 100 * a);
       line += cell;
     }
-    std::fprintf(stderr, "%-28s test acc %%:%s  (%.0f s)\n", pooling.c_str(), line.c_str(), Seconds(t0));
+    std::fprintf(stderr, "%-28s test acc %%:%s  (%.0f s)\n", pooling.c_str(), line.c_str(), app::SecondsSince(t0));
     if (!s.save_dir.empty()) graph::SaveParameters(net->graph, SavePath(s, pooling));
   }
 
@@ -299,8 +299,7 @@ int Run(const Setting& s) {
   }
   PlotOptions plot_options;
   plot_options.title = "Digit point clouds: test accuracy vs outliers";
-  char subtitle[256];
-  std::snprintf(subtitle, sizeof(subtitle),
+  const std::string subtitle = StrFormat(
                 "PointNet-style; %zu train / %zu test clouds of %d points; %d epochs; robust penalties alpha = %g; "
                 "train outliers %g%%; seed %llu",
                 train.labels.size(), test.labels.size(), s.points, s.epochs, s.alpha, 100 * s.train_outliers,
@@ -329,7 +328,7 @@ int Run(const Setting& s) {
           {{"pooling", s.poolings[p]}, {"accuracy", accuracy[p]}, {"train_seconds", train_seconds[p]}});
     }
     if (!s.plot.empty()) j["plot"] = s.plot;
-    j["seconds"] = Seconds(start);
+    j["seconds"] = app::SecondsSince(start);
     std::cout << j.dump(2) << std::endl;
   } else {
     std::printf("Test accuracy (%%) by pooling and test-time outlier fraction (%s, %zu test clouds, alpha = %g)\n",
@@ -345,7 +344,7 @@ int Run(const Setting& s) {
       std::printf("\n");
     }
     if (!s.plot.empty()) std::printf("plot: %s\n", s.plot.c_str());
-    std::printf("total time: %.0f s\n", Seconds(start));
+    std::printf("total time: %.0f s\n", app::SecondsSince(start));
   }
   return app::kExitOk;
 }

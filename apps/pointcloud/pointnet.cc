@@ -11,9 +11,7 @@ namespace ddn::pointcloud {
 using graph::Graph;
 
 const std::vector<std::string>& RobustPenalties() {
-  static const std::vector<std::string> penalties = {"quadratic", "pseudo_huber",  "huber",        "welsch",
-                                                     "truncated_quadratic", "cauchy", "geman_mcclure"};
-  return penalties;
+  return ParamChoices("robust_pool", "penalty");  // the node's own list
 }
 
 bool IsKnownPooling(const std::string& pooling) {

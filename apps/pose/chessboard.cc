@@ -152,7 +152,7 @@ std::vector<View> LoadViews(const std::string& folder, const std::vector<std::st
 }
 
 Sample Corrupt(const View& view, int view_index, const Intrinsics& K, double fraction, double min_px, double max_px,
-               graph::Rng* rng) {
+               Rng* rng) {
   Sample s;
   s.view = view_index;
   s.raw = view.corners;

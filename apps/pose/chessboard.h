@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 
 namespace ddn::pose {
 
@@ -75,7 +75,7 @@ std::vector<View> LoadViews(const std::string& folder, const std::vector<std::st
 
 // Displaces round(fraction · 54) corners by U(min_px, max_px) pixels and computes points and features.
 Sample Corrupt(const View& view, int view_index, const Intrinsics& K, double fraction, double min_px, double max_px,
-               graph::Rng* rng);
+               Rng* rng);
 
 // Rotation error (degrees) and translation error (mm) of `estimate` against `truth`.
 double RotationErrorDeg(const Pose& estimate, const Pose& truth);

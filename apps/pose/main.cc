@@ -28,7 +28,7 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/graph/optim.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/node.h"
 #include "ddn/parallel.h"
 #include "ddn/params.h"
@@ -39,7 +39,6 @@ namespace ddn::pose {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
 struct Setting {
   std::string data;
@@ -181,7 +180,7 @@ int Run(const Setting& s) {
   std::fprintf(stderr, "ddn-pose: %s; %d training and %zu test photos; %.0f%% of the %d corners displaced by %g-%g px\n",
                folder.c_str(), train_count, s.test_views.size(), 100 * s.outliers, kCorners, s.min_px, s.max_px);
 
-  graph::Rng rng(s.seed);
+  Rng rng(s.seed);
   std::vector<Sample> test;
   for (size_t v = 0; v < s.test_views.size(); ++v)
     for (int k = 0; k < s.test_samples; ++k) {
@@ -232,15 +231,15 @@ int Run(const Setting& s) {
       adam.Step();
       loss_sum += net->graph.Value(net->loss)[0] * (end - begin);
       seen += end - begin;
-      std::snprintf(extra, sizeof extra, "loss %.4f  %4.0fs", loss_sum / seen, Seconds(train_start));
+      std::snprintf(extra, sizeof extra, "loss %.4f  %4.0fs", loss_sum / seen, app::SecondsSince(train_start));
       progress.Update(b + 1, extra);
     }
     const Summary t = record(epoch + 1, loss_sum / seen);
     std::snprintf(extra, sizeof extra, "loss %.4f  test median %.2f deg %.1f mm  %4.0fs", loss_sum / seen,
-                  Percentile(t.rotation_deg, 0.5), Percentile(t.translation_mm, 0.5), Seconds(train_start));
+                  Percentile(t.rotation_deg, 0.5), Percentile(t.translation_mm, 0.5), app::SecondsSince(train_start));
     progress.Finish(extra);
   }
-  const double train_seconds = Seconds(train_start);
+  const double train_seconds = app::SecondsSince(train_start);
 
   // Every method on the test samples.
   app::Progress progress("evaluate", 5, 22);
@@ -356,7 +355,7 @@ int Run(const Setting& s) {
     j["learned_weight_mean"] = {{"correct", w_in}, {"displaced", w_out}};
     if (!s.png.empty()) j["png"] = s.png;
     j["train_seconds"] = train_seconds;
-    j["seconds"] = Seconds(start);
+    j["seconds"] = app::SecondsSince(start);
     std::cout << j.dump(2) << std::endl;
   } else {
     std::printf("Camera pose on OpenCV's chessboard photos: %zu test samples (%zu held-out photos x %d), %.0f%% of the "
@@ -380,7 +379,7 @@ int Run(const Setting& s) {
     }
     std::printf("\nmean learned weight: correct corners %.3f, displaced corners %.3f\n", w_in, w_out);
     if (!s.png.empty()) std::printf("figure: %s\n", s.png.c_str());
-    std::printf("training %.0f s, total %.0f s\n", train_seconds, Seconds(start));
+    std::printf("training %.0f s, total %.0f s\n", train_seconds, app::SecondsSince(start));
   }
   return 0;
 }

@@ -10,7 +10,7 @@
 #include "ddn/graph/fixed_point.h"
 #include "ddn/graph/graph.h"
 #include "ddn/graph/ops.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 
 namespace ddn::graph {
 namespace {

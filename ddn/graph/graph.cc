@@ -1,5 +1,7 @@
 #include "ddn/graph/graph.h"
 
+#include "ddn/check.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -241,16 +243,14 @@ GraphCheckReport CheckGraphGradients(Graph& graph, const TensorMap& feeds, Graph
   // Fourth-order central difference of L along one coordinate `x` (a reference into the array).
   auto fd = [&](double& x, const TensorMap& f) {
     const double x0 = x, h = step * std::max(1.0, std::abs(x0));
-    x = x0 + 2 * h;
-    const double lp2 = eval(f);
-    x = x0 + h;
-    const double lp1 = eval(f);
-    x = x0 - h;
-    const double lm1 = eval(f);
-    x = x0 - 2 * h;
-    const double lm2 = eval(f);
+    const double d = CentralDifference(
+        [&](double t) {
+          x = x0 + t;
+          return eval(f);
+        },
+        h);
     x = x0;
-    return (-lp2 + 8 * lp1 - 8 * lm1 + lm2) / (12 * h);
+    return d;
   };
   auto compare = [](const std::string& name, const Tensor& g, const std::vector<double>& g_fd) {
     double diff = 0, ng = 0, nf = 0;

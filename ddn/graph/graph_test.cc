@@ -9,7 +9,7 @@
 
 #include "ddn/error.h"
 #include "ddn/graph/ops.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/node.h"
 
 namespace ddn::graph::testing {
@@ -24,7 +24,7 @@ class TestPseudoHuberPool : public Node {
     NodeSpec s;
     s.name = "graph_test_pseudo_huber_pool";
     s.summary = "test only: pseudo-Huber mean of x";
-    s.params = {{"alpha", "float", "1", "pseudo-Huber scale", {}}};
+    s.params = {{"alpha", ParamType::kFloat, "1", "pseudo-Huber scale", {}}};
     s.inputs = {{"x", {"N"}, "points", true, false}};
     s.outputs = {{"y", {}, "robust mean", true, false}};
     return s;

@@ -7,7 +7,7 @@
 
 #include "ddn/batch.h"
 #include "ddn/error.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 #include "ddn/parallel.h"
 
 namespace ddn::graph {

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "ddn/error.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 
 namespace ddn::graph {
 namespace {

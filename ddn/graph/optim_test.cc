@@ -6,7 +6,7 @@
 
 #include "ddn/error.h"
 #include "ddn/graph/ops.h"
-#include "ddn/graph/random.h"
+#include "ddn/random.h"
 
 namespace ddn::graph {
 namespace {

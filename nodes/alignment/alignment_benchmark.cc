@@ -15,20 +15,19 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
 #include "nodes/alignment/sinkhorn_unrolled.h"
+#include "ddn/random.h"
 
 namespace {
 
 ddn::Tensor Gaussian(const ddn::Shape& shape, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  ddn::Rng rng(seed);
   ddn::Tensor t(shape);
-  for (auto& v : t.values()) v = normal(rng);
+  for (auto& v : t.values()) v = rng.Normal();
   return t;
 }
 

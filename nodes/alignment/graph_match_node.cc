@@ -6,13 +6,13 @@
 // when the fixed point was not reached within the iteration limits (the answer is the last, feasible iterate
 // and `residual` says how far it is); kNonRegular when the backward's linear system is singular.
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "nodes/alignment/graph_match.h"
+#include "ddn/random.h"
 
 namespace ddn::alignment {
 namespace {
@@ -22,8 +22,8 @@ class GraphMatchNode : public Node {
   static NodeSpec Spec() {
     return {"graph_match",
             "relaxed graph matching X = argmax <K, X> + lambda tr(X^T A X B) + (1/gamma) H(X) over doubly-stochastic X",
-            {{"lambda", "float", "1", "weight lambda >= 0 of the edge term tr(X^T A X B)"},
-             {"gamma", "float", "1", "inverse entropy weight gamma > 0 (larger: closer to a permutation)"}},
+            {{"lambda", ParamType::kFloat, "1", "weight lambda >= 0 of the edge term tr(X^T A X B)"},
+             {"gamma", ParamType::kFloat, "1", "inverse entropy weight gamma > 0 (larger: closer to a permutation)"}},
             {{"node_affinity", {"N", "Np"}, "node affinities K (N x N')"},
              {"edges_a", {"N", "N"}, "edge weights A of the first graph"},
              {"edges_b", {"Np", "Np"}, "edge weights B of the second graph"}},
@@ -74,25 +74,23 @@ DDN_REGISTER_NODE(GraphMatchNode);
 // matching problem the node is for). Affinities are scaled by 1/γ and edges so that λγ‖G‖₂ ≈ 0.8: the
 // relaxation is concave and finite differences with the checker's step stay accurate.
 std::vector<CheckCase> GraphMatchNode::CheckCases(uint64_t seed) const {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+  Rng rng(seed);
   auto edges = [&](int64_t b, int64_t n, bool symmetric) {
     Tensor e({b, n, n});
     for (int64_t q = 0; q < b; ++q) {
       std::vector<double> px(n), py(n);
-      for (int64_t i = 0; i < n; ++i) px[i] = normal(rng), py[i] = normal(rng);
+      for (int64_t i = 0; i < n; ++i) px[i] = rng.Normal(), py[i] = rng.Normal();
       for (int64_t i = 0; i < n; ++i)
         for (int64_t k = 0; k < n; ++k) {
           const double d2 = (px[i] - px[k]) * (px[i] - px[k]) + (py[i] - py[k]) * (py[i] - py[k]);
-          e.problem(q)[i * n + k] = (i == k) ? 0.0 : (symmetric ? std::exp(-d2) : uniform(rng));
+          e.problem(q)[i * n + k] = (i == k) ? 0.0 : (symmetric ? std::exp(-d2) : rng.Uniform(0.0, 1.0));
         }
     }
     return e;
   };
   auto affinity = [&](int64_t b, int64_t n, int64_t np) {
     Tensor k({b, n, np});
-    for (auto& v : k.values()) v = normal(rng) / std::max(1.0, gamma_);
+    for (auto& v : k.values()) v = rng.Normal() / std::max(1.0, gamma_);
     return k;
   };
   // Scales the edges of every problem so that λγ‖G‖₂ = target.

@@ -3,7 +3,6 @@
 // converged solves (and truncated ones away from it), through the node and ddn::Backward, and the flag when the
 // recorded iteration stops before converging.
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -11,15 +10,15 @@
 #include "ddn/batch.h"
 #include "ddn/node.h"
 #include "nodes/alignment/sinkhorn_unrolled.h"
+#include "ddn/random.h"
 
 namespace ddn::alignment {
 namespace {
 
 std::vector<double> Random(size_t n, uint64_t seed, double lo, double hi) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
+  Rng rng(seed);
   std::vector<double> v(n);
-  for (auto& x : v) x = u(rng);
+  for (auto& x : v) x = rng.Uniform(lo, hi);
   return v;
 }
 
@@ -126,15 +125,13 @@ double RelativeDistance(const Tensor& a, const Tensor& b) {
 }
 
 TEST(OptimalTransportUnrolled, AgreesWithImplicitOnConvergedSolvesThroughTheNode) {
-  std::mt19937_64 rng(7);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform(0.5, 1.5);
+  Rng rng(7);
   for (double gamma : {1.0, 10.0}) {
     Tensor M({3, 6, 9}), r({3, 6}), c({3, 9}), v({3, 6, 9});
-    for (auto& x : M.values()) x = normal(rng);
-    for (auto& x : v.values()) x = normal(rng);
-    for (auto& x : r.values()) x = uniform(rng);
-    for (auto& x : c.values()) x = uniform(rng);
+    for (auto& x : M.values()) x = rng.Normal();
+    for (auto& x : v.values()) x = rng.Normal();
+    for (auto& x : r.values()) x = rng.Uniform(0.5, 1.5);
+    for (auto& x : c.values()) x = rng.Uniform(0.5, 1.5);
     const TensorMap inputs{{"M", M}, {"r", r}, {"c", c}};
     const Gradients implicit = NodeGradients("implicit", inputs, v, gamma);
     std::vector<ProblemStatus> status;
@@ -151,10 +148,9 @@ TEST(OptimalTransportUnrolled, AgreesWithImplicitOnConvergedSolvesThroughTheNode
 TEST(OptimalTransportUnrolled, FlagsARecordedIterationThatStopsShort) {
   // γ·range(M) ~ 400: plain Sinkhorn contracts slowly; with a cap of 30 sweeps it is far from converged.
   Tensor M({1, 8, 8}), v({1, 8, 8});
-  std::mt19937_64 rng(9);
-  std::normal_distribution<double> normal;
-  for (auto& x : M.values()) x = normal(rng);
-  for (auto& x : v.values()) x = normal(rng);
+  Rng rng(9);
+  for (auto& x : M.values()) x = rng.Normal();
+  for (auto& x : v.values()) x = rng.Normal();
   auto node = MakeNode("optimal_transport", {{"gamma", "100"}, {"unrolled_max_sweeps", "30"}});
   RunOptions run;
   run.threads = 1;

@@ -7,7 +7,6 @@
 // the normalisation: dL/dr = (x − (x·r̂) 1) / Σr with x from sinkhorn.h (3), r̂ = r / Σr; likewise for c.
 // They are therefore orthogonal to r̂ and invariant to rescaling r.
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -15,6 +14,7 @@
 #include "ddn/node.h"
 #include "nodes/alignment/sinkhorn.h"
 #include "nodes/alignment/sinkhorn_unrolled.h"
+#include "ddn/random.h"
 
 namespace ddn::alignment {
 namespace {
@@ -24,8 +24,8 @@ class OptimalTransportNode : public Node {
   static NodeSpec Spec() {
     return {"optimal_transport",
             "entropic optimal transport P = argmin <P, M> + (1/gamma) KL(P || r c^T) s.t. P1 = r, P^T 1 = c",
-            {{"gamma", "float", "1", "inverse entropy weight gamma > 0 (larger: closer to the unregularised plan)"},
-             {"unrolled_max_sweeps", "int", "20000",
+            {{"gamma", ParamType::kFloat, "1", "inverse entropy weight gamma > 0 (larger: closer to the unregularised plan)"},
+             {"unrolled_max_sweeps", ParamType::kInt, "20000",
               "backward unrolled / truncated:K only: most plain Sinkhorn sweeps recorded (status not_converged if "
               "the recorded iteration needs more)"}},
             {{"M", {"H", "W"}, "cost matrix"},
@@ -130,18 +130,16 @@ DDN_REGISTER_NODE(OptimalTransportNode);
 // and a single row. Costs are scaled by 1/γ so that γ·M stays in the range where fourth-order differences
 // with the checker's step are accurate.
 std::vector<CheckCase> OptimalTransportNode::CheckCases(uint64_t seed) const {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform(0.5, 1.5);
+  Rng rng(seed);
   const double scale = 1.0 / std::max(1.0, gamma_);
   auto random_cost = [&](int64_t b, int64_t h, int64_t w) {
     Tensor m({b, h, w});
-    for (auto& v : m.values()) v = 2.0 * scale * normal(rng);
+    for (auto& v : m.values()) v = 2.0 * scale * rng.Normal();
     return m;
   };
   auto positive = [&](Shape shape, double level) {
     Tensor t(shape);
-    for (auto& v : t.values()) v = level * uniform(rng);
+    for (auto& v : t.values()) v = level * rng.Uniform(0.5, 1.5);
     return t;
   };
   std::vector<CheckCase> cases;

@@ -79,8 +79,8 @@ struct SinkhornOptions {
   // rounding of the row and column sums.
   double tolerance = 4e-16;
   // The error accepted when rounding stops further progress (no step improves it any more); above it the
-  // solve throws NumericalFailure. The floor is ~1e-16 for γ·range(M) up to ~10³ and rises towards 1e-12 at
-  // γ·range(M) ~ 10⁵ with uniform marginals (a nearly degenerate assignment).
+  // solve throws NumericalFailure. The floor is ~1e-16 for γ·range(M) up to ~10³ and rises to 1e-12–1e-11 at
+  // γ·range(M) ~ 10⁴ with uniform marginals (a nearly degenerate assignment; optimal_transport_test measures it).
   double acceptable_tolerance = 1e-10;
   // In the last stage, Sinkhorn sweeps continue while the marginal error falls at least by this factor per
   // sweep and is above newton_start (relative to Σr), or while the observed rate reaches the tolerance in

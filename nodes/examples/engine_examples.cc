@@ -10,11 +10,11 @@
 // None has a specialised solver: they are what a user gets from writing the objective alone, and the
 // tests (examples_test.cc) hold them against closed forms and finite differences.
 #include <cmath>
-#include <random>
 
 #include <ceres/sphere_manifold.h>
 
 #include "ddn/declarative.h"
+#include "ddn/random.h"
 
 namespace ddn::examples {
 
@@ -24,7 +24,7 @@ class PseudoHuberMean : public DeclarativeNode<PseudoHuberMean> {
   static NodeSpec Spec() {
     return {"pseudo_huber_mean",
             "weighted pseudo-Huber mean y = argmin Σ_i w_i α²(√(1 + ((y − x_i)/α)²) − 1) (generic engine)",
-            {{"alpha", "float", "1", "scale α > 0 of the pseudo-Huber penalty"}},
+            {{"alpha", ParamType::kFloat, "1", "scale α > 0 of the pseudo-Huber penalty"}},
             {{"x", {"N"}, "points"}, {"w", {"N"}, "non-negative weights (default 1)", true, true}},
             {{"y", {}, "the robust mean"}}};
   }
@@ -69,8 +69,8 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
   static NodeSpec Spec() {
     return {"sphere_projection",
             "Euclidean projection onto the sphere ‖y‖ = r (equality constraint, generic engine)",
-            {{"radius", "float", "1", "sphere radius r > 0"},
-             {"manifold", "bool", "true", "solve on ceres::SphereManifold (false: augmented Lagrangian)"}},
+            {{"radius", ParamType::kFloat, "1", "sphere radius r > 0"},
+             {"manifold", ParamType::kBool, "true", "solve on ceres::SphereManifold (false: augmented Lagrangian)"}},
             {{"x", {"D"}, "point to project"}},
             {{"y", {"D"}, "closest point of the sphere"}}};
   }
@@ -170,7 +170,7 @@ class BallProjection : public ProjectionBase<BallProjection> {
   static NodeSpec Spec() {
     return {"ball_projection",
             "Euclidean projection onto the ball ‖y‖ ≤ r (nonlinear inequality, generic engine)",
-            {{"radius", "float", "1", "ball radius r > 0"}},
+            {{"radius", ParamType::kFloat, "1", "ball radius r > 0"}},
             {{"x", {"D"}, "point to project"}},
             {{"y", {"D"}, "closest point of the ball"}}};
   }
@@ -194,7 +194,7 @@ class BoxProjection : public ProjectionBase<BoxProjection> {
   static NodeSpec Spec() {
     return {"box_projection",
             "Euclidean projection onto the box lo ≤ y ≤ hi (linear inequalities, generic engine)",
-            {{"lo", "float", "-1", "lower bound"}, {"hi", "float", "1", "upper bound (> lo)"}},
+            {{"lo", ParamType::kFloat, "-1", "lower bound"}, {"hi", ParamType::kFloat, "1", "upper bound (> lo)"}},
             {{"x", {"D"}, "point to project"}},
             {{"y", {"D"}, "closest point of the box"}}};
   }
@@ -266,8 +266,7 @@ std::vector<CheckCase> BoxProjection::CheckCases(uint64_t seed) const {
 
 std::vector<CheckCase> PseudoHuberMean::CheckCases(uint64_t seed) const {
   std::vector<CheckCase> cases = Node::CheckCases(seed);
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   // Weights, a tie, a far outlier; points spread over 300 α (a near-singular Hessian, Σ φ'' ~ 1e-6·N); a cluster
   // far from the origin (offset 1e6 α: the step must follow the points' scale, not the origin's).
   CheckCase weighted{"weighted_tie_outlier", {}};
@@ -281,7 +280,7 @@ std::vector<CheckCase> PseudoHuberMean::CheckCases(uint64_t seed) const {
   cases.push_back(spread);
   CheckCase far{"far_from_origin", {}};
   far.inputs["x"] = Tensor({1, 6});
-  for (auto& v : far.inputs["x"].values()) v = alpha_ * (1e6 + normal(rng));
+  for (auto& v : far.inputs["x"].values()) v = alpha_ * (1e6 + rng.Normal());
   // The points' spread (α), not their distance from 0, is the scale of the problem; a step of 1e-3 α keeps the
   // difference quotient above the rounding of y ≈ 1e6 α (1e-10 α).
   far.step_scale["x"] = 10 * alpha_;

@@ -4,12 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
 #include "ddn/batch.h"
 #include "ddn/check.h"
 #include "ddn/declarative.h"
 #include "ddn/error.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -23,7 +23,7 @@ class ConstrainedMean : public DeclarativeNode<ConstrainedMean> {
   static NodeSpec Spec() {
     return {"test_constrained_mean",
             "weighted mean of points on the plane Σ y = b",
-            {{"w", "float", "1", "weight of the objective"}, {"c", "float", "1", "scale of the constraint"}},
+            {{"w", ParamType::kFloat, "1", "weight of the objective"}, {"c", ParamType::kFloat, "1", "scale of the constraint"}},
             {{"x", {"N", "D"}, "points"}, {"b", {}, "offset"}},
             {{"y", {"D"}, "the constrained mean"}}};
   }
@@ -159,10 +159,9 @@ TEST(EngineRegression, LinearConstraintWithInputsHasExactGradients) {
 // ---- 2. scale: objective × w, constraint × c, a mean over 1e5 points -----------------------------------------------
 TEST(EngineRegression, ObjectiveAndConstraintScaleLeaveAnswerFlagsAndGradient) {
   const int64_t n = 5, d = 3;
-  std::mt19937_64 rng(3);
-  std::normal_distribution<double> normal;
+  Rng rng(3);
   Tensor x({1, n, d});
-  for (auto& e : x.values()) e = normal(rng);
+  for (auto& e : x.values()) e = rng.Normal();
   const Tensor b({1}, {0.4});
   const Tensor v({1, d}, {1.0, -2.0, 0.5});
   std::vector<double> mean(d, 0.0);
@@ -187,7 +186,7 @@ TEST(EngineRegression, ObjectiveAndConstraintScaleLeaveAnswerFlagsAndGradient) {
   // A mean over 1e5 points with one constraint (the objective's scale grows with N).
   const int64_t big = 100000;
   Tensor xb({1, big, d});
-  for (auto& e : xb.values()) e = normal(rng);
+  for (auto& e : xb.values()) e = rng.Normal();
   auto node = MakeNode("test_constrained_mean");
   ForwardResult fwd = Forward(*node, {{"x", xb}, {"b", b}});
   EXPECT_EQ(fwd.status[0].flags, 0u) << fwd.status[0].note;

@@ -4,21 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
 #include "ddn/batch.h"
 #include "ddn/check.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
 
 Tensor Random(Shape shape, uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal(0.0, scale);
+  Rng rng(seed);
   Tensor t(std::move(shape));
-  for (auto& v : t.values()) v = normal(rng);
+  for (auto& v : t.values()) v = scale * rng.Normal();
   return t;
 }
 
@@ -245,6 +244,7 @@ TEST(Registry, UnknownNodeNamesTheKnownOnes) {
 
 // ---- a test-only node with contradictory constraints --------------------------------------------------
 #include "ddn/declarative.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {

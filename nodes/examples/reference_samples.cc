@@ -18,13 +18,13 @@
 // The sample nodes' inputs are scalars or short vectors per problem, as in the reference (x of shape (B, 1) there
 // is (B) here).
 #include <cmath>
-#include <random>
 #include <string>
 
 #include <Eigen/Dense>
 #include <ceres/sphere_manifold.h>
 
 #include "ddn/declarative.h"
+#include "ddn/random.h"
 
 namespace ddn::examples {
 namespace {
@@ -308,14 +308,13 @@ class TridiagSolve : public DeclarativeNode<TridiagSolve> {
     }
   }
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
-    std::uniform_real_distribution<double> u(0.0, 1.0);
+    Rng rng(seed);
     auto make = [&](int64_t b, int64_t n, int64_t k, double diag) {
       Tensor main({b, n}), lower({b, n - 1}), upper({b, n - 1}), d({b, n, k});
-      for (auto& v : main.values()) v = diag + 0.1 * u(rng);
-      for (auto& v : lower.values()) v = -u(rng);
-      for (auto& v : upper.values()) v = -u(rng);
-      for (auto& v : d.values()) v = u(rng);
+      for (auto& v : main.values()) v = diag + 0.1 * rng.Uniform(0.0, 1.0);
+      for (auto& v : lower.values()) v = -rng.Uniform(0.0, 1.0);
+      for (auto& v : upper.values()) v = -rng.Uniform(0.0, 1.0);
+      for (auto& v : d.values()) v = rng.Uniform(0.0, 1.0);
       return std::map<std::string, Tensor>{{"b", main}, {"a", lower}, {"c", upper}, {"d", d}};
     };
     // As the reference's tests: b = 2 + U(0, 0.1), a, c = −U(0, 1) (diagonally dominant or nearly so); and a

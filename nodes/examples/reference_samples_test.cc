@@ -5,7 +5,6 @@
 
 #include <Eigen/Dense>
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
@@ -13,6 +12,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "tests/reference/fixtures.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -58,8 +58,7 @@ TEST(ReferenceSamples, MatchTheReferenceClosedForms) {
       EXPECT_NEAR(g.at("x")[i], dy, 1e-9 * std::max(1.0, std::abs(dy)));
     }
   }
-  std::mt19937_64 rng(1);
-  std::normal_distribution<double> normal;
+  Rng rng(1);
   // linear_on_unit_circle: y = −(1, x)/√(1 + x²), Dy = (x, −1)/(1 + x²)^{3/2}.
   {
     const auto node = MakeNode("linear_on_unit_circle");
@@ -107,11 +106,11 @@ TEST(ReferenceSamples, MatchTheReferenceClosedForms) {
   for (const char* name : {"quadratic_on_sphere", "quadratic_on_ball"}) {
     const auto node = MakeNode(name);
     Tensor x({3, 4});
-    for (auto& e : x.values()) e = normal(rng);
+    for (auto& e : x.values()) e = rng.Normal();
     if (std::string(name) == "quadratic_on_ball")
       for (int k = 0; k < 4; ++k) x[4 + k] *= 0.1;  // problem 1 inside
     Tensor v({3, 4});
-    for (auto& e : v.values()) e = normal(rng);
+    for (auto& e : v.values()) e = rng.Normal();
     ForwardResult r = Forward(*node, {{"x", x}});
     const TensorMap g = Backward(*node, {{"x", x}}, r.outputs, {{"y", v}}, &r.status);
     for (int i = 0; i < 3; ++i) {
@@ -143,10 +142,9 @@ TEST(ReferenceSamples, TridiagSolveThomasDenseAndGeneric) {
     ForwardResult g = Forward(*node, c.inputs, generic);
     EXPECT_LT(MaxAbsDiff(a.outputs["x"], g.outputs["x"]), 1e-10) << c.name;
     for (const auto& st : a.status) EXPECT_LT(st.residual, 1e-15) << c.name;
-    std::mt19937_64 rng(3);
-    std::normal_distribution<double> normal;
+    Rng rng(3);
     Tensor v(a.outputs["x"].shape());
-    for (auto& e : v.values()) e = normal(rng);
+    for (auto& e : v.values()) e = rng.Normal();
     const TensorMap da = Backward(*node, c.inputs, a.outputs, {{"x", v}}, &a.status);
     const TensorMap dg = Backward(*node, c.inputs, a.outputs, {{"x", v}}, &g.status, generic);
     for (const auto& [name, t] : da) EXPECT_LT(MaxAbsDiff(t, dg.at(name)), 1e-9 * std::max(1.0, MaxAbs(t))) << name;

@@ -5,7 +5,6 @@
 // node uses its own). Run with --benchmark_repetitions=5 and read the medians.
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,7 @@
 #include "nodes/geometry/pnp_ceres.h"
 #include "nodes/geometry/pnp_solver.h"
 #include "nodes/geometry/rotation.h"
+#include "ddn/random.h"
 
 namespace {
 
@@ -22,22 +22,20 @@ struct Workload {
 };
 
 Workload MakeWorkload(int64_t b, int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  ddn::Rng rng(seed);
   Workload wl{ddn::Tensor({b, n, 2}), ddn::Tensor({b, n, 3}), ddn::Tensor({b, n}, 1.0 / n)};
   for (int64_t e = 0; e < b; ++e) {
     double pose[6];
-    for (double& v : pose) v = normal(rng);
+    for (double& v : pose) v = rng.Normal();
     double R[9];
     ddn::geometry::AngleAxisToRotationMatrix(pose, R);
     for (int64_t i = 0; i < n; ++i) {
-      const double x = 2 * unit(rng) - 1, y = 2 * unit(rng) - 1, z = 2 * unit(rng) + 1;
+      const double x = 2 * rng.Uniform(0.0, 1.0) - 1, y = 2 * rng.Uniform(0.0, 1.0) - 1, z = 2 * rng.Uniform(0.0, 1.0) + 1;
       const double X[3] = {z * x - pose[3], z * y - pose[4], z - pose[5]};
       double* P = wl.p3d.problem(e) + 3 * i;
       for (int r = 0; r < 3; ++r) P[r] = R[r] * X[0] + R[3 + r] * X[1] + R[6 + r] * X[2];  // Rᵀ (X − t)
-      wl.p2d.problem(e)[2 * i] = x + 0.01 * normal(rng);
-      wl.p2d.problem(e)[2 * i + 1] = y + 0.01 * normal(rng);
+      wl.p2d.problem(e)[2 * i] = x + 0.01 * rng.Normal();
+      wl.p2d.problem(e)[2 * i + 1] = y + 0.01 * rng.Normal();
     }
   }
   return wl;

@@ -9,11 +9,11 @@
 // specialised forward (EPnP + RANSAC + Levenberg–Marquardt) and closed-form backward against it.
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "ddn/declarative.h"
 #include "nodes/geometry/pnp_solver.h"
 #include "nodes/geometry/rotation.h"
+#include "ddn/random.h"
 
 namespace ddn::geometry {
 namespace {
@@ -23,12 +23,12 @@ class PnPNode : public DeclarativeNode<PnPNode> {
   static NodeSpec Spec() {
     return {"pnp",
             "weighted perspective-n-point: pose = argmin Σ_i w_i φ(R(r) P_i + t, q_i) (reproj, reproj_huber, cosine)",
-            {{"objective", "choice", "reproj",
+            {{"objective", ParamType::kChoice, "reproj",
               "φ: reproj ‖π(X) − q‖², reproj_huber ρ_α(‖π(X) − q‖), cosine 1 − bᵀX/‖X‖",
               {"reproj", "reproj_huber", "cosine"}},
-             {"alpha", "float", "1", "Huber threshold α > 0 of reproj_huber, in the units of p2d"},
-             {"ransac_iterations", "int", "100", "most RANSAC samples of the initialisation (0: EPnP on all points only)"},
-             {"ransac_threshold", "float", "0.02", "RANSAC inlier threshold, normalised image units (pixels / focal)"}},
+             {"alpha", ParamType::kFloat, "1", "Huber threshold α > 0 of reproj_huber, in the units of p2d"},
+             {"ransac_iterations", ParamType::kInt, "100", "most RANSAC samples of the initialisation (0: EPnP on all points only)"},
+             {"ransac_threshold", ParamType::kFloat, "0.02", "RANSAC inlier threshold, normalised image units (pixels / focal)"}},
             {{"p2d", {"N", "2"}, "image points q_i (pixels with K, normalised coordinates without)"},
              {"p3d", {"N", "3"}, "world points P_i"},
              {"w", {"N"}, "weights w_i >= 0 (default 1)", true, true},
@@ -119,38 +119,36 @@ struct Synthetic {
   bool weights = true;
 };
 
-CheckCase MakeCase(const std::string& name, const Synthetic& s, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> unit(-1.0, 1.0), weight(0.5, 1.5);
+CheckCase MakeCase(const std::string& name, const Synthetic& s, Rng* rng) {
   const int64_t b = s.batch, n = s.points;
   Tensor p2d({b, n, 2}), p3d({b, n, 3}), w({b, n}), K({b, 4});
   const double k[4] = {500.0, 520.0, 320.0, 240.0};
   for (int64_t e = 0; e < b; ++e) {
-    double r[3] = {s.rotation * normal(*rng), s.rotation * normal(*rng), s.rotation * normal(*rng)};
+    double r[3] = {s.rotation * rng->Normal(), s.rotation * rng->Normal(), s.rotation * rng->Normal()};
     if (s.rotation_mean)
-      for (int k = 0; k < 3; ++k) r[k] += s.rotation_mean[k];
-    const double t[3] = {0.3 * normal(*rng), 0.3 * normal(*rng), 3.5 + 0.5 * unit(*rng)};
+      for (int a = 0; a < 3; ++a) r[a] += s.rotation_mean[a];
+    const double t[3] = {0.3 * rng->Normal(), 0.3 * rng->Normal(), 3.5 + 0.5 * rng->Uniform(-1.0, 1.0)};
     for (int64_t i = 0; i < n; ++i) {
       double* P = p3d.problem(e) + 3 * i;
-      P[0] = unit(*rng);
-      P[1] = unit(*rng);
-      P[2] = s.planar ? 0.0 : unit(*rng);
+      P[0] = rng->Uniform(-1.0, 1.0);
+      P[1] = rng->Uniform(-1.0, 1.0);
+      P[2] = s.planar ? 0.0 : rng->Uniform(-1.0, 1.0);
       if (s.tetrahedron) {
         constexpr double kCorners[4][3] = {{-1, -1, -1}, {1, -1, 1}, {-1, 1, 1}, {1, 1, -1}};
-        for (int c = 0; c < 3; ++c) P[c] = kCorners[i % 4][c] + 0.1 * unit(*rng);
+        for (int c = 0; c < 3; ++c) P[c] = kCorners[i % 4][c] + 0.1 * rng->Uniform(-1.0, 1.0);
       }
       double X[3];
       AngleAxisRotatePoint(r, P, X);
       for (int c = 0; c < 3; ++c) X[c] += t[c];
-      double u = X[0] / X[2] + s.noise * normal(*rng), v = X[1] / X[2] + s.noise * normal(*rng);
+      double u = X[0] / X[2] + s.noise * rng->Normal(), v = X[1] / X[2] + s.noise * rng->Normal();
       if (i == 0 && s.outlier > 0) {
-        const double angle = 6.283185307179586 * 0.5 * (unit(*rng) + 1.0);
+        const double angle = 6.283185307179586 * 0.5 * (rng->Uniform(-1.0, 1.0) + 1.0);
         u += s.outlier * std::cos(angle);
         v += s.outlier * std::sin(angle);
       }
       p2d.problem(e)[2 * i] = s.intrinsics ? k[0] * u + k[2] : u;
       p2d.problem(e)[2 * i + 1] = s.intrinsics ? k[1] * v + k[3] : v;
-      w.problem(e)[i] = weight(*rng);
+      w.problem(e)[i] = rng->Uniform(0.5, 1.5);
     }
     std::copy(k, k + 4, K.problem(e));
   }
@@ -161,7 +159,7 @@ CheckCase MakeCase(const std::string& name, const Synthetic& s, std::mt19937_64*
 }
 
 std::vector<CheckCase> PnPNode::CheckCases(uint64_t seed) const {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   // For reproj_huber, noise and outliers on the scale of α (α is in the units of p2d: normalised, or pixels for
   // the case with K, focal length ~500): the inliers well inside the quadratic zone, the outlier well beyond,
   // nobody near the kink. On the image's scale otherwise.

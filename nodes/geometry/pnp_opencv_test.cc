@@ -9,11 +9,11 @@
 #include <opencv2/core.hpp>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "nodes/geometry/pnp_solver.h"
 #include "nodes/geometry/rotation.h"
+#include "ddn/random.h"
 
 namespace ddn::geometry {
 namespace {
@@ -24,22 +24,20 @@ struct Data {
 };
 
 // Points in [−1, 1]³ (or z = 0) 4–6 units in front of a camera with K = (800, 780, 320, 240), pixel noise.
-Data MakeData(int n, double noise_px, bool planar, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> unit(-1.0, 1.0);
+Data MakeData(int n, double noise_px, bool planar, Rng* rng) {
   Data d;
-  for (int k = 0; k < 3; ++k) d.pose[k] = 0.7 * normal(*rng);
-  d.pose[3] = 0.3 * normal(*rng);
-  d.pose[4] = 0.3 * normal(*rng);
-  d.pose[5] = 5.0 + unit(*rng);
+  for (int k = 0; k < 3; ++k) d.pose[k] = 0.7 * rng->Normal();
+  d.pose[3] = 0.3 * rng->Normal();
+  d.pose[4] = 0.3 * rng->Normal();
+  d.pose[5] = 5.0 + rng->Uniform(-1.0, 1.0);
   for (int i = 0; i < n; ++i) {
-    const double P[3] = {unit(*rng), unit(*rng), planar ? 0.0 : unit(*rng)};
+    const double P[3] = {rng->Uniform(-1.0, 1.0), rng->Uniform(-1.0, 1.0), planar ? 0.0 : rng->Uniform(-1.0, 1.0)};
     double X[3];
     AngleAxisRotatePoint(d.pose, P, X);
     for (int c = 0; c < 3; ++c) X[c] += d.pose[3 + c];
     d.p3d.insert(d.p3d.end(), P, P + 3);
-    d.p2d.push_back(800.0 * X[0] / X[2] + 320.0 + noise_px * normal(*rng));
-    d.p2d.push_back(780.0 * X[1] / X[2] + 240.0 + noise_px * normal(*rng));
+    d.p2d.push_back(800.0 * X[0] / X[2] + 320.0 + noise_px * rng->Normal());
+    d.p2d.push_back(780.0 * X[1] / X[2] + 240.0 + noise_px * rng->Normal());
   }
   return d;
 }
@@ -84,7 +82,7 @@ double AngleBetween(const double* a, const double* b) {
 }
 
 TEST(EPnPvsOpenCV, NoiseFreeGeneralScenes) {
-  std::mt19937_64 rng(1);
+  Rng rng(1);
   for (int n : {5, 6, 10, 50}) {
     for (int trial = 0; trial < 10; ++trial) {
       const Data d = MakeData(n, 0.0, false, &rng);
@@ -99,7 +97,7 @@ TEST(EPnPvsOpenCV, NoiseFreeGeneralScenes) {
 }
 
 TEST(EPnPvsOpenCV, NoisyGeneralScenes) {
-  std::mt19937_64 rng(2);
+  Rng rng(2);
   double ours_total = 0, theirs_total = 0;
   for (int trial = 0; trial < 50; ++trial) {
     const Data d = MakeData(30, 1.0, false, &rng);
@@ -116,7 +114,7 @@ TEST(EPnPvsOpenCV, NoisyGeneralScenes) {
 }
 
 TEST(EPnPvsOpenCV, PlanarScenes) {
-  std::mt19937_64 rng(3);
+  Rng rng(3);
   for (int n : {4, 6, 54}) {
     for (int trial = 0; trial < 10; ++trial) {
       const Data d = MakeData(n, 0.0, true, &rng);
@@ -132,7 +130,7 @@ TEST(EPnPvsOpenCV, PlanarScenes) {
 
 // The node's whole forward (reproj objective) and solvePnP's iterative LM minimise the same reprojection error.
 TEST(EPnPvsOpenCV, RefinedPoseEqualsSolvePnPIterative) {
-  std::mt19937_64 rng(4);
+  Rng rng(4);
   for (bool planar : {false, true}) {
     for (int trial = 0; trial < 10; ++trial) {
       const Data d = MakeData(40, 1.0, planar, &rng);

@@ -9,12 +9,12 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
-#include <random>
 
 #include "ddn/error.h"
 #include "ddn/implicit.h"
 #include "ddn/params.h"
 #include "nodes/geometry/rotation.h"
+#include "ddn/random.h"
 
 namespace ddn::geometry {
 namespace {
@@ -448,7 +448,7 @@ bool Ransac(const PnPProblem& p, const PnPOptions& o, double pose[6]) {
   const int s = pa.lambda[0] <= kPlanar * pa.lambda[2] ? 4 : 5;  // minimal set
   const int m = static_cast<int>(idx.size());
   if (m < 2 * s) return false;  // too few points to tell inliers by consensus (every EPnP candidate is tried)
-  std::mt19937_64 rng(Mix(Mix(0x51ED270B, p.p2d, 2 * p.n), p.p3d, 3 * p.n));
+  Rng rng(Mix(Mix(0x51ED270B, p.p2d, 2 * p.n), p.p3d, 3 * p.n));
   const double thr2 = o.ransac_threshold * o.ransac_threshold;
   double best_cost = kInf;
   std::vector<int> best_inliers;
@@ -457,8 +457,7 @@ bool Ransac(const PnPProblem& p, const PnPOptions& o, double pose[6]) {
   int64_t max_iterations = o.ransac_iterations;
   for (int64_t it = 0; it < max_iterations; ++it) {
     for (int k = 0; k < s; ++k) {
-      std::uniform_int_distribution<int> pick(k, m - 1);
-      std::swap(order[k], order[pick(rng)]);
+      std::swap(order[k], order[static_cast<int>((k) + rng.Below(static_cast<uint64_t>((m - 1) - (k) + 1)))]);
     }
     sp.clear();
     sq.clear();
@@ -813,7 +812,8 @@ void InitialPose(const PnPProblem& p, const PnPOptions& o, double pose[6]) {
 
 void SolvePnP(const PnPProblem& p, const PnPOptions& o, double pose[6], ProblemStatus* s) {
   // Starts: EPnP on all points (its best candidate; every candidate when there are few points, where EPnP's
-  // null space is wide and its best candidate may sit in the wrong basin), then RANSAC's.
+  // null space is wide and its best candidate may sit in the wrong basin, each also depth-reversed: with four
+  // points every EPnP candidate can land in the basin of the mirrored pose), then RANSAC's.
   std::vector<std::array<double, 6>> starts;
   auto add = [&](const double* y) {
     for (const auto& other : starts) {
@@ -836,6 +836,28 @@ void SolvePnP(const PnPProblem& p, const PnPOptions& o, double pose[6], ProblemS
       double y[6];
       PoseFromRotation(candidates[c].R, candidates[c].t, y);
       add(y);
+      if (P.size() < kFewPoints) {
+        // The depth-reversed start: the camera-frame points mirrored in the plane through their centroid normal
+        // to the viewing ray (the same image up to perspective), fitted by a rotation.
+        std::vector<Vec3> X(P.size());
+        Vec3 centre = Vec3::Zero();
+        double W = 0;
+        for (size_t i = 0; i < P.size(); ++i) {
+          X[i] = candidates[c].R * P[i] + candidates[c].t;
+          centre += w[i] * X[i];
+          W += w[i];
+        }
+        centre /= W;
+        const Vec3 ray = centre.normalized();
+        for (auto& x : X) x -= 2.0 * (x - centre).dot(ray) * ray;
+        Mat3 R;
+        Vec3 t;
+        AbsoluteOrientation(P, X, w, &R, &t);
+        if (R.allFinite() && t.allFinite()) {
+          PoseFromRotation(R, t, y);
+          add(y);
+        }
+      }
     }
   }
   double ransac_pose[6];

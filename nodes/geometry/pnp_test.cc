@@ -8,7 +8,6 @@
 
 #include <Eigen/Geometry>
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
@@ -20,6 +19,7 @@
 #include "nodes/geometry/rotation.h"
 #include "tests/reference/fixtures.h"
 #include "tests/reference/plain_differences.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -46,27 +46,25 @@ double MaxAbs(const Tensor& a) {
 struct Scene {
   Tensor p2d, p3d, w, pose;
 };
-Scene MakeScene(int64_t b, int64_t n, double noise, bool planar, std::mt19937_64* rng, double rotation = 0.7) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> unit(-1.0, 1.0), weight(0.5, 1.5);
+Scene MakeScene(int64_t b, int64_t n, double noise, bool planar, Rng* rng, double rotation = 0.7) {
   Scene s{Tensor({b, n, 2}), Tensor({b, n, 3}), Tensor({b, n}), Tensor({b, 6})};
   for (int64_t e = 0; e < b; ++e) {
     double* y = s.pose.problem(e);
-    for (int k = 0; k < 3; ++k) y[k] = rotation * normal(*rng);
-    y[3] = 0.3 * normal(*rng);
-    y[4] = 0.3 * normal(*rng);
-    y[5] = 5.0 + unit(*rng);
+    for (int k = 0; k < 3; ++k) y[k] = rotation * rng->Normal();
+    y[3] = 0.3 * rng->Normal();
+    y[4] = 0.3 * rng->Normal();
+    y[5] = 5.0 + rng->Uniform(-1.0, 1.0);
     for (int64_t i = 0; i < n; ++i) {
       double* P = s.p3d.problem(e) + 3 * i;
-      P[0] = unit(*rng);
-      P[1] = unit(*rng);
-      P[2] = planar ? 0.0 : unit(*rng);
+      P[0] = rng->Uniform(-1.0, 1.0);
+      P[1] = rng->Uniform(-1.0, 1.0);
+      P[2] = planar ? 0.0 : rng->Uniform(-1.0, 1.0);
       double X[3];
       geometry::AngleAxisRotatePoint(y, P, X);
       for (int c = 0; c < 3; ++c) X[c] += y[3 + c];
-      s.p2d.problem(e)[2 * i] = X[0] / X[2] + noise * normal(*rng);
-      s.p2d.problem(e)[2 * i + 1] = X[1] / X[2] + noise * normal(*rng);
-      s.w.problem(e)[i] = weight(*rng);
+      s.p2d.problem(e)[2 * i] = X[0] / X[2] + noise * rng->Normal();
+      s.p2d.problem(e)[2 * i + 1] = X[1] / X[2] + noise * rng->Normal();
+      s.w.problem(e)[i] = rng->Uniform(0.5, 1.5);
     }
   }
   return s;
@@ -99,18 +97,17 @@ std::unique_ptr<Node> Pnp(const std::string& objective, double alpha = 1.0) {
 }
 
 TEST(Rotation, MatchesEigenAndIsSmoothAcrossTheSeriesBranch) {
-  std::mt19937_64 rng(1);
-  std::normal_distribution<double> normal;
+  Rng rng(1);
   for (double scale : {3.0, 2.0, 0.5, 0.4999, 0.1, 1e-3, 1e-9, 0.0}) {
     for (int trial = 0; trial < 5; ++trial) {
-      Eigen::Vector3d r(normal(rng), normal(rng), normal(rng));
+      Eigen::Vector3d r(rng.Normal(), rng.Normal(), rng.Normal());
       r *= scale / std::max(r.norm(), 1e-300);
       double R[9];
       geometry::AngleAxisToRotationMatrix(r.data(), R);
       const Eigen::Matrix3d want =
           scale > 0 ? Eigen::AngleAxisd(r.norm(), r.normalized()).toRotationMatrix() : Eigen::Matrix3d::Identity();
       for (int i = 0; i < 9; ++i) EXPECT_NEAR(R[i], want(i / 3, i % 3), 2e-16 * 8) << scale;
-      const Eigen::Vector3d p(normal(rng), normal(rng), normal(rng));
+      const Eigen::Vector3d p(rng.Normal(), rng.Normal(), rng.Normal());
       double out[3];
       geometry::AngleAxisRotatePoint(r.data(), p.data(), out);
       const Eigen::Vector3d rp = want * p;
@@ -150,7 +147,7 @@ TEST(Pnp, IsRegisteredWithTheDesignedSpec) {
 // Noise-free correspondences: every objective's minimum is the true pose (f = 0), reached to rounding, from
 // EPnP's start, for general and planar scenes.
 TEST(Pnp, RecoversNoiseFreePosesExactly) {
-  std::mt19937_64 rng(2);
+  Rng rng(2);
   for (const char* objective : kObjectives) {
     for (bool planar : {false, true}) {
       for (int64_t n : {4, 6, 30}) {
@@ -172,7 +169,7 @@ TEST(Pnp, RecoversNoiseFreePosesExactly) {
 // With noise, in pixels (K given): the refinement reaches an optimality residual near machine precision, and the
 // gradient of f there is zero to rounding.
 TEST(Pnp, RefinementReachesMachinePrecision) {
-  std::mt19937_64 rng(3);
+  Rng rng(3);
   const Scene s = MakeScene(5, 40, 0.01, false, &rng);
   Tensor p2d = s.p2d, K({5, 4});
   for (int64_t e = 0; e < 5; ++e) {
@@ -241,10 +238,9 @@ TEST(Pnp, SpecialisedPathsMatchTheGenericEngine) {
       ForwardResult a = Forward(*node, c.inputs);
       ForwardResult g = Forward(*node, c.inputs, generic);
       EXPECT_LT(MaxAbsDiff(a.outputs["pose"], g.outputs["pose"]), 1e-8) << objective << " " << c.name;
-      std::mt19937_64 rng(5);
-      std::normal_distribution<double> normal;
+      Rng rng(5);
       Tensor v(a.outputs["pose"].shape());
-      for (auto& e : v.values()) e = normal(rng);
+      for (auto& e : v.values()) e = rng.Normal();
       const TensorMap da = Backward(*node, c.inputs, a.outputs, {{"pose", v}}, &a.status);
       const TensorMap dg = Backward(*node, c.inputs, a.outputs, {{"pose", v}}, &g.status, generic);
       for (const auto& [name, t] : da) {
@@ -256,7 +252,7 @@ TEST(Pnp, SpecialisedPathsMatchTheGenericEngine) {
 
 // Ceres' Levenberg–Marquardt on the same objective, from the same start, reaches the same minimum.
 TEST(Pnp, CeresLevenbergMarquardtReachesTheSameMinimum) {
-  std::mt19937_64 rng(6);
+  Rng rng(6);
   const Scene s = MakeScene(4, 25, 0.01, false, &rng);
   for (const char* objective : kObjectives) {
     for (int64_t e = 0; e < 4; ++e) {
@@ -283,12 +279,11 @@ TEST(Pnp, CeresLevenbergMarquardtReachesTheSameMinimum) {
 // Gross outliers (30 % of the points displaced by 0.1–0.5 normalised units): the robust objective with a small α
 // stays near the truth, where the plain reprojection error does not.
 TEST(Pnp, RobustObjectiveResistsOutliers) {
-  std::mt19937_64 rng(7);
-  std::uniform_real_distribution<double> far(0.1, 0.5), angle(0.0, 6.283185307179586);
+  Rng rng(7);
   Scene s = MakeScene(6, 40, 0.002, false, &rng);
   for (int64_t e = 0; e < 6; ++e) {
     for (int64_t i = 0; i < 12; ++i) {
-      const double d = far(rng), a = angle(rng);
+      const double d = rng.Uniform(0.1, 0.5), a = rng.Uniform(0.0, 6.283185307179586);
       s.p2d.problem(e)[2 * i] += d * std::cos(a);
       s.p2d.problem(e)[2 * i + 1] += d * std::sin(a);
     }
@@ -305,7 +300,7 @@ TEST(Pnp, RobustObjectiveResistsOutliers) {
 // A zero weight removes a correspondence from the forward problem; dL/dw_i there is the one-sided derivative
 // (w_i = 0 is the boundary of w ≥ 0), checked against a second-order one-sided difference.
 TEST(Pnp, ZeroWeights) {
-  std::mt19937_64 rng(8);
+  Rng rng(8);
   Scene s = MakeScene(2, 12, 0.01, false, &rng);
   for (int64_t e = 0; e < 2; ++e) s.w.problem(e)[3] = 0.0;
   const auto node = Pnp("reproj");
@@ -315,9 +310,8 @@ TEST(Pnp, ZeroWeights) {
   TensorMap moved = in;
   moved["p2d"].problem(0)[6] += 0.3;
   EXPECT_EQ(MaxAbsDiff(Forward(*node, moved).outputs.at("pose"), r.outputs.at("pose")), 0.0);
-  std::normal_distribution<double> normal;
   Tensor v({2, 6});
-  for (auto& e : v.values()) e = normal(rng);
+  for (auto& e : v.values()) e = rng.Normal();
   const TensorMap g = Backward(*node, in, r.outputs, {{"pose", v}}, &r.status);
   for (int64_t e = 0; e < 2; ++e) {
     EXPECT_EQ(g.at("p2d").problem(e)[6], 0.0);
@@ -339,7 +333,7 @@ TEST(Pnp, ZeroWeights) {
 }
 
 TEST(Pnp, BadInputIsRefused) {
-  std::mt19937_64 rng(9);
+  Rng rng(9);
   const Scene s = MakeScene(1, 6, 0.0, false, &rng);
   const auto node = Pnp("reproj");
   auto message = [&](const TensorMap& in) -> std::string {

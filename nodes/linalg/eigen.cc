@@ -28,13 +28,13 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "nodes/linalg/factor_cache.h"
+#include "ddn/random.h"
 
 namespace ddn::linalg {
 namespace {
@@ -68,7 +68,7 @@ class EigenNode : public Node {
   static NodeSpec MakeSpec(const std::string& k) {
     return {"eigen",
             "eigenvectors and eigenvalues of the K largest eigenvalues of ½(X + Xᵀ), in ascending order",
-            {{"top_k", "int", "0", "K, the number of largest eigenpairs returned, 1 ≤ K ≤ M; 0: all (K = M)"}},
+            {{"top_k", ParamType::kInt, "0", "K, the number of largest eigenpairs returned, 1 ≤ K ≤ M; 0: all (K = M)"}},
             {{"X", {"M", "M"}, "square matrices, symmetrised as ½(X + Xᵀ)"}},
             {{"vectors", {"M", k}, "unit eigenvectors as columns, ascending eigenvalue; largest-magnitude entry > 0"},
              {"values", {k}, "the eigenvalues, ascending"}}};
@@ -180,8 +180,7 @@ void EigenNode::Backward(const ProblemData& p, ProblemStatus* s) const {
 }
 
 std::vector<CheckCase> EigenNode::CheckCases(uint64_t seed) const {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   const int64_t m = std::max<int64_t>(5, top_k_);
   // A batch of matrices Q diag(λ) Qᵀ (+ an antisymmetric part, which the symmetrisation removes) with Q a random
   // orthogonal matrix.
@@ -190,14 +189,14 @@ std::vector<CheckCase> EigenNode::CheckCases(uint64_t seed) const {
     Tensor X({b, m, m});
     for (int64_t e = 0; e < b; ++e) {
       Eigen::MatrixXd Z(m, m);
-      for (int64_t i = 0; i < m * m; ++i) Z.data()[i] = normal(rng);
+      for (int64_t i = 0; i < m * m; ++i) Z.data()[i] = rng.Normal();
       const Eigen::MatrixXd Q = Eigen::HouseholderQR<Eigen::MatrixXd>(Z).householderQ();
       Eigen::VectorXd lambda(m);
       for (int64_t i = 0; i < m; ++i) lambda[i] = spectra[e][i];
       Eigen::MatrixXd S = Q * lambda.asDiagonal() * Q.transpose();
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = i + 1; j < m; ++j) {
-          const double a = antisymmetric * normal(rng);
+          const double a = antisymmetric * rng.Normal();
           S(i, j) += a;
           S(j, i) -= a;
         }
@@ -207,7 +206,7 @@ std::vector<CheckCase> EigenNode::CheckCases(uint64_t seed) const {
   };
   std::vector<CheckCase> cases;
   Tensor random({3, m, m});
-  for (auto& v : random.values()) v = normal(rng);
+  for (auto& v : random.values()) v = rng.Normal();
   cases.push_back({"random", {{"X", random}}});
   // Eigenvalues of both signs and a zero one (a singular matrix), well separated.
   std::vector<double> mixed;

@@ -9,7 +9,6 @@
 
 #include <Eigen/Dense>
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
@@ -18,6 +17,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "tests/reference/fixtures.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
@@ -55,19 +55,17 @@ class EigenvectorForm : public DeclarativeNode<EigenvectorForm> {
   }
 };
 
-Tensor RandomMatrices(int64_t b, int64_t m, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
+Tensor RandomMatrices(int64_t b, int64_t m, Rng* rng) {
   Tensor t({b, m, m});
-  for (auto& v : t.values()) v = normal(*rng);
+  for (auto& v : t.values()) v = rng->Normal();
   return t;
 }
 
 // Q diag(λ) Qᵀ for a random orthogonal Q.
-Tensor WithSpectrum(const std::vector<double>& lambda, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
+Tensor WithSpectrum(const std::vector<double>& lambda, Rng* rng) {
   const int64_t m = static_cast<int64_t>(lambda.size());
   Eigen::MatrixXd Z(m, m);
-  for (int64_t i = 0; i < m * m; ++i) Z.data()[i] = normal(*rng);
+  for (int64_t i = 0; i < m * m; ++i) Z.data()[i] = rng->Normal();
   const Eigen::MatrixXd Q = Eigen::HouseholderQR<Eigen::MatrixXd>(Z).householderQ();
   const Eigen::MatrixXd S = Q * Eigen::Map<const Eigen::VectorXd>(lambda.data(), m).asDiagonal() * Q.transpose();
   Tensor X({1, m, m});
@@ -95,7 +93,7 @@ TEST(EigenNode, ShapesFollowTopK) {
   EXPECT_EQ(spec.outputs[0].name, "vectors");
   EXPECT_EQ(spec.outputs[0].dims, (std::vector<std::string>{"M", "K"}));
   EXPECT_EQ(spec.outputs[1].name, "values");
-  std::mt19937_64 rng(1);
+  Rng rng(1);
   const Tensor X = RandomMatrices(2, 6, &rng);
   EXPECT_EQ(Forward(*Eigen(0), {{"X", X}}).outputs["vectors"].shape(), (Shape{2, 6, 6}));
   EXPECT_EQ(Forward(*Eigen(2), {{"X", X}}).outputs["vectors"].shape(), (Shape{2, 6, 2}));
@@ -103,7 +101,7 @@ TEST(EigenNode, ShapesFollowTopK) {
 }
 
 TEST(EigenNode, ReturnsTheLargestEigenpairsInAscendingOrderWithTheSignRule) {
-  std::mt19937_64 rng(2);
+  Rng rng(2);
   const int64_t m = 7;
   const Tensor X = RandomMatrices(4, m, &rng);
   const ForwardResult all = Forward(*Eigen(0), {{"X", X}});
@@ -164,7 +162,7 @@ TEST(EigenNode, GradientsMatchFiniteDifferences) {
 // As the reference's own gradient checks (tests/testEigenDecomposition.py, eigen_decomposition.py): random
 // symmetric matrices of sizes 5, 8 and 16, all eigenvectors and the top one, and for 8 every top_k.
 TEST(EigenNode, GradientsMatchFiniteDifferencesAtTheReferenceSizes) {
-  std::mt19937_64 rng(11);
+  Rng rng(11);
   for (int64_t m : {5, 8, 16}) {
     Tensor X = RandomMatrices(2, m, &rng);
     for (int64_t e = 0; e < 2; ++e) {
@@ -186,8 +184,7 @@ TEST(EigenNode, GradientsMatchFiniteDifferencesAtTheReferenceSizes) {
 // time (dL/dX is the sum over the returned eigenvectors), and the generic forward's minimiser against the top
 // eigenvector.
 TEST(EigenNode, BackwardMatchesTheImplicitGradientOfTheDeclarativeForm) {
-  std::mt19937_64 rng(3);
-  std::normal_distribution<double> normal;
+  Rng rng(3);
   const int64_t m = 5;
   EigenvectorForm form;
   for (int k : {1, 3, 5}) {
@@ -195,7 +192,7 @@ TEST(EigenNode, BackwardMatchesTheImplicitGradientOfTheDeclarativeForm) {
     const Tensor X = RandomMatrices(3, m, &rng);
     ForwardResult r = Forward(*node, {{"X", X}});
     Tensor V({3, m, k});
-    for (auto& v : V.values()) v = normal(rng);
+    for (auto& v : V.values()) v = rng.Normal();
     const TensorMap g = Backward(*node, {{"X", X}}, r.outputs, {{"vectors", V}}, &r.status);
     for (int64_t e = 0; e < 3; ++e) {
       Dims dims{{"M", m}};
@@ -241,7 +238,7 @@ TEST(EigenNode, BackwardMatchesTheImplicitGradientOfTheDeclarativeForm) {
 // the equal eigenvalues dropped), which is exact for a loss of the eigenspace: L = tr(G P), P = Σ_c y_c y_cᵀ over
 // the repeated pair, is a smooth function of X, and its finite differences match.
 TEST(EigenNode, RepeatedEigenvaluesInsideTheSet) {
-  std::mt19937_64 rng(4);
+  Rng rng(4);
   const Tensor X = WithSpectrum({-1.0, 0.5, 2.0, 2.0, 3.5}, &rng);
   const auto node = Eigen(3);  // returns λ = 2, 2, 3.5
   ForwardResult r = Forward(*node, {{"X", X}});
@@ -272,7 +269,7 @@ TEST(EigenNode, RepeatedEigenvaluesInsideTheSet) {
     p1[j] += h;
     m1[j] -= h;
     m2[j] -= 2 * h;
-    const double fd = (-loss(p2) + 8 * loss(p1) - 8 * loss(m1) + loss(m2)) / (12 * h);
+    const double fd = CentralDifference(loss(p2), loss(p1), loss(m1), loss(m2), h);
     err = std::max(err, std::abs(fd - g.at("X")[j]));
     norm = std::max(norm, std::abs(fd));
   }
@@ -286,7 +283,7 @@ TEST(EigenNode, RepeatedEigenvaluesInsideTheSet) {
 
 // The reference's gradient with equal eigenvalues: Y (F ∘ YᵀV) Y_Kᵀ symmetrised, F zero between equal ones.
 TEST(EigenNode, RepeatedEigenvaluesGiveTheReferenceGradient) {
-  std::mt19937_64 rng(5);
+  Rng rng(5);
   const int64_t m = 5;
   for (int k : {2, 3}) {  // k = 2: the pair λ = 2, 2 straddles the edge of the set {2, 3.5}
     const Tensor X = WithSpectrum({-1.0, 0.5, 2.0, 2.0, 3.5}, &rng);
@@ -299,8 +296,7 @@ TEST(EigenNode, RepeatedEigenvaluesGiveTheReferenceGradient) {
     }
     const ForwardResult rf = Forward(*full, {{"X", X}});
     Tensor V({1, m, k});
-    std::normal_distribution<double> normal;
-    for (auto& v : V.values()) v = normal(rng);
+    for (auto& v : V.values()) v = rng.Normal();
     const TensorMap g = Backward(*node, {{"X", X}}, r.outputs, {{"vectors", V}}, &r.status);
     const Eigen::Map<const RowMatrix> Y(rf.outputs.at("vectors").data(), m, m);
     const double* lambda = rf.outputs.at("values").data();
@@ -319,7 +315,7 @@ TEST(EigenNode, RepeatedEigenvaluesGiveTheReferenceGradient) {
 }
 
 TEST(EigenNode, RepeatedEigenvaluesBelowTheSetAreNotFlagged) {
-  std::mt19937_64 rng(6);
+  Rng rng(6);
   const Tensor X = WithSpectrum({1.0, 1.0, 2.0, 3.0, 4.0}, &rng);
   const ForwardResult r = Forward(*Eigen(2), {{"X", X}});
   EXPECT_TRUE(r.status[0].ok()) << r.status[0].note;

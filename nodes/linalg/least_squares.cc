@@ -31,12 +31,12 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "ddn/declarative.h"
 #include "nodes/linalg/factor_cache.h"
+#include "ddn/random.h"
 
 namespace ddn::linalg {
 namespace {
@@ -85,8 +85,8 @@ class LeastSquaresNode : public Node {
   static NodeSpec Spec() {
     return {"least_squares",
             "weighted ridge least squares (x, c) = argmin ½ Σ_t w_t (a_tᵀx + c − b_t)² + (β/2)‖x‖²",
-            {{"beta", "float", "1e-3", "ridge weight β ≥ 0 on ‖x‖² (the bias is not regularised)"},
-             {"bias", "bool", "true", "fit the bias c; false fixes c = 0 (output 0, no gradient)"}},
+            {{"beta", ParamType::kFloat, "1e-3", "ridge weight β ≥ 0 on ‖x‖² (the bias is not regularised)"},
+             {"bias", ParamType::kBool, "true", "fit the bias c; false fixes c = 0 (output 0, no gradient)"}},
             {{"A", {"T", "C"}, "observations: row t is a_tᵀ"},
              {"b", {"T"}, "targets b_t"},
              {"w", {"T"}, "weights w_t, normally >= 0 (default 1)", true, true}},
@@ -334,17 +334,15 @@ void LeastSquaresNode::GenericBackward(const ProblemData& p, ProblemStatus* s) c
 }
 
 std::vector<CheckCase> LeastSquaresNode::CheckCases(uint64_t seed) const {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> positive(0.5, 1.5);
+  Rng rng(seed);
   auto gaussian = [&](Shape shape) {
     Tensor t(shape);
-    for (auto& v : t.values()) v = normal(rng);
+    for (auto& v : t.values()) v = rng.Normal();
     return t;
   };
   auto weights = [&](Shape shape) {
     Tensor t(shape);
-    for (auto& v : t.values()) v = positive(rng);
+    for (auto& v : t.values()) v = rng.Uniform(0.5, 1.5);
     return t;
   };
   std::vector<CheckCase> cases;
@@ -360,7 +358,7 @@ std::vector<CheckCase> LeastSquaresNode::CheckCases(uint64_t seed) const {
   // (plus β): a near-singular Hessian with large but finite derivatives.
   CheckCase collinear{"nearly_collinear", {{"A", gaussian({2, 8, 3})}, {"b", gaussian({2, 8})}}};
   Tensor& A = collinear.inputs["A"];
-  for (int64_t r = 0; r < 16; ++r) A[r * 3 + 1] = A[r * 3] + 1e-2 * normal(rng);
+  for (int64_t r = 0; r < 16; ++r) A[r * 3 + 1] = A[r * 3] + 1e-2 * rng.Normal();
   cases.push_back(collinear);
   // Fewer observations than features: G is regular through β only (β > 0).
   if (beta_ > 0) cases.push_back({"more_features", {{"A", gaussian({2, 3, 5})}, {"b", gaussian({2, 3})}}});

@@ -5,7 +5,6 @@
 
 #include <Eigen/Dense>
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
@@ -14,23 +13,22 @@
 #include "ddn/node.h"
 #include "tests/reference/fixtures.h"
 #include "tests/reference/plain_differences.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace {
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-Tensor Gaussian(Shape shape, std::mt19937_64* rng, double scale = 1.0) {
-  std::normal_distribution<double> normal;
+Tensor Gaussian(Shape shape, Rng* rng, double scale = 1.0) {
   Tensor t(shape);
-  for (auto& v : t.values()) v = scale * normal(*rng);
+  for (auto& v : t.values()) v = scale * rng->Normal();
   return t;
 }
 
-Tensor Uniform(Shape shape, std::mt19937_64* rng, double lo, double hi) {
-  std::uniform_real_distribution<double> u(lo, hi);
+Tensor Uniform(Shape shape, Rng* rng, double lo, double hi) {
   Tensor t(shape);
-  for (auto& v : t.values()) v = u(*rng);
+  for (auto& v : t.values()) v = rng->Uniform(lo, hi);
   return t;
 }
 
@@ -79,7 +77,7 @@ TEST(LeastSquares, IsRegisteredWithTheDesignedSpec) {
 }
 
 TEST(LeastSquares, ForwardMatchesADenseQrSolve) {
-  std::mt19937_64 rng(1);
+  Rng rng(1);
   for (bool bias : {true, false}) {
     for (double beta : {1e-3, 0.0, 2.5}) {
       for (bool weighted : {true, false}) {
@@ -134,7 +132,7 @@ TEST(LeastSquares, SpecialisedPathsMatchTheGenericEngine) {
       ForwardResult g = Forward(*node, c.inputs, generic);
       EXPECT_LT(MaxAbsDiff(a.outputs["x"], g.outputs["x"]), 1e-9) << c.name;
       EXPECT_LT(MaxAbsDiff(a.outputs["bias"], g.outputs["bias"]), 1e-9) << c.name;
-      std::mt19937_64 rng(7);
+      Rng rng(7);
       const TensorMap v{{"x", Gaussian(a.outputs["x"].shape(), &rng)}, {"bias", Gaussian(a.outputs["bias"].shape(), &rng)}};
       const TensorMap da = Backward(*node, c.inputs, a.outputs, v, &a.status);
       const TensorMap dg = Backward(*node, c.inputs, a.outputs, v, &g.status, generic);
@@ -146,7 +144,7 @@ TEST(LeastSquares, SpecialisedPathsMatchTheGenericEngine) {
 }
 
 TEST(LeastSquares, WithoutBiasTheBiasIsZeroAndGetsNoGradient) {
-  std::mt19937_64 rng(3);
+  Rng rng(3);
   const auto node = MakeNode("least_squares", {{"bias", "false"}});
   const TensorMap in{{"A", Gaussian({2, 8, 3}, &rng)}, {"b", Gaussian({2, 8}, &rng)}};
   ForwardResult r = Forward(*node, in);
@@ -162,7 +160,7 @@ TEST(LeastSquares, WithoutBiasTheBiasIsZeroAndGetsNoGradient) {
 
 // With all weights 1 the weighted and unweighted problems coincide, and so do their gradients for A and b.
 TEST(LeastSquares, UnitWeightsEqualNoWeights) {
-  std::mt19937_64 rng(4);
+  Rng rng(4);
   const auto node = MakeNode("least_squares");
   TensorMap in{{"A", Gaussian({3, 10, 4}, &rng)}, {"b", Gaussian({3, 10}, &rng)}};
   TensorMap weighted = in;
@@ -180,7 +178,7 @@ TEST(LeastSquares, UnitWeightsEqualNoWeights) {
 // β = 0 with fewer observations than unknowns: a subspace of minimisers. The node returns the minimum-norm one,
 // says non_unique, and its gradient (minimum-norm, non_regular) is finite.
 TEST(LeastSquares, SingularProblemsGiveTheMinimumNormSolutionAndFlags) {
-  std::mt19937_64 rng(5);
+  Rng rng(5);
   const auto node = MakeNode("least_squares", {{"beta", "0"}});
   const int64_t T = 3, C = 5;
   const TensorMap in{{"A", Gaussian({1, T, C}, &rng)}, {"b", Gaussian({1, T}, &rng)}};
@@ -212,7 +210,7 @@ TEST(LeastSquares, SingularProblemsGiveTheMinimumNormSolutionAndFlags) {
 // The backward reuses the forward's Cholesky factor only for the very problem it was computed for: after the
 // same batch index has been solved for other inputs, or the inputs were edited, it recomputes.
 TEST(LeastSquares, FactorCacheNeverServesAnotherProblem) {
-  std::mt19937_64 rng(6);
+  Rng rng(6);
   const auto node = MakeNode("least_squares");
   const auto fresh = MakeNode("least_squares");
   const TensorMap in1{{"A", Gaussian({2, 7, 3}, &rng)}, {"b", Gaussian({2, 7}, &rng)}, {"w", Uniform({2, 7}, &rng, 0.5, 1.5)}};

@@ -9,19 +9,18 @@
 // Run with --benchmark_repetitions=5 and read the medians.
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 
 namespace {
 
 ddn::Tensor Gaussian(ddn::Shape shape, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  ddn::Rng rng(seed);
   ddn::Tensor t(shape);
-  for (auto& v : t.values()) v = normal(rng);
+  for (auto& v : t.values()) v = rng.Normal();
   return t;
 }
 
@@ -51,10 +50,9 @@ void BM_LeastSquares(benchmark::State& state) {
   const auto node = ddn::MakeNode("least_squares");
   ddn::TensorMap in{{"A", Gaussian({256, 512, 64}, 1)}, {"b", Gaussian({256, 512}, 2)}};
   if (weighted) {
-    std::mt19937_64 rng(3);
-    std::uniform_real_distribution<double> u(0.0, 1.0);
+    ddn::Rng rng(3);
     ddn::Tensor w({256, 512});
-    for (auto& e : w.values()) e = u(rng);
+    for (auto& e : w.values()) e = rng.Uniform(0.0, 1.0);
     in["w"] = w;
   }
   RunBoth(state, *node, in);

@@ -1,12 +1,12 @@
 // The `deq_tanh` node: z = tanh(Wz + x), batched (nodes/optim/deq_solver.h has the math).
 #include <Eigen/Core>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "nodes/optim/deq_solver.h"
+#include "ddn/random.h"
 
 namespace ddn::optim {
 namespace {
@@ -19,11 +19,11 @@ class DeqTanhNode : public Node {
     NodeSpec s;
     s.name = "deq_tanh";
     s.summary = "deep-equilibrium fixed point z = tanh(W z + x) (Anderson acceleration, Broyden and Picard fallbacks)";
-    s.params = {{"tolerance", "float", "1e-13", "forward stops at ||tanh(Wz + x) - z||_inf <= tolerance", {}},
-                {"max_iterations", "int", "200", "iterations per solver stage (Anderson, Broyden, damped Picard)", {}},
-                {"window", "int", "5", "Anderson memory", {}},
-                {"beta", "float", "1", "Anderson mixing in (0, 1]", {}},
-                {"backward_solver", "choice", "auto", "implicit backward: direct LU, iterative Anderson, or auto "
+    s.params = {{"tolerance", ParamType::kFloat, "1e-13", "forward stops at ||tanh(Wz + x) - z||_inf <= tolerance", {}},
+                {"max_iterations", ParamType::kInt, "200", "iterations per solver stage (Anderson, Broyden, damped Picard)", {}},
+                {"window", ParamType::kInt, "5", "Anderson memory", {}},
+                {"beta", ParamType::kFloat, "1", "Anderson mixing in (0, 1]", {}},
+                {"backward_solver", ParamType::kChoice, "auto", "implicit backward: direct LU, iterative Anderson, or auto "
                  "(direct for N <= 256)", {"auto", "direct", "iterative"}}};
     s.inputs = {{"x", {"N"}, "input injection", true, false}, {"W", {"N", "N"}, "weights (||W||_2 < 1 certifies a unique fixed point)", true, false}};
     s.outputs = {{"z", {"N"}, "the fixed point", true, false}};
@@ -82,8 +82,7 @@ class DeqTanhNode : public Node {
   }
 
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<double> normal;
+    Rng rng(seed);
     std::vector<CheckCase> cases;
     // W with ‖W‖₂ ≈ `norm` (a scaled Gaussian matrix), x ~ N(0, scale²).
     auto add = [&](const std::string& name, int N, double norm, double scale) {
@@ -92,10 +91,10 @@ class DeqTanhNode : public Node {
       for (int b = 0; b < B; ++b) {
         Eigen::MatrixXd M(N, N);
         for (int i = 0; i < N; ++i)
-          for (int j = 0; j < N; ++j) M(i, j) = normal(rng);
+          for (int j = 0; j < N; ++j) M(i, j) = rng.Normal();
         M *= norm / SpectralNormEstimate(M);
         Eigen::Map<RowMajor>(W.problem(b), N, N) = M;
-        for (int i = 0; i < N; ++i) x.problem(b)[i] = scale * normal(rng);
+        for (int i = 0; i < N; ++i) x.problem(b)[i] = scale * rng.Normal();
       }
       cases.push_back({name, {{"x", x}, {"W", W}}});
     };

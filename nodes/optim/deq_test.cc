@@ -3,12 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
-#include <random>
 
 #include "ddn/batch.h"
 #include "ddn/check.h"
 #include "ddn/error.h"
 #include "nodes/optim/deq_solver.h"
+#include "ddn/random.h"
 
 namespace ddn::optim {
 namespace {
@@ -16,23 +16,21 @@ namespace {
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-MatrixXd RandomW(int N, double norm, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
+MatrixXd RandomW(int N, double norm, Rng* rng) {
   MatrixXd W(N, N);
   for (int i = 0; i < N; ++i)
-    for (int j = 0; j < N; ++j) W(i, j) = normal(*rng);
+    for (int j = 0; j < N; ++j) W(i, j) = rng->Normal();
   return W * (norm / Eigen::JacobiSVD<MatrixXd>(W).singularValues()[0]);
 }
 
-VectorXd RandomVector(int N, double scale, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
+VectorXd RandomVector(int N, double scale, Rng* rng) {
   VectorXd x(N);
-  for (auto& e : x) e = scale * normal(*rng);
+  for (auto& e : x) e = scale * rng->Normal();
   return x;
 }
 
 TEST(DeqSolver, ConvergesToMachinePrecision) {
-  std::mt19937_64 rng(1);
+  Rng rng(1);
   for (double norm : {0.3, 0.9, 0.99}) {
     const MatrixXd W = RandomW(20, norm, &rng);
     const VectorXd x = RandomVector(20, 1.0, &rng);
@@ -52,7 +50,7 @@ TEST(DeqNode, GradientCheckPasses) {
 }
 
 TEST(DeqSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheStepMap) {
-  std::mt19937_64 rng(2);
+  Rng rng(2);
   const int N = 6;
   const MatrixXd W = RandomW(N, 0.9, &rng);
   const VectorXd x = RandomVector(N, 1.0, &rng), v = RandomVector(N, 1.0, &rng);
@@ -76,7 +74,7 @@ TEST(DeqSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheStepMap) {
       xp[i] += e;
       return phi(W, xp);
     };
-    const double fd = (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h);
+    const double fd = CentralDifference(at, h);
     EXPECT_NEAR(xbar[i], fd, 1e-8 * (1 + std::abs(fd))) << i;
     for (int j = 0; j < N; ++j) {
       auto atW = [&](double e) {
@@ -84,14 +82,14 @@ TEST(DeqSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheStepMap) {
         Wp(i, j) += e;
         return phi(Wp, x);
       };
-      const double fdW = (-atW(2 * h) + 8 * atW(h) - 8 * atW(-h) + atW(-2 * h)) / (12 * h);
+      const double fdW = CentralDifference(atW, h);
       EXPECT_NEAR(Wbar(i, j), fdW, 1e-8 * (1 + std::abs(fdW))) << i << "," << j;
     }
   }
 }
 
 TEST(DeqSolver, UnrolledAgreesWithImplicitOnConvergedSolvesTruncatedDoesNot) {
-  std::mt19937_64 rng(3);
+  Rng rng(3);
   const int N = 12;
   const MatrixXd W = RandomW(N, 0.8, &rng);
   const VectorXd x = RandomVector(N, 1.0, &rng), v = RandomVector(N, 1.0, &rng);
@@ -109,7 +107,7 @@ TEST(DeqSolver, UnrolledAgreesWithImplicitOnConvergedSolvesTruncatedDoesNot) {
 }
 
 TEST(DeqNode, NoConvergenceIsANumericalFailureNoContractionAFlag) {
-  std::mt19937_64 rng(4);
+  Rng rng(4);
   auto node = MakeNode("deq_tanh", {{"max_iterations", "2"}});
   const int N = 8;
   Tensor x(Shape{2, N}), W(Shape{2, N, N});

@@ -15,13 +15,13 @@
 
 #include <Eigen/Dense>
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
 #include "nodes/optim/deq_solver.h"
 #include "nodes/optim/qp_problems.h"
+#include "ddn/random.h"
 
 namespace {
 
@@ -30,7 +30,7 @@ const char* kQpModes[] = {"implicit", "unrolled", "truncated:3"};
 const char* kDeqModes[] = {"implicit", "unrolled", "truncated:5"};
 
 ddn::TensorMap QpWorkload(int64_t B, int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
+  ddn::Rng rng(seed);
   ddn::optim::KnownQpOptions o;
   o.n = n, o.m = 2 * n, o.p = n / 4, o.strongly_active = n / 4;
   ddn::Tensor Q({B, n, n}), q({B, n}), G({B, o.m, n}), h({B, o.m}), A({B, o.p, n}), b({B, o.p});
@@ -47,14 +47,13 @@ ddn::TensorMap QpWorkload(int64_t B, int n, uint64_t seed) {
 }
 
 ddn::TensorMap DeqWorkload(int64_t B, int N, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  ddn::Rng rng(seed);
   ddn::Tensor x({B, N}), W({B, N, N});
-  for (auto& v : x.values()) v = normal(rng);
+  for (auto& v : x.values()) v = rng.Normal();
   for (int64_t k = 0; k < B; ++k) {
     Eigen::MatrixXd M(N, N);
     for (int i = 0; i < N; ++i)
-      for (int j = 0; j < N; ++j) M(i, j) = normal(rng);
+      for (int j = 0; j < N; ++j) M(i, j) = rng.Normal();
     M *= 0.9 / Eigen::JacobiSVD<Eigen::MatrixXd>(M).singularValues()[0];
     Eigen::Map<RowMajor>(W.problem(k), N, N) = M;
   }

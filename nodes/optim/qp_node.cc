@@ -4,7 +4,6 @@
 // path (`--generic`) is QpForm, the QP written as a declarative node for the generic engine; the conformance
 // suite holds the two against each other.
 #include <Eigen/Core>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "ddn/node.h"
 #include "nodes/optim/qp_problems.h"
 #include "nodes/optim/qp_solver.h"
+#include "ddn/random.h"
 
 namespace ddn::optim {
 namespace {
@@ -117,8 +117,8 @@ class QpNode : public Node {
     NodeSpec s;
     s.name = "qp";
     s.summary = "quadratic programme z = argmin 1/2 z^T Q z + q^T z s.t. Gz <= h, Az = b (interior point + active-set polish)";
-    s.params = {{"max_iterations", "int", "50", "interior-point iterations at most", {}},
-                {"tolerance", "float", "1e-11", "scaled KKT residual at which the interior-point method stops", {}}};
+    s.params = {{"max_iterations", ParamType::kInt, "50", "interior-point iterations at most", {}},
+                {"tolerance", ParamType::kFloat, "1e-11", "scaled KKT residual at which the interior-point method stops", {}}};
     s.inputs = {{"Q", {"n", "n"}, "symmetric positive definite quadratic term", true, false},
                 {"q", {"n"}, "linear term", true, false},
                 {"G", {"m", "n"}, "inequality matrix (with h)", true, true},
@@ -196,7 +196,7 @@ class QpNode : public Node {
   }
 
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     std::vector<CheckCase> cases;
     auto add = [&](const std::string& name, KnownQpOptions o, bool inequalities, bool equalities) {
       std::vector<Eigen::MatrixXd> Q, G, A;

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/Core>
-#include <random>
 
 #include "ddn/batch.h"
 #include "ddn/check.h"

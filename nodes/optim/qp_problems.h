@@ -11,10 +11,10 @@
 
 #include <Eigen/Core>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 #include "nodes/optim/qp_solver.h"
+#include "ddn/random.h"
 
 namespace ddn::optim {
 
@@ -30,32 +30,30 @@ struct KnownQp {
   Eigen::VectorXd z, lambda, nu;  // the solution and its multipliers
 };
 
-inline KnownQp MakeKnownQp(const KnownQpOptions& o, std::mt19937_64* rng) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> u(0.5, 2.0);
+inline KnownQp MakeKnownQp(const KnownQpOptions& o, Rng* rng) {
   KnownQp k;
   QpData& d = k.data;
   Eigen::MatrixXd M(o.n, o.n);
   for (int i = 0; i < o.n; ++i)
-    for (int j = 0; j < o.n; ++j) M(i, j) = normal(*rng);
+    for (int j = 0; j < o.n; ++j) M(i, j) = rng->Normal();
   d.Q = M.transpose() * M / o.n + o.delta * Eigen::MatrixXd::Identity(o.n, o.n);
   d.G.resize(o.m, o.n);
   d.A.resize(o.p, o.n);
   for (int i = 0; i < o.m; ++i)
-    for (int j = 0; j < o.n; ++j) d.G(i, j) = normal(*rng);
+    for (int j = 0; j < o.n; ++j) d.G(i, j) = rng->Normal();
   for (int i = 0; i < o.p; ++i)
-    for (int j = 0; j < o.n; ++j) d.A(i, j) = normal(*rng);
+    for (int j = 0; j < o.n; ++j) d.A(i, j) = rng->Normal();
   k.z.resize(o.n);
-  for (int j = 0; j < o.n; ++j) k.z[j] = normal(*rng);
+  for (int j = 0; j < o.n; ++j) k.z[j] = rng->Normal();
   k.nu.resize(o.p);
-  for (int i = 0; i < o.p; ++i) k.nu[i] = normal(*rng);
+  for (int i = 0; i < o.p; ++i) k.nu[i] = rng->Normal();
   k.lambda = Eigen::VectorXd::Zero(o.m);
   Eigen::VectorXd slack = Eigen::VectorXd::Zero(o.m);
   for (int i = 0; i < o.m; ++i) {
     if (i < o.strongly_active) {
-      k.lambda[i] = u(*rng);
+      k.lambda[i] = rng->Uniform(0.5, 2.0);
     } else if (i >= o.strongly_active + o.weakly_active) {
-      slack[i] = u(*rng);
+      slack[i] = rng->Uniform(0.5, 2.0);
     }
   }
   d.h = d.G * k.z + slack;

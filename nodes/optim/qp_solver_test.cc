@@ -3,11 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/Dense>
-#include <random>
 
 #include "ddn/error.h"
 #include "nodes/optim/qp_problems.h"
 #include "nodes/optim/qp_solver.h"
+#include "ddn/random.h"
+#include "ddn/check.h"
 
 namespace ddn::optim {
 namespace {
@@ -20,7 +21,7 @@ double RelErr(const VectorXd& a, const VectorXd& b) {
 }
 
 TEST(QpSolver, RecoversKnownSolutionActiveSetAndMultipliers) {
-  std::mt19937_64 rng(3);
+  Rng rng(3);
   for (int trial = 0; trial < 40; ++trial) {
     KnownQpOptions o;
     o.n = 4 + trial % 7;
@@ -45,7 +46,7 @@ TEST(QpSolver, RecoversKnownSolutionActiveSetAndMultipliers) {
 }
 
 TEST(QpSolver, WeaklyActiveConstraintIsDegenerate) {
-  std::mt19937_64 rng(5);
+  Rng rng(5);
   KnownQpOptions o;
   o.n = 6, o.m = 8, o.p = 1, o.strongly_active = 2, o.weakly_active = 1;
   KnownQp k = MakeKnownQp(o, &rng);
@@ -61,7 +62,7 @@ TEST(QpSolver, WeaklyActiveConstraintIsDegenerate) {
 }
 
 TEST(QpSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheIterationMap) {
-  std::mt19937_64 rng(11);
+  Rng rng(11);
   KnownQpOptions o;
   o.n = 5, o.m = 7, o.p = 2, o.strongly_active = 2;
   KnownQp k = MakeKnownQp(o, &rng);
@@ -89,9 +90,8 @@ TEST(QpSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheIterationMap) {
   QpTape tape;
   map(k.data, &tape);
   ASSERT_EQ(static_cast<int>(tape.steps.size()), T);
-  std::normal_distribution<double> normal;
   VectorXd v(o.n);
-  for (auto& e : v) e = normal(rng);
+  for (auto& e : v) e = rng.Normal();
   QpGradient g;
   QpUnrolledVjp(k.data, tape, T, v, &g);
   // z_T itself: the tape's last step plus its update.
@@ -110,7 +110,7 @@ TEST(QpSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheIterationMap) {
       perturb(&d, steps[i]);
       phi[i] = v.dot(zT(d));
     }
-    return (-phi[0] + 8 * phi[1] - 8 * phi[2] + phi[3]) / (12 * h);
+    return CentralDifference(phi[0], phi[1], phi[2], phi[3], h);
   };
   for (int j = 0; j < o.n; ++j) {
     EXPECT_NEAR(g.q[j], fd([&](QpData* d, double e) { d->q[j] += e; }), 1e-7 * (1 + std::abs(g.q[j]))) << "q" << j;
@@ -140,7 +140,7 @@ TEST(QpSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheIterationMap) {
 }
 
 TEST(QpSolver, UnrolledAgreesWithImplicitOnConvergedSolves) {
-  std::mt19937_64 rng(17);
+  Rng rng(17);
   for (int trial = 0; trial < 10; ++trial) {
     KnownQpOptions o;
     o.n = 8, o.m = 12, o.p = 2, o.strongly_active = trial % 5;

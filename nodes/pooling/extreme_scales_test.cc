@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <functional>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,12 +12,14 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "nodes/pooling/pooling_solvers.h"
+#include "ddn/random.h"
+#include "nodes/pooling/penalties.h"
 
 namespace ddn::pooling {
 namespace {
 
-const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                            "geman_mcclure"};
+// Every penalty of the family (penalties.h), as robust_pool's spec lists them.
+const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
 
 struct Outcome {
   Tensor y;
@@ -83,7 +84,7 @@ TEST(ExtremeScales, RatiosBeyondDoublePrecisionAreRefusedWithTheValues) {
 
 // Item 11: truncated_quadratic α = 1e300 answered y = 0 with residual 0.8 and ok.
 TEST(ExtremeScales, HugeAlphaIsTheQuadraticRegime) {
-  for (const char* penalty : kPenalties) {
+  for (const std::string& penalty : kPenalties) {
     const Outcome r = Evaluate("robust_pool", penalty, 1e300, {{"x", Tensor({1, 3}, {1, 2, 4})}}, Tensor({1}, {1}));
     EXPECT_NEAR(r.y[0], 7.0 / 3, 1e-14) << penalty;
     EXPECT_LE(r.status.residual, 1e-12) << penalty;
@@ -96,18 +97,16 @@ TEST(ExtremeScales, HugeAlphaIsTheQuadraticRegime) {
 // would overflow or underflow), every penalty, scalar and vector, weighted; pseudo_huber at 1e155 used to give
 // the smallest point with ok, welsch (vector) at 1e90 a gradient 30 % off.
 TEST(ExtremeScales, ScaledProblemsGiveScaledAnswersAndTheSameGradients) {
-  std::mt19937_64 rng(7);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uw(0.3, 2.0);
+  Rng rng(7);
   for (const char* node_name : {"robust_pool", "robust_vector_pool"}) {
     const bool vector = std::string(node_name) == "robust_vector_pool";
     const int64_t n = 9, d = vector ? 2 : 1;
     Tensor x(vector ? Shape{1, n, d} : Shape{1, n}), w({1, n}), v(vector ? Shape{1, d} : Shape{1});
-    for (auto& e : x.values()) e = 0.4 * normal(rng);
+    for (auto& e : x.values()) e = 0.4 * rng.Normal();
     x[0] += 4;  // an outlier
-    for (auto& e : w.values()) e = uw(rng);
-    for (auto& e : v.values()) e = normal(rng);
-    for (const char* penalty : kPenalties) {
+    for (auto& e : w.values()) e = rng.Uniform(0.3, 2.0);
+    for (auto& e : v.values()) e = rng.Normal();
+    for (const std::string& penalty : kPenalties) {
       const double alpha = 0.8;
       const Outcome base = Evaluate(node_name, penalty, alpha, {{"x", x}, {"w", w}}, v);
       for (double scale : {1e155, 1e90, 1e-90, 1e-250, 1e250}) {
@@ -136,7 +135,7 @@ TEST(ExtremeScales, ScaledProblemsGiveScaledAnswersAndTheSameGradients) {
 // Item 12: subnormal weights changed y (2.5 → 2.0) and made the backward exit 1.
 TEST(ExtremeScales, SubnormalWeightsAreOnlyAScale) {
   const Tensor x({1, 4}, {1, 2, 3, 4});
-  for (const char* penalty : kPenalties) {
+  for (const std::string& penalty : kPenalties) {
     const Outcome plain = Evaluate("robust_pool", penalty, 1.0, {{"x", x}}, Tensor({1}, {1}));
     auto node = MakeNode("robust_pool", {{"penalty", penalty}});
     const TensorMap inputs{{"x", x}, {"w", Tensor({1, 4}, {5e-324, 5e-324, 5e-324, 5e-324})}};
@@ -174,14 +173,13 @@ TEST(ExtremeScales, IsolatedPointsAreTiesWithASmallResidual) {
 // No answer with a residual far from zero is returned (RequireConverged): checked over random problems at
 // ordinary and extreme scales.
 TEST(ExtremeScales, EveryAnswerIsStationary) {
-  std::mt19937_64 rng(11);
-  std::normal_distribution<double> normal;
+  Rng rng(11);
   for (const char* node_name : {"robust_pool", "robust_vector_pool"}) {
     const bool vector = std::string(node_name) == "robust_vector_pool";
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       for (double alpha : {1e-3, 0.5, 1e3}) {
         Tensor x(vector ? Shape{4, 30, 3} : Shape{4, 30});
-        for (auto& e : x.values()) e = normal(rng) * (normal(rng) > 1 ? 100 : 1);
+        for (auto& e : x.values()) e = rng.Normal() * (rng.Normal() > 1 ? 100 : 1);
         auto node = MakeNode(node_name, {{"penalty", penalty}, {"alpha", FormatDouble(alpha)}});
         const ForwardResult f = Forward(*node, {{"x", x}});
         for (const ProblemStatus& s : f.status) {

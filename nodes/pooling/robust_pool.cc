@@ -13,7 +13,6 @@
 // local solves, kNotCertified, for the vector node's non-convex penalties). robust_vector_pool also has the
 // unrolled and truncated:K gradient modes (through the winning local solve; vector_pool_unrolled.h).
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -21,28 +20,26 @@
 #include "nodes/pooling/penalties.h"
 #include "nodes/pooling/pooling_solvers.h"
 #include "nodes/pooling/vector_pool_unrolled.h"
+#include "ddn/random.h"
 
 namespace ddn::pooling {
 namespace {
 
 std::vector<ParamSpec> PoolingParams() {
-  return {{"penalty", "choice", "pseudo_huber",
+  return {{"penalty", ParamType::kChoice, "pseudo_huber",
            "robust penalty phi: quadratic, pseudo_huber, huber, welsch, truncated_quadratic, cauchy, geman_mcclure",
            PenaltyNames()},
-          {"alpha", "float", "1", "scale alpha > 0 of the penalty", {}}};
+          {"alpha", ParamType::kFloat, "1", "scale alpha > 0 of the penalty", {}}};
 }
 
 // Gaussian cluster (σ = 1 around a random centre) with about 20 % far outliers (uniform, 4..9 away).
-void FillCluster(std::mt19937_64* rng, double* x, int64_t n, int64_t d, bool outliers = true) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uni(4.0, 9.0);
-  std::bernoulli_distribution outlier(0.2), sign(0.5);
+void FillCluster(Rng* rng, double* x, int64_t n, int64_t d, bool outliers = true) {
   std::vector<double> centre(d);
-  for (auto& c : centre) c = normal(*rng);
+  for (auto& c : centre) c = rng->Normal();
   for (int64_t i = 0; i < n; ++i) {
-    const bool out = outliers && i > 0 && outlier(*rng);
+    const bool out = outliers && i > 0 && (rng->Uniform() < 0.2);
     for (int64_t k = 0; k < d; ++k) {
-      x[i * d + k] = centre[k] + (out ? (sign(*rng) ? 1 : -1) * uni(*rng) : normal(*rng));
+      x[i * d + k] = centre[k] + (out ? ((rng->Uniform() < 0.5) ? 1 : -1) * rng->Uniform(4.0, 9.0) : rng->Normal());
     }
   }
 }
@@ -110,7 +107,7 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
 
   // Check cases shared by both nodes; d = 0 for the scalar node.
   std::vector<CheckCase> MakeCheckCases(uint64_t seed, int64_t d) const {
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     const int64_t dd = std::max<int64_t>(d, 1);
     auto shape = [&](int64_t b, int64_t n) { return d == 0 ? Shape{b, n} : Shape{b, n, d}; };
     std::vector<CheckCase> cases;
@@ -130,8 +127,7 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
       Tensor x(shape(batch, n)), w(Shape{batch, n});
       for (int64_t b = 0; b < batch; ++b) FillCluster(&rng, x.problem(b), n, dd);
       for (auto& v : x.values()) v *= cluster_scale * alpha_;
-      std::uniform_real_distribution<double> uw(0.2, 2.0);
-      for (auto& v : w.values()) v = uw(rng);
+      for (auto& v : w.values()) v = rng.Uniform(0.2, 2.0);
       c.inputs["x"] = std::move(x);
       c.inputs["w"] = std::move(w);
       cases.push_back(std::move(c));
@@ -157,7 +153,6 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
       CheckCase c{"near_kink", {}};
       const int64_t n0 = 7, m = n0 + 4;
       Tensor x(shape(batch, m));
-      std::normal_distribution<double> normal;
       for (int64_t b = 0; b < batch; ++b) {
         double* xb = x.problem(b);
         FillCluster(&rng, xb, n0, dd, /*outliers=*/false);  // a tight cluster: a clear global minimum
@@ -180,7 +175,7 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
           std::vector<double> dir(dd);
           double nrm = 0;
           for (auto& v : dir) {
-            v = normal(rng);
+            v = rng.Normal();
             nrm += v * v;
           }
           nrm = std::sqrt(nrm);
@@ -201,9 +196,8 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
       // the smallest is returned and follows its point (dy/dx = 1 there, 0 elsewhere).
       CheckCase c{"isolated_points", {}};
       Tensor x(shape(batch, 5));
-      std::uniform_real_distribution<double> jitter(0.0, 0.5);
       for (int64_t b = 0; b < batch; ++b)
-        for (int64_t i = 0; i < 5; ++i) x.problem(b)[i] = alpha_ * (3.0 * i + jitter(rng));
+        for (int64_t i = 0; i < 5; ++i) x.problem(b)[i] = alpha_ * (3.0 * i + rng.Uniform(0.0, 0.5));
       c.inputs["x"] = std::move(x);
       cases.push_back(std::move(c));
     }

@@ -8,35 +8,21 @@
 // centre. Run with --benchmark_repetitions=5 and read the medians (the machine may be shared).
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
+#include "ddn/workload.h"
+#include "ddn/random.h"
+#include "nodes/pooling/penalties.h"
 
 namespace {
 
-ddn::Tensor Workload(int64_t b, int64_t n, int64_t d, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> far(5.0, 10.0);
-  std::bernoulli_distribution outlier(0.2), sign(0.5);
-  ddn::Tensor x(d == 1 ? ddn::Shape{b, n} : ddn::Shape{b, n, d});
-  for (int64_t r = 0; r < b; ++r) {
-    std::vector<double> centre(d);
-    for (auto& c : centre) c = normal(rng);
-    double* xr = x.problem(r);
-    for (int64_t i = 0; i < n; ++i) {
-      const bool out = outlier(rng);
-      for (int64_t k = 0; k < d; ++k)
-        xr[i * d + k] = centre[k] + (out ? (sign(rng) ? far(rng) : -far(rng)) : normal(rng));
-    }
-  }
-  return x;
-}
+// The benchmarks' one workload (ddn/workload.h), 20 % outliers: the data `ddn bench robust_pool` times.
+ddn::Tensor Workload(int64_t b, int64_t n, int64_t d, uint64_t seed) { return ddn::ClusteredPoints(b, n, d, 0.2, seed); }
 
-const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                            "geman_mcclure"};
+// Every penalty of the family (penalties.h), as robust_pool's spec lists them.
+const std::vector<std::string>& kPenalties = ddn::pooling::PenaltyNames();
 
 void Run(benchmark::State& state, const std::string& node_name, int64_t b, int64_t n, int64_t d, int threads = 0) {
   const std::string penalty = kPenalties[state.range(0)];

@@ -7,19 +7,20 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
 #include "ddn/check.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
+#include "nodes/pooling/penalties.h"
 
 namespace ddn {
 namespace {
 
-const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                            "geman_mcclure"};
+// Every penalty of the family (penalties.h), as robust_pool's spec lists them.
+const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
 const char* kNodes[] = {"robust_pool", "robust_vector_pool"};
 
 bool IsConvex(const std::string& p) { return p == "quadratic" || p == "pseudo_huber" || p == "huber"; }
@@ -30,7 +31,7 @@ std::unique_ptr<Node> Make(const std::string& node, const std::string& penalty, 
 
 TEST(RobustPool, GradientsMatchFiniteDifferences) {
   for (const char* node_name : kNodes) {
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       for (double alpha : {0.5, 1.0, 2.0}) {
         auto node = Make(node_name, penalty, alpha);
         CheckOptions options;
@@ -64,7 +65,7 @@ TEST(RobustPool, SpecialisedMatchesGenericPath) {
   std::map<std::string, int> compared, failed;
   std::string failures;
   for (const char* node_name : kNodes) {
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       for (double alpha : {0.5, 2.0}) {
         auto node = Make(node_name, penalty, alpha);
         SCOPED_TRACE(std::string(node_name) + " " + penalty + " alpha=" + std::to_string(alpha));
@@ -111,10 +112,9 @@ TEST(RobustPool, SpecialisedMatchesGenericPath) {
             }
           }
           // Backward at our solution: closed form against the nested-Jet implicit backward.
-          std::mt19937_64 rng(9);
-          std::normal_distribution<double> normal;
+          Rng rng(9);
           Tensor v(y.shape());
-          for (auto& e : v.values()) e = normal(rng);
+          for (auto& e : v.values()) e = rng.Normal();
           std::vector<ProblemStatus> s1 = ours.status, s2 = ours.status;
           const TensorMap g1 = Backward(*node, c.inputs, ours.outputs, {{"y", v}}, &s1);
           const TensorMap g2 = Backward(*node, c.inputs, ours.outputs, {{"y", v}}, &s2, generic);
@@ -128,7 +128,7 @@ TEST(RobustPool, SpecialisedMatchesGenericPath) {
     }
   }
   for (const char* node_name : kNodes) {
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       const std::string key = std::string(node_name) + " " + penalty;
       EXPECT_GE(compared[key], 4) << key << ": too few cases compared with the generic path";
       EXPECT_EQ(failed[key], 0) << key << ": the generic path failed on" << failures;

@@ -6,29 +6,26 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "ddn/node.h"
 #include "ddn/tensor.h"
 #include "tests/reference/fixtures.h"
+#include "ddn/random.h"
 
 namespace ddn::pooling {
 namespace {
 
 // Gaussian clusters (σ = spread) with about 20 % points uniform in [-8, 8]^D.
-std::vector<double> ClustersWithOutliers(std::mt19937_64* rng, int n, int d, double spread, int clusters) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uni(-8, 8);
-  std::bernoulli_distribution outlier(0.2);
+std::vector<double> ClustersWithOutliers(Rng* rng, int n, int d, double spread, int clusters) {
   std::vector<std::vector<double>> centres(clusters, std::vector<double>(d));
   for (auto& c : centres)
-    for (auto& v : c) v = 2 * normal(*rng);
+    for (auto& v : c) v = 2 * rng->Normal();
   std::vector<double> x(n * d);
   for (int i = 0; i < n; ++i) {
-    const bool out = outlier(*rng);
+    const bool out = (rng->Uniform() < 0.2);
     const auto& c = centres[i % clusters];
-    for (int k = 0; k < d; ++k) x[i * d + k] = out ? uni(*rng) : c[k] + spread * normal(*rng);
+    for (int k = 0; k < d; ++k) x[i * d + k] = out ? rng->Uniform(-8, 8) : c[k] + spread * rng->Normal();
   }
   return x;
 }
@@ -79,8 +76,7 @@ Brute BruteForce(const PoolingProblem& p) {
 }
 
 TEST(TruncatedVector, GlobalMinimumEqualsBruteForceOverAllInlierSets) {
-  std::mt19937_64 rng(17);
-  std::uniform_real_distribution<double> uw(0.1, 2);
+  Rng rng(17);
   int compared_y = 0, problems = 0;
   for (int d : {1, 2, 3, 5, 8}) {
     for (double alpha : {1.0, 2.0}) {
@@ -90,7 +86,7 @@ TEST(TruncatedVector, GlobalMinimumEqualsBruteForceOverAllInlierSets) {
         const double spread = 0.4 + 0.3 * (trial % 4);
         std::vector<double> x = ClustersWithOutliers(&rng, n, d, spread, clusters);
         std::vector<double> w(n);
-        for (auto& v : w) v = uw(rng);
+        for (auto& v : w) v = rng.Uniform(0.1, 2);
         if (trial % 4 == 3) w[0] = 0;  // a point of weight zero is never an anchor
         PoolingProblem p{PenaltyKind::kTruncatedQuadratic, alpha, x.data(), trial % 2 ? w.data() : nullptr, n, d};
         std::vector<double> y(d);
@@ -115,12 +111,11 @@ TEST(TruncatedVector, GlobalMinimumEqualsBruteForceOverAllInlierSets) {
 
 // Two clusters of equal size and shape (the second a translate of the first): two minima of equal f.
 TEST(TruncatedVector, TranslatedTwinClustersAreATie) {
-  std::mt19937_64 rng(5);
-  std::normal_distribution<double> normal;
+  Rng rng(5);
   const int n = 10, d = 3;
   std::vector<double> x(2 * n * d);
   for (int i = 0; i < n * d; ++i) {
-    x[i] = 0.3 * normal(rng);
+    x[i] = 0.3 * rng.Normal();
     x[n * d + i] = x[i] + (i % d == 0 ? 20.0 : 0.0);
   }
   PoolingProblem p{PenaltyKind::kTruncatedQuadratic, 1.0, x.data(), nullptr, 2 * n, d};
@@ -146,7 +141,7 @@ TEST(TruncatedVector, AllPointsEqualAndSinglePoint) {
 // Without the budget or with too many points to start from each, the answer is still the best fixed point found,
 // flagged not certified (through SolveVectorPool: kNotCertified).
 TEST(TruncatedVector, NoCertificateWithoutBudgetOrAllStarts) {
-  std::mt19937_64 rng(9);
+  Rng rng(9);
   const int n = 40, d = 3;
   std::vector<double> x = ClustersWithOutliers(&rng, n, d, 1.0, 2);
   PoolingProblem p{PenaltyKind::kTruncatedQuadratic, 2.0, x.data(), nullptr, n, d};

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -16,6 +15,7 @@
 #include "ddn/node.h"
 #include "nodes/pooling/pooling_solvers.h"
 #include "nodes/pooling/vector_pool_unrolled.h"
+#include "ddn/random.h"
 
 namespace ddn::pooling {
 namespace {
@@ -24,14 +24,12 @@ const PenaltyKind kIterative[] = {PenaltyKind::kPseudoHuber, PenaltyKind::kHuber
                                   PenaltyKind::kCauchy, PenaltyKind::kGemanMcClure};
 
 // A cluster around a random centre with a few far outliers (n points in R^d).
-std::vector<double> Cluster(std::mt19937_64* rng, int64_t n, int64_t d, double spread) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> far(3.0, 6.0);
+std::vector<double> Cluster(Rng* rng, int64_t n, int64_t d, double spread) {
   std::vector<double> x(n * d), centre(d);
-  for (double& c : centre) c = normal(*rng);
+  for (double& c : centre) c = rng->Normal();
   for (int64_t i = 0; i < n; ++i) {
     const bool out = i % 5 == 4;
-    for (int64_t k = 0; k < d; ++k) x[i * d + k] = centre[k] + (out ? far(*rng) : spread * normal(*rng));
+    for (int64_t k = 0; k < d; ++k) x[i * d + k] = centre[k] + (out ? rng->Uniform(3.0, 6.0) : spread * rng->Normal());
   }
   return x;
 }
@@ -43,13 +41,12 @@ struct Solved {
 };
 
 Solved SolveAndRecord(PenaltyKind kind, double alpha, int64_t n, int64_t d, uint64_t seed, bool weighted) {
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   Solved s;
   s.x = Cluster(&rng, n, d, 0.6 * alpha);
   if (weighted) {
-    std::uniform_real_distribution<double> uw(0.3, 2.0);
     s.w.resize(n);
-    for (double& v : s.w) v = uw(rng);
+    for (double& v : s.w) v = rng.Uniform(0.3, 2.0);
   }
   s.problem.kind = kind;
   s.problem.alpha = alpha;
@@ -91,10 +88,9 @@ double MapError(const Solved& full, int first, int end, uint64_t seed) {
   s.tape.newton.resize(end);
   s.tape.iterates.resize((end + 1) * s.problem.d);
   const int64_t n = s.problem.n, d = s.problem.d;
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   std::vector<double> v(d);
-  for (double& e : v) e = normal(rng);
+  for (double& e : v) e = rng.Normal();
   std::vector<double> dx(n * d, 0.0), dw(n, 0.0);
   const int steps = first < 0 ? end : end - first;
   VectorPoolUnrolledVjp(s.problem, s.tape, steps, v.data(), dx.data(), s.problem.w ? dw.data() : nullptr);
@@ -190,16 +186,15 @@ TEST(VectorPoolUnrolled, UnrolledAgreesWithImplicitOnConvergedSolves) {
                              "geman_mcclure"};
   for (const char* penalty : penalties) {
     auto node = MakeNode("robust_vector_pool", {{"penalty", penalty}, {"alpha", "1.5"}});
-    std::mt19937_64 rng(5);
-    std::normal_distribution<double> normal;
+    Rng rng(5);
     const int64_t B = 3, N = 30, D = 4;
     Tensor x(Shape{B, N, D}), w(Shape{B, N}), v(Shape{B, D});
     for (int64_t b = 0; b < B; ++b) {
       const std::vector<double> c = Cluster(&rng, N, D, 0.5);
       std::copy(c.begin(), c.end(), x.problem(b));
     }
-    for (double& e : w.values()) e = 0.5 + std::abs(normal(rng));
-    for (double& e : v.values()) e = normal(rng);
+    for (double& e : w.values()) e = 0.5 + std::abs(rng.Normal());
+    for (double& e : v.values()) e = rng.Normal();
     const TensorMap in{{"x", x}, {"w", w}};
     const ForwardResult fwd = Forward(*node, in);
     std::vector<ProblemStatus> st;
@@ -303,15 +298,14 @@ namespace {
 TEST(VectorPoolUnrolled, GenericPathModesAgree) {
   for (const char* penalty : {"pseudo_huber", "welsch"}) {
     auto node = MakeNode("robust_vector_pool", {{"penalty", penalty}, {"alpha", "1.5"}});
-    std::mt19937_64 rng(8);
-    std::normal_distribution<double> normal;
+    Rng rng(8);
     const int64_t B = 2, N = 20, D = 3;
     Tensor x(Shape{B, N, D}), v(Shape{B, D});
     for (int64_t b = 0; b < B; ++b) {
       const std::vector<double> c = Cluster(&rng, N, D, 0.5);
       std::copy(c.begin(), c.end(), x.problem(b));
     }
-    for (double& e : v.values()) e = normal(rng);
+    for (double& e : v.values()) e = rng.Normal();
     const TensorMap in{{"x", x}};
     RunOptions generic, generic_unrolled, unrolled;
     generic.generic = generic_unrolled.generic = true;

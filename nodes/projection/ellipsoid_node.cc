@@ -4,10 +4,10 @@
 // hard case where y is not differentiable. The declarative form (one constraint Σ (y_i/a_i)² − 1) gives
 // the generic Ceres forward and implicit backward the tests compare with.
 #include <cmath>
-#include <random>
 
 #include "ddn/declarative.h"
 #include "nodes/projection/ellipsoid.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace projection {
@@ -17,7 +17,7 @@ class ProjectEllipsoidNode : public EuclideanProjectionNode<ProjectEllipsoidNode
   static NodeSpec Spec() {
     return {"project_ellipsoid",
             "Euclidean projection onto the axis-aligned ellipsoid Σ (y_i/a_i)² ≤ 1 (or its surface, = 1)",
-            {{"surface", "bool", "false", "project onto the surface Σ (y_i/a_i)² = 1 instead of the solid"}},
+            {{"surface", ParamType::kBool, "false", "project onto the surface Σ (y_i/a_i)² = 1 instead of the solid"}},
             {{"x", {"D"}, "the points to project"},
              {"a", {"D"}, "semi-axes a_i > 0 (differentiable)", true, false, /*positive=*/true}},
             {{"y", {"D"}, "the nearest point of the ellipsoid"}}};
@@ -83,14 +83,12 @@ class ProjectEllipsoidNode : public EuclideanProjectionNode<ProjectEllipsoidNode
   // points: inside the solid ∂y/∂a = 0 exactly, where the checker's relative error would be rounding
   // noise (the tests check that case exactly instead).
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<double> normal;
-    std::uniform_real_distribution<double> axis(0.5, 2.0);
+    Rng rng(seed);
     const int64_t b = 4, d = 3;
     CheckCase random{"random", {}};
     Tensor x({b, d}), a({b, d});
-    for (auto& v : x.values()) v = normal(rng);
-    for (auto& v : a.values()) v = axis(rng);
+    for (auto& v : x.values()) v = rng.Normal();
+    for (auto& v : a.values()) v = rng.Uniform(0.5, 2.0);
     const double levels[] = {1.7, 1.01, 8.0, surface_ ? 0.3 : 2.5};
     for (int64_t row = 0; row < b; ++row) {
       double s = 0;

@@ -2,11 +2,12 @@
 // case, the KKT conditions, brute force on the 2-D surface, the hard case, and the closed-form VJP
 // against central differences in x and in the semi-axes.
 #include "nodes/projection/ellipsoid.h"
+#include "ddn/random.h"
+#include "ddn/check.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 namespace ddn {
@@ -42,14 +43,12 @@ TEST(Ellipsoid, EqualAxesGiveTheBall) {
 
 // Stationarity x − y = μ diag(a⁻²) y with μ ≥ 0 for the solid, and the constraint, to machine precision.
 TEST(Ellipsoid, SatisfiesKktConditions) {
-  std::mt19937_64 rng(2);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> axis(0.2, 3.0);
+  Rng rng(2);
   for (int rep = 0; rep < 200; ++rep) {
     const int n = 1 + rep % 6;
     Vec x(n), a(n);
-    for (auto& v : x) v = (rep % 3 + 0.2) * normal(rng);
-    for (auto& v : a) v = axis(rng);
+    for (auto& v : x) v = (rep % 3 + 0.2) * rng.Normal();
+    for (auto& v : a) v = rng.Uniform(0.2, 3.0);
     for (bool surface : {false, true}) {
       ProblemStatus status;
       const Vec y = Ellipsoid(x, a, surface, &status);
@@ -77,10 +76,9 @@ TEST(Ellipsoid, SatisfiesKktConditions) {
 }
 
 TEST(Ellipsoid, SurfaceMatchesBruteForceIn2D) {
-  std::mt19937_64 rng(4);
-  std::normal_distribution<double> normal;
+  Rng rng(4);
   for (int rep = 0; rep < 20; ++rep) {
-    const Vec a{0.5 + rep * 0.1, 1.7}, x{normal(rng), normal(rng)};
+    const Vec a{0.5 + rep * 0.1, 1.7}, x{rng.Normal(), rng.Normal()};
     const Vec y = Ellipsoid(x, a, true);
     const double d = std::pow(y[0] - x[0], 2) + std::pow(y[1] - x[1], 2);
     double best = INFINITY;
@@ -114,17 +112,15 @@ TEST(Ellipsoid, HardCaseIsFlaggedAndFinite) {
 }
 
 TEST(EllipsoidVjp, MatchesCentralDifferences) {
-  std::mt19937_64 rng(9);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> axis(0.4, 2.5);
+  Rng rng(9);
   for (int rep = 0; rep < 60; ++rep) {
     const int n = 1 + rep % 5;
     Vec x(n), a(n), v(n), dxdir(n), dadir(n);
-    for (auto& e : x) e = (rep % 3 + 0.3) * normal(rng);
-    for (auto& e : a) e = axis(rng);
-    for (auto& e : v) e = normal(rng);
-    for (auto& e : dxdir) e = normal(rng);
-    for (auto& e : dadir) e = normal(rng);
+    for (auto& e : x) e = (rep % 3 + 0.3) * rng.Normal();
+    for (auto& e : a) e = rng.Uniform(0.4, 2.5);
+    for (auto& e : v) e = rng.Normal();
+    for (auto& e : dxdir) e = rng.Normal();
+    for (auto& e : dadir) e = rng.Normal();
     for (bool surface : {false, true}) {
       const Vec y = Ellipsoid(x, a, surface);
       Vec dx(n, 0.0), da(n, 0.0);
@@ -141,8 +137,8 @@ TEST(EllipsoidVjp, MatchesCentralDifferences) {
         return p;
       };
       const double h = 1e-5;
-      const double fdx = (-phi(2 * h, 0) + 8 * phi(h, 0) - 8 * phi(-h, 0) + phi(-2 * h, 0)) / (12 * h);
-      const double fda = (-phi(0, 2 * h) + 8 * phi(0, h) - 8 * phi(0, -h) + phi(0, -2 * h)) / (12 * h);
+      const double fdx = CentralDifference([&](double t) { return phi(t, 0); }, h);
+      const double fda = CentralDifference([&](double t) { return phi(0, t); }, h);
       double gx = 0, ga = 0;
       for (int i = 0; i < n; ++i) {
         gx += dx[i] * dxdir[i];

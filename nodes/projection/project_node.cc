@@ -18,10 +18,10 @@
 // coordinate of y towards x's never increases the distance), and there they are polyhedra.
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 #include "ddn/declarative.h"
 #include "nodes/projection/projections.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace projection {
@@ -31,10 +31,10 @@ class ProjectNode : public EuclideanProjectionNode<ProjectNode> {
   static NodeSpec Spec() {
     return {"project",
             "Euclidean projection y = argmin ½‖y − x‖² onto an Lp ball or sphere or the simplex of radius r",
-            {{"shape", "choice", "l2_ball",
+            {{"shape", ParamType::kChoice, "l2_ball",
               "the set: simplex (Σy = r, y ≥ 0), l1/l2/linf sphere (‖y‖ = r) or ball (‖y‖ ≤ r)",
               ProjectionSetNames()},
-             {"radius", "float", "1", "radius r > 0 (the optional input 'radius' overrides it)"}},
+             {"radius", ParamType::kFloat, "1", "radius r > 0 (the optional input 'radius' overrides it)"}},
             {{"x", {"D"}, "the points to project"},
              {"radius", {}, "per-problem radius r > 0; overrides the parameter; differentiable", true, true}},
             {{"y", {"D"}, "the nearest point of the set"}}};
@@ -259,15 +259,14 @@ static double KinkDistance(ProjectionSet set, const double* x, int64_t d, double
 // keeps every row outside the balls: inside, ∂y/∂r = 0 exactly and the checker's relative error of a
 // zero gradient is finite-difference rounding noise.
 std::vector<CheckCase> ProjectNode::CheckCases(uint64_t seed) const {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   const int64_t d = 5;
   // Row b of x, drawn Gaussian and rescaled so that its norm in the set's geometry is level·r.
   auto draw = [&](Tensor* x, int64_t b, double level, double r, bool away_from_kinks) {
     double* row = x->problem(b);
     for (int attempt = 0; attempt < 1000; ++attempt) {
       double norm = 0, top = 0;
-      for (int64_t i = 0; i < d; ++i) row[i] = normal(rng);
+      for (int64_t i = 0; i < d; ++i) row[i] = rng.Normal();
       switch (set_) {
         case ProjectionSet::kSimplex:
         case ProjectionSet::kL1Sphere:
@@ -302,7 +301,7 @@ std::vector<CheckCase> ProjectNode::CheckCases(uint64_t seed) const {
   std::vector<CheckCase> cases;
   CheckCase random{"random", {}};
   random.inputs["x"] = Tensor({4, d});
-  for (int64_t b = 0; b < 4; ++b) draw(&random.inputs["x"], b, std::exp(normal(rng)), r, true);
+  for (int64_t b = 0; b < 4; ++b) draw(&random.inputs["x"], b, std::exp(rng.Normal()), r, true);
   cases.push_back(random);
 
   CheckCase scales{"inside_and_far", {}};

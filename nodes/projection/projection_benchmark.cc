@@ -17,7 +17,6 @@
 #include "ddn/parallel.h"
 
 #include <cstdlib>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -25,14 +24,14 @@
 #include "ddn/node.h"
 #include "nodes/projection/ellipsoid.h"
 #include "nodes/projection/projections.h"
+#include "ddn/random.h"
 
 namespace {
 
 ddn::Tensor Gaussian(int64_t batch, int64_t dim, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  ddn::Rng rng(seed);
   ddn::Tensor x({batch, dim});
-  for (auto& v : x.values()) v = normal(rng);
+  for (auto& v : x.values()) v = rng.Normal();
   return x;
 }
 
@@ -75,9 +74,8 @@ void BM_Ellipsoid(benchmark::State& state) {
   const int64_t batch = state.range(0), dim = state.range(1);
   const auto node = ddn::MakeNode("project_ellipsoid");
   ddn::Tensor a({batch, dim});
-  std::mt19937_64 rng(7);
-  std::uniform_real_distribution<double> axis(0.5, 2.0);
-  for (auto& e : a.values()) e = axis(rng);
+  ddn::Rng rng(7);
+  for (auto& e : a.values()) e = rng.Uniform(0.5, 2.0);
   const ddn::TensorMap inputs{{"x", Gaussian(batch, dim, 42)}, {"a", a}};
   const ddn::TensorMap grad_outputs{{"y", Gaussian(batch, dim, 43)}};
   for (auto _ : state) {

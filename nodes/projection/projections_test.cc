@@ -10,10 +10,10 @@
 #include <cmath>
 #include <functional>
 #include <numeric>
-#include <random>
 #include <vector>
 
 #include "ddn/error.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace projection {
@@ -24,10 +24,9 @@ constexpr ProjectionSet kSets[] = {ProjectionSet::kSimplex,  ProjectionSet::kL1S
                                    ProjectionSet::kL2Sphere, ProjectionSet::kL2Ball,     ProjectionSet::kLinfSphere,
                                    ProjectionSet::kLinfBall};
 
-Vec Gaussian(std::mt19937_64* rng, int64_t n, double scale) {
-  std::normal_distribution<double> normal;
+Vec Gaussian(Rng* rng, int64_t n, double scale) {
   Vec v(n);
-  for (auto& e : v) e = scale * normal(*rng);
+  for (auto& e : v) e = scale * rng->Normal();
   return v;
 }
 
@@ -81,10 +80,8 @@ bool Feasible(ProjectionSet set, const Vec& y, double r, double tol = 1e-12) {
 }
 
 // Feasible points of a convex set: its vertices (polytopes) and random points.
-std::vector<Vec> FeasibleSamples(ProjectionSet set, int64_t n, double r, std::mt19937_64* rng) {
+std::vector<Vec> FeasibleSamples(ProjectionSet set, int64_t n, double r, Rng* rng) {
   std::vector<Vec> z;
-  std::uniform_real_distribution<double> uniform(0, 1);
-  std::exponential_distribution<double> expo;
   for (int64_t i = 0; i < n; ++i) {
     Vec e(n, 0.0);
     e[i] = r;
@@ -103,10 +100,10 @@ std::vector<Vec> FeasibleSamples(ProjectionSet set, int64_t n, double r, std::mt
   }
   for (int k = 0; k < 200; ++k) {
     Vec g = Gaussian(rng, n, 1.0);
-    const double t = uniform(*rng);
+    const double t = rng->Uniform(0, 1);
     if (set == ProjectionSet::kSimplex) {
       double s = 0;
-      for (auto& v : g) s += (v = expo(*rng));
+      for (auto& v : g) s += (v = (-std::log(1.0 - rng->Uniform()) / (1.0)));
       for (auto& v : g) v *= r / s;
     } else if (set == ProjectionSet::kL1Ball) {
       double s = 0;
@@ -116,7 +113,7 @@ std::vector<Vec> FeasibleSamples(ProjectionSet set, int64_t n, double r, std::mt
       const double s = std::sqrt(Dot(g, g));
       for (auto& v : g) v *= t * r / s;
     } else {
-      for (auto& v : g) v = r * (2 * uniform(*rng) - 1);
+      for (auto& v : g) v = r * (2 * rng->Uniform(0, 1) - 1);
     }
     z.push_back(g);
   }
@@ -124,7 +121,7 @@ std::vector<Vec> FeasibleSamples(ProjectionSet set, int64_t n, double r, std::mt
 }
 
 TEST(SimplexThreshold, MatchesSortBased) {
-  std::mt19937_64 rng(3);
+  Rng rng(3);
   for (int64_t n : {1, 2, 3, 7, 64, 1000}) {
     for (double r : {0.1, 1.0, 30.0}) {
       for (int rep = 0; rep < 20; ++rep) {
@@ -145,7 +142,7 @@ TEST(SimplexThreshold, MatchesSortBased) {
 }
 
 TEST(Project, ConvexSetsSatisfyTheVariationalInequality) {
-  std::mt19937_64 rng(5);
+  Rng rng(5);
   for (ProjectionSet set : kSets) {
     if (!IsConvex(set)) continue;
     for (int64_t n : {1, 2, 5, 30}) {
@@ -193,7 +190,7 @@ double LinfSphereBruteForce(const Vec& x, double r) {
   }
   return best;
 }
-double L2SphereBruteForce(const Vec& x, double r, std::mt19937_64* rng) {
+double L2SphereBruteForce(const Vec& x, double r, Rng* rng) {
   double best = INFINITY;
   for (int k = 0; k < 20000; ++k) {
     Vec g = Gaussian(rng, static_cast<int64_t>(x.size()), 1.0);
@@ -205,7 +202,7 @@ double L2SphereBruteForce(const Vec& x, double r, std::mt19937_64* rng) {
 }
 
 TEST(Project, SpheresMatchBruteForce) {
-  std::mt19937_64 rng(7);
+  Rng rng(7);
   for (int64_t n : {1, 2, 3, 4}) {
     for (double scale : {0.05, 0.4, 3.0}) {
       for (int rep = 0; rep < 5; ++rep) {
@@ -227,7 +224,7 @@ TEST(Project, SpheresMatchBruteForce) {
 
 // vᵀ(y(x + h d) − y(x − h d))/(2h) against dxᵀd, for random d, at random points away from kinks.
 TEST(ProjectVjp, MatchesCentralDifferences) {
-  std::mt19937_64 rng(11);
+  Rng rng(11);
   for (ProjectionSet set : kSets) {
     for (int64_t n : {1, 3, 12}) {
       for (double scale : {0.1, 1.0, 4.0}) {

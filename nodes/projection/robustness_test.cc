@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "ddn/node.h"
 #include "nodes/projection/ellipsoid.h"
 #include "nodes/projection/projections.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace projection {
@@ -45,13 +45,12 @@ TEST(ProjectSimplexLike, TinyRadiiRelativeToXAreInTheSet) {
 // For random x at scales from 1e-12 to 1e16 times r: the answer is in the set to rounding (Σ y_i = r within a few
 // ulps of r, y ≥ 0 for the simplex, signs of x for the L1 sets) and satisfies the KKT conditions of the threshold.
 TEST(ProjectSimplexLike, EveryScaleOfXRelativeToRIsInTheSet) {
-  std::mt19937_64 rng(5);
-  std::normal_distribution<double> normal;
+  Rng rng(5);
   for (double scale : {1e-12, 1e-3, 1.0, 1e3, 1e8, 1e12, 1e16}) {
     for (double r : {1e-17, 1e-5, 1.0, 7.5}) {
       for (int rep = 0; rep < 20; ++rep) {
         Vec x(1 + rep % 9);
-        for (auto& v : x) v = scale * normal(rng);
+        for (auto& v : x) v = scale * rng.Normal();
         for (ProjectionSet set : {ProjectionSet::kSimplex, ProjectionSet::kL1Sphere, ProjectionSet::kL1Ball}) {
           const Vec y = Proj(set, x, r);
           double l1 = 0, xl1 = 0;

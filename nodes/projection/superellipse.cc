@@ -9,9 +9,9 @@
 // guess is the nearest of 256 points spread along the curve, which puts Newton in the global minimiser's
 // basin except for near-ties between two arcs.
 #include <cmath>
-#include <random>
 
 #include "nodes/projection/user_shape.h"
+#include "ddn/random.h"
 
 namespace ddn {
 namespace projection {
@@ -24,7 +24,7 @@ struct Superellipse {
   static constexpr bool kEquality = true;
   static constexpr bool kConvex = false;
   static std::vector<ParamSpec> Params() {
-    return {{"p", "float", "4", "exponent p >= 2 (2: ellipse, 4: squircle, large: box)"}};
+    return {{"p", ParamType::kFloat, "4", "exponent p >= 2 (2: ellipse, 4: squircle, large: box)"}};
   }
   static std::vector<TensorSpec> ExtraInputs() {
     return {{"a", {"2"}, "semi-axes a > 0 (default (1, 1)); differentiable", true, true}};
@@ -72,12 +72,11 @@ struct Superellipse {
 
   // Points outside, inside (away from the diagonals, where two arcs tie) and with learned semi-axes.
   std::vector<CheckCase> CheckCases(uint64_t seed) const {
-    std::mt19937_64 rng(seed);
-    std::uniform_real_distribution<double> angle(0.1, 0.6), radius(0.3, 2.5);
+    Rng rng(seed);
     CheckCase plain{"random", {}}, axes{"semi_axes", {}};
     Tensor x({4, 2});
     for (int64_t b = 0; b < 4; ++b) {
-      const double t = angle(rng) + b * M_PI / 2, r = radius(rng);
+      const double t = rng.Uniform(0.1, 0.6) + b * M_PI / 2, r = rng.Uniform(0.3, 2.5);
       x.problem(b)[0] = r * std::cos(t);
       x.problem(b)[1] = r * std::sin(t);
     }

@@ -68,7 +68,7 @@ struct TestLpBall {
   static constexpr const char* kDim = "D";
   static constexpr bool kEquality = false;
   static constexpr bool kConvex = true;
-  static std::vector<ParamSpec> Params() { return {{"p", "float", "2", "exponent", {}}}; }
+  static std::vector<ParamSpec> Params() { return {{"p", ParamType::kFloat, "2", "exponent", {}}}; }
   static std::vector<TensorSpec> ExtraInputs() { return {}; }
   explicit TestLpBall(const ddn::Params& params) : p_(params.RequirePositive("p")) {}
   template <typename T>

@@ -17,7 +17,7 @@
 //     static constexpr const char* kDim = "2";       // y's size: a number, or a symbol such as "D"
 //     static constexpr bool kEquality = true;        // c = 0 (true) or c ≤ 0 (false)
 //     static constexpr bool kConvex = false;         // false: answers are flagged kNotCertified
-//     static std::vector<ddn::ParamSpec> Params() { return {{"p", "float", "4", "exponent p > 1"}}; }
+//     static std::vector<ddn::ParamSpec> Params() { return {{"p", ParamType::kFloat, "4", "exponent p > 1"}}; }
 //     static std::vector<ddn::TensorSpec> ExtraInputs() { return {}; }   // θ inputs after x (optional)
 //     explicit Superellipse(const ddn::Params& params);                  // read and check parameters
 //     template <typename T>

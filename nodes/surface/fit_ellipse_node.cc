@@ -9,12 +9,12 @@
 // 4ac − b² − 1 = 0 (an equality-constrained declarative node); the derived outputs are computed from its answer
 // and their gradients chained into dL/dconic the same way.
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "ddn/declarative.h"
 #include "nodes/surface/node_support.h"
 #include "nodes/surface/surface_fits.h"
+#include "ddn/random.h"
 
 namespace ddn::surface {
 namespace {
@@ -122,7 +122,7 @@ class FitEllipse : public Node {
   }
 
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     std::vector<CheckCase> cases;
     cases.push_back(internal::MakeCase("random", internal::NoisyEllipses(&rng, 3, 12, 0.05)));
     cases.push_back(internal::MakeCase("weighted", internal::NoisyEllipses(&rng, 3, 12, 0.05),

@@ -7,13 +7,14 @@
 // FitPlaneForm: one output y = (normal, offset) ∈ R^(D+1), a sum of one term per point and the equality
 // ‖normal‖² − 1 = 0; the node's GenericSolve / GenericBackward run it on the concatenated outputs and split them.
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "ddn/declarative.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/surface/node_support.h"
+#include "nodes/surface/robust_fit_node.h"
 #include "nodes/surface/surface_fits.h"
+#include "ddn/random.h"
 
 namespace ddn::surface {
 namespace {
@@ -74,7 +75,7 @@ class FitPlaneForm : public DeclarativeNode<FitPlaneForm> {
   double alpha_;
 };
 
-class FitPlane : public Node {
+class FitPlane : public internal::RobustFitNode<PlaneFitProblem, FitPlaneForm> {
  public:
   static NodeSpec Spec() {
     return {"fit_plane",
@@ -85,11 +86,7 @@ class FitPlane : public Node {
             {{"normal", {"D"}, "unit normal, last coordinate >= 0 (tie rule: see surface_fits.h)"},
              {"offset", {}, "offset d of the hyperplane normal^T p = d"}}};
   }
-  explicit FitPlane(const Params& p)
-      : Node(Spec()),
-        kind_(pooling::ParsePenalty(p.GetString("penalty"))),
-        alpha_(p.RequirePositive("alpha")),
-        form_(kind_, alpha_) {}
+  explicit FitPlane(const Params& p) : RobustFitNode(Spec(), p) {}
 
   void Validate(const ProblemData& p) const override { ValidatePlaneFit(Problem(p), /*check_points=*/false); }
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
@@ -99,22 +96,13 @@ class FitPlane : public Node {
     PlaneFitBackward(Problem(p), p.outputs[0], p.outputs[1][0], p.grad_outputs[0], p.grad_outputs[1][0],
                      p.grad_inputs[0], p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
   }
-  bool BackwardAssigns() const override { return true; }
   double ObjectiveValue(const ProblemData& p) const override {
     return PlaneFitObjective(Problem(p), p.outputs[0], p.outputs[1][0]);
   }
 
-  bool HasGenericPath() const override { return true; }
-  // --solver KEY=VALUE: the options of the declarative form's generic engine.
-  void SetSolverOption(const std::string& key, const std::string& value) override { form_.SetSolverOption(key, value); }
-  std::vector<std::string> SolverOptions() const override { return form_.SolverOptions(); }
   void GenericSolve(const ProblemData& p, ProblemStatus* s) const override {
     const int64_t d = p.Dim("D");
-    std::vector<double> y(d + 1);
-    ProblemData q = p;
-    q.outputs = {y.data()};
-    q.output_shapes = {{d + 1}};
-    form_.GenericSolve(q, s);
+    std::vector<double> y = GenericParameters(p, s);
     double norm = 0;
     for (int64_t k = 0; k < d; ++k) norm += y[k] * y[k];
     norm = std::sqrt(norm);
@@ -125,22 +113,8 @@ class FitPlane : public Node {
     p.outputs[1][0] = y[d];
     if (kind_ != PenaltyKind::kQuadratic) s->Set(kNotCertified, "a local minimum (generic solve)");
   }
-  void GenericBackward(const ProblemData& p, ProblemStatus* s) const override {
-    const int64_t d = p.Dim("D");
-    std::vector<double> y(d + 1), v(d + 1);
-    std::copy(p.outputs[0], p.outputs[0] + d, y.begin());
-    y[d] = p.outputs[1][0];
-    std::copy(p.grad_outputs[0], p.grad_outputs[0] + d, v.begin());
-    v[d] = p.grad_outputs[1][0];
-    ProblemData q = p;
-    q.outputs = {y.data()};
-    q.output_shapes = {{d + 1}};
-    q.grad_outputs = {v.data()};
-    form_.GenericBackward(q, s);
-  }
-
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     const bool robust = kind_ != PenaltyKind::kQuadratic;
     // The clouds are drawn in units of 2α: inliers 0.1α from the plane, outliers 2α–3α off it, clear of huber's and
     // the truncation's kink at α (finite differences would straddle it) and in the redescending penalties' tails.
@@ -171,19 +145,6 @@ class FitPlane : public Node {
     }
     return cases;
   }
-
- private:
-  PlaneFitProblem Problem(const ProblemData& p) const {
-    PlaneFitProblem q;
-    q.cloud = CloudOf(p);
-    q.kind = kind_;
-    q.alpha = alpha_;
-    return q;
-  }
-
-  PenaltyKind kind_;
-  double alpha_;
-  FitPlaneForm form_;
 };
 DDN_REGISTER_NODE(FitPlane);
 

@@ -6,13 +6,14 @@
 // Specialised path: SolveSphereFit / SphereFitBackward. Declarative form (generic path): FitSphereForm, one
 // output y = (centre, radius), one term per point, no constraint, started from the algebraic fit.
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "ddn/declarative.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/surface/node_support.h"
+#include "nodes/surface/robust_fit_node.h"
 #include "nodes/surface/surface_fits.h"
+#include "ddn/random.h"
 
 namespace ddn::surface {
 namespace {
@@ -53,7 +54,7 @@ class FitSphereForm : public DeclarativeNode<FitSphereForm> {
   double alpha_;
 };
 
-class FitSphere : public Node {
+class FitSphere : public internal::RobustFitNode<SphereFitProblem, FitSphereForm> {
  public:
   static NodeSpec Spec() {
     return {"fit_sphere",
@@ -63,11 +64,7 @@ class FitSphere : public Node {
              {"weights", {"N"}, "non-negative point weights (default 1), at least D + 1 positive", true, true}},
             {{"centre", {"D"}, "centre of the sphere"}, {"radius", {}, "its radius"}}};
   }
-  explicit FitSphere(const Params& p)
-      : Node(Spec()),
-        kind_(pooling::ParsePenalty(p.GetString("penalty"))),
-        alpha_(p.RequirePositive("alpha")),
-        form_(kind_, alpha_) {}
+  explicit FitSphere(const Params& p) : RobustFitNode(Spec(), p) {}
 
   void Validate(const ProblemData& p) const override { ValidateSphereFit(Problem(p), /*check_points=*/false); }
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
@@ -77,42 +74,19 @@ class FitSphere : public Node {
     SphereFitBackward(Problem(p), p.outputs[0], p.outputs[1][0], p.grad_outputs[0], p.grad_outputs[1][0],
                       p.grad_inputs[0], p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
   }
-  bool BackwardAssigns() const override { return true; }
   double ObjectiveValue(const ProblemData& p) const override {
     return SphereFitObjective(Problem(p), p.outputs[0], p.outputs[1][0]);
   }
 
-  bool HasGenericPath() const override { return true; }
-  // --solver KEY=VALUE: the options of the declarative form's generic engine.
-  void SetSolverOption(const std::string& key, const std::string& value) override { form_.SetSolverOption(key, value); }
-  std::vector<std::string> SolverOptions() const override { return form_.SolverOptions(); }
   void GenericSolve(const ProblemData& p, ProblemStatus* s) const override {
     const int64_t d = p.Dim("D");
-    std::vector<double> y(d + 1);
-    ProblemData q = p;
-    q.outputs = {y.data()};
-    q.output_shapes = {{d + 1}};
-    form_.GenericSolve(q, s);
+    std::vector<double> y = GenericParameters(p, s);
     std::copy(y.begin(), y.begin() + d, p.outputs[0]);
     p.outputs[1][0] = y[d];
     s->Set(kNotCertified, "a local minimum from the algebraic fit (generic solve)");
   }
-  void GenericBackward(const ProblemData& p, ProblemStatus* s) const override {
-    const int64_t d = p.Dim("D");
-    std::vector<double> y(d + 1), v(d + 1);
-    std::copy(p.outputs[0], p.outputs[0] + d, y.begin());
-    y[d] = p.outputs[1][0];
-    std::copy(p.grad_outputs[0], p.grad_outputs[0] + d, v.begin());
-    v[d] = p.grad_outputs[1][0];
-    ProblemData q = p;
-    q.outputs = {y.data()};
-    q.output_shapes = {{d + 1}};
-    q.grad_outputs = {v.data()};
-    form_.GenericBackward(q, s);
-  }
-
   std::vector<CheckCase> CheckCases(uint64_t seed) const override {
-    std::mt19937_64 rng(seed);
+    Rng rng(seed);
     // Drawn in units of 2α: radius 3α–5α, noise 0.05α, outliers 2α–3α off the sphere, clear of the kinks at α.
     const double outliers = kind_ != PenaltyKind::kQuadratic ? 0.2 : 0.0;
     const double noise = 0.025;
@@ -135,19 +109,6 @@ class FitSphere : public Node {
     }
     return cases;
   }
-
- private:
-  SphereFitProblem Problem(const ProblemData& p) const {
-    SphereFitProblem q;
-    q.cloud = CloudOf(p);
-    q.kind = kind_;
-    q.alpha = alpha_;
-    return q;
-  }
-
-  PenaltyKind kind_;
-  double alpha_;
-  FitSphereForm form_;
 };
 DDN_REGISTER_NODE(FitSphere);
 

@@ -3,15 +3,16 @@
 #include <cmath>
 
 #include "nodes/pooling/penalties.h"
+#include "ddn/random.h"
 
 namespace ddn::surface::internal {
 
 std::vector<ParamSpec> RobustFitParams() {
-  return {{"penalty", "choice", "quadratic",
+  return {{"penalty", ParamType::kChoice, "quadratic",
            "robust penalty phi of the residuals: quadratic, pseudo_huber, huber, welsch, truncated_quadratic, "
            "cauchy, geman_mcclure",
            pooling::PenaltyNames()},
-          {"alpha", "float", "1", "scale alpha > 0 of the penalty", {}}};
+          {"alpha", ParamType::kFloat, "1", "scale alpha > 0 of the penalty", {}}};
 }
 
 PointCloud CloudOf(const ProblemData& p) {
@@ -30,14 +31,13 @@ CheckCase MakeCase(const std::string& name, Tensor points, Tensor weights) {
   return c;
 }
 
-std::vector<double> RandomDirection(std::mt19937_64* rng, int64_t d) {
-  std::normal_distribution<double> normal;
+std::vector<double> RandomDirection(Rng* rng, int64_t d) {
   std::vector<double> v(d);
   double norm = 0;
   while (norm < 1e-3) {
     norm = 0;
     for (auto& x : v) {
-      x = normal(*rng);
+      x = rng->Normal();
       norm += x * x;
     }
     norm = std::sqrt(norm);
@@ -46,44 +46,38 @@ std::vector<double> RandomDirection(std::mt19937_64* rng, int64_t d) {
   return v;
 }
 
-Tensor NoisyPlanes(std::mt19937_64* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double far,
+Tensor NoisyPlanes(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double far,
                    double scale) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> unit(-1.0, 1.0), away(1.0, 1.5);
-  std::bernoulli_distribution outlier(outliers), sign(0.5);
   Tensor t({b, n, d});
   for (int64_t k = 0; k < b; ++k) {
     std::vector<double> nrm = RandomDirection(rng, d);
     while (std::abs(nrm[d - 1]) < 0.3) nrm = RandomDirection(rng, d);
     std::vector<double> centre(d);
-    for (auto& c : centre) c = far * unit(*rng);
+    for (auto& c : centre) c = far * rng->Uniform(-1.0, 1.0);
     double* x = t.problem(k);
     for (int64_t i = 0; i < n; ++i) {
       // A Gaussian point projected onto the plane, then moved along the normal.
       std::vector<double> g(d);
       double along = 0;
       for (int64_t j = 0; j < d; ++j) {
-        g[j] = 2 * normal(*rng);
+        g[j] = 2 * rng->Normal();
         along += g[j] * nrm[j];
       }
-      const double h = (i > d && outlier(*rng)) ? (sign(*rng) ? 1 : -1) * away(*rng) : noise * normal(*rng);
+      const double h = (i > d && (rng->Uniform() < outliers)) ? ((rng->Uniform() < 0.5) ? 1 : -1) * rng->Uniform(1.0, 1.5) : noise * rng->Normal();
       for (int64_t j = 0; j < d; ++j) x[i * d + j] = scale * (centre[j] + g[j] - along * nrm[j] + h * nrm[j]);
     }
   }
   return t;
 }
 
-Tensor NoisySpheres(std::mt19937_64* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double cap,
+Tensor NoisySpheres(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double cap,
                     double far, double scale) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> unit(-1.0, 1.0), radius(1.5, 2.5), away(1.0, 1.5);
-  std::bernoulli_distribution outlier(outliers), sign(0.5);
   Tensor t({b, n, d});
   for (int64_t k = 0; k < b; ++k) {
     const std::vector<double> axis = RandomDirection(rng, d);
     std::vector<double> centre(d);
-    for (auto& c : centre) c = far * unit(*rng);
-    const double r = radius(*rng);
+    for (auto& c : centre) c = far * rng->Uniform(-1.0, 1.0);
+    const double r = rng->Uniform(1.5, 2.5);
     double* x = t.problem(k);
     for (int64_t i = 0; i < n; ++i) {
       // Directions within the cap: rejection sampling around the axis.
@@ -94,25 +88,23 @@ Tensor NoisySpheres(std::mt19937_64* rng, int64_t b, int64_t n, int64_t d, doubl
         for (int64_t j = 0; j < d; ++j) c += u[j] * axis[j];
         if (std::acos(std::max(-1.0, std::min(1.0, c))) <= cap) break;
       }
-      const double dist = away(*rng);
-      const double h = (i > d + 1 && outlier(*rng)) ? (sign(*rng) || dist > 0.7 * r ? 1 : -1) * dist
-                                                   : noise * normal(*rng);
+      const double dist = rng->Uniform(1.0, 1.5);
+      const double h = (i > d + 1 && (rng->Uniform() < outliers)) ? ((rng->Uniform() < 0.5) || dist > 0.7 * r ? 1 : -1) * dist
+                                                   : noise * rng->Normal();
       for (int64_t j = 0; j < d; ++j) x[i * d + j] = scale * (centre[j] + (r + h) * u[j]);
     }
   }
   return t;
 }
 
-Tensor NoisyEllipses(std::mt19937_64* rng, int64_t b, int64_t n, double noise, double arc) {
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> unit(-1.0, 1.0), angle(0.0, M_PI);
+Tensor NoisyEllipses(Rng* rng, int64_t b, int64_t n, double noise, double arc) {
   Tensor t({b, n, 2});
   for (int64_t k = 0; k < b; ++k) {
-    const double cx = unit(*rng), cy = unit(*rng), phi = angle(*rng);
+    const double cx = rng->Uniform(-1.0, 1.0), cy = rng->Uniform(-1.0, 1.0), phi = rng->Uniform(0.0, M_PI);
     double* x = t.problem(k);
     for (int64_t i = 0; i < n; ++i) {
-      const double s = arc * (i + 0.5 * (1 + unit(*rng)) * 0.8) / n;
-      const double ex = 2.0 * std::cos(s) + noise * normal(*rng), ey = 1.0 * std::sin(s) + noise * normal(*rng);
+      const double s = arc * (i + 0.5 * (1 + rng->Uniform(-1.0, 1.0)) * 0.8) / n;
+      const double ex = 2.0 * std::cos(s) + noise * rng->Normal(), ey = 1.0 * std::sin(s) + noise * rng->Normal();
       x[2 * i] = cx + std::cos(phi) * ex - std::sin(phi) * ey;
       x[2 * i + 1] = cy + std::sin(phi) * ex + std::cos(phi) * ey;
     }
@@ -120,10 +112,9 @@ Tensor NoisyEllipses(std::mt19937_64* rng, int64_t b, int64_t n, double noise, d
   return t;
 }
 
-Tensor RandomWeights(std::mt19937_64* rng, int64_t b, int64_t n, double lo, double hi) {
-  std::uniform_real_distribution<double> u(lo, hi);
+Tensor RandomWeights(Rng* rng, int64_t b, int64_t n, double lo, double hi) {
   Tensor w({b, n});
-  for (auto& v : w.values()) v = u(*rng);
+  for (auto& v : w.values()) v = rng->Uniform(lo, hi);
   return w;
 }
 

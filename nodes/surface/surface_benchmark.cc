@@ -13,21 +13,23 @@
 // time column is the better measure of the work done at 1 thread).
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
+#include <vector>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "nodes/surface/node_support.h"
+#include "nodes/pooling/penalties.h"
 
 namespace {
 
-const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                            "geman_mcclure"};
+// Every penalty of the surface fits (their spec lists the pooling family's, penalties.h).
+const std::vector<std::string>& kPenalties = ddn::pooling::PenaltyNames();
 
 void Run(benchmark::State& state, const std::string& node_name, int threads, bool generic = false) {
   const std::string penalty = node_name == "fit_ellipse" ? "" : kPenalties[state.range(0)];
-  std::mt19937_64 rng(42);
+  ddn::Rng rng(42);
   const int64_t batch = generic ? 256 : 4096;
   std::unique_ptr<ddn::Node> node;
   ddn::Tensor points;

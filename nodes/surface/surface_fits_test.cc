@@ -6,11 +6,11 @@
 
 #include <Eigen/Dense>
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "ddn/error.h"
 #include "ddn/status.h"
+#include "ddn/random.h"
 
 namespace ddn::surface {
 namespace {
@@ -35,14 +35,13 @@ PlaneFitProblem Plane(const std::vector<double>& pts, int64_t d, const std::vect
 }
 
 TEST(PlaneFit, QuadraticIsTheSmallestEigenvectorOfTheWeightedScatter) {
-  std::mt19937_64 rng(3);
-  std::normal_distribution<double> normal;
+  Rng rng(3);
   for (int trial = 0; trial < 20; ++trial) {
     const int64_t d = 2 + trial % 4, n = 6 + trial;
     std::vector<double> pts(n * d), w(n);
-    for (auto& x : pts) x = normal(rng);
+    for (auto& x : pts) x = rng.Normal();
     for (int64_t i = 0; i < n; ++i) {
-      w[i] = 0.1 + std::abs(normal(rng));
+      w[i] = 0.1 + std::abs(rng.Normal());
       pts[i * d + d - 1] *= 0.1;  // flatten along the last axis
     }
     const PlaneFitProblem q = Plane(pts, d, &w);
@@ -146,14 +145,13 @@ TEST(PlaneFit, SignAndTieRules) {
 }
 
 TEST(PlaneFit, RobustPenaltiesIgnoreOutliersAndReachALocalMinimum) {
-  std::mt19937_64 rng(5);
-  std::normal_distribution<double> normal;
+  Rng rng(5);
   const Eigen::Vector3d truth = Eigen::Vector3d(0.2, -0.3, 1.0).normalized();
   std::vector<double> pts;
   for (int i = 0; i < 40; ++i) {
-    Eigen::Vector3d p(3 * normal(rng), 3 * normal(rng), 3 * normal(rng));
+    Eigen::Vector3d p(3 * rng.Normal(), 3 * rng.Normal(), 3 * rng.Normal());
     p -= truth.dot(p) * truth;  // in-plane spread 3, then 20 % outliers 2–3 off the plane on one side
-    p += (i % 5 == 0 ? 2.5 + 0.3 * normal(rng) : 0.02 * normal(rng)) * truth;
+    p += (i % 5 == 0 ? 2.5 + 0.3 * rng.Normal() : 0.02 * rng.Normal()) * truth;
     for (int k = 0; k < 3; ++k) pts.push_back(p[k]);
   }
   double ls[3], ls_off;
@@ -183,9 +181,9 @@ TEST(PlaneFit, RobustPenaltiesIgnoreOutliersAndReachALocalMinimum) {
     // A local minimum: no random nearby plane is better.
     const double f = PlaneFitObjective(q, nrm, offset);
     for (int k = 0; k < 50; ++k) {
-      Eigen::Vector3d m = n + 1e-4 * Eigen::Vector3d(normal(rng), normal(rng), normal(rng));
+      Eigen::Vector3d m = n + 1e-4 * Eigen::Vector3d(rng.Normal(), rng.Normal(), rng.Normal());
       m.normalize();
-      EXPECT_GE(PlaneFitObjective(q, m.data(), offset + 1e-4 * normal(rng)), f - 1e-12);
+      EXPECT_GE(PlaneFitObjective(q, m.data(), offset + 1e-4 * rng.Normal()), f - 1e-12);
     }
   }
 }
@@ -228,15 +226,14 @@ SphereFitProblem Sphere(const std::vector<double>& pts, int64_t d, PenaltyKind k
 }
 
 TEST(SphereFit, ExactPointsGiveTheSphereAndNoisyOnesARootOfTheGradient) {
-  std::mt19937_64 rng(7);
-  std::normal_distribution<double> normal;
+  Rng rng(7);
   for (int64_t d : {2, 3, 4}) {
     std::vector<double> pts;
     Eigen::VectorXd c = Eigen::VectorXd::Random(d) * 3;
     const double r = 1.7;
     for (int i = 0; i < 12; ++i) {
       Eigen::VectorXd u(d);
-      for (int64_t k = 0; k < d; ++k) u[k] = normal(rng);
+      for (int64_t k = 0; k < d; ++k) u[k] = rng.Normal();
       u.normalize();
       for (int64_t k = 0; k < d; ++k) pts.push_back(c[k] + r * u[k]);
     }
@@ -246,7 +243,7 @@ TEST(SphereFit, ExactPointsGiveTheSphereAndNoisyOnesARootOfTheGradient) {
     SolveSphereFit(Sphere(pts, d), centre.data(), &radius, &s);
     for (int64_t k = 0; k < d; ++k) EXPECT_NEAR(centre[k], c[k], 1e-12);
     EXPECT_NEAR(radius, r, 1e-12);
-    for (auto& x : pts) x += 0.05 * normal(rng);
+    for (auto& x : pts) x += 0.05 * rng.Normal();
     for (PenaltyKind kind : {PenaltyKind::kQuadratic, PenaltyKind::kHuber, PenaltyKind::kWelsch}) {
       s = ProblemStatus();
       SolveSphereFit(Sphere(pts, d, kind, 0.1), centre.data(), &radius, &s);

@@ -6,7 +6,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
@@ -15,12 +14,14 @@
 #include "ddn/graph/graph.h"
 #include "ddn/graph/ops.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
+#include "nodes/pooling/penalties.h"
 
 namespace ddn {
 namespace {
 
-const char* kPenalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                            "geman_mcclure"};
+// Every penalty of the surface fits (their spec lists the pooling family's, penalties.h).
+const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
 
 std::unique_ptr<Node> Make(const std::string& node, const std::string& penalty = "", double alpha = 1.0) {
   if (node == "fit_ellipse") return MakeNode(node);
@@ -29,7 +30,7 @@ std::unique_ptr<Node> Make(const std::string& node, const std::string& penalty =
 
 TEST(SurfaceNodes, GradientsMatchFiniteDifferences) {
   for (const char* node_name : {"fit_plane", "fit_sphere"}) {
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       for (double alpha : {0.5, 1.0, 2.0}) {
         auto node = Make(node_name, penalty, alpha);
         CheckOptions options;
@@ -97,12 +98,11 @@ void ExpectSpecialisedMatchesGeneric(const Node& node, const CheckCase& c, bool 
     }
   }
   // Backward at our solution: closed form against the nested-Jet implicit backward of the declarative form.
-  std::mt19937_64 rng(9);
-  std::normal_distribution<double> normal;
+  Rng rng(9);
   TensorMap v;
   for (const auto& [name, y] : ours.outputs) {
     Tensor t(y.shape());
-    for (auto& e : t.values()) e = normal(rng);
+    for (auto& e : t.values()) e = rng.Normal();
     v[name] = t;
   }
   std::vector<ProblemStatus> s1 = ours.status, s2 = ours.status;
@@ -121,7 +121,7 @@ void ExpectSpecialisedMatchesGeneric(const Node& node, const CheckCase& c, bool 
 TEST(SurfaceNodes, SpecialisedMatchesGenericPath) {
   for (const char* node_name : {"fit_plane", "fit_sphere"}) {
     int generic_better = 0, compared = 0;
-    for (const char* penalty : kPenalties) {
+    for (const std::string& penalty : kPenalties) {
       auto node = Make(node_name, penalty, 1.0);
       SCOPED_TRACE(penalty);
       const bool convex_like = std::string(penalty) == "quadratic" || std::string(penalty) == "pseudo_huber" ||
@@ -154,12 +154,11 @@ TEST(SurfaceNodes, ZeroWeightsHaveOneSidedGradients) {
       const int64_t batch = w.dim(0), n = w.dim(1);
       for (int64_t b = 0; b < batch; ++b) w.problem(b)[1] = w.problem(b)[4] = 0.0;
       const ForwardResult fwd = Forward(*node, c.inputs);
-      std::mt19937_64 rng(4);
-      std::normal_distribution<double> normal;
+      Rng rng(4);
       TensorMap v;
       for (const auto& [name, y] : fwd.outputs) {
         Tensor t(y.shape());
-        for (auto& e : t.values()) e = normal(rng);
+        for (auto& e : t.values()) e = rng.Normal();
         v[name] = t;
       }
       std::vector<ProblemStatus> status = fwd.status;
@@ -244,9 +243,8 @@ void ExpectInvalid(const std::function<void()>& f, const std::string& part) {
 TEST(SurfaceNodes, BadRequestsAreInvalidInput) {
   auto plane = Make("fit_plane");
   Tensor ok({2, 4, 3});
-  std::mt19937_64 rng(1);
-  std::normal_distribution<double> normal;
-  for (auto& x : ok.values()) x = normal(rng);
+  Rng rng(1);
+  for (auto& x : ok.values()) x = rng.Normal();
   ExpectInvalid([&] { Forward(*plane, {{"points", Tensor({2, 2, 3}, 1.0)}}); }, "needs at least 3 points, got N = 2");
   ExpectInvalid([&] { Forward(*plane, {{"points", Tensor({2, 4}, 1.0)}}); }, "must have shape");
   Tensor nan = ok;
@@ -286,13 +284,12 @@ TEST(SurfaceNodes, FitPlaneTrainsInsideAGraph) {
   // The bias keeps every weight positive (the ReLU is in its linear part).
   for (Parameter* p : g.Parameters())
     if (p->name == "fc.bias") p->value[0] = 3.0;
-  std::mt19937_64 rng(2);
-  std::normal_distribution<double> normal_dist;
+  Rng rng(2);
   Tensor pts({2, 6, 3}), feat({2, 6, 2}), tgt({2, 3});
-  for (auto& x : pts.values()) x = normal_dist(rng);
+  for (auto& x : pts.values()) x = rng.Normal();
   for (int64_t i = 0; i < 12; ++i) pts[3 * i + 2] *= 0.2;
-  for (auto& x : feat.values()) x = 0.5 * normal_dist(rng);
-  for (auto& x : tgt.values()) x = normal_dist(rng);
+  for (auto& x : feat.values()) x = 0.5 * rng.Normal();
+  for (auto& x : tgt.values()) x = rng.Normal();
   const TensorMap feeds{{"points", pts}, {"features", feat}, {"target", tgt}};
   const GraphCheckReport report = CheckGraphGradients(g, feeds, loss, {"points", "features"});
   EXPECT_LE(report.max_rel_error, 1e-6) << report.ToString();

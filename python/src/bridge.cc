@@ -101,7 +101,7 @@ py::array View(const ddn::Tensor& tensor, std::shared_ptr<Owner> owner) {
 py::dict ParamToDict(const ddn::ParamSpec& p) {
   py::dict d;
   d["name"] = p.name;
-  d["type"] = p.type;
+  d["type"] = ddn::ParamTypeName(p.type);
   d["default"] = p.default_value;
   d["doc"] = p.doc;
   d["choices"] = p.choices;

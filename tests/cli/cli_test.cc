@@ -3,11 +3,6 @@
 //
 // DDN_TEST_CLI is the CLI with the test-only nodes of cli_test_nodes.cc (closed forms, failure
 // switches) plus every shipped node; DDN_SHIPPED_CLI is the `ddn` that ships.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -21,77 +16,19 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-extern char** environ;
+#include "tests/cli/spawn.h"
 
 namespace {
 
 using Json = nlohmann::json;
 
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
+using ddn::testing::Outcome;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+std::string TempDir() { return ddn::testing::ScratchDir(); }
 
-// A private scratch folder for this process, removed at exit.
-std::string TempDir() {
-  struct Scratch {
-    std::string path;
-    Scratch() {
-      const char* base = std::getenv("TMPDIR");
-      std::string pattern = std::string(base && *base ? base : "/tmp") + "/ddn_cli_test_XXXXXX";
-      std::vector<char> buf(pattern.begin(), pattern.end());
-      buf.push_back('\0');
-      if (!mkdtemp(buf.data())) std::abort();
-      path = buf.data();
-    }
-    ~Scratch() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  };
-  static const Scratch scratch;
-  return scratch.path;
-}
-
-// Runs `binary args...` with `input` on stdin; stdout and stderr go to files (no pipe deadlocks).
+// Runs `binary args...` with `input` on stdin (tests/cli/spawn.h).
 Outcome Ddn(const std::vector<std::string>& args, const std::string& input = "", const char* binary = DDN_TEST_CLI) {
-  const std::string dir = TempDir();
-  const std::string in_path = dir + "/stdin", out_path = dir + "/stdout", err_path = dir + "/stderr";
-  {
-    std::ofstream in(in_path, std::ios::binary | std::ios::trunc);
-    in << input;
-  }
-  std::vector<std::string> argv_storage{binary};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  pid_t pid;
-  Outcome r;
-  const int rc = posix_spawn(&pid, binary, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    r.err = "posix_spawn failed";
-    return r;
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = ReadFile(out_path);
-  r.err = ReadFile(err_path);
-  return r;
+  return ddn::testing::Spawn(binary, args, input);
 }
 
 Outcome Eval(const std::string& request, std::vector<std::string> extra = {}) {

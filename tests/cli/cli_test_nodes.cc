@@ -21,10 +21,10 @@ class CliTestMean : public Node {
   static NodeSpec Spec() {
     return {"cli_test_mean",
             "test node: ridge-regularised weighted mean y = Σ w x / (Σ w + α)",
-            {{"alpha", "float", "1", "ridge weight α > 0", {}},
-             {"fail", "bool", "false", "throw NumericalFailure in the forward", {}},
-             {"wrong_gradient", "bool", "false", "scale the backward by 1.1", {}},
-             {"flag", "bool", "false", "flag every problem non_unique", {}}},
+            {{"alpha", ParamType::kFloat, "1", "ridge weight α > 0", {}},
+             {"fail", ParamType::kBool, "false", "throw NumericalFailure in the forward", {}},
+             {"wrong_gradient", ParamType::kBool, "false", "scale the backward by 1.1", {}},
+             {"flag", ParamType::kBool, "false", "flag every problem non_unique", {}}},
             {{"x", {"N"}, "points", true, false}, {"w", {"N"}, "weights >= 0", false, true}},
             {{"y", {}, "the regularised mean", true, false}}};
   }

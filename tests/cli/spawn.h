@@ -1,7 +1,9 @@
 // tests/cli/spawn.h: run a built binary with arguments and stdin, capture its exit code, stdout and stderr.
 //
 // stdout and stderr go to files in a private scratch folder (no pipe deadlocks); `stdout_path` may name another
-// file to write stdout to (/dev/full, to test a failing stdout). A signal shows as exit code 128 + signal.
+// file to write stdout to (/dev/full, to test a failing stdout); `environment`, if given, replaces the process's
+// environment ("NAME=value" strings). A signal shows as exit code 128 + signal. Shared by the CLI and plugin
+// tests.
 #pragma once
 
 #include <fcntl.h>
@@ -53,8 +55,17 @@ inline const std::string& ScratchDir() {
   return scratch.path;
 }
 
+// The current environment without the variable `name`, plus "name=value" if `value` is not null.
+inline std::vector<std::string> EnvironmentWith(const std::string& name, const char* value) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (std::string(*e).rfind(name + "=", 0) != 0) env.push_back(*e);
+  if (value) env.push_back(name + "=" + value);
+  return env;
+}
+
 inline Outcome Spawn(const std::string& binary, const std::vector<std::string>& args, const std::string& input = "",
-                     const std::string& stdout_path = "") {
+                     const std::string& stdout_path = "", const std::vector<std::string>* environment = nullptr) {
   const std::string dir = ScratchDir();
   const std::string in_path = dir + "/stdin", out_path = dir + "/stdout", err_path = dir + "/stderr";
   {
@@ -74,7 +85,11 @@ inline Outcome Spawn(const std::string& binary, const std::vector<std::string>& 
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   pid_t pid;
   Outcome r;
-  const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environ);
+  std::vector<std::string> env_storage = environment ? *environment : std::vector<std::string>{};
+  std::vector<char*> envp;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const int rc = posix_spawn(&pid, binary.c_str(), &actions, nullptr, argv.data(), environment ? envp.data() : environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     r.err = "posix_spawn failed";

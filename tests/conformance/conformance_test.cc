@@ -11,6 +11,7 @@
 
 #include "ddn/conformance.h"
 #include "ddn/node.h"
+#include "nodes/pooling/penalties.h"
 
 namespace ddn {
 namespace {
@@ -38,15 +39,14 @@ TEST(Conformance, BoxProjection) {
 TEST(Conformance, SumFit) { EXPECT_TRUE(Conforms("sum_fit", {}, Covariant({"x"}))); }
 
 // ---- built-in nodes ---------------------------------------------------------------------------------------------------
-class RobustPool : public ::testing::TestWithParam<const char*> {};
+class RobustPool : public ::testing::TestWithParam<std::string> {};
 TEST_P(RobustPool, Conforms) {
   EXPECT_TRUE(Conforms("robust_pool", {{"penalty", GetParam()}}, Covariant({"x"}, {"alpha"})));
 }
 INSTANTIATE_TEST_SUITE_P(Penalties, RobustPool,
-                         ::testing::Values("quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic",
-                                           "cauchy", "geman_mcclure"));
+                         ::testing::ValuesIn(pooling::PenaltyNames()));
 
-class RobustVectorPool : public ::testing::TestWithParam<const char*> {};
+class RobustVectorPool : public ::testing::TestWithParam<std::string> {};
 TEST_P(RobustVectorPool, Conforms) {
   ConformanceOptions o = Covariant({"x"}, {"alpha"});
   const std::string penalty = GetParam();
@@ -56,8 +56,7 @@ TEST_P(RobustVectorPool, Conforms) {
   EXPECT_TRUE(Conforms("robust_vector_pool", {{"penalty", GetParam()}}, o));
 }
 INSTANTIATE_TEST_SUITE_P(Penalties, RobustVectorPool,
-                         ::testing::Values("quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic",
-                                           "cauchy", "geman_mcclure"));
+                         ::testing::ValuesIn(pooling::PenaltyNames()));
 
 class Project : public ::testing::TestWithParam<const char*> {};
 TEST_P(Project, Conforms) {

@@ -9,12 +9,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "tests/fuzz/fuzz_targets.h"
+#include "ddn/random.h"
 
 namespace ddn::fuzz {
 namespace {
@@ -42,7 +42,7 @@ std::string Run(Target target, const std::string& input) {
 }
 
 // One random edit of `text` (`other` is another corpus input, for splices).
-std::string Mutate(std::string text, const std::string& other, std::mt19937_64* rng) {
+std::string Mutate(std::string text, const std::string& other, Rng* rng) {
   static const char* const kTokens[] = {"[", "]", "{", "}", "\"", ",", ":", "1e999", "-1e308", "5e-324", "0x10",
                                         "null", "true", "1.0", "[[", "]]", "\"x\"", "\"w\"", "\"params\"",
                                         "\"grad_outputs\"", "\\u0000", "\n", "\r\n", "nan", "inf", "\xef\xbb\xbf",
@@ -98,7 +98,7 @@ void RunCorpusAndMutations(Target target, const std::string& folder, uint64_t se
     inputs.push_back(Read(f));
     EXPECT_EQ(Run(target, inputs.back()), "") << f;
   }
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   const int n = Iterations();
   for (int i = 0; i < n; ++i) {
     const size_t k = static_cast<size_t>(rng() % inputs.size());

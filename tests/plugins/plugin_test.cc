@@ -3,11 +3,6 @@
 // The libraries (tests/plugins/CMakeLists.txt): DDN_TEST_PLUGIN (two nodes, plugin_log_cosh_mean and
 // plugin_identity), DDN_DUPLICATE_PLUGIN (brings a second robust_pool), DDN_OTHER_ABI_PLUGIN (built "for ddn
 // 0.999"), DDN_NOT_A_PLUGIN (a shared library without the entry point). DDN_CLI is the shipped `ddn`.
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -25,8 +20,7 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "ddn/plugin.h"
-
-extern char** environ;
+#include "tests/cli/spawn.h"
 
 namespace {
 
@@ -44,50 +38,12 @@ std::string Scratch() {
   return dir;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
+using ddn::testing::Outcome;
 
 // Runs the shipped `ddn` with `args`, `input` on stdin and DDN_PLUGINS set to `plugins_env` (unset if null).
 Outcome Ddn(const std::vector<std::string>& args, const std::string& input = "", const char* plugins_env = nullptr) {
-  const std::string dir = Scratch(), in = dir + "/in", out = dir + "/out", err = dir + "/err";
-  std::ofstream(in, std::ios::binary | std::ios::trunc) << input;
-  std::vector<std::string> argv_storage{DDN_CLI};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_storage) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_storage;
-  for (char** e = environ; *e; ++e)
-    if (std::string(*e).rfind("DDN_PLUGINS=", 0) != 0) env_storage.push_back(*e);
-  if (plugins_env) env_storage.push_back(std::string("DDN_PLUGINS=") + plugins_env);
-  std::vector<char*> envp;
-  for (auto& e : env_storage) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  pid_t pid = 0;
-  Outcome r;
-  if (posix_spawn(&pid, DDN_CLI, &actions, nullptr, argv.data(), envp.data()) == 0) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  posix_spawn_file_actions_destroy(&actions);
-  r.out = ReadFile(out);
-  r.err = ReadFile(err);
-  return r;
+  const std::vector<std::string> env = ddn::testing::EnvironmentWith("DDN_PLUGINS", plugins_env);
+  return ddn::testing::Spawn(DDN_CLI, args, input, "", &env);
 }
 
 // A refused plugin: exit 2, nothing on stdout, one line on stderr containing every fragment.

@@ -20,7 +20,7 @@ class LogCoshMean : public ddn::DeclarativeNode<LogCoshMean> {
  public:
   static ddn::NodeSpec Spec() {
     return {"plugin_log_cosh_mean", "y = argmin Σ_i s² log cosh((y − x_i)/s) (a test plugin's node)",
-            {{"scale", "float", "1", "scale s > 0"}},
+            {{"scale", ddn::ParamType::kFloat, "1", "scale s > 0"}},
             {{"x", {"N"}, "points"}},
             {{"y", {}, "the log-cosh mean"}}};
   }
@@ -52,8 +52,8 @@ class Identity : public ddn::Node {
  public:
   static ddn::NodeSpec Spec() {
     return {"plugin_identity", "y = x, after a pause or with a failure on request (a test plugin's node)",
-            {{"milliseconds", "int", "0", "sleep per problem, 0 to 10000"},
-             {"fail", "bool", "false", "throw NumericalFailure instead of solving"}},
+            {{"milliseconds", ddn::ParamType::kInt, "0", "sleep per problem, 0 to 10000"},
+             {"fail", ddn::ParamType::kBool, "false", "throw NumericalFailure instead of solving"}},
             {{"x", {"N"}, "values"}},
             {{"y", {"N"}, "the same values"}}};
   }

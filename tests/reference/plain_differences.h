@@ -8,19 +8,18 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <string>
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 
 namespace ddn::testing {
 
 // Checks every entry of every differentiable input of every check case of `node`; returns the largest
 // |fd − g| / (1e-7 + 1e-6 |fd|) (≤ 1 passes) and reports failures through GoogleTest.
 inline double ExpectPlainDifferencesMatch(const Node& node, uint64_t seed = 1) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
+  Rng rng(seed);
   double worst = 0;
   for (const CheckCase& c : node.CheckCases(seed)) {
     const TensorMap inputs(c.inputs.begin(), c.inputs.end());
@@ -28,7 +27,7 @@ inline double ExpectPlainDifferencesMatch(const Node& node, uint64_t seed = 1) {
     TensorMap v;
     for (const auto& [name, y] : base.outputs) {
       Tensor t(y.shape());
-      for (auto& e : t.values()) e = normal(rng);
+      for (auto& e : t.values()) e = rng.Normal();
       v.emplace(name, t);
     }
     const TensorMap grads = Backward(node, inputs, base.outputs, v, &base.status);

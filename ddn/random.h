@@ -1,8 +1,9 @@
-// ddn/graph/random.h: a seeded random number generator whose streams are the same on every platform.
+// ddn/random.h: the one seeded random number generator of ddn, whose streams are the same on every platform.
 //
 // std::mt19937_64 is specified bit for bit by the C++ standard, but std::uniform_real_distribution and
-// std::normal_distribution are not (libstdc++ and libc++ differ). Initialisation, shuffling, sampling
-// and outlier injection go through this class so that a seed means the same numbers everywhere:
+// std::normal_distribution are not (libstdc++ and libc++ differ). The gradient checker's cases, the nodes' check
+// cases, initialisation, shuffling, sampling, outlier injection and the benchmarks' workloads go through this
+// class so that a seed means the same numbers everywhere (`ddn check NODE --seed 1` included):
 //   Uniform()    = (top 53 bits of the next 64-bit draw) · 2⁻⁵³ ∈ [0, 1),
 //   Normal()     = Box–Muller on two uniforms (the second value of each pair is cached),
 //   Below(n)     = an integer in [0, n) by rejection (no modulo bias).
@@ -14,11 +15,14 @@
 #include <utility>
 #include <vector>
 
-namespace ddn::graph {
+namespace ddn {
 
 class Rng {
  public:
   explicit Rng(uint64_t seed) : engine_(seed) {}
+
+  // The next raw 64-bit draw of the engine (std::mt19937_64, specified bit for bit by the standard).
+  uint64_t operator()() { return engine_(); }
 
   double Uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
   double Uniform(double lo, double hi) { return lo + (hi - lo) * Uniform(); }
@@ -57,4 +61,4 @@ class Rng {
   double spare_ = 0;
 };
 
-}  // namespace ddn::graph
+}  // namespace ddn
