@@ -482,76 +482,52 @@ class NodeOracle final : public DerivativeOracle {
     // copy of a whole scalar per variable and term costs more than the term's arithmetic). y sliced along the
     // terms is seeded per term.
     const bool y_sliced = L_.y_row >= 0;
-    std::vector<S*> where(d);
     for (int k = 0; k < d; ++k) {
       if (k < rows && y_sliced) continue;
-      where[k] = Slot(&v, plan.slots[k]);
-      where[k]->Seed(k);
+      Slot(&v, plan.slots[k])->Seed(k);
     }
-    const bool dense_h = H && L_.y_row < 0 && L_.m <= 64;
-    std::vector<double> hsum(dense_h ? static_cast<size_t>(L_.m) * L_.m : 0, 0.0);
+    TermSums<N> out;
+    out.rows = rows;
+    out.d = d;
+    for (int k = 0; k < rows; ++k) out.row[k] = plan.slots[k].global;
+    for (int k = rows; k < d; ++k) {
+      out.col0[k] = plan.slots[k].global - L_.m;
+      out.col_step[k] = static_cast<int>(plan.stride[k]);
+    }
+    out.want_h = kSecond && H != nullptr;
+    out.want_b = kSecond && B != nullptr;
+    out.want_mag = magnitude != nullptr;
     // Entries are written through pointers into space sized for every term (trimmed at the end): a push_back
     // per entry is a call per term.
     const size_t b0 = B ? B->size() : 0, h0 = H ? H->size() : 0;
-    if (B) B->resize(b0 + static_cast<size_t>(L_.num_terms) * rows * (d - rows));
-    if (H && !dense_h) H->resize(h0 + static_cast<size_t>(L_.num_terms) * rows * (rows + 1) / 2);
-    SparseEntry* b_out = B ? B->data() + b0 : nullptr;
-    SparseEntry* h_out = H && !dense_h ? H->data() + h0 : nullptr;
-    std::vector<int> global(d);
+    if (B) {
+      B->resize(b0 + static_cast<size_t>(L_.num_terms) * rows * (d - rows));
+      out.b_out = B->data() + b0;
+    }
     double f = 0;
-    for (int64_t t = 0; t < L_.num_terms; ++t) {
-      v.args.term_ = t;
-      for (const auto& [input, size] : plan.sliced) {
-        const double* src = p_.inputs[input] + t * size;
-        S* dst = v.row[input].data();
-        for (int64_t k = 0; k < size; ++k) dst[k].set_value(src[k]);
-      }
-      const int64_t y0 = y_sliced ? t * L_.y_row : 0;
-      if (y_sliced) {
-        for (int k = 0; k < rows; ++k) {
-          where[k] = &v.y[y0 + k];
-          where[k]->Seed(k);
-        }
-      }
-      for (int k = 0; k < d; ++k) global[k] = plan.slots[k].global + static_cast<int>(t * plan.stride[k]);
-      const S res = node_.template Term<S>(v.args, v.y.data() + y0);
-      if (y_sliced) {
-        for (int k = 0; k < rows; ++k) where[k]->Unseed(k);
-      }
-      f += res.value();
+    if (!y_sliced) {
+      // Every term reads the same y variables (all of y, at most N of them): their gradient, magnitudes and
+      // second derivatives are summed in the term loop and written once.
+      f = SumTermsSharedY(plan, &v, &out);
       for (int a = 0; a < rows; ++a) {
-        const int row = global[a];
-        const double g = res.gradient(a);
-        grad[row] += g;
-        if (magnitude) magnitude[row] += std::abs(g);
-        if constexpr (kSecond) {
-          if (!H) continue;
-          for (int b = 0; b <= a; ++b) {
-            const double h = res.hessian(a, b);
-            if (h == 0) continue;
-            const int r = std::max(row, global[b]), c = std::min(row, global[b]);
-            if (dense_h) {
-              hsum[static_cast<size_t>(r) * L_.m + c] += h;
-            } else {
-              *h_out++ = {r, c, h};
-            }
-          }
-          if (B) {
-            for (int b = rows; b < d; ++b) {
-              const double h = res.hessian(a, b);
-              if (h != 0) *b_out++ = {row, global[b] - L_.m, h};
-            }
-          }
-        }
+        grad[out.row[a]] += out.g[a];
+        if (magnitude) magnitude[out.row[a]] += out.mag[a];
       }
+      if (out.want_h) {
+        // Rows are y variables in increasing order, so (row[a], row[b]) with b ≤ a is in the lower triangle.
+        for (int a = 0; a < rows; ++a)
+          for (int b = 0; b <= a; ++b)
+            if (out.h[a * (a + 1) / 2 + b] != 0) H->push_back({out.row[a], out.row[b], out.h[a * (a + 1) / 2 + b]});
+      }
+    } else {
+      if (out.want_h) {
+        H->resize(h0 + static_cast<size_t>(L_.num_terms) * rows * (rows + 1) / 2);
+        out.h_out = H->data() + h0;
+      }
+      f = SumTermsSlicedY(plan, &v, grad, magnitude, &out);
+      if (out.want_h) H->resize(static_cast<size_t>(out.h_out - H->data()));
     }
-    if (B) B->resize(static_cast<size_t>(b_out - B->data()));
-    if (h_out) H->resize(static_cast<size_t>(h_out - H->data()));
-    if (dense_h) {
-      for (int r = 0; r < L_.m; ++r)
-        for (int c = 0; c <= r; ++c)
-          if (hsum[static_cast<size_t>(r) * L_.m + c] != 0) H->push_back({r, c, hsum[static_cast<size_t>(r) * L_.m + c]});
-    }
+    if (B) B->resize(static_cast<size_t>(out.b_out - B->data()));
     return f;
   }
 
@@ -577,6 +553,111 @@ class NodeOracle final : public DerivativeOracle {
       if (p_.inputs[i] && L_.row_size[i] >= 0) plan.sliced.emplace_back(static_cast<int>(i), L_.row_size[i]);
     }
     return plan;
+  }
+
+  // What the term loops of TermSecondOrder accumulate and where they write. Rows are the term's y variables
+  // (row[a]: their index in y, when y is shared by every term), columns after them its x variables (index in x
+  // col0 + t·col_step for term t).
+  template <int N>
+  struct TermSums {
+    int rows = 0, d = 0;
+    int row[N] = {}, col0[N] = {}, col_step[N] = {};
+    bool want_h = false, want_b = false, want_mag = false;
+    double g[N] = {}, mag[N] = {}, h[N * (N + 1) / 2] = {};
+    SparseEntry* h_out = nullptr;  // y sliced: the y–y entries, one term after the other
+    SparseEntry* b_out = nullptr;  // the y–x entries
+  };
+
+  // The sliced inputs' values of term t into their (seeded) storage.
+  template <typename S>
+  DDN_AD_INLINE void SetTermValues(const TermPlan& plan, int64_t t, TermVars<S>* v) const {
+    for (const auto& [input, size] : plan.sliced) {
+      const double* src = p_.inputs[input] + t * size;
+      S* dst = v->row[input].data();
+      for (int64_t k = 0; k < size; ++k) dst[k].set_value(src[k]);
+    }
+  }
+
+  // The loops over the terms. Flattened: the node's Term and everything it calls are inlined into the loop, so
+  // that loop-invariant work (constants, the dispatch on a node's options) leaves the loop and the processor
+  // overlaps consecutive terms (a call per term serialises them through memory; about a third of the cost of a
+  // small term).
+  template <typename S, int N>
+  DDN_AD_FLATTEN double SumTermsSharedY(const TermPlan& plan, TermVars<S>* v, TermSums<N>* out) const {
+    // Local sums (registers, not memory that the entries written below might alias).
+    double f = 0, g_sum[N] = {}, mag_sum[N] = {}, h_sum[N * (N + 1) / 2] = {};
+    const int rows = out->rows, d = out->d;
+    const bool want_h = out->want_h, want_b = out->want_b, want_mag = out->want_mag;
+    SparseEntry* b_out = out->b_out;
+    for (int64_t t = 0; t < L_.num_terms; ++t) {
+      v->args.term_ = t;
+      SetTermValues(plan, t, v);
+      const S res = node_.template Term<S>(v->args, v->y.data());
+      f += res.value();
+      for (int a = 0; a < rows; ++a) {
+        const double g = res.gradient(a);
+        g_sum[a] += g;
+        if (want_mag) mag_sum[a] += std::abs(g);
+      }
+      if constexpr (S::kSecond) {
+        if (want_h) {
+          for (int a = 0; a < rows; ++a)
+            for (int b = 0; b <= a; ++b) h_sum[a * (a + 1) / 2 + b] += res.hessian(a, b);
+        }
+        if (want_b) {
+          for (int a = 0; a < rows; ++a) {
+            for (int b = rows; b < d; ++b) {
+              const double h = res.hessian(a, b);
+              if (h != 0) *b_out++ = {out->row[a], out->col0[b] + static_cast<int>(t) * out->col_step[b], h};
+            }
+          }
+        }
+      }
+    }
+    for (int a = 0; a < N; ++a) {
+      out->g[a] = g_sum[a];
+      out->mag[a] = mag_sum[a];
+    }
+    for (int k = 0; k < N * (N + 1) / 2; ++k) out->h[k] = h_sum[k];
+    out->b_out = b_out;
+    return f;
+  }
+
+  template <typename S, int N>
+  DDN_AD_FLATTEN double SumTermsSlicedY(const TermPlan& plan, TermVars<S>* v, double* grad, double* magnitude,
+                                        TermSums<N>* out) const {
+    double f = 0;
+    const int rows = out->rows, d = out->d;
+    for (int64_t t = 0; t < L_.num_terms; ++t) {
+      v->args.term_ = t;
+      SetTermValues(plan, t, v);
+      const int y0 = static_cast<int>(t * L_.y_row);
+      for (int k = 0; k < rows; ++k) v->y[y0 + k].Seed(k);
+      const S res = node_.template Term<S>(v->args, v->y.data() + y0);
+      for (int k = 0; k < rows; ++k) v->y[y0 + k].Unseed(k);
+      f += res.value();
+      for (int a = 0; a < rows; ++a) {
+        const int row = y0 + a;
+        const double g = res.gradient(a);
+        grad[row] += g;
+        if (out->want_mag) magnitude[row] += std::abs(g);
+        if constexpr (S::kSecond) {
+          if (out->want_h) {
+            for (int b = 0; b <= a; ++b) {
+              const double h = res.hessian(a, b);
+              if (h != 0) *out->h_out++ = {row, y0 + b, h};
+            }
+          }
+          if (out->want_b) {
+            for (int b = rows; b < d; ++b) {
+              const double h = res.hessian(a, b);
+              if (h != 0) *out->b_out++ = {row, out->col0[b] + static_cast<int>(t) * out->col_step[b], h};
+            }
+          }
+        }
+      }
+    }
+    return f;
   }
 
   // f and ∇f (first-order Jets of width K).

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "ddn/error.h"
+#include "ddn/generic_kkt.h"
 
 namespace ddn {
 namespace {
@@ -300,6 +301,90 @@ TEST(GenericSolver, ObjectiveAndConstraintScaleDoNotChangeTheAnswer) {
       EXPECT_LE((dx - dx_want).cwiseAbs().maxCoeff(), 1e-13) << "f × " << fs << ", c × " << cs;
       EXPECT_EQ(s.flags, 0u) << s.note;
     }
+  }
+}
+
+// ---- the KKT factorisation on its own ----------------------------------------------------------------------------
+
+// One KKT system: H (m × m, symmetric, given by its lower entries), the constraint rows W of A.
+struct KktCase {
+  enum Path { kDense, kSchur, kSparse };
+  Path path = kSparse;  // the factorisation the case is built to go to
+  int m = 0;
+  internal::Entries H;
+  internal::SpRow A;
+  std::vector<int> W;
+
+  MatrixXd Dense() const {
+    const int w = static_cast<int>(W.size());
+    MatrixXd K = MatrixXd::Zero(m + w, m + w);
+    for (const auto& e : H) {
+      K(e.row, e.col) += e.value;
+      if (e.row != e.col) K(e.col, e.row) += e.value;
+    }
+    for (int j = 0; j < w; ++j) {
+      for (internal::SpRow::InnerIterator it(A, W[j]); it; ++it) {
+        K(m + j, it.col()) = it.value();
+        K(it.col(), m + j) = it.value();
+      }
+    }
+    return K;
+  }
+};
+
+// m variables, a symmetric positive definite H (tridiagonal, or diagonal for the Schur-complement path), and
+// `w` dense constraint rows, every one in W. `scale` changes the values, not the pattern.
+KktCase MakeKktCase(int m, int w, bool tridiagonal, double scale) {
+  KktCase c;
+  c.m = m;
+  c.path = m + w <= 8 ? KktCase::kDense : tridiagonal ? KktCase::kSparse : KktCase::kSchur;
+  for (int k = 0; k < m; ++k) {
+    c.H.push_back({k, k, scale * (4.0 + 0.25 * k)});
+    if (tridiagonal && k > 0) c.H.push_back({k, k - 1, -scale * (1.0 + 0.01 * k)});
+  }
+  std::vector<Eigen::Triplet<double>> t;
+  for (int i = 0; i < w; ++i) {
+    for (int k = 0; k < m; ++k) t.emplace_back(i, k, std::cos(1.0 + 3.0 * i + 0.7 * k) + (k == i ? 2.0 : 0.0));
+    c.W.push_back(i);
+  }
+  c.A.resize(w, m);
+  c.A.setFromTriplets(t.begin(), t.end());
+  return c;
+}
+
+// The solver keeps one Kkt per Newton loop while its working set, and so the size and pattern of K, changes. A
+// large system goes to the sparse LDLᵀ (its pattern analysed and saved), a small one to the dense or the Schur
+// path (which return before any analysis), then the large pattern comes back: the factorisation must not take
+// the analysed pattern as that of its regularised copy, which by then holds the small matrix (fix 9f96fea: a
+// copy of the large matrix's values into the small one's storage, then a factorisation of a matrix of the
+// wrong size).
+TEST(GenericKkt, OneObjectAlternatesSparseDenseAndSchurSystems) {
+  const GenericSolverOptions options;
+  const KktCase large = MakeKktCase(40, 3, /*tridiagonal=*/true, 1.0);        // sparse LDLᵀ
+  const KktCase large2 = MakeKktCase(40, 3, /*tridiagonal=*/true, 2.5);       // same pattern, other values
+  const KktCase tiny = MakeKktCase(5, 1, /*tridiagonal=*/true, 1.0);          // dense (6 ≤ kTinySystem rows)
+  const KktCase schur = MakeKktCase(30, 2, /*tridiagonal=*/false, 1.0);      // diagonal H: Schur complement
+  const KktCase other = MakeKktCase(24, 2, /*tridiagonal=*/true, 1.0);        // sparse, another pattern
+  internal::Kkt kkt;
+  const std::vector<const KktCase*> sequence = {&large, &tiny, &large2, &schur, &large, &other, &tiny, &large2,
+                                                &schur, &other, &large};
+  for (size_t k = 0; k < sequence.size(); ++k) {
+    const KktCase& c = *sequence[k];
+    ASSERT_TRUE(kkt.Factorize(c.m, c.H, c.A, c.W, VectorXd(), 0.0, options)) << "system " << k;
+    const int n = c.m + static_cast<int>(c.W.size());
+    ASSERT_EQ(kkt.size(), n) << "system " << k;
+    EXPECT_EQ(kkt.dense(), c.path == KktCase::kDense) << "system " << k;
+    EXPECT_EQ(kkt.schur(), c.path == KktCase::kSchur) << "system " << k;
+    // Inertia of a KKT matrix with H positive definite and A_W of full row rank: m positive, w negative.
+    EXPECT_EQ(kkt.inertia().positive, c.m) << "system " << k;
+    EXPECT_EQ(kkt.inertia().negative, static_cast<int>(c.W.size())) << "system " << k;
+    EXPECT_EQ(kkt.inertia().zero, 0) << "system " << k;
+    const VectorXd b = VectorXd::LinSpaced(n, -1.0, 2.0) + VectorXd::Constant(n, 0.1 * static_cast<double>(k));
+    const VectorXd z = kkt.Solve(b);
+    const MatrixXd K = c.Dense();
+    const VectorXd want = K.fullPivLu().solve(b);
+    EXPECT_LE((z - want).cwiseAbs().maxCoeff(), 1e-12 * want.cwiseAbs().maxCoeff()) << "system " << k;
+    EXPECT_LE((K * z - b).cwiseAbs().maxCoeff(), 1e-12 * b.cwiseAbs().maxCoeff()) << "system " << k;
   }
 }
 

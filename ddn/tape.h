@@ -43,6 +43,9 @@
 // The operations of the second-order scalars are a few multiply-adds each: always inline them (GCC otherwise
 // keeps some as calls, which costs more than the arithmetic).
 #define DDN_AD_INLINE inline __attribute__((always_inline))
+// A loop over a node's terms: every call inside it is inlined (the term and the functions it calls), so that the
+// loop body is one piece of straight code the compiler can optimise and the processor can overlap.
+#define DDN_AD_FLATTEN __attribute__((flatten))
 
 namespace ddn {
 
