@@ -887,11 +887,10 @@ class DeclarativeNode : public Node {
 
   void Solve(const ProblemData& p, ProblemStatus* s) const override { GenericSolve(p, s); }
   bool HasGenericPath() const override { return true; }
-  // An unconstrained node whose backward is the generic one differentiates the engine's Newton iterations on
-  // request (generic_unrolled.h); one with its own Backward says so itself.
+  // A node whose backward is the generic one differentiates a replay of the engine's Newton (unconstrained) or
+  // Newton–KKT (constrained) iterations on request (generic_unrolled.h); one with its own Backward says so itself.
   bool HasIterativeForward() const override {
-    return std::is_same_v<decltype(&Derived::Backward), void (Node::*)(const ProblemData&, ProblemStatus*) const> &&
-           !internal::HasNumEqualities<Derived>::value && !internal::HasNumInequalities<Derived>::value;
+    return std::is_same_v<decltype(&Derived::Backward), void (Node::*)(const ProblemData&, ProblemStatus*) const>;
   }
   void GenericSolve(const ProblemData& p, ProblemStatus* s) const override {
     const internal::NodeOracle<Derived> oracle(derived(), p);
@@ -910,7 +909,7 @@ class DeclarativeNode : public Node {
     std::vector<double> dx(L.n, 0.0);
     if (p.gradient_mode.implicit()) {
       GenericVjp(oracle, generic_options_, p.outputs[0], p.grad_outputs[0], dx.data(), s);
-    } else {  // unrolled / truncated:K: through a replay of Newton's method from InitialGuess (generic_unrolled.h)
+    } else {  // unrolled / truncated:K: through a replay of Newton(-KKT) from InitialGuess (generic_unrolled.h)
       std::vector<double> y0(L.m);
       derived().InitialGuess(p, y0.data());
       GenericBackwardInMode(oracle, generic_options_, p.gradient_mode, y0.data(), p.outputs[0], p.grad_outputs[0],

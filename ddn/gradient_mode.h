@@ -18,9 +18,9 @@
 // Who has the modes: qp (interior-point iterations), deq_tanh and the graph's FixedPointLayer (Anderson steps),
 // optimal_transport (plain Sinkhorn sweeps, nodes/alignment/sinkhorn_unrolled.h), robust_vector_pool (the winning
 // start's Newton/IRLS steps with exact third derivatives, nodes/pooling/vector_pool_unrolled.h; D ≥ 2), and every
-// unconstrained ddn::DeclarativeNode whose backward is the generic one, as well as any unconstrained node on the
-// generic path (`--generic`): reverse mode through a replay of Newton's method from the node's InitialGuess
-// (ddn/generic_unrolled.h). Constrained declarative nodes keep implicit only.
+// ddn::DeclarativeNode whose backward is the generic one, as well as any node on the generic path (`--generic`):
+// reverse mode through a replay of Newton's method (unconstrained) or of Newton–KKT iterations (equality and
+// inequality constraints; the working sets held fixed) from the node's InitialGuess (ddn/generic_unrolled.h).
 //
 // How an iterative node plugs in (what the nodes above do):
 //   1. write the solver so that it can record, per iteration, what its adjoint needs (the iterate, the
