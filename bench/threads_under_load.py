@@ -36,15 +36,18 @@ TRAIN = ["--epochs", "2", "--train-per-class", "100", "--test-per-class", "20", 
          "--json"]
 
 
-def bench_ms(build, node, params, shape, threads):
-    cmd = [os.path.join(build, "bin", "ddn"), "bench", node, *params, "--shape", shape, "--runs", "5",
+def bench_ms(build, node, params, shape, threads, used):
+    # 15 runs per call: under load a run of a few milliseconds is often cut by a time slice of the busy
+    # processes (several ms), so the median of fewer runs is mostly the scheduler's noise.
+    cmd = [os.path.join(build, "bin", "ddn"), "bench", node, *params, "--shape", shape, "--runs", "15",
            "--threads", str(threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
     last = json.loads(out[-1])
+    used.append(last["threads"])
     return last["median_forward_ms"] + last["median_backward_ms"]
 
 
-def train_ms(build, pooling, threads):
+def train_ms(build, pooling, threads, used):
     cmd = [os.path.join(build, "bin", "ddn-pointcloud"), "--pooling", pooling, "--threads", str(threads), *TRAIN]
     start = time.perf_counter()
     subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -76,10 +79,10 @@ def main():
     for node, params, shape in BENCH:
         if not only or node in only:
             work.append((f"{node} {' '.join(params[1::2])} ({shape})",
-                         lambda t, n=node, p=params, s=shape: bench_ms(args.build, n, p, s, t)))
+                         lambda t, u, n=node, p=params, s=shape: bench_ms(args.build, n, p, s, t, u)))
     for pooling in ("max", "huber"):
         if not only or "train" in only:
-            work.append((f"train pointcloud {pooling}", lambda t, p=pooling: train_ms(args.build, p, t)))
+            work.append((f"train pointcloud {pooling}", lambda t, u, p=pooling: train_ms(args.build, p, t, u)))
     conditions = [("load", args.load)] + ([] if args.no_idle else [("idle", 0)])
     print(f"cores {os.cpu_count()}; ms of forward + backward (training: whole run), medians of {args.rounds} "
           "alternating rounds; ratio = default / one thread")
@@ -87,13 +90,15 @@ def main():
         procs = start_load(n)
         try:
             for name, fn in work:
-                one, default = [], []
+                one, default, used = [], [], []
                 for _ in range(args.rounds):
-                    one.append(fn(1))
-                    default.append(fn(0))
+                    one.append(fn(1, []))
+                    default.append(fn(0, used))
                 m1, m0 = statistics.median(one), statistics.median(default)
-                print(f"{cond:5s} {name:45s} 1 thread {m1:9.2f}  default {m0:9.2f}  ratio {m0 / m1:5.2f}",
-                      flush=True)
+                # The thread counts the default resolved to (ddn bench reports it; training does not).
+                chose = "/".join(str(u) for u in used) if used else "-"
+                print(f"{cond:5s} {name:45s} 1 thread {m1:9.2f}  default {m0:9.2f}  ratio {m0 / m1:5.2f}"
+                      f"  default used {chose} threads", flush=True)
         finally:
             stop_load(procs)
 
