@@ -67,9 +67,9 @@ class TestConstrained : public DeclarativeNode<TestConstrained> {
   static NodeSpec Spec() {
     return {"unrolled_test_constrained",
             "test node",
-            {{"kind", "choice", "plane", "constraint", {"plane", "sphere", "ball", "box", "twin"}},
-             {"smooth", "bool", "false", "add the non-quadratic terms"},
-             {"start", "choice", "x", "initial guess", {"x", "shifted", "opposite"}}},
+            {{"kind", ParamType::kChoice, "plane", "constraint", {"plane", "sphere", "ball", "box", "twin"}},
+             {"smooth", ParamType::kBool, "false", "add the non-quadratic terms"},
+             {"start", ParamType::kChoice, "x", "initial guess", {"x", "shifted", "opposite"}}},
             {{"x", {"D"}, "point"},
              {"a", {"D"}, "plane normal"},
              {"b", {}, "offset / log upper bound"},
