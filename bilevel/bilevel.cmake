@@ -1,6 +1,7 @@
 # bilevel/: bi-level problems (hyperparameter optimisation): the outer machinery and the built-in problems.
 #
-#   ddn_bilevel      (ddn::bilevel) the engine and the built-in problems: Eigen, ddn and ddn_data only.
+#   ddn_bilevel      (ddn::bilevel) the engine and the built-in problems: Eigen, ddn, ddn_data and the regression
+#                    nodes' solvers.
 # The `ddn bilevel` tool (options, plots, image files) is apps/bilevel/.
 add_library(ddn_bilevel STATIC
   ${CMAKE_CURRENT_LIST_DIR}/bilevel.cc
@@ -8,7 +9,8 @@ add_library(ddn_bilevel STATIC
   ${CMAKE_CURRENT_LIST_DIR}/tv_denoise.cc
   ${CMAKE_CURRENT_LIST_DIR}/node_problem.cc
   ${CMAKE_CURRENT_LIST_DIR}/registry.cc)
-target_link_libraries(ddn_bilevel PUBLIC ddn ddn_data)
+# The inner problems of the tabular problems are those of the regression nodes (nodes/regression/regression.h).
+target_link_libraries(ddn_bilevel PUBLIC ddn ddn_data ddn_nodes_regression)
 
 if(DDN_BUILD_TESTS)
   # The README's user-defined bi-level problem (a declarative node + an outer loss).
