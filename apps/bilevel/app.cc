@@ -71,20 +71,6 @@ struct Settings {
   std::string request, outer_loss, hyperparameters;
 };
 
-// One line, at most ~400 bytes (messages echo what a user gave); other control characters become '?'.
-std::string OneLine(std::string message) {
-  for (char& c : message) {
-    if (c == '\n' || c == '\r' || c == '\t') {
-      c = ' ';
-    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
-      c = '?';
-    }
-  }
-  // Cut in the middle: Boost names the option at the end of its messages.
-  if (message.size() > 400) message = message.substr(0, 250) + " ... " + message.substr(message.size() - 150);
-  return message;
-}
-
 std::string JoinPath(const std::string& dir, const std::string& name) { return (std::filesystem::path(dir) / name).string(); }
 
 Json ThetaJson(const Problem& problem, const Eigen::VectorXd& theta) {
@@ -333,16 +319,6 @@ PlotCurve CurveFor(const Settings& s, Problem* problem, const GridResult* grid, 
   return c;
 }
 
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> items;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) items.push_back(item);
-  }
-  return items;
-}
-
 // What the JSON reports of a file beyond its rows (the table itself is not kept: large files are held once, as X).
 struct CsvFacts {
   char separator = ',';
@@ -374,7 +350,7 @@ Json DataJson(const Settings& s, const CsvFacts& train_table, const CsvFacts& va
 CsvOptions ColumnChoice(const Settings& s, bool validation) {
   CsvOptions o;
   o.missing = s.na == "drop" ? MissingValues::kDrop : MissingValues::kRefuse;
-  const std::vector<std::string> features = SplitList(s.features), drop = SplitList(s.drop);
+  const std::vector<std::string> features = app::SplitList(s.features), drop = app::SplitList(s.drop);
   for (const auto& name : features) {
     if (name == s.target) throw InvalidInput("--features lists the target " + QuoteForMessage(s.target));
   }
@@ -428,7 +404,7 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   } else {
     theta0 = ParseEvalAt(s.eval_at, *problem);
   }
-  for (const auto& w : warnings) err << "ddn bilevel " << s.problem << ": warning: " << OneLine(w) << "\n";
+  for (const auto& w : warnings) err << "ddn bilevel " << s.problem << ": warning: " << app::OneLine(w) << "\n";
   Progress(s, err, "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
                        std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
                        std::to_string(train.feature_names.size()) + " features");
@@ -534,7 +510,7 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   const Image clean = LoadImage(s.train_image, s.size);
   const Image noisy = AddNoise(clean, s.noise, s.seed);
   std::vector<Image> val_clean;
-  for (const auto& path : SplitList(s.val_images)) val_clean.push_back(LoadImage(path, s.size));
+  for (const auto& path : app::SplitList(s.val_images)) val_clean.push_back(LoadImage(path, s.size));
 
   TvDenoiseProblem problem(clean, noisy, s.epsilon);
   // Every option is checked before the first line of progress.
@@ -773,23 +749,15 @@ int RunNode(const Settings& s, std::ostream& out, std::ostream& err) {
 void CheckOutputs(const Settings& s, const NamedPaths& inputs) {
   NamedPaths outputs;
   if (!s.plot.empty()) {
-    CheckImageOutput("--plot", s.plot);
+    app::CheckImageOutput("--plot", s.plot);
     outputs.push_back({"--plot", s.plot});
   }
   if (!s.output.empty()) {
     if (s.problem != "tv-denoise") throw InvalidInput("--output applies to tv-denoise only");
-    CheckImageOutput("--output", s.output);
+    app::CheckImageOutput("--output", s.output);
     outputs.push_back({"--output", s.output});
   }
   RequireDistinctOutputs(inputs, outputs);
-}
-
-// The JSON result on stdout must have been written: a full disk or a closed pipe is a failure (exit 1).
-int FinishOutput(int code, std::ostream& out, std::ostream& err) {
-  out.flush();
-  if (code != 0 || out) return code;
-  err << "ddn bilevel: cannot write the result to standard output\n";
-  return 1;
 }
 
 }  // namespace
@@ -879,14 +847,15 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
   all.add(visible).add(hidden);
   po::positional_options_description positional;
   positional.add("problem", 1);
-  try {
+  app::GuardOptions guard;
+  guard.help_hint = "ddn bilevel --help";
+  return app::RunGuarded("ddn bilevel", [&]() -> int {
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
-    po::notify(vm);
+    app::ParseCommandLine(argc, argv, all, positional, &vm);
     if (vm.count("help")) {
       out << visible << "\nProblems (bilevel/registry.h):\n";
       for (const auto& p : Problems()) out << "  " << std::left << std::setw(19) << p.name << p.summary << "\n";
-      return FinishOutput(0, out, err);
+      return 0;
     }
     if (s.problem.empty()) throw InvalidInput("missing problem: one of " + ProblemNames() + ", or a node");
     const ProblemInfo* info = FindProblem(s.problem);
@@ -974,7 +943,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       NamedPaths inputs;
       if (s.request != "-") inputs.push_back({"--request", s.request});
       CheckOutputs(s, inputs);
-      return FinishOutput(RunNode(s, out, err), out, err);
+      return RunNode(s, out, err);
     }
     const std::string dir = s.data_dir.empty() ? DefaultDataDir() : s.data_dir;
     if (tabular) {
@@ -995,32 +964,17 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       }
       if (s.target.empty()) throw InvalidInput("--target is required with --train/--val");
       CheckOutputs(s, {{"--train", s.train}, {"--val", s.val}});
-      return FinishOutput(RunTabular(s, out, err), out, err);
+      return RunTabular(s, out, err);
     }
     if (s.train_image.empty()) s.train_image = JoinPath(JoinPath(dir, "images"), "camera.png");
     if (s.val_images.empty()) {
       s.val_images = JoinPath(JoinPath(dir, "images"), "coins.png") + "," + JoinPath(JoinPath(dir, "images"), "moon.png");
     }
     NamedPaths inputs{{"--train-image", s.train_image}};
-    for (const auto& path : SplitList(s.val_images)) inputs.push_back({"--val-images", path});
+    for (const auto& path : app::SplitList(s.val_images)) inputs.push_back({"--val-images", path});
     CheckOutputs(s, inputs);
-    return FinishOutput(RunTvDenoise(s, out, err), out, err);
-  } catch (const po::error& e) {
-    err << "ddn bilevel: " << OneLine(e.what()) << " (see ddn bilevel --help)\n";
-    return 2;
-  } catch (const InvalidInput& e) {
-    err << "ddn bilevel: " << OneLine(e.what()) << "\n";
-    return 2;
-  } catch (const NumericalFailure& e) {
-    err << "ddn bilevel: numerical failure: " << OneLine(e.what()) << "\n";
-    return 1;
-  } catch (const std::bad_alloc&) {
-    err << "ddn bilevel: out of memory\n";
-    return 1;
-  } catch (const std::exception& e) {
-    err << "ddn bilevel: failure: " << OneLine(e.what()) << "\n";
-    return 1;
-  }
+    return RunTvDenoise(s, out, err);
+  }, out, err, guard);
 }
 
 }  // namespace ddn::bilevel
