@@ -6,11 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
 #include "ddn/check.h"
 #include "ddn/declarative.h"
 #include "ddn/error.h"
+#include "ddn/random.h"
 
 namespace {
 
@@ -61,11 +61,10 @@ void Signals(Eigen::VectorXd* clean, Eigen::VectorXd* noisy) {
   const int n = 24;
   clean->resize(n);
   noisy->resize(n);
-  std::mt19937_64 rng(5);
-  std::normal_distribution<double> normal(0.0, 0.2);
+  ddn::Rng rng(5);
   for (int i = 0; i < n; ++i) {
     (*clean)[i] = i < 8 ? 0.0 : (i < 16 ? 1.0 : 0.4);
-    (*noisy)[i] = (*clean)[i] + normal(rng);
+    (*noisy)[i] = (*clean)[i] + 0.2 * rng.Normal();
   }
 }
 

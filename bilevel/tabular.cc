@@ -8,10 +8,10 @@
 #include <limits>
 #include <map>
 #include <numeric>
-#include <random>
 
 #include "ddn/error.h"
 #include "ddn/params.h"
+#include "ddn/random.h"
 #include "nodes/regression/regression.h"
 
 namespace ddn::bilevel {
@@ -120,14 +120,11 @@ int AddTargetOutliers(Dataset* data, double fraction, uint64_t seed) {
   if (k == 0) return 0;
   const double mean = data->y.mean();
   const double sd = std::sqrt((data->y.array() - mean).square().sum() / static_cast<double>(n));
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   std::vector<Eigen::Index> order(n);
   std::iota(order.begin(), order.end(), 0);
-  for (Eigen::Index i = n - 1; i > 0; --i) std::swap(order[i], order[rng() % static_cast<uint64_t>(i + 1)]);
-  for (int j = 0; j < k; ++j) {
-    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-    data->y[order[j]] += (5.0 + 5.0 * u) * sd;
-  }
+  rng.Shuffle(&order);  // uniform (Fisher–Yates with unbiased indices)
+  for (int j = 0; j < k; ++j) data->y[order[j]] += (5.0 + 5.0 * rng.Uniform()) * sd;
   return k;
 }
 

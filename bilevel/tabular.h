@@ -178,7 +178,7 @@ struct RankReport {
 // Column statistics in blocks of rows (no copy of X): O(n p²).
 RankReport CheckRank(const Dataset& train);
 
-// Replaces round(fraction · n) training targets, chosen by a seeded shuffle (mt19937_64), by gross
+// Replaces round(fraction · n) training targets, chosen by a seeded shuffle (ddn::Rng, the same on every platform), by gross
 // errors y_i + (5 + 5u)·sd(y), u uniform in [0, 1): one-sided, so they bias least squares. For showing what
 // a learned robust scale does on real data (the validation set stays clean). Returns the rows changed.
 int AddTargetOutliers(Dataset* data, double fraction, uint64_t seed);
