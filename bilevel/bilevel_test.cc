@@ -11,10 +11,13 @@
 #include <vector>
 
 #include "bilevel/bilevel.h"
+#include "bilevel/node_problem.h"
+#include "bilevel/outer_loss.h"
 #include "bilevel/registry.h"
 #include "bilevel/tabular.h"
 #include "bilevel/tv_denoise.h"
 #include "datasets/image_io.h"
+#include "ddn/check.h"
 #include "ddn/error.h"
 
 namespace ddn::bilevel {
@@ -51,7 +54,7 @@ Eigen::VectorXd FiniteDifferenceHypergradient(Problem* problem, const Eigen::Vec
       y[k] += t;
       return loss(y);
     };
-    g[k] = (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h);
+    g[k] = CentralDifference(at, h);
   }
   return g;
 }
@@ -216,6 +219,92 @@ TEST(Optimize, StopsAtABoundWhenTheOptimumIsOutside) {
   const OptimizeResult r = Optimize(&p);
   EXPECT_TRUE(std::isfinite(r.loss));
   EXPECT_LE(r.history.back().grad_norm, 1e-6 * r.loss);
+}
+
+// ---- Bi-level problems of nodes: the tabular problems are the regression nodes ---------------------------------
+
+// The features standardised as TabularProblem does (training mean and standard deviation), as a batch of one.
+Tensor Standardised(const Eigen::MatrixXd& X, const Eigen::MatrixXd& reference) {
+  const Eigen::Index n = X.rows(), p = X.cols();
+  Tensor t({1, n, p});
+  for (Eigen::Index j = 0; j < p; ++j) {
+    const double mean = reference.col(j).mean();
+    const double sd = std::sqrt((reference.col(j).array() - mean).square().sum() / static_cast<double>(reference.rows()));
+    for (Eigen::Index i = 0; i < n; ++i) t[i * p + j] = (X(i, j) - mean) / sd;
+  }
+  return t;
+}
+Tensor Column(const Eigen::VectorXd& y) { return Tensor({1, y.size()}, std::vector<double>(y.data(), y.data() + y.size())); }
+
+// ridge_regression with the validation_mse loss is the ridge problem: the same hypergradient and the same answer.
+TEST(NodeProblems, RidgeRegressionNodeIsTheRidgeProblem) {
+  const Dataset train = Load("diabetes", "train", "progression"), val = Load("diabetes", "val", "progression");
+  RidgeProblem tabular(train, val, false);
+  OuterLossData data;
+  data.validation = {{"X", Standardised(val.X, train.X)}, {"y", Column(val.y)}};
+  const NodeSpec& spec = GetNodeSpec("ridge_regression");
+  NodeProblem node(MakeNode("ridge_regression", {}),
+                   {{"X", Standardised(train.X, train.X)}, {"y", Column(train.y)}, {"lambda", Tensor({1, 1}, {1e-2})}},
+                   {"lambda"}, FindOuterLoss("validation_mse")->make(spec, data), 1e-6, 1e4);
+  for (double lambda : {1e-3, 0.1, 10.0}) {
+    const Evaluation a = Evaluate(&tabular, Eigen::VectorXd::Constant(1, lambda));
+    const Evaluation b = Evaluate(&node, Eigen::VectorXd::Constant(1, lambda));
+    EXPECT_NEAR(a.loss, b.loss, 1e-12 * a.loss) << lambda;
+    EXPECT_LT(RelativeError(a.grad_theta, b.grad_theta), 1e-8) << lambda;
+  }
+  const OptimizeResult a = Optimize(&tabular), b = Optimize(&node);
+  EXPECT_NEAR(a.theta[0], b.theta[0], 1e-6 * a.theta[0]);
+  EXPECT_NEAR(a.loss, b.loss, 1e-12 * a.loss);
+}
+
+// logistic_regression with validation_log_loss is the binary logistic problem; robust_regression with
+// validation_mse the robust one (hypergradients at a few points).
+TEST(NodeProblems, LogisticAndRobustRegressionNodesAreTheTabularProblems) {
+  {
+    const Dataset train = Load("breast_cancer", "train", "benign", 150), val = Load("breast_cancer", "val", "benign", 150);
+    LogisticProblem tabular(train, val);
+    OuterLossData data;
+    data.validation = {{"X", Standardised(val.X, train.X)}, {"y", Column(val.y)}};
+    NodeProblem node(MakeNode("logistic_regression", {}),
+                     {{"X", Standardised(train.X, train.X)}, {"y", Column(train.y)}, {"lambda", Tensor({1}, {1e-2})}},
+                     {"lambda"}, FindOuterLoss("validation_log_loss")->make(GetNodeSpec("logistic_regression"), data));
+    for (double lambda : {1e-3, 0.1, 3.0}) {
+      const Evaluation a = Evaluate(&tabular, Eigen::VectorXd::Constant(1, lambda));
+      const Evaluation b = Evaluate(&node, Eigen::VectorXd::Constant(1, lambda));
+      EXPECT_NEAR(a.loss, b.loss, 1e-10 * a.loss) << lambda;
+      EXPECT_LT(RelativeError(a.grad_theta, b.grad_theta), 1e-7) << lambda;
+    }
+  }
+  {
+    Dataset train = Load("diabetes", "train", "progression");
+    AddTargetOutliers(&train, 0.1, 1);
+    const Dataset val = Load("diabetes", "val", "progression");
+    RobustRegressionProblem tabular(train, val);
+    OuterLossData data;
+    data.validation = {{"X", Standardised(val.X, train.X)}, {"y", Column(val.y)}};
+    NodeProblem node(MakeNode("robust_regression", {}),
+                     {{"X", Standardised(train.X, train.X)}, {"y", Column(train.y)}, {"alpha", Tensor({1}, {10.0})}},
+                     {"alpha"}, FindOuterLoss("validation_mse")->make(GetNodeSpec("robust_regression"), data));
+    for (double alpha : {3.0, 14.3, 100.0}) {
+      const Evaluation a = Evaluate(&tabular, Eigen::VectorXd::Constant(1, alpha));
+      const Evaluation b = Evaluate(&node, Eigen::VectorXd::Constant(1, alpha));
+      EXPECT_NEAR(a.loss, b.loss, 1e-10 * a.loss) << alpha;
+      EXPECT_NEAR(a.grad_theta[0], b.grad_theta[0], 1e-7 * std::abs(a.grad_theta[0]) + 1e-9 * a.loss) << alpha;
+    }
+  }
+}
+
+TEST(NodeProblems, OuterLossesRefuseWhatTheyCannotUse) {
+  EXPECT_EQ(OuterLossNames(), "mse, validation_mse, validation_log_loss");
+  EXPECT_EQ(FindOuterLoss("nope"), nullptr);
+  OuterLossData empty;
+  try {
+    FindOuterLoss("validation_mse")->make(GetNodeSpec("ridge_regression"), empty);
+    ADD_FAILURE() << "no error";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("\"validation\""), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(FindOuterLoss("mse")->make(GetNodeSpec("ridge_regression"), empty), InvalidInput);
 }
 
 // ---- The registry and the report hook -------------------------------------------------------------

@@ -1,6 +1,7 @@
 #include "bilevel/node_problem.h"
 
 #include "ddn/error.h"
+#include "ddn/params.h"
 
 namespace ddn::bilevel {
 
@@ -9,7 +10,6 @@ NodeProblem::NodeProblem(std::unique_ptr<Node> node, TensorMap inputs, std::vect
     : node_(std::move(node)), inputs_(std::move(inputs)), hyper_(std::move(hyperparameters)),
       outer_(std::move(outer_loss)), lower_(lower_bound), upper_(upper_bound) {
   if (!node_) throw InvalidInput("bilevel: no node");
-  if (node_->spec().outputs.size() != 1) throw InvalidInput(node_->name() + ": a bi-level inner node needs one output");
   if (hyper_.empty()) throw InvalidInput(node_->name() + ": no hyperparameter inputs named");
   if (!(lower_ > 0 && upper_ > lower_)) throw InvalidInput(node_->name() + ": need 0 < lower bound < upper bound");
   std::vector<double> theta;
@@ -22,6 +22,12 @@ NodeProblem::NodeProblem(std::unique_ptr<Node> node, TensorMap inputs, std::vect
     auto it = inputs_.find(h);
     if (it == inputs_.end()) throw InvalidInput(node_->name() + ": input '" + h + "' needs a starting value");
     if (it->second.batch_size() != 1) throw InvalidInput(node_->name() + ": inputs must have batch size 1");
+    for (double v : it->second.values()) {
+      if (!(v > 0)) {
+        throw InvalidInput(node_->name() + ": input '" + h + "' has the value " + FormatDouble(v) +
+                           "; a hyperparameter must start positive (it is optimised as log θ)");
+      }
+    }
     theta.insert(theta.end(), it->second.values().begin(), it->second.values().end());
   }
   theta0_ = Eigen::Map<const Eigen::VectorXd>(theta.data(), static_cast<Eigen::Index>(theta.size()));
@@ -46,8 +52,13 @@ void NodeProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status
   }
   ForwardResult r = Forward(*node_, inputs_);
   outputs_ = std::move(r.outputs);
-  const Tensor& y = outputs_.at(node_->spec().outputs[0].name);
-  y_ = Eigen::Map<const Eigen::VectorXd>(y.data(), y.size());
+  // y: every output, in the spec's order.
+  std::vector<double> y;
+  for (const auto& out : node_->spec().outputs) {
+    const Tensor& t = outputs_.at(out.name);
+    y.insert(y.end(), t.values().begin(), t.values().end());
+  }
+  y_ = Eigen::Map<const Eigen::VectorXd>(y.data(), static_cast<Eigen::Index>(y.size()));
   if (status && !r.status.empty()) *status = r.status[0];
 }
 
@@ -56,15 +67,19 @@ ImplicitSystem NodeProblem::InnerBlocks() const {
 }
 
 Eigen::VectorXd NodeProblem::HypergradientVjp(const Eigen::VectorXd& v, ProblemStatus* status) const {
-  const std::string& out = node_->spec().outputs[0].name;
-  Tensor grad_y(outputs_.at(out).shape());
-  for (Eigen::Index i = 0; i < v.size(); ++i) grad_y[i] = v[i];
+  TensorMap grad_outputs;
+  Eigen::Index k = 0;
+  for (const auto& out : node_->spec().outputs) {
+    Tensor g(outputs_.at(out.name).shape());
+    for (auto& value : g.values()) value = v[k++];
+    grad_outputs[out.name] = std::move(g);
+  }
   std::vector<ProblemStatus> statuses(1);
   if (status) statuses[0] = *status;
-  const TensorMap grads = Backward(*node_, inputs_, outputs_, {{out, grad_y}}, &statuses);
+  const TensorMap grads = Backward(*node_, inputs_, outputs_, grad_outputs, &statuses);
   if (status) *status = statuses[0];
   Eigen::VectorXd g(theta0_.size());
-  Eigen::Index k = 0;
+  k = 0;
   for (const auto& h : hyper_) {
     const Tensor& gh = grads.at(h);
     for (int64_t i = 0; i < gh.size(); ++i) g[k++] = gh[i];

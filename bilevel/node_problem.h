@@ -2,8 +2,8 @@
 //
 // The inner problem is any ddn::Node (usually a ddn::DeclarativeNode, ddn/declarative.h, written as an
 // objective template): its inputs are the data (non-differentiable inputs) and the hyperparameters
-// (differentiable inputs, positive, optimised in log space); its single output is the inner solution
-// y = w*(θ). The outer loss is a function of y. Then
+// (differentiable inputs, positive, optimised in log space); its outputs, concatenated in the order of its spec,
+// are the inner solution y = w*(θ). The outer loss is a function of y (bilevel/outer_loss.h has named ones). Then
 //
 //   SolveInner        = ddn::Forward on a batch of one problem (the node's solver: for a DeclarativeNode,
 //                       Ceres followed by a Newton/KKT polish to machine precision);
@@ -56,6 +56,10 @@ class NodeProblem : public Problem {
   // Not formed here: the node's backward builds H and B itself. Throws NumericalFailure.
   ImplicitSystem InnerBlocks() const override;
   Eigen::VectorXd HypergradientVjp(const Eigen::VectorXd& v, ProblemStatus* status) const override;
+
+  // The node and its outputs at the last SolveInner (batch size 1), for reports.
+  const Node& node() const { return *node_; }
+  const TensorMap& outputs() const { return outputs_; }
 
  private:
   std::unique_ptr<Node> node_;

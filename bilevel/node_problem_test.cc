@@ -6,10 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 
+#include "ddn/check.h"
 #include "ddn/declarative.h"
 #include "ddn/error.h"
+#include "ddn/random.h"
 
 namespace {
 
@@ -60,11 +61,10 @@ void Signals(Eigen::VectorXd* clean, Eigen::VectorXd* noisy) {
   const int n = 24;
   clean->resize(n);
   noisy->resize(n);
-  std::mt19937_64 rng(5);
-  std::normal_distribution<double> normal(0.0, 0.2);
+  ddn::Rng rng(5);
   for (int i = 0; i < n; ++i) {
     (*clean)[i] = i < 8 ? 0.0 : (i < 16 ? 1.0 : 0.4);
-    (*noisy)[i] = (*clean)[i] + normal(rng);
+    (*noisy)[i] = (*clean)[i] + 0.2 * rng.Normal();
   }
 }
 
@@ -93,7 +93,7 @@ TEST(NodeProblem, HypergradientMatchesFiniteDifferences) {
       return problem.OuterLoss(nullptr);
     };
     const double x = std::log(lambda), h = 1e-3;
-    const double fd = (-loss(x + 2 * h) + 8 * loss(x + h) - 8 * loss(x - h) + loss(x - 2 * h)) / (12 * h);
+    const double fd = ddn::CentralDifference(loss(x + 2 * h), loss(x + h), loss(x - h), loss(x - 2 * h), h);
     EXPECT_LE(std::abs(e.grad_log[0] - fd), 1e-6 * std::max(std::abs(fd), 1e-10))
         << "lambda " << lambda << ": implicit " << e.grad_log[0] << " vs finite differences " << fd;
   }

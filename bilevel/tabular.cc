@@ -8,36 +8,15 @@
 #include <limits>
 #include <map>
 #include <numeric>
-#include <random>
 
 #include "ddn/error.h"
 #include "ddn/params.h"
+#include "ddn/random.h"
+#include "nodes/regression/regression.h"
 
 namespace ddn::bilevel {
-namespace {
-
-// Zᵀ diag(w) Z, in blocks of rows: the scaled copy of a block (not of all n rows: 88 MB per Newton step for
-// 1e6 rows × 11 columns) stays in cache.
-Eigen::MatrixXd WeightedGram(const Eigen::MatrixXd& Z, const Eigen::VectorXd& w) {
-  constexpr Eigen::Index kBlock = 4096;
-  const Eigen::Index n = Z.rows(), m = Z.cols();
-  Eigen::MatrixXd G = Eigen::MatrixXd::Zero(m, m), scaled;
-  for (Eigen::Index b = 0; b < n; b += kBlock) {
-    const Eigen::Index rows = std::min(kBlock, n - b);
-    scaled = Z.middleRows(b, rows).array().colwise() * w.segment(b, rows).array();
-    G.noalias() += Z.middleRows(b, rows).transpose() * scaled;
-  }
-  return G;
-}
-
-double Softplus(double s) { return std::max(s, 0.0) + std::log1p(std::exp(-std::abs(s))); }
-double Sigmoid(double s) {
-  if (s >= 0) return 1.0 / (1.0 + std::exp(-s));
-  const double e = std::exp(s);
-  return e / (1.0 + e);
-}
-
-}  // namespace
+using regression::MeanSquaredError;
+using regression::NewtonMinimize;
 
 // ---- Shared ----------------------------------------------------------------------------------------
 
@@ -141,86 +120,12 @@ int AddTargetOutliers(Dataset* data, double fraction, uint64_t seed) {
   if (k == 0) return 0;
   const double mean = data->y.mean();
   const double sd = std::sqrt((data->y.array() - mean).square().sum() / static_cast<double>(n));
-  std::mt19937_64 rng(seed);
+  Rng rng(seed);
   std::vector<Eigen::Index> order(n);
   std::iota(order.begin(), order.end(), 0);
-  for (Eigen::Index i = n - 1; i > 0; --i) std::swap(order[i], order[rng() % static_cast<uint64_t>(i + 1)]);
-  for (int j = 0; j < k; ++j) {
-    const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-    data->y[order[j]] += (5.0 + 5.0 * u) * sd;
-  }
+  rng.Shuffle(&order);  // uniform (Fisher–Yates with unbiased indices)
+  for (int j = 0; j < k; ++j) data->y[order[j]] += (5.0 + 5.0 * rng.Uniform()) * sd;
   return k;
-}
-
-double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
-                        Eigen::VectorXd* grad) {
-  const Eigen::VectorXd r = Z * u - y;
-  const double n = static_cast<double>(y.size());
-  if (grad) *grad = (2.0 / n) * (Z.transpose() * r);
-  return r.squaredNorm() / n;
-}
-
-int NewtonMinimize(const std::function<double(const Eigen::VectorXd&, Eigen::VectorXd*, Eigen::MatrixXd*)>& fn,
-                   Eigen::VectorXd* u, const std::string& what, ProblemStatus* status, int max_iterations) {
-  constexpr double kEps = std::numeric_limits<double>::epsilon();
-  Eigen::VectorXd g, g_new;
-  Eigen::MatrixXd H;
-  double f = fn(*u, &g, &H);
-  auto converged = [&](int it, const Eigen::VectorXd& gradient) {
-    if (status) {
-      status->iterations += it;
-      status->residual = std::max(status->residual, gradient.lpNorm<Eigen::Infinity>());
-    }
-    return it;
-  };
-  for (int it = 1; it <= max_iterations; ++it) {
-    // Blocked Cholesky (fast); LDLT only if H is not numerically positive definite.
-    Eigen::VectorXd d;
-    Eigen::LLT<Eigen::MatrixXd> llt(H);
-    if (llt.info() == Eigen::Success) {
-      d = -llt.solve(g);
-    } else {
-      Eigen::LDLT<Eigen::MatrixXd> ldlt(H);
-      d = -ldlt.solve(g);
-      if (ldlt.info() != Eigen::Success) d.setConstant(std::numeric_limits<double>::quiet_NaN());
-    }
-    if (!d.allFinite()) throw NumericalFailure(what + ": the inner Hessian could not be factorised");
-    const double slope = g.dot(d);
-    const double step = d.lpNorm<Eigen::Infinity>();
-    const bool tiny = step <= 1e-10 * (1.0 + u->lpNorm<Eigen::Infinity>());
-    // The decrease the quadratic model predicts (−slope/2) is below the rounding of f: comparisons of f are
-    // rounding noise from here on (backtracking then searched for a "decrease" for hundreds of iterations on
-    // large data with a small robust scale). Near the minimum of a smooth convex f, full Newton steps shrink the
-    // gradient quadratically: they are taken while they do, and the solve ends at a tiny step, or when the
-    // gradient stops shrinking (the rounding floor of its sum over the rows).
-    const bool flat = -slope <= 64 * kEps * std::abs(f);
-    if (tiny || flat) {
-      const Eigen::VectorXd u_new = *u + d;
-      const double f_new = fn(u_new, &g_new, nullptr);
-      const double gnorm = g.lpNorm<Eigen::Infinity>(), gnorm_new = g_new.lpNorm<Eigen::Infinity>();
-      // (f itself is no judge here: its sum over the rows is rounded at ~n·ε·|f|.)
-      const bool better = std::isfinite(f_new) && g_new.allFinite() && gnorm_new <= gnorm;
-      if (better) *u = u_new;
-      if (tiny || !better || gnorm_new > 0.5 * gnorm) return converged(it, better ? g_new : g);
-      f = fn(*u, &g, &H);
-      continue;
-    }
-    double t = 1.0;
-    Eigen::VectorXd u_new;
-    double f_new = 0;
-    int b = 0;
-    for (; b < 60; ++b, t *= 0.5) {
-      u_new = *u + t * d;
-      f_new = fn(u_new, &g_new, nullptr);
-      // Armijo, with room for rounding once f has converged to machine precision.
-      if (std::isfinite(f_new) && f_new <= f + 1e-4 * t * slope + 8 * kEps * std::abs(f)) break;
-    }
-    if (b == 60) throw NumericalFailure(what + ": the inner line search failed");
-    *u = u_new;
-    f = fn(*u, &g, &H);
-  }
-  throw NumericalFailure(what + ": the inner Newton solve did not converge in " + std::to_string(max_iterations) +
-                         " iterations");
 }
 
 TabularProblem::TabularProblem(const Dataset& train, const Dataset& val) : names_(train.feature_names) {
@@ -280,33 +185,12 @@ Eigen::VectorXd RidgeProblem::UpperBounds() const { return Eigen::VectorXd::Cons
 
 void RidgeProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) {
   theta_ = theta;
-  const Eigen::Index p = static_cast<Eigen::Index>(names_.size());
-  Eigen::MatrixXd H = gram_;
-  for (Eigen::Index j = 0; j < p; ++j) H(j, j) += per_feature_ ? theta[j] : theta[0];
-  Eigen::LLT<Eigen::MatrixXd> llt(H);
-  if (llt.info() != Eigen::Success) throw NumericalFailure("ridge: the inner Hessian is not positive definite");
-  // The inner problem is quadratic: one Newton step from anywhere, then one refinement step for the
-  // last bits of accuracy.
-  u_ = llt.solve(zty_);
-  const Eigen::VectorXd residual = H * u_ - zty_;
-  u_ -= llt.solve(residual);
-  if (status) {
-    status->iterations += 2;
-    status->residual = std::max(status->residual, (H * u_ - zty_).lpNorm<Eigen::Infinity>());
-  }
+  regression::SolveRidge(gram_, zty_, theta, &u_, status);
 }
 
 double RidgeProblem::OuterLoss(Eigen::VectorXd* grad_w) const { return MeanSquaredError(Zv_, yv_, u_, grad_w); }
 
-ImplicitSystem RidgeProblem::InnerBlocks() const {
-  const Eigen::Index p = static_cast<Eigen::Index>(names_.size());
-  ImplicitSystem s;
-  s.H = gram_;
-  for (Eigen::Index j = 0; j < p; ++j) s.H(j, j) += per_feature_ ? theta_[j] : theta_[0];
-  s.B = Eigen::MatrixXd::Zero(p + 1, NumHyperparameters());
-  for (Eigen::Index j = 0; j < p; ++j) s.B(j, per_feature_ ? j : 0) = u_[j];
-  return s;
-}
+ImplicitSystem RidgeProblem::InnerBlocks() const { return regression::RidgeBlocks(gram_, theta_, u_); }
 
 std::pair<std::string, std::string> RidgeProblem::HyperparameterKey(int k) const {
   if (!per_feature_) return {"lambda", ""};
@@ -384,74 +268,19 @@ Eigen::VectorXd LogisticProblem::LowerBounds() const { return Eigen::VectorXd::C
 Eigen::VectorXd LogisticProblem::UpperBounds() const { return Eigen::VectorXd::Constant(1, 1e2); }
 
 Eigen::MatrixXd LogisticProblem::Unpack(const Eigen::VectorXd& u) const {
-  const Eigen::Index p1 = Zt_.cols(), K = num_classes();
-  Eigen::MatrixXd U = Eigen::MatrixXd::Zero(p1, K);
-  for (Eigen::Index i = 0; i < u.size(); ++i) U(i % p1, i / p1) = u[i];
-  return U;
+  return regression::UnpackClasses(u, Zt_.cols(), num_classes());
 }
 
 double LogisticProblem::Loss(const Eigen::MatrixXd& Z, const Eigen::VectorXi& labels, const Eigen::VectorXd& u,
                              Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const {
-  const Eigen::Index n = Z.rows(), p1 = Z.cols();
-  const double inv_n = 1.0 / static_cast<double>(n);
-  if (num_classes() == 2) {
-    const Eigen::VectorXd s = Z * u;
-    double f = 0;
-    Eigen::VectorXd r(n), c(n);
-    for (Eigen::Index i = 0; i < n; ++i) {
-      f += Softplus(s[i]) - labels[i] * s[i];
-      const double q = Sigmoid(s[i]);
-      r[i] = q - labels[i];
-      c[i] = q * (1.0 - q) * inv_n;
-    }
-    if (grad) *grad = Z.transpose() * r * inv_n;
-    if (hess) *hess = WeightedGram(Z, c);
-    return f * inv_n;
-  }
-  const Eigen::Index K = num_classes(), m = u.size();
-  const Eigen::MatrixXd S = Z * Unpack(u);
-  Eigen::MatrixXd P(n, K);
-  double f = 0;
-  for (Eigen::Index i = 0; i < n; ++i) {
-    const double smax = S.row(i).maxCoeff();
-    const Eigen::RowVectorXd e = (S.row(i).array() - smax).exp();
-    const double sum = e.sum();
-    f += smax + std::log(sum) - S(i, labels[i]);
-    P.row(i) = e / sum;
-  }
-  if (grad) {
-    Eigen::MatrixXd R = P;
-    for (Eigen::Index i = 0; i < n; ++i) R(i, labels[i]) -= 1.0;
-    const Eigen::MatrixXd G = Z.transpose() * R * inv_n;  // p1 × K
-    grad->resize(m);
-    for (Eigen::Index i = 0; i < m; ++i) (*grad)[i] = G(i % p1, i / p1);
-  }
-  if (hess) {
-    // Σ_i (diag(p_i) − p_i p_iᵀ) ⊗ z_i z_iᵀ / n = blockdiag_k(Zᵀ diag(P_k) Z)/n − YᵀY/n with
-    // Y = [P_1 ⊙ Z, …, P_K ⊙ Z] (row i of block k is p_ik z_i): one symmetric rank-n update.
-    Eigen::MatrixXd Y(n, K * p1);
-    for (Eigen::Index k = 0; k < K; ++k) Y.middleCols(k * p1, p1) = Z.array().colwise() * P.col(k).array();
-    Eigen::MatrixXd full = Eigen::MatrixXd::Zero(K * p1, K * p1);
-    full.selfadjointView<Eigen::Lower>().rankUpdate(Y.transpose(), -inv_n);
-    for (Eigen::Index k = 0; k < K; ++k) {
-      full.block(k * p1, k * p1, p1, p1).noalias() += Z.transpose() * Y.middleCols(k * p1, p1) * inv_n;
-    }
-    full.triangularView<Eigen::StrictlyUpper>() = full.transpose();
-    *hess = full.topLeftCorner(m, m);
-  }
-  return f * inv_n;
+  if (num_classes() == 2) return regression::BinaryLogLoss(Z, labels.cast<double>(), u, grad, hess);
+  return regression::MultinomialLogLoss(Z, labels, num_classes(), u, grad, hess);
 }
 
 double LogisticProblem::InnerObjective(const Eigen::VectorXd& u, double lambda, Eigen::VectorXd* grad,
                                        Eigen::MatrixXd* hess) const {
   double f = Loss(Zt_, lt_, u, grad, hess);
-  const Eigen::Index p1 = Zt_.cols();
-  for (Eigen::Index i = 0; i < u.size(); ++i) {
-    if (i % p1 == p1 - 1) continue;  // intercepts are not penalised
-    f += 0.5 * lambda * u[i] * u[i];
-    if (grad) (*grad)[i] += lambda * u[i];
-    if (hess) (*hess)(i, i) += lambda;
-  }
+  regression::AddWeightPenalty(u, Zt_.cols(), lambda, &f, grad, hess);
   return f;
 }
 
@@ -470,11 +299,7 @@ ImplicitSystem LogisticProblem::InnerBlocks() const {
   ImplicitSystem s;
   Eigen::VectorXd g;
   InnerObjective(u_, theta_[0], &g, &s.H);
-  const Eigen::Index p1 = Zt_.cols();
-  s.B = u_;
-  for (Eigen::Index i = 0; i < u_.size(); ++i) {
-    if (i % p1 == p1 - 1) s.B(i, 0) = 0;
-  }
+  s.B = regression::WeightPenaltyColumn(u_, Zt_.cols());
   return s;
 }
 
@@ -532,31 +357,7 @@ Eigen::VectorXd RobustRegressionProblem::UpperBounds() const { return Eigen::Vec
 
 double RobustRegressionProblem::InnerObjective(const Eigen::VectorXd& u, double alpha, Eigen::VectorXd* grad,
                                                Eigen::MatrixXd* hess) const {
-  const Eigen::Index n = Zt_.rows(), p = Zt_.cols() - 1;
-  const double inv_n = 1.0 / static_cast<double>(n);
-  const Eigen::VectorXd r = Zt_ * u - yt_;
-  double f = 0;
-  Eigen::VectorXd d1(n), d2(n);
-  for (Eigen::Index i = 0; i < n; ++i) {
-    const double q = r[i] / alpha;
-    const double root = std::sqrt(1.0 + q * q);
-    // α²(√(1+q²) − 1) = α² q² / (√(1+q²) + 1): no cancellation for small q.
-    f += alpha * alpha * q * q / (root + 1.0);
-    d1[i] = r[i] / root * inv_n;
-    d2[i] = 1.0 / (root * root * root) * inv_n;
-  }
-  f *= inv_n;
-  const Eigen::VectorXd w = u.head(p);
-  f += 0.5 * ridge_ * w.squaredNorm();
-  if (grad) {
-    *grad = Zt_.transpose() * d1;
-    grad->head(p) += ridge_ * w;
-  }
-  if (hess) {
-    *hess = WeightedGram(Zt_, d2);
-    hess->diagonal().head(p).array() += ridge_;
-  }
-  return f;
+  return regression::RobustObjective(Zt_, yt_, u, alpha, ridge_, grad, hess);
 }
 
 void RobustRegressionProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) {
@@ -575,15 +376,7 @@ double RobustRegressionProblem::OuterLoss(Eigen::VectorXd* grad_w) const {
 ImplicitSystem RobustRegressionProblem::InnerBlocks() const {
   ImplicitSystem s;
   InnerObjective(u_, theta_[0], nullptr, &s.H);
-  const Eigen::Index n = Zt_.rows();
-  const double alpha = theta_[0];
-  const Eigen::VectorXd r = Zt_ * u_ - yt_;
-  Eigen::VectorXd c(n);
-  for (Eigen::Index i = 0; i < n; ++i) {
-    const double t = alpha * alpha + r[i] * r[i];
-    c[i] = r[i] * r[i] * r[i] / (t * std::sqrt(t));
-  }
-  s.B = Zt_.transpose() * c / static_cast<double>(n);
+  s.B = regression::RobustAlphaColumn(Zt_, yt_, u_, theta_[0]);
   return s;
 }
 

@@ -6,29 +6,20 @@
 // answer is reported back in the units of the CSV columns (w_x = w_z / s, b_x = b_z − Σ w_z m / s). Each
 // model has an unpenalised intercept b; u = (w, b) are the inner variables, n the training rows.
 //
-//   ridge:     f(u, λ) = 1/(2n) Σ_i (z_iᵀw + b − y_i)² + ½ Σ_j λ_j w_j²
-//              (one λ, or one λ_j per feature). Outer loss: validation mean squared error.
-//              H = Z̃ᵀZ̃/n + diag(λ, 0) with Z̃ = [Z 1];  B = ∂∇_u f/∂λ: B_jj = w_j (per feature) or B_j = w_j.
+// The inner problems are those of nodes/regression/regression.h (the math, the Newton solves and the blocks H and
+// B; the nodes ridge_regression, logistic_regression and robust_regression are the same problems on a batch),
+// here on the standardised features, with u = (w, b):
 //
-//   logistic:  binary (two classes, labels mapped to 0/1 in sorted order):
-//                f = 1/n Σ_i [log(1 + e^{s_i}) − y_i s_i] + ½λ‖w‖²,  s_i = z_iᵀw + b;
-//              multinomial (K > 2 classes): one (w_k, b_k) per class, b_K = 0 (the softmax is invariant to
-//              a common shift of the b_k; the penalty makes the w_k unique without such a constraint):
-//                f = 1/n Σ_i [log Σ_k e^{s_ik} − s_{i,y_i}] + ½λ Σ_k ‖w_k‖²,  s_ik = z_iᵀw_k + b_k.
-//              Outer loss: validation mean log-loss. B = ∂∇_u f/∂λ = (w, 0) per class.
+//   ridge:     f(u, λ) = 1/(2n) Σ_i (z_iᵀw + b − y_i)² + ½ Σ_j λ_j w_j²   (one λ, or one λ_j per feature).
+//              Outer loss: validation mean squared error.
+//   logistic:  binary (two classes, labels mapped to 0/1 in sorted order) or multinomial (K > 2 classes, b_K = 0),
+//              penalty ½λ Σ_k ‖w_k‖². Outer loss: validation mean log-loss.
+//   robust regression: the pseudo-Huber loss φ_α of nodes/pooling/penalties.h with a learned scale α > 0 (in
+//              the target's units), f = 1/n Σ_i φ_α(z_iᵀw + b − y_i) + ½μ‖w‖² (μ fixed, default 0).
+//              Outer loss: validation MSE.
 //
-//   robust regression: the pseudo-Huber loss φ_α(r) = α²(√(1 + (r/α)²) − 1) (quadratic for |r| ≪ α, linear
-//              with slope α for |r| ≫ α) with a learned scale α > 0 (in the target's units):
-//                f = 1/n Σ_i φ_α(z_iᵀw + b − y_i) + ½μ‖w‖²   (μ fixed, default 0).
-//              φ'_α(r) = r / √(1 + (r/α)²),  φ''_α(r) = (1 + (r/α)²)^(−3/2),  ∂φ'_α/∂α = r³ / (α² + r²)^(3/2),
-//              so H = Z̃ᵀ diag(φ'') Z̃/n + μ diag(1, 0) and B = Z̃ᵀ ∂φ'/∂α / n. Outer loss: validation MSE.
-//
-// Inner solves are Newton's method with a backtracking line search on f (ridge: one factorisation and one
-// refinement step), warm-started from the previous θ, run until a full Newton step is below 1e-10 of
-// the solution's scale (quadratic convergence puts the error then at machine precision), or, once the
-// decrease the quadratic model predicts is below the rounding of f (large data: f sums 1e6 rows), until full
-// Newton steps stop shrinking the gradient. The hypergradient is ddn::ImplicitVjp with the closed-form H and
-// B above.
+// Inner solves (regression.h) are warm-started from the previous θ; the hypergradient is ddn::ImplicitVjp with
+// the closed-form H and B.
 #pragma once
 
 #include <Eigen/Core>
@@ -187,22 +178,9 @@ struct RankReport {
 // Column statistics in blocks of rows (no copy of X): O(n p²).
 RankReport CheckRank(const Dataset& train);
 
-// Replaces round(fraction · n) training targets, chosen by a seeded shuffle (mt19937_64), by gross
+// Replaces round(fraction · n) training targets, chosen by a seeded shuffle (ddn::Rng, the same on every platform), by gross
 // errors y_i + (5 + 5u)·sd(y), u uniform in [0, 1): one-sided, so they bias least squares. For showing what
 // a learned robust scale does on real data (the validation set stays clean). Returns the rows changed.
 int AddTargetOutliers(Dataset* data, double fraction, uint64_t seed);
-
-// Shared by the problems: validation mean squared error of [Z 1] u against y and its gradient in u.
-double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
-                        Eigen::VectorXd* grad);
-
-// Newton's method with a backtracking line search for a smooth strictly convex f (dense Hessian):
-// `fn(u, grad, hess)` returns f(u) and fills the gradient and, if `hess` is not null, the Hessian.
-// Stops after a step whose max-norm is ≤ 1e-10 · (1 + ‖u‖∞), or when −gᵀH⁻¹g ≤ 64ε|f| (f cannot tell better
-// from worse any more) and a full step no longer halves ‖g‖∞ (full steps are taken, without line search, while
-// they do); throws NumericalFailure naming `what` after `max_iterations` or a failed line search. Returns the
-// iterations taken; status->residual = max(residual, ‖g‖∞ at the answer).
-int NewtonMinimize(const std::function<double(const Eigen::VectorXd&, Eigen::VectorXd*, Eigen::MatrixXd*)>& fn,
-                   Eigen::VectorXd* u, const std::string& what, ProblemStatus* status, int max_iterations = 200);
 
 }  // namespace ddn::bilevel

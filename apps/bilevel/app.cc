@@ -6,21 +6,28 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iomanip>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <vector>
 
-#include "bilevel/bilevel.h"
-#include "bilevel/registry.h"
 #include "apps/bilevel/plot.h"
+#include "apps/common/app.h"
+#include "apps/ddn/json_io.h"
+#include "bilevel/bilevel.h"
+#include "bilevel/node_problem.h"
+#include "bilevel/outer_loss.h"
+#include "bilevel/registry.h"
 #include "bilevel/tabular.h"
 #include "bilevel/tv_denoise.h"
 #include "datasets/csv.h"
 #include "datasets/image_io.h"
 #include "ddn/error.h"
 #include "ddn/files.h"
+#include "ddn/node.h"
 #include "ddn/params.h"
+#include "ddn/strings.h"
 
 namespace ddn::bilevel {
 namespace {
@@ -60,23 +67,11 @@ struct Settings {
   double noise = 0.1, epsilon = 0.01;
   uint64_t seed = 1;
   int size = 0;
+  // a registered node with a named outer loss
+  std::string request, outer_loss, hyperparameters;
 };
 
-// One line, at most ~400 bytes (messages echo what a user gave); other control characters become '?'.
-std::string OneLine(std::string message) {
-  for (char& c : message) {
-    if (c == '\n' || c == '\r' || c == '\t') {
-      c = ' ';
-    } else if ((c >= 0 && c < 0x20) || c == 0x7F) {
-      c = '?';
-    }
-  }
-  // Cut in the middle: Boost names the option at the end of its messages.
-  if (message.size() > 400) message = message.substr(0, 250) + " ... " + message.substr(message.size() - 150);
-  return message;
-}
-
-std::string Join(const std::string& dir, const std::string& name) { return (std::filesystem::path(dir) / name).string(); }
+std::string JoinPath(const std::string& dir, const std::string& name) { return (std::filesystem::path(dir) / name).string(); }
 
 Json ThetaJson(const Problem& problem, const Eigen::VectorXd& theta) {
   // Families of hyperparameters are one object each (the report hook: Problem::HyperparameterKey).
@@ -324,16 +319,6 @@ PlotCurve CurveFor(const Settings& s, Problem* problem, const GridResult* grid, 
   return c;
 }
 
-std::vector<std::string> SplitList(const std::string& s) {
-  std::vector<std::string> items;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) items.push_back(item);
-  }
-  return items;
-}
-
 // What the JSON reports of a file beyond its rows (the table itself is not kept: large files are held once, as X).
 struct CsvFacts {
   char separator = ',';
@@ -365,7 +350,7 @@ Json DataJson(const Settings& s, const CsvFacts& train_table, const CsvFacts& va
 CsvOptions ColumnChoice(const Settings& s, bool validation) {
   CsvOptions o;
   o.missing = s.na == "drop" ? MissingValues::kDrop : MissingValues::kRefuse;
-  const std::vector<std::string> features = SplitList(s.features), drop = SplitList(s.drop);
+  const std::vector<std::string> features = app::SplitList(s.features), drop = app::SplitList(s.drop);
   for (const auto& name : features) {
     if (name == s.target) throw InvalidInput("--features lists the target " + QuoteForMessage(s.target));
   }
@@ -419,7 +404,7 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   } else {
     theta0 = ParseEvalAt(s.eval_at, *problem);
   }
-  for (const auto& w : warnings) err << "ddn bilevel " << s.problem << ": warning: " << OneLine(w) << "\n";
+  for (const auto& w : warnings) err << "ddn bilevel " << s.problem << ": warning: " << app::OneLine(w) << "\n";
   Progress(s, err, "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
                        std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
                        std::to_string(train.feature_names.size()) + " features");
@@ -525,7 +510,7 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   const Image clean = LoadImage(s.train_image, s.size);
   const Image noisy = AddNoise(clean, s.noise, s.seed);
   std::vector<Image> val_clean;
-  for (const auto& path : SplitList(s.val_images)) val_clean.push_back(LoadImage(path, s.size));
+  for (const auto& path : app::SplitList(s.val_images)) val_clean.push_back(LoadImage(path, s.size));
 
   TvDenoiseProblem problem(clean, noisy, s.epsilon);
   // Every option is checked before the first line of progress.
@@ -619,28 +604,160 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+// ---- A registered node with a named outer loss ---------------------------------------------------------------
+
+// The request of a node run: {"node"?, "params"?, "inputs", "target"? | "validation"?}, arrays batch-first with
+// batch size 1 (apps/ddn/json_io.h's format for the arrays and parameters).
+struct NodeRequest {
+  std::map<std::string, std::string> params;
+  TensorMap inputs;
+  OuterLossData data;
+};
+
+NodeRequest ReadNodeRequest(const Settings& s) {
+  const cli::RequestJson j = cli::ParseJson(app::ReadTextFile(s.request, "request file"));
+  if (!j.is_object()) throw InvalidInput("--request " + QuoteForMessage(s.request) + ": the top level must be an object");
+  static const std::vector<std::string> kKeys = {"node", "params", "inputs", "target", "validation"};
+  for (const auto& [key, value] : j.items()) {
+    if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
+      throw InvalidInput("--request: unknown key " + QuoteForMessage(key) + " (allowed: " + Join(kKeys) + ")");
+    }
+  }
+  if (j.contains("node") && (!j["node"].is_string() || j["node"].get<std::string>() != s.problem)) {
+    throw InvalidInput("--request names node " + QuoteForMessage(j["node"].dump()) + ", not " + QuoteForMessage(s.problem));
+  }
+  NodeRequest r;
+  auto arrays = [&](const char* key, TensorMap* out) {
+    if (!j.contains(key)) return;
+    if (!j[key].is_object()) throw InvalidInput(std::string("--request: \"") + key + "\" must be an object of arrays");
+    for (const auto& [name, value] : j[key].items()) {
+      Tensor t = cli::JsonToTensor(value, std::string(key) + " '" + name + "'");
+      if (t.shape().empty() || t.dim(0) != 1) {
+        throw InvalidInput(std::string("--request: ") + key + " '" + name + "' must have batch size 1 (one problem), got " +
+                           ShapeString(t.shape()));
+      }
+      (*out)[name] = std::move(t);
+    }
+  };
+  if (j.contains("params")) {
+    if (!j["params"].is_object()) throw InvalidInput("--request: \"params\" must be an object");
+    for (const auto& [name, value] : j["params"].items()) r.params[name] = cli::ParamValueToString(value, name, s.problem);
+  }
+  arrays("inputs", &r.inputs);
+  arrays("target", &r.data.target);
+  arrays("validation", &r.data.validation);
+  return r;
+}
+
+// The hyperparameters: --hyperparameters, else every differentiable input marked positive in the node's spec.
+std::vector<std::string> NodeHyperparameters(const Settings& s, const NodeSpec& spec) {
+  if (!s.hyperparameters.empty()) return app::SplitList(s.hyperparameters);
+  std::vector<std::string> names;
+  for (const auto& in : spec.inputs) {
+    if (in.differentiable && in.positive) names.push_back(in.name);
+  }
+  if (names.empty()) {
+    throw InvalidInput("node " + QuoteForMessage(s.problem) + " has no positive differentiable input: name the "
+                       "hyperparameters with --hyperparameters");
+  }
+  return names;
+}
+
+Json OutputsJson(const NodeProblem& problem) {
+  Json j = Json::object();
+  for (const auto& out : problem.node().spec().outputs) j[out.name] = cli::TensorToJson(problem.outputs().at(out.name));
+  return j;
+}
+
+int RunNode(const Settings& s, std::ostream& out, std::ostream& err) {
+  const OuterLossInfo* loss = FindOuterLoss(s.outer_loss);
+  if (!loss) {
+    throw InvalidInput("unknown --outer-loss " + QuoteForMessage(s.outer_loss) + " (" + OuterLossNames() + ")");
+  }
+  NodeRequest request = ReadNodeRequest(s);
+  std::unique_ptr<Node> node = MakeNode(s.problem, request.params);
+  const NodeSpec spec = node->spec();
+  const std::vector<std::string> hyper = NodeHyperparameters(s, spec);
+  NodeProblem problem(std::move(node), std::move(request.inputs), hyper, loss->make(spec, request.data),
+                      s.lower > 0 ? s.lower : 1e-6, s.upper > 0 ? s.upper : 1e6);
+  Eigen::VectorXd theta0;
+  OptimizerOptions options;
+  if (s.eval_at.empty()) {
+    options = MakeOptions(s, problem, err);
+    theta0 = StartingPoint(s, problem, options);
+  } else {
+    theta0 = ParseEvalAt(s.eval_at, problem);
+  }
+  Progress(s, err, "node " + s.problem + ", hyperparameters " + Join(hyper) + ", outer loss " + loss->name);
+  if (!s.eval_at.empty()) {
+    Json j = EvaluateAt(s, &problem, theta0, err);
+    j["loss"] = loss->name;
+    j["solution"] = OutputsJson(problem);
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<GridResult> start_grid;
+  if (s.start_grid > 0) {
+    Progress(s, err, "start: the best of a coarse grid of " + std::to_string(s.start_grid) + " points");
+    start_grid = std::make_unique<GridResult>(
+        GridSearch(&problem, s.start_grid, options.lower.maxCoeff(), options.upper.minCoeff()));
+    theta0.setConstant(start_grid->best_value);
+    theta0 = theta0.cwiseMax(options.lower).cwiseMin(options.upper);
+  }
+  const OptimizeResult r = Optimize(&problem, options, theta0);
+  Json j;
+  j["problem"] = s.problem;
+  j["hyperparameters"] = ThetaJson(problem, r.theta);
+  j["outer_loss"] = r.loss;
+  j["loss"] = loss->name;
+  j["solution"] = OutputsJson(problem);
+  j["history"] = HistoryJson(problem, r, "", 0);
+  j["inner_solves"] = r.inner_solves + (start_grid ? start_grid->inner_solves : 0);
+  if (start_grid) j["start"] = {{"grid", GridJson(*start_grid, problem.HyperparameterNames()[0])}};
+  j["iterations"] = r.iterations;
+  j["stop_reason"] = r.stop_reason;
+  BoundsJson(problem, r, r.grad_log.cwiseQuotient(r.theta), &j);
+  j["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!r.status.ok()) j["status"] = r.status.note;
+  std::unique_ptr<GridResult> grid;
+  if (s.grid > 0) {
+    Progress(s, err, "grid search, " + std::to_string(s.grid) + " points");
+    grid = std::make_unique<GridResult>(GridSearch(&problem, s.grid, r.lower.maxCoeff(), r.upper.minCoeff()));
+    j["grid"] = GridJson(*grid, problem.HyperparameterNames()[0]);
+  }
+  ReportBounds(problem, r, err, s.quiet);
+  if (!s.plot.empty()) {
+    Json plot = {{"path", s.plot}, {"grid_points", grid ? s.grid : 0}, {"inner_solves", 0}};
+    std::unique_ptr<PlotCurve> curve;
+    if (problem.NumHyperparameters() == 1) {
+      curve = std::make_unique<PlotCurve>(
+          CurveFor(s, &problem, grid.get(), options.lower.maxCoeff(), options.upper.minCoeff(), err, &plot));
+    }
+    PlotOptimization(r.history, curve.get(), "ddn bilevel " + s.problem, loss->name, problem.HyperparameterNames()[0],
+                     s.plot);
+    j["plot"] = plot;
+  }
+  Progress(s, err, "done: " + loss->name + " " + std::to_string(r.loss) + " after " + std::to_string(r.inner_solves) +
+                       " inner solves (" + r.stop_reason + ")");
+  out << j.dump(2) << "\n";
+  return 0;
+}
+
 // Every output (--plot, --output) is checked before any work: a writable folder, an image format OpenCV writes,
 // and not the same file as an input or as the other output. The files are then written atomically.
 void CheckOutputs(const Settings& s, const NamedPaths& inputs) {
   NamedPaths outputs;
   if (!s.plot.empty()) {
-    CheckImageOutput("--plot", s.plot);
+    app::CheckImageOutput("--plot", s.plot);
     outputs.push_back({"--plot", s.plot});
   }
   if (!s.output.empty()) {
     if (s.problem != "tv-denoise") throw InvalidInput("--output applies to tv-denoise only");
-    CheckImageOutput("--output", s.output);
+    app::CheckImageOutput("--output", s.output);
     outputs.push_back({"--output", s.output});
   }
   RequireDistinctOutputs(inputs, outputs);
-}
-
-// The JSON result on stdout must have been written: a full disk or a closed pipe is a failure (exit 1).
-int FinishOutput(int code, std::ostream& out, std::ostream& err) {
-  out.flush();
-  if (code != 0 || out) return code;
-  err << "ddn bilevel: cannot write the result to standard output\n";
-  return 1;
 }
 
 }  // namespace
@@ -666,13 +783,18 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
   Settings s;
   std::string seed;
   po::options_description visible(
-      "Usage: ddn bilevel ridge|logistic|tv-denoise|robust-regression [options]\n\n"
+      "Usage: ddn bilevel ridge|logistic|tv-denoise|robust-regression [options]\n"
+      "       ddn bilevel NODE --request FILE --outer-loss NAME [options]\n\n"
       "Bi-level hyperparameter optimisation: the hyperparameters minimise a validation loss of the inner\n"
       "problem's solution; the hypergradient comes from the inner optimality conditions (implicit function\n"
       "theorem), the outer optimiser is L-BFGS on log-hyperparameters. JSON result on stdout, progress on\n"
       "stderr. Without --train/--val, tabular problems use the shipped data in <data-dir>/tabular:\n"
       "ridge and robust-regression: diabetes (target progression); logistic: breast_cancer (target benign);\n"
-      "--dataset digits for 10-class (multinomial) logistic regression.\n\nOptions");
+      "--dataset digits for 10-class (multinomial) logistic regression.\n"
+      "Any registered node (`ddn nodes`) is a bi-level problem too: its positive differentiable inputs (or\n"
+      "--hyperparameters) are learned, its outputs are scored by a named outer loss; --request gives its params,\n"
+      "inputs (batch size 1; the hyperparameters' values are the start) and the loss's \"target\" or \"validation\".\n\n"
+      "Options");
   visible.add_options()
       ("help,h", "show this help")
       ("train", po::value(&s.train), "training CSV (header row; features = all columns but --target)")
@@ -712,6 +834,12 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       ("epsilon", po::value(&s.epsilon)->default_value(0.01), "tv-denoise: TV smoothing epsilon")
       ("size", po::value(&s.size)->default_value(0), "tv-denoise: downsample images to this longer side (0: as is; <= 100000)")
       ("output", po::value(&s.output), "tv-denoise: write the denoised training image (PNG)")
+      ("request", po::value(&s.request), "NODE: JSON file ('-': stdin) {\"params\", \"inputs\", \"target\" or "
+                                         "\"validation\"}, arrays batch-first with batch size 1")
+      ("outer-loss", po::value(&s.outer_loss), "NODE: the outer loss: mse (outputs against \"target\"), validation_mse, "
+                                               "validation_log_loss (a linear model's, on \"validation\" X, y)")
+      ("hyperparameters", po::value(&s.hyperparameters), "NODE: comma-separated inputs to learn (default: the "
+                                                         "node's positive differentiable inputs)")
       ("quiet,q", po::bool_switch(&s.quiet), "no progress on stderr");
   po::options_description hidden;
   hidden.add_options()("problem", po::value(&s.problem));
@@ -719,18 +847,41 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
   all.add(visible).add(hidden);
   po::positional_options_description positional;
   positional.add("problem", 1);
-  try {
+  app::GuardOptions guard;
+  guard.help_hint = "ddn bilevel --help";
+  return app::RunGuarded("ddn bilevel", [&]() -> int {
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(all).positional(positional).run(), vm);
-    po::notify(vm);
+    app::ParseCommandLine(argc, argv, all, positional, &vm);
     if (vm.count("help")) {
       out << visible << "\nProblems (bilevel/registry.h):\n";
       for (const auto& p : Problems()) out << "  " << std::left << std::setw(19) << p.name << p.summary << "\n";
-      return FinishOutput(0, out, err);
+      return 0;
     }
-    if (s.problem.empty()) throw InvalidInput("missing problem: one of " + ProblemNames());
+    if (s.problem.empty()) throw InvalidInput("missing problem: one of " + ProblemNames() + ", or a node");
     const ProblemInfo* info = FindProblem(s.problem);
-    if (!info) throw InvalidInput("unknown problem " + QuoteForMessage(s.problem) + " (" + ProblemNames() + ")");
+    const std::vector<std::string> nodes = NodeNames();
+    const bool is_node = !info && std::find(nodes.begin(), nodes.end(), s.problem) != nodes.end();
+    if (!info && !is_node) {
+      throw InvalidInput("unknown problem or node " + QuoteForMessage(s.problem) + " (problems: " + ProblemNames() +
+                         "; nodes: see ddn nodes)");
+    }
+    for (const char* node_only : {"request", "outer-loss", "hyperparameters"}) {
+      if (!is_node && vm.count(node_only)) {
+        throw InvalidInput(std::string("--") + node_only + " applies to a node (ddn bilevel NODE), not to " + s.problem);
+      }
+    }
+    if (is_node) {
+      for (const char* problem_only : {"train", "val", "target", "features", "drop", "dataset", "per-feature", "ridge",
+                                       "outliers", "train-image", "val-images", "size", "output"}) {
+        if (vm.count(problem_only) && !vm[problem_only].defaulted()) {
+          throw InvalidInput(std::string("--") + problem_only + " applies to the built-in problems, not to node " + s.problem);
+        }
+      }
+      if (s.request.empty()) throw InvalidInput("ddn bilevel " + s.problem + " needs --request FILE");
+      if (s.outer_loss.empty()) throw InvalidInput("ddn bilevel " + s.problem + " needs --outer-loss (" + OuterLossNames() + ")");
+    }
+    const ProblemInfo node_info;  // a node: no data of a built-in problem
+    if (is_node) info = &node_info;
     const bool tabular = info->data == ProblemInfo::Data::kTables;
     if (s.per_feature && s.problem != "ridge") throw InvalidInput("--per-feature applies to ridge only");
     if (s.na != "refuse" && s.na != "drop") throw InvalidInput("--na must be 'refuse' or 'drop', got " + QuoteForMessage(s.na));
@@ -788,6 +939,12 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     if (s.ridge > 0 && s.problem != "robust-regression") throw InvalidInput("--ridge applies to robust-regression only");
     if (s.size < 0 || s.size > 100000) throw InvalidInput("--size must be in [0, 100000], got " + std::to_string(s.size));
     s.seed = ParseSeed(seed, "--seed");
+    if (is_node) {
+      NamedPaths inputs;
+      if (s.request != "-") inputs.push_back({"--request", s.request});
+      CheckOutputs(s, inputs);
+      return RunNode(s, out, err);
+    }
     const std::string dir = s.data_dir.empty() ? DefaultDataDir() : s.data_dir;
     if (tabular) {
       if (s.train.empty() != s.val.empty()) throw InvalidInput("give both --train and --val, or neither");
@@ -799,40 +956,25 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
         else if (name == "breast_cancer") target = "benign";
         else if (name == "digits") target = "digit";
         else throw InvalidInput("unknown --dataset '" + name + "' (diabetes, breast_cancer, digits)");
-        s.train = Join(Join(dir, "tabular"), name + "_train.csv");
-        s.val = Join(Join(dir, "tabular"), name + "_val.csv");
+        s.train = JoinPath(JoinPath(dir, "tabular"), name + "_train.csv");
+        s.val = JoinPath(JoinPath(dir, "tabular"), name + "_val.csv");
         if (s.target.empty()) s.target = target;
       } else if (!s.dataset.empty()) {
         throw InvalidInput("--dataset and --train/--val exclude each other");
       }
       if (s.target.empty()) throw InvalidInput("--target is required with --train/--val");
       CheckOutputs(s, {{"--train", s.train}, {"--val", s.val}});
-      return FinishOutput(RunTabular(s, out, err), out, err);
+      return RunTabular(s, out, err);
     }
-    if (s.train_image.empty()) s.train_image = Join(Join(dir, "images"), "camera.png");
+    if (s.train_image.empty()) s.train_image = JoinPath(JoinPath(dir, "images"), "camera.png");
     if (s.val_images.empty()) {
-      s.val_images = Join(Join(dir, "images"), "coins.png") + "," + Join(Join(dir, "images"), "moon.png");
+      s.val_images = JoinPath(JoinPath(dir, "images"), "coins.png") + "," + JoinPath(JoinPath(dir, "images"), "moon.png");
     }
     NamedPaths inputs{{"--train-image", s.train_image}};
-    for (const auto& path : SplitList(s.val_images)) inputs.push_back({"--val-images", path});
+    for (const auto& path : app::SplitList(s.val_images)) inputs.push_back({"--val-images", path});
     CheckOutputs(s, inputs);
-    return FinishOutput(RunTvDenoise(s, out, err), out, err);
-  } catch (const po::error& e) {
-    err << "ddn bilevel: " << OneLine(e.what()) << " (see ddn bilevel --help)\n";
-    return 2;
-  } catch (const InvalidInput& e) {
-    err << "ddn bilevel: " << OneLine(e.what()) << "\n";
-    return 2;
-  } catch (const NumericalFailure& e) {
-    err << "ddn bilevel: numerical failure: " << OneLine(e.what()) << "\n";
-    return 1;
-  } catch (const std::bad_alloc&) {
-    err << "ddn bilevel: out of memory\n";
-    return 1;
-  } catch (const std::exception& e) {
-    err << "ddn bilevel: failure: " << OneLine(e.what()) << "\n";
-    return 1;
-  }
+    return RunTvDenoise(s, out, err);
+  }, out, err, guard);
 }
 
 }  // namespace ddn::bilevel

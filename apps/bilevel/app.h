@@ -1,6 +1,7 @@
 // apps/bilevel/app.h: the `ddn bilevel` subcommand, as a function (apps/ddn/bilevel_command.cc registers it).
 //
 //   ddn bilevel ridge|logistic|tv-denoise|robust-regression [options]
+//   ddn bilevel NODE --request FILE --outer-loss mse|validation_mse|validation_log_loss [options]
 //
 // Tabular problems read --train and --val CSV files (header row; the features are all columns but
 // --target) or, by default, the copies shipped in datasets/tabular/ (ridge and robust regression:
@@ -14,6 +15,9 @@
 // (`outer_loss` is the validation MSE for ridge and robust regression, the validation mean log-loss for
 // logistic regression, the training image's MSE against the clean image for tv-denoise). --grid N adds a
 // grid search ("grid": {...}); --plot FILE.png draws the optimisation.
+// A registered node is a bi-level problem of its positive differentiable inputs with a named outer loss
+// (bilevel/outer_loss.h, bilevel/node_problem.h); --request gives its params and inputs (batch size 1) and the
+// loss's "target" or "validation" arrays; the JSON's "solution" holds the node's outputs.
 // Exit codes: 0 ok, 1 numerical failure, 2 bad input (one line on stderr naming the file and row).
 #pragma once
 

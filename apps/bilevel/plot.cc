@@ -132,19 +132,5 @@ void PlotOptimization(const std::vector<IterationRecord>& history, const PlotCur
   WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
-void CheckImageOutput(const std::string& option, const std::string& path) {
-  CheckOutputFile(option, path);
-  bool writable = false;
-  try {
-    writable = cv::haveImageWriter(path);
-  } catch (const cv::Exception&) {
-    writable = false;
-  }
-  if (!writable) {
-    throw InvalidInput(option + " " + QuoteForMessage(path) + ": OpenCV cannot write images of type " +
-                       (FileExtension(path).empty() ? std::string("(no extension)") : QuoteForMessage(FileExtension(path))) +
-                       "; use .png");
-  }
-}
 
 }  // namespace ddn::bilevel

@@ -17,10 +17,6 @@ struct PlotCurve {
   std::vector<double> losses;
 };
 
-// Throws InvalidInput unless `path` can take an image: a writable folder and a format OpenCV writes (.png,
-// .jpg, ...; not .svg). `option` names it in the message.
-void CheckImageOutput(const std::string& option, const std::string& path);
-
 // Writes the plot to `path` (the format follows the extension, normally .png), atomically. Throws if the file
 // cannot be written.
 void PlotOptimization(const std::vector<IterationRecord>& history, const PlotCurve* curve, const std::string& title,

@@ -414,5 +414,99 @@ TEST(Plot, ProgressAndItsOwnTime) {
   EXPECT_TRUE(g.err.empty()) << g.err;
 }
 
+
+// ---- A registered node with a named outer loss ---------------------------------------------------------------
+
+namespace nodes {
+
+// A request for ridge_regression: rows of a random linear model with noise, λ's start, validation rows.
+std::string RidgeRequest(const std::string& extra_keys = "") {
+  auto rows = [](int n, uint64_t seed, std::string* X, std::string* y) {
+    uint64_t state = seed;
+    auto uniform = [&state] {  // a small LCG: the test needs fixed, not good, numbers
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      return static_cast<double>(state >> 11) * 0x1.0p-53 - 0.5;
+    };
+    *X = "[[";
+    *y = "[[";
+    for (int i = 0; i < n; ++i) {
+      const double a = uniform(), b = uniform(), c = uniform();
+      *X += (i ? ",[" : "[") + FormatDouble(a) + "," + FormatDouble(b) + "," + FormatDouble(c) + "]";
+      *y += (i ? "," : "") + FormatDouble(1.5 * a - 2 * b + 0.5 * c + 0.3 + 0.4 * uniform());
+    }
+    *X += "]]";
+    *y += "]]";
+  };
+  std::string X, y, Xv, yv;
+  rows(30, 1, &X, &y);
+  rows(20, 2, &Xv, &yv);
+  return "{\"node\": \"ridge_regression\", \"inputs\": {\"X\": " + X + ", \"y\": " + y + ", \"lambda\": [[0.01]]}, " +
+         "\"validation\": {\"X\": " + Xv + ", \"y\": " + yv + "}" + extra_keys + "}";
+}
+
+// The hypergradient of `ddn bilevel NODE --eval-at` against central differences of its outer loss, and an
+// optimisation that ends at a zero gradient inside the bounds.
+TEST(NodeMode, RidgeRegressionWithAValidationLoss) {
+  const std::string request = WriteFile("ridge_request.json", RidgeRequest());
+  auto loss_at = [&](double lambda) {
+    const Outcome r = Bilevel({"ridge_regression", "--request", request, "--outer-loss", "validation_mse", "-q",
+                               "--eval-at", FormatDouble(lambda)});
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.json();
+  };
+  const double lambda = 0.2, h = 1e-4;
+  const Json at = loss_at(lambda);
+  EXPECT_EQ(at["loss"], "validation_mse");
+  EXPECT_EQ(at["solution"]["w"][0].size(), 3u);
+  const double fd = (8 * (loss_at(lambda * (1 + h))["outer_loss"].get<double>() -
+                          loss_at(lambda * (1 - h))["outer_loss"].get<double>()) -
+                     (loss_at(lambda * (1 + 2 * h))["outer_loss"].get<double>() -
+                      loss_at(lambda * (1 - 2 * h))["outer_loss"].get<double>())) /
+                    (12 * h * lambda);
+  EXPECT_NEAR(at["hypergradient"]["lambda"].get<double>(), fd, 1e-6 * std::abs(fd) + 1e-12);
+
+  const Outcome r = Bilevel({"ridge_regression", "--request", request, "--outer-loss", "validation_mse", "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = r.json();
+  EXPECT_EQ(j["problem"], "ridge_regression");
+  EXPECT_TRUE(j["stop_reason"] == "gradient" || j["stop_reason"] == "loss change") << j["stop_reason"];
+  EXPECT_LE(j["history"].back()["gradient_norm"].get<double>(), 1e-6 * j["outer_loss"].get<double>());
+  EXPECT_LE(j["outer_loss"].get<double>(), at["outer_loss"].get<double>());
+}
+
+// The mse loss: a target made of the solution at λ = 0.5 is reached again from λ = 0.01.
+TEST(NodeMode, MseAgainstATargetRecoversItsHyperparameter) {
+  const std::string request = WriteFile("ridge_request.json", RidgeRequest());
+  const Outcome at = Bilevel({"ridge_regression", "--request", request, "--outer-loss", "validation_mse", "-q",
+                              "--eval-at", "0.5"});
+  ASSERT_EQ(at.code, 0) << at.err;
+  const std::string target = ", \"target\": " + at.json()["solution"].dump();
+  const std::string with_target = WriteFile("ridge_target.json", RidgeRequest(target));
+  const Outcome r = Bilevel({"ridge_regression", "--request", with_target, "--outer-loss", "mse", "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NEAR(r.json()["hyperparameters"]["lambda"].get<double>(), 0.5, 1e-6);
+  EXPECT_LT(r.json()["outer_loss"].get<double>(), 1e-20);
+}
+
+TEST(NodeMode, BadRequestsAreOneLineWithExitTwo) {
+  const std::string request = WriteFile("ridge_request.json", RidgeRequest());
+  ExpectBadInput({"ridge_regression", "--outer-loss", "validation_mse"}, {"needs --request"});
+  ExpectBadInput({"ridge_regression", "--request", request}, {"needs --outer-loss", "validation_mse"});
+  ExpectBadInput({"ridge_regression", "--request", request, "--outer-loss", "nope"}, {"unknown --outer-loss 'nope'"});
+  ExpectBadInput({"ridge_regression", "--request", request, "--outer-loss", "mse"}, {"\"target\""});
+  ExpectBadInput({"ridge_regression", "--request", WriteFile("bad_key.json", RidgeRequest(", \"extra\": 1")),
+                  "--outer-loss", "validation_mse"},
+                 {"unknown key 'extra'"});
+  ExpectBadInput({"ridge_regression", "--request", request, "--outer-loss", "validation_mse", "--hyperparameters", "X"},
+                 {"'X'"});
+  ExpectBadInput({"ridge_regression", "--request", request, "--outer-loss", "validation_mse", "--per-feature"},
+                 {"--per-feature applies to the built-in problems"});
+  ExpectBadInput({"ridge", "--request", request}, {"--request applies to a node"});
+  ExpectBadInput({"no_such_node"}, {"unknown problem or node 'no_such_node'"});
+  ExpectBadInput({"ridge_regression", "--request", Scratch() + "/missing.json", "--outer-loss", "mse"}, {"missing.json"});
+}
+
+}  // namespace nodes
+
 }  // namespace
 }  // namespace ddn::bilevel

@@ -50,35 +50,47 @@ int FinishStdout(const std::string& program, int code) {
   return kExitNumericalFailure;
 }
 
-int RunGuarded(const std::string& program, const std::function<int()>& body, const GuardOptions& options) {
-  int code = kExitOk;
+namespace {
+
+// Runs `body`, every exception to its exit code and one line on `err`.
+int Guard(const std::string& program, const std::function<int()>& body, std::ostream& err, const GuardOptions& options) {
   // Every branch prints one line; what a handler itself might throw (a failed write to stderr) is not caught.
   try {
-    code = body();
+    return body();
   } catch (const InvalidInput& e) {
-    std::cerr << program << ": " << OneLine(e.what()) << std::endl;
-    code = kExitBadInput;
+    err << program << ": " << OneLine(e.what()) << std::endl;
+    return kExitBadInput;
   } catch (const po::error& e) {
-    std::cerr << program << ": " << OneLine(e.what()) << " (see "
-              << (options.help_hint.empty() ? program + " --help" : options.help_hint) << ")" << std::endl;
-    code = kExitBadInput;
+    err << program << ": " << OneLine(e.what()) << " (see "
+        << (options.help_hint.empty() ? program + " --help" : options.help_hint) << ")" << std::endl;
+    return kExitBadInput;
   } catch (const NumericalFailure& e) {
-    std::cerr << program << ": numerical failure: " << OneLine(e.what()) << std::endl;
-    code = kExitNumericalFailure;
+    err << program << ": numerical failure: " << OneLine(e.what()) << std::endl;
   } catch (const InternalError& e) {
-    std::cerr << program << ": internal error (a bug, please report it): " << OneLine(e.what()) << std::endl;
-    code = kExitNumericalFailure;
+    err << program << ": internal error (a bug, please report it): " << OneLine(e.what()) << std::endl;
   } catch (const std::bad_alloc&) {
-    std::cerr << program << ": out of memory" << options.out_of_memory_hint << std::endl;
-    code = kExitNumericalFailure;
+    err << program << ": out of memory" << options.out_of_memory_hint << std::endl;
   } catch (const std::exception& e) {
-    std::cerr << program << ": failure: " << OneLine(e.what()) << std::endl;
-    code = kExitNumericalFailure;
+    err << program << ": failure: " << OneLine(e.what()) << std::endl;
   } catch (...) {
-    std::cerr << program << ": failure: an exception of unknown type" << std::endl;
-    code = kExitNumericalFailure;
+    err << program << ": failure: an exception of unknown type" << std::endl;
   }
-  return FinishStdout(program, code);
+  return kExitNumericalFailure;
+}
+
+}  // namespace
+
+int RunGuarded(const std::string& program, const std::function<int()>& body, const GuardOptions& options) {
+  return FinishStdout(program, Guard(program, body, std::cerr, options));
+}
+
+int RunGuarded(const std::string& program, const std::function<int()>& body, std::ostream& out, std::ostream& err,
+               const GuardOptions& options) {
+  const int code = Guard(program, body, err, options);
+  out.flush();
+  if (code != kExitOk || out) return code;
+  err << program << ": cannot write to standard output" << std::endl;
+  return kExitNumericalFailure;
 }
 
 void ParseCommandLine(int argc, char** argv, const po::options_description& options,

@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -57,6 +58,10 @@ struct GuardOptions {
 // Runs `body` and turns every exception into its exit code and one line "<program>: <message>" on stderr (see
 // above); then flushes stdout (FinishStdout). Returns body's exit code otherwise.
 int RunGuarded(const std::string& program, const std::function<int()>& body, const GuardOptions& options = {});
+// The same with the output and error streams given (a command run in-process, e.g. by its tests): the message goes
+// to `err`, and a failed `out` (after a flush) turns exit 0 into "<program>: cannot write to standard output", 1.
+int RunGuarded(const std::string& program, const std::function<int()>& body, std::ostream& out, std::ostream& err,
+               const GuardOptions& options = {});
 
 // Flushes stdout. If that (or an earlier write) failed and `code` is 0, prints "<program>: cannot write to standard
 // output: <reason>" on stderr and returns kExitNumericalFailure; otherwise returns `code`.

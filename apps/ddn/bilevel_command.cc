@@ -46,5 +46,5 @@ int RunBilevel(int argc, char** argv) {
 
 DDN_REGISTER_COMMAND(bilevel, "bilevel",
                      "hyperparameter optimisation by implicit hypergradients: ridge, logistic, tv-denoise, "
-                     "robust-regression",
+                     "robust-regression, or any node with a named outer loss",
                      RunBilevel);

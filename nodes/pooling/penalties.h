@@ -162,6 +162,21 @@ inline PenaltyValues EvaluatePenalty(double z, double alpha, double inv_a2) {
   }
 }
 
+// ∂φ'/∂α of pseudo_huber at z: z³/(α² + z²)^{3/2} (robust regression learns α: nodes/regression/regression.h).
+inline double PseudoHuberSlopeByAlpha(double z, double alpha) {
+  const double t = alpha * alpha + z * z;
+  return z * z * z / (t * std::sqrt(t));
+}
+
+// pseudo_huber with α a variable too (scalar-generic in both): α²(√(1 + s/α²) − 1) for s = z², as
+// PenaltyOfSquare computes it.
+template <typename T>
+T PseudoHuberOfSquare(const T& s, const T& alpha) {
+  using std::sqrt;
+  const T one = Constant<T>(1.0);
+  return s / (one + sqrt(one + s / (alpha * alpha)));
+}
+
 // Calls f(std::integral_constant<PenaltyKind, K>{}) for the runtime kind.
 template <class F>
 decltype(auto) DispatchPenalty(PenaltyKind kind, F&& f) {

@@ -148,7 +148,7 @@ TEST(Cli, BilevelRunsTheSeparateExecutable) {
   const Outcome help = Ddn({"bilevel", "--help"}, "", DDN_SHIPPED_CLI);
   EXPECT_EQ(help.code, 0) << help.err;
   EXPECT_NE(help.out.find("Usage: ddn bilevel"), std::string::npos);
-  ExpectError(Ddn({"bilevel", "nonsense"}, "", DDN_SHIPPED_CLI), 2, {"ddn bilevel", "unknown problem 'nonsense'"});
+  ExpectError(Ddn({"bilevel", "nonsense"}, "", DDN_SHIPPED_CLI), 2, {"ddn bilevel", "unknown problem or node 'nonsense'"});
   const Outcome ridge = Ddn({"bilevel", "ridge", "--max-iterations", "2", "--quiet"}, "", DDN_SHIPPED_CLI);
   ASSERT_EQ(ridge.code, 0) << ridge.err;
   EXPECT_EQ(Json::parse(ridge.out)["problem"], "ridge");

@@ -127,6 +127,11 @@ TEST(Conformance, LeastSquaresWithoutBias) {
 // pnp's generic path is its declarative form (the robust pose objective); the pose is not scale-covariant as one
 // output (the rotation does not scale with p3d, the translation does), so no covariant sweep.
 TEST(Conformance, PnpReprojection) { EXPECT_TRUE(Conforms("pnp")); }
+// The regression nodes (the inner problems of the tabular bi-level problems).
+TEST(Conformance, RidgeRegression) { EXPECT_TRUE(Conforms("ridge_regression")); }
+TEST(Conformance, LogisticRegression) { EXPECT_TRUE(Conforms("logistic_regression")); }
+TEST(Conformance, RobustRegression) { EXPECT_TRUE(Conforms("robust_regression", {{"mu", "0.1"}})); }
+
 TEST(Conformance, PnpReprojectionHuber) { EXPECT_TRUE(Conforms("pnp", {{"objective", "reproj_huber"}})); }
 TEST(Conformance, PnpCosine) { EXPECT_TRUE(Conforms("pnp", {{"objective", "cosine"}})); }
 // eigen, optimal_transport and graph_match have no declarative form for the generic engine (an eigenproblem's
@@ -143,8 +148,8 @@ TEST(Conformance, EveryRegisteredNodeIsCovered) {
   const std::set<std::string> covered = {
       "ball_projection", "box_projection", "constant_linear_on_circle", "deq_tanh", "eigen", "fit_ellipse",
       "fit_plane", "fit_sphere", "graph_match", "least_squares", "linear_on_circle", "linear_on_unit_circle",
-      "optimal_transport", "plane_projection", "pnp", "project", "project_ellipsoid", "project_superellipse",
-      "pseudo_huber_mean", "qp", "quadratic_on_ball", "quadratic_on_sphere", "robust_pool", "robust_vector_pool",
+      "logistic_regression", "optimal_transport", "plane_projection", "pnp", "project", "project_ellipsoid", "project_superellipse",
+      "pseudo_huber_mean", "qp", "quadratic_on_ball", "quadratic_on_sphere", "ridge_regression", "robust_pool", "robust_regression", "robust_vector_pool",
       "sphere_projection", "sum_fit", "tridiag_solve", "unconstrained_polynomial"};
   for (const std::string& name : NodeNames()) {
     EXPECT_TRUE(covered.count(name)) << "node '" << name << "' is registered but has no conformance test "

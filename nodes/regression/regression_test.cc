@@ -1,0 +1,181 @@
+// Tests of the regression nodes (ridge_regression, logistic_regression, robust_regression): the forward against
+// independent solves and optimality conditions, gradients against finite differences at random and awkward
+// inputs, the specialised paths against the generic engine's, the link to least_squares and bad input.
+#include <gtest/gtest.h>
+
+#include <Eigen/Dense>
+#include <cmath>
+#include <string>
+
+#include "ddn/batch.h"
+#include "ddn/check.h"
+#include "ddn/error.h"
+#include "ddn/node.h"
+#include "ddn/random.h"
+#include "nodes/regression/regression.h"
+
+namespace ddn {
+namespace {
+
+const char* const kNodes[] = {"ridge_regression", "logistic_regression", "robust_regression"};
+
+Tensor Gaussian(Shape shape, Rng* rng, double scale = 1.0) {
+  Tensor t(shape);
+  for (auto& v : t.values()) v = scale * rng->Normal();
+  return t;
+}
+
+Tensor Filled(Shape shape, double value) {
+  Tensor t(shape);
+  for (auto& v : t.values()) v = value;
+  return t;
+}
+
+double MaxAbsDiff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  double m = 0;
+  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+double MaxAbs(const Tensor& a) {
+  double m = 0;
+  for (double v : a.values()) m = std::max(m, std::abs(v));
+  return m;
+}
+
+TEST(Regression, NodesAreRegisteredWithTheirHyperparameterAsADifferentiablePositiveInput) {
+  for (const char* name : kNodes) {
+    const NodeSpec& spec = GetNodeSpec(name);
+    ASSERT_EQ(spec.inputs.size(), 3u) << name;
+    EXPECT_EQ(spec.inputs[0].name, "X");
+    EXPECT_EQ(spec.inputs[1].name, "y");
+    EXPECT_TRUE(spec.inputs[2].differentiable) << name;
+    EXPECT_TRUE(spec.inputs[2].positive) << name;
+    ASSERT_EQ(spec.outputs.size(), 2u);
+    EXPECT_EQ(spec.outputs[0].name, "w");
+    EXPECT_EQ(spec.outputs[1].name, "bias");
+  }
+}
+
+// Ridge regression is least_squares with weights 1/N and β = λ: the two nodes agree to rounding, forward and
+// backward (least_squares has its own tests against a dense QR solve).
+TEST(Regression, RidgeMatchesLeastSquaresWithWeightsOneOverN) {
+  Rng rng(1);
+  const int64_t B = 3, N = 20, P = 4;
+  const Tensor X = Gaussian({B, N, P}, &rng), y = Gaussian({B, N}, &rng);
+  const double lambda = 0.37;
+  const auto ridge = MakeNode("ridge_regression", {});
+  const auto ls = MakeNode("least_squares", {{"beta", FormatDouble(lambda)}});
+  ForwardResult a = Forward(*ridge, {{"X", X}, {"y", y}, {"lambda", Filled({B, 1}, lambda)}});
+  ForwardResult b = Forward(*ls, {{"A", X}, {"b", y}, {"w", Filled({B, N}, 1.0 / N)}});
+  EXPECT_LT(MaxAbsDiff(a.outputs["w"], b.outputs["x"]), 1e-13);
+  EXPECT_LT(MaxAbsDiff(a.outputs["bias"], b.outputs["bias"]), 1e-13);
+  for (const auto& s : a.status) EXPECT_LT(s.residual, 1e-14);
+  const TensorMap v{{"w", Gaussian({B, P}, &rng)}, {"bias", Gaussian({B}, &rng)}};
+  const TensorMap da = Backward(*ridge, {{"X", X}, {"y", y}, {"lambda", Filled({B, 1}, lambda)}}, a.outputs, v, &a.status);
+  const TensorMap db = Backward(*ls, {{"A", X}, {"b", y}, {"w", Filled({B, N}, 1.0 / N)}},
+                                {{"x", b.outputs["x"]}, {"bias", b.outputs["bias"]}}, {{"x", v.at("w")}, {"bias", v.at("bias")}},
+                                &b.status);
+  EXPECT_LT(MaxAbsDiff(da.at("X"), db.at("A")), 1e-12 * std::max(1.0, MaxAbs(db.at("A"))));
+  EXPECT_LT(MaxAbsDiff(da.at("y"), db.at("b")), 1e-12 * std::max(1.0, MaxAbs(db.at("b"))));
+}
+
+// At the answer the gradient of f vanishes to rounding (the solves reach machine precision).
+TEST(Regression, ForwardReachesTheOptimalityConditionsToRounding) {
+  Rng rng(2);
+  const int64_t N = 40, P = 3;
+  const Tensor X = Gaussian({1, N, P}, &rng);
+  Tensor y = Gaussian({1, N}, &rng);
+  const Eigen::MatrixXd Z = regression::DesignWithIntercept(X.data(), N, P);
+  const Eigen::VectorXd yv = Eigen::Map<const Eigen::VectorXd>(y.data(), N);
+  // Robust: a few gross outliers.
+  {
+    Tensor yr = y;
+    yr[3] += 20.0;
+    yr[17] -= 15.0;
+    const auto node = MakeNode("robust_regression", {{"mu", "0.01"}});
+    const ForwardResult r = Forward(*node, {{"X", X}, {"y", yr}, {"alpha", Filled({1}, 0.3)}});
+    Eigen::VectorXd u(P + 1), g;
+    std::copy(r.outputs.at("w").data(), r.outputs.at("w").data() + P, u.data());
+    u[P] = r.outputs.at("bias")[0];
+    regression::RobustObjective(Z, Eigen::Map<const Eigen::VectorXd>(yr.data(), N), u, 0.3, 0.01, &g, nullptr);
+    EXPECT_LT(g.lpNorm<Eigen::Infinity>(), 1e-15);
+  }
+  // Logistic: 0/1 labels.
+  {
+    Tensor labels({1, N});
+    for (int64_t i = 0; i < N; ++i) labels[i] = yv[i] + 0.5 * Z(i, 0) > 0 ? 1.0 : 0.0;
+    const auto node = MakeNode("logistic_regression", {});
+    const ForwardResult r = Forward(*node, {{"X", X}, {"y", labels}, {"lambda", Filled({1}, 0.05)}});
+    Eigen::VectorXd u(P + 1), g;
+    std::copy(r.outputs.at("w").data(), r.outputs.at("w").data() + P, u.data());
+    u[P] = r.outputs.at("bias")[0];
+    double f = regression::BinaryLogLoss(Z, Eigen::Map<const Eigen::VectorXd>(labels.data(), N), u, &g, nullptr);
+    regression::AddWeightPenalty(u, P + 1, 0.05, &f, &g, nullptr);
+    EXPECT_LT(g.lpNorm<Eigen::Infinity>(), 1e-15);
+  }
+}
+
+TEST(Regression, GradientsMatchFiniteDifferences) {
+  for (const char* name : kNodes) {
+    for (uint64_t seed : {1, 2}) {
+      const auto node = MakeNode(name, {});
+      CheckOptions options;
+      options.seed = seed;
+      const CheckReport report = CheckGradients(*node, options);
+      EXPECT_TRUE(report.passed) << name << "\n" << report.ToString();
+      EXPECT_LE(report.max_rel_error, 1e-6) << name << "\n" << report.ToString();
+      EXPECT_GE(report.entries.size(), 3u) << name;
+    }
+  }
+  const auto with_mu = MakeNode("robust_regression", {{"mu", "0.2"}});
+  const CheckReport report = CheckGradients(*with_mu);
+  EXPECT_TRUE(report.passed) << report.ToString();
+}
+
+// The specialised forward and closed-form backward against the generic engine on the declarative form.
+TEST(Regression, SpecialisedPathsMatchTheGenericEngine) {
+  RunOptions generic;
+  generic.generic = true;
+  for (const char* name : kNodes) {
+    const auto node = MakeNode(name, {});
+    for (const CheckCase& c : node->CheckCases(5)) {
+      ForwardResult a = Forward(*node, c.inputs);
+      ForwardResult g = Forward(*node, c.inputs, generic);
+      const double scale = std::max(1.0, MaxAbs(a.outputs["w"]));
+      EXPECT_LT(MaxAbsDiff(a.outputs["w"], g.outputs["w"]), 1e-9 * scale) << name << " " << c.name;
+      EXPECT_LT(MaxAbsDiff(a.outputs["bias"], g.outputs["bias"]), 1e-9 * scale) << name << " " << c.name;
+      Rng rng(7);
+      const TensorMap v{{"w", Gaussian(a.outputs["w"].shape(), &rng)}, {"bias", Gaussian(a.outputs["bias"].shape(), &rng)}};
+      const TensorMap da = Backward(*node, c.inputs, a.outputs, v, &a.status);
+      const TensorMap dg = Backward(*node, c.inputs, a.outputs, v, &g.status, generic);
+      for (const auto& [input, t] : da) {
+        EXPECT_LT(MaxAbsDiff(t, dg.at(input)), 1e-8 * std::max(1.0, MaxAbs(t))) << name << " " << c.name << " " << input;
+      }
+    }
+  }
+}
+
+TEST(Regression, BadInputIsRefusedWithOneLine) {
+  Rng rng(3);
+  const Tensor X = Gaussian({1, 6, 2}, &rng), y = Gaussian({1, 6}, &rng);
+  auto refused = [&](const char* name, const TensorMap& in, const std::string& words) {
+    const auto node = MakeNode(name, {});
+    try {
+      Forward(*node, in);
+      ADD_FAILURE() << name << ": no error, expected '" << words << "'";
+    } catch (const InvalidInput& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  };
+  refused("ridge_regression", {{"X", X}, {"y", y}, {"lambda", Filled({1, 1}, -1.0)}}, "lambda must be > 0");
+  refused("ridge_regression", {{"X", X}, {"y", y}, {"lambda", Filled({1, 3}, 1.0)}}, "lambda has 3 values");
+  refused("logistic_regression", {{"X", X}, {"y", Filled({1, 6}, 1.0)}, {"lambda", Filled({1}, 1.0)}},
+          "the mean label is 1, not inside (0, 1)");
+  refused("robust_regression", {{"X", X}, {"y", y}, {"alpha", Filled({1}, 0.0)}}, "alpha must be > 0");
+  EXPECT_THROW(MakeNode("robust_regression", {{"mu", "-1"}}), InvalidInput);
+}
+
+}  // namespace
+}  // namespace ddn
