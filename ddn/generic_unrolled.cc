@@ -392,6 +392,35 @@ const char* GenericNewtonTape::ReplayName() const {
   return "?";
 }
 
+int64_t GenericNewtonTape::Bytes() const {
+  int64_t bytes = static_cast<int64_t>(sizeof(double)) *
+                  static_cast<int64_t>(iterates.size() + multipliers.size() + alpha.size() + tau.size());
+  for (size_t t = 0; t < working.size(); ++t) {
+    bytes += static_cast<int64_t>(sizeof(int) * working[t].size() + keep[t].size());
+  }
+  return bytes;
+}
+
+void GenericUnrolledCounters::Reset() {
+  for (auto& p : problems) p = 0;
+  steps = 0;
+  max_tape_bytes = 0;
+  max_kkt_bytes = 0;
+}
+
+GenericUnrolledCounters& GenericUnrolledTotals() {
+  static GenericUnrolledCounters totals;
+  return totals;
+}
+
+namespace {
+void RaiseTo(std::atomic<int64_t>* a, int64_t v) {
+  int64_t now = a->load(std::memory_order_relaxed);
+  while (v > now && !a->compare_exchange_weak(now, v, std::memory_order_relaxed)) {
+  }
+}
+}  // namespace
+
 void RecordGenericNewton(const DerivativeOracle& oracle, const GenericSolverOptions& options, const double* y0,
                          const double* y_answer, GenericNewtonTape* tape) {
   const int m = oracle.num_variables(), p = oracle.num_equalities(), nc = p + oracle.num_inequalities();
@@ -535,6 +564,14 @@ void GenericBackwardInMode(const DerivativeOracle& oracle, const GenericSolverOp
     status->Set(kNotConverged, "the unrolled Newton replay stopped at max_newton_iterations");
   }
   GenericUnrolledVjp(oracle, tape, mode.kind == GradientMode::kUnrolled ? tape.steps() : mode.steps, v, dx);
+  GenericUnrolledCounters& totals = GenericUnrolledTotals();
+  totals.problems[tape.replay].fetch_add(1, std::memory_order_relaxed);
+  totals.steps.fetch_add(tape.steps(), std::memory_order_relaxed);
+  RaiseTo(&totals.max_tape_bytes, tape.Bytes());
+  size_t w = 0;
+  for (const std::vector<int>& W : tape.working) w = std::max(w, W.size());
+  const int64_t rows = tape.m + static_cast<int64_t>(w);
+  RaiseTo(&totals.max_kkt_bytes, rows * rows * static_cast<int64_t>(sizeof(double)));
 }
 
 }  // namespace ddn

@@ -71,6 +71,8 @@
 // (m + p + q values each), the working sets, step lengths and shifts.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <vector>
 
 #include "ddn/generic_solver.h"
@@ -95,7 +97,21 @@ struct GenericNewtonTape {
   int steps() const { return static_cast<int>(alpha.size()); }
   // "newton", "active_set", "fixed_set".
   const char* ReplayName() const;
+  // The memory the tape holds (what the reverse sweep keeps for all steps), in bytes.
+  int64_t Bytes() const;
 };
+
+// Process-wide totals over every replay GenericBackwardInMode has run (benchmarks read them; relaxed atomics, so
+// they cost nothing measurable): problems replayed per kind of replay, steps, and the largest tape and the largest
+// KKT matrix ((m + |W|)² doubles; the replay holds a few of that size at a time) of one problem.
+struct GenericUnrolledCounters {
+  std::atomic<int64_t> problems[3] = {0, 0, 0};  // indexed by GenericNewtonTape::Replay
+  std::atomic<int64_t> steps{0};
+  std::atomic<int64_t> max_tape_bytes{0};
+  std::atomic<int64_t> max_kkt_bytes{0};
+  void Reset();
+};
+GenericUnrolledCounters& GenericUnrolledTotals();
 
 // Replays the iteration from y0 (m values) on the oracle's problem and checks that it ends at y_answer.
 // Throws InvalidInput (too many variables) or NumericalFailure (no replay ends at the answer).
