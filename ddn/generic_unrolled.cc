@@ -148,7 +148,8 @@ class KktSolver {
 
 // The smallest τ of 0, 1e-8·max|diag H_L| × 8^k for which K has the inertia of a strict minimum on the tangent
 // space of the working set: H + τI positive definite (Cholesky) without constraints, (m positive, |W| negative, no
-// zero eigenvalue) with. False if none of 60 does, or (allow_shift false) τ = 0 does not.
+// zero eigenvalue) with (a Schur complement when H + τI is positive definite, else eigenvalues). False if none of
+// 60 does, or (allow_shift false) τ = 0 does not.
 bool ChooseShift(const Point& pt, bool allow_shift, double* tau) {
   const int m = static_cast<int>(pt.H.rows()), w = static_cast<int>(pt.A.rows());
   const double dmax = std::max(m ? pt.H.diagonal().cwiseAbs().maxCoeff() : 0.0, std::numeric_limits<double>::min());
@@ -159,6 +160,17 @@ bool ChooseShift(const Point& pt, bool allow_shift, double* tau) {
     if (w == 0) {
       const Eigen::LLT<MatrixXd> llt(K);
       ok = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-10 * std::sqrt(dmax + t);
+    } else if (const Eigen::LLT<MatrixXd> llt(K.topLeftCorner(m, m));
+               llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-10 * std::sqrt(dmax + t)) {
+      // H + τI positive definite: inertia(K) = (m, 0) + inertia(−S), S = A (H + τI)⁻¹ Aᵀ (Haynsworth), so K has
+      // the right inertia iff S is positive definite (A of full row rank) — a Cholesky of w × w, not m + w
+      // eigenvalues.
+      const MatrixXd S = pt.A * llt.solve(pt.A.transpose());
+      const Eigen::LLT<MatrixXd> schur(S);
+      const double smax = std::max(S.diagonal().cwiseAbs().maxCoeff(), std::numeric_limits<double>::min());
+      // Pivots (squared diagonal of the factor) above kInertiaTolerance relative, as the eigenvalues below.
+      ok = schur.info() == Eigen::Success &&
+           schur.matrixLLT().diagonal().minCoeff() > std::sqrt(kInertiaTolerance * smax);
     } else {
       const Eigen::SelfAdjointEigenSolver<MatrixXd> eigen(K, Eigen::EigenvaluesOnly);
       const VectorXd& ev = eigen.eigenvalues();

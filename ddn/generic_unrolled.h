@@ -32,7 +32,8 @@
 //               as the implicit backward identifies it (|g_k| ≤ active_tolerance·‖∇g_k‖₁·‖y‖∞, multipliers that
 //               pull the wrong way dropped), for every step, from y₀ and the least-squares multipliers on W* at
 //               y₀; τ_t shifts H_L until K has the inertia (m, |W|, 0) of a minimum on the tangent space (checked
-//               by a dense eigendecomposition), α_t by Armijo's test on the ℓ₁ merit function
+//               by the Schur complement A_W (H_L + τI)⁻¹ A_Wᵀ when H_L + τI is positive definite, else by a dense
+//               eigendecomposition), α_t by Armijo's test on the ℓ₁ merit function
 //               f + μ Σ_{i∈W} |c_i|, μ = 2 max|λ⁺| (Nocedal & Wright §18.3; α = 1 when the step is not a descent
 //               direction for it, and in the region of quadratic convergence as above).
 //
@@ -66,7 +67,7 @@
 // Refused: more than 2000 variables (dense Hessians; InvalidInput), and NumericalFailure when no replay ends at
 // the answer or K is singular on the working set (dependent active constraint gradients, e.g. more active
 // constraints than variables): use implicit. Cost: the replay is T Newton(-KKT) iterations (a dense factorisation
-// of the (m + |W|)² matrix each, plus an eigendecomposition to choose τ with constraints), the reverse sweep five
+// of the (m + |W|)² matrix each, and an inertia check), the reverse sweep five
 // evaluations of the second derivatives of f and the constraints per step; the tape holds the T + 1 iterates
 // (m + p + q values each), the working sets, step lengths and shifts.
 #pragma once
