@@ -148,7 +148,8 @@ class KktSolver {
 
 // The smallest τ of 0, 1e-8·max|diag H_L| × 8^k for which K has the inertia of a strict minimum on the tangent
 // space of the working set: H + τI positive definite (Cholesky) without constraints, (m positive, |W| negative, no
-// zero eigenvalue) with. False if none of 60 does, or (allow_shift false) τ = 0 does not.
+// zero eigenvalue) with (a Schur complement when H + τI is positive definite, else eigenvalues). False if none of
+// 60 does, or (allow_shift false) τ = 0 does not.
 bool ChooseShift(const Point& pt, bool allow_shift, double* tau) {
   const int m = static_cast<int>(pt.H.rows()), w = static_cast<int>(pt.A.rows());
   const double dmax = std::max(m ? pt.H.diagonal().cwiseAbs().maxCoeff() : 0.0, std::numeric_limits<double>::min());
@@ -159,6 +160,17 @@ bool ChooseShift(const Point& pt, bool allow_shift, double* tau) {
     if (w == 0) {
       const Eigen::LLT<MatrixXd> llt(K);
       ok = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-10 * std::sqrt(dmax + t);
+    } else if (const Eigen::LLT<MatrixXd> llt(K.topLeftCorner(m, m));
+               llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-10 * std::sqrt(dmax + t)) {
+      // H + τI positive definite: inertia(K) = (m, 0) + inertia(−S), S = A (H + τI)⁻¹ Aᵀ (Haynsworth), so K has
+      // the right inertia iff S is positive definite (A of full row rank) — a Cholesky of w × w, not m + w
+      // eigenvalues.
+      const MatrixXd S = pt.A * llt.solve(pt.A.transpose());
+      const Eigen::LLT<MatrixXd> schur(S);
+      const double smax = std::max(S.diagonal().cwiseAbs().maxCoeff(), std::numeric_limits<double>::min());
+      // Pivots (squared diagonal of the factor) above kInertiaTolerance relative, as the eigenvalues below.
+      ok = schur.info() == Eigen::Success &&
+           schur.matrixLLT().diagonal().minCoeff() > std::sqrt(kInertiaTolerance * smax);
     } else {
       const Eigen::SelfAdjointEigenSolver<MatrixXd> eigen(K, Eigen::EigenvaluesOnly);
       const VectorXd& ev = eigen.eigenvalues();
@@ -392,6 +404,35 @@ const char* GenericNewtonTape::ReplayName() const {
   return "?";
 }
 
+int64_t GenericNewtonTape::Bytes() const {
+  int64_t bytes = static_cast<int64_t>(sizeof(double)) *
+                  static_cast<int64_t>(iterates.size() + multipliers.size() + alpha.size() + tau.size());
+  for (size_t t = 0; t < working.size(); ++t) {
+    bytes += static_cast<int64_t>(sizeof(int) * working[t].size() + keep[t].size());
+  }
+  return bytes;
+}
+
+void GenericUnrolledCounters::Reset() {
+  for (auto& p : problems) p = 0;
+  steps = 0;
+  max_tape_bytes = 0;
+  max_kkt_bytes = 0;
+}
+
+GenericUnrolledCounters& GenericUnrolledTotals() {
+  static GenericUnrolledCounters totals;
+  return totals;
+}
+
+namespace {
+void RaiseTo(std::atomic<int64_t>* a, int64_t v) {
+  int64_t now = a->load(std::memory_order_relaxed);
+  while (v > now && !a->compare_exchange_weak(now, v, std::memory_order_relaxed)) {
+  }
+}
+}  // namespace
+
 void RecordGenericNewton(const DerivativeOracle& oracle, const GenericSolverOptions& options, const double* y0,
                          const double* y_answer, GenericNewtonTape* tape) {
   const int m = oracle.num_variables(), p = oracle.num_equalities(), nc = p + oracle.num_inequalities();
@@ -535,6 +576,14 @@ void GenericBackwardInMode(const DerivativeOracle& oracle, const GenericSolverOp
     status->Set(kNotConverged, "the unrolled Newton replay stopped at max_newton_iterations");
   }
   GenericUnrolledVjp(oracle, tape, mode.kind == GradientMode::kUnrolled ? tape.steps() : mode.steps, v, dx);
+  GenericUnrolledCounters& totals = GenericUnrolledTotals();
+  totals.problems[tape.replay].fetch_add(1, std::memory_order_relaxed);
+  totals.steps.fetch_add(tape.steps(), std::memory_order_relaxed);
+  RaiseTo(&totals.max_tape_bytes, tape.Bytes());
+  size_t w = 0;
+  for (const std::vector<int>& W : tape.working) w = std::max(w, W.size());
+  const int64_t rows = tape.m + static_cast<int64_t>(w);
+  RaiseTo(&totals.max_kkt_bytes, rows * rows * static_cast<int64_t>(sizeof(double)));
 }
 
 }  // namespace ddn

@@ -32,7 +32,8 @@
 //               as the implicit backward identifies it (|g_k| ≤ active_tolerance·‖∇g_k‖₁·‖y‖∞, multipliers that
 //               pull the wrong way dropped), for every step, from y₀ and the least-squares multipliers on W* at
 //               y₀; τ_t shifts H_L until K has the inertia (m, |W|, 0) of a minimum on the tangent space (checked
-//               by a dense eigendecomposition), α_t by Armijo's test on the ℓ₁ merit function
+//               by the Schur complement A_W (H_L + τI)⁻¹ A_Wᵀ when H_L + τI is positive definite, else by a dense
+//               eigendecomposition), α_t by Armijo's test on the ℓ₁ merit function
 //               f + μ Σ_{i∈W} |c_i|, μ = 2 max|λ⁺| (Nocedal & Wright §18.3; α = 1 when the step is not a descent
 //               direction for it, and in the region of quadratic convergence as above).
 //
@@ -66,11 +67,13 @@
 // Refused: more than 2000 variables (dense Hessians; InvalidInput), and NumericalFailure when no replay ends at
 // the answer or K is singular on the working set (dependent active constraint gradients, e.g. more active
 // constraints than variables): use implicit. Cost: the replay is T Newton(-KKT) iterations (a dense factorisation
-// of the (m + |W|)² matrix each, plus an eigendecomposition to choose τ with constraints), the reverse sweep five
+// of the (m + |W|)² matrix each, and an inertia check), the reverse sweep five
 // evaluations of the second derivatives of f and the constraints per step; the tape holds the T + 1 iterates
 // (m + p + q values each), the working sets, step lengths and shifts.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <vector>
 
 #include "ddn/generic_solver.h"
@@ -95,7 +98,21 @@ struct GenericNewtonTape {
   int steps() const { return static_cast<int>(alpha.size()); }
   // "newton", "active_set", "fixed_set".
   const char* ReplayName() const;
+  // The memory the tape holds (what the reverse sweep keeps for all steps), in bytes.
+  int64_t Bytes() const;
 };
+
+// Process-wide totals over every replay GenericBackwardInMode has run (benchmarks read them; relaxed atomics, so
+// they cost nothing measurable): problems replayed per kind of replay, steps, and the largest tape and the largest
+// KKT matrix ((m + |W|)² doubles; the replay holds a few of that size at a time) of one problem.
+struct GenericUnrolledCounters {
+  std::atomic<int64_t> problems[3] = {0, 0, 0};  // indexed by GenericNewtonTape::Replay
+  std::atomic<int64_t> steps{0};
+  std::atomic<int64_t> max_tape_bytes{0};
+  std::atomic<int64_t> max_kkt_bytes{0};
+  void Reset();
+};
+GenericUnrolledCounters& GenericUnrolledTotals();
 
 // Replays the iteration from y0 (m values) on the oracle's problem and checks that it ends at y_answer.
 // Throws InvalidInput (too many variables) or NumericalFailure (no replay ends at the answer).
