@@ -48,7 +48,7 @@ void AddRunOptions(po::options_description* options, RunOptions* run) {
        }),
        "gradient mode: implicit (default), unrolled (through every iteration of the forward solve) or truncated:K "
        "(through the last K); the last two only for nodes with an iterative forward (qp, deq_tanh, optimal_transport, "
-       "robust_vector_pool, unconstrained generic-engine nodes)");
+       "robust_vector_pool, generic-engine nodes, any node with --generic)");
 }
 
 void CheckRunOptions(const RunOptions& run) {
