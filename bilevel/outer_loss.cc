@@ -30,12 +30,14 @@ NodeProblem::OuterLossFn MakeMse(const NodeSpec& spec, const OuterLossData& data
     target.insert(target.end(), it->second.values().begin(), it->second.values().end());
   }
   for (const auto& [name, t] : data.target) {
-    if (spec.OutputIndex(name) < 0) throw InvalidInput("\"target\" names '" + name + "', not an output of node '" + spec.name + "'");
+    if (spec.OutputIndex(name) < 0)
+      throw InvalidInput("\"target\" names '" + name + "', not an output of node '" + spec.name + "'");
   }
   const Eigen::VectorXd t = Eigen::Map<const Eigen::VectorXd>(target.data(), static_cast<Eigen::Index>(target.size()));
   return [t](const Eigen::VectorXd& y, Eigen::VectorXd* grad) {
     if (y.size() != t.size()) {
-      throw InvalidInput("\"target\" has " + std::to_string(t.size()) + " values, the outputs " + std::to_string(y.size()));
+      throw InvalidInput("\"target\" has " + std::to_string(t.size()) + " values, the outputs " +
+                         std::to_string(y.size()));
     }
     const double n = static_cast<double>(y.size());
     if (grad) *grad = 2.0 * (y - t) / n;
@@ -47,13 +49,15 @@ NodeProblem::OuterLossFn MakeMse(const NodeSpec& spec, const OuterLossData& data
 NodeProblem::OuterLossFn MakeLinearLoss(const NodeSpec& spec, const OuterLossData& data, bool log_loss) {
   const std::string name = log_loss ? "validation_log_loss" : "validation_mse";
   if (spec.outputs.size() != 2 || spec.outputs[0].name != "w" || spec.outputs[1].name != "bias") {
-    throw InvalidInput("outer loss '" + name + "' needs a linear model (outputs w and bias, e.g. ridge_regression); "
-                       "node '" + spec.name + "' has other outputs");
+    const std::string what =
+        "outer loss '" + name + "' needs a linear model (outputs w and bias, e.g. ridge_regression)";
+    throw InvalidInput(what + "; node '" + spec.name + "' has other outputs");
   }
   const Tensor& X = Array(data.validation, "validation", "X", 3);
   const Tensor& y = Array(data.validation, "validation", "y", 2);
   const int64_t M = X.dim(1), P = X.dim(2);
-  if (y.dim(1) != M) throw InvalidInput("\"validation\": X has " + std::to_string(M) + " rows, y " + std::to_string(y.dim(1)));
+  if (y.dim(1) != M)
+    throw InvalidInput("\"validation\": X has " + std::to_string(M) + " rows, y " + std::to_string(y.dim(1)));
   if (M == 0) throw InvalidInput("\"validation\" has no rows");
   const Eigen::MatrixXd Z = regression::DesignWithIntercept(X.data(), M, P);
   const Eigen::VectorXd yv = Eigen::Map<const Eigen::VectorXd>(y.data(), M);

@@ -760,6 +760,74 @@ void CheckOutputs(const Settings& s, const NamedPaths& inputs) {
   RequireDistinctOutputs(inputs, outputs);
 }
 
+// Options that belong to a node run, or to the built-in problems only.
+void CheckNodeOptions(const Settings& s, const po::variables_map& vm, bool is_node) {
+  for (const char* node_only : {"request", "outer-loss", "hyperparameters"}) {
+    if (!is_node && vm.count(node_only)) {
+      throw InvalidInput(std::string("--") + node_only + " applies to a node (ddn bilevel NODE), not to " + s.problem);
+    }
+  }
+  if (is_node) {
+    for (const char* problem_only : {"train", "val", "target", "features", "drop", "dataset", "per-feature", "ridge",
+                                     "outliers", "train-image", "val-images", "size", "output"}) {
+      if (vm.count(problem_only) && !vm[problem_only].defaulted()) {
+        throw InvalidInput(std::string("--") + problem_only + " applies to the built-in problems, not to node " + s.problem);
+      }
+    }
+    if (s.request.empty()) throw InvalidInput("ddn bilevel " + s.problem + " needs --request FILE");
+    if (s.outer_loss.empty()) throw InvalidInput("ddn bilevel " + s.problem + " needs --outer-loss (" + OuterLossNames() + ")");
+  }
+}
+
+// Every size and value a user gives is bounded and finite (--grid 2147483647 asked for 32 GB), and options that
+// exclude each other are not both given.
+void CheckValues(const Settings& s, const po::variables_map& vm) {
+  if (s.grid < 0 || s.grid > kMaxGrid) {
+    throw InvalidInput("--grid must be in [0, " + std::to_string(kMaxGrid) + "], got " + std::to_string(s.grid));
+  }
+  if (s.max_iterations < 0 || s.max_iterations > kMaxIterations) {
+    throw InvalidInput("--max-iterations must be in [0, " + std::to_string(kMaxIterations) + "], got " +
+                       std::to_string(s.max_iterations));
+  }
+  if (!(s.init >= 0) || !std::isfinite(s.init)) {
+    throw InvalidInput("--init must be a finite number > 0 (or 0: the problem's default), got " + FormatDouble(s.init));
+  }
+  if (!(s.lower >= 0) || !std::isfinite(s.lower)) {
+    throw InvalidInput("--lower must be a finite number > 0 (or 0: the problem's bound), got " + FormatDouble(s.lower));
+  }
+  if (!(s.upper >= 0) || !std::isfinite(s.upper)) {
+    throw InvalidInput("--upper must be a finite number > 0 (or 0: the problem's bound), got " + FormatDouble(s.upper));
+  }
+  if (s.lower > 0 && s.upper > 0 && !(s.lower < s.upper)) {
+    throw InvalidInput("--lower " + FormatDouble(s.lower) + " must be below --upper " + FormatDouble(s.upper));
+  }
+  if (!s.eval_at.empty()) {
+    for (const char* excluded : {"init", "grid", "plot", "lower", "upper"}) {
+      if (vm.count(excluded) && !vm[excluded].defaulted()) {
+        throw InvalidInput(std::string("--eval-at evaluates one point: --") + excluded + " does not apply");
+      }
+    }
+  }
+  if (!(s.ridge >= 0) || !std::isfinite(s.ridge)) {
+    throw InvalidInput("--ridge must be a finite number >= 0, got " + FormatDouble(s.ridge));
+  }
+  if (!(s.outliers >= 0 && s.outliers <= 1)) {
+    throw InvalidInput("--outliers must be in [0, 1], got " + FormatDouble(s.outliers));
+  }
+  if (!(s.noise > 0) || !std::isfinite(s.noise)) {
+    throw InvalidInput("--noise must be a finite number > 0, got " + FormatDouble(s.noise));
+  }
+  if (!(s.epsilon > 0) || !std::isfinite(s.epsilon)) {
+    throw InvalidInput("--epsilon must be a finite number > 0, got " + FormatDouble(s.epsilon));
+  }
+  if (vm.count("start-grid") && (s.start_grid < 0 || s.start_grid > kMaxGrid)) {
+    throw InvalidInput("--start-grid must be in [0, " + std::to_string(kMaxGrid) + "], got " + std::to_string(s.start_grid));
+  }
+  if (vm.count("start-grid") && s.start_grid > 0 && s.init > 0) {
+    throw InvalidInput("--start-grid and --init exclude each other (both choose the start)");
+  }
+}
+
 }  // namespace
 
 std::string DefaultDataDir() {
@@ -865,21 +933,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       throw InvalidInput("unknown problem or node " + QuoteForMessage(s.problem) + " (problems: " + ProblemNames() +
                          "; nodes: see ddn nodes)");
     }
-    for (const char* node_only : {"request", "outer-loss", "hyperparameters"}) {
-      if (!is_node && vm.count(node_only)) {
-        throw InvalidInput(std::string("--") + node_only + " applies to a node (ddn bilevel NODE), not to " + s.problem);
-      }
-    }
-    if (is_node) {
-      for (const char* problem_only : {"train", "val", "target", "features", "drop", "dataset", "per-feature", "ridge",
-                                       "outliers", "train-image", "val-images", "size", "output"}) {
-        if (vm.count(problem_only) && !vm[problem_only].defaulted()) {
-          throw InvalidInput(std::string("--") + problem_only + " applies to the built-in problems, not to node " + s.problem);
-        }
-      }
-      if (s.request.empty()) throw InvalidInput("ddn bilevel " + s.problem + " needs --request FILE");
-      if (s.outer_loss.empty()) throw InvalidInput("ddn bilevel " + s.problem + " needs --outer-loss (" + OuterLossNames() + ")");
-    }
+    CheckNodeOptions(s, vm, is_node);
     const ProblemInfo node_info;  // a node: no data of a built-in problem
     if (is_node) info = &node_info;
     const bool tabular = info->data == ProblemInfo::Data::kTables;
@@ -889,51 +943,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
     if (!tabular && (!s.features.empty() || !s.drop.empty() || (vm.count("na") && !vm["na"].defaulted()))) {
       throw InvalidInput("--features, --drop and --na apply to the tabular problems only");
     }
-    // Every size and value a user gives is bounded and finite (--grid 2147483647 asked for 32 GB).
-    if (s.grid < 0 || s.grid > kMaxGrid) {
-      throw InvalidInput("--grid must be in [0, " + std::to_string(kMaxGrid) + "], got " + std::to_string(s.grid));
-    }
-    if (s.max_iterations < 0 || s.max_iterations > kMaxIterations) {
-      throw InvalidInput("--max-iterations must be in [0, " + std::to_string(kMaxIterations) + "], got " +
-                         std::to_string(s.max_iterations));
-    }
-    if (!(s.init >= 0) || !std::isfinite(s.init)) {
-      throw InvalidInput("--init must be a finite number > 0 (or 0: the problem's default), got " + FormatDouble(s.init));
-    }
-    if (!(s.lower >= 0) || !std::isfinite(s.lower)) {
-      throw InvalidInput("--lower must be a finite number > 0 (or 0: the problem's bound), got " + FormatDouble(s.lower));
-    }
-    if (!(s.upper >= 0) || !std::isfinite(s.upper)) {
-      throw InvalidInput("--upper must be a finite number > 0 (or 0: the problem's bound), got " + FormatDouble(s.upper));
-    }
-    if (s.lower > 0 && s.upper > 0 && !(s.lower < s.upper)) {
-      throw InvalidInput("--lower " + FormatDouble(s.lower) + " must be below --upper " + FormatDouble(s.upper));
-    }
-    if (!s.eval_at.empty()) {
-      for (const char* excluded : {"init", "grid", "plot", "lower", "upper"}) {
-        if (vm.count(excluded) && !vm[excluded].defaulted()) {
-          throw InvalidInput(std::string("--eval-at evaluates one point: --") + excluded + " does not apply");
-        }
-      }
-    }
-    if (!(s.ridge >= 0) || !std::isfinite(s.ridge)) {
-      throw InvalidInput("--ridge must be a finite number >= 0, got " + FormatDouble(s.ridge));
-    }
-    if (!(s.outliers >= 0 && s.outliers <= 1)) {
-      throw InvalidInput("--outliers must be in [0, 1], got " + FormatDouble(s.outliers));
-    }
-    if (!(s.noise > 0) || !std::isfinite(s.noise)) {
-      throw InvalidInput("--noise must be a finite number > 0, got " + FormatDouble(s.noise));
-    }
-    if (!(s.epsilon > 0) || !std::isfinite(s.epsilon)) {
-      throw InvalidInput("--epsilon must be a finite number > 0, got " + FormatDouble(s.epsilon));
-    }
-    if (vm.count("start-grid") && (s.start_grid < 0 || s.start_grid > kMaxGrid)) {
-      throw InvalidInput("--start-grid must be in [0, " + std::to_string(kMaxGrid) + "], got " + std::to_string(s.start_grid));
-    }
-    if (vm.count("start-grid") && s.start_grid > 0 && s.init > 0) {
-      throw InvalidInput("--start-grid and --init exclude each other (both choose the start)");
-    }
+    CheckValues(s, vm);
     if (s.start_grid < 0) s.start_grid = s.init > 0 ? 0 : info->default_start_grid;
     if (s.outliers > 0 && s.problem != "robust-regression") throw InvalidInput("--outliers applies to robust-regression only");
     if (s.ridge > 0 && s.problem != "robust-regression") throw InvalidInput("--ridge applies to robust-regression only");

@@ -14,8 +14,8 @@ struct Intrinsics {
 
 // Reprojection residual z = π(R P + t) − q (2 values), scaled by `scale`.
 struct ReprojResidual {
-  ReprojResidual(const double* q, const double* P, const Intrinsics& k, double scale)
-      : q0(q[0]), q1(q[1]), P{P[0], P[1], P[2]}, k(k), scale(scale) {}
+  ReprojResidual(const double* q, const double* world, const Intrinsics& intrinsics, double weight)
+      : q0(q[0]), q1(q[1]), P{world[0], world[1], world[2]}, k(intrinsics), scale(weight) {}
   template <typename T>
   bool operator()(const T* pose, T* residual) const {
     const T p[3] = {T(P[0]), T(P[1]), T(P[2])};
@@ -33,7 +33,8 @@ struct ReprojResidual {
 
 // Cosine residual √w (b − X/‖X‖) (3 values): ½‖b − n‖² = 1 − bᵀn for unit b and n.
 struct CosineResidual {
-  CosineResidual(const double* q, const double* P, const Intrinsics& k, double scale) : P{P[0], P[1], P[2]}, scale(scale) {
+  CosineResidual(const double* q, const double* world, const Intrinsics& k, double weight)
+      : P{world[0], world[1], world[2]}, scale(weight) {
     const double m[3] = {(q[0] - k.cx) / k.fx, (q[1] - k.cy) / k.fy, 1.0};
     const double norm = std::sqrt(m[0] * m[0] + m[1] * m[1] + 1.0);
     for (int c = 0; c < 3; ++c) b[c] = m[c] / norm;

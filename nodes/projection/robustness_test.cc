@@ -109,13 +109,13 @@ TEST(Ellipsoid, FarOutsideAndExtremeScales) {
   ProjectOntoEllipsoid(x0.data(), a0.data(), 3, false, y0.data(), nullptr);
   ASSERT_TRUE(EllipsoidVjp(x0.data(), a0.data(), y0.data(), 3, false, v.data(), dx0.data(), da0.data()));
   for (double s : {1e280, 1e-280, 1e100}) {
-    Vec x(3), a(3), y(3), dx(3, 0.0), da(3, 0.0);
+    Vec x(3), scaled_a(3), y(3), dx(3, 0.0), da(3, 0.0);
     for (int i = 0; i < 3; ++i) {
       x[i] = x0[i] * s;
-      a[i] = a0[i] * s;
+      scaled_a[i] = a0[i] * s;
     }
-    ProjectOntoEllipsoid(x.data(), a.data(), 3, false, y.data(), nullptr);
-    ASSERT_TRUE(EllipsoidVjp(x.data(), a.data(), y.data(), 3, false, v.data(), dx.data(), da.data()));
+    ProjectOntoEllipsoid(x.data(), scaled_a.data(), 3, false, y.data(), nullptr);
+    ASSERT_TRUE(EllipsoidVjp(x.data(), scaled_a.data(), y.data(), 3, false, v.data(), dx.data(), da.data()));
     for (int i = 0; i < 3; ++i) {
       EXPECT_NEAR(y[i] / s, y0[i], 1e-14) << s;
       EXPECT_NEAR(dx[i], dx0[i], 1e-12) << s;

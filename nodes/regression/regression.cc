@@ -12,7 +12,9 @@
 namespace ddn::regression {
 namespace {
 
-double Softplus(double s) { return std::max(s, 0.0) + std::log1p(std::exp(-std::abs(s))); }
+double Softplus(double s) {
+  return std::max(s, 0.0) + std::log1p(std::exp(-std::abs(s)));
+}
 double Sigmoid(double s) {
   if (s >= 0) return 1.0 / (1.0 + std::exp(-s));
   const double e = std::exp(s);

@@ -73,10 +73,11 @@ TEST(Regression, RidgeMatchesLeastSquaresWithWeightsOneOverN) {
   EXPECT_LT(MaxAbsDiff(a.outputs["bias"], b.outputs["bias"]), 1e-13);
   for (const auto& s : a.status) EXPECT_LT(s.residual, 1e-14);
   const TensorMap v{{"w", Gaussian({B, P}, &rng)}, {"bias", Gaussian({B}, &rng)}};
-  const TensorMap da = Backward(*ridge, {{"X", X}, {"y", y}, {"lambda", Filled({B, 1}, lambda)}}, a.outputs, v, &a.status);
+  const TensorMap da =
+      Backward(*ridge, {{"X", X}, {"y", y}, {"lambda", Filled({B, 1}, lambda)}}, a.outputs, v, &a.status);
   const TensorMap db = Backward(*ls, {{"A", X}, {"b", y}, {"w", Filled({B, N}, 1.0 / N)}},
-                                {{"x", b.outputs["x"]}, {"bias", b.outputs["bias"]}}, {{"x", v.at("w")}, {"bias", v.at("bias")}},
-                                &b.status);
+                                {{"x", b.outputs["x"]}, {"bias", b.outputs["bias"]}},
+                                {{"x", v.at("w")}, {"bias", v.at("bias")}}, &b.status);
   EXPECT_LT(MaxAbsDiff(da.at("X"), db.at("A")), 1e-12 * std::max(1.0, MaxAbs(db.at("A"))));
   EXPECT_LT(MaxAbsDiff(da.at("y"), db.at("b")), 1e-12 * std::max(1.0, MaxAbs(db.at("b"))));
 }
@@ -147,11 +148,13 @@ TEST(Regression, SpecialisedPathsMatchTheGenericEngine) {
       EXPECT_LT(MaxAbsDiff(a.outputs["w"], g.outputs["w"]), 1e-9 * scale) << name << " " << c.name;
       EXPECT_LT(MaxAbsDiff(a.outputs["bias"], g.outputs["bias"]), 1e-9 * scale) << name << " " << c.name;
       Rng rng(7);
-      const TensorMap v{{"w", Gaussian(a.outputs["w"].shape(), &rng)}, {"bias", Gaussian(a.outputs["bias"].shape(), &rng)}};
+      const TensorMap v{{"w", Gaussian(a.outputs["w"].shape(), &rng)},
+                        {"bias", Gaussian(a.outputs["bias"].shape(), &rng)}};
       const TensorMap da = Backward(*node, c.inputs, a.outputs, v, &a.status);
       const TensorMap dg = Backward(*node, c.inputs, a.outputs, v, &g.status, generic);
       for (const auto& [input, t] : da) {
-        EXPECT_LT(MaxAbsDiff(t, dg.at(input)), 1e-8 * std::max(1.0, MaxAbs(t))) << name << " " << c.name << " " << input;
+        EXPECT_LT(MaxAbsDiff(t, dg.at(input)), 1e-8 * std::max(1.0, MaxAbs(t)))
+            << name << " " << c.name << " " << input;
       }
     }
   }
