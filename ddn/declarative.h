@@ -513,19 +513,19 @@ class NodeOracle final : public DerivativeOracle {
         grad[out.row[a]] += out.g[a];
         if (magnitude) magnitude[out.row[a]] += out.mag[a];
       }
-      if (out.want_h) {
+      if (H && out.want_h) {
         // Rows are y variables in increasing order, so (row[a], row[b]) with b ≤ a is in the lower triangle.
         for (int a = 0; a < rows; ++a)
           for (int b = 0; b <= a; ++b)
             if (out.h[a * (a + 1) / 2 + b] != 0) H->push_back({out.row[a], out.row[b], out.h[a * (a + 1) / 2 + b]});
       }
     } else {
-      if (out.want_h) {
+      if (H && out.want_h) {
         H->resize(h0 + static_cast<size_t>(L_.num_terms) * rows * (rows + 1) / 2);
         out.h_out = H->data() + h0;
       }
       f = SumTermsSlicedY(plan, &v, grad, magnitude, &out);
-      if (out.want_h) H->resize(static_cast<size_t>(out.h_out - H->data()));
+      if (H && out.want_h) H->resize(static_cast<size_t>(out.h_out - H->data()));
     }
     if (B) B->resize(static_cast<size_t>(out.b_out - B->data()));
     return f;
@@ -578,21 +578,32 @@ class NodeOracle final : public DerivativeOracle {
     }
   }
 
+  // A second copy of the variables' storage (sliced rows, whole inputs; seeds included) with the arguments
+  // pointing into it, so that two terms can be evaluated side by side.
+  template <typename S>
+  TermVars<S> SecondCopy(const TermVars<S>& v) const {
+    TermVars<S> w = v;
+    for (size_t i = 0; i < w.args.ptr_.size(); ++i) {
+      if (!v.args.ptr_[i]) continue;
+      if (!v.row[i].empty() && v.args.ptr_[i] == v.row[i].data()) w.args.ptr_[i] = w.row[i].data();
+      if (!v.whole[i].empty() && v.args.ptr_[i] == v.whole[i].data()) w.args.ptr_[i] = w.whole[i].data();
+    }
+    return w;
+  }
+
   // The loops over the terms. Flattened: the node's Term and everything it calls are inlined into the loop, so
-  // that loop-invariant work (constants, the dispatch on a node's options) leaves the loop and the processor
-  // overlaps consecutive terms (a call per term serialises them through memory; about a third of the cost of a
-  // small term).
+  // that loop-invariant work (constants, the dispatch on a node's options) leaves the loop. Two terms per
+  // iteration, each in its own copy of the variables: a term is a chain of dependent operations (square roots
+  // and divisions among them) and two independent chains side by side keep the processor busy while each waits.
+  // Sums are taken in term order, as one term per iteration would.
   template <typename S, int N>
   DDN_AD_FLATTEN double SumTermsSharedY(const TermPlan& plan, TermVars<S>* v, TermSums<N>* out) const {
     // Local sums (registers, not memory that the entries written below might alias).
     double f = 0, g_sum[N] = {}, mag_sum[N] = {}, h_sum[N * (N + 1) / 2] = {};
-    const int rows = out->rows, d = out->d;
+    const int rows = std::min(out->rows, N), d = std::min(out->d, N);  // (≤ N: the compiler is told so)
     const bool want_h = out->want_h, want_b = out->want_b, want_mag = out->want_mag;
     SparseEntry* b_out = out->b_out;
-    for (int64_t t = 0; t < L_.num_terms; ++t) {
-      v->args.term_ = t;
-      SetTermValues(plan, t, v);
-      const S res = node_.template Term<S>(v->args, v->y.data());
+    auto add = [&](const S& res, int64_t t) DDN_AD_INLINE_LAMBDA {
       f += res.value();
       for (int a = 0; a < rows; ++a) {
         const double g = res.gradient(a);
@@ -613,6 +624,24 @@ class NodeOracle final : public DerivativeOracle {
           }
         }
       }
+    };
+    TermVars<S> w = SecondCopy(*v);
+    const S* y = v->y.data();
+    int64_t t = 0;
+    for (; t + 1 < L_.num_terms; t += 2) {
+      v->args.term_ = t;
+      w.args.term_ = t + 1;
+      SetTermValues(plan, t, v);
+      SetTermValues(plan, t + 1, &w);
+      const S r0 = node_.template Term<S>(v->args, y);
+      const S r1 = node_.template Term<S>(w.args, y);
+      add(r0, t);
+      add(r1, t + 1);
+    }
+    if (t < L_.num_terms) {
+      v->args.term_ = t;
+      SetTermValues(plan, t, v);
+      add(node_.template Term<S>(v->args, y), t);
     }
     for (int a = 0; a < N; ++a) {
       out->g[a] = g_sum[a];
@@ -627,36 +656,67 @@ class NodeOracle final : public DerivativeOracle {
   DDN_AD_FLATTEN double SumTermsSlicedY(const TermPlan& plan, TermVars<S>* v, double* grad, double* magnitude,
                                         TermSums<N>* out) const {
     double f = 0;
-    const int rows = out->rows, d = out->d;
-    for (int64_t t = 0; t < L_.num_terms; ++t) {
-      v->args.term_ = t;
-      SetTermValues(plan, t, v);
-      const int y0 = static_cast<int>(t * L_.y_row);
-      for (int k = 0; k < rows; ++k) v->y[y0 + k].Seed(k);
-      const S res = node_.template Term<S>(v->args, v->y.data() + y0);
-      for (int k = 0; k < rows; ++k) v->y[y0 + k].Unseed(k);
+    const int rows = std::min(out->rows, N), d = std::min(out->d, N);  // (≤ N: the compiler is told so)
+    const bool want_h = out->want_h, want_b = out->want_b, want_mag = out->want_mag;
+    SparseEntry* h_out = out->h_out;
+    SparseEntry* b_out = out->b_out;
+    auto add = [&](const S& res, int64_t t, int y0) DDN_AD_INLINE_LAMBDA {
       f += res.value();
       for (int a = 0; a < rows; ++a) {
         const int row = y0 + a;
         const double g = res.gradient(a);
         grad[row] += g;
-        if (out->want_mag) magnitude[row] += std::abs(g);
+        if (want_mag) magnitude[row] += std::abs(g);
         if constexpr (S::kSecond) {
-          if (out->want_h) {
+          if (want_h) {
             for (int b = 0; b <= a; ++b) {
               const double h = res.hessian(a, b);
-              if (h != 0) *out->h_out++ = {row, y0 + b, h};
+              if (h != 0) *h_out++ = {row, y0 + b, h};
             }
           }
-          if (out->want_b) {
+          if (want_b) {
             for (int b = rows; b < d; ++b) {
               const double h = res.hessian(a, b);
-              if (h != 0) *out->b_out++ = {row, out->col0[b] + static_cast<int>(t) * out->col_step[b], h};
+              if (h != 0) *b_out++ = {row, out->col0[b] + static_cast<int>(t) * out->col_step[b], h};
             }
           }
         }
       }
+    };
+    // (Both copies read y from v: each term seeds its own slice of it.)
+    TermVars<S> w = SecondCopy(*v);
+    S* y = v->y.data();
+    int64_t t = 0;
+    for (; t + 1 < L_.num_terms; t += 2) {
+      v->args.term_ = t;
+      w.args.term_ = t + 1;
+      SetTermValues(plan, t, v);
+      SetTermValues(plan, t + 1, &w);
+      const int y0 = static_cast<int>(t * L_.y_row), y1 = static_cast<int>((t + 1) * L_.y_row);
+      for (int k = 0; k < rows; ++k) {
+        y[y0 + k].Seed(k);
+        y[y1 + k].Seed(k);
+      }
+      const S r0 = node_.template Term<S>(v->args, y + y0);
+      const S r1 = node_.template Term<S>(w.args, y + y1);
+      for (int k = 0; k < rows; ++k) {
+        y[y0 + k].Unseed(k);
+        y[y1 + k].Unseed(k);
+      }
+      add(r0, t, y0);
+      add(r1, t + 1, y1);
     }
+    if (t < L_.num_terms) {
+      v->args.term_ = t;
+      SetTermValues(plan, t, v);
+      const int y0 = static_cast<int>(t * L_.y_row);
+      for (int k = 0; k < rows; ++k) y[y0 + k].Seed(k);
+      const S r0 = node_.template Term<S>(v->args, y + y0);
+      for (int k = 0; k < rows; ++k) y[y0 + k].Unseed(k);
+      add(r0, t, y0);
+    }
+    out->h_out = h_out;
+    out->b_out = b_out;
     return f;
   }
 

@@ -1274,7 +1274,8 @@ void GenericVjp(const DerivativeOracle& oracle, const GenericSolverOptions& opti
   Point pt;
   pt.y = Eigen::Map<const VectorXd>(y_in, m);
   Entries Bf;
-  pt.f = P.Derivatives(pt.y, &pt.g, &pt.H, &Bf, &pt.gmag);
+  // (The gradient's magnitudes judge multipliers: not needed without constraints.)
+  pt.f = P.Derivatives(pt.y, &pt.g, &pt.H, &Bf, P.nc() > 0 ? &pt.gmag : nullptr);
   RequireFinite(P, pt.f, pt.g, "at the solution");
   Entries Ax;
   P.Jacobian(pt.y, &pt.c, &pt.A, &Ax);

@@ -46,6 +46,8 @@
 // A loop over a node's terms: every call inside it is inlined (the term and the functions it calls), so that the
 // loop body is one piece of straight code the compiler can optimise and the processor can overlap.
 #define DDN_AD_FLATTEN __attribute__((flatten))
+// A lambda in such a loop, always inlined.
+#define DDN_AD_INLINE_LAMBDA __attribute__((always_inline))
 
 namespace ddn {
 
