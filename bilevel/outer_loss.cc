@@ -1,6 +1,7 @@
 #include "bilevel/outer_loss.h"
 
 #include "ddn/error.h"
+#include "ddn/losses.h"
 #include "ddn/strings.h"
 #include "nodes/regression/regression.h"
 
@@ -39,9 +40,7 @@ NodeProblem::OuterLossFn MakeMse(const NodeSpec& spec, const OuterLossData& data
       throw InvalidInput("\"target\" has " + std::to_string(t.size()) + " values, the outputs " +
                          std::to_string(y.size()));
     }
-    const double n = static_cast<double>(y.size());
-    if (grad) *grad = 2.0 * (y - t) / n;
-    return (y - t).squaredNorm() / n;
+    return ddn::MeanSquaredError(y, t, grad);
   };
 }
 
@@ -108,7 +107,7 @@ NodeProblem::OuterLossFn MakeLinearLoss(const NodeSpec& spec, const OuterLossDat
       throw InvalidInput("\"validation\".X has " + std::to_string(Z.cols() - 1) + " features, the model " +
                          std::to_string(u.size() - 1));
     }
-    return log_loss ? regression::BinaryLogLoss(Z, yv, u, grad, nullptr) : regression::MeanSquaredError(Z, yv, u, grad);
+    return log_loss ? regression::BinaryLogLoss(Z, yv, u, grad, nullptr) : ddn::MeanSquaredError(Z, u, yv, grad);
   };
 }
 

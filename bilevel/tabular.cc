@@ -10,12 +10,12 @@
 #include <numeric>
 
 #include "ddn/error.h"
+#include "ddn/losses.h"
 #include "ddn/params.h"
 #include "ddn/random.h"
 #include "nodes/regression/regression.h"
 
 namespace ddn::bilevel {
-using regression::MeanSquaredError;
 using regression::NewtonMinimize;
 
 // ---- Shared ----------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ void RidgeProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* statu
   regression::SolveRidge(gram_, zty_, theta, &u_, status);
 }
 
-double RidgeProblem::OuterLoss(Eigen::VectorXd* grad_w) const { return MeanSquaredError(Zv_, yv_, u_, grad_w); }
+double RidgeProblem::OuterLoss(Eigen::VectorXd* grad_w) const { return ddn::MeanSquaredError(Zv_, u_, yv_, grad_w); }
 
 ImplicitSystem RidgeProblem::InnerBlocks() const { return regression::RidgeBlocks(gram_, theta_, u_); }
 
@@ -363,7 +363,7 @@ void RobustRegressionProblem::SolveInner(const Eigen::VectorXd& theta, ProblemSt
 }
 
 double RobustRegressionProblem::OuterLoss(Eigen::VectorXd* grad_w) const {
-  return MeanSquaredError(Zv_, yv_, u_, grad_w);
+  return ddn::MeanSquaredError(Zv_, u_, yv_, grad_w);
 }
 
 ImplicitSystem RobustRegressionProblem::InnerBlocks() const {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ddn/error.h"
+#include "ddn/losses.h"
 
 namespace ddn::bilevel {
 
@@ -157,10 +158,7 @@ void TvDenoiseProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* s
 }
 
 double TvDenoiseProblem::OuterLoss(Eigen::VectorXd* grad_w) const {
-  const double N = static_cast<double>(u_.size());
-  const Eigen::VectorXd r = u_ - clean_.pixels;
-  if (grad_w) *grad_w = (2.0 / N) * r;
-  return r.squaredNorm() / N;
+  return ddn::MeanSquaredError(u_, clean_.pixels, grad_w);
 }
 
 ImplicitSystem TvDenoiseProblem::InnerBlocks() const {

@@ -44,14 +44,6 @@ Eigen::MatrixXd WeightedGram(const Eigen::MatrixXd& Z, const Eigen::VectorXd& w)
   return G;
 }
 
-double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
-                        Eigen::VectorXd* grad) {
-  const Eigen::VectorXd r = Z * u - y;
-  const double n = static_cast<double>(y.size());
-  if (grad) *grad = (2.0 / n) * (Z.transpose() * r);
-  return r.squaredNorm() / n;
-}
-
 int NewtonMinimize(const std::function<double(const Eigen::VectorXd&, Eigen::VectorXd*, Eigen::MatrixXd*)>& fn,
                    Eigen::VectorXd* u, const std::string& what, ProblemStatus* status, int max_iterations) {
   constexpr double kEps = std::numeric_limits<double>::epsilon();

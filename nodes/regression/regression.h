@@ -48,10 +48,6 @@ Eigen::MatrixXd DesignWithIntercept(const double* X, int64_t n, int64_t p);
 // Zᵀ diag(w) Z, in blocks of rows (a scaled copy of one block at a time).
 Eigen::MatrixXd WeightedGram(const Eigen::MatrixXd& Z, const Eigen::VectorXd& w);
 
-// The mean squared error (1/n) ‖Z u − y‖² of a linear model and, if `grad` is given, its gradient in u.
-double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
-                        Eigen::VectorXd* grad);
-
 // Newton's method with a backtracking line search for a smooth strictly convex f (dense Hessian):
 // `fn(u, grad, hess)` returns f(u) and fills the gradient and, if `hess` is not null, the Hessian.
 // Stops after a step whose max-norm is ≤ 1e-10 · (1 + ‖u‖∞), or when −gᵀH⁻¹g ≤ 64ε|f| (f cannot tell better
