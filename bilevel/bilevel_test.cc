@@ -154,6 +154,30 @@ TEST(Hypergradient, TvDenoiseSparseMatchesDenseImplicitVjp) {
   EXPECT_LE(RelativeError(sparse, dense), 1e-10);
 }
 
+// The inner problem is the node tv_denoise's: from the same start (the noisy image) the problem's solve and the
+// node's forward are the same computation, and the node's backward for λ with v = ∂L/∂u is the hypergradient.
+TEST(Hypergradient, TvDenoiseIsTheTvDenoiseNode) {
+  const Image clean = TinyImage(20), noisy = AddNoise(clean, 0.1, 5);
+  TvDenoiseProblem p(clean, noisy, 0.02);
+  const double lambda = 0.06;
+  ProblemStatus s;
+  p.SolveInner(Eigen::VectorXd::Constant(1, lambda), &s);
+  const auto node = MakeNode("tv_denoise", {{"epsilon", "0.02"}});
+  const TensorMap inputs = {
+      {"g", Tensor({1, noisy.rows, noisy.cols}, std::vector<double>(noisy.pixels.data(), noisy.pixels.data() + noisy.pixels.size()))},
+      {"lambda", Tensor({1}, {lambda})}};
+  ForwardResult r = Forward(*node, inputs);
+  const Eigen::VectorXd u = Eigen::Map<const Eigen::VectorXd>(r.outputs.at("u").data(), noisy.pixels.size());
+  EXPECT_EQ((u - p.InnerSolution()).lpNorm<Eigen::Infinity>(), 0.0);
+  Eigen::VectorXd v;
+  p.OuterLoss(&v);
+  const Eigen::VectorXd hypergradient = p.HypergradientVjp(v, &s);
+  const TensorMap grads =
+      Backward(*node, inputs, r.outputs, {{"u", Tensor({1, noisy.rows, noisy.cols}, std::vector<double>(v.data(), v.data() + v.size()))}},
+               &r.status);
+  EXPECT_NEAR(grads.at("lambda")[0], hypergradient[0], 1e-12 * std::abs(hypergradient[0]));
+}
+
 // ---- Inner solves ---------------------------------------------------------------------------------
 
 TEST(InnerSolve, ReachesMachinePrecision) {
