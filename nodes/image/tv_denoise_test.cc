@@ -12,22 +12,10 @@
 #include "ddn/node.h"
 #include "ddn/random.h"
 #include "nodes/image/tv_denoise.h"
+#include "tests/compare.h"
 
 namespace ddn {
 namespace {
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
-double MaxAbs(const Tensor& a) {
-  double m = 0;
-  for (double v : a.values()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 Tensor NoisyDisc(int64_t rows, int64_t cols, uint64_t seed) {
   Rng rng(seed);

@@ -14,6 +14,7 @@
 #include "ddn/node.h"
 #include "ddn/random.h"
 #include "nodes/regression/regression.h"
+#include "tests/compare.h"
 
 namespace ddn {
 namespace {
@@ -31,19 +32,6 @@ Tensor Filled(Shape shape, double value) {
   Tensor t(shape);
   for (auto& v : t.values()) v = value;
   return t;
-}
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
-double MaxAbs(const Tensor& a) {
-  double m = 0;
-  for (double v : a.values()) m = std::max(m, std::abs(v));
-  return m;
 }
 
 TEST(Regression, NodesAreRegisteredWithTheirHyperparameterAsADifferentiablePositiveInput) {
