@@ -1,7 +1,7 @@
 # bilevel/: bi-level problems (hyperparameter optimisation): the outer machinery and the built-in problems.
 #
 #   ddn_bilevel      (ddn::bilevel) the engine and the built-in problems: Eigen, ddn, ddn_data and the regression
-#                    nodes' solvers.
+#                    and image nodes' solvers.
 # The `ddn bilevel` tool (options, plots, image files) is apps/bilevel/.
 add_library(ddn_bilevel STATIC
   ${CMAKE_CURRENT_LIST_DIR}/bilevel.cc
@@ -10,12 +10,15 @@ add_library(ddn_bilevel STATIC
   ${CMAKE_CURRENT_LIST_DIR}/node_problem.cc
   ${CMAKE_CURRENT_LIST_DIR}/outer_loss.cc
   ${CMAKE_CURRENT_LIST_DIR}/registry.cc)
-# The inner problems of the tabular problems are those of the regression nodes (nodes/regression/regression.h),
-# linked whole so that the nodes are registered wherever the problems are (as ddn_link_nodes links them).
+# The inner problems are those of the regression nodes (nodes/regression/regression.h) and of the tv_denoise node
+# (nodes/image/tv_denoise.h), linked whole so that the nodes are registered wherever the problems are (as
+# ddn_link_nodes links them).
 # (The installed ddn::bilevel names the installed target: export does not rewrite names inside genexes.)
 target_link_libraries(ddn_bilevel PUBLIC ddn ddn_data
                       "$<BUILD_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,ddn_nodes_regression>>"
-                      "$<INSTALL_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,ddn::nodes_regression>>")
+                      "$<INSTALL_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,ddn::nodes_regression>>"
+                      "$<BUILD_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,ddn_nodes_image>>"
+                      "$<INSTALL_INTERFACE:$<LINK_LIBRARY:WHOLE_ARCHIVE,ddn::nodes_image>>")
 
 if(DDN_BUILD_TESTS)
   # The README's user-defined bi-level problem (a declarative node + an outer loss).

@@ -154,6 +154,30 @@ TEST(Hypergradient, TvDenoiseSparseMatchesDenseImplicitVjp) {
   EXPECT_LE(RelativeError(sparse, dense), 1e-10);
 }
 
+// The inner problem is the node tv_denoise's: from the same start (the noisy image) the problem's solve and the
+// node's forward are the same computation, and the node's backward for λ with v = ∂L/∂u is the hypergradient.
+TEST(Hypergradient, TvDenoiseIsTheTvDenoiseNode) {
+  const Image clean = TinyImage(20), noisy = AddNoise(clean, 0.1, 5);
+  TvDenoiseProblem p(clean, noisy, 0.02);
+  const double lambda = 0.06;
+  ProblemStatus s;
+  p.SolveInner(Eigen::VectorXd::Constant(1, lambda), &s);
+  const auto node = MakeNode("tv_denoise", {{"epsilon", "0.02"}});
+  const TensorMap inputs = {
+      {"g", Tensor({1, noisy.rows, noisy.cols}, std::vector<double>(noisy.pixels.data(), noisy.pixels.data() + noisy.pixels.size()))},
+      {"lambda", Tensor({1}, {lambda})}};
+  ForwardResult r = Forward(*node, inputs);
+  const Eigen::VectorXd u = Eigen::Map<const Eigen::VectorXd>(r.outputs.at("u").data(), noisy.pixels.size());
+  EXPECT_EQ((u - p.InnerSolution()).lpNorm<Eigen::Infinity>(), 0.0);
+  Eigen::VectorXd v;
+  p.OuterLoss(&v);
+  const Eigen::VectorXd hypergradient = p.HypergradientVjp(v, &s);
+  const TensorMap grads =
+      Backward(*node, inputs, r.outputs, {{"u", Tensor({1, noisy.rows, noisy.cols}, std::vector<double>(v.data(), v.data() + v.size()))}},
+               &r.status);
+  EXPECT_NEAR(grads.at("lambda")[0], hypergradient[0], 1e-12 * std::abs(hypergradient[0]));
+}
+
 // ---- Inner solves ---------------------------------------------------------------------------------
 
 TEST(InnerSolve, ReachesMachinePrecision) {
@@ -229,7 +253,8 @@ Tensor Standardised(const Eigen::MatrixXd& X, const Eigen::MatrixXd& reference) 
   Tensor t({1, n, p});
   for (Eigen::Index j = 0; j < p; ++j) {
     const double mean = reference.col(j).mean();
-    const double sd = std::sqrt((reference.col(j).array() - mean).square().sum() / static_cast<double>(reference.rows()));
+    const double var = (reference.col(j).array() - mean).square().sum() / static_cast<double>(reference.rows());
+    const double sd = var > 1e-300 ? std::sqrt(var) : 1.0;  // a constant column is only centred (as tabular.h)
     for (Eigen::Index i = 0; i < n; ++i) t[i * p + j] = (X(i, j) - mean) / sd;
   }
   return t;
@@ -294,6 +319,36 @@ TEST(NodeProblems, LogisticAndRobustRegressionNodesAreTheTabularProblems) {
   }
 }
 
+// multinomial_logistic_regression with validation_log_loss (one-hot Y) is the multinomial logistic problem of
+// `ddn bilevel logistic --dataset digits`: the same loss and hypergradient, the same answer.
+TEST(NodeProblems, MultinomialLogisticRegressionNodeIsTheMultinomialProblem) {
+  const Dataset train = EveryFourthPixel(Load("digits", "train", "digit", 150));
+  const Dataset val = EveryFourthPixel(Load("digits", "val", "digit", 150));
+  LogisticProblem tabular(train, val);
+  ASSERT_EQ(tabular.num_classes(), 10);
+  auto one_hot = [](const Eigen::VectorXd& labels) {  // the digits' labels are the classes 0..9
+    Tensor Y({1, labels.size(), 10});
+    for (Eigen::Index i = 0; i < labels.size(); ++i) Y[i * 10 + static_cast<int64_t>(labels[i])] = 1.0;
+    return Y;
+  };
+  OuterLossData data;
+  data.validation = {{"X", Standardised(val.X, train.X)}, {"Y", one_hot(val.y)}};
+  NodeProblem node(MakeNode("multinomial_logistic_regression", {}),
+                   {{"X", Standardised(train.X, train.X)}, {"Y", one_hot(train.y)}, {"lambda", Tensor({1}, {1e-2})}},
+                   {"lambda"},
+                   FindOuterLoss("validation_log_loss")->make(GetNodeSpec("multinomial_logistic_regression"), data),
+                   1e-4, 1e2);
+  for (double lambda : {3e-3, 0.1, 3.0}) {
+    const Evaluation a = Evaluate(&tabular, Eigen::VectorXd::Constant(1, lambda));
+    const Evaluation b = Evaluate(&node, Eigen::VectorXd::Constant(1, lambda));
+    EXPECT_NEAR(a.loss, b.loss, 1e-10 * a.loss) << lambda;
+    EXPECT_LT(RelativeError(a.grad_theta, b.grad_theta), 1e-7) << lambda;
+  }
+  const OptimizeResult a = Optimize(&tabular), b = Optimize(&node);
+  EXPECT_NEAR(a.theta[0], b.theta[0], 1e-6 * a.theta[0]);
+  EXPECT_NEAR(a.loss, b.loss, 1e-10 * a.loss);
+}
+
 TEST(NodeProblems, OuterLossesRefuseWhatTheyCannotUse) {
   EXPECT_EQ(OuterLossNames(), "mse, validation_mse, validation_log_loss");
   EXPECT_EQ(FindOuterLoss("nope"), nullptr);
@@ -305,6 +360,12 @@ TEST(NodeProblems, OuterLossesRefuseWhatTheyCannotUse) {
     EXPECT_NE(std::string(e.what()).find("\"validation\""), std::string::npos) << e.what();
   }
   EXPECT_THROW(FindOuterLoss("mse")->make(GetNodeSpec("ridge_regression"), empty), InvalidInput);
+  try {
+    FindOuterLoss("validation_mse")->make(GetNodeSpec("multinomial_logistic_regression"), empty);
+    ADD_FAILURE() << "no error";
+  } catch (const InvalidInput& e) {
+    EXPECT_NE(std::string(e.what()).find("use validation_log_loss"), std::string::npos) << e.what();
+  }
 }
 
 // ---- The registry and the report hook -------------------------------------------------------------

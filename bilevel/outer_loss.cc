@@ -1,6 +1,7 @@
 #include "bilevel/outer_loss.h"
 
 #include "ddn/error.h"
+#include "ddn/losses.h"
 #include "ddn/strings.h"
 #include "nodes/regression/regression.h"
 
@@ -13,8 +14,8 @@ const Tensor& Array(const TensorMap& data, const std::string& where, const std::
   if (it == data.end()) throw InvalidInput("the outer loss needs \"" + where + "\": {\"" + key + "\": ...}");
   const Tensor& t = it->second;
   if (t.shape().size() != rank || t.dim(0) != 1) {
-    throw InvalidInput("\"" + where + "\"." + key + " must have shape " + (rank == 3 ? "(1, M, P)" : "(1, M)") +
-                       ", got " + ShapeString(t.shape()));
+    const std::string shape = rank == 3 ? (key == "Y" ? "(1, M, K)" : "(1, M, P)") : "(1, M)";
+    throw InvalidInput("\"" + where + "\"." + key + " must have shape " + shape + ", got " + ShapeString(t.shape()));
   }
   return t;
 }
@@ -39,9 +40,48 @@ NodeProblem::OuterLossFn MakeMse(const NodeSpec& spec, const OuterLossData& data
       throw InvalidInput("\"target\" has " + std::to_string(t.size()) + " values, the outputs " +
                          std::to_string(y.size()));
     }
-    const double n = static_cast<double>(y.size());
-    if (grad) *grad = 2.0 * (y - t) / n;
-    return (y - t).squaredNorm() / n;
+    return ddn::MeanSquaredError(y, t, grad);
+  };
+}
+
+// A multinomial classifier's (multinomial_logistic_regression: outputs w (P, K), bias (K), the last intercept fixed
+// at 0) mean log-loss on validation rows X (1, M, P) with class probabilities Y (1, M, K).
+NodeProblem::OuterLossFn MakeMultinomialLoss(const NodeSpec& spec, const OuterLossData& data, bool log_loss) {
+  if (!log_loss) {
+    throw InvalidInput("outer loss 'validation_mse' needs a linear model with one output per row (w (P), bias); node '" +
+                       spec.name + "' has one per class: use validation_log_loss");
+  }
+  const Tensor& X = Array(data.validation, "validation", "X", 3);
+  const Tensor& Y = Array(data.validation, "validation", "Y", 3);
+  const int64_t M = X.dim(1), P = X.dim(2), K = Y.dim(2);
+  if (Y.dim(1) != M)
+    throw InvalidInput("\"validation\": X has " + std::to_string(M) + " rows, Y " + std::to_string(Y.dim(1)));
+  if (M == 0) throw InvalidInput("\"validation\" has no rows");
+  if (K < 2) throw InvalidInput("\"validation\".Y has " + std::to_string(K) + " class; need K ≥ 2");
+  const Eigen::MatrixXd Z = regression::DesignWithIntercept(X.data(), M, P);
+  const Eigen::MatrixXd Yv =
+      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(Y.data(), M, K);
+  // y = (w row-major (P, K), bias (K)); the loss's u = (w_1, b_1, …, w_K) by class (regression.h).
+  return [Z, Yv, P, K](const Eigen::VectorXd& y, Eigen::VectorXd* grad) {
+    if (y.size() != (P + 1) * K) {
+      throw InvalidInput("\"validation\" has " + std::to_string(P) + " features and " + std::to_string(K) +
+                         " classes, the model " + std::to_string(y.size()) + " outputs");
+    }
+    Eigen::VectorXd u(K * (P + 1) - 1);
+    for (Eigen::Index i = 0; i < u.size(); ++i) {
+      const Eigen::Index k = i / (P + 1), j = i % (P + 1);
+      u[i] = j < P ? y[j * K + k] : y[P * K + k];
+    }
+    Eigen::VectorXd gu;
+    const double loss = regression::LogisticLoss(Z, Yv, u, grad ? &gu : nullptr, nullptr);
+    if (grad) {
+      grad->setZero(y.size());  // the last intercept is fixed: no gradient
+      for (Eigen::Index i = 0; i < u.size(); ++i) {
+        const Eigen::Index k = i / (P + 1), j = i % (P + 1);
+        (*grad)[j < P ? j * K + k : P * K + k] = gu[i];
+      }
+    }
+    return loss;
   };
 }
 
@@ -53,6 +93,7 @@ NodeProblem::OuterLossFn MakeLinearLoss(const NodeSpec& spec, const OuterLossDat
         "outer loss '" + name + "' needs a linear model (outputs w and bias, e.g. ridge_regression)";
     throw InvalidInput(what + "; node '" + spec.name + "' has other outputs");
   }
+  if (spec.outputs[0].dims.size() == 2) return MakeMultinomialLoss(spec, data, log_loss);
   const Tensor& X = Array(data.validation, "validation", "X", 3);
   const Tensor& y = Array(data.validation, "validation", "y", 2);
   const int64_t M = X.dim(1), P = X.dim(2);
@@ -66,7 +107,7 @@ NodeProblem::OuterLossFn MakeLinearLoss(const NodeSpec& spec, const OuterLossDat
       throw InvalidInput("\"validation\".X has " + std::to_string(Z.cols() - 1) + " features, the model " +
                          std::to_string(u.size() - 1));
     }
-    return log_loss ? regression::BinaryLogLoss(Z, yv, u, grad, nullptr) : regression::MeanSquaredError(Z, yv, u, grad);
+    return log_loss ? regression::BinaryLogLoss(Z, yv, u, grad, nullptr) : ddn::MeanSquaredError(Z, u, yv, grad);
   };
 }
 
@@ -77,7 +118,9 @@ const std::vector<OuterLossInfo>& OuterLosses() {
       {"mse", "mean squared error of the outputs against \"target\"", "target", MakeMse},
       {"validation_mse", "a linear model's (outputs w, bias) mean squared error on \"validation\" rows X, y",
        "validation", [](const NodeSpec& s, const OuterLossData& d) { return MakeLinearLoss(s, d, false); }},
-      {"validation_log_loss", "a linear classifier's (outputs w, bias) mean log-loss on \"validation\" rows X, y",
+      {"validation_log_loss",
+       "a linear classifier's (outputs w, bias) mean log-loss on \"validation\" rows X, y (or Y, class "
+       "probabilities, for multinomial_logistic_regression)",
        "validation", [](const NodeSpec& s, const OuterLossData& d) { return MakeLinearLoss(s, d, true); }},
   };
   return losses;

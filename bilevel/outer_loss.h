@@ -9,7 +9,10 @@
 //   validation_mse       for a linear model (outputs w (P) and bias, e.g. ridge_regression, robust_regression):
 //                        ℓ = 1/M Σ_i (x_iᵀw + b − y_i)² on validation rows ("validation": {"X": (M, P), "y": (M)}).
 //   validation_log_loss  for a binary classifier of the same form (logistic_regression): the mean log-loss
-//                        1/M Σ_i [log(1 + e^{s_i}) − y_i s_i], s_i = x_iᵀw + b, labels y_i in [0, 1].
+//                        1/M Σ_i [log(1 + e^{s_i}) − y_i s_i], s_i = x_iᵀw + b, labels y_i in [0, 1]; for
+//                        multinomial_logistic_regression (outputs w (P, K), bias (K)) the mean log-loss
+//                        1/M Σ_i [log Σ_k e^{s_ik} − Σ_k Y_ik s_ik], s_ik = x_iᵀw_k + b_k, on "validation":
+//                        {"X": (M, P), "Y": (M, K)} (class probabilities, one-hot for class labels).
 //
 // Every array has the batch axis first with batch size 1, like the inputs. Each loss returns ℓ and ∇_y ℓ
 // (nodes/regression/regression.h's functions for the linear models, so that a node and the tabular problems of

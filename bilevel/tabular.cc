@@ -10,12 +10,12 @@
 #include <numeric>
 
 #include "ddn/error.h"
+#include "ddn/losses.h"
 #include "ddn/params.h"
 #include "ddn/random.h"
 #include "nodes/regression/regression.h"
 
 namespace ddn::bilevel {
-using regression::MeanSquaredError;
 using regression::NewtonMinimize;
 
 // ---- Shared ----------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ void RidgeProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* statu
   regression::SolveRidge(gram_, zty_, theta, &u_, status);
 }
 
-double RidgeProblem::OuterLoss(Eigen::VectorXd* grad_w) const { return MeanSquaredError(Zv_, yv_, u_, grad_w); }
+double RidgeProblem::OuterLoss(Eigen::VectorXd* grad_w) const { return ddn::MeanSquaredError(Zv_, u_, yv_, grad_w); }
 
 ImplicitSystem RidgeProblem::InnerBlocks() const { return regression::RidgeBlocks(gram_, theta_, u_); }
 
@@ -251,8 +251,17 @@ LogisticProblem::LogisticProblem(const Dataset& train, const Dataset& val) : Tab
     }
     lv_[i] = it->second;
   }
-  const Eigen::Index p1 = Zt_.cols();
-  u_ = Eigen::VectorXd::Zero(num_classes() == 2 ? p1 : num_classes() * p1 - 1);
+  // The labels as the logistic_regression node takes them (0/1, one column) or as the
+  // multinomial_logistic_regression node does (one-hot rows): the inner problem is the node's.
+  auto labels = [&](const Eigen::VectorXi& classes) {
+    if (num_classes() == 2) return Eigen::MatrixXd(classes.cast<double>());
+    Eigen::MatrixXd Y = Eigen::MatrixXd::Zero(classes.size(), num_classes());
+    for (Eigen::Index i = 0; i < classes.size(); ++i) Y(i, classes[i]) = 1.0;
+    return Y;
+  };
+  Yt_ = labels(lt_);
+  Yv_ = labels(lv_);
+  u_ = Eigen::VectorXd::Zero(regression::LogisticUnknowns(Zt_.cols(), Yt_.cols()));
   if (num_classes() > 20) {
     warnings_.push_back(train.path + ": column '" + train.target_name + "' has " + std::to_string(num_classes()) +
                         " classes (one weight vector each); is it a class label?");
@@ -271,37 +280,21 @@ Eigen::MatrixXd LogisticProblem::Unpack(const Eigen::VectorXd& u) const {
   return regression::UnpackClasses(u, Zt_.cols(), num_classes());
 }
 
-double LogisticProblem::Loss(const Eigen::MatrixXd& Z, const Eigen::VectorXi& labels, const Eigen::VectorXd& u,
-                             Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const {
-  if (num_classes() == 2) return regression::BinaryLogLoss(Z, labels.cast<double>(), u, grad, hess);
-  return regression::MultinomialLogLoss(Z, labels, num_classes(), u, grad, hess);
-}
-
 double LogisticProblem::InnerObjective(const Eigen::VectorXd& u, double lambda, Eigen::VectorXd* grad,
                                        Eigen::MatrixXd* hess) const {
-  double f = Loss(Zt_, lt_, u, grad, hess);
-  regression::AddWeightPenalty(u, Zt_.cols(), lambda, &f, grad, hess);
-  return f;
+  return regression::LogisticObjective(Zt_, Yt_, lambda, u, grad, hess);
 }
 
 void LogisticProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) {
   theta_ = theta;
-  const double lambda = theta[0];
-  NewtonMinimize([&](const Eigen::VectorXd& u, Eigen::VectorXd* g, Eigen::MatrixXd* H) {
-                   return InnerObjective(u, lambda, g, H);
-                 },
-                 &u_, "logistic", status);
+  regression::SolveLogistic(Zt_, Yt_, theta[0], &u_, "logistic", status);
 }
 
-double LogisticProblem::OuterLoss(Eigen::VectorXd* grad_w) const { return Loss(Zv_, lv_, u_, grad_w, nullptr); }
-
-ImplicitSystem LogisticProblem::InnerBlocks() const {
-  ImplicitSystem s;
-  Eigen::VectorXd g;
-  InnerObjective(u_, theta_[0], &g, &s.H);
-  s.B = regression::WeightPenaltyColumn(u_, Zt_.cols());
-  return s;
+double LogisticProblem::OuterLoss(Eigen::VectorXd* grad_w) const {
+  return regression::LogisticLoss(Zv_, Yv_, u_, grad_w, nullptr);
 }
+
+ImplicitSystem LogisticProblem::InnerBlocks() const { return regression::LogisticBlocks(Zt_, Yt_, theta_[0], u_); }
 
 double LogisticProblem::ValidationAccuracy() const {
   const Eigen::Index n = Zv_.rows();
@@ -370,7 +363,7 @@ void RobustRegressionProblem::SolveInner(const Eigen::VectorXd& theta, ProblemSt
 }
 
 double RobustRegressionProblem::OuterLoss(Eigen::VectorXd* grad_w) const {
-  return MeanSquaredError(Zv_, yv_, u_, grad_w);
+  return ddn::MeanSquaredError(Zv_, u_, yv_, grad_w);
 }
 
 ImplicitSystem RobustRegressionProblem::InnerBlocks() const {

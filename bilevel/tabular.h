@@ -7,13 +7,15 @@
 // model has an unpenalised intercept b; u = (w, b) are the inner variables, n the training rows.
 //
 // The inner problems are those of nodes/regression/regression.h (the math, the Newton solves and the blocks H and
-// B; the nodes ridge_regression, logistic_regression and robust_regression are the same problems on a batch),
+// B; the nodes ridge_regression, logistic_regression, multinomial_logistic_regression and robust_regression are
+// the same problems on a batch),
 // here on the standardised features, with u = (w, b):
 //
 //   ridge:     f(u, λ) = 1/(2n) Σ_i (z_iᵀw + b − y_i)² + ½ Σ_j λ_j w_j²   (one λ, or one λ_j per feature).
 //              Outer loss: validation mean squared error.
-//   logistic:  binary (two classes, labels mapped to 0/1 in sorted order) or multinomial (K > 2 classes, b_K = 0),
-//              penalty ½λ Σ_k ‖w_k‖². Outer loss: validation mean log-loss.
+//   logistic:  binary (two classes, labels mapped to 0/1 in sorted order: the logistic_regression node's problem)
+//              or multinomial (K > 2 classes as one-hot rows, b_K = 0: the multinomial_logistic_regression
+//              node's problem), penalty ½λ Σ_k ‖w_k‖². Outer loss: validation mean log-loss.
 //   robust regression: the pseudo-Huber loss φ_α of nodes/pooling/penalties.h with a learned scale α > 0 (in
 //              the target's units), f = 1/n Σ_i φ_α(z_iᵀw + b − y_i) + ½μ‖w‖² (μ fixed, default 0).
 //              Outer loss: validation MSE.
@@ -124,13 +126,11 @@ class LogisticProblem : public TabularProblem {
   double ValidationAccuracy() const;
 
  private:
-  // Loss (mean log-loss) of rows [Z 1] with labels `labels` at u; gradient and Hessian (without penalty).
-  double Loss(const Eigen::MatrixXd& Z, const Eigen::VectorXi& labels, const Eigen::VectorXd& u,
-              Eigen::VectorXd* grad, Eigen::MatrixXd* hess) const;
   // The per-class (p+1) × K coefficient matrix of u (multinomial: last intercept 0).
   Eigen::MatrixXd Unpack(const Eigen::VectorXd& u) const;
   std::vector<double> classes_;
   Eigen::VectorXi lt_, lv_;  // class indices of the rows
+  Eigen::MatrixXd Yt_, Yv_;  // the labels as the nodes take them: 0/1 (two classes) or one-hot rows
   std::vector<std::string> warnings_;
 };
 

@@ -12,28 +12,23 @@
 //
 // λ is learned on one image and validated on others (each with its own seeded noise).
 //
-// Derivatives. With G_p the 2×N difference operator at pixel p and d_p = G_p u,
-//   ∇_u f   = (u − g) + λ Σ_p G_pᵀ d_p / ψ_p
-//   H       = I + λ Σ_p G_pᵀ M_p G_p,   M_p = (I − d_p d_pᵀ / ψ_p²) / ψ_p   (positive semi-definite)
-//   B       = ∂∇_u f / ∂λ = Σ_p G_pᵀ d_p / ψ_p   (one column)
-//   dL/dλ   = −Bᵀ H⁻¹ v,   v = 2(u* − c)/N.
+// The inner problem is the node tv_denoise's (nodes/image/tv_denoise.h has the derivatives, the sparse Newton solve
+// and why the linear algebra is sparse): this problem holds one image::TvDenoiser, warm-starts its solve from the
+// previous λ's answer, and evaluates the hypergradient with the factorisation of H at u* that the solve leaves,
 //
-// Why sparse. H couples each pixel with its right, lower and lower-left neighbours only (≤ 7 non-zeros a
-// row), but N is in the thousands: ddn::ImplicitVjp would factorise a dense N×N matrix (N³/3 flops and
-// 8N² bytes: ~0.3 GFlop and 70 MB for a 96×96 image, cubic growth), while a sparse Cholesky (Eigen's
-// SimplicialLDLT with a fill-reducing ordering) of the same H takes milliseconds. The formula is
-// exactly the IFT one of ddn/implicit.h; only the linear algebra differs. The inner Newton solve reuses
-// the same sparse factorisation (the pattern is analysed once), so a solve costs a few tens of
-// factorisations. InnerBlocks still returns the dense H and B (tests compare the two on tiny images).
+//   dL/dλ = −∇TV(u*)ᵀ H⁻¹ v,   v = 2(u* − c)/N,
+//
+// the IFT formula of ddn/implicit.h with sparse linear algebra. InnerBlocks still returns the dense H and
+// B = ∇TV(u*) (tests compare the two on tiny images).
 #pragma once
 
 #include <Eigen/Core>
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "bilevel/bilevel.h"
 #include "datasets/image.h"
+#include "nodes/image/tv_denoise.h"
 
 namespace ddn::bilevel {
 
@@ -46,7 +41,6 @@ using datasets::Psnr;
 class TvDenoiseProblem : public Problem {
  public:
   TvDenoiseProblem(const Image& clean, const Image& noisy, double epsilon = 0.01);
-  ~TvDenoiseProblem() override;
   std::string name() const override { return "tv-denoise"; }
   std::vector<std::string> HyperparameterNames() const override { return {"lambda"}; }
   Eigen::VectorXd InitialHyperparameters() const override { return Eigen::VectorXd::Constant(1, 0.01); }
@@ -64,12 +58,10 @@ class TvDenoiseProblem : public Problem {
   Image Denoised() const;
 
  private:
-  struct Sparse;  // Eigen sparse matrices and factorisation (kept out of this header)
   Image clean_, noisy_;
-  double epsilon_;
+  image::TvDenoiser denoiser_;  // the node's solver; keeps the factorisation of H at u_
   double lambda_ = 0;
   Eigen::VectorXd u_;
-  std::unique_ptr<Sparse> sparse_;
 };
 
 }  // namespace ddn::bilevel

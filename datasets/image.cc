@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ddn/error.h"
+#include "ddn/losses.h"
 #include "ddn/random.h"
 
 namespace ddn::datasets {
@@ -23,7 +24,7 @@ Image AddNoise(const Image& image, double sigma, uint64_t seed) {
 
 double MeanSquaredError(const Image& a, const Image& b) {
   if (a.rows != b.rows || a.cols != b.cols) throw InvalidInput("images '" + a.name + "' and '" + b.name + "' differ in size");
-  return (a.pixels - b.pixels).squaredNorm() / static_cast<double>(a.pixels.size());
+  return ddn::MeanSquaredError(a.pixels, b.pixels);
 }
 
 double Psnr(const Image& a, const Image& b) { return -10.0 * std::log10(std::max(MeanSquaredError(a, b), 1e-300)); }

@@ -22,8 +22,8 @@ struct Image {
 // image + σ·N(0, 1) per pixel, from a seeded Mersenne twister (mt19937_64, Box–Muller): the same seed
 // gives the same noise on every platform.
 Image AddNoise(const Image& image, double sigma, uint64_t seed);
-// Mean squared error and peak signal-to-noise ratio (peak 1) between two images of the same size (InvalidInput
-// otherwise).
+// Mean squared error (ddn/losses.h's, on the pixels) and peak signal-to-noise ratio (peak 1) between two images of
+// the same size (InvalidInput otherwise).
 double MeanSquaredError(const Image& a, const Image& b);
 double Psnr(const Image& a, const Image& b);
 

@@ -19,6 +19,7 @@
 #include "ddn/node.h"
 #include "nodes/alignment/sinkhorn.h"
 #include "ddn/random.h"
+#include "tests/compare.h"
 
 namespace ddn::alignment {
 namespace {
@@ -43,13 +44,6 @@ Tensor FromJson(const Json& j) {
   };
   flatten(j);
   return Tensor(shape, values);
-}
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
 }
 
 double RelativeError(const Tensor& got, const Tensor& want) {

@@ -10,6 +10,7 @@
 #include "ddn/declarative.h"
 #include "ddn/error.h"
 #include "ddn/random.h"
+#include "tests/compare.h"
 
 namespace ddn {
 namespace {
@@ -124,12 +125,6 @@ RunOptions Generic() {
   RunOptions o;
   o.generic = true;
   return o;
-}
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  double d = 0;
-  for (int64_t k = 0; k < a.size(); ++k) d = std::max(d, std::abs(a[k] - b[k]));
-  return d;
 }
 
 // ---- 1. kLinearConstraints: a constraint linear in y but bilinear in (a, y) ----------------------------------------

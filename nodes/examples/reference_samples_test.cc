@@ -13,22 +13,10 @@
 #include "ddn/node.h"
 #include "tests/reference/fixtures.h"
 #include "ddn/random.h"
+#include "tests/compare.h"
 
 namespace ddn {
 namespace {
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
-double MaxAbs(const Tensor& a) {
-  double m = 0;
-  for (double v : a.values()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 const char* kSamples[] = {"unconstrained_polynomial", "linear_on_unit_circle", "constant_linear_on_circle",
                           "linear_on_circle",         "quadratic_on_sphere",   "quadratic_on_ball",

@@ -20,6 +20,7 @@
 #include "tests/reference/fixtures.h"
 #include "tests/reference/plain_differences.h"
 #include "ddn/random.h"
+#include "tests/compare.h"
 
 namespace ddn {
 namespace {
@@ -28,19 +29,6 @@ using geometry::PnPObjective;
 using geometry::PnPProblem;
 
 const char* kObjectives[] = {"reproj", "reproj_huber", "cosine"};
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
-double MaxAbs(const Tensor& a) {
-  double m = 0;
-  for (double v : a.values()) m = std::max(m, std::abs(v));
-  return m;
-}
 
 // A batch of problems with known poses: points in [−1, 1]³ (or z = 0) seen from 4–6 units away.
 struct Scene {

@@ -18,6 +18,7 @@
 #include "ddn/node.h"
 #include "tests/reference/fixtures.h"
 #include "ddn/random.h"
+#include "tests/compare.h"
 
 namespace ddn {
 namespace {
@@ -71,19 +72,6 @@ Tensor WithSpectrum(const std::vector<double>& lambda, Rng* rng) {
   Tensor X({1, m, m});
   Eigen::Map<RowMatrix>(X.data(), m, m) = S;
   return X;
-}
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
-double MaxAbs(const Tensor& a) {
-  double m = 0;
-  for (double v : a.values()) m = std::max(m, std::abs(v));
-  return m;
 }
 
 std::unique_ptr<Node> Eigen(int top_k) { return MakeNode("eigen", {{"top_k", std::to_string(top_k)}}); }

@@ -14,6 +14,7 @@
 #include "tests/reference/fixtures.h"
 #include "tests/reference/plain_differences.h"
 #include "ddn/random.h"
+#include "tests/compare.h"
 
 namespace ddn {
 namespace {
@@ -30,19 +31,6 @@ Tensor Uniform(Shape shape, Rng* rng, double lo, double hi) {
   Tensor t(shape);
   for (auto& v : t.values()) v = rng->Uniform(lo, hi);
   return t;
-}
-
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
-double MaxAbs(const Tensor& a) {
-  double m = 0;
-  for (double v : a.values()) m = std::max(m, std::abs(v));
-  return m;
 }
 
 // The minimiser by a QR solve of the stacked system [√W A  √W 1; √β I  0] z = [√W b; 0] (no normal equations).

@@ -44,14 +44,6 @@ Eigen::MatrixXd WeightedGram(const Eigen::MatrixXd& Z, const Eigen::VectorXd& w)
   return G;
 }
 
-double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
-                        Eigen::VectorXd* grad) {
-  const Eigen::VectorXd r = Z * u - y;
-  const double n = static_cast<double>(y.size());
-  if (grad) *grad = (2.0 / n) * (Z.transpose() * r);
-  return r.squaredNorm() / n;
-}
-
 int NewtonMinimize(const std::function<double(const Eigen::VectorXd&, Eigen::VectorXd*, Eigen::MatrixXd*)>& fn,
                    Eigen::VectorXd* u, const std::string& what, ProblemStatus* status, int max_iterations) {
   constexpr double kEps = std::numeric_limits<double>::epsilon();
@@ -153,7 +145,7 @@ ImplicitSystem RidgeBlocks(const Eigen::MatrixXd& gram, const Eigen::VectorXd& l
 
 // ---- logistic ---------------------------------------------------------------------------------------------------
 
-double BinaryLogLoss(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
+double BinaryLogLoss(const Eigen::MatrixXd& Z, const Eigen::Ref<const Eigen::VectorXd>& y, const Eigen::VectorXd& u,
                      Eigen::VectorXd* grad, Eigen::MatrixXd* hess) {
   const Eigen::Index n = Z.rows();
   const double inv_n = 1.0 / static_cast<double>(n);
@@ -177,36 +169,36 @@ Eigen::MatrixXd UnpackClasses(const Eigen::VectorXd& u, Eigen::Index columns, in
   return U;
 }
 
-double MultinomialLogLoss(const Eigen::MatrixXd& Z, const Eigen::VectorXi& labels, int classes,
-                          const Eigen::VectorXd& u, Eigen::VectorXd* grad, Eigen::MatrixXd* hess) {
-  const Eigen::Index n = Z.rows(), p1 = Z.cols(), K = classes, m = u.size();
+double MultinomialLogLoss(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, const Eigen::VectorXd& u,
+                          Eigen::VectorXd* grad, Eigen::MatrixXd* hess) {
+  const Eigen::Index n = Z.rows(), p1 = Z.cols(), K = Y.cols(), m = u.size();
   const double inv_n = 1.0 / static_cast<double>(n);
-  const Eigen::MatrixXd S = Z * UnpackClasses(u, p1, classes);
+  const Eigen::MatrixXd S = Z * UnpackClasses(u, p1, static_cast<int>(K));
   Eigen::MatrixXd P(n, K);
   double f = 0;
   for (Eigen::Index i = 0; i < n; ++i) {
     const double smax = S.row(i).maxCoeff();
     const Eigen::RowVectorXd e = (S.row(i).array() - smax).exp();
     const double sum = e.sum();
-    f += smax + std::log(sum) - S(i, labels[i]);
+    // (With one-hot labels Σ_k Y_ik s_ik is s_{i,y_i} exactly: the other products are zeros.)
+    f += smax + std::log(sum) - Y.row(i).dot(S.row(i));
     P.row(i) = e / sum;
   }
   if (grad) {
-    Eigen::MatrixXd R = P;
-    for (Eigen::Index i = 0; i < n; ++i) R(i, labels[i]) -= 1.0;
-    const Eigen::MatrixXd G = Z.transpose() * R * inv_n;  // p1 × K
+    const Eigen::MatrixXd G = Z.transpose() * (P - Y) * inv_n;  // p1 × K
     grad->resize(m);
     for (Eigen::Index i = 0; i < m; ++i) (*grad)[i] = G(i % p1, i / p1);
   }
   if (hess) {
     // Σ_i (diag(p_i) − p_i p_iᵀ) ⊗ z_i z_iᵀ / n = blockdiag_k(Zᵀ diag(P_k) Z)/n − YᵀY/n with
-    // Y = [P_1 ⊙ Z, …, P_K ⊙ Z] (row i of block k is p_ik z_i): one symmetric rank-n update.
-    Eigen::MatrixXd Y(n, K * p1);
-    for (Eigen::Index k = 0; k < K; ++k) Y.middleCols(k * p1, p1) = Z.array().colwise() * P.col(k).array();
+    // Y = [P_1 ⊙ Z, …, P_K ⊙ Z] (row i of block k is p_ik z_i): one symmetric rank-n update. (Independent of the
+    // labels: they enter f linearly.)
+    Eigen::MatrixXd PZ(n, K * p1);
+    for (Eigen::Index k = 0; k < K; ++k) PZ.middleCols(k * p1, p1) = Z.array().colwise() * P.col(k).array();
     Eigen::MatrixXd full = Eigen::MatrixXd::Zero(K * p1, K * p1);
-    full.selfadjointView<Eigen::Lower>().rankUpdate(Y.transpose(), -inv_n);
+    full.selfadjointView<Eigen::Lower>().rankUpdate(PZ.transpose(), -inv_n);
     for (Eigen::Index k = 0; k < K; ++k) {
-      full.block(k * p1, k * p1, p1, p1).noalias() += Z.transpose() * Y.middleCols(k * p1, p1) * inv_n;
+      full.block(k * p1, k * p1, p1, p1).noalias() += Z.transpose() * PZ.middleCols(k * p1, p1) * inv_n;
     }
     full.triangularView<Eigen::StrictlyUpper>() = full.transpose();
     *hess = full.topLeftCorner(m, m);
@@ -230,6 +222,39 @@ Eigen::VectorXd WeightPenaltyColumn(const Eigen::VectorXd& u, Eigen::Index colum
     if (i % columns == columns - 1) b[i] = 0;
   }
   return b;
+}
+
+Eigen::Index LogisticUnknowns(Eigen::Index columns, Eigen::Index label_columns) {
+  return label_columns == 1 ? columns : label_columns * columns - 1;
+}
+
+double LogisticLoss(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, const Eigen::VectorXd& u,
+                    Eigen::VectorXd* grad, Eigen::MatrixXd* hess) {
+  if (Y.cols() == 1) return BinaryLogLoss(Z, Y.col(0), u, grad, hess);
+  return MultinomialLogLoss(Z, Y, u, grad, hess);
+}
+
+double LogisticObjective(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, double lambda, const Eigen::VectorXd& u,
+                         Eigen::VectorXd* grad, Eigen::MatrixXd* hess) {
+  double f = LogisticLoss(Z, Y, u, grad, hess);
+  AddWeightPenalty(u, Z.cols(), lambda, &f, grad, hess);
+  return f;
+}
+
+void SolveLogistic(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, double lambda, Eigen::VectorXd* u,
+                   const std::string& what, ProblemStatus* status) {
+  NewtonMinimize([&](const Eigen::VectorXd& x, Eigen::VectorXd* g,
+                     Eigen::MatrixXd* H) { return LogisticObjective(Z, Y, lambda, x, g, H); },
+                 u, what, status);
+}
+
+ImplicitSystem LogisticBlocks(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, double lambda,
+                              const Eigen::VectorXd& u) {
+  ImplicitSystem s;
+  Eigen::VectorXd g;
+  LogisticObjective(Z, Y, lambda, u, &g, &s.H);
+  s.B = WeightPenaltyColumn(u, Z.cols());
+  return s;
 }
 
 // ---- robust -----------------------------------------------------------------------------------------------------
@@ -282,6 +307,26 @@ void LinearModelVjp(const Eigen::MatrixXd& Z, const Eigen::VectorXd& w, const Ei
     if (dy) dy[i] = -t[i] * dc_dy[i] * inv_n;
     if (dX) {
       for (Eigen::Index j = 0; j < p; ++j) dX[i * p + j] = -(q[j] * c[i] + t[i] * dc_ds[i] * w[j]) * inv_n;
+    }
+  }
+}
+
+void MultinomialVjp(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& W, const Eigen::MatrixXd& Q,
+                    const Eigen::MatrixXd& P, const Eigen::MatrixXd& C, double* dY, double* dX) {
+  const Eigen::Index n = Z.rows(), p = Z.cols() - 1, K = Q.cols();
+  const double inv_n = 1.0 / static_cast<double>(n);
+  const Eigen::MatrixXd T = Z * Q;  // n × K, row i = t_iᵀ
+  for (Eigen::Index i = 0; i < n; ++i) {
+    if (dY) {
+      for (Eigen::Index k = 0; k < K; ++k) dY[i * K + k] = T(i, k) * inv_n;
+    }
+    if (dX) {
+      // A_i t_i = p_i ⊙ t_i − p_i (p_i · t_i).
+      const Eigen::RowVectorXd At =
+          P.row(i).cwiseProduct(T.row(i)) - P.row(i) * P.row(i).dot(T.row(i));
+      for (Eigen::Index j = 0; j < p; ++j) {
+        dX[i * p + j] = -(Q.row(j).dot(C.row(i)) + W.row(j).dot(At)) * inv_n;
+      }
     }
   }
 }

@@ -1,7 +1,7 @@
 // nodes/regression/regression.h: linear models fitted by minimising a regularised mean loss — ridge, logistic
 // (binary and multinomial) and robust (pseudo-Huber) regression — with their Newton solves and the blocks of
-// their implicit derivatives. The nodes ridge_regression, logistic_regression and robust_regression
-// (regression_nodes.cc) and the tabular bi-level problems (bilevel/tabular.h) are built on these functions.
+// their implicit derivatives. The nodes ridge_regression, logistic_regression, multinomial_logistic_regression
+// and robust_regression (regression_nodes.cc) and the tabular bi-level problems (bilevel/tabular.h) are built on these functions.
 //
 // The data are a design [Z 1] (n × (p+1), row-major in the nodes, an Eigen matrix here: the intercept column
 // last) with rows z̃_i, targets y_i, and the unknowns u = (w, b) (w ∈ Rᵖ, the intercept b not penalised):
@@ -10,9 +10,10 @@
 //              H = Z̃ᵀZ̃/n + diag(λ, 0),   ∂∇_u f/∂λ_j = w_j e_j
 //   logistic:  binary, y_i ∈ [0, 1] (class labels 0/1, or soft labels):
 //                f = 1/n Σ_i [log(1 + e^{s_i}) − y_i s_i] + ½λ‖w‖²,   s_i = z̃_iᵀu
-//              multinomial, K > 2 classes, one (w_k, b_k) per class with b_K = 0 (the softmax is invariant to a
-//              common shift of the b_k), u = (w_1, b_1, …, w_K) stacked by class:
-//                f = 1/n Σ_i [log Σ_k e^{s_ik} − s_{i,y_i}] + ½λ Σ_k ‖w_k‖²,   s_ik = z̃_iᵀ(w_k, b_k)
+//              multinomial, K ≥ 2 classes, one (w_k, b_k) per class with b_K = 0 (the softmax is invariant to a
+//              common shift of the b_k), u = (w_1, b_1, …, w_K) stacked by class, labels Y (n × K) the class
+//              probabilities of each row (one-hot rows Y_ik = [k = y_i] for class labels):
+//                f = 1/n Σ_i [log Σ_k e^{s_ik} − Σ_k Y_ik s_ik] + ½λ Σ_k ‖w_k‖²,   s_ik = z̃_iᵀ(w_k, b_k)
 //              ∂∇_u f/∂λ = (w, 0) per class
 //   robust:    f(u, α) = 1/n Σ_i φ_α(z̃_iᵀu − y_i) + ½μ‖w‖²  with the pseudo-Huber penalty of
 //              nodes/pooling/penalties.h, φ_α(r) = α²(√(1 + (r/α)²) − 1) (μ ≥ 0 fixed):
@@ -47,10 +48,6 @@ Eigen::MatrixXd DesignWithIntercept(const double* X, int64_t n, int64_t p);
 // Zᵀ diag(w) Z, in blocks of rows (a scaled copy of one block at a time).
 Eigen::MatrixXd WeightedGram(const Eigen::MatrixXd& Z, const Eigen::VectorXd& w);
 
-// The mean squared error (1/n) ‖Z u − y‖² of a linear model and, if `grad` is given, its gradient in u.
-double MeanSquaredError(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
-                        Eigen::VectorXd* grad);
-
 // Newton's method with a backtracking line search for a smooth strictly convex f (dense Hessian):
 // `fn(u, grad, hess)` returns f(u) and fills the gradient and, if `hess` is not null, the Hessian.
 // Stops after a step whose max-norm is ≤ 1e-10 · (1 + ‖u‖∞), or when −gᵀH⁻¹g ≤ 64ε|f| (f cannot tell better
@@ -73,13 +70,30 @@ ImplicitSystem RidgeBlocks(const Eigen::MatrixXd& gram, const Eigen::VectorXd& l
 
 // ---- logistic ---------------------------------------------------------------------------------------------------
 
+// The labels Y of the logistic models: one column (binary, y_i ∈ [0, 1]) or K ≥ 2 columns (multinomial, row i the
+// class probabilities of row i, one-hot for class labels). The number of unknowns: p+1 (binary) or K(p+1) − 1.
+Eigen::Index LogisticUnknowns(Eigen::Index columns, Eigen::Index label_columns);
+// The mean log-loss of the rows of Z (intercept column included) at u, without penalty, its gradient and Hessian
+// (either may be null): binary 1/n Σ [log(1 + e^{s_i}) − y_i s_i], multinomial 1/n Σ [log Σ_k e^{s_ik} − Σ_k Y_ik s_ik].
+double LogisticLoss(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, const Eigen::VectorXd& u,
+                    Eigen::VectorXd* grad, Eigen::MatrixXd* hess);
+// The penalised objective f(u, λ) = LogisticLoss + ½λ Σ_k ‖w_k‖², its gradient and Hessian (either may be null).
+double LogisticObjective(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, double lambda, const Eigen::VectorXd& u,
+                         Eigen::VectorXd* grad, Eigen::MatrixXd* hess);
+// Minimises LogisticObjective by NewtonMinimize from *u (a warm start, or zeros), errors naming `what`.
+void SolveLogistic(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, double lambda, Eigen::VectorXd* u,
+                   const std::string& what, ProblemStatus* status);
+// H and B = ∂∇_u f/∂λ (one column: u with the intercepts zeroed) at u.
+ImplicitSystem LogisticBlocks(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, double lambda,
+                              const Eigen::VectorXd& u);
+
 // Binary: the mean log-loss 1/n Σ [log(1 + e^{s_i}) − y_i s_i] of the rows of Z (intercept column included) at u,
 // its gradient and Hessian (either may be null; no penalty).
-double BinaryLogLoss(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& u,
+double BinaryLogLoss(const Eigen::MatrixXd& Z, const Eigen::Ref<const Eigen::VectorXd>& y, const Eigen::VectorXd& u,
                      Eigen::VectorXd* grad, Eigen::MatrixXd* hess);
-// Multinomial (K ≥ 3 classes, `labels` in 0..K−1, u of size K(p+1) − 1): the mean log-loss, gradient, Hessian.
-double MultinomialLogLoss(const Eigen::MatrixXd& Z, const Eigen::VectorXi& labels, int classes,
-                          const Eigen::VectorXd& u, Eigen::VectorXd* grad, Eigen::MatrixXd* hess);
+// Multinomial (K ≥ 2 columns of class probabilities Y, u of size K(p+1) − 1): the mean log-loss, gradient, Hessian.
+double MultinomialLogLoss(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, const Eigen::VectorXd& u,
+                          Eigen::VectorXd* grad, Eigen::MatrixXd* hess);
 // The (p+1) × K coefficients of a multinomial u (column k = (w_k, b_k); b_K = 0).
 Eigen::MatrixXd UnpackClasses(const Eigen::VectorXd& u, Eigen::Index columns, int classes);
 // Adds ½λ‖w‖² over every class (the entries of u but the intercepts, every `columns`-th) to f, grad, hess.
@@ -106,5 +120,12 @@ Eigen::VectorXd RobustAlphaColumn(const Eigen::MatrixXd& Z, const Eigen::VectorX
 void LinearModelVjp(const Eigen::MatrixXd& Z, const Eigen::VectorXd& w, const Eigen::VectorXd& q,
                     const Eigen::VectorXd& c, const Eigen::VectorXd& dc_ds, const Eigen::VectorXd& dc_dy, double* dy,
                     double* dX);
+
+// The multinomial form of the above: with Q = H⁻¹ v unpacked per class ((p+1) × K, Q(p, K−1) = 0 as b_K is fixed),
+// t_i = (z̃_iᵀQ)ᵀ, the probabilities P (n × K), the coefficients C = P − Y and the weights W (p × K),
+//   dL/dY_ik = t_ik / n,   dL/dX_ij = −(Q_j·C_i + W_j·A_i t_i) / n,   A_i = diag(p_i) − p_i p_iᵀ
+// (row-major n × K and n × p; either may be null).
+void MultinomialVjp(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& W, const Eigen::MatrixXd& Q,
+                    const Eigen::MatrixXd& P, const Eigen::MatrixXd& C, double* dY, double* dX);
 
 }  // namespace ddn::regression

@@ -1,8 +1,14 @@
-// The nodes ridge_regression, logistic_regression and robust_regression: a linear model (w, b) fitted to rows x_i
-// (X, N × P) and targets y_i (N) by minimising the regularised mean losses of regression.h,
+// The nodes ridge_regression, logistic_regression, multinomial_logistic_regression and robust_regression: a
+// linear model (w, b) fitted to rows x_i (X, N × P) and targets y_i (N) by minimising the regularised mean losses
+// of regression.h,
 //
 //   ridge_regression     (w, b) = argmin 1/(2N) Σ_i (x_iᵀw + b − y_i)² + ½ Σ_j λ_j w_j²  (λ: one or per feature)
 //   logistic_regression  (w, b) = argmin 1/N Σ_i [log(1 + e^{s_i}) − y_i s_i] + ½λ‖w‖²   (s_i = x_iᵀw + b)
+//   multinomial_logistic_regression
+//                        (W, b) = argmin 1/N Σ_i [log Σ_k e^{s_ik} − Σ_k Y_ik s_ik] + ½λ‖W‖²_F
+//                        (s_ik = x_iᵀW_k + b_k, W (P × K) one column per class, b_K = 0: the softmax is
+//                        invariant to a common shift of the b_k, so the last one is fixed; Y (N × K) the class
+//                        probabilities of each row, one-hot for class labels)
 //   robust_regression    (w, b) = argmin 1/N Σ_i φ_α(x_iᵀw + b − y_i) + ½μ‖w‖²         (pseudo-Huber φ_α)
 //
 // with the regularisation weight λ, or the scale α, an input: differentiable, so a bi-level problem (`ddn bilevel
@@ -23,6 +29,7 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -34,25 +41,34 @@
 namespace ddn::regression {
 namespace {
 
-enum class Model { kRidge, kLogistic, kRobust };
+enum class Model { kRidge, kLogistic, kMultinomial, kRobust };
 
 constexpr const char* NameOf(Model m) {
-  return m == Model::kRidge ? "ridge_regression" : m == Model::kLogistic ? "logistic_regression" : "robust_regression";
+  return m == Model::kRidge         ? "ridge_regression"
+         : m == Model::kLogistic    ? "logistic_regression"
+         : m == Model::kMultinomial ? "multinomial_logistic_regression"
+                                    : "robust_regression";
 }
 
-// The inputs of every model: X, y and the hyperparameter (ridge: lambda (L = 1 or P); logistic: lambda; robust:
-// alpha).
+// The inputs of every model: X, the targets (y, or Y for the multinomial model) and the hyperparameter (ridge:
+// lambda (L = 1 or P); logistic: lambda; robust: alpha).
 std::vector<TensorSpec> Inputs(Model m) {
-  std::vector<TensorSpec> in = {
-      {"X", {"N", "P"}, "rows x_i (features)"},
-      {"y",
-       {"N"},
-       m == Model::kLogistic ? "labels y_i in [0, 1] (0/1 classes or soft labels), both classes present"
-                             : "targets y_i"}};
+  std::vector<TensorSpec> in = {{"X", {"N", "P"}, "rows x_i (features)"}};
+  if (m == Model::kMultinomial) {
+    in.push_back({"Y",
+                  {"N", "K"},
+                  "class probabilities of each row (one-hot rows for class labels), K ≥ 2, every class present"});
+  } else {
+    in.push_back({"y",
+                  {"N"},
+                  m == Model::kLogistic ? "labels y_i in [0, 1] (0/1 classes or soft labels), both classes present"
+                                        : "targets y_i"});
+  }
   if (m == Model::kRidge) {
     in.push_back({"lambda", {"L"}, "ridge weights λ > 0: one (L = 1) or one per feature (L = P)", true, false, true});
-  } else if (m == Model::kLogistic) {
-    in.push_back({"lambda", {}, "L2 weight λ > 0 on w", true, false, true});
+  } else if (m == Model::kLogistic || m == Model::kMultinomial) {
+    in.push_back({"lambda", {}, m == Model::kLogistic ? "L2 weight λ > 0 on w" : "L2 weight λ > 0 on W", true,
+                  false, true});
   } else {
     in.push_back({"alpha", {}, "pseudo-Huber scale α > 0, in the units of y", true, false, true});
   }
@@ -69,6 +85,17 @@ class LinearModelForm : public DeclarativeNode<LinearModelForm<M>> {
   static constexpr const char* kTermAxis = "N";
   template <typename T>
   T Term(const Args<T>& in, const T* u) const {
+    if constexpr (M == Model::kMultinomial) {
+      return MultinomialTerm(in, u);
+    } else {
+      return LinearTerm(in, u);
+    }
+  }
+
+ private:
+  // Row i's loss (/N) of the one-output models, u = (w, b), and the penalty in term 0.
+  template <typename T>
+  T LinearTerm(const Args<T>& in, const T* u) const {
     using std::exp;
     using std::log;
     const int64_t p = in.size(0);
@@ -109,26 +136,64 @@ class LinearModelForm : public DeclarativeNode<LinearModelForm<M>> {
     return f;
   }
 
- private:
+  // Row i's log Σ_k e^{s_ik} − Σ_k Y_ik s_ik (/N), u = (W_1, b_1, …, W_K) by class, and the penalty in term 0.
+  template <typename T>
+  T MultinomialTerm(const Args<T>& in, const T* u) const {
+    using std::exp;
+    using std::log;
+    const int64_t p = in.size(0), K = in.size(1);
+    std::vector<T> s(static_cast<size_t>(K));
+    double smax = -std::numeric_limits<double>::infinity();
+    for (int64_t k = 0; k < K; ++k) {
+      const T* uk = u + k * (p + 1);
+      T sk = k + 1 < K ? uk[p] : Constant<T>(0.0);
+      for (int64_t j = 0; j < p; ++j) sk += in[0][j] * uk[j];
+      smax = std::max(smax, Value(sk));
+      s[static_cast<size_t>(k)] = sk;
+    }
+    // The shift by smax is a constant: log-sum-exp is exactly shift-invariant, derivatives included.
+    T sum = Constant<T>(0.0), linear = Constant<T>(0.0);
+    for (int64_t k = 0; k < K; ++k) {
+      sum += exp(s[static_cast<size_t>(k)] - Constant<T>(smax));
+      linear += in[1][k] * s[static_cast<size_t>(k)];
+    }
+    T f = (Constant<T>(smax) + log(sum) - linear) * Constant<T>(1.0 / static_cast<double>(in.Dim("N")));
+    if (in.term() == 0) {
+      T penalty = Constant<T>(0.0);
+      for (int64_t k = 0; k < K; ++k) {
+        for (int64_t j = 0; j < p; ++j) penalty += u[k * (p + 1) + j] * u[k * (p + 1) + j];
+      }
+      f += Constant<T>(0.5) * in[2][0] * penalty;
+    }
+    return f;
+  }
+
   double mu_;
 };
 
 template <Model M>
 class LinearModelNode : public Node {
  public:
+  static constexpr bool kLogisticLoss = M == Model::kLogistic || M == Model::kMultinomial;
+
   static NodeSpec Spec() {
     std::vector<ParamSpec> params;
     if (M == Model::kRobust) params.push_back({"mu", ParamType::kFloat, "0", "fixed L2 weight μ ≥ 0 on w"});
-    const char* summary = M == Model::kRidge
-                              ? "ridge regression (w, b) = argmin 1/(2N) Σ (x_iᵀw + b − y_i)² + ½ Σ λ_j w_j²"
-                          : M == Model::kLogistic
-                              ? "logistic regression (w, b) = argmin 1/N Σ [log(1 + e^s_i) − y_i s_i] + ½λ‖w‖²"
-                              : "robust regression (w, b) = argmin 1/N Σ φ_α(x_iᵀw + b − y_i) + ½μ‖w‖², pseudo-Huber φ";
-    return {NameOf(M),
-            summary,
-            params,
-            Inputs(M),
-            {{"w", {"P"}, "the fitted weights"}, {"bias", {}, "the fitted intercept b (not penalised)"}}};
+    const char* summary =
+        M == Model::kRidge ? "ridge regression (w, b) = argmin 1/(2N) Σ (x_iᵀw + b − y_i)² + ½ Σ λ_j w_j²"
+        : M == Model::kLogistic
+            ? "logistic regression (w, b) = argmin 1/N Σ [log(1 + e^s_i) − y_i s_i] + ½λ‖w‖²"
+        : M == Model::kMultinomial
+            ? "multinomial logistic regression (W, b) = argmin 1/N Σ [log Σ_k e^s_ik − Σ_k Y_ik s_ik] + ½λ‖W‖², "
+              "b_K = 0"
+            : "robust regression (w, b) = argmin 1/N Σ φ_α(x_iᵀw + b − y_i) + ½μ‖w‖², pseudo-Huber φ";
+    std::vector<TensorSpec> outputs = {{"w", {"P"}, "the fitted weights"},
+                                       {"bias", {}, "the fitted intercept b (not penalised)"}};
+    if (M == Model::kMultinomial) {
+      outputs = {{"w", {"P", "K"}, "the fitted weights, column k for class k (logits s_i = x_iᵀw + bias)"},
+                 {"bias", {"K"}, "the fitted intercepts b_k (not penalised; the last is fixed at 0)"}};
+    }
+    return {NameOf(M), summary, params, Inputs(M), outputs};
   }
   explicit LinearModelNode(const Params& p)
       : Node(Spec()), mu_(M == Model::kRobust ? p.RequireNonNegative("mu") : 0.0), form_(mu_) {}
@@ -146,10 +211,52 @@ class LinearModelNode : public Node {
   std::vector<CheckCase> CheckCases(uint64_t seed) const override;
 
  private:
-  // The hyperparameter (checked) and the design [X 1].
+  // The hyperparameter (checked; the logistic models check their labels too).
   Eigen::VectorXd Hyperparameter(const ProblemData& p) const;
+  // The targets as an N × (1 or K) matrix.
+  static Eigen::MatrixXd Targets(const ProblemData& p) {
+    const int64_t N = p.Dim("N"), K = M == Model::kMultinomial ? p.Dim("K") : 1;
+    return Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(p.inputs[1], N, K);
+  }
+  // The number of unknowns u: P + 1, or K(P + 1) − 1 (multinomial, b_K = 0).
+  static int64_t Unknowns(const ProblemData& p) {
+    return M == Model::kMultinomial ? p.Dim("K") * (p.Dim("P") + 1) - 1 : p.Dim("P") + 1;
+  }
+  // u from the outputs (w, bias) or their cotangents, and back: u = (w, b), or (W_1, b_1, …, W_K) by class.
+  static Eigen::VectorXd Pack(const ProblemData& p, const double* w, const double* bias) {
+    const int64_t P = p.Dim("P");
+    Eigen::VectorXd u(Unknowns(p));
+    if constexpr (M == Model::kMultinomial) {
+      const int64_t K = p.Dim("K");
+      for (int64_t i = 0; i < u.size(); ++i) {
+        const int64_t k = i / (P + 1), j = i % (P + 1);
+        u[i] = j < P ? w[j * K + k] : bias[k];
+      }
+    } else {
+      std::copy(w, w + P, u.data());
+      u[P] = bias[0];
+    }
+    return u;
+  }
+  static void Unpack(const ProblemData& p, const Eigen::VectorXd& u, double* w, double* bias) {
+    const int64_t P = p.Dim("P");
+    if constexpr (M == Model::kMultinomial) {
+      const int64_t K = p.Dim("K");
+      bias[K - 1] = 0.0;
+      for (int64_t i = 0; i < u.size(); ++i) {
+        const int64_t k = i / (P + 1), j = i % (P + 1);
+        (j < P ? w[j * K + k] : bias[k]) = u[i];
+      }
+    } else {
+      std::copy(u.data(), u.data() + P, w);
+      bias[0] = u[P];
+    }
+  }
+  // The check cases of the multinomial model (K = 3 classes).
+  template <typename Gaussian, typename Constant>
+  static std::vector<CheckCase> MultinomialCases(Rng* rng, Gaussian gaussian, Constant constant);
   // f's Hessian at u.
-  Eigen::MatrixXd Hessian(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y, const Eigen::VectorXd& theta,
+  Eigen::MatrixXd Hessian(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, const Eigen::VectorXd& theta,
                           const Eigen::VectorXd& u) const;
   ProblemData FormProblem(const ProblemData& p, double* u, const double* v, const Shape* shape) const {
     ProblemData q = p;
@@ -191,21 +298,37 @@ Eigen::VectorXd LinearModelNode<M>::Hyperparameter(const ProblemData& p) const {
                          ", not inside (0, 1): labels y in [0, 1] of both classes are needed");
     }
   }
+  if (M == Model::kMultinomial) {
+    // The intercepts are not penalised: along b (b_K = 0) f grows like max(max_k b_k, 0) − Σ_{k<K} m_k b_k with
+    // m_k the mean of Y's column k, which has a minimiser iff (m_1, …, m_{K−1}, 1 − Σ_{k<K} m_k) is inside the
+    // simplex: every class present (with rows that sum to 1 the last entry is the last column's mean). Rows that
+    // do not sum to 1 are accepted (finite differences step off the simplex).
+    const int64_t N = p.Dim("N"), K = p.Dim("K");
+    if (K < 2) throw InvalidInput("node '" + spec().name + "': Y has " + std::to_string(K) + " class; need K ≥ 2");
+    const Eigen::MatrixXd Y = Targets(p);
+    double rest = 1.0;
+    for (int64_t k = 0; k < K; ++k) {
+      const double mean = k + 1 < K ? Y.col(k).sum() / static_cast<double>(N) : rest;
+      if (!(mean > 0 && mean < 1)) {
+        throw InvalidInput("node '" + spec().name + "': class " + std::to_string(k) + " has mean probability " +
+                           FormatDouble(mean) + ", not inside (0, 1): every class must occur in Y");
+      }
+      rest -= mean;
+    }
+  }
   return theta;
 }
 
 template <Model M>
-Eigen::MatrixXd LinearModelNode<M>::Hessian(const Eigen::MatrixXd& Z, const Eigen::VectorXd& y,
+Eigen::MatrixXd LinearModelNode<M>::Hessian(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y,
                                             const Eigen::VectorXd& theta, const Eigen::VectorXd& u) const {
   Eigen::MatrixXd H;
   if constexpr (M == Model::kRidge) {
     H = RidgeHessian(Z.transpose() * Z / static_cast<double>(Z.rows()), theta);
-  } else if constexpr (M == Model::kLogistic) {
-    BinaryLogLoss(Z, y, u, nullptr, &H);
-    double f = 0;
-    AddWeightPenalty(u, Z.cols(), theta[0], &f, nullptr, &H);
+  } else if constexpr (kLogisticLoss) {
+    LogisticObjective(Z, Y, theta[0], u, nullptr, &H);
   } else {
-    RobustObjective(Z, y, u, theta[0], mu_, nullptr, &H);
+    RobustObjective(Z, Y.col(0), u, theta[0], mu_, nullptr, &H);
   }
   return H;
 }
@@ -216,25 +339,19 @@ void LinearModelNode<M>::Solve(const ProblemData& p, ProblemStatus* s) const {
   if (N == 0) throw InvalidInput("node '" + spec().name + "': no rows (N = 0)");
   const Eigen::VectorXd theta = Hyperparameter(p);
   const Eigen::MatrixXd Z = DesignWithIntercept(p.inputs[0], N, P);
-  const Eigen::VectorXd y = Eigen::Map<const Eigen::VectorXd>(p.inputs[1], N);
+  const Eigen::MatrixXd Y = Targets(p);
   const double n = static_cast<double>(N);
   Eigen::VectorXd u;
   s->residual = 0;
   s->iterations = 0;
   if constexpr (M == Model::kRidge) {
-    SolveRidge(Z.transpose() * Z / n, Z.transpose() * y / n, theta, &u, s);
-  } else if constexpr (M == Model::kLogistic) {
-    u = Eigen::VectorXd::Zero(P + 1);
-    const double lambda = theta[0];
-    NewtonMinimize(
-        [&](const Eigen::VectorXd& x, Eigen::VectorXd* g, Eigen::MatrixXd* H) {
-          double f = BinaryLogLoss(Z, y, x, g, H);
-          AddWeightPenalty(x, P + 1, lambda, &f, g, H);
-          return f;
-        },
-        &u, "node 'logistic_regression'", s);
+    SolveRidge(Z.transpose() * Z / n, Z.transpose() * Y.col(0) / n, theta, &u, s);
+  } else if constexpr (kLogisticLoss) {
+    u = Eigen::VectorXd::Zero(Unknowns(p));
+    SolveLogistic(Z, Y, theta[0], &u, "node '" + spec().name + "'", s);
   } else {
     // From least squares (a tiny ridge keeps collinear features solvable).
+    const Eigen::VectorXd y = Y.col(0);
     Eigen::MatrixXd G = Z.transpose() * Z / n;
     G.diagonal().head(P).array() += std::max(mu_, 1e-12);
     u = G.ldlt().solve(Z.transpose() * y / n);
@@ -243,8 +360,7 @@ void LinearModelNode<M>::Solve(const ProblemData& p, ProblemStatus* s) const {
                        Eigen::MatrixXd* H) { return RobustObjective(Z, y, x, alpha, mu_, g, H); },
                    &u, "node 'robust_regression'", s, 500);
   }
-  std::copy(u.data(), u.data() + P, p.outputs[0]);
-  p.outputs[1][0] = u[P];
+  Unpack(p, u, p.outputs[0], p.outputs[1]);
 }
 
 template <Model M>
@@ -252,14 +368,11 @@ void LinearModelNode<M>::Backward(const ProblemData& p, ProblemStatus* s) const 
   const int64_t N = p.Dim("N"), P = p.Dim("P");
   const Eigen::VectorXd theta = Hyperparameter(p);
   const Eigen::MatrixXd Z = DesignWithIntercept(p.inputs[0], N, P);
-  const Eigen::VectorXd y = Eigen::Map<const Eigen::VectorXd>(p.inputs[1], N);
-  Eigen::VectorXd u(P + 1), v(P + 1);
-  std::copy(p.outputs[0], p.outputs[0] + P, u.data());
-  u[P] = p.outputs[1][0];
-  std::copy(p.grad_outputs[0], p.grad_outputs[0] + P, v.data());
-  v[P] = p.grad_outputs[1][0];
+  const Eigen::MatrixXd Y = Targets(p);
+  const Eigen::VectorXd u = Pack(p, p.outputs[0], p.outputs[1]);
+  const Eigen::VectorXd v = Pack(p, p.grad_outputs[0], p.grad_outputs[1]);
   // q = H⁻¹ v (Cholesky; a pivoted LDLᵀ where H is not numerically positive definite).
-  const Eigen::MatrixXd H = Hessian(Z, y, theta, u);
+  const Eigen::MatrixXd H = Hessian(Z, Y, theta, u);
   Eigen::VectorXd q;
   const Eigen::LLT<Eigen::MatrixXd> llt(H);
   if (llt.info() == Eigen::Success) {
@@ -268,7 +381,22 @@ void LinearModelNode<M>::Backward(const ProblemData& p, ProblemStatus* s) const 
     q = H.ldlt().solve(v);
     s->Set(kNonRegular, "the Hessian is not numerically positive definite");
   }
+  if constexpr (M == Model::kMultinomial) {
+    const int64_t K = p.Dim("K");
+    const Eigen::MatrixXd U = UnpackClasses(u, P + 1, static_cast<int>(K));
+    const Eigen::MatrixXd S = Z * U;
+    Eigen::MatrixXd Prob(N, K);
+    for (int64_t i = 0; i < N; ++i) {
+      const Eigen::RowVectorXd e = (S.row(i).array() - S.row(i).maxCoeff()).exp();
+      Prob.row(i) = e / e.sum();
+    }
+    MultinomialVjp(Z, U.topRows(P), UnpackClasses(q, P + 1, static_cast<int>(K)), Prob, Prob - Y,
+                   p.grad_inputs[1], p.grad_inputs[0]);
+    if (double* dtheta = p.grad_inputs[2]) dtheta[0] = -q.dot(WeightPenaltyColumn(u, P + 1));
+    return;
+  }
   // The per-row coefficient of the gradient, c_i, and its derivatives in s_i and y_i.
+  const Eigen::VectorXd y = Y.col(0);
   const Eigen::VectorXd sv = Z * u;
   Eigen::VectorXd c(N), dc_ds(N), dc_dy(N);
   for (int64_t i = 0; i < N; ++i) {
@@ -304,21 +432,16 @@ void LinearModelNode<M>::Backward(const ProblemData& p, ProblemStatus* s) const 
 template <Model M>
 void LinearModelNode<M>::GenericSolve(const ProblemData& p, ProblemStatus* s) const {
   Hyperparameter(p);
-  const int64_t P = p.Dim("P");
-  const Shape shape{P + 1};
-  std::vector<double> u(P + 1);
+  const Shape shape{Unknowns(p)};
+  Eigen::VectorXd u = Eigen::VectorXd::Zero(Unknowns(p));
   form_.GenericSolve(FormProblem(p, u.data(), nullptr, &shape), s);
-  std::copy(u.begin(), u.begin() + P, p.outputs[0]);
-  p.outputs[1][0] = u[P];
+  Unpack(p, u, p.outputs[0], p.outputs[1]);
 }
 
 template <Model M>
 void LinearModelNode<M>::GenericBackward(const ProblemData& p, ProblemStatus* s) const {
-  const int64_t P = p.Dim("P");
-  const Shape shape{P + 1};
-  std::vector<double> u(p.outputs[0], p.outputs[0] + P), v(p.grad_outputs[0], p.grad_outputs[0] + P);
-  u.push_back(p.outputs[1][0]);
-  v.push_back(p.grad_outputs[1][0]);
+  const Shape shape{Unknowns(p)};
+  Eigen::VectorXd u = Pack(p, p.outputs[0], p.outputs[1]), v = Pack(p, p.grad_outputs[0], p.grad_outputs[1]);
   form_.GenericBackward(FormProblem(p, u.data(), v.data(), &shape), s);
 }
 
@@ -354,6 +477,7 @@ std::vector<CheckCase> LinearModelNode<M>::CheckCases(uint64_t seed) const {
     }
     return y;
   };
+  if (M == Model::kMultinomial) return MultinomialCases(&rng, gaussian, constant);
   const std::string hyper = spec().inputs[2].name;
   const double value = M == Model::kRobust ? 0.5 : 0.3;
   std::vector<CheckCase> cases;
@@ -401,12 +525,77 @@ std::vector<CheckCase> LinearModelNode<M>::CheckCases(uint64_t seed) const {
   return cases;
 }
 
+template <Model M>
+template <typename Gaussian, typename Constant>
+std::vector<CheckCase> LinearModelNode<M>::MultinomialCases(Rng* rng, Gaussian gaussian, Constant constant) {
+  const int64_t B = 2, N = 15, P = 3, K = 3;
+  // One-hot labels drawn from the softmax of a random linear model; rows 0..K−1 take classes 0..K−1 so that every
+  // class occurs.
+  auto labels = [&](const Tensor& X) {
+    Tensor Y({B, N, K});
+    for (int64_t b = 0; b < B; ++b) {
+      double W[P][K];
+      for (auto& row : W) {
+        for (double& v : row) v = rng->Normal();
+      }
+      for (int64_t i = 0; i < N; ++i) {
+        double e[K], sum = 0;
+        for (int64_t k = 0; k < K; ++k) {
+          double s = 0.2 * static_cast<double>(k);
+          for (int64_t j = 0; j < P; ++j) s += X.problem(b)[i * P + j] * W[j][k];
+          sum += e[k] = std::exp(s);
+        }
+        int64_t label = i < K ? i : K - 1;
+        if (i >= K) {
+          double r = rng->Uniform(0.0, sum);
+          for (int64_t k = 0; k < K; ++k) {
+            if (r < e[k]) {
+              label = k;
+              break;
+            }
+            r -= e[k];
+          }
+        }
+        Y.problem(b)[i * K + label] = 1.0;
+      }
+    }
+    return Y;
+  };
+  std::vector<CheckCase> cases;
+  {
+    Tensor X = gaussian(Shape{B, N, P}, 1.0);
+    cases.push_back({"random", {{"X", X}, {"Y", labels(X)}, {"lambda", constant(Shape{B}, 0.3)}}});
+  }
+  {
+    // Soft labels (random points of the simplex), one row at a vertex and one on an edge.
+    Tensor X = gaussian(Shape{B, N, P}, 1.0);
+    Tensor Y({B, N, K});
+    for (int64_t r = 0; r < B * N; ++r) {
+      double sum = 0;
+      for (int64_t k = 0; k < K; ++k) sum += Y[r * K + k] = -std::log(rng->Uniform(1e-3, 1.0));
+      for (int64_t k = 0; k < K; ++k) Y[r * K + k] /= sum;
+    }
+    for (int64_t k = 0; k < K; ++k) Y[k] = k == 0 ? 1.0 : 0.0;
+    Y[K] = 0.5, Y[K + 1] = 0.5, Y[K + 2] = 0.0;
+    cases.push_back({"soft_labels", {{"X", X}, {"Y", Y}, {"lambda", constant(Shape{B}, 0.1)}}});
+  }
+  {
+    // Nearly collinear features (columns 0 and 1 differ by 1e-2 noise) with a weak penalty: a near-singular H.
+    Tensor X = gaussian(Shape{B, N, P}, 1.0);
+    for (int64_t r = 0; r < B * N; ++r) X[r * P + 1] = X[r * P] + 1e-2 * rng->Normal();
+    cases.push_back({"nearly_collinear", {{"X", X}, {"Y", labels(X)}, {"lambda", constant(Shape{B}, 1e-3)}}});
+  }
+  return cases;
+}
+
 using RidgeRegressionNode = LinearModelNode<Model::kRidge>;
 using LogisticRegressionNode = LinearModelNode<Model::kLogistic>;
+using MultinomialLogisticRegressionNode = LinearModelNode<Model::kMultinomial>;
 using RobustRegressionNode = LinearModelNode<Model::kRobust>;
 
 }  // namespace
 DDN_REGISTER_NODE(RidgeRegressionNode);
 DDN_REGISTER_NODE(LogisticRegressionNode);
+DDN_REGISTER_NODE(MultinomialLogisticRegressionNode);
 DDN_REGISTER_NODE(RobustRegressionNode);
 }  // namespace ddn::regression

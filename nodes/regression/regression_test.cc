@@ -1,4 +1,5 @@
-// Tests of the regression nodes (ridge_regression, logistic_regression, robust_regression): the forward against
+// Tests of the regression nodes (ridge_regression, logistic_regression, multinomial_logistic_regression,
+// robust_regression): the forward against
 // independent solves and optimality conditions, gradients against finite differences at random and awkward
 // inputs, the specialised paths against the generic engine's, the link to least_squares and bad input.
 #include <gtest/gtest.h>
@@ -13,11 +14,13 @@
 #include "ddn/node.h"
 #include "ddn/random.h"
 #include "nodes/regression/regression.h"
+#include "tests/compare.h"
 
 namespace ddn {
 namespace {
 
-const char* const kNodes[] = {"ridge_regression", "logistic_regression", "robust_regression"};
+const char* const kNodes[] = {"ridge_regression", "logistic_regression", "multinomial_logistic_regression",
+                              "robust_regression"};
 
 Tensor Gaussian(Shape shape, Rng* rng, double scale = 1.0) {
   Tensor t(shape);
@@ -31,25 +34,12 @@ Tensor Filled(Shape shape, double value) {
   return t;
 }
 
-double MaxAbsDiff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double m = 0;
-  for (int64_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
-double MaxAbs(const Tensor& a) {
-  double m = 0;
-  for (double v : a.values()) m = std::max(m, std::abs(v));
-  return m;
-}
-
 TEST(Regression, NodesAreRegisteredWithTheirHyperparameterAsADifferentiablePositiveInput) {
   for (const char* name : kNodes) {
     const NodeSpec& spec = GetNodeSpec(name);
     ASSERT_EQ(spec.inputs.size(), 3u) << name;
     EXPECT_EQ(spec.inputs[0].name, "X");
-    EXPECT_EQ(spec.inputs[1].name, "y");
+    EXPECT_EQ(spec.inputs[1].name, std::string(name) == "multinomial_logistic_regression" ? "Y" : "y");
     EXPECT_TRUE(spec.inputs[2].differentiable) << name;
     EXPECT_TRUE(spec.inputs[2].positive) << name;
     ASSERT_EQ(spec.outputs.size(), 2u);
@@ -116,6 +106,85 @@ TEST(Regression, ForwardReachesTheOptimalityConditionsToRounding) {
     regression::AddWeightPenalty(u, P + 1, 0.05, &f, &g, nullptr);
     EXPECT_LT(g.lpNorm<Eigen::Infinity>(), 1e-15);
   }
+  // Multinomial: four classes by the largest of four linear scores, one-hot.
+  {
+    const int64_t K = 4;
+    Tensor Y({1, N, K});
+    Eigen::MatrixXd Ym = Eigen::MatrixXd::Zero(N, K);
+    for (int64_t i = 0; i < N; ++i) {
+      Eigen::Index k = i % K;  // every class occurs
+      if (i >= K) {
+        const Eigen::RowVector4d scores(Z(i, 0), Z(i, 1), Z(i, 2), -Z(i, 0));
+        (scores + 0.3 * Eigen::RowVector4d(rng.Normal(), rng.Normal(), rng.Normal(), rng.Normal())).maxCoeff(&k);
+      }
+      Y[i * K + k] = 1.0;
+      Ym(i, k) = 1.0;
+    }
+    const auto node = MakeNode("multinomial_logistic_regression", {});
+    const ForwardResult r = Forward(*node, {{"X", X}, {"Y", Y}, {"lambda", Filled({1}, 0.05)}});
+    EXPECT_EQ(r.outputs.at("bias")[K - 1], 0.0);
+    Eigen::VectorXd u(K * (P + 1) - 1), g;
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t j = 0; j <= P; ++j) {
+        if (k * (P + 1) + j < u.size()) {
+          u[k * (P + 1) + j] = j < P ? r.outputs.at("w")[j * K + k] : r.outputs.at("bias")[k];
+        }
+      }
+    }
+    regression::LogisticObjective(Z, Ym, 0.05, u, &g, nullptr);
+    EXPECT_LT(g.lpNorm<Eigen::Infinity>(), 1e-15);
+  }
+}
+
+// The multinomial loss written out by hand (log-softmax per row) at a random point, against the shared function,
+// and its gradient and Hessian against central differences of it: the functions both the node and `ddn bilevel
+// logistic` with more than two classes stand on.
+TEST(Regression, MultinomialLossMatchesItsDefinitionAndDerivatives) {
+  Rng rng(11);
+  const int64_t N = 9, P = 2, K = 3;
+  const Tensor X = Gaussian({1, N, P}, &rng);
+  const Eigen::MatrixXd Z = regression::DesignWithIntercept(X.data(), N, P);
+  Eigen::MatrixXd Y(N, K);
+  for (int64_t i = 0; i < N; ++i) {
+    for (int64_t k = 0; k < K; ++k) Y(i, k) = rng.Uniform(0.0, 1.0);
+    Y.row(i) /= Y.row(i).sum();
+  }
+  Eigen::VectorXd u(K * (P + 1) - 1);
+  for (auto& v : u) v = rng.Normal();
+  const double lambda = 0.2;
+  auto by_hand = [&](const Eigen::VectorXd& x) {
+    double f = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      double s[K], sum = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        s[k] = k + 1 < K ? x[k * (P + 1) + P] : 0.0;
+        for (int64_t j = 0; j < P; ++j) s[k] += Z(i, j) * x[k * (P + 1) + j];
+        sum += std::exp(s[k]);
+      }
+      for (int64_t k = 0; k < K; ++k) f -= Y(i, k) * (s[k] - std::log(sum));
+    }
+    f /= N;
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t j = 0; j < P; ++j) f += 0.5 * lambda * x[k * (P + 1) + j] * x[k * (P + 1) + j];
+    }
+    return f;
+  };
+  Eigen::VectorXd g;
+  Eigen::MatrixXd H;
+  const double f = regression::LogisticObjective(Z, Y, lambda, u, &g, &H);
+  EXPECT_NEAR(f, by_hand(u), 1e-14);
+  const double h = 1e-5;
+  for (Eigen::Index a = 0; a < u.size(); ++a) {
+    Eigen::VectorXd up = u, um = u;
+    up[a] += h;
+    um[a] -= h;
+    EXPECT_NEAR(g[a], (by_hand(up) - by_hand(um)) / (2 * h), 1e-9) << a;
+    Eigen::VectorXd gp, gm;
+    regression::LogisticObjective(Z, Y, lambda, up, &gp, nullptr);
+    regression::LogisticObjective(Z, Y, lambda, um, &gm, nullptr);
+    const Eigen::VectorXd column = (gp - gm) / (2 * h);
+    EXPECT_LT((H.col(a) - column).lpNorm<Eigen::Infinity>(), 1e-8) << a;
+  }
 }
 
 TEST(Regression, GradientsMatchFiniteDifferences) {
@@ -177,6 +246,14 @@ TEST(Regression, BadInputIsRefusedWithOneLine) {
   refused("logistic_regression", {{"X", X}, {"y", Filled({1, 6}, 1.0)}, {"lambda", Filled({1}, 1.0)}},
           "the mean label is 1, not inside (0, 1)");
   refused("robust_regression", {{"X", X}, {"y", y}, {"alpha", Filled({1}, 0.0)}}, "alpha must be > 0");
+  Tensor Y({1, 6, 3});
+  for (int64_t i = 0; i < 6; ++i) Y[i * 3 + i % 2] = 1.0;  // class 2 never occurs
+  refused("multinomial_logistic_regression", {{"X", X}, {"Y", Y}, {"lambda", Filled({1}, 1.0)}},
+          "class 2 has mean probability 0, not inside (0, 1)");
+  refused("multinomial_logistic_regression", {{"X", X}, {"Y", Filled({1, 6, 1}, 1.0)}, {"lambda", Filled({1}, 1.0)}},
+          "need K ≥ 2");
+  refused("multinomial_logistic_regression", {{"X", X}, {"Y", Y}, {"lambda", Filled({1}, -2.0)}},
+          "lambda must be > 0");
   EXPECT_THROW(MakeNode("robust_regression", {{"mu", "-1"}}), InvalidInput);
 }
 

@@ -130,7 +130,11 @@ TEST(Conformance, PnpReprojection) { EXPECT_TRUE(Conforms("pnp")); }
 // The regression nodes (the inner problems of the tabular bi-level problems).
 TEST(Conformance, RidgeRegression) { EXPECT_TRUE(Conforms("ridge_regression")); }
 TEST(Conformance, LogisticRegression) { EXPECT_TRUE(Conforms("logistic_regression")); }
+TEST(Conformance, MultinomialLogisticRegression) { EXPECT_TRUE(Conforms("multinomial_logistic_regression")); }
 TEST(Conformance, RobustRegression) { EXPECT_TRUE(Conforms("robust_regression", {{"mu", "0.1"}})); }
+// tv_denoise (the inner problem of the bi-level denoising problem): u does not scale with g (the weight λ would have
+// to scale too), so no covariant sweep.
+TEST(Conformance, TvDenoise) { EXPECT_TRUE(Conforms("tv_denoise")); }
 
 TEST(Conformance, PnpReprojectionHuber) { EXPECT_TRUE(Conforms("pnp", {{"objective", "reproj_huber"}})); }
 TEST(Conformance, PnpCosine) { EXPECT_TRUE(Conforms("pnp", {{"objective", "cosine"}})); }
@@ -148,9 +152,9 @@ TEST(Conformance, EveryRegisteredNodeIsCovered) {
   const std::set<std::string> covered = {
       "ball_projection", "box_projection", "constant_linear_on_circle", "deq_tanh", "eigen", "fit_ellipse",
       "fit_plane", "fit_sphere", "graph_match", "least_squares", "linear_on_circle", "linear_on_unit_circle",
-      "logistic_regression", "optimal_transport", "plane_projection", "pnp", "project", "project_ellipsoid", "project_superellipse",
+      "logistic_regression", "multinomial_logistic_regression", "optimal_transport", "plane_projection", "pnp", "project", "project_ellipsoid", "project_superellipse",
       "pseudo_huber_mean", "qp", "quadratic_on_ball", "quadratic_on_sphere", "ridge_regression", "robust_pool", "robust_regression", "robust_vector_pool",
-      "sphere_projection", "sum_fit", "tridiag_solve", "unconstrained_polynomial"};
+      "sphere_projection", "sum_fit", "tridiag_solve", "tv_denoise", "unconstrained_polynomial"};
   for (const std::string& name : NodeNames()) {
     EXPECT_TRUE(covered.count(name)) << "node '" << name << "' is registered but has no conformance test "
                                      << "(tests/conformance/conformance_test.cc)";
