@@ -43,6 +43,7 @@ ddn_install_packages() {
 ddn_build() {
   local jobs
   jobs=$(nproc 2>/dev/null || echo 2)
-  cmake -S "$DDN_ROOT" -B "$DDN_BUILD" -DCMAKE_BUILD_TYPE=Release "$@" >&2
+  # DDN_WERROR=ON in the environment (CI sets it): compiler warnings in ddn's own targets are errors.
+  cmake -S "$DDN_ROOT" -B "$DDN_BUILD" -DCMAKE_BUILD_TYPE=Release -DDDN_WERROR="${DDN_WERROR:-OFF}" "$@" >&2
   cmake --build "$DDN_BUILD" --parallel "$jobs" >&2
 }
