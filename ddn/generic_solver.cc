@@ -1340,7 +1340,10 @@ void GenericVjp(const DerivativeOracle& oracle, const GenericSolverOptions& opti
   VectorXd weights = VectorXd::Zero(P.nc());
   for (int i : W) weights[i] = lambda[i];
   const Entries WL = LagrangianHessian(P, pt, weights, false);
-  Entries B = Bf, unused;
+  // (The constraints' mixed curvature is appended to f's entries in place: a copy of them is a pass over one entry
+  // per term.)
+  Entries& B = Bf;
+  Entries unused;
   P.Curvature(pt.y, weights, &unused, &B, false);
   Kkt kkt;
   const int w = static_cast<int>(W.size());
