@@ -815,7 +815,8 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
       // step just taken put y within rounding of the minimiser: done, without the gradient pass that would
       // only measure a step below rounding (and leave y unchanged). Each factor of C comes from a measured
       // step; a prediction that fell short by 10³ would still stop at the same accuracy.
-      if (reuse && !pen.active) {
+      // (Two measured steps: not at the first iteration, whose "previous step" is infinite.)
+      if (reuse && !pen.active && std::isfinite(previous_step)) {
         const double predicted = step * (step / previous_step) * (step / previous_step);
         if (predicted <= 1e-3 * kStopStep) {
           s->residual = Accuracy(predicted * s->y_scale, s->natural, MaxAbs(s->y));
