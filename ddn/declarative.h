@@ -966,6 +966,17 @@ class DeclarativeNode : public Node {
   void GenericBackward(const ProblemData& p, ProblemStatus* s) const override {
     const internal::NodeOracle<Derived> oracle(derived(), p);
     const internal::Layout& L = oracle.layout();
+    if (p.gradient_mode.implicit()) {
+      // One differentiable input whose gradient is wanted: the solver accumulates into it directly (x is that
+      // input); otherwise into the concatenated x, then each wanted part is added to its input's gradient.
+      for (size_t i = 0; i < p.inputs.size(); ++i) {
+        if (L.x_offset[i] == 0 && i < p.grad_inputs.size() && p.grad_inputs[i] &&
+            p.InputSize(static_cast<int>(i)) == L.n) {
+          GenericVjp(oracle, generic_options_, p.outputs[0], p.grad_outputs[0], p.grad_inputs[i], s);
+          return;
+        }
+      }
+    }
     std::vector<double> dx(L.n, 0.0);
     if (p.gradient_mode.implicit()) {
       GenericVjp(oracle, generic_options_, p.outputs[0], p.grad_outputs[0], dx.data(), s);

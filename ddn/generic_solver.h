@@ -35,8 +35,10 @@
 // |c_i| / ‖∇c_i‖; multipliers as forces λ_i ‖∇c_i‖ relative to the gradient's magnitude; singularity and
 // inertia on the equilibrated KKT matrix.
 //
-// Status of the answer (ddn/status.h): residual = an estimate of y's relative error: the last Newton step, or
-// the rounding floor ε·‖K⁻¹m‖ if larger (what double precision allows for this problem), relative to ‖y‖∞;
+// Status of the answer (ddn/status.h): residual = an estimate of y's relative error: the last Newton step (or,
+// once the steps have shrunk quadratically, the next step they predict — the solve then stops without a pass
+// over the objective that would only measure a step below rounding), or the rounding floor ε·‖K⁻¹m‖ if larger
+// (what double precision allows for this problem), relative to ‖y‖∞;
 // kNonUnique when the reduced Hessian is singular and stays singular along its null direction (a valley of
 // minimisers); kNonRegular when it is singular at y only (a degenerate, non-quadratic
 // minimum: y converges slowly and the gradient is a minimum-norm one); kDegenerate for a weakly active

@@ -208,6 +208,42 @@ TEST(GenericSolver, DegenerateMinimumConvergesAndItsResidualIsHonest) {
   }
 }
 
+// Σ_k (e^{y_k} − b_k y_k), minimised at y = log b: Newton converges quadratically. Every pass over the
+// objective must move y: none at a point already evaluated (a simplified step just above the stopping step is
+// taken, not thrown away for a full step at the same point), and none only to measure a step below rounding at
+// the answer (the solve stops when quadratic convergence predicts the next step far below the stopping step).
+// The answer is log b to the last bits all the same, and the residual says so.
+TEST(GenericSolver, QuadraticConvergenceWastesNoPassOverTheObjective) {
+  struct Recording : TestProblem {
+    mutable std::vector<VectorXd> points;
+    double Derivatives(const double* y, double* g, std::vector<SparseEntry>* H, std::vector<SparseEntry>* B,
+                       double* magnitude) const override {
+      points.push_back(Eigen::Map<const VectorXd>(y, m));
+      return TestProblem::Derivatives(y, g, H, B, magnitude);
+    }
+  };
+  const VectorXd b = (VectorXd(3) << 0.5, 3.0, 40.0).finished();
+  for (const VectorXd& y0 : {(VectorXd(3) << -0.4, 1.3, 3.5).finished(), (VectorXd(3) << 0.0, 0.0, 0.0).finished(),
+                             (VectorXd(3) << -0.7, 1.1, 3.7).finished()}) {
+    Recording P;
+    P.m = 3;
+    P.f = [b](const VectorXd& y) { return y.array().exp().sum() - b.dot(y); };
+    P.grad = [b](const VectorXd& y) -> VectorXd { return y.array().exp().matrix() - b; };
+    P.hess = [](const VectorXd& y) -> MatrixXd { return y.array().exp().matrix().asDiagonal(); };
+    ProblemStatus s;
+    const VectorXd y = Solve(P, y0, &s);
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_NEAR(y[k], std::log(b[k]), 4e-16 * std::max(1.0, std::abs(std::log(b[k])))) << k << " from " << y0.transpose();
+    }
+    EXPECT_EQ(s.flags, 0u) << s.note;
+    EXPECT_LE(s.residual, 1e-15);
+    ASSERT_FALSE(P.points.empty());
+    for (size_t i = 0; i < P.points.size(); ++i)
+      for (size_t j = 0; j < i; ++j) EXPECT_NE(P.points[i], P.points[j]) << "passes " << j << " and " << i << " at one point";
+    EXPECT_NE(P.points.back(), y) << "the last pass only measured the answer (" << P.points.size() << " passes)";
+  }
+}
+
 // ½(y0 + y1 − x)²: a line of minimisers.
 TEST(GenericSolver, AValleyOfMinimisersIsNonUnique) {
   TestProblem P;

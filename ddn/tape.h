@@ -113,6 +113,15 @@ class SecondOrder {
   static constexpr int kPacked = kSecond ? N * (N + 1) / 2 : 1;
   SecondOrder() = default;
   explicit SecondOrder(double value) : value_(value) {}
+  // Copies one double at a time. The implicit copy moves the object in 16-byte pieces; when a term returns one of
+  // two scalars (`w ? w * phi : phi`) the compiler keeps the result in memory, written a double at a time, and a
+  // 16-byte read of two 8-byte writes cannot be forwarded from the store buffer: the loop then stalls on every
+  // term (measured: a third of a Hessian pass over the pooling terms).
+  DDN_AD_INLINE SecondOrder(const SecondOrder& o) { CopyFrom(o); }
+  DDN_AD_INLINE SecondOrder& operator=(const SecondOrder& o) {
+    CopyFrom(o);
+    return *this;
+  }
   // Variable k of the N (gradient e_k, Hessian 0).
   static SecondOrder Variable(double value, int k) {
     SecondOrder r(value);
@@ -200,6 +209,12 @@ class SecondOrder {
   }
 
  private:
+  DDN_AD_INLINE void CopyFrom(const SecondOrder& o) {
+    value_ = o.value_;
+    for (int i = 0; i < N; ++i) g_[i] = o.g_[i];
+    for (int k = 0; k < kPacked; ++k) h_[k] = o.h_[k];
+  }
+
   double value_ = 0.0;
   double g_[N] = {};
   double h_[kPacked] = {};
@@ -467,8 +482,15 @@ DDN_AD_INLINE S exp2(const S& a) {
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S sqrt(const S& a) {
-  const double s = std::sqrt(a.value());
-  return S::Apply1(a, s, 0.5 / s, -0.25 / (s * a.value()));
+  // φ' = 1/(2√x) = √x/(2x), φ'' = −1/(4x√x) = −φ'/(2x): one division, by x, which runs alongside the square root
+  // instead of after it (a term's derivatives wait on divisions). Outside [1e-300, 1e300] (where 1/x would
+  // overflow or lose digits) and for 0, ∞ and NaN, the direct forms (an infinite φ' at 0, as ceres::Jet's).
+  const double x = a.value(), s = std::sqrt(x);
+  if (__builtin_expect(x >= 1e-300 && x <= 1e300, 1)) {
+    const double ix = 1.0 / x, d1 = 0.5 * s * ix;
+    return S::Apply1(a, s, d1, -0.5 * d1 * ix);
+  }
+  return S::Apply1(a, s, 0.5 / s, -0.25 / (s * x));
 }
 template <class S, EnableAd<S> = 0>
 DDN_AD_INLINE S cbrt(const S& a) {

@@ -8,6 +8,7 @@
 
 #include <Eigen/Dense>
 #include <cmath>
+#include <limits>
 
 #include "ddn/error.h"
 #include "ddn/random.h"
@@ -208,6 +209,36 @@ TEST(Tape, JacobianRowsFollowEachOutputsCone) {
       EXPECT_EQ(e.col, 3);
     }
   }
+}
+
+// √x's derivatives come from 1/x inside [1e-300, 1e300] and from the direct forms outside it: both agree with
+// 1/(2√x) and −1/(4x√x) (long double) to a few roundings from subnormal to huge x (a reciprocal of a subnormal x
+// overflows; of a huge one, loses digits); at 0 the gradient is +∞ and the second derivative not finite, as
+// before.
+TEST(Tape, SquareRootDerivativesHoldFromSubnormalToHugeArguments) {
+  using S = ad::SecondOrder<1>;
+  for (double x : {4e-320, 1e-310, 0.999e-300, 1e-300, 1.001e-300, 1e-150, 0.3, 2.0, 1e150, 0.999e300, 1e300,
+                   1.001e300, 1e305, 1.7e308}) {
+    const S r = sqrt(S::Variable(x, 0));
+    const long double xl = x, sl = std::sqrt(xl);
+    const long double d1 = 0.5L / sl, d2 = -0.25L / (xl * sl);
+    EXPECT_EQ(r.value(), std::sqrt(x)) << x;
+    EXPECT_LE(std::abs((r.gradient(0) - d1) / d1), 1e-15L) << x;
+    // −1/(4x√x) overflows double below x ≈ 1e-205 (then −∞ is its rounding) and is subnormal or zero above
+    // x ≈ 1e205 (compared absolutely there).
+    if (std::isinf(static_cast<double>(d2))) {
+      EXPECT_EQ(r.hessian(0, 0), -std::numeric_limits<double>::infinity()) << x;
+    } else {
+      EXPECT_LE(std::abs(r.hessian(0, 0) - d2), 1e-15L * std::abs(d2) + 1e-300L) << x;
+    }
+  }
+  const S zero = sqrt(S::Variable(0.0, 0));
+  EXPECT_EQ(zero.value(), 0.0);
+  EXPECT_EQ(zero.gradient(0), std::numeric_limits<double>::infinity());
+  EXPECT_FALSE(std::isfinite(zero.hessian(0, 0)));
+  const S inf = sqrt(S::Variable(std::numeric_limits<double>::infinity(), 0));
+  EXPECT_EQ(inf.gradient(0), 0.0);
+  EXPECT_TRUE(std::isnan(sqrt(S::Variable(-1.0, 0)).gradient(0)));
 }
 
 // Constants are not recorded; operations on constants only give constants.
