@@ -67,7 +67,6 @@ using M4 = int64_t __attribute__((vector_size(32)));  // lane masks: all bits se
 [[gnu::always_inline]] inline V4 Abs(const V4& a) { return (V4)((M4)a & ~(M4)Splat(-0.0)); }
 [[gnu::always_inline]] inline V4 Max(const V4& a, const V4& b) { return Select((M4)(a > b), a, b); }
 [[gnu::always_inline]] inline V4 Min(const V4& a, const V4& b) { return Select((M4)(a < b), a, b); }
-[[gnu::always_inline]] inline bool Any(const M4& mask) { return (mask[0] | mask[1] | mask[2] | mask[3]) != 0; }
 
 // Calls chunk(i, m, k) on the chunks [i, i + m) of [0, n), m = 4 except for a shorter last one; k ∈ [0, 4) is the
 // accumulator the chunk adds into (four independent chains).
