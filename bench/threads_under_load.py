@@ -24,13 +24,16 @@ is the training's own, from its JSON, and the CPU time the whole process's), and
 default actually ran with (`ddn bench` reports them per run; training does not). When the default resolved to
 one thread in every run, both settings ran the same code and the ratio measures only the machine's noise: the
 script says so. Then a verdict per condition against the issue's requirements: under load the default never more
-than 10 % slower than one thread (ratio of medians ≤ 1.10); idle, the default faster than one thread for every
-workload. The load average (/proc/loadavg) is printed at the start and end of each condition; an "idle"
-condition with a load average above 1.5 is not idle, and the script says so.
+than 10 % slower than one thread (ratio of medians ≤ 1.10; met by construction where the default ran the
+one-thread code in every run); idle, the default faster than one thread for every workload. The load average
+(/proc/loadavg) is printed at the start and end of each condition; an "idle" condition with a load average above
+1.5 is not idle, and the script says so.
 
-How long: calibration about 10 s, then per condition about 2 × rounds × (11 workloads) units of 0.2–1 s
-(a unit's runs plus the process start-up and input generation): about 3–4 minutes per condition with the
-defaults on an idle 2-core machine, 7–8 minutes for both; longer under other load. --quick takes about a minute.
+Needs a Release build with bin/ddn and bin/ddn-pointcloud (`cmake --build build --target ddn_cli ddn_pointcloud`).
+
+How long: calibration about 10 s, then per condition 2 × rounds × 11 units of 0.2–2 s (a unit's runs plus the
+process start-up and input generation). With the defaults: 6.6 minutes for both conditions measured on the 2-core
+machine at a load average of 11–15 from other work, so about 5 minutes idle (an estimate); --quick about a minute.
 """
 import argparse
 import json
@@ -167,7 +170,7 @@ def main():
             time.sleep(1.0 if cond == "load" else 0.0)  # let the busy processes show in the run queue
             print(f"\n{cond}: {args.load if cond == 'load' else 0} busy processes; loadavg at start: {loadavg()}",
                   flush=True)
-            ratios = {}
+            ratios, identical = {}, set()
             for name, fn in work:
                 one, default = [], []
                 paired = []
@@ -185,6 +188,8 @@ def main():
                 c0 = statistics.median(u.cpu for u in default)
                 threads, same = describe_threads(default)
                 ratios[name] = w0 / w1
+                if same:
+                    identical.add(name)
                 print(f"{cond:5s} {name:58s} wall 1 thread {w1:8.1f}  default {w0:8.1f}  ratio {w0 / w1:5.2f} "
                       f"(per round {statistics.median(paired):5.2f}, {min(paired):4.2f}-{max(paired):4.2f})  "
                       f"cpu {c1:8.1f} / {c0:8.1f}  default: {threads}"
@@ -194,11 +199,21 @@ def main():
             stop_load(procs)
         print(f"{cond}: loadavg at end: {end_load}")
         if cond == "load":
-            worst = max(ratios.items(), key=lambda kv: kv[1])
-            over = [k for k, v in ratios.items() if v > 1.10]
-            verdicts.append(f"load: worst ratio {worst[1]:.2f} ({worst[0]}); "
-                            + ("met: the default is never more than 10 % slower" if not over else
-                               f"NOT met for {len(over)}: " + ", ".join(over)))
+            # Where the default ran the one-thread code in every run the requirement holds by construction; their
+            # wall ratios show the machine's noise, not the default.
+            measured = {k: v for k, v in ratios.items() if k not in identical}
+            noise = [v for k, v in ratios.items() if k in identical]
+            line = "load: "
+            if noise:
+                line += (f"{len(noise)} of {len(ratios)} workloads ran the one-thread code path in every run "
+                         f"(met by construction; their wall ratios {min(noise):.2f}-{max(noise):.2f} are noise)")
+            if measured:
+                over = [k for k, v in measured.items() if v > 1.10]
+                worst = max(measured.items(), key=lambda kv: kv[1])
+                line += ("; " if noise else "") + (f"{len(measured)} measured, worst ratio {worst[1]:.2f} "
+                                                   f"({worst[0]}): ")
+                line += "met (never more than 10 % slower)" if not over else f"NOT met for {', '.join(over)}"
+            verdicts.append(line)
         else:
             slower = [k for k, v in ratios.items() if v >= 1.0]
             one_min = float(end_load.split()[0])
