@@ -306,10 +306,13 @@ template <bool kAbs>
 [[gnu::always_inline]] inline void SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v,
                                                   double* dx, double* dr, double ball_radius = 0) {
   const bool ball = ball_radius > 0;
+  // The first pass also writes dx_i = s_i² v_i (exact), so that the row of dx is fetched for writing while the
+  // row of y is read; the second pass, on cached rows, subtracts s_i m.
   V4 sums[4] = {}, counts[4] = {}, norms[4] = {};
   ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
-    const V4 s = SignOf(Load(y + i, m, 0.0));
-    sums[k] += s * Load(v + i, m, 0.0);
+    const V4 s = SignOf(Load(y + i, m, 0.0)), vi = Load(v + i, m, 0.0);
+    Store(dx + i, m, s * s * vi);
+    sums[k] += s * vi;
     counts[k] += s * s;
     if (ball) norms[k] += Abs(Load(x + i, m, 0.0));
   });
@@ -323,7 +326,7 @@ template <bool kAbs>
   const V4 vmean = Splat(mean);
   ForEachChunk(n, [&](int64_t i, int64_t m, int) {
     const V4 s = SignOf(Load(y + i, m, 0.0));
-    Store(dx + i, m, s * s * Load(v + i, m, 0.0) - s * vmean);
+    Store(dx + i, m, Load(dx + i, m, 0.0) - s * vmean);
   });
   if (dr) *dr = mean;
 }
