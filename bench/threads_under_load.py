@@ -32,8 +32,9 @@ one-thread code in every run); idle, the default faster than one thread for ever
 Needs a Release build with bin/ddn and bin/ddn-pointcloud (`cmake --build build --target ddn_cli ddn_pointcloud`).
 
 How long: calibration about 10 s, then per condition 2 × rounds × 11 units of 0.2–2 s (a unit's runs plus the
-process start-up and input generation). With the defaults: 6.6 minutes for both conditions measured on the 2-core
-machine at a load average of 11–15 from other work, so about 5 minutes idle (an estimate); --quick about a minute.
+process start-up and input generation). With the defaults, both conditions, on the 2-core machine: 3.5 minutes
+measured at a load average of 3.5–6.4 from other work, 6.6 minutes at 11–15; about 3 minutes idle (an estimate);
+--quick about a minute.
 """
 import argparse
 import json
