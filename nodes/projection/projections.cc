@@ -35,7 +35,10 @@ void SetFlag(ProblemStatus* status, StatusFlag flag, const char* why) {
 // alone, so results are deterministic.
 // The helpers are always inlined into file-local kernels, so GCC's note that passing 32-byte vectors by value
 // changed ABI (-Wpsabi) concerns no call that exists.
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wunknown-warning-option"
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 using V4 = double __attribute__((vector_size(32)));
