@@ -182,6 +182,21 @@ class Pool {
 
 std::atomic<int> default_override{0};
 
+// ThreadCountsUsed(): relaxed atomics, a few nanoseconds per loop.
+std::atomic<int> fewest_threads{0};  // 0: none recorded
+std::atomic<int> most_threads{0};
+std::atomic<int64_t> loops_recorded{0};
+
+void RecordThreadCount(int n) {
+  int seen = fewest_threads.load(std::memory_order_relaxed);
+  while ((seen == 0 || n < seen) && !fewest_threads.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+  }
+  seen = most_threads.load(std::memory_order_relaxed);
+  while (n > seen && !most_threads.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+  }
+  loops_recorded.fetch_add(1, std::memory_order_relaxed);
+}
+
 int AutomaticThreadCount() {
   static const int count = [] {
     int n = ThreadsFromEnvironment("DDN_NUM_THREADS");
@@ -254,6 +269,20 @@ int DefaultThreadCount() {
   return LoadAwareThreadCount(cores, machine_cpus, OtherRunnableTasks());
 }
 
+ThreadCountRecord ThreadCountsUsed() {
+  ThreadCountRecord r;
+  r.fewest = fewest_threads.load(std::memory_order_relaxed);
+  r.most = most_threads.load(std::memory_order_relaxed);
+  r.loops = loops_recorded.load(std::memory_order_relaxed);
+  return r;
+}
+
+void ResetThreadCountRecord() {
+  fewest_threads.store(0, std::memory_order_relaxed);
+  most_threads.store(0, std::memory_order_relaxed);
+  loops_recorded.store(0, std::memory_order_relaxed);
+}
+
 void SetDefaultThreadCount(int threads) {
   ResolveThreadCount(threads, 1);  // validates
   default_override.store(threads, std::memory_order_relaxed);
@@ -274,7 +303,12 @@ void ParallelFor(int64_t items, int threads, int64_t min_chunk,
   min_chunk = std::max<int64_t>(1, min_chunk);
   const int64_t chunks = (items + min_chunk - 1) / min_chunk;
   const int n = ResolveThreadCount(threads, chunks);
-  if (n == 1 || inside_parallel_for) {
+  if (inside_parallel_for) {  // nested: runs on the caller's thread, counted with the outer loop
+    body(0, items, 0);
+    return;
+  }
+  if (n == 1) {
+    RecordThreadCount(1);
     body(0, items, 0);
     return;
   }
@@ -286,9 +320,11 @@ void ParallelFor(int64_t items, int threads, int64_t min_chunk,
   job.chunk = std::max(min_chunk, items / (8 * static_cast<int64_t>(n)));
   job.max_helpers = n - 1;
   if (!Pool::Instance().Run(&job)) {
+    RecordThreadCount(1);  // another thread of the process holds the pool: this loop ran serially
     body(0, items, 0);
     return;
   }
+  RecordThreadCount(n);
   if (job.error) std::rethrow_exception(job.error);
 }
 

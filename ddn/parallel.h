@@ -56,6 +56,17 @@ void SetDefaultThreadCount(int threads);
 // above kMaxThreads.
 int ResolveThreadCount(int requested, int64_t items);
 
+// The thread counts that ParallelFor loops actually ran with (outermost loops only: a nested loop runs on its
+// caller's thread), recorded process-wide since the last ResetThreadCountRecord(). For benchmarks that must say
+// what the default count resolved to on a loaded machine (`ddn bench` prints it per run). `loops` = 0: no loop ran.
+struct ThreadCountRecord {
+  int fewest = 0;      // smallest thread count of a loop
+  int most = 0;        // largest
+  int64_t loops = 0;   // number of loops recorded
+};
+ThreadCountRecord ThreadCountsUsed();
+void ResetThreadCountRecord();
+
 // Calls body(begin, end, worker) on disjoint ranges covering [0, items), each range at least `min_chunk`
 // items (except the last), on up to `threads` threads (see ResolveThreadCount). `worker` identifies the
 // calling thread within this loop (0 is the caller) so that the body can use per-thread scratch state; size

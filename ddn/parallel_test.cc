@@ -86,6 +86,25 @@ TEST(ParallelFor, ConcurrentCallersFromSeveralThreadsAllComplete) {
   EXPECT_EQ(total.load(), 4 * 50 * 1000);
 }
 
+TEST(ParallelFor, RecordsTheThreadCountsItRanWith) {
+  ResetThreadCountRecord();
+  EXPECT_EQ(ThreadCountsUsed().loops, 0);
+  EXPECT_EQ(ThreadCountsUsed().most, 0);
+  ParallelFor(100, 1, 1, [](int64_t, int64_t, int) {});
+  ParallelFor(100, 2, 1, [](int64_t, int64_t, int) {
+    ParallelFor(10, 2, 1, [](int64_t, int64_t, int) {});  // nested: not a loop of its own
+  });
+  ParallelFor(1, 2, 1, [](int64_t, int64_t, int) {});  // one item: one thread
+  const ThreadCountRecord r = ThreadCountsUsed();
+  EXPECT_EQ(r.loops, 3);
+  EXPECT_EQ(r.fewest, 1);
+  EXPECT_EQ(r.most, 2);
+  ResetThreadCountRecord();
+  ParallelFor(100, 2, 1, [](int64_t, int64_t, int) {});
+  EXPECT_EQ(ThreadCountsUsed().fewest, 2);
+  EXPECT_EQ(ThreadCountsUsed().loops, 1);
+}
+
 TEST(ParallelFor, ThreadCountsAreValidated) {
   EXPECT_THROW(ResolveThreadCount(-1, 10), InvalidInput);
   EXPECT_THROW(ResolveThreadCount(kMaxThreads + 1, 10), InvalidInput);

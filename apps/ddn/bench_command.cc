@@ -226,6 +226,8 @@ int RunBench(int argc, char** argv) {
                 "number of problems whose status carries flags. Wall-clock (steady_clock) milliseconds;\n"
                 "\"forward_cpu_ms\", \"backward_cpu_ms\" (and their medians) are the CPU time of the process\n"
                 "(all its threads) over the same calls: on a loaded machine, the time the work itself took.\n"
+                "\"threads_used\" is [fewest, most] threads of the run's parallel loops (the default, --threads 0,\n"
+                "follows the machine's load); \"threads\" in the last line is what the default resolves to then.\n"
                 "--inputs FILE times the \"inputs\" of a `ddn eval` request instead (its \"shape\" is that of\n"
                 "the node's first input).",
                 options);
@@ -280,6 +282,7 @@ int RunBench(int argc, char** argv) {
       return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
     };
     for (int r = 0; r < runs; ++r) {
+      ResetThreadCountRecord();
       const double c0 = cpu_ms();
       const auto t0 = Clock::now();
       ForwardResult forward = Forward(*node, inputs, run);
@@ -309,6 +312,8 @@ int RunBench(int argc, char** argv) {
       line["backward_ms"] = RoundMs(backward_ms.back());
       line["forward_cpu_ms"] = RoundMs(forward_cpu_ms.back());
       line["backward_cpu_ms"] = RoundMs(backward_cpu_ms.back());
+      const ThreadCountRecord used = ThreadCountsUsed();
+      line["threads_used"] = {used.fewest, used.most};
       std::cout << line.dump() << std::endl;
     }
     Json summary = head;

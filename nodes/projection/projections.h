@@ -13,14 +13,16 @@
 //   linf_sphere   {y : ‖y‖∞ = r}            linf_ball   {y : ‖y‖∞ ≤ r}
 //
 // Forward (all exact, no iterations to a tolerance):
-//   simplex       y_i = max(x_i − τ, 0) with the threshold τ solving Σ_i max(x_i − τ, 0) = r: one pass keeps
-//                 the candidates x_i > (running max) − r (every support element exceeds max_j x_j − r), then
-//                 Condat's algorithm (L. Condat, "Fast projection onto the simplex and the l1 ball", Math.
-//                 Program. 158, 2016) finds τ among them: expected O(D), no sort. τ is then recomputed from
-//                 the identified support S = {i : y_i > 0} as τ = (Σ_S x_i − r)/|S|. The search runs on
-//                 x_i − max x (exact for the candidates when r ≤ max x/2), so that y is in the set to rounding
-//                 at the scale of r however far r is below the precision of max|x| (r = 1e-17, x = [1, 3, 2]:
-//                 y = [0, 1e-17, 0]).
+//   simplex       y_i = max(x_i − τ, 0) with the threshold τ solving Σ_i max(x_i − τ, 0) = r. Every support
+//                 element exceeds max_j x_j − r, so one pass finds the maximum (and each block of 16's maximum),
+//                 a second looks only inside the blocks that can hold such a candidate, and the threshold is
+//                 searched among the candidates alone, without sorting: Michelot's iteration (J. Optim. Theory
+//                 Appl. 50, 1986) for a few dozen, Condat's algorithm (L. Condat, "Fast projection onto the
+//                 simplex and the l1 ball", Math. Program. 158, 2016; expected O(D)) for more. Both end with τ
+//                 computed from the identified support S = {i : y_i > 0} as τ = (Σ_S x_i − r)/|S|. The search
+//                 runs on x_i − max x (exact for the candidates when r ≤ max x/2), so that y is in the set to
+//                 rounding at the scale of r however far r is below the precision of max|x| (r = 1e-17,
+//                 x = [1, 3, 2]: y = [0, 1e-17, 0]).
 //   l1 sets       y = s ⊙ simplex(|x|, r) with s_i = sign(x_i) (sign(0) = +1) (Duchi et al., ICML 2008, §4),
 //                 for the ball only when ‖x‖₁ > r (else y = x). For the L1 sphere from inside
 //                 (‖x‖₁ < r) the same formula gives τ < 0, i.e. y = x + s (r − ‖x‖₁)/D: the projection
@@ -55,6 +57,11 @@
 //   ProblemStatus status;
 //   Project(set, x, D, r, y, &status);
 //   ProjectVjp(set, x, y, D, r, v, dx, &dr);   // dx = vᵀ∂y/∂x, dr = vᵀ∂y/∂r (dr may be nullptr)
+//
+// Cost: memory-bound on long rows. Each function makes one or two passes over a row (which is in cache after the
+// first), computing a store and all the sums it needs in the same pass, four coordinates at a time (AVX2 when the
+// CPU has it, chosen at load time; SSE2 otherwise): the forward reads x and writes y (plus the threshold's one
+// extra pass for the simplex and L1 sets), the backward reads y or x and v and writes dx.
 //
 // These functions are thread-safe (they keep per-thread scratch buffers) and allocation-free after the
 // first call on a thread.

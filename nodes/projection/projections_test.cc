@@ -309,6 +309,157 @@ TEST(Project, ExtremeScales) {
   EXPECT_EQ(s[2], 0.0);
 }
 
+// The kernels work four coordinates at a time in blocks of 16, with a shorter last chunk. Rows of every length
+// around those sizes against plain scalar formulas: y from the sort-based threshold, dx and dr from the VJP
+// formulas of projections.h written element by element.
+Vec ScalarProjection(ProjectionSet set, const Vec& x, double r) {
+  const size_t n = x.size();
+  Vec y(n), u(n);
+  double l1 = 0, l2 = 0;
+  for (size_t i = 0; i < n; ++i) {
+    u[i] = std::abs(x[i]);
+    l1 += u[i];
+    l2 += x[i] * x[i];
+  }
+  l2 = std::sqrt(l2);
+  switch (set) {
+    case ProjectionSet::kSimplex: {
+      const double tau = SortThreshold(x, r);
+      for (size_t i = 0; i < n; ++i) y[i] = std::max(x[i] - tau, 0.0);
+      return y;
+    }
+    case ProjectionSet::kL1Ball:
+      if (l1 <= r) return x;
+      [[fallthrough]];
+    case ProjectionSet::kL1Sphere: {
+      const double tau = SortThreshold(u, r);
+      for (size_t i = 0; i < n; ++i) y[i] = std::copysign(std::max(u[i] - tau, 0.0), x[i]);
+      return y;
+    }
+    case ProjectionSet::kL2Ball:
+      if (l2 <= r) return x;
+      [[fallthrough]];
+    case ProjectionSet::kL2Sphere:
+      for (size_t i = 0; i < n; ++i) y[i] = r * x[i] / l2;
+      return y;
+    case ProjectionSet::kLinfBall:
+    case ProjectionSet::kLinfSphere:  // rows drawn outside the cube only
+      for (size_t i = 0; i < n; ++i) y[i] = std::clamp(x[i], -r, r);
+      return y;
+  }
+  return y;
+}
+
+void ScalarVjp(ProjectionSet set, const Vec& x, const Vec& y, double r, const Vec& v, Vec* dx, double* dr) {
+  const size_t n = x.size();
+  dx->assign(n, 0.0);
+  double l1 = 0, l2 = 0;
+  for (double e : x) {
+    l1 += std::abs(e);
+    l2 += e * e;
+  }
+  l2 = std::sqrt(l2);
+  switch (set) {
+    case ProjectionSet::kL1Ball:
+      if (l1 < r) {
+        *dx = v;
+        *dr = 0;
+        return;
+      }
+      [[fallthrough]];
+    case ProjectionSet::kSimplex:
+    case ProjectionSet::kL1Sphere: {
+      double sum = 0, count = 0;
+      for (size_t i = 0; i < n; ++i)
+        if (y[i] != 0) {
+          sum += (y[i] > 0 ? 1 : -1) * v[i];
+          ++count;
+        }
+      *dr = sum / count;
+      for (size_t i = 0; i < n; ++i)
+        if (y[i] != 0) (*dx)[i] = v[i] - (y[i] > 0 ? 1 : -1) * *dr;
+      return;
+    }
+    case ProjectionSet::kL2Ball:
+      if (l2 < r) {
+        *dx = v;
+        *dr = 0;
+        return;
+      }
+      [[fallthrough]];
+    case ProjectionSet::kL2Sphere: {
+      const double uv = Dot(x, v) / l2;
+      for (size_t i = 0; i < n; ++i) (*dx)[i] = r / l2 * (v[i] - x[i] / l2 * uv);
+      *dr = uv;
+      return;
+    }
+    case ProjectionSet::kLinfBall:
+    case ProjectionSet::kLinfSphere:
+      *dr = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (std::abs(x[i]) < r) {
+          (*dx)[i] = v[i];
+        } else {
+          *dr += (x[i] < 0 ? -1 : 1) * v[i];
+        }
+      }
+      return;
+  }
+}
+
+TEST(Project, RowsOfEveryLengthMatchScalarFormulas) {
+  Rng rng(13);
+  for (ProjectionSet set : kSets) {
+    for (int64_t n : {1, 4, 5, 15, 16, 17, 31, 33, 64, 100, 1027}) {
+      // 0.02: every coordinate a threshold candidate (Condat's search for long rows); 3: a few (Michelot's).
+      for (double scale : {0.02, 0.3, 3.0}) {
+        const double r = 1.1;
+        Vec x = Gaussian(&rng, n, scale);
+        if (set == ProjectionSet::kLinfSphere) x[n / 2] = 2 * r;  // outside the cube: the clamp
+        const Vec want = ScalarProjection(set, x, r);
+        const Vec y = Proj(set, x, r);
+        double worst = 0;
+        for (int64_t i = 0; i < n; ++i) worst = std::max(worst, std::abs(y[i] - want[i]));
+        EXPECT_LE(worst, 1e-14 * (r + scale)) << ProjectionSetName(set) << " n " << n << " scale " << scale;
+        const Vec v = Gaussian(&rng, n, 1.0);
+        Vec dx(n, std::nan("")), want_dx;
+        double dr = std::nan(""), want_dr = 0;
+        ProjectVjp(set, x.data(), y.data(), n, r, v.data(), dx.data(), &dr);
+        ScalarVjp(set, x, y, r, v, &want_dx, &want_dr);
+        double worst_dx = 0;
+        for (int64_t i = 0; i < n; ++i) worst_dx = std::max(worst_dx, std::abs(dx[i] - want_dx[i]));
+        EXPECT_LE(worst_dx, 1e-12 * (1 + r / scale)) << ProjectionSetName(set) << " n " << n << " scale " << scale;
+        EXPECT_NEAR(dr, want_dr, 1e-12 * (1 + std::abs(want_dr))) << ProjectionSetName(set) << " n " << n;
+      }
+    }
+  }
+}
+
+// Flags from coordinates anywhere in a row, and none from the lanes past its end (which the kernels fill).
+TEST(Project, FlagsComeFromTheRowOnly) {
+  auto flags = [](ProjectionSet set, const Vec& x, double r) {
+    ProblemStatus s;
+    Proj(set, x, r, &s);
+    return s.flags;
+  };
+  for (int64_t n : {5, 17, 35}) {
+    for (int64_t at : {int64_t{0}, n / 2, n - 1}) {
+      Vec x(n, 0.25);
+      x[at] = 1.0;
+      EXPECT_EQ(flags(ProjectionSet::kLinfBall, x, 1.0), kDegenerate) << "n " << n << " at " << at;
+      x[at] = 0.9;
+      EXPECT_EQ(flags(ProjectionSet::kLinfBall, x, 1.0), 0u) << "n " << n << " at " << at;
+    }
+    // Simplex with τ = 0 (y = [0.5, 0.5, 0, ...]): the filler zeros past the end would sit at the threshold.
+    Vec x(n, -1.0);
+    x[0] = 0.5;
+    x[n - 2] = 0.5;
+    EXPECT_EQ(flags(ProjectionSet::kSimplex, x, 1.0), 0u) << "n " << n;
+    x[1] = 0.0;  // a real coordinate at τ = 0
+    EXPECT_EQ(flags(ProjectionSet::kSimplex, x, 1.0), kDegenerate) << "n " << n;
+  }
+}
+
 }  // namespace
 }  // namespace projection
 }  // namespace ddn
