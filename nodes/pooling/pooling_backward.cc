@@ -68,21 +68,7 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
       u = cod.solve(vv);
       s->Set(kNonRegular, "H is singular or ill-conditioned at the solution: minimum-norm gradient");
     }
-    const double inv_a2 = 1.0 / (p.alpha * p.alpha);
-    for (int64_t i = 0; i < p.n; ++i) {
-      const double* xi = p.x + i * d;
-      double z2 = 0, ru = 0;
-      for (int64_t k = 0; k < d; ++k) {
-        const double r = y[k] - xi[k];
-        z2 += r * r;
-        ru += r * u[k];
-      }
-      const PenaltyValues pv = EvaluatePenalty<K, false>(std::sqrt(z2), p.alpha, inv_a2);
-      const double wi = Weight(p.w, i);
-      const double c = z2 > 0 ? (pv.d2 - pv.psi) / z2 * ru : 0.0;
-      for (int64_t k = 0; k < d; ++k) dx[i * d + k] += wi * (pv.psi * u[k] + c * (y[k] - xi[k]));
-      if (dw) dw[i] -= pv.psi * ru;
-    }
+    VectorVjp<K>(points, y, u.data(), dx, dw, ws);
   });
   return true;
 }

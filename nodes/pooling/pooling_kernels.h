@@ -186,6 +186,45 @@ CurvatureSums ScalarCurvatures(const PoolingProblem& p, double y, double* d1, do
 
 // ---- Vector passes ------------------------------------------------------------------------------------------
 
+// The penalty of a vector residual from its squared length zz = ‖r‖² (inv_a2 = 1/α²): φ, ψ = φ'/z, φ'' and the
+// coefficient c = (φ'' − ψ)/z² of the Hessian's r rᵀ term, in closed forms that need no √zz (except huber's
+// ψ = α/z) and no division by zz: c = −ψ³/α² (pseudo_huber, ψ = (1+u)^(−1/2)), −ψ/α² (welsch), −2ψ²/α² (cauchy),
+// −4(1+u)^(−3)/α² (geman_mcclure), 0 (quadratic, truncated quadratic, huber inside α), −ψ/z² (huber outside).
+// The forms have no cancellation at small z (φ'' − ψ computed as a difference loses the relative precision
+// of c there). |φ'| = √zz·ψ when a pass needs it. The same formulas as EvaluatePenalty (penalties.h) otherwise.
+struct SquaredPenaltyValues {
+  double phi, psi, d2, c;
+};
+
+template <PenaltyKind K>
+inline SquaredPenaltyValues PenaltyOfSquaredLength(double zz, double alpha, double inv_a2) {
+  const double u = zz * inv_a2;
+  if constexpr (K == PenaltyKind::kQuadratic) {
+    return {0.5 * zz, 1.0, 1.0, 0.0};
+  } else if constexpr (K == PenaltyKind::kPseudoHuber) {
+    const double q = std::sqrt(1.0 + u), iq = 1.0 / q, iq3 = iq * iq * iq;
+    return {zz / (1.0 + q), iq, iq3, -iq3 * inv_a2};
+  } else if constexpr (K == PenaltyKind::kHuber) {
+    // Branch-free (selects) so that loops over points vectorise.
+    const double z = std::sqrt(zz);
+    const bool in = z <= alpha;
+    const double psi = in ? 1.0 : alpha / (in ? 1.0 : z);
+    return {in ? 0.5 * zz : alpha * (z - 0.5 * alpha), psi, in ? 1.0 : 0.0, in ? 0.0 : -psi / (in ? 1.0 : zz)};
+  } else if constexpr (K == PenaltyKind::kWelsch) {
+    const double e = ExpNonPositive(-0.5 * u), psi = e * inv_a2;
+    return {OneMinusExpNeg(0.5 * u, e), psi, (1.0 - u) * psi, -psi * inv_a2};
+  } else if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
+    const bool in = zz < alpha * alpha;
+    return {in ? 0.5 * zz : 0.5 * alpha * alpha, in ? 1.0 : 0.0, in ? 1.0 : 0.0, 0.0};
+  } else if constexpr (K == PenaltyKind::kCauchy) {
+    const double i1 = 1.0 / (1.0 + u);
+    return {0.5 * alpha * alpha * std::log1p(u), i1, (1.0 - u) * i1 * i1, -2.0 * i1 * i1 * inv_a2};
+  } else {
+    const double i1 = 1.0 / (1.0 + u), i3 = i1 * i1 * i1;
+    return {0.5 * zz * i1, i1 * i1, (1.0 - 3.0 * u) * i3, -4.0 * i3 * inv_a2};
+  }
+}
+
 struct VectorSums {
   double f = 0;
   Eigen::VectorXd g;  // Σ w ψ r
@@ -213,8 +252,84 @@ struct VectorPassOut {
 
 // One pass over the points in blocks of kVectorBlock: residuals R = y − x (by coordinate), the penalty of every
 // ‖r_i‖, then g = Σ wψ r and the lower triangle of M = Σ c r rᵀ as dot products over the block's points. Every
-// loop runs over contiguous points.
+// loop runs over contiguous points. A Hessian pass (kHessian) leaves gabs at 0: the local solves use it only
+// through the residual, which is taken from a gradient pass.
 constexpr int64_t kVectorBlock = 256;
+
+// Σ_j a_j b_j over one block, in 16 interleaved partial sums added pairwise at the end: a single running sum is
+// one chain of dependent additions (4 cycles each), and the D(D+1)/2 + D dot products of a Hessian pass were
+// bound by that latency; 16 lanes compile to four independent vector accumulators (AVX2) or eight (SSE2).
+// The order of the additions depends on n only: deterministic.
+[[gnu::always_inline]] inline double BlockDot(const double* a, const double* b, int64_t n) {
+  constexpr int kLanes = 16;
+  double acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int t = 0; t < kLanes; ++t) acc[t] += a[j + t] * b[j + t];
+  double tail = 0;
+  for (; j < n; ++j) tail += a[j] * b[j];
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int t = 0; t < width; ++t) acc[t] += acc[t + width];
+  return acc[0] + tail;
+}
+
+// Four doubles as one value (GCC vector extension): one AVX2 register in the AVX2 copies, two SSE2 registers in
+// the baseline copies. Never passed to or returned from a function (that ABI differs between the copies).
+typedef double V4 __attribute__((vector_size(32)));
+#define DDN_LOAD_V4(name, address) \
+  V4 name;                         \
+  __builtin_memcpy(&name, address, sizeof(V4))
+
+// Rows of a pass's block buffer: D rounded up to a multiple of 4, so that the Hessian's tiles (below) may read
+// whole tiles; the rows past D are zero.
+inline int64_t PaddedRows(int64_t d) { return (d + 3) / 4 * 4; }
+
+// M(k, l) += Σ_j CR_k[j] R_l[j] for l ≤ k < d over one block of nb points (rows of kVectorBlock values, zero past
+// row d), in tiles of 4 rows k by 2 columns l: per four points, six loads feed eight multiply–adds into eight
+// independent accumulators (one dot product at a time needed two loads per multiply–add). Entries above the
+// diagonal that a tile computes are dropped.
+[[gnu::always_inline]] inline void AccumulateHessianBlock(const double* R, const double* CR, int64_t d, int64_t nb,
+                                                          double* M) {
+  const int64_t nb4 = nb - nb % 4;
+  for (int64_t k0 = 0; k0 < d; k0 += 4) {
+    const double* c0 = CR + k0 * kVectorBlock;
+    const double *c1 = c0 + kVectorBlock, *c2 = c1 + kVectorBlock, *c3 = c2 + kVectorBlock;
+    for (int64_t l0 = 0; l0 < d && l0 <= k0 + 3; l0 += 2) {
+      const double* r0 = R + l0 * kVectorBlock;
+      const double* r1 = r0 + kVectorBlock;
+      V4 a00 = {}, a01 = {}, a10 = {}, a11 = {}, a20 = {}, a21 = {}, a30 = {}, a31 = {};
+      for (int64_t j = 0; j < nb4; j += 4) {
+        DDN_LOAD_V4(x0, r0 + j);
+        DDN_LOAD_V4(x1, r1 + j);
+        DDN_LOAD_V4(y0, c0 + j);
+        DDN_LOAD_V4(y1, c1 + j);
+        DDN_LOAD_V4(y2, c2 + j);
+        DDN_LOAD_V4(y3, c3 + j);
+        a00 += y0 * x0;
+        a01 += y0 * x1;
+        a10 += y1 * x0;
+        a11 += y1 * x1;
+        a20 += y2 * x0;
+        a21 += y2 * x1;
+        a30 += y3 * x0;
+        a31 += y3 * x1;
+      }
+      const V4 acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+      const double* rows[4] = {c0, c1, c2, c3};
+      const double* cols[2] = {r0, r1};
+      for (int t = 0; t < 4; ++t) {
+        for (int e = 0; e < 2; ++e) {
+          const int64_t k = k0 + t, l = l0 + e;
+          if (k >= d || l > k) continue;
+          const V4& a = acc[t][e];
+          double sum = (a[0] + a[1]) + (a[2] + a[3]);
+          for (int64_t j = nb4; j < nb; ++j) sum += rows[t][j] * cols[e][j];
+          M[k + l * d] += sum;  // column-major (Eigen's default), lower triangle
+        }
+      }
+    }
+  }
+}
 
 template <PenaltyKind K, bool kHessian, bool kWeighted>
 [[gnu::always_inline]] inline VectorPassOut VectorLoop(const double* cols, const double* w, int64_t n, int64_t d,
@@ -222,7 +337,7 @@ template <PenaltyKind K, bool kHessian, bool kWeighted>
                                                        double* g, double* M) {
   double f = 0, spsi = 0, gabs = 0, hsum = 0;
   double z2[kVectorBlock], wpsi[kVectorBlock], cw[kVectorBlock];
-  double* CR = R + d * kVectorBlock;
+  double* CR = R + PaddedRows(d) * kVectorBlock;
   for (int64_t k = 0; k < d; ++k) g[k] = 0;
   if (kHessian)
     for (int64_t k = 0; k < d * d; ++k) M[k] = 0;
@@ -242,33 +357,24 @@ template <PenaltyKind K, bool kHessian, bool kWeighted>
 #pragma omp simd reduction(+ : f, spsi, gabs, hsum)
     for (int64_t j = 0; j < nb; ++j) {
       const double zz = z2[j];
-      const PenaltyValues v = EvaluatePenalty<K>(std::sqrt(zz), alpha, inv_a2);
+      const SquaredPenaltyValues v = PenaltyOfSquaredLength<K>(zz, alpha, inv_a2);
       const double wi = kWeighted ? w[i0 + j] : 1.0;
       f += wi * v.phi;
       spsi += wi * v.psi;
-      gabs += wi * std::abs(v.d1);
+      if (!kHessian) gabs += wi * std::sqrt(zz) * std::abs(v.psi);  // Σ w|φ'|, for the residual
       hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
       wpsi[j] = wi * v.psi;
-      cw[j] = zz > 0 ? wi * (v.d2 - v.psi) / (zz > 0 ? zz : 1.0) : 0.0;
+      cw[j] = wi * v.c;
     }
     for (int64_t k = 0; k < d; ++k) {
       const double* rk = R + k * kVectorBlock;
-      double gk = 0;
-#pragma omp simd reduction(+ : gk)
-      for (int64_t j = 0; j < nb; ++j) gk += wpsi[j] * rk[j];
-      g[k] += gk;
+      g[k] += BlockDot(wpsi, rk, nb);
       if (!kHessian) continue;
-      double* crk = CR + k * kVectorBlock;  // c ⊙ r_k, so that each M(k, l) is one dot product
+      double* crk = CR + k * kVectorBlock;  // c ⊙ r_k
 #pragma omp simd
       for (int64_t j = 0; j < nb; ++j) crk[j] = cw[j] * rk[j];
-      for (int64_t l = 0; l <= k; ++l) {
-        const double* rl = R + l * kVectorBlock;
-        double mkl = 0;
-#pragma omp simd reduction(+ : mkl)
-        for (int64_t j = 0; j < nb; ++j) mkl += crk[j] * rl[j];
-        M[k + l * d] += mkl;  // column-major (Eigen's default), lower triangle
-      }
     }
+    if (kHessian) AccumulateHessianBlock(R, CR, d, nb, M);
   }
   return {f, spsi, gabs, hsum};
 }
@@ -295,7 +401,11 @@ void VectorPass(const VectorPoints& points, const double* y, VectorSums* S, Pool
   const int64_t d = p.d;
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
   std::vector<double>& R = ws->block;
-  R.resize(static_cast<size_t>(2 * d * kVectorBlock));  // residuals, then c ⊙ residuals
+  const int64_t rows = PaddedRows(d);
+  R.resize(static_cast<size_t>(2 * rows * kVectorBlock));  // residuals, then c ⊙ residuals
+  // The padding rows of both are zero (read by the Hessian's tiles, never written).
+  std::fill(R.begin() + d * kVectorBlock, R.begin() + rows * kVectorBlock, 0.0);
+  std::fill(R.begin() + (rows + d) * kVectorBlock, R.end(), 0.0);
   S->g.resize(d);
   if (kHessian) S->M.resize(d, d);
   double* M = kHessian ? S->M.data() : nullptr;
@@ -322,6 +432,80 @@ void VectorPass(const VectorPoints& points, const double* y, VectorSums* S, Pool
 
 inline double Norm(const Eigen::VectorXd& v) { return v.lpNorm<Eigen::Infinity>(); }
 
+// The vector backward's products (pooling_solvers.h, "Backward") for u = H⁻¹v, over the points by coordinate in
+// blocks: dx_i += w_i (ψ_i u + (φ''_i − ψ_i)/‖r_i‖² (r_iᵀu) r_i), dw_i −= ψ_i r_iᵀu (if dw is not null).
+template <PenaltyKind K, bool kWeighted, bool kDw>
+[[gnu::always_inline]] inline void VjpLoop(const double* cols, const double* w, int64_t n, int64_t d,
+                                           const double* y, const double* u, double alpha, double inv_a2, double* R,
+                                           double* dx, double* dw) {
+  double z2[kVectorBlock], ru[kVectorBlock], a[kVectorBlock], b[kVectorBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kVectorBlock) {
+    const int64_t nb = std::min(kVectorBlock, n - i0);
+    for (int64_t j = 0; j < nb; ++j) z2[j] = ru[j] = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const double* xk = cols + k * n + i0;
+      double* rk = R + k * kVectorBlock;
+      const double yk = y[k], uk = u[k];
+#pragma omp simd
+      for (int64_t j = 0; j < nb; ++j) {
+        rk[j] = yk - xk[j];
+        z2[j] += rk[j] * rk[j];
+        ru[j] += rk[j] * uk;
+      }
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < nb; ++j) {
+      const SquaredPenaltyValues v = PenaltyOfSquaredLength<K>(z2[j], alpha, inv_a2);
+      const double wi = kWeighted ? w[i0 + j] : 1.0;
+      a[j] = wi * v.psi;
+      b[j] = wi * v.c * ru[j];
+      if (kDw) dw[i0 + j] -= v.psi * ru[j];
+    }
+    for (int64_t j = 0; j < nb; ++j) {
+      double* dxi = dx + (i0 + j) * d;
+      for (int64_t k = 0; k < d; ++k) dxi[k] += a[j] * u[k] + b[j] * R[k * kVectorBlock + j];
+    }
+  }
+}
+
+template <PenaltyKind K, bool kWeighted, bool kDw>
+void VjpBaseline(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u,
+                 double alpha, double inv_a2, double* R, double* dx, double* dw) {
+  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K, bool kWeighted, bool kDw>
+[[gnu::target("avx2,fma")]] void VjpAvx2(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
+                                         const double* u, double alpha, double inv_a2, double* R, double* dx,
+                                         double* dw) {
+  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+}
+#endif
+
+template <PenaltyKind K, bool kWeighted, bool kDw>
+void VjpT(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u, double alpha,
+          double inv_a2, double* R, double* dx, double* dw) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return VjpAvx2<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+#endif
+  VjpBaseline<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+}
+
+template <PenaltyKind K>
+void VectorVjp(const VectorPoints& points, const double* y, const double* u, double* dx, double* dw,
+               PoolingWorkspace* ws) {
+  const PoolingProblem& p = *points.problem;
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  std::vector<double>& R = ws->block;
+  R.resize(static_cast<size_t>(p.d * kVectorBlock));
+  if (p.w && dw) return VjpT<K, true, true>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
+  if (p.w) return VjpT<K, true, false>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
+  if (dw) return VjpT<K, false, true>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
+  VjpT<K, false, false>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
+}
+
+
 // ---- Scoring candidate starts -------------------------------------------------------------------------------
 //
 // f(y) over a stride sample of at most kScoreSample·2 points (i = 0, s, 2s, ...), stored by coordinate (d rows
@@ -343,7 +527,7 @@ template <PenaltyKind K>
   }
   double f = 0;
 #pragma omp simd reduction(+ : f)
-  for (int64_t j = 0; j < m; ++j) f += w[j] * EvaluatePenalty<K>(std::sqrt(z2[j]), alpha, inv_a2).phi;
+  for (int64_t j = 0; j < m; ++j) f += w[j] * PenaltyOfSquaredLength<K>(z2[j], alpha, inv_a2).phi;
   return f;
 }
 

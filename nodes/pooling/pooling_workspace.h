@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "nodes/pooling/penalties.h"
+
 namespace ddn::pooling {
 
 // The scalar branch and bound's histogram of the points (scalar_branch_and_bound.cc): bins of width α/4 (α/8
@@ -33,7 +35,10 @@ struct ScalarBins {
   int nb = 0;                         // bins spanned by [min x, max x]
   std::vector<int> idx;               // nonempty bins
   std::vector<double> W, lo, hi, S1;  // per nonempty bin: weight, extent, Σ w x
-  std::vector<double> T0, T2;         // φ(k·width), φ''(k·width), k = 0..K−1
+  std::vector<double> T0, T2;         // φ(k·width), φ''(k·width), k = 0..kt−1 (or more, kept from an earlier problem)
+  int kt = 0;                         // table entries the bounds use
+  PenaltyKind table_kind = PenaltyKind::kQuadratic;  // the penalty, α and width the tables were made for
+  double table_alpha = 0, table_width = 0;
   double c2min = 0;                   // min φ''
   double z2 = 0;                      // where φ'' is smallest
 };
@@ -57,7 +62,7 @@ struct PoolingWorkspace {
   std::vector<int> bin_slot;
   std::vector<double> window_w, window_s;
   // Vector problems: the points by coordinate (cols[k·N + i] = x_i[k]), one pass's block of residuals and
-  // c ⊙ residuals (2·D·256 values), the candidates' score sample.
+  // c ⊙ residuals (256 values per coordinate each, D rounded up to a multiple of 4), the candidates' score sample.
   std::vector<double> cols;
   std::vector<double> block;
   ScoreSample score_sample;

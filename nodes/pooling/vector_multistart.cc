@@ -16,30 +16,33 @@ namespace ddn::pooling::internal {
 namespace {
 
 // Local minimisation (all penalties but the truncated quadratic): Newton when H is positive definite, else
-// the IRLS step y − g/Σwψ; a step that raises f is replaced by the IRLS step. Returns f(y).
+// the IRLS step y − g/Σwψ; a step that raises f is replaced by the IRLS step. Returns f(y); *S holds the sums at
+// the returned y (*sums_at_y = true) unless the solve stopped at a known minimum.
+//
+// The pass after a Newton step shorter than kChordStep·(|y| + α) computes no Hessian: near the minimum Newton's
+// next step is of the order of the square of this one, far below the stopping test's 1e-12, and the previous
+// factorisation (of H at a point that close) gives that step to a relative error of the same order (the chord
+// method). So the pass that confirms convergence costs a gradient, not a Hessian. If the chord step is not below
+// the stopping test, the iteration goes on (with Hessians again once steps are longer).
+constexpr double kChordStep = 1e-5;
+
 template <PenaltyKind K>
 double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iterations, PoolingWorkspace* ws,
+                   VectorSums* S, bool* sums_at_y,
                    const std::vector<std::pair<Eigen::VectorXd, double>>* known = nullptr) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
-  VectorSums S;
-  Eigen::VectorXd y_prev = *y, irls_prev = *y, step(d);
+  Eigen::VectorXd irls_prev = *y, step(d);
   double f_prev = std::numeric_limits<double>::infinity();
-  bool newton_prev = false;
+  bool newton_prev = false, chord = false;
   Eigen::MatrixXd H(d, d);
   Eigen::LLT<Eigen::MatrixXd> llt(d);
+  *sums_at_y = false;
   for (int it = 0; it < 500; ++it) {
-    VectorPass<K, true>(points, y->data(), &S, ws);
-    ++*iterations;
-    if (newton_prev && S.f > f_prev + 1e-13 * std::abs(f_prev)) {
-      *y = irls_prev;
-      newton_prev = false;
-      continue;
-    }
-    if (S.spsi <= 0) break;
     if (known) {
       // A start that enters the neighbourhood (1e-2·α, deep inside its basin) of a minimum found from an
-      // earlier start ends there: it would converge to the same point.
+      // earlier start ends there: it would converge to the same point. Tested before the pass at y (which it
+      // makes unnecessary), so also for a Newton step that the descent test below has not yet accepted.
       for (const auto& [yy, ff] : *known) {
         if ((*y - yy).norm() <= 1e-2 * p.alpha) {
           *y = yy;
@@ -47,23 +50,39 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
         }
       }
     }
-    irls_prev = *y - S.g / S.spsi;
-    H = S.M.selfadjointView<Eigen::Lower>();
-    H.diagonal().array() += S.spsi;
-    llt.compute(H);
-    newton_prev = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-8 * std::sqrt(S.hsum);
+    if (chord) {
+      VectorPass<K, false>(points, y->data(), S, ws);
+    } else {
+      VectorPass<K, true>(points, y->data(), S, ws);
+    }
+    ++*iterations;
+    if (newton_prev && S->f > f_prev + 1e-13 * std::abs(f_prev)) {
+      *y = irls_prev;
+      newton_prev = chord = false;
+      continue;
+    }
+    if (S->spsi <= 0) break;
+    irls_prev = *y - S->g / S->spsi;
+    if (!chord) {
+      H = S->M.selfadjointView<Eigen::Lower>();
+      H.diagonal().array() += S->spsi;
+      llt.compute(H);
+      newton_prev = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-8 * std::sqrt(S->hsum);
+    }
     if (newton_prev) {
-      step = -llt.solve(S.g);
+      step = -llt.solve(S->g);
     } else {
       step = irls_prev - *y;
     }
-    y_prev = *y;
-    f_prev = S.f;
+    f_prev = S->f;
     *y += step;
-    if (Norm(step) <= 1e-12 * (Norm(*y) + p.alpha)) break;
+    const double scale = Norm(*y) + p.alpha, length = Norm(step);
+    if (length <= 1e-12 * scale) break;
+    chord = newton_prev && length <= kChordStep * scale;
   }
-  VectorPass<K, false>(points, y->data(), &S, ws);
-  return S.f;
+  VectorPass<K, false>(points, y->data(), S, ws);
+  *sums_at_y = true;
+  return S->f;
 }
 
 // The coordinate-wise (weighted, lower) median of a stride sample of at most kMedianSample points: a robust start
@@ -174,23 +193,28 @@ std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const P
 // comes near a minimum found before stops there. kNonUnique for distinct minima tied within 1e-12.
 template <PenaltyKind K>
 Eigen::VectorXd SolveMultiStart(const VectorPoints& points, const PoolingOptions& o, VectorStart* start,
-                                ProblemStatus* s, int* iterations, PoolingWorkspace* ws) {
+                                ProblemStatus* s, int* iterations, VectorSums* best_sums, bool* have_sums,
+                                PoolingWorkspace* ws) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
   std::vector<int64_t> point_index;
   const std::vector<Eigen::VectorXd> starts = CandidateStarts<K>(points, o, &point_index, ws);
   std::vector<std::pair<Eigen::VectorXd, double>> found;
   Eigen::VectorXd best;
+  VectorSums sums;
   double best_f = std::numeric_limits<double>::infinity();
   for (size_t j = 0; j < starts.size(); ++j) {
     Eigen::VectorXd y = starts[j];
-    const double f = LocalVector<K>(points, &y, iterations, ws, &found);
+    bool sums_at_y = false;
+    const double f = LocalVector<K>(points, &y, iterations, ws, &sums, &sums_at_y, &found);
     bool dup = false;
     for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
     if (!dup) found.push_back({y, f});
     if (f < best_f) {
       best_f = f;
       best = y;
+      *have_sums = sums_at_y;
+      if (sums_at_y) *best_sums = sums;
       if (start) {
         *start = {j == 0 ? VectorStart::kMedian : j == 1 ? VectorStart::kMean : VectorStart::kPoint,
                   j < 2 ? -1 : point_index[j - 2], std::vector<double>(starts[j].data(), starts[j].data() + d)};
@@ -220,21 +244,22 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
   const int64_t d = p.d;
   int iterations = 0;
   Eigen::VectorXd best;
+  VectorSums S;            // the sums at the answer, for the residual
+  bool have_sums = false;  // S was left by the local solve that returned the answer
   if constexpr (K == PenaltyKind::kQuadratic) {
     best = WeightedMeanVector(p);
   } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
     best = CoordinateMedian(points, ws);
     if (start) *start = {VectorStart::kMedian, -1, std::vector<double>(best.data(), best.data() + d)};
-    LocalVector<K>(points, &best, &iterations, ws);
+    LocalVector<K>(points, &best, &iterations, ws, &S, &have_sums);
   } else if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
     best = SolveTruncatedExactly(points, o, s, &iterations, ws);
   } else {
-    best = SolveMultiStart<K>(points, o, start, s, &iterations, ws);
+    best = SolveMultiStart<K>(points, o, start, s, &iterations, &S, &have_sums, ws);
   }
   for (int64_t k = 0; k < d; ++k) y_out[k] = best[k];
   s->iterations = iterations;
-  VectorSums S;
-  VectorPass<K, false>(points, y_out, &S, ws);
+  if (!have_sums) VectorPass<K, false>(points, y_out, &S, ws);  // else the local solve's last pass, at y
   s->residual = ScaledResidual(Norm(S.g), S.gabs, S.hsum, points.xmax + p.alpha);
   FlagVectorKinks(p, y_out, s);
 }
