@@ -174,14 +174,27 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, PoolingWorkspa
   B->c2min = pen.D2(B->z2);
   // Tables up to the larger of the data span and z₂ (at most 512 entries; beyond them φ and φ'' are bounded
   // below by their last entries because both increase with |z| past z₂).
+  // The entries depend on the penalty, α and h only: the problems of a batch (one α, and h = α/4 or α/8 unless
+  // the span is huge) reuse the workspace's tables, extended when a problem needs more entries.
   const int kt = std::min(std::max(B->nb + 2, static_cast<int>(std::ceil(B->z2 / h)) + 2), 512);
-  B->T0.resize(kt);
-  B->T2.resize(kt);
-  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
-  for (int k = 0; k < kt; ++k) {
-    const PenaltyValues v = EvaluatePenalty<K>(k * h, p.alpha, inv_a2);
-    B->T0[k] = v.phi;
-    B->T2[k] = v.d2;
+  B->kt = kt;
+  if (B->table_kind != p.kind || B->table_alpha != p.alpha || B->table_width != h) {
+    B->T0.clear();
+    B->T2.clear();
+    B->table_kind = p.kind;
+    B->table_alpha = p.alpha;
+    B->table_width = h;
+  }
+  const int have = static_cast<int>(B->T0.size());
+  if (have < kt) {
+    B->T0.resize(kt);
+    B->T2.resize(kt);
+    const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+    for (int k = have; k < kt; ++k) {
+      const PenaltyValues v = EvaluatePenalty<K>(k * h, p.alpha, inv_a2);
+      B->T0[k] = v.phi;
+      B->T2[k] = v.d2;
+    }
   }
 }
 
@@ -194,7 +207,7 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, PoolingWorkspa
 struct BinView {
   explicit BinView(const ScalarBins& B)
       : W(B.W.data()), LO(B.lo.data()), HI(B.hi.data()), T0(B.T0.data()), T2(B.T2.data()), h(B.width),
-        inv_h(1.0 / B.width), z2(B.z2), c2min(B.c2min), kmax(static_cast<double>(B.T0.size()) - 1),
+        inv_h(1.0 / B.width), z2(B.z2), c2min(B.c2min), kmax(static_cast<double>(B.kt) - 1),
         m(static_cast<int>(B.W.size())) {}
   const double *W, *LO, *HI, *T0, *T2;
   double h, inv_h, z2, c2min, kmax;
