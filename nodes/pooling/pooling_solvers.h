@@ -14,7 +14,9 @@
 //                         the midpoint of that interval, kAllOutliers | kNonUnique.
 //                         vector: Newton with an IRLS (Weiszfeld) fallback and a descent test, from the
 //                         coordinate-wise median of a stride sample of ≤ 64 points; convex, so the local
-//                         minimum is global.
+//                         minimum is global. After a Newton step below 1e-5·(|y| + α) the next pass computes
+//                         the gradient only and steps with the previous factorisation (the chord method): the
+//                         step it gives near the minimum is far below the stopping test either way.
 //   truncated_quadratic   scalar: exact global minimum by a sweep over the sorted points: between consecutive
 //                         breakpoints x_i ± α the inlier set is fixed and f is a quadratic whose minimiser is the
 //                         inliers' weighted mean; every kink of f is concave, so the global minimum is one of

@@ -55,6 +55,9 @@ struct PoolingWorkspace {
   std::vector<double> select;
   std::vector<std::pair<double, double>> pairs;  // also the truncated quadratic's sorted (x, w)
   std::vector<double> sample_x, sample_w;
+  // The truncated quadratic's bucket sort: each point's bucket, and where each bucket starts.
+  std::vector<int> bucket_of;
+  std::vector<int64_t> bucket_first;
   // Scalar branch and bound: the histogram, its four interleaved accumulators (dense data) or the slot of each
   // bin (sparse data), and the prefix sums that find the densest window.
   ScalarBins bins;
