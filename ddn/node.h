@@ -26,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "ddn/gradient_mode.h"
@@ -62,6 +63,37 @@ struct NodeSpec {
 // Values of the shape symbols of one batch ("N" → 1024).
 using Dims = std::map<std::string, int64_t>;
 
+// Scratch memory that a node keeps from one problem to the next within one batched call: sorted copies,
+// histograms, per-pass buffers. ddn/batch.h gives each worker thread its own ProblemData for the whole call, so
+// each worker has its own workspace: never shared between threads, freed when the call returns (thread_local
+// buffers would live as long as the pool's threads, i.e. the process, at the size of the largest problem seen),
+// and visible to a test that calls a node directly. A copy starts empty (copies are made once per worker).
+//
+//   auto& ws = problem.workspace.Get<MyWorkspace>();   // default-constructed on first use
+class NodeWorkspace {
+ public:
+  NodeWorkspace() = default;
+  NodeWorkspace(const NodeWorkspace&) {}
+  NodeWorkspace& operator=(const NodeWorkspace&) { return *this; }
+  NodeWorkspace(NodeWorkspace&&) noexcept = default;
+  NodeWorkspace& operator=(NodeWorkspace&&) noexcept = default;
+  ~NodeWorkspace() = default;
+
+  // The workspace of type T of this worker, default-constructed on first use (or when another type was kept).
+  template <typename T>
+  T& Get() const {
+    if (!object_ || *type_ != typeid(T)) {
+      object_ = std::make_shared<T>();
+      type_ = &typeid(T);
+    }
+    return *static_cast<T*>(object_.get());
+  }
+
+ private:
+  mutable std::shared_ptr<void> object_;
+  mutable const std::type_info* type_ = nullptr;
+};
+
 // One problem of a batch, as raw pointers into the batch tensors (indexed as NodeSpec::inputs/outputs).
 struct ProblemData {
   int64_t index = 0;                      // position in the batch, for messages
@@ -73,6 +105,7 @@ struct ProblemData {
   std::vector<const double*> grad_outputs;  // Backward only: v = dL/dy
   std::vector<double*> grad_inputs;  // Backward only: dL/dx, zeroed (see BackwardAssigns); nullptr if not needed
   GradientMode gradient_mode;        // Backward only: implicit unless the node HasIterativeForward (gradient_mode.h)
+  NodeWorkspace workspace;           // the node's scratch memory for this worker (see NodeWorkspace)
 
   int64_t Dim(const std::string& symbol) const;
   int64_t InputSize(int i) const { return NumElements(input_shapes[i]); }

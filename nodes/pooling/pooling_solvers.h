@@ -14,7 +14,9 @@
 //                         the midpoint of that interval, kAllOutliers | kNonUnique.
 //                         vector: Newton with an IRLS (Weiszfeld) fallback and a descent test, from the
 //                         coordinate-wise median of a stride sample of ≤ 64 points; convex, so the local
-//                         minimum is global.
+//                         minimum is global. After a Newton step below 1e-5·(|y| + α) the next pass computes
+//                         the gradient only and steps with the previous factorisation (the chord method): the
+//                         step it gives near the minimum is far below the stopping test either way.
 //   truncated_quadratic   scalar: exact global minimum by a sweep over the sorted points: between consecutive
 //                         breakpoints x_i ± α the inlier set is fixed and f is a quadratic whose minimiser is the
 //                         inliers' weighted mean; every kink of f is concave, so the global minimum is one of
@@ -66,6 +68,11 @@
 // Speed: the loops over points (and the branch and bound's bounds over bins) exist in a baseline (SSE2) copy and
 // an AVX2+FMA copy chosen at run time from the CPU; DDN_DISABLE_AVX2=1 in the environment forces the baseline.
 // The copies agree to rounding (summation order, fused multiply–adds); each is deterministic.
+// (pooling_kernels.h has the loops; solver_parts.h lists the files, one per concern.)
+//
+// Scratch memory: every entry point takes an optional PoolingWorkspace (pooling_workspace.h) that it reuses
+// from one problem to the next; the nodes pass the batch worker's own (ddn/node.h NodeWorkspace). Without one,
+// the call uses a workspace of its own, freed on return.
 //
 // H = 0 (no point within the penalty's reach): gradient 0, kAllOutliers. H singular otherwise (or, scalar,
 // H ≤ 1e-12·Σ w|φ''|): the minimum-norm solution of H u = v, kNonRegular.
@@ -78,6 +85,8 @@
 #include "nodes/pooling/penalties.h"
 
 namespace ddn::pooling {
+
+struct PoolingWorkspace;  // pooling_workspace.h
 
 struct PoolingProblem {
   PenaltyKind kind = PenaltyKind::kPseudoHuber;
@@ -122,14 +131,16 @@ struct VectorStart {
 
 // Forward: writes y (1 value, or D values). Sets status flags, residual and iterations. `start`, if given
 // (vector only), receives the start of the local solve whose answer was returned.
+// `workspace` may be null (see "Scratch memory").
 void SolveScalarPool(const PoolingProblem& problem, double* y, ProblemStatus* status,
-                     const PoolingOptions& options = {});
+                     const PoolingOptions& options = {}, PoolingWorkspace* workspace = nullptr);
 void SolveVectorPool(const PoolingProblem& problem, double* y, ProblemStatus* status,
-                     const PoolingOptions& options = {}, VectorStart* start = nullptr);
+                     const PoolingOptions& options = {}, VectorStart* start = nullptr,
+                     PoolingWorkspace* workspace = nullptr);
 
 // Backward at a solution y: dx (N·D values) += v-weighted dy/dx, dw (N values, may be nullptr) += dy/dw.
 // v has D values (1 for the scalar node).
 void PoolingBackward(const PoolingProblem& problem, const double* y, const double* v, double* dx, double* dw,
-                     ProblemStatus* status);
+                     ProblemStatus* status, PoolingWorkspace* workspace = nullptr);
 
 }  // namespace ddn::pooling

@@ -2,6 +2,7 @@
 // penalty and several α, stationarity, the awkward cases (flat Huber, isolated points of the truncated
 // quadratic, two competing clusters), and validation.
 #include "nodes/pooling/pooling_solvers.h"
+#include "nodes/pooling/pooling_workspace.h"
 
 #include <gtest/gtest.h>
 
@@ -274,6 +275,51 @@ TEST(VectorPool, LocalSolutionsBeatBruteForceIn2d) {
       }
     }
   }
+}
+
+// One workspace reused over problems of every penalty, shrinking and growing N and D, with and without weights,
+// at ordinary and extreme scales, forward and backward, gives the bits of a fresh workspace per call: nothing
+// left in it by one problem leaks into the next.
+TEST(Workspace, ReusedWorkspaceGivesTheBitsOfAFreshOne) {
+  std::mt19937_64 rng(11);
+  PoolingWorkspace reused;
+  int compared = 0;
+  for (PenaltyKind k : kAll) {
+    for (int n : {300, 17, 600, 5}) {
+      for (int d : {1, 3, 2}) {
+        for (double scale : {1.0, 0x1p-700}) {
+          std::vector<double> x = Points(&rng, n, d, 0.7, 1 + n % 2);
+          for (double& v : x) v *= scale;
+          std::vector<double> w(n);
+          std::uniform_real_distribution<double> uw(0.1, 2);
+          for (auto& v : w) v = uw(rng);
+          const bool weighted = (n + d) % 2 == 0;
+          PoolingProblem p{k, scale, x.data(), weighted ? w.data() : nullptr, n, d};
+          std::vector<double> y_fresh(d), y_reused(d), v(d, 0.5);
+          ProblemStatus s_fresh, s_reused;
+          std::vector<double> dx_fresh(n * d), dx_reused(n * d), dw_fresh(n), dw_reused(n);
+          if (d == 1) {
+            SolveScalarPool(p, y_fresh.data(), &s_fresh);
+            SolveScalarPool(p, y_reused.data(), &s_reused, {}, &reused);
+          } else {
+            SolveVectorPool(p, y_fresh.data(), &s_fresh);
+            SolveVectorPool(p, y_reused.data(), &s_reused, {}, nullptr, &reused);
+          }
+          PoolingBackward(p, y_fresh.data(), v.data(), dx_fresh.data(), dw_fresh.data(), &s_fresh);
+          PoolingBackward(p, y_reused.data(), v.data(), dx_reused.data(), dw_reused.data(), &s_reused, &reused);
+          SCOPED_TRACE(PenaltyName(k) + " n=" + std::to_string(n) + " d=" + std::to_string(d));
+          EXPECT_EQ(y_fresh, y_reused);
+          EXPECT_EQ(dx_fresh, dx_reused);
+          EXPECT_EQ(dw_fresh, dw_reused);
+          EXPECT_EQ(s_fresh.flags, s_reused.flags);
+          EXPECT_EQ(s_fresh.residual, s_reused.residual);
+          EXPECT_EQ(s_fresh.iterations, s_reused.iterations);
+          ++compared;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(compared, 7 * 4 * 3 * 2);
 }
 
 TEST(Validation, BadProblemsAreInvalidInput) {

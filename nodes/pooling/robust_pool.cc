@@ -19,6 +19,7 @@
 #include "ddn/declarative.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/pooling/pooling_solvers.h"
+#include "nodes/pooling/pooling_workspace.h"
 #include "nodes/pooling/vector_pool_unrolled.h"
 #include "ddn/random.h"
 
@@ -56,16 +57,17 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
 
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
     const PoolingProblem problem = Problem(p);
+    PoolingWorkspace* ws = &p.workspace.Get<PoolingWorkspace>();  // this batch worker's own
     if (problem.d == 1) {  // D = 1 is the scalar problem: use its certified solvers
-      SolveScalarPool(problem, p.outputs[0], s, options_);
+      SolveScalarPool(problem, p.outputs[0], s, options_, ws);
     } else {
-      SolveVectorPool(problem, p.outputs[0], s, options_);
+      SolveVectorPool(problem, p.outputs[0], s, options_, nullptr, ws);
     }
   }
 
   void Backward(const ProblemData& p, ProblemStatus* s) const override {
     PoolingBackward(Problem(p), p.outputs[0], p.grad_outputs[0], p.grad_inputs[0],
-                    p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
+                    p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s, &p.workspace.Get<PoolingWorkspace>());
   }
 
   double ObjectiveValue(const ProblemData& p) const override { return PoolingObjective(Problem(p), p.outputs[0]); }

@@ -1,5 +1,6 @@
 // nodes/pooling/truncated_vector.cc: see truncated_vector.h (the math and the search are described there).
 #include "nodes/pooling/truncated_vector.h"
+#include "nodes/pooling/pooling_kernels.h"
 
 #include <immintrin.h>
 
@@ -24,7 +25,7 @@ constexpr int kSubsetSearchHighD = 1 << 30;
 inline double WeightOf(const double* w, int64_t i) { return w ? w[i] : 1.0; }
 
 // z2[i] = ‖y − x_i‖² from the points stored by coordinate (cols[k·n + i]); a baseline and an AVX2+FMA copy, as
-// the passes of pooling_solvers.cc.
+// the passes of pooling_kernels.h.
 [[gnu::always_inline]] inline void DistancesLoop(const double* cols, int64_t n, int64_t d, const double* y,
                                                  double* z2) {
   for (int64_t i = 0; i < n; ++i) z2[i] = 0;
@@ -45,12 +46,8 @@ void DistancesBaseline(const double* cols, int64_t n, int64_t d, const double* y
   DistancesLoop(cols, n, d, y, z2);
 }
 
-bool UseAvx2() {
-  const char* off = std::getenv("DDN_DISABLE_AVX2");
-  if (off && std::string(off) == "1") return false;
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-const bool kHaveAvx2 = UseAvx2();
+// The family's one run-time choice (pooling_kernels.h; DDN_DISABLE_AVX2=1 forces the baseline copies).
+using internal::kHaveAvx2;
 #endif
 
 // f = Σ_i w_i·min(z2_i, α²) (unweighted when w is null) and the bitset of the points with z2_i < α² (and w_i > 0).

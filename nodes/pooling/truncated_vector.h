@@ -1,5 +1,5 @@
 // nodes/pooling/truncated_vector.h: the global minimum of vector pooling with the truncated quadratic
-// (internal to the pooling nodes; pooling_solvers.cc calls it).
+// (internal to the pooling nodes; vector_multistart.cc calls it).
 //
 // The problem (points x_i ∈ R^D, weights w_i ≥ 0, α > 0):
 //

@@ -21,7 +21,7 @@ using Eigen::VectorXd;
 inline double Weight(const double* w, int64_t i) { return w ? w[i] : 1.0; }
 double Norm(const VectorXd& v) { return v.lpNorm<Eigen::Infinity>(); }
 
-// One pass of the local solve at y, as pooling_solvers.cc's LocalVector computes it (a plain loop: the replay
+// One pass of the local solve at y, as vector_multistart.cc's LocalVector computes it (a plain loop: the replay
 // agrees with the forward's vectorised pass to rounding).
 struct Pass {
   double f = 0, spsi = 0, hsum = 0;
@@ -144,7 +144,7 @@ void RecordVectorPoolSolve(const PoolingProblem& p, const VectorStart& start, co
       }
     }
   }
-  // The local solve of pooling_solvers.cc (LocalVector), step kinds recorded; the descent test's rejection of a
+  // The local solve of vector_multistart.cc (LocalVector), step kinds recorded; the descent test's rejection of a
   // Newton step turns that step into the IRLS step from the same iterate.
   VectorXd y = Eigen::Map<const VectorXd>(start.y0.data(), d);
   tape->iterates.assign(y.data(), y.data() + d);

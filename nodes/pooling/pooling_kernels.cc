@@ -1,0 +1,98 @@
+// nodes/pooling/pooling_kernels.cc: the run-time choice of the SIMD copies, SelectKth, and the copies of the
+// points that the vector passes run over (pooling_kernels.h).
+#include "nodes/pooling/pooling_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+namespace ddn::pooling {
+
+// SelectKth (pooling_solvers.h): the k-th smallest of v[0..n) by a quickselect whose
+// partition has no data-dependent branch: every value is written to both ends of `scratch` and kept at the end
+// whose cursor it advances, so that values below, above and equal to the pivot (a median of three) separate in
+// one pass without mispredicted branches (on 64 normal values about half the time of std::nth_element). The
+// answer is the order statistic itself, so the result is exactly nth_element's. `v` and `scratch` (both of n
+// values) are overwritten. Worst case O(n²) (pivots at the extremes every time): meant for short arrays (the
+// ≤ 127-point samples of SampleMedian; WeightedMedian uses std::nth_element above 256 values).
+double SelectKth(double* v, double* scratch, int64_t n, int64_t k) {
+  while (n > 16) {
+    const double a = v[0], b = v[n / 2], c = v[n - 1];
+    const double pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));
+    int64_t lo = 0, hi = n - 1;
+    for (int64_t i = 0; i < n; ++i) {
+      const double x = v[i];
+      scratch[lo] = x;
+      scratch[hi] = x;
+      lo += x < pivot;
+      hi -= x > pivot;
+    }
+    // scratch[0, lo) < pivot, scratch(hi, n) > pivot, everything else equals it.
+    if (k < lo) {
+      n = lo;
+      std::swap(v, scratch);
+    } else if (k > hi) {
+      k -= hi + 1;
+      n -= hi + 1;
+      double* rest = scratch + hi + 1;
+      scratch = v;
+      v = rest;
+    } else {
+      return pivot;
+    }
+  }
+  // Insertion sort of the last few.
+  for (int64_t i = 1; i < n; ++i) {
+    const double x = v[i];
+    int64_t j = i;
+    for (; j > 0 && v[j - 1] > x; --j) v[j] = v[j - 1];
+    v[j] = x;
+  }
+  return v[k];
+}
+
+namespace internal {
+
+#if defined(__GNUC__) && defined(__x86_64__)
+namespace {
+// DDN_DISABLE_AVX2=1 in the environment forces the baseline copies (the tests run both).
+bool UseAvx2() {
+  const char* off = std::getenv("DDN_DISABLE_AVX2");
+  if (off && std::string(off) == "1") return false;
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+}  // namespace
+const bool kHaveAvx2 = UseAvx2();
+#else
+const bool kHaveAvx2 = false;
+#endif
+
+VectorPoints ByCoordinate(const PoolingProblem& p, PoolingWorkspace* ws) {
+  std::vector<double>& cols = ws->cols;
+  cols.resize(static_cast<size_t>(p.n * p.d));
+  double m = 0;
+  for (int64_t i = 0; i < p.n; ++i) {
+    for (int64_t k = 0; k < p.d; ++k) {
+      const double v = p.x[i * p.d + k];
+      cols[k * p.n + i] = v;
+      m = std::max(m, std::abs(v));
+    }
+  }
+  return {&p, cols.data(), m};
+}
+
+void BuildScoreSample(const VectorPoints& points, ScoreSample* S) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t stride = std::max<int64_t>(1, p.n / kScoreSample);
+  S->m = (p.n + stride - 1) / stride;  // < 2·kScoreSample
+  S->cols.resize(static_cast<size_t>(S->m * p.d));
+  S->w.resize(static_cast<size_t>(S->m));
+  for (int64_t j = 0; j < S->m; ++j) S->w[j] = Weight(p.w, j * stride);
+  for (int64_t k = 0; k < p.d; ++k)
+    for (int64_t j = 0; j < S->m; ++j) S->cols[k * S->m + j] = points.cols[k * p.n + j * stride];
+}
+
+}  // namespace internal
+}  // namespace ddn::pooling

@@ -1,0 +1,557 @@
+// nodes/pooling/pooling_kernels.h: the loops over points of the robust pooling solvers, and their SIMD dispatch
+// (internal to the pooling family: pooling_solvers.cc, scalar_*.cc, vector_multistart.cc, pooling_backward.cc).
+//
+// What. Every solver of pooling_solvers.h spends its time in a few passes over the N points at a trial y:
+//   ScalarPass        scalar: f = Σ w φ(y − x_i) (optional), f' = Σ w φ', f'' = Σ w φ'', Σ w |φ'|, Σ w ψ
+//   ScalarCurvatures  scalar backward: w_i φ''_i and φ'_i stored per point, Σ w φ'', Σ |w φ''|, max |y − x_i|
+//   VectorPass        vector: f, g = Σ w ψ r_i, the lower triangle of M = Σ w (φ'' − ψ)/‖r‖² r rᵀ (optional),
+//                     Σ w ψ, Σ w |φ'|, Σ w (|ψ| + |φ''|) with r_i = y − x_i (then ∇f = g, ∇²f = M + (Σ w ψ) I)
+//   SampleObjective   vector: f on a stride sample (scoring the candidate starts)
+// where ψ = φ'(z)/z (the IRLS weight, penalties.h). Each loop is written once, as an always-inline template over
+// the penalty, and compiled twice: a baseline (SSE2) copy and an AVX2+FMA copy (gnu::target), so that the same
+// source vectorises 2 or 4 wide; the copy is chosen at run time from the CPU (kHaveAvx2), and
+// DDN_DISABLE_AVX2=1 in the environment forces the baseline (the tests run both). The copies agree to rounding
+// (summation order, fused multiply–adds); each is deterministic. The files that include this header are compiled
+// with -fno-math-errno -fno-trapping-math (CMakeLists.txt) so that sqrt and the selects vectorise; IEEE results
+// are unchanged.
+//
+// Also here: the optimality residual of pooling_solvers.h (ScaledResidual), the weights' helpers, and the
+// envelope of scales inside which the passes neither overflow nor underflow (InEnvelope; "Extreme scales" in
+// pooling_solvers.cc).
+#pragma once
+
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "nodes/pooling/penalties.h"
+#include "nodes/pooling/pooling_solvers.h"
+#include "nodes/pooling/pooling_workspace.h"
+
+namespace ddn::pooling::internal {
+
+constexpr double kEps = std::numeric_limits<double>::epsilon();
+
+// True when the AVX2+FMA copies run (the CPU has them and DDN_DISABLE_AVX2 is not 1); read once at load.
+extern const bool kHaveAvx2;
+
+inline double Weight(const double* w, int64_t i) { return w ? w[i] : 1.0; }
+
+inline double TotalWeight(const PoolingProblem& p) {
+  if (!p.w) return static_cast<double>(p.n);
+  double s = 0;
+  for (int64_t i = 0; i < p.n; ++i) s += p.w[i];
+  return s;
+}
+
+inline double MaxWeight(const PoolingProblem& p) {
+  double m = 0;
+  for (int64_t i = 0; i < p.n; ++i) m = std::max(m, p.w[i]);
+  return m;
+}
+
+// α, x (through max|x|, or an upper bound of it) and the weights (max w; 1 without weights) within 2^±200 of
+// each other and of 1, where the passes neither overflow nor underflow ("Extreme scales", pooling_solvers.cc).
+constexpr double kEnvelope = 0x1p200;
+inline bool InEnvelope(double alpha, double xmax, double wmax) {
+  return alpha >= 1 / kEnvelope && alpha <= kEnvelope &&
+         (xmax == 0 || (xmax >= alpha / kEnvelope && xmax <= alpha * kEnvelope)) && wmax >= 1 / kEnvelope &&
+         wmax <= kEnvelope;
+}
+
+// |f'| / max(Σ w|φ'|, 1e-6·|f''|·(max|x| + α)): the optimality residual of pooling_solvers.h. The second term
+// matters only when the points' pulls are themselves tiny (every other point far beyond a redescending penalty's
+// reach, or a single inlier): |f'| of a y exact to rounding is then of the order of |f''|·ε·(max|x| + α) (the
+// differences y − x_i are rounded at the scale of the data), and the residual stays near 1e-10 instead of O(1).
+// `scale` is max|x| + α; the residual is |f'| / Σ w|φ'| whenever that sum is the larger.
+inline double ScaledResidual(double g, double gabs, double curvature = 0, double scale = 0) {
+  const double denominator = std::max(gabs, 1e-6 * std::abs(curvature) * scale);
+  return denominator > 0 ? std::abs(g) / denominator : 0.0;
+}
+
+// ---- Scalar passes ------------------------------------------------------------------------------------------
+
+struct ScalarSums {
+  double f = 0;     // Σ w φ
+  double g = 0;     // Σ w φ'
+  double h = 0;     // Σ w φ''
+  double gabs = 0;  // Σ w |φ'|
+  double spsi = 0;  // Σ w ψ
+};
+
+template <PenaltyKind K, bool kPhi, bool kWeighted>
+[[gnu::always_inline]] inline ScalarSums ScalarLoop(const double* x, const double* w, int64_t n, double y,
+                                                    double alpha, double inv_a2) {
+  double f = 0, g = 0, h = 0, gabs = 0, spsi = 0;
+#pragma omp simd reduction(+ : f, g, h, gabs, spsi)
+  for (int64_t i = 0; i < n; ++i) {
+    const PenaltyValues v = EvaluatePenalty<K, kPhi>(y - x[i], alpha, inv_a2);
+    const double wi = kWeighted ? w[i] : 1.0;
+    if (kPhi) f += wi * v.phi;
+    g += wi * v.d1;
+    h += wi * v.d2;
+    gabs += wi * std::abs(v.d1);
+    spsi += wi * v.psi;
+  }
+  return {f, g, h, gabs, spsi};
+}
+
+template <PenaltyKind K, bool kPhi, bool kWeighted>
+ScalarSums ScalarPassBaseline(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2) {
+  return ScalarLoop<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K, bool kPhi, bool kWeighted>
+[[gnu::target("avx2,fma")]] ScalarSums ScalarPassAvx2(const double* x, const double* w, int64_t n, double y,
+                                                    double alpha, double inv_a2) {
+  return ScalarLoop<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
+}
+#endif
+
+template <PenaltyKind K, bool kPhi, bool kWeighted>
+ScalarSums ScalarPassT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return ScalarPassAvx2<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
+#endif
+  return ScalarPassBaseline<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
+}
+
+// The sums at y; with kPhi = false, f is not computed (0).
+template <PenaltyKind K, bool kPhi>
+ScalarSums ScalarPass(const PoolingProblem& p, double y) {
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  if (p.w) return ScalarPassT<K, kPhi, true>(p.x, p.w, p.n, y, p.alpha, inv_a2);
+  return ScalarPassT<K, kPhi, false>(p.x, p.w, p.n, y, p.alpha, inv_a2);
+}
+
+// The backward's pass: d2[i] = w_i φ''(y − x_i), d1[i] = φ'(y − x_i) (if d1 is not null), *h = Σ d2, *habs = Σ |d2|,
+// *zmax = max |y − x_i| (for the check of the scale envelope).
+struct CurvatureSums {
+  double h = 0, habs = 0, zmax = 0;
+};
+
+template <PenaltyKind K, bool kWeighted, bool kD1>
+[[gnu::always_inline]] inline CurvatureSums CurvatureLoop(const double* x, const double* w, int64_t n, double y,
+                                                          double alpha, double inv_a2, double* d1, double* d2) {
+  double h = 0, habs = 0, zmax = 0;
+#pragma omp simd reduction(+ : h, habs) reduction(max : zmax)
+  for (int64_t i = 0; i < n; ++i) {
+    const double z = y - x[i];
+    const PenaltyValues v = EvaluatePenalty<K, false>(z, alpha, inv_a2);
+    const double wd2 = (kWeighted ? w[i] : 1.0) * v.d2;
+    if (kD1) d1[i] = v.d1;
+    d2[i] = wd2;
+    h += wd2;
+    habs += std::abs(wd2);
+    zmax = std::max(zmax, std::abs(z));
+  }
+  return {h, habs, zmax};
+}
+
+template <PenaltyKind K, bool kWeighted, bool kD1>
+CurvatureSums CurvatureBaseline(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2,
+                                double* d1, double* d2) {
+  return CurvatureLoop<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K, bool kWeighted, bool kD1>
+[[gnu::target("avx2,fma")]] CurvatureSums CurvatureAvx2(const double* x, const double* w, int64_t n, double y,
+                                                        double alpha, double inv_a2, double* d1, double* d2) {
+  return CurvatureLoop<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
+}
+#endif
+
+template <PenaltyKind K, bool kWeighted, bool kD1>
+CurvatureSums CurvatureT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2, double* d1,
+                         double* d2) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return CurvatureAvx2<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
+#endif
+  return CurvatureBaseline<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
+}
+
+template <PenaltyKind K>
+CurvatureSums ScalarCurvatures(const PoolingProblem& p, double y, double* d1, double* d2) {
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  if (p.w && d1) return CurvatureT<K, true, true>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2);
+  if (p.w) return CurvatureT<K, true, false>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2);
+  if (d1) return CurvatureT<K, false, true>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2);
+  return CurvatureT<K, false, false>(p.x, p.w, p.n, y, p.alpha, inv_a2, d1, d2);
+}
+
+// ---- Vector passes ------------------------------------------------------------------------------------------
+
+// The penalty of a vector residual from its squared length zz = ‖r‖² (inv_a2 = 1/α²): φ, ψ = φ'/z, φ'' and the
+// coefficient c = (φ'' − ψ)/z² of the Hessian's r rᵀ term, in closed forms that need no √zz (except huber's
+// ψ = α/z) and no division by zz: c = −ψ³/α² (pseudo_huber, ψ = (1+u)^(−1/2)), −ψ/α² (welsch), −2ψ²/α² (cauchy),
+// −4(1+u)^(−3)/α² (geman_mcclure), 0 (quadratic, truncated quadratic, huber inside α), −ψ/z² (huber outside).
+// The forms have no cancellation at small z (φ'' − ψ computed as a difference loses the relative precision
+// of c there). |φ'| = √zz·ψ when a pass needs it. The same formulas as EvaluatePenalty (penalties.h) otherwise.
+struct SquaredPenaltyValues {
+  double phi, psi, d2, c;
+};
+
+template <PenaltyKind K>
+inline SquaredPenaltyValues PenaltyOfSquaredLength(double zz, double alpha, double inv_a2) {
+  const double u = zz * inv_a2;
+  if constexpr (K == PenaltyKind::kQuadratic) {
+    return {0.5 * zz, 1.0, 1.0, 0.0};
+  } else if constexpr (K == PenaltyKind::kPseudoHuber) {
+    const double q = std::sqrt(1.0 + u), iq = 1.0 / q, iq3 = iq * iq * iq;
+    return {zz / (1.0 + q), iq, iq3, -iq3 * inv_a2};
+  } else if constexpr (K == PenaltyKind::kHuber) {
+    // Branch-free (selects) so that loops over points vectorise.
+    const double z = std::sqrt(zz);
+    const bool in = z <= alpha;
+    const double psi = in ? 1.0 : alpha / (in ? 1.0 : z);
+    return {in ? 0.5 * zz : alpha * (z - 0.5 * alpha), psi, in ? 1.0 : 0.0, in ? 0.0 : -psi / (in ? 1.0 : zz)};
+  } else if constexpr (K == PenaltyKind::kWelsch) {
+    const double e = ExpNonPositive(-0.5 * u), psi = e * inv_a2;
+    return {OneMinusExpNeg(0.5 * u, e), psi, (1.0 - u) * psi, -psi * inv_a2};
+  } else if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
+    const bool in = zz < alpha * alpha;
+    return {in ? 0.5 * zz : 0.5 * alpha * alpha, in ? 1.0 : 0.0, in ? 1.0 : 0.0, 0.0};
+  } else if constexpr (K == PenaltyKind::kCauchy) {
+    const double i1 = 1.0 / (1.0 + u);
+    return {0.5 * alpha * alpha * std::log1p(u), i1, (1.0 - u) * i1 * i1, -2.0 * i1 * i1 * inv_a2};
+  } else {
+    const double i1 = 1.0 / (1.0 + u), i3 = i1 * i1 * i1;
+    return {0.5 * zz * i1, i1 * i1, (1.0 - 3.0 * u) * i3, -4.0 * i3 * inv_a2};
+  }
+}
+
+struct VectorSums {
+  double f = 0;
+  Eigen::VectorXd g;  // Σ w ψ r
+  Eigen::MatrixXd M;  // Σ w (φ'' − ψ)/‖r‖² r rᵀ
+  double spsi = 0;    // Σ w ψ
+  double gabs = 0;    // Σ w |φ'|
+  double hsum = 0;    // Σ w (|ψ| + |φ''|)
+};
+
+// The points of a vector problem stored by coordinate (D rows of N, a copy made once per problem in the
+// workspace): the passes then run over contiguous memory, vectorised across points.
+struct VectorPoints {
+  const PoolingProblem* problem = nullptr;
+  const double* cols = nullptr;  // cols[k·N + i] = x_i[k]
+  double xmax = 0;               // max |x_i[k]|
+};
+
+// Fills ws->cols (the previous contents are overwritten) and points into it.
+VectorPoints ByCoordinate(const PoolingProblem& p, PoolingWorkspace* ws);
+
+// The raw sums of one pass (the lower triangle of M only).
+struct VectorPassOut {
+  double f, spsi, gabs, hsum;
+};
+
+// One pass over the points in blocks of kVectorBlock: residuals R = y − x (by coordinate), the penalty of every
+// ‖r_i‖, then g = Σ wψ r and the lower triangle of M = Σ c r rᵀ as dot products over the block's points. Every
+// loop runs over contiguous points. A Hessian pass (kHessian) leaves gabs at 0: the local solves use it only
+// through the residual, which is taken from a gradient pass.
+constexpr int64_t kVectorBlock = 256;
+
+// Σ_j a_j b_j over one block, in 16 interleaved partial sums added pairwise at the end: a single running sum is
+// one chain of dependent additions (4 cycles each), and the D(D+1)/2 + D dot products of a Hessian pass were
+// bound by that latency; 16 lanes compile to four independent vector accumulators (AVX2) or eight (SSE2).
+// The order of the additions depends on n only: deterministic.
+[[gnu::always_inline]] inline double BlockDot(const double* a, const double* b, int64_t n) {
+  constexpr int kLanes = 16;
+  double acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int t = 0; t < kLanes; ++t) acc[t] += a[j + t] * b[j + t];
+  double tail = 0;
+  for (; j < n; ++j) tail += a[j] * b[j];
+  for (int width = kLanes / 2; width > 0; width /= 2)
+    for (int t = 0; t < width; ++t) acc[t] += acc[t + width];
+  return acc[0] + tail;
+}
+
+// Four doubles as one value (GCC vector extension): one AVX2 register in the AVX2 copies, two SSE2 registers in
+// the baseline copies. Never passed to or returned from a function (that ABI differs between the copies).
+typedef double V4 __attribute__((vector_size(32)));
+#define DDN_LOAD_V4(name, address) \
+  V4 name;                         \
+  __builtin_memcpy(&name, address, sizeof(V4))
+
+// Rows of a pass's block buffer: D rounded up to a multiple of 4, so that the Hessian's tiles (below) may read
+// whole tiles; the rows past D are zero.
+inline int64_t PaddedRows(int64_t d) { return (d + 3) / 4 * 4; }
+
+// M(k, l) += Σ_j CR_k[j] R_l[j] for l ≤ k < d over one block of nb points (rows of kVectorBlock values, zero past
+// row d), in tiles of 4 rows k by 2 columns l: per four points, six loads feed eight multiply–adds into eight
+// independent accumulators (one dot product at a time needed two loads per multiply–add). Entries above the
+// diagonal that a tile computes are dropped.
+[[gnu::always_inline]] inline void AccumulateHessianBlock(const double* R, const double* CR, int64_t d, int64_t nb,
+                                                          double* M) {
+  const int64_t nb4 = nb - nb % 4;
+  for (int64_t k0 = 0; k0 < d; k0 += 4) {
+    const double* c0 = CR + k0 * kVectorBlock;
+    const double *c1 = c0 + kVectorBlock, *c2 = c1 + kVectorBlock, *c3 = c2 + kVectorBlock;
+    for (int64_t l0 = 0; l0 < d && l0 <= k0 + 3; l0 += 2) {
+      const double* r0 = R + l0 * kVectorBlock;
+      const double* r1 = r0 + kVectorBlock;
+      V4 a00 = {}, a01 = {}, a10 = {}, a11 = {}, a20 = {}, a21 = {}, a30 = {}, a31 = {};
+      for (int64_t j = 0; j < nb4; j += 4) {
+        DDN_LOAD_V4(x0, r0 + j);
+        DDN_LOAD_V4(x1, r1 + j);
+        DDN_LOAD_V4(y0, c0 + j);
+        DDN_LOAD_V4(y1, c1 + j);
+        DDN_LOAD_V4(y2, c2 + j);
+        DDN_LOAD_V4(y3, c3 + j);
+        a00 += y0 * x0;
+        a01 += y0 * x1;
+        a10 += y1 * x0;
+        a11 += y1 * x1;
+        a20 += y2 * x0;
+        a21 += y2 * x1;
+        a30 += y3 * x0;
+        a31 += y3 * x1;
+      }
+      const V4 acc[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
+      const double* rows[4] = {c0, c1, c2, c3};
+      const double* cols[2] = {r0, r1};
+      for (int t = 0; t < 4; ++t) {
+        for (int e = 0; e < 2; ++e) {
+          const int64_t k = k0 + t, l = l0 + e;
+          if (k >= d || l > k) continue;
+          const V4& a = acc[t][e];
+          double sum = (a[0] + a[1]) + (a[2] + a[3]);
+          for (int64_t j = nb4; j < nb; ++j) sum += rows[t][j] * cols[e][j];
+          M[k + l * d] += sum;  // column-major (Eigen's default), lower triangle
+        }
+      }
+    }
+  }
+}
+
+template <PenaltyKind K, bool kHessian, bool kWeighted>
+[[gnu::always_inline]] inline VectorPassOut VectorLoop(const double* cols, const double* w, int64_t n, int64_t d,
+                                                       const double* y, double alpha, double inv_a2, double* R,
+                                                       double* g, double* M) {
+  double f = 0, spsi = 0, gabs = 0, hsum = 0;
+  double z2[kVectorBlock], wpsi[kVectorBlock], cw[kVectorBlock];
+  double* CR = R + PaddedRows(d) * kVectorBlock;
+  for (int64_t k = 0; k < d; ++k) g[k] = 0;
+  if (kHessian)
+    for (int64_t k = 0; k < d * d; ++k) M[k] = 0;
+  for (int64_t i0 = 0; i0 < n; i0 += kVectorBlock) {
+    const int64_t nb = std::min(kVectorBlock, n - i0);
+    for (int64_t j = 0; j < nb; ++j) z2[j] = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const double* xk = cols + k * n + i0;
+      double* rk = R + k * kVectorBlock;
+      const double yk = y[k];
+#pragma omp simd
+      for (int64_t j = 0; j < nb; ++j) {
+        rk[j] = yk - xk[j];
+        z2[j] += rk[j] * rk[j];
+      }
+    }
+#pragma omp simd reduction(+ : f, spsi, gabs, hsum)
+    for (int64_t j = 0; j < nb; ++j) {
+      const double zz = z2[j];
+      const SquaredPenaltyValues v = PenaltyOfSquaredLength<K>(zz, alpha, inv_a2);
+      const double wi = kWeighted ? w[i0 + j] : 1.0;
+      f += wi * v.phi;
+      spsi += wi * v.psi;
+      if (!kHessian) gabs += wi * std::sqrt(zz) * std::abs(v.psi);  // Σ w|φ'|, for the residual
+      hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
+      wpsi[j] = wi * v.psi;
+      cw[j] = wi * v.c;
+    }
+    for (int64_t k = 0; k < d; ++k) {
+      const double* rk = R + k * kVectorBlock;
+      g[k] += BlockDot(wpsi, rk, nb);
+      if (!kHessian) continue;
+      double* crk = CR + k * kVectorBlock;  // c ⊙ r_k
+#pragma omp simd
+      for (int64_t j = 0; j < nb; ++j) crk[j] = cw[j] * rk[j];
+    }
+    if (kHessian) AccumulateHessianBlock(R, CR, d, nb, M);
+  }
+  return {f, spsi, gabs, hsum};
+}
+
+template <PenaltyKind K, bool kHessian, bool kWeighted>
+VectorPassOut VectorPassBaseline(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
+                                 double alpha, double inv_a2, double* R, double* g, double* M) {
+  return VectorLoop<K, kHessian, kWeighted>(cols, w, n, d, y, alpha, inv_a2, R, g, M);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K, bool kHessian, bool kWeighted>
+[[gnu::target("avx2,fma")]] VectorPassOut VectorPassAvx2(const double* cols, const double* w, int64_t n, int64_t d,
+                                                         const double* y, double alpha, double inv_a2, double* R,
+                                                         double* g, double* M) {
+  return VectorLoop<K, kHessian, kWeighted>(cols, w, n, d, y, alpha, inv_a2, R, g, M);
+}
+#endif
+
+// The sums at y (M only with kHessian). ws->block holds the pass's residuals.
+template <PenaltyKind K, bool kHessian>
+void VectorPass(const VectorPoints& points, const double* y, VectorSums* S, PoolingWorkspace* ws) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t d = p.d;
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  std::vector<double>& R = ws->block;
+  const int64_t rows = PaddedRows(d);
+  R.resize(static_cast<size_t>(2 * rows * kVectorBlock));  // residuals, then c ⊙ residuals
+  // The padding rows of both are zero (read by the Hessian's tiles, never written).
+  std::fill(R.begin() + d * kVectorBlock, R.begin() + rows * kVectorBlock, 0.0);
+  std::fill(R.begin() + (rows + d) * kVectorBlock, R.end(), 0.0);
+  S->g.resize(d);
+  if (kHessian) S->M.resize(d, d);
+  double* M = kHessian ? S->M.data() : nullptr;
+  VectorPassOut out;
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) {
+    out = p.w ? VectorPassAvx2<K, kHessian, true>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
+                                                  S->g.data(), M)
+              : VectorPassAvx2<K, kHessian, false>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
+                                                   S->g.data(), M);
+  } else
+#endif
+  {
+    out = p.w ? VectorPassBaseline<K, kHessian, true>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
+                                                      S->g.data(), M)
+              : VectorPassBaseline<K, kHessian, false>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
+                                                       S->g.data(), M);
+  }
+  S->f = out.f;
+  S->spsi = out.spsi;
+  S->gabs = out.gabs;
+  S->hsum = out.hsum;
+}
+
+inline double Norm(const Eigen::VectorXd& v) { return v.lpNorm<Eigen::Infinity>(); }
+
+// The vector backward's products (pooling_solvers.h, "Backward") for u = H⁻¹v, over the points by coordinate in
+// blocks: dx_i += w_i (ψ_i u + (φ''_i − ψ_i)/‖r_i‖² (r_iᵀu) r_i), dw_i −= ψ_i r_iᵀu (if dw is not null).
+template <PenaltyKind K, bool kWeighted, bool kDw>
+[[gnu::always_inline]] inline void VjpLoop(const double* cols, const double* w, int64_t n, int64_t d,
+                                           const double* y, const double* u, double alpha, double inv_a2, double* R,
+                                           double* dx, double* dw) {
+  double z2[kVectorBlock], ru[kVectorBlock], a[kVectorBlock], b[kVectorBlock];
+  for (int64_t i0 = 0; i0 < n; i0 += kVectorBlock) {
+    const int64_t nb = std::min(kVectorBlock, n - i0);
+    for (int64_t j = 0; j < nb; ++j) z2[j] = ru[j] = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const double* xk = cols + k * n + i0;
+      double* rk = R + k * kVectorBlock;
+      const double yk = y[k], uk = u[k];
+#pragma omp simd
+      for (int64_t j = 0; j < nb; ++j) {
+        rk[j] = yk - xk[j];
+        z2[j] += rk[j] * rk[j];
+        ru[j] += rk[j] * uk;
+      }
+    }
+#pragma omp simd
+    for (int64_t j = 0; j < nb; ++j) {
+      const SquaredPenaltyValues v = PenaltyOfSquaredLength<K>(z2[j], alpha, inv_a2);
+      const double wi = kWeighted ? w[i0 + j] : 1.0;
+      a[j] = wi * v.psi;
+      b[j] = wi * v.c * ru[j];
+      if (kDw) dw[i0 + j] -= v.psi * ru[j];
+    }
+    for (int64_t j = 0; j < nb; ++j) {
+      double* dxi = dx + (i0 + j) * d;
+      for (int64_t k = 0; k < d; ++k) dxi[k] += a[j] * u[k] + b[j] * R[k * kVectorBlock + j];
+    }
+  }
+}
+
+template <PenaltyKind K, bool kWeighted, bool kDw>
+void VjpBaseline(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u,
+                 double alpha, double inv_a2, double* R, double* dx, double* dw) {
+  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K, bool kWeighted, bool kDw>
+[[gnu::target("avx2,fma")]] void VjpAvx2(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
+                                         const double* u, double alpha, double inv_a2, double* R, double* dx,
+                                         double* dw) {
+  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+}
+#endif
+
+template <PenaltyKind K, bool kWeighted, bool kDw>
+void VjpT(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u, double alpha,
+          double inv_a2, double* R, double* dx, double* dw) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return VjpAvx2<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+#endif
+  VjpBaseline<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+}
+
+template <PenaltyKind K>
+void VectorVjp(const VectorPoints& points, const double* y, const double* u, double* dx, double* dw,
+               PoolingWorkspace* ws) {
+  const PoolingProblem& p = *points.problem;
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  std::vector<double>& R = ws->block;
+  R.resize(static_cast<size_t>(p.d * kVectorBlock));
+  if (p.w && dw) return VjpT<K, true, true>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
+  if (p.w) return VjpT<K, true, false>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
+  if (dw) return VjpT<K, false, true>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
+  VjpT<K, false, false>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
+}
+
+
+// ---- Scoring candidate starts -------------------------------------------------------------------------------
+//
+// f(y) over a stride sample of at most kScoreSample·2 points (i = 0, s, 2s, ...), stored by coordinate (d rows
+// of m) once per problem.
+constexpr int64_t kScoreSample = 64;
+
+void BuildScoreSample(const VectorPoints& points, ScoreSample* S);
+
+template <PenaltyKind K>
+[[gnu::always_inline]] inline double ScoreLoop(const double* cols, const double* w, int64_t m, int64_t d,
+                                               const double* y, double alpha, double inv_a2) {
+  double z2[2 * kScoreSample];
+  for (int64_t j = 0; j < m; ++j) z2[j] = 0;
+  for (int64_t k = 0; k < d; ++k) {
+    const double* ck = cols + k * m;
+    const double yk = y[k];
+#pragma omp simd
+    for (int64_t j = 0; j < m; ++j) z2[j] += (yk - ck[j]) * (yk - ck[j]);
+  }
+  double f = 0;
+#pragma omp simd reduction(+ : f)
+  for (int64_t j = 0; j < m; ++j) f += w[j] * PenaltyOfSquaredLength<K>(z2[j], alpha, inv_a2).phi;
+  return f;
+}
+
+template <PenaltyKind K>
+double ScoreBaseline(const double* cols, const double* w, int64_t m, int64_t d, const double* y, double alpha,
+                     double inv_a2) {
+  return ScoreLoop<K>(cols, w, m, d, y, alpha, inv_a2);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+template <PenaltyKind K>
+[[gnu::target("avx2,fma")]] double ScoreAvx2(const double* cols, const double* w, int64_t m, int64_t d,
+                                             const double* y, double alpha, double inv_a2) {
+  return ScoreLoop<K>(cols, w, m, d, y, alpha, inv_a2);
+}
+#endif
+
+template <PenaltyKind K>
+double SampleObjective(const PoolingProblem& p, const ScoreSample& S, const double* y) {
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return ScoreAvx2<K>(S.cols.data(), S.w.data(), S.m, p.d, y, p.alpha, inv_a2);
+#endif
+  return ScoreBaseline<K>(S.cols.data(), S.w.data(), S.m, p.d, y, p.alpha, inv_a2);
+}
+
+}  // namespace ddn::pooling::internal

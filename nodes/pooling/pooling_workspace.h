@@ -1,0 +1,79 @@
+// nodes/pooling/pooling_workspace.h: the scratch memory of the robust pooling solvers (pooling_solvers.h).
+//
+// What. Every buffer the solvers and the backward reuse from one problem to the next: sorted copies of the points
+// (medians, the truncated quadratic's sweep), the branch and bound's histogram, the vector passes' blocks, the
+// rescaled copy of an extreme-scale problem. A PoolingWorkspace belongs to one thread at a time.
+//
+// Why a struct passed down, not thread_local buffers. The nodes take their workspace from the ProblemData of
+// the batch loop's worker (ddn/node.h NodeWorkspace: one per worker, made on the worker's first problem), so
+//   - lifetime: the buffers live for one batched call and are freed when it returns; thread_local buffers lived
+//     as long as the thread, which for the pool's threads is the process, each at the size of the largest
+//     problem it had ever solved (the backward of one weighted 10⁶-point scalar problem left 16 MB of φ', φ''
+//     behind on the thread that ran it);
+//   - nothing is hidden: a function's scratch memory is in its signature, two solves on one thread cannot
+//     silently share a buffer (the rescaled problem and the points by coordinate are separate fields), and a
+//     test can run a solver with a fresh or a reused workspace and compare;
+//   - the cost is the same: a worker allocates once, on its first problem, and then reuses.
+// Callers outside a batch (tests, the check cases, the unrolled replay) pass nothing: the entry points of
+// pooling_solvers.h then use a workspace of their own for that call.
+//
+// Contents are only meaningful inside one call of an entry point; nothing is carried from one problem to the next.
+#pragma once
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "nodes/pooling/penalties.h"
+
+namespace ddn::pooling {
+
+// The scalar branch and bound's histogram of the points (scalar_branch_and_bound.cc): bins of width α/4 (α/8
+// for geman_mcclure), the nonempty ones only, and tables of φ and φ'' on the bin grid.
+struct ScalarBins {
+  double origin = 0, width = 0;
+  int nb = 0;                         // bins spanned by [min x, max x]
+  std::vector<int> idx;               // nonempty bins
+  std::vector<double> W, lo, hi, S1;  // per nonempty bin: weight, extent, Σ w x
+  std::vector<double> T0, T2;         // φ(k·width), φ''(k·width), k = 0..kt−1 (or more, kept from an earlier problem)
+  int kt = 0;                         // table entries the bounds use
+  PenaltyKind table_kind = PenaltyKind::kQuadratic;  // the penalty, α and width the tables were made for
+  double table_alpha = 0, table_width = 0;
+  double c2min = 0;                   // min φ''
+  double z2 = 0;                      // where φ'' is smallest
+};
+
+// Candidate starts of the vector solver are scored on a stride sample of the points, stored by coordinate.
+struct ScoreSample {
+  std::vector<double> cols, w;  // cols[k·m + j]
+  int64_t m = 0;
+};
+
+struct PoolingWorkspace {
+  // Medians (the robust starts): the values to select from and a scratch half (SelectKth), the (x, w) pairs of
+  // a weighted median, and the stride sample of a sampled median.
+  std::vector<double> select;
+  std::vector<std::pair<double, double>> pairs;  // also the truncated quadratic's sorted (x, w)
+  std::vector<double> sample_x, sample_w;
+  // The truncated quadratic's bucket sort: each point's bucket, and where each bucket starts.
+  std::vector<int> bucket_of;
+  std::vector<int64_t> bucket_first;
+  // Scalar branch and bound: the histogram, its four interleaved accumulators (dense data) or the slot of each
+  // bin (sparse data), and the prefix sums that find the densest window.
+  ScalarBins bins;
+  std::vector<double> histogram;
+  std::vector<int> bin_slot;
+  std::vector<double> window_w, window_s;
+  // Vector problems: the points by coordinate (cols[k·N + i] = x_i[k]), one pass's block of residuals and
+  // c ⊙ residuals (256 values per coordinate each, D rounded up to a multiple of 4), the candidates' score sample.
+  std::vector<double> cols;
+  std::vector<double> block;
+  ScoreSample score_sample;
+  // Extreme scales: the rescaled copy of x and w, and the backward's rescaled y, dx, dw.
+  std::vector<double> scaled_x, scaled_w;
+  std::vector<double> scaled_y, scaled_dx, scaled_dw;
+  // Scalar backward: w_i φ''(y − x_i) and φ'(y − x_i).
+  std::vector<double> d1, d2;
+};
+
+}  // namespace ddn::pooling

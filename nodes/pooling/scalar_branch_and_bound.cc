@@ -1,0 +1,590 @@
+// nodes/pooling/scalar_branch_and_bound.cc: the certified global minimum of scalar pooling with the smooth
+// non-convex penalties welsch, cauchy and geman_mcclure (the branch and bound of pooling_solvers.h): a histogram
+// of the points, lower bounds of f and f'' on cells from it (a baseline and an AVX2 kernel), local solves
+// (Newton + IRLS), and the search in steps (ScalarBranchAndBound).
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ddn/error.h"
+#include "nodes/pooling/solver_parts.h"
+
+namespace ddn::pooling::internal {
+namespace {
+
+// Local minimisation from y: Newton where f'' > 0, else the IRLS step y − f'/Σwψ (a descent step because φ is
+// concave in z²); a step that raises f is replaced by the IRLS step. Returns y; *f = f(y), *residual = the
+// scaled |f'| at the last evaluated iterate. After a final step below 1e-12·(|y| + α), f is taken from the
+// last pass (the step changes it by O(step²·f''), far below rounding).
+template <PenaltyKind K>
+double LocalScalar(const PoolingProblem& p, double xscale, double y, double* f, int* iterations,
+                   double* residual = nullptr) {
+  double f_prev = std::numeric_limits<double>::infinity(), irls_prev = y;
+  bool newton_prev = false, converged = false;
+  ScalarSums S;
+  for (int it = 0; it < 300; ++it) {
+    S = ScalarPass<K, true>(p, y);
+    ++*iterations;
+    if (newton_prev && S.f > f_prev + 1e-13 * std::abs(f_prev)) {
+      y = irls_prev;  // reject the Newton step
+      newton_prev = false;
+      continue;
+    }
+    if (S.spsi <= 0) break;  // every point beyond reach (cannot happen for these penalties)
+    const double irls = y - S.g / S.spsi;
+    newton_prev = S.h > 0;
+    const double yn = newton_prev ? y - S.g / S.h : irls;
+    f_prev = S.f;
+    irls_prev = irls;
+    const double step = yn - y;
+    y = yn;
+    if (std::abs(step) <= 1e-12 * (std::abs(y) + p.alpha)) {
+      converged = true;
+      break;
+    }
+  }
+  if (!converged) {
+    S = ScalarPass<K, true>(p, y);
+    ++*iterations;
+  }
+  double r = ScaledResidual(S.g, S.gabs);
+  if (converged && r > 1e-9) {
+    // The pulls of the points are tiny (every other point far beyond reach) and the last step was not: measure
+    // at the final y, with the rounding-level floor of ScaledResidual.
+    S = ScalarPass<K, true>(p, y);
+    ++*iterations;
+    r = ScaledResidual(S.g, S.gabs, S.h, xscale);
+  }
+  *f = S.f;
+  if (residual) *residual = r;
+  return y;
+}
+
+// The bin of x (any assignment of points to bins is valid: the bounds use each bin's extent).
+struct BinOf {
+  double xmin, inv_h;
+  int nb;
+  int operator()(double xi) const { return std::clamp(static_cast<int>((xi - xmin) * inv_h), 0, nb - 1); }
+};
+
+// Dense histogram in four interleaved copies (point i goes to copy i mod 4): consecutive points often fall in the
+// same bin, and one copy would chain every update through the previous one's store. Bins come out in increasing
+// order.
+void DenseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorkspace* ws) {
+  ScalarBins* B = &ws->bins;
+  const int nb = B->nb;
+  std::vector<double>& acc = ws->histogram;
+  acc.resize(static_cast<size_t>(16) * nb);
+  for (int l = 0; l < 4; ++l) {
+    std::fill_n(acc.data() + (4 * l + 0) * nb, 2 * nb, 0.0);  // weight, Σ w x
+    std::fill_n(acc.data() + (4 * l + 2) * nb, nb, std::numeric_limits<double>::infinity());
+    std::fill_n(acc.data() + (4 * l + 3) * nb, nb, -std::numeric_limits<double>::infinity());
+  }
+  auto add = [&](int l, int64_t i) {
+    const double xi = p.x[i], wi = Weight(p.w, i);
+    if (wi == 0) return;
+    const int j = bin_of(xi);
+    double* lane = acc.data() + 4 * l * nb;
+    lane[j] += wi;
+    lane[nb + j] += wi * xi;
+    lane[2 * nb + j] = std::min(lane[2 * nb + j], xi);
+    lane[3 * nb + j] = std::max(lane[3 * nb + j], xi);
+  };
+  int64_t i = 0;
+  for (; i + 4 <= p.n; i += 4) {
+    add(0, i);
+    add(1, i + 1);
+    add(2, i + 2);
+    add(3, i + 3);
+  }
+  for (; i < p.n; ++i) add(0, i);
+  for (int j = 0; j < nb; ++j) {
+    double w = 0, s1 = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (int l = 0; l < 4; ++l) {
+      const double* lane = acc.data() + 4 * l * nb;
+      w += lane[j];
+      s1 += lane[nb + j];
+      lo = std::min(lo, lane[2 * nb + j]);
+      hi = std::max(hi, lane[3 * nb + j]);
+    }
+    if (!(lo <= hi)) continue;  // no point of positive weight
+    B->idx.push_back(j);
+    B->W.push_back(w);
+    B->S1.push_back(s1);
+    B->lo.push_back(lo);
+    B->hi.push_back(hi);
+  }
+}
+
+// Sparse data (far more bins than points): slots for the nonempty bins only.
+void SparseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorkspace* ws) {
+  ScalarBins* B = &ws->bins;
+  std::vector<int>& slot = ws->bin_slot;
+  slot.assign(B->nb, -1);
+  for (int64_t i = 0; i < p.n; ++i) {
+    const double wi = Weight(p.w, i);
+    if (wi == 0) continue;
+    int& k = slot[bin_of(p.x[i])];
+    if (k < 0) {
+      k = static_cast<int>(B->idx.size());
+      B->idx.push_back(bin_of(p.x[i]));
+      B->W.push_back(0);
+      B->lo.push_back(p.x[i]);
+      B->hi.push_back(p.x[i]);
+      B->S1.push_back(0);
+    }
+    B->W[k] += wi;
+    B->S1[k] += wi * p.x[i];
+    B->lo[k] = std::min(B->lo[k], p.x[i]);
+    B->hi[k] = std::max(B->hi[k], p.x[i]);
+  }
+}
+
+// The histogram of the points on [xmin, xmax] (ws->bins) and the tables of φ and φ'' on its grid.
+template <PenaltyKind K>
+void BuildBins(const PoolingProblem& p, double xmin, double xmax, PoolingWorkspace* ws) {
+  ScalarBins* B = &ws->bins;
+  const PenaltyEval pen(p.kind, p.alpha);
+  const double span = xmax - xmin;
+  // Bin width: α/4; geman_mcclure, whose curvature changes sign at α/√3, needs α/8 to resolve cells early.
+  double h = p.kind == PenaltyKind::kGemanMcClure ? p.alpha / 8 : p.alpha / 4;
+  constexpr int kMaxBins = 8192;
+  if (span / h + 1 > kMaxBins) h = span / (kMaxBins - 1) * (1 + 1e-12);
+  B->origin = xmin;
+  B->width = h;
+  B->nb = static_cast<int>(std::min<double>(kMaxBins, std::floor(span / h) + 1));
+  B->idx.clear();
+  B->W.clear();
+  B->lo.clear();
+  B->hi.clear();
+  B->S1.clear();
+  const BinOf bin_of{xmin, 1.0 / h, B->nb};
+  if (B->nb <= 2 * p.n) {
+    DenseHistogram(p, bin_of, ws);
+  } else {
+    SparseHistogram(p, bin_of, ws);
+  }
+  B->z2 = pen.CurvatureMinimiser();
+  B->c2min = pen.D2(B->z2);
+  // Tables up to the larger of the data span and z₂ (at most 512 entries; beyond them φ and φ'' are bounded
+  // below by their last entries because both increase with |z| past z₂).
+  // The entries depend on the penalty, α and h only: the problems of a batch (one α, and h = α/4 or α/8 unless
+  // the span is huge) reuse the workspace's tables, extended when a problem needs more entries.
+  const int kt = std::min(std::max(B->nb + 2, static_cast<int>(std::ceil(B->z2 / h)) + 2), 512);
+  B->kt = kt;
+  if (B->table_kind != p.kind || B->table_alpha != p.alpha || B->table_width != h) {
+    B->T0.clear();
+    B->T2.clear();
+    B->table_kind = p.kind;
+    B->table_alpha = p.alpha;
+    B->table_width = h;
+  }
+  const int have = static_cast<int>(B->T0.size());
+  if (have < kt) {
+    B->T0.resize(kt);
+    B->T2.resize(kt);
+    const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+    for (int k = have; k < kt; ++k) {
+      const PenaltyValues v = EvaluatePenalty<K>(k * h, p.alpha, inv_a2);
+      B->T0[k] = v.phi;
+      B->T2[k] = v.d2;
+    }
+  }
+}
+
+// Lower bounds on one cell [a, b]: lb_f ≤ min f, lb_h ≤ min f''. For a bin with points in [lo, hi]:
+// |y − x| ∈ [dist, uh] with dist = max(0, a − hi, lo − b) and uh = max(b − lo, hi − a); φ(dist) (rounded down
+// to the table grid) bounds its points' φ, and the minimum of φ'' over [dist, uh] (grid-rounded outwards) their
+// φ''. Branch-free, so that it vectorises (baseline and AVX2 copies as for the passes).
+// Over the bins k ≥ `first` (the AVX2 copy below does the tail, m mod 4 bins, with this loop).
+// The bins and tables as raw pointers and scalars, shared by the scalar loop and the AVX2 copy.
+struct BinView {
+  explicit BinView(const ScalarBins& B)
+      : W(B.W.data()), LO(B.lo.data()), HI(B.hi.data()), T0(B.T0.data()), T2(B.T2.data()), h(B.width),
+        inv_h(1.0 / B.width), z2(B.z2), c2min(B.c2min), kmax(static_cast<double>(B.kt) - 1),
+        m(static_cast<int>(B.W.size())) {}
+  const double *W, *LO, *HI, *T0, *T2;
+  double h, inv_h, z2, c2min, kmax;
+  int m;
+};
+
+template <bool kCurvature>
+[[gnu::always_inline]] inline void BinBoundsLoop(const ScalarBins& B, double a, double b, double* lb_f, double* lb_h,
+                                                 int first = 0) {
+  const BinView v(B);
+  const double h = v.h, inv_h = v.inv_h, z2 = v.z2, c2min = v.c2min, kmax = v.kmax;
+  const double *W = v.W, *LO = v.LO, *HI = v.HI, *T0 = v.T0, *T2 = v.T2;
+  const int m = v.m;
+  const double shrink = 1 - 1e-12, grow = 1 + 1e-12;
+  double f = 0, c = 0;
+#pragma omp simd reduction(+ : f, c)
+  for (int k = first; k < m; ++k) {
+    const double lo = LO[k], hi = HI[k];
+    const double dist = std::max(0.0, std::max(a - hi, lo - b));
+    const double kd = std::min(kmax, std::floor(dist * inv_h * shrink));
+    if (!kCurvature) {
+      f += W[k] * T0[static_cast<int>(kd)];
+    } else {
+      const double uh = std::max(b - lo, hi - a);
+      const double ku = std::min(kmax, std::ceil(uh * inv_h * grow));
+      // φ'' decreases on [0, z₂] and increases after: the minimum over [kd·h, ku·h] is φ''(z₂) if z₂ is inside,
+      // else the table value at the end nearer to z₂ (past the table, the last entry bounds it from below).
+      const bool contains = kd * h <= z2 && z2 <= ku * h;
+      const double t_left = T2[static_cast<int>(ku)], t_right = T2[static_cast<int>(kd)];
+      const double c2 = contains ? c2min : (ku * h < z2 ? t_left : t_right);
+      c += W[k] * c2;
+    }
+  }
+  if (!kCurvature) *lb_f = f;
+  if (kCurvature) *lb_h = c;
+}
+
+// Baseline and AVX2 copies; the curvature bound is only computed for cells that the value bound cannot prune.
+void BinBoundsBaseline(const ScalarBins& B, double a, double b, double best_f, double* lb_f, double* lb_h) {
+  BinBoundsLoop<false>(B, a, b, lb_f, lb_h);
+  if (*lb_f < best_f) BinBoundsLoop<true>(B, a, b, lb_f, lb_h);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+// BinBoundsLoop written with AVX2 intrinsics, four bins at a time: GCC does not vectorise the table lookups
+// (gathers) inside a target("avx2") function, and the scalar loop mispredicts its selects. Same arithmetic,
+// same order within each lane; the tail (m mod 4 bins) goes through the scalar loop.
+[[gnu::target("avx2,fma")]] void BinBoundsAvx2(const ScalarBins& B, double a, double b, double best_f, double* lb_f,
+                                               double* lb_h) {
+  const BinView v(B);
+  const double h = v.h, inv_h = v.inv_h, z2 = v.z2, c2min = v.c2min, kmax = v.kmax;
+  const double *W = v.W, *LO = v.LO, *HI = v.HI, *T0 = v.T0, *T2 = v.T2;
+  const int m = v.m, m4 = m - m % 4;
+  const __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b), zero = _mm256_setzero_pd();
+  const __m256d scale_down = _mm256_set1_pd(inv_h * (1 - 1e-12)), scale_up = _mm256_set1_pd(inv_h * (1 + 1e-12));
+  const __m256d vkmax = _mm256_set1_pd(kmax), vh = _mm256_set1_pd(h), vz2 = _mm256_set1_pd(z2);
+  const __m256d vc2min = _mm256_set1_pd(c2min);
+  const __m256d all = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+  // Gathers T[idx[0..3]] (the masked form with every lane on: the plain one trips -Wmaybe-uninitialized in GCC 12).
+#define DDN_GATHER(table, idx) _mm256_mask_i32gather_pd(zero, table, _mm256_cvttpd_epi32(idx), all, 8)
+  // Index of the table entry below the distance: kd = min(kmax, floor(dist·(1 − 1e-12)/h)), as in the scalar
+  // loop (a lambda would not inherit the target attribute).
+#define DDN_LOWER_INDEX(lo, hi)                                                                                  \
+  _mm256_min_pd(vkmax, _mm256_floor_pd(_mm256_mul_pd(                                                          \
+                           _mm256_max_pd(zero, _mm256_max_pd(_mm256_sub_pd(va, hi), _mm256_sub_pd(lo, vb))), \
+                           scale_down)))
+  __m256d f4 = zero;
+  for (int k = 0; k < m4; k += 4) {
+    const __m256d kd = DDN_LOWER_INDEX(_mm256_loadu_pd(LO + k), _mm256_loadu_pd(HI + k));
+    const __m256d t0 = DDN_GATHER(T0, kd);
+    f4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), t0, f4);
+  }
+  double f = 0, c = 0;
+  BinBoundsLoop<false>(B, a, b, &f, &c, m4);
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, f4);
+  *lb_f = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + f;
+  if (*lb_f >= best_f) return;
+
+  __m256d c4 = zero;
+  for (int k = 0; k < m4; k += 4) {
+    const __m256d lo = _mm256_loadu_pd(LO + k), hi = _mm256_loadu_pd(HI + k);
+    const __m256d kd = DDN_LOWER_INDEX(lo, hi);
+    const __m256d uh = _mm256_max_pd(_mm256_sub_pd(vb, lo), _mm256_sub_pd(hi, va));
+    const __m256d ku = _mm256_min_pd(vkmax, _mm256_ceil_pd(_mm256_mul_pd(uh, scale_up)));
+    const __m256d kd_h = _mm256_mul_pd(kd, vh), ku_h = _mm256_mul_pd(ku, vh);
+    const __m256d contains =
+        _mm256_and_pd(_mm256_cmp_pd(kd_h, vz2, _CMP_LE_OQ), _mm256_cmp_pd(vz2, ku_h, _CMP_LE_OQ));
+    const __m256d left = _mm256_cmp_pd(ku_h, vz2, _CMP_LT_OQ);
+    const __m256d t_left = DDN_GATHER(T2, ku);
+    const __m256d t_right = DDN_GATHER(T2, kd);
+    const __m256d c2 = _mm256_blendv_pd(_mm256_blendv_pd(t_right, t_left, left), vc2min, contains);
+    c4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), c2, c4);
+  }
+  BinBoundsLoop<true>(B, a, b, &f, &c, m4);
+  _mm256_store_pd(lanes, c4);
+  *lb_h = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + c;
+#undef DDN_LOWER_INDEX
+#undef DDN_GATHER
+}
+#endif
+
+void BinBounds(const ScalarBins& B, double a, double b, double best_f, double* lb_f, double* lb_h) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (kHaveAvx2) return BinBoundsAvx2(B, a, b, best_f, lb_f, lb_h);
+#endif
+  BinBoundsBaseline(B, a, b, best_f, lb_f, lb_h);
+}
+
+// The same bounds point by point (for cells narrower than a bin).
+void PointBounds(const PoolingProblem& p, const PenaltyEval& pen, double a, double b, double* lb_f, double* lb_h) {
+  double f = 0, c = 0;
+  for (int64_t i = 0; i < p.n; ++i) {
+    const double wi = Weight(p.w, i);
+    if (wi == 0) continue;
+    const double xi = p.x[i];
+    double dist, ul, uh;
+    if (xi < a) {
+      dist = a - xi;
+      ul = dist;
+      uh = b - xi;
+    } else if (xi > b) {
+      dist = xi - b;
+      ul = dist;
+      uh = xi - a;
+    } else {
+      dist = 0;
+      ul = 0;
+      uh = std::max(xi - a, b - xi);
+    }
+    f += wi * pen.Phi(dist);
+    c += wi * pen.MinCurvature(ul, uh);
+  }
+  *lb_f = f;
+  *lb_h = c;
+}
+
+// The branch and bound of pooling_solvers.h, in steps: a start from the densest window, a search over cells
+// (prune, prove convex, look at a fine cell's centre, or split), the convex runs resolved by Newton, the
+// incumbent polished, and the smallest of the tied global minima reported.
+template <PenaltyKind K>
+class ScalarBranchAndBound {
+ public:
+  ScalarBranchAndBound(const PoolingProblem& p, double xmin, double xmax, const PoolingOptions& o,
+                       PoolingWorkspace* ws)
+      : p_(p), o_(o), ws_(ws), B_(ws->bins), pen_(p.kind, p.alpha), xmin_(xmin), xmax_(xmax),
+        xscale_(std::max(-xmin, xmax) + p.alpha),
+        tie_scale_(TotalWeight(p) * pen_.Phi(p.alpha)),
+        curvature_bound_(TotalWeight(p) * pen_.D2(0.0)) {}
+
+  void Solve(double* y_out, ProblemStatus* s) {
+    BuildBins<K>(p_, xmin_, xmax_, ws_);
+    best_y_ = LocalScalar<K>(p_, xscale_, DensestWindowStart(), &best_f_, &iterations_, &best_res_);
+    minima_.push_back({best_y_, best_f_, best_res_});
+    SearchCells();
+    ResolveConvexRuns();
+    PolishIncumbent();
+    Report(y_out, s);
+  }
+
+ private:
+  struct Minimum {
+    double y, f, residual;
+  };
+  struct Cell {
+    double a, b;
+    int p, q;  // bin range [p, q); p < 0 for a point-level cell
+  };
+
+  // The start: the weighted mean of the densest window of 2α (16 bins at the default width), from prefix sums
+  // of the bins' weights and Σ w x.
+  double DensestWindowStart() {
+    const int win = std::max(1, static_cast<int>(std::lround(2 * p_.alpha / B_.width)));
+    std::vector<double>&wb = ws_->window_w, &sb = ws_->window_s;
+    wb.assign(B_.nb + 1, 0.0);
+    sb.assign(B_.nb + 1, 0.0);
+    for (size_t k = 0; k < B_.idx.size(); ++k) {
+      wb[B_.idx[k] + 1] += B_.W[k];
+      sb[B_.idx[k] + 1] += B_.S1[k];
+    }
+    for (int j = 0; j < B_.nb; ++j) {
+      wb[j + 1] += wb[j];
+      sb[j + 1] += sb[j];
+    }
+    int best_j = 0;
+    double best_w = -1;
+    for (int j = 0; j < B_.nb; ++j) {
+      const int e = std::min(B_.nb, j + win);
+      if (wb[e] - wb[j] > best_w) {
+        best_w = wb[e] - wb[j];
+        best_j = j;
+      }
+    }
+    const int e = std::min(B_.nb, best_j + win);
+    return (sb[e] - sb[best_j]) / (wb[e] - wb[best_j]);
+  }
+
+  // Minima within this of the best are ties (the same tolerance as in Report): cells that may hold one are
+  // kept, so that a tie is found and flagged (kNonUnique) rather than pruned as "not below the incumbent".
+  double PruneLevel() const { return best_f_ + 1e-12 * (std::abs(best_f_) + tie_scale_); }
+
+  // Depth first over cells of 4α (then halves): prune by the value bound, keep cells proved convex for
+  // ResolveConvexRuns, look at the centre of fine cells, split the rest. Out of budget: not certified.
+  void SearchCells() {
+    const int chunk = std::max(1, static_cast<int>(std::lround(4 * p_.alpha / B_.width)));  // initial cells: 4α
+    for (int j = B_.nb; j > 0; j -= chunk) {
+      const int a = std::max(0, j - chunk);
+      stack_.push_back({B_.origin + a * B_.width, B_.origin + j * B_.width, a, j});
+    }
+    const double min_width = 1e-10 * (p_.alpha + std::abs(best_y_));
+    while (!stack_.empty()) {
+      const Cell c = stack_.back();
+      stack_.pop_back();
+      if (++cells_ > o_.max_cells) {
+        certified_ = false;
+        break;
+      }
+      double lb_f = 0, lb_h = 0;
+      const double level = PruneLevel();
+      if (c.p >= 0) {
+        BinBounds(B_, c.a, c.b, level, &lb_f, &lb_h);
+      } else {
+        PointBounds(p_, pen_, c.a, c.b, &lb_f, &lb_h);
+      }
+      if (lb_f >= level) continue;  // nothing below the incumbent (or tied with it) here
+      if (lb_h >= 0) {
+        convex_.push_back({c.a, c.b});  // resolved below, merged with its convex neighbours
+        continue;
+      }
+      if ((c.p < 0 || c.q - c.p < 2) && FineCellIsMonotone(c, level)) continue;
+      Split(c, min_width);
+    }
+  }
+
+  // A fine cell (one bin or less) that is neither pruned nor convex: look at its centre. A point below the
+  // incumbent starts a local solve; |f'(centre)| > L·r (L bounds |f''|) means f is monotone on the cell, so its
+  // minimum is at an endpoint, which the neighbouring cell covers (returns true: nothing more to do here).
+  bool FineCellIsMonotone(const Cell& c, double level) {
+    const double yc = 0.5 * (c.a + c.b), r = 0.5 * (c.b - c.a);
+    const ScalarSums S = ScalarPass<K, true>(p_, yc);
+    ++iterations_;
+    if (S.f < level) {
+      double fl, rl;
+      const double yl = LocalScalar<K>(p_, xscale_, yc, &fl, &iterations_, &rl);
+      minima_.push_back({yl, fl, rl});
+      if (fl < best_f_) {
+        best_f_ = fl;
+        best_y_ = yl;
+      }
+    }
+    return std::abs(S.g) > curvature_bound_ * r * (1 + 1e-12);
+  }
+
+  // Halves a cell: at the middle bin while it spans two bins or more, else at its centre down to `min_width`;
+  // a cell that cannot be split further is a degenerate stationary point (f'' = 0): not certified.
+  void Split(const Cell& c, double min_width) {
+    if (c.p >= 0 && c.q - c.p >= 2) {
+      const int mid = (c.p + c.q) / 2;
+      const double xm = B_.origin + mid * B_.width;
+      stack_.push_back({xm, c.b, mid, c.q});
+      stack_.push_back({c.a, xm, c.p, mid});
+    } else if (c.b - c.a > min_width) {
+      const double xm = 0.5 * (c.a + c.b);
+      stack_.push_back({xm, c.b, -1, -1});
+      stack_.push_back({c.a, xm, -1, -1});
+    } else {
+      certified_ = false;  // a degenerate stationary point (f'' = 0) or a budget too small
+    }
+  }
+
+  // Convex cells: merge touching ones into runs (f is convex on a run). A run holding a stationary point found
+  // before has it as its minimiser; otherwise its minimum is an endpoint (f' ≥ 0 at the left end, or ≤ 0 at
+  // the right end) or the root of f' inside, found by Newton.
+  void ResolveConvexRuns() {
+    std::sort(convex_.begin(), convex_.end());
+    for (size_t r = 0; r < convex_.size();) {
+      double a = convex_[r].first, b = convex_[r].second;
+      size_t e = r + 1;
+      while (e < convex_.size() && convex_[e].first <= b) b = std::max(b, convex_[e++].second);
+      r = e;
+      bool known = false;
+      for (const Minimum& m : minima_) known |= (m.y >= a && m.y <= b);
+      if (known) continue;
+      const ScalarSums Sa = ScalarPass<K, true>(p_, a), Sb = ScalarPass<K, true>(p_, b);
+      iterations_ += 2;
+      double yc, fc;
+      if (Sa.g >= 0) {
+        yc = a;
+        fc = Sa.f;
+      } else if (Sb.g <= 0) {
+        yc = b;
+        fc = Sb.f;
+      } else {
+        yc = BracketedNewton<K>(p_, a, b, 0.5 * (a + b), nullptr, &iterations_);
+        const ScalarSums Sc = ScalarPass<K, true>(p_, yc);
+        fc = Sc.f;
+        minima_.push_back({yc, fc, ScaledResidual(Sc.g, Sc.gabs, Sc.h, xscale_)});
+      }
+      if (fc < best_f_) {
+        best_f_ = fc;
+        best_y_ = yc;
+      }
+    }
+  }
+
+  // The incumbent may be an endpoint candidate: polish it to a stationary point (it is a local minimum).
+  void PolishIncumbent() {
+    bool stationary = false;
+    for (const Minimum& m : minima_) stationary |= (m.y == best_y_);
+    if (stationary) return;
+    double f2, r2;
+    const double y2 = LocalScalar<K>(p_, xscale_, best_y_, &f2, &iterations_, &r2);
+    if (f2 <= best_f_) minima_.push_back({y2, f2, r2});
+  }
+
+  // Among the minima found, those within the tie tolerance of the best are global minima: the smallest is
+  // returned (kNonUnique if another is more than 1e-8·(α + |y|) away); kNotCertified if the search stopped.
+  void Report(double* y_out, ProblemStatus* s) {
+    best_f_ = std::numeric_limits<double>::infinity();
+    for (const Minimum& m : minima_) best_f_ = std::min(best_f_, m.f);
+    const double tie_tol = 1e-12 * (std::abs(best_f_) + tie_scale_);
+    best_y_ = std::numeric_limits<double>::infinity();
+    for (const Minimum& m : minima_) {
+      if (m.f <= best_f_ + tie_tol && m.y < best_y_) {
+        best_y_ = m.y;
+        best_res_ = m.residual;
+      }
+    }
+    for (const Minimum& m : minima_) {
+      if (m.f <= best_f_ + tie_tol && std::abs(m.y - best_y_) > 1e-8 * (p_.alpha + std::abs(best_y_))) {
+        s->Set(kNonUnique, PenaltyName(p_.kind) + ": several global minima (within 1e-12); the smallest is returned");
+        break;
+      }
+    }
+    if (!certified_) {
+      s->Set(kNotCertified, PenaltyName(p_.kind) + ": branch and bound did not finish (" + std::to_string(cells_) +
+                                " cells); best local minimum returned");
+    }
+    *y_out = best_y_;
+    s->iterations = iterations_ + cells_;
+    s->residual = best_res_;  // at the last iterate of the local solve that found y (see LocalScalar)
+  }
+
+  const PoolingProblem& p_;
+  const PoolingOptions& o_;
+  PoolingWorkspace* ws_;
+  const ScalarBins& B_;
+  const PenaltyEval pen_;
+  const double xmin_, xmax_, xscale_;
+  const double tie_scale_;        // Σw·φ(α): the scale of the tie tolerance 1e-12·(|f| + Σw·φ(α))
+  const double curvature_bound_;  // |f''| ≤ Σ w max |φ''| = Σw·φ''(0) for welsch, cauchy and geman_mcclure
+  int iterations_ = 0;
+  int cells_ = 0;
+  bool certified_ = true;
+  double best_f_ = 0, best_y_ = 0, best_res_ = 0;  // the incumbent
+  std::vector<Minimum> minima_;                      // every local minimum found
+  std::vector<Cell> stack_;                          // cells still to examine
+  std::vector<std::pair<double, double>> convex_;    // cells where f is proved convex
+};
+
+}  // namespace
+
+void SolveScalarNonConvex(const PoolingProblem& p, double xmin, double xmax, double* y, ProblemStatus* s,
+                          const PoolingOptions& o, PoolingWorkspace* ws) {
+  if (xmin == xmax) {
+    *y = xmin;
+    s->residual = 0;
+    return;
+  }
+  DispatchPenalty(p.kind, [&](auto kc) {
+    constexpr PenaltyKind K = decltype(kc)::value;
+    if constexpr (K == PenaltyKind::kWelsch || K == PenaltyKind::kCauchy || K == PenaltyKind::kGemanMcClure) {
+      ScalarBranchAndBound<K>(p, xmin, xmax, o, ws).Solve(y, s);
+    } else {
+      throw InternalError("SolveScalarNonConvex: " + PenaltyName(K) + " is not a smooth non-convex penalty");
+    }
+  });
+}
+
+}  // namespace ddn::pooling::internal

@@ -1,0 +1,275 @@
+// nodes/pooling/vector_multistart.cc: vector pooling (pooling_solvers.h): local Newton/IRLS solves from robust
+// starts (the coordinate-wise median of a sample, the weighted mean, the best-scoring data points), and the
+// truncated quadratic's exact search (truncated_vector.h).
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ddn/error.h"
+#include "nodes/pooling/solver_parts.h"
+#include "nodes/pooling/truncated_vector.h"
+
+namespace ddn::pooling::internal {
+namespace {
+
+// Local minimisation (all penalties but the truncated quadratic): Newton when H is positive definite, else
+// the IRLS step y − g/Σwψ; a step that raises f is replaced by the IRLS step. Returns f(y); *S holds the sums at
+// the returned y (*sums_at_y = true) unless the solve stopped at a known minimum.
+//
+// The pass after a Newton step shorter than kChordStep·(|y| + α) computes no Hessian: near the minimum Newton's
+// next step is of the order of the square of this one, far below the stopping test's 1e-12, and the previous
+// factorisation (of H at a point that close) gives that step to a relative error of the same order (the chord
+// method). So the pass that confirms convergence costs a gradient, not a Hessian. If the chord step is not below
+// the stopping test, the iteration goes on (with Hessians again once steps are longer).
+constexpr double kChordStep = 1e-5;
+
+template <PenaltyKind K>
+double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iterations, PoolingWorkspace* ws,
+                   VectorSums* S, bool* sums_at_y,
+                   const std::vector<std::pair<Eigen::VectorXd, double>>* known = nullptr) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t d = p.d;
+  Eigen::VectorXd irls_prev = *y, step(d);
+  double f_prev = std::numeric_limits<double>::infinity();
+  bool newton_prev = false, chord = false;
+  Eigen::MatrixXd H(d, d);
+  Eigen::LLT<Eigen::MatrixXd> llt(d);
+  *sums_at_y = false;
+  for (int it = 0; it < 500; ++it) {
+    if (known) {
+      // A start that enters the neighbourhood (1e-2·α, deep inside its basin) of a minimum found from an
+      // earlier start ends there: it would converge to the same point. Tested before the pass at y (which it
+      // makes unnecessary), so also for a Newton step that the descent test below has not yet accepted.
+      for (const auto& [yy, ff] : *known) {
+        if ((*y - yy).norm() <= 1e-2 * p.alpha) {
+          *y = yy;
+          return ff;
+        }
+      }
+    }
+    if (chord) {
+      VectorPass<K, false>(points, y->data(), S, ws);
+    } else {
+      VectorPass<K, true>(points, y->data(), S, ws);
+    }
+    ++*iterations;
+    if (newton_prev && S->f > f_prev + 1e-13 * std::abs(f_prev)) {
+      *y = irls_prev;
+      newton_prev = chord = false;
+      continue;
+    }
+    if (S->spsi <= 0) break;
+    irls_prev = *y - S->g / S->spsi;
+    if (!chord) {
+      H = S->M.selfadjointView<Eigen::Lower>();
+      H.diagonal().array() += S->spsi;
+      llt.compute(H);
+      newton_prev = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-8 * std::sqrt(S->hsum);
+    }
+    if (newton_prev) {
+      step = -llt.solve(S->g);
+    } else {
+      step = irls_prev - *y;
+    }
+    f_prev = S->f;
+    *y += step;
+    const double scale = Norm(*y) + p.alpha, length = Norm(step);
+    if (length <= 1e-12 * scale) break;
+    chord = newton_prev && length <= kChordStep * scale;
+  }
+  VectorPass<K, false>(points, y->data(), S, ws);
+  *sums_at_y = true;
+  return S->f;
+}
+
+// The coordinate-wise (weighted, lower) median of a stride sample of at most kMedianSample points: a robust start
+// for the local solves, which need not be exact (N selections of N values cost more than the solve itself).
+constexpr int64_t kMedianSample = 64;
+
+Eigen::VectorXd CoordinateMedian(const VectorPoints& points, PoolingWorkspace* ws) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t stride = std::max<int64_t>(1, p.n / kMedianSample);
+  std::vector<double>&col = ws->sample_x, &weights = ws->sample_w;
+  Eigen::VectorXd m(p.d);
+  for (int64_t k = 0; k < p.d; ++k) {
+    col.clear();
+    weights.clear();
+    for (int64_t i = 0; i < p.n; i += stride) {
+      col.push_back(points.cols[k * p.n + i]);
+      weights.push_back(Weight(p.w, i));
+    }
+    PoolingProblem q = p;
+    q.x = col.data();
+    q.w = p.w ? weights.data() : nullptr;
+    q.n = static_cast<int64_t>(col.size());
+    q.d = 1;
+    m[k] = WeightedMedian(q, ws);
+  }
+  return m;
+}
+
+Eigen::VectorXd WeightedMeanVector(const PoolingProblem& p) {
+  const double W = TotalWeight(p);
+  Eigen::VectorXd m = Eigen::VectorXd::Zero(p.d), c = Eigen::VectorXd::Zero(p.d);
+  for (int64_t i = 0; i < p.n; ++i)
+    for (int64_t k = 0; k < p.d; ++k) m[k] += Weight(p.w, i) * p.x[i * p.d + k];
+  m /= W;
+  for (int64_t i = 0; i < p.n; ++i)
+    for (int64_t k = 0; k < p.d; ++k) c[k] += Weight(p.w, i) * (p.x[i * p.d + k] - m[k]);
+  return m + c / W;
+}
+
+void FlagVectorKinks(const PoolingProblem& p, const double* y, ProblemStatus* s) {
+  if (p.kind != PenaltyKind::kHuber && p.kind != PenaltyKind::kTruncatedQuadratic) return;
+  double ymax = 0;
+  for (int64_t k = 0; k < p.d; ++k) ymax = std::max(ymax, std::abs(y[k]));
+  const double tol = 1e-9 * (p.alpha + ymax);
+  for (int64_t i = 0; i < p.n; ++i) {
+    if (Weight(p.w, i) == 0) continue;
+    double z2 = 0;
+    for (int64_t k = 0; k < p.d; ++k) z2 += (y[k] - p.x[i * p.d + k]) * (y[k] - p.x[i * p.d + k]);
+    if (std::abs(std::sqrt(z2) - p.alpha) <= tol) {
+      s->Set(kNonSmooth, "a point sits at the penalty's kink |y - x_i| = alpha: one-sided derivatives");
+      return;
+    }
+  }
+}
+
+// Truncated quadratic, exact (truncated_vector.h): every data point and the median and mean start the inlier-mean
+// iteration, then a branch and bound certifies the best fixed point.
+Eigen::VectorXd SolveTruncatedExactly(const VectorPoints& points, const PoolingOptions& o, ProblemStatus* s,
+                                      int* iterations, PoolingWorkspace* ws) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t d = p.d;
+  const Eigen::VectorXd median = CoordinateMedian(points, ws), mean = WeightedMeanVector(p);
+  const std::vector<std::vector<double>> starts{{median.data(), median.data() + d}, {mean.data(), mean.data() + d}};
+  TruncatedVectorOptions to;
+  to.max_cells = o.vector_max_cells;
+  Eigen::VectorXd best(d);
+  const TruncatedVectorResult r = SolveTruncatedVector(p, points.cols, starts, best.data(), to);
+  *iterations = static_cast<int>(std::min<int64_t>(r.iterations + r.cells, std::numeric_limits<int>::max()));
+  if (r.tie) {
+    s->Set(kNonUnique, "truncated_quadratic: distinct minima with equal objective; the first found is returned");
+  }
+  if (!r.certified) {
+    s->Set(kNotCertified, "truncated_quadratic (vector): best of " + std::to_string(r.starts) +
+                              " inlier-mean iterations; the branch and bound ran out of its budget of " +
+                              std::to_string(o.vector_max_cells) + " cells, or N is too large to start from every point");
+  }
+  return best;
+}
+
+// The starts of the non-convex penalties: the coordinate-wise median, the weighted mean, and the data points of
+// lowest f (on the score sample) among a stride sample of `vector_candidates`; *points_used receives the index
+// of each data point start (in order, after the first two).
+template <PenaltyKind K>
+std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const PoolingOptions& o,
+                                             std::vector<int64_t>* points_used, PoolingWorkspace* ws) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t d = p.d;
+  std::vector<Eigen::VectorXd> starts{CoordinateMedian(points, ws), WeightedMeanVector(p)};
+  const int64_t m = std::min<int64_t>(p.n, o.vector_candidates);
+  std::vector<std::pair<double, int64_t>> scored;
+  ScoreSample& sample = ws->score_sample;
+  BuildScoreSample(points, &sample);
+  for (int64_t c = 0; c < m; ++c) {
+    const int64_t i = (c * p.n) / m;
+    if (Weight(p.w, i) == 0) continue;
+    scored.push_back({SampleObjective<K>(p, sample, p.x + i * d), i});
+  }
+  std::sort(scored.begin(), scored.end());
+  points_used->clear();
+  for (int k = 0; k < o.vector_starts && k < static_cast<int>(scored.size()); ++k) {
+    starts.push_back(Eigen::Map<const Eigen::VectorXd>(p.x + scored[k].second * d, d));
+    points_used->push_back(scored[k].second);
+  }
+  return starts;
+}
+
+// welsch, cauchy, geman_mcclure: the best local minimum from the candidate starts (not certified); a start that
+// comes near a minimum found before stops there. kNonUnique for distinct minima tied within 1e-12.
+template <PenaltyKind K>
+Eigen::VectorXd SolveMultiStart(const VectorPoints& points, const PoolingOptions& o, VectorStart* start,
+                                ProblemStatus* s, int* iterations, VectorSums* best_sums, bool* have_sums,
+                                PoolingWorkspace* ws) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t d = p.d;
+  std::vector<int64_t> point_index;
+  const std::vector<Eigen::VectorXd> starts = CandidateStarts<K>(points, o, &point_index, ws);
+  std::vector<std::pair<Eigen::VectorXd, double>> found;
+  Eigen::VectorXd best;
+  VectorSums sums;
+  double best_f = std::numeric_limits<double>::infinity();
+  for (size_t j = 0; j < starts.size(); ++j) {
+    Eigen::VectorXd y = starts[j];
+    bool sums_at_y = false;
+    const double f = LocalVector<K>(points, &y, iterations, ws, &sums, &sums_at_y, &found);
+    bool dup = false;
+    for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
+    if (!dup) found.push_back({y, f});
+    if (f < best_f) {
+      best_f = f;
+      best = y;
+      *have_sums = sums_at_y;
+      if (sums_at_y) *best_sums = sums;
+      if (start) {
+        *start = {j == 0 ? VectorStart::kMedian : j == 1 ? VectorStart::kMean : VectorStart::kPoint,
+                  j < 2 ? -1 : point_index[j - 2], std::vector<double>(starts[j].data(), starts[j].data() + d)};
+      }
+    }
+  }
+  if (best.size() != d) {
+    // No start reached a finite objective (cannot happen inside the scale envelope; kept as a guard).
+    throw NumericalFailure(PenaltyName(p.kind) + " (vector): no local solve reached a finite objective");
+  }
+  const double tie_tol = 1e-12 * (std::abs(best_f) + TotalWeight(p) * PenaltyEval(p.kind, p.alpha).Phi(p.alpha));
+  for (const auto& [yy, ff] : found) {
+    if ((yy - best).norm() > 1e-7 * (p.alpha + Norm(best)) && ff <= best_f + tie_tol) {
+      s->Set(kNonUnique, PenaltyName(p.kind) + ": distinct minima with equal objective; the first found is returned");
+      break;
+    }
+  }
+  s->Set(kNotCertified, PenaltyName(p.kind) + " (vector): best of " + std::to_string(starts.size()) +
+                            " local solves; global optimality is not certified");
+  return best;
+}
+
+template <PenaltyKind K>
+void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, const PoolingOptions& o,
+                  VectorStart* start, PoolingWorkspace* ws) {
+  const PoolingProblem& p = *points.problem;
+  const int64_t d = p.d;
+  int iterations = 0;
+  Eigen::VectorXd best;
+  VectorSums S;            // the sums at the answer, for the residual
+  bool have_sums = false;  // S was left by the local solve that returned the answer
+  if constexpr (K == PenaltyKind::kQuadratic) {
+    best = WeightedMeanVector(p);
+  } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
+    best = CoordinateMedian(points, ws);
+    if (start) *start = {VectorStart::kMedian, -1, std::vector<double>(best.data(), best.data() + d)};
+    LocalVector<K>(points, &best, &iterations, ws, &S, &have_sums);
+  } else if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
+    best = SolveTruncatedExactly(points, o, s, &iterations, ws);
+  } else {
+    best = SolveMultiStart<K>(points, o, start, s, &iterations, &S, &have_sums, ws);
+  }
+  for (int64_t k = 0; k < d; ++k) y_out[k] = best[k];
+  s->iterations = iterations;
+  if (!have_sums) VectorPass<K, false>(points, y_out, &S, ws);  // else the local solve's last pass, at y
+  s->residual = ScaledResidual(Norm(S.g), S.gabs, S.hsum, points.xmax + p.alpha);
+  FlagVectorKinks(p, y_out, s);
+}
+
+}  // namespace
+
+void SolveVectorScaled(const VectorPoints& points, double* y, ProblemStatus* s, const PoolingOptions& o,
+                       VectorStart* start, PoolingWorkspace* ws) {
+  DispatchPenalty(points.problem->kind,
+                  [&](auto k) { SolveVectorT<decltype(k)::value>(points, y, s, o, start, ws); });
+}
+
+}  // namespace ddn::pooling::internal
