@@ -159,7 +159,10 @@ BENCHMARK_TEMPLATE(BM_Newton, PseudoHuberSums, PseudoHuberVjp)
     ->Name("BM_PseudoHuberNewton")
     ->Args({1024, 1024})
     ->Unit(benchmark::kMillisecond);
-BENCHMARK_TEMPLATE(BM_Newton, HuberSums, HuberVjp)->Name("BM_HuberNewton")->Args({1024, 1024})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_Newton, HuberSums, HuberVjp)
+    ->Name("BM_HuberNewton")
+    ->Args({1024, 1024})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

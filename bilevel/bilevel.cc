@@ -74,8 +74,9 @@ void CheckBounds(const Problem& problem, const Eigen::VectorXd& lower, const Eig
   }
   for (Eigen::Index k = 0; k < m; ++k) {
     if (!(lower[k] > 0 && std::isfinite(lower[k]) && upper[k] > lower[k] && std::isfinite(upper[k]))) {
-      throw InvalidInput(problem.name() + ": the bounds of " + names[k] + " must be finite with 0 < lower < upper, got [" +
-                         FormatDouble(lower[k]) + ", " + FormatDouble(upper[k]) + "]");
+      throw InvalidInput(problem.name() + ": the bounds of " + names[k] +
+                         " must be finite with 0 < lower < upper, got [" + FormatDouble(lower[k]) + ", " +
+                         FormatDouble(upper[k]) + "]");
     }
   }
 }

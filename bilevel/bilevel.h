@@ -88,11 +88,11 @@ class Problem {
 
 // One evaluation of the outer loss.
 struct Evaluation {
-  Eigen::VectorXd theta;         // θ
-  double loss = 0;               // L(θ)
-  Eigen::VectorXd grad_theta;    // dL/dθ
-  Eigen::VectorXd grad_log;      // dL/d log θ = θ ⊙ dL/dθ
-  ProblemStatus status;          // of the inner solve and the implicit backward
+  Eigen::VectorXd theta;       // θ
+  double loss = 0;             // L(θ)
+  Eigen::VectorXd grad_theta;  // dL/dθ
+  Eigen::VectorXd grad_log;    // dL/d log θ = θ ⊙ dL/dθ
+  ProblemStatus status;        // of the inner solve and the implicit backward
 };
 
 // Solves the inner problem at θ, evaluates L(θ) and (if `with_gradient`) the hypergradient.
@@ -118,8 +118,8 @@ struct IterationRecord {
   int iteration = 0;
   Eigen::VectorXd theta;
   double loss = 0;
-  double grad_norm = 0;   // ‖projected dL/d log θ‖∞
-  int inner_solves = 0;   // cumulative
+  double grad_norm = 0;  // ‖projected dL/d log θ‖∞
+  int inner_solves = 0;  // cumulative
 };
 
 struct OptimizeResult {
@@ -134,9 +134,9 @@ struct OptimizeResult {
   std::string stop_reason;
   // Per hyperparameter: −1 held at its lower bound, +1 at its upper bound (the gradient pointing outwards), 0 free.
   std::vector<int> at_bound;
-  Eigen::VectorXd lower, upper;          // the bounds used
-  double seconds = 0;                    // wall time
-  ProblemStatus status;                  // of the answer's last evaluation
+  Eigen::VectorXd lower, upper;  // the bounds used
+  double seconds = 0;            // wall time
+  ProblemStatus status;          // of the answer's last evaluation
 };
 
 // Throws InvalidInput naming the hyperparameter unless 0 < lower_k < upper_k < ∞ for each (one entry each).
@@ -150,8 +150,8 @@ OptimizeResult Optimize(Problem* problem, const OptimizerOptions& options = {},
                         const Eigen::VectorXd& theta0 = Eigen::VectorXd());
 
 struct GridResult {
-  std::vector<double> values;   // the grid of θ (every θ_k set to this value)
-  std::vector<double> losses;   // L at each
+  std::vector<double> values;  // the grid of θ (every θ_k set to this value)
+  std::vector<double> losses;  // L at each
   double best_value = 0;
   double best_loss = 0;
   int inner_solves = 0;

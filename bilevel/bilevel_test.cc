@@ -164,7 +164,8 @@ TEST(Hypergradient, TvDenoiseIsTheTvDenoiseNode) {
   p.SolveInner(Eigen::VectorXd::Constant(1, lambda), &s);
   const auto node = MakeNode("tv_denoise", {{"epsilon", "0.02"}});
   const TensorMap inputs = {
-      {"g", Tensor({1, noisy.rows, noisy.cols}, std::vector<double>(noisy.pixels.data(), noisy.pixels.data() + noisy.pixels.size()))},
+      {"g", Tensor({1, noisy.rows, noisy.cols},
+                   std::vector<double>(noisy.pixels.data(), noisy.pixels.data() + noisy.pixels.size()))},
       {"lambda", Tensor({1}, {lambda})}};
   ForwardResult r = Forward(*node, inputs);
   const Eigen::VectorXd u = Eigen::Map<const Eigen::VectorXd>(r.outputs.at("u").data(), noisy.pixels.size());
@@ -172,9 +173,9 @@ TEST(Hypergradient, TvDenoiseIsTheTvDenoiseNode) {
   Eigen::VectorXd v;
   p.OuterLoss(&v);
   const Eigen::VectorXd hypergradient = p.HypergradientVjp(v, &s);
-  const TensorMap grads =
-      Backward(*node, inputs, r.outputs, {{"u", Tensor({1, noisy.rows, noisy.cols}, std::vector<double>(v.data(), v.data() + v.size()))}},
-               &r.status);
+  const TensorMap grads = Backward(
+      *node, inputs, r.outputs,
+      {{"u", Tensor({1, noisy.rows, noisy.cols}, std::vector<double>(v.data(), v.data() + v.size()))}}, &r.status);
   EXPECT_NEAR(grads.at("lambda")[0], hypergradient[0], 1e-12 * std::abs(hypergradient[0]));
 }
 
@@ -259,7 +260,9 @@ Tensor Standardised(const Eigen::MatrixXd& X, const Eigen::MatrixXd& reference) 
   }
   return t;
 }
-Tensor Column(const Eigen::VectorXd& y) { return Tensor({1, y.size()}, std::vector<double>(y.data(), y.data() + y.size())); }
+Tensor Column(const Eigen::VectorXd& y) {
+  return Tensor({1, y.size()}, std::vector<double>(y.data(), y.data() + y.size()));
+}
 
 // ridge_regression with the validation_mse loss is the ridge problem: the same hypergradient and the same answer.
 TEST(NodeProblems, RidgeRegressionNodeIsTheRidgeProblem) {
@@ -286,7 +289,8 @@ TEST(NodeProblems, RidgeRegressionNodeIsTheRidgeProblem) {
 // validation_mse the robust one (hypergradients at a few points).
 TEST(NodeProblems, LogisticAndRobustRegressionNodesAreTheTabularProblems) {
   {
-    const Dataset train = Load("breast_cancer", "train", "benign", 150), val = Load("breast_cancer", "val", "benign", 150);
+    const Dataset train = Load("breast_cancer", "train", "benign", 150),
+                  val = Load("breast_cancer", "val", "benign", 150);
     LogisticProblem tabular(train, val);
     OuterLossData data;
     data.validation = {{"X", Standardised(val.X, train.X)}, {"y", Column(val.y)}};
@@ -333,11 +337,10 @@ TEST(NodeProblems, MultinomialLogisticRegressionNodeIsTheMultinomialProblem) {
   };
   OuterLossData data;
   data.validation = {{"X", Standardised(val.X, train.X)}, {"Y", one_hot(val.y)}};
-  NodeProblem node(MakeNode("multinomial_logistic_regression", {}),
-                   {{"X", Standardised(train.X, train.X)}, {"Y", one_hot(train.y)}, {"lambda", Tensor({1}, {1e-2})}},
-                   {"lambda"},
-                   FindOuterLoss("validation_log_loss")->make(GetNodeSpec("multinomial_logistic_regression"), data),
-                   1e-4, 1e2);
+  NodeProblem node(
+      MakeNode("multinomial_logistic_regression", {}),
+      {{"X", Standardised(train.X, train.X)}, {"Y", one_hot(train.y)}, {"lambda", Tensor({1}, {1e-2})}}, {"lambda"},
+      FindOuterLoss("validation_log_loss")->make(GetNodeSpec("multinomial_logistic_regression"), data), 1e-4, 1e2);
   for (double lambda : {3e-3, 0.1, 3.0}) {
     const Evaluation a = Evaluate(&tabular, Eigen::VectorXd::Constant(1, lambda));
     const Evaluation b = Evaluate(&node, Eigen::VectorXd::Constant(1, lambda));

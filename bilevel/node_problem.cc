@@ -7,8 +7,12 @@ namespace ddn::bilevel {
 
 NodeProblem::NodeProblem(std::unique_ptr<Node> node, TensorMap inputs, std::vector<std::string> hyperparameters,
                          OuterLossFn outer_loss, double lower_bound, double upper_bound)
-    : node_(std::move(node)), inputs_(std::move(inputs)), hyper_(std::move(hyperparameters)),
-      outer_(std::move(outer_loss)), lower_(lower_bound), upper_(upper_bound) {
+    : node_(std::move(node)),
+      inputs_(std::move(inputs)),
+      hyper_(std::move(hyperparameters)),
+      outer_(std::move(outer_loss)),
+      lower_(lower_bound),
+      upper_(upper_bound) {
   if (!node_) throw InvalidInput("bilevel: no node");
   if (hyper_.empty()) throw InvalidInput(node_->name() + ": no hyperparameter inputs named");
   if (!(lower_ > 0 && upper_ > lower_)) throw InvalidInput(node_->name() + ": need 0 < lower bound < upper bound");

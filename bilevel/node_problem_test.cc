@@ -19,7 +19,9 @@ namespace {
 class SmoothSignal : public ddn::DeclarativeNode<SmoothSignal> {
  public:
   static ddn::NodeSpec Spec() {
-    return {"smooth_signal", "1-D smoothed-TV denoising", {},
+    return {"smooth_signal",
+            "1-D smoothed-TV denoising",
+            {},
             {{"x", {"N"}, "noisy signal", /*differentiable=*/false}, {"lambda", {}, "regularisation weight"}},
             {{"y", {"N"}, "denoised signal"}}};
   }
@@ -48,8 +50,7 @@ ddn::bilevel::OptimizeResult LearnLambda(const Eigen::VectorXd& clean, const Eig
       std::make_unique<SmoothSignal>(ddn::Params("smooth_signal", SmoothSignal::Spec().params, {})),
       {{"x", ddn::Tensor({1, n}, std::vector<double>(noisy.data(), noisy.data() + n))},
        {"lambda", ddn::Tensor({1}, {0.1})}},
-      {"lambda"},
-      [&](const Eigen::VectorXd& y, Eigen::VectorXd* grad) {
+      {"lambda"}, [&](const Eigen::VectorXd& y, Eigen::VectorXd* grad) {
         if (grad) *grad = 2.0 * (y - clean) / double(n);
         return (y - clean).squaredNorm() / double(n);
       });
@@ -74,8 +75,7 @@ ddn::bilevel::NodeProblem MakeProblem(const Eigen::VectorXd& clean, const Eigen:
       std::make_unique<SmoothSignal>(ddn::Params("smooth_signal", SmoothSignal::Spec().params, {})),
       {{"x", ddn::Tensor({1, n}, std::vector<double>(noisy.data(), noisy.data() + n))},
        {"lambda", ddn::Tensor({1}, {0.1})}},
-      {"lambda"},
-      [clean, n](const Eigen::VectorXd& y, Eigen::VectorXd* grad) {
+      {"lambda"}, [clean, n](const Eigen::VectorXd& y, Eigen::VectorXd* grad) {
         if (grad) *grad = 2.0 * (y - clean) / double(n);
         return (y - clean).squaredNorm() / double(n);
       });
@@ -119,8 +119,8 @@ TEST(NodeProblem, RejectsBadHyperparameters) {
         {{"x", ddn::Tensor({1, 3}, {1, 2, 3})}, {"lambda", ddn::Tensor({1}, {0.1})}}, {name},
         [](const Eigen::VectorXd&, Eigen::VectorXd*) { return 0.0; });
   };
-  EXPECT_THROW(make("x"), ddn::InvalidInput);       // not differentiable
-  EXPECT_THROW(make("sigma"), ddn::InvalidInput);   // no such input
+  EXPECT_THROW(make("x"), ddn::InvalidInput);      // not differentiable
+  EXPECT_THROW(make("sigma"), ddn::InvalidInput);  // no such input
 }
 
 }  // namespace

@@ -48,8 +48,9 @@ NodeProblem::OuterLossFn MakeMse(const NodeSpec& spec, const OuterLossData& data
 // at 0) mean log-loss on validation rows X (1, M, P) with class probabilities Y (1, M, K).
 NodeProblem::OuterLossFn MakeMultinomialLoss(const NodeSpec& spec, const OuterLossData& data, bool log_loss) {
   if (!log_loss) {
-    throw InvalidInput("outer loss 'validation_mse' needs a linear model with one output per row (w (P), bias); node '" +
-                       spec.name + "' has one per class: use validation_log_loss");
+    throw InvalidInput(
+        "outer loss 'validation_mse' needs a linear model with one output per row (w (P), bias); node '" + spec.name +
+        "' has one per class: use validation_log_loss");
   }
   const Tensor& X = Array(data.validation, "validation", "X", 3);
   const Tensor& Y = Array(data.validation, "validation", "Y", 3);

@@ -28,8 +28,8 @@ struct TabularSettings {
 
 struct ProblemInfo {
   enum class Data { kTables, kImages };
-  std::string name;             // "ridge", "logistic", "robust-regression", "tv-denoise"
-  std::string summary;          // one line for --help
+  std::string name;     // "ridge", "logistic", "robust-regression", "tv-denoise"
+  std::string summary;  // one line for --help
   Data data = Data::kTables;
   std::string default_dataset;  // shipped data set (tables): "diabetes", "breast_cancer"
   int default_start_grid = 0;   // points of the coarse grid the optimiser starts from by default (0: none)

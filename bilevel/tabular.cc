@@ -37,7 +37,8 @@ std::string RankReport::Describe() const {
   if (more_features_than_rows()) {
     add(std::to_string(features) + " features and an intercept but only " + std::to_string(rows) + " training rows");
   }
-  if (!constant.empty()) add(std::string(constant.size() == 1 ? "constant column " : "constant columns ") + quoted(constant));
+  if (!constant.empty())
+    add(std::string(constant.size() == 1 ? "constant column " : "constant columns ") + quoted(constant));
   for (size_t k = 0; k < duplicates.size() && k < 8; ++k) {
     add("'" + duplicates[k].first + "' repeats '" + duplicates[k].second + "' (up to scale and shift)");
   }
@@ -131,7 +132,8 @@ int AddTargetOutliers(Dataset* data, double fraction, uint64_t seed) {
 TabularProblem::TabularProblem(const Dataset& train, const Dataset& val) : names_(train.feature_names) {
   if (train.X.rows() == 0) throw InvalidInput(train.path + ": no data rows (empty split)");
   if (val.X.rows() == 0) throw InvalidInput(val.path + ": no data rows (empty split)");
-  if (val.X.cols() != train.X.cols()) throw InvalidInput(val.path + ": a different number of features than " + train.path);
+  if (val.X.cols() != train.X.cols())
+    throw InvalidInput(val.path + ": a different number of features than " + train.path);
   const Eigen::Index p = train.X.cols();
   const double n = static_cast<double>(train.X.rows());
   mean_ = train.X.colwise().mean().transpose();
@@ -180,17 +182,25 @@ std::vector<std::string> RidgeProblem::HyperparameterNames() const {
 Eigen::VectorXd RidgeProblem::InitialHyperparameters() const {
   return Eigen::VectorXd::Constant(per_feature_ ? names_.size() : 1, 1e-2);
 }
-Eigen::VectorXd RidgeProblem::LowerBounds() const { return Eigen::VectorXd::Constant(NumHyperparameters(), 1e-6); }
-Eigen::VectorXd RidgeProblem::UpperBounds() const { return Eigen::VectorXd::Constant(NumHyperparameters(), 1e4); }
+Eigen::VectorXd RidgeProblem::LowerBounds() const {
+  return Eigen::VectorXd::Constant(NumHyperparameters(), 1e-6);
+}
+Eigen::VectorXd RidgeProblem::UpperBounds() const {
+  return Eigen::VectorXd::Constant(NumHyperparameters(), 1e4);
+}
 
 void RidgeProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) {
   theta_ = theta;
   regression::SolveRidge(gram_, zty_, theta, &u_, status);
 }
 
-double RidgeProblem::OuterLoss(Eigen::VectorXd* grad_w) const { return ddn::MeanSquaredError(Zv_, u_, yv_, grad_w); }
+double RidgeProblem::OuterLoss(Eigen::VectorXd* grad_w) const {
+  return ddn::MeanSquaredError(Zv_, u_, yv_, grad_w);
+}
 
-ImplicitSystem RidgeProblem::InnerBlocks() const { return regression::RidgeBlocks(gram_, theta_, u_); }
+ImplicitSystem RidgeProblem::InnerBlocks() const {
+  return regression::RidgeBlocks(gram_, theta_, u_);
+}
 
 std::pair<std::string, std::string> RidgeProblem::HyperparameterKey(int k) const {
   if (!per_feature_) return {"lambda", ""};
@@ -214,9 +224,9 @@ LogisticProblem::LogisticProblem(const Dataset& train, const Dataset& val) : Tab
   for (const Dataset* d : {&train, &val}) {
     for (Eigen::Index i = 0; i < d->y.size(); ++i) {
       if (d->y[i] != std::round(d->y[i])) {
-        throw InvalidInput(d->path + ": " + (i < static_cast<Eigen::Index>(d->lines.size())
-                                                 ? "row " + std::to_string(d->lines[i]) + ": "
-                                                 : std::string()) +
+        throw InvalidInput(d->path + ": " +
+                           (i < static_cast<Eigen::Index>(d->lines.size()) ? "row " + std::to_string(d->lines[i]) + ": "
+                                                                           : std::string()) +
                            "column '" + d->target_name + "': label " + FormatDouble(d->y[i]) +
                            " is not an integer; logistic regression needs class labels");
       }
@@ -272,9 +282,15 @@ std::vector<Problem::ReportValue> LogisticProblem::ReportValues() const {
   return {{"val_accuracy", ValidationAccuracy(), false}, {"classes", static_cast<double>(num_classes()), true}};
 }
 
-Eigen::VectorXd LogisticProblem::InitialHyperparameters() const { return Eigen::VectorXd::Constant(1, 1e-2); }
-Eigen::VectorXd LogisticProblem::LowerBounds() const { return Eigen::VectorXd::Constant(1, 1e-4); }
-Eigen::VectorXd LogisticProblem::UpperBounds() const { return Eigen::VectorXd::Constant(1, 1e2); }
+Eigen::VectorXd LogisticProblem::InitialHyperparameters() const {
+  return Eigen::VectorXd::Constant(1, 1e-2);
+}
+Eigen::VectorXd LogisticProblem::LowerBounds() const {
+  return Eigen::VectorXd::Constant(1, 1e-4);
+}
+Eigen::VectorXd LogisticProblem::UpperBounds() const {
+  return Eigen::VectorXd::Constant(1, 1e2);
+}
 
 Eigen::MatrixXd LogisticProblem::Unpack(const Eigen::VectorXd& u) const {
   return regression::UnpackClasses(u, Zt_.cols(), num_classes());
@@ -294,7 +310,9 @@ double LogisticProblem::OuterLoss(Eigen::VectorXd* grad_w) const {
   return regression::LogisticLoss(Zv_, Yv_, u_, grad_w, nullptr);
 }
 
-ImplicitSystem LogisticProblem::InnerBlocks() const { return regression::LogisticBlocks(Zt_, Yt_, theta_[0], u_); }
+ImplicitSystem LogisticProblem::InnerBlocks() const {
+  return regression::LogisticBlocks(Zt_, Yt_, theta_[0], u_);
+}
 
 double LogisticProblem::ValidationAccuracy() const {
   const Eigen::Index n = Zv_.rows();
@@ -345,8 +363,12 @@ RobustRegressionProblem::RobustRegressionProblem(const Dataset& train, const Dat
 Eigen::VectorXd RobustRegressionProblem::InitialHyperparameters() const {
   return Eigen::VectorXd::Constant(1, target_scale_);
 }
-Eigen::VectorXd RobustRegressionProblem::LowerBounds() const { return Eigen::VectorXd::Constant(1, 1e-3 * target_scale_); }
-Eigen::VectorXd RobustRegressionProblem::UpperBounds() const { return Eigen::VectorXd::Constant(1, 1e3 * target_scale_); }
+Eigen::VectorXd RobustRegressionProblem::LowerBounds() const {
+  return Eigen::VectorXd::Constant(1, 1e-3 * target_scale_);
+}
+Eigen::VectorXd RobustRegressionProblem::UpperBounds() const {
+  return Eigen::VectorXd::Constant(1, 1e3 * target_scale_);
+}
 
 double RobustRegressionProblem::InnerObjective(const Eigen::VectorXd& u, double alpha, Eigen::VectorXd* grad,
                                                Eigen::MatrixXd* hess) const {
@@ -356,10 +378,9 @@ double RobustRegressionProblem::InnerObjective(const Eigen::VectorXd& u, double 
 void RobustRegressionProblem::SolveInner(const Eigen::VectorXd& theta, ProblemStatus* status) {
   theta_ = theta;
   const double alpha = theta[0];
-  NewtonMinimize([&](const Eigen::VectorXd& u, Eigen::VectorXd* g, Eigen::MatrixXd* H) {
-                   return InnerObjective(u, alpha, g, H);
-                 },
-                 &u_, "robust-regression", status, 500);
+  NewtonMinimize(
+      [&](const Eigen::VectorXd& u, Eigen::VectorXd* g, Eigen::MatrixXd* H) { return InnerObjective(u, alpha, g, H); },
+      &u_, "robust-regression", status, 500);
 }
 
 double RobustRegressionProblem::OuterLoss(Eigen::VectorXd* grad_w) const {

@@ -69,11 +69,11 @@ class TabularProblem : public Problem {
   void ToColumnUnits(const Eigen::VectorXd& w, double b, Eigen::Ref<Eigen::VectorXd> w_out, double* b_out) const;
 
   std::vector<std::string> names_;
-  Eigen::VectorXd mean_, scale_;    // standardisation of the features (training set)
-  Eigen::MatrixXd Zt_, Zv_;         // [Z 1] of training and validation rows
+  Eigen::VectorXd mean_, scale_;  // standardisation of the features (training set)
+  Eigen::MatrixXd Zt_, Zv_;       // [Z 1] of training and validation rows
   Eigen::VectorXd yt_, yv_;
-  Eigen::VectorXd u_;               // current inner solution
-  Eigen::VectorXd theta_;           // θ of the current inner solution
+  Eigen::VectorXd u_;      // current inner solution
+  Eigen::VectorXd theta_;  // θ of the current inner solution
 };
 
 class RidgeProblem : public TabularProblem {
@@ -178,9 +178,9 @@ struct RankReport {
 // Column statistics in blocks of rows (no copy of X): O(n p²).
 RankReport CheckRank(const Dataset& train);
 
-// Replaces round(fraction · n) training targets, chosen by a seeded shuffle (ddn::Rng, the same on every platform), by gross
-// errors y_i + (5 + 5u)·sd(y), u uniform in [0, 1): one-sided, so they bias least squares. For showing what
-// a learned robust scale does on real data (the validation set stays clean). Returns the rows changed.
+// Replaces round(fraction · n) training targets, chosen by a seeded shuffle (ddn::Rng, the same on every platform), by
+// gross errors y_i + (5 + 5u)·sd(y), u uniform in [0, 1): one-sided, so they bias least squares. For showing what a
+// learned robust scale does on real data (the validation set stays clean). Returns the rows changed.
 int AddTargetOutliers(Dataset* data, double fraction, uint64_t seed);
 
 }  // namespace ddn::bilevel

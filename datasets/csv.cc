@@ -18,7 +18,9 @@
 namespace ddn::datasets {
 namespace {
 
-std::string Quote(const std::string& s) { return QuoteForMessage(s, 40); }
+std::string Quote(const std::string& s) {
+  return QuoteForMessage(s, 40);
+}
 
 bool Blank(const std::string& line) {
   for (const char c : line) {
@@ -27,7 +29,9 @@ bool Blank(const std::string& line) {
   return true;
 }
 
-bool Space(char c, char separator) { return c == ' ' || c == '\r' || (c == '\t' && separator != '\t'); }
+bool Space(char c, char separator) {
+  return c == ' ' || c == '\r' || (c == '\t' && separator != '\t');
+}
 
 // Calls fn(index, begin, end) for each field of `line` split at `separator` outside double quotes; [begin, end)
 // is the field without surrounding spaces and without its enclosing quotes (a "" inside stays as two characters).
@@ -167,10 +171,9 @@ CsvTable ParseStream(std::istream& in, Eigen::Index rows, const std::string& pat
       slot.assign(file_columns, -1);
       for (size_t j = 0; j < file_columns; ++j) {
         const auto& name = names[j];
-        const bool wanted =
-            (options.columns.empty() ||
-             std::find(options.columns.begin(), options.columns.end(), name) != options.columns.end()) &&
-            std::find(options.skip.begin(), options.skip.end(), name) == options.skip.end();
+        const bool wanted = (options.columns.empty() || std::find(options.columns.begin(), options.columns.end(),
+                                                                  name) != options.columns.end()) &&
+                            std::find(options.skip.begin(), options.skip.end(), name) == options.skip.end();
         if (!wanted) continue;
         slot[j] = static_cast<Eigen::Index>(t.columns.size());
         t.columns.push_back(name);
@@ -292,7 +295,8 @@ Dataset SplitTarget(const CsvTable& table, const std::string& target) {
   }
   if (table.columns.size() > 12) names += ", ...";
   const std::string shown = EscapeForMessage(table.path);
-  if (target_col < 0) throw InvalidInput(shown + ": no column " + Quote(target) + " (columns: " + EscapeForMessage(names) + ")");
+  if (target_col < 0)
+    throw InvalidInput(shown + ": no column " + Quote(target) + " (columns: " + EscapeForMessage(names) + ")");
   if (table.columns.size() < 2) throw InvalidInput(shown + ": no feature columns besides " + Quote(target));
   const Eigen::Index n = table.values.rows(), p = table.values.cols() - 1;
   d.X.resize(n, p);

@@ -34,8 +34,10 @@ TEST(Csv, ParsesHeaderAndNumbers) {
 TEST(Csv, ErrorsNameTheFileAndRow) {
   EXPECT_EQ(ErrorOf("a,y\n1,2\n3,abc\n"), "f.csv: row 3: column 'y': 'abc' is not a number");
   EXPECT_EQ(ErrorOf("a,y\n1,2\n3\n"), "f.csv: row 3: 1 fields, the header has 2");
-  EXPECT_EQ(ErrorOf("a,y\n1,\n"), "f.csv: row 2: column 'y': missing value '' (--na drop skips rows with missing values)");
-  EXPECT_EQ(ErrorOf("a,y\n1,nan\n"), "f.csv: row 2: column 'y': missing value 'nan' (--na drop skips rows with missing values)");
+  EXPECT_EQ(ErrorOf("a,y\n1,\n"),
+            "f.csv: row 2: column 'y': missing value '' (--na drop skips rows with missing values)");
+  EXPECT_EQ(ErrorOf("a,y\n1,nan\n"),
+            "f.csv: row 2: column 'y': missing value 'nan' (--na drop skips rows with missing values)");
   EXPECT_EQ(ErrorOf("a,y\n1,inf\n"), "f.csv: row 2: column 'y': 'inf' is not finite");
   EXPECT_EQ(ErrorOf("a,y\n"), "f.csv: no data rows (empty split)");
   EXPECT_EQ(ErrorOf(""), "f.csv: empty file (no header row)");
@@ -73,7 +75,9 @@ TEST(Csv, QuotedFields) {
   EXPECT_EQ(t.columns[1], "say \"hi\"");
   EXPECT_EQ(t.values(0, 0), 1.5);
   EXPECT_EQ(t.values(0, 2), 3.0);
-  EXPECT_EQ(CsvError("a,y\n\"1,2\n"), "f.csv: row 2: field 1: a quoted field does not close on its line (fields spanning lines are not supported)");
+  EXPECT_EQ(
+      CsvError("a,y\n\"1,2\n"),
+      "f.csv: row 2: field 1: a quoted field does not close on its line (fields spanning lines are not supported)");
   EXPECT_EQ(CsvError("a,y\n\"1\"x,2\n"), "f.csv: row 2: field 1: text after the closing quote");
   EXPECT_EQ(CsvError("a,y\n\"1,5\",2\n"), "f.csv: row 2: column 'a': '1,5' is not a number");
 }
@@ -105,7 +109,8 @@ TEST(Csv, SemicolonsAndTabsAreDetected) {
   const CsvTable tabs = ParseCsv("a\tb\ty\n1.5\t2\t3\n", "f.csv");
   EXPECT_EQ(tabs.separator, '\t');
   EXPECT_EQ(tabs.values(0, 2), 3.0);
-  EXPECT_EQ(CsvError("a,b;c\n1,2;3\n"), "f.csv: row 1: cannot tell the separator: the header has as many of two of ',', ';' and tabs (1, 1, 0)");
+  EXPECT_EQ(CsvError("a,b;c\n1,2;3\n"),
+            "f.csv: row 1: cannot tell the separator: the header has as many of two of ',', ';' and tabs (1, 1, 0)");
   EXPECT_EQ(CsvError("a,b,y\n1;2;3\n"), "f.csv: row 2: column 'a': '1;2;3' is not a number");
   CsvOptions text_column;
   text_column.skip = {"a"};

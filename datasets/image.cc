@@ -23,10 +23,13 @@ Image AddNoise(const Image& image, double sigma, uint64_t seed) {
 }
 
 double MeanSquaredError(const Image& a, const Image& b) {
-  if (a.rows != b.rows || a.cols != b.cols) throw InvalidInput("images '" + a.name + "' and '" + b.name + "' differ in size");
+  if (a.rows != b.rows || a.cols != b.cols)
+    throw InvalidInput("images '" + a.name + "' and '" + b.name + "' differ in size");
   return ddn::MeanSquaredError(a.pixels, b.pixels);
 }
 
-double Psnr(const Image& a, const Image& b) { return -10.0 * std::log10(std::max(MeanSquaredError(a, b), 1e-300)); }
+double Psnr(const Image& a, const Image& b) {
+  return -10.0 * std::log10(std::max(MeanSquaredError(a, b), 1e-300));
+}
 
 }  // namespace ddn::datasets

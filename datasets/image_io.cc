@@ -3,11 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <string>
-#include <vector>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <string>
+#include <vector>
 
 #include "ddn/error.h"
 #include "ddn/files.h"
@@ -22,12 +22,14 @@ Image LoadImage(const std::string& path, int max_side) {
   } catch (const cv::Exception&) {
     m = cv::Mat();
   }
-  if (m.empty()) throw InvalidInput(EscapeForMessage(path) + ": cannot read the image (missing file or unknown format)");
+  if (m.empty())
+    throw InvalidInput(EscapeForMessage(path) + ": cannot read the image (missing file or unknown format)");
   if (max_side > 0 && std::max(m.rows, m.cols) > max_side) {
     const double s = static_cast<double>(max_side) / std::max(m.rows, m.cols);
     cv::Mat small;
-    cv::resize(m, small, cv::Size(std::max(1, static_cast<int>(std::lround(m.cols * s))),
-                                  std::max(1, static_cast<int>(std::lround(m.rows * s)))),
+    cv::resize(m, small,
+               cv::Size(std::max(1, static_cast<int>(std::lround(m.cols * s))),
+                        std::max(1, static_cast<int>(std::lround(m.rows * s)))),
                0, 0, cv::INTER_AREA);
     m = small;
   }

@@ -21,12 +21,11 @@ bool ParseType(const std::string& s, Type* t) {
   static const struct {
     const char* name;
     Type type;
-  } kTypes[] = {{"char", Type::kInt8},      {"int8", Type::kInt8},       {"uchar", Type::kUint8},
-                {"uint8", Type::kUint8},    {"short", Type::kInt16},     {"int16", Type::kInt16},
-                {"ushort", Type::kUint16},  {"uint16", Type::kUint16},   {"int", Type::kInt32},
-                {"int32", Type::kInt32},    {"uint", Type::kUint32},     {"uint32", Type::kUint32},
-                {"float", Type::kFloat32},  {"float32", Type::kFloat32}, {"double", Type::kFloat64},
-                {"float64", Type::kFloat64}};
+  } kTypes[] = {
+      {"char", Type::kInt8},     {"int8", Type::kInt8},       {"uchar", Type::kUint8},    {"uint8", Type::kUint8},
+      {"short", Type::kInt16},   {"int16", Type::kInt16},     {"ushort", Type::kUint16},  {"uint16", Type::kUint16},
+      {"int", Type::kInt32},     {"int32", Type::kInt32},     {"uint", Type::kUint32},    {"uint32", Type::kUint32},
+      {"float", Type::kFloat32}, {"float32", Type::kFloat32}, {"double", Type::kFloat64}, {"float64", Type::kFloat64}};
   for (const auto& k : kTypes) {
     if (s == k.name) {
       *t = k.type;
@@ -39,13 +38,17 @@ bool ParseType(const std::string& s, Type* t) {
 size_t SizeOf(Type t) {
   switch (t) {
     case Type::kInt8:
-    case Type::kUint8: return 1;
+    case Type::kUint8:
+      return 1;
     case Type::kInt16:
-    case Type::kUint16: return 2;
+    case Type::kUint16:
+      return 2;
     case Type::kInt32:
     case Type::kUint32:
-    case Type::kFloat32: return 4;
-    case Type::kFloat64: return 8;
+    case Type::kFloat32:
+      return 4;
+    case Type::kFloat64:
+      return 8;
   }
   return 0;
 }
@@ -71,9 +74,7 @@ class Body {
   Body(const std::string& path, const char* begin, const char* end, Format format)
       : path_(path), p_(begin), end_(end), format_(format) {}
 
-  double Read(Type t, const char* what) {
-    return format_ == Format::kAscii ? ReadText(what) : ReadBinary(t, what);
-  }
+  double Read(Type t, const char* what) { return format_ == Format::kAscii ? ReadText(what) : ReadBinary(t, what); }
 
  private:
   [[noreturn]] void Fail(const std::string& message) const {
@@ -106,14 +107,46 @@ class Body {
     const bool host_little = *reinterpret_cast<const unsigned char*>(&probe) == 1;
     if (little != host_little) std::reverse(b, b + n);
     switch (t) {
-      case Type::kInt8: { int8_t v; std::memcpy(&v, b, 1); return v; }
-      case Type::kUint8: { uint8_t v; std::memcpy(&v, b, 1); return v; }
-      case Type::kInt16: { int16_t v; std::memcpy(&v, b, 2); return v; }
-      case Type::kUint16: { uint16_t v; std::memcpy(&v, b, 2); return v; }
-      case Type::kInt32: { int32_t v; std::memcpy(&v, b, 4); return v; }
-      case Type::kUint32: { uint32_t v; std::memcpy(&v, b, 4); return v; }
-      case Type::kFloat32: { float v; std::memcpy(&v, b, 4); return v; }
-      case Type::kFloat64: { double v; std::memcpy(&v, b, 8); return v; }
+      case Type::kInt8: {
+        int8_t v;
+        std::memcpy(&v, b, 1);
+        return v;
+      }
+      case Type::kUint8: {
+        uint8_t v;
+        std::memcpy(&v, b, 1);
+        return v;
+      }
+      case Type::kInt16: {
+        int16_t v;
+        std::memcpy(&v, b, 2);
+        return v;
+      }
+      case Type::kUint16: {
+        uint16_t v;
+        std::memcpy(&v, b, 2);
+        return v;
+      }
+      case Type::kInt32: {
+        int32_t v;
+        std::memcpy(&v, b, 4);
+        return v;
+      }
+      case Type::kUint32: {
+        uint32_t v;
+        std::memcpy(&v, b, 4);
+        return v;
+      }
+      case Type::kFloat32: {
+        float v;
+        std::memcpy(&v, b, 4);
+        return v;
+      }
+      case Type::kFloat64: {
+        double v;
+        std::memcpy(&v, b, 8);
+        return v;
+      }
     }
     return 0;
   }

@@ -25,8 +25,8 @@
 namespace ddn::datasets {
 
 struct PlyMesh {
-  std::vector<double> points;    // V × 3 vertex positions, row-major
-  std::vector<double> normals;   // V × 3 as stored in the file (nx, ny, nz; not normalised), or empty
+  std::vector<double> points;      // V × 3 vertex positions, row-major
+  std::vector<double> normals;     // V × 3 as stored in the file (nx, ny, nz; not normalised), or empty
   std::vector<int64_t> triangles;  // T × 3 vertex indices
   int64_t num_vertices() const { return static_cast<int64_t>(points.size() / 3); }
   int64_t num_triangles() const { return static_cast<int64_t>(triangles.size() / 3); }

@@ -18,7 +18,6 @@
 namespace ddn::datasets {
 namespace {
 
-
 constexpr int kDigitSize = 20;
 constexpr int kCellRows = 50, kCellCols = 100, kClasses = 10;
 
@@ -129,11 +128,21 @@ ImageSet MakeSyntheticDigits(int per_class, uint64_t seed) {
       const cv::Scalar ink(255);
       const int t = 1 + static_cast<int>(rng.Below(2));
       switch (k) {
-        case 0: cv::ellipse(m, jitter(10, 10), cv::Size(5, 7), 0, 0, 360, ink, t); break;
-        case 1: cv::line(m, jitter(10, 3), jitter(10, 17), ink, t); break;
-        case 2: cv::line(m, jitter(3, 10), jitter(17, 10), ink, t); break;
-        case 3: cv::line(m, jitter(4, 16), jitter(16, 4), ink, t); break;
-        case 4: cv::line(m, jitter(4, 4), jitter(16, 16), ink, t); break;
+        case 0:
+          cv::ellipse(m, jitter(10, 10), cv::Size(5, 7), 0, 0, 360, ink, t);
+          break;
+        case 1:
+          cv::line(m, jitter(10, 3), jitter(10, 17), ink, t);
+          break;
+        case 2:
+          cv::line(m, jitter(3, 10), jitter(17, 10), ink, t);
+          break;
+        case 3:
+          cv::line(m, jitter(4, 16), jitter(16, 4), ink, t);
+          break;
+        case 4:
+          cv::line(m, jitter(4, 4), jitter(16, 16), ink, t);
+          break;
         case 5:
           cv::line(m, jitter(10, 3), jitter(10, 17), ink, t);
           cv::line(m, jitter(3, 10), jitter(17, 10), ink, t);
@@ -197,7 +206,8 @@ PointClouds MakePointClouds(const ImageSet& images, const std::vector<int>& indi
   std::vector<int> pick;
   for (int64_t m = 0; m < M; ++m) {
     const int index = which[m];
-    if (index < 0 || index >= images.size()) throw InvalidInput("image index " + std::to_string(index) + " out of range");
+    if (index < 0 || index >= images.size())
+      throw InvalidInput("image index " + std::to_string(index) + " out of range");
     const uint8_t* img = images.image(index);
     xs.clear();
     ys.clear();
@@ -208,8 +218,9 @@ PointClouds MakePointClouds(const ImageSet& images, const std::vector<int>& indi
           ys.push_back(-(r + 0.5));
         }
     const int64_t ink = static_cast<int64_t>(xs.size());
-    if (ink == 0) throw InvalidInput("image " + std::to_string(index) + " has no ink pixel at threshold " +
-                                     std::to_string(options.threshold));
+    if (ink == 0)
+      throw InvalidInput("image " + std::to_string(index) + " has no ink pixel at threshold " +
+                         std::to_string(options.threshold));
     double mx = 0, my = 0;
     for (int64_t i = 0; i < ink; ++i) {
       mx += xs[i] / ink;

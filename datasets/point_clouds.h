@@ -59,9 +59,9 @@ void SplitTrainTest(const ImageSet& images, int test_per_class, uint64_t seed, s
                     std::vector<int>* test);
 
 struct CloudOptions {
-  int num_points = 64;   // N points per cloud
-  int threshold = 128;   // ink: intensity ≥ threshold (0–255)
-  uint64_t seed = 1;     // sampling of points
+  int num_points = 64;  // N points per cloud
+  int threshold = 128;  // ink: intensity ≥ threshold (0–255)
+  uint64_t seed = 1;    // sampling of points
 };
 
 struct PointClouds {

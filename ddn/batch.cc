@@ -17,7 +17,9 @@
 namespace ddn {
 namespace {
 
-bool IsNumber(const std::string& s) { return !s.empty() && std::isdigit(static_cast<unsigned char>(s[0])); }
+bool IsNumber(const std::string& s) {
+  return !s.empty() && std::isdigit(static_cast<unsigned char>(s[0]));
+}
 
 std::string DimsString(const std::vector<std::string>& dims) {
   std::string s = "(B";
@@ -182,8 +184,8 @@ int64_t ValidateInputShapes(const Node& node, const TensorMap& inputs, Dims* dim
       batch = t.dim(0);
       batch_from = in.name;
     } else if (t.dim(0) != batch) {
-      throw InvalidInput(what + " has batch size " + std::to_string(t.dim(0)) + " but input '" + batch_from +
-                         "' has " + std::to_string(batch));
+      throw InvalidInput(what + " has batch size " + std::to_string(t.dim(0)) + " but input '" + batch_from + "' has " +
+                         std::to_string(batch));
     }
     for (size_t a = 0; a < in.dims.size(); ++a) {
       const std::string& sym = in.dims[a];
@@ -269,17 +271,20 @@ ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOption
   return result;
 }
 
-TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& outputs,
-                   const TensorMap& grad_outputs, std::vector<ProblemStatus>* status, const RunOptions& options) {
+TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& outputs, const TensorMap& grad_outputs,
+                   std::vector<ProblemStatus>* status, const RunOptions& options) {
   if (!options.backward.implicit()) {
     if (options.generic) {
       if (!node.HasGenericPath()) {
-        throw InvalidInput("gradient mode '" + options.backward.ToString() + "' on the generic path needs a node with "
-                           "one; '" + node.name() + "' has none");
+        throw InvalidInput("gradient mode '" + options.backward.ToString() +
+                           "' on the generic path needs a node with "
+                           "one; '" +
+                           node.name() + "' has none");
       }
     } else if (!node.HasIterativeForward()) {
-      throw InvalidInput("gradient mode '" + options.backward.ToString() + "' needs a node with an iterative forward; '" +
-                         node.name() + "' has none (its only mode is implicit)");
+      throw InvalidInput("gradient mode '" + options.backward.ToString() +
+                         "' needs a node with an iterative forward; '" + node.name() +
+                         "' has none (its only mode is implicit)");
     }
   }
   Dims dims;

@@ -24,8 +24,8 @@ namespace ddn {
 using TensorMap = std::map<std::string, Tensor>;
 
 struct RunOptions {
-  int threads = 0;       // 0: the free cores (ddn::DefaultThreadCount()); 1: serial; at most kMaxThreads
-  bool generic = false;  // use the node's generic path (Ceres forward, implicit backward)
+  int threads = 0;        // 0: the free cores (ddn::DefaultThreadCount()); 1: serial; at most kMaxThreads
+  bool generic = false;   // use the node's generic path (Ceres forward, implicit backward)
   GradientMode backward;  // Backward only: implicit (default), unrolled or truncated:K (ddn/gradient_mode.h)
 };
 
@@ -46,9 +46,8 @@ ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOption
 
 // Vector–Jacobian products for every problem: returns dL/dx for each differentiable input that was
 // given. `grad_outputs` may omit outputs (treated as zero); `status` (from Forward) is updated.
-TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& outputs,
-                   const TensorMap& grad_outputs, std::vector<ProblemStatus>* status,
-                   const RunOptions& options = {});
+TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& outputs, const TensorMap& grad_outputs,
+                   std::vector<ProblemStatus>* status, const RunOptions& options = {});
 
 // Throws InvalidInput if any value is NaN or Inf, naming `what` and the first bad index.
 void RequireFinite(const Tensor& t, const std::string& what);

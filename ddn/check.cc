@@ -71,8 +71,9 @@ void CheckGradients(const Node& node, const CheckCase& c, const CheckOptions& op
         Tensor& xs = shifted.at(name);
         for (int64_t b = 0; b < batch; ++b) {
           // The node's own scale for this input if it gives one, else max(|x_j|, the input's mean magnitude).
-          const double scale = c.step_scale.count(name) ? c.step_scale.at(name)
-                                                       : std::max(std::abs(x.problem(b)[j]), InputScale(c, name, x, b));
+          const double scale = c.step_scale.count(name)
+                                   ? c.step_scale.at(name)
+                                   : std::max(std::abs(x.problem(b)[j]), InputScale(c, name, x, b));
           const double unit = positive ? std::min(scale, std::abs(x.problem(b)[j])) : scale;
           const double h = options.step * unit;
           // Make x + h exactly representable so that the step is exactly h.

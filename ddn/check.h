@@ -37,19 +37,19 @@
 namespace ddn {
 
 struct CheckOptions {
-  double tolerance = 1e-6;   // pass if every relative error is at most this
-  double step = 1e-4;        // h relative to max(|x_j|, the input's scale)
-  uint64_t seed = 1;         // for v and for the node's CheckCases
-  RunOptions run;            // threads, generic path
+  double tolerance = 1e-6;  // pass if every relative error is at most this
+  double step = 1e-4;       // h relative to max(|x_j|, the input's scale)
+  uint64_t seed = 1;        // for v and for the node's CheckCases
+  RunOptions run;           // threads, generic path
 };
 
 struct CheckEntry {
   std::string case_name;
   std::string input;
   int64_t batch_index = 0;
-  double rel_error = 0;        // as defined above
-  double grad_norm = 0;        // ‖g‖₂ of the backward
-  uint32_t flags = 0;          // status flags of this problem
+  double rel_error = 0;  // as defined above
+  double grad_norm = 0;  // ‖g‖₂ of the backward
+  uint32_t flags = 0;    // status flags of this problem
 };
 
 struct CheckReport {

@@ -30,7 +30,7 @@ std::string Fmt(double v) {
 }
 
 struct Result {
-  ForwardResult fwd;                  // status as updated by the backward pass
+  ForwardResult fwd;                    // status as updated by the backward pass
   std::vector<uint32_t> forward_flags;  // the forward's own flags
   TensorMap grads;
 };
@@ -86,10 +86,13 @@ class Checker {
       Log("scale: " + std::to_string(scale_runs_) + " scaled generic runs compared (objective, constraints" +
           std::string(o_.covariant_inputs.empty() && o_.covariant_params.empty() ? ")" : ", covariant inputs)"));
     }
-    if (node_->HasGenericPath() && same_paths_) Log("agreement: the default path is the generic one (identical results)");
+    if (node_->HasGenericPath() && same_paths_)
+      Log("agreement: the default path is the generic one (identical results)");
     if (node_->HasGenericPath() && !same_paths_ && report_->comparisons < o_.min_comparisons) {
-      Fail("only " + std::to_string(report_->comparisons) + " problems compared between the default and the generic "
-           "path (at least " + std::to_string(o_.min_comparisons) + " required): add unflagged check cases");
+      Fail("only " + std::to_string(report_->comparisons) +
+           " problems compared between the default and the generic "
+           "path (at least " +
+           std::to_string(o_.min_comparisons) + " required): add unflagged check cases");
     }
     if (o_.check_bad_input && !cases.empty()) BadInput(cases);
   }
@@ -161,7 +164,8 @@ class Checker {
       Fail("case '" + c.name + "': the generic path threw: " + e.what());
       return;
     }
-    for (const auto& [out, y] : spec.fwd.outputs) same_paths_ = same_paths_ && y.values() == gen.fwd.outputs.at(out).values();
+    for (const auto& [out, y] : spec.fwd.outputs)
+      same_paths_ = same_paths_ && y.values() == gen.fwd.outputs.at(out).values();
     for (size_t b = 0; b < spec.fwd.status.size(); ++b) {
       same_paths_ = same_paths_ && spec.forward_flags[b] == gen.fwd.status[b].flags;
     }
@@ -175,13 +179,16 @@ class Checker {
         const double ref = std::max(ProblemMax(y, b), 1e-3 * InputScale(c.inputs, b));
         const double dy = ProblemDiff(y, gen.fwd.outputs.at(out), b);
         if (local && !(dy <= o_.value_tolerance * ref)) {
-          Log("case '" + c.name + "', problem " + std::to_string(b) + ": the generic path found another local "
+          Log("case '" + c.name + "', problem " + std::to_string(b) +
+              ": the generic path found another local "
               "minimum (flagged not_certified)");
           continue;
         }
         if (!(dy <= o_.value_tolerance * ref)) {
-          Fail("case '" + c.name + "', problem " + std::to_string(b) + ": output '" + out + "' differs between the "
-               "default and the generic path by " + Fmt(dy) + " (scale " + Fmt(ref) + ")");
+          Fail("case '" + c.name + "', problem " + std::to_string(b) + ": output '" + out +
+               "' differs between the "
+               "default and the generic path by " +
+               Fmt(dy) + " (scale " + Fmt(ref) + ")");
         }
         ++report_->comparisons;
         for (const auto& [in, g] : spec.grads) {
@@ -189,8 +196,10 @@ class Checker {
           const double gref = std::max({ProblemMax(g, b), ProblemMax(gg, b), 1e-6 * ProblemMax(v.at(out), b)});
           const double dg = ProblemDiff(g, gg, b);
           if (!(dg <= o_.gradient_match_tolerance * gref)) {
-            Fail("case '" + c.name + "', problem " + std::to_string(b) + ": gradient of input '" + in + "' differs "
-                 "between the default and the generic backward by " + Fmt(dg) + " (scale " + Fmt(gref) + ")");
+            Fail("case '" + c.name + "', problem " + std::to_string(b) + ": gradient of input '" + in +
+                 "' differs "
+                 "between the default and the generic backward by " +
+                 Fmt(dg) + " (scale " + Fmt(gref) + ")");
           }
         }
       }

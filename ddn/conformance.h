@@ -35,11 +35,11 @@
 namespace ddn {
 
 struct ConformanceOptions {
-  uint64_t seed = 1;                 // of the check cases and the random dL/dy
-  double gradient_tolerance = 1e-6;  // finite-difference relative error (ddn/check.h)
-  bool check_generic_gradients = true;  // also check the generic path's gradients (if the node has one)
-  int min_comparisons = 3;           // specialised vs generic: at least this many problems compared
-  double value_tolerance = 1e-9;     // |Δy|∞ relative to ‖y‖∞ (or the inputs' scale) in comparisons
+  uint64_t seed = 1;                       // of the check cases and the random dL/dy
+  double gradient_tolerance = 1e-6;        // finite-difference relative error (ddn/check.h)
+  bool check_generic_gradients = true;     // also check the generic path's gradients (if the node has one)
+  int min_comparisons = 3;                 // specialised vs generic: at least this many problems compared
+  double value_tolerance = 1e-9;           // |Δy|∞ relative to ‖y‖∞ (or the inputs' scale) in comparisons
   double gradient_match_tolerance = 1e-7;  // |Δ(dL/dx)|∞ relative to ‖dL/dx‖∞ in comparisons
   // Check cases whose problems the generic engine is not expected to solve as the specialised path does
   // (e.g. a kink exactly at the answer): excluded from the agreement and scale checks, not from the others.

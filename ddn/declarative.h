@@ -133,34 +133,37 @@ template <class D, class = void>
 struct HasObjective : std::false_type {};
 template <class D>
 struct HasObjective<D, std::void_t<decltype(std::declval<const D&>().template Objective<double>(
-                           std::declval<const Args<double>&>(), std::declval<const double*>()))>>
-    : std::true_type {};
+                           std::declval<const Args<double>&>(), std::declval<const double*>()))>> : std::true_type {};
 
 template <class D, class = void>
 struct HasNumEqualities : std::false_type {};
 template <class D>
-struct HasNumEqualities<D, std::void_t<decltype(std::declval<const D&>().NumEqualities(
-                               std::declval<const ProblemData&>()))>> : std::true_type {};
+struct HasNumEqualities<
+    D, std::void_t<decltype(std::declval<const D&>().NumEqualities(std::declval<const ProblemData&>()))>>
+    : std::true_type {};
 
 template <class D, class = void>
 struct HasEqualities : std::false_type {};
 template <class D>
-struct HasEqualities<D, std::void_t<decltype(std::declval<const D&>().template Equalities<double>(
-                            std::declval<const Args<double>&>(), std::declval<const double*>(),
-                            std::declval<double*>()))>> : std::true_type {};
+struct HasEqualities<D,
+                     std::void_t<decltype(std::declval<const D&>().template Equalities<double>(
+                         std::declval<const Args<double>&>(), std::declval<const double*>(), std::declval<double*>()))>>
+    : std::true_type {};
 
 template <class D, class = void>
 struct HasNumInequalities : std::false_type {};
 template <class D>
-struct HasNumInequalities<D, std::void_t<decltype(std::declval<const D&>().NumInequalities(
-                                 std::declval<const ProblemData&>()))>> : std::true_type {};
+struct HasNumInequalities<
+    D, std::void_t<decltype(std::declval<const D&>().NumInequalities(std::declval<const ProblemData&>()))>>
+    : std::true_type {};
 
 template <class D, class = void>
 struct HasInequalities : std::false_type {};
 template <class D>
-struct HasInequalities<D, std::void_t<decltype(std::declval<const D&>().template Inequalities<double>(
-                              std::declval<const Args<double>&>(), std::declval<const double*>(),
-                              std::declval<double*>()))>> : std::true_type {};
+struct HasInequalities<
+    D, std::void_t<decltype(std::declval<const D&>().template Inequalities<double>(
+           std::declval<const Args<double>&>(), std::declval<const double*>(), std::declval<double*>()))>>
+    : std::true_type {};
 
 template <class D, class = void>
 struct HasIsConvex : std::false_type {};
@@ -185,13 +188,13 @@ constexpr int kChunk = 4;
 
 // Per-problem layout of the variables and the terms.
 struct Layout {
-  int m = 0;                       // size of y
-  int n = 0;                       // size of x (differentiable inputs present, concatenated)
-  std::vector<int> x_offset;       // per input: offset in x, or −1
-  std::vector<int64_t> row_size;   // per input: size of one term's slice, or −1 (whole)
-  int64_t y_row = -1;              // size of y's slice per term, or −1 (whole)
+  int m = 0;                      // size of y
+  int n = 0;                      // size of x (differentiable inputs present, concatenated)
+  std::vector<int> x_offset;      // per input: offset in x, or −1
+  std::vector<int64_t> row_size;  // per input: size of one term's slice, or −1 (whole)
+  int64_t y_row = -1;             // size of y's slice per term, or −1 (whole)
   int64_t num_terms = 1;
-  int p = 0, q = 0;                // equalities, inequalities
+  int p = 0, q = 0;  // equalities, inequalities
 };
 
 // The scalar-typed values one term (or the whole objective) reads: sliced inputs' rows, whole inputs, y.
@@ -818,7 +821,8 @@ class NodeOracle final : public DerivativeOracle {
     if (dense_h) {
       for (int r = 0; r < L_.m; ++r)
         for (int c = 0; c <= r; ++c)
-          if (hsum[static_cast<size_t>(r) * L_.m + c] != 0) H->push_back({r, c, hsum[static_cast<size_t>(r) * L_.m + c]});
+          if (hsum[static_cast<size_t>(r) * L_.m + c] != 0)
+            H->push_back({r, c, hsum[static_cast<size_t>(r) * L_.m + c]});
     }
     return f;
   }
@@ -883,8 +887,7 @@ class NodeOracle final : public DerivativeOracle {
 
   // Records h and g at y (with x as variables if with_x), unless that recording is the current one.
   void RecordConstraints(const double* y, bool with_x) const {
-    if (recorded_ && recorded_with_x_ == with_x &&
-        std::memcmp(recorded_y_.data(), y, sizeof(double) * L_.m) == 0) {
+    if (recorded_ && recorded_with_x_ == with_x && std::memcmp(recorded_y_.data(), y, sizeof(double) * L_.m) == 0) {
       return;
     }
     TermVars<TapeScalar> v;
@@ -1032,9 +1035,9 @@ class DeclarativeNode : public Node {
                   "Inequalities and NumInequalities go together: `int NumInequalities(const ddn::ProblemData&) const` "
                   "and `template <typename T> void Inequalities(const ddn::Args<T>&, const T* y, T* g) const` (one "
                   "is missing, misspelt or has the wrong signature)");
-    static_assert(!DeclaresLinearConstraints<Derived>::value || HasEqualities<Derived>::value ||
-                      HasInequalities<Derived>::value,
-                  "kLinearConstraints is declared but the node has no constraints");
+    static_assert(
+        !DeclaresLinearConstraints<Derived>::value || HasEqualities<Derived>::value || HasInequalities<Derived>::value,
+        "kLinearConstraints is declared but the node has no constraints");
   }
 
   GenericSolverOptions generic_options_;
@@ -1052,9 +1055,7 @@ class EuclideanProjectionNode : public DeclarativeNode<Derived> {
     const T r = y[0] - in[0][0];
     return Constant<T>(0.5) * r * r;
   }
-  void InitialGuess(const ProblemData& p, double* y) const {
-    std::copy(p.inputs[0], p.inputs[0] + p.InputSize(0), y);
-  }
+  void InitialGuess(const ProblemData& p, double* y) const { std::copy(p.inputs[0], p.inputs[0] + p.InputSize(0), y); }
 };
 
 }  // namespace ddn

@@ -64,7 +64,7 @@ namespace internal {
 // condition is false. For invariants of ddn's own code, in every build type (not only with assertions on); never
 // for checks of a request (those throw InvalidInput) or of the numerics (NumericalFailure). `message` is a
 // std::string expression, evaluated only on failure.
-#define DDN_CHECK(condition, message)                                                         \
-  do {                                                                                        \
+#define DDN_CHECK(condition, message)                                                          \
+  do {                                                                                         \
     if (!(condition)) ::ddn::internal::CheckFailed(#condition, __FILE__, __LINE__, (message)); \
   } while (false)

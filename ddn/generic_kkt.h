@@ -46,7 +46,9 @@ constexpr double kRegularisation = 1e-8;
 // Systems up to this size are factorised by a dense eigendecomposition (exact inertia and minimum-norm).
 constexpr int kTinySystem = 8;
 
-inline double MaxAbs(const Eigen::VectorXd& v) { return v.size() ? v.cwiseAbs().maxCoeff() : 0.0; }
+inline double MaxAbs(const Eigen::VectorXd& v) {
+  return v.size() ? v.cwiseAbs().maxCoeff() : 0.0;
+}
 
 // DDN_SOLVER_TRACE=1 prints the iterations on stderr (for debugging the engine, never in normal use).
 inline bool Tracing() {

@@ -124,15 +124,15 @@ std::vector<std::string> GenericSolverOptions::Describe() const {
 
 namespace {
 
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
 using internal::Entries;
-using internal::Kkt;
 using internal::kEps;
+using internal::Kkt;
 using internal::kRegularisation;
 using internal::MaxAbs;
 using internal::SpMat;
 using internal::SpRow;
-using Eigen::MatrixXd;
-using Eigen::VectorXd;
 // The Newton iterations stop once a step is this small relative to y's scale (a few units of rounding).
 constexpr double kStopStep = 1e-14;
 // An inequality's multiplier pulls the wrong way (the constraint is dropped from the active set) when its force
@@ -141,12 +141,12 @@ constexpr double kStopStep = 1e-14;
 constexpr double kDropForce = 1e3 * std::numeric_limits<double>::epsilon();
 
 using internal::Tracing;
-#define DDN_TRACE(...)                      \
-  do {                                      \
-    if (Tracing()) {                        \
-      std::fprintf(stderr, __VA_ARGS__);    \
-      std::fprintf(stderr, "\n");           \
-    }                                       \
+#define DDN_TRACE(...)                   \
+  do {                                   \
+    if (Tracing()) {                     \
+      std::fprintf(stderr, __VA_ARGS__); \
+      std::fprintf(stderr, "\n");        \
+    }                                    \
   } while (0)
 
 // ---- the problem, with the scale-test factors applied --------------------------------------------------------
@@ -274,13 +274,13 @@ double MaxDiag(int m, const Entries& H) {
 struct Point {
   VectorXd y;
   double f = 0;
-  VectorXd g;        // ∇f
-  VectorXd gmag;     // magnitudes of the contributions to ∇f
-  Entries H;         // ∇²f, lower
-  VectorXd c;        // (h, g)
-  SpRow A;           // ∂c/∂y
-  VectorXd norm2;    // ‖∇c_i‖₂
-  VectorXd norm1;    // ‖∇c_i‖₁
+  VectorXd g;      // ∇f
+  VectorXd gmag;   // magnitudes of the contributions to ∇f
+  Entries H;       // ∇²f, lower
+  VectorXd c;      // (h, g)
+  SpRow A;         // ∂c/∂y
+  VectorXd norm2;  // ‖∇c_i‖₂
+  VectorXd norm1;  // ‖∇c_i‖₁
 };
 
 void Evaluate(const Problem& P, const VectorXd& y, bool hessian, Point* pt) {
@@ -383,9 +383,9 @@ Entries LagrangianHessian(const Problem& P, const Point& pt, const VectorXd& lam
     if (sum[k] != 0 && std::abs(sum[k]) <= 64 * kEps * magnitude[k]) cancelled[k] = any = true;
   }
   if (any) {
-    WL.erase(std::remove_if(WL.begin(), WL.end(),
-                            [&](const SparseEntry& e) { return e.row == e.col && cancelled[e.row]; }),
-             WL.end());
+    WL.erase(
+        std::remove_if(WL.begin(), WL.end(), [&](const SparseEntry& e) { return e.row == e.col && cancelled[e.row]; }),
+        WL.end());
   }
   return WL;
 }
@@ -396,8 +396,8 @@ struct State {
   VectorXd lambda;     // multipliers of L = f + λᵀc (p + q; zero outside W)
   std::vector<int> W;  // working set (sorted): every equality, the active inequalities
   double residual = std::numeric_limits<double>::infinity();
-  double y_scale = 0;    // max(‖y‖∞, natural): the scale of steps and distances
-  double natural = 0;    // see Natural()
+  double y_scale = 0;  // max(‖y‖∞, natural): the scale of steps and distances
+  double natural = 0;  // see Natural()
   int iterations = 0;
   // The last Newton step's factorisation had the inertia of a strict minimum (reduced Hessian positive definite
   // on the strongly active constraints, no zero pivot): the second-order check at the answer, one rounding-size
@@ -458,7 +458,8 @@ bool NewtonKkt(const Problem& P, State* s, int budget) {
               s->y_scale, pt.f, kkt.inertia().positive, kkt.inertia().negative, kkt.inertia().zero);
     if (Tracing() && m <= 8) {
       for (int k = 0; k < m; ++k) std::fprintf(stderr, "  y[%d] = %.17g  d = %.3e\n", k, s->y[k], d[k]);
-      for (int j = 0; j < w; ++j) std::fprintf(stderr, "  lambda[%d] = %.17g -> %.17g\n", s->W[j], s->lambda[s->W[j]], z[m + j]);
+      for (int j = 0; j < w; ++j)
+        std::fprintf(stderr, "  lambda[%d] = %.17g -> %.17g\n", s->W[j], s->lambda[s->W[j]], z[m + j]);
     }
     if (!std::isfinite(step) || step > 1e3) return false;  // a wild step: the local model is not trusted
     // Rounding dominates the step (the reduced Hessian is tiny against its parts): the iterate is as good as
@@ -782,7 +783,8 @@ bool NewtonMinimize(const Problem& P, const Penalty& pen, State* s, double tol, 
       if (pen.active) {
         for (int i = 0; i < P.nc(); ++i) {
           const double ch = pt.c[i] * pen.scale[i];
-          const double v = i < P.p() ? pen.lambda_hat[i] + pen.rho * ch : std::max(0.0, pen.lambda_hat[i] + pen.rho * ch);
+          const double v =
+              i < P.p() ? pen.lambda_hat[i] + pen.rho * ch : std::max(0.0, pen.lambda_hat[i] + pen.rho * ch);
           for (SpRow::InnerIterator e(pt.A, i); e; ++e) mag[e.col()] += std::abs(v * pen.scale[i] * e.value());
         }
       }
@@ -963,7 +965,8 @@ bool AugmentedLagrangian(const Problem& P, State* s, int* escapes) {
     if (violation <= eta) {
       for (int i = 0; i < P.nc(); ++i) {
         const double ch = pt.c[i] * pen.scale[i];
-        pen.lambda_hat[i] = i < P.p() ? pen.lambda_hat[i] + pen.rho * ch : std::max(0.0, pen.lambda_hat[i] + pen.rho * ch);
+        pen.lambda_hat[i] =
+            i < P.p() ? pen.lambda_hat[i] + pen.rho * ch : std::max(0.0, pen.lambda_hat[i] + pen.rho * ch);
       }
       eta = std::max(eta * 0.1, 1e-12);
       omega = std::max(omega * 0.1, 1e-12);
@@ -1245,8 +1248,8 @@ void SolveGeneric(const DerivativeOracle& oracle, const GenericSolverOptions& op
   }
   if (!(s.residual <= options.failure_residual) || !s.y.allFinite()) {
     std::ostringstream msg;
-    msg << P.name() << ": the generic solve did not converge (estimated relative error of y " << s.residual
-        << " after " << s.iterations << " iterations)";
+    msg << P.name() << ": the generic solve did not converge (estimated relative error of y " << s.residual << " after "
+        << s.iterations << " iterations)";
     throw NumericalFailure(msg.str());
   }
   std::copy(s.y.data(), s.y.data() + P.m(), y_io);
@@ -1260,8 +1263,9 @@ void SolveGeneric(const DerivativeOracle& oracle, const GenericSolverOptions& op
   }
   if (unverified) status->Set(kUnverified, unverified_why);
   if (escapes > 0 || escaped_any) {
-    status->Set(kNotCertified, "the solve left a stationary point that was not a minimum (the problem is not convex): "
-                               "y is a verified local minimum, not certified global");
+    status->Set(kNotCertified,
+                "the solve left a stationary point that was not a minimum (the problem is not convex): "
+                "y is a verified local minimum, not certified global");
   }
   if (so.verdict == Verdict::kUnknown) status->Set(kUnverified, "the second-order condition could not be checked");
   if (so.verdict == Verdict::kSingular) {
@@ -1318,8 +1322,8 @@ void GenericVjp(const DerivativeOracle& oracle, const GenericSolverOptions& opti
   const double ymax = MaxAbs(pt.y);
   for (int k : violated) {
     if (pt.c[k] > 1e-6 * pt.norm1[k] * std::max(ymax, 1e-300)) {
-      throw NumericalFailure(P.name() + ": y violates inequality " + std::to_string(k - P.p()) + " (g = " +
-                             FormatDouble(pt.c[k]) + "): not a solution of the problem");
+      throw NumericalFailure(P.name() + ": y violates inequality " + std::to_string(k - P.p()) +
+                             " (g = " + FormatDouble(pt.c[k]) + "): not a solution of the problem");
     }
   }
   // Multipliers on the active set; inequalities that pull the wrong way are not binding.

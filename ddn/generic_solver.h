@@ -77,23 +77,23 @@ struct SparseEntry {
 // (generic_options(), mutable_generic_options()); `ddn eval/check/bench --solver KEY=VALUE` sets them from the
 // command line (SetOption below). The defaults are what the tests and the README's accuracy claims use.
 struct GenericSolverOptions {
-  int max_newton_iterations = 200;  // Newton iterations per Newton–KKT or inner solve (degenerate minima
-                                    // converge linearly: a quartic needs ~90)
-  int max_outer_iterations = 40;    // augmented-Lagrangian outer iterations
-  int max_lbfgs_iterations = 500;   // Ceres L-BFGS iterations on a node's manifold (MakeManifold), before Newton
-  int max_escapes = 20;             // restarts from saddle points or maxima along negative curvature
-  double converged_residual = 1e-10;  // status.residual (y's estimated relative error) at or below this:
-                                      // converged; above it: kUnverified (an ill-conditioned problem whose
-                                      // accuracy double precision limits, or a stalled solve)
-  double failure_residual = 1e-3;     // status.residual above this: NumericalFailure
+  int max_newton_iterations = 200;      // Newton iterations per Newton–KKT or inner solve (degenerate minima
+                                        // converge linearly: a quartic needs ~90)
+  int max_outer_iterations = 40;        // augmented-Lagrangian outer iterations
+  int max_lbfgs_iterations = 500;       // Ceres L-BFGS iterations on a node's manifold (MakeManifold), before Newton
+  int max_escapes = 20;                 // restarts from saddle points or maxima along negative curvature
+  double converged_residual = 1e-10;    // status.residual (y's estimated relative error) at or below this:
+                                        // converged; above it: kUnverified (an ill-conditioned problem whose
+                                        // accuracy double precision limits, or a stalled solve)
+  double failure_residual = 1e-3;       // status.residual above this: NumericalFailure
   double feasibility_tolerance = 1e-6;  // distance |c_i|/‖∇c_i‖ relative to y's scale beyond which the
                                         // augmented Lagrangian calls the problem infeasible
   double active_tolerance = 1e-10;  // an inequality is active at y when |g_k| ≤ this · ‖∇g_k‖₁ · ‖y‖∞
                                     // (the forward puts active ones at rounding level)
   double degenerate_tolerance = 1e-9;  // an active inequality is weakly active (kDegenerate) when its force
                                        // λ_k ‖∇g_k‖ is at most this times the gradient's magnitude
-  double rcond = 1e-10;  // a pivot or eigenvalue of the equilibrated KKT matrix (or reduced Hessian) below this,
-                         // relative to the largest, counts as zero (singular, kNonRegular/kNonUnique)
+  double rcond = 1e-10;   // a pivot or eigenvalue of the equilibrated KKT matrix (or reduced Hessian) below this,
+                          // relative to the largest, counts as zero (singular, kNonRegular/kNonUnique)
   int dense_limit = 600;  // singular or indefinite systems up to this size are analysed densely (exact
                           // minimum-norm solutions, eigenvalues); larger ones by Lanczos and regularisation
   double objective_scale = 1.0;   // multiplies f inside the solver: the answer must not change (scale tests)
@@ -150,7 +150,7 @@ void SolveGeneric(const DerivativeOracle& oracle, const GenericSolverOptions& op
                   ProblemStatus* status);
 
 // dx += vᵀ Dy (n values) at the solution y, for v = dL/dy (m values). Sets kNonRegular/kDegenerate on status.
-void GenericVjp(const DerivativeOracle& oracle, const GenericSolverOptions& options, const double* y,
-                const double* v, double* dx, ProblemStatus* status);
+void GenericVjp(const DerivativeOracle& oracle, const GenericSolverOptions& options, const double* y, const double* v,
+                double* dx, ProblemStatus* status);
 
 }  // namespace ddn

@@ -28,10 +28,10 @@ struct TestProblem : public DerivativeOracle {
   std::function<MatrixXd(const VectorXd&)> hess;
   std::function<MatrixXd(const VectorXd&)> mixed;  // m × n
   std::function<VectorXd(const VectorXd&)> c;
-  std::function<MatrixXd(const VectorXd&)> jac;                     // (p+q) × m
-  std::function<MatrixXd(const VectorXd&)> jac_x;                   // (p+q) × n
-  std::function<MatrixXd(const VectorXd&, int)> c_hess;            // ∇²_yy c_i
-  std::function<MatrixXd(const VectorXd&, int)> c_mixed;           // ∇²_yx c_i
+  std::function<MatrixXd(const VectorXd&)> jac;           // (p+q) × m
+  std::function<MatrixXd(const VectorXd&)> jac_x;         // (p+q) × n
+  std::function<MatrixXd(const VectorXd&, int)> c_hess;   // ∇²_yy c_i
+  std::function<MatrixXd(const VectorXd&, int)> c_mixed;  // ∇²_yx c_i
 
   int num_variables() const override { return m; }
   int num_parameters() const override { return n; }
@@ -149,9 +149,7 @@ TEST(GenericSolver, EscapesASaddleStartedExactlyOnIt) {
   P.grad = [](const VectorXd& y) -> VectorXd {
     return (VectorXd(2) << 2 * y[0], -2 * y[1] + 4 * std::pow(y[1], 3)).finished();
   };
-  P.hess = [](const VectorXd& y) -> MatrixXd {
-    return (MatrixXd(2, 2) << 2, 0, 0, -2 + 12 * y[1] * y[1]).finished();
-  };
+  P.hess = [](const VectorXd& y) -> MatrixXd { return (MatrixXd(2, 2) << 2, 0, 0, -2 + 12 * y[1] * y[1]).finished(); };
   ProblemStatus s;
   const VectorXd y = Solve(P, VectorXd::Zero(2), &s);
   EXPECT_NEAR(std::abs(y[1]), std::sqrt(0.5), 1e-14);
@@ -233,13 +231,15 @@ TEST(GenericSolver, QuadraticConvergenceWastesNoPassOverTheObjective) {
     ProblemStatus s;
     const VectorXd y = Solve(P, y0, &s);
     for (int k = 0; k < 3; ++k) {
-      EXPECT_NEAR(y[k], std::log(b[k]), 4e-16 * std::max(1.0, std::abs(std::log(b[k])))) << k << " from " << y0.transpose();
+      EXPECT_NEAR(y[k], std::log(b[k]), 4e-16 * std::max(1.0, std::abs(std::log(b[k]))))
+          << k << " from " << y0.transpose();
     }
     EXPECT_EQ(s.flags, 0u) << s.note;
     EXPECT_LE(s.residual, 1e-15);
     ASSERT_FALSE(P.points.empty());
     for (size_t i = 0; i < P.points.size(); ++i)
-      for (size_t j = 0; j < i; ++j) EXPECT_NE(P.points[i], P.points[j]) << "passes " << j << " and " << i << " at one point";
+      for (size_t j = 0; j < i; ++j)
+        EXPECT_NE(P.points[i], P.points[j]) << "passes " << j << " and " << i << " at one point";
     EXPECT_NE(P.points.back(), y) << "the last pass only measured the answer (" << P.points.size() << " passes)";
   }
 }
@@ -396,14 +396,14 @@ KktCase MakeKktCase(int m, int w, bool tridiagonal, double scale) {
 // wrong size).
 TEST(GenericKkt, OneObjectAlternatesSparseDenseAndSchurSystems) {
   const GenericSolverOptions options;
-  const KktCase large = MakeKktCase(40, 3, /*tridiagonal=*/true, 1.0);        // sparse LDLᵀ
-  const KktCase large2 = MakeKktCase(40, 3, /*tridiagonal=*/true, 2.5);       // same pattern, other values
-  const KktCase tiny = MakeKktCase(5, 1, /*tridiagonal=*/true, 1.0);          // dense (6 ≤ kTinySystem rows)
-  const KktCase schur = MakeKktCase(30, 2, /*tridiagonal=*/false, 1.0);      // diagonal H: Schur complement
-  const KktCase other = MakeKktCase(24, 2, /*tridiagonal=*/true, 1.0);        // sparse, another pattern
+  const KktCase large = MakeKktCase(40, 3, /*tridiagonal=*/true, 1.0);   // sparse LDLᵀ
+  const KktCase large2 = MakeKktCase(40, 3, /*tridiagonal=*/true, 2.5);  // same pattern, other values
+  const KktCase tiny = MakeKktCase(5, 1, /*tridiagonal=*/true, 1.0);     // dense (6 ≤ kTinySystem rows)
+  const KktCase schur = MakeKktCase(30, 2, /*tridiagonal=*/false, 1.0);  // diagonal H: Schur complement
+  const KktCase other = MakeKktCase(24, 2, /*tridiagonal=*/true, 1.0);   // sparse, another pattern
   internal::Kkt kkt;
-  const std::vector<const KktCase*> sequence = {&large, &tiny, &large2, &schur, &large, &other, &tiny, &large2,
-                                                &schur, &other, &large};
+  const std::vector<const KktCase*> sequence = {&large, &tiny,   &large2, &schur, &large, &other,
+                                                &tiny,  &large2, &schur,  &other, &large};
   for (size_t k = 0; k < sequence.size(); ++k) {
     const KktCase& c = *sequence[k];
     ASSERT_TRUE(kkt.Factorize(c.m, c.H, c.A, c.W, VectorXd(), 0.0, options)) << "system " << k;

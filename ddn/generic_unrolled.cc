@@ -34,7 +34,9 @@ constexpr double kInertiaTolerance = 1e-12;
 // The replay must end this close to the forward's answer (relative to y's scale).
 constexpr double kEndGap = 1e-7;
 
-double MaxAbs(const VectorXd& v) { return v.size() ? v.cwiseAbs().maxCoeff() : 0.0; }
+double MaxAbs(const VectorXd& v) {
+  return v.size() ? v.cwiseAbs().maxCoeff() : 0.0;
+}
 
 // The derivatives of L_W = f + Σ_{i∈W} λ_i c_i at (y, λ).
 struct Point {
@@ -63,8 +65,8 @@ void Evaluate(const DerivativeOracle& oracle, const VectorXd& y, const VectorXd&
   pt->g.resize(m);
   pt->mixed.clear();
   pt->cx.clear();
-  pt->f = oracle.Derivatives(y.data(), pt->g.data(), hessian ? &lower : nullptr, with_x ? &pt->mixed : nullptr,
-                             nullptr);
+  pt->f =
+      oracle.Derivatives(y.data(), pt->g.data(), hessian ? &lower : nullptr, with_x ? &pt->mixed : nullptr, nullptr);
   if (hessian) {
     pt->H.setZero(m, m);
     AddLower(lower, &pt->H);
@@ -100,7 +102,8 @@ void Evaluate(const DerivativeOracle& oracle, const VectorXd& y, const VectorXd&
     }
   }
   if (!std::isfinite(pt->f) || !pt->g.allFinite() || !pt->c.allFinite() || (hessian && !pt->H.allFinite())) {
-    throw NumericalFailure(oracle.Name() + ": a non-finite objective, constraint or derivative in the unrolled "
+    throw NumericalFailure(oracle.Name() +
+                           ": a non-finite objective, constraint or derivative in the unrolled "
                            "Newton replay");
   }
 }
@@ -208,8 +211,7 @@ double ForceScale(const Point& pt, const VectorXd& lambda) {
 
 // The active set at the answer as the implicit backward identifies it: every equality and the inequalities with
 // |g_k| ≤ active_tolerance·‖∇g_k‖₁·‖y‖∞, then those whose least-squares multiplier pulls the wrong way dropped.
-std::vector<int> ActiveSetAt(const DerivativeOracle& oracle, const GenericSolverOptions& options,
-                             const VectorXd& y) {
+std::vector<int> ActiveSetAt(const DerivativeOracle& oracle, const GenericSolverOptions& options, const VectorXd& y) {
   const int p = oracle.num_equalities(), nc = p + oracle.num_inequalities();
   Point pt;
   const VectorXd none = VectorXd::Zero(nc);
@@ -261,7 +263,8 @@ bool RunReplay(const DerivativeOracle& oracle, const GenericSolverOptions& optio
     double tau = 0;
     if (!ChooseShift(pt, /*allow_shift=*/!pdas, &tau)) {
       if (pdas) return false;
-      throw NumericalFailure(oracle.Name() + ": no inertia correction gives the unrolled replay's KKT matrix the "
+      throw NumericalFailure(oracle.Name() +
+                             ": no inertia correction gives the unrolled replay's KKT matrix the "
                              "inertia of a minimum (dependent active constraint gradients?); use implicit");
     }
     const KktSolver kkt(KktMatrix(pt, tau), w);
@@ -380,8 +383,8 @@ void LagrangianRowTimes(const Point& pt, const VectorXd& wv, int n, VectorXd* ru
 
 // The same at u + h·dir (dir = (dir_y, dir_λ) over (y, λ_W)).
 void LagrangianRowTimesAt(const DerivativeOracle& oracle, const VectorXd& y, const VectorXd& lambda,
-                          const std::vector<int>& W, const VectorXd& dir, double h, const VectorXd& wv,
-                          VectorXd* ru, VectorXd* rx) {
+                          const std::vector<int>& W, const VectorXd& dir, double h, const VectorXd& wv, VectorXd* ru,
+                          VectorXd* rx) {
   const int m = static_cast<int>(y.size());
   VectorXd lh = lambda;
   for (size_t j = 0; j < W.size(); ++j) lh[W[j]] += h * dir[m + j];
@@ -437,9 +440,10 @@ void RecordGenericNewton(const DerivativeOracle& oracle, const GenericSolverOpti
                          const double* y_answer, GenericNewtonTape* tape) {
   const int m = oracle.num_variables(), p = oracle.num_equalities(), nc = p + oracle.num_inequalities();
   if (m > kMaxDenseVariables) {
-    throw InvalidInput(oracle.Name() + ": the unrolled Newton replay factorises the Hessian densely and takes at "
-                       "most " + std::to_string(kMaxDenseVariables) + " variables, got " + std::to_string(m) +
-                       "; use implicit");
+    throw InvalidInput(oracle.Name() +
+                       ": the unrolled Newton replay factorises the Hessian densely and takes at "
+                       "most " +
+                       std::to_string(kMaxDenseVariables) + " variables, got " + std::to_string(m) + "; use implicit");
   }
   const VectorXd start = Eigen::Map<const VectorXd>(y0, m);
   const VectorXd answer = Eigen::Map<const VectorXd>(y_answer, m);
@@ -488,8 +492,7 @@ void RecordGenericNewton(const DerivativeOracle& oracle, const GenericSolverOpti
   }
 }
 
-void ReplayGenericNewtonSteps(const DerivativeOracle& oracle, const GenericNewtonTape& tape, int first,
-                              double* y_out) {
+void ReplayGenericNewtonSteps(const DerivativeOracle& oracle, const GenericNewtonTape& tape, int first, double* y_out) {
   const int m = tape.m, nc = tape.nc;
   VectorXd y = Eigen::Map<const VectorXd>(tape.iterates.data() + static_cast<size_t>(first) * m, m);
   VectorXd lambda = Eigen::Map<const VectorXd>(tape.multipliers.data() + static_cast<size_t>(first) * nc, nc);

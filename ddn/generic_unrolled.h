@@ -86,15 +86,15 @@ namespace ddn {
 struct GenericNewtonTape {
   enum Replay { kNewton, kActiveSet, kFixedSet };
   Replay replay = kNewton;
-  int m = 0;                          // variables
-  int nc = 0;                         // constraints p + q (equalities first)
-  std::vector<double> iterates;       // (T + 1)·m: y₀ … y_T
-  std::vector<double> multipliers;    // (T + 1)·nc: λ₀ … λ_T (zero outside the working set)
+  int m = 0;                              // variables
+  int nc = 0;                             // constraints p + q (equalities first)
+  std::vector<double> iterates;           // (T + 1)·m: y₀ … y_T
+  std::vector<double> multipliers;        // (T + 1)·nc: λ₀ … λ_T (zero outside the working set)
   std::vector<std::vector<int>> working;  // T working sets W_t (sorted constraint indices)
   std::vector<std::vector<char>> keep;    // T: per entry of W_t, 0 if its multiplier is cleared after the step
-  std::vector<double> alpha;          // T step lengths α_t
-  std::vector<double> tau;            // T inertia shifts τ_t
-  bool converged = false;             // stopped on its own test, not at max_newton_iterations
+  std::vector<double> alpha;              // T step lengths α_t
+  std::vector<double> tau;                // T inertia shifts τ_t
+  bool converged = false;                 // stopped on its own test, not at max_newton_iterations
   int steps() const { return static_cast<int>(alpha.size()); }
   // "newton", "active_set", "fixed_set".
   const char* ReplayName() const;
@@ -122,8 +122,7 @@ void RecordGenericNewton(const DerivativeOracle& oracle, const GenericSolverOpti
 // y_T from the tape's u_first = (y_first, λ_first) (held constant) by the tape's steps first … T−1 with their
 // branches held fixed, at the oracle's current x (the map the truncated modes differentiate; the
 // finite-difference tests evaluate it at perturbed x).
-void ReplayGenericNewtonSteps(const DerivativeOracle& oracle, const GenericNewtonTape& tape, int first,
-                              double* y_out);
+void ReplayGenericNewtonSteps(const DerivativeOracle& oracle, const GenericNewtonTape& tape, int first, double* y_out);
 
 // dx (n values) += the reverse mode of the tape's last `steps` steps for v = dL/dy_T (m values).
 void GenericUnrolledVjp(const DerivativeOracle& oracle, const GenericNewtonTape& tape, int steps, const double* v,

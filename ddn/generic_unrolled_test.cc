@@ -161,8 +161,7 @@ struct OracleProblem {
   std::unique_ptr<internal::NodeOracle<NodeT>> oracle;
   GenericNewtonTape tape;
 
-  OracleProblem(const NodeT& n, std::vector<std::vector<double>> inputs, std::vector<Shape> shapes, Dims d,
-                int64_t m_)
+  OracleProblem(const NodeT& n, std::vector<std::vector<double>> inputs, std::vector<Shape> shapes, Dims d, int64_t m_)
       : node(n), in(std::move(inputs)), dims(std::move(d)), m(m_), y(m_, 0.0) {
     p.dims = &dims;
     for (auto& v : in) p.inputs.push_back(v.empty() ? nullptr : v.data());
@@ -193,8 +192,7 @@ OracleProblem<TestMean>* MeanProblem(const TestMean& node, uint64_t seed, int64_
     w.resize(n);
     for (double& v : w) v = uw(rng);
   }
-  return new OracleProblem<TestMean>(node, {Points(seed, n, d), w}, {Shape{n, d}, Shape{n}}, {{"N", n}, {"D", d}},
-                                     d);
+  return new OracleProblem<TestMean>(node, {Points(seed, n, d), w}, {Shape{n, d}, Shape{n}}, {{"N", n}, {"D", d}}, d);
 }
 
 // Relative error of the VJP through steps first … end−1 of the tape cut to `end` against central differences of
@@ -285,8 +283,8 @@ TEST(GenericUnrolled, AdjointMatchesFiniteDifferencesOfTheStepMap) {
               << "cauchy=" << cauchy << " weighted=" << weighted << " seed=" << seed << " steps 0.." << end;
           if (end >= 2) {
             EXPECT_LT(MapError(&P, end - 2, end, seed + 3 * end), 1e-6)
-                << "cauchy=" << cauchy << " weighted=" << weighted << " seed=" << seed << " steps " << end - 2
-                << ".." << end;
+                << "cauchy=" << cauchy << " weighted=" << weighted << " seed=" << seed << " steps " << end - 2 << ".."
+                << end;
           }
           checked += 2;
         }

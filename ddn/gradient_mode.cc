@@ -52,7 +52,8 @@ GradientMode GradientMode::Parse(const std::string& text) {
       return mode;
     }
   }
-  throw InvalidInput("gradient mode " + QuoteForMessage(text) + " must be implicit, unrolled or truncated:K with an integer K from 1 to 1000000");
+  throw InvalidInput("gradient mode " + QuoteForMessage(text) +
+                     " must be implicit, unrolled or truncated:K with an integer K from 1 to 1000000");
 }
 
 }  // namespace ddn

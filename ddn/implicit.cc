@@ -53,8 +53,8 @@ Eigen::VectorXd KktScaling(const Eigen::MatrixXd& H, const Eigen::MatrixXd& A) {
   const Eigen::Index m = H.rows(), p = A.rows();
   Eigen::VectorXd s = Eigen::VectorXd::Ones(m + p);
   const Eigen::VectorXd hrow = m > 0 ? Eigen::VectorXd(H.cwiseAbs().rowwise().maxCoeff()) : Eigen::VectorXd();
-  const Eigen::VectorXd asq = p > 0 ? Eigen::VectorXd(A.cwiseAbs2().colwise().sum().transpose())
-                                    : Eigen::VectorXd::Zero(m);
+  const Eigen::VectorXd asq =
+      p > 0 ? Eigen::VectorXd(A.cwiseAbs2().colwise().sum().transpose()) : Eigen::VectorXd::Zero(m);
   const double hmax = m > 0 ? hrow.maxCoeff() : 0.0;
   const double amax = p > 0 ? A.cwiseAbs2().rowwise().sum().maxCoeff() : 0.0;
   const double gamma = hmax > 0 && amax > 0 ? hmax / amax : 1.0;
@@ -74,8 +74,8 @@ Eigen::VectorXd KktScaling(const Eigen::MatrixXd& H, const Eigen::MatrixXd& A) {
 Eigen::VectorXd ImplicitVjp(const ImplicitSystem& s, const Eigen::VectorXd& v, ProblemStatus* status,
                             const ImplicitOptions& options, Eigen::VectorXd* w_out) {
   const Eigen::Index m = s.H.rows(), n = s.B.cols(), p = s.A.rows();
-  if (s.H.cols() != m || s.B.rows() != m || v.size() != m || (p > 0 && (s.A.cols() != m || s.C.rows() != p ||
-                                                                        s.C.cols() != n))) {
+  if (s.H.cols() != m || s.B.rows() != m || v.size() != m ||
+      (p > 0 && (s.A.cols() != m || s.C.rows() != p || s.C.cols() != n))) {
     throw NumericalFailure("implicit system has inconsistent block sizes");
   }
   // Solved on the equilibrated system S K S (S r), so that the rank test is relative (see KktScaling).

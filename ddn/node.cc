@@ -1,13 +1,13 @@
 #include "ddn/node.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "ddn/error.h"
-#include "ddn/registry_internal.h"
 #include "ddn/random.h"
+#include "ddn/registry_internal.h"
 
 namespace ddn {
 
@@ -37,7 +37,9 @@ void Node::GenericBackward(const ProblemData&, ProblemStatus*) const {
   throw InvalidInput("node '" + name() + "' has no generic implicit backward");
 }
 
-double Node::ObjectiveValue(const ProblemData&) const { return std::numeric_limits<double>::quiet_NaN(); }
+double Node::ObjectiveValue(const ProblemData&) const {
+  return std::numeric_limits<double>::quiet_NaN();
+}
 
 void Node::SetSolverOption(const std::string& key, const std::string&) {
   throw InvalidInput("node '" + name() + "' has no generic solver: solver option '" + key + "' does not apply");
@@ -91,8 +93,8 @@ bool RegisterNode(const NodeSpec& spec, NodeFactory factory, const std::string& 
   }
   auto it = Registry().find(spec.name);
   if (it != Registry().end()) {
-    throw InvalidInput("node '" + spec.name + "' is registered twice: by " + Named(it->second.definition) +
-                       " and by " + Named(definition) + " (node names must be unique)");
+    throw InvalidInput("node '" + spec.name + "' is registered twice: by " + Named(it->second.definition) + " and by " +
+                       Named(definition) + " (node names must be unique)");
   }
   Registry().emplace(spec.name, Entry{spec, std::move(factory), "built-in", definition});
   return true;
@@ -133,8 +135,12 @@ std::string NodeOrigin(const std::string& name) {
 
 namespace internal {
 
-void BeginStaging(Staging* collect) { staging = collect; }
-void EndStaging() { staging = nullptr; }
+void BeginStaging(Staging* collect) {
+  staging = collect;
+}
+void EndStaging() {
+  staging = nullptr;
+}
 
 void CommitStaged(std::vector<StagedNode> nodes, const std::string& origin) {
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -166,7 +172,8 @@ extern "C" int ddn_registration_abi_matches(int abi_version, int cxx_stdlib_abi,
   const std::string mismatch = "it was built for ddn " + std::string(version ? version : "?") + " (ABI " +
                                std::to_string(abi_version) + ", C++ library ABI " + std::to_string(cxx_stdlib_abi) +
                                "), this is ddn " DDN_VERSION " (ABI " + std::to_string(DDN_ABI_VERSION) +
-                               ", C++ library ABI " + std::to_string(DDN_CXX_STDLIB_ABI) + "): rebuild it against this ddn";
+                               ", C++ library ABI " + std::to_string(DDN_CXX_STDLIB_ABI) +
+                               "): rebuild it against this ddn";
   if (ddn::staging) {
     if (ddn::staging->abi_mismatch.empty()) ddn::staging->abi_mismatch = mismatch;
   } else {

@@ -96,16 +96,16 @@ class NodeWorkspace {
 
 // One problem of a batch, as raw pointers into the batch tensors (indexed as NodeSpec::inputs/outputs).
 struct ProblemData {
-  int64_t index = 0;                      // position in the batch, for messages
-  const Dims* dims = nullptr;             // bound shape symbols
-  std::vector<const double*> inputs;      // nullptr for an omitted optional input
-  std::vector<Shape> input_shapes;        // per-problem shapes (no batch axis)
-  std::vector<double*> outputs;           // Solve writes, Backward reads
+  int64_t index = 0;                  // position in the batch, for messages
+  const Dims* dims = nullptr;         // bound shape symbols
+  std::vector<const double*> inputs;  // nullptr for an omitted optional input
+  std::vector<Shape> input_shapes;    // per-problem shapes (no batch axis)
+  std::vector<double*> outputs;       // Solve writes, Backward reads
   std::vector<Shape> output_shapes;
   std::vector<const double*> grad_outputs;  // Backward only: v = dL/dy
-  std::vector<double*> grad_inputs;  // Backward only: dL/dx, zeroed (see BackwardAssigns); nullptr if not needed
-  GradientMode gradient_mode;        // Backward only: implicit unless the node HasIterativeForward (gradient_mode.h)
-  NodeWorkspace workspace;           // the node's scratch memory for this worker (see NodeWorkspace)
+  std::vector<double*> grad_inputs;         // Backward only: dL/dx, zeroed (see BackwardAssigns); nullptr if not needed
+  GradientMode gradient_mode;  // Backward only: implicit unless the node HasIterativeForward (gradient_mode.h)
+  NodeWorkspace workspace;     // the node's scratch memory for this worker (see NodeWorkspace)
 
   int64_t Dim(const std::string& symbol) const;
   int64_t InputSize(int i) const { return NumElements(input_shapes[i]); }
@@ -118,7 +118,7 @@ struct ProblemData {
 // `step_scale` for that input if given (the size of its variations, e.g. a cluster's spread), else max(|x_j|,
 // the mean |x| of that input in that problem), so that the step follows the problem's own scale.
 struct CheckCase {
-  std::string name;                     // "random", "boundary", "ties", ...
+  std::string name;  // "random", "boundary", "ties", ...
   std::map<std::string, Tensor> inputs;
   std::map<std::string, double> step_scale = {};  // optional, per input name
 };
@@ -219,10 +219,10 @@ extern "C" int ddn_registration_abi_matches(int abi_version, int cxx_stdlib_abi,
 // `static ddn::NodeSpec Spec()` and a constructor taking `const ddn::Params&`. A name registered twice in one
 // program is an error naming both definitions: RegisterNode throws (for nodes linked in, at start-up: the
 // program stops with the message), and a plugin that brings a name already taken is refused (ddn/plugin.h).
-#define DDN_REGISTER_NODE(Class)                                                                          \
-  static const bool ddn_registered_##Class [[maybe_unused]] =                                             \
-      ::ddn_registration_abi_matches(DDN_ABI_VERSION, DDN_CXX_STDLIB_ABI, DDN_VERSION) &&                 \
-      ::ddn::RegisterNode(                                                                                \
-          Class::Spec(),                                                                                  \
+#define DDN_REGISTER_NODE(Class)                                                                             \
+  static const bool ddn_registered_##Class [[maybe_unused]] =                                                \
+      ::ddn_registration_abi_matches(DDN_ABI_VERSION, DDN_CXX_STDLIB_ABI, DDN_VERSION) &&                    \
+      ::ddn::RegisterNode(                                                                                   \
+          Class::Spec(),                                                                                     \
           [](const ::ddn::Params& p) -> std::unique_ptr<::ddn::Node> { return std::make_unique<Class>(p); }, \
           ::ddn::NodeDefinition(#Class, __FILE__, __LINE__))

@@ -221,9 +221,9 @@ bool CountFromCores() {
 int OtherRunnableTasks() {
   static std::atomic<int64_t> sampled_at{0};  // 0: never
   static std::atomic<int> others{-1};
-  const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count();
   int64_t last = sampled_at.load(std::memory_order_relaxed);
   if (last != 0 && now - last < 20000) return others.load(std::memory_order_relaxed);
   if (!sampled_at.compare_exchange_strong(last, now, std::memory_order_relaxed)) {

@@ -60,9 +60,9 @@ int ResolveThreadCount(int requested, int64_t items);
 // caller's thread), recorded process-wide since the last ResetThreadCountRecord(). For benchmarks that must say
 // what the default count resolved to on a loaded machine (`ddn bench` prints it per run). `loops` = 0: no loop ran.
 struct ThreadCountRecord {
-  int fewest = 0;      // smallest thread count of a loop
-  int most = 0;        // largest
-  int64_t loops = 0;   // number of loops recorded
+  int fewest = 0;     // smallest thread count of a loop
+  int most = 0;       // largest
+  int64_t loops = 0;  // number of loops recorded
 };
 ThreadCountRecord ThreadCountsUsed();
 void ResetThreadCountRecord();

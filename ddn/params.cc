@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -278,8 +278,8 @@ double Params::RequireNonNegative(const std::string& name) const {
 int Params::RequireIntInRange(const std::string& name, int lo, int hi) const {
   const int v = GetInt(name);
   if (v < lo || v > hi) {
-    throw InvalidInput("parameter '" + name + "' of node '" + node_ + "' must be in [" + std::to_string(lo) +
-                       ", " + std::to_string(hi) + "], got " + std::to_string(v));
+    throw InvalidInput("parameter '" + name + "' of node '" + node_ + "' must be in [" + std::to_string(lo) + ", " +
+                       std::to_string(hi) + "], got " + std::to_string(v));
   }
   return v;
 }

@@ -25,8 +25,8 @@ const char* ParamTypeName(ParamType type);
 struct ParamSpec {
   std::string name;
   ParamType type = ParamType::kFloat;
-  std::string default_value;  // as text, e.g. "1", "pseudo_huber"
-  std::string doc;            // one line: what it means
+  std::string default_value;         // as text, e.g. "1", "pseudo_huber"
+  std::string doc;                   // one line: what it means
   std::vector<std::string> choices;  // for ParamType::kChoice
 };
 
@@ -35,8 +35,7 @@ class Params {
   Params() = default;
   // Validates `given` against `specs` (unknown names, unparsable values, values outside `choices`)
   // and fills defaults. `node` names the node in error messages. Throws InvalidInput.
-  Params(const std::string& node, const std::vector<ParamSpec>& specs,
-         const std::map<std::string, std::string>& given);
+  Params(const std::string& node, const std::vector<ParamSpec>& specs, const std::map<std::string, std::string>& given);
 
   double GetDouble(const std::string& name) const;
   int GetInt(const std::string& name) const;

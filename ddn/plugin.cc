@@ -69,7 +69,8 @@ PluginInfo LoadPlugin(const std::string& path) {
   void* entry = dlsym(library.handle, "ddn_plugin_info");
   if (!entry) {
     staged.nodes.clear();
-    throw InvalidInput(what + " is not a ddn node library: it has no symbol ddn_plugin_info (build it with "
+    throw InvalidInput(what +
+                       " is not a ddn node library: it has no symbol ddn_plugin_info (build it with "
                        "ddn_add_node_library(NAME PLUGIN ...), or put DDN_PLUGIN() in one of its source files)");
   }
   using InfoFunction = const ddn_plugin_info_t* (*)();

@@ -54,15 +54,15 @@ std::vector<PluginInfo> LoadedPlugins();
 // The entry point of a plugin, a C struct so that reading it does not depend on the ABI being checked.
 extern "C" {
 struct ddn_plugin_info_t {
-  int abi_version;         // DDN_ABI_VERSION the plugin was compiled with
-  int cxx_stdlib_abi;      // DDN_CXX_STDLIB_ABI (ddn/node.h)
-  const char* ddn_version; // DDN_VERSION
+  int abi_version;          // DDN_ABI_VERSION the plugin was compiled with
+  int cxx_stdlib_abi;       // DDN_CXX_STDLIB_ABI (ddn/node.h)
+  const char* ddn_version;  // DDN_VERSION
 };
 }
 
 // In exactly one source file of a plugin (ddn_add_node_library(... PLUGIN ...) generates it).
-#define DDN_PLUGIN()                                                                                   \
-  extern "C" __attribute__((visibility("default"))) const ddn_plugin_info_t* ddn_plugin_info() {     \
-    static const ddn_plugin_info_t info{DDN_ABI_VERSION, DDN_CXX_STDLIB_ABI, DDN_VERSION};             \
-    return &info;                                                                                      \
+#define DDN_PLUGIN()                                                                             \
+  extern "C" __attribute__((visibility("default"))) const ddn_plugin_info_t* ddn_plugin_info() { \
+    static const ddn_plugin_info_t info{DDN_ABI_VERSION, DDN_CXX_STDLIB_ABI, DDN_VERSION};       \
+    return &info;                                                                                \
   }

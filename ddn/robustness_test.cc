@@ -39,7 +39,8 @@ TEST(TensorSizes, OverflowIsAClearError) {
 
 // Item 15: "alpha": "0x10" read as 16 (strtod takes hexadecimal, "inf", "nan" and leading spaces).
 TEST(ParamValues, OnlyDecimalNumbersAreNumbers) {
-  const std::vector<ParamSpec> specs{{"alpha", ParamType::kFloat, "1", "a float", {}}, {"n", ParamType::kInt, "3", "an int", {}},
+  const std::vector<ParamSpec> specs{{"alpha", ParamType::kFloat, "1", "a float", {}},
+                                     {"n", ParamType::kInt, "3", "an int", {}},
                                      {"flag", ParamType::kBool, "false", "a bool", {}}};
   // Underflow is a number (5e-324 is subnormal, 1e-400 rounds to 0); overflow is not.
   for (const char* good : {"16", "-1.5", "+2", ".5", "5.", "1e-3", "2E+10", "0", "5e-324", "1e-400"}) {
@@ -49,7 +50,8 @@ TEST(ParamValues, OnlyDecimalNumbersAreNumbers) {
     EXPECT_THROW(Params("node", specs, {{"alpha", bad}}), InvalidInput) << bad;
   }
   EXPECT_NO_THROW(Params("node", specs, {{"n", "-7"}}));
-  for (const char* bad : {" 7", "7.0", "0x7", "99999999999"}) EXPECT_THROW(Params("node", specs, {{"n", bad}}), InvalidInput);
+  for (const char* bad : {" 7", "7.0", "0x7", "99999999999"})
+    EXPECT_THROW(Params("node", specs, {{"n", bad}}), InvalidInput);
   EXPECT_EQ(Params("node", specs, {{"alpha", "16"}}).GetDouble("alpha"), 16.0);
   EXPECT_EQ(Params("node", specs, {{"alpha", "5e-324"}}).GetDouble("alpha"), 5e-324);
 }
@@ -76,8 +78,11 @@ TEST(Messages, EchoedValuesAreCutAndEscaped) {
   EXPECT_EQ(QuoteForMessage("abc"), "'abc'");
   EXPECT_EQ(QuoteForMessage("a\nb\tc'\\"), "'a\\nb\\tc\\'\\\\'");
   EXPECT_EQ(QuoteForMessage("\x1b[31m"), "'\\x1B[31m'");
-  EXPECT_EQ(QuoteForMessage("gr\xc3\xb6\xc3\x9f" "e"), "'gr\xc3\xb6\xc3\x9f" "e'");  // valid UTF-8 passes
-  EXPECT_EQ(QuoteForMessage("\xc3"), "'\\xC3'");                                   // a cut sequence is escaped
+  EXPECT_EQ(QuoteForMessage("gr\xc3\xb6\xc3\x9f"
+                            "e"),
+            "'gr\xc3\xb6\xc3\x9f"
+            "e'");                                // valid UTF-8 passes
+  EXPECT_EQ(QuoteForMessage("\xc3"), "'\\xC3'");  // a cut sequence is escaped
   const std::string quoted = QuoteForMessage(std::string(1 << 20, 'x'));
   EXPECT_LT(quoted.size(), 240u);
   EXPECT_NE(quoted.find("(1048576 bytes)"), std::string::npos);

@@ -12,10 +12,9 @@ void ProblemStatus::Set(StatusFlag flag, const std::string& why) {
 
 std::vector<std::string> FlagNames(uint32_t flags) {
   static const std::pair<StatusFlag, const char*> kNames[] = {
-      {kNonRegular, "non_regular"}, {kDegenerate, "degenerate"},       {kNonSmooth, "non_smooth"},
-      {kNonUnique, "non_unique"},   {kNotCertified, "not_certified"}, {kAllOutliers, "all_outliers"},
-      {kNotConverged, "not_converged"},
-      {kUnverified, "unverified"},
+      {kNonRegular, "non_regular"},     {kDegenerate, "degenerate"},      {kNonSmooth, "non_smooth"},
+      {kNonUnique, "non_unique"},       {kNotCertified, "not_certified"}, {kAllOutliers, "all_outliers"},
+      {kNotConverged, "not_converged"}, {kUnverified, "unverified"},
   };
   std::vector<std::string> names;
   for (const auto& [flag, name] : kNames)

@@ -57,8 +57,7 @@ void Tape::Gradient(const std::vector<TapeScalar>& outputs, const std::vector<do
   for (int v = 0; v < std::min(num_variables_, top + 1); ++v) grad[v] += adjoint_[v];
 }
 
-void Tape::AbsoluteGradient(const std::vector<TapeScalar>& outputs, const std::vector<double>& weights,
-                            double* grad) {
+void Tape::AbsoluteGradient(const std::vector<TapeScalar>& outputs, const std::vector<double>& weights, double* grad) {
   const int n = size();
   adjoint_.assign(n, 0.0);
   int top = -1;
@@ -206,7 +205,9 @@ void Tape::Hessian(const std::vector<TapeScalar>& outputs, const std::vector<dou
 
 namespace ad {
 
-std::ostream& operator<<(std::ostream& out, const TapeScalar& t) { return out << t.value(); }
+std::ostream& operator<<(std::ostream& out, const TapeScalar& t) {
+  return out << t.value();
+}
 
 double BesselJnValue(int n, double x) {
   // J(−n) = (−1)ⁿ Jn.

@@ -151,8 +151,8 @@ class SecondOrder {
         if (j < R) r.h_[k] = d2 * a.g_[i] * a.g_[j] + d1 * a.h_[k];
     return r;
   }
-  DDN_AD_INLINE static SecondOrder Apply2(const SecondOrder& a, const SecondOrder& b, double value, double da, double db,
-                            double daa, double dab, double dbb) {
+  DDN_AD_INLINE static SecondOrder Apply2(const SecondOrder& a, const SecondOrder& b, double value, double da,
+                                          double db, double daa, double dab, double dbb) {
     SecondOrder r(value);
     for (int i = 0; i < N; ++i) r.g_[i] = da * a.g_[i] + db * b.g_[i];
     if constexpr (!kSecond) return r;
@@ -411,18 +411,18 @@ DDN_AD_INLINE S& operator/=(S& a, double s) {
 }
 
 // Comparisons compare values (as ceres::Jet's do), with the scalar or a double on either side.
-#define DDN_AD_COMPARISON(op)                                   \
-  template <class S, EnableAd<S> = 0>                           \
-  DDN_AD_INLINE bool operator op(const S& a, const S& b) {             \
-    return a.value() op b.value();                              \
-  }                                                             \
-  template <class S, EnableAd<S> = 0>                           \
-  DDN_AD_INLINE bool operator op(const S& a, double b) {               \
-    return a.value() op b;                                      \
-  }                                                             \
-  template <class S, EnableAd<S> = 0>                           \
-  DDN_AD_INLINE bool operator op(double a, const S& b) {               \
-    return a op b.value();                                      \
+#define DDN_AD_COMPARISON(op)                              \
+  template <class S, EnableAd<S> = 0>                      \
+  DDN_AD_INLINE bool operator op(const S& a, const S& b) { \
+    return a.value() op b.value();                         \
+  }                                                        \
+  template <class S, EnableAd<S> = 0>                      \
+  DDN_AD_INLINE bool operator op(const S& a, double b) {   \
+    return a.value() op b;                                 \
+  }                                                        \
+  template <class S, EnableAd<S> = 0>                      \
+  DDN_AD_INLINE bool operator op(double a, const S& b) {   \
+    return a op b.value();                                 \
   }
 DDN_AD_COMPARISON(<)
 DDN_AD_COMPARISON(<=)
@@ -755,9 +755,7 @@ struct numeric_limits<ddn::TapeScalar> : numeric_limits<double> {
   static ddn::TapeScalar round_error() noexcept { return ddn::TapeScalar(numeric_limits<double>::round_error()); }
   static ddn::TapeScalar infinity() noexcept { return ddn::TapeScalar(numeric_limits<double>::infinity()); }
   static ddn::TapeScalar quiet_NaN() noexcept { return ddn::TapeScalar(numeric_limits<double>::quiet_NaN()); }
-  static ddn::TapeScalar signaling_NaN() noexcept {
-    return ddn::TapeScalar(numeric_limits<double>::signaling_NaN());
-  }
+  static ddn::TapeScalar signaling_NaN() noexcept { return ddn::TapeScalar(numeric_limits<double>::signaling_NaN()); }
   static ddn::TapeScalar denorm_min() noexcept { return ddn::TapeScalar(numeric_limits<double>::denorm_min()); }
 };
 }  // namespace std
@@ -785,7 +783,15 @@ struct NumTraits<ddn::ad::SecondOrder<N, K>> : NumTraits<double> {
   using NonInteger = ddn::ad::SecondOrder<N, K>;
   using Nested = ddn::ad::SecondOrder<N, K>;
   using Literal = ddn::ad::SecondOrder<N, K>;
-  enum { IsComplex = 0, IsInteger = 0, IsSigned = 1, RequireInitialization = 1, ReadCost = 2, AddCost = 8, MulCost = 8 };
+  enum {
+    IsComplex = 0,
+    IsInteger = 0,
+    IsSigned = 1,
+    RequireInitialization = 1,
+    ReadCost = 2,
+    AddCost = 8,
+    MulCost = 8
+  };
 };
 template <>
 struct NumTraits<ddn::TapeScalar> : NumTraits<double> {
@@ -793,6 +799,14 @@ struct NumTraits<ddn::TapeScalar> : NumTraits<double> {
   using NonInteger = ddn::TapeScalar;
   using Nested = ddn::TapeScalar;
   using Literal = ddn::TapeScalar;
-  enum { IsComplex = 0, IsInteger = 0, IsSigned = 1, RequireInitialization = 1, ReadCost = 2, AddCost = 8, MulCost = 8 };
+  enum {
+    IsComplex = 0,
+    IsInteger = 0,
+    IsSigned = 1,
+    RequireInitialization = 1,
+    ReadCost = 2,
+    AddCost = 8,
+    MulCost = 8
+  };
 };
 }  // namespace Eigen

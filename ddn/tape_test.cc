@@ -35,7 +35,8 @@ void Function(const T* y, T* out) {
   using std::tanh;
   const T a = y[0] * y[1] + sin(y[2]) * y[3] - y[4] / (Constant<T>(2.0) + y[5] * y[5]);
   const T b = exp(Constant<T>(0.3) * y[0]) * log(Constant<T>(1.5) + y[1] * y[1]) + sqrt(Constant<T>(2.0) + cos(y[4]));
-  const T c = atan2(y[2], Constant<T>(1.0) + y[3] * y[3]) + hypot(y[4], y[5]) + pow(Constant<T>(1.0) + y[0] * y[0], Constant<T>(1.7));
+  const T c = atan2(y[2], Constant<T>(1.0) + y[3] * y[3]) + hypot(y[4], y[5]) +
+              pow(Constant<T>(1.0) + y[0] * y[0], Constant<T>(1.7));
   const T d = tanh(y[1] - y[5]) * atan(y[3]) + y[2] * y[2] * y[2] + abs(y[4] - Constant<T>(3.0));
   out[0] = a * b + c;
   out[1] = d / (Constant<T>(1.0) + a * a) - y[0];
@@ -142,7 +143,8 @@ TEST(Tape, GradientsJacobianAndHessianMatchNestedJets) {
       if (e.row != e.col) H(e.col, e.row) += e.value;
     }
     EXPECT_LE((H - H_jet).cwiseAbs().maxCoeff(), 1e-11 * (1 + H_jet.cwiseAbs().maxCoeff())) << seed << "\n"
-                                                                                             << H << "\n\n" << H_jet;
+                                                                                            << H << "\n\n"
+                                                                                            << H_jet;
     for (int k = 0; k < 6; ++k) EXPECT_NEAR(g2[k], g_jet[k], 1e-12 * (1 + std::abs(g_jet[k])));
 
     // Jacobian rows: one row per output.
@@ -217,8 +219,8 @@ TEST(Tape, JacobianRowsFollowEachOutputsCone) {
 // before.
 TEST(Tape, SquareRootDerivativesHoldFromSubnormalToHugeArguments) {
   using S = ad::SecondOrder<1>;
-  for (double x : {4e-320, 1e-310, 0.999e-300, 1e-300, 1.001e-300, 1e-150, 0.3, 2.0, 1e150, 0.999e300, 1e300,
-                   1.001e300, 1e305, 1.7e308}) {
+  for (double x : {4e-320, 1e-310, 0.999e-300, 1e-300, 1.001e-300, 1e-150, 0.3, 2.0, 1e150, 0.999e300, 1e300, 1.001e300,
+                   1e305, 1.7e308}) {
     const S r = sqrt(S::Variable(x, 0));
     const long double xl = x, sl = std::sqrt(xl);
     const long double d1 = 0.5L / sl, d2 = -0.25L / (xl * sl);

@@ -57,8 +57,8 @@ Tensor Tensor::Uninitialized(Shape shape) {
 
 void Tensor::CheckSize() const {
   if (NumElements(shape_) != static_cast<int64_t>(values_.size())) {
-    throw InvalidInput("tensor of shape " + ShapeString(shape_) + " given " +
-                       std::to_string(values_.size()) + " values");
+    throw InvalidInput("tensor of shape " + ShapeString(shape_) + " given " + std::to_string(values_.size()) +
+                       " values");
   }
 }
 

@@ -17,7 +17,8 @@
 class CauchyLineFit : public ddn::DeclarativeNode<CauchyLineFit> {
  public:
   static ddn::NodeSpec Spec() {
-    return {"cauchy_line_fit", "robust line v = a·u + b through points (u_i, v_i)",
+    return {"cauchy_line_fit",
+            "robust line v = a·u + b through points (u_i, v_i)",
             {{"scale", ddn::ParamType::kFloat, "1", "Cauchy scale c > 0"}},
             {{"points", {"N", "2"}, "points (u_i, v_i)"}},
             {{"line", {"2"}, "slope a and intercept b"}}};
@@ -42,13 +43,13 @@ DDN_REGISTER_NODE(CauchyLineFit);
 int main() {
   auto node = ddn::MakeNode("cauchy_line_fit", {{"scale", "0.5"}});
   // Two problems of 6 points each on v = 2u + 1 (the first) and v = −u (the second), one outlier each.
-  ddn::Tensor points({2, 6, 2}, {0, 1, 1, 3, 2, 5, 3, 7, 4, 9, 5, -20,  //
+  ddn::Tensor points({2, 6, 2}, {0, 1, 1, 3,  2, 5,  3, 7,  4, 9,  5, -20,  //
                                  0, 0, 1, -1, 2, -2, 3, -3, 4, 30, 5, -5});
   const ddn::ForwardResult fwd = ddn::Forward(*node, {{"points", points}});
   const ddn::Tensor& line = fwd.outputs.at("line");
   for (int b = 0; b < 2; ++b) {
-    std::printf("problem %d: slope %.6f intercept %.6f (residual %.1e)\n", b, line.problem(b)[0],
-                line.problem(b)[1], fwd.status[b].residual);
+    std::printf("problem %d: slope %.6f intercept %.6f (residual %.1e)\n", b, line.problem(b)[0], line.problem(b)[1],
+                fwd.status[b].residual);
   }
   // d(slope of problem 0)/d(points).
   std::vector<ddn::ProblemStatus> status = fwd.status;

@@ -59,8 +59,8 @@ struct Settings {
   double lower = 0, upper = 0;  // bounds of every hyperparameter; 0: the problem's
   std::string eval_at;          // evaluate L and dL/dθ here instead of optimising
   double ridge = 0;
-  double outliers = 0;   // robust-regression: fraction of training targets replaced by gross errors
-  int start_grid = -1;   // points of the coarse grid the optimiser starts from; < 0: the problem's default
+  double outliers = 0;  // robust-regression: fraction of training targets replaced by gross errors
+  int start_grid = -1;  // points of the coarse grid the optimiser starts from; < 0: the problem's default
   bool quiet = false;
   // tv-denoise
   std::string train_image, val_images, output;
@@ -71,7 +71,9 @@ struct Settings {
   std::string request, outer_loss, hyperparameters;
 };
 
-std::string JoinPath(const std::string& dir, const std::string& name) { return (std::filesystem::path(dir) / name).string(); }
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  return (std::filesystem::path(dir) / name).string();
+}
 
 Json ThetaJson(const Problem& problem, const Eigen::VectorXd& theta) {
   // Families of hyperparameters are one object each (the report hook: Problem::HyperparameterKey).
@@ -120,8 +122,9 @@ void ReportBounds(const Problem& problem, const OptimizeResult& r, std::ostream&
       break;
     }
     const Eigen::Index i = static_cast<Eigen::Index>(k);
-    err << "ddn bilevel " << problem.name() << ": " << names[k] << " stopped at its " << (r.at_bound[k] < 0 ? "lower" : "upper")
-        << " bound " << FormatDouble(r.at_bound[k] < 0 ? r.lower[i] : r.upper[i]) << ", where the loss still decreases"
+    err << "ddn bilevel " << problem.name() << ": " << names[k] << " stopped at its "
+        << (r.at_bound[k] < 0 ? "lower" : "upper") << " bound "
+        << FormatDouble(r.at_bound[k] < 0 ? r.lower[i] : r.upper[i]) << ", where the loss still decreases"
         << " (dL/d" << names[k] << " = " << FormatDouble(r.grad_log[i] / r.theta[i]) << "; move the bound with --"
         << (r.at_bound[k] < 0 ? "lower" : "upper") << ")\n";
   }
@@ -199,8 +202,7 @@ OptimizerOptions MakeOptions(const Settings& s, const Problem& problem, std::ost
     for (Eigen::Index k = 0; k < o.lower.size(); ++k) {
       if (!(o.lower[k] < o.upper[k])) {
         throw InvalidInput("the bounds of " + problem.HyperparameterNames()[k] + " are empty: lower " +
-                           FormatDouble(o.lower[k]) + " >= upper " + FormatDouble(o.upper[k]) +
-                           " (--lower/--upper)");
+                           FormatDouble(o.lower[k]) + " >= upper " + FormatDouble(o.upper[k]) + " (--lower/--upper)");
       }
     }
   }
@@ -303,8 +305,8 @@ PlotCurve CurveFor(const Settings& s, Problem* problem, const GridResult* grid, 
     return c;
   }
   constexpr int kPoints = 60;
-  const std::string label = "ddn bilevel " + s.problem + ": plot: outer loss on a " + std::to_string(kPoints) +
-                            "-point grid";
+  const std::string label =
+      "ddn bilevel " + s.problem + ": plot: outer loss on a " + std::to_string(kPoints) + "-point grid";
   std::function<void(int, int)> progress;
   if (!s.quiet) {
     progress = [&err, &label](int done, int total) {
@@ -334,7 +336,8 @@ Dataset LoadDataset(const std::string& path, const CsvOptions& options, const st
 
 Json DataJson(const Settings& s, const CsvFacts& train_table, const CsvFacts& val_table, const Dataset& train,
               const Dataset& val) {
-  Json d = {{"train", s.train}, {"val", s.val}, {"target", s.target}, {"train_rows", train.X.rows()},
+  Json d = {{"train", s.train},         {"val", s.val},
+            {"target", s.target},       {"train_rows", train.X.rows()},
             {"val_rows", val.X.rows()}, {"features", train.feature_names.size()}};
   if (s.problem == "robust-regression") d["outliers"] = std::max(s.outliers, 0.0);
   if (!s.features.empty() || !s.drop.empty()) d["feature_names"] = train.feature_names;
@@ -405,16 +408,19 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
     theta0 = ParseEvalAt(s.eval_at, *problem);
   }
   for (const auto& w : warnings) err << "ddn bilevel " << s.problem << ": warning: " << app::OneLine(w) << "\n";
-  Progress(s, err, "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
-                       std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
-                       std::to_string(train.feature_names.size()) + " features");
+  Progress(s, err,
+           "train " + s.train + " (" + std::to_string(train.X.rows()) + " rows), val " + s.val + " (" +
+               std::to_string(val.X.rows()) + " rows), target '" + s.target + "', " +
+               std::to_string(train.feature_names.size()) + " features");
   if (train_table.dropped_rows + val_table.dropped_rows > 0) {
-    Progress(s, err, "--na drop: left out " + std::to_string(train_table.dropped_rows) + " training and " +
-                         std::to_string(val_table.dropped_rows) + " validation rows with missing values");
+    Progress(s, err,
+             "--na drop: left out " + std::to_string(train_table.dropped_rows) + " training and " +
+                 std::to_string(val_table.dropped_rows) + " validation rows with missing values");
   }
   if (corrupted > 0) {
-    Progress(s, err, std::to_string(corrupted) + " training targets replaced by gross errors (--outliers " +
-                         FormatDouble(s.outliers) + ", seed " + std::to_string(s.seed) + ")");
+    Progress(s, err,
+             std::to_string(corrupted) + " training targets replaced by gross errors (--outliers " +
+                 FormatDouble(s.outliers) + ", seed " + std::to_string(s.seed) + ")");
   }
   if (!s.eval_at.empty()) {
     Json j = EvaluateAt(s, problem.get(), theta0, err);
@@ -482,7 +488,8 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
   if (s.grid > 0) {
     Progress(s, err, "grid search, " + std::to_string(s.grid) + " points");
     grid = std::make_unique<GridResult>(GridSearch(problem.get(), s.grid, r.lower.maxCoeff(), r.upper.minCoeff()));
-    j["grid"] = GridJson(*grid, "lambda" == problem->HyperparameterNames()[0] ? "lambda" : problem->HyperparameterNames()[0]);
+    j["grid"] =
+        GridJson(*grid, "lambda" == problem->HyperparameterNames()[0] ? "lambda" : problem->HyperparameterNames()[0]);
   }
   ReportBounds(*answer_problem, r, err, s.quiet);
   if (!s.plot.empty()) {
@@ -499,8 +506,9 @@ int RunTabular(const Settings& s, std::ostream& out, std::ostream& err) {
     j["plot"] = plot;
     Progress(s, err, "plot written to " + s.plot);
   }
-  Progress(s, err, "done: " + tab->LossName() + " " + std::to_string(r.loss) + " after " + std::to_string(inner_solves) +
-                       " inner solves (" + r.stop_reason + ")");
+  Progress(s, err,
+           "done: " + tab->LossName() + " " + std::to_string(r.loss) + " after " + std::to_string(inner_solves) +
+               " inner solves (" + r.stop_reason + ")");
   out << j.dump(2) << "\n";
   return 0;
 }
@@ -522,16 +530,23 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   } else {
     theta0 = ParseEvalAt(s.eval_at, problem);
   }
-  Progress(s, err, "train image " + s.train_image + " (" + std::to_string(clean.cols) + "x" + std::to_string(clean.rows) +
-                       "), noise sigma " + std::to_string(s.noise) + ", seed " + std::to_string(s.seed));
+  Progress(s, err,
+           "train image " + s.train_image + " (" + std::to_string(clean.cols) + "x" + std::to_string(clean.rows) +
+               "), noise sigma " + std::to_string(s.noise) + ", seed " + std::to_string(s.seed));
   if (!s.eval_at.empty()) {
     Json j = EvaluateAt(s, &problem, theta0, err);
     j["loss"] = "train_image_mse";
     const Image denoised = problem.Denoised();
     if (!s.output.empty()) SaveImage(denoised, s.output);
-    j["solution"] = {{"image", s.train_image}, {"rows", clean.rows}, {"cols", clean.cols}, {"noise", s.noise},
-                     {"seed", s.seed}, {"epsilon", s.epsilon}, {"mse_noisy", MeanSquaredError(noisy, clean)},
-                     {"mse_denoised", MeanSquaredError(denoised, clean)}, {"psnr_noisy", Psnr(noisy, clean)},
+    j["solution"] = {{"image", s.train_image},
+                     {"rows", clean.rows},
+                     {"cols", clean.cols},
+                     {"noise", s.noise},
+                     {"seed", s.seed},
+                     {"epsilon", s.epsilon},
+                     {"mse_noisy", MeanSquaredError(noisy, clean)},
+                     {"mse_denoised", MeanSquaredError(denoised, clean)},
+                     {"psnr_noisy", Psnr(noisy, clean)},
                      {"psnr_denoised", Psnr(denoised, clean)}};
     out << j.dump(2) << "\n";
     return 0;
@@ -552,9 +567,15 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   j["hyperparameters"] = {{"lambda", r.theta[0]}};
   j["outer_loss"] = r.loss;
   j["loss"] = "train_image_mse";
-  j["solution"] = {{"image", s.train_image}, {"rows", clean.rows}, {"cols", clean.cols}, {"noise", s.noise},
-                   {"seed", s.seed}, {"epsilon", s.epsilon}, {"mse_noisy", MeanSquaredError(noisy, clean)},
-                   {"mse_denoised", MeanSquaredError(denoised, clean)}, {"psnr_noisy", Psnr(noisy, clean)},
+  j["solution"] = {{"image", s.train_image},
+                   {"rows", clean.rows},
+                   {"cols", clean.cols},
+                   {"noise", s.noise},
+                   {"seed", s.seed},
+                   {"epsilon", s.epsilon},
+                   {"mse_noisy", MeanSquaredError(noisy, clean)},
+                   {"mse_denoised", MeanSquaredError(denoised, clean)},
+                   {"psnr_noisy", Psnr(noisy, clean)},
                    {"psnr_denoised", Psnr(denoised, clean)}};
   j["history"] = HistoryJson(problem, r, "", 0);
   j["inner_solves"] = r.inner_solves + (start_grid ? start_grid->inner_solves : 0);
@@ -572,12 +593,17 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
     vp.SolveInner(r.theta, &status);
     ++extra_solves;
     const Image vd = vp.Denoised();
-    validation.push_back({{"image", val_clean[k].name}, {"rows", vn.rows}, {"cols", vn.cols}, {"seed", s.seed + 1 + k},
+    validation.push_back({{"image", val_clean[k].name},
+                          {"rows", vn.rows},
+                          {"cols", vn.cols},
+                          {"seed", s.seed + 1 + k},
                           {"mse_noisy", MeanSquaredError(vn, val_clean[k])},
-                          {"mse_denoised", MeanSquaredError(vd, val_clean[k])}, {"psnr_noisy", Psnr(vn, val_clean[k])},
+                          {"mse_denoised", MeanSquaredError(vd, val_clean[k])},
+                          {"psnr_noisy", Psnr(vn, val_clean[k])},
                           {"psnr_denoised", Psnr(vd, val_clean[k])}});
-    Progress(s, err, "validation " + val_clean[k].name + ": PSNR " + std::to_string(Psnr(vn, val_clean[k])) + " dB -> " +
-                         std::to_string(Psnr(vd, val_clean[k])) + " dB");
+    Progress(s, err,
+             "validation " + val_clean[k].name + ": PSNR " + std::to_string(Psnr(vn, val_clean[k])) + " dB -> " +
+                 std::to_string(Psnr(vd, val_clean[k])) + " dB");
   }
   j["validation"] = validation;
   j["validation_inner_solves"] = extra_solves;
@@ -598,8 +624,9 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
     j["plot"] = plot;
     Progress(s, err, "plot written to " + s.plot);
   }
-  Progress(s, err, "done: lambda " + std::to_string(r.theta[0]) + ", MSE " + std::to_string(r.loss) + " after " +
-                       std::to_string(r.inner_solves) + " inner solves (" + r.stop_reason + ")");
+  Progress(s, err,
+           "done: lambda " + std::to_string(r.theta[0]) + ", MSE " + std::to_string(r.loss) + " after " +
+               std::to_string(r.inner_solves) + " inner solves (" + r.stop_reason + ")");
   out << j.dump(2) << "\n";
   return 0;
 }
@@ -616,7 +643,8 @@ struct NodeRequest {
 
 NodeRequest ReadNodeRequest(const Settings& s) {
   const cli::RequestJson j = cli::ParseJson(app::ReadTextFile(s.request, "request file"));
-  if (!j.is_object()) throw InvalidInput("--request " + QuoteForMessage(s.request) + ": the top level must be an object");
+  if (!j.is_object())
+    throw InvalidInput("--request " + QuoteForMessage(s.request) + ": the top level must be an object");
   static const std::vector<std::string> kKeys = {"node", "params", "inputs", "target", "validation"};
   for (const auto& [key, value] : j.items()) {
     if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
@@ -624,7 +652,8 @@ NodeRequest ReadNodeRequest(const Settings& s) {
     }
   }
   if (j.contains("node") && (!j["node"].is_string() || j["node"].get<std::string>() != s.problem)) {
-    throw InvalidInput("--request names node " + QuoteForMessage(j["node"].dump()) + ", not " + QuoteForMessage(s.problem));
+    throw InvalidInput("--request names node " + QuoteForMessage(j["node"].dump()) + ", not " +
+                       QuoteForMessage(s.problem));
   }
   NodeRequest r;
   auto arrays = [&](const char* key, TensorMap* out) {
@@ -633,15 +662,16 @@ NodeRequest ReadNodeRequest(const Settings& s) {
     for (const auto& [name, value] : j[key].items()) {
       Tensor t = cli::JsonToTensor(value, std::string(key) + " '" + name + "'");
       if (t.shape().empty() || t.dim(0) != 1) {
-        throw InvalidInput(std::string("--request: ") + key + " '" + name + "' must have batch size 1 (one problem), got " +
-                           ShapeString(t.shape()));
+        throw InvalidInput(std::string("--request: ") + key + " '" + name +
+                           "' must have batch size 1 (one problem), got " + ShapeString(t.shape()));
       }
       (*out)[name] = std::move(t);
     }
   };
   if (j.contains("params")) {
     if (!j["params"].is_object()) throw InvalidInput("--request: \"params\" must be an object");
-    for (const auto& [name, value] : j["params"].items()) r.params[name] = cli::ParamValueToString(value, name, s.problem);
+    for (const auto& [name, value] : j["params"].items())
+      r.params[name] = cli::ParamValueToString(value, name, s.problem);
   }
   arrays("inputs", &r.inputs);
   arrays("target", &r.data.target);
@@ -657,7 +687,8 @@ std::vector<std::string> NodeHyperparameters(const Settings& s, const NodeSpec& 
     if (in.differentiable && in.positive) names.push_back(in.name);
   }
   if (names.empty()) {
-    throw InvalidInput("node " + QuoteForMessage(s.problem) + " has no positive differentiable input: name the "
+    throw InvalidInput("node " + QuoteForMessage(s.problem) +
+                       " has no positive differentiable input: name the "
                        "hyperparameters with --hyperparameters");
   }
   return names;
@@ -738,8 +769,9 @@ int RunNode(const Settings& s, std::ostream& out, std::ostream& err) {
                      s.plot);
     j["plot"] = plot;
   }
-  Progress(s, err, "done: " + loss->name + " " + std::to_string(r.loss) + " after " + std::to_string(r.inner_solves) +
-                       " inner solves (" + r.stop_reason + ")");
+  Progress(s, err,
+           "done: " + loss->name + " " + std::to_string(r.loss) + " after " + std::to_string(r.inner_solves) +
+               " inner solves (" + r.stop_reason + ")");
   out << j.dump(2) << "\n";
   return 0;
 }
@@ -771,11 +803,13 @@ void CheckNodeOptions(const Settings& s, const po::variables_map& vm, bool is_no
     for (const char* problem_only : {"train", "val", "target", "features", "drop", "dataset", "per-feature", "ridge",
                                      "outliers", "train-image", "val-images", "size", "output"}) {
       if (vm.count(problem_only) && !vm[problem_only].defaulted()) {
-        throw InvalidInput(std::string("--") + problem_only + " applies to the built-in problems, not to node " + s.problem);
+        throw InvalidInput(std::string("--") + problem_only + " applies to the built-in problems, not to node " +
+                           s.problem);
       }
     }
     if (s.request.empty()) throw InvalidInput("ddn bilevel " + s.problem + " needs --request FILE");
-    if (s.outer_loss.empty()) throw InvalidInput("ddn bilevel " + s.problem + " needs --outer-loss (" + OuterLossNames() + ")");
+    if (s.outer_loss.empty())
+      throw InvalidInput("ddn bilevel " + s.problem + " needs --outer-loss (" + OuterLossNames() + ")");
   }
 }
 
@@ -821,7 +855,8 @@ void CheckValues(const Settings& s, const po::variables_map& vm) {
     throw InvalidInput("--epsilon must be a finite number > 0, got " + FormatDouble(s.epsilon));
   }
   if (vm.count("start-grid") && (s.start_grid < 0 || s.start_grid > kMaxGrid)) {
-    throw InvalidInput("--start-grid must be in [0, " + std::to_string(kMaxGrid) + "], got " + std::to_string(s.start_grid));
+    throw InvalidInput("--start-grid must be in [0, " + std::to_string(kMaxGrid) + "], got " +
+                       std::to_string(s.start_grid));
   }
   if (vm.count("start-grid") && s.start_grid > 0 && s.init > 0) {
     throw InvalidInput("--start-grid and --init exclude each other (both choose the start)");
@@ -861,54 +896,68 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       "--dataset digits for 10-class (multinomial) logistic regression.\n"
       "Any registered node (`ddn nodes`) is a bi-level problem too: its positive differentiable inputs (or\n"
       "--hyperparameters) are learned, its outputs are scored by a named outer loss; --request gives its params,\n"
-      "inputs (batch size 1; the hyperparameters' values are the start) and the loss's \"target\" or \"validation\".\n\n"
+      "inputs (batch size 1; the hyperparameters' values are the start) and the loss's \"target\" or "
+      "\"validation\".\n\n"
       "Options");
-  visible.add_options()
-      ("help,h", "show this help")
-      ("train", po::value(&s.train), "training CSV (header row; features = all columns but --target)")
-      ("val", po::value(&s.val), "validation CSV (same columns)")
-      ("target", po::value(&s.target), "target column")
-      ("features", po::value(&s.features), "comma-separated feature columns (default: every column but --target); "
-                                           "other columns are not read")
-      ("drop", po::value(&s.drop), "comma-separated columns to leave out (not read: they may hold text, e.g. an id)")
-      ("na", po::value(&s.na)->default_value("refuse"), "missing values (empty, NA, N/A, NaN, null, ?): 'refuse' (an "
-                                                       "error naming the row and column) or 'drop' (skip the row)")
-      ("dataset", po::value(&s.dataset), "shipped data set instead of --train/--val: diabetes, breast_cancer, digits")
-      ("data-dir", po::value(&s.data_dir), "folder with tabular/ and images/ (default: $DDN_DATA_DIR, an installed share/ddn/datasets, or the source tree's datasets/)")
-      ("per-feature", po::bool_switch(&s.per_feature), "ridge: one lambda per feature (started from the best single lambda)")
-      ("grid", po::value(&s.grid)->default_value(0), "also run a grid search over N log-spaced values (N <= 10000) and "
-                                                     "report both")
-      ("plot", po::value(&s.plot), "write a PNG of the outer loss over the iterations (and over the hyperparameter)")
-      ("max-iterations", po::value(&s.max_iterations)->default_value(100), "outer L-BFGS iterations (<= 100000)")
-      ("init", po::value(&s.init)->default_value(0), "starting value of the hyperparameter(s), within the bounds (0: the "
-                                                     "problem's default)")
-      ("lower", po::value(&s.lower)->default_value(0), "lower bound of every hyperparameter (0: the problem's: ridge 1e-6, "
-                                                       "logistic 1e-4, robust-regression 1e-3 sd(y), tv-denoise 1e-4)")
-      ("upper", po::value(&s.upper)->default_value(0), "upper bound of every hyperparameter (0: the problem's: ridge 1e4, "
-                                                       "logistic 1e2, robust-regression 1e3 sd(y), tv-denoise 10)")
-      ("eval-at", po::value(&s.eval_at), "no optimisation: the outer loss and the signed hypergradient dL/dtheta at "
-                                         "this value (per-feature ridge: one value or one per feature, comma-separated)")
-      ("ridge", po::value(&s.ridge)->default_value(0.0), "robust-regression: fixed L2 weight on the coefficients")
-      ("outliers", po::value(&s.outliers)->default_value(0), "robust-regression: fraction of training targets replaced "
-                                                           "by gross errors, 5-10 sd(y) upwards (seeded by --seed; the "
-                                                           "same for shipped data and --train files; 0: none)")
-      ("start-grid", po::value(&s.start_grid), "start the optimiser from the best of N log-spaced values across the "
-                                               "bounds (default: 13 for robust-regression, whose outer loss is not "
-                                               "convex; 0 for the others and with --init; <= 10000)")
-      ("train-image", po::value(&s.train_image), "tv-denoise: image to learn lambda on (default images/camera.png)")
-      ("val-images", po::value(&s.val_images), "tv-denoise: comma-separated validation images (default images/coins.png,images/moon.png)")
-      ("noise", po::value(&s.noise)->default_value(0.1), "tv-denoise: Gaussian noise sigma (intensities in [0, 1])")
-      ("seed", po::value(&seed)->default_value("1"), "noise seed (tv-denoise: validation image k uses seed + k; robust-regression: outliers)")
-      ("epsilon", po::value(&s.epsilon)->default_value(0.01), "tv-denoise: TV smoothing epsilon")
-      ("size", po::value(&s.size)->default_value(0), "tv-denoise: downsample images to this longer side (0: as is; <= 100000)")
-      ("output", po::value(&s.output), "tv-denoise: write the denoised training image (PNG)")
-      ("request", po::value(&s.request), "NODE: JSON file ('-': stdin) {\"params\", \"inputs\", \"target\" or "
-                                         "\"validation\"}, arrays batch-first with batch size 1")
-      ("outer-loss", po::value(&s.outer_loss), "NODE: the outer loss: mse (outputs against \"target\"), validation_mse, "
-                                               "validation_log_loss (a linear model's, on \"validation\" X, y)")
-      ("hyperparameters", po::value(&s.hyperparameters), "NODE: comma-separated inputs to learn (default: the "
-                                                         "node's positive differentiable inputs)")
-      ("quiet,q", po::bool_switch(&s.quiet), "no progress on stderr");
+  visible.add_options()("help,h", "show this help")("train", po::value(&s.train),
+                                                    "training CSV (header row; features = all columns but --target)")(
+      "val", po::value(&s.val), "validation CSV (same columns)")("target", po::value(&s.target), "target column")(
+      "features", po::value(&s.features),
+      "comma-separated feature columns (default: every column but --target); "
+      "other columns are not read")("drop", po::value(&s.drop),
+                                    "comma-separated columns to leave out (not read: they may hold text, e.g. an id)")(
+      "na", po::value(&s.na)->default_value("refuse"),
+      "missing values (empty, NA, N/A, NaN, null, ?): 'refuse' (an "
+      "error naming the row and column) or 'drop' (skip the row)")(
+      "dataset", po::value(&s.dataset), "shipped data set instead of --train/--val: diabetes, breast_cancer, digits")(
+      "data-dir", po::value(&s.data_dir),
+      "folder with tabular/ and images/ (default: $DDN_DATA_DIR, an installed share/ddn/datasets, or the source tree's "
+      "datasets/)")("per-feature", po::bool_switch(&s.per_feature),
+                    "ridge: one lambda per feature (started from the best single lambda)")(
+      "grid", po::value(&s.grid)->default_value(0),
+      "also run a grid search over N log-spaced values (N <= 10000) and "
+      "report both")("plot", po::value(&s.plot),
+                     "write a PNG of the outer loss over the iterations (and over the hyperparameter)")(
+      "max-iterations", po::value(&s.max_iterations)->default_value(100), "outer L-BFGS iterations (<= 100000)")(
+      "init", po::value(&s.init)->default_value(0),
+      "starting value of the hyperparameter(s), within the bounds (0: the "
+      "problem's default)")("lower", po::value(&s.lower)->default_value(0),
+                            "lower bound of every hyperparameter (0: the problem's: ridge 1e-6, "
+                            "logistic 1e-4, robust-regression 1e-3 sd(y), tv-denoise 1e-4)")(
+      "upper", po::value(&s.upper)->default_value(0),
+      "upper bound of every hyperparameter (0: the problem's: ridge 1e4, "
+      "logistic 1e2, robust-regression 1e3 sd(y), tv-denoise 10)")(
+      "eval-at", po::value(&s.eval_at),
+      "no optimisation: the outer loss and the signed hypergradient dL/dtheta at "
+      "this value (per-feature ridge: one value or one per feature, comma-separated)")(
+      "ridge", po::value(&s.ridge)->default_value(0.0), "robust-regression: fixed L2 weight on the coefficients")(
+      "outliers", po::value(&s.outliers)->default_value(0),
+      "robust-regression: fraction of training targets replaced "
+      "by gross errors, 5-10 sd(y) upwards (seeded by --seed; the "
+      "same for shipped data and --train files; 0: none)")(
+      "start-grid", po::value(&s.start_grid),
+      "start the optimiser from the best of N log-spaced values across the "
+      "bounds (default: 13 for robust-regression, whose outer loss is not "
+      "convex; 0 for the others and with --init; <= 10000)")(
+      "train-image", po::value(&s.train_image), "tv-denoise: image to learn lambda on (default images/camera.png)")(
+      "val-images", po::value(&s.val_images),
+      "tv-denoise: comma-separated validation images (default images/coins.png,images/moon.png)")(
+      "noise", po::value(&s.noise)->default_value(0.1), "tv-denoise: Gaussian noise sigma (intensities in [0, 1])")(
+      "seed", po::value(&seed)->default_value("1"),
+      "noise seed (tv-denoise: validation image k uses seed + k; robust-regression: outliers)")(
+      "epsilon", po::value(&s.epsilon)->default_value(0.01), "tv-denoise: TV smoothing epsilon")(
+      "size", po::value(&s.size)->default_value(0),
+      "tv-denoise: downsample images to this longer side (0: as is; <= 100000)")(
+      "output", po::value(&s.output), "tv-denoise: write the denoised training image (PNG)")(
+      "request", po::value(&s.request),
+      "NODE: JSON file ('-': stdin) {\"params\", \"inputs\", \"target\" or "
+      "\"validation\"}, arrays batch-first with batch size 1")(
+      "outer-loss", po::value(&s.outer_loss),
+      "NODE: the outer loss: mse (outputs against \"target\"), validation_mse, "
+      "validation_log_loss (a linear model's, on \"validation\" X, y)")(
+      "hyperparameters", po::value(&s.hyperparameters),
+      "NODE: comma-separated inputs to learn (default: the "
+      "node's positive differentiable inputs)")("quiet,q", po::bool_switch(&s.quiet), "no progress on stderr");
   po::options_description hidden;
   hidden.add_options()("problem", po::value(&s.problem));
   po::options_description all;
@@ -917,74 +966,86 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
   positional.add("problem", 1);
   app::GuardOptions guard;
   guard.help_hint = "ddn bilevel --help";
-  return app::RunGuarded("ddn bilevel", [&]() -> int {
-    po::variables_map vm;
-    app::ParseCommandLine(argc, argv, all, positional, &vm);
-    if (vm.count("help")) {
-      out << visible << "\nProblems (bilevel/registry.h):\n";
-      for (const auto& p : Problems()) out << "  " << std::left << std::setw(19) << p.name << p.summary << "\n";
-      return 0;
-    }
-    if (s.problem.empty()) throw InvalidInput("missing problem: one of " + ProblemNames() + ", or a node");
-    const ProblemInfo* info = FindProblem(s.problem);
-    const std::vector<std::string> nodes = NodeNames();
-    const bool is_node = !info && std::find(nodes.begin(), nodes.end(), s.problem) != nodes.end();
-    if (!info && !is_node) {
-      throw InvalidInput("unknown problem or node " + QuoteForMessage(s.problem) + " (problems: " + ProblemNames() +
-                         "; nodes: see ddn nodes)");
-    }
-    CheckNodeOptions(s, vm, is_node);
-    const ProblemInfo node_info;  // a node: no data of a built-in problem
-    if (is_node) info = &node_info;
-    const bool tabular = info->data == ProblemInfo::Data::kTables;
-    if (s.per_feature && s.problem != "ridge") throw InvalidInput("--per-feature applies to ridge only");
-    if (s.na != "refuse" && s.na != "drop") throw InvalidInput("--na must be 'refuse' or 'drop', got " + QuoteForMessage(s.na));
-    if (!s.features.empty() && !s.drop.empty()) throw InvalidInput("--features and --drop exclude each other");
-    if (!tabular && (!s.features.empty() || !s.drop.empty() || (vm.count("na") && !vm["na"].defaulted()))) {
-      throw InvalidInput("--features, --drop and --na apply to the tabular problems only");
-    }
-    CheckValues(s, vm);
-    if (s.start_grid < 0) s.start_grid = s.init > 0 ? 0 : info->default_start_grid;
-    if (s.outliers > 0 && s.problem != "robust-regression") throw InvalidInput("--outliers applies to robust-regression only");
-    if (s.ridge > 0 && s.problem != "robust-regression") throw InvalidInput("--ridge applies to robust-regression only");
-    if (s.size < 0 || s.size > 100000) throw InvalidInput("--size must be in [0, 100000], got " + std::to_string(s.size));
-    s.seed = ParseSeed(seed, "--seed");
-    if (is_node) {
-      NamedPaths inputs;
-      if (s.request != "-") inputs.push_back({"--request", s.request});
-      CheckOutputs(s, inputs);
-      return RunNode(s, out, err);
-    }
-    const std::string dir = s.data_dir.empty() ? DefaultDataDir() : s.data_dir;
-    if (tabular) {
-      if (s.train.empty() != s.val.empty()) throw InvalidInput("give both --train and --val, or neither");
-      if (s.train.empty()) {
-        std::string name = s.dataset;
-        if (name.empty()) name = info->default_dataset;
-        std::string target;
-        if (name == "diabetes") target = "progression";
-        else if (name == "breast_cancer") target = "benign";
-        else if (name == "digits") target = "digit";
-        else throw InvalidInput("unknown --dataset '" + name + "' (diabetes, breast_cancer, digits)");
-        s.train = JoinPath(JoinPath(dir, "tabular"), name + "_train.csv");
-        s.val = JoinPath(JoinPath(dir, "tabular"), name + "_val.csv");
-        if (s.target.empty()) s.target = target;
-      } else if (!s.dataset.empty()) {
-        throw InvalidInput("--dataset and --train/--val exclude each other");
-      }
-      if (s.target.empty()) throw InvalidInput("--target is required with --train/--val");
-      CheckOutputs(s, {{"--train", s.train}, {"--val", s.val}});
-      return RunTabular(s, out, err);
-    }
-    if (s.train_image.empty()) s.train_image = JoinPath(JoinPath(dir, "images"), "camera.png");
-    if (s.val_images.empty()) {
-      s.val_images = JoinPath(JoinPath(dir, "images"), "coins.png") + "," + JoinPath(JoinPath(dir, "images"), "moon.png");
-    }
-    NamedPaths inputs{{"--train-image", s.train_image}};
-    for (const auto& path : app::SplitList(s.val_images)) inputs.push_back({"--val-images", path});
-    CheckOutputs(s, inputs);
-    return RunTvDenoise(s, out, err);
-  }, out, err, guard);
+  return app::RunGuarded(
+      "ddn bilevel",
+      [&]() -> int {
+        po::variables_map vm;
+        app::ParseCommandLine(argc, argv, all, positional, &vm);
+        if (vm.count("help")) {
+          out << visible << "\nProblems (bilevel/registry.h):\n";
+          for (const auto& p : Problems()) out << "  " << std::left << std::setw(19) << p.name << p.summary << "\n";
+          return 0;
+        }
+        if (s.problem.empty()) throw InvalidInput("missing problem: one of " + ProblemNames() + ", or a node");
+        const ProblemInfo* info = FindProblem(s.problem);
+        const std::vector<std::string> nodes = NodeNames();
+        const bool is_node = !info && std::find(nodes.begin(), nodes.end(), s.problem) != nodes.end();
+        if (!info && !is_node) {
+          throw InvalidInput("unknown problem or node " + QuoteForMessage(s.problem) + " (problems: " + ProblemNames() +
+                             "; nodes: see ddn nodes)");
+        }
+        CheckNodeOptions(s, vm, is_node);
+        const ProblemInfo node_info;  // a node: no data of a built-in problem
+        if (is_node) info = &node_info;
+        const bool tabular = info->data == ProblemInfo::Data::kTables;
+        if (s.per_feature && s.problem != "ridge") throw InvalidInput("--per-feature applies to ridge only");
+        if (s.na != "refuse" && s.na != "drop")
+          throw InvalidInput("--na must be 'refuse' or 'drop', got " + QuoteForMessage(s.na));
+        if (!s.features.empty() && !s.drop.empty()) throw InvalidInput("--features and --drop exclude each other");
+        if (!tabular && (!s.features.empty() || !s.drop.empty() || (vm.count("na") && !vm["na"].defaulted()))) {
+          throw InvalidInput("--features, --drop and --na apply to the tabular problems only");
+        }
+        CheckValues(s, vm);
+        if (s.start_grid < 0) s.start_grid = s.init > 0 ? 0 : info->default_start_grid;
+        if (s.outliers > 0 && s.problem != "robust-regression")
+          throw InvalidInput("--outliers applies to robust-regression only");
+        if (s.ridge > 0 && s.problem != "robust-regression")
+          throw InvalidInput("--ridge applies to robust-regression only");
+        if (s.size < 0 || s.size > 100000)
+          throw InvalidInput("--size must be in [0, 100000], got " + std::to_string(s.size));
+        s.seed = ParseSeed(seed, "--seed");
+        if (is_node) {
+          NamedPaths inputs;
+          if (s.request != "-") inputs.push_back({"--request", s.request});
+          CheckOutputs(s, inputs);
+          return RunNode(s, out, err);
+        }
+        const std::string dir = s.data_dir.empty() ? DefaultDataDir() : s.data_dir;
+        if (tabular) {
+          if (s.train.empty() != s.val.empty()) throw InvalidInput("give both --train and --val, or neither");
+          if (s.train.empty()) {
+            std::string name = s.dataset;
+            if (name.empty()) name = info->default_dataset;
+            std::string target;
+            if (name == "diabetes")
+              target = "progression";
+            else if (name == "breast_cancer")
+              target = "benign";
+            else if (name == "digits")
+              target = "digit";
+            else
+              throw InvalidInput("unknown --dataset '" + name + "' (diabetes, breast_cancer, digits)");
+            s.train = JoinPath(JoinPath(dir, "tabular"), name + "_train.csv");
+            s.val = JoinPath(JoinPath(dir, "tabular"), name + "_val.csv");
+            if (s.target.empty()) s.target = target;
+          } else if (!s.dataset.empty()) {
+            throw InvalidInput("--dataset and --train/--val exclude each other");
+          }
+          if (s.target.empty()) throw InvalidInput("--target is required with --train/--val");
+          CheckOutputs(s, {{"--train", s.train}, {"--val", s.val}});
+          return RunTabular(s, out, err);
+        }
+        if (s.train_image.empty()) s.train_image = JoinPath(JoinPath(dir, "images"), "camera.png");
+        if (s.val_images.empty()) {
+          s.val_images =
+              JoinPath(JoinPath(dir, "images"), "coins.png") + "," + JoinPath(JoinPath(dir, "images"), "moon.png");
+        }
+        NamedPaths inputs{{"--train-image", s.train_image}};
+        for (const auto& path : app::SplitList(s.val_images)) inputs.push_back({"--val-images", path});
+        CheckOutputs(s, inputs);
+        return RunTvDenoise(s, out, err);
+      },
+      out, err, guard);
 }
 
 }  // namespace ddn::bilevel

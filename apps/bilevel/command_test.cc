@@ -52,7 +52,8 @@ TEST(Command, BadInputExitsWithTwoAndOneLine) {
   EXPECT_NE(err.find("no column 'nope'"), std::string::npos) << err;
   EXPECT_EQ(RunCommand({"lasso"}, &out, &err), 2);
   EXPECT_EQ(RunCommand({"ridge", "--bogus"}, &out, &err), 2);
-  EXPECT_EQ(RunCommand({"ridge", "--train", dir + "/missing.csv", "--val", good, "--target", "progression"}, &out, &err), 2);
+  EXPECT_EQ(
+      RunCommand({"ridge", "--train", dir + "/missing.csv", "--val", good, "--target", "progression"}, &out, &err), 2);
   EXPECT_NE(err.find("missing.csv: cannot open"), std::string::npos) << err;
   std::remove(bad.c_str());
 }

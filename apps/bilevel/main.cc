@@ -2,8 +2,8 @@
 // `ddn-bilevel ARGS` from the same folder (apps/ddn/bilevel_command.cc). Only this program links OpenCV's
 // image codecs (PNG plots, images of any format for tv-denoise), which load ~150 shared libraries: ~0.1 s of
 // start-up that every `ddn eval` would otherwise pay.
-#include <Eigen/Core>
 #include <glog/logging.h>
+#include <Eigen/Core>
 #include <opencv2/core/utils/logger.hpp>
 
 #include <cstdlib>

@@ -4,11 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <string>
-#include <vector>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <string>
+#include <vector>
 
 #include "ddn/error.h"
 #include "ddn/files.h"
@@ -47,7 +47,8 @@ struct Panel {
       cv::putText(*img, Format(y), {box.x - 62, py.y + 4}, kFont, 0.38, kBlack, 1, cv::LINE_AA);
     }
     cv::rectangle(*img, box, kBlack, 1);
-    cv::putText(*img, xlabel, {box.x + box.width / 2 - 40, box.y + box.height + 36}, kFont, 0.45, kBlack, 1, cv::LINE_AA);
+    cv::putText(*img, xlabel, {box.x + box.width / 2 - 40, box.y + box.height + 36}, kFont, 0.45, kBlack, 1,
+                cv::LINE_AA);
     cv::putText(*img, ylabel, {box.x, box.y - 8}, kFont, 0.45, kBlack, 1, cv::LINE_AA);
   }
 };
@@ -131,6 +132,5 @@ void PlotOptimization(const std::vector<IterationRecord>& history, const PlotCur
   if (!ok) throw InvalidInput(EscapeForMessage(path) + ": cannot encode the plot");
   WriteFileAtomically(path, std::string(bytes.begin(), bytes.end()));
 }
-
 
 }  // namespace ddn::bilevel

@@ -99,9 +99,8 @@ TEST(BilevelCommand, PlotIsWrittenAtomically) {
   const std::string plot = Scratch() + "/ridge.png";
   std::remove(plot.c_str());
   std::string out, err;
-  ASSERT_EQ(RunCommand({"ridge", "--data-dir=" + kData, "--quiet", "--max-iterations", "2", "--plot", plot}, &out,
-                       &err),
-            0)
+  ASSERT_EQ(
+      RunCommand({"ridge", "--data-dir=" + kData, "--quiet", "--max-iterations", "2", "--plot", plot}, &out, &err), 0)
       << err;
   std::ifstream png(plot, std::ios::binary);
   char magic[4] = {};

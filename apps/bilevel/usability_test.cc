@@ -14,8 +14,8 @@
 
 #include "apps/bilevel/app.h"
 #include "bilevel/bilevel.h"
-#include "datasets/csv.h"
 #include "bilevel/tabular.h"
+#include "datasets/csv.h"
 #include "ddn/error.h"
 #include "ddn/params.h"
 
@@ -110,7 +110,8 @@ TEST(AtBound, PerFeatureKeysLikeTheHyperparameters) {
   EXPECT_EQ(j["stop_reason"], "at_bound");
   ASSERT_TRUE(j["at_bound"]["lambda"].is_object()) << j["at_bound"];
   for (const auto& [feature, side] : j["at_bound"]["lambda"].items()) {
-    EXPECT_EQ(j["hyperparameters"]["lambda"][feature], j["bounds"][side.get<std::string>()]["lambda"][feature]) << feature;
+    EXPECT_EQ(j["hyperparameters"]["lambda"][feature], j["bounds"][side.get<std::string>()]["lambda"][feature])
+        << feature;
   }
 }
 
@@ -162,8 +163,8 @@ TEST(EvalAt, PerFeatureAndTvDenoise) {
   const Outcome r = Bilevel({"ridge", "--data-dir", kData, "--quiet", "--per-feature", "--eval-at", "0.1"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.json()["hypergradient"]["lambda"].size(), 10u);
-  const Outcome r2 = Bilevel({"ridge", "--data-dir", kData, "--quiet", "--per-feature", "--eval-at",
-                          "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"});
+  const Outcome r2 = Bilevel(
+      {"ridge", "--data-dir", kData, "--quiet", "--per-feature", "--eval-at", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"});
   ASSERT_EQ(r2.code, 0) << r2.err;
   EXPECT_EQ(r2.json()["hyperparameters"]["lambda"]["s6"].get<double>(), 1.0);
   const Outcome tv = Bilevel({"tv-denoise", "--data-dir", kData, "--quiet", "--size", "24", "--eval-at", "0.05"});
@@ -194,15 +195,18 @@ TEST(Csv, SemicolonFileGivesTheSameAnswer) {
 TEST(Command, NaPolicy) {
   const std::string train = WriteFile("na_train.csv", "id,a,y\nx1,1,2\nx2,NA,3\nx3,2,5\nx4,3,6\nx5,5,9\n");
   const std::string val = WriteFile("na_val.csv", "a,y\n1,2\n?,1\n4,8\n");
-  ExpectBadInput({"ridge", "--train", train, "--val", val, "--target", "y"}, {"row 2: column 'id': 'x1' is not a number"});
+  ExpectBadInput({"ridge", "--train", train, "--val", val, "--target", "y"},
+                 {"row 2: column 'id': 'x1' is not a number"});
   ExpectBadInput({"ridge", "--train", train, "--val", val, "--target", "y", "--drop", "id"},
                  {"na_train.csv: row 3: column 'a': missing value 'NA' (--na drop"});
-  const Outcome r = Bilevel({"ridge", "--train", train, "--val", val, "--target", "y", "--drop", "id", "--na", "drop", "-q"});
+  const Outcome r =
+      Bilevel({"ridge", "--train", train, "--val", val, "--target", "y", "--drop", "id", "--na", "drop", "-q"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.json()["data"]["dropped_rows"]["train"], 1);
   EXPECT_EQ(r.json()["data"]["dropped_rows"]["val"], 1);
   EXPECT_EQ(r.json()["data"]["train_rows"], 4);
-  ExpectBadInput({"ridge", "--train", train, "--val", val, "--target", "y", "--na", "zero"}, {"--na must be 'refuse' or 'drop'"});
+  ExpectBadInput({"ridge", "--train", train, "--val", val, "--target", "y", "--na", "zero"},
+                 {"--na must be 'refuse' or 'drop'"});
 }
 
 // ---- Column choice -------------------------------------------------------------------------------------
@@ -224,7 +228,8 @@ TEST(Columns, FeaturesAndDrop) {
     text += f[2] + "," + f[8] + "," + f[10] + "\n";
   }
   const std::string small = WriteFile("bmi_s5_train.csv", text);
-  const Outcome same = Bilevel({"ridge", "-q", "--train", small, "--val", kVal, "--target", "progression", "--features", "bmi,s5"});
+  const Outcome same =
+      Bilevel({"ridge", "-q", "--train", small, "--val", kVal, "--target", "progression", "--features", "bmi,s5"});
   ASSERT_EQ(same.code, 0) << same.err;
   EXPECT_EQ(same.json()["outer_loss"], two.json()["outer_loss"]);
 
@@ -244,16 +249,19 @@ TEST(Columns, FeaturesAndDrop) {
 
 TEST(Logistic, RefusesNonIntegerLabelsAndWarnsOnManyClasses) {
   ExpectBadInput({"logistic", "--train", kTrain, "--val", kVal, "--target", "bmi"},
-                 {"diabetes_train.csv: row 2: column 'bmi': label 32.1 is not an integer; logistic regression needs class labels"});
+                 {"diabetes_train.csv: row 2: column 'bmi': label 32.1 is not an integer; logistic regression needs "
+                  "class labels"});
   // 25 integer classes, 4 rows each: accepted, with a warning on stderr and in the JSON.
   std::string text = "x,y\n";
   for (int i = 0; i < 100; ++i) text += std::to_string(i % 25 + 0.01 * (i % 7)) + "," + std::to_string(i % 25) + "\n";
   const std::string file = WriteFile("many_classes.csv", text);
-  const Outcome r = Bilevel({"logistic", "--train", file, "--val", file, "--target", "y", "-q", "--max-iterations", "2"});
+  const Outcome r =
+      Bilevel({"logistic", "--train", file, "--val", file, "--target", "y", "-q", "--max-iterations", "2"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.json()["classes"], 25);
-  EXPECT_NE(r.err.find("warning: " + file + ": column 'y' has 25 classes (one weight vector each); is it a class label?"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("warning: " + file + ": column 'y' has 25 classes (one weight vector each); is it a class label?"),
+      std::string::npos)
       << r.err;
   EXPECT_EQ(r.json()["warnings"].size(), 1u);
   // Labels 0/1 written as 0.0/1.0 are integers.
@@ -275,8 +283,8 @@ TEST(RobustRegression, CorruptionIsExplicitAndTheSameEitherWay) {
   };
   for (const char* outliers : {"0", "0.1"}) {
     const Outcome shipped = Bilevel({"robust-regression", "--data-dir", kData, "-q", "--outliers", outliers});
-    const Outcome files = Bilevel({"robust-regression", "--train", kTrain, "--val", kVal, "--target", "progression", "-q",
-                                   "--outliers", outliers});
+    const Outcome files = Bilevel({"robust-regression", "--train", kTrain, "--val", kVal, "--target", "progression",
+                                   "-q", "--outliers", outliers});
     ASSERT_EQ(shipped.code, 0) << shipped.err;
     ASSERT_EQ(files.code, 0) << files.err;
     EXPECT_EQ(strip(shipped.json()), strip(files.json())) << "--outliers " << outliers;
@@ -293,7 +301,8 @@ TEST(RobustRegression, CorruptionIsExplicitAndTheSameEitherWay) {
 // α ≈ 1.5, a local minimum at the lower bound, MSE 3500): started at α = 1 the optimiser ends at the bound. The
 // default start, the best of a 13-point grid, finds the optimum of a 2000-point grid (MSE 3452).
 TEST(RobustRegression, DefaultStartFindsTheGlobalOptimumOfAFineGrid) {
-  const Outcome fine = Bilevel({"robust-regression", "--data-dir", kData, "-q", "--outliers", "0.1", "--eval-at", "14.3"});
+  const Outcome fine =
+      Bilevel({"robust-regression", "--data-dir", kData, "-q", "--outliers", "0.1", "--eval-at", "14.3"});
   const Outcome r = Bilevel({"robust-regression", "--data-dir", kData, "-q", "--outliers", "0.1", "--grid", "2000"});
   ASSERT_EQ(r.code, 0) << r.err;
   const Json j = r.json();
@@ -310,13 +319,15 @@ TEST(RobustRegression, DefaultStartFindsTheGlobalOptimumOfAFineGrid) {
   EXPECT_EQ(local.json()["stop_reason"], "at_bound");
   EXPECT_GT(local.json()["outer_loss"].get<double>(), 3499.0);
   EXPECT_FALSE(local.json().contains("start"));
-  ExpectBadInput({"robust-regression", "--data-dir", kData, "--init", "1", "--start-grid", "5"}, {"exclude each other"});
+  ExpectBadInput({"robust-regression", "--data-dir", kData, "--init", "1", "--start-grid", "5"},
+                 {"exclude each other"});
   // Any problem can start from a grid when asked (tv-denoise too).
-  const Outcome tv = Bilevel({"tv-denoise", "--data-dir", kData, "-q", "--size", "24", "--start-grid", "5",
-                              "--max-iterations", "2"});
+  const Outcome tv =
+      Bilevel({"tv-denoise", "--data-dir", kData, "-q", "--size", "24", "--start-grid", "5", "--max-iterations", "2"});
   ASSERT_EQ(tv.code, 0) << tv.err;
   EXPECT_EQ(tv.json()["start"]["grid"]["points"], 5);
-  EXPECT_EQ(tv.json()["history"][0]["hyperparameters"]["lambda"], tv.json()["start"]["grid"]["hyperparameters"]["lambda"]);
+  EXPECT_EQ(tv.json()["history"][0]["hyperparameters"]["lambda"],
+            tv.json()["start"]["grid"]["hyperparameters"]["lambda"]);
   ExpectBadInput({"robust-regression", "--data-dir", kData, "--start-grid", "-2"}, {"--start-grid must be in"});
 }
 
@@ -339,13 +350,14 @@ TEST(RankDeficient, OneMessageNamingTheColumns) {
   const std::string c = Variant("rank_c.csv", true, false), d = Variant("rank_d.csv", false, true),
                     both = Variant("rank_cd.csv", true, true), wide = Variant("rank_wide.csv", false, false, 8);
   auto robust = [&](const std::string& train) {
-    return std::vector<std::string>{"robust-regression", "--train", train, "--val", train == wide ? kVal : train,
-                                    "--target", "progression"};
+    return std::vector<std::string>{"robust-regression",          "--train",  train,        "--val",
+                                    train == wide ? kVal : train, "--target", "progression"};
   };
   ExpectBadInput(robust(c), {"rank_c.csv: the features do not determine a unique fit: constant column 'c'; leave out c "
                              "(--drop c), or add a fixed L2 weight (--ridge 1e-6)"});
-  ExpectBadInput(robust(d), {"the features do not determine a unique fit: 'age' repeats 'age2' (up to scale and shift); "
-                             "leave out age (--drop age), or add a fixed L2 weight (--ridge 1e-6)"});
+  ExpectBadInput(robust(d),
+                 {"the features do not determine a unique fit: 'age' repeats 'age2' (up to scale and shift); "
+                  "leave out age (--drop age), or add a fixed L2 weight (--ridge 1e-6)"});
   ExpectBadInput(robust(both), {"the features do not determine a unique fit: constant column 'c'; 'age' repeats 'age2' "
                                 "(up to scale and shift); leave out c,age (--drop c,age), or add a fixed L2 weight"});
   ExpectBadInput(robust(wide), {"10 features and an intercept but only 8 training rows; use fewer features "
@@ -365,7 +377,8 @@ TEST(RankDeficient, OneMessageNamingTheColumns) {
   std::string text = "x1,x2,x3,y\n";
   for (int i = 0; i < 30; ++i) {
     const double a = std::sin(i), b = std::cos(3.0 * i);
-    text += std::to_string(a) + "," + std::to_string(b) + "," + FormatDouble(a + b) + "," + std::to_string(a - b) + "\n";
+    text +=
+        std::to_string(a) + "," + std::to_string(b) + "," + FormatDouble(a + b) + "," + std::to_string(a - b) + "\n";
   }
   const std::string dep = WriteFile("rank_dep.csv", text);
   ExpectBadInput({"robust-regression", "--train", dep, "--val", dep, "--target", "y"},
@@ -413,7 +426,6 @@ TEST(Plot, ProgressAndItsOwnTime) {
   EXPECT_EQ(g.json()["plot"]["grid_points"], 20);
   EXPECT_TRUE(g.err.empty()) << g.err;
 }
-
 
 // ---- A registered node with a named outer loss ---------------------------------------------------------------
 
@@ -477,8 +489,8 @@ TEST(NodeMode, RidgeRegressionWithAValidationLoss) {
 // The mse loss: a target made of the solution at λ = 0.5 is reached again from λ = 0.01.
 TEST(NodeMode, MseAgainstATargetRecoversItsHyperparameter) {
   const std::string request = WriteFile("ridge_request.json", RidgeRequest());
-  const Outcome at = Bilevel({"ridge_regression", "--request", request, "--outer-loss", "validation_mse", "-q",
-                              "--eval-at", "0.5"});
+  const Outcome at =
+      Bilevel({"ridge_regression", "--request", request, "--outer-loss", "validation_mse", "-q", "--eval-at", "0.5"});
   ASSERT_EQ(at.code, 0) << at.err;
   const std::string target = ", \"target\": " + at.json()["solution"].dump();
   const std::string with_target = WriteFile("ridge_target.json", RidgeRequest(target));
@@ -503,7 +515,8 @@ TEST(NodeMode, BadRequestsAreOneLineWithExitTwo) {
                  {"--per-feature applies to the built-in problems"});
   ExpectBadInput({"ridge", "--request", request}, {"--request applies to a node"});
   ExpectBadInput({"no_such_node"}, {"unknown problem or node 'no_such_node'"});
-  ExpectBadInput({"ridge_regression", "--request", Scratch() + "/missing.json", "--outer-loss", "mse"}, {"missing.json"});
+  ExpectBadInput({"ridge_regression", "--request", Scratch() + "/missing.json", "--outer-loss", "mse"},
+                 {"missing.json"});
 }
 
 }  // namespace nodes

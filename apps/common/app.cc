@@ -26,8 +26,8 @@ std::string OneLine(const std::string& message) {
   // (Boost's option errors echo the argument whole): other control characters become '?', and a long line is cut
   // to its first 600 and last 300 bytes (Boost names the option at the end: "the argument ('...') for option
   // '--threads' is invalid").
-  std::string line = message.size() > 1000 ? message.substr(0, 600) + " ... " + message.substr(message.size() - 300)
-                                            : message;
+  std::string line =
+      message.size() > 1000 ? message.substr(0, 600) + " ... " + message.substr(message.size() - 300) : message;
   for (char& c : line) {
     if (c == '\n' || c == '\r' || c == '\t') {
       c = ' ';
@@ -53,7 +53,8 @@ int FinishStdout(const std::string& program, int code) {
 namespace {
 
 // Runs `body`, every exception to its exit code and one line on `err`.
-int Guard(const std::string& program, const std::function<int()>& body, std::ostream& err, const GuardOptions& options) {
+int Guard(const std::string& program, const std::function<int()>& body, std::ostream& err,
+          const GuardOptions& options) {
   // Every branch prints one line; what a handler itself might throw (a failed write to stderr) is not caught.
   try {
     return body();
@@ -116,10 +117,11 @@ int PrintHelp(const std::string& usage, const std::string& description, const po
 }
 
 void AddSeedOption(po::options_description* options, uint64_t* seed, const std::string& doc) {
-  options->add_options()("seed",
-                         po::value<std::string>()->default_value(std::to_string(*seed))->notifier(
-                             [seed](const std::string& text) { *seed = ParseSeed(text, "--seed"); }),
-                         doc.c_str());
+  options->add_options()(
+      "seed", po::value<std::string>()->default_value(std::to_string(*seed))->notifier([seed](const std::string& text) {
+        *seed = ParseSeed(text, "--seed");
+      }),
+      doc.c_str());
 }
 
 std::string ReadTextFile(const std::string& file, const std::string& what) {
@@ -162,8 +164,7 @@ void CheckImageOutput(const std::string& option, const std::string& path) {
   if (!writable) {
     const std::string extension = FileExtension(path);
     throw InvalidInput(option + " " + QuoteForMessage(path) + ": OpenCV cannot write images of type " +
-                       (extension.empty() ? std::string("(no extension)") : QuoteForMessage(extension)) +
-                       "; use .png");
+                       (extension.empty() ? std::string("(no extension)") : QuoteForMessage(extension)) + "; use .png");
   }
 }
 

@@ -29,8 +29,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <ostream>
 #include <limits>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -51,7 +51,7 @@ constexpr int kExitBadInput = 2;
 
 // What RunGuarded says besides the message.
 struct GuardOptions {
-  std::string help_hint;         // after a bad option: " (see <help_hint>)"; empty: "<program> --help"
+  std::string help_hint;           // after a bad option: " (see <help_hint>)"; empty: "<program> --help"
   std::string out_of_memory_hint;  // after "out of memory": e.g. " (try a smaller --batch-size)"
 };
 

@@ -24,8 +24,8 @@
 // bench therefore keeps freed memory (mallopt M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) like such a process;
 // DDN_BENCH_MALLOC_DEFAULTS=1 in the environment measures with glibc's defaults instead.
 #include <malloc.h>
-#include "ddn/parallel.h"
 #include <unistd.h>
+#include "ddn/parallel.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -36,10 +36,10 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <ctime>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -52,19 +52,21 @@
 #include "ddn/error.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
-#include "ddn/workload.h"
 #include "ddn/random.h"
+#include "ddn/workload.h"
 
 namespace po = boost::program_options;
 
 namespace ddn::cli {
 namespace {
 
-bool IsNumber(const std::string& s) { return !s.empty() && std::isdigit(static_cast<unsigned char>(s[0])); }
+bool IsNumber(const std::string& s) {
+  return !s.empty() && std::isdigit(static_cast<unsigned char>(s[0]));
+}
 
 Shape ParseShape(const std::string& text) {
-  const std::string usage = "--shape " + QuoteForMessage(text) +
-                            " must be positive integers separated by commas, e.g. 1024,1024";
+  const std::string usage =
+      "--shape " + QuoteForMessage(text) + " must be positive integers separated by commas, e.g. 1024,1024";
   Shape shape;
   size_t start = 0;
   while (true) {  // every item, empty ones too ("4,4," and ",4" are refused)
@@ -102,7 +104,9 @@ double Median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-double RoundMs(double ms) { return std::round(ms * 1e4) / 1e4; }
+double RoundMs(double ms) {
+  return std::round(ms * 1e4) / 1e4;
+}
 
 TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, Rng* rng) {
   const TensorSpec* first = nullptr;
@@ -115,8 +119,8 @@ TensorMap MakeInputs(const NodeSpec& spec, const Shape& shape, double outliers, 
   if (shape.size() != first->dims.size() + 1) {
     std::string given;
     for (int64_t s : shape) given += (given.empty() ? "" : ",") + std::to_string(s);
-    throw InvalidInput("--shape " + given + " has " + std::to_string(shape.size()) + " axes but input '" +
-                       first->name + "' of node '" + spec.name + "' has shape " + BatchShapeString(first->dims));
+    throw InvalidInput("--shape " + given + " has " + std::to_string(shape.size()) + " axes but input '" + first->name +
+                       "' of node '" + spec.name + "' has shape " + BatchShapeString(first->dims));
   }
   Dims dims;
   for (size_t a = 0; a < first->dims.size(); ++a) {
@@ -196,41 +200,41 @@ int RunBench(int argc, char** argv) {
     int runs = 5;
     double outliers = 0.2;
     std::string seed_text = "1";
-    options.add_options()
-        ("help,h", "show this help")
-        ("param,p", po::value<std::vector<std::string>>(&param_args)->composing(),
-         "node parameter KEY=VALUE (repeatable); unset parameters take their defaults")
-        ("shape", po::value<std::string>(&shape_text),
-         "B,N[,D]: the shape of the node's first input (required unless --inputs is given)")
-        ("inputs", po::value<std::string>(&inputs_file),
-         "FILE: time these inputs, the \"inputs\" of a `ddn eval` request, instead of random ones")
-        ("runs", po::value<int>(&runs)->default_value(5), "timed runs (forward + backward each)")
-        ("outliers", po::value<double>(&outliers)->default_value(0.2),
-         "fraction of far outliers in the first input of pooling-like nodes")
-        ("seed", po::value<std::string>(&seed_text)->default_value("1"), "seed of the random inputs (0 to 2^64 - 1)");
+    options.add_options()("help,h", "show this help")(
+        "param,p", po::value<std::vector<std::string>>(&param_args)->composing(),
+        "node parameter KEY=VALUE (repeatable); unset parameters take their defaults")(
+        "shape", po::value<std::string>(&shape_text),
+        "B,N[,D]: the shape of the node's first input (required unless --inputs is given)")(
+        "inputs", po::value<std::string>(&inputs_file),
+        "FILE: time these inputs, the \"inputs\" of a `ddn eval` request, instead of random ones")(
+        "runs", po::value<int>(&runs)->default_value(5), "timed runs (forward + backward each)")(
+        "outliers", po::value<double>(&outliers)->default_value(0.2),
+        "fraction of far outliers in the first input of pooling-like nodes")(
+        "seed", po::value<std::string>(&seed_text)->default_value("1"), "seed of the random inputs (0 to 2^64 - 1)");
     AddRunOptions(&options, &run);
     std::vector<std::string> solver_args;
     AddSolverOptions(&options, &solver_args);
     po::variables_map vm;
     ParseNodeCommandLine(argc, argv, options, &node_name, &vm);
     if (vm.count("help")) {
-      PrintHelp("ddn bench NODE [--param KEY=VALUE ...] (--shape B,N[,D] | --inputs FILE) [--runs R] [--threads N]"
-                " [--outliers F] [--seed S] [--generic] [--solver KEY=VALUE ...]",
-                "Times the batched forward (ddn::Forward) and backward (ddn::Backward, a VJP with a random\n"
-                "dL/dy) on random inputs built from --shape: the node's first required input gets the shape\n"
-                "(B, N[, D]), other inputs get the sizes it binds. The first input of a pooling-like node is\n"
-                "a Gaussian cluster with a fraction --outliers of far points; other differentiable inputs\n"
-                "are N(0, 1), non-differentiable ones U(0.5, 1.5). Prints one JSON line per run,\n"
-                "  {\"node\", \"params\", \"shape\", \"run\", \"forward_ms\", \"backward_ms\"}\n"
-                "and a last line with the medians (\"median_forward_ms\", \"median_backward_ms\") and the\n"
-                "number of problems whose status carries flags. Wall-clock (steady_clock) milliseconds;\n"
-                "\"forward_cpu_ms\", \"backward_cpu_ms\" (and their medians) are the CPU time of the process\n"
-                "(all its threads) over the same calls: on a loaded machine, the time the work itself took.\n"
-                "\"threads_used\" is [fewest, most] threads of the run's parallel loops (the default, --threads 0,\n"
-                "follows the machine's load); \"threads\" in the last line is what the default resolves to then.\n"
-                "--inputs FILE times the \"inputs\" of a `ddn eval` request instead (its \"shape\" is that of\n"
-                "the node's first input).",
-                options);
+      PrintHelp(
+          "ddn bench NODE [--param KEY=VALUE ...] (--shape B,N[,D] | --inputs FILE) [--runs R] [--threads N]"
+          " [--outliers F] [--seed S] [--generic] [--solver KEY=VALUE ...]",
+          "Times the batched forward (ddn::Forward) and backward (ddn::Backward, a VJP with a random\n"
+          "dL/dy) on random inputs built from --shape: the node's first required input gets the shape\n"
+          "(B, N[, D]), other inputs get the sizes it binds. The first input of a pooling-like node is\n"
+          "a Gaussian cluster with a fraction --outliers of far points; other differentiable inputs\n"
+          "are N(0, 1), non-differentiable ones U(0.5, 1.5). Prints one JSON line per run,\n"
+          "  {\"node\", \"params\", \"shape\", \"run\", \"forward_ms\", \"backward_ms\"}\n"
+          "and a last line with the medians (\"median_forward_ms\", \"median_backward_ms\") and the\n"
+          "number of problems whose status carries flags. Wall-clock (steady_clock) milliseconds;\n"
+          "\"forward_cpu_ms\", \"backward_cpu_ms\" (and their medians) are the CPU time of the process\n"
+          "(all its threads) over the same calls: on a loaded machine, the time the work itself took.\n"
+          "\"threads_used\" is [fewest, most] threads of the run's parallel loops (the default, --threads 0,\n"
+          "follows the machine's load); \"threads\" in the last line is what the default resolves to then.\n"
+          "--inputs FILE times the \"inputs\" of a `ddn eval` request instead (its \"shape\" is that of\n"
+          "the node's first input).",
+          options);
       return kExitOk;
     }
     if (node_name.empty()) throw InvalidInput("no node given (usage: ddn bench NODE --shape B,N[,D])");
@@ -333,5 +337,4 @@ int RunBench(int argc, char** argv) {
 }  // namespace
 }  // namespace ddn::cli
 
-DDN_REGISTER_COMMAND(bench, "bench", "time a node's batched forward and backward on random inputs",
-                     ddn::cli::RunBench);
+DDN_REGISTER_COMMAND(bench, "bench", "time a node's batched forward and backward on random inputs", ddn::cli::RunBench);

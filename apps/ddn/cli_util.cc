@@ -38,17 +38,16 @@ std::map<std::string, std::string> ParseParamAssignments(const std::vector<std::
 }
 
 void AddRunOptions(po::options_description* options, RunOptions* run) {
-  options->add_options()
-      ("threads", po::value<int>(&run->threads)->default_value(0),
-       "threads for the batch (0: all cores); results do not depend on it")
-      ("generic", po::bool_switch(&run->generic),
-       "use the node's generic path (Ceres forward, implicit-function-theorem backward)")
-      ("backward", po::value<std::string>()->default_value("implicit")->notifier([run](const std::string& mode) {
-         run->backward = GradientMode::Parse(mode);
-       }),
-       "gradient mode: implicit (default), unrolled (through every iteration of the forward solve) or truncated:K "
-       "(through the last K); the last two only for nodes with an iterative forward (qp, deq_tanh, optimal_transport, "
-       "robust_vector_pool, generic-engine nodes, any node with --generic)");
+  options->add_options()("threads", po::value<int>(&run->threads)->default_value(0),
+                         "threads for the batch (0: all cores); results do not depend on it")(
+      "generic", po::bool_switch(&run->generic),
+      "use the node's generic path (Ceres forward, implicit-function-theorem backward)")(
+      "backward", po::value<std::string>()->default_value("implicit")->notifier([run](const std::string& mode) {
+        run->backward = GradientMode::Parse(mode);
+      }),
+      "gradient mode: implicit (default), unrolled (through every iteration of the forward solve) or truncated:K "
+      "(through the last K); the last two only for nodes with an iterative forward (qp, deq_tanh, optimal_transport, "
+      "robust_vector_pool, generic-engine nodes, any node with --generic)");
 }
 
 void CheckRunOptions(const RunOptions& run) {
@@ -59,12 +58,12 @@ void CheckRunOptions(const RunOptions& run) {
 }
 
 void AddSolverOptions(po::options_description* options, std::vector<std::string>* assignments) {
-  options->add_options()
-      ("solver", po::value<std::vector<std::string>>(assignments)->composing(),
-       "generic-solver option KEY=VALUE (repeatable), e.g. --solver max_newton_iterations=50; keys: "
-       "max_newton_iterations, max_outer_iterations, max_lbfgs_iterations, max_escapes, converged_residual, "
-       "failure_residual, feasibility_tolerance, active_tolerance, degenerate_tolerance, rcond, dense_limit, "
-       "objective_scale, constraint_scale (ddn/generic_solver.h)");
+  options->add_options()(
+      "solver", po::value<std::vector<std::string>>(assignments)->composing(),
+      "generic-solver option KEY=VALUE (repeatable), e.g. --solver max_newton_iterations=50; keys: "
+      "max_newton_iterations, max_outer_iterations, max_lbfgs_iterations, max_escapes, converged_residual, "
+      "failure_residual, feasibility_tolerance, active_tolerance, degenerate_tolerance, rcond, dense_limit, "
+      "objective_scale, constraint_scale (ddn/generic_solver.h)");
 }
 
 void ApplySolverOptions(Node* node, const std::vector<std::string>& assignments) {

@@ -8,8 +8,12 @@
 namespace ddn::cli {
 namespace {
 
-int Zero(int, char**) { return 0; }
-int One(int, char**) { return 1; }
+int Zero(int, char**) {
+  return 0;
+}
+int One(int, char**) {
+  return 1;
+}
 
 TEST(CommandRegistry, RefusesADuplicateNameAndKeepsTheFirst) {
   ASSERT_TRUE(RegisterCommand({"registry_test", "first", Zero}));

@@ -33,8 +33,8 @@ void CheckGradOutputs(const Node& node, const TensorMap& inputs, const TensorMap
     const int o = spec.OutputIndex(name);
     if (o < 0) {
       const std::string known = Join(spec.outputs, ", ", [](const TensorSpec& out) { return out.name; });
-      throw InvalidInput("grad_outputs names " + QuoteForMessage(name) + ", which is not an output of node '" + spec.name +
-                         "' (outputs: " + known + ")");
+      throw InvalidInput("grad_outputs names " + QuoteForMessage(name) + ", which is not an output of node '" +
+                         spec.name + "' (outputs: " + known + ")");
     }
     Shape want{batch};
     for (const auto& d : spec.outputs[o].dims) {

@@ -367,7 +367,8 @@ RequestHeader ParseRequestHeader(const RequestJson& request) {
   }
   for (const auto& [key, value] : request.items()) {
     if (std::find(kRequestKeys.begin(), kRequestKeys.end(), key) == kRequestKeys.end()) {
-      throw InvalidInput("unknown key " + QuoteForMessage(key) + " in the request (allowed: " + Join(kRequestKeys) + ")");
+      throw InvalidInput("unknown key " + QuoteForMessage(key) + " in the request (allowed: " + Join(kRequestKeys) +
+                         ")");
     }
   }
   RequestHeader header;

@@ -23,13 +23,13 @@ std::string InvalidMessage(F f) {
   return "";
 }
 
-#define EXPECT_INVALID(expr, ...)                                                           \
-  do {                                                                                      \
-    const std::string message = InvalidMessage([&] { (void)(expr); });                      \
-    ASSERT_FALSE(message.empty()) << #expr << " did not throw InvalidInput";                \
-    EXPECT_EQ(message.find('\n'), std::string::npos) << message;                            \
-    for (const char* part : {__VA_ARGS__}) EXPECT_NE(message.find(part), std::string::npos) \
-        << "'" << part << "' not in: " << message;                                          \
+#define EXPECT_INVALID(expr, ...)                                                                 \
+  do {                                                                                            \
+    const std::string message = InvalidMessage([&] { (void)(expr); });                            \
+    ASSERT_FALSE(message.empty()) << #expr << " did not throw InvalidInput";                      \
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;                                  \
+    for (const char* part : {__VA_ARGS__})                                                        \
+      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message; \
   } while (0)
 
 TEST(JsonToTensor, ShapesAreBatchFirstAndRowMajor) {
@@ -86,8 +86,8 @@ TEST(TensorToJson, NumbersRoundTripExactly) {
   Rng rng(3);
   std::vector<double> values;
   for (int i = 0; i < 200; ++i) values.push_back(rng.Normal() * std::pow(10.0, (i % 40) - 20));
-  for (double v : {0.1, 1.0 / 3.0, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1e-300,
-                   123456789012345678.0}) {
+  for (double v :
+       {0.1, 1.0 / 3.0, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, -1e-300, 123456789012345678.0}) {
     values.push_back(v);
   }
   const Tensor t(Shape{static_cast<int64_t>(values.size()) / 2, 2}, values);
@@ -107,8 +107,8 @@ TEST(TensorToJson, NestsBatchFirst) {
 }
 
 TEST(ParseJson, MalformedJsonSaysWhere) {
-  EXPECT_INVALID(ParseJson("{\"node\": \"a\",\n \"inputs\": {\"x\": [[1, 2,]]}}"), "malformed JSON", "line 2",
-                 "column", "inputs.x[0]");
+  EXPECT_INVALID(ParseJson("{\"node\": \"a\",\n \"inputs\": {\"x\": [[1, 2,]]}}"), "malformed JSON", "line 2", "column",
+                 "inputs.x[0]");
   EXPECT_INVALID(ParseJson(""), "malformed JSON", "line 1");
   EXPECT_INVALID(ParseJson("{\"node\": \"a\""), "malformed JSON");
   EXPECT_INVALID(ParseJson("[NaN]"), "malformed JSON");
@@ -131,8 +131,8 @@ TEST(ParseJson, DuplicateKeysAreRejectedNamingThem) {
 }
 
 TEST(ParseJson, OverflowingNumbersNameTheInput) {
-  EXPECT_INVALID(ParseJson("{\"node\": \"a\", \"inputs\": {\"x\": [[1, 1e999]]}}"), "input 'x'", "non-finite",
-                 "1e999", "[0][1]");
+  EXPECT_INVALID(ParseJson("{\"node\": \"a\", \"inputs\": {\"x\": [[1, 1e999]]}}"), "input 'x'", "non-finite", "1e999",
+                 "[0][1]");
   EXPECT_INVALID(ParseJson("{\"inputs\": {\"w\": [[0.5], [-1E400]]}}"), "input 'w'", "[1][0]");
   EXPECT_INVALID(ParseJson("{\"grad_outputs\": {\"y\": [2, 1e999]}}"), "grad_outputs 'y'", "[1]");
   EXPECT_INVALID(ParseJson("{\"inputs\": {\"x\": 1e999}}"), "input 'x'", "top level");

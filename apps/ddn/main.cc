@@ -12,8 +12,8 @@
 #include "apps/ddn/cli_util.h"
 #include "apps/ddn/command.h"
 #include "ddn/error.h"
-#include "ddn/plugin.h"
 #include "ddn/params.h"
+#include "ddn/plugin.h"
 #include "ddn/strings.h"
 
 #ifndef DDN_VERSION

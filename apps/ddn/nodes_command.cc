@@ -48,9 +48,8 @@ int RunNodes(int argc, char** argv) {
     po::options_description options("Options");
     bool json = false;
     std::vector<std::string> names;
-    options.add_options()
-        ("help,h", "show this help")
-        ("json", po::bool_switch(&json), "print {\"nodes\": [...]} as JSON instead of text");
+    options.add_options()("help,h", "show this help")("json", po::bool_switch(&json),
+                                                      "print {\"nodes\": [...]} as JSON instead of text");
     po::options_description hidden;
     hidden.add_options()("node", po::value<std::vector<std::string>>(&names), "nodes to show");
     po::options_description all;

@@ -37,8 +37,8 @@
 #include "ddn/graph/graph.h"
 #include "ddn/graph/ops.h"
 #include "ddn/graph/optim.h"
-#include "ddn/random.h"
 #include "ddn/parallel.h"
+#include "ddn/random.h"
 #include "ddn/strings.h"
 
 namespace po = boost::program_options;
@@ -48,7 +48,6 @@ namespace {
 
 using graph::Graph;
 using Clock = std::chrono::steady_clock;
-
 
 // ---- Settings ------------------------------------------------------------------------------------------
 
@@ -87,7 +86,7 @@ bool ResetPeak() {
 // ---- Data ------------------------------------------------------------------------------------------------
 
 struct Data {
-  Tensor x;                 // (M, 100): 2×2 average-pooled 20×20 digits in [0, 1]
+  Tensor x;  // (M, 100): 2×2 average-pooled 20×20 digits in [0, 1]
   std::vector<int> labels;
 };
 
@@ -370,8 +369,8 @@ int Run(const Setting& s) {
   }
   progress.Finish("done");
 
-  const std::string subtitle = StrFormat(
-                "%s; %zu train / %zu test; width %d; %d epochs; batch %d; ||W||2 <= %g; DEQ tolerance %g; seed %llu",
+  const std::string subtitle =
+      StrFormat("%s; %zu train / %zu test; width %d; %d epochs; batch %d; ||W||2 <= %g; DEQ tolerance %g; seed %llu",
                 source.c_str(), train.labels.size(), test.labels.size(), s.width, s.epochs, s.batch_size, s.max_norm,
                 s.train_tolerance, static_cast<unsigned long long>(s.seed));
   if (!s.plot.empty()) {
@@ -382,26 +381,41 @@ int Run(const Setting& s) {
   if (s.json) {
     nlohmann::json j;
     j["data"] = source;
-    j["setting"] = {{"width", s.width}, {"threads", s.threads},           {"epochs", s.epochs},
-                    {"batch_size", s.batch_size}, {"learning_rate", s.learning_rate},
-                    {"train", train.labels.size()}, {"test", test.labels.size()},
-                    {"max_norm", s.max_norm},     {"train_tolerance", s.train_tolerance},
-                    {"truncate", s.truncate},     {"seed", s.seed}};
+    j["setting"] = {{"width", s.width},
+                    {"threads", s.threads},
+                    {"epochs", s.epochs},
+                    {"batch_size", s.batch_size},
+                    {"learning_rate", s.learning_rate},
+                    {"train", train.labels.size()},
+                    {"test", test.labels.size()},
+                    {"max_norm", s.max_norm},
+                    {"train_tolerance", s.train_tolerance},
+                    {"truncate", s.truncate},
+                    {"seed", s.seed}};
     j["models"] = nlohmann::json::array();
     for (size_t i = 0; i < results.size(); ++i) {
-      j["models"].push_back({{"model", names[i]}, {"depth", depths[i]}, {"accuracy", results[i].accuracy},
+      j["models"].push_back({{"model", names[i]},
+                             {"depth", depths[i]},
+                             {"accuracy", results[i].accuracy},
                              {"epoch_seconds", results[i].epoch_seconds},
-                             {"epoch_cpu_seconds", results[i].epoch_cpu_seconds}, {"peak_rss_mb", results[i].peak_mb},
+                             {"epoch_cpu_seconds", results[i].epoch_cpu_seconds},
+                             {"peak_rss_mb", results[i].peak_mb},
                              {"stored_iterates_mb", results[i].stored_mb}});
     }
-    j["models"].push_back({{"model", deq->name}, {"depth", deq_result.mean_iterations},
-                           {"accuracy", deq_result.accuracy}, {"epoch_seconds", deq_result.epoch_seconds},
+    j["models"].push_back({{"model", deq->name},
+                           {"depth", deq_result.mean_iterations},
+                           {"accuracy", deq_result.accuracy},
+                           {"epoch_seconds", deq_result.epoch_seconds},
                            {"epoch_cpu_seconds", deq_result.epoch_cpu_seconds},
-                           {"peak_rss_mb", deq_result.peak_mb}, {"stored_iterates_mb", deq_result.stored_mb}});
+                           {"peak_rss_mb", deq_result.peak_mb},
+                           {"stored_iterates_mb", deq_result.stored_mb}});
     j["gradient_agreement"] = nlohmann::json::array();
     for (const auto& a : agreement) {
-      j["gradient_agreement"].push_back({{"tolerance", a.tolerance}, {"forward_iterations", a.iterations},
-                                         {"implicit", a.implicit}, {"unrolled", a.unrolled}, {truncated, a.truncated}});
+      j["gradient_agreement"].push_back({{"tolerance", a.tolerance},
+                                         {"forward_iterations", a.iterations},
+                                         {"implicit", a.implicit},
+                                         {"unrolled", a.unrolled},
+                                         {truncated, a.truncated}});
     }
     if (!s.plot.empty()) j["plot"] = s.plot;
     j["seconds"] = app::SecondsSince(start);
@@ -418,7 +432,8 @@ int Run(const Setting& s) {
     row(deq->name, deq_result.mean_iterations, deq_result);
     std::printf("(DEQ depth: mean forward iterations while training; stored: iterates kept for the backward pass)\n");
     std::printf("\n");
-    std::printf("Gradient agreement on one batch of the trained DEQ: ||g - g_ref|| / ||g_ref||, g_ref implicit at 1e-12\n");
+    std::printf(
+        "Gradient agreement on one batch of the trained DEQ: ||g - g_ref|| / ||g_ref||, g_ref implicit at 1e-12\n");
     std::printf("%-12s %10s %12s %12s %14s\n", "forward tol", "iterations", "implicit", "unrolled", truncated.c_str());
     for (const auto& a : agreement) {
       std::printf("%-12g %10d %12.3e %12.3e %14.3e\n", a.tolerance, a.iterations, a.implicit, a.unrolled, a.truncated);

@@ -27,7 +27,8 @@ void Star(cv::Mat& img, cv::Point c, const cv::Scalar& color) {
   std::vector<cv::Point> pts;
   for (int k = 0; k < 10; ++k) {
     const double r = k % 2 ? 4.5 : 11.0, a = -M_PI / 2 + k * M_PI / 5;
-    pts.emplace_back(c.x + static_cast<int>(std::lround(r * std::cos(a))), c.y + static_cast<int>(std::lround(r * std::sin(a))));
+    pts.emplace_back(c.x + static_cast<int>(std::lround(r * std::cos(a))),
+                     c.y + static_cast<int>(std::lround(r * std::sin(a))));
   }
   cv::fillPoly(img, std::vector<std::vector<cv::Point>>{pts}, color, cv::LINE_AA);
 }
@@ -65,13 +66,15 @@ void Panel(cv::Mat& img, cv::Rect area, const std::string& title, const std::str
   }
   cv::rectangle(img, area, kInk, 1);
   Text(img, title, {area.x + area.width / 2, area.y - 12}, 0.6, 1, 1);
-  Text(img, "depth (layers / forward iterations, log scale)", {area.x + area.width / 2, area.y + area.height + 45}, 0.5, 1);
+  Text(img, "depth (layers / forward iterations, log scale)", {area.x + area.width / 2, area.y + area.height + 45}, 0.5,
+       1);
   cv::Mat label(cv::Size(area.height, 24), img.type(), cv::Scalar(255, 255, 255));
   Text(label, y_label, {area.height / 2, 17}, 0.5, 1);
   cv::rotate(label, label, cv::ROTATE_90_COUNTERCLOCKWISE);
   label.copyTo(img(cv::Rect(area.x - 78, area.y, 24, area.height)));
   for (size_t i = 0; i + 1 < nets.size(); ++i) {
-    cv::line(img, {X(nets[i].depth), Y(get(nets[i]))}, {X(nets[i + 1].depth), Y(get(nets[i + 1]))}, kExplicit, 2, cv::LINE_AA);
+    cv::line(img, {X(nets[i].depth), Y(get(nets[i]))}, {X(nets[i + 1].depth), Y(get(nets[i + 1]))}, kExplicit, 2,
+             cv::LINE_AA);
   }
   for (const auto& p : nets) cv::circle(img, {X(p.depth), Y(get(p))}, 6, kExplicit, cv::FILLED, cv::LINE_AA);
   DashedLine(img, {area.x, Y(get(deq))}, {area.x + area.width, Y(get(deq))}, kDeq);
@@ -93,10 +96,12 @@ void WriteDepthPlot(const std::string& path, const std::vector<DepthPoint>& nets
   acc_lo = std::max(0.0, std::floor(acc_lo * 20 - 1) / 20), acc_hi = std::min(1.0, std::ceil(acc_hi * 20 + 0.5) / 20);
   if (acc_hi <= acc_lo) acc_hi = acc_lo + 0.05;
   mem_hi = std::max(1.0, std::ceil(mem_hi * 1.15));
-  Panel(img, cv::Rect(110, 110, 470, 400), "test accuracy", "test accuracy (%)", 100 * acc_lo, 100 * acc_hi, nets, deq,
-        [](const DepthPoint& p) { return 100 * p.accuracy; }, "%.0f");
-  Panel(img, cv::Rect(730, 110, 470, 400), "peak memory while training", "peak RSS increase (MB)", 0.0, mem_hi, nets,
-        deq, [](const DepthPoint& p) { return p.memory_mb; }, "%.1f");
+  Panel(
+      img, cv::Rect(110, 110, 470, 400), "test accuracy", "test accuracy (%)", 100 * acc_lo, 100 * acc_hi, nets, deq,
+      [](const DepthPoint& p) { return 100 * p.accuracy; }, "%.0f");
+  Panel(
+      img, cv::Rect(730, 110, 470, 400), "peak memory while training", "peak RSS increase (MB)", 0.0, mem_hi, nets, deq,
+      [](const DepthPoint& p) { return p.memory_mb; }, "%.1f");
   // Legend.
   cv::circle(img, {150, 594}, 6, kExplicit, cv::FILLED, cv::LINE_AA);
   Text(img, "explicit weight-tied network of depth L (backprop through every layer)", {164, 599}, 0.5);

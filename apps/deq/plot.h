@@ -9,9 +9,9 @@
 namespace ddn::deq {
 
 struct DepthPoint {
-  double depth = 0;     // L, or the DEQ's mean forward iterations
-  double accuracy = 0;  // in [0, 1]
-  double memory_mb = 0; // peak RSS increase while training
+  double depth = 0;      // L, or the DEQ's mean forward iterations
+  double accuracy = 0;   // in [0, 1]
+  double memory_mb = 0;  // peak RSS increase while training
 };
 
 // Writes the figure atomically (app::WriteImage; format from the extension); throws InvalidInput if it cannot be

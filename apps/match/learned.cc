@@ -11,9 +11,9 @@
 #include "ddn/graph/graph.h"
 #include "ddn/graph/ops.h"
 #include "ddn/graph/optim.h"
-#include "ddn/random.h"
 #include "ddn/node.h"
 #include "ddn/params.h"
+#include "ddn/random.h"
 
 namespace ddn::match {
 namespace {
@@ -75,8 +75,8 @@ struct LearnedMatcher::Impl {
     node_options.threads = options.threads;
     plan = graph->Add("transport",
                       std::make_unique<graph::NodeLayer>(
-                          "optimal_transport", std::map<std::string, std::string>{{"gamma", FormatDouble(options.gamma)}},
-                          node_options),
+                          "optimal_transport",
+                          std::map<std::string, std::string>{{"gamma", FormatDouble(options.gamma)}}, node_options),
                       {cost});
     loss = graph->Add("loss", std::make_unique<MatchNll>(), {plan, truth});
     rows_a = na;
@@ -108,8 +108,8 @@ struct LearnedMatcher::Impl {
 };
 
 LearnedMatcher::LearnedMatcher(int descriptor_size, const LearnedOptions& options) : impl_(new Impl) {
-  if (options.features < 1 || options.gamma <= 0 || options.epochs < 0 ||
-      options.batch_size < 1 || options.learning_rate <= 0)
+  if (options.features < 1 || options.gamma <= 0 || options.epochs < 0 || options.batch_size < 1 ||
+      options.learning_rate <= 0)
     throw InvalidInput("invalid options of the learned matcher");
   impl_->options = options;
   impl_->descriptor_size = descriptor_size;

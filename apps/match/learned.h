@@ -30,14 +30,14 @@
 namespace ddn::match {
 
 struct LearnedOptions {
-  bool diagonal = true;        // W diagonal (one weight per descriptor coordinate) rather than full
-  int features = 128;          // F, the width of a full map (= D for an identity start)
-  double gamma = 20.0;         // γ of the optimal_transport node
+  bool diagonal = true;  // W diagonal (one weight per descriptor coordinate) rather than full
+  int features = 128;    // F, the width of a full map (= D for an identity start)
+  double gamma = 20.0;   // γ of the optimal_transport node
   int epochs = 8;
-  int batch_size = 8;          // training pairs per step
-  double learning_rate = 3e-3; // Adam, cosine schedule to 1 %
+  int batch_size = 8;           // training pairs per step
+  double learning_rate = 3e-3;  // Adam, cosine schedule to 1 %
   uint64_t seed = 1;
-  int threads = 0;             // of the optimal_transport batch layer (0: all cores)
+  int threads = 0;  // of the optimal_transport batch layer (0: all cores)
 };
 
 class LearnedMatcher {

@@ -159,8 +159,8 @@ int Run(const Setting& s) {
       for (const Result& r : results) {
         if (r.name != name) continue;
         char caption[200];
-        std::snprintf(caption, sizeof caption, "%s: %d matches, %d correct (%.2f)%s", r.description.c_str(),
-                      r.count(), r.correct_count(), r.precision(), drawn.empty() ? "; green right, red wrong" : "");
+        std::snprintf(caption, sizeof caption, "%s: %d matches, %d correct (%.2f)%s", r.description.c_str(), r.count(),
+                      r.correct_count(), r.precision(), drawn.empty() ? "; green right, red wrong" : "");
         drawn.push_back({caption, r.a, r.b, r.matches, r.correct});
       }
     }
@@ -214,12 +214,14 @@ int Run(const Setting& s) {
       std::printf("%-21s %-27s %11s %8d %9.3f %11s\n", r.name.c_str(), r.description.c_str(), kp, r.count(),
                   r.precision(), at);
     }
-    std::printf("prec@%d: precision of the %d mutual maxima of a plan holding the most mass (as many matches as the "
-                "ratio test)\n",
-                ratio_count, ratio_count);
-    std::printf("%d of the %d SIFT keypoints of graf1 have a keypoint of graf3 within %g px (an upper bound on correct "
-                "one-to-one matches)\n",
-                matchable, a.size(), kCorrectPixels);
+    std::printf(
+        "prec@%d: precision of the %d mutual maxima of a plan holding the most mass (as many matches as the "
+        "ratio test)\n",
+        ratio_count, ratio_count);
+    std::printf(
+        "%d of the %d SIFT keypoints of graf1 have a keypoint of graf3 within %g px (an upper bound on correct "
+        "one-to-one matches)\n",
+        matchable, a.size(), kCorrectPixels);
     std::printf("training: %d synthetic pairs x %d epochs, loss %.4f -> %.4f (%.0f s); sinkhorn gamma %g\n",
                 s.synthetic.pairs, s.learned.epochs, loss_before, losses.empty() ? loss_before : losses.back(),
                 train_seconds, sinkhorn_gamma);
@@ -279,7 +281,8 @@ int Main(int argc, char** argv) {
   if (!(s.learned.learning_rate > 0)) throw InvalidInput("--lr must be > 0");
   if (vm.count("gamma") && !(gamma > 0 && std::isfinite(gamma))) throw InvalidInput("--gamma must be > 0");
   s.learned_gamma = gamma;
-  if (map_kind != "diagonal" && map_kind != "full") throw InvalidInput("--map must be diagonal or full, got '" + map_kind + "'");
+  if (map_kind != "diagonal" && map_kind != "full")
+    throw InvalidInput("--map must be diagonal or full, got '" + map_kind + "'");
   s.learned.diagonal = map_kind == "diagonal";
   if (!(s.ratio > 0 && s.ratio <= 1)) throw InvalidInput("--ratio must be in (0, 1]");
   if (!(s.threshold >= 0 && s.threshold <= 1)) throw InvalidInput("--threshold must be in [0, 1]");

@@ -2,7 +2,6 @@
 // optimal_transport → MatchNll), and the matching read-outs on hand-made plans.
 #include <gtest/gtest.h>
 
-
 #include "apps/match/match_ops.h"
 #include "apps/match/matching.h"
 #include "ddn/graph/graph.h"
@@ -20,10 +19,10 @@ TEST(MatchOps, GradientsOfTheTrainingGraphMatchFiniteDifferences) {
   for (graph::Parameter* p : g.Parameters())
     if (p->name == "map.bias") p->trainable = false;
   auto cost = g.Add("cost", std::make_unique<PairwiseDistance>(3), {map});
-  auto plan = g.Add("transport",
-                    std::make_unique<graph::NodeLayer>("optimal_transport",
-                                                       std::map<std::string, std::string>{{"gamma", "3"}}),
-                    {cost});
+  auto plan =
+      g.Add("transport",
+            std::make_unique<graph::NodeLayer>("optimal_transport", std::map<std::string, std::string>{{"gamma", "3"}}),
+            {cost});
   auto loss = g.Add("loss", std::make_unique<MatchNll>(), {plan, truth});
   Rng rng(5);
   Tensor d({2, 7, 5}), t({2, 3, 4});
@@ -41,10 +40,10 @@ TEST(MatchOps, FeatureWeightsGradients) {
   for (graph::Parameter* p : g.Parameters())
     for (int k = 0; k < 5; ++k) p->value[k] = 0.5 + 0.2 * k;
   auto cost = g.Add("cost", std::make_unique<PairwiseDistance>(3), {map});
-  auto plan = g.Add("transport",
-                    std::make_unique<graph::NodeLayer>("optimal_transport",
-                                                       std::map<std::string, std::string>{{"gamma", "2"}}),
-                    {cost});
+  auto plan =
+      g.Add("transport",
+            std::make_unique<graph::NodeLayer>("optimal_transport", std::map<std::string, std::string>{{"gamma", "2"}}),
+            {cost});
   auto loss = g.Add("loss", std::make_unique<MatchNll>(), {plan, truth});
   Rng rng(9);
   Tensor d({2, 7, 5}), t({2, 3, 4});
@@ -66,9 +65,9 @@ TEST(MatchOps, DistancesAreEuclidean) {
 
 TEST(MatchReadOut, MutualMaximaAboveTheThreshold) {
   RowMatrix p(3, 3);
-  p << 0.30, 0.02, 0.01,   // row 0 → col 0, mutual, 0.30·3 = 0.9 ≥ 0.5
-      0.02, 0.10, 0.21,    // row 1 → col 2, but col 2's maximum is row 2
-      0.01, 0.21, 0.22;    // row 2 → col 2, mutual, 0.22·3 = 0.66
+  p << 0.30, 0.02, 0.01,  // row 0 → col 0, mutual, 0.30·3 = 0.9 ≥ 0.5
+      0.02, 0.10, 0.21,   // row 1 → col 2, but col 2's maximum is row 2
+      0.01, 0.21, 0.22;   // row 2 → col 2, mutual, 0.22·3 = 0.66
   const std::vector<Match> m = MutualMatches(p, 0.5);
   ASSERT_EQ(m.size(), 2u);
   EXPECT_EQ(m[0].a, 0);

@@ -40,7 +40,8 @@ Keypoints FromSift(const std::vector<cv::KeyPoint>& kps, const cv::Mat& desc, co
     k.xy(r, 1) = kps[i].pt.y;
     double l1 = 0;
     for (int c = 0; c < desc.cols; ++c) l1 += std::abs(desc.at<float>(i, c));
-    for (int c = 0; c < desc.cols; ++c) k.descriptors(r, c) = std::sqrt(std::abs(desc.at<float>(i, c)) / std::max(l1, 1e-12));
+    for (int c = 0; c < desc.cols; ++c)
+      k.descriptors(r, c) = std::sqrt(std::abs(desc.at<float>(i, c)) / std::max(l1, 1e-12));
   }
   return k;
 }
@@ -93,7 +94,9 @@ TestPair FindGraffiti(const std::string& folder) {
   return pair;
 }
 
-Keypoints DetectSift(const std::string& path, int count) { return Sift(ReadGray(path), count); }
+Keypoints DetectSift(const std::string& path, int count) {
+  return Sift(ReadGray(path), count);
+}
 
 std::vector<Match> RatioTest(const Keypoints& a, const Keypoints& b, double ratio) {
   std::vector<Match> matches;
@@ -159,7 +162,8 @@ std::vector<Match> MutualMatches(const RowMatrix& plan, double threshold) {
 
 std::vector<Match> TopMutualMatches(const RowMatrix& plan, int count) {
   std::vector<Match> all = MutualMatches(plan, 0.0);
-  std::stable_sort(all.begin(), all.end(), [&](const Match& x, const Match& y) { return plan(x.a, x.b) > plan(y.a, y.b); });
+  std::stable_sort(all.begin(), all.end(),
+                   [&](const Match& x, const Match& y) { return plan(x.a, x.b) > plan(y.a, y.b); });
   if (static_cast<int>(all.size()) > count) all.resize(count);
   return all;
 }
@@ -222,8 +226,8 @@ std::vector<TrainingPair> MakeSyntheticPairs(const std::string& folder, const Sy
     const double w = image.cols, h = image.rows;
     const double angle = rng.Uniform(-0.6, 0.6), scale = rng.Uniform(0.7, 1.2);
     const double c = std::cos(angle) * scale, s = std::sin(angle) * scale;
-    std::vector<cv::Point2f> src{{0, 0}, {static_cast<float>(w), 0}, {static_cast<float>(w), static_cast<float>(h)},
-                                 {0, static_cast<float>(h)}};
+    std::vector<cv::Point2f> src{
+        {0, 0}, {static_cast<float>(w), 0}, {static_cast<float>(w), static_cast<float>(h)}, {0, static_cast<float>(h)}};
     std::vector<cv::Point2f> dst;
     for (const auto& p : src) {
       const double x = p.x - w / 2, y = p.y - h / 2;

@@ -37,8 +37,8 @@ struct Match {
 
 // The Graffiti pair of opencv-doc: graf1.png, graf3.png and the homography H1to3p.xml (graf1 → graf3).
 struct TestPair {
-  std::string image_a, image_b;   // paths
-  Eigen::Matrix3d homography;     // a → b
+  std::string image_a, image_b;  // paths
+  Eigen::Matrix3d homography;    // a → b
 };
 // Finds the pair in `folder` (or, when empty, $OPENCV_SAMPLES_DATA_PATH and Debian's opencv-doc folder);
 // throws InvalidInput naming what is missing.
@@ -71,14 +71,14 @@ double Precision(const std::vector<bool>& correct);
 int Matchable(const Keypoints& a, const Keypoints& b, const Eigen::Matrix3d& homography);
 
 struct TrainingPair {
-  Keypoints a, b;                 // exactly `keypoints` each
-  std::vector<Match> truth;       // ground-truth correspondences
+  Keypoints a, b;            // exactly `keypoints` each
+  std::vector<Match> truth;  // ground-truth correspondences
 };
 struct SyntheticOptions {
-  int pairs = 200;                // training pairs to make
-  int keypoints = 128;            // per image
-  int max_side = 480;             // images are resized so that their longer side is at most this
-  int min_truth = 12;             // pairs with fewer correspondences are redrawn
+  int pairs = 200;      // training pairs to make
+  int keypoints = 128;  // per image
+  int max_side = 480;   // images are resized so that their longer side is at most this
+  int min_truth = 12;   // pairs with fewer correspondences are redrawn
   uint64_t seed = 1;
 };
 // Training pairs from every image of the folder except the Graffiti ones. `progress(done, total)` is called

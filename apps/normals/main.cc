@@ -31,9 +31,9 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/graph/optim.h"
-#include "ddn/random.h"
 #include "ddn/node.h"
 #include "ddn/parallel.h"
+#include "ddn/random.h"
 
 namespace po = boost::program_options;
 
@@ -46,8 +46,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Condition {
   std::string name;
-  double noise = 0;      // σ in units of the scan's spacing
-  double outliers = 0;   // fraction of points
+  double noise = 0;     // σ in units of the scan's spacing
+  double outliers = 0;  // fraction of points
 };
 
 struct Setting {
@@ -83,8 +83,8 @@ std::vector<std::string> SearchFolders(const std::string& data) {
 
 // A shape given as a path (anything with '/' or ending in .ply) or as a name found in the search folders.
 std::string ResolveShape(const std::string& item, const std::string& data) {
-  const bool is_path = item.find('/') != std::string::npos ||
-                       (item.size() > 4 && item.compare(item.size() - 4, 4, ".ply") == 0);
+  const bool is_path =
+      item.find('/') != std::string::npos || (item.size() > 4 && item.compare(item.size() - 4, 4, ".ply") == 0);
   if (is_path) return item;  // ReadPly reports a missing or unreadable file
   std::string tried;
   for (const auto& folder : SearchFolders(data)) {
@@ -101,9 +101,9 @@ std::string ResolveShape(const std::string& item, const std::string& data) {
 // Neighbourhoods of query points: features (M, k, F), local points (M, k, 3), true normals (M, 3).
 struct Samples {
   Tensor features, points, normals;
-  std::vector<int> condition;      // per sample
-  std::vector<int> shape;          // per sample (index into the list of shapes it came from)
-  std::vector<int64_t> vertex;     // per sample
+  std::vector<int> condition;   // per sample
+  std::vector<int> shape;       // per sample (index into the list of shapes it came from)
+  std::vector<int64_t> vertex;  // per sample
 };
 
 // One corrupted copy of a shape and its k-d tree.
@@ -125,12 +125,12 @@ Samples MakeSamples(const std::vector<Scan>& shapes, const std::vector<Condition
   for (size_t s = 0; s < shapes.size(); ++s) {
     scenes[s].resize(conditions.size());
     for (size_t c = 0; c < conditions.size(); ++c) {
-      if (!only_conditions.empty() &&
-          std::find(only_conditions[s].begin(), only_conditions[s].end(), static_cast<int>(c)) == only_conditions[s].end())
+      if (!only_conditions.empty() && std::find(only_conditions[s].begin(), only_conditions[s].end(),
+                                                static_cast<int>(c)) == only_conditions[s].end())
         continue;
       Scene& scene = scenes[s][c];
-      scene.cloud = Corrupt(shapes[s], conditions[c].noise, conditions[c].outliers,
-                            seed * 1000003 + 7919 * s + 104729 * c + 1);
+      scene.cloud =
+          Corrupt(shapes[s], conditions[c].noise, conditions[c].outliers, seed * 1000003 + 7919 * s + 104729 * c + 1);
       scene.index = std::make_unique<NeighbourIndex>(scene.cloud.points);
       std::vector<int64_t> candidates;
       for (int64_t v = 0; v < shapes[s].size(); ++v)
@@ -408,8 +408,8 @@ int Run(const Setting& s) {
     for (size_t i = 0; i < test_shapes.size(); ++i)
       if (test_shapes[i].name == s.render_shape) shape_index = static_cast<int>(i);
     const int cond = s.render_condition >= 0 ? s.render_condition : static_cast<int>(s.conditions.size()) - 1;
-    Samples pic = MakeSamples({test_shapes[shape_index]}, s.conditions, 0, s.k, s.seed + 2000, s.threads, "rendering",
-                              {{cond}});
+    Samples pic =
+        MakeSamples({test_shapes[shape_index]}, s.conditions, 0, s.k, s.seed + 2000, s.threads, "rendering", {{cond}});
     standardiser.Apply(&pic.features);
     std::vector<int64_t> rows;
     for (int64_t m = 0; m < pic.points.dim(0); ++m)
@@ -424,7 +424,8 @@ int Run(const Setting& s) {
     std::vector<int64_t> every(rows.size());
     for (size_t i = 0; i < every.size(); ++i) every[i] = static_cast<int64_t>(i);
     std::vector<ErrorPanel> panels;
-    const std::map<std::string, std::string> titles = {{"pca", "PCA"}, {"huber", "Huber"}, {"learned", "learned weights"}};
+    const std::map<std::string, std::string> titles = {
+        {"pca", "PCA"}, {"huber", "Huber"}, {"learned", "learned weights"}};
     for (const auto& method : methods) {
       std::vector<double> e = method == "pca"     ? FitErrors(view, "quadratic", 1.0, s.threads)
                               : method == "huber" ? FitErrors(view, "huber", huber_alpha, s.threads)
@@ -434,8 +435,8 @@ int Run(const Setting& s) {
       panels.push_back({title, e});
     }
     RenderErrorPanels(s.png, xyz, panels,
-                      "ddn-normals: " + test_shapes[shape_index].name + ", " + s.conditions[cond].name + ", k = " +
-                          std::to_string(s.k) + " (test shape, not seen in training)");
+                      "ddn-normals: " + test_shapes[shape_index].name + ", " + s.conditions[cond].name +
+                          ", k = " + std::to_string(s.k) + " (test shape, not seen in training)");
     png_note = test_shapes[shape_index].name + ", " + s.conditions[cond].name;
   }
 

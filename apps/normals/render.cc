@@ -1,8 +1,8 @@
 #include "apps/normals/render.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -36,7 +36,8 @@ void RenderErrorPanels(const std::string& path, const std::vector<double>& point
                        const std::vector<ErrorPanel>& panels, const std::string& title, double max_error_deg) {
   const int V = static_cast<int>(points.size() / 3);
   for (const auto& p : panels)
-    if (static_cast<int>(p.error_deg.size()) != V) throw InvalidInput("render: panel '" + p.title + "' has the wrong size");
+    if (static_cast<int>(p.error_deg.size()) != V)
+      throw InvalidInput("render: panel '" + p.title + "' has the wrong size");
   const int panel = 420, margin = 20, top = 70, bottom = 90;
   const int W = margin + static_cast<int>(panels.size()) * (panel + margin), H = top + panel + bottom;
   cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
@@ -63,8 +64,8 @@ void RenderErrorPanels(const std::string& path, const std::vector<double>& point
     const cv::Mat colours = Colours(t);
     for (int v : order) {
       const double cx = x0 + 10 + (points[3 * v] - lo[0]) * scale + 0.5 * (panel - 20 - (hi[0] - lo[0]) * scale);
-      const double cy = top + panel - 10 - (points[3 * v + 1] - lo[1]) * scale -
-                        0.5 * (panel - 20 - (hi[1] - lo[1]) * scale);
+      const double cy =
+          top + panel - 10 - (points[3 * v + 1] - lo[1]) * scale - 0.5 * (panel - 20 - (hi[1] - lo[1]) * scale);
       const cv::Vec3b c = colours.at<cv::Vec3b>(0, v);
       cv::circle(img, cv::Point(static_cast<int>(std::lround(cx)), static_cast<int>(std::lround(cy))), radius,
                  cv::Scalar(c[0], c[1], c[2]), cv::FILLED, cv::LINE_AA);

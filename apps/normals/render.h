@@ -12,8 +12,8 @@
 namespace ddn::normals {
 
 struct ErrorPanel {
-  std::string title;                // e.g. "PCA: RMS 12.3 deg"
-  std::vector<double> error_deg;    // one per point
+  std::string title;              // e.g. "PCA: RMS 12.3 deg"
+  std::vector<double> error_deg;  // one per point
 };
 
 // `points` is V × 3 (V = every panel's error_deg.size()). Throws InvalidInput if the file cannot be written.

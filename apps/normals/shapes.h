@@ -23,7 +23,7 @@
 namespace ddn::normals {
 
 struct Scan {
-  std::string name;             // the file's stem, e.g. "bunny"
+  std::string name;  // the file's stem, e.g. "bunny"
   std::string path;
   std::vector<double> points;   // V × 3, normalised (unit bounding-box diagonal, centred)
   std::vector<double> normals;  // V × 3 unit normals from the faces (0 where !valid)
@@ -37,8 +37,8 @@ struct Scan {
 Scan LoadScan(const std::string& path);
 
 struct Corrupted {
-  std::vector<double> points;      // V × 3
-  std::vector<uint8_t> outlier;    // V
+  std::vector<double> points;    // V × 3
+  std::vector<uint8_t> outlier;  // V
 };
 
 Corrupted Corrupt(const Scan& shape, double noise, double outliers, uint64_t seed);
@@ -74,7 +74,7 @@ class NeighbourIndex {
 constexpr int kNumFeatures = 10;
 
 // One neighbourhood: local coordinates (k × 3) and features (k × kNumFeatures) written at the given pointers.
-void Neighbourhood(const std::vector<double>& points, const NeighbourIndex& index, int64_t query, int k,
-                   double* local, double* features);
+void Neighbourhood(const std::vector<double>& points, const NeighbourIndex& index, int64_t query, int k, double* local,
+                   double* features);
 
 }  // namespace ddn::normals

@@ -26,8 +26,8 @@ void PointWeight::Backward(const std::vector<const Tensor*>&, const Tensor& outp
 }
 
 Tensor AddBroadcast::Forward(const std::vector<const Tensor*>& inputs, Mode) {
-  if (inputs.size() != 2 || inputs[0]->rank() != 3 || inputs[1]->rank() != 2 || inputs[0]->dim(0) != inputs[1]->dim(0) ||
-      inputs[0]->dim(2) != inputs[1]->dim(1)) {
+  if (inputs.size() != 2 || inputs[0]->rank() != 3 || inputs[1]->rank() != 2 ||
+      inputs[0]->dim(0) != inputs[1]->dim(0) || inputs[0]->dim(2) != inputs[1]->dim(1)) {
     throw InvalidInput("AddBroadcast takes (B, k, F) and (B, F)");
   }
   const int64_t B = inputs[0]->dim(0), k = inputs[0]->dim(1), F = inputs[0]->dim(2);
@@ -103,9 +103,9 @@ std::unique_ptr<WeightNet> BuildWeightNet(int k, int num_features, uint64_t seed
   graph::NodeLayerOptions layer;
   layer.inputs = {"points", "weights"};
   layer.threads = threads;
-  net->normal = g.Add("fit", std::make_unique<graph::NodeLayer>("fit_plane", std::map<std::string, std::string>{},
-                                                                 layer),
-                      {net->points, net->weights});
+  net->normal =
+      g.Add("fit", std::make_unique<graph::NodeLayer>("fit_plane", std::map<std::string, std::string>{}, layer),
+            {net->points, net->weights});
   net->loss = g.Add("loss", std::make_unique<UnorientedNormalLoss>(), {net->normal, net->target});
   for (graph::Parameter* p : g.Parameters()) {
     if (p->name == "score.weight") p->value = Tensor(p->value.shape(), 0.0);

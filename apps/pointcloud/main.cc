@@ -9,17 +9,17 @@
 #include <time.h>
 
 #include <algorithm>
-#include <cstdint>
-#include <cstdlib>
-#include <filesystem>
-#include <opencv2/core/utils/logger.hpp>
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <string>
 #include <vector>
 
@@ -31,9 +31,9 @@
 #include "ddn/error.h"
 #include "ddn/files.h"
 #include "ddn/graph/optim.h"
+#include "ddn/parallel.h"
 #include "ddn/params.h"
 #include "ddn/random.h"
-#include "ddn/parallel.h"
 #include "ddn/strings.h"
 
 namespace po = boost::program_options;
@@ -42,7 +42,6 @@ namespace ddn::pointcloud {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
 
 // CPU seconds of this process (all threads): with --threads 1 the time the training really took, less
 // sensitive than the wall clock to other work on a shared machine.
@@ -55,20 +54,20 @@ double CpuSeconds() {
 // ---- Settings ------------------------------------------------------------------------------------------
 
 struct Setting {
-  std::string data;                 // digits.png path or folder; empty: search
-  int synthetic = 0;                // > 0: generated digits, this many per class (no data file needed)
+  std::string data;   // digits.png path or folder; empty: search
+  int synthetic = 0;  // > 0: generated digits, this many per class (no data file needed)
   bool quick = false;
   std::vector<std::string> poolings;
   double alpha = 1.0;
-  std::vector<double> outliers;     // test-time outlier fractions
-  double train_outliers = 0.0;      // training-time outlier fraction
+  std::vector<double> outliers;  // test-time outlier fractions
+  double train_outliers = 0.0;   // training-time outlier fraction
   int points = 0, epochs = 0, batch_size = 0, train_per_class = 0, test_per_class = 0;
   double learning_rate = 0;
   std::vector<int> point_widths, head_widths;
   uint64_t seed = 1;
   int threads = 0;
   std::string plot, save_dir;
-  std::string trace;                // --trace: JSON of the training run (data, initial parameters, batches, losses)
+  std::string trace;  // --trace: JSON of the training run (data, initial parameters, batches, losses)
   bool json = false;
 };
 
@@ -245,9 +244,15 @@ int Run(const Setting& s) {
   nlohmann::json trace;
   if (!s.trace.empty()) {
     trace["format"] = "ddn-pointcloud-trace 1";
-    trace["setting"] = {{"points", s.points},         {"epochs", s.epochs},       {"batch_size", s.batch_size},
-                        {"learning_rate", s.learning_rate}, {"alpha", s.alpha},  {"point_widths", s.point_widths},
-                        {"head_widths", s.head_widths}, {"num_classes", images.num_classes}, {"seed", s.seed},
+    trace["setting"] = {{"points", s.points},
+                        {"epochs", s.epochs},
+                        {"batch_size", s.batch_size},
+                        {"learning_rate", s.learning_rate},
+                        {"alpha", s.alpha},
+                        {"point_widths", s.point_widths},
+                        {"head_widths", s.head_widths},
+                        {"num_classes", images.num_classes},
+                        {"seed", s.seed},
                         {"threads", s.threads}};
     trace["train_points"] = {{"shape", train.points.shape()}, {"values", train.points.values()}};
     trace["train_labels"] = train.labels;
@@ -271,7 +276,8 @@ int Run(const Setting& s) {
       nlohmann::json initial = nlohmann::json::object();
       for (const graph::Parameter* p : net->graph.Parameters())
         initial[p->name] = {{"shape", p->value.shape()}, {"values", p->value.values()}};
-      trace["runs"].push_back({{"pooling", pooling}, {"initial_parameters", initial}, {"epochs", nlohmann::json::array()}});
+      trace["runs"].push_back(
+          {{"pooling", pooling}, {"initial_parameters", initial}, {"epochs", nlohmann::json::array()}});
       run_trace = &trace["runs"].back();
     }
     const auto t0 = Clock::now();
@@ -300,10 +306,10 @@ int Run(const Setting& s) {
   PlotOptions plot_options;
   plot_options.title = "Digit point clouds: test accuracy vs outliers";
   const std::string subtitle = StrFormat(
-                "PointNet-style; %zu train / %zu test clouds of %d points; %d epochs; robust penalties alpha = %g; "
-                "train outliers %g%%; seed %llu",
-                train.labels.size(), test.labels.size(), s.points, s.epochs, s.alpha, 100 * s.train_outliers,
-                static_cast<unsigned long long>(s.seed));
+      "PointNet-style; %zu train / %zu test clouds of %d points; %d epochs; robust penalties alpha = %g; "
+      "train outliers %g%%; seed %llu",
+      train.labels.size(), test.labels.size(), s.points, s.epochs, s.alpha, 100 * s.train_outliers,
+      static_cast<unsigned long long>(s.seed));
   plot_options.subtitle = subtitle;
   if (!s.plot.empty()) WriteAccuracyPlot(s.plot, s.outliers, series, plot_options);
 
@@ -353,7 +359,8 @@ std::vector<int> Widths(const std::string& text, const std::string& option) {
   const std::vector<int> widths = app::ParseList<int>(text, option);
   if (widths.size() > 16) throw InvalidInput("--" + option + ": at most 16 layers");
   for (int w : widths) {
-    if (w < 1 || w > 4096) throw InvalidInput("--" + option + ": widths must be in [1, 4096], got " + std::to_string(w));
+    if (w < 1 || w > 4096)
+      throw InvalidInput("--" + option + ": widths must be in [1, 4096], got " + std::to_string(w));
   }
   return widths;
 }
@@ -442,5 +449,6 @@ int main(int argc, char** argv) {
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
   ddn::app::GuardOptions guard;
   guard.out_of_memory_hint = " (try fewer --points, narrower --point-widths or a smaller --batch-size)";
-  return ddn::app::RunGuarded("ddn-pointcloud", [&] { return ddn::pointcloud::Main(argc, argv); }, guard);
+  return ddn::app::RunGuarded(
+      "ddn-pointcloud", [&] { return ddn::pointcloud::Main(argc, argv); }, guard);
 }

@@ -14,7 +14,7 @@ namespace ddn::pointcloud {
 namespace {
 
 // Tableau-like palette, BGR.
-const cv::Scalar kColors[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44}, {40, 39, 214}, {189, 103, 148},
+const cv::Scalar kColors[] = {{180, 119, 31}, {14, 127, 255},  {44, 160, 44},   {40, 39, 214},  {189, 103, 148},
                               {75, 86, 140},  {194, 119, 227}, {127, 127, 127}, {34, 189, 188}, {207, 190, 23}};
 
 std::string PercentLabel(double fraction) {
@@ -31,8 +31,12 @@ std::string PercentLabel(double fraction) {
 void DrawMarker(cv::Mat& img, cv::Point c, int kind, const cv::Scalar& color) {
   const int r = 6;
   switch (kind % 5) {
-    case 0: cv::circle(img, c, r, color, cv::FILLED, cv::LINE_AA); break;
-    case 1: cv::rectangle(img, c - cv::Point(r - 1, r - 1), c + cv::Point(r - 1, r - 1), color, cv::FILLED); break;
+    case 0:
+      cv::circle(img, c, r, color, cv::FILLED, cv::LINE_AA);
+      break;
+    case 1:
+      cv::rectangle(img, c - cv::Point(r - 1, r - 1), c + cv::Point(r - 1, r - 1), color, cv::FILLED);
+      break;
     case 2: {
       std::vector<cv::Point> tri = {c + cv::Point(0, -r - 1), c + cv::Point(r + 1, r), c + cv::Point(-r - 1, r)};
       cv::fillConvexPoly(img, tri, color, cv::LINE_AA);

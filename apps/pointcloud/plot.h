@@ -18,10 +18,10 @@ struct PlotSeries {
 
 struct PlotOptions {
   std::string title = "Test accuracy vs outliers";
-  std::string subtitle;        // smaller second line under the title (the setting)
+  std::string subtitle;  // smaller second line under the title (the setting)
   std::string x_label = "outlier fraction at test time (square-root scale)";
   std::string y_label = "test accuracy (%)";
-  int width = 1100;            // pixels
+  int width = 1100;  // pixels
   int height = 680;
 };
 

@@ -28,10 +28,10 @@ struct PointNetOptions {
   std::vector<int> point_widths = {64, 128};  // widths of the shared per-point layers; the last is F
   std::vector<int> head_widths = {64};        // widths of the hidden layers after pooling
   int num_classes = 10;
-  std::string pooling = "max";                // max, mean, or a robust_pool penalty
-  double alpha = 1.0;                         // α of robust_pool
-  uint64_t seed = 1;                          // initialisation
-  int threads = 0;                            // robust_pool's batch layer; 0: all cores
+  std::string pooling = "max";  // max, mean, or a robust_pool penalty
+  double alpha = 1.0;           // α of robust_pool
+  uint64_t seed = 1;            // initialisation
+  int threads = 0;              // robust_pool's batch layer; 0: all cores
 };
 
 struct PointNet {

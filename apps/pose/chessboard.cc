@@ -15,7 +15,9 @@
 namespace ddn::pose {
 namespace {
 
-cv::Matx33d CameraMatrix(const Intrinsics& K) { return {K.fx, 0, K.cx, 0, K.fy, K.cy, 0, 0, 1}; }
+cv::Matx33d CameraMatrix(const Intrinsics& K) {
+  return {K.fx, 0, K.cx, 0, K.fy, K.cy, 0, 0, 1};
+}
 
 std::vector<cv::Point3d> ObjectPoints() {
   const std::vector<double> b = BoardPoints();
@@ -90,7 +92,8 @@ Intrinsics LoadIntrinsics(const std::string& folder) {
   cv::Mat K, dist;
   fs["camera_matrix"] >> K;
   fs["distortion_coefficients"] >> dist;
-  if (K.rows != 3 || K.cols != 3 || dist.empty()) throw InvalidInput("'" + path + "' lacks camera_matrix or distortion");
+  if (K.rows != 3 || K.cols != 3 || dist.empty())
+    throw InvalidInput("'" + path + "' lacks camera_matrix or distortion");
   Intrinsics out;
   K.convertTo(K, CV_64F);
   dist.convertTo(dist, CV_64F);
@@ -176,9 +179,9 @@ Sample Corrupt(const View& view, int view_index, const Intrinsics& K, double fra
   s.features.resize(static_cast<size_t>(kCorners) * kFeatures);
   for (int i = 0; i < kCorners; ++i) {
     cv::Mat patch;
-    cv::getRectSubPix(gray, cv::Size(side, side), cv::Point2f(static_cast<float>(s.raw[2 * i]),
-                                                              static_cast<float>(s.raw[2 * i + 1])),
-                      patch, CV_32F);
+    cv::getRectSubPix(gray, cv::Size(side, side),
+                      cv::Point2f(static_cast<float>(s.raw[2 * i]), static_cast<float>(s.raw[2 * i + 1])), patch,
+                      CV_32F);
     double mean = 0, sq = 0;
     double* f = s.features.data() + static_cast<size_t>(i) * kFeatures;
     for (int r = 0; r < kPatchSide; ++r)
@@ -198,8 +201,8 @@ Sample Corrupt(const View& view, int view_index, const Intrinsics& K, double fra
 double RotationErrorDeg(const Pose& a, const Pose& b) {
   const cv::Matx33d D = Rotation(a) * Rotation(b).t();
   // The angle of D from its skew part and trace together (atan2: accurate at small and large angles).
-  const double s = 0.5 * std::sqrt(std::pow(D(2, 1) - D(1, 2), 2) + std::pow(D(0, 2) - D(2, 0), 2) +
-                                   std::pow(D(1, 0) - D(0, 1), 2));
+  const double s =
+      0.5 * std::sqrt(std::pow(D(2, 1) - D(1, 2), 2) + std::pow(D(0, 2) - D(2, 0), 2) + std::pow(D(1, 0) - D(0, 1), 2));
   const double c = 0.5 * (D(0, 0) + D(1, 1) + D(2, 2) - 1.0);
   return std::atan2(s, c) * 180.0 / M_PI;
 }

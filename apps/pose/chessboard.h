@@ -41,21 +41,21 @@ struct Intrinsics {
 
 // One photo with its clean corners and the pose they give.
 struct View {
-  std::string name;                       // "left01"
+  std::string name;  // "left01"
   std::string path;
-  std::vector<double> corners;            // 54 × 2, as detected (distorted pixels), row-major board order
-  Pose pose{};                            // ground truth from the clean corners
-  std::vector<unsigned char> gray;        // the photo, 8-bit grey, row-major
+  std::vector<double> corners;      // 54 × 2, as detected (distorted pixels), row-major board order
+  Pose pose{};                      // ground truth from the clean corners
+  std::vector<unsigned char> gray;  // the photo, 8-bit grey, row-major
   int width = 0, height = 0;
 };
 
 // Corrupted correspondences of one view.
 struct Sample {
   int view = 0;
-  std::vector<double> raw;                // 54 × 2, in the photo as taken (distorted pixels)
-  std::vector<double> points;             // 54 × 2, undistorted pixels: the input of every method
-  std::vector<char> outlier;              // 54
-  std::vector<double> features;           // 54 × kFeatures
+  std::vector<double> raw;       // 54 × 2, in the photo as taken (distorted pixels)
+  std::vector<double> points;    // 54 × 2, undistorted pixels: the input of every method
+  std::vector<char> outlier;     // 54
+  std::vector<double> features;  // 54 × kFeatures
 };
 
 // The data folder: `given` if not empty, else $OPENCV_SAMPLES_DATA_PATH, Debian's opencv-doc install, OpenCV's

@@ -13,8 +13,8 @@
 namespace ddn::pose {
 namespace {
 
-constexpr double kScale = 0.6;     // tile = photo × kScale
-constexpr int kTitle = 34;         // pixels above each tile for its title
+constexpr double kScale = 0.6;  // tile = photo × kScale
+constexpr int kTitle = 34;      // pixels above each tile for its title
 
 // Projects board points (mm) with `pose` through K and the distortion: pixels in the photo as taken.
 std::vector<cv::Point2f> Project(const std::vector<cv::Point3f>& points, const Pose& pose, const Intrinsics& K) {
@@ -48,8 +48,8 @@ void WritePoseFigure(const std::string& path, const std::string& caption, const 
   size_t columns = 0;
   for (const auto& r : rows) columns = std::max(columns, r.size());
   const int header = 40;
-  cv::Mat figure(header + static_cast<int>(rows.size()) * (th + kTitle), static_cast<int>(columns) * tw,
-                 CV_8UC3, cv::Scalar(255, 255, 255));
+  cv::Mat figure(header + static_cast<int>(rows.size()) * (th + kTitle), static_cast<int>(columns) * tw, CV_8UC3,
+                 cv::Scalar(255, 255, 255));
   cv::putText(figure, caption, {10, 27}, cv::FONT_HERSHEY_SIMPLEX, 0.62, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
   for (size_t r = 0; r < rows.size(); ++r) {
     const Sample& s = samples[r];

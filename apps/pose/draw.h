@@ -17,8 +17,8 @@ namespace ddn::pose {
 struct Tile {
   std::string title;
   Pose pose{};
-  bool valid = false;                 // false: the method gave no pose
-  std::vector<double> weights;        // optional, 54 values in [0, 1]: dot sizes
+  bool valid = false;           // false: the method gave no pose
+  std::vector<double> weights;  // optional, 54 values in [0, 1]: dot sizes
 };
 
 // rows[r] draws samples[r] (of views[samples[r].view]) with rows[r].size() tiles. Throws InvalidInput if the PNG

@@ -28,10 +28,10 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/graph/optim.h"
-#include "ddn/random.h"
 #include "ddn/node.h"
 #include "ddn/parallel.h"
 #include "ddn/params.h"
+#include "ddn/random.h"
 
 namespace po = boost::program_options;
 
@@ -177,7 +177,8 @@ int Run(const Setting& s) {
   names.insert(names.end(), s.test_views.begin(), s.test_views.end());
   const std::vector<View> views = LoadViews(folder, names, K);
   const int train_count = static_cast<int>(s.train_views.size());
-  std::fprintf(stderr, "ddn-pose: %s; %d training and %zu test photos; %.0f%% of the %d corners displaced by %g-%g px\n",
+  std::fprintf(stderr,
+               "ddn-pose: %s; %d training and %zu test photos; %.0f%% of the %d corners displaced by %g-%g px\n",
                folder.c_str(), train_count, s.test_views.size(), 100 * s.outliers, kCorners, s.min_px, s.max_px);
 
   Rng rng(s.seed);
@@ -214,7 +215,8 @@ int Run(const Setting& s) {
     adam.set_learning_rate(schedule.At(epoch));
     std::vector<Sample> train;
     for (int v = 0; v < train_count; ++v)
-      for (int k = 0; k < s.train_samples; ++k) train.push_back(Corrupt(views[v], v, K, s.outliers, s.min_px, s.max_px, &rng));
+      for (int k = 0; k < s.train_samples; ++k)
+        train.push_back(Corrupt(views[v], v, K, s.outliers, s.min_px, s.max_px, &rng));
     rng.Shuffle(&train);
     const int batches = static_cast<int>((train.size() + s.batch_size - 1) / s.batch_size);
     char label[64];
@@ -358,9 +360,10 @@ int Run(const Setting& s) {
     j["seconds"] = app::SecondsSince(start);
     std::cout << j.dump(2) << std::endl;
   } else {
-    std::printf("Camera pose on OpenCV's chessboard photos: %zu test samples (%zu held-out photos x %d), %.0f%% of the "
-                "%d corners displaced by %g-%g px\n",
-                test.size(), s.test_views.size(), s.test_samples, 100 * s.outliers, kCorners, s.min_px, s.max_px);
+    std::printf(
+        "Camera pose on OpenCV's chessboard photos: %zu test samples (%zu held-out photos x %d), %.0f%% of the "
+        "%d corners displaced by %g-%g px\n",
+        test.size(), s.test_views.size(), s.test_samples, 100 * s.outliers, kCorners, s.min_px, s.max_px);
     std::printf("errors against the pose from the clean corners\n\n");
     std::printf("%-48s %24s   %24s\n", "", "rotation error (deg)", "translation error (mm)");
     std::printf("%-48s %8s %7s %7s   %8s %7s %7s\n", "method", "median", "mean", "p90", "median", "mean", "p90");
@@ -373,9 +376,8 @@ int Run(const Setting& s) {
     }
     std::printf("\nlearning curve (learned weights, test medians):");
     for (const auto& c : curve) {
-      std::printf("%s epoch %d: %.3f deg %.2f mm", c["epoch"].get<int>() % 4 == 0 ? "\n " : ";",
-                  c["epoch"].get<int>(), c["test_rotation_deg_median"].get<double>(),
-                  c["test_translation_mm_median"].get<double>());
+      std::printf("%s epoch %d: %.3f deg %.2f mm", c["epoch"].get<int>() % 4 == 0 ? "\n " : ";", c["epoch"].get<int>(),
+                  c["test_rotation_deg_median"].get<double>(), c["test_translation_mm_median"].get<double>());
     }
     std::printf("\nmean learned weight: correct corners %.3f, displaced corners %.3f\n", w_in, w_out);
     if (!s.png.empty()) std::printf("figure: %s\n", s.png.c_str());

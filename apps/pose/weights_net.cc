@@ -69,11 +69,11 @@ std::unique_ptr<WeightsNet> BuildWeightsNet(int hidden, const std::string& objec
   graph::NodeLayerOptions options;
   options.inputs = {"p2d", "p3d", "w", "K"};
   options.threads = threads;
-  net->pose = g.Add("pnp", std::make_unique<graph::NodeLayer>("pnp", std::map<std::string, std::string>{
-                                                                      {"objective", objective},
-                                                                      {"alpha", FormatDouble(alpha)}},
-                                                              options),
-                    {p2d, p3d, net->weights, K});
+  net->pose = g.Add(
+      "pnp",
+      std::make_unique<graph::NodeLayer>(
+          "pnp", std::map<std::string, std::string>{{"objective", objective}, {"alpha", FormatDouble(alpha)}}, options),
+      {p2d, p3d, net->weights, K});
   net->loss = g.Add("loss", std::make_unique<PoseLoss>(kSquareMm), {net->pose, target});
   return net;
 }

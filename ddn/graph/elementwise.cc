@@ -19,7 +19,8 @@ void RequireArity(const std::string& op, const std::vector<const Tensor*>& input
 Tensor Add::Forward(const std::vector<const Tensor*>& in, Mode) {
   RequireArity("Add", in, 2);
   if (in[0]->shape() != in[1]->shape()) {
-    throw InvalidInput("Add: shapes " + ShapeString(in[0]->shape()) + " and " + ShapeString(in[1]->shape()) + " differ");
+    throw InvalidInput("Add: shapes " + ShapeString(in[0]->shape()) + " and " + ShapeString(in[1]->shape()) +
+                       " differ");
   }
   Tensor y = *in[0];
   for (int64_t i = 0; i < y.size(); ++i) y[i] += (*in[1])[i];
@@ -38,11 +39,14 @@ Tensor Tanh::Forward(const std::vector<const Tensor*>& in, Mode) {
   return y;
 }
 
-void Tanh::Backward(const std::vector<const Tensor*>&, const Tensor& y, const Tensor& g, const std::vector<Tensor*>& gi) {
+void Tanh::Backward(const std::vector<const Tensor*>&, const Tensor& y, const Tensor& g,
+                    const std::vector<Tensor*>& gi) {
   for (int64_t i = 0; i < g.size(); ++i) (*gi[0])[i] += g[i] * (1.0 - y[i] * y[i]);
 }
 
-std::string Scale::Describe() const { return "Scale(" + FormatDouble(factor_) + ")"; }
+std::string Scale::Describe() const {
+  return "Scale(" + FormatDouble(factor_) + ")";
+}
 
 Tensor Scale::Forward(const std::vector<const Tensor*>& in, Mode) {
   RequireArity("Scale", in, 1);
@@ -51,7 +55,8 @@ Tensor Scale::Forward(const std::vector<const Tensor*>& in, Mode) {
   return y;
 }
 
-void Scale::Backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor& g, const std::vector<Tensor*>& gi) {
+void Scale::Backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor& g,
+                     const std::vector<Tensor*>& gi) {
   for (int64_t i = 0; i < g.size(); ++i) (*gi[0])[i] += factor_ * g[i];
 }
 

@@ -16,9 +16,15 @@ using Eigen::Map;
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-Map<VectorXd> Vec(Tensor& t) { return Map<VectorXd>(t.data(), t.size()); }
-Map<const VectorXd> Vec(const Tensor& t) { return Map<const VectorXd>(t.data(), t.size()); }
-double MaxAbs(const Tensor& t) { return t.size() ? Vec(t).cwiseAbs().maxCoeff() : 0.0; }
+Map<VectorXd> Vec(Tensor& t) {
+  return Map<VectorXd>(t.data(), t.size());
+}
+Map<const VectorXd> Vec(const Tensor& t) {
+  return Map<const VectorXd>(t.data(), t.size());
+}
+double MaxAbs(const Tensor& t) {
+  return t.size() ? Vec(t).cwiseAbs().maxCoeff() : 0.0;
+}
 
 // ⟨seed, f⟩: a scalar whose reverse pass is the cell's vector–Jacobian product with `seed`.
 class SeedDot : public Op {
@@ -61,8 +67,10 @@ Tensor Mix(const std::deque<const Tensor*>& zs, const std::deque<const Tensor*>&
 
 void FixedPointOptions::Validate() const {
   if (features < 1) throw InvalidInput("FixedPointLayer: features (N, the size of z) must be >= 1");
-  if (window < 1 || window > 100) throw InvalidInput("FixedPointLayer: window must be in [1, 100], got " + std::to_string(window));
-  if (!(beta > 0 && beta <= 1)) throw InvalidInput("FixedPointLayer: beta must be in (0, 1], got " + FormatDouble(beta));
+  if (window < 1 || window > 100)
+    throw InvalidInput("FixedPointLayer: window must be in [1, 100], got " + std::to_string(window));
+  if (!(beta > 0 && beta <= 1))
+    throw InvalidInput("FixedPointLayer: beta must be in (0, 1], got " + FormatDouble(beta));
   if (max_iterations < 1) throw InvalidInput("FixedPointLayer: max_iterations must be >= 1");
   if (!(tolerance >= 0)) throw InvalidInput("FixedPointLayer: tolerance must be >= 0, got " + FormatDouble(tolerance));
   if (!(backward_tolerance > 0)) throw InvalidInput("FixedPointLayer: backward_tolerance must be > 0");
@@ -76,21 +84,23 @@ FixedPointLayer::FixedPointLayer(std::unique_ptr<Graph> cell, const FixedPointOp
   z_in_ = cell_->Find("z");
   x_in_ = cell_->Find("x");
   f_ = cell_->Find("f");
-  if (cell_->GetOp(z_in_) || cell_->GetOp(x_in_)) throw InvalidInput("FixedPointLayer: the cell's 'z' and 'x' must be inputs");
+  if (cell_->GetOp(z_in_) || cell_->GetOp(x_in_))
+    throw InvalidInput("FixedPointLayer: the cell's 'z' and 'x' must be inputs");
   seed_node_ = cell_->Add("fixed_point.seed", std::make_unique<SeedDot>(&seed_), {f_});
 }
 
 std::string FixedPointLayer::Describe() const {
   return std::string("FixedPointLayer(N = ") + std::to_string(options_.features) + ", " +
-         (options_.solver == FixedPointOptions::kAnderson ? "anderson" : "picard") + ", " + options_.backward.ToString() + ")";
+         (options_.solver == FixedPointOptions::kAnderson ? "anderson" : "picard") + ", " +
+         options_.backward.ToString() + ")";
 }
 
 Tensor FixedPointLayer::Cell(const Tensor& z, const Tensor& x) {
   cell_->Forward({{"z", z}, {"x", x}}, {f_}, mode_);
   const Tensor& f = cell_->Value(f_);
   if (f.shape() != z.shape()) {
-    throw InvalidInput("FixedPointLayer: the cell maps z " + ShapeString(z.shape()) + " to f " + ShapeString(f.shape()) +
-                       "; they must agree");
+    throw InvalidInput("FixedPointLayer: the cell maps z " + ShapeString(z.shape()) + " to f " +
+                       ShapeString(f.shape()) + "; they must agree");
   }
   return f;
 }
@@ -115,7 +125,8 @@ Tensor FixedPointLayer::Forward(const std::vector<const Tensor*>& inputs, Mode m
   options_.Validate();
   mode_ = mode;
   const Tensor& x = *inputs[0];
-  if (x.rank() < 1 || x.dim(0) < 1) throw InvalidInput("FixedPointLayer: x must have a batch axis, got " + ShapeString(x.shape()));
+  if (x.rank() < 1 || x.dim(0) < 1)
+    throw InvalidInput("FixedPointLayer: x must have a batch axis, got " + ShapeString(x.shape()));
   const bool record = !options_.backward.implicit();
   tape_z_.clear();
   tape_f_.clear();
@@ -134,7 +145,8 @@ Tensor FixedPointLayer::Forward(const std::vector<const Tensor*>& inputs, Mode m
       tape_z_.push_back(z);
       tape_f_.push_back(f);
     }
-    if (!std::isfinite(res)) throw NumericalFailure("FixedPointLayer: the iteration diverged (non-finite f) at step " + std::to_string(k));
+    if (!std::isfinite(res))
+      throw NumericalFailure("FixedPointLayer: the iteration diverged (non-finite f) at step " + std::to_string(k));
     if (res <= options_.tolerance) break;
     if (k == options_.max_iterations) {
       if (options_.require_convergence) {
@@ -171,8 +183,8 @@ Tensor FixedPointLayer::Forward(const std::vector<const Tensor*>& inputs, Mode m
   return z;
 }
 
-void FixedPointLayer::Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
-                               const std::vector<Tensor*>& grad_inputs) {
+void FixedPointLayer::Backward(const std::vector<const Tensor*>& inputs, const Tensor& output,
+                               const Tensor& grad_output, const std::vector<Tensor*>& grad_inputs) {
   const Tensor& x = *inputs[0];
   Tensor* xbar = grad_inputs.empty() ? nullptr : grad_inputs[0];
   stats_.backward_iterations = 0;
@@ -203,8 +215,8 @@ void FixedPointLayer::Backward(const std::vector<const Tensor*>& inputs, const T
     stats_.backward_residual = best;
     for (size_t i = 0; i < params.size(); ++i) params[i]->grad = saved[i];
     if (!(best <= options_.backward_tolerance)) {
-      throw NumericalFailure("FixedPointLayer: the implicit backward did not converge (scaled residual " + FormatDouble(best) +
-                             " after " + std::to_string(options_.backward_max_iterations) +
+      throw NumericalFailure("FixedPointLayer: the implicit backward did not converge (scaled residual " +
+                             FormatDouble(best) + " after " + std::to_string(options_.backward_max_iterations) +
                              " iterations); the spectral radius of df/dz may be >= 1");
     }
     VjpAtLastCell(best_u, nullptr, xbar);

@@ -45,15 +45,15 @@
 namespace ddn::graph {
 
 struct FixedPointOptions {
-  int features = 0;                 // N: z has shape (B, N); required (> 0)
+  int features = 0;  // N: z has shape (B, N); required (> 0)
   enum Solver { kAnderson, kPicard };
-  Solver solver = kAnderson;        // forward iteration
-  int window = 5;                   // Anderson memory (forward and implicit backward)
-  double beta = 1.0;                // Anderson mixing in (0, 1]
-  int max_iterations = 100;         // forward iterations at most
-  double tolerance = 1e-10;         // forward stops at ‖f(z) − z‖∞ ≤ tolerance·(1 + ‖z‖∞); ≥ 0
-  bool require_convergence = true;  // NumericalFailure if the tolerance is not reached
-  GradientMode backward;            // implicit (default), unrolled or truncated:K
+  Solver solver = kAnderson;          // forward iteration
+  int window = 5;                     // Anderson memory (forward and implicit backward)
+  double beta = 1.0;                  // Anderson mixing in (0, 1]
+  int max_iterations = 100;           // forward iterations at most
+  double tolerance = 1e-10;           // forward stops at ‖f(z) − z‖∞ ≤ tolerance·(1 + ‖z‖∞); ≥ 0
+  bool require_convergence = true;    // NumericalFailure if the tolerance is not reached
+  GradientMode backward;              // implicit (default), unrolled or truncated:K
   double backward_tolerance = 1e-10;  // implicit backward: ‖ḡ + Jᵀu − u‖∞ ≤ this·(1 + ‖ḡ‖∞)
   int backward_max_iterations = 200;  // implicit backward iterations at most (NumericalFailure beyond)
 
@@ -63,11 +63,11 @@ struct FixedPointOptions {
 
 // What the last Forward/Backward did.
 struct FixedPointStats {
-  int forward_iterations = 0;     // cell evaluations of the forward solve
-  double forward_residual = 0;    // ‖f(z) − z‖∞ / (1 + ‖z‖∞) at the output
-  int backward_iterations = 0;    // vector–Jacobian products of the cell in the backward pass
-  double backward_residual = 0;   // implicit: the scaled residual of u
-  size_t tape_bytes = 0;          // unrolled/truncated: memory of the recorded iterates
+  int forward_iterations = 0;    // cell evaluations of the forward solve
+  double forward_residual = 0;   // ‖f(z) − z‖∞ / (1 + ‖z‖∞) at the output
+  int backward_iterations = 0;   // vector–Jacobian products of the cell in the backward pass
+  double backward_residual = 0;  // implicit: the scaled residual of u
+  size_t tape_bytes = 0;         // unrolled/truncated: memory of the recorded iterates
 };
 
 class FixedPointLayer : public Op {
@@ -89,7 +89,7 @@ class FixedPointLayer : public Op {
  private:
   struct Step {
     bool anderson = true;
-    int first = 0;          // Anderson window: iterates first … k
+    int first = 0;  // Anderson window: iterates first … k
     std::vector<double> alpha;
     double beta = 1.0;
   };

@@ -90,7 +90,8 @@ void Graph::Backward(NodeId loss) {
   Entry& l = nodes_.at(loss);
   if (!l.computed) throw InvalidInput("graph: backward from '" + l.name + "', which the last forward did not compute");
   if (l.value.size() != 1) {
-    throw InvalidInput("graph: backward needs a scalar loss, '" + l.name + "' has shape " + ShapeString(l.value.shape()));
+    throw InvalidInput("graph: backward needs a scalar loss, '" + l.name + "' has shape " +
+                       ShapeString(l.value.shape()));
   }
   // Only ancestors of the loss receive gradients.
   std::vector<char> reached(nodes_.size(), 0);
@@ -136,8 +137,12 @@ void Graph::ZeroGrad() {
   }
 }
 
-const Tensor& Graph::Value(NodeId node) const { return nodes_.at(node).value; }
-const Tensor& Graph::Grad(NodeId node) const { return nodes_.at(node).grad; }
+const Tensor& Graph::Value(NodeId node) const {
+  return nodes_.at(node).value;
+}
+const Tensor& Graph::Grad(NodeId node) const {
+  return nodes_.at(node).grad;
+}
 
 Graph::NodeId Graph::Find(const std::string& name) const {
   for (int n = 0; n < size(); ++n)
@@ -189,7 +194,8 @@ void LoadParameters(Graph& graph, const std::string& path) {
   for (size_t k = 0; k < count; ++k) {
     std::string name;
     int rank = 0;
-    if (!(in >> name >> rank) || rank < 0) throw InvalidInput("'" + path + "': bad header of parameter " + std::to_string(k));
+    if (!(in >> name >> rank) || rank < 0)
+      throw InvalidInput("'" + path + "': bad header of parameter " + std::to_string(k));
     Shape shape(rank);
     for (auto& d : shape)
       if (!(in >> d) || d < 0) throw InvalidInput("'" + path + "': bad shape of parameter '" + name + "'");

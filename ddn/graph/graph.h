@@ -52,10 +52,10 @@ enum class Mode { kTrain, kEval };
 
 // A learnable (or saved) array and the gradient accumulated into it by Backward.
 struct Parameter {
-  std::string name;        // "<node name>.<local name>" once added to a graph, e.g. "fc1.weight"
+  std::string name;  // "<node name>.<local name>" once added to a graph, e.g. "fc1.weight"
   Tensor value;
-  Tensor grad;             // same shape as value; zeroed by Graph::ZeroGrad
-  bool trainable = true;   // false for state that is saved but not optimised (batch-norm running averages)
+  Tensor grad;            // same shape as value; zeroed by Graph::ZeroGrad
+  bool trainable = true;  // false for state that is saved but not optimised (batch-norm running averages)
 };
 
 // One operation: out = f(inputs). Implementations live in ops.h.
@@ -157,7 +157,7 @@ void LoadParameters(Graph& graph, const std::string& path);
 //   ∂L/∂θ_j ≈ [−L(θ + 2h e_j) + 8 L(θ + h e_j) − 8 L(θ − h e_j) + L(θ − 2h e_j)] / (12 h),
 // h = step · max(1, |θ_j|). Relative error per array: ‖g − g_fd‖₂ / max(‖g‖₂, ‖g_fd‖₂, 1e-8).
 struct GraphCheckEntry {
-  std::string name;        // parameter name or input name
+  std::string name;  // parameter name or input name
   double rel_error = 0;
   double grad_norm = 0;
 };

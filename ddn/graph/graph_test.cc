@@ -9,8 +9,8 @@
 
 #include "ddn/error.h"
 #include "ddn/graph/ops.h"
-#include "ddn/random.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 
 namespace ddn::graph::testing {
 
@@ -105,7 +105,9 @@ struct TinyPointNet {
   }
 };
 
-TensorMap Feeds() { return {{"points", Random({3, 5, 2}, 42)}, {"labels", Tensor({3}, {0, 2, 1})}}; }
+TensorMap Feeds() {
+  return {{"points", Random({3, 5, 2}, 42)}, {"labels", Tensor({3}, {0, 2, 1})}};
+}
 
 TEST(GraphTest, WholeGraphWithDeclarativeNodeMatchesFiniteDifferences) {
   TinyPointNet net(7);

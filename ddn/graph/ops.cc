@@ -7,8 +7,8 @@
 
 #include "ddn/batch.h"
 #include "ddn/error.h"
-#include "ddn/random.h"
 #include "ddn/parallel.h"
+#include "ddn/random.h"
 
 namespace ddn::graph {
 namespace {
@@ -17,7 +17,9 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 using MatrixMap = Eigen::Map<RowMatrix>;
 using ConstMatrixMap = Eigen::Map<const RowMatrix>;
 
-int64_t LastDim(const Tensor& t) { return t.rank() == 0 ? 1 : t.dim(t.rank() - 1); }
+int64_t LastDim(const Tensor& t) {
+  return t.rank() == 0 ? 1 : t.dim(t.rank() - 1);
+}
 
 // The tensor as a matrix: one row per leading index, the last axis as columns.
 // Dense products over many rows (a per-point layer sees B·N rows) run in fixed blocks of rows spread over the
@@ -67,8 +69,8 @@ Parameter MakeParameter(const std::string& name, Shape shape, double fill, bool 
 // ---- Linear ------------------------------------------------------------------------------------------
 
 Linear::Linear(int in_features, int out_features, uint64_t seed) : in_(in_features), out_(out_features) {
-  if (in_ < 1 || out_ < 1) throw InvalidInput("Linear needs positive sizes, got " + std::to_string(in_) + " -> " +
-                                              std::to_string(out_));
+  if (in_ < 1 || out_ < 1)
+    throw InvalidInput("Linear needs positive sizes, got " + std::to_string(in_) + " -> " + std::to_string(out_));
   weight_ = MakeParameter("weight", {in_, out_}, 0.0);
   bias_ = MakeParameter("bias", {out_}, 0.0);
   Rng rng(seed);
@@ -76,7 +78,9 @@ Linear::Linear(int in_features, int out_features, uint64_t seed) : in_(in_featur
   for (double& w : weight_.value.values()) w = scale * rng.Normal();
 }
 
-std::string Linear::Describe() const { return "Linear(" + std::to_string(in_) + " -> " + std::to_string(out_) + ")"; }
+std::string Linear::Describe() const {
+  return "Linear(" + std::to_string(in_) + " -> " + std::to_string(out_) + ")";
+}
 
 Tensor Linear::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   RequireInputs(inputs, 1);
@@ -155,7 +159,9 @@ BatchNorm::BatchNorm(int features, const BatchNormOptions& options) : features_(
   running_var_ = MakeParameter("running_var", {features}, 1.0, false);
 }
 
-std::string BatchNorm::Describe() const { return "BatchNorm(" + std::to_string(features_) + ")"; }
+std::string BatchNorm::Describe() const {
+  return "BatchNorm(" + std::to_string(features_) + ")";
+}
 
 Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
   RequireInputs(inputs, 1);
@@ -212,7 +218,7 @@ void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const
     return;
   }
   const double rows = static_cast<double>(G.rows());
-  const Eigen::RowVectorXd mean_g = sum_g / rows;     // = G.colwise().mean(), which Eigen defines as sum / rows
+  const Eigen::RowVectorXd mean_g = sum_g / rows;  // = G.colwise().mean(), which Eigen defines as sum / rows
   const Eigen::RowVectorXd mean_gx = sum_gx / rows;
   GX.array() += ((G.rowwise() - mean_g).array() - Xh.array().rowwise() * mean_gx.array()).rowwise() * scale.array();
 }
@@ -431,7 +437,8 @@ Tensor MeanSquaredError::Forward(const std::vector<const Tensor*>& inputs, Mode)
   RequireInputs(inputs, 2);
   const Tensor &a = *inputs[0], &b = *inputs[1];
   if (a.shape() != b.shape()) {
-    throw InvalidInput("inputs must have equal shapes, got " + ShapeString(a.shape()) + " and " + ShapeString(b.shape()));
+    throw InvalidInput("inputs must have equal shapes, got " + ShapeString(a.shape()) + " and " +
+                       ShapeString(b.shape()));
   }
   if (a.size() == 0) throw InvalidInput("inputs are empty");
   double sum = 0;
@@ -454,7 +461,9 @@ void MeanSquaredError::Backward(const std::vector<const Tensor*>& inputs, const 
 
 NodeLayer::NodeLayer(const std::string& node, const std::map<std::string, std::string>& params,
                      const NodeLayerOptions& options)
-    : node_(MakeNode(node, params)), input_names_(options.inputs), output_name_(options.output),
+    : node_(MakeNode(node, params)),
+      input_names_(options.inputs),
+      output_name_(options.output),
       threads_(options.threads) {
   const NodeSpec& spec = node_->spec();
   if (input_names_.empty()) {
@@ -471,7 +480,9 @@ NodeLayer::NodeLayer(const std::string& node, const std::map<std::string, std::s
   }
 }
 
-std::string NodeLayer::Describe() const { return "NodeLayer(" + node_->name() + ")"; }
+std::string NodeLayer::Describe() const {
+  return "NodeLayer(" + node_->name() + ")";
+}
 
 Tensor NodeLayer::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   RequireInputs(inputs, input_names_.size());
@@ -516,7 +527,8 @@ PoolLayer::PoolLayer(const std::string& node, const std::map<std::string, std::s
                        std::to_string(names.size()));
   }
   input_name_ = names[0];
-  if (spec.InputIndex(input_name_) < 0) throw InvalidInput("node '" + spec.name + "' has no input '" + input_name_ + "'");
+  if (spec.InputIndex(input_name_) < 0)
+    throw InvalidInput("node '" + spec.name + "' has no input '" + input_name_ + "'");
   if (output_name_.empty()) {
     if (spec.outputs.empty()) throw InvalidInput("node '" + spec.name + "' has no outputs");
     output_name_ = spec.outputs[0].name;
@@ -525,7 +537,9 @@ PoolLayer::PoolLayer(const std::string& node, const std::map<std::string, std::s
   }
 }
 
-std::string PoolLayer::Describe() const { return "PoolLayer(" + node_->name() + ")"; }
+std::string PoolLayer::Describe() const {
+  return "PoolLayer(" + node_->name() + ")";
+}
 
 Tensor PoolLayer::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   RequireInputs(inputs, 1);
@@ -543,8 +557,8 @@ Tensor PoolLayer::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   status_ = std::move(result.status);
   const Tensor& y = outputs_.at(output_name_);
   if (y.size() != B * F) {
-    throw InvalidInput("node '" + node_->name() + "' gives " + ShapeString(y.shape()) + " for " + ShapeString(xt.shape()) +
-                       ", not one value per problem");
+    throw InvalidInput("node '" + node_->name() + "' gives " + ShapeString(y.shape()) + " for " +
+                       ShapeString(xt.shape()) + ", not one value per problem");
   }
   Tensor out = OutputTensor({B, F});
   std::copy(y.data(), y.data() + y.size(), out.data());

@@ -68,8 +68,8 @@ class Relu : public Op {
 };
 
 struct BatchNormOptions {
-  double epsilon = 1e-5;   // added to the variance
-  double momentum = 0.1;   // weight of the current batch in the running averages
+  double epsilon = 1e-5;  // added to the variance
+  double momentum = 0.1;  // weight of the current batch in the running averages
 };
 
 class BatchNorm : public Op {
@@ -87,8 +87,8 @@ class BatchNorm : public Op {
   Parameter gamma_, beta_, running_mean_, running_var_;
   // Cached by Forward for Backward.
   Mode mode_ = Mode::kTrain;
-  Tensor normalised_;               // x̂
-  std::vector<double> inv_std_;     // 1/√(σ² + ε) per column
+  Tensor normalised_;            // x̂
+  std::vector<double> inv_std_;  // 1/√(σ² + ε) per column
 };
 
 class MaxOverPoints : public Op {

@@ -109,11 +109,9 @@ TEST(OpsTest, ShapeOps) {
 
 TEST(OpsTest, Losses) {
   const Tensor labels({4}, {0, 2, 1, 2});
-  EXPECT_LE(CheckOp(std::make_unique<SoftmaxCrossEntropy>(), {Random({4, 3}, 15), labels}, Mode::kTrain, true,
-                    {"in0"}),
+  EXPECT_LE(CheckOp(std::make_unique<SoftmaxCrossEntropy>(), {Random({4, 3}, 15), labels}, Mode::kTrain, true, {"in0"}),
             1e-6);
-  EXPECT_LE(CheckOp(std::make_unique<MeanSquaredError>(), {Random({3, 2}, 16), Random({3, 2}, 17)}, Mode::kTrain,
-                    true),
+  EXPECT_LE(CheckOp(std::make_unique<MeanSquaredError>(), {Random({3, 2}, 16), Random({3, 2}, 17)}, Mode::kTrain, true),
             1e-6);
   SoftmaxCrossEntropy ce;
   const Tensor z({1, 2}, {0.0, 0.0}), y({1}, {1});
@@ -162,8 +160,9 @@ TEST(OpsTest, PoolLayerEqualsTheComposedPooling) {
     composed.Backward(lc);
     EXPECT_EQ(fused.Grad(xf).ToVector(), composed.Grad(xc).ToVector());
   }
-  EXPECT_LE(CheckOp(std::make_unique<PoolLayer>("graph_test_pseudo_huber_pool", params, serial), {Random({2, 6, 3}, 19)}),
-            1e-6);
+  EXPECT_LE(
+      CheckOp(std::make_unique<PoolLayer>("graph_test_pseudo_huber_pool", params, serial), {Random({2, 6, 3}, 19)}),
+      1e-6);
   PoolLayer layer("graph_test_pseudo_huber_pool", params, serial);
   const Tensor flat = Random({4, 6}, 20);
   EXPECT_THROW(layer.Forward({&flat}, Mode::kTrain), InvalidInput);

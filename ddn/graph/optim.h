@@ -82,11 +82,11 @@ class Adam : public Optimizer {
 struct LearningRateSchedule {
   enum Kind { kConstant, kStep, kCosine };
   Kind kind = kCosine;
-  double base = 1e-3;        // η₀
-  double minimum = 0.0;      // η_min (cosine)
-  int total_epochs = 1;      // cosine period
-  int step_epochs = 10;      // step decay interval
-  double gamma = 0.5;        // step decay factor
+  double base = 1e-3;    // η₀
+  double minimum = 0.0;  // η_min (cosine)
+  int total_epochs = 1;  // cosine period
+  int step_epochs = 10;  // step decay interval
+  double gamma = 0.5;    // step decay factor
   int warmup_epochs = 0;
 
   double At(int epoch) const;

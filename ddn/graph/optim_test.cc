@@ -37,20 +37,24 @@ double Fit(Optimizer* (*make)(Graph&), int steps) {
 }
 
 TEST(OptimTest, SgdWithMomentumConverges) {
-  const double loss = Fit([](Graph& g) -> Optimizer* {
-    SgdOptions o;
-    o.learning_rate = 0.05;
-    return new Sgd(g.TrainableParameters(), o);
-  }, 300);
+  const double loss = Fit(
+      [](Graph& g) -> Optimizer* {
+        SgdOptions o;
+        o.learning_rate = 0.05;
+        return new Sgd(g.TrainableParameters(), o);
+      },
+      300);
   EXPECT_LT(loss, 1e-10);
 }
 
 TEST(OptimTest, AdamConverges) {
-  const double loss = Fit([](Graph& g) -> Optimizer* {
-    AdamOptions o;
-    o.learning_rate = 0.05;
-    return new Adam(g.TrainableParameters(), o);
-  }, 600);
+  const double loss = Fit(
+      [](Graph& g) -> Optimizer* {
+        AdamOptions o;
+        o.learning_rate = 0.05;
+        return new Adam(g.TrainableParameters(), o);
+      },
+      600);
   EXPECT_LT(loss, 1e-8);
 }
 

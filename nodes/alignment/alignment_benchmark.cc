@@ -19,8 +19,8 @@
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
-#include "nodes/alignment/sinkhorn_unrolled.h"
 #include "ddn/random.h"
+#include "nodes/alignment/sinkhorn_unrolled.h"
 
 namespace {
 
@@ -58,7 +58,8 @@ ddn::Tensor PointGraphs(int64_t b, int64_t n, uint64_t seed) {
   for (int64_t q = 0; q < b; ++q)
     for (int64_t i = 0; i < n; ++i)
       for (int64_t k = 0; k < n; ++k) {
-        const double dx = p.problem(q)[2 * i] - p.problem(q)[2 * k], dy = p.problem(q)[2 * i + 1] - p.problem(q)[2 * k + 1];
+        const double dx = p.problem(q)[2 * i] - p.problem(q)[2 * k],
+                     dy = p.problem(q)[2 * i + 1] - p.problem(q)[2 * k + 1];
         e.problem(q)[i * n + k] = i == k ? 0.0 : std::exp(-(dx * dx + dy * dy));
       }
   return e;
@@ -66,7 +67,8 @@ ddn::Tensor PointGraphs(int64_t b, int64_t n, uint64_t seed) {
 
 void BM_GraphMatch(benchmark::State& state) {
   auto node = ddn::MakeNode("graph_match", {{"lambda", "0.1"}, {"gamma", "10"}});
-  const ddn::TensorMap inputs{{"node_affinity", Gaussian({16, 32, 32}, 3)}, {"edges_a", PointGraphs(16, 32, 4)},
+  const ddn::TensorMap inputs{{"node_affinity", Gaussian({16, 32, 32}, 3)},
+                              {"edges_a", PointGraphs(16, 32, 4)},
                               {"edges_b", PointGraphs(16, 32, 5)}};
   const ddn::Tensor v = Gaussian({16, 32, 32}, 6);
   ddn::RunOptions run;

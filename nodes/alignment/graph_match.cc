@@ -19,8 +19,7 @@ class FixedPointOperator;
 
 namespace Eigen::internal {
 template <>
-struct traits<ddn::alignment::graph_match_internal::FixedPointOperator>
-    : public traits<Eigen::SparseMatrix<double>> {};
+struct traits<ddn::alignment::graph_match_internal::FixedPointOperator> : public traits<Eigen::SparseMatrix<double>> {};
 }  // namespace Eigen::internal
 
 namespace ddn::alignment {
@@ -293,8 +292,10 @@ void GraphMatchVjp(const double* A, const double* B, const double* X, int64_t N,
     op.Apply(w.data(), check.data());
     const double residual = (check - v).norm() / std::max(v.norm(), 1e-300);
     if (!(residual <= 1e-9) && status) {
-      status->Set(kNonRegular, "I − λGJ is (nearly) singular at this fixed point: least-squares gradient (relative "
-                               "residual " + FormatDouble(residual) + ")");
+      status->Set(kNonRegular,
+                  "I − λGJ is (nearly) singular at this fixed point: least-squares gradient (relative "
+                  "residual " +
+                      FormatDouble(residual) + ")");
     }
   }
   RowMatrix z(N, Np);
@@ -302,7 +303,8 @@ void GraphMatchVjp(const double* A, const double* B, const double* X, int64_t N,
   if (dK) RowMap(dK, N, Np) = z;
   const ConstRowMap a(A, N, N), b(B, Np, Np), x(X, N, Np);
   if (dA) RowMap(dA, N, N).noalias() = lambda * (z * b.transpose() * x.transpose() + x * b.transpose() * z.transpose());
-  if (dB) RowMap(dB, Np, Np).noalias() = lambda * (x.transpose() * a.transpose() * z + z.transpose() * a.transpose() * x);
+  if (dB)
+    RowMap(dB, Np, Np).noalias() = lambda * (x.transpose() * a.transpose() * z + z.transpose() * a.transpose() * x);
 }
 
 }  // namespace ddn::alignment

@@ -73,12 +73,12 @@ struct GraphMatchOptions {
 };
 
 struct GraphMatchReport {
-  double residual = 0;           // ‖X − Π(K + λ G(X))‖∞
+  double residual = 0;  // ‖X − Π(K + λ G(X))‖∞
   int fixed_point_iterations = 0;
   int newton_steps = 0;
   int stages = 0;
-  bool converged = false;        // residual ≤ tolerance
-  bool concave = false;          // λ γ ‖G‖₂ < 1: the answer is the unique maximiser
+  bool converged = false;  // residual ≤ tolerance
+  bool concave = false;    // λ γ ‖G‖₂ < 1: the answer is the unique maximiser
 };
 
 // Solves one problem: K (N×N'), A (N×N), B (N'×N') → X (N×N').

@@ -11,8 +11,8 @@
 
 #include "ddn/error.h"
 #include "ddn/node.h"
-#include "nodes/alignment/graph_match.h"
 #include "ddn/random.h"
+#include "nodes/alignment/graph_match.h"
 
 namespace ddn::alignment {
 namespace {
@@ -27,7 +27,8 @@ class GraphMatchNode : public Node {
             {{"node_affinity", {"N", "Np"}, "node affinities K (N x N')"},
              {"edges_a", {"N", "N"}, "edge weights A of the first graph"},
              {"edges_b", {"Np", "Np"}, "edge weights B of the second graph"}},
-            {{"X", {"N", "Np"},
+            {{"X",
+              {"N", "Np"},
               "soft assignment: positive, rows sum to min(N,N')/N, columns to min(N,N')/N' (doubly stochastic if "
               "N = N')"}}};
   }
@@ -45,8 +46,9 @@ class GraphMatchNode : public Node {
     status->residual = report.residual;
     status->iterations = report.fixed_point_iterations + report.newton_steps;
     if (!report.concave) {
-      status->Set(kNotCertified,
-                  "lambda*gamma*||G|| >= 1: the relaxation may be non-concave; a local maximum reached by continuation");
+      status->Set(
+          kNotCertified,
+          "lambda*gamma*||G|| >= 1: the relaxation may be non-concave; a local maximum reached by continuation");
     }
     if (!report.converged) {
       status->Set(kNotConverged, "the fixed point was not reached within the iteration limits (residual " +
@@ -108,18 +110,20 @@ std::vector<CheckCase> GraphMatchNode::CheckCases(uint64_t seed) const {
     }
   };
   std::vector<CheckCase> cases;
-  CheckCase random{"random", {{"node_affinity", affinity(2, 3, 4)}, {"edges_a", edges(2, 3, true)},
-                              {"edges_b", edges(2, 4, true)}}};
+  CheckCase random{
+      "random", {{"node_affinity", affinity(2, 3, 4)}, {"edges_a", edges(2, 3, true)}, {"edges_b", edges(2, 4, true)}}};
   scale_edges(&random, 0.8);
   cases.push_back(random);
 
-  CheckCase directed{"directed_edges", {{"node_affinity", affinity(2, 4, 3)}, {"edges_a", edges(2, 4, false)},
-                                        {"edges_b", edges(2, 3, false)}}};
+  CheckCase directed{
+      "directed_edges",
+      {{"node_affinity", affinity(2, 4, 3)}, {"edges_a", edges(2, 4, false)}, {"edges_b", edges(2, 3, false)}}};
   scale_edges(&directed, 0.8);
   cases.push_back(directed);
 
-  cases.push_back({"no_edges", {{"node_affinity", affinity(1, 3, 3)}, {"edges_a", Tensor({1, 3, 3})},
-                                {"edges_b", Tensor({1, 3, 3})}}});
+  cases.push_back(
+      {"no_edges",
+       {{"node_affinity", affinity(1, 3, 3)}, {"edges_a", Tensor({1, 3, 3})}, {"edges_b", Tensor({1, 3, 3})}}});
 
   // B = Pπ A Pπᵀ: the second graph is the first with its nodes permuted, affinities favour π weakly.
   CheckCase permuted{"permuted_graph", {}};

@@ -15,8 +15,8 @@
 #include "ddn/graph/graph.h"
 #include "ddn/graph/ops.h"
 #include "ddn/node.h"
-#include "nodes/alignment/graph_match.h"
 #include "ddn/random.h"
+#include "nodes/alignment/graph_match.h"
 
 namespace ddn::alignment {
 namespace {
@@ -62,8 +62,8 @@ TEST(GraphMatch, IsRegisteredWithTheSpecOfTheIssue) {
 }
 
 TEST(GraphMatch, GradientsMatchFiniteDifferences) {
-  for (const auto& [lambda, gamma] : std::vector<std::pair<const char*, const char*>>{
-           {"1", "1"}, {"0.5", "10"}, {"3", "4"}, {"0", "2"}}) {
+  for (const auto& [lambda, gamma] :
+       std::vector<std::pair<const char*, const char*>>{{"1", "1"}, {"0.5", "10"}, {"3", "4"}, {"0", "2"}}) {
     SCOPED_TRACE(std::string("lambda=") + lambda + " gamma=" + gamma);
     auto node = MakeNode("graph_match", {{"lambda", lambda}, {"gamma", gamma}});
     CheckOptions options;
@@ -79,8 +79,10 @@ TEST(GraphMatch, GradientsMatchFiniteDifferences) {
 // differentiable fixed point.
 TEST(GraphMatch, NonConcaveRegimeIsFlaggedAndDifferentiable) {
   auto node = MakeNode("graph_match", {{"lambda", "1"}, {"gamma", "30"}});
-  CheckCase c{"non_concave", {{"node_affinity", Gaussian({2, 4, 4}, 5, 0.3)}, {"edges_a", PointGraph(2, 4, 6)},
-                              {"edges_b", PointGraph(2, 4, 7)}}};
+  CheckCase c{"non_concave",
+              {{"node_affinity", Gaussian({2, 4, 4}, 5, 0.3)},
+               {"edges_a", PointGraph(2, 4, 6)},
+               {"edges_b", PointGraph(2, 4, 7)}}};
   for (int64_t b = 0; b < 2; ++b) {
     const double norm = QuadraticTermNorm(c.inputs["edges_a"].problem(b), c.inputs["edges_b"].problem(b), 4, 4);
     ASSERT_GT(30.0 * norm, 1.0);
@@ -101,7 +103,8 @@ TEST(GraphMatch, NonConcaveRegimeIsFlaggedAndDifferentiable) {
       for (int j = 0; j < 4; ++j) {
         double g = 0;
         for (int k = 0; k < 4; ++k)
-          for (int l = 0; l < 4; ++l) g += A[i * 4 + k] * X[k * 4 + l] * B[l * 4 + j] + A[k * 4 + i] * X[k * 4 + l] * B[j * 4 + l];
+          for (int l = 0; l < 4; ++l)
+            g += A[i * 4 + k] * X[k * 4 + l] * B[l * 4 + j] + A[k * 4 + i] * X[k * 4 + l] * B[j * 4 + l];
         score = std::max(score, std::abs(K[i * 4 + j] + 1.0 * g));
       }
     EXPECT_LE(s.residual, alignment::GraphMatchOptions().tolerance * std::max(1.0, 30.0 * score));
@@ -205,7 +208,8 @@ TEST(GraphMatch, WithoutEdgesItIsOptimalTransport) {
 TEST(GraphMatch, SolvesToTheFixedPointAtMachinePrecision) {
   for (const char* gamma : {"0.5", "5", "20"}) {
     auto node = MakeNode("graph_match", {{"lambda", "0.3"}, {"gamma", gamma}});
-    const TensorMap in{{"node_affinity", Gaussian({3, 6, 8}, 61)}, {"edges_a", PointGraph(3, 6, 62)},
+    const TensorMap in{{"node_affinity", Gaussian({3, 6, 8}, 61)},
+                       {"edges_a", PointGraph(3, 6, 62)},
                        {"edges_b", PointGraph(3, 8, 63)}};
     const ForwardResult fwd = Forward(*node, in);
     for (int64_t b = 0; b < 3; ++b) {
@@ -262,12 +266,18 @@ TEST(GraphMatch, BadInputIsRejectedInOneLine) {
   const Tensor k = Gaussian({2, 3, 4}, 1), a = PointGraph(2, 3, 2), b = PointGraph(2, 4, 3);
   Tensor bad_k = k;
   bad_k[3] = NAN;
-  expect_invalid([&] { Forward(*node, {{"node_affinity", bad_k}, {"edges_a", a}, {"edges_b", b}}); },
-                 {"input 'node_affinity'", "non-finite"});
+  expect_invalid(
+      [&] {
+        Forward(*node, {{"node_affinity", bad_k}, {"edges_a", a}, {"edges_b", b}});
+      },
+      {"input 'node_affinity'", "non-finite"});
   expect_invalid([&] { Forward(*node, {{"node_affinity", k}, {"edges_a", b}, {"edges_b", b}}); }, {"input 'edges_a'"});
   expect_invalid([&] { Forward(*node, {{"node_affinity", k}, {"edges_a", a}}); }, {"missing input 'edges_b'"});
-  expect_invalid([&] { Forward(*node, {{"node_affinity", Gaussian({2, 3}, 1)}, {"edges_a", a}, {"edges_b", b}}); },
-                 {"input 'node_affinity'", "(B, N, Np)"});
+  expect_invalid(
+      [&] {
+        Forward(*node, {{"node_affinity", Gaussian({2, 3}, 1)}, {"edges_a", a}, {"edges_b", b}});
+      },
+      {"input 'node_affinity'", "(B, N, Np)"});
 }
 
 // NodeLayer with several inputs: optimal_transport fed M, r, c and graph_match fed K, A, B by the graph, the
@@ -279,12 +289,14 @@ TEST(AlignmentInGraphs, NodeLayerTakesSeveralInputs) {
     auto m = g.Input("M"), r = g.Input("r"), c = g.Input("c"), target = g.Input("target");
     NodeLayerOptions options;
     options.inputs = {"M", "r", "c"};
-    auto p = g.Add("ot", std::make_unique<NodeLayer>("optimal_transport", std::map<std::string, std::string>{{"gamma", "2"}},
-                                                     options),
-                   {m, r, c});
+    auto p = g.Add(
+        "ot",
+        std::make_unique<NodeLayer>("optimal_transport", std::map<std::string, std::string>{{"gamma", "2"}}, options),
+        {m, r, c});
     auto loss = g.Add("loss", std::make_unique<MeanSquaredError>(), {p, target});
     Tensor rr({2, 3}, {1.0, 2.0, 0.5, 0.7, 0.8, 1.9}), cc({2, 4}, {1.0, 1.5, 0.5, 2.0, 0.3, 0.9, 1.2, 1.0});
-    const TensorMap feeds{{"M", Gaussian({2, 3, 4}, 81)}, {"r", rr}, {"c", cc}, {"target", Gaussian({2, 3, 4}, 82, 0.1)}};
+    const TensorMap feeds{
+        {"M", Gaussian({2, 3, 4}, 81)}, {"r", rr}, {"c", cc}, {"target", Gaussian({2, 3, 4}, 82, 0.1)}};
     const GraphCheckReport report = CheckGraphGradients(g, feeds, loss, {"M", "r", "c"});
     EXPECT_LE(report.max_rel_error, 1e-6) << report.ToString();
     EXPECT_EQ(report.entries.size(), 3u);
@@ -297,7 +309,9 @@ TEST(AlignmentInGraphs, NodeLayerTakesSeveralInputs) {
                                                std::map<std::string, std::string>{{"lambda", "0.5"}, {"gamma", "2"}}),
                    {k, a, b});
     auto loss = g.Add("loss", std::make_unique<MeanSquaredError>(), {x, target});
-    const TensorMap feeds{{"K", Gaussian({2, 3, 3}, 91)}, {"A", PointGraph(2, 3, 92)}, {"B", PointGraph(2, 3, 93)},
+    const TensorMap feeds{{"K", Gaussian({2, 3, 3}, 91)},
+                          {"A", PointGraph(2, 3, 92)},
+                          {"B", PointGraph(2, 3, 93)},
                           {"target", Gaussian({2, 3, 3}, 94, 0.1)}};
     const GraphCheckReport report = CheckGraphGradients(g, feeds, loss, {"K", "A", "B"});
     EXPECT_LE(report.max_rel_error, 1e-6) << report.ToString();

@@ -9,8 +9,8 @@
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
-#include "nodes/alignment/sinkhorn_unrolled.h"
 #include "ddn/random.h"
+#include "nodes/alignment/sinkhorn_unrolled.h"
 
 namespace ddn::alignment {
 namespace {
@@ -96,8 +96,8 @@ TEST(OptimalTransportUnrolled, TruncatedToAllSweepsIsUnrolledAndFewerIsNot) {
   ASSERT_GT(tape.sweeps, 5);
   std::vector<double> all(H * W), truncated(H * W), one(H * W);
   SinkhornUnrolledVjp(M.data(), r.data(), c.data(), gamma, tape, tape.sweeps, V.data(), all.data(), nullptr, nullptr);
-  SinkhornUnrolledVjp(M.data(), r.data(), c.data(), gamma, tape, tape.sweeps + 100, V.data(), truncated.data(),
-                      nullptr, nullptr);
+  SinkhornUnrolledVjp(M.data(), r.data(), c.data(), gamma, tape, tape.sweeps + 100, V.data(), truncated.data(), nullptr,
+                      nullptr);
   EXPECT_EQ(all, truncated);
   SinkhornUnrolledVjp(M.data(), r.data(), c.data(), gamma, tape, 1, V.data(), one.data(), nullptr, nullptr);
   EXPECT_GT(RelativeDistance(one, all), 1e-3);

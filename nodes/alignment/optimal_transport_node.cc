@@ -12,9 +12,9 @@
 
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "nodes/alignment/sinkhorn.h"
 #include "nodes/alignment/sinkhorn_unrolled.h"
-#include "ddn/random.h"
 
 namespace ddn::alignment {
 namespace {
@@ -24,7 +24,8 @@ class OptimalTransportNode : public Node {
   static NodeSpec Spec() {
     return {"optimal_transport",
             "entropic optimal transport P = argmin <P, M> + (1/gamma) KL(P || r c^T) s.t. P1 = r, P^T 1 = c",
-            {{"gamma", ParamType::kFloat, "1", "inverse entropy weight gamma > 0 (larger: closer to the unregularised plan)"},
+            {{"gamma", ParamType::kFloat, "1",
+              "inverse entropy weight gamma > 0 (larger: closer to the unregularised plan)"},
              {"unrolled_max_sweeps", ParamType::kInt, "20000",
               "backward unrolled / truncated:K only: most plain Sinkhorn sweeps recorded (status not_converged if "
               "the recorded iteration needs more)"}},
@@ -80,10 +81,11 @@ class OptimalTransportNode : public Node {
       SinkhornTape tape;
       RecordSinkhorn(p.inputs[0], r.data(), c.data(), H, W, gamma_, unrolled_, &tape, nullptr);
       if (!tape.converged) {
-        status->Set(kNotConverged, "the unrolled Sinkhorn iteration stopped at unrolled_max_sweeps = " +
-                                       std::to_string(tape.sweeps) + " sweeps with marginal error " +
-                                       FormatDouble(tape.marginal_error) + ": its gradient is that of the unfinished "
-                                       "iteration");
+        status->Set(kNotConverged,
+                    "the unrolled Sinkhorn iteration stopped at unrolled_max_sweeps = " + std::to_string(tape.sweeps) +
+                        " sweeps with marginal error " + FormatDouble(tape.marginal_error) +
+                        ": its gradient is that of the unfinished "
+                        "iteration");
       }
       SinkhornUnrolledVjp(p.inputs[0], r.data(), c.data(), gamma_, tape, p.gradient_mode.StepsOf(tape.sweeps),
                           p.grad_outputs[0], p.grad_inputs[0], x.data(), y.data());
@@ -144,13 +146,14 @@ std::vector<CheckCase> OptimalTransportNode::CheckCases(uint64_t seed) const {
   };
   std::vector<CheckCase> cases;
   cases.push_back({"random", {{"M", random_cost(3, 4, 5)}}});
-  cases.push_back({"marginals", {{"M", random_cost(2, 5, 3)}, {"r", positive({2, 5}, 10)}, {"c", positive({2, 3}, 10)}}});
+  cases.push_back(
+      {"marginals", {{"M", random_cost(2, 5, 3)}, {"r", positive({2, 5}, 10)}, {"c", positive({2, 3}, 10)}}});
 
   CheckCase ties{"ties", {}};
   Tensor m = random_cost(3, 4, 4);
-  for (int64_t j = 0; j < 4; ++j) m.problem(0)[4 + j] = m.problem(0)[j];         // two equal rows
+  for (int64_t j = 0; j < 4; ++j) m.problem(0)[4 + j] = m.problem(0)[j];                           // two equal rows
   for (int64_t k = 0; k < 16; ++k) m.problem(1)[k] = std::round(m.problem(1)[k] / scale) * scale;  // repeated values
-  for (int64_t k = 0; k < 16; ++k) m.problem(2)[k] = 0.7;                         // constant: P = r cᵀ
+  for (int64_t k = 0; k < 16; ++k) m.problem(2)[k] = 0.7;  // constant: P = r cᵀ
   ties.inputs = {{"M", m}, {"r", positive({3, 4}, 10)}, {"c", positive({3, 4}, 10)}};
   cases.push_back(ties);
 

@@ -10,15 +10,15 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <Eigen/Dense>
+#include <nlohmann/json.hpp>
 
 #include "ddn/batch.h"
 #include "ddn/check.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
-#include "nodes/alignment/sinkhorn.h"
 #include "ddn/random.h"
+#include "nodes/alignment/sinkhorn.h"
 #include "tests/compare.h"
 
 namespace ddn::alignment {
@@ -128,8 +128,8 @@ TEST(OptimalTransport, AgreesWithTheReferenceLibrary) {
     const Tensor want_p = FromJson(c.at("want").at("outputs").at("P"));
     EXPECT_LE(MaxAbsDiff(fwd.outputs.at("P"), want_p), 2e-12);
     for (const auto& s : fwd.status) EXPECT_LE(s.residual, 1e-14);
-    const TensorMap grads = Backward(*node, inputs, fwd.outputs, {{"P", FromJson(c.at("grad_outputs").at("P"))}},
-                                     &fwd.status);
+    const TensorMap grads =
+        Backward(*node, inputs, fwd.outputs, {{"P", FromJson(c.at("grad_outputs").at("P"))}}, &fwd.status);
     for (const auto& [name, value] : c.at("want").at("grad_inputs").items()) {
       SCOPED_TRACE(name);
       EXPECT_LE(RelativeError(grads.at(name), FromJson(value)), 1e-8);
@@ -151,8 +151,8 @@ TEST(OptimalTransport, MarginalsReachMachinePrecision) {
   for (const Size& size : {Size{5, 7}, Size{32, 48}, Size{60, 20}, Size{128, 128}}) {
     for (double gamma : {0.1, 1.0, 10.0, 100.0, 1000.0}) {
       for (bool marginals : {false, true}) {
-        SCOPED_TRACE("H=" + std::to_string(size.h) + " W=" + std::to_string(size.w) + " gamma=" +
-                     FormatDouble(gamma) + (marginals ? " with r, c" : ""));
+        SCOPED_TRACE("H=" + std::to_string(size.h) + " W=" + std::to_string(size.w) + " gamma=" + FormatDouble(gamma) +
+                     (marginals ? " with r, c" : ""));
         auto node = MakeNode("optimal_transport", {{"gamma", FormatDouble(gamma)}});
         TensorMap inputs{{"M", Gaussian({2, size.h, size.w}, ++seed)}};
         if (marginals) {
@@ -188,7 +188,8 @@ TEST(OptimalTransport, IsStableForLargeGammaTimesCost) {
       const ForwardResult shifted = Forward(*node, {{"M", m}, {"r", r.at("r")}});
       const ForwardResult plain = Forward(*node, {{"M", m0}, {"r", r.at("r")}});
       // exp(−γ(M + offsets)) cannot even be formed here: γ·offset reaches 10⁶.
-      EXPECT_LE(MaxAbsDiff(shifted.outputs.at("P"), plain.outputs.at("P")), 1e-12 * std::max(1.0, gamma * offset * 1e-4));
+      EXPECT_LE(MaxAbsDiff(shifted.outputs.at("P"), plain.outputs.at("P")),
+                1e-12 * std::max(1.0, gamma * offset * 1e-4));
       EXPECT_LE(MarginalError(shifted.outputs.at("P"), &r.at("r"), nullptr), 1e-15);
     }
   }
@@ -206,8 +207,8 @@ TEST(OptimalTransport, GradientsMatchFiniteDifferences) {
     EXPECT_LE(report.max_rel_error, 1e-6) << report.ToString();
     std::set<std::string> seen;
     for (const auto& e : report.entries) seen.insert(e.case_name + "/" + e.input);
-    for (const char* want : {"random/M", "marginals/r", "marginals/c", "ties/M", "tiny_marginals/r",
-                             "tiny_marginals/c", "row_column_offsets/M"})
+    for (const char* want : {"random/M", "marginals/r", "marginals/c", "ties/M", "tiny_marginals/r", "tiny_marginals/c",
+                             "row_column_offsets/M"})
       EXPECT_TRUE(seen.count(want)) << want;
   }
 }

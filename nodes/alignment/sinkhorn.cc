@@ -187,8 +187,8 @@ namespace {
 
 // Per-thread scratch of the forward solve (the batch runs one problem per thread at a time).
 struct Workspace {
-  std::vector<double> f, g, u, v, alpha, beta, trial_alpha, trial_beta, df, dg, b_rows, b_cols, col_max, col_sum,
-      scale, scale2;
+  std::vector<double> f, g, u, v, alpha, beta, trial_alpha, trial_beta, df, dg, b_rows, b_cols, col_max, col_sum, scale,
+      scale2;
   std::vector<double> trial;  // H×W
   ShortSideSchur schur;
 };
@@ -259,8 +259,8 @@ inline double Power(double y, double omega) {
 // One (over-relaxed) Sinkhorn sweep from the column sums β of P: P ← P diag((c/β)^ω), then P ← diag((r/σ)^ω) P
 // with σ the new row sums. Accumulates the scalings into u (H) and v (W) and writes the marginals α, β of
 // the result: two passes over each row while it is in cache.
-DDN_TARGET_CLONES void SinkhornSweep(const double* r, const double* c, int64_t H, int64_t W, double omega,
-                                     double* P, double* u, double* v, double* alpha, double* beta, double* scale) {
+DDN_TARGET_CLONES void SinkhornSweep(const double* r, const double* c, int64_t H, int64_t W, double omega, double* P,
+                                     double* u, double* v, double* alpha, double* beta, double* scale) {
   for (int64_t j = 0; j < W; ++j) {
     scale[j] = Power(c[j] / beta[j], omega);
     v[j] *= scale[j];
@@ -304,8 +304,8 @@ constexpr int kWindow = 5;
 // The iterate of one solve: P with its marginals, and the potentials f, g of (1) as logs plus pending
 // multiplicative scalings u, v (f_i = log-part + log u_i), flushed into the logs when the potentials are read.
 struct Iterate {
-  double* P;       // current plan (the output buffer or the workspace's)
-  double* spare;   // the other buffer, for trial steps
+  double* P;      // current plan (the output buffer or the workspace's)
+  double* spare;  // the other buffer, for trial steps
   std::vector<double>* f;
   std::vector<double>* g;
   std::vector<double>* u;
@@ -339,8 +339,8 @@ SinkhornReport SolveTransport(const double* M, const double* r, const double* c,
   ws.g.assign(W, 0.0);
   ws.u.assign(H, 1.0);
   ws.v.assign(W, 1.0);
-  for (auto* v : {&ws.trial_alpha, &ws.trial_beta, &ws.df, &ws.dg, &ws.b_rows, &ws.b_cols, &ws.col_max,
-                  &ws.col_sum, &ws.scale, &ws.scale2})
+  for (auto* v : {&ws.trial_alpha, &ws.trial_beta, &ws.df, &ws.dg, &ws.b_rows, &ws.b_cols, &ws.col_max, &ws.col_sum,
+                  &ws.scale, &ws.scale2})
     v->resize(longest);
   ws.trial.resize(H * W);
   Iterate it{P_out, ws.trial.data(), &ws.f, &ws.g, &ws.u, &ws.v};
@@ -496,10 +496,9 @@ SinkhornReport SolveTransport(const double* M, const double* r, const double* c,
   }
   if (it.P != P_out) std::copy(it.P, it.P + H * W, P_out);
   if (!(report.marginal_error <= options.acceptable_tolerance)) {
-    throw NumericalFailure("optimal transport did not converge: marginal error " +
-                           FormatDouble(report.marginal_error) + " (relative to the total mass) after " +
-                           std::to_string(report.sweeps) + " Sinkhorn sweeps and " +
-                           std::to_string(report.newton_steps) + " Newton steps");
+    throw NumericalFailure("optimal transport did not converge: marginal error " + FormatDouble(report.marginal_error) +
+                           " (relative to the total mass) after " + std::to_string(report.sweeps) +
+                           " Sinkhorn sweeps and " + std::to_string(report.newton_steps) + " Newton steps");
   }
   return report;
 }
@@ -519,8 +518,8 @@ VjpWorkspace& ThreadVjpWorkspace() {
 }
 
 // Solves (3) for the right-hand side [S1; Sᵀ1], S = V ∘ P, into ws.x, ws.y. Returns true if pivoted.
-bool SolveAdjoint(const double* P, int64_t H, int64_t W, const double* V, ShortSideSchur* schur,
-                  VjpWorkspace* ws, bool factorize) {
+bool SolveAdjoint(const double* P, int64_t H, int64_t W, const double* V, ShortSideSchur* schur, VjpWorkspace* ws,
+                  bool factorize) {
   ws->s_rows.assign(H, 0.0);
   ws->s_cols.assign(W, 0.0);
   for (int64_t i = 0; i < H; ++i) {
@@ -595,7 +594,9 @@ TransportJacobian::TransportJacobian(const double* P, int64_t H, int64_t W, doub
 
 TransportJacobian::~TransportJacobian() = default;
 
-bool TransportJacobian::pivoted() const { return impl_->schur.pivoted(); }
+bool TransportJacobian::pivoted() const {
+  return impl_->schur.pivoted();
+}
 
 void TransportJacobian::Apply(const double* in, double* out) const {
   Impl& m = *impl_;

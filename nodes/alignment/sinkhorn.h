@@ -105,11 +105,11 @@ struct SinkhornOptions {
 };
 
 struct SinkhornReport {
-  double marginal_error = 0;   // final max(‖P1 − r‖∞, ‖Pᵀ1 − c‖∞) / Σr
-  int sweeps = 0;              // Sinkhorn sweeps, all stages
-  int newton_steps = 0;        // accepted Newton steps, all stages
-  int stages = 0;              // ε-scaling stages
-  int factorizations = 0;      // Cholesky factorisations of the Newton steps (the dominant cost when > 0)
+  double marginal_error = 0;  // final max(‖P1 − r‖∞, ‖Pᵀ1 − c‖∞) / Σr
+  int sweeps = 0;             // Sinkhorn sweeps, all stages
+  int newton_steps = 0;       // accepted Newton steps, all stages
+  int stages = 0;             // ε-scaling stages
+  int factorizations = 0;     // Cholesky factorisations of the Newton steps (the dominant cost when > 0)
 };
 
 // Solves the problem above for one M (H×W, row-major) into P (H×W). r (H) and c (W) positive with equal

@@ -13,8 +13,7 @@ namespace ddn::alignment {
 namespace {
 
 // lse_i = log Σ_j exp(g_j − γ M_ij) for every row.
-DDN_TARGET_CLONES void RowLogSumExp(const double* M, const double* g, int64_t H, int64_t W, double gamma,
-                                    double* lse) {
+DDN_TARGET_CLONES void RowLogSumExp(const double* M, const double* g, int64_t H, int64_t W, double gamma, double* lse) {
   for (int64_t i = 0; i < H; ++i) {
     const double* row = M + i * W;
     double m = -std::numeric_limits<double>::infinity();
@@ -44,8 +43,8 @@ DDN_TARGET_CLONES void ColumnLogSumExp(const double* M, const double* f, int64_t
 // to the marginal (scratch: W doubles): with weights w (w_i = f̄_i / r_i for rows, w_j = ḡ_j / c_j for columns),
 //   out_other −= Π w (summed along the rows or the columns),   M̄ += γ Π ∘ w.
 DDN_TARGET_CLONES void HalfSweepAdjoint(const double* M, const double* a, const double* b, int64_t H, int64_t W,
-                                        double gamma, bool by_rows, const double* w, double* out_other,
-                                        double* dM, double* scratch) {
+                                        double gamma, bool by_rows, const double* w, double* out_other, double* dM,
+                                        double* scratch) {
   for (int64_t i = 0; i < H; ++i) {
     const double* row = M + i * W;
     double* dm = dM + i * W;
@@ -140,8 +139,7 @@ void SinkhornUnrolledVjp(const double* M, const double* r, const double* c, doub
   const int64_t H = tape.H, W = tape.W;
   const int T = tape.sweeps;
   steps = std::clamp(steps, 0, T);
-  std::vector<double> f_bar(H, 0.0), g_bar(W, 0.0), r_bar(H, 0.0), c_bar(W, 0.0), weights(std::max(H, W)),
-      scratch(W);
+  std::vector<double> f_bar(H, 0.0), g_bar(W, 0.0), r_bar(H, 0.0), c_bar(W, 0.0), weights(std::max(H, W)), scratch(W);
   std::vector<double> m_bar(static_cast<size_t>(H * W));
   const double* fT = tape.f.data() + static_cast<size_t>(T) * H;
   const double* gT = tape.g.data() + static_cast<size_t>(T) * W;

@@ -11,8 +11,8 @@
 //
 // and the plan P = exp(f^T_i + g^T_j − γ M_ij). It stops at the sweep whose row marginal error (the columns are
 // exact after each sweep) is ≤ tolerance·Σr, when it is ≤ acceptable_tolerance·Σr and has not improved for
-// `stall_sweeps` sweeps (the rounding floor), or at max_sweeps (not converged). On converged solves this P is the node's
-// P to rounding, and its reverse mode is the implicit gradient up to the contraction left after T sweeps.
+// `stall_sweeps` sweeps (the rounding floor), or at max_sweeps (not converged). On converged solves this P is the
+// node's P to rounding, and its reverse mode is the implicit gradient up to the contraction left after T sweeps.
 //
 // Reverse mode (SinkhornUnrolledVjp), for V = dL/dP and S = V ∘ P: f̄ = S1, ḡ = Sᵀ1, M̄ = −γS, then for
 // k = T, T−1, … (the last K sweeps when truncated, older potentials constants), with the half-sweep plans
@@ -52,10 +52,10 @@ struct UnrolledSinkhornOptions {
 // The recorded iteration: g⁰ … g^T and f¹ … f^T (f⁰ is stored as zeros so that index k is sweep k).
 struct SinkhornTape {
   int64_t H = 0, W = 0;
-  std::vector<double> f, g;    // (T + 1)·H and (T + 1)·W, sweep k at offset k·H, k·W
-  int sweeps = 0;              // T
-  double marginal_error = 0;   // the final row marginal error / Σr
-  bool converged = false;      // reached the tolerance, or a rounding floor ≤ acceptable_tolerance
+  std::vector<double> f, g;   // (T + 1)·H and (T + 1)·W, sweep k at offset k·H, k·W
+  int sweeps = 0;             // T
+  double marginal_error = 0;  // the final row marginal error / Σr
+  bool converged = false;     // reached the tolerance, or a rounding floor ≤ acceptable_tolerance
   size_t Bytes() const { return (f.size() + g.size()) * sizeof(double); }
 };
 

@@ -2,12 +2,12 @@
 // from the node's InitialGuess): the batched backward of (64, D) points, D = 16 and 128, one thread, in each mode
 // (the forward is run once, outside the timing), for an equality (sphere_projection, a nonlinear constraint;
 // plane_projection, a linear one with inputs in it) and inequalities (ball_projection of radius √D, about half the
-// points inside; box_projection [−1, 1]^D, about a third of the coordinates at a bound). Counters: fd_error, the worst relative error of the
-// gradient's directional derivative along 3 random directions against central differences of the node's forward
-// (step 1e-6); vs_implicit, ‖g − g_implicit‖/‖g_implicit‖; from the replays' counters (GenericUnrolledTotals):
-// steps, the replayed Newton–KKT steps per problem (all of them are replayed; truncated:K runs back through K),
-// fixed_set, the share of problems whose replay was the fixed-active-set one, tape_kb, the largest tape of one
-// problem, kkt_kb, its largest dense KKT matrix (the replay holds a few of that size at a time).
+// points inside; box_projection [−1, 1]^D, about a third of the coordinates at a bound). Counters: fd_error, the worst
+// relative error of the gradient's directional derivative along 3 random directions against central differences of the
+// node's forward (step 1e-6); vs_implicit, ‖g − g_implicit‖/‖g_implicit‖; from the replays' counters
+// (GenericUnrolledTotals): steps, the replayed Newton–KKT steps per problem (all of them are replayed; truncated:K runs
+// back through K), fixed_set, the share of problems whose replay was the fixed-active-set one, tape_kb, the largest
+// tape of one problem, kkt_kb, its largest dense KKT matrix (the replay holds a few of that size at a time).
 //
 //   build/nodes/examples/constrained_modes_benchmark --benchmark_repetitions=5
 #include <benchmark/benchmark.h>

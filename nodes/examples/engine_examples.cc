@@ -110,8 +110,9 @@ class SphereProjection : public ProjectionBase<SphereProjection> {
     } else if (s->flags & kNonUnique) {
       s->flags &= ~static_cast<uint32_t>(kNonUnique);
       s->note.clear();
-      s->Set(kUnverified, "‖x‖ is below the rounding of the objective's gradient: y = r·x/‖x‖ from the start, its "
-                          "second-order condition not verifiable in double precision");
+      s->Set(kUnverified,
+             "‖x‖ is below the rounding of the objective's gradient: y = r·x/‖x‖ from the start, its "
+             "second-order condition not verifiable in double precision");
     }
   }
   std::vector<CheckCase> CheckCases(uint64_t seed) const override;
@@ -199,8 +200,9 @@ class BoxProjection : public ProjectionBase<BoxProjection> {
             {{"y", {"D"}, "closest point of the box"}}};
   }
   explicit BoxProjection(const Params& p) : lo_(p.GetDouble("lo")), hi_(p.GetDouble("hi")) {
-    if (!(hi_ > lo_)) throw InvalidInput("node 'box_projection' needs hi > lo, got lo = " + FormatDouble(lo_) +
-                                         ", hi = " + FormatDouble(hi_));
+    if (!(hi_ > lo_))
+      throw InvalidInput("node 'box_projection' needs hi > lo, got lo = " + FormatDouble(lo_) +
+                         ", hi = " + FormatDouble(hi_));
   }
   static constexpr bool kLinearConstraints = true;
   int NumInequalities(const ProblemData& p) const { return static_cast<int>(2 * p.Dim("D")); }
@@ -301,12 +303,12 @@ std::vector<CheckCase> SphereProjection::CheckCases(uint64_t seed) const {
 std::vector<CheckCase> PlaneProjection::CheckCases(uint64_t seed) const {
   std::vector<CheckCase> cases = Node::CheckCases(seed);
   // x on the plane (y = x); a normal whose entries span six orders of magnitude.
-  cases.push_back({"on_the_plane",
-                   {{"x", Tensor({1, 3}, {1.0, 2.0, 3.0})}, {"a", Tensor({1, 3}, {1.0, -1.0, 0.5})},
-                    {"b", Tensor({1}, {0.5})}}});
-  cases.push_back({"steep_normal",
-                   {{"x", Tensor({1, 3}, {0.3, -0.7, 1.1})}, {"a", Tensor({1, 3}, {1e-3, 1.0, 1e3})},
-                    {"b", Tensor({1}, {2.0})}}});
+  cases.push_back(
+      {"on_the_plane",
+       {{"x", Tensor({1, 3}, {1.0, 2.0, 3.0})}, {"a", Tensor({1, 3}, {1.0, -1.0, 0.5})}, {"b", Tensor({1}, {0.5})}}});
+  cases.push_back(
+      {"steep_normal",
+       {{"x", Tensor({1, 3}, {0.3, -0.7, 1.1})}, {"a", Tensor({1, 3}, {1e-3, 1.0, 1e3})}, {"b", Tensor({1}, {2.0})}}});
   return cases;
 }
 

@@ -24,7 +24,8 @@ class ConstrainedMean : public DeclarativeNode<ConstrainedMean> {
   static NodeSpec Spec() {
     return {"test_constrained_mean",
             "weighted mean of points on the plane Σ y = b",
-            {{"w", ParamType::kFloat, "1", "weight of the objective"}, {"c", ParamType::kFloat, "1", "scale of the constraint"}},
+            {{"w", ParamType::kFloat, "1", "weight of the objective"},
+             {"c", ParamType::kFloat, "1", "scale of the constraint"}},
             {{"x", {"N", "D"}, "points"}, {"b", {}, "offset"}},
             {{"y", {"D"}, "the constrained mean"}}};
   }
@@ -57,7 +58,10 @@ DDN_REGISTER_NODE(ConstrainedMean);
 class CappedSimplex : public EuclideanProjectionNode<CappedSimplex> {
  public:
   static NodeSpec Spec() {
-    return {"test_capped_simplex", "projection onto {Σ y = 1, 0 ≤ y ≤ 1}", {}, {{"x", {"D"}, "point"}},
+    return {"test_capped_simplex",
+            "projection onto {Σ y = 1, 0 ≤ y ≤ 1}",
+            {},
+            {{"x", {"D"}, "point"}},
             {{"y", {"D"}, "projection"}}};
   }
   explicit CappedSimplex(const Params&) {}
@@ -107,9 +111,7 @@ DDN_REGISTER_NODE(SphereQuadratic);
 // Σ_i (y − x_i)⁴: a degenerate minimum (H → 0).
 class Quartic : public DeclarativeNode<Quartic> {
  public:
-  static NodeSpec Spec() {
-    return {"test_quartic", "Σ (y − x_i)⁴", {}, {{"x", {"N"}, "points"}}, {{"y", {}, "y"}}};
-  }
+  static NodeSpec Spec() { return {"test_quartic", "Σ (y − x_i)⁴", {}, {{"x", {"N"}, "points"}}, {{"y", {}, "y"}}}; }
   explicit Quartic(const Params&) {}
   static constexpr const char* kTermAxis = "N";
   template <typename T>

@@ -46,8 +46,8 @@ TEST(PseudoHuberMean, SolvesToMachinePrecisionAndMatchesClosedFormGradient) {
     for (int i = 0; i < 9; ++i) {
       const double z = (y - in["x"].problem(b)[i]) / alpha, w = in["w"].problem(b)[i];
       const double s = std::sqrt(1 + z * z);
-      d1[i] = alpha * z / s;     // φ'
-      d2[i] = 1 / (s * s * s);   // φ''
+      d1[i] = alpha * z / s;    // φ'
+      d2[i] = 1 / (s * s * s);  // φ''
       grad += w * d1[i];
       hess += w * d2[i];
     }
@@ -55,8 +55,8 @@ TEST(PseudoHuberMean, SolvesToMachinePrecisionAndMatchesClosedFormGradient) {
     EXPECT_LE(fwd.status[b].residual, 1e-12);
     for (int i = 0; i < 9; ++i) {
       const double w = in["w"].problem(b)[i];
-      EXPECT_NEAR(g.at("x").problem(b)[i], v[b] * w * d2[i] / hess, 1e-12);   // dy/dx_i = w_i φ''_i / Σ w φ''
-      EXPECT_NEAR(g.at("w").problem(b)[i], -v[b] * d1[i] / hess, 1e-12);      // dy/dw_i = −φ'_i / Σ w φ''
+      EXPECT_NEAR(g.at("x").problem(b)[i], v[b] * w * d2[i] / hess, 1e-12);  // dy/dx_i = w_i φ''_i / Σ w φ''
+      EXPECT_NEAR(g.at("w").problem(b)[i], -v[b] * d1[i] / hess, 1e-12);     // dy/dw_i = −φ'_i / Σ w φ''
     }
   }
 }

@@ -20,8 +20,8 @@
 #include <cmath>
 #include <string>
 
-#include <Eigen/Dense>
 #include <ceres/sphere_manifold.h>
+#include <Eigen/Dense>
 
 #include "ddn/declarative.h"
 #include "ddn/random.h"
@@ -57,8 +57,10 @@ class UnconstrainedPolynomial : public DeclarativeNode<UnconstrainedPolynomial> 
   }
   void Validate(const ProblemData& p) const override {
     if (!(p.inputs[0][0] > 0)) {
-      throw InvalidInput("node 'unconstrained_polynomial': input 'x' must be > 0 (the objective is unbounded below or "
-                         "its minimum degenerate otherwise), got " + FormatDouble(p.inputs[0][0]));
+      throw InvalidInput(
+          "node 'unconstrained_polynomial': input 'x' must be > 0 (the objective is unbounded below or "
+          "its minimum degenerate otherwise), got " +
+          FormatDouble(p.inputs[0][0]));
     }
   }
   std::vector<CheckCase> CheckCases(uint64_t) const override {
@@ -122,8 +124,9 @@ class ConstantLinearOnCircle : public DeclarativeNode<ConstantLinearOnCircle> {
   }
   void Validate(const ProblemData& p) const override {
     if (p.inputs[0][0] == 0) {
-      throw InvalidInput("node 'constant_linear_on_circle': input 'x' is 0: the circle is a point, where the "
-                         "constraint's gradient vanishes");
+      throw InvalidInput(
+          "node 'constant_linear_on_circle': input 'x' is 0: the circle is a point, where the "
+          "constraint's gradient vanishes");
     }
   }
   std::vector<CheckCase> CheckCases(uint64_t) const override {
@@ -158,8 +161,9 @@ class LinearOnCircle : public DeclarativeNode<LinearOnCircle> {
   }
   void Validate(const ProblemData& p) const override {
     if (p.inputs[0][1] == 0) {
-      throw InvalidInput("node 'linear_on_circle': the radius x[1] is 0: the circle is a point, where the "
-                         "constraint's gradient vanishes");
+      throw InvalidInput(
+          "node 'linear_on_circle': the radius x[1] is 0: the circle is a point, where the "
+          "constraint's gradient vanishes");
     }
   }
   std::vector<CheckCase> CheckCases(uint64_t) const override {
@@ -173,11 +177,12 @@ DDN_REGISTER_NODE(LinearOnCircle);
 class QuadraticOnSphere : public DeclarativeNode<QuadraticOnSphere> {
  public:
   static NodeSpec Spec() {
-    return {"quadratic_on_sphere",
-            "y = argmin ½yᵀy − xᵀy s.t. ‖y‖² = 1, so y = x/‖x‖ (QuadFcnOnSphere; generic engine on the sphere manifold)",
-            {},
-            {{"x", {"D"}, "the point x ≠ 0"}},
-            {{"y", {"D"}, "x/‖x‖"}}};
+    return {
+        "quadratic_on_sphere",
+        "y = argmin ½yᵀy − xᵀy s.t. ‖y‖² = 1, so y = x/‖x‖ (QuadFcnOnSphere; generic engine on the sphere manifold)",
+        {},
+        {{"x", {"D"}, "the point x ≠ 0"}},
+        {{"y", {"D"}, "x/‖x‖"}}};
   }
   explicit QuadraticOnSphere(const Params&) {}
   static constexpr const char* kTermAxis = "D";

@@ -11,15 +11,19 @@
 #include "ddn/check.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
-#include "tests/reference/fixtures.h"
 #include "ddn/random.h"
 #include "tests/compare.h"
+#include "tests/reference/fixtures.h"
 
 namespace ddn {
 namespace {
 
-const char* kSamples[] = {"unconstrained_polynomial", "linear_on_unit_circle", "constant_linear_on_circle",
-                          "linear_on_circle",         "quadratic_on_sphere",   "quadratic_on_ball",
+const char* kSamples[] = {"unconstrained_polynomial",
+                          "linear_on_unit_circle",
+                          "constant_linear_on_circle",
+                          "linear_on_circle",
+                          "quadratic_on_sphere",
+                          "quadratic_on_ball",
                           "tridiag_solve"};
 
 TEST(ReferenceSamples, GradientsMatchFiniteDifferences) {
@@ -65,7 +69,8 @@ TEST(ReferenceSamples, MatchTheReferenceClosedForms) {
     const auto node = MakeNode("constant_linear_on_circle");
     const Tensor x({2}, {0.8, -1.5});
     ForwardResult r = Forward(*node, {{"x", x}});
-    const TensorMap g = Backward(*node, {{"x", x}}, r.outputs, {{"y", Tensor({2, 2}, {1.0, 0.0, 0.3, -2.0})}}, &r.status);
+    const TensorMap g =
+        Backward(*node, {{"x", x}}, r.outputs, {{"y", Tensor({2, 2}, {1.0, 0.0, 0.3, -2.0})}}, &r.status);
     const double s = 1 / std::sqrt(2.0);
     EXPECT_NEAR(r.outputs["y"][0], -0.8 * s, 1e-12);
     EXPECT_NEAR(r.outputs["y"][3], -1.5 * s, 1e-12);
@@ -138,16 +143,20 @@ TEST(ReferenceSamples, TridiagSolveThomasDenseAndGeneric) {
     for (const auto& [name, t] : da) EXPECT_LT(MaxAbsDiff(t, dg.at(name)), 1e-9 * std::max(1.0, MaxAbs(t))) << name;
   }
   // b_1 = 0: the first Thomas pivot is zero, but T = [[0, 1, 0], [1, 2, 1], [0, 1, 3]] is regular.
-  const TensorMap in{{"b", Tensor({1, 3}, {0.0, 2.0, 3.0})}, {"a", Tensor({1, 2}, {1.0, 1.0})},
-                     {"c", Tensor({1, 2}, {1.0, 1.0})}, {"d", Tensor({1, 3, 1}, {1.0, 2.0, 3.0})}};
+  const TensorMap in{{"b", Tensor({1, 3}, {0.0, 2.0, 3.0})},
+                     {"a", Tensor({1, 2}, {1.0, 1.0})},
+                     {"c", Tensor({1, 2}, {1.0, 1.0})},
+                     {"d", Tensor({1, 3, 1}, {1.0, 2.0, 3.0})}};
   ForwardResult r = Forward(*node, in);
   Eigen::Matrix3d T;
   T << 0, 1, 0, 1, 2, 1, 0, 1, 3;
   const Eigen::Vector3d x = T.lu().solve(Eigen::Vector3d(1, 2, 3));
   for (int i = 0; i < 3; ++i) EXPECT_NEAR(r.outputs["x"][i], x[i], 1e-14);
   // Singular: rows 1 and 2 of [[1, 1], [1, 1]].
-  EXPECT_THROW(Forward(*node, {{"b", Tensor({1, 2}, {1.0, 1.0})}, {"a", Tensor({1, 1}, {1.0})},
-                               {"c", Tensor({1, 1}, {1.0})}, {"d", Tensor({1, 2, 1}, {1.0, 2.0})}}),
+  EXPECT_THROW(Forward(*node, {{"b", Tensor({1, 2}, {1.0, 1.0})},
+                               {"a", Tensor({1, 1}, {1.0})},
+                               {"c", Tensor({1, 1}, {1.0})},
+                               {"d", Tensor({1, 2, 1}, {1.0, 2.0})}}),
                NumericalFailure);
 }
 
@@ -164,8 +173,8 @@ TEST(ReferenceSamples, BadInputIsRefused) {
   EXPECT_NE(fails("constant_linear_on_circle", {{"x", Tensor({1}, {0.0})}}).find("is 0"), std::string::npos);
   EXPECT_NE(fails("linear_on_circle", {{"x", Tensor({1, 2}, {1.0, 0.0})}}).find("is 0"), std::string::npos);
   EXPECT_NE(fails("quadratic_on_sphere", {{"x", Tensor({1, 3})}}).find("is 0"), std::string::npos);
-  EXPECT_NE(fails("tridiag_solve", {{"b", Tensor({1, 3}, 2.0)}, {"a", Tensor({1, 3})}, {"c", Tensor({1, 3})},
-                                    {"d", Tensor({1, 3, 1})}})
+  EXPECT_NE(fails("tridiag_solve",
+                  {{"b", Tensor({1, 3}, 2.0)}, {"a", Tensor({1, 3})}, {"c", Tensor({1, 3})}, {"d", Tensor({1, 3, 1})}})
                 .find("N − 1"),
             std::string::npos);
 }
@@ -187,7 +196,8 @@ TEST(ReferenceSamples, AgreeWithTheReferenceLibrary) {
     }
     const TensorMap g = Backward(*node, in, r.outputs, testing::TensorsFromJson(c["grad_outputs"]), &r.status);
     for (const auto& [input, t] : testing::TensorsFromJson(c["want"]["grad_inputs"])) {
-      EXPECT_LT(MaxAbsDiff(g.at(input), t), tol * 10 * std::max(1.0, MaxAbs(t))) << name << " " << c["label"] << " " << input;
+      EXPECT_LT(MaxAbsDiff(g.at(input), t), tol * 10 * std::max(1.0, MaxAbs(t)))
+          << name << " " << c["label"] << " " << input;
     }
   }
 }

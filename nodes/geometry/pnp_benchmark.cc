@@ -10,10 +10,10 @@
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "nodes/geometry/pnp_ceres.h"
 #include "nodes/geometry/pnp_solver.h"
 #include "nodes/geometry/rotation.h"
-#include "ddn/random.h"
 
 namespace {
 
@@ -30,7 +30,8 @@ Workload MakeWorkload(int64_t b, int64_t n, uint64_t seed) {
     double R[9];
     ddn::geometry::AngleAxisToRotationMatrix(pose, R);
     for (int64_t i = 0; i < n; ++i) {
-      const double x = 2 * rng.Uniform(0.0, 1.0) - 1, y = 2 * rng.Uniform(0.0, 1.0) - 1, z = 2 * rng.Uniform(0.0, 1.0) + 1;
+      const double x = 2 * rng.Uniform(0.0, 1.0) - 1, y = 2 * rng.Uniform(0.0, 1.0) - 1,
+                   z = 2 * rng.Uniform(0.0, 1.0) + 1;
       const double X[3] = {z * x - pose[3], z * y - pose[4], z - pose[5]};
       double* P = wl.p3d.problem(e) + 3 * i;
       for (int r = 0; r < 3; ++r) P[r] = R[r] * X[0] + R[3 + r] * X[1] + R[6 + r] * X[2];  // Rᵀ (X − t)

@@ -68,9 +68,9 @@ CeresRefineResult RefinePoseCeres(const PnPProblem& p, double pose[6], int max_i
     const double* P = p.p3d + 3 * i;
     switch (p.objective) {
       case PnPObjective::kReproj:  // w‖z‖² = ½‖√(2w) z‖²
-        problem.AddResidualBlock(new ceres::AutoDiffCostFunction<ReprojResidual, 2, 6>(
-                                     new ReprojResidual(q, P, k, std::sqrt(2.0 * w))),
-                                 nullptr, pose);
+        problem.AddResidualBlock(
+            new ceres::AutoDiffCostFunction<ReprojResidual, 2, 6>(new ReprojResidual(q, P, k, std::sqrt(2.0 * w))),
+            nullptr, pose);
         break;
       case PnPObjective::kReprojHuber:  // w ρ_α(‖z‖) = ½ w HuberLoss_α(‖z‖²)
         problem.AddResidualBlock(
@@ -78,9 +78,9 @@ CeresRefineResult RefinePoseCeres(const PnPProblem& p, double pose[6], int max_i
             new ceres::ScaledLoss(new ceres::HuberLoss(p.alpha), w, ceres::TAKE_OWNERSHIP), pose);
         break;
       case PnPObjective::kCosine:  // w(1 − bᵀn) = ½‖√w (b − n)‖²
-        problem.AddResidualBlock(new ceres::AutoDiffCostFunction<CosineResidual, 3, 6>(
-                                     new CosineResidual(q, P, k, std::sqrt(w))),
-                                 nullptr, pose);
+        problem.AddResidualBlock(
+            new ceres::AutoDiffCostFunction<CosineResidual, 3, 6>(new CosineResidual(q, P, k, std::sqrt(w))), nullptr,
+            pose);
         break;
     }
   }

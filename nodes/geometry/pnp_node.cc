@@ -11,9 +11,9 @@
 #include <cmath>
 
 #include "ddn/declarative.h"
+#include "ddn/random.h"
 #include "nodes/geometry/pnp_solver.h"
 #include "nodes/geometry/rotation.h"
-#include "ddn/random.h"
 
 namespace ddn::geometry {
 namespace {
@@ -23,12 +23,16 @@ class PnPNode : public DeclarativeNode<PnPNode> {
   static NodeSpec Spec() {
     return {"pnp",
             "weighted perspective-n-point: pose = argmin Σ_i w_i φ(R(r) P_i + t, q_i) (reproj, reproj_huber, cosine)",
-            {{"objective", ParamType::kChoice, "reproj",
+            {{"objective",
+              ParamType::kChoice,
+              "reproj",
               "φ: reproj ‖π(X) − q‖², reproj_huber ρ_α(‖π(X) − q‖), cosine 1 − bᵀX/‖X‖",
               {"reproj", "reproj_huber", "cosine"}},
              {"alpha", ParamType::kFloat, "1", "Huber threshold α > 0 of reproj_huber, in the units of p2d"},
-             {"ransac_iterations", ParamType::kInt, "100", "most RANSAC samples of the initialisation (0: EPnP on all points only)"},
-             {"ransac_threshold", ParamType::kFloat, "0.02", "RANSAC inlier threshold, normalised image units (pixels / focal)"}},
+             {"ransac_iterations", ParamType::kInt, "100",
+              "most RANSAC samples of the initialisation (0: EPnP on all points only)"},
+             {"ransac_threshold", ParamType::kFloat, "0.02",
+              "RANSAC inlier threshold, normalised image units (pixels / focal)"}},
             {{"p2d", {"N", "2"}, "image points q_i (pixels with K, normalised coordinates without)"},
              {"p3d", {"N", "3"}, "world points P_i"},
              {"w", {"N"}, "weights w_i >= 0 (default 1)", true, true},
@@ -109,13 +113,13 @@ class PnPNode : public DeclarativeNode<PnPNode> {
 // jump.
 struct Synthetic {
   int batch = 2, points = 7;
-  bool tetrahedron = false;  // four points at alternate corners of the cube (with points = 4)
+  bool tetrahedron = false;               // four points at alternate corners of the cube (with points = 4)
   const double* rotation_mean = nullptr;  // rotations around this one (else around 0)
-  double rotation = 0.6;     // standard deviation of each angle-axis component
-  double noise = 0.01;       // normalised image units
-  double outlier = 0.0;      // displacement of point 0 (normalised), 0: none
+  double rotation = 0.6;                  // standard deviation of each angle-axis component
+  double noise = 0.01;                    // normalised image units
+  double outlier = 0.0;                   // displacement of point 0 (normalised), 0: none
   bool planar = false;
-  bool intrinsics = false;   // p2d in pixels with K = (500, 520, 320, 240)
+  bool intrinsics = false;  // p2d in pixels with K = (500, 520, 320, 240)
   bool weights = true;
 };
 

@@ -11,9 +11,9 @@
 #include <cmath>
 #include <vector>
 
+#include "ddn/random.h"
 #include "nodes/geometry/pnp_solver.h"
 #include "nodes/geometry/rotation.h"
-#include "ddn/random.h"
 
 namespace ddn::geometry {
 namespace {

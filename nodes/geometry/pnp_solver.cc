@@ -13,8 +13,8 @@
 #include "ddn/error.h"
 #include "ddn/implicit.h"
 #include "ddn/params.h"
-#include "nodes/geometry/rotation.h"
 #include "ddn/random.h"
+#include "nodes/geometry/rotation.h"
 
 namespace ddn::geometry {
 namespace {
@@ -42,7 +42,9 @@ Camera CameraOf(const PnPProblem& p) {
   return c;
 }
 
-Vec3 WorldPoint(const PnPProblem& p, int64_t i) { return Vec3(p.p3d[3 * i], p.p3d[3 * i + 1], p.p3d[3 * i + 2]); }
+Vec3 WorldPoint(const PnPProblem& p, int64_t i) {
+  return Vec3(p.p3d[3 * i], p.p3d[3 * i + 1], p.p3d[3 * i + 2]);
+}
 
 // The image point in normalised coordinates (K⁻¹ applied).
 Eigen::Vector2d Normalised(const PnPProblem& p, const Camera& c, int64_t i) {
@@ -663,7 +665,8 @@ void ValidatePnPProblem(const PnPProblem& p) {
   for (int64_t i = 0; i < p.n; ++i) {
     const double w = p.weight(i);
     if (w < 0) {
-      throw InvalidInput("node 'pnp': input 'w' must be >= 0, got " + FormatDouble(w) + " at index " + std::to_string(i));
+      throw InvalidInput("node 'pnp': input 'w' must be >= 0, got " + FormatDouble(w) + " at index " +
+                         std::to_string(i));
     }
     if (w > 0) ++positive;
   }
@@ -681,8 +684,9 @@ void ValidatePnPProblem(const PnPProblem& p) {
   }
   const Principal pa = PrincipalAxes(P, w);
   if (!(pa.lambda[2] > 0) || pa.lambda[1] <= kCollinear * pa.lambda[2]) {
-    throw InvalidInput("node 'pnp': the 3-D points (of positive weight) are collinear or coincide: the rotation about "
-                       "their line is not determined");
+    throw InvalidInput(
+        "node 'pnp': the 3-D points (of positive weight) are collinear or coincide: the rotation about "
+        "their line is not determined");
   }
 }
 
@@ -778,8 +782,8 @@ RefineResult RefinePose(const PnPProblem& p, const PnPOptions& o, double pose[6]
     // steps), f no longer tells better from worse: accept a smaller gradient instead, if f did not visibly grow.
     const double blur = 1e-10 * std::abs(f);
     const bool rounding = predicted <= blur;
-    const bool better = f_trial < f || (rounding && f_trial <= f + blur &&
-                                        g_trial.cwiseAbs().maxCoeff() < g.cwiseAbs().maxCoeff());
+    const bool better =
+        f_trial < f || (rounding && f_trial <= f + blur && g_trial.cwiseAbs().maxCoeff() < g.cwiseAbs().maxCoeff());
     if (std::isfinite(f_trial) && better) {
       const double rho = predicted > 0 ? (f - f_trial) / predicted : 1.0;
       mu *= std::max(1.0 / 3.0, 1.0 - std::pow(2.0 * rho - 1.0, 3));
@@ -886,9 +890,9 @@ void SolvePnP(const PnPProblem& p, const PnPOptions& o, double pose[6], ProblemS
     double diff = 0;
     for (int c = 0; c < 6; ++c) diff = std::max(diff, std::abs(result[k][c] - pose[c]) / (1 + std::abs(pose[c])));
     if (diff > 1e-6) {
-      s->Set(kNotCertified, "the starts (EPnP, RANSAC) reached different local minima (f = " +
-                                FormatDouble(refined[best].f) + " and " + FormatDouble(refined[k].f) +
-                                "): the lowest is returned");
+      s->Set(kNotCertified,
+             "the starts (EPnP, RANSAC) reached different local minima (f = " + FormatDouble(refined[best].f) +
+                 " and " + FormatDouble(refined[k].f) + "): the lowest is returned");
       break;
     }
   }
@@ -911,10 +915,11 @@ void SolvePnP(const PnPProblem& p, const PnPOptions& o, double pose[6], ProblemS
     for (int64_t i = 0; i < p.n; ++i) {
       if (!(p.weight(i) > 0)) continue;
       const Vec3 X = R * WorldPoint(p, i) + t;
-      const double z0 = cam.fx * X[0] / X[2] + cam.cx - p.p2d[2 * i], z1 = cam.fy * X[1] / X[2] + cam.cy - p.p2d[2 * i + 1];
+      const double z0 = cam.fx * X[0] / X[2] + cam.cx - p.p2d[2 * i],
+                   z1 = cam.fy * X[1] / X[2] + cam.cy - p.p2d[2 * i + 1];
       if (std::abs(std::sqrt(z0 * z0 + z1 * z1) - p.alpha) <= 1e-9 * p.alpha) {
-        s->Set(kNonSmooth, "correspondence " + std::to_string(i) +
-                               " sits at the Huber threshold: one-sided derivatives");
+        s->Set(kNonSmooth,
+               "correspondence " + std::to_string(i) + " sits at the Huber threshold: one-sided derivatives");
         break;
       }
     }

@@ -40,7 +40,8 @@
 //   The rotation is returned as the angle-axis vector with angle in [0, π].
 //
 // Backward (PnPVjp). The implicit function theorem (docs/design.md §1, unconstrained): u = H⁻¹ v with H = ∇²_yy f
-// at the solution, then per point, with δX = J_X u the camera-frame motion along u, g = ∂φ/∂X and R_u = Σ_a u_a ∂R/∂r_a,
+// at the solution, then per point, with δX = J_X u the camera-frame motion along u, g = ∂φ/∂X and R_u = Σ_a u_a
+// ∂R/∂r_a,
 //   dq_i = −w_i (∂²φ/∂X∂q)ᵀ δX,   dP_i = −w_i (R_uᵀ g + Rᵀ ∂²φ/∂X² δX),   dw_i = −gᵀ δX.
 // H comes from the same exact derivatives as the refinement: R and its first and second derivatives in r once per
 // pose (nested Jets on rotation.h), then the chain rule through X = R P + t per point. A singular H (a pose that is
@@ -73,7 +74,7 @@ struct PnPProblem {
   const double* w = nullptr;  // nullptr: all weights 1
   const double* K = nullptr;  // nullptr: normalised image points
   PnPObjective objective = PnPObjective::kReproj;
-  double alpha = 1.0;         // Huber threshold α > 0 (reproj_huber), in the units of p2d
+  double alpha = 1.0;  // Huber threshold α > 0 (reproj_huber), in the units of p2d
 
   double weight(int64_t i) const { return w ? w[i] : 1.0; }
 };
@@ -105,8 +106,8 @@ double PnPObjectiveValue(const PnPProblem& problem, const double pose[6], double
                          double* hessian = nullptr, double* scale = nullptr);
 
 struct RefineResult {
-  double f = 0;             // objective at the end
-  double residual = 0;      // the Newton step relative to the pose (see above)
+  double f = 0;         // objective at the end
+  double residual = 0;  // the Newton step relative to the pose (see above)
   int iterations = 0;
 };
 // Levenberg–Marquardt on f with the exact Hessian, from *pose.

@@ -14,13 +14,13 @@
 #include "ddn/check.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "nodes/geometry/pnp_ceres.h"
 #include "nodes/geometry/pnp_solver.h"
 #include "nodes/geometry/rotation.h"
+#include "tests/compare.h"
 #include "tests/reference/fixtures.h"
 #include "tests/reference/plain_differences.h"
-#include "ddn/random.h"
-#include "tests/compare.h"
 
 namespace ddn {
 namespace {
@@ -198,9 +198,15 @@ void ExpectGradientsMatch(const std::string& objective, double alpha) {
   const CheckReport report = CheckGradients(*node);
   EXPECT_TRUE(report.passed) << objective << " alpha " << alpha << "\n" << report.ToString();
 }
-TEST(Pnp, GradientsMatchFiniteDifferencesReproj) { ExpectGradientsMatch("reproj", 1.0); }
-TEST(Pnp, GradientsMatchFiniteDifferencesReprojHuber) { ExpectGradientsMatch("reproj_huber", 0.02); }
-TEST(Pnp, GradientsMatchFiniteDifferencesCosine) { ExpectGradientsMatch("cosine", 1.0); }
+TEST(Pnp, GradientsMatchFiniteDifferencesReproj) {
+  ExpectGradientsMatch("reproj", 1.0);
+}
+TEST(Pnp, GradientsMatchFiniteDifferencesReprojHuber) {
+  ExpectGradientsMatch("reproj_huber", 0.02);
+}
+TEST(Pnp, GradientsMatchFiniteDifferencesCosine) {
+  ExpectGradientsMatch("cosine", 1.0);
+}
 
 // The specialised forward (EPnP + RANSAC + LM) against the generic one (Ceres L-BFGS + Newton polish from the same
 // initialisation) and the closed-form backward against the generic implicit backward (nested Jets on the
@@ -232,7 +238,8 @@ TEST(Pnp, SpecialisedPathsMatchTheGenericEngine) {
       const TensorMap da = Backward(*node, c.inputs, a.outputs, {{"pose", v}}, &a.status);
       const TensorMap dg = Backward(*node, c.inputs, a.outputs, {{"pose", v}}, &g.status, generic);
       for (const auto& [name, t] : da) {
-        EXPECT_LT(MaxAbsDiff(t, dg.at(name)), 1e-9 * std::max(1.0, MaxAbs(t))) << objective << " " << c.name << " " << name;
+        EXPECT_LT(MaxAbsDiff(t, dg.at(name)), 1e-9 * std::max(1.0, MaxAbs(t)))
+            << objective << " " << c.name << " " << name;
       }
     }
   }

@@ -95,7 +95,8 @@ TvDenoiser& TvDenoiser::operator=(TvDenoiser&&) noexcept = default;
 
 double TvDenoiser::Objective(const Eigen::VectorXd& g, const Eigen::VectorXd& u, double lambda) const {
   double tv = 0;
-  PixelTerms{rows_, cols_, epsilon_ * epsilon_}.ForEach(u, [&](int, int, int, double, double, double psi) { tv += psi; });
+  PixelTerms{rows_, cols_, epsilon_ * epsilon_}.ForEach(u,
+                                                        [&](int, int, int, double, double, double psi) { tv += psi; });
   return 0.5 * (u - g).squaredNorm() + lambda * tv;
 }
 

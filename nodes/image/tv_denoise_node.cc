@@ -26,7 +26,9 @@ std::vector<TensorSpec> Inputs() {
   return {{"g", {"R", "C"}, "noisy grey image (row-major, intensities of any scale)"},
           {"lambda", {}, "weight λ > 0 of the total variation", true, false, true}};
 }
-std::vector<TensorSpec> Outputs() { return {{"u", {"R", "C"}, "the denoised image"}}; }
+std::vector<TensorSpec> Outputs() {
+  return {{"u", {"R", "C"}, "the denoised image"}};
+}
 
 // The declarative form (generic path only): the whole objective.
 class TvDenoiseForm : public DeclarativeNode<TvDenoiseForm> {
@@ -59,9 +61,7 @@ class TvDenoiseForm : public DeclarativeNode<TvDenoiseForm> {
     }
     return Constant<T>(0.5) * data + in[1][0] * tv;
   }
-  void InitialGuess(const ProblemData& p, double* u) const {
-    std::copy(p.inputs[0], p.inputs[0] + p.InputSize(0), u);
-  }
+  void InitialGuess(const ProblemData& p, double* u) const { std::copy(p.inputs[0], p.inputs[0] + p.InputSize(0), u); }
 
  private:
   double epsilon_;
@@ -76,8 +76,7 @@ class TvDenoiseNode : public Node {
             Inputs(),
             Outputs()};
   }
-  explicit TvDenoiseNode(const Params& p) : Node(Spec()), epsilon_(p.RequirePositive("epsilon")), form_(epsilon_) {
-  }
+  explicit TvDenoiseNode(const Params& p) : Node(Spec()), epsilon_(p.RequirePositive("epsilon")), form_(epsilon_) {}
 
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
     const double lambda = Lambda(p);

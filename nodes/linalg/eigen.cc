@@ -33,8 +33,8 @@
 
 #include "ddn/error.h"
 #include "ddn/node.h"
-#include "nodes/linalg/factor_cache.h"
 #include "ddn/random.h"
+#include "nodes/linalg/factor_cache.h"
 
 namespace ddn::linalg {
 namespace {
@@ -49,14 +49,13 @@ class EigenNode : public Node {
  public:
   // The registry's spec names the output axis K; an instance's spec fixes it to top_k (or M).
   static NodeSpec Spec() { return MakeSpec("K"); }
-  explicit EigenNode(const Params& p)
-      : Node(MakeSpec(TopK(p) > 0 ? std::to_string(TopK(p)) : "M")), top_k_(TopK(p)) {}
+  explicit EigenNode(const Params& p) : Node(MakeSpec(TopK(p) > 0 ? std::to_string(TopK(p)) : "M")), top_k_(TopK(p)) {}
 
   void Validate(const ProblemData& p) const override {
     const int64_t m = p.Dim("M");
     if (top_k_ > m) {
-      throw InvalidInput("node 'eigen': parameter 'top_k' = " + std::to_string(top_k_) + " exceeds the matrix size M = " +
-                         std::to_string(m));
+      throw InvalidInput("node 'eigen': parameter 'top_k' = " + std::to_string(top_k_) +
+                         " exceeds the matrix size M = " + std::to_string(m));
     }
   }
   void Solve(const ProblemData& p, ProblemStatus* s) const override;
@@ -66,12 +65,13 @@ class EigenNode : public Node {
 
  private:
   static NodeSpec MakeSpec(const std::string& k) {
-    return {"eigen",
-            "eigenvectors and eigenvalues of the K largest eigenvalues of ½(X + Xᵀ), in ascending order",
-            {{"top_k", ParamType::kInt, "0", "K, the number of largest eigenpairs returned, 1 ≤ K ≤ M; 0: all (K = M)"}},
-            {{"X", {"M", "M"}, "square matrices, symmetrised as ½(X + Xᵀ)"}},
-            {{"vectors", {"M", k}, "unit eigenvectors as columns, ascending eigenvalue; largest-magnitude entry > 0"},
-             {"values", {k}, "the eigenvalues, ascending"}}};
+    return {
+        "eigen",
+        "eigenvectors and eigenvalues of the K largest eigenvalues of ½(X + Xᵀ), in ascending order",
+        {{"top_k", ParamType::kInt, "0", "K, the number of largest eigenpairs returned, 1 ≤ K ≤ M; 0: all (K = M)"}},
+        {{"X", {"M", "M"}, "square matrices, symmetrised as ½(X + Xᵀ)"}},
+        {{"vectors", {"M", k}, "unit eigenvectors as columns, ascending eigenvalue; largest-magnitude entry > 0"},
+         {"values", {k}, "the eigenvalues, ascending"}}};
   }
   static int TopK(const Params& p) { return p.RequireIntInRange("top_k", 0, 1 << 20); }
   int64_t K(const ProblemData& p) const { return top_k_ > 0 ? top_k_ : p.Dim("M"); }
@@ -222,7 +222,8 @@ std::vector<CheckCase> EigenNode::CheckCases(uint64_t seed) const {
   }
   // Close eigenvalues (gap 0.05 of a spread of 4): large but finite derivatives.
   std::vector<double> close;
-  for (int64_t i = 0; i < m; ++i) close.push_back(i == m - 1 ? static_cast<double>(m - 2) + 0.05 : static_cast<double>(i));
+  for (int64_t i = 0; i < m; ++i)
+    close.push_back(i == m - 1 ? static_cast<double>(m - 2) + 0.05 : static_cast<double>(i));
   cases.push_back({"close_eigenvalues", {{"X", with_spectrum({close}, 0.1)}}});
   return cases;
 }

@@ -16,9 +16,9 @@
 #include "ddn/declarative.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
-#include "tests/reference/fixtures.h"
 #include "ddn/random.h"
 #include "tests/compare.h"
+#include "tests/reference/fixtures.h"
 
 namespace ddn {
 namespace {
@@ -30,7 +30,8 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 class EigenvectorForm : public DeclarativeNode<EigenvectorForm> {
  public:
   static NodeSpec Spec() {
-    return {"eigenvector_form", "−½yᵀSy on the unit sphere", {}, {{"X", {"M", "M"}, "matrix"}}, {{"y", {"M"}, "vector"}}};
+    return {
+        "eigenvector_form", "−½yᵀSy on the unit sphere", {}, {{"X", {"M", "M"}, "matrix"}}, {{"y", {"M"}, "vector"}}};
   }
   template <typename T>
   T Objective(const Args<T>& in, const T* y) const {
@@ -74,7 +75,9 @@ Tensor WithSpectrum(const std::vector<double>& lambda, Rng* rng) {
   return X;
 }
 
-std::unique_ptr<Node> Eigen(int top_k) { return MakeNode("eigen", {{"top_k", std::to_string(top_k)}}); }
+std::unique_ptr<Node> Eigen(int top_k) {
+  return MakeNode("eigen", {{"top_k", std::to_string(top_k)}});
+}
 
 TEST(EigenNode, ShapesFollowTopK) {
   const NodeSpec& spec = GetNodeSpec("eigen");

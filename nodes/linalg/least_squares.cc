@@ -14,16 +14,17 @@
 // formed by one symmetric rank-T update (Eigen's SYRK on √w-scaled rows) and solved by Cholesky. The factor
 // is kept (factor_cache.h) for the backward pass. When G is ill-conditioned (reciprocal condition estimate
 // below 1e-2) the solution is refined with the residual Āᵀ W (b − Ā z) − β x computed in extended precision,
-// so that z is exact to rounding rather than to κ(G)·u: a smooth function of the inputs. When G is singular or numerically so (Cholesky fails or its
-// reciprocal condition estimate is below 1e-12: β = 0 with rank-deficient A, or all weights 0 with a bias)
-// the minimiser is not unique: the minimum-norm one is returned (complete orthogonal decomposition) and the
-// status says non_unique; if G has a negative eigenvalue (negative weights) there is no minimiser: InvalidInput.
+// so that z is exact to rounding rather than to κ(G)·u: a smooth function of the inputs. When G is singular or
+// numerically so (Cholesky fails or its reciprocal condition estimate is below 1e-12: β = 0 with rank-deficient A, or
+// all weights 0 with a bias) the minimiser is not unique: the minimum-norm one is returned (complete orthogonal
+// decomposition) and the status says non_unique; if G has a negative eigenvalue (negative weights) there is no
+// minimiser: InvalidInput.
 //
 // Backward (Gould et al., TPAMI 2022, Prop. 4.3: dθ = −Bᵀ H⁻¹ v with H = G). With u = G⁻¹ (v_x, v_c) by the
 // cached factor, residuals r_t = a_tᵀx + c − b_t and s_t = a_tᵀu_x + u_c,
 //   dA_t = −w_t (s_t x + r_t u_x),   db_t = w_t s_t,   dw_t = −r_t s_t,
-// one pass over A (a rank-2 update), right after the pass of the fingerprint that validates the cached factor. On the singular path u is the minimum-norm solution and the status says
-// non_regular (docs/design.md §1).
+// one pass over A (a rank-2 update), right after the pass of the fingerprint that validates the cached factor. On the
+// singular path u is the minimum-norm solution and the status says non_regular (docs/design.md §1).
 //
 // The declarative form (the objective above as a sum of one term per observation) gives the generic Ceres
 // forward and implicit backward (`ddn eval --generic`); the tests hold the two paths against each other.
@@ -35,8 +36,8 @@
 #include <vector>
 
 #include "ddn/declarative.h"
-#include "nodes/linalg/factor_cache.h"
 #include "ddn/random.h"
+#include "nodes/linalg/factor_cache.h"
 
 namespace ddn::linalg {
 namespace {
@@ -224,10 +225,13 @@ void LeastSquaresNode::Solve(const ProblemData& p, ProblemStatus* s) const {
   } else {
     // Singular: the minimum-norm minimiser, if G is positive semi-definite.
     Eigen::MatrixXd full = G.selfadjointView<Eigen::Lower>();
-    const Eigen::VectorXd eig = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(full, Eigen::EigenvaluesOnly).eigenvalues();
+    const Eigen::VectorXd eig =
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(full, Eigen::EigenvaluesOnly).eigenvalues();
     if (eig[0] < -1e-12 * std::max(std::abs(eig[n - 1]), 1e-300)) {
-      throw InvalidInput("node 'least_squares': the weights make the objective unbounded below (the normal matrix has "
-                         "the eigenvalue " + FormatDouble(eig[0]) + " < 0); use weights w >= 0");
+      throw InvalidInput(
+          "node 'least_squares': the weights make the objective unbounded below (the normal matrix has "
+          "the eigenvalue " +
+          FormatDouble(eig[0]) + " < 0); use weights w >= 0");
     }
     Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod;
     cod.setThreshold(1e-12);

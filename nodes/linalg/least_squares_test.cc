@@ -11,10 +11,10 @@
 #include "ddn/check.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
-#include "tests/reference/fixtures.h"
-#include "tests/reference/plain_differences.h"
 #include "ddn/random.h"
 #include "tests/compare.h"
+#include "tests/reference/fixtures.h"
+#include "tests/reference/plain_differences.h"
 
 namespace ddn {
 namespace {
@@ -121,7 +121,8 @@ TEST(LeastSquares, SpecialisedPathsMatchTheGenericEngine) {
       EXPECT_LT(MaxAbsDiff(a.outputs["x"], g.outputs["x"]), 1e-9) << c.name;
       EXPECT_LT(MaxAbsDiff(a.outputs["bias"], g.outputs["bias"]), 1e-9) << c.name;
       Rng rng(7);
-      const TensorMap v{{"x", Gaussian(a.outputs["x"].shape(), &rng)}, {"bias", Gaussian(a.outputs["bias"].shape(), &rng)}};
+      const TensorMap v{{"x", Gaussian(a.outputs["x"].shape(), &rng)},
+                        {"bias", Gaussian(a.outputs["bias"].shape(), &rng)}};
       const TensorMap da = Backward(*node, c.inputs, a.outputs, v, &a.status);
       const TensorMap dg = Backward(*node, c.inputs, a.outputs, v, &g.status, generic);
       for (const auto& [name, t] : da) {
@@ -178,8 +179,8 @@ TEST(LeastSquares, SingularProblemsGiveTheMinimumNormSolutionAndFlags) {
     for (int64_t k = 0; k < C; ++k) M(t, k) = in.at("A")[t * C + k];
     M(t, C) = 1.0;
   }
-  const Eigen::VectorXd z = M.completeOrthogonalDecomposition().solve(
-      Eigen::Map<const Eigen::VectorXd>(in.at("b").data(), T));
+  const Eigen::VectorXd z =
+      M.completeOrthogonalDecomposition().solve(Eigen::Map<const Eigen::VectorXd>(in.at("b").data(), T));
   for (int64_t k = 0; k < C; ++k) EXPECT_NEAR(r.outputs["x"][k], z[k], 1e-10);
   EXPECT_NEAR(r.outputs["bias"][0], z[C], 1e-10);
   const TensorMap g = Backward(*node, in, r.outputs, {{"x", Tensor({1, C}, 1.0)}}, &r.status);
@@ -201,8 +202,10 @@ TEST(LeastSquares, FactorCacheNeverServesAnotherProblem) {
   Rng rng(6);
   const auto node = MakeNode("least_squares");
   const auto fresh = MakeNode("least_squares");
-  const TensorMap in1{{"A", Gaussian({2, 7, 3}, &rng)}, {"b", Gaussian({2, 7}, &rng)}, {"w", Uniform({2, 7}, &rng, 0.5, 1.5)}};
-  const TensorMap in2{{"A", Gaussian({2, 7, 3}, &rng)}, {"b", Gaussian({2, 7}, &rng)}, {"w", Uniform({2, 7}, &rng, 0.5, 1.5)}};
+  const TensorMap in1{
+      {"A", Gaussian({2, 7, 3}, &rng)}, {"b", Gaussian({2, 7}, &rng)}, {"w", Uniform({2, 7}, &rng, 0.5, 1.5)}};
+  const TensorMap in2{
+      {"A", Gaussian({2, 7, 3}, &rng)}, {"b", Gaussian({2, 7}, &rng)}, {"w", Uniform({2, 7}, &rng, 0.5, 1.5)}};
   ForwardResult r1 = Forward(*node, in1);
   ForwardResult r2 = Forward(*node, in2);  // overwrites the slots of r1
   const TensorMap v{{"x", Gaussian({2, 3}, &rng)}, {"bias", Gaussian({2}, &rng)}};
@@ -232,7 +235,8 @@ TEST(LeastSquares, BadInputIsRefused) {
     EXPECT_NE(std::string(e.what()).find("unbounded below"), std::string::npos) << e.what();
   }
   // A slightly negative weight that keeps the objective convex is a valid problem.
-  const ForwardResult r = Forward(*node, {{"A", A}, {"b", Tensor({1, 3}, {1, 2, 3})}, {"w", Tensor({1, 3}, {1, -1e-3, 1})}});
+  const ForwardResult r =
+      Forward(*node, {{"A", A}, {"b", Tensor({1, 3}, {1, 2, 3})}, {"w", Tensor({1, 3}, {1, -1e-3, 1})}});
   EXPECT_TRUE(r.status[0].ok());
 }
 

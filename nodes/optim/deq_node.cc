@@ -5,8 +5,8 @@
 
 #include "ddn/error.h"
 #include "ddn/node.h"
-#include "nodes/optim/deq_solver.h"
 #include "ddn/random.h"
+#include "nodes/optim/deq_solver.h"
 
 namespace ddn::optim {
 namespace {
@@ -20,12 +20,21 @@ class DeqTanhNode : public Node {
     s.name = "deq_tanh";
     s.summary = "deep-equilibrium fixed point z = tanh(W z + x) (Anderson acceleration, Broyden and Picard fallbacks)";
     s.params = {{"tolerance", ParamType::kFloat, "1e-13", "forward stops at ||tanh(Wz + x) - z||_inf <= tolerance", {}},
-                {"max_iterations", ParamType::kInt, "200", "iterations per solver stage (Anderson, Broyden, damped Picard)", {}},
+                {"max_iterations",
+                 ParamType::kInt,
+                 "200",
+                 "iterations per solver stage (Anderson, Broyden, damped Picard)",
+                 {}},
                 {"window", ParamType::kInt, "5", "Anderson memory", {}},
                 {"beta", ParamType::kFloat, "1", "Anderson mixing in (0, 1]", {}},
-                {"backward_solver", ParamType::kChoice, "auto", "implicit backward: direct LU, iterative Anderson, or auto "
-                 "(direct for N <= 256)", {"auto", "direct", "iterative"}}};
-    s.inputs = {{"x", {"N"}, "input injection", true, false}, {"W", {"N", "N"}, "weights (||W||_2 < 1 certifies a unique fixed point)", true, false}};
+                {"backward_solver",
+                 ParamType::kChoice,
+                 "auto",
+                 "implicit backward: direct LU, iterative Anderson, or auto "
+                 "(direct for N <= 256)",
+                 {"auto", "direct", "iterative"}}};
+    s.inputs = {{"x", {"N"}, "input injection", true, false},
+                {"W", {"N", "N"}, "weights (||W||_2 < 1 certifies a unique fixed point)", true, false}};
     s.outputs = {{"z", {"N"}, "the fixed point", true, false}};
     return s;
   }
@@ -99,9 +108,9 @@ class DeqTanhNode : public Node {
       cases.push_back({name, {{"x", x}, {"W", W}}});
     };
     add("random", 6, 0.5, 1.0);
-    add("slow_contraction", 6, 0.95, 0.3);   // ρ(J) near 1: many iterations, I − J near-singular
-    add("saturated", 5, 0.8, 4.0);           // |Wz + x| large: tanh' tiny, z near ±1
-    add("non_contractive", 5, 1.5, 1.0);     // ‖W‖₂ > 1: still converges here, flagged non_unique
+    add("slow_contraction", 6, 0.95, 0.3);  // ρ(J) near 1: many iterations, I − J near-singular
+    add("saturated", 5, 0.8, 4.0);          // |Wz + x| large: tanh' tiny, z near ±1
+    add("non_contractive", 5, 1.5, 1.0);    // ‖W‖₂ > 1: still converges here, flagged non_unique
     return cases;
   }
 

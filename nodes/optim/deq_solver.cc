@@ -18,7 +18,9 @@ using Eigen::VectorXd;
 constexpr double kRhoScale = kAndersonRhoScale;
 constexpr int kStagnation = 30;
 
-VectorXd Cell(const MatrixXd& W, const VectorXd& x, const VectorXd& z) { return (W * z + x).array().tanh().matrix(); }
+VectorXd Cell(const MatrixXd& W, const VectorXd& x, const VectorXd& z) {
+  return (W * z + x).array().tanh().matrix();
+}
 
 // Why the iteration may have failed, for messages.
 std::string Contraction(const MatrixXd& W) {
@@ -30,11 +32,13 @@ std::string Contraction(const MatrixXd& W) {
 }  // namespace
 
 void DeqOptions::Validate() const {
-  if (max_iterations < 1) throw InvalidInput("deq_tanh: max_iterations must be >= 1, got " + std::to_string(max_iterations));
+  if (max_iterations < 1)
+    throw InvalidInput("deq_tanh: max_iterations must be >= 1, got " + std::to_string(max_iterations));
   if (!(tolerance > 0 && tolerance < 1)) {
     throw InvalidInput("deq_tanh: tolerance must be in (0, 1), got " + FormatDouble(tolerance));
   }
-  if (window < 1 || window > 100) throw InvalidInput("deq_tanh: window must be in [1, 100], got " + std::to_string(window));
+  if (window < 1 || window > 100)
+    throw InvalidInput("deq_tanh: window must be in [1, 100], got " + std::to_string(window));
   if (!(beta > 0 && beta <= 1)) throw InvalidInput("deq_tanh: beta must be in (0, 1], got " + FormatDouble(beta));
 }
 
@@ -84,11 +88,10 @@ DeqResult SolveDeq(const MatrixXd& W, const VectorXd& x, const DeqOptions& o, De
   };
 
   auto Fail = [&]() {
-    throw NumericalFailure("deq_tanh: no fixed point found: the best residual ||tanh(Wz + x) - z||_inf is " +
-                           FormatDouble(res[best]) + " > tolerance " + FormatDouble(o.tolerance) + " after " +
-                           std::to_string(zs.size() - 1) + " iterations" +
-                           (o.fallbacks ? " of Anderson, Broyden and damped Picard" : " of Anderson") +
-                           " (" + Contraction(W) + ")");
+    throw NumericalFailure(
+        "deq_tanh: no fixed point found: the best residual ||tanh(Wz + x) - z||_inf is " + FormatDouble(res[best]) +
+        " > tolerance " + FormatDouble(o.tolerance) + " after " + std::to_string(zs.size() - 1) + " iterations" +
+        (o.fallbacks ? " of Anderson, Broyden and damped Picard" : " of Anderson") + " (" + Contraction(W) + ")");
   };
   if (push(VectorXd::Zero(N))) return finish("anderson");
   // 1. Anderson acceleration.
@@ -112,7 +115,8 @@ DeqResult SolveDeq(const MatrixXd& W, const VectorXd& x, const DeqOptions& o, De
       if (push(next)) return finish("anderson");
       const int kk = static_cast<int>(zs.size()) - 1;
       if (best == kk) last_best = it;
-      if (!std::isfinite(res[kk]) || res[kk] > 1e6 * std::max(res[best], 1e-300) + 1.0 || it - last_best > kStagnation) break;
+      if (!std::isfinite(res[kk]) || res[kk] > 1e6 * std::max(res[best], 1e-300) + 1.0 || it - last_best > kStagnation)
+        break;
     }
   }
   if (!o.fallbacks) {
@@ -182,8 +186,8 @@ void DeqImplicitVjp(const MatrixXd& W, const VectorXd& x, const VectorXd& z, con
   const VectorXd f = Cell(W, x, z);
   const VectorXd D = (1.0 - f.array().square()).matrix();
   VectorXd u;
-  const bool direct = o.backward_solver == DeqOptions::kDirect ||
-                      (o.backward_solver == DeqOptions::kAuto && N <= o.direct_limit);
+  const bool direct =
+      o.backward_solver == DeqOptions::kDirect || (o.backward_solver == DeqOptions::kAuto && N <= o.direct_limit);
   if (direct) {
     // (I − J)ᵀ = I − Wᵀ D.
     MatrixXd M = -W.transpose() * D.asDiagonal();

@@ -40,15 +40,15 @@
 namespace ddn::optim {
 
 struct DeqOptions {
-  int max_iterations = 200;   // per stage (Anderson, Broyden, damped Picard)
-  double tolerance = 1e-13;   // ‖tanh(Wz + x) − z‖∞ at which the forward stops
-  int window = 5;             // Anderson memory (iterates mixed), ≥ 1
-  double beta = 1.0;          // Anderson mixing β ∈ (0, 1]
+  int max_iterations = 200;  // per stage (Anderson, Broyden, damped Picard)
+  double tolerance = 1e-13;  // ‖tanh(Wz + x) − z‖∞ at which the forward stops
+  int window = 5;            // Anderson memory (iterates mixed), ≥ 1
+  double beta = 1.0;         // Anderson mixing β ∈ (0, 1]
   enum BackwardSolver { kAuto, kDirect, kIterative };
   BackwardSolver backward_solver = kAuto;  // kAuto: direct for N ≤ direct_limit
   int direct_limit = 256;
-  bool fallbacks = true;        // false: Anderson only (tests of the unrolled map)
-  bool throw_on_failure = true; // false: return the last iterate when no stage converges (tests)
+  bool fallbacks = true;         // false: Anderson only (tests of the unrolled map)
+  bool throw_on_failure = true;  // false: return the last iterate when no stage converges (tests)
 
   // Throws InvalidInput naming the field if a value is out of range.
   void Validate() const;
@@ -73,12 +73,13 @@ struct DeqTape {
 struct DeqResult {
   Eigen::VectorXd z;
   int iterations = 0;
-  double residual = 0;   // ‖tanh(Wz + x) − z‖∞
-  std::string solver;    // "anderson", "broyden" or "picard": the stage that converged
+  double residual = 0;  // ‖tanh(Wz + x) − z‖∞
+  std::string solver;   // "anderson", "broyden" or "picard": the stage that converged
 };
 
 // Throws NumericalFailure if no stage converges. `tape`, if given, records every step.
-DeqResult SolveDeq(const Eigen::MatrixXd& W, const Eigen::VectorXd& x, const DeqOptions& options, DeqTape* tape = nullptr);
+DeqResult SolveDeq(const Eigen::MatrixXd& W, const Eigen::VectorXd& x, const DeqOptions& options,
+                   DeqTape* tape = nullptr);
 
 // ‖W‖₂ < 1 certifies a unique fixed point; returns an estimate of ‖W‖₂ (exact bound when it is below 1).
 double SpectralNormEstimate(const Eigen::MatrixXd& W);

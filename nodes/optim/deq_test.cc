@@ -7,8 +7,8 @@
 #include "ddn/batch.h"
 #include "ddn/check.h"
 #include "ddn/error.h"
-#include "nodes/optim/deq_solver.h"
 #include "ddn/random.h"
+#include "nodes/optim/deq_solver.h"
 
 namespace ddn::optim {
 namespace {

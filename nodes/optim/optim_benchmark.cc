@@ -19,9 +19,9 @@
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "nodes/optim/deq_solver.h"
 #include "nodes/optim/qp_problems.h"
-#include "ddn/random.h"
 
 namespace {
 
@@ -126,7 +126,9 @@ void BM_Qp(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   Run(state, "qp", QpWorkload(256, n, 42), "implicit", static_cast<int>(state.range(1)));
 }
-void BM_QpMode(benchmark::State& state) { Run(state, "qp", QpWorkload(256, 20, 42), kQpModes[state.range(0)], 1); }
+void BM_QpMode(benchmark::State& state) {
+  Run(state, "qp", QpWorkload(256, 20, 42), kQpModes[state.range(0)], 1);
+}
 void BM_DeqTanh(benchmark::State& state) {
   Run(state, "deq_tanh", DeqWorkload(64, static_cast<int>(state.range(0)), 7), kDeqModes[state.range(1)], 1);
 }

@@ -10,9 +10,9 @@
 #include "ddn/declarative.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "nodes/optim/qp_problems.h"
 #include "nodes/optim/qp_solver.h"
-#include "ddn/random.h"
 
 namespace ddn::optim {
 namespace {
@@ -73,8 +73,9 @@ class QpForm : public DeclarativeNode<QpForm> {
     NodeSpec s;
     s.name = "qp (declarative form)";
     s.summary = "the qp node's declarative form, for the generic engine";
-    s.inputs = {{"Q", {"n", "n"}, "", true, false}, {"q", {"n"}, "", true, false}, {"G", {"m", "n"}, "", true, true},
-                {"h", {"m"}, "", true, true},       {"A", {"p", "n"}, "", true, true}, {"b", {"p"}, "", true, true}};
+    s.inputs = {{"Q", {"n", "n"}, "", true, false}, {"q", {"n"}, "", true, false},
+                {"G", {"m", "n"}, "", true, true},  {"h", {"m"}, "", true, true},
+                {"A", {"p", "n"}, "", true, true},  {"b", {"p"}, "", true, true}};
     s.outputs = {{"z", {"n"}, "", true, false}};
     return s;
   }
@@ -116,9 +117,11 @@ class QpNode : public Node {
   static NodeSpec Spec() {
     NodeSpec s;
     s.name = "qp";
-    s.summary = "quadratic programme z = argmin 1/2 z^T Q z + q^T z s.t. Gz <= h, Az = b (interior point + active-set polish)";
-    s.params = {{"max_iterations", ParamType::kInt, "50", "interior-point iterations at most", {}},
-                {"tolerance", ParamType::kFloat, "1e-11", "scaled KKT residual at which the interior-point method stops", {}}};
+    s.summary =
+        "quadratic programme z = argmin 1/2 z^T Q z + q^T z s.t. Gz <= h, Az = b (interior point + active-set polish)";
+    s.params = {
+        {"max_iterations", ParamType::kInt, "50", "interior-point iterations at most", {}},
+        {"tolerance", ParamType::kFloat, "1e-11", "scaled KKT residual at which the interior-point method stops", {}}};
     s.inputs = {{"Q", {"n", "n"}, "symmetric positive definite quadratic term", true, false},
                 {"q", {"n"}, "linear term", true, false},
                 {"G", {"m", "n"}, "inequality matrix (with h)", true, true},
@@ -146,11 +149,13 @@ class QpNode : public Node {
     const double scale = 1.0 + d.q.cwiseAbs().maxCoeff();
     for (int i : sol.active) {
       if (sol.lambda[i] <= 1e-9 * scale) {
-        status->Set(kDegenerate, "weakly active inequality " + std::to_string(i) + " (zero multiplier on the boundary)");
+        status->Set(kDegenerate,
+                    "weakly active inequality " + std::to_string(i) + " (zero multiplier on the boundary)");
         break;
       }
     }
-    if (static_cast<int>(sol.active.size()) + d.p() > d.n()) status->Set(kDegenerate, "more active constraints than variables");
+    if (static_cast<int>(sol.active.size()) + d.p() > d.n())
+      status->Set(kDegenerate, "more active constraints than variables");
     StoreVector(sol.z, p.outputs[0]);
   }
 

@@ -24,8 +24,9 @@ class DeclarativeQp : public DeclarativeNode<DeclarativeQp> {
     NodeSpec s;
     s.name = "qp_declarative_test";
     s.summary = "the qp node's declarative form, for the generic engine";
-    s.inputs = {{"Q", {"n", "n"}, "", true, false}, {"q", {"n"}, "", true, false}, {"G", {"m", "n"}, "", true, false},
-                {"h", {"m"}, "", true, false},      {"A", {"p", "n"}, "", true, false}, {"b", {"p"}, "", true, false}};
+    s.inputs = {{"Q", {"n", "n"}, "", true, false}, {"q", {"n"}, "", true, false},
+                {"G", {"m", "n"}, "", true, false}, {"h", {"m"}, "", true, false},
+                {"A", {"p", "n"}, "", true, false}, {"b", {"p"}, "", true, false}};
     s.outputs = {{"z", {"n"}, "", true, false}};
     return s;
   }

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "nodes/optim/qp_solver.h"
 #include "ddn/random.h"
+#include "nodes/optim/qp_solver.h"
 
 namespace ddn::optim {
 

@@ -15,8 +15,12 @@ namespace {
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-double MaxAbs(const VectorXd& v) { return v.size() ? v.cwiseAbs().maxCoeff() : 0.0; }
-double MaxAbs(const MatrixXd& m) { return m.size() ? m.cwiseAbs().maxCoeff() : 0.0; }
+double MaxAbs(const VectorXd& v) {
+  return v.size() ? v.cwiseAbs().maxCoeff() : 0.0;
+}
+double MaxAbs(const MatrixXd& m) {
+  return m.size() ? m.cwiseAbs().maxCoeff() : 0.0;
+}
 
 // The Newton system of one interior-point iteration (rows d, p, e, c; columns z, s, λ, ν):
 //
@@ -59,8 +63,8 @@ class NewtonSystem {
   }
 
   // J Δ = −(r_d, r_p, r_e, r_c).
-  void Solve(const VectorXd& rd, const VectorXd& rp, const VectorXd& re, const VectorXd& rc, VectorXd* dz,
-             VectorXd* ds, VectorXd* dl, VectorXd* dn) const {
+  void Solve(const VectorXd& rd, const VectorXd& rp, const VectorXd& re, const VectorXd& rc, VectorXd* dz, VectorXd* ds,
+             VectorXd* dl, VectorXd* dn) const {
     const QpData& d = *data_;
     VectorXd a = -rd;
     if (d.m() > 0) a.noalias() -= d.G.transpose() * (lambda_->cwiseProduct(rp) - rc).cwiseQuotient(*s_);
@@ -243,7 +247,8 @@ bool SolveActiveSet(const QpData& d, const std::vector<int>& active, VectorXd* z
 
 void QpOptions::Validate() const {
   if (max_iterations < 1) throw InvalidInput("qp: max_iterations must be >= 1, got " + std::to_string(max_iterations));
-  if (!(tolerance > 0 && tolerance < 1)) throw InvalidInput("qp: tolerance must be in (0, 1), got " + FormatDouble(tolerance));
+  if (!(tolerance > 0 && tolerance < 1))
+    throw InvalidInput("qp: tolerance must be in (0, 1), got " + FormatDouble(tolerance));
   if (!(step_fraction > 0 && step_fraction < 1)) {
     throw InvalidInput("qp: step_fraction must be in (0, 1), got " + FormatDouble(step_fraction));
   }
@@ -265,8 +270,8 @@ void ValidateQp(QpData* d) {
   if (asym > 1e-3 * qmax) {
     Eigen::Index i = 0, j = 0;
     (d->Q - d->Q.transpose()).cwiseAbs().maxCoeff(&i, &j);
-    throw InvalidInput("input 'Q' is not symmetric: Q[" + std::to_string(i) + "][" + std::to_string(j) + "] = " +
-                       FormatDouble(d->Q(i, j)) + " but Q[" + std::to_string(j) + "][" + std::to_string(i) +
+    throw InvalidInput("input 'Q' is not symmetric: Q[" + std::to_string(i) + "][" + std::to_string(j) +
+                       "] = " + FormatDouble(d->Q(i, j)) + " but Q[" + std::to_string(j) + "][" + std::to_string(i) +
                        "] = " + FormatDouble(d->Q(j, i)));
   }
   d->Q = 0.5 * (d->Q + d->Q.transpose()).eval();
@@ -278,14 +283,14 @@ void ValidateQp(QpData* d) {
   }
   if (d->p() > 0) {
     if (d->p() > n) {
-      throw InvalidInput("input 'A' has more rows (p = " + std::to_string(d->p()) + ") than variables (n = " +
-                         std::to_string(n) + ")");
+      throw InvalidInput("input 'A' has more rows (p = " + std::to_string(d->p()) +
+                         ") than variables (n = " + std::to_string(n) + ")");
     }
     Eigen::ColPivHouseholderQR<MatrixXd> qr(d->A.transpose());
     qr.setThreshold(1e-12);
     if (qr.rank() < d->p()) {
-      throw InvalidInput("input 'A' does not have full row rank (rank " + std::to_string(qr.rank()) + " < p = " +
-                         std::to_string(d->p()) + "): remove redundant equalities");
+      throw InvalidInput("input 'A' does not have full row rank (rank " + std::to_string(qr.rank()) +
+                         " < p = " + std::to_string(d->p()) + "): remove redundant equalities");
     }
   }
 }
@@ -501,8 +506,10 @@ QpSolution SolveQp(const QpData& d, const QpOptions& o, ProblemStatus* status, Q
   if (!(best <= std::max(1e-8, o.tolerance))) {
     const double t = LeastViolation(d);
     if (t > 1e-7 * feas_scale) {
-      throw InvalidInput("qp: the constraints are infeasible: no z satisfies Gz <= h and Az = b (the least achievable "
-                         "max_i (G_i z - h_i) is " + FormatDouble(t) + ")");
+      throw InvalidInput(
+          "qp: the constraints are infeasible: no z satisfies Gz <= h and Az = b (the least achievable "
+          "max_i (G_i z - h_i) is " +
+          FormatDouble(t) + ")");
     }
     throw NumericalFailure("qp: the interior-point method did not converge (scaled KKT residual " + FormatDouble(best) +
                            " after " + std::to_string(u.iterations) + " iterations)");

@@ -90,16 +90,16 @@ struct QpSolution {
 
 // What the unrolled backward needs from each interior-point iteration (QpOptions::record).
 struct QpTapeStep {
-  Eigen::VectorXd z, s, lambda, nu;             // the iterate u_k
-  Eigen::LLT<Eigen::MatrixXd> H;                // Q + Gᵀ diag(λ/s) G
-  Eigen::LLT<Eigen::MatrixXd> S;                // A H⁻¹ Aᵀ (p > 0)
-  Eigen::MatrixXd HinvAt;                       // H⁻¹ Aᵀ
-  Eigen::VectorXd dz_a, ds_a, dl_a, dn_a;       // predictor direction
-  Eigen::VectorXd dz, ds, dl, dn;               // combined direction
-  double alpha_a = 1, alpha = 1;                // step lengths
-  int block_a = -1, block = -1;                 // blocking index (< m: s_i, ≥ m: λ_{i−m}), −1 if α = 1
-  double mu = 0, mu_a = 0;                      // μ and μ_aff
-  bool sigma_clamped = false;                   // σ = 1 because μ_aff ≥ μ
+  Eigen::VectorXd z, s, lambda, nu;        // the iterate u_k
+  Eigen::LLT<Eigen::MatrixXd> H;           // Q + Gᵀ diag(λ/s) G
+  Eigen::LLT<Eigen::MatrixXd> S;           // A H⁻¹ Aᵀ (p > 0)
+  Eigen::MatrixXd HinvAt;                  // H⁻¹ Aᵀ
+  Eigen::VectorXd dz_a, ds_a, dl_a, dn_a;  // predictor direction
+  Eigen::VectorXd dz, ds, dl, dn;          // combined direction
+  double alpha_a = 1, alpha = 1;           // step lengths
+  int block_a = -1, block = -1;            // blocking index (< m: s_i, ≥ m: λ_{i−m}), −1 if α = 1
+  double mu = 0, mu_a = 0;                 // μ and μ_aff
+  bool sigma_clamped = false;              // σ = 1 because μ_aff ≥ μ
 };
 struct QpTape {
   std::vector<QpTapeStep> steps;

@@ -4,11 +4,11 @@
 
 #include <Eigen/Dense>
 
+#include "ddn/check.h"
 #include "ddn/error.h"
+#include "ddn/random.h"
 #include "nodes/optim/qp_problems.h"
 #include "nodes/optim/qp_solver.h"
-#include "ddn/random.h"
-#include "ddn/check.h"
 
 namespace ddn::optim {
 namespace {
@@ -121,8 +121,7 @@ TEST(QpSolver, UnrolledAdjointMatchesFiniteDifferencesOfTheIterationMap) {
         d->Q(j, l) += 0.5 * e;
         d->Q(l, j) += 0.5 * e;
       });
-      EXPECT_NEAR(g.Q(j, l), fdQ, 1e-6 * (1 + std::abs(g.Q(j, l))))
-          << "Q" << j << l;
+      EXPECT_NEAR(g.Q(j, l), fdQ, 1e-6 * (1 + std::abs(g.Q(j, l)))) << "Q" << j << l;
     }
   }
   for (int i = 0; i < o.m; ++i) {

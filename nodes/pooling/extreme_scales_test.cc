@@ -11,9 +11,9 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
-#include "nodes/pooling/pooling_solvers.h"
 #include "ddn/random.h"
 #include "nodes/pooling/penalties.h"
+#include "nodes/pooling/pooling_solvers.h"
 
 namespace ddn::pooling {
 namespace {
@@ -28,7 +28,7 @@ struct Outcome {
 };
 
 Outcome Evaluate(const std::string& node_name, const std::string& penalty, double alpha, const TensorMap& inputs,
-             const Tensor& v) {
+                 const Tensor& v) {
   auto node = MakeNode(node_name, {{"penalty", penalty}, {"alpha", FormatDouble(alpha)}});
   ForwardResult forward = Forward(*node, inputs);
   Outcome r;
@@ -118,7 +118,8 @@ TEST(ExtremeScales, ScaledProblemsGiveScaledAnswersAndTheSameGradients) {
         const std::string what = std::string(node_name) + " " + penalty + " scale " + FormatDouble(scale);
         EXPECT_EQ(r.status.flags, base.status.flags) << what << ": " << r.status.note;
         EXPECT_LE(r.status.residual, 1e-10) << what;
-        for (int64_t k = 0; k < d; ++k) EXPECT_NEAR(r.y[k] / scale, base.y[k], 1e-12 * (1 + std::abs(base.y[k]))) << what;
+        for (int64_t k = 0; k < d; ++k)
+          EXPECT_NEAR(r.y[k] / scale, base.y[k], 1e-12 * (1 + std::abs(base.y[k]))) << what;
         for (int64_t i = 0; i < n * d; ++i) {
           EXPECT_NEAR(r.grads.at("x")[i], base.grads.at("x")[i], 1e-9 * (1 + std::abs(base.grads.at("x")[i]))) << what;
         }

@@ -73,7 +73,9 @@ void BM_VectorPoolMode(benchmark::State& state) {
     benchmark::DoNotOptimize(g.data());
   }
   // L(x) = <v, y(x)> by the same path's forward.
-  auto loss = [&](const ddn::Tensor& xx) { return Dot(v, ddn::Forward(*node, {{"x", xx}}, implicit_run).outputs.at("y")); };
+  auto loss = [&](const ddn::Tensor& xx) {
+    return Dot(v, ddn::Forward(*node, {{"x", xx}}, implicit_run).outputs.at("y"));
+  };
   double fd_error = 0;
   for (uint64_t k = 0; k < 3; ++k) {
     const ddn::Tensor dir = Gaussian(x.shape(), 100 + k);

@@ -49,12 +49,14 @@ namespace ddn::pooling {
 enum class PenaltyKind { kQuadratic, kPseudoHuber, kHuber, kWelsch, kTruncatedQuadratic, kCauchy, kGemanMcClure };
 
 inline const std::vector<std::string>& PenaltyNames() {
-  static const std::vector<std::string> names = {"quadratic", "pseudo_huber",        "huber", "welsch",
-                                                 "truncated_quadratic", "cauchy", "geman_mcclure"};
+  static const std::vector<std::string> names = {"quadratic",           "pseudo_huber", "huber",        "welsch",
+                                                 "truncated_quadratic", "cauchy",       "geman_mcclure"};
   return names;
 }
 
-inline std::string PenaltyName(PenaltyKind kind) { return PenaltyNames()[static_cast<int>(kind)]; }
+inline std::string PenaltyName(PenaltyKind kind) {
+  return PenaltyNames()[static_cast<int>(kind)];
+}
 
 // Throws InvalidInput naming the known penalties.
 inline PenaltyKind ParsePenalty(const std::string& name) {
@@ -124,7 +126,9 @@ inline double OneMinusExpNeg(double t, double e) {
   series *= t;
   return t < 0.05 ? series : 1.0 - e;
 }
-inline double OneMinusExpNeg(double t) { return OneMinusExpNeg(t, ExpNonPositive(-t)); }
+inline double OneMinusExpNeg(double t) {
+  return OneMinusExpNeg(t, ExpNonPositive(-t));
+}
 
 // φ, φ', φ'' and ψ = φ'(z)/z at one z (double only, for the fast paths).
 struct PenaltyValues {
@@ -182,13 +186,20 @@ template <class F>
 decltype(auto) DispatchPenalty(PenaltyKind kind, F&& f) {
   using K = PenaltyKind;
   switch (kind) {
-    case K::kQuadratic: return f(std::integral_constant<K, K::kQuadratic>{});
-    case K::kPseudoHuber: return f(std::integral_constant<K, K::kPseudoHuber>{});
-    case K::kHuber: return f(std::integral_constant<K, K::kHuber>{});
-    case K::kWelsch: return f(std::integral_constant<K, K::kWelsch>{});
-    case K::kTruncatedQuadratic: return f(std::integral_constant<K, K::kTruncatedQuadratic>{});
-    case K::kCauchy: return f(std::integral_constant<K, K::kCauchy>{});
-    case K::kGemanMcClure: break;
+    case K::kQuadratic:
+      return f(std::integral_constant<K, K::kQuadratic>{});
+    case K::kPseudoHuber:
+      return f(std::integral_constant<K, K::kPseudoHuber>{});
+    case K::kHuber:
+      return f(std::integral_constant<K, K::kHuber>{});
+    case K::kWelsch:
+      return f(std::integral_constant<K, K::kWelsch>{});
+    case K::kTruncatedQuadratic:
+      return f(std::integral_constant<K, K::kTruncatedQuadratic>{});
+    case K::kCauchy:
+      return f(std::integral_constant<K, K::kCauchy>{});
+    case K::kGemanMcClure:
+      break;
   }
   return f(std::integral_constant<K, K::kGemanMcClure>{});
 }

@@ -13,9 +13,9 @@ namespace {
 using J1 = ceres::Jet<double, 1>;
 using J2 = ceres::Jet<ceres::Jet<double, 1>, 1>;
 
-const PenaltyKind kAll[] = {PenaltyKind::kQuadratic,          PenaltyKind::kPseudoHuber, PenaltyKind::kHuber,
-                            PenaltyKind::kWelsch,             PenaltyKind::kTruncatedQuadratic,
-                            PenaltyKind::kCauchy,             PenaltyKind::kGemanMcClure};
+const PenaltyKind kAll[] = {PenaltyKind::kQuadratic,   PenaltyKind::kPseudoHuber,        PenaltyKind::kHuber,
+                            PenaltyKind::kWelsch,      PenaltyKind::kTruncatedQuadratic, PenaltyKind::kCauchy,
+                            PenaltyKind::kGemanMcClure};
 
 TEST(Penalties, NamesRoundTripAndUnknownIsInvalid) {
   for (PenaltyKind k : kAll) EXPECT_EQ(ParsePenalty(PenaltyName(k)), k);

@@ -8,8 +8,8 @@
 
 namespace ddn::pooling::internal {
 
-bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw,
-                    ProblemStatus* s, bool check, PoolingWorkspace* ws) {
+bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw, ProblemStatus* s,
+                    bool check, PoolingWorkspace* ws) {
   const double wmax = (check && p.w) ? MaxWeight(p) : 1.0;
   if (p.d == 1) {
     return DispatchPenalty(p.kind, [&](auto kc) {

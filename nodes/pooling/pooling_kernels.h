@@ -38,7 +38,9 @@ constexpr double kEps = std::numeric_limits<double>::epsilon();
 // True when the AVX2+FMA copies run (the CPU has them and DDN_DISABLE_AVX2 is not 1); read once at load.
 extern const bool kHaveAvx2;
 
-inline double Weight(const double* w, int64_t i) { return w ? w[i] : 1.0; }
+inline double Weight(const double* w, int64_t i) {
+  return w ? w[i] : 1.0;
+}
 
 inline double TotalWeight(const PoolingProblem& p) {
   if (!p.w) return static_cast<double>(p.n);
@@ -83,8 +85,8 @@ struct ScalarSums {
 };
 
 template <PenaltyKind K, bool kPhi, bool kWeighted>
-[[gnu::always_inline]] inline ScalarSums ScalarLoop(const double* x, const double* w, int64_t n, double y,
-                                                    double alpha, double inv_a2) {
+[[gnu::always_inline]] inline ScalarSums ScalarLoop(const double* x, const double* w, int64_t n, double y, double alpha,
+                                                    double inv_a2) {
   double f = 0, g = 0, h = 0, gabs = 0, spsi = 0;
 #pragma omp simd reduction(+ : f, g, h, gabs, spsi)
   for (int64_t i = 0; i < n; ++i) {
@@ -107,7 +109,7 @@ ScalarSums ScalarPassBaseline(const double* x, const double* w, int64_t n, doubl
 #if defined(__GNUC__) && defined(__x86_64__)
 template <PenaltyKind K, bool kPhi, bool kWeighted>
 [[gnu::target("avx2,fma")]] ScalarSums ScalarPassAvx2(const double* x, const double* w, int64_t n, double y,
-                                                    double alpha, double inv_a2) {
+                                                      double alpha, double inv_a2) {
   return ScalarLoop<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
 }
 #endif
@@ -282,7 +284,9 @@ typedef double V4 __attribute__((vector_size(32)));
 
 // Rows of a pass's block buffer: D rounded up to a multiple of 4, so that the Hessian's tiles (below) may read
 // whole tiles; the rows past D are zero.
-inline int64_t PaddedRows(int64_t d) { return (d + 3) / 4 * 4; }
+inline int64_t PaddedRows(int64_t d) {
+  return (d + 3) / 4 * 4;
+}
 
 // M(k, l) += Σ_j CR_k[j] R_l[j] for l ≤ k < d over one block of nb points (rows of kVectorBlock values, zero past
 // row d), in tiles of 4 rows k by 2 columns l: per four points, six loads feed eight multiply–adds into eight
@@ -412,10 +416,10 @@ void VectorPass(const VectorPoints& points, const double* y, VectorSums* S, Pool
   VectorPassOut out;
 #if defined(__GNUC__) && defined(__x86_64__)
   if (kHaveAvx2) {
-    out = p.w ? VectorPassAvx2<K, kHessian, true>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
-                                                  S->g.data(), M)
-              : VectorPassAvx2<K, kHessian, false>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
-                                                   S->g.data(), M);
+    out =
+        p.w ? VectorPassAvx2<K, kHessian, true>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(), S->g.data(), M)
+            : VectorPassAvx2<K, kHessian, false>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(), S->g.data(),
+                                                 M);
   } else
 #endif
   {
@@ -430,14 +434,16 @@ void VectorPass(const VectorPoints& points, const double* y, VectorSums* S, Pool
   S->hsum = out.hsum;
 }
 
-inline double Norm(const Eigen::VectorXd& v) { return v.lpNorm<Eigen::Infinity>(); }
+inline double Norm(const Eigen::VectorXd& v) {
+  return v.lpNorm<Eigen::Infinity>();
+}
 
 // The vector backward's products (pooling_solvers.h, "Backward") for u = H⁻¹v, over the points by coordinate in
 // blocks: dx_i += w_i (ψ_i u + (φ''_i − ψ_i)/‖r_i‖² (r_iᵀu) r_i), dw_i −= ψ_i r_iᵀu (if dw is not null).
 template <PenaltyKind K, bool kWeighted, bool kDw>
-[[gnu::always_inline]] inline void VjpLoop(const double* cols, const double* w, int64_t n, int64_t d,
-                                           const double* y, const double* u, double alpha, double inv_a2, double* R,
-                                           double* dx, double* dw) {
+[[gnu::always_inline]] inline void VjpLoop(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
+                                           const double* u, double alpha, double inv_a2, double* R, double* dx,
+                                           double* dw) {
   double z2[kVectorBlock], ru[kVectorBlock], a[kVectorBlock], b[kVectorBlock];
   for (int64_t i0 = 0; i0 < n; i0 += kVectorBlock) {
     const int64_t nb = std::min(kVectorBlock, n - i0);
@@ -505,7 +511,6 @@ void VectorVjp(const VectorPoints& points, const double* y, const double* u, dou
   VjpT<K, false, false>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
 }
 
-
 // ---- Scoring candidate starts -------------------------------------------------------------------------------
 //
 // f(y) over a stride sample of at most kScoreSample·2 points (i = 0, s, 2s, ...), stored by coordinate (d rows
@@ -539,8 +544,8 @@ double ScoreBaseline(const double* cols, const double* w, int64_t m, int64_t d, 
 
 #if defined(__GNUC__) && defined(__x86_64__)
 template <PenaltyKind K>
-[[gnu::target("avx2,fma")]] double ScoreAvx2(const double* cols, const double* w, int64_t m, int64_t d,
-                                             const double* y, double alpha, double inv_a2) {
+[[gnu::target("avx2,fma")]] double ScoreAvx2(const double* cols, const double* w, int64_t m, int64_t d, const double* y,
+                                             double alpha, double inv_a2) {
   return ScoreLoop<K>(cols, w, m, d, y, alpha, inv_a2);
 }
 #endif

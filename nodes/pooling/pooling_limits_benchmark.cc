@@ -221,8 +221,14 @@ void BM_VectorNewton(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * batch * n);
 }
-BENCHMARK_TEMPLATE(BM_VectorNewton, false)->Name("BM_VectorNewton/pseudo_huber")->Args({64, 256})->Unit(benchmark::kMillisecond);
-BENCHMARK_TEMPLATE(BM_VectorNewton, true)->Name("BM_VectorNewton/welsch")->Args({64, 256})->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_VectorNewton, false)
+    ->Name("BM_VectorNewton/pseudo_huber")
+    ->Args({64, 256})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_VectorNewton, true)
+    ->Name("BM_VectorNewton/welsch")
+    ->Args({64, 256})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

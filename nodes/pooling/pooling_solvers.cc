@@ -189,8 +189,8 @@ void SolveScalarPool(const PoolingProblem& p, double* y, ProblemStatus* s, const
   RequireConverged(p, *s);
 }
 
-void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o,
-                     VectorStart* start, PoolingWorkspace* workspace) {
+void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o, VectorStart* start,
+                     PoolingWorkspace* workspace) {
   PoolingWorkspace local;
   PoolingWorkspace* ws = workspace ? workspace : &local;
   if (start) *start = VectorStart{};

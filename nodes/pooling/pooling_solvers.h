@@ -9,14 +9,14 @@
 // Forward (what is guaranteed):
 //   quadratic             the weighted mean (closed form, two-pass).
 //   pseudo_huber, huber   scalar: safeguarded Newton on f' bracketed by [min x, max x], started at the weighted
-//                         median of a stride sample of ≤ 64 points, to machine precision; f' is monotone so the answer is the global minimum.
-//                         Huber with no point inside |y − x_i| ≤ α at the root (f' = 0 on an interval, H = 0):
-//                         the midpoint of that interval, kAllOutliers | kNonUnique.
-//                         vector: Newton with an IRLS (Weiszfeld) fallback and a descent test, from the
-//                         coordinate-wise median of a stride sample of ≤ 64 points; convex, so the local
-//                         minimum is global. After a Newton step below 1e-5·(|y| + α) the next pass computes
-//                         the gradient only and steps with the previous factorisation (the chord method): the
-//                         step it gives near the minimum is far below the stopping test either way.
+//                         median of a stride sample of ≤ 64 points, to machine precision; f' is monotone so the answer
+//                         is the global minimum. Huber with no point inside |y − x_i| ≤ α at the root (f' = 0 on an
+//                         interval, H = 0): the midpoint of that interval, kAllOutliers | kNonUnique. vector: Newton
+//                         with an IRLS (Weiszfeld) fallback and a descent test, from the coordinate-wise median of a
+//                         stride sample of ≤ 64 points; convex, so the local minimum is global. After a Newton step
+//                         below 1e-5·(|y| + α) the next pass computes the gradient only and steps with the previous
+//                         factorisation (the chord method): the step it gives near the minimum is far below the
+//                         stopping test either way.
 //   truncated_quadratic   scalar: exact global minimum by a sweep over the sorted points: between consecutive
 //                         breakpoints x_i ± α the inlier set is fixed and f is a quadratic whose minimiser is the
 //                         inliers' weighted mean; every kink of f is concave, so the global minimum is one of
@@ -41,10 +41,10 @@
 //                         other: kNonUnique, the smallest y is returned (cells whose lower bound ties with the
 //                         incumbent are searched, not pruned, so that isolated tied points are found).
 //                         vector: the best local minimum reached from the coordinate-wise median (of a stride
-//                         sample of ≤ 64 points), the weighted mean and the `vector_starts` data points of lowest objective (scored on a stride
-//                         sample of ≤ 64 points) among a stride sample of `vector_candidates` data points; a start
-//                         that comes within 1e-2·α of a minimum found before stops there. kNotCertified (no
-//                         global certificate in D > 1).
+//                         sample of ≤ 64 points), the weighted mean and the `vector_starts` data points of lowest
+//                         objective (scored on a stride sample of ≤ 64 points) among a stride sample of
+//                         `vector_candidates` data points; a start that comes within 1e-2·α of a minimum found before
+//                         stops there. kNotCertified (no global certificate in D > 1).
 //
 // Status: residual = |∇f| / max(Σ_i w_i |∇φ_i|, 1e-6·|H|·(max|x| + α)) (0 when both are 0), at the final y for the
 // convex scalar and the vector solvers, and at the last evaluated iterate (before a final Newton step below
@@ -90,11 +90,11 @@ struct PoolingWorkspace;  // pooling_workspace.h
 
 struct PoolingProblem {
   PenaltyKind kind = PenaltyKind::kPseudoHuber;
-  double alpha = 1.0;           // > 0
-  const double* x = nullptr;    // N values (scalar) or N×D row-major (vector)
-  const double* w = nullptr;    // N weights ≥ 0, not all zero; nullptr means all 1
-  int64_t n = 0;                // N ≥ 1
-  int64_t d = 1;                // D ≥ 1 (1 for the scalar node)
+  double alpha = 1.0;         // > 0
+  const double* x = nullptr;  // N values (scalar) or N×D row-major (vector)
+  const double* w = nullptr;  // N weights ≥ 0, not all zero; nullptr means all 1
+  int64_t n = 0;              // N ≥ 1
+  int64_t d = 1;              // D ≥ 1 (1 for the scalar node)
 };
 
 struct PoolingOptions {
@@ -124,8 +124,8 @@ double PoolingObjective(const PoolingProblem& problem, const double* y);
 // vector_pool_unrolled.h): the coordinate-wise median of the stride sample, the weighted mean, or a data point.
 struct VectorStart {
   enum Kind { kNone, kMedian, kMean, kPoint };
-  Kind kind = kNone;  // kNone: no local iteration (the quadratic's closed form)
-  int64_t point = -1; // kPoint: the index i of the data point x_i
+  Kind kind = kNone;       // kNone: no local iteration (the quadratic's closed form)
+  int64_t point = -1;      // kPoint: the index i of the data point x_i
   std::vector<double> y0;  // the start (D values, the problem's units)
 };
 

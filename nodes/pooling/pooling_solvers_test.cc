@@ -16,9 +16,9 @@
 namespace ddn::pooling {
 namespace {
 
-const PenaltyKind kAll[] = {PenaltyKind::kQuadratic,          PenaltyKind::kPseudoHuber, PenaltyKind::kHuber,
-                            PenaltyKind::kWelsch,             PenaltyKind::kTruncatedQuadratic,
-                            PenaltyKind::kCauchy,             PenaltyKind::kGemanMcClure};
+const PenaltyKind kAll[] = {PenaltyKind::kQuadratic,   PenaltyKind::kPseudoHuber,        PenaltyKind::kHuber,
+                            PenaltyKind::kWelsch,      PenaltyKind::kTruncatedQuadratic, PenaltyKind::kCauchy,
+                            PenaltyKind::kGemanMcClure};
 
 // A cluster of n points (σ = spread) with about 20 % outliers up to 8 away, or several clusters.
 std::vector<double> Points(std::mt19937_64* rng, int n, int d, double spread, int clusters = 1) {
@@ -106,7 +106,8 @@ TEST(SelectKth, EqualsNthElement) {
       for (int64_t k = 0; k < n; ++k) {
         std::vector<double> expected = x, v = x, scratch(n);
         std::nth_element(expected.begin(), expected.begin() + k, expected.end());
-        ASSERT_EQ(SelectKth(v.data(), scratch.data(), n, k), expected[k]) << "n " << n << " k " << k << " pattern " << pattern;
+        ASSERT_EQ(SelectKth(v.data(), scratch.data(), n, k), expected[k])
+            << "n " << n << " k " << k << " pattern " << pattern;
       }
     }
   }

@@ -35,12 +35,12 @@ struct ScalarBins {
   int nb = 0;                         // bins spanned by [min x, max x]
   std::vector<int> idx;               // nonempty bins
   std::vector<double> W, lo, hi, S1;  // per nonempty bin: weight, extent, Σ w x
-  std::vector<double> T0, T2;         // φ(k·width), φ''(k·width), k = 0..kt−1 (or more, kept from an earlier problem)
-  int kt = 0;                         // table entries the bounds use
+  std::vector<double> T0, T2;  // φ(k·width), φ''(k·width), k = 0..kt−1 (or more, kept from an earlier problem)
+  int kt = 0;                  // table entries the bounds use
   PenaltyKind table_kind = PenaltyKind::kQuadratic;  // the penalty, α and width the tables were made for
   double table_alpha = 0, table_width = 0;
-  double c2min = 0;                   // min φ''
-  double z2 = 0;                      // where φ'' is smallest
+  double c2min = 0;  // min φ''
+  double z2 = 0;     // where φ'' is smallest
 };
 
 // Candidate starts of the vector solver are scored on a stride sample of the points, stored by coordinate.

@@ -17,11 +17,11 @@
 #include <vector>
 
 #include "ddn/declarative.h"
+#include "ddn/random.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/pooling/pooling_solvers.h"
 #include "nodes/pooling/pooling_workspace.h"
 #include "nodes/pooling/vector_pool_unrolled.h"
-#include "ddn/random.h"
 
 namespace ddn::pooling {
 namespace {
@@ -248,8 +248,8 @@ class RobustVectorPool : public PoolingNodeBase<RobustVectorPool> {
   bool HasIterativeForward() const override { return true; }
   void Backward(const ProblemData& p, ProblemStatus* s) const override {
     if (p.gradient_mode.implicit()) return PoolingNodeBase::Backward(p, s);
-    VectorPoolBackwardInMode(Problem(p), options_, p.outputs[0], p.gradient_mode, p.grad_outputs[0],
-                             p.grad_inputs[0], p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
+    VectorPoolBackwardInMode(Problem(p), options_, p.outputs[0], p.gradient_mode, p.grad_outputs[0], p.grad_inputs[0],
+                             p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
   }
 
   template <typename T>

@@ -12,14 +12,16 @@
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
-#include "ddn/workload.h"
 #include "ddn/random.h"
+#include "ddn/workload.h"
 #include "nodes/pooling/penalties.h"
 
 namespace {
 
 // The benchmarks' one workload (ddn/workload.h), 20 % outliers: the data `ddn bench robust_pool` times.
-ddn::Tensor Workload(int64_t b, int64_t n, int64_t d, uint64_t seed) { return ddn::ClusteredPoints(b, n, d, 0.2, seed); }
+ddn::Tensor Workload(int64_t b, int64_t n, int64_t d, uint64_t seed) {
+  return ddn::ClusteredPoints(b, n, d, 0.2, seed);
+}
 
 // Every penalty of the family (penalties.h), as robust_pool's spec lists them.
 const std::vector<std::string>& kPenalties = ddn::pooling::PenaltyNames();
@@ -42,12 +44,20 @@ void Run(benchmark::State& state, const std::string& node_name, int64_t b, int64
   state.SetLabel(penalty + " flagged=" + std::to_string(flagged));
 }
 
-void BM_RobustPool(benchmark::State& state) { Run(state, "robust_pool", 1024, 1024, 1); }
-void BM_RobustVectorPool(benchmark::State& state) { Run(state, "robust_vector_pool", 64, 256, 8); }
+void BM_RobustPool(benchmark::State& state) {
+  Run(state, "robust_pool", 1024, 1024, 1);
+}
+void BM_RobustVectorPool(benchmark::State& state) {
+  Run(state, "robust_vector_pool", 64, 256, 8);
+}
 // One thread: on a shared machine the two-thread wall time also measures the neighbours; half of this is the
 // two-core figure on an idle machine.
-void BM_RobustPoolSerial(benchmark::State& state) { Run(state, "robust_pool", 1024, 1024, 1, 1); }
-void BM_RobustVectorPoolSerial(benchmark::State& state) { Run(state, "robust_vector_pool", 64, 256, 8, 1); }
+void BM_RobustPoolSerial(benchmark::State& state) {
+  Run(state, "robust_pool", 1024, 1024, 1, 1);
+}
+void BM_RobustVectorPoolSerial(benchmark::State& state) {
+  Run(state, "robust_vector_pool", 64, 256, 8, 1);
+}
 
 void BM_RobustPoolForward(benchmark::State& state) {
   const std::string penalty = kPenalties[state.range(0)];

@@ -23,7 +23,9 @@ namespace {
 const std::vector<std::string>& kPenalties = pooling::PenaltyNames();
 const char* kNodes[] = {"robust_pool", "robust_vector_pool"};
 
-bool IsConvex(const std::string& p) { return p == "quadratic" || p == "pseudo_huber" || p == "huber"; }
+bool IsConvex(const std::string& p) {
+  return p == "quadratic" || p == "pseudo_huber" || p == "huber";
+}
 
 std::unique_ptr<Node> Make(const std::string& node, const std::string& penalty, double alpha) {
   return MakeNode(node, {{"penalty", penalty}, {"alpha", FormatDouble(alpha)}});

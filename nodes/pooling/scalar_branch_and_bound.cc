@@ -206,8 +206,16 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, PoolingWorkspa
 // The bins and tables as raw pointers and scalars, shared by the scalar loop and the AVX2 copy.
 struct BinView {
   explicit BinView(const ScalarBins& B)
-      : W(B.W.data()), LO(B.lo.data()), HI(B.hi.data()), T0(B.T0.data()), T2(B.T2.data()), h(B.width),
-        inv_h(1.0 / B.width), z2(B.z2), c2min(B.c2min), kmax(static_cast<double>(B.kt) - 1),
+      : W(B.W.data()),
+        LO(B.lo.data()),
+        HI(B.hi.data()),
+        T0(B.T0.data()),
+        T2(B.T2.data()),
+        h(B.width),
+        inv_h(1.0 / B.width),
+        z2(B.z2),
+        c2min(B.c2min),
+        kmax(static_cast<double>(B.kt) - 1),
         m(static_cast<int>(B.W.size())) {}
   const double *W, *LO, *HI, *T0, *T2;
   double h, inv_h, z2, c2min, kmax;
@@ -270,10 +278,10 @@ void BinBoundsBaseline(const ScalarBins& B, double a, double b, double best_f, d
 #define DDN_GATHER(table, idx) _mm256_mask_i32gather_pd(zero, table, _mm256_cvttpd_epi32(idx), all, 8)
   // Index of the table entry below the distance: kd = min(kmax, floor(dist·(1 − 1e-12)/h)), as in the scalar
   // loop (a lambda would not inherit the target attribute).
-#define DDN_LOWER_INDEX(lo, hi)                                                                                  \
-  _mm256_min_pd(vkmax, _mm256_floor_pd(_mm256_mul_pd(                                                          \
-                           _mm256_max_pd(zero, _mm256_max_pd(_mm256_sub_pd(va, hi), _mm256_sub_pd(lo, vb))), \
-                           scale_down)))
+#define DDN_LOWER_INDEX(lo, hi)                \
+  _mm256_min_pd(vkmax,                         \
+                _mm256_floor_pd(_mm256_mul_pd( \
+                    _mm256_max_pd(zero, _mm256_max_pd(_mm256_sub_pd(va, hi), _mm256_sub_pd(lo, vb))), scale_down)))
   __m256d f4 = zero;
   for (int k = 0; k < m4; k += 4) {
     const __m256d kd = DDN_LOWER_INDEX(_mm256_loadu_pd(LO + k), _mm256_loadu_pd(HI + k));
@@ -294,8 +302,7 @@ void BinBoundsBaseline(const ScalarBins& B, double a, double b, double best_f, d
     const __m256d uh = _mm256_max_pd(_mm256_sub_pd(vb, lo), _mm256_sub_pd(hi, va));
     const __m256d ku = _mm256_min_pd(vkmax, _mm256_ceil_pd(_mm256_mul_pd(uh, scale_up)));
     const __m256d kd_h = _mm256_mul_pd(kd, vh), ku_h = _mm256_mul_pd(ku, vh);
-    const __m256d contains =
-        _mm256_and_pd(_mm256_cmp_pd(kd_h, vz2, _CMP_LE_OQ), _mm256_cmp_pd(vz2, ku_h, _CMP_LE_OQ));
+    const __m256d contains = _mm256_and_pd(_mm256_cmp_pd(kd_h, vz2, _CMP_LE_OQ), _mm256_cmp_pd(vz2, ku_h, _CMP_LE_OQ));
     const __m256d left = _mm256_cmp_pd(ku_h, vz2, _CMP_LT_OQ);
     const __m256d t_left = DDN_GATHER(T2, ku);
     const __m256d t_right = DDN_GATHER(T2, kd);
@@ -351,9 +358,14 @@ void PointBounds(const PoolingProblem& p, const PenaltyEval& pen, double a, doub
 template <PenaltyKind K>
 class ScalarBranchAndBound {
  public:
-  ScalarBranchAndBound(const PoolingProblem& p, double xmin, double xmax, const PoolingOptions& o,
-                       PoolingWorkspace* ws)
-      : p_(p), o_(o), ws_(ws), B_(ws->bins), pen_(p.kind, p.alpha), xmin_(xmin), xmax_(xmax),
+  ScalarBranchAndBound(const PoolingProblem& p, double xmin, double xmax, const PoolingOptions& o, PoolingWorkspace* ws)
+      : p_(p),
+        o_(o),
+        ws_(ws),
+        B_(ws->bins),
+        pen_(p.kind, p.alpha),
+        xmin_(xmin),
+        xmax_(xmax),
         xscale_(std::max(-xmin, xmax) + p.alpha),
         tie_scale_(TotalWeight(p) * pen_.Phi(p.alpha)),
         curvature_bound_(TotalWeight(p) * pen_.D2(0.0)) {}
@@ -563,9 +575,9 @@ class ScalarBranchAndBound {
   int cells_ = 0;
   bool certified_ = true;
   double best_f_ = 0, best_y_ = 0, best_res_ = 0;  // the incumbent
-  std::vector<Minimum> minima_;                      // every local minimum found
-  std::vector<Cell> stack_;                          // cells still to examine
-  std::vector<std::pair<double, double>> convex_;    // cells where f is proved convex
+  std::vector<Minimum> minima_;                    // every local minimum found
+  std::vector<Cell> stack_;                        // cells still to examine
+  std::vector<std::pair<double, double>> convex_;  // cells where f is proved convex
 };
 
 }  // namespace

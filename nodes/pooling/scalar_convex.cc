@@ -125,8 +125,8 @@ void SolveScalarConvexT(const PoolingProblem& p, double lo, double hi, double* y
         y = mid;
         s->residual = ScaledResidual(M.g, M.gabs, M.h, xscale);
         s->Set(kAllOutliers, "huber: every point is beyond alpha at the minimum (H = 0)");
-        s->Set(kNonUnique, "huber: f is flat on [" + FormatDouble(a) + ", " + FormatDouble(b) +
-                               "]; the midpoint is returned");
+        s->Set(kNonUnique,
+               "huber: f is flat on [" + FormatDouble(a) + ", " + FormatDouble(b) + "]; the midpoint is returned");
       }
     }
   }
@@ -256,8 +256,8 @@ void SolveScalarTruncated(const PoolingProblem& p, double* y_out, ProblemStatus*
   *y_out = best_y;
   s->iterations = 0;
   const ScalarSums S = ScalarPass<PenaltyKind::kTruncatedQuadratic, false>(p, best_y);
-  s->residual = ScaledResidual(S.g, S.gabs, S.h,
-                               std::max(std::abs(pts.front().first), std::abs(pts.back().first)) + p.alpha);
+  s->residual =
+      ScaledResidual(S.g, S.gabs, S.h, std::max(std::abs(pts.front().first), std::abs(pts.back().first)) + p.alpha);
   if (tie) s->Set(kNonUnique, "truncated_quadratic: several global minima; the smallest y is returned");
   FlagScalarKinks(p, best_y, s);
 }

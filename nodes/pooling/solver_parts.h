@@ -105,7 +105,7 @@ void SolveVectorScaled(const VectorPoints& points, double* y, ProblemStatus* s, 
 
 // The backward of a problem inside the envelope (or rescaled). With `check`, returns false (and adds nothing)
 // when the problem is outside the envelope; the scalar case sees that from the same pass.
-bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw,
-                    ProblemStatus* s, bool check, PoolingWorkspace* ws);
+bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw, ProblemStatus* s,
+                    bool check, PoolingWorkspace* ws);
 
 }  // namespace ddn::pooling::internal

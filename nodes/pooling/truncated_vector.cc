@@ -8,8 +8,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <limits>
+#include <string>
 #include <unordered_set>
 
 namespace ddn::pooling {
@@ -22,7 +22,9 @@ constexpr int kSubsetSearch = 12;
 constexpr int64_t kKeepRows = 1024;
 constexpr int kSubsetSearchHighD = 1 << 30;
 
-inline double WeightOf(const double* w, int64_t i) { return w ? w[i] : 1.0; }
+inline double WeightOf(const double* w, int64_t i) {
+  return w ? w[i] : 1.0;
+}
 
 // z2[i] = ‖y − x_i‖² from the points stored by coordinate (cols[k·n + i]); a baseline and an AVX2+FMA copy, as
 // the passes of pooling_kernels.h.
@@ -51,8 +53,7 @@ using internal::kHaveAvx2;
 #endif
 
 // f = Σ_i w_i·min(z2_i, α²) (unweighted when w is null) and the bitset of the points with z2_i < α² (and w_i > 0).
-[[gnu::always_inline]] inline double ScanLoop(const double* z2, const double* w, int64_t n, double a2,
-                                              uint64_t* bits) {
+[[gnu::always_inline]] inline double ScanLoop(const double* z2, const double* w, int64_t n, double a2, uint64_t* bits) {
   double f = 0;
   for (int64_t i0 = 0; i0 < n; i0 += 64) {
     const int64_t end = std::min<int64_t>(64, n - i0);
@@ -60,8 +61,7 @@ using internal::kHaveAvx2;
     double fb = 0;
 #pragma omp simd reduction(+ : fb)
     for (int64_t t = 0; t < end; ++t) fb += (w ? w[i0 + t] : 1.0) * std::min(z2[i0 + t], a2);
-    for (int64_t t = 0; t < end; ++t)
-      b |= static_cast<uint64_t>(z2[i0 + t] < a2 && (!w || w[i0 + t] > 0)) << t;
+    for (int64_t t = 0; t < end; ++t) b |= static_cast<uint64_t>(z2[i0 + t] < a2 && (!w || w[i0 + t] > 0)) << t;
     bits[i0 / 64] = b;
     f += fb;
   }
@@ -69,8 +69,7 @@ using internal::kHaveAvx2;
 }
 
 #if defined(__GNUC__) && defined(__x86_64__)
-[[gnu::target("avx2,fma")]] double ScanAvx2(const double* z2, const double* w, int64_t n, double a2,
-                                            uint64_t* bits) {
+[[gnu::target("avx2,fma")]] double ScanAvx2(const double* z2, const double* w, int64_t n, double a2, uint64_t* bits) {
   const __m256d va2 = _mm256_set1_pd(a2), zero = _mm256_setzero_pd();
   __m256d acc0 = zero, acc1 = zero;
   int64_t i = 0;
@@ -542,7 +541,8 @@ TruncatedVectorResult SolveTruncatedVector(const PoolingProblem& p, const double
   }
   TruncatedSearch search(p, cols, options);
   for (const auto& s : extra_starts) search.Iterate(s);
-  const int64_t stride = p.n <= options.max_all_starts ? 1 : (p.n + options.max_all_starts - 1) / options.max_all_starts;
+  const int64_t stride =
+      p.n <= options.max_all_starts ? 1 : (p.n + options.max_all_starts - 1) / options.max_all_starts;
   for (int64_t i = 0; i < p.n; i += stride) search.StartAt(i);
   const bool certified = options.max_cells > 0 && stride == 1 && search.Certify();
   search.FinishTies();

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "ddn/tensor.h"
 #include "tests/reference/fixtures.h"
-#include "ddn/random.h"
 
 namespace ddn::pooling {
 namespace {

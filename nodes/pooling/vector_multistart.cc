@@ -27,9 +27,8 @@ namespace {
 constexpr double kChordStep = 1e-5;
 
 template <PenaltyKind K>
-double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iterations, PoolingWorkspace* ws,
-                   VectorSums* S, bool* sums_at_y,
-                   const std::vector<std::pair<Eigen::VectorXd, double>>* known = nullptr) {
+double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iterations, PoolingWorkspace* ws, VectorSums* S,
+                   bool* sums_at_y, const std::vector<std::pair<Eigen::VectorXd, double>>* known = nullptr) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
   Eigen::VectorXd irls_prev = *y, step(d);
@@ -157,7 +156,8 @@ Eigen::VectorXd SolveTruncatedExactly(const VectorPoints& points, const PoolingO
   if (!r.certified) {
     s->Set(kNotCertified, "truncated_quadratic (vector): best of " + std::to_string(r.starts) +
                               " inlier-mean iterations; the branch and bound ran out of its budget of " +
-                              std::to_string(o.vector_max_cells) + " cells, or N is too large to start from every point");
+                              std::to_string(o.vector_max_cells) +
+                              " cells, or N is too large to start from every point");
   }
   return best;
 }
@@ -216,7 +216,9 @@ Eigen::VectorXd SolveMultiStart(const VectorPoints& points, const PoolingOptions
       *have_sums = sums_at_y;
       if (sums_at_y) *best_sums = sums;
       if (start) {
-        *start = {j == 0 ? VectorStart::kMedian : j == 1 ? VectorStart::kMean : VectorStart::kPoint,
+        *start = {j == 0   ? VectorStart::kMedian
+                  : j == 1 ? VectorStart::kMean
+                           : VectorStart::kPoint,
                   j < 2 ? -1 : point_index[j - 2], std::vector<double>(starts[j].data(), starts[j].data() + d)};
       }
     }
@@ -268,8 +270,7 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
 
 void SolveVectorScaled(const VectorPoints& points, double* y, ProblemStatus* s, const PoolingOptions& o,
                        VectorStart* start, PoolingWorkspace* ws) {
-  DispatchPenalty(points.problem->kind,
-                  [&](auto k) { SolveVectorT<decltype(k)::value>(points, y, s, o, start, ws); });
+  DispatchPenalty(points.problem->kind, [&](auto k) { SolveVectorT<decltype(k)::value>(points, y, s, o, start, ws); });
 }
 
 }  // namespace ddn::pooling::internal

@@ -18,8 +18,12 @@ namespace {
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-inline double Weight(const double* w, int64_t i) { return w ? w[i] : 1.0; }
-double Norm(const VectorXd& v) { return v.lpNorm<Eigen::Infinity>(); }
+inline double Weight(const double* w, int64_t i) {
+  return w ? w[i] : 1.0;
+}
+double Norm(const VectorXd& v) {
+  return v.lpNorm<Eigen::Infinity>();
+}
 
 // One pass of the local solve at y, as vector_multistart.cc's LocalVector computes it (a plain loop: the replay
 // agrees with the forward's vectorised pass to rounding).
@@ -118,8 +122,9 @@ void RecordVectorPoolSolve(const PoolingProblem& p, const VectorStart& start, co
                            VectorPoolTape* tape) {
   const int64_t d = p.d;
   if (d < 2) {
-    throw InvalidInput("robust_vector_pool: the unrolled and truncated gradient modes need D >= 2 (D = 1 is solved "
-                       "by the scalar solvers, which have no local iteration to unroll); use implicit");
+    throw InvalidInput(
+        "robust_vector_pool: the unrolled and truncated gradient modes need D >= 2 (D = 1 is solved "
+        "by the scalar solvers, which have no local iteration to unroll); use implicit");
   }
   *tape = VectorPoolTape{};
   tape->d = d;
@@ -226,8 +231,8 @@ void ReplayVectorPoolSteps(const PoolingProblem& p, const VectorPoolTape& tape, 
   std::copy(y.data(), y.data() + p.d, y_out);
 }
 
-void VectorPoolUnrolledVjp(const PoolingProblem& p, const VectorPoolTape& tape, int steps, const double* v,
-                           double* dx, double* dw) {
+void VectorPoolUnrolledVjp(const PoolingProblem& p, const VectorPoolTape& tape, int steps, const double* v, double* dx,
+                           double* dw) {
   const int64_t d = p.d;
   const VectorXd vv = Eigen::Map<const VectorXd>(v, d);
   if (tape.map != VectorPoolTape::kLocal) {
@@ -343,8 +348,9 @@ void VectorPoolBackwardInMode(const PoolingProblem& p, const PoolingOptions& opt
                               const GradientMode& mode, const double* v, double* dx, double* dw,
                               ProblemStatus* status) {
   if (p.d < 2) {
-    throw InvalidInput("robust_vector_pool: the unrolled and truncated gradient modes need D >= 2 (D = 1 is solved "
-                       "by the scalar solvers, which have no local iteration to unroll); use implicit");
+    throw InvalidInput(
+        "robust_vector_pool: the unrolled and truncated gradient modes need D >= 2 (D = 1 is solved "
+        "by the scalar solvers, which have no local iteration to unroll); use implicit");
   }
   // Solve again for the winning start (Solve and Backward are stateless; the solve is deterministic).
   std::vector<double> y_again(p.d);

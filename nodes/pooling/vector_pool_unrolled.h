@@ -56,9 +56,9 @@ struct VectorPoolTape {
   VectorStart start;                  // where the local solve started (kLocal)
   std::vector<int64_t> median_index;  // kMedian: per coordinate k, the point i with x_i[k] = y₀[k]
   int64_t d = 0;
-  std::vector<double> iterates;       // (T + 1)·D: y₀ … y_T (kLocal), or the answer (other maps)
-  std::vector<char> newton;           // T: 1 if step t was a Newton step, 0 if an IRLS step
-  bool converged = true;              // the replay stopped on its own test (not at the iteration cap)
+  std::vector<double> iterates;  // (T + 1)·D: y₀ … y_T (kLocal), or the answer (other maps)
+  std::vector<char> newton;      // T: 1 if step t was a Newton step, 0 if an IRLS step
+  bool converged = true;         // the replay stopped on its own test (not at the iteration cap)
   int steps() const { return static_cast<int>(newton.size()); }
 };
 
@@ -72,8 +72,8 @@ void VectorPoolStartOf(const PoolingProblem& problem, const VectorPoolTape& tape
 
 // y_T from y_first = y_{first} by the tape's steps first … T−1 (their kinds held fixed), for x and w of
 // `problem` (the finite-difference tests differentiate this map).
-void ReplayVectorPoolSteps(const PoolingProblem& problem, const VectorPoolTape& tape, int first,
-                           const double* y_first, double* y_out);
+void ReplayVectorPoolSteps(const PoolingProblem& problem, const VectorPoolTape& tape, int first, const double* y_first,
+                           double* y_out);
 
 // dx (N·D) += and dw (N, may be nullptr) += the reverse mode of the last `steps` steps for v = dL/dy_T; with
 // steps ≥ T, also through the start.
@@ -83,7 +83,6 @@ void VectorPoolUnrolledVjp(const PoolingProblem& problem, const VectorPoolTape& 
 // The node's backward in a non-implicit mode: re-solves (for the start), records, and runs the VJP.
 // kNotConverged on status if the replay hit its iteration cap.
 void VectorPoolBackwardInMode(const PoolingProblem& problem, const PoolingOptions& options, const double* y,
-                              const GradientMode& mode, const double* v, double* dx, double* dw,
-                              ProblemStatus* status);
+                              const GradientMode& mode, const double* v, double* dx, double* dw, ProblemStatus* status);
 
 }  // namespace ddn::pooling

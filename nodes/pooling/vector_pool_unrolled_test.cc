@@ -13,9 +13,9 @@
 #include "ddn/error.h"
 #include "ddn/gradient_mode.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "nodes/pooling/pooling_solvers.h"
 #include "nodes/pooling/vector_pool_unrolled.h"
-#include "ddn/random.h"
 
 namespace ddn::pooling {
 namespace {
@@ -182,8 +182,8 @@ TEST(VectorPoolUnrolled, IrlsStepsAreDifferentiated) {
 
 // Converged solves: unrolled (and truncated:K for K ≥ 2) equal the implicit gradient to rounding.
 TEST(VectorPoolUnrolled, UnrolledAgreesWithImplicitOnConvergedSolves) {
-  const char* penalties[] = {"quadratic", "pseudo_huber", "huber", "welsch", "truncated_quadratic", "cauchy",
-                             "geman_mcclure"};
+  const char* penalties[] = {"quadratic",           "pseudo_huber", "huber",        "welsch",
+                             "truncated_quadratic", "cauchy",       "geman_mcclure"};
   for (const char* penalty : penalties) {
     auto node = MakeNode("robust_vector_pool", {{"penalty", penalty}, {"alpha", "1.5"}});
     Rng rng(5);
@@ -275,8 +275,8 @@ TEST(VectorPoolUnrolled, BadRequestsAreRefused) {
     EXPECT_NE(std::string(e.what()).find("D >= 2"), std::string::npos) << e.what();
     EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
   }
-  for (const char* bad : {"truncated:0", "truncated:-1", "truncated:1.5", "truncated:99999999", "truncated:",
-                          "truncated:K", "unroled"}) {
+  for (const char* bad :
+       {"truncated:0", "truncated:-1", "truncated:1.5", "truncated:99999999", "truncated:", "truncated:K", "unroled"}) {
     try {
       GradientMode::Parse(bad);
       ADD_FAILURE() << bad << " accepted";

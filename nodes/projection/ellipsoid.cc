@@ -152,8 +152,8 @@ EllipsoidSolution ProjectScaled(const double* x, const double* a, int64_t n, boo
   return sol;
 }
 
-bool VjpScaled(const double* x, const double* a, const double* y, int64_t n, bool surface, const double* v,
-               double* dx, double* da) {
+bool VjpScaled(const double* x, const double* a, const double* y, int64_t n, bool surface, const double* v, double* dx,
+               double* da) {
   int64_t shortest = 0;
   double delta = 0;
   const EllipsoidSolution sol = SolveSecular(x, a, n, surface, &shortest, &delta);
@@ -212,7 +212,8 @@ int ScaleExponent(const double* x, const double* a, int64_t n) {
 }
 
 // Scaled copies of x and a (thread-local buffers) when e ≠ 0.
-void ScaledCopies(const double* x, const double* a, int64_t n, int e, std::vector<double>* xs, std::vector<double>* as) {
+void ScaledCopies(const double* x, const double* a, int64_t n, int e, std::vector<double>* xs,
+                  std::vector<double>* as) {
   xs->resize(static_cast<size_t>(n));
   as->resize(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {

@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "ddn/declarative.h"
-#include "nodes/projection/ellipsoid.h"
 #include "ddn/random.h"
+#include "nodes/projection/ellipsoid.h"
 
 namespace ddn {
 namespace projection {
@@ -33,8 +33,8 @@ class ProjectEllipsoidNode : public EuclideanProjectionNode<ProjectEllipsoidNode
     }
   }
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
-    const EllipsoidSolution sol = ProjectOntoEllipsoid(p.inputs[0], p.inputs[1], p.InputSize(0), surface_,
-                                                       p.outputs[0], s);
+    const EllipsoidSolution sol =
+        ProjectOntoEllipsoid(p.inputs[0], p.inputs[1], p.InputSize(0), surface_, p.outputs[0], s);
     // Residual: the constraint's violation |Σ (y_i/a_i)² − 1| (stationarity holds by construction).
     double level = 0;
     for (int64_t i = 0; i < p.InputSize(0); ++i) level += std::pow(p.outputs[0][i] / p.inputs[1][i], 2);

@@ -2,8 +2,8 @@
 // case, the KKT conditions, brute force on the 2-D surface, the hard case, and the closed-form VJP
 // against central differences in x and in the semi-axes.
 #include "nodes/projection/ellipsoid.h"
-#include "ddn/random.h"
 #include "ddn/check.h"
+#include "ddn/random.h"
 
 #include <gtest/gtest.h>
 

@@ -20,8 +20,8 @@
 #include <cmath>
 
 #include "ddn/declarative.h"
-#include "nodes/projection/projections.h"
 #include "ddn/random.h"
+#include "nodes/projection/projections.h"
 
 namespace ddn {
 namespace projection {
@@ -32,8 +32,7 @@ class ProjectNode : public EuclideanProjectionNode<ProjectNode> {
     return {"project",
             "Euclidean projection y = argmin ½‖y − x‖² onto an Lp ball or sphere or the simplex of radius r",
             {{"shape", ParamType::kChoice, "l2_ball",
-              "the set: simplex (Σy = r, y ≥ 0), l1/l2/linf sphere (‖y‖ = r) or ball (‖y‖ ≤ r)",
-              ProjectionSetNames()},
+              "the set: simplex (Σy = r, y ≥ 0), l1/l2/linf sphere (‖y‖ = r) or ball (‖y‖ ≤ r)", ProjectionSetNames()},
              {"radius", ParamType::kFloat, "1", "radius r > 0 (the optional input 'radius' overrides it)"}},
             {{"x", {"D"}, "the points to project"},
              {"radius", {}, "per-problem radius r > 0; overrides the parameter; differentiable", true, true}},
@@ -319,7 +318,7 @@ std::vector<CheckCase> ProjectNode::CheckCases(uint64_t seed) const {
 
   // Near-ties: two coordinates of equal magnitude up to 2e-2 (the largest ones, for L∞ and the simplex).
   CheckCase ties{"near_ties", {}};
-  ties.inputs["x"] = Tensor({2, d}, {0.5 * r, 0.48 * r, -0.1 * r, 0.2 * r, -0.3 * r,    //
+  ties.inputs["x"] = Tensor({2, d}, {0.5 * r, 0.48 * r, -0.1 * r, 0.2 * r, -0.3 * r,  //
                                      1.5 * r, -1.52 * r, 0.4 * r, -0.2 * r, 1.2 * r});
   if (set_ == ProjectionSet::kSimplex) {
     ties.inputs["x"] = Tensor({2, d}, {0.5, 0.5, 0.48, 0.2, -0.3, 1.0, 1.0, 1.0, 0.98, -2.0});

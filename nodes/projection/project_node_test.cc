@@ -20,7 +20,7 @@
 namespace ddn {
 namespace {
 
-const std::vector<std::string> kShapes = {"simplex", "l1_sphere", "l1_ball",  "l2_sphere",
+const std::vector<std::string> kShapes = {"simplex", "l1_sphere",   "l1_ball",  "l2_sphere",
                                           "l2_ball", "linf_sphere", "linf_ball"};
 
 std::unique_ptr<Node> Project(const std::string& shape, double radius = 1.0) {

@@ -22,9 +22,9 @@
 
 #include "ddn/batch.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "nodes/projection/ellipsoid.h"
 #include "nodes/projection/projections.h"
-#include "ddn/random.h"
 
 namespace {
 
@@ -88,13 +88,19 @@ void BM_Ellipsoid(benchmark::State& state) {
 
 }  // namespace
 
-#define DDN_PROJECTION_BENCH(shape)                                                              \
-  BENCHMARK_CAPTURE(BM_Node, shape##_forward_backward, #shape, true)                             \
-      ->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();                        \
-  BENCHMARK_CAPTURE(BM_Node, shape##_forward, #shape, false)                                     \
-      ->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime();                        \
-  BENCHMARK_CAPTURE(BM_Kernel, shape##_forward_backward, #shape)                                 \
-      ->Args({1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime()
+#define DDN_PROJECTION_BENCH(shape)                                  \
+  BENCHMARK_CAPTURE(BM_Node, shape##_forward_backward, #shape, true) \
+      ->Args({1024, 1024})                                           \
+      ->Unit(benchmark::kMillisecond)                                \
+      ->UseRealTime();                                               \
+  BENCHMARK_CAPTURE(BM_Node, shape##_forward, #shape, false)         \
+      ->Args({1024, 1024})                                           \
+      ->Unit(benchmark::kMillisecond)                                \
+      ->UseRealTime();                                               \
+  BENCHMARK_CAPTURE(BM_Kernel, shape##_forward_backward, #shape)     \
+      ->Args({1024, 1024})                                           \
+      ->Unit(benchmark::kMillisecond)                                \
+      ->UseRealTime()
 
 DDN_PROJECTION_BENCH(simplex);
 DDN_PROJECTION_BENCH(l1_sphere);

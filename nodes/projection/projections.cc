@@ -16,8 +16,8 @@ namespace {
 // Relative tolerance for "on the boundary" and "tied" (a few dozen roundings).
 constexpr double kTieTolerance = 64 * std::numeric_limits<double>::epsilon();
 
-constexpr ProjectionSet kAllSets[] = {ProjectionSet::kSimplex,    ProjectionSet::kL1Sphere,  ProjectionSet::kL1Ball,
-                                      ProjectionSet::kL2Sphere,   ProjectionSet::kL2Ball,    ProjectionSet::kLinfSphere,
+constexpr ProjectionSet kAllSets[] = {ProjectionSet::kSimplex,  ProjectionSet::kL1Sphere, ProjectionSet::kL1Ball,
+                                      ProjectionSet::kL2Sphere, ProjectionSet::kL2Ball,   ProjectionSet::kLinfSphere,
                                       ProjectionSet::kLinfBall};
 
 void SetFlag(ProblemStatus* status, StatusFlag flag, const char* why) {
@@ -44,9 +44,13 @@ void SetFlag(ProblemStatus* status, StatusFlag flag, const char* why) {
 using V4 = double __attribute__((vector_size(32)));
 using M4 = int64_t __attribute__((vector_size(32)));  // lane masks: all bits set (true) or none
 
-[[gnu::always_inline]] inline V4 Splat(double a) { return V4{a, a, a, a}; }
+[[gnu::always_inline]] inline V4 Splat(double a) {
+  return V4{a, a, a, a};
+}
 // Lanes [0, m) set.
-[[gnu::always_inline]] inline M4 FirstLanes(int64_t m) { return (M4)(M4{0, 1, 2, 3} < M4{m, m, m, m}); }
+[[gnu::always_inline]] inline M4 FirstLanes(int64_t m) {
+  return (M4)(M4{0, 1, 2, 3} < M4{m, m, m, m});
+}
 // The m ≤ 4 values at p; lanes past m hold `fill`.
 [[gnu::always_inline]] inline V4 Load(const double* p, int64_t m, double fill) {
   V4 v = Splat(fill);
@@ -64,12 +68,24 @@ using M4 = int64_t __attribute__((vector_size(32)));  // lane masks: all bits se
     for (int64_t j = 0; j < m; ++j) p[j] = v[j];
   }
 }
-[[gnu::always_inline]] inline V4 Select(const M4& mask, const V4& a, const V4& b) { return (V4)((mask & (M4)a) | (~mask & (M4)b)); }
-[[gnu::always_inline]] inline V4 Indicator(const M4& mask) { return (V4)(mask & (M4)Splat(1.0)); }  // 1.0 or 0.0
-[[gnu::always_inline]] inline V4 SignBit(const V4& a) { return (V4)((M4)a & (M4)Splat(-0.0)); }
-[[gnu::always_inline]] inline V4 Abs(const V4& a) { return (V4)((M4)a & ~(M4)Splat(-0.0)); }
-[[gnu::always_inline]] inline V4 Max(const V4& a, const V4& b) { return Select((M4)(a > b), a, b); }
-[[gnu::always_inline]] inline V4 Min(const V4& a, const V4& b) { return Select((M4)(a < b), a, b); }
+[[gnu::always_inline]] inline V4 Select(const M4& mask, const V4& a, const V4& b) {
+  return (V4)((mask & (M4)a) | (~mask & (M4)b));
+}
+[[gnu::always_inline]] inline V4 Indicator(const M4& mask) {
+  return (V4)(mask & (M4)Splat(1.0));
+}  // 1.0 or 0.0
+[[gnu::always_inline]] inline V4 SignBit(const V4& a) {
+  return (V4)((M4)a & (M4)Splat(-0.0));
+}
+[[gnu::always_inline]] inline V4 Abs(const V4& a) {
+  return (V4)((M4)a & ~(M4)Splat(-0.0));
+}
+[[gnu::always_inline]] inline V4 Max(const V4& a, const V4& b) {
+  return Select((M4)(a > b), a, b);
+}
+[[gnu::always_inline]] inline V4 Min(const V4& a, const V4& b) {
+  return Select((M4)(a < b), a, b);
+}
 
 // Calls chunk(i, m, k) on the chunks [i, i + m) of [0, n), m = 4 except for a shorter last one; k ∈ [0, 4) is the
 // accumulator the chunk adds into (four independent chains).
@@ -304,7 +320,9 @@ template <bool kAbs>
 // dx = vᵀ∂y/∂x, dr = vᵀ∂y/∂r on the support S = {y_i ≠ 0}, signs s_i = sign(y_i) ∈ {−1, 0, 1} (s_i² is the support
 // indicator). Two passes: Σ s_i v_i and |S| = Σ s_i² (and ‖x‖₁ for the L1 ball, `ball_radius` > 0: inside the ball
 // dx = v), then dx. The row of y is read, x only for the ball.
-[[gnu::always_inline]] inline V4 SignOf(const V4& a) { return Indicator((M4)(a > V4{})) - Indicator((M4)(a < V4{})); }
+[[gnu::always_inline]] inline V4 SignOf(const V4& a) {
+  return Indicator((M4)(a > V4{})) - Indicator((M4)(a < V4{}));
+}
 
 [[gnu::always_inline]] inline void SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v,
                                                   double* dx, double* dr, double ball_radius = 0) {
@@ -334,7 +352,9 @@ template <bool kAbs>
   if (dr) *dr = mean;
 }
 
-void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
+void CopyInto(const double* x, int64_t n, double* y) {
+  std::copy(x, x + n, y);
+}
 
 [[gnu::always_inline]] inline void ProjectL2(bool sphere, const double* x, int64_t n, double r, double* y,
                                              ProblemStatus* status) {
@@ -381,9 +401,8 @@ void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
   const double scale = r / norm;         // r/‖x‖
   const double c = scale * uv / norm;    // (r/‖x‖)·uᵀv/‖x‖
   const V4 vscale = Splat(scale), vc = Splat(c);
-  ForEachChunk(n, [&](int64_t i, int64_t m, int) {
-    Store(dx + i, m, vscale * Load(v + i, m, 0.0) - vc * Load(x + i, m, 0.0));
-  });
+  ForEachChunk(
+      n, [&](int64_t i, int64_t m, int) { Store(dx + i, m, vscale * Load(v + i, m, 0.0) - vc * Load(x + i, m, 0.0)); });
   if (dr) *dr = uv;
 }
 
@@ -463,13 +482,20 @@ void CopyInto(const double* x, int64_t n, double* y) { std::copy(x, x + n, y); }
 
 const char* ProjectionSetName(ProjectionSet set) {
   switch (set) {
-    case ProjectionSet::kSimplex: return "simplex";
-    case ProjectionSet::kL1Sphere: return "l1_sphere";
-    case ProjectionSet::kL1Ball: return "l1_ball";
-    case ProjectionSet::kL2Sphere: return "l2_sphere";
-    case ProjectionSet::kL2Ball: return "l2_ball";
-    case ProjectionSet::kLinfSphere: return "linf_sphere";
-    case ProjectionSet::kLinfBall: return "linf_ball";
+    case ProjectionSet::kSimplex:
+      return "simplex";
+    case ProjectionSet::kL1Sphere:
+      return "l1_sphere";
+    case ProjectionSet::kL1Ball:
+      return "l1_ball";
+    case ProjectionSet::kL2Sphere:
+      return "l2_sphere";
+    case ProjectionSet::kL2Ball:
+      return "l2_ball";
+    case ProjectionSet::kLinfSphere:
+      return "linf_sphere";
+    case ProjectionSet::kLinfBall:
+      return "linf_ball";
   }
   return "?";
 }

@@ -20,8 +20,8 @@ namespace projection {
 namespace {
 
 using Vec = std::vector<double>;
-constexpr ProjectionSet kSets[] = {ProjectionSet::kSimplex,  ProjectionSet::kL1Sphere,   ProjectionSet::kL1Ball,
-                                   ProjectionSet::kL2Sphere, ProjectionSet::kL2Ball,     ProjectionSet::kLinfSphere,
+constexpr ProjectionSet kSets[] = {ProjectionSet::kSimplex,  ProjectionSet::kL1Sphere, ProjectionSet::kL1Ball,
+                                   ProjectionSet::kL2Sphere, ProjectionSet::kL2Ball,   ProjectionSet::kLinfSphere,
                                    ProjectionSet::kLinfBall};
 
 Vec Gaussian(Rng* rng, int64_t n, double scale) {
@@ -30,7 +30,9 @@ Vec Gaussian(Rng* rng, int64_t n, double scale) {
   return v;
 }
 
-double Dot(const Vec& a, const Vec& b) { return std::inner_product(a.begin(), a.end(), b.begin(), 0.0); }
+double Dot(const Vec& a, const Vec& b) {
+  return std::inner_product(a.begin(), a.end(), b.begin(), 0.0);
+}
 double Dist2(const Vec& a, const Vec& b) {
   double s = 0;
   for (size_t i = 0; i < a.size(); ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
@@ -68,13 +70,20 @@ bool Feasible(ProjectionSet set, const Vec& y, double r, double tol = 1e-12) {
   l2 = std::sqrt(l2);
   const double t = tol * r;
   switch (set) {
-    case ProjectionSet::kSimplex: return std::abs(sum - r) <= t && minimum >= 0;
-    case ProjectionSet::kL1Sphere: return std::abs(l1 - r) <= t;
-    case ProjectionSet::kL1Ball: return l1 <= r + t;
-    case ProjectionSet::kL2Sphere: return std::abs(l2 - r) <= t;
-    case ProjectionSet::kL2Ball: return l2 <= r + t;
-    case ProjectionSet::kLinfSphere: return std::abs(linf - r) <= t;
-    case ProjectionSet::kLinfBall: return linf <= r + t;
+    case ProjectionSet::kSimplex:
+      return std::abs(sum - r) <= t && minimum >= 0;
+    case ProjectionSet::kL1Sphere:
+      return std::abs(l1 - r) <= t;
+    case ProjectionSet::kL1Ball:
+      return l1 <= r + t;
+    case ProjectionSet::kL2Sphere:
+      return std::abs(l2 - r) <= t;
+    case ProjectionSet::kL2Ball:
+      return l2 <= r + t;
+    case ProjectionSet::kLinfSphere:
+      return std::abs(linf - r) <= t;
+    case ProjectionSet::kLinfBall:
+      return linf <= r + t;
   }
   return false;
 }

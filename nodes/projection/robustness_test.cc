@@ -10,9 +10,9 @@
 #include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "nodes/projection/ellipsoid.h"
 #include "nodes/projection/projections.h"
-#include "ddn/random.h"
 
 namespace ddn {
 namespace projection {
@@ -65,8 +65,8 @@ TEST(ProjectSimplexLike, EveryScaleOfXRelativeToRIsInTheSet) {
             }
           }
           if (set == ProjectionSet::kL1Ball && xl1 <= r) continue;  // inside: y = x
-          const std::string what = std::string(ProjectionSetName(set)) + " scale " + std::to_string(scale) +
-                                   " r " + std::to_string(r);
+          const std::string what =
+              std::string(ProjectionSetName(set)) + " scale " + std::to_string(scale) + " r " + std::to_string(r);
           EXPECT_NEAR(l1, r, 16 * 2.2e-16 * r) << what;
           // y_i = max(u_i − τ, 0): the support's u_i − y_i agree (τ) and exceed every off-support u_i.
           double tau_lo = INFINITY, tau_hi = -INFINITY, off = -INFINITY, umax = 0;

@@ -10,8 +10,8 @@
 // basin except for near-ties between two arcs.
 #include <cmath>
 
-#include "nodes/projection/user_shape.h"
 #include "ddn/random.h"
+#include "nodes/projection/user_shape.h"
 
 namespace ddn {
 namespace projection {

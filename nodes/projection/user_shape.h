@@ -62,8 +62,8 @@ struct HasShapeValidate<S, std::void_t<decltype(std::declval<const S&>().Validat
 template <class S, class = void>
 struct HasShapeCheckCases : std::false_type {};
 template <class S>
-struct HasShapeCheckCases<S, std::void_t<decltype(std::declval<const S&>().CheckCases(uint64_t{}))>>
-    : std::true_type {};
+struct HasShapeCheckCases<S, std::void_t<decltype(std::declval<const S&>().CheckCases(uint64_t{}))>> : std::true_type {
+};
 }  // namespace internal
 
 template <class Shape>
@@ -134,6 +134,6 @@ class ShapeProjectionNode : public DeclarativeNode<ShapeProjectionNode<Shape>> {
 }  // namespace ddn
 
 // Registers the projection node of a shape class (see above). Use at namespace scope in a .cc file.
-#define DDN_REGISTER_SHAPE(Shape)                                                         \
-  using Shape##ProjectionNode = ::ddn::projection::ShapeProjectionNode<Shape>;            \
+#define DDN_REGISTER_SHAPE(Shape)                                              \
+  using Shape##ProjectionNode = ::ddn::projection::ShapeProjectionNode<Shape>; \
   DDN_REGISTER_NODE(Shape##ProjectionNode)

@@ -228,8 +228,8 @@ Eigen::Index LogisticUnknowns(Eigen::Index columns, Eigen::Index label_columns) 
   return label_columns == 1 ? columns : label_columns * columns - 1;
 }
 
-double LogisticLoss(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, const Eigen::VectorXd& u,
-                    Eigen::VectorXd* grad, Eigen::MatrixXd* hess) {
+double LogisticLoss(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, const Eigen::VectorXd& u, Eigen::VectorXd* grad,
+                    Eigen::MatrixXd* hess) {
   if (Y.cols() == 1) return BinaryLogLoss(Z, Y.col(0), u, grad, hess);
   return MultinomialLogLoss(Z, Y, u, grad, hess);
 }
@@ -322,8 +322,7 @@ void MultinomialVjp(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& W, const Ei
     }
     if (dX) {
       // A_i t_i = p_i ⊙ t_i − p_i (p_i · t_i).
-      const Eigen::RowVectorXd At =
-          P.row(i).cwiseProduct(T.row(i)) - P.row(i) * P.row(i).dot(T.row(i));
+      const Eigen::RowVectorXd At = P.row(i).cwiseProduct(T.row(i)) - P.row(i) * P.row(i).dot(T.row(i));
       for (Eigen::Index j = 0; j < p; ++j) {
         dX[i * p + j] = -(Q.row(j).dot(C.row(i)) + W.row(j).dot(At)) * inv_n;
       }

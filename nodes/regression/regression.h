@@ -1,7 +1,8 @@
 // nodes/regression/regression.h: linear models fitted by minimising a regularised mean loss — ridge, logistic
 // (binary and multinomial) and robust (pseudo-Huber) regression — with their Newton solves and the blocks of
 // their implicit derivatives. The nodes ridge_regression, logistic_regression, multinomial_logistic_regression
-// and robust_regression (regression_nodes.cc) and the tabular bi-level problems (bilevel/tabular.h) are built on these functions.
+// and robust_regression (regression_nodes.cc) and the tabular bi-level problems (bilevel/tabular.h) are built on these
+// functions.
 //
 // The data are a design [Z 1] (n × (p+1), row-major in the nodes, an Eigen matrix here: the intercept column
 // last) with rows z̃_i, targets y_i, and the unknowns u = (w, b) (w ∈ Rᵖ, the intercept b not penalised):
@@ -74,9 +75,10 @@ ImplicitSystem RidgeBlocks(const Eigen::MatrixXd& gram, const Eigen::VectorXd& l
 // class probabilities of row i, one-hot for class labels). The number of unknowns: p+1 (binary) or K(p+1) − 1.
 Eigen::Index LogisticUnknowns(Eigen::Index columns, Eigen::Index label_columns);
 // The mean log-loss of the rows of Z (intercept column included) at u, without penalty, its gradient and Hessian
-// (either may be null): binary 1/n Σ [log(1 + e^{s_i}) − y_i s_i], multinomial 1/n Σ [log Σ_k e^{s_ik} − Σ_k Y_ik s_ik].
-double LogisticLoss(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, const Eigen::VectorXd& u,
-                    Eigen::VectorXd* grad, Eigen::MatrixXd* hess);
+// (either may be null): binary 1/n Σ [log(1 + e^{s_i}) − y_i s_i], multinomial 1/n Σ [log Σ_k e^{s_ik} − Σ_k Y_ik
+// s_ik].
+double LogisticLoss(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, const Eigen::VectorXd& u, Eigen::VectorXd* grad,
+                    Eigen::MatrixXd* hess);
 // The penalised objective f(u, λ) = LogisticLoss + ½λ Σ_k ‖w_k‖², its gradient and Hessian (either may be null).
 double LogisticObjective(const Eigen::MatrixXd& Z, const Eigen::MatrixXd& Y, double lambda, const Eigen::VectorXd& u,
                          Eigen::VectorXd* grad, Eigen::MatrixXd* hess);

@@ -67,8 +67,8 @@ std::vector<TensorSpec> Inputs(Model m) {
   if (m == Model::kRidge) {
     in.push_back({"lambda", {"L"}, "ridge weights λ > 0: one (L = 1) or one per feature (L = P)", true, false, true});
   } else if (m == Model::kLogistic || m == Model::kMultinomial) {
-    in.push_back({"lambda", {}, m == Model::kLogistic ? "L2 weight λ > 0 on w" : "L2 weight λ > 0 on W", true,
-                  false, true});
+    in.push_back(
+        {"lambda", {}, m == Model::kLogistic ? "L2 weight λ > 0 on w" : "L2 weight λ > 0 on W", true, false, true});
   } else {
     in.push_back({"alpha", {}, "pseudo-Huber scale α > 0, in the units of y", true, false, true});
   }
@@ -181,8 +181,7 @@ class LinearModelNode : public Node {
     if (M == Model::kRobust) params.push_back({"mu", ParamType::kFloat, "0", "fixed L2 weight μ ≥ 0 on w"});
     const char* summary =
         M == Model::kRidge ? "ridge regression (w, b) = argmin 1/(2N) Σ (x_iᵀw + b − y_i)² + ½ Σ λ_j w_j²"
-        : M == Model::kLogistic
-            ? "logistic regression (w, b) = argmin 1/N Σ [log(1 + e^s_i) − y_i s_i] + ½λ‖w‖²"
+        : M == Model::kLogistic ? "logistic regression (w, b) = argmin 1/N Σ [log(1 + e^s_i) − y_i s_i] + ½λ‖w‖²"
         : M == Model::kMultinomial
             ? "multinomial logistic regression (W, b) = argmin 1/N Σ [log Σ_k e^s_ik − Σ_k Y_ik s_ik] + ½λ‖W‖², "
               "b_K = 0"
@@ -390,8 +389,8 @@ void LinearModelNode<M>::Backward(const ProblemData& p, ProblemStatus* s) const 
       const Eigen::RowVectorXd e = (S.row(i).array() - S.row(i).maxCoeff()).exp();
       Prob.row(i) = e / e.sum();
     }
-    MultinomialVjp(Z, U.topRows(P), UnpackClasses(q, P + 1, static_cast<int>(K)), Prob, Prob - Y,
-                   p.grad_inputs[1], p.grad_inputs[0]);
+    MultinomialVjp(Z, U.topRows(P), UnpackClasses(q, P + 1, static_cast<int>(K)), Prob, Prob - Y, p.grad_inputs[1],
+                   p.grad_inputs[0]);
     if (double* dtheta = p.grad_inputs[2]) dtheta[0] = -q.dot(WeightPenaltyColumn(u, P + 1));
     return;
   }

@@ -252,8 +252,7 @@ TEST(Regression, BadInputIsRefusedWithOneLine) {
           "class 2 has mean probability 0, not inside (0, 1)");
   refused("multinomial_logistic_regression", {{"X", X}, {"Y", Filled({1, 6, 1}, 1.0)}, {"lambda", Filled({1}, 1.0)}},
           "need K ≥ 2");
-  refused("multinomial_logistic_regression", {{"X", X}, {"Y", Y}, {"lambda", Filled({1}, -2.0)}},
-          "lambda must be > 0");
+  refused("multinomial_logistic_regression", {{"X", X}, {"Y", Y}, {"lambda", Filled({1}, -2.0)}}, "lambda must be > 0");
   EXPECT_THROW(MakeNode("robust_regression", {{"mu", "-1"}}), InvalidInput);
 }
 

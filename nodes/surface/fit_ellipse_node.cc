@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "ddn/declarative.h"
+#include "ddn/random.h"
 #include "nodes/surface/node_support.h"
 #include "nodes/surface/surface_fits.h"
-#include "ddn/random.h"
 
 namespace ddn::surface {
 namespace {
@@ -24,7 +24,8 @@ using internal::CloudOf;
 class FitEllipseForm : public DeclarativeNode<FitEllipseForm> {
  public:
   static NodeSpec Spec() {
-    return {"fit_ellipse (declarative form)", "conic = argmin 1/2 sum_i w_i (conic^T z_i)^2 s.t. 4ac - b^2 = 1",
+    return {"fit_ellipse (declarative form)",
+            "conic = argmin 1/2 sum_i w_i (conic^T z_i)^2 s.t. 4ac - b^2 = 1",
             {},
             {{"points", {"N", "2"}, "points"}, {"weights", {"N"}, "weights", true, true}},
             {{"conic", {"6"}, "(a, b, c, d, e, f)"}}};

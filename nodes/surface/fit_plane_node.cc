@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "ddn/declarative.h"
+#include "ddn/random.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/surface/node_support.h"
 #include "nodes/surface/robust_fit_node.h"
 #include "nodes/surface/surface_fits.h"
-#include "ddn/random.h"
 
 namespace ddn::surface {
 namespace {
@@ -78,13 +78,14 @@ class FitPlaneForm : public DeclarativeNode<FitPlaneForm> {
 class FitPlane : public internal::RobustFitNode<PlaneFitProblem, FitPlaneForm> {
  public:
   static NodeSpec Spec() {
-    return {"fit_plane",
-            "robust hyperplane fit: (normal, offset) = argmin sum_i w_i phi(normal^T p_i - offset; alpha), |normal| = 1",
-            internal::RobustFitParams(),
-            {{"points", {"N", "D"}, "N points in R^D (D >= 2, N >= D)"},
-             {"weights", {"N"}, "non-negative point weights (default 1), at least D positive", true, true}},
-            {{"normal", {"D"}, "unit normal, last coordinate >= 0 (tie rule: see surface_fits.h)"},
-             {"offset", {}, "offset d of the hyperplane normal^T p = d"}}};
+    return {
+        "fit_plane",
+        "robust hyperplane fit: (normal, offset) = argmin sum_i w_i phi(normal^T p_i - offset; alpha), |normal| = 1",
+        internal::RobustFitParams(),
+        {{"points", {"N", "D"}, "N points in R^D (D >= 2, N >= D)"},
+         {"weights", {"N"}, "non-negative point weights (default 1), at least D positive", true, true}},
+        {{"normal", {"D"}, "unit normal, last coordinate >= 0 (tie rule: see surface_fits.h)"},
+         {"offset", {}, "offset d of the hyperplane normal^T p = d"}}};
   }
   explicit FitPlane(const Params& p) : RobustFitNode(Spec(), p) {}
 
@@ -126,7 +127,8 @@ class FitPlane : public internal::RobustFitNode<PlaneFitProblem, FitPlaneForm> {
     };
     std::vector<CheckCase> cases;
     cases.push_back(internal::MakeCase("random", planes(12, 3, noise, outliers)));
-    cases.push_back(internal::MakeCase("weighted", planes(12, 3, noise, outliers), internal::RandomWeights(&rng, 3, 12)));
+    cases.push_back(
+        internal::MakeCase("weighted", planes(12, 3, noise, outliers), internal::RandomWeights(&rng, 3, 12)));
     // Points exactly on the plane (zero residuals, λ₁ = 0).
     cases.push_back(internal::MakeCase("coplanar", planes(10, 3, 0.0, 0.0)));
     // A line fit in 2-D, a hyperplane in 4-D (the dynamic-size path).

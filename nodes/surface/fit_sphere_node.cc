@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "ddn/declarative.h"
+#include "ddn/random.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/surface/node_support.h"
 #include "nodes/surface/robust_fit_node.h"
 #include "nodes/surface/surface_fits.h"
-#include "ddn/random.h"
 
 namespace ddn::surface {
 namespace {
@@ -23,7 +23,8 @@ using internal::CloudOf;
 class FitSphereForm : public DeclarativeNode<FitSphereForm> {
  public:
   static NodeSpec Spec() {
-    return {"fit_sphere (declarative form)", "y = (centre, radius) = argmin sum_i w_i phi(|p_i - centre| - radius)",
+    return {"fit_sphere (declarative form)",
+            "y = (centre, radius) = argmin sum_i w_i phi(|p_i - centre| - radius)",
             {},
             {{"points", {"N", "D"}, "points"}, {"weights", {"N"}, "weights", true, true}},
             {{"y", {"Y"}, "(centre, radius), D + 1 values"}}};
@@ -90,14 +91,15 @@ class FitSphere : public internal::RobustFitNode<SphereFitProblem, FitSphereForm
     // Drawn in units of 2α: radius 3α–5α, noise 0.05α, outliers 2α–3α off the sphere, clear of the kinks at α.
     const double outliers = kind_ != PenaltyKind::kQuadratic ? 0.2 : 0.0;
     const double noise = 0.025;
-    auto spheres = [&](int64_t n, int64_t d, double noise_level, double fraction, double cap = M_PI,
-                       double far = 0.5) {
+    auto spheres = [&](int64_t n, int64_t d, double noise_level, double fraction, double cap = M_PI, double far = 0.5) {
       return internal::NoisySpheres(&rng, 3, n, d, noise_level, fraction, cap, far, 2 * alpha_);
     };
     std::vector<CheckCase> cases;
     cases.push_back(internal::MakeCase("random", spheres(12, 3, noise, outliers)));
-    cases.push_back(internal::MakeCase("weighted", spheres(12, 3, noise, outliers), internal::RandomWeights(&rng, 3, 12)));
-    cases.push_back(internal::MakeCase("circle_2d", spheres(10, 2, noise, outliers), internal::RandomWeights(&rng, 3, 10)));
+    cases.push_back(
+        internal::MakeCase("weighted", spheres(12, 3, noise, outliers), internal::RandomWeights(&rng, 3, 12)));
+    cases.push_back(
+        internal::MakeCase("circle_2d", spheres(10, 2, noise, outliers), internal::RandomWeights(&rng, 3, 10)));
     // Points exactly on the sphere (zero residuals).
     cases.push_back(internal::MakeCase("exact", spheres(10, 3, 0.0, 0.0)));
     // Only a cap of half-angle 45°: a poorly conditioned fit (the radius trades off against the centre).

@@ -144,6 +144,8 @@ inline int64_t CheckCloud(const PointCloud& c, const std::string& node, bool che
   return positive;
 }
 
-inline double WeightAt(const PointCloud& c, int64_t i) { return c.weights ? c.weights[i] : 1.0; }
+inline double WeightAt(const PointCloud& c, int64_t i) {
+  return c.weights ? c.weights[i] : 1.0;
+}
 
 }  // namespace ddn::surface::internal

@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "nodes/pooling/penalties.h"
 #include "ddn/random.h"
+#include "nodes/pooling/penalties.h"
 
 namespace ddn::surface::internal {
 
@@ -46,8 +46,7 @@ std::vector<double> RandomDirection(Rng* rng, int64_t d) {
   return v;
 }
 
-Tensor NoisyPlanes(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double far,
-                   double scale) {
+Tensor NoisyPlanes(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double far, double scale) {
   Tensor t({b, n, d});
   for (int64_t k = 0; k < b; ++k) {
     std::vector<double> nrm = RandomDirection(rng, d);
@@ -63,15 +62,17 @@ Tensor NoisyPlanes(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, doub
         g[j] = 2 * rng->Normal();
         along += g[j] * nrm[j];
       }
-      const double h = (i > d && (rng->Uniform() < outliers)) ? ((rng->Uniform() < 0.5) ? 1 : -1) * rng->Uniform(1.0, 1.5) : noise * rng->Normal();
+      const double h = (i > d && (rng->Uniform() < outliers))
+                           ? ((rng->Uniform() < 0.5) ? 1 : -1) * rng->Uniform(1.0, 1.5)
+                           : noise * rng->Normal();
       for (int64_t j = 0; j < d; ++j) x[i * d + j] = scale * (centre[j] + g[j] - along * nrm[j] + h * nrm[j]);
     }
   }
   return t;
 }
 
-Tensor NoisySpheres(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double cap,
-                    double far, double scale) {
+Tensor NoisySpheres(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double cap, double far,
+                    double scale) {
   Tensor t({b, n, d});
   for (int64_t k = 0; k < b; ++k) {
     const std::vector<double> axis = RandomDirection(rng, d);
@@ -89,8 +90,9 @@ Tensor NoisySpheres(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, dou
         if (std::acos(std::max(-1.0, std::min(1.0, c))) <= cap) break;
       }
       const double dist = rng->Uniform(1.0, 1.5);
-      const double h = (i > d + 1 && (rng->Uniform() < outliers)) ? ((rng->Uniform() < 0.5) || dist > 0.7 * r ? 1 : -1) * dist
-                                                   : noise * rng->Normal();
+      const double h = (i > d + 1 && (rng->Uniform() < outliers))
+                           ? ((rng->Uniform() < 0.5) || dist > 0.7 * r ? 1 : -1) * dist
+                           : noise * rng->Normal();
       for (int64_t j = 0; j < d; ++j) x[i * d + j] = scale * (centre[j] + (r + h) * u[j]);
     }
   }

@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "ddn/node.h"
+#include "ddn/random.h"
 #include "ddn/tensor.h"
 #include "nodes/surface/surface_fits.h"
-#include "ddn/random.h"
 
 namespace ddn::surface::internal {
 
@@ -29,13 +29,13 @@ std::vector<double> RandomDirection(Rng* rng, int64_t d);
 // standard deviation 2, normal noise `noise`, a fraction `outliers` of points moved 1–1.5 away from the plane;
 // then every coordinate is multiplied by `scale`. The normals have |n_D| ≥ 0.3, away from the sign rule's tie
 // (where the output flips sign).
-Tensor NoisyPlanes(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers,
-                   double far = 0.5, double scale = 1.0);
+Tensor NoisyPlanes(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double far = 0.5,
+                   double scale = 1.0);
 // B problems of N points near spheres (radius 1.5–2.5, random centre |c_k| ≤ far) covering a cap of half-angle
 // `cap` (π: the whole sphere) around a random axis, radial noise `noise`, a fraction `outliers` moved 1–1.5
 // radially (outwards, or inwards when the radius allows); then scaled by `scale`.
-Tensor NoisySpheres(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers,
-                    double cap = M_PI, double far = 0.5, double scale = 1.0);
+Tensor NoisySpheres(Rng* rng, int64_t b, int64_t n, int64_t d, double noise, double outliers, double cap = M_PI,
+                    double far = 0.5, double scale = 1.0);
 // B problems of N points near ellipses (semi-axes 2 and 1, random centre and angle) on the arc of parameter
 // angles [0, arc), with normal noise `noise`.
 Tensor NoisyEllipses(Rng* rng, int64_t b, int64_t n, double noise, double arc = 2 * M_PI);

@@ -111,11 +111,11 @@ struct PlaneSums {
   using Vec = typename Fixed<Dim>::Vec;
   using Mat = typename Fixed<Dim>::Mat;
   double f = 0;
-  Vec g_n;           // Σ w φ' p̃
-  double g_e = 0;    // −Σ w φ'
-  Mat h_nn;          // Σ w φ'' p̃ p̃ᵀ (without −νI)
-  Vec h_ne;          // −Σ w φ'' p̃
-  double h_ee = 0;   // Σ w φ''
+  Vec g_n;                  // Σ w φ' p̃
+  double g_e = 0;           // −Σ w φ'
+  Mat h_nn;                 // Σ w φ'' p̃ p̃ᵀ (without −νI)
+  Vec h_ne;                 // −Σ w φ'' p̃
+  double h_ee = 0;          // Σ w φ''
   double s_n = 0, s_e = 0;  // residual scales
   double f_rounding = 0;    // a bound on the rounding error of f: 4ε Σ w (|φ'|(‖p̃‖ + |e|) + φ)
   bool kink = false;        // a point at a kink of huber / truncated_quadratic
@@ -215,8 +215,9 @@ void SolveQuadratic(const PlaneFitProblem& q, double* normal, double* offset, Pr
   status->residual = std::max(s_n > 0 ? proj.norm() / s_n : 0.0, s_e > 0 ? std::abs(g_e) / s_e : 0.0);
   status->iterations = 1;
   if (!(eig.lambda2 - eig.lambda1 > options.non_unique_gap * std::abs(eig.lambda_max))) {
-    status->Set(kNonUnique, "repeated smallest eigenvalue of the weighted scatter (points on a lower-dimensional "
-                            "set or an isotropic blob): one of a subspace of minimising normals");
+    status->Set(kNonUnique,
+                "repeated smallest eigenvalue of the weighted scatter (points on a lower-dimensional "
+                "set or an isotropic blob): one of a subspace of minimising normals");
   }
   for (int k = 0; k < d; ++k) normal[k] = n[k];
   *offset = n.dot(C.c);
@@ -362,7 +363,8 @@ void SolveRobust(const PlaneFitProblem& q, double* normal, double* offset, Probl
   LocalResult<Dim> best = LocalSolve<Dim>(C, pen, ls, 0.0, options);
   int iterations = best.iterations;
   if (!pooling::IsConvex(q.kind)) {
-    const LocalResult<Dim> smooth = LocalSolve<Dim>(C, PenaltyEval(PenaltyKind::kPseudoHuber, q.alpha), ls, 0.0, options);
+    const LocalResult<Dim> smooth =
+        LocalSolve<Dim>(C, PenaltyEval(PenaltyKind::kPseudoHuber, q.alpha), ls, 0.0, options);
     const LocalResult<Dim> r = LocalSolve<Dim>(C, pen, smooth.n, smooth.e, options);
     iterations += smooth.iterations + r.iterations;
     const double tol = best.s.f_rounding + r.s.f_rounding;
@@ -381,8 +383,8 @@ void SolveRobust(const PlaneFitProblem& q, double* normal, double* offset, Probl
     status->Set(kNonUnique, "flat objective: one of many minimisers");
   } else {
     if (residual > options.failure_residual) {
-      throw NumericalFailure("fit_plane: the robust solve did not converge (scaled residual " +
-                             FormatDouble(residual) + " after " + std::to_string(iterations) + " iterations)");
+      throw NumericalFailure("fit_plane: the robust solve did not converge (scaled residual " + FormatDouble(residual) +
+                             " after " + std::to_string(iterations) + " iterations)");
     }
     const typename Fixed<Dim>::Basis T = internal::TangentBasis<Dim>(n);
     const Eigen::SelfAdjointEigenSolver<Mat> es(ReducedHessian<Dim>(s, n, T), Eigen::EigenvaluesOnly);
@@ -487,15 +489,21 @@ void Solve(const PlaneFitProblem& q, double* normal, double* offset, ProblemStat
 void SolvePlaneFit(const PlaneFitProblem& q, double* normal, double* offset, ProblemStatus* status,
                    const RobustFitOptions& options) {
   switch (q.cloud.d) {
-    case 2: Solve<2>(q, normal, offset, status, options); break;
-    case 3: Solve<3>(q, normal, offset, status, options); break;
-    default: Solve<Eigen::Dynamic>(q, normal, offset, status, options); break;
+    case 2:
+      Solve<2>(q, normal, offset, status, options);
+      break;
+    case 3:
+      Solve<3>(q, normal, offset, status, options);
+      break;
+    default:
+      Solve<Eigen::Dynamic>(q, normal, offset, status, options);
+      break;
   }
   const int64_t k = OrientPlane(normal, offset, q.cloud.d, options.tie_tolerance);
   if (k != q.cloud.d - 1) {
     status->Set(kNonSmooth, "sign tie: the normal's last coordinate is 0 (|n_D| <= " +
-                                FormatDouble(options.tie_tolerance) + "), oriented by coordinate " +
-                                std::to_string(k) + "; the output flips sign under some perturbations");
+                                FormatDouble(options.tie_tolerance) + "), oriented by coordinate " + std::to_string(k) +
+                                "; the output flips sign under some perturbations");
   }
 }
 
@@ -503,8 +511,12 @@ void PlaneFitBackward(const PlaneFitProblem& q, const double* normal, double off
                       double v_offset, double* d_points, double* d_weights, ProblemStatus* status,
                       const RobustFitOptions& options) {
   switch (q.cloud.d) {
-    case 2: Backward<2>(q, normal, offset, v_normal, v_offset, d_points, d_weights, status, options); break;
-    case 3: Backward<3>(q, normal, offset, v_normal, v_offset, d_points, d_weights, status, options); break;
+    case 2:
+      Backward<2>(q, normal, offset, v_normal, v_offset, d_points, d_weights, status, options);
+      break;
+    case 3:
+      Backward<3>(q, normal, offset, v_normal, v_offset, d_points, d_weights, status, options);
+      break;
     default:
       Backward<Eigen::Dynamic>(q, normal, offset, v_normal, v_offset, d_points, d_weights, status, options);
       break;

@@ -94,7 +94,9 @@ SphereSums<Dim> Sums(const SphereFitProblem& q, const PenaltyEval& pen, const ty
 }
 
 template <int Dim>
-double Residual(const SphereSums<Dim>& s) { return s.scale > 0 ? s.g.cwiseAbs().maxCoeff() / s.scale : 0.0; }
+double Residual(const SphereSums<Dim>& s) {
+  return s.scale > 0 ? s.g.cwiseAbs().maxCoeff() / s.scale : 0.0;
+}
 
 }  // namespace
 
@@ -104,8 +106,8 @@ void ValidateSphereFit(const SphereFitProblem& q, bool check_points) {
   if (!(q.alpha > 0) || !std::isfinite(q.alpha)) throw InvalidInput("fit_sphere: alpha must be > 0");
   const int64_t positive = internal::CheckCloud(c, "fit_sphere", check_points);
   if (positive < c.d + 1) {
-    throw InvalidInput("fit_sphere: a " + std::string(c.d == 2 ? "circle" : "sphere") + " in D = " +
-                       std::to_string(c.d) + " needs at least " + std::to_string(c.d + 1) +
+    throw InvalidInput("fit_sphere: a " + std::string(c.d == 2 ? "circle" : "sphere") +
+                       " in D = " + std::to_string(c.d) + " needs at least " + std::to_string(c.d + 1) +
                        " points with positive weight, got " + std::to_string(positive));
   }
 }
@@ -139,8 +141,9 @@ void AlgebraicSphereFit(const SphereFitProblem& q, double* centre, double* radiu
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(S, Eigen::EigenvaluesOnly);
   const double lmin = es.eigenvalues()[0], lmax = es.eigenvalues()[d - 1];
   if (!(lmin > 1e-20 * lmax)) {
-    throw InvalidInput(std::string("fit_sphere: the points lie in one ") + (d == 2 ? "line (collinear)" : "hyperplane") +
-                       ": no finite " + (d == 2 ? "circle" : "sphere") + " is determined by them");
+    throw InvalidInput(std::string("fit_sphere: the points lie in one ") +
+                       (d == 2 ? "line (collinear)" : "hyperplane") + ": no finite " + (d == 2 ? "circle" : "sphere") +
+                       " is determined by them");
   }
   const double scale = std::sqrt(S.trace() / total);
   Eigen::MatrixXd A = Eigen::MatrixXd::Zero(d + 1, d + 1);
@@ -314,18 +317,30 @@ void Backward(const SphereFitProblem& q, const double* centre, double radius, co
 void SolveSphereFit(const SphereFitProblem& q, double* centre, double* radius, ProblemStatus* status,
                     const RobustFitOptions& options) {
   switch (q.cloud.d) {
-    case 2: Solve<2>(q, centre, radius, status, options); break;
-    case 3: Solve<3>(q, centre, radius, status, options); break;
-    default: Solve<Eigen::Dynamic>(q, centre, radius, status, options); break;
+    case 2:
+      Solve<2>(q, centre, radius, status, options);
+      break;
+    case 3:
+      Solve<3>(q, centre, radius, status, options);
+      break;
+    default:
+      Solve<Eigen::Dynamic>(q, centre, radius, status, options);
+      break;
   }
 }
 
 void SphereFitBackward(const SphereFitProblem& q, const double* centre, double radius, const double* v_centre,
                        double v_radius, double* d_points, double* d_weights, ProblemStatus* status) {
   switch (q.cloud.d) {
-    case 2: Backward<2>(q, centre, radius, v_centre, v_radius, d_points, d_weights, status); break;
-    case 3: Backward<3>(q, centre, radius, v_centre, v_radius, d_points, d_weights, status); break;
-    default: Backward<Eigen::Dynamic>(q, centre, radius, v_centre, v_radius, d_points, d_weights, status); break;
+    case 2:
+      Backward<2>(q, centre, radius, v_centre, v_radius, d_points, d_weights, status);
+      break;
+    case 3:
+      Backward<3>(q, centre, radius, v_centre, v_radius, d_points, d_weights, status);
+      break;
+    default:
+      Backward<Eigen::Dynamic>(q, centre, radius, v_centre, v_radius, d_points, d_weights, status);
+      break;
   }
 }
 

@@ -19,8 +19,8 @@
 #include "ddn/batch.h"
 #include "ddn/node.h"
 #include "ddn/random.h"
-#include "nodes/surface/node_support.h"
 #include "nodes/pooling/penalties.h"
+#include "nodes/surface/node_support.h"
 
 namespace {
 
@@ -63,14 +63,30 @@ void Run(benchmark::State& state, const std::string& node_name, int threads, boo
   state.SetLabel(penalty + " flagged=" + std::to_string(flagged));
 }
 
-void BM_FitPlane(benchmark::State& state) { Run(state, "fit_plane", 0); }
-void BM_FitPlaneSerial(benchmark::State& state) { Run(state, "fit_plane", 1); }
-void BM_FitSphere(benchmark::State& state) { Run(state, "fit_sphere", 0); }
-void BM_FitSphereSerial(benchmark::State& state) { Run(state, "fit_sphere", 1); }
-void BM_FitEllipseSerial(benchmark::State& state) { Run(state, "fit_ellipse", 1); }
-void BM_FitPlaneGeneric(benchmark::State& state) { Run(state, "fit_plane", 1, true); }
-void BM_FitSphereGeneric(benchmark::State& state) { Run(state, "fit_sphere", 1, true); }
-void BM_FitEllipseGeneric(benchmark::State& state) { Run(state, "fit_ellipse", 1, true); }
+void BM_FitPlane(benchmark::State& state) {
+  Run(state, "fit_plane", 0);
+}
+void BM_FitPlaneSerial(benchmark::State& state) {
+  Run(state, "fit_plane", 1);
+}
+void BM_FitSphere(benchmark::State& state) {
+  Run(state, "fit_sphere", 0);
+}
+void BM_FitSphereSerial(benchmark::State& state) {
+  Run(state, "fit_sphere", 1);
+}
+void BM_FitEllipseSerial(benchmark::State& state) {
+  Run(state, "fit_ellipse", 1);
+}
+void BM_FitPlaneGeneric(benchmark::State& state) {
+  Run(state, "fit_plane", 1, true);
+}
+void BM_FitSphereGeneric(benchmark::State& state) {
+  Run(state, "fit_sphere", 1, true);
+}
+void BM_FitEllipseGeneric(benchmark::State& state) {
+  Run(state, "fit_ellipse", 1, true);
+}
 
 }  // namespace
 

@@ -99,10 +99,10 @@ struct PointCloud {
 };
 
 struct RobustFitOptions {
-  int max_iterations = 200;    // IRLS + Newton steps of the robust plane / Newton steps of the sphere
-  double tie_tolerance = 1e-12;        // |n_D| at or below which the sign rule looks at earlier coordinates
-  double non_unique_gap = 1e-10;       // eigenvalue gap (relative to the largest) below which → kNonUnique
-  double failure_residual = 1e-8;      // scaled residual above which the forward throws NumericalFailure
+  int max_iterations = 200;        // IRLS + Newton steps of the robust plane / Newton steps of the sphere
+  double tie_tolerance = 1e-12;    // |n_D| at or below which the sign rule looks at earlier coordinates
+  double non_unique_gap = 1e-10;   // eigenvalue gap (relative to the largest) below which → kNonUnique
+  double failure_residual = 1e-8;  // scaled residual above which the forward throws NumericalFailure
   // Throws InvalidInput naming the field if a value is out of range.
   void Check() const;
 };

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "ddn/error.h"
-#include "ddn/status.h"
 #include "ddn/random.h"
+#include "ddn/status.h"
 
 namespace ddn::surface {
 namespace {
@@ -307,9 +307,9 @@ TEST(EllipseFit, ExactPointsGiveTheEllipse) {
 
 TEST(EllipseFit, GeometryConventionsAndItsDerivative) {
   // x²/4 + y² = 1 scaled to 4ac − b² = 1: major axis along x, angle 0; rotated by 90°: angle π/2.
-  const double s = 1.0;  // a = 1/4·k, c = k with 4ac = k² = 1
+  const double s = 1.0;                                              // a = 1/4·k, c = k with 4ac = k² = 1
   double q[6] = {0.25 * 2 * s, 0, 2 * s * 1.0, 0, 0, -2 * s * 1.0};  // a = 0.5, c = 2: 4ac = 4 → rescale below
-  for (double& v : q) v /= 2;  // 4ac − b² = 1
+  for (double& v : q) v /= 2;                                        // 4ac − b² = 1
   double centre[2], axes[2], angle;
   ASSERT_TRUE(EllipseGeometry(q, centre, axes, &angle));
   EXPECT_NEAR(axes[0], 2.0, 1e-14);

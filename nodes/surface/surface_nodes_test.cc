@@ -269,10 +269,10 @@ TEST(SurfaceNodes, BadRequestsAreInvalidInput) {
 TEST(SurfaceNodes, FitPlaneTrainsInsideAGraph) {
   using namespace ddn::graph;
   Graph g;
-  auto points = g.Input("points");    // (B, N, 3)
-  auto features = g.Input("features");  // (B, N, 2)
-  auto target = g.Input("target");    // (B, 3)
-  auto h = g.Add("fc", std::make_unique<Linear>(2, 1, 7), {features});        // (B, N, 1)
+  auto points = g.Input("points");                                               // (B, N, 3)
+  auto features = g.Input("features");                                           // (B, N, 2)
+  auto target = g.Input("target");                                               // (B, 3)
+  auto h = g.Add("fc", std::make_unique<Linear>(2, 1, 7), {features});           // (B, N, 1)
   auto logits = g.Add("flatten", std::make_unique<Reshape>(Shape{-1, 6}), {h});  // (B, N)
   // Non-negative weights: a ReLU of the logits (kept in its linear part by the bias below).
   auto weights = g.Add("relu", std::make_unique<Relu>(), {logits});

@@ -221,15 +221,17 @@ PYBIND11_MODULE(_ddn, m) {
 
   py::class_<ddn::ProblemStatus>(m, "Status", "What happened to one problem of a batch (ddn/status.h)")
       .def_property_readonly("ok", &ddn::ProblemStatus::ok, "no flag is set")
-      .def_property_readonly("flags", [](const ddn::ProblemStatus& s) { return ddn::FlagNames(s.flags); },
-                             "names of the flags set: non_regular, degenerate, non_smooth, non_unique, "
-                             "not_certified, all_outliers")
-      .def_property_readonly("residual",
-                             [](const ddn::ProblemStatus& s) -> py::object {
-                               if (s.residual < 0) return py::none();
-                               return py::float_(s.residual);
-                             },
-                             "optimality residual of the forward solve, None if the node does not measure it")
+      .def_property_readonly(
+          "flags", [](const ddn::ProblemStatus& s) { return ddn::FlagNames(s.flags); },
+          "names of the flags set: non_regular, degenerate, non_smooth, non_unique, "
+          "not_certified, all_outliers")
+      .def_property_readonly(
+          "residual",
+          [](const ddn::ProblemStatus& s) -> py::object {
+            if (s.residual < 0) return py::none();
+            return py::float_(s.residual);
+          },
+          "optimality residual of the forward solve, None if the node does not measure it")
       .def_readonly("iterations", &ddn::ProblemStatus::iterations)
       .def_readonly("note", &ddn::ProblemStatus::note, "why a flag was set")
       .def("__repr__", [](const ddn::ProblemStatus& s) {
@@ -259,15 +261,20 @@ PYBIND11_MODULE(_ddn, m) {
   m.def("check_cases", &CheckCases, py::arg("node"), py::arg("seed") = 1,
         "the node's gradient-check inputs: [(case name, {input: array})], random and awkward points");
   m.def("node_names", &ddn::NodeNames, "every registered node, sorted");
-  m.def("node_spec", [](const std::string& name) { return SpecToDict(ddn::GetNodeSpec(name)); }, py::arg("name"),
-        "a node's parameters, inputs, outputs and origin");
-  m.def("load_plugin", [](const std::string& path) { return PluginToDict(ddn::LoadPlugin(path)); }, py::arg("path"),
-        "load a shared library of nodes (ddn/plugin.h)");
-  m.def("load_plugins_from_environment", [] {
-    py::list out;
-    for (const auto& p : ddn::LoadPluginsFromEnvironment()) out.append(PluginToDict(p));
-    return out;
-  }, "load the plugins named in $DDN_PLUGINS");
+  m.def(
+      "node_spec", [](const std::string& name) { return SpecToDict(ddn::GetNodeSpec(name)); }, py::arg("name"),
+      "a node's parameters, inputs, outputs and origin");
+  m.def(
+      "load_plugin", [](const std::string& path) { return PluginToDict(ddn::LoadPlugin(path)); }, py::arg("path"),
+      "load a shared library of nodes (ddn/plugin.h)");
+  m.def(
+      "load_plugins_from_environment",
+      [] {
+        py::list out;
+        for (const auto& p : ddn::LoadPluginsFromEnvironment()) out.append(PluginToDict(p));
+        return out;
+      },
+      "load the plugins named in $DDN_PLUGINS");
   m.def("loaded_plugins", [] {
     py::list out;
     for (const auto& p : ddn::LoadedPlugins()) out.append(PluginToDict(p));

@@ -24,7 +24,9 @@ using Json = nlohmann::json;
 
 using ddn::testing::Outcome;
 
-std::string TempDir() { return ddn::testing::ScratchDir(); }
+std::string TempDir() {
+  return ddn::testing::ScratchDir();
+}
 
 // Runs `binary args...` with `input` on stdin (tests/cli/spawn.h).
 Outcome Ddn(const std::vector<std::string>& args, const std::string& input = "", const char* binary = DDN_TEST_CLI) {
@@ -68,7 +70,8 @@ TEST(Cli, HelpListsCommands) {
   const Outcome r = Ddn({"--help"});
   EXPECT_EQ(r.code, 0);
   EXPECT_TRUE(r.err.empty());
-  for (const char* c : {"nodes", "eval", "check", "bench", "Exit codes"}) EXPECT_NE(r.out.find(c), std::string::npos) << c;
+  for (const char* c : {"nodes", "eval", "check", "bench", "Exit codes"})
+    EXPECT_NE(r.out.find(c), std::string::npos) << c;
 }
 
 TEST(Cli, Version) {
@@ -148,7 +151,8 @@ TEST(Cli, BilevelRunsTheSeparateExecutable) {
   const Outcome help = Ddn({"bilevel", "--help"}, "", DDN_SHIPPED_CLI);
   EXPECT_EQ(help.code, 0) << help.err;
   EXPECT_NE(help.out.find("Usage: ddn bilevel"), std::string::npos);
-  ExpectError(Ddn({"bilevel", "nonsense"}, "", DDN_SHIPPED_CLI), 2, {"ddn bilevel", "unknown problem or node 'nonsense'"});
+  ExpectError(Ddn({"bilevel", "nonsense"}, "", DDN_SHIPPED_CLI), 2,
+              {"ddn bilevel", "unknown problem or node 'nonsense'"});
   const Outcome ridge = Ddn({"bilevel", "ridge", "--max-iterations", "2", "--quiet"}, "", DDN_SHIPPED_CLI);
   ASSERT_EQ(ridge.code, 0) << ridge.err;
   EXPECT_EQ(Json::parse(ridge.out)["problem"], "ridge");
@@ -157,8 +161,8 @@ TEST(Cli, BilevelRunsTheSeparateExecutable) {
 // Issue 17 through the `ddn` front end: an answer held at a bound says so, --eval-at evaluates one point, and a
 // missing value is one line naming row and column.
 TEST(Cli, BilevelBoundsEvalAtAndMissingValues) {
-  const Outcome bound = Ddn({"bilevel", "robust-regression", "--outliers", "0.1", "--init", "1", "--quiet"}, "",
-                            DDN_SHIPPED_CLI);
+  const Outcome bound =
+      Ddn({"bilevel", "robust-regression", "--outliers", "0.1", "--init", "1", "--quiet"}, "", DDN_SHIPPED_CLI);
   ASSERT_EQ(bound.code, 0) << bound.err;
   EXPECT_EQ(Json::parse(bound.out)["stop_reason"], "at_bound");
   EXPECT_EQ(Json::parse(bound.out)["at_bound"]["alpha"], "lower");
@@ -275,7 +279,8 @@ TEST(Eval, SolverOptions) {
 
 TEST(EvalBadRequest, MalformedJson) {
   ExpectError(Eval(R"({"node": "cli_test_mean",
-  "inputs": {"x": [[1, 2,]]}})"), 2, {"malformed JSON", "line 2", "column", "inputs.x[0]"});
+  "inputs": {"x": [[1, 2,]]}})"),
+              2, {"malformed JSON", "line 2", "column", "inputs.x[0]"});
   ExpectError(Eval(""), 2, {"malformed JSON", "line 1"});
   ExpectError(Eval(R"({"node": "cli_test_mean", "inputs": {"x": [[NaN]]}})"), 2, {"malformed JSON"});
   ExpectError(Eval(R"({"node": "cli_test_mean"} trailing)"), 2, {"malformed JSON"});
@@ -331,8 +336,8 @@ TEST(EvalBadRequest, RaggedArrays) {
   ExpectError(Eval(R"({"node": "cli_test_vector", "inputs": {"x": [[[1, 2], [3]]]}})"), 2,
               {"input 'x'", "ragged", "axis 2"});
   ExpectError(Eval(R"({"node": "cli_test_mean", "inputs": {"x": [[1, 2], 3]}})"), 2, {"input 'x'", "ragged"});
-  ExpectError(Eval(R"({"node": "cli_test_mean", "inputs": {"x": [[1, 2]]}, "grad_outputs": {"y": [[1], [2, 3]]}})"),
-              2, {"grad_outputs 'y'", "ragged"});
+  ExpectError(Eval(R"({"node": "cli_test_mean", "inputs": {"x": [[1, 2]]}, "grad_outputs": {"y": [[1], [2, 3]]}})"), 2,
+              {"grad_outputs 'y'", "ragged"});
 }
 
 TEST(EvalBadRequest, NonNumericElements) {
@@ -455,7 +460,9 @@ TEST(Bench, BadRequests) {
 
 // ---- the alignment nodes through the shipped `ddn` ------------------------------------------------------
 
-Outcome ShippedEval(const std::string& request) { return Ddn({"eval"}, request, DDN_SHIPPED_CLI); }
+Outcome ShippedEval(const std::string& request) {
+  return Ddn({"eval"}, request, DDN_SHIPPED_CLI);
+}
 
 TEST(Alignment, EvalOptimalTransportAndGraphMatch) {
   const Json ot = Ok(ShippedEval(R"({"node": "optimal_transport", "params": {"gamma": 2},
@@ -475,24 +482,28 @@ TEST(Alignment, EvalOptimalTransportAndGraphMatch) {
 TEST(Alignment, BadInputIsExit2OneLine) {
   ExpectError(ShippedEval(R"({"node": "optimal_transport", "params": {"gamma": 0}, "inputs": {"M": [[[1, 2]]]}})"), 2,
               {"parameter 'gamma'", "> 0"});
-  ExpectError(ShippedEval(R"({"node": "optimal_transport", "params": {"gamma": -1}, "inputs": {"M": [[[1, 2]]]}})"),
-              2, {"parameter 'gamma'"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "params": {"gamma": -1}, "inputs": {"M": [[[1, 2]]]}})"), 2,
+              {"parameter 'gamma'"});
   ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 1e999]]]}})"), 2,
               {"input 'M'", "non-finite"});
-  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[1, 2]]}})"), 2, {"input 'M'", "(B, H, W)"});
-  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 2], [3, 4]]], "r": [[1, 2, 3]]}})"),
-              2, {"input 'r'", "H = 3"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[1, 2]]}})"), 2,
+              {"input 'M'", "(B, H, W)"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 2], [3, 4]]], "r": [[1, 2, 3]]}})"), 2,
+              {"input 'r'", "H = 3"});
   ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 2], [3, 4]]], "r": [[1, 0]]}})"), 2,
               {"input 'r'", "positive", "got 0"});
-  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 2], [3, 4]]], "c": [[-2, 1]]}})"),
-              2, {"input 'c'", "positive", "-2"});
+  ExpectError(ShippedEval(R"({"node": "optimal_transport", "inputs": {"M": [[[1, 2], [3, 4]]], "c": [[-2, 1]]}})"), 2,
+              {"input 'c'", "positive", "-2"});
   ExpectError(ShippedEval(R"({"node": "graph_match", "params": {"lambda": -1}, "inputs": {}})"), 2,
               {"parameter 'lambda'"});
-  ExpectError(ShippedEval(R"({"node": "graph_match", "params": {"gamma": 0}, "inputs": {}})"), 2, {"parameter 'gamma'"});
+  ExpectError(ShippedEval(R"({"node": "graph_match", "params": {"gamma": 0}, "inputs": {}})"), 2,
+              {"parameter 'gamma'"});
   ExpectError(ShippedEval(R"({"node": "graph_match", "inputs": {"node_affinity": [[[1, 0], [0, 1]]],
-    "edges_a": [[[0, 1, 0], [1, 0, 1], [0, 1, 0]]], "edges_b": [[[0, 1], [1, 0]]]}})"), 2, {"input 'edges_a'", "N = 3"});
+    "edges_a": [[[0, 1, 0], [1, 0, 1], [0, 1, 0]]], "edges_b": [[[0, 1], [1, 0]]]}})"),
+              2, {"input 'edges_a'", "N = 3"});
   ExpectError(ShippedEval(R"({"node": "graph_match", "inputs": {"node_affinity": [[[1, 1e400], [0, 1]]],
-    "edges_a": [[[0, 1], [1, 0]]], "edges_b": [[[0, 1], [1, 0]]]}})"), 2, {"input 'node_affinity'", "non-finite"});
+    "edges_a": [[[0, 1], [1, 0]]], "edges_b": [[[0, 1], [1, 0]]]}})"),
+              2, {"input 'node_affinity'", "non-finite"});
 }
 
 TEST(Alignment, CheckPasses) {

@@ -47,7 +47,8 @@ Outcome Ddn(const std::string& args, const std::string& input = "") {
     std::ofstream in(dir + "/in", std::ios::binary | std::ios::trunc);
     in << input;
   }
-  const std::string command = std::string(DDN_CLI) + " " + args + " < " + dir + "/in > " + dir + "/out 2> " + dir + "/err";
+  const std::string command =
+      std::string(DDN_CLI) + " " + args + " < " + dir + "/in > " + dir + "/out 2> " + dir + "/err";
   const int status = std::system(command.c_str());
   Outcome o;
   o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -90,37 +91,42 @@ TEST(Issue14Cli, EvaluatesRequests) {
 TEST(Issue14Cli, BadRequestsAreOneLineExit2) {
   ExpectBadInput(Ddn("eval", R"({"node": "least_squares", "inputs": {"A": [[[1, 2], [3, 4]]], "b": [[1, 2, 3]]}})"),
                  "T", "least_squares shapes");
-  ExpectBadInput(Ddn("eval", R"({"node": "least_squares", "params": {"beta": -1}, "inputs": {"A": [[[1]]], "b": [[1]]}})"),
-                 "beta", "least_squares beta");
+  ExpectBadInput(
+      Ddn("eval", R"({"node": "least_squares", "params": {"beta": -1}, "inputs": {"A": [[[1]]], "b": [[1]]}})"), "beta",
+      "least_squares beta");
   ExpectBadInput(Ddn("eval", R"({"node": "least_squares", "inputs": {"A": [[[1], [2]]], "b": [[1, 1e999]]}})"),
                  "non-finite", "least_squares inf");
-  ExpectBadInput(Ddn("eval", R"({"node": "least_squares", "inputs": {"A": [[[1], [2]]], "b": [[1, 2]], "w": [[1, -9]]}})"),
-                 "unbounded below", "least_squares weights");
+  ExpectBadInput(
+      Ddn("eval", R"({"node": "least_squares", "inputs": {"A": [[[1], [2]]], "b": [[1, 2]], "w": [[1, -9]]}})"),
+      "unbounded below", "least_squares weights");
   ExpectBadInput(Ddn("eval", R"({"node": "eigen", "inputs": {"X": [[[1, 2, 3], [4, 5, 6]]]}})"), "M", "eigen square");
   ExpectBadInput(Ddn("eval", R"({"node": "eigen", "params": {"top_k": 3}, "inputs": {"X": [[[1, 2], [2, 1]]]}})"),
                  "top_k", "eigen top_k");
   ExpectBadInput(Ddn("eval", R"({"node": "eigen", "inputs": {"X": []}})"), "empty", "eigen empty batch");
   ExpectBadInput(Ddn("eval", R"({"node": "pnp", "inputs": {"p2d": [[[0, 0], [1, 0], [0, 1]]],
-      "p3d": [[[0, 0, 1], [1, 0, 1], [0, 1, 1]]]}})"), "at least 4 correspondences", "pnp three points");
+      "p3d": [[[0, 0, 1], [1, 0, 1], [0, 1, 1]]]}})"),
+                 "at least 4 correspondences", "pnp three points");
   ExpectBadInput(Ddn("eval", R"({"node": "pnp", "inputs": {"p2d": [[[0, 0], [1, 0], [2, 0], [3, 0]]],
-      "p3d": [[[0, 0, 1], [1, 0, 1], [2, 0, 1], [3, 0, 1]]]}})"), "collinear", "pnp collinear");
+      "p3d": [[[0, 0, 1], [1, 0, 1], [2, 0, 1], [3, 0, 1]]]}})"),
+                 "collinear", "pnp collinear");
   ExpectBadInput(Ddn("eval", R"({"node": "pnp", "params": {"objective": "l2"}, "inputs": {}})"), "objective",
                  "pnp objective");
   ExpectBadInput(Ddn("eval", R"({"node": "pnp", "inputs": {"p2d": [[[0, 0], [1, 0], [0, 1], [1, 1]]],
-      "p3d": [[[0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 2]]], "w": [[1, 1, 1, -1]]}})"), "'w' must be >= 0", "pnp w");
+      "p3d": [[[0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 2]]], "w": [[1, 1, 1, -1]]}})"),
+                 "'w' must be >= 0", "pnp w");
   ExpectBadInput(Ddn("eval", R"({"node": "tridiag_solve", "inputs": {"b": [[2, 2]], "a": [[1, 1]], "c": [[1, 1]],
-      "d": [[[3], [3]]]}})"), "N − 1", "tridiag off-diagonals");
+      "d": [[[3], [3]]]}})"),
+                 "N − 1", "tridiag off-diagonals");
   ExpectBadInput(Ddn("eval", R"({"node": "unconstrained_polynomial", "inputs": {"x": [0]}})"), "> 0", "polynomial x");
   ExpectBadInput(Ddn("eval --generic", R"({"node": "eigen", "inputs": {"X": [[[1]]]}})"), "generic", "eigen generic");
 }
 
 // `ddn check` on every node of issue 14 (pnp with each objective), at the default parameters.
 TEST(Issue14Cli, CheckPasses) {
-  for (const char* args : {"least_squares", "least_squares --param bias=false", "eigen", "eigen --param top_k=2",
-                           "pnp", "pnp --param objective=cosine", "pnp --param objective=reproj_huber",
-                           "tridiag_solve", "unconstrained_polynomial", "linear_on_unit_circle",
-                           "constant_linear_on_circle", "linear_on_circle", "quadratic_on_sphere",
-                           "quadratic_on_ball"}) {
+  for (const char* args : {"least_squares", "least_squares --param bias=false", "eigen", "eigen --param top_k=2", "pnp",
+                           "pnp --param objective=cosine", "pnp --param objective=reproj_huber", "tridiag_solve",
+                           "unconstrained_polynomial", "linear_on_unit_circle", "constant_linear_on_circle",
+                           "linear_on_circle", "quadratic_on_sphere", "quadratic_on_ball"}) {
     const Outcome o = Ddn(std::string("check ") + args);
     EXPECT_EQ(o.code, 0) << args << "\n" << o.out << o.err;
     EXPECT_NE(o.out.find("PASS"), std::string::npos) << args;

@@ -50,8 +50,9 @@ std::string Nested(const std::string& open, const std::string& inner, const std:
 
 // Item 3: an object nested 1e5 deep overflowed the stack while the error message was formatted.
 TEST(HostileRequests, DeepNestingIsRefusedWhileParsing) {
-  ExpectError(Ddn({"eval"}, R"({"node": "robust_pool", "inputs": {"x": )" + Nested("{\"a\": ", "1", "}", 100000) + "}}"),
-              2, {"more than 64 levels deep", "inputs.x"});
+  ExpectError(
+      Ddn({"eval"}, R"({"node": "robust_pool", "inputs": {"x": )" + Nested("{\"a\": ", "1", "}", 100000) + "}}"), 2,
+      {"more than 64 levels deep", "inputs.x"});
   ExpectError(Ddn({"eval"}, R"({"node": "robust_pool", "inputs": {"x": )" + Nested("[", "1", "]", 100000) + "}}"), 2,
               {"more than 64 levels deep"});
 }
@@ -81,8 +82,8 @@ TEST(HostileRequests, RaggedArraysAreRaggedNotOutOfMemory) {
 TEST(HostileRequests, ManyKeysParseInNearLinearTime) {
   std::string params;
   for (int i = 0; i < 100000; ++i) params += (i ? ", \"k" : "\"k") + std::to_string(i) + "\": 1";
-  const Outcome r = DdnWithCpuLimit(8, {"eval"}, R"({"node": "robust_pool", "params": {)" + params +
-                                                     R"(}, "inputs": {"x": [[1]]}})");
+  const Outcome r =
+      DdnWithCpuLimit(8, {"eval"}, R"({"node": "robust_pool", "params": {)" + params + R"(}, "inputs": {"x": [[1]]}})");
   ExpectError(r, 2, {"unknown parameter 'k", "robust_pool"});
 }
 
@@ -114,9 +115,15 @@ TEST(HostileOptions, ThreadCountsAreCapped) {
 // Item 13: every command exited 0 when stdout could not be written.
 TEST(HostileEnvironment, FullStdoutIsAFailure) {
   const std::string request = R"({"node": "robust_pool", "inputs": {"x": [[1, 2]]}})";
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"eval"}, {"nodes"}, {"nodes", "--json"}, {"check", "robust_pool"}, {"--version"}, {"--help"},
-           {"bench", "robust_pool", "--shape", "2,3", "--runs", "1"}, {"eval", "--help"}}) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"eval"},
+                                             {"nodes"},
+                                             {"nodes", "--json"},
+                                             {"check", "robust_pool"},
+                                             {"--version"},
+                                             {"--help"},
+                                             {"bench", "robust_pool", "--shape", "2,3", "--runs", "1"},
+                                             {"eval", "--help"}}) {
     const Outcome r = Ddn(args, request, "/dev/full");
     EXPECT_EQ(r.code, 1) << args[0] << ": " << r.err;
     EXPECT_NE(r.err.find("cannot write"), std::string::npos) << args[0] << ": " << r.err;
@@ -178,10 +185,12 @@ TEST(HostileRequests, OptimisationLayersAtTheirExtremes) {
               2, {"full row rank"});
   ExpectError(Ddn({"eval"}, R"({"node": "qp", "inputs": {"Q": [[[1]]], "q": [[0]], "G": [[[1]]]}})"), 2, {"'h'"});
   // Parameters out of range, and truncation counts that are not digits.
-  ExpectError(Ddn({"eval"}, R"({"node": "qp", "params": {"max_iterations": 100000}, "inputs": {"Q": [[[1]]], "q": [[0]]}})"),
-              2, {"max_iterations"});
-  ExpectError(Ddn({"eval"}, R"({"node": "deq_tanh", "params": {"window": 1000000}, "inputs": {"x": [[1]], "W": [[[0.5]]]}})"),
-              2, {"window"});
+  ExpectError(
+      Ddn({"eval"}, R"({"node": "qp", "params": {"max_iterations": 100000}, "inputs": {"Q": [[[1]]], "q": [[0]]}})"), 2,
+      {"max_iterations"});
+  ExpectError(
+      Ddn({"eval"}, R"({"node": "deq_tanh", "params": {"window": 1000000}, "inputs": {"x": [[1]], "W": [[[0.5]]]}})"),
+      2, {"window"});
   const std::string deq = R"({"node": "deq_tanh", "inputs": {"x": [[1e308, -1e308]], "W": [[[1e308, 0], [0, -1e308]]]},
                               "grad_outputs": {"z": [[1, -1]]}})";
   ExpectError(Ddn({"eval", "--backward", "truncated: 3"}, deq), 2, {"gradient mode 'truncated: 3'"});
@@ -208,7 +217,10 @@ TEST(HostileOptions, PluginPathsAndFiles) {
   ExpectError(Ddn({"--plugin", "/dev/zero", "nodes"}), 2, {"not a regular file"});
   ExpectError(Ddn({"--plugin=", "nodes"}), 2, {"empty path"});
   ExpectError(Ddn({"--plugin"}), 2, {"--plugin needs"});
-  for (const std::string& content : {std::string(), std::string("not a library\n"), std::string("\x7f" "ELF", 4)}) {
+  for (const std::string& content : {std::string(), std::string("not a library\n"),
+                                     std::string("\x7f"
+                                                 "ELF",
+                                                 4)}) {
     const std::string file = dir + "/bad.so";
     std::ofstream(file, std::ios::binary | std::ios::trunc) << content;
     ExpectError(Ddn({"--plugin", file, "nodes"}), 2, {"cannot load it"});
@@ -230,8 +242,9 @@ TEST(HostileEnvironment, OpenCvWarningsAreSilenced) {
 
 #ifdef DDN_POINTCLOUD_CLI
 Outcome PointCloud(std::vector<std::string> args, const std::string& stdout_path = "") {
-  const std::vector<std::string> quick{"--synthetic", "8", "--test-per-class", "3", "--points", "16", "--epochs", "1",
-                                       "--batch-size", "8", "--pooling", "max", "--outliers", "0,0.5"};
+  const std::vector<std::string> quick{"--synthetic", "8",    "--test-per-class", "3", "--points",  "16",
+                                       "--epochs",    "1",    "--batch-size",     "8", "--pooling", "max",
+                                       "--outliers",  "0,0.5"};
   args.insert(args.begin(), quick.begin(), quick.end());
   return Spawn(DDN_POINTCLOUD_CLI, args, "", stdout_path);
 }

@@ -29,7 +29,9 @@ class Node : public ddn::DeclarativeNode<Node> {
 #endif
 
 #if DDN_CASE != 1  // case 1: Equalities without NumEqualities (the constraint would be dropped silently)
-  int NumEqualities(const ddn::ProblemData&) const { return 1; }
+  int NumEqualities(const ddn::ProblemData&) const {
+    return 1;
+  }
 #endif
   template <typename T>
   void Equalities(const ddn::Args<T>& in, const T* y, T* h) const {
@@ -39,7 +41,9 @@ class Node : public ddn::DeclarativeNode<Node> {
   }
 
 #if DDN_CASE == 2  // NumInequalities with the inequalities misspelt
-  int NumInequalities(const ddn::ProblemData&) const { return 1; }
+  int NumInequalities(const ddn::ProblemData&) const {
+    return 1;
+  }
   template <typename T>
   void Inequality(const ddn::Args<T>&, const T* y, T* g) const {
     g[0] = -y[0];

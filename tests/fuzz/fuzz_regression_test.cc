@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "tests/fuzz/fuzz_targets.h"
 #include "ddn/random.h"
+#include "tests/fuzz/fuzz_targets.h"
 
 namespace ddn::fuzz {
 namespace {
@@ -43,10 +43,22 @@ std::string Run(Target target, const std::string& input) {
 
 // One random edit of `text` (`other` is another corpus input, for splices).
 std::string Mutate(std::string text, const std::string& other, Rng* rng) {
-  static const char* const kTokens[] = {"[", "]", "{", "}", "\"", ",", ":", "1e999", "-1e308", "5e-324", "0x10",
-                                        "null", "true", "1.0", "[[", "]]", "\"x\"", "\"w\"", "\"params\"",
-                                        "\"grad_outputs\"", "\\u0000", "\n", "\r\n", "nan", "inf", "\xef\xbb\xbf",
-                                        "-0", "1e-320", "4294967296", "\"node\": \"robust_pool\"", ",,", "\\"};
+  static const char* const kTokens[] = {"[",          "]",
+                                        "{",          "}",
+                                        "\"",         ",",
+                                        ":",          "1e999",
+                                        "-1e308",     "5e-324",
+                                        "0x10",       "null",
+                                        "true",       "1.0",
+                                        "[[",         "]]",
+                                        "\"x\"",      "\"w\"",
+                                        "\"params\"", "\"grad_outputs\"",
+                                        "\\u0000",    "\n",
+                                        "\r\n",       "nan",
+                                        "inf",        "\xef\xbb\xbf",
+                                        "-0",         "1e-320",
+                                        "4294967296", "\"node\": \"robust_pool\"",
+                                        ",,",         "\\"};
   auto pick = [&](size_t n) { return static_cast<size_t>((*rng)() % (n ? n : 1)); };
   const size_t pos = pick(text.size() + 1);
   switch ((*rng)() % 7) {
@@ -76,8 +88,17 @@ std::string Mutate(std::string text, const std::string& other, Rng* rng) {
       const size_t d = text.find_first_of("0123456789", pos);
       if (d != std::string::npos) {
         const size_t e = text.find_first_not_of("0123456789.eE+-", d);
-        static const char* const kNumbers[] = {"1e308", "1.8e308", "1e-308", "5e-324", "1e155", "1e-160",
-                                               "9007199254740993", "0", "-0.0", "1e16", "123456789012345678901234"};
+        static const char* const kNumbers[] = {"1e308",
+                                               "1.8e308",
+                                               "1e-308",
+                                               "5e-324",
+                                               "1e155",
+                                               "1e-160",
+                                               "9007199254740993",
+                                               "0",
+                                               "-0.0",
+                                               "1e16",
+                                               "123456789012345678901234"};
         text.replace(d, (e == std::string::npos ? text.size() : e) - d, kNumbers[pick(11)]);
       }
     }
@@ -116,8 +137,12 @@ void RunCorpusAndMutations(Target target, const std::string& folder, uint64_t se
 
 // The corpus holds the regression cases of issue 18 (deep nesting, many keys, ragged arrays that claim more
 // numbers than a size can count, "0x10", a number for a bool, numeric extremes for every node, bad CSVs).
-TEST(Fuzz, EvalRequestCorpusAndMutations) { RunCorpusAndMutations(&FuzzEvalRequest, "eval", 1); }
-TEST(Fuzz, CsvCorpusAndMutations) { RunCorpusAndMutations(&FuzzCsv, "csv", 2); }
+TEST(Fuzz, EvalRequestCorpusAndMutations) {
+  RunCorpusAndMutations(&FuzzEvalRequest, "eval", 1);
+}
+TEST(Fuzz, CsvCorpusAndMutations) {
+  RunCorpusAndMutations(&FuzzCsv, "csv", 2);
+}
 
 }  // namespace
 }  // namespace ddn::fuzz

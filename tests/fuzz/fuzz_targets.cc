@@ -27,7 +27,8 @@ class FuzzPool : public Node {
     NodeSpec s;
     s.name = "fuzz_pool";
     s.summary = "fuzz targets only: weighted mean of N points";
-    s.params = {{"scale", ParamType::kFloat, "1", "multiplies y", {}}, {"flag", ParamType::kBool, "false", "sets kNonUnique", {}}};
+    s.params = {{"scale", ParamType::kFloat, "1", "multiplies y", {}},
+                {"flag", ParamType::kBool, "false", "sets kNonUnique", {}}};
     s.inputs = {{"x", {"N", "D"}, "points", true, false}, {"w", {"N"}, "weights >= 0", false, true, true}};
     s.outputs = {{"y", {"D"}, "weighted mean", true, false}};
     return s;

@@ -3,8 +3,8 @@
 //   FuzzEvalRequest   bytes → `ddn eval`'s path: ParseJson, ParseRequestHeader, the parameter types, MakeNode,
 //                     ParseRequestTensors, the grad_outputs shapes, Forward and Backward (1 thread, inputs up to
 //                     4096 numbers; nodes with an iterative forward, qp and deq_tanh, are also differentiated
-//                     unrolled or truncated), ResultToJson. Any registered node may be named; "fuzz_pool" (a weighted mean
-//                     over N points of D coordinates, with a bool and a float parameter) is always there.
+//                     unrolled or truncated), ResultToJson. Any registered node may be named; "fuzz_pool" (a weighted
+//                     mean over N points of D coordinates, with a bool and a float parameter) is always there.
 //   FuzzCsv           bytes → the tabular reader: ParseCsv, SplitTarget on the last column, AlignColumns.
 //
 // The contract checked: no crash, no sanitizer report, and the only exceptions are ddn::InvalidInput and

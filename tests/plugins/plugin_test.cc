@@ -26,7 +26,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string Canonical(const std::string& path) { return std::filesystem::canonical(path).string(); }
+std::string Canonical(const std::string& path) {
+  return std::filesystem::canonical(path).string();
+}
 
 // A scratch folder of this process.
 std::string Scratch() {
@@ -146,8 +148,9 @@ TEST(PluginCli, NodesListsPluginNodesWithTheirOrigin) {
   EXPECT_EQ(OriginOf(without, "project"), "built-in");
 
   // --plugin=PATH, DDN_PLUGINS (with empty entries), and the same file named twice.
-  EXPECT_EQ(OriginOf(NodesJson(Ddn({std::string("--plugin=") + DDN_TEST_PLUGIN, "nodes", "--json"})), "plugin_identity"),
-            plugin);
+  EXPECT_EQ(
+      OriginOf(NodesJson(Ddn({std::string("--plugin=") + DDN_TEST_PLUGIN, "nodes", "--json"})), "plugin_identity"),
+      plugin);
   const std::string env = std::string(":") + DDN_TEST_PLUGIN + "::";
   EXPECT_EQ(OriginOf(NodesJson(Ddn({"nodes", "--json"}, "", env.c_str())), "plugin_identity"), plugin);
   EXPECT_EQ(OriginOf(NodesJson(Ddn({"--plugin", DDN_TEST_PLUGIN, "nodes", "--json"}, "", DDN_TEST_PLUGIN)),
@@ -186,7 +189,8 @@ TEST(PluginCli, EvalAndCheckRunPluginNodes) {
 }
 
 TEST(PluginCli, BadPluginsAreOneLineErrorsWithExitCode2) {
-  ExpectBadPlugin(Ddn({"--plugin", Scratch() + "/missing.so", "nodes"}), {"ddn: plugin '", "missing.so': no such file"});
+  ExpectBadPlugin(Ddn({"--plugin", Scratch() + "/missing.so", "nodes"}),
+                  {"ddn: plugin '", "missing.so': no such file"});
   ExpectBadPlugin(Ddn({"--plugin", DDN_NOT_A_PLUGIN, "nodes"}), {"is not a ddn node library", "ddn_plugin_info"});
   ExpectBadPlugin(Ddn({"--plugin", DDN_DUPLICATE_PLUGIN, "nodes"}),
                   {"node 'robust_pool' is already registered (built-in)"});

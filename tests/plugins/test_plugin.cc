@@ -19,7 +19,8 @@ namespace {
 class LogCoshMean : public ddn::DeclarativeNode<LogCoshMean> {
  public:
   static ddn::NodeSpec Spec() {
-    return {"plugin_log_cosh_mean", "y = argmin Σ_i s² log cosh((y − x_i)/s) (a test plugin's node)",
+    return {"plugin_log_cosh_mean",
+            "y = argmin Σ_i s² log cosh((y − x_i)/s) (a test plugin's node)",
             {{"scale", ddn::ParamType::kFloat, "1", "scale s > 0"}},
             {{"x", {"N"}, "points"}},
             {{"y", {}, "the log-cosh mean"}}};
@@ -29,13 +30,14 @@ class LogCoshMean : public ddn::DeclarativeNode<LogCoshMean> {
   static constexpr const char* kTermAxis = "N";
   template <typename T>
   T Term(const ddn::Args<T>& in, const T* y) const {
+    using std::abs;
     using std::exp;
     using std::log;
-    using std::abs;
     const T s = ddn::Constant<T>(scale_);
     const T z = abs((y[0] - in[0][0]) / s);
     // log cosh z = |z| + log(1 + e^{−2|z|}) − log 2, without overflow for large |z|.
-    return s * s * (z + log(ddn::Constant<T>(1.0) + exp(ddn::Constant<T>(-2.0) * z)) - ddn::Constant<T>(0.6931471805599453));
+    return s * s *
+           (z + log(ddn::Constant<T>(1.0) + exp(ddn::Constant<T>(-2.0) * z)) - ddn::Constant<T>(0.6931471805599453));
   }
   void InitialGuess(const ddn::ProblemData& p, double* y) const {
     double sum = 0;
@@ -51,7 +53,8 @@ DDN_REGISTER_NODE(LogCoshMean);
 class Identity : public ddn::Node {
  public:
   static ddn::NodeSpec Spec() {
-    return {"plugin_identity", "y = x, after a pause or with a failure on request (a test plugin's node)",
+    return {"plugin_identity",
+            "y = x, after a pause or with a failure on request (a test plugin's node)",
             {{"milliseconds", ddn::ParamType::kInt, "0", "sleep per problem, 0 to 10000"},
              {"fail", ddn::ParamType::kBool, "false", "throw NumericalFailure instead of solving"}},
             {{"x", {"N"}, "values"}},

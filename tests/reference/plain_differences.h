@@ -47,8 +47,8 @@ inline double ExpectPlainDifferencesMatch(const Node& node, uint64_t seed = 1) {
         const double fd = (loss(plus) - loss(minus)) / (2 * h);
         const double ratio = std::abs(fd - g[i]) / (1e-7 + 1e-6 * std::abs(fd));
         worst = std::max(worst, ratio);
-        EXPECT_LE(ratio, 1.0) << c.name << ": d/d" << name << "[" << i << "] finite difference " << fd
-                              << ", backward " << g[i];
+        EXPECT_LE(ratio, 1.0) << c.name << ": d/d" << name << "[" << i << "] finite difference " << fd << ", backward "
+                              << g[i];
       }
     }
   }

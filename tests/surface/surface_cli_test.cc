@@ -94,8 +94,8 @@ TEST(SurfaceCli, EvalGivesOutputsGradientsAndStatus) {
 }
 
 TEST(SurfaceCli, CheckPassesForTheThreeNodes) {
-  for (const char* args : {"check fit_plane --threads 1", "check fit_sphere --threads 1", "check fit_ellipse --threads 1",
-                           "check fit_plane -p penalty=huber -p alpha=0.5 --threads 1",
+  for (const char* args : {"check fit_plane --threads 1", "check fit_sphere --threads 1",
+                           "check fit_ellipse --threads 1", "check fit_plane -p penalty=huber -p alpha=0.5 --threads 1",
                            "check fit_sphere -p penalty=welsch --threads 1"}) {
     const Outcome o = Ddn(args);
     EXPECT_EQ(o.code, 0) << args << "\n" << o.out << o.err;

@@ -8,7 +8,8 @@ namespace {
 class ShrunkMean : public ddn::Node {
  public:
   static ddn::NodeSpec Spec() {
-    return {"clipped_mean", "y = Σ_i x_i / (N + λ): the mean shrunk towards 0 (a downstream project's node)",
+    return {"clipped_mean",
+            "y = Σ_i x_i / (N + λ): the mean shrunk towards 0 (a downstream project's node)",
             {{"lambda", ddn::ParamType::kFloat, "1", "ridge weight λ ≥ 0"}},
             {{"x", {"N"}, "points"}},
             {{"y", {}, "the shrunk mean"}}};

@@ -32,7 +32,8 @@ int main() {
   ddn::ForwardResult fwd = ddn::Forward(*own, {{"x", x}});
   Expect(std::abs(fwd.outputs.at("y")[0] - 6.0 / 5) < 1e-15 && std::abs(fwd.outputs.at("y")[1] + 3.0 / 5) < 1e-15,
          "clipped_mean forward");
-  const ddn::TensorMap grad = ddn::Backward(*own, {{"x", x}}, fwd.outputs, {{"y", ddn::Tensor({2}, {1, 0})}}, &fwd.status);
+  const ddn::TensorMap grad =
+      ddn::Backward(*own, {{"x", x}}, fwd.outputs, {{"y", ddn::Tensor({2}, {1, 0})}}, &fwd.status);
   Expect(std::abs(grad.at("x")[0] - 0.2) < 1e-15 && grad.at("x")[3] == 0, "clipped_mean backward");
   const ddn::CheckReport own_check = ddn::CheckGradients(*own);
   Expect(own_check.passed, "clipped_mean gradient check: " + own_check.ToString());
@@ -56,8 +57,10 @@ int main() {
   // ddn::graph: its own node as a layer, reverse mode through it.
   ddn::graph::Graph g;
   const auto in = g.Input("x");
-  const auto layer = g.Add("shrink", std::make_unique<ddn::graph::NodeLayer>("clipped_mean", std::map<std::string,
-                           std::string>{{"lambda", "1"}}), {in});
+  const auto layer = g.Add(
+      "shrink",
+      std::make_unique<ddn::graph::NodeLayer>("clipped_mean", std::map<std::string, std::string>{{"lambda", "1"}}),
+      {in});
   g.Forward({{"x", ddn::Tensor({1, 3}, {3, 3, 6})}}, {layer}, ddn::graph::Mode::kEval);
   Expect(std::abs(g.Value(layer)[0] - 3.0) < 1e-15, "graph forward through clipped_mean");
 
