@@ -12,6 +12,7 @@
 #include "ddn/lane_sum.h"
 #include "ddn/parallel.h"
 #include "ddn/params.h"
+#include "ddn/simd.h"
 #include "ddn/strings.h"
 
 namespace ddn {
@@ -102,9 +103,10 @@ void PointAt(const std::vector<const Tensor*>& inputs, int64_t b, ProblemData* p
 
 // True if every value is finite. v·0 is 0 for finite v and NaN for ±Inf and NaN, and the sum of such
 // terms is NaN iff one of them is: a branch-free pass at memory speed (LaneSum: eight accumulators).
-DDN_TARGET_CLONES bool AllFinite(const double* v, int64_t n) {
+DDN_SIMD_BODY bool AllFiniteBody(const double* v, int64_t n) {
   return LaneSum(n, [&](int64_t i) { return v[i] * 0.0; }) == 0.0;
 }
+DDN_SIMD_DISPATCH(bool, AllFinite, (const double* v, int64_t n), (v, n))
 
 // AllFinite over a whole batch tensor, split over the threads (a batch is often 8 MB or more).
 bool AllFiniteParallel(const double* v, int64_t n) {

@@ -1,9 +1,9 @@
 // ddn/fast_exp.h: exp(x) for x ≤ 0 as straight-line code, so that loops calling it vectorise.
 //
 // A call to libm's exp inside a loop keeps the loop scalar; this one is a handful of multiply–adds and bit
-// operations that GCC turns into vector code (4 wide in AVX2 copies of a function, DDN_TARGET_CLONES in
-// ddn/lane_sum.h). Used where many exponentials of non-positive arguments are summed or stored: the robust
-// penalties (welsch), the Gibbs kernels of optimal transport.
+// operations that GCC turns into vector code (4 wide in the AVX2 copy of a kernel, ddn/simd.h). Used where many
+// exponentials of non-positive arguments are summed or stored: the robust penalties (welsch), the Gibbs kernels
+// of optimal transport.
 #pragma once
 
 #include <algorithm>

@@ -12,20 +12,11 @@
 //   const double ss = LaneSum(n, [&](int64_t i) { return x[i] * x[i]; });
 // Keep the term pure (no stores: they keep the loop from vectorising) and compute several sums as several
 // passes over a row that is in cache: each is then a clean vector loop. Counts summed as doubles are exact
-// below 2^53.
+// below 2^53. In a kernel compiled twice (ddn/simd.h) the lanes vectorise 4 wide in the AVX2 copy, 2 wide in
+// the baseline.
 #pragma once
 
 #include <cstdint>
-
-// DDN_TARGET_CLONES before a function definition compiles it twice, for x86-64-v3 (AVX2, FMA) and the
-// baseline, and picks one when the program loads (GCC function multi-versioning); elsewhere it is empty.
-// For memory-speed kernels whose loops (and the LaneSums inlined into them) vectorise 4 wide instead of 2.
-// The two versions agree to rounding (fused multiply–adds).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define DDN_TARGET_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define DDN_TARGET_CLONES
-#endif
 
 namespace ddn {
 

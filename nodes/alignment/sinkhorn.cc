@@ -11,6 +11,7 @@
 #include "ddn/fast_exp.h"
 #include "ddn/lane_sum.h"
 #include "ddn/params.h"
+#include "ddn/simd.h"
 
 namespace ddn::alignment {
 namespace {
@@ -22,7 +23,7 @@ using ConstVecMap = Eigen::Map<const Eigen::VectorXd>;
 using VecMap = Eigen::Map<Eigen::VectorXd>;
 
 // Row sums α = P1 and column sums β = Pᵀ1 of a row-major H×W matrix.
-DDN_TARGET_CLONES void Marginals(const double* P, int64_t H, int64_t W, double* alpha, double* beta) {
+DDN_SIMD_BODY void MarginalsBody(const double* P, int64_t H, int64_t W, double* alpha, double* beta) {
   std::fill_n(beta, W, 0.0);
   for (int64_t i = 0; i < H; ++i) {
     const double* row = P + i * W;
@@ -30,6 +31,8 @@ DDN_TARGET_CLONES void Marginals(const double* P, int64_t H, int64_t W, double* 
     for (int64_t j = 0; j < W; ++j) beta[j] += row[j];
   }
 }
+DDN_SIMD_DISPATCH(void, Marginals, (const double* P, int64_t H, int64_t W, double* alpha, double* beta),
+                  (P, H, W, alpha, beta))
 
 double MaxAbsDiff(const double* a, const double* b, int64_t n) {
   double m = 0;
@@ -201,7 +204,7 @@ Workspace& ThreadWorkspace() {
 // The kernels below are the passes over P (H·W values) of one solve; compiled twice (AVX2 and baseline).
 
 // f_i = log r_i − log Σ_j exp(g_j − γ M_ij) for every row (g = nullptr: g = 0).
-DDN_TARGET_CLONES void RowPotentials(const double* M, const double* r, const double* g, int64_t H, int64_t W,
+DDN_SIMD_BODY void RowPotentialsBody(const double* M, const double* r, const double* g, int64_t H, int64_t W,
                                      double gamma, double* f) {
   for (int64_t i = 0; i < H; ++i) {
     const double* row = M + i * W;
@@ -211,9 +214,12 @@ DDN_TARGET_CLONES void RowPotentials(const double* M, const double* r, const dou
     f[i] = std::log(r[i]) - m - std::log(s);
   }
 }
+DDN_SIMD_DISPATCH(void, RowPotentials,
+                  (const double* M, const double* r, const double* g, int64_t H, int64_t W, double gamma, double* f),
+                  (M, r, g, H, W, gamma, f))
 
 // g_j = log c_j − log Σ_i exp(f_i − γ M_ij) for every column, by two passes over the rows.
-DDN_TARGET_CLONES void ColumnPotentials(const double* M, const double* c, const double* f, int64_t H, int64_t W,
+DDN_SIMD_BODY void ColumnPotentialsBody(const double* M, const double* c, const double* f, int64_t H, int64_t W,
                                         double gamma, double* col_max, double* col_sum, double* g) {
   std::fill_n(col_max, W, -std::numeric_limits<double>::infinity());
   for (int64_t i = 0; i < H; ++i) {
@@ -229,10 +235,14 @@ DDN_TARGET_CLONES void ColumnPotentials(const double* M, const double* c, const 
   }
   for (int64_t j = 0; j < W; ++j) g[j] = std::log(c[j]) - col_max[j] - std::log(col_sum[j]);
 }
+DDN_SIMD_DISPATCH(void, ColumnPotentials,
+                  (const double* M, const double* c, const double* f, int64_t H, int64_t W, double gamma,
+                   double* col_max, double* col_sum, double* g),
+                  (M, c, f, H, W, gamma, col_max, col_sum, g))
 
 // P_ij = exp(f_i + g_j − γ M_ij) (exponents ≤ 0 up to rounding after ColumnPotentials); returns the smallest
 // row sum.
-DDN_TARGET_CLONES double Gibbs(const double* M, const double* f, const double* g, int64_t H, int64_t W, double gamma,
+DDN_SIMD_BODY double GibbsBody(const double* M, const double* f, const double* g, int64_t H, int64_t W, double gamma,
                                double* P, double* alpha) {
   double smallest = std::numeric_limits<double>::infinity();
   for (int64_t i = 0; i < H; ++i) {
@@ -245,6 +255,10 @@ DDN_TARGET_CLONES double Gibbs(const double* M, const double* f, const double* g
   }
   return smallest;
 }
+DDN_SIMD_DISPATCH(double, Gibbs,
+                  (const double* M, const double* f, const double* g, int64_t H, int64_t W, double gamma, double* P,
+                   double* alpha),
+                  (M, f, g, H, W, gamma, P, alpha))
 
 // y^ω for the scalings of a sweep. Near convergence y = 1 + e with tiny e: the second-order expansion is then
 // exact to rounding (|e| < 1e-4) and saves a pow per row and column; any positive scaling is a valid step of
@@ -259,7 +273,7 @@ inline double Power(double y, double omega) {
 // One (over-relaxed) Sinkhorn sweep from the column sums β of P: P ← P diag((c/β)^ω), then P ← diag((r/σ)^ω) P
 // with σ the new row sums. Accumulates the scalings into u (H) and v (W) and writes the marginals α, β of
 // the result: two passes over each row while it is in cache.
-DDN_TARGET_CLONES void SinkhornSweep(const double* r, const double* c, int64_t H, int64_t W, double omega, double* P,
+DDN_SIMD_BODY void SinkhornSweepBody(const double* r, const double* c, int64_t H, int64_t W, double omega, double* P,
                                      double* u, double* v, double* alpha, double* beta, double* scale) {
   for (int64_t j = 0; j < W; ++j) {
     scale[j] = Power(c[j] / beta[j], omega);
@@ -276,9 +290,13 @@ DDN_TARGET_CLONES void SinkhornSweep(const double* r, const double* c, int64_t H
     for (int64_t j = 0; j < W; ++j) beta[j] += p[j];
   }
 }
+DDN_SIMD_DISPATCH(void, SinkhornSweep,
+                  (const double* r, const double* c, int64_t H, int64_t W, double omega, double* P, double* u,
+                   double* v, double* alpha, double* beta, double* scale),
+                  (r, c, H, W, omega, P, u, v, alpha, beta, scale))
 
 // trial = diag(a) P diag(b), with its marginals.
-DDN_TARGET_CLONES void ScaledCopy(const double* P, const double* a, const double* b, int64_t H, int64_t W,
+DDN_SIMD_BODY void ScaledCopyBody(const double* P, const double* a, const double* b, int64_t H, int64_t W,
                                   double* trial, double* alpha, double* beta) {
   std::fill_n(beta, W, 0.0);
   for (int64_t i = 0; i < H; ++i) {
@@ -290,6 +308,10 @@ DDN_TARGET_CLONES void ScaledCopy(const double* P, const double* a, const double
     for (int64_t j = 0; j < W; ++j) beta[j] += t[j];
   }
 }
+DDN_SIMD_DISPATCH(void, ScaledCopy,
+                  (const double* P, const double* a, const double* b, int64_t H, int64_t W, double* trial,
+                   double* alpha, double* beta),
+                  (P, a, b, H, W, trial, alpha, beta))
 
 double MarginalError(const double* alpha, const double* beta, const double* r, const double* c, int64_t H, int64_t W) {
   return std::max(MaxAbsDiff(alpha, r, H), MaxAbsDiff(beta, c, W));

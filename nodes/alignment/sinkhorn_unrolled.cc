@@ -8,12 +8,13 @@
 #include "ddn/error.h"
 #include "ddn/fast_exp.h"
 #include "ddn/lane_sum.h"
+#include "ddn/simd.h"
 
 namespace ddn::alignment {
 namespace {
 
 // lse_i = log Σ_j exp(g_j − γ M_ij) for every row.
-DDN_TARGET_CLONES void RowLogSumExp(const double* M, const double* g, int64_t H, int64_t W, double gamma, double* lse) {
+DDN_SIMD_BODY void RowLogSumExpBody(const double* M, const double* g, int64_t H, int64_t W, double gamma, double* lse) {
   for (int64_t i = 0; i < H; ++i) {
     const double* row = M + i * W;
     double m = -std::numeric_limits<double>::infinity();
@@ -22,9 +23,12 @@ DDN_TARGET_CLONES void RowLogSumExp(const double* M, const double* g, int64_t H,
     lse[i] = m + std::log(s);
   }
 }
+DDN_SIMD_DISPATCH(void, RowLogSumExp,
+                  (const double* M, const double* g, int64_t H, int64_t W, double gamma, double* lse),
+                  (M, g, H, W, gamma, lse))
 
 // lse_j = log Σ_i exp(f_i − γ M_ij) for every column (a pass for the maxima, one for the sums).
-DDN_TARGET_CLONES void ColumnLogSumExp(const double* M, const double* f, int64_t H, int64_t W, double gamma,
+DDN_SIMD_BODY void ColumnLogSumExpBody(const double* M, const double* f, int64_t H, int64_t W, double gamma,
                                        double* col_max, double* lse) {
   std::fill_n(col_max, W, -std::numeric_limits<double>::infinity());
   for (int64_t i = 0; i < H; ++i) {
@@ -38,11 +42,14 @@ DDN_TARGET_CLONES void ColumnLogSumExp(const double* M, const double* f, int64_t
   }
   for (int64_t j = 0; j < W; ++j) lse[j] = col_max[j] + std::log(lse[j]);
 }
+DDN_SIMD_DISPATCH(void, ColumnLogSumExp,
+                  (const double* M, const double* f, int64_t H, int64_t W, double gamma, double* col_max, double* lse),
+                  (M, f, H, W, gamma, col_max, lse))
 
 // The adjoint of one half-sweep over a plan Π_ij = exp(a_i + b_j − γ M_ij) whose rows (by_rows) or columns sum
 // to the marginal (scratch: W doubles): with weights w (w_i = f̄_i / r_i for rows, w_j = ḡ_j / c_j for columns),
 //   out_other −= Π w (summed along the rows or the columns),   M̄ += γ Π ∘ w.
-DDN_TARGET_CLONES void HalfSweepAdjoint(const double* M, const double* a, const double* b, int64_t H, int64_t W,
+DDN_SIMD_BODY void HalfSweepAdjointBody(const double* M, const double* a, const double* b, int64_t H, int64_t W,
                                         double gamma, bool by_rows, const double* w, double* out_other, double* dM,
                                         double* scratch) {
   for (int64_t i = 0; i < H; ++i) {
@@ -63,6 +70,10 @@ DDN_TARGET_CLONES void HalfSweepAdjoint(const double* M, const double* a, const 
     }
   }
 }
+DDN_SIMD_DISPATCH(void, HalfSweepAdjoint,
+                  (const double* M, const double* a, const double* b, int64_t H, int64_t W, double gamma, bool by_rows,
+                   const double* w, double* out_other, double* dM, double* scratch),
+                  (M, a, b, H, W, gamma, by_rows, w, out_other, dM, scratch))
 
 }  // namespace
 

@@ -1,11 +1,9 @@
-// nodes/pooling/pooling_kernels.cc: the run-time choice of the SIMD copies, SelectKth, and the copies of the
+// nodes/pooling/pooling_kernels.cc: SelectKth and the copies of the
 // points that the vector passes run over (pooling_kernels.h).
 #include "nodes/pooling/pooling_kernels.h"
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
-#include <string>
 #include <utility>
 
 namespace ddn::pooling {
@@ -54,20 +52,6 @@ double SelectKth(double* v, double* scratch, int64_t n, int64_t k) {
 }
 
 namespace internal {
-
-#if defined(__GNUC__) && defined(__x86_64__)
-namespace {
-// DDN_DISABLE_AVX2=1 in the environment forces the baseline copies (the tests run both).
-bool UseAvx2() {
-  const char* off = std::getenv("DDN_DISABLE_AVX2");
-  if (off && std::string(off) == "1") return false;
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-}  // namespace
-const bool kHaveAvx2 = UseAvx2();
-#else
-const bool kHaveAvx2 = false;
-#endif
 
 VectorPoints ByCoordinate(const PoolingProblem& p, PoolingWorkspace* ws) {
   std::vector<double>& cols = ws->cols;

@@ -9,8 +9,9 @@
 //   SampleObjective   vector: f on a stride sample (scoring the candidate starts)
 // where ψ = φ'(z)/z (the IRLS weight, penalties.h). Each loop is written once, as an always-inline template over
 // the penalty, and compiled twice: a baseline (SSE2) copy and an AVX2+FMA copy (gnu::target), so that the same
-// source vectorises 2 or 4 wide; the copy is chosen at run time from the CPU (kHaveAvx2), and
-// DDN_DISABLE_AVX2=1 in the environment forces the baseline (the tests run both). The copies agree to rounding
+// source vectorises 2 or 4 wide; the copy is chosen at run time by ddn::UseAvx2() (ddn/simd.h: the CPU, and
+// DDN_DISABLE_AVX2=1 in the environment forces the baseline; the tests run both). The AVX2 copies keep their own
+// target, avx2+fma (a subset of the x86-64-v3 level that UseAvx2() checks). The copies agree to rounding
 // (summation order, fused multiply–adds); each is deterministic. The files that include this header are compiled
 // with -fno-math-errno -fno-trapping-math (CMakeLists.txt) so that sqrt and the selects vectorise; IEEE results
 // are unchanged.
@@ -27,6 +28,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "ddn/simd.h"
 #include "nodes/pooling/penalties.h"
 #include "nodes/pooling/pooling_solvers.h"
 #include "nodes/pooling/pooling_workspace.h"
@@ -34,9 +36,6 @@
 namespace ddn::pooling::internal {
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
-
-// True when the AVX2+FMA copies run (the CPU has them and DDN_DISABLE_AVX2 is not 1); read once at load.
-extern const bool kHaveAvx2;
 
 inline double Weight(const double* w, int64_t i) {
   return w ? w[i] : 1.0;
@@ -106,7 +105,7 @@ ScalarSums ScalarPassBaseline(const double* x, const double* w, int64_t n, doubl
   return ScalarLoop<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(DDN_HAVE_SIMD_DISPATCH)
 template <PenaltyKind K, bool kPhi, bool kWeighted>
 [[gnu::target("avx2,fma")]] ScalarSums ScalarPassAvx2(const double* x, const double* w, int64_t n, double y,
                                                       double alpha, double inv_a2) {
@@ -116,8 +115,8 @@ template <PenaltyKind K, bool kPhi, bool kWeighted>
 
 template <PenaltyKind K, bool kPhi, bool kWeighted>
 ScalarSums ScalarPassT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) return ScalarPassAvx2<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) return ScalarPassAvx2<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
 #endif
   return ScalarPassBaseline<K, kPhi, kWeighted>(x, w, n, y, alpha, inv_a2);
 }
@@ -160,7 +159,7 @@ CurvatureSums CurvatureBaseline(const double* x, const double* w, int64_t n, dou
   return CurvatureLoop<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(DDN_HAVE_SIMD_DISPATCH)
 template <PenaltyKind K, bool kWeighted, bool kD1>
 [[gnu::target("avx2,fma")]] CurvatureSums CurvatureAvx2(const double* x, const double* w, int64_t n, double y,
                                                         double alpha, double inv_a2, double* d1, double* d2) {
@@ -171,8 +170,8 @@ template <PenaltyKind K, bool kWeighted, bool kD1>
 template <PenaltyKind K, bool kWeighted, bool kD1>
 CurvatureSums CurvatureT(const double* x, const double* w, int64_t n, double y, double alpha, double inv_a2, double* d1,
                          double* d2) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) return CurvatureAvx2<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) return CurvatureAvx2<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
 #endif
   return CurvatureBaseline<K, kWeighted, kD1>(x, w, n, y, alpha, inv_a2, d1, d2);
 }
@@ -389,7 +388,7 @@ VectorPassOut VectorPassBaseline(const double* cols, const double* w, int64_t n,
   return VectorLoop<K, kHessian, kWeighted>(cols, w, n, d, y, alpha, inv_a2, R, g, M);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(DDN_HAVE_SIMD_DISPATCH)
 template <PenaltyKind K, bool kHessian, bool kWeighted>
 [[gnu::target("avx2,fma")]] VectorPassOut VectorPassAvx2(const double* cols, const double* w, int64_t n, int64_t d,
                                                          const double* y, double alpha, double inv_a2, double* R,
@@ -414,8 +413,8 @@ void VectorPass(const VectorPoints& points, const double* y, VectorSums* S, Pool
   if (kHessian) S->M.resize(d, d);
   double* M = kHessian ? S->M.data() : nullptr;
   VectorPassOut out;
-#if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) {
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) {
     out =
         p.w ? VectorPassAvx2<K, kHessian, true>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(), S->g.data(), M)
             : VectorPassAvx2<K, kHessian, false>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(), S->g.data(),
@@ -480,7 +479,7 @@ void VjpBaseline(const double* cols, const double* w, int64_t n, int64_t d, cons
   VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(DDN_HAVE_SIMD_DISPATCH)
 template <PenaltyKind K, bool kWeighted, bool kDw>
 [[gnu::target("avx2,fma")]] void VjpAvx2(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
                                          const double* u, double alpha, double inv_a2, double* R, double* dx,
@@ -492,8 +491,8 @@ template <PenaltyKind K, bool kWeighted, bool kDw>
 template <PenaltyKind K, bool kWeighted, bool kDw>
 void VjpT(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u, double alpha,
           double inv_a2, double* R, double* dx, double* dw) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) return VjpAvx2<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) return VjpAvx2<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
 #endif
   VjpBaseline<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
 }
@@ -542,7 +541,7 @@ double ScoreBaseline(const double* cols, const double* w, int64_t m, int64_t d, 
   return ScoreLoop<K>(cols, w, m, d, y, alpha, inv_a2);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(DDN_HAVE_SIMD_DISPATCH)
 template <PenaltyKind K>
 [[gnu::target("avx2,fma")]] double ScoreAvx2(const double* cols, const double* w, int64_t m, int64_t d, const double* y,
                                              double alpha, double inv_a2) {
@@ -553,8 +552,8 @@ template <PenaltyKind K>
 template <PenaltyKind K>
 double SampleObjective(const PoolingProblem& p, const ScoreSample& S, const double* y) {
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
-#if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) return ScoreAvx2<K>(S.cols.data(), S.w.data(), S.m, p.d, y, p.alpha, inv_a2);
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) return ScoreAvx2<K>(S.cols.data(), S.w.data(), S.m, p.d, y, p.alpha, inv_a2);
 #endif
   return ScoreBaseline<K>(S.cols.data(), S.w.data(), S.m, p.d, y, p.alpha, inv_a2);
 }

@@ -2,7 +2,8 @@
 // non-convex penalties welsch, cauchy and geman_mcclure (the branch and bound of pooling_solvers.h): a histogram
 // of the points, lower bounds of f and f'' on cells from it (a baseline and an AVX2 kernel), local solves
 // (Newton + IRLS), and the search in steps (ScalarBranchAndBound).
-#if defined(__GNUC__) && defined(__x86_64__)
+#include "ddn/simd.h"  // first: DDN_HAVE_SIMD_DISPATCH guards the intrinsics
+#if defined(DDN_HAVE_SIMD_DISPATCH)
 #include <immintrin.h>
 #endif
 #include <algorithm>
@@ -259,7 +260,7 @@ void BinBoundsBaseline(const ScalarBins& B, double a, double b, double best_f, d
   if (*lb_f < best_f) BinBoundsLoop<true>(B, a, b, lb_f, lb_h);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(DDN_HAVE_SIMD_DISPATCH)
 // BinBoundsLoop written with AVX2 intrinsics, four bins at a time: GCC does not vectorise the table lookups
 // (gathers) inside a target("avx2") function, and the scalar loop mispredicts its selects. Same arithmetic,
 // same order within each lane; the tail (m mod 4 bins) goes through the scalar loop.
@@ -318,8 +319,8 @@ void BinBoundsBaseline(const ScalarBins& B, double a, double b, double best_f, d
 #endif
 
 void BinBounds(const ScalarBins& B, double a, double b, double best_f, double* lb_f, double* lb_h) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) return BinBoundsAvx2(B, a, b, best_f, lb_f, lb_h);
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) return BinBoundsAvx2(B, a, b, best_f, lb_f, lb_h);
 #endif
   BinBoundsBaseline(B, a, b, best_f, lb_f, lb_h);
 }

@@ -43,13 +43,12 @@ void DistancesBaseline(const double* cols, int64_t n, int64_t d, const double* y
   DistancesLoop(cols, n, d, y, z2);
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(DDN_HAVE_SIMD_DISPATCH)
 [[gnu::target("avx2,fma")]] void DistancesAvx2(const double* cols, int64_t n, int64_t d, const double* y, double* z2) {
   DistancesLoop(cols, n, d, y, z2);
 }
 
-// The family's one run-time choice (pooling_kernels.h; DDN_DISABLE_AVX2=1 forces the baseline copies).
-using internal::kHaveAvx2;
+// The copy is chosen by ddn::UseAvx2() (ddn/simd.h; DDN_DISABLE_AVX2=1 forces the baseline copies).
 #endif
 
 // f = Σ_i w_i·min(z2_i, α²) (unweighted when w is null) and the bitset of the points with z2_i < α² (and w_i > 0).
@@ -68,7 +67,7 @@ using internal::kHaveAvx2;
   return f;
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(DDN_HAVE_SIMD_DISPATCH)
 [[gnu::target("avx2,fma")]] double ScanAvx2(const double* z2, const double* w, int64_t n, double a2, uint64_t* bits) {
   const __m256d va2 = _mm256_set1_pd(a2), zero = _mm256_setzero_pd();
   __m256d acc0 = zero, acc1 = zero;
@@ -107,15 +106,15 @@ double ScanBaseline(const double* z2, const double* w, int64_t n, double a2, uin
 }
 
 double Scan(const double* z2, const double* w, int64_t n, double a2, uint64_t* bits) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) return ScanAvx2(z2, w, n, a2, bits);
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) return ScanAvx2(z2, w, n, a2, bits);
 #endif
   return ScanBaseline(z2, w, n, a2, bits);
 }
 
 void Distances(const double* cols, int64_t n, int64_t d, const double* y, double* z2) {
-#if defined(__GNUC__) && defined(__x86_64__)
-  if (kHaveAvx2) return DistancesAvx2(cols, n, d, y, z2);
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) return DistancesAvx2(cols, n, d, y, z2);
 #endif
   DistancesBaseline(cols, n, d, y, z2);
 }

@@ -8,6 +8,7 @@
 #include "ddn/error.h"
 #include "ddn/lane_sum.h"
 #include "ddn/params.h"
+#include "ddn/simd.h"
 
 namespace ddn {
 namespace projection {
@@ -29,7 +30,7 @@ void SetFlag(ProblemStatus* status, StatusFlag flag, const char* why) {
 // finiteness check has read it), and each pass does all that it can: a store and two or three sums at once.
 // GCC's auto-vectoriser does not reliably vectorise such fused loops (it left a loop with two sums of 8 lanes each
 // 4× slower than two separate passes), so they are written with the GCC/Clang vector extension: V4 holds four
-// doubles, one AVX2 register in the x86-64-v3 copy of DDN_TARGET_CLONES and two SSE2 registers otherwise. Each
+// doubles, one AVX2 register in the x86-64-v3 copy of a kernel (ddn/simd.h) and two SSE2 registers otherwise. Each
 // sum keeps four V4 accumulators (16 lanes): an addition waits for the previous one into the same accumulator, and
 // fewer lanes leave the adders idle on a row in cache (ddn/lane_sum.h). The lanes a value goes to depend on n
 // alone, so results are deterministic.
@@ -523,7 +524,7 @@ double SimplexThreshold(const double* x, int64_t dim, double radius, bool use_ab
   return use_abs ? Threshold<true>(x, dim, radius).tau() : Threshold<false>(x, dim, radius).tau();
 }
 
-DDN_TARGET_CLONES void Project(ProjectionSet set, const double* x, int64_t n, double r, double* y,
+DDN_SIMD_BODY void ProjectBody(ProjectionSet set, const double* x, int64_t n, double r, double* y,
                                ProblemStatus* status) {
   if (n < 1) throw InvalidInput("projection of an empty vector");
   if (!(r > 0) || !std::isfinite(r)) {
@@ -559,8 +560,11 @@ DDN_TARGET_CLONES void Project(ProjectionSet set, const double* x, int64_t n, do
       return;
   }
 }
+DDN_SIMD_DISPATCH(void, Project,
+                  (ProjectionSet set, const double* x, int64_t n, double r, double* y, ProblemStatus* status),
+                  (set, x, n, r, y, status))
 
-DDN_TARGET_CLONES void ProjectVjp(ProjectionSet set, const double* x, const double* y, int64_t n, double r,
+DDN_SIMD_BODY void ProjectVjpBody(ProjectionSet set, const double* x, const double* y, int64_t n, double r,
                                   const double* v, double* dx, double* dr) {
   switch (set) {
     case ProjectionSet::kSimplex:
@@ -580,6 +584,10 @@ DDN_TARGET_CLONES void ProjectVjp(ProjectionSet set, const double* x, const doub
       return;
   }
 }
+DDN_SIMD_DISPATCH(void, ProjectVjp,
+                  (ProjectionSet set, const double* x, const double* y, int64_t n, double r, const double* v,
+                   double* dx, double* dr),
+                  (set, x, y, n, r, v, dx, dr))
 
 }  // namespace projection
 }  // namespace ddn
