@@ -533,21 +533,25 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   Progress(s, err,
            "train image " + s.train_image + " (" + std::to_string(clean.cols) + "x" + std::to_string(clean.rows) +
                "), noise sigma " + std::to_string(s.noise) + ", seed " + std::to_string(s.seed));
+  // The image, the noise and the quality of the denoised image against the clean one (both outputs report it).
+  const auto solution_json = [&](const Image& denoised) {
+    return Json{{"image", s.train_image},
+                {"rows", clean.rows},
+                {"cols", clean.cols},
+                {"noise", s.noise},
+                {"seed", s.seed},
+                {"epsilon", s.epsilon},
+                {"mse_noisy", MeanSquaredError(noisy, clean)},
+                {"mse_denoised", MeanSquaredError(denoised, clean)},
+                {"psnr_noisy", Psnr(noisy, clean)},
+                {"psnr_denoised", Psnr(denoised, clean)}};
+  };
   if (!s.eval_at.empty()) {
     Json j = EvaluateAt(s, &problem, theta0, err);
     j["loss"] = "train_image_mse";
     const Image denoised = problem.Denoised();
     if (!s.output.empty()) SaveImage(denoised, s.output);
-    j["solution"] = {{"image", s.train_image},
-                     {"rows", clean.rows},
-                     {"cols", clean.cols},
-                     {"noise", s.noise},
-                     {"seed", s.seed},
-                     {"epsilon", s.epsilon},
-                     {"mse_noisy", MeanSquaredError(noisy, clean)},
-                     {"mse_denoised", MeanSquaredError(denoised, clean)},
-                     {"psnr_noisy", Psnr(noisy, clean)},
-                     {"psnr_denoised", Psnr(denoised, clean)}};
+    j["solution"] = solution_json(denoised);
     out << j.dump(2) << "\n";
     return 0;
   }
@@ -567,16 +571,7 @@ int RunTvDenoise(const Settings& s, std::ostream& out, std::ostream& err) {
   j["hyperparameters"] = {{"lambda", r.theta[0]}};
   j["outer_loss"] = r.loss;
   j["loss"] = "train_image_mse";
-  j["solution"] = {{"image", s.train_image},
-                   {"rows", clean.rows},
-                   {"cols", clean.cols},
-                   {"noise", s.noise},
-                   {"seed", s.seed},
-                   {"epsilon", s.epsilon},
-                   {"mse_noisy", MeanSquaredError(noisy, clean)},
-                   {"mse_denoised", MeanSquaredError(denoised, clean)},
-                   {"psnr_noisy", Psnr(noisy, clean)},
-                   {"psnr_denoised", Psnr(denoised, clean)}};
+  j["solution"] = solution_json(denoised);
   j["history"] = HistoryJson(problem, r, "", 0);
   j["inner_solves"] = r.inner_solves + (start_grid ? start_grid->inner_solves : 0);
   if (start_grid) j["start"] = {{"grid", GridJson(*start_grid, "lambda")}};
