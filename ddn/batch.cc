@@ -4,12 +4,12 @@
 #include <atomic>
 #include <cctype>
 #include <cmath>
+#include <cstring>
 #include <exception>
 #include <limits>
 #include <mutex>
 
 #include "ddn/error.h"
-#include "ddn/lane_sum.h"
 #include "ddn/parallel.h"
 #include "ddn/params.h"
 #include "ddn/simd.h"
@@ -101,10 +101,31 @@ void PointAt(const std::vector<const Tensor*>& inputs, int64_t b, ProblemData* p
   for (size_t i = 0; i < inputs.size(); ++i) p->inputs[i] = inputs[i] ? inputs[i]->problem(b) : nullptr;
 }
 
-// True if every value is finite. v·0 is 0 for finite v and NaN for ±Inf and NaN, and the sum of such
-// terms is NaN iff one of them is: a branch-free pass at memory speed (LaneSum: eight accumulators).
+// True if every value is finite: |v_i| ≤ DBL_MAX, false for ±Inf and for NaN (every comparison with NaN is
+// false). Sixteen values per step as four 4-lane masks ANDed into four accumulators: each step is independent
+// work of one-cycle integer operations, so the loop runs as fast as the values arrive (an earlier
+// `Σ v_i·0 == 0` was a chain of dependent floating-point additions, ~4 cycles per four values: on a row in
+// cache it cost as much as the node's own kernel). The engine calls this on every input, dL/dy, output and
+// gradient slice of every problem.
 DDN_SIMD_BODY bool AllFiniteBody(const double* v, int64_t n) {
-  return LaneSum(n, [&](int64_t i) { return v[i] * 0.0; }) == 0.0;
+  using V4 = double __attribute__((vector_size(32)));
+  using M4 = int64_t __attribute__((vector_size(32)));
+  constexpr double kLargest = std::numeric_limits<double>::max();
+  const V4 largest = {kLargest, kLargest, kLargest, kLargest};
+  const M4 magnitude = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};  // every bit but the sign
+  M4 ok[4] = {~M4{}, ~M4{}, ~M4{}, ~M4{}};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    for (int k = 0; k < 4; ++k) {
+      V4 a;
+      std::memcpy(&a, v + i + 4 * k, sizeof a);
+      ok[k] &= (M4)((V4)((M4)a & magnitude) <= largest);
+    }
+  }
+  const M4 all = (ok[0] & ok[1]) & (ok[2] & ok[3]);
+  bool finite = (all[0] & all[1] & all[2] & all[3]) != 0;
+  for (; i < n; ++i) finite &= std::abs(v[i]) <= kLargest;
+  return finite;
 }
 DDN_SIMD_DISPATCH(bool, AllFinite, (const double* v, int64_t n), (v, n))
 

@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
+#include "ddn/batch.h"
 #include "ddn/error.h"
 #include "ddn/files.h"
 #include "ddn/gradient_mode.h"
@@ -18,6 +20,34 @@
 
 namespace ddn {
 namespace {
+
+// The engine's finiteness check (sixteen values per step, then a scalar tail) must find a NaN or an infinity at
+// every position of a row, in the unrolled body and in the tail, and pass the extreme finite values. ctest runs
+// this binary with the AVX2 copy and with DDN_DISABLE_AVX2=1 (the baseline copy).
+TEST(FinitenessCheck, FindsEveryNonFiniteValueAndPassesExtremeFiniteOnes) {
+  const double extremes[] = {std::numeric_limits<double>::max(), -std::numeric_limits<double>::max(),
+                             std::numeric_limits<double>::denorm_min(), -0.0, 0.0, 1e308};
+  const double bad[] = {std::numeric_limits<double>::quiet_NaN(), -std::numeric_limits<double>::quiet_NaN(),
+                        std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
+  for (int64_t n : {1, 3, 15, 16, 17, 31, 32, 33, 47, 1027}) {
+    Tensor t({1, n});
+    for (int64_t i = 0; i < n; ++i) t.values()[i] = extremes[i % 6];
+    EXPECT_NO_THROW(RequireFinite(t, "x")) << "n = " << n;
+    for (int64_t i = 0; i < n; ++i) {
+      for (double b : bad) {
+        const double saved = t.values()[i];
+        t.values()[i] = b;
+        try {
+          RequireFinite(t, "x");
+          ADD_FAILURE() << "n = " << n << ": " << b << " at " << i << " was not found";
+        } catch (const InvalidInput& e) {
+          EXPECT_NE(std::string(e.what()).find("at flat index " + std::to_string(i)), std::string::npos) << e.what();
+        }
+        t.values()[i] = saved;
+      }
+    }
+  }
+}
 
 // Item 4: NumElements overflowed (UBSan) and a tensor of 2^64 elements was allocated as an empty one.
 TEST(TensorSizes, OverflowIsAClearError) {
