@@ -25,8 +25,12 @@ namespace {
 // every position of a row, in the unrolled body and in the tail, and pass the extreme finite values. ctest runs
 // this binary with the AVX2 copy and with DDN_DISABLE_AVX2=1 (the baseline copy).
 TEST(FinitenessCheck, FindsEveryNonFiniteValueAndPassesExtremeFiniteOnes) {
-  const double extremes[] = {std::numeric_limits<double>::max(), -std::numeric_limits<double>::max(),
-                             std::numeric_limits<double>::denorm_min(), -0.0, 0.0, 1e308};
+  const double extremes[] = {std::numeric_limits<double>::max(),
+                             -std::numeric_limits<double>::max(),
+                             std::numeric_limits<double>::denorm_min(),
+                             -0.0,
+                             0.0,
+                             1e308};
   const double bad[] = {std::numeric_limits<double>::quiet_NaN(), -std::numeric_limits<double>::quiet_NaN(),
                         std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
   for (int64_t n : {1, 3, 15, 16, 17, 31, 32, 33, 47, 1027}) {
