@@ -163,6 +163,10 @@ std::string BatchNorm::Describe() const {
   return "BatchNorm(" + std::to_string(features_) + ")";
 }
 
+// Batch norm works on a row-major (rows × F) matrix whose columns are the features: every sum below runs down the
+// columns as F independent accumulators, one row at a time, so each loop is contiguous and vectorises across the
+// features (a per-column reduction of a row-major matrix would stride by F and wait on one addition chain per
+// column). Sums run over the rows in order, on one thread, so results do not depend on the thread count.
 Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
   RequireInputs(inputs, 1);
   const Tensor& x = *inputs[0];
@@ -170,57 +174,95 @@ Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
     throw InvalidInput("input must be (..., " + std::to_string(features_) + ") with a batch axis, got shape " +
                        ShapeString(x.shape()));
   }
-  const auto X = AsMatrix(x);
-  const int64_t n = X.rows();
+  const int64_t f = features_, n = x.size() / f;
+  const double* __restrict xv = x.data();
   mode_ = mode;
-  Eigen::RowVectorXd mean, var;
+  std::vector<double> mean(f, 0.0), var(f, 0.0);
   if (mode == Mode::kTrain) {
     if (n < 2) throw InvalidInput("batch norm in training needs at least 2 rows, got shape " + ShapeString(x.shape()));
-    mean = X.colwise().mean();
-    var = (X.rowwise() - mean).array().square().colwise().mean();
-    auto rm = MatrixMap(running_mean_.value.data(), 1, features_);
-    auto rv = MatrixMap(running_var_.value.data(), 1, features_);
-    const double m = options_.momentum;
-    rm = (1 - m) * rm + m * mean;
-    rv = (1 - m) * rv + (m * n / (n - 1.0)) * var;
+    double* __restrict m = mean.data();
+    double* __restrict v = var.data();
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < f; ++j) m[j] += xv[r * f + j];
+    for (int64_t j = 0; j < f; ++j) m[j] /= static_cast<double>(n);
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t j = 0; j < f; ++j) {
+        const double d = xv[r * f + j] - m[j];
+        v[j] += d * d;
+      }
+    }
+    for (int64_t j = 0; j < f; ++j) v[j] /= static_cast<double>(n);  // biased: σ² of the batch
+    double* rm = running_mean_.value.data();
+    double* rv = running_var_.value.data();
+    const double momentum = options_.momentum;
+    for (int64_t j = 0; j < f; ++j) {
+      rm[j] = (1 - momentum) * rm[j] + momentum * m[j];
+      rv[j] = (1 - momentum) * rv[j] + (momentum * n / (n - 1.0)) * v[j];
+    }
   } else {
-    mean = ConstMatrixMap(running_mean_.value.data(), 1, features_);
-    var = ConstMatrixMap(running_var_.value.data(), 1, features_);
+    std::copy_n(running_mean_.value.data(), f, mean.data());
+    std::copy_n(running_var_.value.data(), f, var.data());
   }
-  inv_std_.resize(features_);
-  Eigen::Map<Eigen::RowVectorXd> inv_std(inv_std_.data(), features_);
-  inv_std = (var.array() + options_.epsilon).rsqrt();
+  inv_std_.resize(f);
+  for (int64_t j = 0; j < f; ++j) inv_std_[j] = 1.0 / std::sqrt(var[j] + options_.epsilon);
   ResizeTensor(&normalised_, x.shape());  // kept between steps: no allocation
-  auto Xh = AsMatrix(normalised_);
-  Xh = (X.rowwise() - mean).array().rowwise() * inv_std.array();
   Tensor y = OutputTensor(x.shape());
-  const Eigen::Map<const Eigen::RowVectorXd> gamma(gamma_.value.data(), features_), beta(beta_.value.data(), features_);
-  AsMatrix(y) = (Xh.array().rowwise() * gamma.array()).rowwise() + beta.array();
+  const double* __restrict m = mean.data();
+  const double* __restrict is = inv_std_.data();
+  const double* __restrict gamma = gamma_.value.data();
+  const double* __restrict beta = beta_.value.data();
+  double* __restrict xh = normalised_.data();
+  double* __restrict yv = y.data();
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t j = 0; j < f; ++j) {
+      const double h = (xv[r * f + j] - m[j]) * is[j];
+      xh[r * f + j] = h;
+      yv[r * f + j] = h * gamma[j] + beta[j];
+    }
+  }
   return y;
 }
 
 void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor& grad_output,
                          const std::vector<Tensor*>& grad_inputs) {
-  const auto G = AsMatrix(grad_output);
-  const auto Xh = AsMatrix(normalised_);
-  const Eigen::Map<const Eigen::RowVectorXd> gamma(gamma_.value.data(), features_);
-  const Eigen::Map<const Eigen::RowVectorXd> inv_std(inv_std_.data(), features_);
+  const int64_t f = features_, n = grad_output.size() / f;
+  const double* __restrict g = grad_output.data();
+  const double* __restrict xh = normalised_.data();
   // Σ ḡy and Σ ḡy x̂ per column, once: the parameter gradients and (divided by n) the means below.
-  const Eigen::RowVectorXd sum_g = G.colwise().sum();
-  const Eigen::RowVectorXd sum_gx = (G.array() * Xh.array()).colwise().sum().matrix();
-  MatrixMap(beta_.grad.data(), 1, features_) += sum_g;
-  MatrixMap(gamma_.grad.data(), 1, features_) += sum_gx;
+  std::vector<double> sums(2 * f, 0.0);
+  double* __restrict sum_g = sums.data();
+  double* __restrict sum_gx = sums.data() + f;
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t j = 0; j < f; ++j) {
+      sum_g[j] += g[r * f + j];
+      sum_gx[j] += g[r * f + j] * xh[r * f + j];
+    }
+  }
+  for (int64_t j = 0; j < f; ++j) {
+    beta_.grad.data()[j] += sum_g[j];
+    gamma_.grad.data()[j] += sum_gx[j];
+  }
   if (!grad_inputs[0]) return;
-  auto GX = AsMatrix(*grad_inputs[0]);
-  const Eigen::RowVectorXd scale = (gamma.array() * inv_std.array()).matrix();
+  double* __restrict gx = grad_inputs[0]->data();
+  std::vector<double> coefficients(3 * f);
+  double* __restrict scale = coefficients.data();  // γ/√(σ² + ε)
+  double* __restrict mean_g = scale + f;
+  double* __restrict mean_gx = mean_g + f;
+  for (int64_t j = 0; j < f; ++j) {
+    scale[j] = gamma_.value.data()[j] * inv_std_[j];
+    mean_g[j] = sum_g[j] / static_cast<double>(n);
+    mean_gx[j] = sum_gx[j] / static_cast<double>(n);
+  }
   if (mode_ == Mode::kEval) {
-    GX.array() += G.array().rowwise() * scale.array();
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < f; ++j) gx[r * f + j] += g[r * f + j] * scale[j];
     return;
   }
-  const double rows = static_cast<double>(G.rows());
-  const Eigen::RowVectorXd mean_g = sum_g / rows;  // = G.colwise().mean(), which Eigen defines as sum / rows
-  const Eigen::RowVectorXd mean_gx = sum_gx / rows;
-  GX.array() += ((G.rowwise() - mean_g).array() - Xh.array().rowwise() * mean_gx.array()).rowwise() * scale.array();
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t j = 0; j < f; ++j) {
+      gx[r * f + j] += ((g[r * f + j] - mean_g[j]) - xh[r * f + j] * mean_gx[j]) * scale[j];
+    }
+  }
 }
 
 // ---- Pooling over points -----------------------------------------------------------------------------
