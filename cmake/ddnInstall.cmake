@@ -29,6 +29,10 @@ set_target_properties(ddn_bilevel PROPERTIES EXPORT_NAME bilevel)
 add_library(ddn::bilevel ALIAS ddn_bilevel)
 set_target_properties(ddn_data PROPERTIES EXPORT_NAME data)
 install(TARGETS ddn_graph ddn_data ddn_bilevel ddn_nodes EXPORT ddnTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+if(TARGET ddn_graph_avx2)  # the graph's AVX2 loops (ddn/graph/dense.h), a shared library ddn::graph links
+  set_target_properties(ddn_graph_avx2 PROPERTIES EXPORT_NAME graph_avx2)
+  install(TARGETS ddn_graph_avx2 EXPORT ddnTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+endif()
 install(FILES datasets/csv.h datasets/image.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/datasets)
 install(FILES bilevel/bilevel.h bilevel/node_problem.h bilevel/registry.h bilevel/tabular.h bilevel/tv_denoise.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/bilevel)

@@ -7,6 +7,7 @@
 
 #include "ddn/batch.h"
 #include "ddn/error.h"
+#include "ddn/graph/dense.h"
 #include "ddn/parallel.h"
 #include "ddn/random.h"
 
@@ -91,37 +92,35 @@ Tensor Linear::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   Shape shape = x.shape();
   shape.back() = out_;
   Tensor y = OutputTensor(shape);
-  const auto X = AsMatrix(x);
-  auto Y = AsMatrix(y);
-  const auto W = AsMatrix(weight_.value);
-  const Eigen::Map<const Eigen::RowVectorXd> bias(bias_.value.data(), out_);
-  ForEachRowBlock(X.rows(), [&](int64_t r, int64_t n) {
-    Y.middleRows(r, n).noalias() = X.middleRows(r, n) * W;
-    Y.middleRows(r, n).rowwise() += bias;
+  const int64_t rows = x.size() / in_;
+  const dense::Kernels& kernels = dense::Select();
+  ForEachRowBlock(rows, [&](int64_t r, int64_t n) {
+    kernels.linear_forward(x.data() + r * in_, weight_.value.data(), bias_.value.data(), n, in_, out_,
+                           y.data() + r * out_);
   });
   return y;
 }
 
 void Linear::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
                       const std::vector<Tensor*>& grad_inputs) {
-  const auto X = AsMatrix(*inputs[0]);
-  const auto G = AsMatrix(grad_output);
-  const auto W = AsMatrix(weight_.value);
+  const Tensor& x = *inputs[0];
+  const int64_t rows = x.size() / in_;
   // ḡW = Xᵀ ḡY and ḡb = ḡYᵀ 1 sum over rows: one partial sum per row block, added in block order.
-  const int64_t blocks = (X.rows() + kRowBlock - 1) / kRowBlock;
-  std::vector<RowMatrix> partial_w(blocks);
-  std::vector<Eigen::RowVectorXd> partial_b(blocks);
+  const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+  std::vector<double> partial_w(blocks * in_ * out_), partial_b(blocks * out_);
   Tensor* gx = grad_inputs[0];
-  ForEachRowBlock(X.rows(), [&](int64_t r, int64_t n) {
-    partial_w[r / kRowBlock].noalias() = X.middleRows(r, n).transpose() * G.middleRows(r, n);
-    partial_b[r / kRowBlock] = G.middleRows(r, n).colwise().sum();
-    if (gx) AsMatrix(*gx).middleRows(r, n).noalias() += G.middleRows(r, n) * W.transpose();
+  const dense::Kernels& kernels = dense::Select();
+  ForEachRowBlock(rows, [&](int64_t r, int64_t n) {
+    const int64_t k = r / kRowBlock;
+    kernels.linear_backward(x.data() + r * in_, grad_output.data() + r * out_, weight_.value.data(), n, in_, out_,
+                            partial_w.data() + k * in_ * out_, partial_b.data() + k * out_,
+                            gx ? gx->data() + r * in_ : nullptr);
   });
-  auto GW = AsMatrix(weight_.grad);
-  Eigen::Map<Eigen::RowVectorXd> GB(bias_.grad.data(), out_);
+  double* gw = weight_.grad.data();
+  double* gb = bias_.grad.data();
   for (int64_t k = 0; k < blocks; ++k) {
-    GW += partial_w[k];
-    GB += partial_b[k];
+    for (int64_t i = 0; i < in_ * out_; ++i) gw[i] += partial_w[k * in_ * out_ + i];
+    for (int64_t j = 0; j < out_; ++j) gb[j] += partial_b[k * out_ + j];
   }
 }
 
@@ -163,10 +162,8 @@ std::string BatchNorm::Describe() const {
   return "BatchNorm(" + std::to_string(features_) + ")";
 }
 
-// Batch norm works on a row-major (rows × F) matrix whose columns are the features: every sum below runs down the
-// columns as F independent accumulators, one row at a time, so each loop is contiguous and vectorises across the
-// features (a per-column reduction of a row-major matrix would stride by F and wait on one addition chain per
-// column). Sums run over the rows in order, on one thread, so results do not depend on the thread count.
+// The passes over the rows run in ddn/graph/dense.h (contiguous loops, in order, on one thread; AVX2 when the CPU
+// has it): results do not depend on the thread count.
 Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
   RequireInputs(inputs, 1);
   const Tensor& x = *inputs[0];
@@ -175,29 +172,18 @@ Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
                        ShapeString(x.shape()));
   }
   const int64_t f = features_, n = x.size() / f;
-  const double* __restrict xv = x.data();
+  const dense::Kernels& kernels = dense::Select();
   mode_ = mode;
-  std::vector<double> mean(f, 0.0), var(f, 0.0);
+  std::vector<double> mean(f), var(f);
   if (mode == Mode::kTrain) {
     if (n < 2) throw InvalidInput("batch norm in training needs at least 2 rows, got shape " + ShapeString(x.shape()));
-    double* __restrict m = mean.data();
-    double* __restrict v = var.data();
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = 0; j < f; ++j) m[j] += xv[r * f + j];
-    for (int64_t j = 0; j < f; ++j) m[j] /= static_cast<double>(n);
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t j = 0; j < f; ++j) {
-        const double d = xv[r * f + j] - m[j];
-        v[j] += d * d;
-      }
-    }
-    for (int64_t j = 0; j < f; ++j) v[j] /= static_cast<double>(n);  // biased: σ² of the batch
+    kernels.column_moments(x.data(), n, f, mean.data(), var.data());
     double* rm = running_mean_.value.data();
     double* rv = running_var_.value.data();
     const double momentum = options_.momentum;
     for (int64_t j = 0; j < f; ++j) {
-      rm[j] = (1 - momentum) * rm[j] + momentum * m[j];
-      rv[j] = (1 - momentum) * rv[j] + (momentum * n / (n - 1.0)) * v[j];
+      rm[j] = (1 - momentum) * rm[j] + momentum * mean[j];
+      rv[j] = (1 - momentum) * rv[j] + (momentum * n / (n - 1.0)) * var[j];
     }
   } else {
     std::copy_n(running_mean_.value.data(), f, mean.data());
@@ -207,62 +193,32 @@ Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
   for (int64_t j = 0; j < f; ++j) inv_std_[j] = 1.0 / std::sqrt(var[j] + options_.epsilon);
   ResizeTensor(&normalised_, x.shape());  // kept between steps: no allocation
   Tensor y = OutputTensor(x.shape());
-  const double* __restrict m = mean.data();
-  const double* __restrict is = inv_std_.data();
-  const double* __restrict gamma = gamma_.value.data();
-  const double* __restrict beta = beta_.value.data();
-  double* __restrict xh = normalised_.data();
-  double* __restrict yv = y.data();
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t j = 0; j < f; ++j) {
-      const double h = (xv[r * f + j] - m[j]) * is[j];
-      xh[r * f + j] = h;
-      yv[r * f + j] = h * gamma[j] + beta[j];
-    }
-  }
+  kernels.normalise(x.data(), mean.data(), inv_std_.data(), gamma_.value.data(), beta_.value.data(), n, f,
+                    normalised_.data(), y.data());
   return y;
 }
 
 void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor& grad_output,
                          const std::vector<Tensor*>& grad_inputs) {
   const int64_t f = features_, n = grad_output.size() / f;
-  const double* __restrict g = grad_output.data();
-  const double* __restrict xh = normalised_.data();
+  const dense::Kernels& kernels = dense::Select();
   // Σ ḡy and Σ ḡy x̂ per column, once: the parameter gradients and (divided by n) the means below.
-  std::vector<double> sums(2 * f, 0.0);
-  double* __restrict sum_g = sums.data();
-  double* __restrict sum_gx = sums.data() + f;
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t j = 0; j < f; ++j) {
-      sum_g[j] += g[r * f + j];
-      sum_gx[j] += g[r * f + j] * xh[r * f + j];
-    }
-  }
+  std::vector<double> sum_g(f), sum_gx(f);
+  kernels.gradient_sums(grad_output.data(), normalised_.data(), n, f, sum_g.data(), sum_gx.data());
   for (int64_t j = 0; j < f; ++j) {
     beta_.grad.data()[j] += sum_g[j];
     gamma_.grad.data()[j] += sum_gx[j];
   }
   if (!grad_inputs[0]) return;
-  double* __restrict gx = grad_inputs[0]->data();
-  std::vector<double> coefficients(3 * f);
-  double* __restrict scale = coefficients.data();  // γ/√(σ² + ε)
-  double* __restrict mean_g = scale + f;
-  double* __restrict mean_gx = mean_g + f;
+  std::vector<double> scale(f), mean_g(f), mean_gx(f);  // γ/√(σ² + ε), mean ḡy, mean ḡy x̂
   for (int64_t j = 0; j < f; ++j) {
     scale[j] = gamma_.value.data()[j] * inv_std_[j];
     mean_g[j] = sum_g[j] / static_cast<double>(n);
     mean_gx[j] = sum_gx[j] / static_cast<double>(n);
   }
-  if (mode_ == Mode::kEval) {
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = 0; j < f; ++j) gx[r * f + j] += g[r * f + j] * scale[j];
-    return;
-  }
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t j = 0; j < f; ++j) {
-      gx[r * f + j] += ((g[r * f + j] - mean_g[j]) - xh[r * f + j] * mean_gx[j]) * scale[j];
-    }
-  }
+  const bool eval = mode_ == Mode::kEval;
+  kernels.normalise_backward(grad_output.data(), normalised_.data(), eval ? nullptr : mean_g.data(),
+                             eval ? nullptr : mean_gx.data(), scale.data(), n, f, grad_inputs[0]->data());
 }
 
 // ---- Pooling over points -----------------------------------------------------------------------------

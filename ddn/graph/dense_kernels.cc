@@ -1,0 +1,103 @@
+// The loops of ddn/graph/dense.h. This file is compiled twice: into ddn_graph for the x86-64 baseline, and with
+// DDN_DENSE_AVX2 into the shared library ddn_graph_avx2 for x86-64-v3 (AVX2 + FMA), which exports only the
+// table at the end (dense_avx2.map). Nothing here may depend on which copy it is beyond the table's name.
+#include <Eigen/Dense>
+#include <cmath>
+#include <cstdint>
+
+#include "ddn/graph/dense.h"
+
+namespace ddn::graph::dense {
+namespace {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Map = Eigen::Map<RowMatrix>;
+using ConstMap = Eigen::Map<const RowMatrix>;
+
+void LinearForward(const double* x, const double* w, const double* b, int64_t rows, int64_t in, int64_t out,
+                   double* y) {
+  Map Y(y, rows, out);
+  Y.noalias() = ConstMap(x, rows, in) * ConstMap(w, in, out);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < out; ++j) y[r * out + j] += b[j];
+}
+
+void LinearBackward(const double* x, const double* g, const double* w, int64_t rows, int64_t in, int64_t out,
+                    double* gw, double* gb, double* gx) {
+  const ConstMap G(g, rows, out);
+  Map(gw, in, out).noalias() = ConstMap(x, rows, in).transpose() * G;
+  for (int64_t j = 0; j < out; ++j) gb[j] = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < out; ++j) gb[j] += g[r * out + j];
+  if (gx) Map(gx, rows, in).noalias() += G * ConstMap(w, in, out).transpose();
+}
+
+// The column sums below run down a row-major matrix one row at a time: f independent accumulators, a contiguous
+// loop that vectorises across the features (a per-column reduction would stride by f and wait on one addition
+// chain per column). Rows are added in order.
+void ColumnMoments(const double* __restrict x, int64_t rows, int64_t f, double* __restrict mean,
+                   double* __restrict var) {
+  for (int64_t j = 0; j < f; ++j) mean[j] = var[j] = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < f; ++j) mean[j] += x[r * f + j];
+  for (int64_t j = 0; j < f; ++j) mean[j] /= static_cast<double>(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < f; ++j) {
+      const double d = x[r * f + j] - mean[j];
+      var[j] += d * d;
+    }
+  }
+  for (int64_t j = 0; j < f; ++j) var[j] /= static_cast<double>(rows);  // biased: the batch's σ²
+}
+
+void Normalise(const double* __restrict x, const double* __restrict mean, const double* __restrict inv_std,
+               const double* __restrict gamma, const double* __restrict beta, int64_t rows, int64_t f,
+               double* __restrict xhat, double* __restrict y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < f; ++j) {
+      const double h = (x[r * f + j] - mean[j]) * inv_std[j];
+      xhat[r * f + j] = h;
+      y[r * f + j] = h * gamma[j] + beta[j];
+    }
+  }
+}
+
+void GradientSums(const double* __restrict g, const double* __restrict xhat, int64_t rows, int64_t f,
+                  double* __restrict sum_g, double* __restrict sum_gx) {
+  for (int64_t j = 0; j < f; ++j) sum_g[j] = sum_gx[j] = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < f; ++j) {
+      sum_g[j] += g[r * f + j];
+      sum_gx[j] += g[r * f + j] * xhat[r * f + j];
+    }
+  }
+}
+
+void NormaliseBackward(const double* __restrict g, const double* __restrict xhat, const double* __restrict mean_g,
+                       const double* __restrict mean_gx, const double* __restrict scale, int64_t rows, int64_t f,
+                       double* __restrict gx) {
+  if (!mean_g) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < f; ++j) gx[r * f + j] += g[r * f + j] * scale[j];
+    return;
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < f; ++j)
+      gx[r * f + j] += ((g[r * f + j] - mean_g[j]) - xhat[r * f + j] * mean_gx[j]) * scale[j];
+}
+
+const Kernels kTable = {LinearForward, LinearBackward, ColumnMoments, Normalise, GradientSums, NormaliseBackward};
+
+}  // namespace
+
+#if defined(DDN_DENSE_AVX2)
+}  // namespace ddn::graph::dense
+extern "C" __attribute__((visibility("default"))) const ddn::graph::dense::Kernels* ddn_graph_dense_avx2() {
+  return &ddn::graph::dense::kTable;
+}
+#else
+const Kernels& Baseline() {
+  return kTable;
+}
+}  // namespace ddn::graph::dense
+#endif

@@ -1,0 +1,124 @@
+// ddn/graph/dense.h: the baseline and AVX2 copies of the dense loops agree with plain loops to rounding, and the
+// choice follows ddn::UseAvx2(). ctest runs this binary as is and with DDN_DISABLE_AVX2=1.
+#include "ddn/graph/dense.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "ddn/random.h"
+#include "ddn/simd.h"
+
+namespace ddn::graph::dense {
+namespace {
+
+std::vector<double> Random(int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<double> v(n);
+  for (double& e : v) e = rng.Normal();
+  return v;
+}
+
+double MaxRelativeError(const std::vector<double>& got, const std::vector<double>& want) {
+  double scale = 0, err = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, std::abs(want[i]));
+    err = std::max(err, std::abs(got[i] - want[i]));
+  }
+  return err / std::max(scale, 1e-300);
+}
+
+// Every kernel of `k` against the textbook loops, on sizes that are not multiples of any vector width.
+void ExpectAgreesWithPlainLoops(const Kernels& k) {
+  const int64_t rows = 37, in = 5, out = 11;
+  const std::vector<double> x = Random(rows * in, 1), w = Random(in * out, 2), b = Random(out, 3);
+  const std::vector<double> g = Random(rows * out, 4);
+  std::vector<double> y(rows * out), want_y(rows * out);
+  std::vector<double> gw(in * out), want_gw(in * out, 0.0), gb(out), want_gb(out, 0.0);
+  std::vector<double> gx(rows * in, 1.0), want_gx(rows * in, 1.0);  // gx accumulates
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < out; ++j) {
+      double s = b[j];
+      for (int64_t i = 0; i < in; ++i) s += x[r * in + i] * w[i * out + j];
+      want_y[r * out + j] = s;
+      want_gb[j] += g[r * out + j];
+      for (int64_t i = 0; i < in; ++i) {
+        want_gw[i * out + j] += x[r * in + i] * g[r * out + j];
+        want_gx[r * in + i] += g[r * out + j] * w[i * out + j];
+      }
+    }
+  }
+  k.linear_forward(x.data(), w.data(), b.data(), rows, in, out, y.data());
+  k.linear_backward(x.data(), g.data(), w.data(), rows, in, out, gw.data(), gb.data(), gx.data());
+  EXPECT_LE(MaxRelativeError(y, want_y), 1e-14);
+  EXPECT_LE(MaxRelativeError(gw, want_gw), 1e-14);
+  EXPECT_LE(MaxRelativeError(gb, want_gb), 1e-14);
+  EXPECT_LE(MaxRelativeError(gx, want_gx), 1e-14);
+
+  // Batch norm's passes on x as (rows × in).
+  std::vector<double> mean(in), var(in), want_mean(in, 0.0), want_var(in, 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < in; ++i) want_mean[i] += x[r * in + i] / rows;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < in; ++i)
+      want_var[i] += (x[r * in + i] - want_mean[i]) * (x[r * in + i] - want_mean[i]) / rows;
+  k.column_moments(x.data(), rows, in, mean.data(), var.data());
+  EXPECT_LE(MaxRelativeError(mean, want_mean), 1e-14);
+  EXPECT_LE(MaxRelativeError(var, want_var), 1e-14);
+  const std::vector<double> inv_std = Random(in, 5), gamma = Random(in, 6), beta = Random(in, 7);
+  std::vector<double> xhat(rows * in), yn(rows * in), want_xhat(rows * in), want_yn(rows * in);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < in; ++i) {
+      want_xhat[r * in + i] = (x[r * in + i] - mean[i]) * inv_std[i];
+      want_yn[r * in + i] = want_xhat[r * in + i] * gamma[i] + beta[i];
+    }
+  }
+  k.normalise(x.data(), mean.data(), inv_std.data(), gamma.data(), beta.data(), rows, in, xhat.data(), yn.data());
+  EXPECT_LE(MaxRelativeError(xhat, want_xhat), 1e-14);
+  EXPECT_LE(MaxRelativeError(yn, want_yn), 1e-14);
+  const std::vector<double> gn = Random(rows * in, 8);
+  std::vector<double> sg(in), sgx(in), want_sg(in, 0.0), want_sgx(in, 0.0);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < in; ++i) {
+      want_sg[i] += gn[r * in + i];
+      want_sgx[i] += gn[r * in + i] * xhat[r * in + i];
+    }
+  }
+  k.gradient_sums(gn.data(), xhat.data(), rows, in, sg.data(), sgx.data());
+  EXPECT_LE(MaxRelativeError(sg, want_sg), 1e-13);
+  EXPECT_LE(MaxRelativeError(sgx, want_sgx), 1e-13);
+  std::vector<double> gxn(rows * in, 0.5), want_gxn(rows * in, 0.5), gxe(rows * in, 0.5), want_gxe(rows * in, 0.5);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < in; ++i) {
+      want_gxn[r * in + i] += ((gn[r * in + i] - sg[i]) - xhat[r * in + i] * sgx[i]) * gamma[i];
+      want_gxe[r * in + i] += gn[r * in + i] * gamma[i];
+    }
+  }
+  k.normalise_backward(gn.data(), xhat.data(), sg.data(), sgx.data(), gamma.data(), rows, in, gxn.data());
+  k.normalise_backward(gn.data(), xhat.data(), nullptr, nullptr, gamma.data(), rows, in, gxe.data());
+  EXPECT_LE(MaxRelativeError(gxn, want_gxn), 1e-14);
+  EXPECT_LE(MaxRelativeError(gxe, want_gxe), 1e-14);
+}
+
+TEST(DenseKernels, BaselineCopyAgreesWithPlainLoops) {
+  ExpectAgreesWithPlainLoops(Baseline());
+}
+
+TEST(DenseKernels, Avx2CopyAgreesWithPlainLoops) {
+  if (!Avx2()) GTEST_SKIP() << "the AVX2 copy is not built in this configuration";
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (!__builtin_cpu_supports("x86-64-v3")) GTEST_SKIP() << "this CPU cannot run the AVX2 copy";
+#endif
+  ExpectAgreesWithPlainLoops(*Avx2());
+}
+
+TEST(DenseKernels, TheChoiceFollowsUseAvx2) {
+  const Kernels* expected = (UseAvx2() && Avx2()) ? Avx2() : &Baseline();
+  EXPECT_EQ(&Select(), expected);
+  EXPECT_EQ(Select().linear_forward, expected->linear_forward);
+}
+
+}  // namespace
+}  // namespace ddn::graph::dense
