@@ -373,7 +373,7 @@ class ScalarBranchAndBound {
 
   void Solve(double* y_out, ProblemStatus* s) {
     BuildBins<K>(p_, xmin_, xmax_, ws_);
-    best_y_ = LocalScalar<K>(p_, xscale_, DensestWindowStart(), &best_f_, &iterations_, &best_res_);
+    best_y_ = LocalScalar<K>(p_, xscale_, BinnedNewton(DensestWindowStart()), &best_f_, &iterations_, &best_res_);
     minima_.push_back({best_y_, best_f_, best_res_});
     SearchCells();
     ResolveConvexRuns();
@@ -416,6 +416,32 @@ class ScalarBranchAndBound {
     }
     const int e = std::min(B_.nb, best_j + win);
     return (sb[e] - sb[best_j]) / (wb[e] - wb[best_j]);
+  }
+
+  // The start polished by Newton steps on the histogram (each nonempty bin as its weight at its mean Σwx/W): a
+  // few evaluations per bin instead of passes over the points. The binned objective differs from f by the spread
+  // inside the bins (width α/4; the first-order term cancels at the bins' means), so its minimiser is within
+  // ~1e-4·α of f's in the benchmarks' clusters, where the window's mean was ~4e-2·α away: one pass over the
+  // points fewer for the local solve. Only the start changes (the search below certifies the answer whatever
+  // it is); steps stop at the first one that is not a clear descent step of a convex model (f'' ≤ 0, or longer
+  // than α/2).
+  double BinnedNewton(double y) const {
+    const double inv_a2 = 1.0 / (p_.alpha * p_.alpha);
+    const int m = static_cast<int>(B_.W.size());
+    for (int it = 0; it < 4; ++it) {
+      double g = 0, h = 0;
+      for (int k = 0; k < m; ++k) {
+        const PenaltyValues v = EvaluatePenalty<K, false>(y - B_.S1[k] / B_.W[k], p_.alpha, inv_a2);
+        g += B_.W[k] * v.d1;
+        h += B_.W[k] * v.d2;
+      }
+      if (!(h > 0)) break;
+      const double step = g / h;
+      if (!(std::abs(step) <= 0.5 * p_.alpha)) break;
+      y -= step;
+      if (std::abs(step) <= 1e-6 * p_.alpha) break;
+    }
+    return y;
   }
 
   // Minima within this of the best are ties (the same tolerance as in Report): cells that may hold one are
