@@ -87,10 +87,18 @@ void DenseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorkspa
     std::fill_n(acc.data() + (4 * l + 2) * nb, nb, std::numeric_limits<double>::infinity());
     std::fill_n(acc.data() + (4 * l + 3) * nb, nb, -std::numeric_limits<double>::infinity());
   }
+  // Every point's bin first, in a loop that vectorises (the same values as bin_of), then the scattered updates.
+  std::vector<int>& bin_index = ws->bucket_of;
+  bin_index.resize(static_cast<size_t>(p.n));
+  int* bins = bin_index.data();
+  const double xmin = bin_of.xmin, inv_h = bin_of.inv_h;
+  const int last = nb - 1;
+#pragma omp simd
+  for (int64_t i = 0; i < p.n; ++i) bins[i] = std::clamp(static_cast<int>((p.x[i] - xmin) * inv_h), 0, last);
   auto add = [&](int l, int64_t i) {
     const double xi = p.x[i], wi = Weight(p.w, i);
     if (wi == 0) return;
-    const int j = bin_of(xi);
+    const int j = bins[i];
     double* lane = acc.data() + 4 * l * nb;
     lane[j] += wi;
     lane[nb + j] += wi * xi;
@@ -425,16 +433,18 @@ class ScalarBranchAndBound {
   // points fewer for the local solve. Only the start changes (the search below certifies the answer whatever
   // it is); steps stop at the first one that is not a clear descent step of a convex model (f'' ≤ 0, or longer
   // than α/2).
-  double BinnedNewton(double y) const {
-    const double inv_a2 = 1.0 / (p_.alpha * p_.alpha);
+  double BinnedNewton(double y) {
     const int m = static_cast<int>(B_.W.size());
+    std::vector<double>& mean = ws_->bin_mean;
+    mean.resize(m);
+    for (int k = 0; k < m; ++k) mean[k] = B_.S1[k] / B_.W[k];
+    PoolingProblem q = p_;  // the bins as weighted points: the vectorised pass of the points
+    q.x = mean.data();
+    q.w = B_.W.data();
+    q.n = m;
     for (int it = 0; it < 4; ++it) {
-      double g = 0, h = 0;
-      for (int k = 0; k < m; ++k) {
-        const PenaltyValues v = EvaluatePenalty<K, false>(y - B_.S1[k] / B_.W[k], p_.alpha, inv_a2);
-        g += B_.W[k] * v.d1;
-        h += B_.W[k] * v.d2;
-      }
+      const ScalarSums S = ScalarPass<K, false>(q, y);
+      const double g = S.g, h = S.h;
       if (!(h > 0)) break;
       const double step = g / h;
       if (!(std::abs(step) <= 0.5 * p_.alpha)) break;
