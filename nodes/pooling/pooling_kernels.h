@@ -727,8 +727,8 @@ template <PenaltyKind K>
 
 // When the candidates are the score sample's points themselves (N = 256 with the default 64 candidates, or
 // N ≤ 64): f of every sample point on the sample, each penalty of a pair evaluated once. φ(‖x_c − x_j‖) for
-// j ≤ c, mirrored (Σ_k (a_k − b_k)² has the same bits either way round), then f_c = Σ_j w_j φ_cj by the loop of
-// ScoreLoop: the values SampleObjective gives at the sample points.
+// j ≤ c, mirrored (Σ_k (a_k − b_k)² has the same bits either way round), then f_c = Σ_j w_j φ_cj by a loop of
+// ScoreLoop's form: the values SampleObjective gives at the sample points, up to the order of that last sum.
 template <PenaltyKind K>
 [[gnu::always_inline]] inline void SymmetricScoreLoop(const double* cols, const double* w, int64_t m, int64_t d,
                                                       double alpha, double inv_a2, double* phi, double* f) {

@@ -208,7 +208,7 @@ std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const P
   ScoreSample& sample = ws->score_sample;
   BuildScoreSample(points, &sample);
   // The candidates are often the sample's own points (N = 256 with the default 64 candidates, N ≤ 64): then
-  // each pair's penalty is evaluated once (SampleObjectivesAtSample; the same scores).
+  // each pair's penalty is evaluated once (SampleObjectivesAtSample; the same scores up to the order of a sum).
   bool at_sample = m == sample.m;
   for (int64_t c = 0; c < m && at_sample; ++c) at_sample = (c * p.n) / m == c * sample.stride;
   if (at_sample) SampleObjectivesAtSample<K>(p, &sample);
