@@ -72,6 +72,26 @@ TEST(Penalties, VectorisableExpIsAccurate) {
   EXPECT_LT(ExpNonPositive(-1e4), 1e-300);
 }
 
+// The welsch passes' exp and 1 − exp from one evaluation: e has ExpNonPositive's bits, 1 − e is accurate to a few
+// ulps everywhere (no cancellation below ln2/2, where it is −r·q(r)), also for tiny and for large arguments.
+TEST(Penalties, ExpWithComplementMatchesExpAndExpm1) {
+  double worst = 0;
+  for (double t : {0.0, 1e-300, 1e-20, 1e-9, 1e-4, 0.01, 0.049, 0.05, 0.2, 0.3465, 0.3467, 0.5, 1.0, 3.0, 40.0, 700.0,
+                   720.0, 1e4}) {
+    const ExpAndComplement ec = ExpNegWithComplement(t);
+    EXPECT_EQ(ec.e, ExpNonPositive(-t)) << t;
+    if (t > 0 && t < 700) worst = std::max(worst, std::abs(ec.one_minus_e + std::expm1(-t)) / -std::expm1(-t));
+  }
+  for (double t = 1e-6; t < 60; t *= 1.0137) {
+    const ExpAndComplement ec = ExpNegWithComplement(t);
+    EXPECT_EQ(ec.e, ExpNonPositive(-t)) << t;
+    worst = std::max(worst, std::abs(ec.one_minus_e + std::expm1(-t)) / -std::expm1(-t));
+  }
+  EXPECT_LE(worst, 1e-15);
+  EXPECT_EQ(ExpNegWithComplement(0.0).one_minus_e, 0.0);
+  EXPECT_EQ(ExpNegWithComplement(1e4).one_minus_e, 1.0);
+}
+
 TEST(Penalties, SquareFormIsSmoothAtZeroForNestedJets) {
   // The vector node differentiates φ(√s) at s = 0 (y on a data point): no NaN.
   for (PenaltyKind k : kAll) {

@@ -8,8 +8,17 @@
 
 namespace ddn::pooling::internal {
 
+namespace {
+
+void ZeroGradients(const PoolingProblem& p, double* dx, double* dw) {
+  std::fill_n(dx, p.n * p.d, 0.0);
+  if (dw) std::fill_n(dw, p.n, 0.0);
+}
+
+}  // namespace
+
 bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw, ProblemStatus* s,
-                    bool check, PoolingWorkspace* ws) {
+                    bool check, bool assign, PoolingWorkspace* ws) {
   const double wmax = (check && p.w) ? MaxWeight(p) : 1.0;
   if (p.d == 1) {
     return DispatchPenalty(p.kind, [&](auto kc) {
@@ -25,14 +34,25 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
       const double* d1p = d1s.data();
       const double* d2p = d2s.data();
       if (habs == 0) {
+        if (assign) ZeroGradients(p, dx, dw);
         s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
         return true;
       }
       if (!(h > 1e-12 * habs)) {
+        if (assign) ZeroGradients(p, dx, dw);
         s->Set(kNonRegular, "H = sum w phi'' is not positive at the solution: minimum-norm gradient 0");
         return true;
       }
       const double vh = v[0] / h;
+      if (assign) {
+#pragma omp simd
+        for (int64_t i = 0; i < p.n; ++i) dx[i] = 0.0 + vh * d2p[i];  // 0 + …: the bits of += into zeros
+        if (dw) {
+#pragma omp simd
+          for (int64_t i = 0; i < p.n; ++i) dw[i] = 0.0 - vh * d1p[i];
+        }
+        return true;
+      }
 #pragma omp simd
       for (int64_t i = 0; i < p.n; ++i) dx[i] += vh * d2p[i];
       if (dw) {
@@ -49,26 +69,33 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
     constexpr PenaltyKind K = decltype(kc)::value;
     VectorSums S;
     VectorPass<K, true>(points, y, &S, ws);
-    Eigen::MatrixXd H = S.M.selfadjointView<Eigen::Lower>();
-    H.diagonal().array() += S.spsi;
-    const Eigen::Map<const Eigen::VectorXd> vv(v, d);
-    Eigen::VectorXd u;
-    if (H.cwiseAbs().maxCoeff() == 0) {
+    // H = M + Σwψ·I from M's lower triangle: its largest entry and largest diagonal entry (in absolute value).
+    const double* M = S.M.data();
+    double habs = 0, hmax = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      hmax = std::max(hmax, std::abs(M[k + k * d] + S.spsi));
+      for (int64_t i = k + 1; i < d; ++i) habs = std::max(habs, std::abs(M[i + k * d]));
+    }
+    habs = std::max(habs, hmax);
+    if (habs == 0) {
+      if (assign) ZeroGradients(p, dx, dw);
       s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
       return;
     }
-    Eigen::LLT<Eigen::MatrixXd> llt(H);
-    const double hmax = H.diagonal().cwiseAbs().maxCoeff();
-    if (llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > std::sqrt(1e-10 * hmax)) {
-      u = llt.solve(vv);
+    Eigen::VectorXd u(d);
+    SmallCholesky llt;
+    if (llt.Factor(M, S.spsi, d) && llt.MinPivot() > std::sqrt(1e-10 * hmax)) {
+      llt.Solve(v, u.data());
     } else {
+      Eigen::MatrixXd H = S.M.selfadjointView<Eigen::Lower>();
+      H.diagonal().array() += S.spsi;
       Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod;
       cod.setThreshold(1e-10);
       cod.compute(H);
-      u = cod.solve(vv);
+      u = cod.solve(Eigen::Map<const Eigen::VectorXd>(v, d));
       s->Set(kNonRegular, "H is singular or ill-conditioned at the solution: minimum-norm gradient");
     }
-    VectorVjp<K>(points, y, u.data(), dx, dw, ws);
+    VectorVjp<K>(points, y, u.data(), dx, dw, assign, ws);
   });
   return true;
 }

@@ -212,8 +212,9 @@ inline SquaredPenaltyValues PenaltyOfSquaredLength(double zz, double alpha, doub
     const double psi = in ? 1.0 : alpha / (in ? 1.0 : z);
     return {in ? 0.5 * zz : alpha * (z - 0.5 * alpha), psi, in ? 1.0 : 0.0, in ? 0.0 : -psi / (in ? 1.0 : zz)};
   } else if constexpr (K == PenaltyKind::kWelsch) {
-    const double e = ExpNonPositive(-0.5 * u), psi = e * inv_a2;
-    return {OneMinusExpNeg(0.5 * u, e), psi, (1.0 - u) * psi, -psi * inv_a2};
+    const ExpAndComplement ec = ExpNegWithComplement(0.5 * u);
+    const double psi = ec.e * inv_a2;
+    return {ec.one_minus_e, psi, (1.0 - u) * psi, -psi * inv_a2};
   } else if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
     const bool in = zz < alpha * alpha;
     return {in ? 0.5 * zz : 0.5 * alpha * alpha, in ? 1.0 : 0.0, in ? 1.0 : 0.0, 0.0};
@@ -281,6 +282,22 @@ typedef double V4 __attribute__((vector_size(32)));
   V4 name;                         \
   __builtin_memcpy(&name, address, sizeof(V4))
 
+typedef int64_t I4 __attribute__((vector_size(32)));
+
+// rows[t][e] = in[e][t]: a 4 × 4 transpose in registers (unpacks and lane permutes with AVX2, pairs of SSE2
+// shuffles in the baseline copies). Through pointers (V4 is never passed by value, see above).
+[[gnu::always_inline]] inline void Transpose4(const V4* in, V4* rows) {
+  const V4 a = in[0], b = in[1], c = in[2], e = in[3];
+  const V4 t0 = __builtin_shuffle(a, b, I4{0, 4, 2, 6});  // a0 b0 a2 b2
+  const V4 t1 = __builtin_shuffle(a, b, I4{1, 5, 3, 7});  // a1 b1 a3 b3
+  const V4 t2 = __builtin_shuffle(c, e, I4{0, 4, 2, 6});  // c0 e0 c2 e2
+  const V4 t3 = __builtin_shuffle(c, e, I4{1, 5, 3, 7});  // c1 e1 c3 e3
+  rows[0] = __builtin_shuffle(t0, t2, I4{0, 1, 4, 5});
+  rows[1] = __builtin_shuffle(t1, t3, I4{0, 1, 4, 5});
+  rows[2] = __builtin_shuffle(t0, t2, I4{2, 3, 6, 7});
+  rows[3] = __builtin_shuffle(t1, t3, I4{2, 3, 6, 7});
+}
+
 // Rows of a pass's block buffer: D rounded up to a multiple of 4, so that the Hessian's tiles (below) may read
 // whole tiles; the rows past D are zero.
 inline int64_t PaddedRows(int64_t d) {
@@ -300,6 +317,35 @@ inline int64_t PaddedRows(int64_t d) {
     for (int64_t l0 = 0; l0 < d && l0 <= k0 + 3; l0 += 2) {
       const double* r0 = R + l0 * kVectorBlock;
       const double* r1 = r0 + kVectorBlock;
+      if (l0 == k0 + 2) {
+        // The tile of columns k0+2, k0+3 on the diagonal: only rows k0+2, k0+3 hold entries of the lower triangle
+        // (a 2 × 2 tile, the same sums in the same order as the full tile's).
+        V4 a20 = {}, a21 = {}, a30 = {}, a31 = {};
+        for (int64_t j = 0; j < nb4; j += 4) {
+          DDN_LOAD_V4(x0, r0 + j);
+          DDN_LOAD_V4(x1, r1 + j);
+          DDN_LOAD_V4(y2, c2 + j);
+          DDN_LOAD_V4(y3, c3 + j);
+          a20 += y2 * x0;
+          a21 += y2 * x1;
+          a30 += y3 * x0;
+          a31 += y3 * x1;
+        }
+        const V4 acc[2][2] = {{a20, a21}, {a30, a31}};
+        const double* rows[2] = {c2, c3};
+        const double* cols[2] = {r0, r1};
+        for (int t = 0; t < 2; ++t) {
+          for (int e = 0; e < 2; ++e) {
+            const int64_t k = k0 + 2 + t, l = l0 + e;
+            if (k >= d || l > k) continue;
+            const V4& a = acc[t][e];
+            double sum = (a[0] + a[1]) + (a[2] + a[3]);
+            for (int64_t j = nb4; j < nb; ++j) sum += rows[t][j] * cols[e][j];
+            M[k + l * d] += sum;
+          }
+        }
+        continue;
+      }
       V4 a00 = {}, a01 = {}, a10 = {}, a11 = {}, a20 = {}, a21 = {}, a30 = {}, a31 = {};
       for (int64_t j = 0; j < nb4; j += 4) {
         DDN_LOAD_V4(x0, r0 + j);
@@ -334,6 +380,47 @@ inline int64_t PaddedRows(int64_t d) {
   }
 }
 
+// One block's residuals by coordinate, R[k·kVectorBlock + j] = y_k − x_k[j] (xk = cols + k·n), and their squared
+// lengths z2[j] = Σ_k R_k[j]², summed in k order. Sixteen points at a time, their four vectors of z2 in registers
+// (stored once, not loaded and stored per coordinate; four independent chains of multiply–adds).
+[[gnu::always_inline]] inline void Residuals(const double* cols, int64_t n, int64_t d, int64_t nb, const double* y,
+                                             double* R, double* z2) {
+  const int64_t nb16 = nb - nb % 16;
+  for (int64_t j = 0; j < nb16; j += 16) {
+    V4 s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0;
+    for (int64_t k = 0; k < d; ++k) {
+      const double* xk = cols + k * n + j;
+      double* rk = R + k * kVectorBlock + j;
+      DDN_LOAD_V4(x0, xk);
+      DDN_LOAD_V4(x1, xk + 4);
+      DDN_LOAD_V4(x2, xk + 8);
+      DDN_LOAD_V4(x3, xk + 12);
+      const V4 r0 = y[k] - x0, r1 = y[k] - x1, r2 = y[k] - x2, r3 = y[k] - x3;
+      __builtin_memcpy(rk, &r0, sizeof(V4));
+      __builtin_memcpy(rk + 4, &r1, sizeof(V4));
+      __builtin_memcpy(rk + 8, &r2, sizeof(V4));
+      __builtin_memcpy(rk + 12, &r3, sizeof(V4));
+      s0 += r0 * r0;
+      s1 += r1 * r1;
+      s2 += r2 * r2;
+      s3 += r3 * r3;
+    }
+    __builtin_memcpy(z2 + j, &s0, sizeof(V4));
+    __builtin_memcpy(z2 + j + 4, &s1, sizeof(V4));
+    __builtin_memcpy(z2 + j + 8, &s2, sizeof(V4));
+    __builtin_memcpy(z2 + j + 12, &s3, sizeof(V4));
+  }
+  for (int64_t j = nb16; j < nb; ++j) {
+    double s = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const double r = y[k] - cols[k * n + j];
+      R[k * kVectorBlock + j] = r;
+      s += r * r;
+    }
+    z2[j] = s;
+  }
+}
+
 template <PenaltyKind K, bool kHessian, bool kWeighted>
 [[gnu::always_inline]] inline VectorPassOut VectorLoop(const double* cols, const double* w, int64_t n, int64_t d,
                                                        const double* y, double alpha, double inv_a2, double* R,
@@ -346,17 +433,7 @@ template <PenaltyKind K, bool kHessian, bool kWeighted>
     for (int64_t k = 0; k < d * d; ++k) M[k] = 0;
   for (int64_t i0 = 0; i0 < n; i0 += kVectorBlock) {
     const int64_t nb = std::min(kVectorBlock, n - i0);
-    for (int64_t j = 0; j < nb; ++j) z2[j] = 0;
-    for (int64_t k = 0; k < d; ++k) {
-      const double* xk = cols + k * n + i0;
-      double* rk = R + k * kVectorBlock;
-      const double yk = y[k];
-#pragma omp simd
-      for (int64_t j = 0; j < nb; ++j) {
-        rk[j] = yk - xk[j];
-        z2[j] += rk[j] * rk[j];
-      }
-    }
+    Residuals(cols + i0, n, d, nb, y, R, z2);
 #pragma omp simd reduction(+ : f, spsi, gabs, hsum)
     for (int64_t j = 0; j < nb; ++j) {
       const double zz = z2[j];
@@ -437,12 +514,81 @@ inline double Norm(const Eigen::VectorXd& v) {
   return v.lpNorm<Eigen::Infinity>();
 }
 
+// The Cholesky factorisation H = L Lᵀ of the d × d matrix H = M + s·I from the lower triangle of M (column-major,
+// as VectorPass leaves it), and solves with it: the Newton steps of the local solves and the backward's H⁻¹v.
+// Up to kSmallDim coordinates it is plain loops on a fixed array (the same left-looking algorithm as Eigen's
+// unblocked LLT: no allocation, no call per column; an 8 × 8 factorisation and solve in a fraction of Eigen's
+// dynamic-size time); beyond that Eigen's LLT. Factor returns false unless every pivot is positive; MinPivot is
+// the smallest diagonal entry of L (the callers' test of a well-conditioned H).
+class SmallCholesky {
+ public:
+  static constexpr int64_t kSmallDim = 16;
+
+  bool Factor(const double* M, double s, int64_t d) {
+    d_ = d;
+    if (d > kSmallDim) {
+      Eigen::MatrixXd H = Eigen::Map<const Eigen::MatrixXd>(M, d, d).selfadjointView<Eigen::Lower>();
+      H.diagonal().array() += s;
+      llt_.compute(H);
+      if (llt_.info() != Eigen::Success) return false;
+      min_pivot_ = llt_.matrixLLT().diagonal().minCoeff();
+      return true;
+    }
+    double* L = L_;
+    min_pivot_ = std::numeric_limits<double>::infinity();
+    for (int64_t k = 0; k < d; ++k) {
+      double x = M[k + k * d] + s;
+      for (int64_t j = 0; j < k; ++j) x -= L[k + j * d] * L[k + j * d];
+      if (!(x > 0)) return false;
+      const double lkk = std::sqrt(x);
+      L[k + k * d] = lkk;
+      min_pivot_ = std::min(min_pivot_, lkk);
+      for (int64_t i = k + 1; i < d; ++i) {
+        double v = M[i + k * d];
+        for (int64_t j = 0; j < k; ++j) v -= L[i + j * d] * L[k + j * d];
+        L[i + k * d] = v / lkk;
+      }
+    }
+    return true;
+  }
+
+  double MinPivot() const { return min_pivot_; }
+
+  // out = H⁻¹ b (out may alias b).
+  void Solve(const double* b, double* out) const {
+    const int64_t d = d_;
+    if (d > kSmallDim) {
+      Eigen::Map<Eigen::VectorXd>(out, d) = llt_.solve(Eigen::Map<const Eigen::VectorXd>(b, d));
+      return;
+    }
+    const double* L = L_;
+    double z[kSmallDim];
+    for (int64_t i = 0; i < d; ++i) {
+      double v = b[i];
+      for (int64_t j = 0; j < i; ++j) v -= L[i + j * d] * z[j];
+      z[i] = v / L[i + i * d];
+    }
+    for (int64_t i = d - 1; i >= 0; --i) {
+      double v = z[i];
+      for (int64_t j = i + 1; j < d; ++j) v -= L[j + i * d] * out[j];
+      out[i] = v / L[i + i * d];
+    }
+  }
+
+ private:
+  int64_t d_ = 0;
+  double min_pivot_ = 0;
+  double L_[kSmallDim * kSmallDim];
+  Eigen::LLT<Eigen::MatrixXd> llt_;
+};
+
 // The vector backward's products (pooling_solvers.h, "Backward") for u = H⁻¹v, over the points by coordinate in
-// blocks: dx_i += w_i (ψ_i u + (φ''_i − ψ_i)/‖r_i‖² (r_iᵀu) r_i), dw_i −= ψ_i r_iᵀu (if dw is not null).
+// blocks: dx_i += w_i (ψ_i u + (φ''_i − ψ_i)/‖r_i‖² (r_iᵀu) r_i), dw_i −= ψ_i r_iᵀu (if dw is not null); with
+// `assign`, dx_i = 0 + … and dw_i = 0 − … (the bits of the sums into zeros, without reading dx and dw).
 template <PenaltyKind K, bool kWeighted, bool kDw>
 [[gnu::always_inline]] inline void VjpLoop(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
                                            const double* u, double alpha, double inv_a2, double* R, double* dx,
-                                           double* dw) {
+                                           double* dw, bool assign) {
   double z2[kVectorBlock], ru[kVectorBlock], a[kVectorBlock], b[kVectorBlock];
   for (int64_t i0 = 0; i0 < n; i0 += kVectorBlock) {
     const int64_t nb = std::min(kVectorBlock, n - i0);
@@ -464,50 +610,80 @@ template <PenaltyKind K, bool kWeighted, bool kDw>
       const double wi = kWeighted ? w[i0 + j] : 1.0;
       a[j] = wi * v.psi;
       b[j] = wi * v.c * ru[j];
-      if (kDw) dw[i0 + j] -= v.psi * ru[j];
+      if (kDw) dw[i0 + j] = (assign ? 0.0 : dw[i0 + j]) - v.psi * ru[j];
     }
-    for (int64_t j = 0; j < nb; ++j) {
+    // dx_i[k] (+)= a_i u_k + b_i r_ik: computed by coordinate for four points at a time (vectors over points), four
+    // coordinates transposed in registers to four points' rows of dx (row-major), the rest one by one.
+    const int64_t nb4 = nb - nb % 4, d4 = d - d % 4;
+    for (int64_t j = 0; j < nb4; j += 4) {
+      DDN_LOAD_V4(a4, a + j);
+      DDN_LOAD_V4(b4, b + j);
+      double* dx0 = dx + (i0 + j) * d;
+      for (int64_t k = 0; k < d4; k += 4) {
+        V4 v[4];
+        for (int t = 0; t < 4; ++t) {
+          DDN_LOAD_V4(rk, R + (k + t) * kVectorBlock + j);
+          v[t] = a4 * u[k + t] + b4 * rk;
+        }
+        V4 rows[4];
+        Transpose4(v, rows);
+        for (int t = 0; t < 4; ++t) {
+          double* out = dx0 + t * d + k;
+          V4 old = {0, 0, 0, 0};
+          if (!assign) __builtin_memcpy(&old, out, sizeof(V4));
+          const V4 sum = old + rows[t];
+          __builtin_memcpy(out, &sum, sizeof(V4));
+        }
+      }
+      for (int64_t t = 0; t < 4; ++t) {
+        double* dxi = dx0 + t * d;
+        for (int64_t k = d4; k < d; ++k)
+          dxi[k] = (assign ? 0.0 : dxi[k]) + (a[j + t] * u[k] + b[j + t] * R[k * kVectorBlock + j + t]);
+      }
+    }
+    for (int64_t j = nb4; j < nb; ++j) {
       double* dxi = dx + (i0 + j) * d;
-      for (int64_t k = 0; k < d; ++k) dxi[k] += a[j] * u[k] + b[j] * R[k * kVectorBlock + j];
+      for (int64_t k = 0; k < d; ++k) dxi[k] = (assign ? 0.0 : dxi[k]) + (a[j] * u[k] + b[j] * R[k * kVectorBlock + j]);
     }
   }
 }
 
 template <PenaltyKind K, bool kWeighted, bool kDw>
 void VjpBaseline(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u,
-                 double alpha, double inv_a2, double* R, double* dx, double* dw) {
-  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+                 double alpha, double inv_a2, double* R, double* dx, double* dw, bool assign) {
+  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
 }
 
 #if defined(DDN_HAVE_SIMD_DISPATCH)
 template <PenaltyKind K, bool kWeighted, bool kDw>
 [[gnu::target("avx2,fma")]] void VjpAvx2(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
                                          const double* u, double alpha, double inv_a2, double* R, double* dx,
-                                         double* dw) {
-  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+                                         double* dw, bool assign) {
+  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
 }
 #endif
 
 template <PenaltyKind K, bool kWeighted, bool kDw>
 void VjpT(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u, double alpha,
-          double inv_a2, double* R, double* dx, double* dw) {
+          double inv_a2, double* R, double* dx, double* dw, bool assign) {
 #if defined(DDN_HAVE_SIMD_DISPATCH)
-  if (::ddn::UseAvx2()) return VjpAvx2<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+  if (::ddn::UseAvx2()) return VjpAvx2<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
 #endif
-  VjpBaseline<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw);
+  VjpBaseline<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
 }
 
 template <PenaltyKind K>
-void VectorVjp(const VectorPoints& points, const double* y, const double* u, double* dx, double* dw,
+void VectorVjp(const VectorPoints& points, const double* y, const double* u, double* dx, double* dw, bool assign,
                PoolingWorkspace* ws) {
   const PoolingProblem& p = *points.problem;
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
   std::vector<double>& R = ws->block;
   R.resize(static_cast<size_t>(p.d * kVectorBlock));
-  if (p.w && dw) return VjpT<K, true, true>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
-  if (p.w) return VjpT<K, true, false>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
-  if (dw) return VjpT<K, false, true>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
-  VjpT<K, false, false>(points.cols, p.w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw);
+  const double *cols = points.cols, *w = p.w;
+  if (w && dw) return VjpT<K, true, true>(cols, w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw, assign);
+  if (w) return VjpT<K, true, false>(cols, w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw, assign);
+  if (dw) return VjpT<K, false, true>(cols, w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw, assign);
+  VjpT<K, false, false>(cols, w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw, assign);
 }
 
 // ---- Scoring candidate starts -------------------------------------------------------------------------------
@@ -548,6 +724,65 @@ template <PenaltyKind K>
   return ScoreLoop<K>(cols, w, m, d, y, alpha, inv_a2);
 }
 #endif
+
+// When the candidates are the score sample's points themselves (N = 256 with the default 64 candidates, or
+// N ≤ 64): f of every sample point on the sample, each penalty of a pair evaluated once. φ(‖x_c − x_j‖) for
+// j ≤ c, mirrored (Σ_k (a_k − b_k)² has the same bits either way round), then f_c = Σ_j w_j φ_cj by a loop of
+// ScoreLoop's form: the values SampleObjective gives at the sample points, up to the order of that last sum.
+template <PenaltyKind K>
+[[gnu::always_inline]] inline void SymmetricScoreLoop(const double* cols, const double* w, int64_t m, int64_t d,
+                                                      double alpha, double inv_a2, double* phi, double* f) {
+  double z2[2 * kScoreSample];
+  for (int64_t c = 0; c < m; ++c) {
+    const int64_t len = c + 1;
+    for (int64_t j = 0; j < len; ++j) z2[j] = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const double* ck = cols + k * m;
+      const double yk = ck[c];
+#pragma omp simd
+      for (int64_t j = 0; j < len; ++j) z2[j] += (yk - ck[j]) * (yk - ck[j]);
+    }
+    double* row = phi + c * m;
+#pragma omp simd
+    for (int64_t j = 0; j < len; ++j) row[j] = PenaltyOfSquaredLength<K>(z2[j], alpha, inv_a2).phi;
+    for (int64_t j = 0; j < c; ++j) phi[j * m + c] = row[j];
+  }
+  for (int64_t c = 0; c < m; ++c) {
+    const double* row = phi + c * m;
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < m; ++j) s += w[j] * row[j];
+    f[c] = s;
+  }
+}
+
+template <PenaltyKind K>
+void SymmetricScoreBaseline(const double* cols, const double* w, int64_t m, int64_t d, double alpha, double inv_a2,
+                            double* phi, double* f) {
+  SymmetricScoreLoop<K>(cols, w, m, d, alpha, inv_a2, phi, f);
+}
+
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+template <PenaltyKind K>
+[[gnu::target("avx2,fma")]] void SymmetricScoreAvx2(const double* cols, const double* w, int64_t m, int64_t d,
+                                                    double alpha, double inv_a2, double* phi, double* f) {
+  SymmetricScoreLoop<K>(cols, w, m, d, alpha, inv_a2, phi, f);
+}
+#endif
+
+// f at each of the S.m sample points (S.f), on the sample (SymmetricScoreLoop).
+template <PenaltyKind K>
+void SampleObjectivesAtSample(const PoolingProblem& p, ScoreSample* S) {
+  const double inv_a2 = 1.0 / (p.alpha * p.alpha);
+  S->phi.resize(static_cast<size_t>(S->m * S->m));
+  S->f.resize(static_cast<size_t>(S->m));
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) {
+    return SymmetricScoreAvx2<K>(S->cols.data(), S->w.data(), S->m, p.d, p.alpha, inv_a2, S->phi.data(), S->f.data());
+  }
+#endif
+  SymmetricScoreBaseline<K>(S->cols.data(), S->w.data(), S->m, p.d, p.alpha, inv_a2, S->phi.data(), S->f.data());
+}
 
 template <PenaltyKind K>
 double SampleObjective(const PoolingProblem& p, const ScoreSample& S, const double* y) {

@@ -126,7 +126,7 @@ void RequireConverged(const PoolingProblem& p, const ProblemStatus& s) {
 
 }  // namespace
 
-void ValidatePoolingProblem(const PoolingProblem& p) {
+void ValidatePoolingProblem(const PoolingProblem& p, bool check_x_finite) {
   if (p.n < 1) throw InvalidInput("robust pooling needs at least one point (N = 0)");
   if (p.d < 1) throw InvalidInput("robust pooling needs D >= 1");
   if (!(p.alpha > 0) || !std::isfinite(p.alpha)) {
@@ -134,7 +134,7 @@ void ValidatePoolingProblem(const PoolingProblem& p) {
   }
   // x·0 sums to 0 iff every x is finite: a vectorised pass (ddn::Forward has checked already; direct callers
   // of the solvers have not), then the slow search only to name the index.
-  if (LaneSum(p.n * p.d, [&](int64_t i) { return p.x[i] * 0.0; }) != 0.0) {
+  if (check_x_finite && LaneSum(p.n * p.d, [&](int64_t i) { return p.x[i] * 0.0; }) != 0.0) {
     for (int64_t i = 0; i < p.n * p.d; ++i) {
       if (!std::isfinite(p.x[i])) {
         throw InvalidInput("input 'x' contains a non-finite value at index " + std::to_string(i));
@@ -209,10 +209,10 @@ void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const
 }
 
 void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw,
-                     ProblemStatus* s, PoolingWorkspace* workspace) {
+                     ProblemStatus* s, PoolingWorkspace* workspace, bool assign) {
   PoolingWorkspace local;
   PoolingWorkspace* ws = workspace ? workspace : &local;
-  if (BackwardScaled(p, y, v, dx, dw, s, /*check=*/true, ws)) return;
+  if (BackwardScaled(p, y, v, dx, dw, s, /*check=*/true, assign, ws)) return;
   // Outside the envelope: the backward of the rescaled problem (see "Extreme scales").
   const Rescaled r = Rescale(p, ws);
   std::vector<double>&ys = ws->scaled_y, &dxs = ws->scaled_dx, &dws = ws->scaled_dw;
@@ -220,10 +220,10 @@ void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, 
   for (int64_t k = 0; k < p.d; ++k) ys[k] = std::ldexp(y[k], -r.x_exponent);
   dxs.assign(static_cast<size_t>(p.n * p.d), 0.0);
   if (dw) dws.assign(static_cast<size_t>(p.n), 0.0);
-  BackwardScaled(r.q, ys.data(), v, dxs.data(), dw ? dws.data() : nullptr, s, /*check=*/false, ws);
-  for (int64_t i = 0; i < p.n * p.d; ++i) dx[i] += dxs[i];
+  BackwardScaled(r.q, ys.data(), v, dxs.data(), dw ? dws.data() : nullptr, s, /*check=*/false, /*assign=*/false, ws);
+  for (int64_t i = 0; i < p.n * p.d; ++i) dx[i] = (assign ? 0.0 : dx[i]) + dxs[i];
   if (dw) {
-    for (int64_t i = 0; i < p.n; ++i) dw[i] += std::ldexp(dws[i], r.x_exponent - r.w_exponent);
+    for (int64_t i = 0; i < p.n; ++i) dw[i] = (assign ? 0.0 : dw[i]) + std::ldexp(dws[i], r.x_exponent - r.w_exponent);
   }
 }
 

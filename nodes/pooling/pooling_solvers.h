@@ -115,7 +115,9 @@ struct PoolingOptions {
 double SelectKth(double* v, double* scratch, int64_t n, int64_t k);
 
 // Throws InvalidInput for N = 0, α ≤ 0 or non-finite, non-finite x, negative or all-zero (or non-finite) w.
-void ValidatePoolingProblem(const PoolingProblem& problem);
+// `check_x_finite` = false skips the pass over x for a caller that has checked it (the nodes: ddn::Forward
+// checks every input slice before Node::Validate).
+void ValidatePoolingProblem(const PoolingProblem& problem, bool check_x_finite = true);
 
 // f(y).
 double PoolingObjective(const PoolingProblem& problem, const double* y);
@@ -138,9 +140,10 @@ void SolveVectorPool(const PoolingProblem& problem, double* y, ProblemStatus* st
                      const PoolingOptions& options = {}, VectorStart* start = nullptr,
                      PoolingWorkspace* workspace = nullptr);
 
-// Backward at a solution y: dx (N·D values) += v-weighted dy/dx, dw (N values, may be nullptr) += dy/dw.
+// Backward at a solution y: dx (N·D values) += v-weighted dy/dx, dw (N values, may be nullptr) += dy/dw; with
+// `assign`, dx and dw are written (=) instead, every element (their previous contents are not read).
 // v has D values (1 for the scalar node).
 void PoolingBackward(const PoolingProblem& problem, const double* y, const double* v, double* dx, double* dw,
-                     ProblemStatus* status, PoolingWorkspace* workspace = nullptr);
+                     ProblemStatus* status, PoolingWorkspace* workspace = nullptr, bool assign = false);
 
 }  // namespace ddn::pooling

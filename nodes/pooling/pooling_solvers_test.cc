@@ -278,6 +278,71 @@ TEST(VectorPool, LocalSolutionsBeatBruteForceIn2d) {
   }
 }
 
+// D ≥ 4 takes the vector kernels' four-wide paths (the points' 4 × 4 register transposes, the backward's
+// transposed writes of dx, the Hessian's tiles) and D > 16 Eigen's factorisation instead of the small Cholesky;
+// N not a multiple of 4 or 16 their tails. For each: y is stationary (∇f by plain loops), the backward agrees
+// with central finite differences of the solve, and writing dx, dw (assign) gives the bits of adding them to
+// zeros.
+TEST(VectorPool, WideProblemsAreStationaryAndTheirGradientsMatchFiniteDifferences) {
+  std::mt19937_64 rng(23);
+  std::uniform_real_distribution<double> uw(0.2, 2);
+  for (PenaltyKind k : {PenaltyKind::kPseudoHuber, PenaltyKind::kWelsch}) {
+    for (int d : {4, 5, 8, 17}) {
+      for (int n : {6, 37, 256}) {
+        const bool weighted = (n + d) % 2 == 1;
+        std::vector<double> x = Points(&rng, n, d, 0.4), w(n);
+        for (auto& v : w) v = uw(rng);
+        PoolingProblem p{k, 1.0, x.data(), weighted ? w.data() : nullptr, n, d};
+        SCOPED_TRACE(PenaltyName(k) + " n=" + std::to_string(n) + " d=" + std::to_string(d));
+        std::vector<double> y(d);
+        ProblemStatus s;
+        SolveVectorPool(p, y.data(), &s);
+        const PenaltyEval pen(k, 1.0);
+        std::vector<double> g(d, 0.0);
+        double gabs = 0;
+        for (int i = 0; i < n; ++i) {
+          double z2 = 0;
+          for (int c = 0; c < d; ++c) z2 += (y[c] - x[i * d + c]) * (y[c] - x[i * d + c]);
+          const PenaltyValues v = pen(std::sqrt(z2));
+          const double wi = weighted ? w[i] : 1.0;
+          for (int c = 0; c < d; ++c) g[c] += wi * v.psi * (y[c] - x[i * d + c]);
+          gabs += wi * std::abs(v.d1);
+        }
+        for (int c = 0; c < d; ++c) EXPECT_LE(std::abs(g[c]), 1e-10 * gabs);
+
+        std::vector<double> v(d);
+        for (auto& e : v) e = std::normal_distribution<double>()(rng);
+        std::vector<double> dx(n * d, 0.0), dw(n, 0.0), dx_set(n * d, NAN), dw_set(n, NAN);
+        PoolingBackward(p, y.data(), v.data(), dx.data(), weighted ? dw.data() : nullptr, &s);
+        PoolingBackward(p, y.data(), v.data(), dx_set.data(), weighted ? dw_set.data() : nullptr, &s, nullptr,
+                        /*assign=*/true);
+        EXPECT_EQ(dx, dx_set);
+        if (weighted) {
+          EXPECT_EQ(dw, dw_set);
+        }
+
+        double worst = 0, largest = 0;
+        for (double e : dx) largest = std::max(largest, std::abs(e));
+        for (int t = 0; t < 6; ++t) {
+          const int i = static_cast<int>((t * 7919 + 3) % n), c = (t * 5 + 1) % d;
+          const double h = 1e-6, saved = x[i * d + c];
+          std::vector<double> yp(d), ym(d);
+          ProblemStatus sp, sm;
+          x[i * d + c] = saved + h;
+          SolveVectorPool(p, yp.data(), &sp);
+          x[i * d + c] = saved - h;
+          SolveVectorPool(p, ym.data(), &sm);
+          x[i * d + c] = saved;
+          double fd = 0;
+          for (int a = 0; a < d; ++a) fd += v[a] * (yp[a] - ym[a]) / (2 * h);
+          worst = std::max(worst, std::abs(fd - dx[i * d + c]));
+        }
+        EXPECT_LE(worst, 1e-6 * largest);
+      }
+    }
+  }
+}
+
 // One workspace reused over problems of every penalty, shrinking and growing N and D, with and without weights,
 // at ordinary and extreme scales, forward and backward, gives the bits of a fresh workspace per call: nothing
 // left in it by one problem leaks into the next.

@@ -47,6 +47,8 @@ struct ScalarBins {
 struct ScoreSample {
   std::vector<double> cols, w;  // cols[k·m + j]
   int64_t m = 0;
+  int64_t stride = 1;          // the sample is the points 0, stride, 2·stride, ...
+  std::vector<double> phi, f;  // scoring the sample's own points: φ between them (m × m), f at each
 };
 
 struct PoolingWorkspace {
@@ -55,7 +57,8 @@ struct PoolingWorkspace {
   std::vector<double> select;
   std::vector<std::pair<double, double>> pairs;  // also the truncated quadratic's sorted (x, w)
   std::vector<double> sample_x, sample_w;
-  // The truncated quadratic's bucket sort: each point's bucket, and where each bucket starts.
+  // The truncated quadratic's bucket sort: each point's bucket, and where each bucket starts (bucket_of is also
+  // the scalar branch and bound's bin of each point).
   std::vector<int> bucket_of;
   std::vector<int64_t> bucket_first;
   // Scalar branch and bound: the histogram, its four interleaved accumulators (dense data) or the slot of each
@@ -64,6 +67,7 @@ struct PoolingWorkspace {
   std::vector<double> histogram;
   std::vector<int> bin_slot;
   std::vector<double> window_w, window_s;
+  std::vector<double> bin_mean;  // Σ w x / W of each nonempty bin (the start's Newton steps on the histogram)
   // Vector problems: the points by coordinate (cols[k·N + i] = x_i[k]), one pass's block of residuals and
   // c ⊙ residuals (256 values per coordinate each, D rounded up to a multiple of 4), the candidates' score sample.
   std::vector<double> cols;

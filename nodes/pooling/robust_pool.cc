@@ -12,6 +12,7 @@
 // documents the guarantees (certified global minima of the scalar node for every penalty; best of several
 // local solves, kNotCertified, for the vector node's non-convex penalties). robust_vector_pool also has the
 // unrolled and truncated:K gradient modes (through the winning local solve; vector_pool_unrolled.h).
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -53,7 +54,8 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
 
   static constexpr const char* kTermAxis = "N";
 
-  void Validate(const ProblemData& p) const override { ValidatePoolingProblem(Problem(p)); }
+  // ddn::Forward has checked that every value of x is finite (before Validate): not again here.
+  void Validate(const ProblemData& p) const override { ValidatePoolingProblem(Problem(p), /*check_x_finite=*/false); }
 
   void Solve(const ProblemData& p, ProblemStatus* s) const override {
     const PoolingProblem problem = Problem(p);
@@ -67,8 +69,11 @@ class PoolingNodeBase : public DeclarativeNode<Derived> {
 
   void Backward(const ProblemData& p, ProblemStatus* s) const override {
     PoolingBackward(Problem(p), p.outputs[0], p.grad_outputs[0], p.grad_inputs[0],
-                    p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s, &p.workspace.Get<PoolingWorkspace>());
+                    p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s, &p.workspace.Get<PoolingWorkspace>(),
+                    /*assign=*/true);
   }
+  // Backward writes every element of dx and dw (the engine need not zero them first).
+  bool BackwardAssigns() const override { return true; }
 
   double ObjectiveValue(const ProblemData& p) const override { return PoolingObjective(Problem(p), p.outputs[0]); }
 
@@ -248,6 +253,10 @@ class RobustVectorPool : public PoolingNodeBase<RobustVectorPool> {
   bool HasIterativeForward() const override { return true; }
   void Backward(const ProblemData& p, ProblemStatus* s) const override {
     if (p.gradient_mode.implicit()) return PoolingNodeBase::Backward(p, s);
+    // The unrolled and truncated modes add to dx, dw: zero them first (BackwardAssigns).
+    const PoolingProblem q = Problem(p);
+    std::fill_n(p.grad_inputs[0], q.n * q.d, 0.0);
+    if (p.grad_inputs.size() > 1 && p.grad_inputs[1]) std::fill_n(p.grad_inputs[1], q.n, 0.0);
     VectorPoolBackwardInMode(Problem(p), options_, p.outputs[0], p.gradient_mode, p.grad_outputs[0], p.grad_inputs[0],
                              p.grad_inputs.size() > 1 ? p.grad_inputs[1] : nullptr, s);
   }

@@ -87,10 +87,18 @@ void DenseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorkspa
     std::fill_n(acc.data() + (4 * l + 2) * nb, nb, std::numeric_limits<double>::infinity());
     std::fill_n(acc.data() + (4 * l + 3) * nb, nb, -std::numeric_limits<double>::infinity());
   }
+  // Every point's bin first, in a loop that vectorises (the same values as bin_of), then the scattered updates.
+  std::vector<int>& bin_index = ws->bucket_of;
+  bin_index.resize(static_cast<size_t>(p.n));
+  int* bins = bin_index.data();
+  const double xmin = bin_of.xmin, inv_h = bin_of.inv_h;
+  const int last = nb - 1;
+#pragma omp simd
+  for (int64_t i = 0; i < p.n; ++i) bins[i] = std::clamp(static_cast<int>((p.x[i] - xmin) * inv_h), 0, last);
   auto add = [&](int l, int64_t i) {
     const double xi = p.x[i], wi = Weight(p.w, i);
     if (wi == 0) return;
-    const int j = bin_of(xi);
+    const int j = bins[i];
     double* lane = acc.data() + 4 * l * nb;
     lane[j] += wi;
     lane[nb + j] += wi * xi;
@@ -373,7 +381,7 @@ class ScalarBranchAndBound {
 
   void Solve(double* y_out, ProblemStatus* s) {
     BuildBins<K>(p_, xmin_, xmax_, ws_);
-    best_y_ = LocalScalar<K>(p_, xscale_, DensestWindowStart(), &best_f_, &iterations_, &best_res_);
+    best_y_ = LocalScalar<K>(p_, xscale_, BinnedNewton(DensestWindowStart()), &best_f_, &iterations_, &best_res_);
     minima_.push_back({best_y_, best_f_, best_res_});
     SearchCells();
     ResolveConvexRuns();
@@ -416,6 +424,34 @@ class ScalarBranchAndBound {
     }
     const int e = std::min(B_.nb, best_j + win);
     return (sb[e] - sb[best_j]) / (wb[e] - wb[best_j]);
+  }
+
+  // The start polished by Newton steps on the histogram (each nonempty bin as its weight at its mean Σwx/W): a
+  // few evaluations per bin instead of passes over the points. The binned objective differs from f by the spread
+  // inside the bins (width α/4; the first-order term cancels at the bins' means), so its minimiser is within
+  // ~1e-4·α of f's in the benchmarks' clusters, where the window's mean was ~4e-2·α away: one pass over the
+  // points fewer for the local solve. Only the start changes (the search below certifies the answer whatever
+  // it is); steps stop at the first one that is not a clear descent step of a convex model (f'' ≤ 0, or longer
+  // than α/2).
+  double BinnedNewton(double y) {
+    const int m = static_cast<int>(B_.W.size());
+    std::vector<double>& mean = ws_->bin_mean;
+    mean.resize(m);
+    for (int k = 0; k < m; ++k) mean[k] = B_.S1[k] / B_.W[k];
+    PoolingProblem q = p_;  // the bins as weighted points: the vectorised pass of the points
+    q.x = mean.data();
+    q.w = B_.W.data();
+    q.n = m;
+    for (int it = 0; it < 4; ++it) {
+      const ScalarSums S = ScalarPass<K, false>(q, y);
+      const double g = S.g, h = S.h;
+      if (!(h > 0)) break;
+      const double step = g / h;
+      if (!(std::abs(step) <= 0.5 * p_.alpha)) break;
+      y -= step;
+      if (std::abs(step) <= 1e-6 * p_.alpha) break;
+    }
+    return y;
   }
 
   // Minima within this of the best are ties (the same tolerance as in Report): cells that may hold one are

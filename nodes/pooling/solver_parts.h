@@ -103,9 +103,10 @@ void SolveVectorScaled(const VectorPoints& points, double* y, ProblemStatus* s, 
 
 // ---- pooling_backward.cc ------------------------------------------------------------------------------------
 
-// The backward of a problem inside the envelope (or rescaled). With `check`, returns false (and adds nothing)
-// when the problem is outside the envelope; the scalar case sees that from the same pass.
+// The backward of a problem inside the envelope (or rescaled): adds to dx, dw, or with `assign` writes every
+// element of them. With `check`, returns false (and writes nothing) when the problem is outside the envelope; the
+// scalar case sees that from the same pass.
 bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw, ProblemStatus* s,
-                    bool check, PoolingWorkspace* ws);
+                    bool check, bool assign, PoolingWorkspace* ws);
 
 }  // namespace ddn::pooling::internal

@@ -17,7 +17,8 @@ namespace {
 
 // Local minimisation (all penalties but the truncated quadratic): Newton when H is positive definite, else
 // the IRLS step y − g/Σwψ; a step that raises f is replaced by the IRLS step. Returns f(y); *S holds the sums at
-// the returned y (*sums_at_y = true) unless the solve stopped at a known minimum.
+// the returned y (*sums_at_y = true) unless the solve stopped at a known minimum; after a final chord step (below)
+// the sums are those of the gradient pass one step (below 1e-12·(|y| + α)) before y.
 //
 // The pass after a Newton step shorter than kChordStep·(|y| + α) computes no Hessian: near the minimum Newton's
 // next step is of the order of the square of this one, far below the stopping test's 1e-12, and the previous
@@ -26,6 +27,12 @@ namespace {
 // the stopping test, the iteration goes on (with Hessians again once steps are longer).
 constexpr double kChordStep = 1e-5;
 
+// A Newton step longer than kTrialStep·α (the redescending penalties' Hessian at a start far from a minimum, nearly
+// singular, gives steps of several α that the descent test then rejects) is first tested with a gradient pass:
+// only f(y) decides, and a rejected step costs that pass instead of a Hessian pass. An accepted step makes the
+// Hessian pass at the same y, so the iterates are those of Hessian passes throughout.
+constexpr double kTrialStep = 1.5;
+
 template <PenaltyKind K>
 double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iterations, PoolingWorkspace* ws, VectorSums* S,
                    bool* sums_at_y, const std::vector<std::pair<Eigen::VectorXd, double>>* known = nullptr) {
@@ -33,9 +40,8 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
   const int64_t d = p.d;
   Eigen::VectorXd irls_prev = *y, step(d);
   double f_prev = std::numeric_limits<double>::infinity();
-  bool newton_prev = false, chord = false;
-  Eigen::MatrixXd H(d, d);
-  Eigen::LLT<Eigen::MatrixXd> llt(d);
+  bool newton_prev = false, chord = false, trial = false;
+  SmallCholesky llt;  // of H = M + Σwψ·I
   *sums_at_y = false;
   for (int it = 0; it < 500; ++it) {
     if (known) {
@@ -49,7 +55,7 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
         }
       }
     }
-    if (chord) {
+    if (chord || trial) {
       VectorPass<K, false>(points, y->data(), S, ws);
     } else {
       VectorPass<K, true>(points, y->data(), S, ws);
@@ -57,27 +63,40 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
     ++*iterations;
     if (newton_prev && S->f > f_prev + 1e-13 * std::abs(f_prev)) {
       *y = irls_prev;
-      newton_prev = chord = false;
+      newton_prev = chord = trial = false;
       continue;
+    }
+    if (trial) {  // the long Newton step is accepted: the Hessian at y
+      trial = false;
+      VectorPass<K, true>(points, y->data(), S, ws);
+      ++*iterations;
     }
     if (S->spsi <= 0) break;
     irls_prev = *y - S->g / S->spsi;
     if (!chord) {
-      H = S->M.selfadjointView<Eigen::Lower>();
-      H.diagonal().array() += S->spsi;
-      llt.compute(H);
-      newton_prev = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-8 * std::sqrt(S->hsum);
+      newton_prev = llt.Factor(S->M.data(), S->spsi, d) && llt.MinPivot() > 1e-8 * std::sqrt(S->hsum);
     }
     if (newton_prev) {
-      step = -llt.solve(S->g);
+      llt.Solve(S->g.data(), step.data());
+      step = -step;
     } else {
       step = irls_prev - *y;
     }
     f_prev = S->f;
     *y += step;
     const double scale = Norm(*y) + p.alpha, length = Norm(step);
-    if (length <= 1e-12 * scale) break;
+    if (length <= 1e-12 * scale) {
+      if (chord) {
+        // The gradient pass just made, at one step below 1e-12·(|y| + α) before y, stands for the sums at y:
+        // f changes by O(step²·H) there, far below rounding, and the residual is the one at the last evaluated
+        // iterate (as in the scalar solves), an upper bound of the one at y. No confirming pass.
+        *sums_at_y = true;
+        return S->f;
+      }
+      break;
+    }
     chord = newton_prev && length <= kChordStep * scale;
+    trial = newton_prev && !IsConvex(K) && length > kTrialStep * p.alpha;
   }
   VectorPass<K, false>(points, y->data(), S, ws);
   *sums_at_y = true;
@@ -93,6 +112,19 @@ Eigen::VectorXd CoordinateMedian(const VectorPoints& points, PoolingWorkspace* w
   const int64_t stride = std::max<int64_t>(1, p.n / kMedianSample);
   std::vector<double>&col = ws->sample_x, &weights = ws->sample_w;
   Eigen::VectorXd m(p.d);
+  if (!p.w) {
+    // Unweighted: the sample of each coordinate goes straight into the selection's buffer (the lower median,
+    // SelectKth: the value WeightedMedian selects).
+    const int64_t count = (p.n + stride - 1) / stride;
+    std::vector<double>& buf = ws->select;
+    buf.resize(static_cast<size_t>(2 * count));
+    for (int64_t k = 0; k < p.d; ++k) {
+      const double* ck = points.cols + k * p.n;
+      for (int64_t i = 0, j = 0; i < p.n; i += stride, ++j) buf[j] = ck[i];
+      m[k] = SelectKth(buf.data(), buf.data() + count, count, (count - 1) / 2);
+    }
+    return m;
+  }
   for (int64_t k = 0; k < p.d; ++k) {
     col.clear();
     weights.clear();
@@ -175,12 +207,19 @@ std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const P
   std::vector<std::pair<double, int64_t>> scored;
   ScoreSample& sample = ws->score_sample;
   BuildScoreSample(points, &sample);
+  // The candidates are often the sample's own points (N = 256 with the default 64 candidates, N ≤ 64): then
+  // each pair's penalty is evaluated once (SampleObjectivesAtSample; the same scores up to the order of a sum).
+  bool at_sample = m == sample.m;
+  for (int64_t c = 0; c < m && at_sample; ++c) at_sample = (c * p.n) / m == c * sample.stride;
+  if (at_sample) SampleObjectivesAtSample<K>(p, &sample);
   for (int64_t c = 0; c < m; ++c) {
     const int64_t i = (c * p.n) / m;
     if (Weight(p.w, i) == 0) continue;
-    scored.push_back({SampleObjective<K>(p, sample, p.x + i * d), i});
+    scored.push_back({at_sample ? sample.f[c] : SampleObjective<K>(p, sample, p.x + i * d), i});
   }
-  std::sort(scored.begin(), scored.end());
+  // The best vector_starts in order (pairs compare by score, then index: a total order, as a full sort gives).
+  const size_t best = std::min(scored.size(), static_cast<size_t>(std::max(o.vector_starts, 0)));
+  std::partial_sort(scored.begin(), scored.begin() + best, scored.end());
   points_used->clear();
   for (int k = 0; k < o.vector_starts && k < static_cast<int>(scored.size()); ++k) {
     starts.push_back(Eigen::Map<const Eigen::VectorXd>(p.x + scored[k].second * d, d));
