@@ -23,6 +23,7 @@
 #include <ceres/jet_fwd.h>
 
 #include <cmath>
+#include <type_traits>
 
 namespace ddn {
 
@@ -60,7 +61,15 @@ inline T AbsPow(const T& t, double p) {
   using std::abs;
   using std::pow;
   if (Value(t) != 0) return pow(abs(t), p);
-  if (p == 2) return t * t;
+  // The p = 2 branch is for the Jets' second derivative only; for a plain double t·t = +0 = Constant(0) at
+  // t = ±0, so the branch is left out there: the same value, and it avoids an internal compiler error of GCC 12
+  // with AMD Zen tuning (-march=native on Zen, -march/-mtune=znver1..3). A loop summing AbsPow<double>(y[i], p)
+  // is unswitched on p == 2, pow(|t|, p) becomes pow(t, 2.0) in that copy, and the widening_mul pass, which with
+  // Zen tuning defers FMAs that would form a chain in a loop (param avoid-fma-max-bits), folds that pow call into
+  // an FMA and deletes it without unlinking its memory (errno) definition: the next dce pass segfaults.
+  if constexpr (!std::is_arithmetic_v<T>) {
+    if (p == 2) return t * t;
+  }
   return Constant<T>(0.0);
 }
 

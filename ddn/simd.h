@@ -34,8 +34,17 @@
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define DDN_HAVE_SIMD_DISPATCH 1
+#if defined(__AVX2__) && defined(__FMA__)
+// The whole build already targets AVX2+FMA (-DDDN_NATIVE=ON on such a CPU): arch=x86-64-v3 would lower the AVX2
+// copy's instruction set below the file's (-march=native adds AES, SHA, AVX-512, ...), and GCC refuses to inline
+// the always-inline body, compiled for the file's set, into it ("target specific option mismatch"). Both copies
+// are then compiled for the build's target; the switch still chooses between them (hand-written AVX2 kernels
+// against their portable loops).
+#define DDN_AVX2_TARGET __attribute__((target("avx2,fma")))
+#else
 // The AVX2 copy's target: the x86-64-v3 level, the set UseAvx2() checks.
 #define DDN_AVX2_TARGET __attribute__((target("arch=x86-64-v3")))
+#endif
 #endif
 
 // A kernel's body, inlined into both copies.

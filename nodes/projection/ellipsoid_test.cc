@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace ddn {
@@ -109,6 +110,21 @@ TEST(Ellipsoid, HardCaseIsFlaggedAndFinite) {
   ProblemStatus s3;
   Ellipsoid({2.0, 0, 0}, a, false, &s3);
   EXPECT_EQ(s3.flags, kDegenerate);
+}
+
+// Near the pole: the surface projection of a point close to the centre, x = (t, 0, 0) on the shortest axis (not the
+// hard case: x_k ≠ 0 there). The answer is (a_0, 0, 0). The secular solver's d_0 = (a_0² − a_min²) + δ must be δ
+// exactly, with δ ≈ a_0·t tiny; were a_0² − a_min² rounded differently from 0 (an FMA contraction leaves the
+// rounding error of a_0², ~1e-16, in its place), y_0 would be off by about that error / δ: 8e-7 at t = 1e-10.
+TEST(Ellipsoid, SurfaceNearThePoleIsExact) {
+  const Vec a{1.697, 2.5, 3.1};
+  for (double t : {1e-2, 1e-6, 1e-10}) {
+    const Vec y = Ellipsoid({t, 0, 0}, a, true);
+    EXPECT_NEAR(y[0], a[0], 4 * std::numeric_limits<double>::epsilon() * a[0]) << t;
+    EXPECT_EQ(y[1], 0.0);
+    EXPECT_EQ(y[2], 0.0);
+    EXPECT_NEAR(Level(y, a), 1.0, 1e-14) << t;
+  }
 }
 
 TEST(EllipsoidVjp, MatchesCentralDifferences) {
