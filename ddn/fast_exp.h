@@ -16,7 +16,13 @@ namespace ddn {
 // x = n·ln2 + r, |r| ≤ ln2/2, a degree-12 Taylor polynomial for e^r (truncation < 2e-16 relative) and 2^n
 // assembled in the exponent bits. Within a few ulps of std::exp; x < −708 gives ≈ 2^−1022 instead of the
 // subnormal or zero result.
-inline double ExpNonPositive(double x) {
+//
+// ExpNonPositiveParts returns the pieces, e^r = 1 + r·q(r) and 2^n as `scale`, so exp(x) = (q·r + 1)·scale; a
+// caller that also needs 1 − e^x near x = 0 (n = 0) gets it as −r·q without cancellation (nodes/pooling).
+struct ExpParts {
+  double n, r, q, scale;
+};
+inline ExpParts ExpNonPositiveParts(double x) {
   x = std::max(x, -708.0);
   constexpr double kLog2e = 1.4426950408889634, kShift = 6755399441055744.0;  // 1.5·2^52: round to integer
   constexpr double kLn2Hi = 0.693145751953125, kLn2Lo = 1.4286068203094172321e-06;
@@ -33,8 +39,7 @@ inline double ExpNonPositive(double x) {
   p = p * r + 1.0 / 24.0;
   p = p * r + 1.0 / 6.0;
   p = p * r + 0.5;
-  p = p * r + 1.0;
-  p = p * r + 1.0;
+  const double q = p * r + 1.0;
   // 2^n: the integer n + 1023 in the low mantissa bits of (n + 1023 + 2^52), shifted into the exponent field.
   const double biased = n + 1023.0 + 4503599627370496.0;
   uint64_t bits;
@@ -42,7 +47,12 @@ inline double ExpNonPositive(double x) {
   bits <<= 52;
   double scale;
   std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  return {n, r, q, scale};
+}
+
+inline double ExpNonPositive(double x) {
+  const ExpParts parts = ExpNonPositiveParts(x);
+  return (parts.q * parts.r + 1.0) * parts.scale;
 }
 
 }  // namespace ddn

@@ -130,41 +130,18 @@ inline double OneMinusExpNeg(double t) {
   return OneMinusExpNeg(t, ExpNonPositive(-t));
 }
 
-// e = exp(−t) for t ≥ 0, the bits of ExpNonPositive(−t) (its steps, written out), and 1 − e without cancellation
-// from the same evaluation: when the reduction x = n·ln2 + r leaves n = 0 (t < ln2/2 ≈ 0.35), r = −t exactly and
-// the polynomial is e = 1 + r·q(r), so 1 − e = −r·q(r) is one product (one rounding, no series of its own);
+// e = exp(−t) for t ≥ 0, the bits of ExpNonPositive(−t) (from the same ExpNonPositiveParts), and 1 − e without
+// cancellation from the same evaluation: when the reduction x = n·ln2 + r leaves n = 0 (t < ln2/2 ≈ 0.35), r = −t
+// exactly and the polynomial is e = 1 + r·q(r), so 1 − e = −r·q(r) is one product (one rounding, no series of its own);
 // otherwise e < 0.71 and 1 − e loses nothing. The welsch passes need both (φ = 1 − e, φ' ∝ e).
 struct ExpAndComplement {
   double e, one_minus_e;
 };
 inline ExpAndComplement ExpNegWithComplement(double t) {
-  const double x = std::max(-t, -708.0);
-  constexpr double kLog2e = 1.4426950408889634, kShift = 6755399441055744.0;
-  constexpr double kLn2Hi = 0.693145751953125, kLn2Lo = 1.4286068203094172321e-06;
-  const double n = (x * kLog2e + kShift) - kShift;
-  const double r = (x - n * kLn2Hi) - n * kLn2Lo;
-  double p = 1.0 / 479001600.0;
-  p = p * r + 1.0 / 39916800.0;
-  p = p * r + 1.0 / 3628800.0;
-  p = p * r + 1.0 / 362880.0;
-  p = p * r + 1.0 / 40320.0;
-  p = p * r + 1.0 / 5040.0;
-  p = p * r + 1.0 / 720.0;
-  p = p * r + 1.0 / 120.0;
-  p = p * r + 1.0 / 24.0;
-  p = p * r + 1.0 / 6.0;
-  p = p * r + 0.5;
-  const double q = p * r + 1.0;
-  p = q * r + 1.0;  // as ExpNonPositive (a fused multiply–add where it contracts)
-  const double rq = r * q;
-  const double biased = n + 1023.0 + 4503599627370496.0;
-  uint64_t bits;
-  std::memcpy(&bits, &biased, sizeof bits);
-  bits <<= 52;
-  double scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  const double e = p * scale;
-  return {e, n == 0 ? -rq : 1.0 - e};
+  const ExpParts x = ExpNonPositiveParts(-t);
+  const double rq = x.r * x.q;
+  const double e = (x.q * x.r + 1.0) * x.scale;  // ExpNonPositive(−t) (a fused multiply–add where it contracts)
+  return {e, x.n == 0 ? -rq : 1.0 - e};
 }
 
 // φ, φ', φ'' and ψ = φ'(z)/z at one z (double only, for the fast paths).
