@@ -729,19 +729,28 @@ template <PenaltyKind K>
 // N ≤ 64): f of every sample point on the sample, each penalty of a pair evaluated once. φ(‖x_c − x_j‖) for
 // j ≤ c, mirrored (Σ_k (a_k − b_k)² has the same bits either way round), then f_c = Σ_j w_j φ_cj by a loop of
 // ScoreLoop's form: the values SampleObjective gives at the sample points, up to the order of that last sum.
+// z2[i] = ‖y − x_i‖² for i < n, the points stored by coordinate (x_i's k-th coordinate at cols[k·stride + i]) and
+// y's k-th coordinate at y[k·y_stride]: coordinate by coordinate, in the order k = 0, 1, …, so that the same pair of
+// points gives the same bits whichever is y. Used by the scoring below and by truncated_vector.cc.
+[[gnu::always_inline]] inline void SquaredDistancesByCoordinate(const double* cols, int64_t stride, int64_t n,
+                                                                int64_t d, const double* y, int64_t y_stride,
+                                                                double* z2) {
+  for (int64_t i = 0; i < n; ++i) z2[i] = 0;
+  for (int64_t k = 0; k < d; ++k) {
+    const double* ck = cols + k * stride;
+    const double yk = y[k * y_stride];
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) z2[i] += (yk - ck[i]) * (yk - ck[i]);
+  }
+}
+
 template <PenaltyKind K>
 [[gnu::always_inline]] inline void SymmetricScoreLoop(const double* cols, const double* w, int64_t m, int64_t d,
                                                       double alpha, double inv_a2, double* phi, double* f) {
   double z2[2 * kScoreSample];
   for (int64_t c = 0; c < m; ++c) {
     const int64_t len = c + 1;
-    for (int64_t j = 0; j < len; ++j) z2[j] = 0;
-    for (int64_t k = 0; k < d; ++k) {
-      const double* ck = cols + k * m;
-      const double yk = ck[c];
-#pragma omp simd
-      for (int64_t j = 0; j < len; ++j) z2[j] += (yk - ck[j]) * (yk - ck[j]);
-    }
+    SquaredDistancesByCoordinate(cols, m, len, d, cols + c, m, z2);
     double* row = phi + c * m;
 #pragma omp simd
     for (int64_t j = 0; j < len; ++j) row[j] = PenaltyOfSquaredLength<K>(z2[j], alpha, inv_a2).phi;

@@ -30,13 +30,7 @@ inline double WeightOf(const double* w, int64_t i) {
 // the passes of pooling_kernels.h.
 [[gnu::always_inline]] inline void DistancesLoop(const double* cols, int64_t n, int64_t d, const double* y,
                                                  double* z2) {
-  for (int64_t i = 0; i < n; ++i) z2[i] = 0;
-  for (int64_t k = 0; k < d; ++k) {
-    const double* ck = cols + k * n;
-    const double yk = y[k];
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) z2[i] += (yk - ck[i]) * (yk - ck[i]);
-  }
+  internal::SquaredDistancesByCoordinate(cols, n, n, d, y, 1, z2);
 }
 
 void DistancesBaseline(const double* cols, int64_t n, int64_t d, const double* y, double* z2) {
