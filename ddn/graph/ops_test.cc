@@ -47,6 +47,9 @@ double CheckOp(std::unique_ptr<Op> op, const std::vector<Tensor>& inputs, Mode m
 TEST(OpsTest, LinearOnMatricesAndPoints) {
   EXPECT_LE(CheckOp(std::make_unique<Linear>(3, 4, 1), {Random({5, 3}, 1)}), 1e-6);
   EXPECT_LE(CheckOp(std::make_unique<Linear>(2, 3, 2), {Random({2, 4, 2}, 2)}), 1e-6);
+  // More rows than one block of the dense loops (256): per-block partial sums of the weight gradient, a short last
+  // block.
+  EXPECT_LE(CheckOp(std::make_unique<Linear>(3, 2, 3), {Random({517, 3}, 3)}), 1e-6);
 }
 
 TEST(OpsTest, LinearInitialisationIsSeeded) {
