@@ -13,6 +13,7 @@
 
 #include "datasets/csv.h"
 #include "ddn/random.h"
+#include "tests/scratch.h"
 
 namespace {
 std::atomic<long long> g_live{0}, g_peak{0};
@@ -60,7 +61,7 @@ namespace ddn::datasets {
 namespace {
 
 TEST(CsvReader, HoldsNoMoreThanTheParsedMatrix) {
-  const std::string path = ::testing::TempDir() + "/ddn_csv_memory.csv";
+  const std::string path = ddn::testing::ScratchDir() + "/ddn_csv_memory.csv";
   const int rows = 40000, cols = 10;
   long long file_bytes = 0;
   {

@@ -11,12 +11,13 @@
 #include <string>
 
 #include "ddn/error.h"
+#include "tests/scratch.h"
 
 namespace ddn::datasets {
 namespace {
 
 std::string TempFile(const std::string& name, const std::string& contents) {
-  const std::filesystem::path path = std::filesystem::temp_directory_path() / ("ddn_ply_test_" + name);
+  const std::filesystem::path path = std::filesystem::path(ddn::testing::ScratchDir()) / ("ddn_ply_test_" + name);
   std::ofstream(path, std::ios::binary) << contents;
   return path.string();
 }

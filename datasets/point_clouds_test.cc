@@ -10,6 +10,7 @@
 #include <set>
 
 #include "ddn/error.h"
+#include "tests/scratch.h"
 
 namespace ddn::datasets {
 namespace {
@@ -103,11 +104,11 @@ TEST(PointCloudsTest, LoadsDigitsLayoutPlainAndGzipped) {
       const int k = cr / 5;
       sheet(cv::Rect(cc * 20 + 2, cr * 20 + 2, 1 + k, 1 + k)).setTo(255);
     }
-  const std::string png = ::testing::TempDir() + "/ddn_digits_test.png";
+  const std::string png = ddn::testing::ScratchDir() + "/ddn_digits_test.png";
   ASSERT_TRUE(cv::imwrite(png, sheet));
   std::vector<uchar> bytes;
   cv::imencode(".png", sheet, bytes);
-  const std::string gz = ::testing::TempDir() + "/ddn_digits_test.png.gz";
+  const std::string gz = ddn::testing::ScratchDir() + "/ddn_digits_test.png.gz";
   gzFile f = gzopen(gz.c_str(), "wb");
   ASSERT_NE(f, nullptr);
   gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));

@@ -17,6 +17,7 @@
 #include "ddn/gradient_mode.h"
 #include "ddn/params.h"
 #include "ddn/tensor.h"
+#include "tests/scratch.h"
 
 namespace ddn {
 namespace {
@@ -142,12 +143,7 @@ TEST(ParamValues, SeedsAreNonNegativeIntegers) {
 }
 
 std::string Folder() {
-  static const std::string dir = [] {
-    const std::string d = ::testing::TempDir() + "/ddn_files_test";
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
+  return ddn::testing::ScratchDir();
 }
 
 // Item 14: output paths were checked only after the work.
@@ -178,7 +174,8 @@ TEST(OutputFiles, MustDifferFromInputsAndFromEachOther) {
   const std::string a = Folder() + "/a.csv", b = Folder() + "/b.png";
   std::ofstream(a) << "x\n";
   EXPECT_NO_THROW(RequireDistinctOutputs({{"--train", a}, {"--val", a}}, {{"--plot", b}}));  // inputs may repeat
-  EXPECT_THROW(RequireDistinctOutputs({{"--train", a}}, {{"--plot", Folder() + "/../ddn_files_test/a.csv"}}),
+  const std::string folder_name = std::filesystem::path(Folder()).filename().string();
+  EXPECT_THROW(RequireDistinctOutputs({{"--train", a}}, {{"--plot", Folder() + "/../" + folder_name + "/a.csv"}}),
                InvalidInput);
   EXPECT_THROW(RequireDistinctOutputs({}, {{"--plot", b}, {"--output", Folder() + "/./b.png"}}), InvalidInput);
   const std::string link = Folder() + "/link.csv";

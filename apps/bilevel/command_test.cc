@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "apps/bilevel/app.h"
+#include "tests/scratch.h"
 
 namespace ddn::bilevel {
 namespace {
@@ -38,7 +39,7 @@ TEST(Command, RidgeOnShippedDataPrintsOneJsonObject) {
 }
 
 TEST(Command, BadInputExitsWithTwoAndOneLine) {
-  const std::string dir = ::testing::TempDir();
+  const std::string dir = ddn::testing::ScratchDir();
   const std::string bad = dir + "/bilevel_bad.csv", good = kData + "/tabular/diabetes_val.csv";
   {
     std::ofstream f(bad);

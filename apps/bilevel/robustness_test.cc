@@ -18,6 +18,7 @@
 #include "bilevel/tabular.h"
 #include "ddn/error.h"
 #include "ddn/random.h"
+#include "tests/scratch.h"
 
 namespace ddn::bilevel {
 namespace {
@@ -45,12 +46,7 @@ void ExpectBadInput(const std::vector<std::string>& args, const std::string& par
 }
 
 std::string Scratch() {
-  static const std::string dir = [] {
-    const std::string d = ::testing::TempDir() + "/ddn_bilevel_robustness";
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
+  return ddn::testing::ScratchDir();
 }
 
 // Items 7 and 15: every size and value a user gives is bounded and finite (--grid 2147483647 grew until the

@@ -18,6 +18,7 @@
 #include "datasets/csv.h"
 #include "ddn/error.h"
 #include "ddn/params.h"
+#include "tests/scratch.h"
 
 namespace ddn::bilevel {
 namespace {
@@ -57,12 +58,7 @@ void ExpectBadInput(const std::vector<std::string>& args, const std::vector<std:
 }
 
 std::string Scratch() {
-  static const std::string dir = [] {
-    const std::string d = ::testing::TempDir() + "/ddn_bilevel_usability";
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
+  return ddn::testing::ScratchDir();
 }
 
 std::string WriteFile(const std::string& name, const std::string& text) {

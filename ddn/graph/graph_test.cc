@@ -11,6 +11,7 @@
 #include "ddn/graph/ops.h"
 #include "ddn/node.h"
 #include "ddn/random.h"
+#include "tests/scratch.h"
 
 namespace ddn::graph::testing {
 
@@ -146,7 +147,7 @@ TEST(GraphTest, RejectsBadConstruction) {
 TEST(GraphTest, SavesAndLoadsParameters) {
   TinyPointNet a(1), b(2);
   a.g.Forward(Feeds(), {a.loss}, Mode::kTrain);  // moves the batch-norm running averages
-  const std::string path = ::testing::TempDir() + "/ddn_graph_params.txt";
+  const std::string path = ddn::testing::ScratchDir() + "/ddn_graph_params.txt";
   SaveParameters(a.g, path);
   LoadParameters(b.g, path);
   const auto pa = a.g.Parameters(), pb = b.g.Parameters();

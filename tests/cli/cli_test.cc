@@ -169,7 +169,7 @@ TEST(Cli, BilevelBoundsEvalAtAndMissingValues) {
   const Outcome eval = Ddn({"bilevel", "ridge", "--eval-at", "0.1", "--quiet"}, "", DDN_SHIPPED_CLI);
   ASSERT_EQ(eval.code, 0) << eval.err;
   EXPECT_GT(Json::parse(eval.out)["hypergradient"]["lambda"].get<double>(), 0);  // above the optimum λ ≈ 0.087
-  const std::string csv = ::testing::TempDir() + "/cli_bilevel_na.csv";
+  const std::string csv = TempDir() + "/cli_bilevel_na.csv";
   {
     std::ofstream f(csv);
     f << "a,y\n1,2\n2,NA\n3,5\n";

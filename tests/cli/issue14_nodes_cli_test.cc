@@ -15,6 +15,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/scratch.h"
+
 namespace {
 
 struct Outcome {
@@ -30,14 +32,7 @@ std::string Slurp(const std::string& path) {
 }
 
 std::string Scratch() {
-  static const std::string dir = [] {
-    std::string pattern = (std::filesystem::temp_directory_path() / "ddn_issue14_cli_XXXXXX").string();
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (!mkdtemp(buf.data())) std::abort();
-    return std::string(buf.data());
-  }();
-  return dir;
+  return ddn::testing::ScratchDir();
 }
 
 // `ddn args` with `input` on stdin (arguments are simple words: no quoting needed).

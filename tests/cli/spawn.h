@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/scratch.h"
+
 extern char** environ;
 
 namespace ddn::testing {
@@ -32,27 +34,6 @@ inline std::string ReadWholeFile(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// A private scratch folder for this process, removed at exit.
-inline const std::string& ScratchDir() {
-  struct Scratch {
-    std::string path;
-    Scratch() {
-      const char* base = std::getenv("TMPDIR");
-      std::string pattern = std::string(base && *base ? base : "/tmp") + "/ddn_spawn_XXXXXX";
-      std::vector<char> buf(pattern.begin(), pattern.end());
-      buf.push_back('\0');
-      if (!mkdtemp(buf.data())) std::abort();
-      path = buf.data();
-    }
-    ~Scratch() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  };
-  static const Scratch scratch;
-  return scratch.path;
 }
 
 // The current environment without the variable `name`, plus "name=value" if `value` is not null.

@@ -32,12 +32,7 @@ std::string Canonical(const std::string& path) {
 
 // A scratch folder of this process.
 std::string Scratch() {
-  static const std::string dir = [] {
-    std::string pattern = std::filesystem::temp_directory_path().string() + "/ddn_plugin_test_XXXXXX";
-    if (!mkdtemp(pattern.data())) std::abort();
-    return pattern;
-  }();
-  return dir;
+  return ddn::testing::ScratchDir();
 }
 
 using ddn::testing::Outcome;
