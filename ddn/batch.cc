@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "ddn/error.h"
+#include "ddn/finiteness.h"
 #include "ddn/parallel.h"
 #include "ddn/params.h"
 #include "ddn/simd.h"
@@ -170,7 +171,51 @@ void RequireFiniteSlice(const double* v, int64_t n, const std::string& what) {
   }
 }
 
+// The output and gradient checks after a node ran: NumericalFailure names the node and the array.
+void RequireFiniteOutputs(const NodeSpec& spec, const ProblemData& p) {
+  for (size_t o = 0; o < p.outputs.size(); ++o) {
+    if (!AllFinite(p.outputs[o], p.OutputSize(static_cast<int>(o)))) {
+      throw NumericalFailure("node '" + spec.name + "' produced a non-finite output '" + spec.outputs[o].name + "'");
+    }
+  }
+}
+
+void RequireFiniteGradients(const NodeSpec& spec, const ProblemData& p) {
+  for (size_t i = 0; i < p.grad_inputs.size(); ++i) {
+    if (!p.grad_inputs[i]) continue;
+    if (!AllFinite(p.grad_inputs[i], p.InputSize(static_cast<int>(i)))) {
+      throw NumericalFailure("node '" + spec.name + "' produced a non-finite gradient for input '" +
+                             spec.inputs[i].name + "'");
+    }
+  }
+}
+
 }  // namespace
+
+bool NodeChecksOwnFiniteness(const Node& node) {
+  const auto* own = dynamic_cast<const ChecksOwnFiniteness*>(&node);
+  return own && own->ChecksFinitenessInKernels();
+}
+
+void RequireFiniteInput(const Node& node, const ProblemData& problem, int index) {
+  if (!problem.inputs[index]) return;
+  RequireFiniteSlice(problem.inputs[index], problem.InputSize(index), "input '" + node.spec().inputs[index].name + "'");
+}
+
+void RecheckForward(const Node& node, const ProblemData& problem) {
+  for (size_t i = 0; i < problem.inputs.size(); ++i) RequireFiniteInput(node, problem, static_cast<int>(i));
+  RequireFiniteOutputs(node.spec(), problem);
+}
+
+void RecheckBackward(const Node& node, const ProblemData& problem) {
+  const NodeSpec& spec = node.spec();
+  for (size_t i = 0; i < problem.inputs.size(); ++i) RequireFiniteInput(node, problem, static_cast<int>(i));
+  for (size_t o = 0; o < problem.grad_outputs.size(); ++o) {
+    RequireFiniteSlice(problem.grad_outputs[o], problem.OutputSize(static_cast<int>(o)),
+                       "grad_outputs '" + spec.outputs[o].name + "'");
+  }
+  RequireFiniteGradients(spec, problem);
+}
 
 int64_t ValidateInputs(const Node& node, const TensorMap& inputs, Dims* dims) {
   const int64_t batch = ValidateInputShapes(node, inputs, dims);
@@ -266,11 +311,16 @@ ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOption
   }
   for (const auto& out : spec.outputs) out_tensors.push_back(&result.outputs[out.name]);
 
+  // A node whose kernels check finiteness themselves (ddn/finiteness.h) is trusted with it on its own path.
+  const bool engine_checks = options.generic || !NodeChecksOwnFiniteness(node);
+
   ParallelOverBatch(batch, options.threads, proto, [&](int64_t b, ProblemData* problem) {
     ProblemData& p = *problem;
     PointAt(in_tensors, b, &p);
-    for (size_t i = 0; i < p.inputs.size(); ++i)
-      if (p.inputs[i]) RequireFiniteSlice(p.inputs[i], p.InputSize(static_cast<int>(i)), input_names[i]);
+    if (engine_checks) {
+      for (size_t i = 0; i < p.inputs.size(); ++i)
+        if (p.inputs[i]) RequireFiniteSlice(p.inputs[i], p.InputSize(static_cast<int>(i)), input_names[i]);
+    }
     for (size_t o = 0; o < out_tensors.size(); ++o) {
       p.outputs[o] = out_tensors[o]->problem(b);
 #ifndef NDEBUG
@@ -285,11 +335,7 @@ ForwardResult Forward(const Node& node, const TensorMap& inputs, const RunOption
     } else {
       node.Solve(p, &result.status[b]);
     }
-    for (size_t o = 0; o < out_tensors.size(); ++o) {
-      if (!AllFinite(p.outputs[o], p.OutputSize(static_cast<int>(o)))) {
-        throw NumericalFailure("node '" + spec.name + "' produced a non-finite output '" + spec.outputs[o].name + "'");
-      }
-    }
+    if (engine_checks) RequireFiniteOutputs(spec, p);
   });
   return result;
 }
@@ -363,19 +409,22 @@ TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& o
   if (status->size() != static_cast<size_t>(batch)) status->resize(batch);
   // Gradients accumulate (+=) into zeros unless the node's Backward assigns them (not the generic path's).
   const bool zero_gradients = options.generic || !node.BackwardAssigns();
+  const bool engine_checks = options.generic || !NodeChecksOwnFiniteness(node);
 
   ParallelOverBatch(batch, options.threads, proto, [&](int64_t b, ProblemData* problem) {
     ProblemData& p = *problem;
     PointAt(in_tensors, b, &p);
-    for (size_t i = 0; i < p.inputs.size(); ++i)
-      if (p.inputs[i]) RequireFiniteSlice(p.inputs[i], p.InputSize(static_cast<int>(i)), input_names[i]);
+    if (engine_checks) {
+      for (size_t i = 0; i < p.inputs.size(); ++i)
+        if (p.inputs[i]) RequireFiniteSlice(p.inputs[i], p.InputSize(static_cast<int>(i)), input_names[i]);
+    }
     p.gradient_mode = options.backward;
     p.grad_outputs.resize(spec.outputs.size());
     p.grad_inputs.assign(spec.inputs.size(), nullptr);
     for (size_t o = 0; o < spec.outputs.size(); ++o) {
       p.outputs[o] = const_cast<double*>(out_tensors[o]->problem(b));
       p.grad_outputs[o] = grad_out_tensors[o]->problem(b);
-      RequireFiniteSlice(p.grad_outputs[o], p.OutputSize(static_cast<int>(o)), grad_output_names[o]);
+      if (engine_checks) RequireFiniteSlice(p.grad_outputs[o], p.OutputSize(static_cast<int>(o)), grad_output_names[o]);
     }
     for (size_t i = 0; i < spec.inputs.size(); ++i) {
       if (!grad_in[i]) continue;
@@ -387,13 +436,7 @@ TensorMap Backward(const Node& node, const TensorMap& inputs, const TensorMap& o
     } else {
       node.Backward(p, &(*status)[b]);
     }
-    for (size_t i = 0; i < spec.inputs.size(); ++i) {
-      if (!p.grad_inputs[i]) continue;
-      if (!AllFinite(p.grad_inputs[i], p.InputSize(static_cast<int>(i)))) {
-        throw NumericalFailure("node '" + spec.name + "' produced a non-finite gradient for input '" +
-                               spec.inputs[i].name + "'");
-      }
-    }
+    if (engine_checks) RequireFiniteGradients(spec, p);
   });
   return grads;
 }

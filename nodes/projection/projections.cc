@@ -139,10 +139,27 @@ template <typename Chunk>
   return mx * std::sqrt(ss);
 }
 
-[[gnu::always_inline]] inline double MaxAbs(const double* x, int64_t n) {
-  V4 top[4] = {};
-  ForEachChunk(n, [&](int64_t i, int64_t m, int k) { top[k] = Max(top[k], Abs(Load(x + i, m, 0.0))); });
+// max_i |x_i|, and in *finite whether every x_i is finite (ddn/finiteness.h: x_i − x_i is 0 for a finite value and
+// NaN otherwise, and a sum of them stays 0 or becomes NaN).
+[[gnu::always_inline]] inline double MaxAbs(const double* x, int64_t n, bool* finite) {
+  V4 top[4] = {}, probe[4] = {};
+  ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
+    const V4 xi = Load(x + i, m, 0.0);
+    top[k] = Max(top[k], Abs(xi));
+    probe[k] += xi - xi;
+  });
+  *finite = Total(probe) == 0;
   return Largest(top);
+}
+
+// Whether every value of a row is finite, for the rare paths that make no pass of their own over it.
+[[gnu::always_inline]] inline bool AllFinite(const double* x, int64_t n) {
+  V4 probe[4] = {};
+  ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
+    const V4 xi = Load(x + i, m, 0.0);
+    probe[k] += xi - xi;
+  });
+  return Total(probe) == 0;
 }
 
 int64_t FirstArgMaxAbs(const double* x, int64_t n, double m) {
@@ -235,9 +252,10 @@ struct ShiftedThreshold {
   double tau() const { return top + shift; }
 };
 
-template <bool kAbs, bool kL1 = false>
-[[gnu::always_inline]] inline ShiftedThreshold Threshold(const double* x, int64_t n, double r, double* l1 = nullptr) {
-  // Pass 1, in blocks of 16: the largest u of each block (kept) and of the row, and Σ|x_i| for the L1 ball.
+template <bool kAbs>
+[[gnu::always_inline]] inline ShiftedThreshold Threshold(const double* x, int64_t n, double r, double* sum_u) {
+  // Pass 1, in blocks of 16: the largest u of each block (kept) and of the row, and Σ u_i (‖x‖₁ for the L1 ball;
+  // finite only if every x_i is: the finiteness check, ddn/finiteness.h).
   constexpr int64_t kBlock = 16;
   const int64_t blocks = n / kBlock;
   thread_local std::vector<double> block_tops, candidates;
@@ -251,7 +269,7 @@ template <bool kAbs, bool kL1 = false>
     for (int k = 0; k < 4; ++k) {
       const V4 xi = Load(x + b * kBlock + 4 * k, 4, 0.0);
       u[k] = kAbs ? Abs(xi) : xi;
-      if (kL1) sums[k] += u[k];
+      sums[k] += u[k];
     }
     const V4 most = Max(Max(u[0], u[1]), Max(u[2], u[3]));
     tops[b & 1] = Max(tops[b & 1], most);
@@ -266,7 +284,7 @@ template <bool kAbs, bool kL1 = false>
   }
   block_top[blocks] = tail_top;
   top = std::max(top, tail_top);
-  if (kL1) *l1 = Total(sums) + tail_sum;
+  *sum_u = Total(sums) + tail_sum;
 
   // Pass 2, only over the blocks whose largest u passes: the candidates u_i − top > −r (≤ 0, 0 for the largest),
   // collected without branches (each value is written, the count advances when it passes).
@@ -281,7 +299,7 @@ template <bool kAbs, bool kL1 = false>
       kept += shifted > -r;
     }
   }
-  // No candidate only for a non-finite x (the batch engine refuses those before): τ is then NaN as y will be.
+  // No candidate only for a non-finite x (reported by the caller through *sum_u): τ is then NaN as y will be.
   if (kept == 0) return {top, std::numeric_limits<double>::quiet_NaN()};
   // Condat for many candidates (x far inside the scale of r: the whole row), Michelot for a few.
   constexpr size_t kFewCandidates = 64;
@@ -289,21 +307,24 @@ template <bool kAbs, bool kL1 = false>
 }
 
 // y = s ⊙ max(u − τ, 0) for the simplex (u = x, s = 1) or the L1 sets (u = |x|, s = sign x), with τ as top + shift
-// (see Threshold), and the count of coordinates at the threshold, in one pass.
+// (see Threshold), and the count of coordinates at the threshold, in one pass. Returns whether Σ y_i is finite.
 template <bool kAbs>
-[[gnu::always_inline]] inline void ProjectSimplexLike(const double* x, int64_t n, double r, ShiftedThreshold t,
+[[gnu::always_inline]] inline bool ProjectSimplexLike(const double* x, int64_t n, double r, ShiftedThreshold t,
                                                       double* y, ProblemStatus* status) {
   // "At the threshold" at the scale of r (the shifted coordinates are exact or rounded at that scale).
   const V4 top = Splat(t.top), shift = Splat(t.shift), tol = Splat(kTieTolerance * (std::abs(t.shift) + r));
-  V4 at[4] = {};
+  V4 at[4] = {}, ys[4] = {};
   ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
     const V4 xi = Load(x + i, m, 0.0);
     const V4 d = ((kAbs ? Abs(xi) : xi) - top) - shift;
     V4 yi = Max(d, V4{});  // d is never −0 (shift < 0), so y_i ≥ +0 and copysign is an OR of x's sign bit
+    ys[k] += yi;           // before the sign: Σ|y_i| cannot cancel
     if (kAbs) yi = (V4)((M4)yi | (M4)SignBit(xi));
     Store(y + i, m, yi);
     at[k] += Indicator((M4)(Abs(d) <= tol) & FirstLanes(m));
   });
+  // Max drops a NaN d (for a NaN x, which *sum_u reports); shift and top are finite when x is.
+  const bool finite = std::isfinite(Total(ys));
   if (Total(at) > 0) {
     SetFlag(status, kDegenerate, "a coordinate sits exactly at the threshold (zero multiplier of y_i >= 0)");
   }
@@ -316,16 +337,18 @@ template <bool kAbs>
         if (x[i] == 0) y[i] = std::abs(y[i]);  // x_i = −0.0 too: choose +
     }
   }
+  return finite;
 }
 
 // dx = vᵀ∂y/∂x, dr = vᵀ∂y/∂r on the support S = {y_i ≠ 0}, signs s_i = sign(y_i) ∈ {−1, 0, 1} (s_i² is the support
 // indicator). Two passes: Σ s_i v_i and |S| = Σ s_i² (and ‖x‖₁ for the L1 ball, `ball_radius` > 0: inside the ball
-// dx = v), then dx. The row of y is read, x only for the ball.
+// dx = v), then dx. The row of y is read, x only for the ball. Returns whether v, the x it read, dx and dr are
+// finite: Σ s_i v_i is finite only if every v_i is (s_i = 0 gives 0·v_i, NaN for an infinite v_i).
 [[gnu::always_inline]] inline V4 SignOf(const V4& a) {
   return Indicator((M4)(a > V4{})) - Indicator((M4)(a < V4{}));
 }
 
-[[gnu::always_inline]] inline void SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v,
+[[gnu::always_inline]] inline bool SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v,
                                                   double* dx, double* dr, double ball_radius = 0) {
   const bool ball = ball_radius > 0;
   // The first pass also writes dx_i = s_i² v_i (exact), so that the row of dx is fetched for writing while the
@@ -338,48 +361,64 @@ template <bool kAbs>
     counts[k] += s * s;
     if (ball) norms[k] += Abs(Load(x + i, m, 0.0));
   });
-  if (ball && Total(norms) < ball_radius) {
+  const double sv = Total(sums), norm = Total(norms);
+  const bool inputs_finite = std::isfinite(sv) && std::isfinite(norm);
+  if (ball && norm < ball_radius) {
     std::copy(v, v + n, dx);
     if (dr) *dr = 0;
-    return;
+    return inputs_finite;
   }
   const double count = Total(counts);
-  const double mean = count > 0 ? Total(sums) / count : 0.0;  // count = 0 cannot happen for r > 0
+  const double mean = count > 0 ? sv / count : 0.0;  // count = 0 cannot happen for r > 0
   const V4 vmean = Splat(mean);
-  ForEachChunk(n, [&](int64_t i, int64_t m, int) {
+  V4 dxs[4] = {};
+  ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
     const V4 s = SignOf(Load(y + i, m, 0.0));
-    Store(dx + i, m, Load(dx + i, m, 0.0) - s * vmean);
+    const V4 dxi = Load(dx + i, m, 0.0) - s * vmean;
+    Store(dx + i, m, dxi);
+    dxs[k] += dxi;
   });
   if (dr) *dr = mean;
+  return inputs_finite && std::isfinite(Total(dxs));
 }
 
 void CopyInto(const double* x, int64_t n, double* y) {
   std::copy(x, x + n, y);
 }
 
-[[gnu::always_inline]] inline void ProjectL2(bool sphere, const double* x, int64_t n, double r, double* y,
+// Returns whether x and y are finite (Σ x_i² is finite only if every x_i is).
+[[gnu::always_inline]] inline bool ProjectL2(bool sphere, const double* x, int64_t n, double r, double* y,
                                              ProblemStatus* status) {
-  const double norm = L2NormFrom(SumOfSquares(x, n), x, n);
+  const double squares = SumOfSquares(x, n);
+  if (!std::isfinite(squares) && !AllFinite(x, n)) return false;  // (an overflow of finite values goes on)
+  const double norm = L2NormFrom(squares, x, n);
   if (std::abs(norm - r) <= kTieTolerance * r && !sphere) {
     SetFlag(status, kDegenerate, "x is on the L2 sphere: the ball constraint is active with a zero multiplier");
   }
   if (!sphere && norm < r) {
     CopyInto(x, n, y);
-    return;
+    return true;
   }
   if (norm == 0) {
     SetFlag(status, kNonUnique, "x = 0: every point of the L2 sphere is nearest; y = r e_1");
     SetFlag(status, kNonRegular, "x = 0 on the L2 sphere: y(x) is discontinuous; gradient wrt x set to 0");
     std::fill(y, y + n, 0.0);
     y[0] = r;
-    return;
+    return true;
   }
   const V4 scale = Splat(r / norm);
-  ForEachChunk(n, [&](int64_t i, int64_t m, int) { Store(y + i, m, scale * Load(x + i, m, 0.0)); });
+  V4 ys[4] = {};
+  ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
+    const V4 yi = scale * Load(x + i, m, 0.0);
+    Store(y + i, m, yi);
+    ys[k] += Abs(yi);
+  });
+  return std::isfinite(Total(ys));
 }
 
-// dx = (r/‖x‖)(v − u uᵀv), u = x/‖x‖: one pass for Σ x_i² and xᵀv, one for dx.
-[[gnu::always_inline]] inline void L2Vjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx,
+// dx = (r/‖x‖)(v − u uᵀv), u = x/‖x‖: one pass for Σ x_i² and xᵀv, one for dx. Returns whether x, v, dx and dr
+// are finite: xᵀv is finite only if every v_i is (x_i = 0 gives 0·v_i, NaN for an infinite v_i).
+[[gnu::always_inline]] inline bool L2Vjp(bool sphere, const double* x, int64_t n, double r, const double* v, double* dx,
                                          double* dr) {
   V4 squares[4] = {}, dots[4] = {};
   ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
@@ -387,31 +426,41 @@ void CopyInto(const double* x, int64_t n, double* y) {
     squares[k] += xi * xi;
     dots[k] += xi * Load(v + i, m, 0.0);
   });
-  const double norm = L2NormFrom(Total(squares), x, n);
+  const double sum_squares = Total(squares), xv = Total(dots);
+  if (!(std::isfinite(sum_squares) && std::isfinite(xv)) && !(AllFinite(x, n) && AllFinite(v, n))) return false;
+  const double norm = L2NormFrom(sum_squares, x, n);
   if (!sphere && norm < r) {
     std::copy(v, v + n, dx);
     if (dr) *dr = 0;
-    return;
+    return true;
   }
   if (norm == 0) {
     std::fill(dx, dx + n, 0.0);
     if (dr) *dr = v[0];
-    return;
+    return true;
   }
-  const double uv = Total(dots) / norm;  // uᵀv, u = x/‖x‖
-  const double scale = r / norm;         // r/‖x‖
-  const double c = scale * uv / norm;    // (r/‖x‖)·uᵀv/‖x‖
+  const double uv = xv / norm;         // uᵀv, u = x/‖x‖
+  const double scale = r / norm;       // r/‖x‖
+  const double c = scale * uv / norm;  // (r/‖x‖)·uᵀv/‖x‖
   const V4 vscale = Splat(scale), vc = Splat(c);
-  ForEachChunk(
-      n, [&](int64_t i, int64_t m, int) { Store(dx + i, m, vscale * Load(v + i, m, 0.0) - vc * Load(x + i, m, 0.0)); });
+  V4 dxs[4] = {};
+  ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
+    const V4 dxi = vscale * Load(v + i, m, 0.0) - vc * Load(x + i, m, 0.0);
+    Store(dx + i, m, dxi);
+    dxs[k] += dxi - dxi;
+  });
   if (dr) *dr = uv;
+  return Total(dxs) == 0 && std::isfinite(uv);
 }
 
-[[gnu::always_inline]] inline void ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y,
+// Returns whether x is finite (y then is: a clamp, or a copy with one coordinate moved to ±r).
+[[gnu::always_inline]] inline bool ProjectLinf(bool sphere, const double* x, int64_t n, double r, double* y,
                                                ProblemStatus* status) {
   const double tol = kTieTolerance * r;
   if (sphere) {
-    const double m = MaxAbs(x, n);
+    bool finite = true;
+    const double m = MaxAbs(x, n, &finite);
+    if (!finite) return false;
     if (m < r) {
       // From inside: push the (first) largest coordinate to the nearest face.
       const int64_t k = FirstArgMaxAbs(x, n, m);
@@ -422,15 +471,16 @@ void CopyInto(const double* x, int64_t n, double* y) {
       }
       CopyInto(x, n, y);
       y[k] = x[k] < 0 ? -r : r;
-      return;
+      return true;
     }
   }
   // y = clamp(x, −r, r), and the counts of coordinates at |x_i| = r (within tol) and at or beyond r − tol.
   const V4 upper = Splat(r), lower = Splat(-r), vtol = Splat(tol), near = Splat(r - tol);
-  V4 at[4] = {}, beyond[4] = {};
+  V4 at[4] = {}, beyond[4] = {}, probe[4] = {};
   ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
     const V4 xi = Load(x + i, m, 0.0);
     Store(y + i, m, Min(Max(xi, lower), upper));
+    probe[k] += xi - xi;  // the clamp maps NaN to −r: x's own finiteness is what counts
     const M4 valid = FirstLanes(m);
     at[k] += Indicator((M4)(Abs(Abs(xi) - upper) <= vtol) & valid);
     if (sphere) beyond[k] += Indicator((M4)(Abs(xi) >= near) & valid);
@@ -446,37 +496,48 @@ void CopyInto(const double* x, int64_t n, double* y) {
   } else if (Total(at) > 0) {
     SetFlag(status, kDegenerate, "a coordinate is exactly at |x_i| = r: one-sided derivative (clamped)");
   }
+  return Total(probe) == 0;
 }
 
-[[gnu::always_inline]] inline void LinfVjp(bool sphere, const double* x, int64_t n, double r, const double* v,
+// Returns whether x, v, dx and dr are finite: dx_i = [free]·v_i is 0·v_i on clamped coordinates, NaN for an
+// infinite v_i, so the sum of dx_i − dx_i and x_i − x_i is 0 exactly when x and v are finite.
+[[gnu::always_inline]] inline bool LinfVjp(bool sphere, const double* x, int64_t n, double r, const double* v,
                                            double* dx, double* dr) {
   if (sphere) {
-    const double m = MaxAbs(x, n);
+    bool finite = true;
+    const double m = MaxAbs(x, n, &finite);
+    if (!finite) return false;
     if (m < r) {
       const int64_t k = FirstArgMaxAbs(x, n, m);
       std::copy(v, v + n, dx);
       dx[k] = 0;
       if (dr) *dr = x[k] < 0 ? -v[k] : v[k];
-      return;
+      return AllFinite(v, n);
     }
   }
   // Free coordinates (|x_i| < r) pass v_i through; clamped ones (y_i = ±r) feed dL/dr = Σ_clamped s_i v_i.
   const V4 upper = Splat(r);
+  V4 probe[4] = {};
   if (!dr) {
-    ForEachChunk(n, [&](int64_t i, int64_t m, int) {
-      Store(dx + i, m, Indicator((M4)(Abs(Load(x + i, m, 0.0)) < upper)) * Load(v + i, m, 0.0));
+    ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
+      const V4 xi = Load(x + i, m, 0.0), dxi = Indicator((M4)(Abs(xi) < upper)) * Load(v + i, m, 0.0);
+      Store(dx + i, m, dxi);
+      probe[k] += (xi - xi) + (dxi - dxi);
     });
-    return;
+    return Total(probe) == 0;
   }
   V4 sums[4] = {};
   ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
     const V4 xi = Load(x + i, m, 0.0), vi = Load(v + i, m, 0.0);
     const M4 free = (M4)(Abs(xi) < upper);
-    Store(dx + i, m, Indicator(free) * vi);
+    const V4 dxi = Indicator(free) * vi;
+    Store(dx + i, m, dxi);
+    probe[k] += (xi - xi) + (dxi - dxi);
     // s_i v_i = ±v_i: v's sign bit flipped where x is negative; padded lanes have v = 0.
     sums[k] += (V4)(~free & (M4)((V4)((M4)vi ^ (M4)SignBit(xi))));
   });
   *dr = Total(sums);
+  return Total(probe) == 0 && std::isfinite(*dr);
 }
 
 }  // namespace
@@ -521,70 +582,72 @@ bool IsConvex(ProjectionSet set) {
 }
 
 double SimplexThreshold(const double* x, int64_t dim, double radius, bool use_abs) {
-  return use_abs ? Threshold<true>(x, dim, radius).tau() : Threshold<false>(x, dim, radius).tau();
+  double sum = 0;
+  return use_abs ? Threshold<true>(x, dim, radius, &sum).tau() : Threshold<false>(x, dim, radius, &sum).tau();
 }
 
-DDN_SIMD_BODY void ProjectBody(ProjectionSet set, const double* x, int64_t n, double r, double* y,
+DDN_SIMD_BODY bool ProjectBody(ProjectionSet set, const double* x, int64_t n, double r, double* y,
                                ProblemStatus* status) {
   if (n < 1) throw InvalidInput("projection of an empty vector");
   if (!(r > 0) || !std::isfinite(r)) {
     throw InvalidInput("projection radius must be finite and > 0, got " + FormatDouble(r));
   }
+  double sum = 0;  // Σ x_i or ‖x‖₁: finite only if every x_i is
   switch (set) {
-    case ProjectionSet::kSimplex:
-      ProjectSimplexLike<false>(x, n, r, Threshold<false>(x, n, r), y, status);
-      return;
+    case ProjectionSet::kSimplex: {
+      const ShiftedThreshold tau = Threshold<false>(x, n, r, &sum);
+      return ProjectSimplexLike<false>(x, n, r, tau, y, status) && std::isfinite(sum);
+    }
     case ProjectionSet::kL1Ball: {
-      double norm = 0;
-      const ShiftedThreshold tau = Threshold<true, true>(x, n, r, &norm);
-      if (std::abs(norm - r) <= kTieTolerance * r) {
+      const ShiftedThreshold tau = Threshold<true>(x, n, r, &sum);
+      if (!std::isfinite(sum)) {
+        if (!AllFinite(x, n)) return false;
+        sum = std::numeric_limits<double>::infinity();  // finite values whose sum overflowed: far outside the ball
+      }
+      if (std::abs(sum - r) <= kTieTolerance * r) {
         SetFlag(status, kDegenerate, "x is on the L1 sphere: the ball constraint is active with a zero multiplier");
       }
-      if (norm < r) {
+      if (sum < r) {
         CopyInto(x, n, y);
-        return;
+        return true;
       }
-      ProjectSimplexLike<true>(x, n, r, tau, y, status);
-      return;
+      return ProjectSimplexLike<true>(x, n, r, tau, y, status);
     }
-    case ProjectionSet::kL1Sphere:
-      ProjectSimplexLike<true>(x, n, r, Threshold<true>(x, n, r), y, status);
-      return;
+    case ProjectionSet::kL1Sphere: {
+      const ShiftedThreshold tau = Threshold<true>(x, n, r, &sum);
+      return ProjectSimplexLike<true>(x, n, r, tau, y, status) && std::isfinite(sum);
+    }
     case ProjectionSet::kL2Sphere:
     case ProjectionSet::kL2Ball:
-      ProjectL2(set == ProjectionSet::kL2Sphere, x, n, r, y, status);
-      return;
+      return ProjectL2(set == ProjectionSet::kL2Sphere, x, n, r, y, status);
     case ProjectionSet::kLinfSphere:
     case ProjectionSet::kLinfBall:
-      ProjectLinf(set == ProjectionSet::kLinfSphere, x, n, r, y, status);
-      return;
+      return ProjectLinf(set == ProjectionSet::kLinfSphere, x, n, r, y, status);
   }
+  return false;
 }
-DDN_SIMD_DISPATCH(void, Project,
+DDN_SIMD_DISPATCH(bool, Project,
                   (ProjectionSet set, const double* x, int64_t n, double r, double* y, ProblemStatus* status),
                   (set, x, n, r, y, status))
 
-DDN_SIMD_BODY void ProjectVjpBody(ProjectionSet set, const double* x, const double* y, int64_t n, double r,
+DDN_SIMD_BODY bool ProjectVjpBody(ProjectionSet set, const double* x, const double* y, int64_t n, double r,
                                   const double* v, double* dx, double* dr) {
   switch (set) {
     case ProjectionSet::kSimplex:
     case ProjectionSet::kL1Sphere:
-      SimplexLikeVjp(x, y, n, v, dx, dr);
-      return;
+      return SimplexLikeVjp(x, y, n, v, dx, dr);
     case ProjectionSet::kL1Ball:
-      SimplexLikeVjp(x, y, n, v, dx, dr, r);
-      return;
+      return SimplexLikeVjp(x, y, n, v, dx, dr, r);
     case ProjectionSet::kL2Sphere:
     case ProjectionSet::kL2Ball:
-      L2Vjp(set == ProjectionSet::kL2Sphere, x, n, r, v, dx, dr);
-      return;
+      return L2Vjp(set == ProjectionSet::kL2Sphere, x, n, r, v, dx, dr);
     case ProjectionSet::kLinfSphere:
     case ProjectionSet::kLinfBall:
-      LinfVjp(set == ProjectionSet::kLinfSphere, x, n, r, v, dx, dr);
-      return;
+      return LinfVjp(set == ProjectionSet::kLinfSphere, x, n, r, v, dx, dr);
   }
+  return false;
 }
-DDN_SIMD_DISPATCH(void, ProjectVjp,
+DDN_SIMD_DISPATCH(bool, ProjectVjp,
                   (ProjectionSet set, const double* x, const double* y, int64_t n, double r, const double* v,
                    double* dx, double* dr),
                   (set, x, y, n, r, v, dx, dr))

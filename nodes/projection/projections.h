@@ -86,12 +86,15 @@ std::vector<std::string> ProjectionSetNames();
 bool IsConvex(ProjectionSet set);
 
 // y = the projection of x (length dim ≥ 1) onto the set of radius r > 0. Sets flags on `status`
-// (may be nullptr) as described above.
-void Project(ProjectionSet set, const double* x, int64_t dim, double radius, double* y, ProblemStatus* status);
+// (may be nullptr) as described above. Returns true if every x_i and y_i is finite; false if some may not be
+// (y is then unspecified): the finiteness check folded into the passes over x and y (ddn/finiteness.h), which
+// a sum that overflowed can also fail, so false means "look", e.g. with ddn::RecheckForward.
+bool Project(ProjectionSet set, const double* x, int64_t dim, double radius, double* y, ProblemStatus* status);
 
 // dx = vᵀ ∂y/∂x (every element written) and, if dradius is given, *dradius = vᵀ ∂y/∂r, at the y that
-// Project returned for x.
-void ProjectVjp(ProjectionSet set, const double* x, const double* y, int64_t dim, double radius, const double* v,
+// Project returned for x. Returns true if every value of v, of the rows it reads (x for the balls, the L2 and L∞
+// sets; y for the simplex and L1 sets) and of dx and dradius is finite; false if some may not be (as Project).
+bool ProjectVjp(ProjectionSet set, const double* x, const double* y, int64_t dim, double radius, const double* v,
                 double* dx, double* dradius);
 
 // The simplex threshold τ: Σ_i max(u_i − τ, 0) = r with u_i = x_i (use_abs false) or |x_i| (true).
