@@ -61,7 +61,9 @@
 // Cost: memory-bound on long rows. Each function makes one or two passes over a row (which is in cache after the
 // first), computing a store and all the sums it needs in the same pass, four coordinates at a time (AVX2 when the
 // CPU has it, chosen at load time; SSE2 otherwise): the forward reads x and writes y (plus the threshold's one
-// extra pass for the simplex and L1 sets), the backward reads y or x and v and writes dx.
+// extra pass for the simplex and L1 sets), the backward reads y or x and v and writes dx. A second pass over a
+// row in cache also asks the memory for the rows that follow those it reads (prefetch hints, never reads): in a
+// batch tensor they are the next problem's, whose fetching then overlaps this problem's arithmetic.
 //
 // These functions are thread-safe (they keep per-thread scratch buffers) and allocation-free after the
 // first call on a thread.
