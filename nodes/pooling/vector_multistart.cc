@@ -103,13 +103,16 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
   return S->f;
 }
 
-// The coordinate-wise (weighted, lower) median of a stride sample of at most kMedianSample points: a robust start
-// for the local solves, which need not be exact (N selections of N values cost more than the solve itself).
-constexpr int64_t kMedianSample = 64;
+// The coordinate-wise (weighted, lower) median of a stride sample of about `sample` points: a robust start for the
+// local solves, which need not be exact (N selections of N values cost more than the solve itself). The non-convex
+// penalties' starts use 64 points (their basins depend on it: kStartSample); the convex ones', whose minimum is
+// unique, 32 (kConvexStartSample: the Newton passes from it are as many, the selections half as long; vector
+// pseudo-Huber, (64, 256, 8), 0.964× the time, measured).
+constexpr int64_t kStartSample = 64, kConvexStartSample = 32;
 
-Eigen::VectorXd CoordinateMedian(const VectorPoints& points, PoolingWorkspace* ws) {
+Eigen::VectorXd CoordinateMedian(const VectorPoints& points, PoolingWorkspace* ws, int64_t sample = kStartSample) {
   const PoolingProblem& p = *points.problem;
-  const int64_t stride = std::max<int64_t>(1, p.n / kMedianSample);
+  const int64_t stride = std::max<int64_t>(1, p.n / sample);
   std::vector<double>&col = ws->sample_x, &weights = ws->sample_w;
   Eigen::VectorXd m(p.d);
   if (!p.w) {
@@ -290,7 +293,7 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
   if constexpr (K == PenaltyKind::kQuadratic) {
     best = WeightedMeanVector(p);
   } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
-    best = CoordinateMedian(points, ws);
+    best = CoordinateMedian(points, ws, kConvexStartSample);
     if (start) *start = {VectorStart::kMedian, -1, std::vector<double>(best.data(), best.data() + d)};
     LocalVector<K>(points, &best, &iterations, ws, &S, &have_sums);
   } else if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
