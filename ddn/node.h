@@ -3,8 +3,8 @@
 // A declarative node maps inputs x to y(x) ∈ argmin_y f(x, y) subject to h(x, y) = 0 and g(x, y) ≤ 0
 // (Gould, Hartley & Campbell, "Deep Declarative Networks", TPAMI 2022). ddn::Node is the runtime face of
 // such a node: a NodeSpec that names its parameters, inputs and outputs, a forward Solve of one problem
-// and a Backward (vector–Jacobian product) of one problem. Batching, shape checks, NaN checks and
-// threading are done once for every node by ddn/batch.h; a node only ever sees one problem.
+// and a Backward (vector–Jacobian product) of one problem. Batching, shape checks, NaN checks (which a node's
+// kernels may make instead: ddn/finiteness.h) and threading are done for every node by ddn/batch.h.
 //
 // Shapes. Each input and output declares its per-problem axes as symbols ("N", "D") or fixed sizes
 // ("3"); the batch axis is implicit and comes first. Symbols are bound from the inputs and must agree
