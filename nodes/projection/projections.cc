@@ -354,9 +354,31 @@ template <bool kAbs>
   return finite;
 }
 
+// ‖x‖₁ summed exactly as Threshold's pass 1 sums it (blocks of 16 into four V4 accumulators, then the tail), so
+// that the L1 ball's backward takes the forward's side of ‖x‖₁ < r to the last bit; or DBL_MAX (finite, ≥ r) as soon
+// as the leading blocks alone prove ‖x‖₁ > r: every term is ≥ 0, so a partial sum is below the total, and the margin
+// 4nε covers the rounding of both sums. The backward then reads x only until it is known to be outside (for
+// Gaussian x ∈ R^1024 and r = 1, its first 16 values), and checks the values it read: a non-finite partial sum
+// proves nothing and the whole sum follows, non-finite.
+[[gnu::always_inline]] inline double L1NormOrOutside(const double* x, int64_t n, double r) {
+  constexpr int64_t kBlock = 16;
+  const int64_t blocks = n / kBlock;
+  const double enough = r * (1 + 4 * static_cast<double>(n) * std::numeric_limits<double>::epsilon());
+  V4 sums[4] = {};
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int k = 0; k < 4; ++k) sums[k] += Abs(Load(x + b * kBlock + 4 * k, 4, 0.0));
+    const double partial = Total(sums);
+    if (partial >= enough && partial <= std::numeric_limits<double>::max()) return std::numeric_limits<double>::max();
+  }
+  double tail_sum = 0;
+  for (int64_t i = blocks * kBlock; i < n; ++i) tail_sum += std::abs(x[i]);
+  return Total(sums) + tail_sum;
+}
+
 // dx = vᵀ∂y/∂x, dr = vᵀ∂y/∂r on the support S = {y_i ≠ 0}, signs s_i = sign(y_i) ∈ {−1, 0, 1} (s_i² is the support
-// indicator). Two passes: Σ s_i v_i and |S| = Σ s_i² (and ‖x‖₁ for the L1 ball, `ball_radius` > 0: inside the ball
-// dx = v), then dx. The row of y is read, x only for the ball. Returns whether v, the x it read, dx and dr are
+// indicator). Two passes: Σ s_i v_i and |S| = Σ s_i², then dx; for the L1 ball (`ball_radius` > 0) first ‖x‖₁ or
+// enough of it to know x outside (L1NormOrOutside; inside the ball dx = v). The row of y is read, of x only what
+// the ball's test needs. Returns whether v, the x it read, dx and dr are
 // finite: Σ s_i v_i is finite only if every v_i is (s_i = 0 gives 0·v_i, NaN for an infinite v_i).
 [[gnu::always_inline]] inline V4 SignOf(const V4& a) {
   return Indicator((M4)(a > V4{})) - Indicator((M4)(a < V4{}));
@@ -365,23 +387,23 @@ template <bool kAbs>
 [[gnu::always_inline]] inline bool SimplexLikeVjp(const double* x, const double* y, int64_t n, const double* v,
                                                   double* dx, double* dr, double ball_radius = 0) {
   const bool ball = ball_radius > 0;
+  const double norm = ball ? L1NormOrOutside(x, n, ball_radius) : 0.0;
+  if (ball && norm < ball_radius) {  // inside the ball, as the forward decided: y = x, dx = v
+    std::copy(v, v + n, dx);
+    if (dr) *dr = 0;
+    return std::isfinite(norm) && AllFinite(v, n);
+  }
   // The first pass also writes dx_i = s_i² v_i (exact), so that the row of dx is fetched for writing while the
   // row of y is read; the second pass, on cached rows, subtracts s_i m.
-  V4 sums[4] = {}, counts[4] = {}, norms[4] = {};
+  V4 sums[4] = {}, counts[4] = {};
   ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
     const V4 s = SignOf(Load(y + i, m, 0.0)), vi = Load(v + i, m, 0.0);
     Store(dx + i, m, s * s * vi);
     sums[k] += s * vi;
     counts[k] += s * s;
-    if (ball) norms[k] += Abs(Load(x + i, m, 0.0));
   });
-  const double sv = Total(sums), norm = Total(norms);
+  const double sv = Total(sums);
   const bool inputs_finite = std::isfinite(sv) && std::isfinite(norm);
-  if (ball && norm < ball_radius) {
-    std::copy(v, v + n, dx);
-    if (dr) *dr = 0;
-    return inputs_finite;
-  }
   const double count = Total(counts);
   const double mean = count > 0 ? sv / count : 0.0;  // count = 0 cannot happen for r > 0
   const V4 vmean = Splat(mean);
@@ -389,7 +411,6 @@ template <bool kAbs>
   ForEachChunk(n, [&](int64_t i, int64_t m, int k) {
     PrefetchNextRow(y, n, i);
     PrefetchNextRow(v, n, i);
-    if (ball) PrefetchNextRow(x, n, i);
     const V4 s = SignOf(Load(y + i, m, 0.0));
     const V4 dxi = Load(dx + i, m, 0.0) - s * vmean;
     Store(dx + i, m, dxi);

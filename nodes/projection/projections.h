@@ -94,8 +94,9 @@ bool IsConvex(ProjectionSet set);
 bool Project(ProjectionSet set, const double* x, int64_t dim, double radius, double* y, ProblemStatus* status);
 
 // dx = vᵀ ∂y/∂x (every element written) and, if dradius is given, *dradius = vᵀ ∂y/∂r, at the y that
-// Project returned for x. Returns true if every value of v, of the rows it reads (x for the balls, the L2 and L∞
-// sets; y for the simplex and L1 sets) and of dx and dradius is finite; false if some may not be (as Project).
+// Project returned for x. Returns true if every value of v, of what it reads of x and y (x for the L2 and L∞
+// sets; y for the simplex and L1 sets, and for the L1 ball the leading values of x until their sum shows x outside
+// the ball, or all of x) and of dx and dradius is finite; false if some may not be (as Project).
 bool ProjectVjp(ProjectionSet set, const double* x, const double* y, int64_t dim, double radius, const double* v,
                 double* dx, double* dradius);
 
