@@ -1,6 +1,9 @@
 // ddn/graph/dense.h: the dense loops of the graph's layers — Linear's matrix products and BatchNorm's passes —
 // built twice, for the x86-64 baseline (SSE2) and for x86-64-v3 (AVX2 + FMA), and chosen at run time.
 //
+// The element-wise layers' loops (ReLU, max over points) are here too: built for SSE2 they were 12 % of a
+// max-pooling epoch, and with AVX2 (4 lanes, blends for the max's index) about half of that.
+//
 // Why. Training a point-cloud network spends most of its time in these loops (Eigen's matrix product alone was
 // 40 % of an epoch). A portable build compiles Eigen for SSE2: two doubles per instruction and no fused
 // multiply–add. Compiled for AVX2 + FMA the same source trains about 1.9× faster (measured: ops.cc alone built
@@ -36,6 +39,13 @@ struct Kernels {
   // gx += ((g − mean_g) − x̂ ⊙ mean_gx) ⊙ scale (training) or gx += g ⊙ scale (mean_g = mean_gx = null).
   void (*normalise_backward)(const double* g, const double* xhat, const double* mean_g, const double* mean_gx,
                              const double* scale, int64_t rows, int64_t f, double* gx);
+  // y = max(x, 0) elementwise, n values (NaN gives 0: x > 0 is false).
+  void (*relu_forward)(const double* x, int64_t n, double* y);
+  // gx += g where x > 0, n values.
+  void (*relu_backward)(const double* x, const double* g, int64_t n, double* gx);
+  // For each of `batch` blocks of x (points × f, row-major): y (f) = the largest value of each column and argmax (f)
+  // the first row holding it (a later equal value does not replace it; a NaN in the first row stays).
+  void (*max_over_points)(const double* x, int64_t batch, int64_t points, int64_t f, double* y, int64_t* argmax);
 };
 
 // The copy for this CPU: the AVX2 one when the library was built with it and ddn::UseAvx2(), else the baseline.

@@ -86,7 +86,39 @@ void NormaliseBackward(const double* __restrict g, const double* __restrict xhat
       gx[r * f + j] += ((g[r * f + j] - mean_g[j]) - xhat[r * f + j] * mean_gx[j]) * scale[j];
 }
 
-const Kernels kTable = {LinearForward, LinearBackward, ColumnMoments, Normalise, GradientSums, NormaliseBackward};
+void ReluForward(const double* __restrict x, int64_t n, double* __restrict y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : 0.0;
+}
+
+void ReluBackward(const double* __restrict x, const double* __restrict g, int64_t n, double* __restrict gx) {
+  for (int64_t i = 0; i < n; ++i) gx[i] += x[i] > 0 ? g[i] : 0.0;
+}
+
+// Row by row down each block, all f columns at once: both selections are blends the vectoriser forms (the
+// comparison's lane mask picks the value and the index).
+void MaxOverPoints(const double* __restrict x, int64_t batch, int64_t points, int64_t f, double* __restrict y,
+                   int64_t* __restrict argmax) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const double* xb = x + b * points * f;
+    double* yb = y + b * f;
+    int64_t* ab = argmax + b * f;
+    for (int64_t j = 0; j < f; ++j) {
+      yb[j] = xb[j];
+      ab[j] = 0;
+    }
+    for (int64_t n = 1; n < points; ++n) {
+      const double* row = xb + n * f;
+      for (int64_t j = 0; j < f; ++j) {
+        const bool larger = row[j] > yb[j];
+        yb[j] = larger ? row[j] : yb[j];
+        ab[j] = larger ? n : ab[j];
+      }
+    }
+  }
+}
+
+const Kernels kTable = {LinearForward,     LinearBackward, ColumnMoments, Normalise,    GradientSums,
+                        NormaliseBackward, ReluForward,    ReluBackward,  MaxOverPoints};
 
 }  // namespace
 

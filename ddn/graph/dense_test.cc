@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
 #include "ddn/random.h"
@@ -100,6 +102,46 @@ void ExpectAgreesWithPlainLoops(const Kernels& k) {
   k.normalise_backward(gn.data(), xhat.data(), nullptr, nullptr, gamma.data(), rows, in, gxe.data());
   EXPECT_LE(MaxRelativeError(gxn, want_gxn), 1e-14);
   EXPECT_LE(MaxRelativeError(gxe, want_gxe), 1e-14);
+
+  // ReLU and the max over points: no arithmetic, so bit for bit. Ties (rounded values) and zeros, a NaN and
+  // infinities, so that the first-index rule, x > 0 with −0 and NaN, and a NaN in the first row are all exercised.
+  const int64_t batch = 3, points = 7, f = 13, n = batch * points * f;
+  std::vector<double> v = Random(n, 9);
+  for (double& e : v) e = std::round(2 * e) / 2;  // many ties
+  v[5] = -0.0;
+  v[17] = std::numeric_limits<double>::quiet_NaN();  // row 1 of block 0: never the maximum
+  v[2] = std::numeric_limits<double>::quiet_NaN();   // row 0 of block 0, column 2: stays
+  v[3 * f + 4] = std::numeric_limits<double>::infinity();
+  v[points * f + 6] = -std::numeric_limits<double>::infinity();
+  const std::vector<double> gr = Random(n, 10);
+  std::vector<double> relu(n), want_relu(n), grelu(n, 0.25), want_grelu(n, 0.25);
+  for (int64_t i = 0; i < n; ++i) {
+    want_relu[i] = v[i] > 0 ? v[i] : 0.0;
+    if (v[i] > 0) want_grelu[i] += gr[i];
+  }
+  k.relu_forward(v.data(), n, relu.data());
+  k.relu_backward(v.data(), gr.data(), n, grelu.data());
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_EQ(std::memcmp(&relu[i], &want_relu[i], sizeof(double)), 0) << i;
+    EXPECT_EQ(grelu[i], want_grelu[i]) << i;
+  }
+  std::vector<double> ymax(batch * f), want_ymax(batch * f);
+  std::vector<int64_t> amax(batch * f), want_amax(batch * f);
+  for (int64_t blk = 0; blk < batch; ++blk) {
+    for (int64_t j = 0; j < f; ++j) {
+      int64_t best = 0;
+      for (int64_t p = 1; p < points; ++p)
+        if (v[(blk * points + p) * f + j] > v[(blk * points + best) * f + j]) best = p;
+      want_amax[blk * f + j] = best;
+      want_ymax[blk * f + j] = v[(blk * points + best) * f + j];
+    }
+  }
+  k.max_over_points(v.data(), batch, points, f, ymax.data(), amax.data());
+  EXPECT_EQ(amax, want_amax);
+  for (int64_t i = 0; i < batch * f; ++i) EXPECT_EQ(std::memcmp(&ymax[i], &want_ymax[i], sizeof(double)), 0) << i;
+  EXPECT_TRUE(std::isnan(ymax[2]));
+  EXPECT_EQ(ymax[4], std::numeric_limits<double>::infinity());
+  EXPECT_EQ(amax[4], 3);
 }
 
 TEST(DenseKernels, BaselineCopyAgreesWithPlainLoops) {

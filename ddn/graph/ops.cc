@@ -105,9 +105,12 @@ void Linear::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, c
                       const std::vector<Tensor*>& grad_inputs) {
   const Tensor& x = *inputs[0];
   const int64_t rows = x.size() / in_;
-  // ḡW = Xᵀ ḡY and ḡb = ḡYᵀ 1 sum over rows: one partial sum per row block, added in block order.
+  // ḡW = Xᵀ ḡY and ḡb = ḡYᵀ 1 sum over rows: one partial sum per row block (assigned by the kernel: the buffers
+  // are kept between steps and not zeroed), added in block order.
   const int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
-  std::vector<double> partial_w(blocks * in_ * out_), partial_b(blocks * out_);
+  std::vector<double>&partial_w = partial_w_, &partial_b = partial_b_;
+  partial_w.resize(blocks * in_ * out_);
+  partial_b.resize(blocks * out_);
   Tensor* gx = grad_inputs[0];
   const dense::Kernels& kernels = dense::Select();
   ForEachRowBlock(rows, [&](int64_t r, int64_t n) {
@@ -130,19 +133,13 @@ Tensor Relu::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   RequireInputs(inputs, 1);
   const Tensor& x = *inputs[0];
   Tensor y = OutputTensor(x.shape());
-  const double* xv = x.data();
-  double* yv = y.data();
-  for (int64_t i = 0; i < x.size(); ++i) yv[i] = xv[i] > 0 ? xv[i] : 0.0;
+  dense::Select().relu_forward(x.data(), x.size(), y.data());
   return y;
 }
 
 void Relu::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
                     const std::vector<Tensor*>& grad_inputs) {
-  const double* x = inputs[0]->data();
-  const double* g = grad_output.data();
-  double* gx = grad_inputs[0]->data();
-  const int64_t n = inputs[0]->size();
-  for (int64_t i = 0; i < n; ++i) gx[i] += x[i] > 0 ? g[i] : 0.0;
+  dense::Select().relu_backward(inputs[0]->data(), grad_output.data(), inputs[0]->size(), grad_inputs[0]->data());
 }
 
 // ---- BatchNorm ---------------------------------------------------------------------------------------
@@ -229,20 +226,9 @@ Tensor MaxOverPoints::Forward(const std::vector<const Tensor*>& inputs, Mode) {
   RequireRank(x, 3, "input (B, N, F)");
   const int64_t B = x.dim(0), N = x.dim(1), F = x.dim(2);
   if (N < 1) throw InvalidInput("cannot pool over N = 0 points");
-  Tensor y({B, F});
-  argmax_.assign(B * F, 0);
-  for (int64_t b = 0; b < B; ++b) {
-    const double* xb = x.data() + b * N * F;
-    double* yb = y.data() + b * F;
-    int64_t* ab = argmax_.data() + b * F;
-    std::copy(xb, xb + F, yb);
-    for (int64_t n = 1; n < N; ++n)
-      for (int64_t f = 0; f < F; ++f)
-        if (xb[n * F + f] > yb[f]) {
-          yb[f] = xb[n * F + f];
-          ab[f] = n;
-        }
-  }
+  Tensor y = Tensor::Uninitialized({B, F});
+  argmax_.resize(B * F);
+  dense::Select().max_over_points(x.data(), B, N, F, y.data(), argmax_.data());
   return y;
 }
 

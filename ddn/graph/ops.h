@@ -57,6 +57,7 @@ class Linear : public Op {
  private:
   int in_, out_;
   Parameter weight_, bias_;
+  std::vector<double> partial_w_, partial_b_;  // Backward's per-row-block sums, kept between steps
 };
 
 class Relu : public Op {
