@@ -26,9 +26,10 @@ struct Kernels {
   // y (rows × out) = x (rows × in) · w (in × out) + 1 bᵀ.
   void (*linear_forward)(const double* x, const double* w, const double* b, int64_t rows, int64_t in, int64_t out,
                          double* y);
-  // gw (in × out) = xᵀ g and gb (out) = gᵀ 1 (both assigned); gx (rows × in) += g wᵀ when gx is not null.
+  // gw (in × out) = xᵀ g and gb (out) = gᵀ 1 (both assigned); gx (rows × in) += g wᵀ when gx is not null, or
+  // gx = g wᵀ with assign_gx (gx's values unset before).
   void (*linear_backward)(const double* x, const double* g, const double* w, int64_t rows, int64_t in, int64_t out,
-                          double* gw, double* gb, double* gx);
+                          double* gw, double* gb, double* gx, bool assign_gx);
   // Batch norm over the rows of x (rows × f), training: mean and biased variance per column into mean, var.
   void (*column_moments)(const double* x, int64_t rows, int64_t f, double* mean, double* var);
   // x̂ = (x − mean) ⊙ inv_std and y = x̂ ⊙ gamma + beta, row by row.
@@ -36,13 +37,14 @@ struct Kernels {
                     int64_t rows, int64_t f, double* xhat, double* y);
   // sum_g = Σ_rows g and sum_gx = Σ_rows g ⊙ x̂ (assigned).
   void (*gradient_sums)(const double* g, const double* xhat, int64_t rows, int64_t f, double* sum_g, double* sum_gx);
-  // gx += ((g − mean_g) − x̂ ⊙ mean_gx) ⊙ scale (training) or gx += g ⊙ scale (mean_g = mean_gx = null).
+  // gx += ((g − mean_g) − x̂ ⊙ mean_gx) ⊙ scale (training) or gx += g ⊙ scale (mean_g = mean_gx = null); with
+  // assign, = instead of +=.
   void (*normalise_backward)(const double* g, const double* xhat, const double* mean_g, const double* mean_gx,
-                             const double* scale, int64_t rows, int64_t f, double* gx);
+                             const double* scale, int64_t rows, int64_t f, double* gx, bool assign);
   // y = max(x, 0) elementwise, n values (NaN gives 0: x > 0 is false).
   void (*relu_forward)(const double* x, int64_t n, double* y);
-  // gx += g where x > 0, n values.
-  void (*relu_backward)(const double* x, const double* g, int64_t n, double* gx);
+  // gx += g where x > 0, n values; with assign, gx = (x > 0 ? g : 0).
+  void (*relu_backward)(const double* x, const double* g, int64_t n, double* gx, bool assign);
   // For each of `batch` blocks of x (points × f, row-major): y (f) = the largest value of each column and argmax (f)
   // the first row holding it (a later equal value does not replace it; a NaN in the first row stays).
   void (*max_over_points)(const double* x, int64_t batch, int64_t points, int64_t f, double* y, int64_t* argmax);

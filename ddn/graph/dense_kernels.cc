@@ -23,13 +23,18 @@ void LinearForward(const double* x, const double* w, const double* b, int64_t ro
 }
 
 void LinearBackward(const double* x, const double* g, const double* w, int64_t rows, int64_t in, int64_t out,
-                    double* gw, double* gb, double* gx) {
+                    double* gw, double* gb, double* gx, bool assign_gx) {
   const ConstMap G(g, rows, out);
   Map(gw, in, out).noalias() = ConstMap(x, rows, in).transpose() * G;
   for (int64_t j = 0; j < out; ++j) gb[j] = 0;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t j = 0; j < out; ++j) gb[j] += g[r * out + j];
-  if (gx) Map(gx, rows, in).noalias() += G * ConstMap(w, in, out).transpose();
+  if (!gx) return;
+  if (assign_gx) {
+    Map(gx, rows, in).noalias() = G * ConstMap(w, in, out).transpose();
+  } else {
+    Map(gx, rows, in).noalias() += G * ConstMap(w, in, out).transpose();
+  }
 }
 
 // The column sums below run down a row-major matrix one row at a time: f independent accumulators, a contiguous
@@ -75,23 +80,39 @@ void GradientSums(const double* __restrict g, const double* __restrict xhat, int
 
 void NormaliseBackward(const double* __restrict g, const double* __restrict xhat, const double* __restrict mean_g,
                        const double* __restrict mean_gx, const double* __restrict scale, int64_t rows, int64_t f,
-                       double* __restrict gx) {
+                       double* __restrict gx, bool assign) {
   if (!mean_g) {
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < f; ++j) gx[r * f + j] += g[r * f + j] * scale[j];
+    if (assign) {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < f; ++j) gx[r * f + j] = g[r * f + j] * scale[j];
+    } else {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < f; ++j) gx[r * f + j] += g[r * f + j] * scale[j];
+    }
     return;
   }
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < f; ++j)
-      gx[r * f + j] += ((g[r * f + j] - mean_g[j]) - xhat[r * f + j] * mean_gx[j]) * scale[j];
+  if (assign) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < f; ++j)
+        gx[r * f + j] = ((g[r * f + j] - mean_g[j]) - xhat[r * f + j] * mean_gx[j]) * scale[j];
+  } else {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < f; ++j)
+        gx[r * f + j] += ((g[r * f + j] - mean_g[j]) - xhat[r * f + j] * mean_gx[j]) * scale[j];
+  }
 }
 
 void ReluForward(const double* __restrict x, int64_t n, double* __restrict y) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : 0.0;
 }
 
-void ReluBackward(const double* __restrict x, const double* __restrict g, int64_t n, double* __restrict gx) {
-  for (int64_t i = 0; i < n; ++i) gx[i] += x[i] > 0 ? g[i] : 0.0;
+void ReluBackward(const double* __restrict x, const double* __restrict g, int64_t n, double* __restrict gx,
+                  bool assign) {
+  if (assign) {
+    for (int64_t i = 0; i < n; ++i) gx[i] = x[i] > 0 ? g[i] : 0.0;
+  } else {
+    for (int64_t i = 0; i < n; ++i) gx[i] += x[i] > 0 ? g[i] : 0.0;
+  }
 }
 
 // Row by row down each block, all f columns at once: both selections are blends the vectoriser forms (the

@@ -53,11 +53,16 @@ void ExpectAgreesWithPlainLoops(const Kernels& k) {
     }
   }
   k.linear_forward(x.data(), w.data(), b.data(), rows, in, out, y.data());
-  k.linear_backward(x.data(), g.data(), w.data(), rows, in, out, gw.data(), gb.data(), gx.data());
+  k.linear_backward(x.data(), g.data(), w.data(), rows, in, out, gw.data(), gb.data(), gx.data(), false);
   EXPECT_LE(MaxRelativeError(y, want_y), 1e-14);
   EXPECT_LE(MaxRelativeError(gw, want_gw), 1e-14);
   EXPECT_LE(MaxRelativeError(gb, want_gb), 1e-14);
   EXPECT_LE(MaxRelativeError(gx, want_gx), 1e-14);
+  // Assigned instead of accumulated: the same product over a buffer of garbage.
+  std::vector<double> gx_assigned(rows * in, std::numeric_limits<double>::quiet_NaN()), want_assigned(rows * in);
+  for (int64_t i = 0; i < rows * in; ++i) want_assigned[i] = want_gx[i] - 1.0;
+  k.linear_backward(x.data(), g.data(), w.data(), rows, in, out, gw.data(), gb.data(), gx_assigned.data(), true);
+  EXPECT_LE(MaxRelativeError(gx_assigned, want_assigned), 1e-14);
 
   // Batch norm's passes on x as (rows × in).
   std::vector<double> mean(in), var(in), want_mean(in, 0.0), want_var(in, 0.0);
@@ -98,10 +103,21 @@ void ExpectAgreesWithPlainLoops(const Kernels& k) {
       want_gxe[r * in + i] += gn[r * in + i] * gamma[i];
     }
   }
-  k.normalise_backward(gn.data(), xhat.data(), sg.data(), sgx.data(), gamma.data(), rows, in, gxn.data());
-  k.normalise_backward(gn.data(), xhat.data(), nullptr, nullptr, gamma.data(), rows, in, gxe.data());
+  k.normalise_backward(gn.data(), xhat.data(), sg.data(), sgx.data(), gamma.data(), rows, in, gxn.data(), false);
+  k.normalise_backward(gn.data(), xhat.data(), nullptr, nullptr, gamma.data(), rows, in, gxe.data(), false);
   EXPECT_LE(MaxRelativeError(gxn, want_gxn), 1e-14);
   EXPECT_LE(MaxRelativeError(gxe, want_gxe), 1e-14);
+  std::vector<double> gxn_assigned(rows * in, std::numeric_limits<double>::quiet_NaN()), gxe_assigned = gxn_assigned;
+  k.normalise_backward(gn.data(), xhat.data(), sg.data(), sgx.data(), gamma.data(), rows, in, gxn_assigned.data(),
+                       true);
+  k.normalise_backward(gn.data(), xhat.data(), nullptr, nullptr, gamma.data(), rows, in, gxe_assigned.data(), true);
+  std::vector<double> want_gxn_assigned(rows * in), want_gxe_assigned(rows * in);
+  for (int64_t i = 0; i < rows * in; ++i) {
+    want_gxn_assigned[i] = want_gxn[i] - 0.5;  // the accumulating calls started from 0.5
+    want_gxe_assigned[i] = want_gxe[i] - 0.5;
+  }
+  EXPECT_LE(MaxRelativeError(gxn_assigned, want_gxn_assigned), 1e-14);
+  EXPECT_LE(MaxRelativeError(gxe_assigned, want_gxe_assigned), 1e-14);
 
   // ReLU and the max over points: no arithmetic, so bit for bit. Ties (rounded values) and zeros, a NaN and
   // infinities, so that the first-index rule, x > 0 with −0 and NaN, and a NaN in the first row are all exercised.
@@ -120,7 +136,10 @@ void ExpectAgreesWithPlainLoops(const Kernels& k) {
     if (v[i] > 0) want_grelu[i] += gr[i];
   }
   k.relu_forward(v.data(), n, relu.data());
-  k.relu_backward(v.data(), gr.data(), n, grelu.data());
+  k.relu_backward(v.data(), gr.data(), n, grelu.data(), false);
+  std::vector<double> grelu_assigned(n, std::numeric_limits<double>::quiet_NaN());
+  k.relu_backward(v.data(), gr.data(), n, grelu_assigned.data(), true);
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(grelu_assigned[i], v[i] > 0 ? gr[i] : 0.0) << i;
   for (int64_t i = 0; i < n; ++i) {
     EXPECT_EQ(std::memcmp(&relu[i], &want_relu[i], sizeof(double)), 0) << i;
     EXPECT_EQ(grelu[i], want_grelu[i]) << i;

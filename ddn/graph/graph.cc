@@ -99,11 +99,27 @@ void Graph::Backward(NodeId loss) {
   for (int n = loss; n >= 0; --n)
     if (reached[n])
       for (NodeId in : nodes_[n].inputs) reached[in] = 1;
-  // Gradients are zeroed in place when the shape is unchanged (no allocation in a training loop).
+  // The first gradient a node receives comes from its reached consumer of highest id (consumers run from the loss
+  // down). When the node is one input of that consumer (not two of its inputs at once), the consumer writes it
+  // (Op::BackwardFresh) and it is not zeroed first; every other gradient is zeroed and accumulated into.
+  std::vector<int> first_consumer(nodes_.size(), -1);
+  std::vector<char> written_fresh(nodes_.size(), 0);
+  for (int n = loss; n >= 0; --n) {
+    if (!reached[n] || !nodes_[n].op) continue;
+    const std::vector<NodeId>& ins = nodes_[n].inputs;
+    for (NodeId in : ins) {
+      if (first_consumer[in] >= 0) continue;
+      first_consumer[in] = n;
+      written_fresh[in] = in != loss && std::count(ins.begin(), ins.end(), in) == 1;
+    }
+  }
+  // Gradients keep their buffer when the shape is unchanged (no allocation in a training loop).
   for (int n = 0; n < size(); ++n) {
     Tensor& g = nodes_[n].grad;
     if (!reached[n]) {
       g = Tensor();
+    } else if (written_fresh[n]) {
+      ResizeTensor(&g, nodes_[n].value.shape());
     } else if (g.shape() == nodes_[n].value.shape() && g.size() == nodes_[n].value.size()) {
       std::fill(g.values().begin(), g.values().end(), 0.0);
     } else {
@@ -116,18 +132,33 @@ void Graph::Backward(NodeId loss) {
     if (!reached[n] || !e.op) continue;
     std::vector<const Tensor*> in;
     std::vector<Tensor*> grad_in;
+    std::vector<char> fresh;
+    bool any_fresh = false;
     for (NodeId i : e.inputs) {
       in.push_back(&nodes_[i].value);
       grad_in.push_back(&nodes_[i].grad);
+      fresh.push_back(written_fresh[i] && first_consumer[i] == n);
+      any_fresh |= fresh.back() != 0;
     }
     try {
-      e.op->Backward(in, e.value, e.grad, grad_in);
+      if (any_fresh) {
+        e.op->BackwardFresh(in, e.value, e.grad, grad_in, fresh);
+      } else {
+        e.op->Backward(in, e.value, e.grad, grad_in);
+      }
     } catch (const InvalidInput& err) {
       throw InvalidInput("graph node '" + e.name + "' (" + e.op->Describe() + ") backward: " + err.what());
     } catch (const NumericalFailure& err) {
       throw NumericalFailure("graph node '" + e.name + "' (" + e.op->Describe() + ") backward: " + err.what());
     }
   }
+}
+
+void Op::BackwardFresh(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                       const std::vector<Tensor*>& grad_inputs, const std::vector<char>& fresh) {
+  for (size_t i = 0; i < grad_inputs.size(); ++i)
+    if (fresh[i] && grad_inputs[i]) std::fill(grad_inputs[i]->values().begin(), grad_inputs[i]->values().end(), 0.0);
+  Backward(inputs, output, grad_output, grad_inputs);
 }
 
 void Graph::ZeroGrad() {

@@ -72,6 +72,12 @@ class Op {
   // an op may leave an input's gradient untouched (labels, indices).
   virtual void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
                         const std::vector<Tensor*>& grad_inputs) = 0;
+  // Backward for an op that gives some inputs their first gradient: for each i with fresh[i], grad_inputs[i] is
+  // sized but holds no values (the graph did not zero it), and the op must write every element (=, not +=). The
+  // default zero-fills those and calls Backward; ReLU, Linear and BatchNorm write their products directly, which
+  // saves a zero-filling pass and a read of every activation's gradient in a training step.
+  virtual void BackwardFresh(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                             const std::vector<Tensor*>& grad_inputs, const std::vector<char>& fresh);
   // Parameters owned by the op (pointers stay valid for the op's lifetime).
   virtual std::vector<Parameter*> Parameters() { return {}; }
 

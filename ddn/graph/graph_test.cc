@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "ddn/error.h"
+#include "ddn/graph/elementwise.h"
 #include "ddn/graph/ops.h"
 #include "ddn/node.h"
 #include "ddn/random.h"
@@ -116,6 +117,77 @@ TEST(GraphTest, WholeGraphWithDeclarativeNodeMatchesFiniteDifferences) {
   EXPECT_LE(report.max_rel_error, 1e-6) << report.ToString();
   EXPECT_EQ(report.entries.size(), 7u);  // conv1 w, b; bn1 γ, β; fc w, b; points
   for (const auto& e : report.entries) EXPECT_GT(e.grad_norm, 0) << e.name;
+}
+
+// An op that hides the BackwardFresh of the op it wraps: the graph then zero-fills every gradient and the op
+// accumulates (Op's default), the path every op had before BackwardFresh.
+class AccumulateOnly : public Op {
+ public:
+  explicit AccumulateOnly(std::unique_ptr<Op> op) : op_(std::move(op)) {}
+  std::string Describe() const override { return op_->Describe(); }
+  Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override { return op_->Forward(inputs, mode); }
+  void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                const std::vector<Tensor*>& grad_inputs) override {
+    op_->Backward(inputs, output, grad_output, grad_inputs);
+  }
+  std::vector<Parameter*> Parameters() override { return op_->Parameters(); }
+
+ private:
+  std::unique_ptr<Op> op_;
+};
+
+// The first gradient of a node is written by its first consumer (Op::BackwardFresh), not accumulated into zeros,
+// when the node is one input of that consumer; a node with two consumers (a, below) or used twice by one op (the
+// Add of c with itself) is zeroed and accumulated. Same graph twice, the second with every op wrapped so that it
+// only accumulates: every gradient agrees to rounding (a product written directly may be summed in another order
+// than one added to zeros), over two steps (reused buffers hold the last step's values, which a fresh write must
+// not add to).
+TEST(GraphTest, FreshGradientsEqualAccumulatedOnes) {
+  auto build = [](Graph* g, bool wrap) {
+    auto op = [wrap](std::unique_ptr<Op> o) -> std::unique_ptr<Op> {
+      return wrap ? std::make_unique<AccumulateOnly>(std::move(o)) : std::move(o);
+    };
+    const auto x = g->Input("x"), target = g->Input("target");  // (B, N, 3), (B, N, 2)
+    auto h = g->Add("lin1", op(std::make_unique<Linear>(3, 6, 11)), {x});
+    h = g->Add("bn1", op(std::make_unique<BatchNorm>(6)), {h});
+    const auto a = g->Add("relu1", op(std::make_unique<Relu>()), {h});
+    const auto b = g->Add("lin2", op(std::make_unique<Linear>(6, 2, 12)), {a});
+    const auto c = g->Add("lin3", op(std::make_unique<Linear>(6, 2, 13)), {a});
+    const auto cc = g->Add("twice", op(std::make_unique<Add>()), {c, c});
+    const auto sum = g->Add("sum", op(std::make_unique<Add>()), {b, cc});
+    return g->Add("loss", op(std::make_unique<MeanSquaredError>()), {sum, target});
+  };
+  Graph fresh, accumulated;
+  const auto loss_fresh = build(&fresh, false), loss_accumulated = build(&accumulated, true);
+  for (uint64_t step = 0; step < 2; ++step) {
+    const TensorMap feeds = {{"x", Random({2, 5, 3}, 50 + step)}, {"target", Random({2, 5, 2}, 60 + step)}};
+    for (Graph* g : {&fresh, &accumulated}) {
+      g->ZeroGrad();
+      g->Forward(feeds, {g == &fresh ? loss_fresh : loss_accumulated}, Mode::kTrain);
+      g->Backward(g == &fresh ? loss_fresh : loss_accumulated);
+    }
+    // Relative to the largest gradient of the kind (lin1's bias, before batch norm, has gradient 0 in exact
+    // arithmetic: rounding alone).
+    double largest = 0;
+    for (int n = 0; n < fresh.size() - 1; ++n)
+      for (const double w : accumulated.Grad(n).values()) largest = std::max(largest, std::abs(w));
+    for (const Parameter* q : accumulated.Parameters())
+      for (const double w : q->grad.values()) largest = std::max(largest, std::abs(w));
+    ASSERT_GT(largest, 0);
+    auto expect_close = [largest](const TensorValues& got, const TensorValues& want, const std::string& what) {
+      ASSERT_EQ(got.size(), want.size()) << what;
+      const double scale = largest;
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-14 * scale) << what << " [" << i << "]";
+    };
+    for (int n = 0; n < fresh.size() - 1; ++n) {  // every node but the loss
+      expect_close(fresh.Grad(n).values(), accumulated.Grad(n).values(), "node " + std::to_string(n));
+    }
+    const auto pf = fresh.Parameters(), pa = accumulated.Parameters();
+    ASSERT_EQ(pf.size(), pa.size());
+    for (size_t k = 0; k < pf.size(); ++k) {
+      if (pf[k]->trainable) expect_close(pf[k]->grad.values(), pa[k]->grad.values(), pf[k]->name);
+    }
+  }
 }
 
 TEST(GraphTest, EvaluatesOnlyWhatIsNeeded) {

@@ -103,7 +103,16 @@ Tensor Linear::Forward(const std::vector<const Tensor*>& inputs, Mode) {
 
 void Linear::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
                       const std::vector<Tensor*>& grad_inputs) {
-  const Tensor& x = *inputs[0];
+  BackwardInto(*inputs[0], grad_output, grad_inputs[0], false);
+}
+
+void Linear::BackwardFresh(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                           const std::vector<Tensor*>& grad_inputs, const std::vector<char>& fresh) {
+  BackwardInto(*inputs[0], grad_output, grad_inputs[0], fresh[0] != 0);
+}
+
+// ḡX (+)= ḡY Wᵀ row block by row block (assigned when `assign`: gx holds no values yet), and the parameters' sums.
+void Linear::BackwardInto(const Tensor& x, const Tensor& grad_output, Tensor* gx, bool assign) {
   const int64_t rows = x.size() / in_;
   // ḡW = Xᵀ ḡY and ḡb = ḡYᵀ 1 sum over rows: one partial sum per row block (assigned by the kernel: the buffers
   // are kept between steps and not zeroed), added in block order.
@@ -111,13 +120,12 @@ void Linear::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, c
   std::vector<double>&partial_w = partial_w_, &partial_b = partial_b_;
   partial_w.resize(blocks * in_ * out_);
   partial_b.resize(blocks * out_);
-  Tensor* gx = grad_inputs[0];
   const dense::Kernels& kernels = dense::Select();
   ForEachRowBlock(rows, [&](int64_t r, int64_t n) {
     const int64_t k = r / kRowBlock;
     kernels.linear_backward(x.data() + r * in_, grad_output.data() + r * out_, weight_.value.data(), n, in_, out_,
                             partial_w.data() + k * in_ * out_, partial_b.data() + k * out_,
-                            gx ? gx->data() + r * in_ : nullptr);
+                            gx ? gx->data() + r * in_ : nullptr, assign);
   });
   double* gw = weight_.grad.data();
   double* gb = bias_.grad.data();
@@ -139,7 +147,14 @@ Tensor Relu::Forward(const std::vector<const Tensor*>& inputs, Mode) {
 
 void Relu::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
                     const std::vector<Tensor*>& grad_inputs) {
-  dense::Select().relu_backward(inputs[0]->data(), grad_output.data(), inputs[0]->size(), grad_inputs[0]->data());
+  dense::Select().relu_backward(inputs[0]->data(), grad_output.data(), inputs[0]->size(), grad_inputs[0]->data(),
+                                false);
+}
+
+void Relu::BackwardFresh(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
+                         const std::vector<Tensor*>& grad_inputs, const std::vector<char>& fresh) {
+  dense::Select().relu_backward(inputs[0]->data(), grad_output.data(), inputs[0]->size(), grad_inputs[0]->data(),
+                                fresh[0] != 0);
 }
 
 // ---- BatchNorm ---------------------------------------------------------------------------------------
@@ -197,6 +212,16 @@ Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
 
 void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor& grad_output,
                          const std::vector<Tensor*>& grad_inputs) {
+  BackwardInto(grad_output, grad_inputs[0], false);
+}
+
+void BatchNorm::BackwardFresh(const std::vector<const Tensor*>&, const Tensor&, const Tensor& grad_output,
+                              const std::vector<Tensor*>& grad_inputs, const std::vector<char>& fresh) {
+  BackwardInto(grad_output, grad_inputs[0], fresh[0] != 0);
+}
+
+// ḡX (+)= the batch-norm product (assigned when `assign`: gx holds no values yet), and γ's and β's gradients.
+void BatchNorm::BackwardInto(const Tensor& grad_output, Tensor* gx, bool assign) {
   const int64_t f = features_, n = grad_output.size() / f;
   const dense::Kernels& kernels = dense::Select();
   // Σ ḡy and Σ ḡy x̂ per column, once: the parameter gradients and (divided by n) the means below.
@@ -206,7 +231,7 @@ void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const
     beta_.grad.data()[j] += sum_g[j];
     gamma_.grad.data()[j] += sum_gx[j];
   }
-  if (!grad_inputs[0]) return;
+  if (!gx) return;
   std::vector<double> scale(f), mean_g(f), mean_gx(f);  // γ/√(σ² + ε), mean ḡy, mean ḡy x̂
   for (int64_t j = 0; j < f; ++j) {
     scale[j] = gamma_.value.data()[j] * inv_std_[j];
@@ -215,7 +240,7 @@ void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const
   }
   const bool eval = mode_ == Mode::kEval;
   kernels.normalise_backward(grad_output.data(), normalised_.data(), eval ? nullptr : mean_g.data(),
-                             eval ? nullptr : mean_gx.data(), scale.data(), n, f, grad_inputs[0]->data());
+                             eval ? nullptr : mean_gx.data(), scale.data(), n, f, gx->data(), assign);
 }
 
 // ---- Pooling over points -----------------------------------------------------------------------------

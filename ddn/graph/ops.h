@@ -52,9 +52,12 @@ class Linear : public Op {
   Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
   void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
                 const std::vector<Tensor*>& grad_inputs) override;
+  void BackwardFresh(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                     const std::vector<Tensor*>& grad_inputs, const std::vector<char>& fresh) override;
   std::vector<Parameter*> Parameters() override { return {&weight_, &bias_}; }
 
  private:
+  void BackwardInto(const Tensor& x, const Tensor& grad_output, Tensor* gx, bool assign);
   int in_, out_;
   Parameter weight_, bias_;
   std::vector<double> partial_w_, partial_b_;  // Backward's per-row-block sums, kept between steps
@@ -66,6 +69,8 @@ class Relu : public Op {
   Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
   void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
                 const std::vector<Tensor*>& grad_inputs) override;
+  void BackwardFresh(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                     const std::vector<Tensor*>& grad_inputs, const std::vector<char>& fresh) override;
 };
 
 struct BatchNormOptions {
@@ -80,9 +85,12 @@ class BatchNorm : public Op {
   Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) override;
   void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
                 const std::vector<Tensor*>& grad_inputs) override;
+  void BackwardFresh(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
+                     const std::vector<Tensor*>& grad_inputs, const std::vector<char>& fresh) override;
   std::vector<Parameter*> Parameters() override { return {&gamma_, &beta_, &running_mean_, &running_var_}; }
 
  private:
+  void BackwardInto(const Tensor& grad_output, Tensor* gx, bool assign);
   int features_;
   BatchNormOptions options_;
   Parameter gamma_, beta_, running_mean_, running_var_;
