@@ -68,7 +68,8 @@ class Op {
   // the same pass). Throws InvalidInput on wrong shapes, naming the op.
   virtual Tensor Forward(const std::vector<const Tensor*>& inputs, Mode mode) = 0;
   // Accumulates the vector–Jacobian product: grad_inputs[i] += (∂out/∂input_i)ᵀ grad_output, and adds
-  // parameter gradients into Parameter::grad. grad_inputs[i] is pre-sized and zero-initialised by the graph;
+  // parameter gradients into Parameter::grad. grad_inputs[i] is pre-sized and zero-initialised by the graph (a
+  // gradient that this op gives first goes to BackwardFresh instead);
   // an op may leave an input's gradient untouched (labels, indices).
   virtual void Backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& grad_output,
                         const std::vector<Tensor*>& grad_inputs) = 0;
