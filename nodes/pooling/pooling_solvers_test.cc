@@ -38,10 +38,9 @@ std::vector<double> Points(std::mt19937_64* rng, int n, int d, double spread, in
 }
 
 // min f over a dense grid (then a finer grid around the best cell): an upper bound of the global minimum.
-double BruteForceScalar(const PoolingProblem& p) {
+double BruteForceScalar(const PoolingProblem& p, int m = 40000) {
   const double lo = *std::min_element(p.x, p.x + p.n) - 1, hi = *std::max_element(p.x, p.x + p.n) + 1;
   double best = 1e300, best_y = lo;
-  const int m = 40000;
   for (int i = 0; i <= m; ++i) {
     const double y = lo + (hi - lo) * i / m;
     const double f = PoolingObjective(p, &y);
@@ -134,6 +133,35 @@ TEST(ScalarPool, GlobalMinimumBeatsDenseBruteForce) {
         if (IsSmooth(k)) {
           EXPECT_LE(s.residual, 1e-11);  // measured before the last (tiny) Newton step
         }
+      }
+    }
+  }
+}
+
+// The same on problems large enough for the branch and bound's dense histogram (more points than bins; the test
+// above, with N ≤ 20, takes the sparse one): several clusters of different weights and spreads, so that local
+// minima compete, and points on bin edges (pattern 3: values on a grid of α/8).
+TEST(ScalarPool, CertifiedMinimumOfLargeProblemsBeatsBruteForce) {
+  std::mt19937_64 rng(23);
+  for (PenaltyKind k : {PenaltyKind::kWelsch, PenaltyKind::kCauchy, PenaltyKind::kGemanMcClure}) {
+    for (double alpha : {0.5, 1.0, 2.0}) {
+      for (int trial = 0; trial < 4; ++trial) {
+        const int n = trial % 2 ? 400 : 257;
+        std::vector<double> x = Points(&rng, n, 1, 0.4 + 0.3 * trial, 2 + trial % 2);
+        if (trial == 3) {
+          for (double& v : x) v = std::round(v * 8 / alpha) * alpha / 8;
+        }
+        std::vector<double> w(x.size());
+        std::uniform_real_distribution<double> uw(0.1, 2);
+        for (auto& v : w) v = uw(rng);
+        PoolingProblem p{k, alpha, x.data(), trial % 2 ? nullptr : w.data(), static_cast<int64_t>(x.size()), 1};
+        double y;
+        ProblemStatus s;
+        SolveScalarPool(p, &y, &s);
+        const double f = PoolingObjective(p, &y), brute = BruteForceScalar(p, 6000);
+        SCOPED_TRACE(PenaltyName(k) + " alpha=" + std::to_string(alpha) + " trial=" + std::to_string(trial));
+        EXPECT_LE(f, brute + 1e-12 * (1 + std::abs(brute)));
+        EXPECT_FALSE(s.flags & kNotCertified) << s.note;
       }
     }
   }

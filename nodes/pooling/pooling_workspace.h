@@ -32,9 +32,9 @@ namespace ddn::pooling {
 // for geman_mcclure), the nonempty ones only, and tables of φ and φ'' on the bin grid.
 struct ScalarBins {
   double origin = 0, width = 0;
-  int nb = 0;                         // bins spanned by [min x, max x]
-  std::vector<int> idx;               // nonempty bins
-  std::vector<double> W, lo, hi, S1;  // per nonempty bin: weight, extent, Σ w x
+  int nb = 0;                  // bins spanned by [min x, max x]
+  std::vector<int> idx;        // nonempty bins
+  std::vector<double> W, S1;   // per nonempty bin: weight, Σ w x
   std::vector<double> T0, T2;  // φ(k·width), φ''(k·width), k = 0..kt−1 (or more, kept from an earlier problem)
   int kt = 0;                  // table entries the bounds use
   PenaltyKind table_kind = PenaltyKind::kQuadratic;  // the penalty, α and width the tables were made for

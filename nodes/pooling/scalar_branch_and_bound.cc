@@ -76,17 +76,13 @@ struct BinOf {
 
 // Dense histogram in four interleaved copies (point i goes to copy i mod 4): consecutive points often fall in the
 // same bin, and one copy would chain every update through the previous one's store. Bins come out in increasing
-// order.
+// order. Only the weight and Σ w x of a bin are kept: the bounds below use the bins' edges (whole multiples of the
+// width from a cell's edges), which round to the tables' grid exactly as the points' own extent would.
 void DenseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorkspace* ws) {
   ScalarBins* B = &ws->bins;
   const int nb = B->nb;
   std::vector<double>& acc = ws->histogram;
-  acc.resize(static_cast<size_t>(16) * nb);
-  for (int l = 0; l < 4; ++l) {
-    std::fill_n(acc.data() + (4 * l + 0) * nb, 2 * nb, 0.0);  // weight, Σ w x
-    std::fill_n(acc.data() + (4 * l + 2) * nb, nb, std::numeric_limits<double>::infinity());
-    std::fill_n(acc.data() + (4 * l + 3) * nb, nb, -std::numeric_limits<double>::infinity());
-  }
+  acc.assign(static_cast<size_t>(8) * nb, 0.0);  // per copy: weight, Σ w x
   // Every point's bin first, in a loop that vectorises (the same values as bin_of), then the scattered updates.
   std::vector<int>& bin_index = ws->bucket_of;
   bin_index.resize(static_cast<size_t>(p.n));
@@ -97,13 +93,9 @@ void DenseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorkspa
   for (int64_t i = 0; i < p.n; ++i) bins[i] = std::clamp(static_cast<int>((p.x[i] - xmin) * inv_h), 0, last);
   auto add = [&](int l, int64_t i) {
     const double xi = p.x[i], wi = Weight(p.w, i);
-    if (wi == 0) return;
-    const int j = bins[i];
-    double* lane = acc.data() + 4 * l * nb;
-    lane[j] += wi;
-    lane[nb + j] += wi * xi;
-    lane[2 * nb + j] = std::min(lane[2 * nb + j], xi);
-    lane[3 * nb + j] = std::max(lane[3 * nb + j], xi);
+    double* lane = acc.data() + 2 * l * nb;
+    lane[bins[i]] += wi;
+    lane[nb + bins[i]] += wi * xi;
   };
   int64_t i = 0;
   for (; i + 4 <= p.n; i += 4) {
@@ -114,20 +106,16 @@ void DenseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorkspa
   }
   for (; i < p.n; ++i) add(0, i);
   for (int j = 0; j < nb; ++j) {
-    double w = 0, s1 = 0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    double w = 0, s1 = 0;
     for (int l = 0; l < 4; ++l) {
-      const double* lane = acc.data() + 4 * l * nb;
+      const double* lane = acc.data() + 2 * l * nb;
       w += lane[j];
       s1 += lane[nb + j];
-      lo = std::min(lo, lane[2 * nb + j]);
-      hi = std::max(hi, lane[3 * nb + j]);
     }
-    if (!(lo <= hi)) continue;  // no point of positive weight
+    if (!(w > 0)) continue;  // no point of positive weight
     B->idx.push_back(j);
     B->W.push_back(w);
     B->S1.push_back(s1);
-    B->lo.push_back(lo);
-    B->hi.push_back(hi);
   }
 }
 
@@ -139,19 +127,16 @@ void SparseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorksp
   for (int64_t i = 0; i < p.n; ++i) {
     const double wi = Weight(p.w, i);
     if (wi == 0) continue;
-    int& k = slot[bin_of(p.x[i])];
+    const int j = bin_of(p.x[i]);
+    int& k = slot[j];
     if (k < 0) {
       k = static_cast<int>(B->idx.size());
-      B->idx.push_back(bin_of(p.x[i]));
+      B->idx.push_back(j);
       B->W.push_back(0);
-      B->lo.push_back(p.x[i]);
-      B->hi.push_back(p.x[i]);
       B->S1.push_back(0);
     }
     B->W[k] += wi;
     B->S1[k] += wi * p.x[i];
-    B->lo[k] = std::min(B->lo[k], p.x[i]);
-    B->hi[k] = std::max(B->hi[k], p.x[i]);
   }
 }
 
@@ -170,8 +155,6 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, PoolingWorkspa
   B->nb = static_cast<int>(std::min<double>(kMaxBins, std::floor(span / h) + 1));
   B->idx.clear();
   B->W.clear();
-  B->lo.clear();
-  B->hi.clear();
   B->S1.clear();
   const BinOf bin_of{xmin, 1.0 / h, B->nb};
   if (B->nb <= 2 * p.n) {
@@ -207,54 +190,54 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, PoolingWorkspa
   }
 }
 
-// Lower bounds on one cell [a, b]: lb_f ≤ min f, lb_h ≤ min f''. For a bin with points in [lo, hi]:
-// |y − x| ∈ [dist, uh] with dist = max(0, a − hi, lo − b) and uh = max(b − lo, hi − a); φ(dist) (rounded down
-// to the table grid) bounds its points' φ, and the minimum of φ'' over [dist, uh] (grid-rounded outwards) their
-// φ''. Branch-free, so that it vectorises (baseline and AVX2 copies as for the passes).
-// Over the bins k ≥ `first` (the AVX2 copy below does the tail, m mod 4 bins, with this loop).
+// Lower bounds on a cell of whole bins [p, q) (y ∈ [origin + p·h, origin + q·h]): lb_f ≤ min f, lb_h ≤ min f''.
+// The points of bin k lie in [origin + k·h, origin + (k + 1)·h], so |y − x| ∈ [gap·h, span·h] with gap =
+// max(0, p − 1 − k, k − q) and span = max(q − k, k + 1 − p) whole bins: φ(gap·h) bounds their φ from below, and the
+// minimum of φ'' over [gap·h, span·h] their φ'' (both from the tables, whose grid is the bins' width; past the
+// table the last entry bounds both from below, since φ and φ'' increase with |z| past z₂). The integers are exact:
+// the bounds are those of each bin's own extent rounded outwards to the grid, up to the rounding that assigns a
+// point within a few ulps of an edge to the bin beyond it (≈ ε·span in |y − x|, far inside the search's 1e-12
+// prune margin). Branch-free, so that it vectorises (baseline and AVX2 copies as for the passes).
 // The bins and tables as raw pointers and scalars, shared by the scalar loop and the AVX2 copy.
 struct BinView {
   explicit BinView(const ScalarBins& B)
       : W(B.W.data()),
-        LO(B.lo.data()),
-        HI(B.hi.data()),
         T0(B.T0.data()),
         T2(B.T2.data()),
+        idx(B.idx.data()),
         h(B.width),
-        inv_h(1.0 / B.width),
         z2(B.z2),
         c2min(B.c2min),
-        kmax(static_cast<double>(B.kt) - 1),
+        kmax(B.kt - 1),
         m(static_cast<int>(B.W.size())) {}
-  const double *W, *LO, *HI, *T0, *T2;
-  double h, inv_h, z2, c2min, kmax;
-  int m;
+  const double *W, *T0, *T2;
+  const int* idx;
+  double h, z2, c2min;
+  int kmax, m;
 };
 
+// Over the bins k ≥ `first` (the AVX2 copy below does the tail, m mod 4 bins, with this loop).
 template <bool kCurvature>
-[[gnu::always_inline]] inline void BinBoundsLoop(const ScalarBins& B, double a, double b, double* lb_f, double* lb_h,
+[[gnu::always_inline]] inline void BinBoundsLoop(const ScalarBins& B, int p, int q, double* lb_f, double* lb_h,
                                                  int first = 0) {
   const BinView v(B);
-  const double h = v.h, inv_h = v.inv_h, z2 = v.z2, c2min = v.c2min, kmax = v.kmax;
-  const double *W = v.W, *LO = v.LO, *HI = v.HI, *T0 = v.T0, *T2 = v.T2;
-  const int m = v.m;
-  const double shrink = 1 - 1e-12, grow = 1 + 1e-12;
+  const double h = v.h, z2 = v.z2, c2min = v.c2min;
+  const double *W = v.W, *T0 = v.T0, *T2 = v.T2;
+  const int *idx = v.idx, kmax = v.kmax, m = v.m;
   double f = 0, c = 0;
 #pragma omp simd reduction(+ : f, c)
   for (int k = first; k < m; ++k) {
-    const double lo = LO[k], hi = HI[k];
-    const double dist = std::max(0.0, std::max(a - hi, lo - b));
-    const double kd = std::min(kmax, std::floor(dist * inv_h * shrink));
+    const int j = idx[k];
+    const int kd = std::min(kmax, std::max(0, std::max(p - 1 - j, j - q)));
     if (!kCurvature) {
-      f += W[k] * T0[static_cast<int>(kd)];
+      f += W[k] * T0[kd];
     } else {
-      const double uh = std::max(b - lo, hi - a);
-      const double ku = std::min(kmax, std::ceil(uh * inv_h * grow));
+      const int ku = std::min(kmax, std::max(q - j, j + 1 - p));
       // φ'' decreases on [0, z₂] and increases after: the minimum over [kd·h, ku·h] is φ''(z₂) if z₂ is inside,
-      // else the table value at the end nearer to z₂ (past the table, the last entry bounds it from below).
-      const bool contains = kd * h <= z2 && z2 <= ku * h;
-      const double t_left = T2[static_cast<int>(ku)], t_right = T2[static_cast<int>(kd)];
-      const double c2 = contains ? c2min : (ku * h < z2 ? t_left : t_right);
+      // else the table value at the end nearer to z₂.
+      const double kd_h = kd * h, ku_h = ku * h;
+      const bool contains = kd_h <= z2 && z2 <= ku_h;
+      const double c2 = contains ? c2min : (ku_h < z2 ? T2[ku] : T2[kd]);
       c += W[k] * c2;
     }
   }
@@ -263,42 +246,38 @@ template <bool kCurvature>
 }
 
 // Baseline and AVX2 copies; the curvature bound is only computed for cells that the value bound cannot prune.
-void BinBoundsBaseline(const ScalarBins& B, double a, double b, double best_f, double* lb_f, double* lb_h) {
-  BinBoundsLoop<false>(B, a, b, lb_f, lb_h);
-  if (*lb_f < best_f) BinBoundsLoop<true>(B, a, b, lb_f, lb_h);
+void BinBoundsBaseline(const ScalarBins& B, int p, int q, double best_f, double* lb_f, double* lb_h) {
+  BinBoundsLoop<false>(B, p, q, lb_f, lb_h);
+  if (*lb_f < best_f) BinBoundsLoop<true>(B, p, q, lb_f, lb_h);
 }
 
 #if defined(DDN_HAVE_SIMD_DISPATCH)
 // BinBoundsLoop written with AVX2 intrinsics, four bins at a time: GCC does not vectorise the table lookups
-// (gathers) inside a target("avx2") function, and the scalar loop mispredicts its selects. Same arithmetic,
-// same order within each lane; the tail (m mod 4 bins) goes through the scalar loop.
-[[gnu::target("avx2,fma")]] void BinBoundsAvx2(const ScalarBins& B, double a, double b, double best_f, double* lb_f,
+// (gathers) inside a target("avx2") function. Same arithmetic, same order within each lane; the tail (m mod 4
+// bins) goes through the scalar loop.
+[[gnu::target("avx2,fma")]] void BinBoundsAvx2(const ScalarBins& B, int p, int q, double best_f, double* lb_f,
                                                double* lb_h) {
   const BinView v(B);
-  const double h = v.h, inv_h = v.inv_h, z2 = v.z2, c2min = v.c2min, kmax = v.kmax;
-  const double *W = v.W, *LO = v.LO, *HI = v.HI, *T0 = v.T0, *T2 = v.T2;
+  const double *W = v.W, *T0 = v.T0, *T2 = v.T2;
+  const int* idx = v.idx;
   const int m = v.m, m4 = m - m % 4;
-  const __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b), zero = _mm256_setzero_pd();
-  const __m256d scale_down = _mm256_set1_pd(inv_h * (1 - 1e-12)), scale_up = _mm256_set1_pd(inv_h * (1 + 1e-12));
-  const __m256d vkmax = _mm256_set1_pd(kmax), vh = _mm256_set1_pd(h), vz2 = _mm256_set1_pd(z2);
-  const __m256d vc2min = _mm256_set1_pd(c2min);
+  const __m128i vp1 = _mm_set1_epi32(p - 1), vq = _mm_set1_epi32(q), vp = _mm_set1_epi32(p), one = _mm_set1_epi32(1),
+                izero = _mm_setzero_si128(), vkmax = _mm_set1_epi32(v.kmax);
+  const __m256d zero = _mm256_setzero_pd(), vh = _mm256_set1_pd(v.h), vz2 = _mm256_set1_pd(v.z2);
+  const __m256d vc2min = _mm256_set1_pd(v.c2min);
   const __m256d all = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
-  // Gathers T[idx[0..3]] (the masked form with every lane on: the plain one trips -Wmaybe-uninitialized in GCC 12).
-#define DDN_GATHER(table, idx) _mm256_mask_i32gather_pd(zero, table, _mm256_cvttpd_epi32(idx), all, 8)
-  // Index of the table entry below the distance: kd = min(kmax, floor(dist·(1 − 1e-12)/h)), as in the scalar
-  // loop (a lambda would not inherit the target attribute).
-#define DDN_LOWER_INDEX(lo, hi)                \
-  _mm256_min_pd(vkmax,                         \
-                _mm256_floor_pd(_mm256_mul_pd( \
-                    _mm256_max_pd(zero, _mm256_max_pd(_mm256_sub_pd(va, hi), _mm256_sub_pd(lo, vb))), scale_down)))
+  // T[i[0..3]] (the masked form with every lane on: the plain one trips -Wmaybe-uninitialized in GCC 12).
+#define DDN_GATHER(table, i) _mm256_mask_i32gather_pd(zero, table, i, all, 8)
+  // kd = min(kmax, max(0, p − 1 − j, j − q)), as in the scalar loop (a lambda would not inherit the target).
+#define DDN_GAP(j) \
+  _mm_min_epi32(vkmax, _mm_max_epi32(izero, _mm_max_epi32(_mm_sub_epi32(vp1, j), _mm_sub_epi32(j, vq))))
   __m256d f4 = zero;
   for (int k = 0; k < m4; k += 4) {
-    const __m256d kd = DDN_LOWER_INDEX(_mm256_loadu_pd(LO + k), _mm256_loadu_pd(HI + k));
-    const __m256d t0 = DDN_GATHER(T0, kd);
-    f4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), t0, f4);
+    const __m128i j = _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + k));
+    f4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), DDN_GATHER(T0, DDN_GAP(j)), f4);
   }
   double f = 0, c = 0;
-  BinBoundsLoop<false>(B, a, b, &f, &c, m4);
+  BinBoundsLoop<false>(B, p, q, &f, &c, m4);
   alignas(32) double lanes[4];
   _mm256_store_pd(lanes, f4);
   *lb_f = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + f;
@@ -306,11 +285,11 @@ void BinBoundsBaseline(const ScalarBins& B, double a, double b, double best_f, d
 
   __m256d c4 = zero;
   for (int k = 0; k < m4; k += 4) {
-    const __m256d lo = _mm256_loadu_pd(LO + k), hi = _mm256_loadu_pd(HI + k);
-    const __m256d kd = DDN_LOWER_INDEX(lo, hi);
-    const __m256d uh = _mm256_max_pd(_mm256_sub_pd(vb, lo), _mm256_sub_pd(hi, va));
-    const __m256d ku = _mm256_min_pd(vkmax, _mm256_ceil_pd(_mm256_mul_pd(uh, scale_up)));
-    const __m256d kd_h = _mm256_mul_pd(kd, vh), ku_h = _mm256_mul_pd(ku, vh);
+    const __m128i j = _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + k));
+    const __m128i kd = DDN_GAP(j);
+    const __m128i ku =
+        _mm_min_epi32(vkmax, _mm_max_epi32(_mm_sub_epi32(vq, j), _mm_sub_epi32(_mm_add_epi32(j, one), vp)));
+    const __m256d kd_h = _mm256_mul_pd(_mm256_cvtepi32_pd(kd), vh), ku_h = _mm256_mul_pd(_mm256_cvtepi32_pd(ku), vh);
     const __m256d contains = _mm256_and_pd(_mm256_cmp_pd(kd_h, vz2, _CMP_LE_OQ), _mm256_cmp_pd(vz2, ku_h, _CMP_LE_OQ));
     const __m256d left = _mm256_cmp_pd(ku_h, vz2, _CMP_LT_OQ);
     const __m256d t_left = DDN_GATHER(T2, ku);
@@ -318,19 +297,19 @@ void BinBoundsBaseline(const ScalarBins& B, double a, double b, double best_f, d
     const __m256d c2 = _mm256_blendv_pd(_mm256_blendv_pd(t_right, t_left, left), vc2min, contains);
     c4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), c2, c4);
   }
-  BinBoundsLoop<true>(B, a, b, &f, &c, m4);
+  BinBoundsLoop<true>(B, p, q, &f, &c, m4);
   _mm256_store_pd(lanes, c4);
   *lb_h = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + c;
-#undef DDN_LOWER_INDEX
+#undef DDN_GAP
 #undef DDN_GATHER
 }
 #endif
 
-void BinBounds(const ScalarBins& B, double a, double b, double best_f, double* lb_f, double* lb_h) {
+void BinBounds(const ScalarBins& B, int p, int q, double best_f, double* lb_f, double* lb_h) {
 #if defined(DDN_HAVE_SIMD_DISPATCH)
-  if (::ddn::UseAvx2()) return BinBoundsAvx2(B, a, b, best_f, lb_f, lb_h);
+  if (::ddn::UseAvx2()) return BinBoundsAvx2(B, p, q, best_f, lb_f, lb_h);
 #endif
-  BinBoundsBaseline(B, a, b, best_f, lb_f, lb_h);
+  BinBoundsBaseline(B, p, q, best_f, lb_f, lb_h);
 }
 
 // The same bounds point by point (for cells narrower than a bin).
@@ -477,7 +456,7 @@ class ScalarBranchAndBound {
       double lb_f = 0, lb_h = 0;
       const double level = PruneLevel();
       if (c.p >= 0) {
-        BinBounds(B_, c.a, c.b, level, &lb_f, &lb_h);
+        BinBounds(B_, c.p, c.q, level, &lb_f, &lb_h);
       } else {
         PointBounds(p_, pen_, c.a, c.b, &lb_f, &lb_h);
       }
