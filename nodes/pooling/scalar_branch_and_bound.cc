@@ -23,16 +23,25 @@ namespace {
 // concave in z²); a step that raises f is replaced by the IRLS step. Returns y; *f = f(y), *residual = the
 // scaled |f'| at the last evaluated iterate. After a final step below 1e-12·(|y| + α), f is taken from the
 // last pass (the step changes it by O(step²·f''), far below rounding).
+//
+// f costs a quarter of a pass (the complement 1 − e of welsch's exponential, the logarithm of cauchy's) and only
+// two passes need it: the one after a long step (the descent test) and the last. A pass after a Newton step
+// shorter than kQuadraticZone·(|y| + α) computes no f: Newton is then in its quadratic regime, where the test
+// cannot fail but for rounding; one after a step below kLastStep·(|y| + α), whose next step is predicted below
+// the stopping test's 1e-12, computes it as the last pass. (A first pass from an unknown start makes no test, as
+// before; the branch and bound certifies the answer whichever local minimum a solve reaches.)
+constexpr double kQuadraticZone = 1e-3, kLastStep = 1e-5;
+
 template <PenaltyKind K>
 double LocalScalar(const PoolingProblem& p, double xscale, double y, double* f, int* iterations,
                    double* residual = nullptr) {
   double f_prev = std::numeric_limits<double>::infinity(), irls_prev = y;
-  bool newton_prev = false, converged = false;
+  bool newton_prev = false, converged = false, with_f = false;
   ScalarSums S;
   for (int it = 0; it < 300; ++it) {
-    S = ScalarPass<K, true>(p, y);
+    S = with_f ? ScalarPass<K, true>(p, y) : ScalarPass<K, false>(p, y);
     ++*iterations;
-    if (newton_prev && S.f > f_prev + 1e-13 * std::abs(f_prev)) {
+    if (with_f && newton_prev && S.f > f_prev + 1e-13 * std::abs(f_prev)) {
       y = irls_prev;  // reject the Newton step
       newton_prev = false;
       continue;
@@ -41,21 +50,28 @@ double LocalScalar(const PoolingProblem& p, double xscale, double y, double* f, 
     const double irls = y - S.g / S.spsi;
     newton_prev = S.h > 0;
     const double yn = newton_prev ? y - S.g / S.h : irls;
-    f_prev = S.f;
+    f_prev = with_f ? S.f : std::numeric_limits<double>::infinity();
     irls_prev = irls;
-    const double step = yn - y;
+    const double step = yn - y, scale = std::abs(yn) + p.alpha;
     y = yn;
-    if (std::abs(step) <= 1e-12 * (std::abs(y) + p.alpha)) {
+    if (std::abs(step) <= 1e-12 * scale) {
       converged = true;
       break;
     }
+    with_f = !newton_prev || std::abs(step) > kQuadraticZone * scale || std::abs(step) <= kLastStep * scale;
   }
-  if (!converged) {
+  if (!converged || !with_f) {
+    // Not converged, or converged after a pass without f: the sums at y itself (for a converged y with the
+    // rounding-level floor of ScaledResidual, as below).
     S = ScalarPass<K, true>(p, y);
     ++*iterations;
+    const double r = converged ? ScaledResidual(S.g, S.gabs, S.h, xscale) : ScaledResidual(S.g, S.gabs);
+    *f = S.f;
+    if (residual) *residual = r;
+    return y;
   }
   double r = ScaledResidual(S.g, S.gabs);
-  if (converged && r > 1e-9) {
+  if (r > 1e-9) {
     // The pulls of the points are tiny (every other point far beyond reach) and the last step was not: measure
     // at the final y, with the rounding-level floor of ScaledResidual.
     S = ScalarPass<K, true>(p, y);
