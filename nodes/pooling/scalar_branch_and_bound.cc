@@ -26,28 +26,34 @@ namespace {
 //
 // f costs a quarter of a pass (the complement 1 − e of welsch's exponential, the logarithm of cauchy's) and only
 // two passes need it: the one after a long step (the descent test) and the last. A pass after a Newton step
-// shorter than kQuadraticZone·(|y| + α) computes no f: Newton is then in its quadratic regime, where the test
-// cannot fail but for rounding; one after a step below kLastStep·(|y| + α), whose next step is predicted below
-// the stopping test's 1e-12, computes it as the last pass. (A first pass from an unknown start makes no test, as
-// before; the branch and bound certifies the answer whichever local minimum a solve reaches.)
+// shorter than kQuadraticZone·(|y| + α) computes only f' and f'' (ScalarNewtonPass): Newton is then in its
+// quadratic regime, where the test cannot fail but for rounding; one after a step below kLastStep·(|y| + α),
+// whose next step is predicted below the stopping test's 1e-12, computes everything as the last pass. The first
+// pass is a Newton pass too (the starts are close); if its step is not short, the whole sums are computed at the
+// same y. (A first pass from an unknown start makes no descent test, as before; the branch and bound certifies
+// the answer whichever local minimum a solve reaches.)
 constexpr double kQuadraticZone = 1e-3, kLastStep = 1e-5;
 
 template <PenaltyKind K>
 double LocalScalar(const PoolingProblem& p, double xscale, double y, double* f, int* iterations,
                    double* residual = nullptr) {
   double f_prev = std::numeric_limits<double>::infinity(), irls_prev = y;
-  bool newton_prev = false, converged = false, with_f = false;
+  bool newton_prev = false, converged = false, with_f = false, lean = true;
   ScalarSums S;
   for (int it = 0; it < 300; ++it) {
-    S = with_f ? ScalarPass<K, true>(p, y) : ScalarPass<K, false>(p, y);
+    S = with_f ? ScalarPass<K, true>(p, y) : lean ? ScalarNewtonPass<K>(p, y) : ScalarPass<K, false>(p, y);
     ++*iterations;
     if (with_f && newton_prev && S.f > f_prev + 1e-13 * std::abs(f_prev)) {
       y = irls_prev;  // reject the Newton step
       newton_prev = false;
       continue;
     }
-    if (S.spsi <= 0) break;  // every point beyond reach (cannot happen for these penalties)
-    const double irls = y - S.g / S.spsi;
+    if (lean && !(S.h > 0 && std::abs(S.g) <= kQuadraticZone * S.h * (std::abs(y) + p.alpha))) {
+      lean = false;  // not a short Newton step: the whole sums at the same y (for the IRLS step)
+      continue;
+    }
+    if (!lean && S.spsi <= 0) break;  // every point beyond reach (cannot happen for these penalties)
+    const double irls = lean ? y : y - S.g / S.spsi;
     newton_prev = S.h > 0;
     const double yn = newton_prev ? y - S.g / S.h : irls;
     f_prev = with_f ? S.f : std::numeric_limits<double>::infinity();
@@ -59,6 +65,7 @@ double LocalScalar(const PoolingProblem& p, double xscale, double y, double* f, 
       break;
     }
     with_f = !newton_prev || std::abs(step) > kQuadraticZone * scale || std::abs(step) <= kLastStep * scale;
+    lean = !with_f;
   }
   if (!converged || !with_f) {
     // Not converged, or converged after a pass without f: the sums at y itself (for a converged y with the
