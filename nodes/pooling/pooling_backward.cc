@@ -18,7 +18,7 @@ void ZeroGradients(const PoolingProblem& p, double* dx, double* dw) {
 }  // namespace
 
 bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw, ProblemStatus* s,
-                    bool check, bool assign, PoolingWorkspace* ws) {
+                    bool check, bool assign, PoolingWorkspace* ws, bool* finite) {
   const double wmax = (check && p.w) ? MaxWeight(p) : 1.0;
   if (p.d == 1) {
     return DispatchPenalty(p.kind, [&](auto kc) {
@@ -28,8 +28,19 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
       d2s.resize(p.n);
       if (dw) d1s.resize(p.n);
       const CurvatureSums c = ScalarCurvatures<K>(p, y[0], dw ? d1s.data() : nullptr, d2s.data());
+      // Σ (y − x_i) finite proves y and every x finite, Σ |w φ''| every w (a NaN or infinite w makes its term NaN
+      // or infinite); such a problem goes on as if inside the envelope, and the caller looks (ddn/finiteness.h).
+      bool read_finite = std::isfinite(c.zsum) && std::isfinite(c.habs) && std::isfinite(v[0]);
+      if (!read_finite) {
+        // Also the sums of finite values far outside the envelope (α² overflows: u = z²·0 is NaN) are not
+        // finite: look at the values themselves (rare; such problems are then rescaled below).
+        double sum = y[0] * 0.0 + v[0] * 0.0;
+        for (int64_t i = 0; i < p.n; ++i) sum += p.x[i] * 0.0 + Weight(p.w, i) * 0.0;
+        read_finite = sum == 0;
+      }
+      if (!read_finite) *finite = false;
       // |y| + max|y − x_i| bounds max|x| from above.
-      if (check && !InEnvelope(p.alpha, std::abs(y[0]) + c.zmax, wmax)) return false;
+      if (check && read_finite && !InEnvelope(p.alpha, std::abs(y[0]) + c.zmax, wmax)) return false;
       const double h = c.h, habs = c.habs;
       const double* d1p = d1s.data();
       const double* d2p = d2s.data();
@@ -44,21 +55,21 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
         return true;
       }
       const double vh = v[0] / h;
+      // |dx_i| ≤ |v/h|·Σ|w φ''|; dw (rarely asked for) is looked at after it is written.
+      if (!std::isfinite(2 * std::abs(vh) * habs)) *finite = false;
+      if (dw) {
+        for (int64_t i = 0; i < p.n; ++i) dw[i] = (assign ? 0.0 : dw[i]) - vh * d1p[i];
+        double sum = 0;
+        for (int64_t i = 0; i < p.n; ++i) sum += dw[i] * 0.0;
+        if (sum != 0) *finite = false;
+      }
       if (assign) {
 #pragma omp simd
         for (int64_t i = 0; i < p.n; ++i) dx[i] = 0.0 + vh * d2p[i];  // 0 + …: the bits of += into zeros
-        if (dw) {
-#pragma omp simd
-          for (int64_t i = 0; i < p.n; ++i) dw[i] = 0.0 - vh * d1p[i];
-        }
         return true;
       }
 #pragma omp simd
       for (int64_t i = 0; i < p.n; ++i) dx[i] += vh * d2p[i];
-      if (dw) {
-#pragma omp simd
-        for (int64_t i = 0; i < p.n; ++i) dw[i] -= vh * d1p[i];
-      }
       return true;
     });
   }

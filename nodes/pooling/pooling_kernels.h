@@ -144,15 +144,17 @@ ScalarSums ScalarNewtonPass(const PoolingProblem& p, double y) {
 // *zmax = max |y − x_i| (for the check of the scale envelope).
 struct CurvatureSums {
   double h = 0, habs = 0, zmax = 0;
+  double zsum = 0;  // Σ (y − x_i): finite iff y and every x_i are (or an overflow; ddn/finiteness.h)
 };
 
 template <PenaltyKind K, bool kWeighted, bool kD1>
 [[gnu::always_inline]] inline CurvatureSums CurvatureLoop(const double* x, const double* w, int64_t n, double y,
                                                           double alpha, double inv_a2, double* d1, double* d2) {
-  double h = 0, habs = 0, zmax = 0;
-#pragma omp simd reduction(+ : h, habs) reduction(max : zmax)
+  double h = 0, habs = 0, zmax = 0, zsum = 0;
+#pragma omp simd reduction(+ : h, habs, zsum) reduction(max : zmax)
   for (int64_t i = 0; i < n; ++i) {
     const double z = y - x[i];
+    zsum += z;
     const PenaltyValues v = EvaluatePenalty<K, false>(z, alpha, inv_a2);
     const double wd2 = (kWeighted ? w[i] : 1.0) * v.d2;
     if (kD1) d1[i] = v.d1;
@@ -161,7 +163,7 @@ template <PenaltyKind K, bool kWeighted, bool kD1>
     habs += std::abs(wd2);
     zmax = std::max(zmax, std::abs(z));
   }
-  return {h, habs, zmax};
+  return {h, habs, zmax, zsum};
 }
 
 template <PenaltyKind K, bool kWeighted, bool kD1>

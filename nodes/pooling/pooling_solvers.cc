@@ -19,15 +19,18 @@ using namespace internal;
 
 namespace {
 
-void MinMax(const PoolingProblem& p, double* lo, double* hi) {
-  double a = p.x[0], b = p.x[0];
-#pragma omp simd reduction(min : a) reduction(max : b)
+// min x, max x and Σ x (the sum proves every x finite when it is: ddn/finiteness.h).
+void MinMaxSum(const PoolingProblem& p, double* lo, double* hi, double* sum) {
+  double a = p.x[0], b = p.x[0], t = p.x[0];
+#pragma omp simd reduction(min : a) reduction(max : b) reduction(+ : t)
   for (int64_t i = 1; i < p.n; ++i) {
     a = std::min(a, p.x[i]);
     b = std::max(b, p.x[i]);
+    t += p.x[i];
   }
   *lo = a;
   *hi = b;
+  *sum = t;
 }
 
 // Weighted mean, two-pass (the second pass removes the first one's rounding error).
@@ -169,14 +172,20 @@ double PoolingObjective(const PoolingProblem& p, const double* y) {
 
 void SolveScalarPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o,
                      PoolingWorkspace* workspace) {
+  SolveScalarPoolFolded(p, y, s, o, workspace, /*x_checked=*/true);
+}
+
+bool SolveScalarPoolFolded(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o,
+                           PoolingWorkspace* workspace, bool x_checked) {
   PoolingWorkspace local;
   PoolingWorkspace* ws = workspace ? workspace : &local;
-  double lo, hi;
-  MinMax(p, &lo, &hi);
+  double lo, hi, sum;
+  MinMaxSum(p, &lo, &hi, &sum);
+  if (!x_checked && !std::isfinite(sum)) return false;
   if (lo == hi) {  // every point at the same place (whatever the scale): y is that place
     *y = lo;
     s->residual = 0;
-    return;
+    return true;
   }
   if (InEnvelope(p.alpha, std::max(-lo, hi), p.w ? MaxWeight(p) : 1.0)) {
     SolveScalarScaled(p, lo, hi, y, s, o, ws);
@@ -187,6 +196,7 @@ void SolveScalarPool(const PoolingProblem& p, double* y, ProblemStatus* s, const
     *y = std::ldexp(y_scaled, r.x_exponent);
   }
   RequireConverged(p, *s);
+  return true;
 }
 
 void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o, VectorStart* start,
@@ -208,11 +218,12 @@ void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const
   RequireConverged(p, *s);
 }
 
-void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw,
+bool PoolingBackward(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw,
                      ProblemStatus* s, PoolingWorkspace* workspace, bool assign) {
   PoolingWorkspace local;
   PoolingWorkspace* ws = workspace ? workspace : &local;
-  if (BackwardScaled(p, y, v, dx, dw, s, /*check=*/true, assign, ws)) return;
+  bool finite = true;
+  if (BackwardScaled(p, y, v, dx, dw, s, /*check=*/true, assign, ws, &finite)) return finite;
   // Outside the envelope: the backward of the rescaled problem (see "Extreme scales").
   const Rescaled r = Rescale(p, ws);
   std::vector<double>&ys = ws->scaled_y, &dxs = ws->scaled_dx, &dws = ws->scaled_dw;
@@ -220,11 +231,18 @@ void PoolingBackward(const PoolingProblem& p, const double* y, const double* v, 
   for (int64_t k = 0; k < p.d; ++k) ys[k] = std::ldexp(y[k], -r.x_exponent);
   dxs.assign(static_cast<size_t>(p.n * p.d), 0.0);
   if (dw) dws.assign(static_cast<size_t>(p.n), 0.0);
-  BackwardScaled(r.q, ys.data(), v, dxs.data(), dw ? dws.data() : nullptr, s, /*check=*/false, /*assign=*/false, ws);
+  BackwardScaled(r.q, ys.data(), v, dxs.data(), dw ? dws.data() : nullptr, s, /*check=*/false, /*assign=*/false, ws,
+                 &finite);
   for (int64_t i = 0; i < p.n * p.d; ++i) dx[i] = (assign ? 0.0 : dx[i]) + dxs[i];
   if (dw) {
     for (int64_t i = 0; i < p.n; ++i) dw[i] = (assign ? 0.0 : dw[i]) + std::ldexp(dws[i], r.x_exponent - r.w_exponent);
   }
+  // Extreme scales only: the gradients' finiteness is looked at directly.
+  double sum = 0;
+  for (int64_t i = 0; i < p.n * p.d; ++i) sum += dx[i] * 0.0;
+  if (dw)
+    for (int64_t i = 0; i < p.n; ++i) sum += dw[i] * 0.0;
+  return finite && sum == 0;
 }
 
 }  // namespace ddn::pooling

@@ -136,6 +136,12 @@ struct VectorStart {
 // `workspace` may be null (see "Scratch memory").
 void SolveScalarPool(const PoolingProblem& problem, double* y, ProblemStatus* status,
                      const PoolingOptions& options = {}, PoolingWorkspace* workspace = nullptr);
+// SolveScalarPool for a node whose kernels check finiteness (ddn/finiteness.h): x is summed in the pass that finds
+// its range, and a sum that is not finite (a NaN or Inf in x, or finite values whose sum overflowed) returns
+// false before anything is solved; the caller looks (RecheckForward) and, if every x was finite, calls again with
+// `x_checked`. With `x_checked`, the same as SolveScalarPool (which takes x as checked).
+bool SolveScalarPoolFolded(const PoolingProblem& problem, double* y, ProblemStatus* status,
+                           const PoolingOptions& options, PoolingWorkspace* workspace, bool x_checked);
 void SolveVectorPool(const PoolingProblem& problem, double* y, ProblemStatus* status,
                      const PoolingOptions& options = {}, VectorStart* start = nullptr,
                      PoolingWorkspace* workspace = nullptr);
@@ -143,7 +149,10 @@ void SolveVectorPool(const PoolingProblem& problem, double* y, ProblemStatus* st
 // Backward at a solution y: dx (N·D values) += v-weighted dy/dx, dw (N values, may be nullptr) += dy/dw; with
 // `assign`, dx and dw are written (=) instead, every element (their previous contents are not read).
 // v has D values (1 for the scalar node).
-void PoolingBackward(const PoolingProblem& problem, const double* y, const double* v, double* dx, double* dw,
+// Returns false if a sum it formed over the values it read (x, w, y, v) or the gradients it wrote was not finite
+// (then something may be NaN or Inf, or finite values overflowed a sum: the caller looks, ddn/finiteness.h); the
+// gradients are written as usual either way.
+bool PoolingBackward(const PoolingProblem& problem, const double* y, const double* v, double* dx, double* dw,
                      ProblemStatus* status, PoolingWorkspace* workspace = nullptr, bool assign = false);
 
 }  // namespace ddn::pooling

@@ -1,0 +1,178 @@
+// The `robust_pool` node checks NaN and Inf in its own passes (ddn/finiteness.h): every bad value of x, w and
+// dL/dy is refused with the message the batch engine gives on the generic path (which keeps the engine's
+// checks), for every penalty; finite values whose sums overflow are not mistaken for bad ones; a non-finite y
+// given to the backward is refused too. robust_vector_pool leaves the checks to the
+// engine.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ddn/batch.h"
+#include "ddn/error.h"
+#include "ddn/finiteness.h"
+#include "ddn/node.h"
+#include "ddn/random.h"
+
+namespace ddn {
+namespace pooling {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+const std::vector<double> kBadValues = {kNaN, -kNaN, kInf, -kInf};
+const std::vector<std::string> kPenalties = {"quadratic", "pseudo_huber",        "huber",        "welsch",
+                                             "cauchy",    "truncated_quadratic", "geman_mcclure"};
+
+// The message of the exception `run` throws, with its kind ("" if it throws nothing).
+std::string Thrown(const std::function<void()>& run) {
+  try {
+    run();
+  } catch (const InvalidInput& e) {
+    return std::string("InvalidInput: ") + e.what();
+  } catch (const NumericalFailure& e) {
+    return std::string("NumericalFailure: ") + e.what();
+  }
+  return "";
+}
+
+Tensor Gaussian(int64_t batch, int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  Tensor t({batch, n});
+  for (double& v : t.values()) v = rng.Normal();
+  return t;
+}
+
+Tensor Weights(int64_t batch, int64_t n, uint64_t seed) {
+  Rng rng(seed);
+  Tensor t({batch, n});
+  for (double& v : t.values()) v = rng.Uniform(0.5, 2.0);
+  return t;
+}
+
+std::unique_ptr<Node> MakePool(const std::string& penalty) {
+  return MakeNode("robust_pool", {{"penalty", penalty}});
+}
+
+RunOptions Generic() {
+  RunOptions o;
+  o.generic = true;
+  return o;
+}
+
+// One point, fewer than a vector, and several vectors with a tail; bad values at the first, a middle and the
+// last point of problem 1 of 3.
+const std::vector<int64_t> kSizes = {1, 7, 37};
+
+TEST(PoolFiniteness, OnlyTheScalarNodeChecksItself) {
+  EXPECT_TRUE(NodeChecksOwnFiniteness(*MakePool("welsch")));
+  EXPECT_FALSE(NodeChecksOwnFiniteness(*MakeNode("robust_vector_pool", {{"penalty", "welsch"}})));
+}
+
+TEST(PoolFiniteness, ForwardRefusesEveryBadInputWithTheEnginesMessage) {
+  for (const std::string& penalty : kPenalties) {
+    const auto node = MakePool(penalty);
+    for (const int64_t n : kSizes) {
+      for (const int64_t at : {int64_t{0}, n / 2, n - 1}) {
+        for (const double bad : kBadValues) {
+          for (const std::string input : {"x", "w"}) {
+            Tensor x = Gaussian(3, n, 7), w = Weights(3, n, 8);
+            (input == "x" ? x : w).problem(1)[at] = bad;
+            const TensorMap in = {{"x", x}, {"w", w}};
+            const std::string own = Thrown([&] { Forward(*node, in); });
+            const std::string engine = Thrown([&] { Forward(*node, in, Generic()); });
+            EXPECT_EQ(own, engine) << penalty << " N=" << n << " at " << at << " " << bad << " in " << input;
+            EXPECT_NE(own.find("InvalidInput: batch element 1: input '" + input + "' contains a non-finite value"),
+                      std::string::npos)
+                << own;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(PoolFiniteness, BackwardRefusesEveryBadInputAndGradOutputWithTheEnginesMessage) {
+  for (const std::string& penalty : kPenalties) {
+    const auto node = MakePool(penalty);
+    for (const int64_t n : kSizes) {
+      const Tensor x = Gaussian(3, n, 11), w = Weights(3, n, 12);
+      const ForwardResult fwd = Forward(*node, {{"x", x}, {"w", w}});
+      for (const int64_t at : {int64_t{0}, n / 2, n - 1}) {
+        for (const double bad : kBadValues) {
+          for (const std::string input : {"x", "w", "v"}) {
+            Tensor xb = x, wb = w, v({3});
+            v.values() = {0.5, -1.5, 2.0};
+            if (input == "v") {
+              v.values()[1] = bad;
+            } else {
+              (input == "x" ? xb : wb).problem(1)[at] = bad;
+            }
+            const TensorMap in = {{"x", xb}, {"w", wb}};
+            std::vector<ProblemStatus> status;
+            const std::string own = Thrown([&] { Backward(*node, in, fwd.outputs, {{"y", v}}, &status); });
+            const std::string engine = Thrown([&] {
+              Backward(*node, in, fwd.outputs, {{"y", v}}, &status, Generic());
+            });
+            EXPECT_EQ(own, engine) << penalty << " N=" << n << " at " << at << " " << bad << " in " << input;
+            const std::string what = input == "v" ? "grad_outputs 'y'" : "input '" + input + "'";
+            EXPECT_NE(own.find("InvalidInput: batch element 1: " + what + " contains a non-finite value"),
+                      std::string::npos)
+                << own;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The engine never checks the outputs it is given to the backward (a NaN y made the gradient 0, flagged
+// non_regular); the node's own checks see it and say so.
+TEST(PoolFiniteness, BackwardRefusesABadY) {
+  for (const char* penalty : {"pseudo_huber", "welsch"}) {
+    const auto node = MakePool(penalty);
+    const Tensor x = Gaussian(3, 9, 21);
+    ForwardResult fwd = Forward(*node, {{"x", x}});
+    fwd.outputs["y"].values()[1] = kNaN;
+    std::vector<ProblemStatus> status;
+    const Tensor v({3}, 1.0);
+    const std::string own = Thrown([&] { Backward(*node, {{"x", x}}, fwd.outputs, {{"y", v}}, &status); });
+    EXPECT_NE(own.find("InvalidInput: batch element 1: output 'y' given to the backward contains a non-finite value"),
+              std::string::npos)
+        << own;
+  }
+}
+
+// Finite points whose sum overflows (±1e308): not refused, and the answers are those of the same points checked
+// by the engine on the node's path for the problem rescaled to ordinary values.
+TEST(PoolFiniteness, FiniteValuesWhoseSumsOverflowAreNotRefused) {
+  for (const char* penalty : {"quadratic", "pseudo_huber", "welsch"}) {
+    const auto node = MakePool(penalty);
+    Tensor x({1, 4}), small({1, 4});
+    const double values[] = {1.5e308, 1.6e308, 1.7e308, 1.4e308};
+    for (int i = 0; i < 4; ++i) {
+      x.values()[i] = values[i];
+      small.values()[i] = values[i] * 1e-308;
+    }
+    const auto big = MakeNode("robust_pool", {{"penalty", penalty}, {"alpha", "1e308"}});
+    ForwardResult fwd;
+    EXPECT_EQ(Thrown([&] { fwd = Forward(*big, {{"x", x}}); }), "") << penalty;
+    const ForwardResult ref = Forward(*MakeNode("robust_pool", {{"penalty", penalty}}), {{"x", small}});
+    EXPECT_NEAR(fwd.outputs["y"].values()[0] * 1e-308, ref.outputs.at("y").values()[0], 1e-12) << penalty;
+    std::vector<ProblemStatus> status;
+    TensorMap grads;
+    EXPECT_EQ(Thrown([&] {
+                grads = Backward(*big, {{"x", x}}, fwd.outputs, {{"y", Tensor({1}, 1.0)}}, &status);
+              }),
+              "")
+        << penalty;
+    for (double g : grads["x"].values()) EXPECT_TRUE(std::isfinite(g)) << penalty;
+  }
+}
+
+}  // namespace
+}  // namespace pooling
+}  // namespace ddn
