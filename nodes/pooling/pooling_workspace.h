@@ -43,6 +43,21 @@ struct ScalarBins {
   double z2 = 0;     // where φ'' is smallest
 };
 
+// The scalar branch and bound's lists (scalar_branch_and_bound.cc), emptied by each problem and kept for their
+// capacity (no allocation per problem).
+struct SearchLists {
+  struct Minimum {
+    double y, f, residual;
+  };
+  struct Cell {
+    double a, b;
+    int p, q;  // bin range [p, q); p < 0 for a point-level cell
+  };
+  std::vector<Minimum> minima;                    // every local minimum found
+  std::vector<Cell> stack;                        // cells still to examine
+  std::vector<std::pair<double, double>> convex;  // cells where f is proved convex
+};
+
 // Candidate starts of the vector solver are scored on a stride sample of the points, stored by coordinate.
 struct ScoreSample {
   std::vector<double> cols, w;  // cols[k·m + j]
@@ -68,6 +83,7 @@ struct PoolingWorkspace {
   std::vector<int> bin_slot;
   std::vector<double> window_w, window_s;
   std::vector<double> bin_mean;  // Σ w x / W of each nonempty bin (the start's Newton steps on the histogram)
+  SearchLists search;
   // Vector problems: the points by coordinate (cols[k·N + i] = x_i[k]), one pass's block of residuals and
   // c ⊙ residuals (256 values per coordinate each, D rounded up to a multiple of 4), the candidates' score sample.
   std::vector<double> cols;

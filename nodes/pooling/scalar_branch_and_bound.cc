@@ -379,7 +379,14 @@ class ScalarBranchAndBound {
         xmax_(xmax),
         xscale_(std::max(-xmin, xmax) + p.alpha),
         tie_scale_(TotalWeight(p) * pen_.Phi(p.alpha)),
-        curvature_bound_(TotalWeight(p) * pen_.D2(0.0)) {}
+        curvature_bound_(TotalWeight(p) * pen_.D2(0.0)),
+        minima_(ws->search.minima),
+        stack_(ws->search.stack),
+        convex_(ws->search.convex) {
+    minima_.clear();
+    stack_.clear();
+    convex_.clear();
+  }
 
   void Solve(double* y_out, ProblemStatus* s) {
     BuildBins<K>(p_, xmin_, xmax_, ws_);
@@ -392,13 +399,8 @@ class ScalarBranchAndBound {
   }
 
  private:
-  struct Minimum {
-    double y, f, residual;
-  };
-  struct Cell {
-    double a, b;
-    int p, q;  // bin range [p, q); p < 0 for a point-level cell
-  };
+  using Minimum = SearchLists::Minimum;
+  using Cell = SearchLists::Cell;
 
   // The start: the weighted mean of the densest window of 2α (16 bins at the default width), from prefix sums
   // of the bins' weights and Σ w x.
@@ -613,10 +615,10 @@ class ScalarBranchAndBound {
   int iterations_ = 0;
   int cells_ = 0;
   bool certified_ = true;
-  double best_f_ = 0, best_y_ = 0, best_res_ = 0;  // the incumbent
-  std::vector<Minimum> minima_;                    // every local minimum found
-  std::vector<Cell> stack_;                        // cells still to examine
-  std::vector<std::pair<double, double>> convex_;  // cells where f is proved convex
+  double best_f_ = 0, best_y_ = 0, best_res_ = 0;   // the incumbent
+  std::vector<Minimum>& minima_;                    // every local minimum found (the workspace's lists)
+  std::vector<Cell>& stack_;                        // cells still to examine
+  std::vector<std::pair<double, double>>& convex_;  // cells where f is proved convex
 };
 
 }  // namespace
