@@ -35,6 +35,8 @@ struct ScalarBins {
   int nb = 0;                  // bins spanned by [min x, max x]
   std::vector<int> idx;        // nonempty bins
   std::vector<double> W, S1;   // per nonempty bin: weight, Σ w x
+  std::vector<double> Wcum;    // Wcum[k] = Σ W over the nonempty bins before k
+  int reach = 0;               // bins beyond which the cell bounds take bins together (0: never)
   std::vector<double> T0, T2;  // φ(k·width), φ''(k·width), k = 0..kt−1 (or more, kept from an earlier problem)
   int kt = 0;                  // table entries the bounds use
   PenaltyKind table_kind = PenaltyKind::kQuadratic;  // the penalty, α and width the tables were made for

@@ -187,6 +187,13 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, PoolingWorkspa
   }
   B->z2 = pen.CurvatureMinimiser();
   B->c2min = pen.D2(B->z2);
+  // The bounded penalties' reach for the cell bounds (BinBounds): 4α, in bins (≥ z₂ for both). Only with the
+  // dense histogram, whose bins come out in increasing order (the sparse one's are in the order the points are).
+  const bool bounded = p.kind != PenaltyKind::kCauchy;
+  B->reach = bounded && B->nb <= 2 * p.n ? static_cast<int>(std::ceil(4 * p.alpha / B->width)) : 0;
+  B->Wcum.resize(B->W.size() + 1);
+  B->Wcum[0] = 0;
+  for (size_t k = 0; k < B->W.size(); ++k) B->Wcum[k + 1] = B->Wcum[k] + B->W[k];
   // Tables up to the larger of the data span and z₂ (at most 512 entries; beyond them φ and φ'' are bounded
   // below by their last entries because both increase with |z| past z₂).
   // The entries depend on the penalty, α and h only: the problems of a batch (one α, and h = α/4 or α/8 unless
@@ -239,17 +246,17 @@ struct BinView {
   int kmax, m;
 };
 
-// Over the bins k ≥ `first` (the AVX2 copy below does the tail, m mod 4 bins, with this loop).
+// Over the nonempty bins k ∈ [first, last) (the AVX2 copy below does its tail, fewer than 4 bins, with this loop).
 template <bool kCurvature>
 [[gnu::always_inline]] inline void BinBoundsLoop(const ScalarBins& B, int p, int q, double* lb_f, double* lb_h,
-                                                 int first = 0) {
+                                                 int first, int last) {
   const BinView v(B);
   const double h = v.h, z2 = v.z2, c2min = v.c2min;
   const double *W = v.W, *T0 = v.T0, *T2 = v.T2;
-  const int *idx = v.idx, kmax = v.kmax, m = v.m;
+  const int *idx = v.idx, kmax = v.kmax;
   double f = 0, c = 0;
 #pragma omp simd reduction(+ : f, c)
-  for (int k = first; k < m; ++k) {
+  for (int k = first; k < last; ++k) {
     const int j = idx[k];
     const int kd = std::min(kmax, std::max(0, std::max(p - 1 - j, j - q)));
     if (!kCurvature) {
@@ -268,22 +275,25 @@ template <bool kCurvature>
   if (kCurvature) *lb_h = c;
 }
 
-// Baseline and AVX2 copies; the curvature bound is only computed for cells that the value bound cannot prune.
-void BinBoundsBaseline(const ScalarBins& B, int p, int q, double best_f, double* lb_f, double* lb_h) {
-  BinBoundsLoop<false>(B, p, q, lb_f, lb_h);
-  if (*lb_f < best_f) BinBoundsLoop<true>(B, p, q, lb_f, lb_h);
+// Baseline and AVX2 copies, over the nonempty bins [first, last); the curvature bound is only computed for cells
+// that the value bound cannot prune (`far_f` is added to the value bound before that test).
+void BinBoundsBaseline(const ScalarBins& B, int p, int q, int first, int last, double far_f, double best_f,
+                       double* lb_f, double* lb_h) {
+  BinBoundsLoop<false>(B, p, q, lb_f, lb_h, first, last);
+  *lb_f += far_f;
+  if (*lb_f < best_f) BinBoundsLoop<true>(B, p, q, lb_f, lb_h, first, last);
 }
 
 #if defined(DDN_HAVE_SIMD_DISPATCH)
 // BinBoundsLoop written with AVX2 intrinsics, four bins at a time: GCC does not vectorise the table lookups
 // (gathers) inside a target("avx2") function. Same arithmetic, same order within each lane; the tail (m mod 4
 // bins) goes through the scalar loop.
-[[gnu::target("avx2,fma")]] void BinBoundsAvx2(const ScalarBins& B, int p, int q, double best_f, double* lb_f,
-                                               double* lb_h) {
+[[gnu::target("avx2,fma")]] void BinBoundsAvx2(const ScalarBins& B, int p, int q, int first, int last, double far_f,
+                                               double best_f, double* lb_f, double* lb_h) {
   const BinView v(B);
   const double *W = v.W, *T0 = v.T0, *T2 = v.T2;
   const int* idx = v.idx;
-  const int m = v.m, m4 = m - m % 4;
+  const int m4 = last - (last - first) % 4;
   const __m128i vp1 = _mm_set1_epi32(p - 1), vq = _mm_set1_epi32(q), vp = _mm_set1_epi32(p), one = _mm_set1_epi32(1),
                 izero = _mm_setzero_si128(), vkmax = _mm_set1_epi32(v.kmax);
   const __m256d zero = _mm256_setzero_pd(), vh = _mm256_set1_pd(v.h), vz2 = _mm256_set1_pd(v.z2);
@@ -295,19 +305,19 @@ void BinBoundsBaseline(const ScalarBins& B, int p, int q, double best_f, double*
 #define DDN_GAP(j) \
   _mm_min_epi32(vkmax, _mm_max_epi32(izero, _mm_max_epi32(_mm_sub_epi32(vp1, j), _mm_sub_epi32(j, vq))))
   __m256d f4 = zero;
-  for (int k = 0; k < m4; k += 4) {
+  for (int k = first; k < m4; k += 4) {
     const __m128i j = _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + k));
     f4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), DDN_GATHER(T0, DDN_GAP(j)), f4);
   }
   double f = 0, c = 0;
-  BinBoundsLoop<false>(B, p, q, &f, &c, m4);
+  BinBoundsLoop<false>(B, p, q, &f, &c, m4, last);
   alignas(32) double lanes[4];
   _mm256_store_pd(lanes, f4);
-  *lb_f = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + f;
+  *lb_f = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + f + far_f;
   if (*lb_f >= best_f) return;
 
   __m256d c4 = zero;
-  for (int k = 0; k < m4; k += 4) {
+  for (int k = first; k < m4; k += 4) {
     const __m128i j = _mm_loadu_si128(reinterpret_cast<const __m128i*>(idx + k));
     const __m128i kd = DDN_GAP(j);
     const __m128i ku =
@@ -320,7 +330,7 @@ void BinBoundsBaseline(const ScalarBins& B, int p, int q, double best_f, double*
     const __m256d c2 = _mm256_blendv_pd(_mm256_blendv_pd(t_right, t_left, left), vc2min, contains);
     c4 = _mm256_fmadd_pd(_mm256_loadu_pd(W + k), c2, c4);
   }
-  BinBoundsLoop<true>(B, p, q, &f, &c, m4);
+  BinBoundsLoop<true>(B, p, q, &f, &c, m4, last);
   _mm256_store_pd(lanes, c4);
   *lb_h = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + c;
 #undef DDN_GAP
@@ -328,11 +338,30 @@ void BinBoundsBaseline(const ScalarBins& B, int p, int q, double best_f, double*
 }
 #endif
 
+// The bounds of the cell [p, q). For the bounded penalties (welsch, geman_mcclure: B.reach > 0), the bins whose gap
+// to the cell is reach or more are taken together: φ(gap·h) ≥ φ(reach·h) and, as reach·h ≥ z₂ where φ'' increases
+// with |z|, min φ'' ≥ φ''(reach·h), times their total weight (from the prefix sums). Slightly looser than bin by
+// bin (by less than 4e-4 per point in φ at 4α), and the loops only see the bins within reach of the cell.
 void BinBounds(const ScalarBins& B, int p, int q, double best_f, double* lb_f, double* lb_h) {
+  int first = 0, last = static_cast<int>(B.W.size());
+  double far_w = 0;
+  if (B.reach > 0) {
+    first = static_cast<int>(std::lower_bound(B.idx.begin(), B.idx.end(), p - B.reach) - B.idx.begin());
+    last = static_cast<int>(std::lower_bound(B.idx.begin() + first, B.idx.end(), q + B.reach) - B.idx.begin());
+    far_w = std::max(0.0, B.Wcum[first] + (B.Wcum.back() - B.Wcum[last]));
+  }
+  const int r = std::min(B.reach, B.kt - 1);
+  const double far_f = far_w > 0 ? far_w * B.T0[r] : 0.0;
 #if defined(DDN_HAVE_SIMD_DISPATCH)
-  if (::ddn::UseAvx2()) return BinBoundsAvx2(B, p, q, best_f, lb_f, lb_h);
+  if (::ddn::UseAvx2()) {
+    BinBoundsAvx2(B, p, q, first, last, far_f, best_f, lb_f, lb_h);
+  } else {
+    BinBoundsBaseline(B, p, q, first, last, far_f, best_f, lb_f, lb_h);
+  }
+#else
+  BinBoundsBaseline(B, p, q, first, last, far_f, best_f, lb_f, lb_h);
 #endif
-  BinBoundsBaseline(B, p, q, best_f, lb_f, lb_h);
+  if (far_w > 0 && *lb_f < best_f) *lb_h += far_w * B.T2[r];
 }
 
 // The same bounds point by point (for cells narrower than a bin).
