@@ -78,7 +78,7 @@ struct PoolingWorkspace {
   // the scalar branch and bound's bin of each point).
   std::vector<int> bucket_of;
   std::vector<int64_t> bucket_first;
-  // Scalar branch and bound: the histogram, its four interleaved accumulators (dense data) or the slot of each
+  // Scalar branch and bound: the histogram, its two interleaved accumulators (dense data) or the slot of each
   // bin (sparse data), and the prefix sums that find the densest window.
   ScalarBins bins;
   std::vector<double> histogram;

@@ -97,15 +97,17 @@ struct BinOf {
   int operator()(double xi) const { return std::clamp(static_cast<int>((xi - xmin) * inv_h), 0, nb - 1); }
 };
 
-// Dense histogram in four interleaved copies (point i goes to copy i mod 4): consecutive points often fall in the
-// same bin, and one copy would chain every update through the previous one's store. Bins come out in increasing
-// order. Only the weight and Σ w x of a bin are kept: the bounds below use the bins' edges (whole multiples of the
-// width from a cell's edges), which round to the tables' grid exactly as the points' own extent would.
+// Dense histogram in two interleaved copies (point i goes to copy i mod 2), each bin's weight and Σ w x side by side
+// in one line: consecutive points often fall in the same bin, and one copy would chain every update through the
+// previous one's store (four copies cost more to clear and merge than they saved: welsch forward 11.72 ms with
+// two, 11.87 with four, 11.68 with one on clustered data). Bins come out in increasing order. Only the weight and Σ w x
+// of a bin are kept: the bounds below use the bins' edges (whole multiples of the width from a cell's edges), which
+// round to the tables' grid exactly as the points' own extent would.
 void DenseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorkspace* ws) {
   ScalarBins* B = &ws->bins;
   const int nb = B->nb;
   std::vector<double>& acc = ws->histogram;
-  acc.assign(static_cast<size_t>(8) * nb, 0.0);  // per copy: weight, Σ w x
+  acc.assign(static_cast<size_t>(4) * nb, 0.0);  // per copy and bin: weight, Σ w x (side by side: one line)
   // Every point's bin first, in a loop that vectorises (the same values as bin_of), then the scattered updates.
   std::vector<int>& bin_index = ws->bucket_of;
   bin_index.resize(static_cast<size_t>(p.n));
@@ -114,26 +116,25 @@ void DenseHistogram(const PoolingProblem& p, const BinOf& bin_of, PoolingWorkspa
   const int last = nb - 1;
 #pragma omp simd
   for (int64_t i = 0; i < p.n; ++i) bins[i] = std::clamp(static_cast<int>((p.x[i] - xmin) * inv_h), 0, last);
+  double* a = acc.data();
   auto add = [&](int l, int64_t i) {
     const double xi = p.x[i], wi = Weight(p.w, i);
-    double* lane = acc.data() + 2 * l * nb;
-    lane[bins[i]] += wi;
-    lane[nb + bins[i]] += wi * xi;
+    double* cell = a + 2 * (static_cast<int64_t>(l) * nb + bins[i]);
+    cell[0] += wi;
+    cell[1] += wi * xi;
   };
   int64_t i = 0;
-  for (; i + 4 <= p.n; i += 4) {
+  for (; i + 2 <= p.n; i += 2) {
     add(0, i);
     add(1, i + 1);
-    add(2, i + 2);
-    add(3, i + 3);
   }
   for (; i < p.n; ++i) add(0, i);
   for (int j = 0; j < nb; ++j) {
     double w = 0, s1 = 0;
-    for (int l = 0; l < 4; ++l) {
-      const double* lane = acc.data() + 2 * l * nb;
-      w += lane[j];
-      s1 += lane[nb + j];
+    for (int l = 0; l < 2; ++l) {
+      const double* cell = a + 2 * (static_cast<int64_t>(l) * nb + j);
+      w += cell[0];
+      s1 += cell[1];
     }
     if (!(w > 0)) continue;  // no point of positive weight
     B->idx.push_back(j);
