@@ -462,7 +462,7 @@ template <PenaltyKind K, bool kHessian, bool kWeighted>
       const double zz = z2[j];
       const SquaredPenaltyValues v = PenaltyOfSquaredLength<K>(zz, alpha, inv_a2);
       const double wi = kWeighted ? w[i0 + j] : 1.0;
-      f += wi * v.phi;
+      f += K == PenaltyKind::kWelsch ? wi : wi * v.phi;  // welsch: Σ w, f below (as in ScalarLoop)
       spsi += wi * v.psi;
       if (!kHessian) gabs += wi * std::sqrt(zz) * std::abs(v.psi);  // Σ w|φ'|, for the residual
       hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
@@ -479,6 +479,7 @@ template <PenaltyKind K, bool kHessian, bool kWeighted>
     }
     if (kHessian) AccumulateHessianBlock(R, CR, d, nb, M);
   }
+  if (K == PenaltyKind::kWelsch) f -= alpha * alpha * spsi;  // Σ w (1 − e_i) = Σ w − α² Σ w ψ_i
   return {f, spsi, gabs, hsum};
 }
 
