@@ -306,6 +306,35 @@ TEST(VectorPool, LocalSolutionsBeatBruteForceIn2d) {
   }
 }
 
+// Large enough (N = 256) for the multi-start's screening on the score sample: a tight cluster of a third of the
+// points, away from the median's and the mean's cluster, holds the global minimum; only the data-point starts lead
+// there, and the screening must not drop them.
+TEST(VectorPool, ScreenedStartsStillFindATightClusterTheMedianMisses) {
+  std::mt19937_64 rng(41);
+  std::normal_distribution<double> normal;
+  for (PenaltyKind k : {PenaltyKind::kWelsch, PenaltyKind::kGemanMcClure}) {
+    for (int trial = 0; trial < 2; ++trial) {
+      const int n = 256;
+      std::vector<double> x(2 * n);
+      for (int i = 0; i < n; ++i) {
+        const int c = i % 3;  // 0: wide at the origin, 1: tight at (6, 0), 2: wide at (−6, 1)
+        const double spread = c == 1 ? 0.3 : 1.0, cx = c == 0 ? 0 : c == 1 ? 6 : -6, cy = c == 2 ? 1 : 0;
+        x[2 * i] = cx + spread * normal(rng) + (c == 0 ? 0.05 * trial : 0);
+        x[2 * i + 1] = cy + spread * normal(rng);
+      }
+      PoolingProblem p{k, 1.0, x.data(), nullptr, n, 2};
+      double y[2];
+      ProblemStatus s;
+      SolveVectorPool(p, y, &s);
+      const double f = PoolingObjective(p, y), brute = BruteForce2d(p);
+      SCOPED_TRACE(PenaltyName(k) + " trial=" + std::to_string(trial));
+      EXPECT_LE(f, brute + 1e-9 * (1 + std::abs(brute)));
+      EXPECT_NEAR(y[0], 6, 0.5);  // the tight cluster
+      EXPECT_LE(s.residual, 1e-11);
+    }
+  }
+}
+
 // D ≥ 4 takes the vector kernels' four-wide paths (the points' 4 × 4 register transposes, the backward's
 // transposed writes of dx, the Hessian's tiles) and D > 16 Eigen's factorisation instead of the small Cholesky;
 // N not a multiple of 4 or 16 their tails. For each: y is stationary (∇f by plain loops), the backward agrees
