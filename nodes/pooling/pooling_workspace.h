@@ -36,6 +36,7 @@ struct ScalarBins {
   std::vector<int> idx;        // nonempty bins
   std::vector<double> W, S1;   // per nonempty bin: weight, Σ w x
   std::vector<double> Wcum;    // Wcum[k] = Σ W over the nonempty bins before k
+  bool sorted = false;         // the nonempty bins in increasing order (the dense histogram)
   int reach = 0;               // bins beyond which the cell bounds take bins together (0: never)
   std::vector<double> T0, T2;  // φ(k·width), φ''(k·width), k = 0..kt−1 (or more, kept from an earlier problem)
   int kt = 0;                  // table entries the bounds use

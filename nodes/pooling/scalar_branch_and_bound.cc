@@ -191,6 +191,7 @@ void BuildBins(const PoolingProblem& p, double xmin, double xmax, PoolingWorkspa
   // The bounded penalties' reach for the cell bounds (BinBounds): 4α, in bins (≥ z₂ for both). Only with the
   // dense histogram, whose bins come out in increasing order (the sparse one's are in the order the points are).
   const bool bounded = p.kind != PenaltyKind::kCauchy;
+  B->sorted = B->nb <= 2 * p.n;
   B->reach = bounded && B->nb <= 2 * p.n ? static_cast<int>(std::ceil(4 * p.alpha / B->width)) : 0;
   B->Wcum.resize(B->W.size() + 1);
   B->Wcum[0] = 0;
@@ -436,6 +437,29 @@ class ScalarBranchAndBound {
   // of the bins' weights and Σ w x.
   double DensestWindowStart() {
     const int win = std::max(1, static_cast<int>(std::lround(2 * p_.alpha / B_.width)));
+    if (B_.sorted) {
+      // Over the nonempty bins in increasing order (the dense histogram): a window may start at a nonempty bin
+      // (moving a window's start up to its first nonempty bin loses no weight), and its end moves forward only.
+      const int m = static_cast<int>(B_.W.size());
+      int best_k = 0, best_e = 0;
+      double best_w = -1;
+      for (int k = 0, e = 0; k < m; ++k) {
+        e = std::max(e, k);
+        while (e < m && B_.idx[e] < B_.idx[k] + win) ++e;
+        const double w = B_.Wcum[e] - B_.Wcum[k];
+        if (w > best_w) {
+          best_w = w;
+          best_k = k;
+          best_e = e;
+        }
+      }
+      double w = 0, sx = 0;
+      for (int k = best_k; k < best_e; ++k) {
+        w += B_.W[k];
+        sx += B_.S1[k];
+      }
+      return sx / w;
+    }
     std::vector<double>&wb = ws_->window_w, &sb = ws_->window_s;
     wb.assign(B_.nb + 1, 0.0);
     sb.assign(B_.nb + 1, 0.0);
