@@ -75,7 +75,7 @@ class PoolingNodeBase : public DeclarativeNode<Derived>, public ChecksOwnFiniten
     PoolingWorkspace* ws = &p.workspace.Get<PoolingWorkspace>();  // this batch worker's own
     if (problem.d == 1) {  // D = 1 is the scalar problem: use its certified solvers
       if (!SolveScalarPoolFolded(problem, p.outputs[0], s, options_, ws, /*x_checked=*/!own_finiteness_)) {
-        RecheckForward(*this, p);  // throws for a non-finite x; returns if Σx only overflowed
+        RequireFiniteInput(*this, p, 0);  // throws for a non-finite x; returns if Σx only overflowed (y is unwritten)
         SolveScalarPoolFolded(problem, p.outputs[0], s, options_, ws, /*x_checked=*/true);
       }
       if (own_finiteness_ && !std::isfinite(p.outputs[0][0])) RecheckForward(*this, p);
