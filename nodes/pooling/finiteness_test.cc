@@ -16,35 +16,21 @@
 #include "ddn/finiteness.h"
 #include "ddn/node.h"
 #include "ddn/random.h"
+#include "tests/finiteness_checks.h"
 
 namespace ddn {
 namespace pooling {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kInf = std::numeric_limits<double>::infinity();
-const std::vector<double> kBadValues = {kNaN, -kNaN, kInf, -kInf};
+using ddn::testing::Gaussian;
+using ddn::testing::Generic;
+using ddn::testing::kBadValues;
+using ddn::testing::kInf;
+using ddn::testing::kNaN;
+using ddn::testing::Thrown;
+
 const std::vector<std::string> kPenalties = {"quadratic", "pseudo_huber",        "huber",        "welsch",
                                              "cauchy",    "truncated_quadratic", "geman_mcclure"};
-
-// The message of the exception `run` throws, with its kind ("" if it throws nothing).
-std::string Thrown(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const InvalidInput& e) {
-    return std::string("InvalidInput: ") + e.what();
-  } catch (const NumericalFailure& e) {
-    return std::string("NumericalFailure: ") + e.what();
-  }
-  return "";
-}
-
-Tensor Gaussian(int64_t batch, int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  Tensor t({batch, n});
-  for (double& v : t.values()) v = rng.Normal();
-  return t;
-}
 
 Tensor Weights(int64_t batch, int64_t n, uint64_t seed) {
   Rng rng(seed);
@@ -55,12 +41,6 @@ Tensor Weights(int64_t batch, int64_t n, uint64_t seed) {
 
 std::unique_ptr<Node> MakePool(const std::string& penalty) {
   return MakeNode("robust_pool", {{"penalty", penalty}});
-}
-
-RunOptions Generic() {
-  RunOptions o;
-  o.generic = true;
-  return o;
 }
 
 // One point, fewer than a vector, and several vectors with a tail; bad values at the first, a middle and the

@@ -16,42 +16,21 @@
 #include "ddn/node.h"
 #include "ddn/random.h"
 #include "nodes/projection/projections.h"
+#include "tests/finiteness_checks.h"
 
 namespace ddn {
 namespace projection {
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kInf = std::numeric_limits<double>::infinity();
-const std::vector<double> kBadValues = {kNaN, -kNaN, kInf, -kInf};
-
-// The message of the exception `run` throws, with its kind ("" if it throws nothing).
-std::string Thrown(const std::function<void()>& run) {
-  try {
-    run();
-  } catch (const InvalidInput& e) {
-    return std::string("InvalidInput: ") + e.what();
-  } catch (const NumericalFailure& e) {
-    return std::string("NumericalFailure: ") + e.what();
-  }
-  return "";
-}
-
-Tensor Gaussian(int64_t batch, int64_t dim, uint64_t seed) {
-  Rng rng(seed);
-  Tensor t({batch, dim});
-  for (double& v : t.values()) v = rng.Normal();
-  return t;
-}
+using ddn::testing::Gaussian;
+using ddn::testing::Generic;
+using ddn::testing::kBadValues;
+using ddn::testing::kInf;
+using ddn::testing::kNaN;
+using ddn::testing::Thrown;
 
 std::unique_ptr<Node> MakeProject(const std::string& shape) {
   return MakeNode("project", {{"shape", shape}});
-}
-
-RunOptions Generic() {
-  RunOptions o;
-  o.generic = true;
-  return o;
 }
 
 // Row lengths below one vector, inside a block of 16, and past several blocks with a tail; bad values at the
