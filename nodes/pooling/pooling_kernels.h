@@ -84,33 +84,54 @@ struct ScalarSums {
   double spsi = 0;  // Σ w ψ
 };
 
-// Welsch's f is Σ w (1 − e_i) = Σ w − α²·Σ w ψ_i (ψ = e/α²): from sums the pass forms anyway, without the
-// complement 1 − e per point (a quarter of the pass). Its error is a few ulps of Σ w rather than of f, which
-// matters only for an f far below Σ w (every point within a small fraction of α of y); the solvers compare f
-// values to 1e-12·(|f| + Σw·φ(α)), far above it.
+// Welsch (φ = 1 − e, φ' = z e/α², φ'' = (1 − z²/α²) e/α², ψ = e/α², e = exp(−z²/(2α²))) has a loop of its own:
+// the common factor 1/α² is taken out of the sums (two multiplies fewer per point: −11 % per pass, measured), and
+// f = Σ w (1 − e_i) is Σ w − Σ w e_i, from a sum the pass forms anyway, without the complement 1 − e per point (a
+// quarter of the pass). Its error is a few ulps of Σ w rather than of f, which matters only for an f far below
+// Σ w (every point within a small fraction of α of y); the solvers compare f values to 1e-12·(|f| + Σw·φ(α)), far
+// above it.
+template <bool kPhi, bool kWeighted, bool kLean>
+[[gnu::always_inline]] inline ScalarSums WelschLoop(const double* x, const double* w, int64_t n, double y,
+                                                    double inv_a2) {
+  const double c = -0.5 * inv_a2;
+  double wsum = 0, g = 0, h = 0, gabs = 0, se = 0;
+#pragma omp simd reduction(+ : wsum, g, h, gabs, se)
+  for (int64_t i = 0; i < n; ++i) {
+    const double z = y - x[i], zz = z * z, e = ExpNonPositive(c * zz);
+    const double wi = kWeighted ? w[i] : 1.0;
+    g += wi * z * e;
+    h += wi * (1.0 - zz * inv_a2) * e;
+    if (!kLean) {
+      if (kPhi && kWeighted) wsum += wi;
+      gabs += wi * std::abs(z) * e;
+      se += wi * e;
+    }
+  }
+  const double f = kPhi && !kLean ? (kWeighted ? wsum : static_cast<double>(n)) - se : 0.0;
+  return {f, g * inv_a2, h * inv_a2, gabs * inv_a2, se * inv_a2};
+}
+
 template <PenaltyKind K, bool kPhi, bool kWeighted, bool kLean = false>
 [[gnu::always_inline]] inline ScalarSums ScalarLoop(const double* x, const double* w, int64_t n, double y, double alpha,
                                                     double inv_a2) {
-  constexpr bool kWelschPhi = K == PenaltyKind::kWelsch && kPhi && !kLean;
-  double f = 0, g = 0, h = 0, gabs = 0, spsi = 0;
+  if constexpr (K == PenaltyKind::kWelsch) {
+    return WelschLoop<kPhi, kWeighted, kLean>(x, w, n, y, inv_a2);
+  } else {
+    double f = 0, g = 0, h = 0, gabs = 0, spsi = 0;
 #pragma omp simd reduction(+ : f, g, h, gabs, spsi)
-  for (int64_t i = 0; i < n; ++i) {
-    const PenaltyValues v = EvaluatePenalty < K, kPhi && !kWelschPhi > (y - x[i], alpha, inv_a2);
-    const double wi = kWeighted ? w[i] : 1.0;
-    if (kWelschPhi) {
-      f += wi;  // Σ w (the weights' sum; f below)
-    } else if (kPhi) {
-      f += wi * v.phi;
+    for (int64_t i = 0; i < n; ++i) {
+      const PenaltyValues v = EvaluatePenalty<K, kPhi>(y - x[i], alpha, inv_a2);
+      const double wi = kWeighted ? w[i] : 1.0;
+      if (kPhi) f += wi * v.phi;
+      g += wi * v.d1;
+      h += wi * v.d2;
+      if (!kLean) {
+        gabs += wi * std::abs(v.d1);
+        spsi += wi * v.psi;
+      }
     }
-    g += wi * v.d1;
-    h += wi * v.d2;
-    if (!kLean) {
-      gabs += wi * std::abs(v.d1);
-      spsi += wi * v.psi;
-    }
+    return {f, g, h, gabs, spsi};
   }
-  if (kWelschPhi) f -= alpha * alpha * spsi;
-  return {f, g, h, gabs, spsi};
 }
 
 template <PenaltyKind K, bool kPhi, bool kWeighted, bool kLean = false>
@@ -151,7 +172,9 @@ ScalarSums ScalarNewtonPass(const PoolingProblem& p, double y) {
 }
 
 // The backward's pass: d2[i] = w_i φ''(y − x_i), d1[i] = φ'(y − x_i) (if d1 is not null), *h = Σ d2, *habs = Σ |d2|,
-// *zmax = max |y − x_i| (for the check of the scale envelope).
+// *zmax = max |y − x_i| (for the check of the scale envelope). For welsch, d1, d2, h and habs leave out the factor
+// 1/α² that all four have in common (as in WelschLoop), which the backward's uses (v/h·d2_i, v/h·d1_i, h against
+// habs) do not see.
 struct CurvatureSums {
   double h = 0, habs = 0, zmax = 0;
   double zsum = 0;  // Σ (y − x_i): finite iff y and every x_i are (or an overflow; ddn/finiteness.h)
@@ -165,9 +188,16 @@ template <PenaltyKind K, bool kWeighted, bool kD1>
   for (int64_t i = 0; i < n; ++i) {
     const double z = y - x[i];
     zsum += z;
-    const PenaltyValues v = EvaluatePenalty<K, false>(z, alpha, inv_a2);
-    const double wd2 = (kWeighted ? w[i] : 1.0) * v.d2;
-    if (kD1) d1[i] = v.d1;
+    double wd2;
+    if constexpr (K == PenaltyKind::kWelsch) {
+      const double zz = z * z, e = ExpNonPositive(-0.5 * inv_a2 * zz);
+      wd2 = (kWeighted ? w[i] : 1.0) * ((1.0 - zz * inv_a2) * e);  // α² w φ''
+      if (kD1) d1[i] = z * e;  // α² φ'
+    } else {
+      const PenaltyValues v = EvaluatePenalty<K, false>(z, alpha, inv_a2);
+      wd2 = (kWeighted ? w[i] : 1.0) * v.d2;
+      if (kD1) d1[i] = v.d1;
+    }
     d2[i] = wd2;
     h += wd2;
     habs += std::abs(wd2);
