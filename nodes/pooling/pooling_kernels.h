@@ -192,7 +192,7 @@ template <PenaltyKind K, bool kWeighted, bool kD1>
     if constexpr (K == PenaltyKind::kWelsch) {
       const double zz = z * z, e = ExpNonPositive(-0.5 * inv_a2 * zz);
       wd2 = (kWeighted ? w[i] : 1.0) * ((1.0 - zz * inv_a2) * e);  // α² w φ''
-      if (kD1) d1[i] = z * e;  // α² φ'
+      if (kD1) d1[i] = z * e;                                      // α² φ'
     } else {
       const PenaltyValues v = EvaluatePenalty<K, false>(z, alpha, inv_a2);
       wd2 = (kWeighted ? w[i] : 1.0) * v.d2;

@@ -34,12 +34,14 @@
 //                         the cell; touching convex cells are merged and Newton finds each run's minimum), or,
 //                         for cells of one bin or less, when |f'(centre)| > r·Σw·max|φ''| (f is monotone there);
 //                         a cell centre below f₀ starts a local solve; other cells are split. Bounds are
-//                         evaluated on a histogram of the points (bin width α/4, α/8 for geman_mcclure; rounding
-//                         towards safety) and point by point below bin size. If the cell budget runs out or a
-//                         cell shrinks below 1e-10·α unresolved (a degenerate stationary point), the best point
-//                         found is returned with kNotCertified. Distinct minima within 1e-12 (relative) of each
-//                         other: kNonUnique, the smallest y is returned (cells whose lower bound ties with the
-//                         incumbent are searched, not pruned, so that isolated tied points are found).
+//                         evaluated on a histogram of the points (bin width α/4, α/8 for geman_mcclure;
+//                         distances in whole bins, rounding towards safety; for welsch and geman_mcclure the bins
+//                         4α or more from a cell taken together) and point by point below bin size. If the cell
+//                         budget runs out or a cell shrinks below 1e-10·α unresolved (a degenerate stationary
+//                         point), the best point found is returned with kNotCertified. Distinct minima within
+//                         1e-12 (relative) of each other: kNonUnique, the smallest y is returned (cells whose lower
+//                         bound ties with the incumbent are searched, not pruned, so that isolated tied points are
+//                         found).
 //                         vector: the best local minimum reached from the coordinate-wise median (of a stride
 //                         sample of ≤ 64 points), the weighted mean and the `vector_starts` data points of lowest
 //                         objective (scored on a stride sample of ≤ 64 points) among a stride sample of

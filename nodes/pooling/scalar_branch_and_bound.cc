@@ -90,7 +90,8 @@ double LocalScalar(const PoolingProblem& p, double xscale, double y, double* f, 
   return y;
 }
 
-// The bin of x (any assignment of points to bins is valid: the bounds use each bin's extent).
+// The bin of x: floor((x − xmin)/h), clamped to [0, nb). The bounds take a bin's points to lie within its edges,
+// which holds up to the rounding of (x − xmin)/h at an edge (see the cell bounds below).
 struct BinOf {
   double xmin, inv_h;
   int nb;
