@@ -18,9 +18,8 @@ namespace {
 // Local minimisation (all penalties but the truncated quadratic): Newton when H is positive definite, else
 // the IRLS step y − g/Σwψ; a step that raises f is replaced by the IRLS step. Returns f(y); *S holds the sums at
 // the returned y (*sums_at_y = true) unless the solve stopped at a known minimum; after a final chord step (below)
-// the sums are those of the gradient pass one step (below 1e-12·(|y| + α)) before y. A start within
-// known_radius·α of a `known` minimum stops there; the solve stops after a step below step_tolerance·(|y| + α)
-// (1e-12; the screening's sample solves of SolveMultiStart, which only tell basins apart, stop at 1e-4).
+// the sums are those of the gradient pass one step (below 1e-12·(|y| + α)) before y. An iterate within 1e-2·α of a
+// `known` minimum stops there; the solve stops after a step below 1e-12·(|y| + α).
 //
 // The pass after a Newton step shorter than kChordStep·(|y| + α) computes no Hessian: near the minimum Newton's
 // next step is of the order of the square of this one, far below the stopping test's 1e-12, and the previous
@@ -35,10 +34,17 @@ constexpr double kChordStep = 1e-5;
 // Hessian pass at the same y, so the iterates are those of Hessian passes throughout.
 constexpr double kTrialStep = 1.5;
 
+// The factorisation of H at the last Newton step of a converged local solve (valid = false if the solve ended
+// otherwise): the screening's steps reuse it (SolveMultiStart).
+struct LastFactor {
+  SmallCholesky llt;
+  bool valid = false;
+};
+
 template <PenaltyKind K>
 double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iterations, PoolingWorkspace* ws, VectorSums* S,
                    bool* sums_at_y, const std::vector<std::pair<Eigen::VectorXd, double>>* known = nullptr,
-                   double known_radius = 1e-2, double step_tolerance = 1e-12) {
+                   LastFactor* last = nullptr) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
   Eigen::VectorXd irls_prev = *y, step(d);
@@ -52,7 +58,7 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
       // earlier start ends there: it would converge to the same point. Tested before the pass at y (which it
       // makes unnecessary), so also for a Newton step that the descent test below has not yet accepted.
       for (const auto& [yy, ff] : *known) {
-        if ((*y - yy).norm() <= known_radius * p.alpha) {
+        if ((*y - yy).norm() <= 1e-2 * p.alpha) {
           *y = yy;
           return ff;
         }
@@ -88,14 +94,16 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
     f_prev = S->f;
     *y += step;
     const double scale = Norm(*y) + p.alpha, length = Norm(step);
-    if (length <= step_tolerance * scale) {
+    if (length <= 1e-12 * scale) {
       if (chord) {
         // The gradient pass just made, at one step below 1e-12·(|y| + α) before y, stands for the sums at y:
         // f changes by O(step²·H) there, far below rounding, and the residual is the one at the last evaluated
         // iterate (as in the scalar solves), an upper bound of the one at y. No confirming pass.
         *sums_at_y = true;
+        if (last) *last = {llt, true};
         return S->f;
       }
+      if (last && newton_prev) *last = {llt, true};
       break;
     }
     chord = newton_prev && length <= kChordStep * scale;
@@ -237,16 +245,61 @@ std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const P
 // welsch, cauchy, geman_mcclure: the best local minimum from the candidate starts (not certified); a start that
 // comes near a minimum found before stops there. kNonUnique for distinct minima tied within 1e-12.
 //
-// Screening on the score sample. The first start (the median) is solved on all the points. Every other start is
-// first solved on the stride sample of the scores (a quarter of the points for N = 256): if that solve ends within
-// kScreenRadius·α of the sample's image of a minimum already found (the sample solve from that minimum), the start
-// is taken to lead there, and its full solve is skipped; otherwise it is solved on all the points from the start
-// itself, exactly as without screening (so that the winning start replays, vector_pool_unrolled.h). On the
-// standard workload 97 % of the starts after the median are skipped: about 27 full passes per problem became about
-// 6, plus the sample solves (measured). Like the starts themselves, a heuristic: a start whose sample solve reaches
-// a known minimum's neighbourhood while its full solve would not is not followed.
-constexpr double kScreenRadius = 0.1;  // in α
-constexpr double kScreenStep = 1e-4;   // the sample solves' stopping step, relative to |y| + α
+// Screening. The first start (the median) is solved by LocalVector. Every other start is first followed by chord steps
+// y ← y − H⁻¹g, with g the gradient at y (a gradient pass: no Hessian, no factorisation) and H the Hessian factorised
+// at the last Newton step of the minimum found so far nearest the start, or by the IRLS step y − g/Σwψ (a
+// majorise-minimise step for these penalties, φ concave in z²) where there is no such factor, the chord step is longer
+// than kTrialStep·α, or it raised f. These are descent steps on the same objective, so a path that comes within
+// kScreenRadius·α of a minimum found before is taken to lead there, and the start's solve is skipped; otherwise (a step
+// below kScreenSettle·α elsewhere, or kScreenSteps steps) it is solved by LocalVector from the start itself, exactly as
+// without screening (so that the winning start replays, vector_pool_unrolled.h). Near a minimum the chord steps
+// contract by about the relative change of H over the step: on the standard workload (B, N, D) = (64, 256, 8) the
+// starts after the median reach a known minimum after 1–6 gradient passes (2.5 on average), against 1–19 passes (135
+// once) with Hessians for the local solves on a 64-point sample that screened them before (forward 4.1 → 2.6 ms,
+// measured). Like the starts themselves, a heuristic: a start whose path enters a known minimum's neighbourhood while
+// Newton from it would end elsewhere is not followed; an undecided start costs its solve, never a skipped minimum.
+constexpr double kScreenRadius = 0.1;   // in α
+constexpr double kScreenSettle = 1e-3;  // a path's last step, in α: settled away from every known minimum
+constexpr int kScreenSteps = 12;        // gradient passes per start
+
+// The chord and IRLS steps from y; true if the path entered kScreenRadius·α of a minimum in `found`. `factor` is
+// the nearest minimum's (may be null or invalid: IRLS steps only).
+template <PenaltyKind K>
+bool LeadsToKnownMinimum(const VectorPoints& points, Eigen::VectorXd y,
+                         const std::vector<std::pair<Eigen::VectorXd, double>>& found, const LastFactor* factor,
+                         PoolingWorkspace* ws, int* iterations) {
+  const double alpha = points.problem->alpha;
+  const bool chord = factor && factor->valid;
+  VectorSums S;
+  Eigen::VectorXd irls_prev = y, step(y.size());
+  double f_prev = std::numeric_limits<double>::infinity();
+  bool chord_prev = false;
+  for (int it = 0; it < kScreenSteps; ++it) {
+    for (const auto& [yy, ff] : found) {
+      if ((y - yy).norm() <= kScreenRadius * alpha) return true;
+    }
+    VectorPass<K, false>(points, y.data(), &S, ws);
+    ++*iterations;
+    if (chord_prev && S.f > f_prev) {  // the chord step raised f: the IRLS step from the previous iterate instead
+      y = irls_prev;
+      chord_prev = false;
+      continue;
+    }
+    if (!(S.spsi > 0)) return false;  // no point within reach (or a non-finite sum): left to LocalVector
+    irls_prev = y - S.g / S.spsi;
+    chord_prev = false;
+    if (chord) {
+      factor->llt.Solve(S.g.data(), step.data());
+      step = -step;
+      chord_prev = step.norm() <= kTrialStep * alpha;
+    }
+    if (!chord_prev) step = irls_prev - y;
+    f_prev = S.f;
+    y += step;
+    if (step.norm() <= kScreenSettle * alpha) return false;
+  }
+  return false;
+}
 
 template <PenaltyKind K>
 Eigen::VectorXd SolveMultiStart(const VectorPoints& points, const PoolingOptions& o, VectorStart* start,
@@ -256,45 +309,31 @@ Eigen::VectorXd SolveMultiStart(const VectorPoints& points, const PoolingOptions
   const int64_t d = p.d;
   std::vector<int64_t> point_index;
   const std::vector<Eigen::VectorXd> starts = CandidateStarts<K>(points, o, &point_index, ws);
-  // The score sample as a problem of its own (CandidateStarts built it); only when it is a strict subset.
-  const ScoreSample& sample = ws->score_sample;
-  const bool screen = sample.stride > 1;
-  PoolingProblem sample_problem = p;
-  sample_problem.n = sample.m;
-  sample_problem.w = p.w ? sample.w.data() : nullptr;
-  const VectorPoints sample_points{&sample_problem, sample.cols.data(), points.xmax};
-  std::vector<std::pair<Eigen::VectorXd, double>> found, sample_found;
-  // The sample solve from a full minimum y: its image on the sample, a known minimum for the screening.
-  auto add_sample_image = [&](Eigen::VectorXd y) {
-    VectorSums ss;
-    bool at_y = false;
-    const double fs =
-        LocalVector<K>(sample_points, &y, iterations, ws, &ss, &at_y, &sample_found, kScreenRadius, kScreenStep);
-    sample_found.push_back({y, fs});
-  };
+  std::vector<std::pair<Eigen::VectorXd, double>> found;
+  std::vector<LastFactor> factors;  // of the minima in `found`
   Eigen::VectorXd best;
   VectorSums sums;
   double best_f = std::numeric_limits<double>::infinity();
   for (size_t j = 0; j < starts.size(); ++j) {
-    if (screen && j > 0) {
-      Eigen::VectorXd ys = starts[j];
-      VectorSums ss;
-      bool at_y = false;
-      const double fs =
-          LocalVector<K>(sample_points, &ys, iterations, ws, &ss, &at_y, &sample_found, kScreenRadius, kScreenStep);
-      bool known = false;
-      for (const auto& [yy, ff] : sample_found) known |= (ys - yy).norm() <= kScreenRadius * p.alpha;
-      if (known) continue;  // leads to a minimum found before
-      sample_found.push_back({ys, fs});
+    if (j > 0) {
+      // Screened with the Hessian of the minimum nearest the start.
+      const LastFactor* nearest = nullptr;
+      double nearest_distance = std::numeric_limits<double>::infinity();
+      for (size_t k = 0; k < found.size(); ++k) {
+        const double distance = (starts[j] - found[k].first).norm();
+        if (distance < nearest_distance) nearest_distance = distance, nearest = &factors[k];
+      }
+      if (LeadsToKnownMinimum<K>(points, starts[j], found, nearest, ws, iterations)) continue;
     }
     Eigen::VectorXd y = starts[j];
     bool sums_at_y = false;
-    const double f = LocalVector<K>(points, &y, iterations, ws, &sums, &sums_at_y, &found);
+    LastFactor factor;
+    const double f = LocalVector<K>(points, &y, iterations, ws, &sums, &sums_at_y, &found, &factor);
     bool dup = false;
     for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
     if (!dup) {
       found.push_back({y, f});
-      if (screen) add_sample_image(y);
+      factors.push_back(factor);
     }
     if (f < best_f) {
       best_f = f;
