@@ -798,38 +798,38 @@ template <PenaltyKind K>
   }
 }
 
+// f at each of the m sample points, on the sample: each pair's penalty once (φ(0) = 0 for every penalty, so the
+// diagonal adds nothing), added to both points' sums as it is computed, row c against the points before it.
 template <PenaltyKind K>
 [[gnu::always_inline]] inline void SymmetricScoreLoop(const double* cols, const double* w, int64_t m, int64_t d,
-                                                      double alpha, double inv_a2, double* phi, double* f) {
+                                                      double alpha, double inv_a2, double* f) {
   double z2[2 * kScoreSample];
-  for (int64_t c = 0; c < m; ++c) {
-    const int64_t len = c + 1;
-    SquaredDistancesByCoordinate(cols, m, len, d, cols + c, m, z2);
-    double* row = phi + c * m;
-#pragma omp simd
-    for (int64_t j = 0; j < len; ++j) row[j] = PenaltyOfSquaredLength<K>(z2[j], alpha, inv_a2).phi;
-    for (int64_t j = 0; j < c; ++j) phi[j * m + c] = row[j];
-  }
-  for (int64_t c = 0; c < m; ++c) {
-    const double* row = phi + c * m;
+  for (int64_t c = 0; c < m; ++c) f[c] = 0;
+  for (int64_t c = 1; c < m; ++c) {
+    SquaredDistancesByCoordinate(cols, m, c, d, cols + c, m, z2);
+    const double wc = w[c];
     double s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < m; ++j) s += w[j] * row[j];
-    f[c] = s;
+    for (int64_t j = 0; j < c; ++j) {
+      const double phi = PenaltyOfSquaredLength<K>(z2[j], alpha, inv_a2).phi;
+      s += w[j] * phi;
+      f[j] += wc * phi;
+    }
+    f[c] += s;
   }
 }
 
 template <PenaltyKind K>
 void SymmetricScoreBaseline(const double* cols, const double* w, int64_t m, int64_t d, double alpha, double inv_a2,
-                            double* phi, double* f) {
-  SymmetricScoreLoop<K>(cols, w, m, d, alpha, inv_a2, phi, f);
+                            double* f) {
+  SymmetricScoreLoop<K>(cols, w, m, d, alpha, inv_a2, f);
 }
 
 #if defined(DDN_HAVE_SIMD_DISPATCH)
 template <PenaltyKind K>
 [[gnu::target("avx2,fma")]] void SymmetricScoreAvx2(const double* cols, const double* w, int64_t m, int64_t d,
-                                                    double alpha, double inv_a2, double* phi, double* f) {
-  SymmetricScoreLoop<K>(cols, w, m, d, alpha, inv_a2, phi, f);
+                                                    double alpha, double inv_a2, double* f) {
+  SymmetricScoreLoop<K>(cols, w, m, d, alpha, inv_a2, f);
 }
 #endif
 
@@ -837,14 +837,13 @@ template <PenaltyKind K>
 template <PenaltyKind K>
 void SampleObjectivesAtSample(const PoolingProblem& p, ScoreSample* S) {
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
-  S->phi.resize(static_cast<size_t>(S->m * S->m));
   S->f.resize(static_cast<size_t>(S->m));
 #if defined(DDN_HAVE_SIMD_DISPATCH)
   if (::ddn::UseAvx2()) {
-    return SymmetricScoreAvx2<K>(S->cols.data(), S->w.data(), S->m, p.d, p.alpha, inv_a2, S->phi.data(), S->f.data());
+    return SymmetricScoreAvx2<K>(S->cols.data(), S->w.data(), S->m, p.d, p.alpha, inv_a2, S->f.data());
   }
 #endif
-  SymmetricScoreBaseline<K>(S->cols.data(), S->w.data(), S->m, p.d, p.alpha, inv_a2, S->phi.data(), S->f.data());
+  SymmetricScoreBaseline<K>(S->cols.data(), S->w.data(), S->m, p.d, p.alpha, inv_a2, S->f.data());
 }
 
 template <PenaltyKind K>

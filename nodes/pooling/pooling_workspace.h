@@ -65,8 +65,8 @@ struct SearchLists {
 struct ScoreSample {
   std::vector<double> cols, w;  // cols[k·m + j]
   int64_t m = 0;
-  int64_t stride = 1;          // the sample is the points 0, stride, 2·stride, ...
-  std::vector<double> phi, f;  // scoring the sample's own points: φ between them (m × m), f at each
+  int64_t stride = 1;     // the sample is the points 0, stride, 2·stride, ...
+  std::vector<double> f;  // scoring the sample's own points: f at each
 };
 
 struct PoolingWorkspace {
