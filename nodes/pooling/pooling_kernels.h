@@ -474,7 +474,7 @@ inline int64_t PaddedRows(int64_t d) {
   }
 }
 
-template <PenaltyKind K, bool kHessian, bool kWeighted>
+template <PenaltyKind K, bool kHessian, bool kWeighted, bool kResidualSums>
 [[gnu::always_inline]] inline VectorPassOut VectorLoop(const double* cols, const double* w, int64_t n, int64_t d,
                                                        const double* y, double alpha, double inv_a2, double* R,
                                                        double* g, double* M) {
@@ -494,8 +494,8 @@ template <PenaltyKind K, bool kHessian, bool kWeighted>
       const double wi = kWeighted ? w[i0 + j] : 1.0;
       f += K == PenaltyKind::kWelsch ? wi : wi * v.phi;  // welsch: Σ w, f below (as in ScalarLoop)
       spsi += wi * v.psi;
-      if (!kHessian) gabs += wi * std::sqrt(zz) * std::abs(v.psi);  // Σ w|φ'|, for the residual
-      hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
+      if (!kHessian && kResidualSums) gabs += wi * std::sqrt(zz) * std::abs(v.psi);  // Σ w|φ'|, for the residual
+      if (kHessian || kResidualSums) hsum += wi * (std::abs(v.psi) + std::abs(v.d2));
       wpsi[j] = wi * v.psi;
       cw[j] = wi * v.c;
     }
@@ -513,23 +513,24 @@ template <PenaltyKind K, bool kHessian, bool kWeighted>
   return {f, spsi, gabs, hsum};
 }
 
-template <PenaltyKind K, bool kHessian, bool kWeighted>
+template <PenaltyKind K, bool kHessian, bool kWeighted, bool kResidualSums>
 VectorPassOut VectorPassBaseline(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
                                  double alpha, double inv_a2, double* R, double* g, double* M) {
-  return VectorLoop<K, kHessian, kWeighted>(cols, w, n, d, y, alpha, inv_a2, R, g, M);
+  return VectorLoop<K, kHessian, kWeighted, kResidualSums>(cols, w, n, d, y, alpha, inv_a2, R, g, M);
 }
 
 #if defined(DDN_HAVE_SIMD_DISPATCH)
-template <PenaltyKind K, bool kHessian, bool kWeighted>
+template <PenaltyKind K, bool kHessian, bool kWeighted, bool kResidualSums>
 [[gnu::target("avx2,fma")]] VectorPassOut VectorPassAvx2(const double* cols, const double* w, int64_t n, int64_t d,
                                                          const double* y, double alpha, double inv_a2, double* R,
                                                          double* g, double* M) {
-  return VectorLoop<K, kHessian, kWeighted>(cols, w, n, d, y, alpha, inv_a2, R, g, M);
+  return VectorLoop<K, kHessian, kWeighted, kResidualSums>(cols, w, n, d, y, alpha, inv_a2, R, g, M);
 }
 #endif
 
-// The sums at y (M only with kHessian). ws->block holds the pass's residuals.
-template <PenaltyKind K, bool kHessian>
+// The sums at y (M only with kHessian). ws->block holds the pass's residuals. Without kResidualSums a gradient
+// pass leaves gabs and hsum at 0 (f, g and Σwψ only: no square root per point), for steps that only need those.
+template <PenaltyKind K, bool kHessian, bool kResidualSums = true>
 void VectorPass(const VectorPoints& points, const double* y, VectorSums* S, PoolingWorkspace* ws) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
@@ -546,17 +547,17 @@ void VectorPass(const VectorPoints& points, const double* y, VectorSums* S, Pool
   VectorPassOut out;
 #if defined(DDN_HAVE_SIMD_DISPATCH)
   if (::ddn::UseAvx2()) {
-    out =
-        p.w ? VectorPassAvx2<K, kHessian, true>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(), S->g.data(), M)
-            : VectorPassAvx2<K, kHessian, false>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(), S->g.data(),
-                                                 M);
+    out = p.w ? VectorPassAvx2<K, kHessian, true, kResidualSums>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
+                                                                 S->g.data(), M)
+              : VectorPassAvx2<K, kHessian, false, kResidualSums>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2,
+                                                                  R.data(), S->g.data(), M);
   } else
 #endif
   {
-    out = p.w ? VectorPassBaseline<K, kHessian, true>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
-                                                      S->g.data(), M)
-              : VectorPassBaseline<K, kHessian, false>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2, R.data(),
-                                                       S->g.data(), M);
+    out = p.w ? VectorPassBaseline<K, kHessian, true, kResidualSums>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2,
+                                                                     R.data(), S->g.data(), M)
+              : VectorPassBaseline<K, kHessian, false, kResidualSums>(points.cols, p.w, p.n, d, y, p.alpha, inv_a2,
+                                                                      R.data(), S->g.data(), M);
   }
   S->f = out.f;
   S->spsi = out.spsi;

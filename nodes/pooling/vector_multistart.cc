@@ -278,7 +278,7 @@ bool LeadsToKnownMinimum(const VectorPoints& points, Eigen::VectorXd y,
     for (const auto& [yy, ff] : found) {
       if ((y - yy).norm() <= kScreenRadius * alpha) return true;
     }
-    VectorPass<K, false>(points, y.data(), &S, ws);
+    VectorPass<K, false, false>(points, y.data(), &S, ws);  // f, g, Σwψ only
     ++*iterations;
     if (chord_prev && S.f > f_prev) {  // the chord step raised f: the IRLS step from the previous iterate instead
       y = irls_prev;
