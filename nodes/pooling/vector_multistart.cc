@@ -3,6 +3,7 @@
 // truncated quadratic's exact search (truncated_vector.h).
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <string>
 #include <utility>
@@ -35,7 +36,8 @@ constexpr double kChordStep = 1e-5;
 constexpr double kTrialStep = 1.5;
 
 // The factorisation of H at the last Newton step of a converged local solve (valid = false if the solve ended
-// otherwise): the screening's steps reuse it (SolveMultiStart).
+// otherwise): the screening's steps reuse it (SolveMultiStart). Not copied (Eigen's LLT inside SmallCholesky is
+// left uninitialised for small d; copying it would read that).
 struct LastFactor {
   SmallCholesky llt;
   bool valid = false;
@@ -50,7 +52,9 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
   Eigen::VectorXd irls_prev = *y, step(d);
   double f_prev = std::numeric_limits<double>::infinity();
   bool newton_prev = false, chord = false, trial = false;
-  SmallCholesky llt;  // of H = M + Σwψ·I
+  SmallCholesky own;
+  SmallCholesky& llt = last ? last->llt : own;  // of H = M + Σwψ·I (factorised in place: never copied)
+  if (last) last->valid = false;
   *sums_at_y = false;
   for (int it = 0; it < 500; ++it) {
     if (known) {
@@ -100,10 +104,10 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
         // f changes by O(step²·H) there, far below rounding, and the residual is the one at the last evaluated
         // iterate (as in the scalar solves), an upper bound of the one at y. No confirming pass.
         *sums_at_y = true;
-        if (last) *last = {llt, true};
+        if (last) last->valid = true;
         return S->f;
       }
-      if (last && newton_prev) *last = {llt, true};
+      if (last && newton_prev) last->valid = true;
       break;
     }
     chord = newton_prev && length <= kChordStep * scale;
@@ -310,7 +314,7 @@ Eigen::VectorXd SolveMultiStart(const VectorPoints& points, const PoolingOptions
   std::vector<int64_t> point_index;
   const std::vector<Eigen::VectorXd> starts = CandidateStarts<K>(points, o, &point_index, ws);
   std::vector<std::pair<Eigen::VectorXd, double>> found;
-  std::vector<LastFactor> factors;  // of the minima in `found`
+  std::deque<LastFactor> factors;  // of the minima in `found` (a deque: appended in place, never moved)
   Eigen::VectorXd best;
   VectorSums sums;
   double best_f = std::numeric_limits<double>::infinity();
@@ -327,13 +331,14 @@ Eigen::VectorXd SolveMultiStart(const VectorPoints& points, const PoolingOptions
     }
     Eigen::VectorXd y = starts[j];
     bool sums_at_y = false;
-    LastFactor factor;
+    LastFactor& factor = factors.emplace_back();
     const double f = LocalVector<K>(points, &y, iterations, ws, &sums, &sums_at_y, &found, &factor);
     bool dup = false;
     for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
-    if (!dup) {
+    if (dup) {
+      factors.pop_back();
+    } else {
       found.push_back({y, f});
-      factors.push_back(factor);
     }
     if (f < best_f) {
       best_f = f;
