@@ -107,7 +107,8 @@ struct PoolingOptions {
   int max_cells = 20000;
   // Vector, non-convex penalties: data points whose objective is evaluated to pick starts (a stride sample).
   int vector_candidates = 64;
-  // Vector, non-convex penalties: the best this many candidates start a local solve (plus median and mean).
+  // Vector, non-convex penalties: the best this many candidates start a local solve (plus median and mean); 0 skips
+  // the scoring (the node's point_starts parameter).
   int vector_starts = 4;
   // Vector truncated quadratic: cells (boxes and subset-search nodes) of the branch and bound that certifies the
   // global minimum (truncated_vector.h) before giving up with kNotCertified; 0 skips the certificate.

@@ -5,6 +5,9 @@
 //
 // Parameters: penalty ∈ quadratic, pseudo_huber (default), huber, welsch, truncated_quadratic, cauchy,
 // geman_mcclure (penalties.h); alpha > 0 (default 1). Weights w ≥ 0, not all zero, with their own gradient.
+// robust_vector_pool also has point_starts (0…64, default 4): how many data points (the best-scoring) start local
+// solves of welsch, cauchy and geman_mcclure besides the coordinate-wise median and the weighted mean; 0 keeps those
+// two, the reference library's starts, and skips the scoring (pooling_solvers.h).
 //
 // Both nodes are DeclarativeNodes written as a sum of terms over "N" (so the generic Ceres forward and the
 // nested-Jet implicit backward exist and are tested against the specialised ones), with Solve, Backward and
@@ -269,14 +272,23 @@ DDN_REGISTER_NODE(RobustPool);
 class RobustVectorPool : public PoolingNodeBase<RobustVectorPool> {
  public:
   static NodeSpec Spec() {
+    std::vector<ParamSpec> params = PoolingParams();
+    params.push_back({"point_starts",
+                      ParamType::kInt,
+                      std::to_string(PoolingOptions().vector_starts),
+                      "welsch, cauchy, geman_mcclure: data points (of best sampled objective) that start local solves "
+                      "besides the median and the mean, 0..64 (0: the reference library's two starts)",
+                      {}});
     return {"robust_vector_pool",
             "robust vector pooling y = argmin_y sum_i w_i phi(||y - x_i||; alpha) over the points axis N",
-            PoolingParams(),
+            std::move(params),
             {{"x", {"N", "D"}, "points to pool (N points in R^D)"},
              {"w", {"N"}, "non-negative point weights (default 1)", true, true}},
             {{"y", {"D"}, "the robust mean"}}};
   }
-  explicit RobustVectorPool(const Params& p) : PoolingNodeBase(p) {}
+  explicit RobustVectorPool(const Params& p) : PoolingNodeBase(p) {
+    options_.vector_starts = p.RequireIntInRange("point_starts", 0, options_.vector_candidates);
+  }
 
   // Unrolled and truncated:K: through the winning start's local Newton/IRLS iterations (vector_pool_unrolled.h).
   bool HasIterativeForward() const override { return true; }

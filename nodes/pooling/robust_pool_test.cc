@@ -237,5 +237,60 @@ TEST(RobustPool, BadRequestsAreInvalidInput) {
   }
 }
 
+// point_starts: 0 keeps the median and the mean as the only starts (the reference library's two); the default's
+// data-point starts reach a tight cluster those two miss. Three clusters in 2-D (wide at the origin, tight at
+// (6, 0), wide at (−6, 1)), the case of VectorPool.ScreenedStartsStillFindATightClusterTheMedianMisses; both
+// settings' gradients against finite differences; bad values refused.
+TEST(RobustVectorPool, PointStartsChoosesHowManyDataPointsStartLocalSolves) {
+  const int64_t batch = 2, n = 256;
+  Tensor x(Shape{batch, n, 2});
+  Rng rng(41);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t i = 0; i < n; ++i) {
+      const int c = i % 3;
+      const double spread = c == 1 ? 0.3 : 1.0, cx = c == 0 ? 0 : c == 1 ? 6 : -6, cy = c == 2 ? 1 : 0;
+      x.problem(b)[2 * i] = cx + spread * rng.Normal();
+      x.problem(b)[2 * i + 1] = cy + spread * rng.Normal();
+    }
+  }
+  for (const std::string penalty : {"welsch", "geman_mcclure"}) {
+    SCOPED_TRACE(penalty);
+    auto all = MakeNode("robust_vector_pool", {{"penalty", penalty}});
+    auto two = MakeNode("robust_vector_pool", {{"penalty", penalty}, {"point_starts", "0"}});
+    const Tensor y_all = Forward(*all, {{"x", x}}).outputs.at("y");
+    const Tensor y_two = Forward(*two, {{"x", x}}).outputs.at("y");
+    Dims dims;
+    ValidateInputs(*all, {{"x", x}}, &dims);
+    for (int64_t b = 0; b < batch; ++b) {
+      auto objective = [&](const Node& node, const Tensor& y) {
+        ProblemData p;
+        p.dims = &dims;
+        p.inputs = {x.problem(b), nullptr};
+        p.input_shapes = {x.problem_shape(), Shape{}};
+        p.outputs = {const_cast<double*>(y.problem(b))};
+        p.output_shapes = {y.problem_shape()};
+        return node.ObjectiveValue(p);
+      };
+      EXPECT_NEAR(y_all.problem(b)[0], 6, 0.5) << "b=" << b;         // the tight cluster
+      EXPECT_GT(std::abs(y_two.problem(b)[0] - 6), 2) << "b=" << b;  // a wide one: the two starts miss it
+      EXPECT_LT(objective(*all, y_all), objective(*two, y_two) - 1) << "b=" << b;
+    }
+    for (const auto& node : {all.get(), two.get()}) {
+      CheckOptions options;
+      options.seed = 3;
+      const CheckReport report = CheckGradients(*node, options);
+      EXPECT_TRUE(report.passed) << report.ToString();
+    }
+  }
+  for (const char* bad : {"-1", "65", "1.5", "four"}) {
+    ExpectInvalid(
+        [&] {
+          MakeNode("robust_vector_pool", {{"penalty", "welsch"}, {"point_starts", bad}});
+        },
+        "point_starts");
+  }
+  ExpectInvalid([&] { MakeNode("robust_pool", {{"point_starts", "2"}}); }, "point_starts");
+}
+
 }  // namespace
 }  // namespace ddn

@@ -221,6 +221,8 @@ std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const P
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
   std::vector<Eigen::VectorXd> starts{CoordinateMedian(points, ws), WeightedMeanVector(p)};
+  points_used->clear();
+  if (o.vector_starts <= 0) return starts;  // the median and the mean only: nothing to score
   const int64_t m = std::min<int64_t>(p.n, o.vector_candidates);
   std::vector<std::pair<double, int64_t>> scored;
   ScoreSample& sample = ws->score_sample;
@@ -238,7 +240,6 @@ std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const P
   // The best vector_starts in order (pairs compare by score, then index: a total order, as a full sort gives).
   const size_t best = std::min(scored.size(), static_cast<size_t>(std::max(o.vector_starts, 0)));
   std::partial_sort(scored.begin(), scored.begin() + best, scored.end());
-  points_used->clear();
   for (int k = 0; k < o.vector_starts && k < static_cast<int>(scored.size()); ++k) {
     starts.push_back(Eigen::Map<const Eigen::VectorXd>(p.x + scored[k].second * d, d));
     points_used->push_back(scored[k].second);
