@@ -337,6 +337,61 @@ typedef double V4 __attribute__((vector_size(32)));
 
 typedef int64_t I4 __attribute__((vector_size(32)));
 
+// min, max and Σ of x[0..n): the scalar solvers' first pass (their range, and a sum that is finite iff every x_i is,
+// up to overflow: ddn/finiteness.h). Eight values per step in two pairs of vectors: a plain loop of minsd, maxsd and
+// addsd is one chain of dependent additions (4 cycles per point), which GCC does not vectorise here; this runs at
+// the speed memory delivers x. With a NaN in x, lo and hi are unspecified and the sum is NaN.
+[[gnu::always_inline]] inline void MinMaxSumLoop(const double* x, int64_t n, double* lo, double* hi, double* sum) {
+  double a = x[0], b = x[0], t = 0;
+  int64_t i = 0;
+  if (n >= 8) {
+    DDN_LOAD_V4(mn0, x);
+    DDN_LOAD_V4(mn1, x + 4);
+    V4 mx0 = mn0, mx1 = mn1, s0 = mn0, s1 = mn1;
+    for (i = 8; i + 8 <= n; i += 8) {
+      DDN_LOAD_V4(v0, x + i);
+      DDN_LOAD_V4(v1, x + i + 4);
+      mn0 = v0 < mn0 ? v0 : mn0;
+      mn1 = v1 < mn1 ? v1 : mn1;
+      mx0 = v0 > mx0 ? v0 : mx0;
+      mx1 = v1 > mx1 ? v1 : mx1;
+      s0 += v0;
+      s1 += v1;
+    }
+    for (int k = 0; k < 4; ++k) {
+      a = std::min({a, mn0[k], mn1[k]});
+      b = std::max({b, mx0[k], mx1[k]});
+    }
+    const V4 s = s0 + s1;
+    t = (s[0] + s[1]) + (s[2] + s[3]);
+  }
+  for (; i < n; ++i) {
+    a = std::min(a, x[i]);
+    b = std::max(b, x[i]);
+    t += x[i];
+  }
+  *lo = a;
+  *hi = b;
+  *sum = t;
+}
+
+inline void MinMaxSumBaseline(const double* x, int64_t n, double* lo, double* hi, double* sum) {
+  MinMaxSumLoop(x, n, lo, hi, sum);
+}
+
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+[[gnu::target("avx2,fma")]] inline void MinMaxSumAvx2(const double* x, int64_t n, double* lo, double* hi, double* sum) {
+  MinMaxSumLoop(x, n, lo, hi, sum);
+}
+#endif
+
+inline void MinMaxSum(const double* x, int64_t n, double* lo, double* hi, double* sum) {
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) return MinMaxSumAvx2(x, n, lo, hi, sum);
+#endif
+  MinMaxSumBaseline(x, n, lo, hi, sum);
+}
+
 // rows[t][e] = in[e][t]: a 4 × 4 transpose in registers (unpacks and lane permutes with AVX2, pairs of SSE2
 // shuffles in the baseline copies). Through pointers (V4 is never passed by value, see above).
 [[gnu::always_inline]] inline void Transpose4(const V4* in, V4* rows) {

@@ -19,20 +19,6 @@ using namespace internal;
 
 namespace {
 
-// min x, max x and Σ x (the sum proves every x finite when it is: ddn/finiteness.h).
-void MinMaxSum(const PoolingProblem& p, double* lo, double* hi, double* sum) {
-  double a = p.x[0], b = p.x[0], t = p.x[0];
-#pragma omp simd reduction(min : a) reduction(max : b) reduction(+ : t)
-  for (int64_t i = 1; i < p.n; ++i) {
-    a = std::min(a, p.x[i]);
-    b = std::max(b, p.x[i]);
-    t += p.x[i];
-  }
-  *lo = a;
-  *hi = b;
-  *sum = t;
-}
-
 // Weighted mean, two-pass (the second pass removes the first one's rounding error).
 double WeightedMeanScalar(const PoolingProblem& p) {
   const double W = TotalWeight(p);
@@ -180,7 +166,7 @@ bool SolveScalarPoolFolded(const PoolingProblem& p, double* y, ProblemStatus* s,
   PoolingWorkspace local;
   PoolingWorkspace* ws = workspace ? workspace : &local;
   double lo, hi, sum;
-  MinMaxSum(p, &lo, &hi, &sum);
+  MinMaxSum(p.x, p.n, &lo, &hi, &sum);  // pooling_kernels.h
   if (!x_checked && !std::isfinite(sum)) return false;
   if (lo == hi) {  // every point at the same place (whatever the scale): y is that place
     *y = lo;

@@ -2,6 +2,7 @@
 // penalty and several α, stationarity, the awkward cases (flat Huber, isolated points of the truncated
 // quadratic, two competing clusters), and validation.
 #include "nodes/pooling/pooling_solvers.h"
+#include "nodes/pooling/pooling_kernels.h"
 #include "nodes/pooling/pooling_workspace.h"
 
 #include <gtest/gtest.h>
@@ -107,6 +108,42 @@ TEST(SelectKth, EqualsNthElement) {
         std::nth_element(expected.begin(), expected.begin() + k, expected.end());
         ASSERT_EQ(SelectKth(v.data(), scratch.data(), n, k), expected[k])
             << "n " << n << " k " << k << " pattern " << pattern;
+      }
+    }
+  }
+}
+
+// The scalar solvers' first pass: min, max and Σ against plain loops, both copies (baseline and AVX2), on every n
+// around its 8-wide steps and tail, extremes at the first, last and a middle place; a NaN or an Inf makes the sum
+// non-finite (the finiteness fold relies on it).
+TEST(MinMaxSum, EqualsPlainLoopsInBothCopies) {
+  std::mt19937_64 rng(9);
+  std::normal_distribution<double> normal;
+  using Pass = void (*)(const double*, int64_t, double*, double*, double*);
+  std::vector<Pass> copies{internal::MinMaxSumBaseline};
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (UseAvx2()) copies.push_back(internal::MinMaxSumAvx2);
+#endif
+  for (int64_t n = 1; n <= 41; ++n) {
+    for (int64_t where : {int64_t{0}, n / 2, n - 1}) {
+      std::vector<double> x(n);
+      for (auto& v : x) v = normal(rng);
+      x[where] = 100.0;                                          // the maximum
+      x[(where + 1) % n] = n > 1 ? -100.0 : x[(where + 1) % n];  // the minimum (unless n = 1)
+      double sum = 0;
+      for (double v : x) sum += v;
+      for (Pass pass : copies) {
+        double lo, hi, s;
+        pass(x.data(), n, &lo, &hi, &s);
+        EXPECT_EQ(lo, *std::min_element(x.begin(), x.end())) << "n " << n;
+        EXPECT_EQ(hi, *std::max_element(x.begin(), x.end())) << "n " << n;
+        EXPECT_NEAR(s, sum, 1e-12 * 100 * n) << "n " << n;
+        for (double bad : {std::nan(""), HUGE_VAL, -HUGE_VAL}) {
+          std::vector<double> y = x;
+          y[where] = bad;
+          pass(y.data(), n, &lo, &hi, &s);
+          EXPECT_FALSE(std::isfinite(s)) << "n " << n << " bad " << bad;
+        }
       }
     }
   }
