@@ -23,11 +23,15 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
   if (p.d == 1) {
     return DispatchPenalty(p.kind, [&](auto kc) {
       constexpr PenaltyKind K = decltype(kc)::value;
-      // One pass stores w_i φ''_i (and φ'_i if w has a gradient); the second only scales.
+      // One pass stores w_i φ''_i (and φ'_i if w has a gradient); the second only scales. When dx is assigned, the
+      // first pass stores w_i φ''_i in dx itself and the second scales it in place (same bits): the output's
+      // memory traffic then overlaps the pass's arithmetic, and the scaling runs on N values already in cache
+      // (welsch (1024, 1024) backward, alternated, 3.2–3.4 → 1.9–2.2 ms with x and dx in main memory).
       std::vector<double>&d1s = ws->d1, &d2s = ws->d2;
-      d2s.resize(p.n);
+      if (!assign) d2s.resize(p.n);
       if (dw) d1s.resize(p.n);
-      const CurvatureSums c = ScalarCurvatures<K>(p, y[0], dw ? d1s.data() : nullptr, d2s.data());
+      double* d2 = assign ? dx : d2s.data();
+      const CurvatureSums c = ScalarCurvatures<K>(p, y[0], dw ? d1s.data() : nullptr, d2);
       // Σ (y − x_i) finite proves y and every x finite, Σ |w φ''| every w (a NaN or infinite w makes its term NaN
       // or infinite); such a problem goes on as if inside the envelope, and the caller looks (ddn/finiteness.h).
       bool read_finite = std::isfinite(c.zsum) && std::isfinite(c.habs) && std::isfinite(v[0]);
@@ -43,7 +47,7 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
       if (check && read_finite && !InEnvelope(p.alpha, std::abs(y[0]) + c.zmax, wmax)) return false;
       const double h = c.h, habs = c.habs;
       const double* d1p = d1s.data();
-      const double* d2p = d2s.data();
+      const double* d2p = d2;
       if (habs == 0) {
         if (assign) ZeroGradients(p, dx, dw);
         s->Set(kAllOutliers, "every point is beyond the penalty's reach (H = 0): gradient 0");
@@ -65,7 +69,7 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
       }
       if (assign) {
 #pragma omp simd
-        for (int64_t i = 0; i < p.n; ++i) dx[i] = 0.0 + vh * d2p[i];  // 0 + …: the bits of += into zeros
+        for (int64_t i = 0; i < p.n; ++i) dx[i] = 0.0 + vh * dx[i];  // 0 + …: the bits of += into zeros
         return true;
       }
 #pragma omp simd
