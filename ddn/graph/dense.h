@@ -32,15 +32,20 @@ struct Kernels {
                           double* gw, double* gb, double* gx, bool assign_gx);
   // Batch norm over the rows of x (rows × f), training: mean and biased variance per column into mean, var.
   void (*column_moments)(const double* x, int64_t rows, int64_t f, double* mean, double* var);
-  // x̂ = (x − mean) ⊙ inv_std and y = x̂ ⊙ gamma + beta, row by row.
+  // y = x̂ ⊙ gamma + beta, row by row, with x̂ = (x − mean) ⊙ inv_std. x̂ is not stored: the backward passes below
+  // recompute it from x with the same expression (the same bits), which costs a subtraction and a multiplication per
+  // value where storing it cost a write of the whole matrix (for the point-cloud network's widest layer, 2048 × 64,
+  // 1 MB a step) and reading it back.
   void (*normalise)(const double* x, const double* mean, const double* inv_std, const double* gamma, const double* beta,
-                    int64_t rows, int64_t f, double* xhat, double* y);
-  // sum_g = Σ_rows g and sum_gx = Σ_rows g ⊙ x̂ (assigned).
-  void (*gradient_sums)(const double* g, const double* xhat, int64_t rows, int64_t f, double* sum_g, double* sum_gx);
-  // gx += ((g − mean_g) − x̂ ⊙ mean_gx) ⊙ scale (training) or gx += g ⊙ scale (mean_g = mean_gx = null); with
-  // assign, = instead of +=.
-  void (*normalise_backward)(const double* g, const double* xhat, const double* mean_g, const double* mean_gx,
-                             const double* scale, int64_t rows, int64_t f, double* gx, bool assign);
+                    int64_t rows, int64_t f, double* y);
+  // sum_g = Σ_rows g and sum_gx = Σ_rows g ⊙ x̂ (assigned), x̂ = (x − mean) ⊙ inv_std.
+  void (*gradient_sums)(const double* g, const double* x, const double* mean, const double* inv_std, int64_t rows,
+                        int64_t f, double* sum_g, double* sum_gx);
+  // gx += ((g − mean_g) − x̂ ⊙ mean_gx) ⊙ scale (training; x̂ = (x − mean) ⊙ inv_std) or gx += g ⊙ scale (mean_g =
+  // mean_gx = null; x, mean and inv_std are not read then); with assign, = instead of +=.
+  void (*normalise_backward)(const double* g, const double* x, const double* mean, const double* inv_std,
+                             const double* mean_g, const double* mean_gx, const double* scale, int64_t rows, int64_t f,
+                             double* gx, bool assign);
   // y = max(x, 0) elementwise, n values (NaN gives 0: x > 0 is false).
   void (*relu_forward)(const double* x, int64_t n, double* y);
   // gx += g where x > 0, n values; with assign, gx = (x > 0 ? g : 0).

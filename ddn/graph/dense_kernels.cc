@@ -59,28 +59,30 @@ void ColumnMoments(const double* __restrict x, int64_t rows, int64_t f, double* 
 
 void Normalise(const double* __restrict x, const double* __restrict mean, const double* __restrict inv_std,
                const double* __restrict gamma, const double* __restrict beta, int64_t rows, int64_t f,
-               double* __restrict xhat, double* __restrict y) {
+               double* __restrict y) {
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < f; ++j) {
       const double h = (x[r * f + j] - mean[j]) * inv_std[j];
-      xhat[r * f + j] = h;
       y[r * f + j] = h * gamma[j] + beta[j];
     }
   }
 }
 
-void GradientSums(const double* __restrict g, const double* __restrict xhat, int64_t rows, int64_t f,
-                  double* __restrict sum_g, double* __restrict sum_gx) {
+void GradientSums(const double* __restrict g, const double* __restrict x, const double* __restrict mean,
+                  const double* __restrict inv_std, int64_t rows, int64_t f, double* __restrict sum_g,
+                  double* __restrict sum_gx) {
   for (int64_t j = 0; j < f; ++j) sum_g[j] = sum_gx[j] = 0;
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t j = 0; j < f; ++j) {
+      const double h = (x[r * f + j] - mean[j]) * inv_std[j];
       sum_g[j] += g[r * f + j];
-      sum_gx[j] += g[r * f + j] * xhat[r * f + j];
+      sum_gx[j] += g[r * f + j] * h;
     }
   }
 }
 
-void NormaliseBackward(const double* __restrict g, const double* __restrict xhat, const double* __restrict mean_g,
+void NormaliseBackward(const double* __restrict g, const double* __restrict x, const double* __restrict mean,
+                       const double* __restrict inv_std, const double* __restrict mean_g,
                        const double* __restrict mean_gx, const double* __restrict scale, int64_t rows, int64_t f,
                        double* __restrict gx, bool assign) {
   if (!mean_g) {
@@ -94,13 +96,19 @@ void NormaliseBackward(const double* __restrict g, const double* __restrict xhat
     return;
   }
   if (assign) {
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < f; ++j)
-        gx[r * f + j] = ((g[r * f + j] - mean_g[j]) - xhat[r * f + j] * mean_gx[j]) * scale[j];
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < f; ++j) {
+        const double h = (x[r * f + j] - mean[j]) * inv_std[j];
+        gx[r * f + j] = ((g[r * f + j] - mean_g[j]) - h * mean_gx[j]) * scale[j];
+      }
+    }
   } else {
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < f; ++j)
-        gx[r * f + j] += ((g[r * f + j] - mean_g[j]) - xhat[r * f + j] * mean_gx[j]) * scale[j];
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < f; ++j) {
+        const double h = (x[r * f + j] - mean[j]) * inv_std[j];
+        gx[r * f + j] += ((g[r * f + j] - mean_g[j]) - h * mean_gx[j]) * scale[j];
+      }
+    }
   }
 }
 

@@ -186,7 +186,9 @@ Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
   const int64_t f = features_, n = x.size() / f;
   const dense::Kernels& kernels = dense::Select();
   mode_ = mode;
-  std::vector<double> mean(f), var(f);
+  mean_.resize(f);
+  std::vector<double>& mean = mean_;
+  std::vector<double> var(f);
   if (mode == Mode::kTrain) {
     if (n < 2) throw InvalidInput("batch norm in training needs at least 2 rows, got shape " + ShapeString(x.shape()));
     kernels.column_moments(x.data(), n, f, mean.data(), var.data());
@@ -203,30 +205,29 @@ Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
   }
   inv_std_.resize(f);
   for (int64_t j = 0; j < f; ++j) inv_std_[j] = 1.0 / std::sqrt(var[j] + options_.epsilon);
-  ResizeTensor(&normalised_, x.shape());  // kept between steps: no allocation
   Tensor y = OutputTensor(x.shape());
-  kernels.normalise(x.data(), mean.data(), inv_std_.data(), gamma_.value.data(), beta_.value.data(), n, f,
-                    normalised_.data(), y.data());
+  kernels.normalise(x.data(), mean.data(), inv_std_.data(), gamma_.value.data(), beta_.value.data(), n, f, y.data());
   return y;
 }
 
-void BatchNorm::Backward(const std::vector<const Tensor*>&, const Tensor&, const Tensor& grad_output,
+void BatchNorm::Backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
                          const std::vector<Tensor*>& grad_inputs) {
-  BackwardInto(grad_output, grad_inputs[0], false);
+  BackwardInto(*inputs[0], grad_output, grad_inputs[0], false);
 }
 
-void BatchNorm::BackwardFresh(const std::vector<const Tensor*>&, const Tensor&, const Tensor& grad_output,
+void BatchNorm::BackwardFresh(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& grad_output,
                               const std::vector<Tensor*>& grad_inputs, const std::vector<char>& fresh) {
-  BackwardInto(grad_output, grad_inputs[0], fresh[0] != 0);
+  BackwardInto(*inputs[0], grad_output, grad_inputs[0], fresh[0] != 0);
 }
 
-// ḡX (+)= the batch-norm product (assigned when `assign`: gx holds no values yet), and γ's and β's gradients.
-void BatchNorm::BackwardInto(const Tensor& grad_output, Tensor* gx, bool assign) {
+// ḡX (+)= the batch-norm product (assigned when `assign`: gx holds no values yet), and γ's and β's gradients. x is
+// Forward's input: x̂ is recomputed from it (dense.h, normalise).
+void BatchNorm::BackwardInto(const Tensor& x, const Tensor& grad_output, Tensor* gx, bool assign) {
   const int64_t f = features_, n = grad_output.size() / f;
   const dense::Kernels& kernels = dense::Select();
   // Σ ḡy and Σ ḡy x̂ per column, once: the parameter gradients and (divided by n) the means below.
   std::vector<double> sum_g(f), sum_gx(f);
-  kernels.gradient_sums(grad_output.data(), normalised_.data(), n, f, sum_g.data(), sum_gx.data());
+  kernels.gradient_sums(grad_output.data(), x.data(), mean_.data(), inv_std_.data(), n, f, sum_g.data(), sum_gx.data());
   for (int64_t j = 0; j < f; ++j) {
     beta_.grad.data()[j] += sum_g[j];
     gamma_.grad.data()[j] += sum_gx[j];
@@ -239,8 +240,9 @@ void BatchNorm::BackwardInto(const Tensor& grad_output, Tensor* gx, bool assign)
     mean_gx[j] = sum_gx[j] / static_cast<double>(n);
   }
   const bool eval = mode_ == Mode::kEval;
-  kernels.normalise_backward(grad_output.data(), normalised_.data(), eval ? nullptr : mean_g.data(),
-                             eval ? nullptr : mean_gx.data(), scale.data(), n, f, gx->data(), assign);
+  kernels.normalise_backward(grad_output.data(), x.data(), mean_.data(), inv_std_.data(),
+                             eval ? nullptr : mean_g.data(), eval ? nullptr : mean_gx.data(), scale.data(), n, f,
+                             gx->data(), assign);
 }
 
 // ---- Pooling over points -----------------------------------------------------------------------------

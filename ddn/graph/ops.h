@@ -90,13 +90,13 @@ class BatchNorm : public Op {
   std::vector<Parameter*> Parameters() override { return {&gamma_, &beta_, &running_mean_, &running_var_}; }
 
  private:
-  void BackwardInto(const Tensor& grad_output, Tensor* gx, bool assign);
+  void BackwardInto(const Tensor& x, const Tensor& grad_output, Tensor* gx, bool assign);
   int features_;
   BatchNormOptions options_;
   Parameter gamma_, beta_, running_mean_, running_var_;
   // Cached by Forward for Backward.
   Mode mode_ = Mode::kTrain;
-  Tensor normalised_;            // x̂
+  std::vector<double> mean_;     // the mean per column that normalised x (the batch's, or the running one in eval)
   std::vector<double> inv_std_;  // 1/√(σ² + ε) per column
 };
 
