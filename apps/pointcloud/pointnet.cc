@@ -40,6 +40,14 @@ std::unique_ptr<PointNet> BuildPointNet(const PointNetOptions& options) {
   for (size_t k = 0; k < options.point_widths.size(); ++k) {
     const std::string id = std::to_string(k + 1);
     h = g.Add("conv" + id, std::make_unique<graph::Linear>(width, options.point_widths[k], seed++), {h});
+    const bool last = k + 1 == options.point_widths.size();
+    if (last && options.pooling == "max") {
+      // The last batch norm and the max pooling in one op (ops.h: the same values, the same parameter names,
+      // without forming the normalised per-point features).
+      h = g.Add("conv" + id + ".bn", std::make_unique<graph::BatchNormMaxOverPoints>(options.point_widths[k]), {h});
+      width = options.point_widths[k];
+      break;
+    }
     h = g.Add("conv" + id + ".bn", std::make_unique<graph::BatchNorm>(options.point_widths[k]), {h});
     // As in PointNet, the last per-point layer has no ReLU: pooling sees batch-normalised features (with a
     // ReLU most channels would be 0 on most points, and a robust estimate would pool that majority).
@@ -47,7 +55,7 @@ std::unique_ptr<PointNet> BuildPointNet(const PointNetOptions& options) {
     width = options.point_widths[k];
   }
   if (options.pooling == "max") {
-    h = g.Add("pool", std::make_unique<graph::MaxOverPoints>(), {h});
+    // pooled by the last layer's BatchNormMaxOverPoints (above)
   } else if (options.pooling == "mean") {
     h = g.Add("pool", std::make_unique<graph::MeanOverPoints>(), {h});
   } else {

@@ -9,7 +9,8 @@
 //                    → pooling over the N points, per feature channel             (B, F)
 //                    → [Linear → BatchNorm → ReLU] × l → Linear → logits (B, C) → softmax cross-entropy
 //
-// Pooling is "max", "mean", or a penalty of the declarative node `robust_pool` (quadratic, pseudo_huber,
+// With "max" pooling the last BatchNorm and the pooling are one op (graph::BatchNormMaxOverPoints: the same
+// values without forming the normalised per-point features). Pooling is "max", "mean", or a penalty of the declarative node `robust_pool` (quadratic, pseudo_huber,
 // huber, welsch, truncated_quadratic, cauchy, geman_mcclure with scale α): y_f = argmin_y Σ_n φ(y − x_nf; α),
 // whose gradient flows back to the per-point features by the implicit function theorem. The quadratic
 // penalty is the mean, computed by the argmin machinery (a check on the pipeline).

@@ -53,6 +53,21 @@ struct Kernels {
   // For each of `batch` blocks of x (points × f, row-major): y (f) = the largest value of each column and argmax (f)
   // the first row holding it (a later equal value does not replace it; a NaN in the first row stays).
   void (*max_over_points)(const double* x, int64_t batch, int64_t points, int64_t f, double* y, int64_t* argmax);
+  // Batch norm followed by the max over points, fused (ops.h, BatchNormMaxOverPoints). For each block b of x
+  // (points × f): argbest (f) = the first row maximising sign_j · x_bnj (sign_j ∈ {−1, 0, 1}: the sign of γ_j, so
+  // that it is the row where γ x̂ + β is largest) and best (f) = x at that row (unsigned).
+  void (*signed_max_over_points)(const double* x, const double* sign, int64_t batch, int64_t points, int64_t f,
+                                 double* best, int64_t* argbest);
+  // sum_g = Σ_b g_b and sum_gx = Σ_b g_b ⊙ x̂_b, x̂_b = (best_b − mean) ⊙ inv_std (g and best: batch × f): what
+  // gradient_sums gives for a gradient that is g_b at row argbest of block b and 0 elsewhere, in the same order
+  // (adding zeros changes no bits).
+  void (*max_gradient_sums)(const double* g, const double* best, const double* mean, const double* inv_std,
+                            int64_t batch, int64_t f, double* sum_g, double* sum_gx);
+  // normalise_backward for the gradient g_bnj = (n == argbest_bj ? g_bj : 0) (g, argbest: batch × f), without
+  // forming it: the same values.
+  void (*normalise_max_backward)(const double* g, const int64_t* argbest, int64_t batch, int64_t points,
+                                 const double* x, const double* mean, const double* inv_std, const double* mean_g,
+                                 const double* mean_gx, const double* scale, int64_t f, double* gx, bool assign);
 };
 
 // The copy for this CPU: the AVX2 one when the library was built with it and ddn::UseAvx2(), else the baseline.

@@ -148,8 +148,79 @@ void MaxOverPoints(const double* __restrict x, int64_t batch, int64_t points, in
   }
 }
 
-const Kernels kTable = {LinearForward,     LinearBackward, ColumnMoments, Normalise,    GradientSums,
-                        NormaliseBackward, ReluForward,    ReluBackward,  MaxOverPoints};
+// MaxOverPoints on sign ⊙ x, with best holding the signed maximum during the loop and x at the maximiser after.
+void SignedMaxOverPoints(const double* __restrict x, const double* __restrict sign, int64_t batch, int64_t points,
+                         int64_t f, double* __restrict best, int64_t* __restrict argbest) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const double* xb = x + b * points * f;
+    double* yb = best + b * f;
+    int64_t* ab = argbest + b * f;
+    for (int64_t j = 0; j < f; ++j) {
+      yb[j] = sign[j] * xb[j];
+      ab[j] = 0;
+    }
+    for (int64_t n = 1; n < points; ++n) {
+      const double* row = xb + n * f;
+      for (int64_t j = 0; j < f; ++j) {
+        const double v = sign[j] * row[j];
+        const bool larger = v > yb[j];
+        yb[j] = larger ? v : yb[j];
+        ab[j] = larger ? n : ab[j];
+      }
+    }
+    for (int64_t j = 0; j < f; ++j) yb[j] = xb[ab[j] * f + j];
+  }
+}
+
+// GradientSums' arithmetic on the maximisers' rows only (the expression of each term is the same: the same bits).
+void MaxGradientSums(const double* __restrict g, const double* __restrict best, const double* __restrict mean,
+                     const double* __restrict inv_std, int64_t batch, int64_t f, double* __restrict sum_g,
+                     double* __restrict sum_gx) {
+  for (int64_t j = 0; j < f; ++j) sum_g[j] = sum_gx[j] = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t j = 0; j < f; ++j) {
+      const double h = (best[b * f + j] - mean[j]) * inv_std[j];
+      sum_g[j] += g[b * f + j];
+      sum_gx[j] += g[b * f + j] * h;
+    }
+  }
+}
+
+// NormaliseBackward with the row's gradient selected from g by the maximiser's index (a compare and a blend per
+// value, in vectors: the indices of a block's row are f contiguous int64).
+void NormaliseMaxBackward(const double* __restrict g, const int64_t* __restrict argbest, int64_t batch, int64_t points,
+                          const double* __restrict x, const double* __restrict mean, const double* __restrict inv_std,
+                          const double* __restrict mean_g, const double* __restrict mean_gx,
+                          const double* __restrict scale, int64_t f, double* __restrict gx, bool assign) {
+  for (int64_t b = 0; b < batch; ++b) {
+    const double* gb = g + b * f;
+    const int64_t* ab = argbest + b * f;
+    for (int64_t n = 0; n < points; ++n) {
+      const int64_t r = b * points + n;
+      if (!mean_g) {
+        if (assign) {
+          for (int64_t j = 0; j < f; ++j) gx[r * f + j] = (ab[j] == n ? gb[j] : 0.0) * scale[j];
+        } else {
+          for (int64_t j = 0; j < f; ++j) gx[r * f + j] += (ab[j] == n ? gb[j] : 0.0) * scale[j];
+        }
+      } else if (assign) {
+        for (int64_t j = 0; j < f; ++j) {
+          const double h = (x[r * f + j] - mean[j]) * inv_std[j];
+          gx[r * f + j] = (((ab[j] == n ? gb[j] : 0.0) - mean_g[j]) - h * mean_gx[j]) * scale[j];
+        }
+      } else {
+        for (int64_t j = 0; j < f; ++j) {
+          const double h = (x[r * f + j] - mean[j]) * inv_std[j];
+          gx[r * f + j] += (((ab[j] == n ? gb[j] : 0.0) - mean_g[j]) - h * mean_gx[j]) * scale[j];
+        }
+      }
+    }
+  }
+}
+
+const Kernels kTable = {LinearForward, LinearBackward,      ColumnMoments,   Normalise,
+                        GradientSums,  NormaliseBackward,   ReluForward,     ReluBackward,
+                        MaxOverPoints, SignedMaxOverPoints, MaxGradientSums, NormaliseMaxBackward};
 
 }  // namespace
 

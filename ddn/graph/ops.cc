@@ -174,6 +174,29 @@ std::string BatchNorm::Describe() const {
   return "BatchNorm(" + std::to_string(features_) + ")";
 }
 
+void BatchNorm::Statistics(const Tensor& x, int64_t n, Mode mode) {
+  const int64_t f = features_;
+  mode_ = mode;
+  mean_.resize(f);
+  std::vector<double> var(f);
+  if (mode == Mode::kTrain) {
+    if (n < 2) throw InvalidInput("batch norm in training needs at least 2 rows, got shape " + ShapeString(x.shape()));
+    dense::Select().column_moments(x.data(), n, f, mean_.data(), var.data());
+    double* rm = running_mean_.value.data();
+    double* rv = running_var_.value.data();
+    const double momentum = options_.momentum;
+    for (int64_t j = 0; j < f; ++j) {
+      rm[j] = (1 - momentum) * rm[j] + momentum * mean_[j];
+      rv[j] = (1 - momentum) * rv[j] + (momentum * n / (n - 1.0)) * var[j];
+    }
+  } else {
+    std::copy_n(running_mean_.value.data(), f, mean_.data());
+    std::copy_n(running_var_.value.data(), f, var.data());
+  }
+  inv_std_.resize(f);
+  for (int64_t j = 0; j < f; ++j) inv_std_[j] = 1.0 / std::sqrt(var[j] + options_.epsilon);
+}
+
 // The passes over the rows run in ddn/graph/dense.h (contiguous loops, in order, on one thread; AVX2 when the CPU
 // has it): results do not depend on the thread count.
 Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
@@ -184,29 +207,10 @@ Tensor BatchNorm::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
                        ShapeString(x.shape()));
   }
   const int64_t f = features_, n = x.size() / f;
-  const dense::Kernels& kernels = dense::Select();
-  mode_ = mode;
-  mean_.resize(f);
-  std::vector<double>& mean = mean_;
-  std::vector<double> var(f);
-  if (mode == Mode::kTrain) {
-    if (n < 2) throw InvalidInput("batch norm in training needs at least 2 rows, got shape " + ShapeString(x.shape()));
-    kernels.column_moments(x.data(), n, f, mean.data(), var.data());
-    double* rm = running_mean_.value.data();
-    double* rv = running_var_.value.data();
-    const double momentum = options_.momentum;
-    for (int64_t j = 0; j < f; ++j) {
-      rm[j] = (1 - momentum) * rm[j] + momentum * mean[j];
-      rv[j] = (1 - momentum) * rv[j] + (momentum * n / (n - 1.0)) * var[j];
-    }
-  } else {
-    std::copy_n(running_mean_.value.data(), f, mean.data());
-    std::copy_n(running_var_.value.data(), f, var.data());
-  }
-  inv_std_.resize(f);
-  for (int64_t j = 0; j < f; ++j) inv_std_[j] = 1.0 / std::sqrt(var[j] + options_.epsilon);
+  Statistics(x, n, mode);
   Tensor y = OutputTensor(x.shape());
-  kernels.normalise(x.data(), mean.data(), inv_std_.data(), gamma_.value.data(), beta_.value.data(), n, f, y.data());
+  dense::Select().normalise(x.data(), mean_.data(), inv_std_.data(), gamma_.value.data(), beta_.value.data(), n, f,
+                            y.data());
   return y;
 }
 
@@ -220,29 +224,89 @@ void BatchNorm::BackwardFresh(const std::vector<const Tensor*>& inputs, const Te
   BackwardInto(*inputs[0], grad_output, grad_inputs[0], fresh[0] != 0);
 }
 
+void BatchNorm::BackwardFactors(const std::vector<double>& sum_g, const std::vector<double>& sum_gx, int64_t n,
+                                std::vector<double>* scale, std::vector<double>* mean_g, std::vector<double>* mean_gx) {
+  const int64_t f = features_;
+  for (int64_t j = 0; j < f; ++j) {
+    beta_.grad.data()[j] += sum_g[j];
+    gamma_.grad.data()[j] += sum_gx[j];
+  }
+  scale->resize(f);
+  mean_g->resize(f);
+  mean_gx->resize(f);
+  for (int64_t j = 0; j < f; ++j) {
+    (*scale)[j] = gamma_.value.data()[j] * inv_std_[j];
+    (*mean_g)[j] = sum_g[j] / static_cast<double>(n);
+    (*mean_gx)[j] = sum_gx[j] / static_cast<double>(n);
+  }
+}
+
 // ḡX (+)= the batch-norm product (assigned when `assign`: gx holds no values yet), and γ's and β's gradients. x is
 // Forward's input: x̂ is recomputed from it (dense.h, normalise).
 void BatchNorm::BackwardInto(const Tensor& x, const Tensor& grad_output, Tensor* gx, bool assign) {
   const int64_t f = features_, n = grad_output.size() / f;
   const dense::Kernels& kernels = dense::Select();
   // Σ ḡy and Σ ḡy x̂ per column, once: the parameter gradients and (divided by n) the means below.
-  std::vector<double> sum_g(f), sum_gx(f);
+  std::vector<double> sum_g(f), sum_gx(f), scale, mean_g, mean_gx;  // γ/√(σ² + ε), mean ḡy, mean ḡy x̂
   kernels.gradient_sums(grad_output.data(), x.data(), mean_.data(), inv_std_.data(), n, f, sum_g.data(), sum_gx.data());
-  for (int64_t j = 0; j < f; ++j) {
-    beta_.grad.data()[j] += sum_g[j];
-    gamma_.grad.data()[j] += sum_gx[j];
-  }
+  BackwardFactors(sum_g, sum_gx, n, &scale, &mean_g, &mean_gx);
   if (!gx) return;
-  std::vector<double> scale(f), mean_g(f), mean_gx(f);  // γ/√(σ² + ε), mean ḡy, mean ḡy x̂
-  for (int64_t j = 0; j < f; ++j) {
-    scale[j] = gamma_.value.data()[j] * inv_std_[j];
-    mean_g[j] = sum_g[j] / static_cast<double>(n);
-    mean_gx[j] = sum_gx[j] / static_cast<double>(n);
-  }
   const bool eval = mode_ == Mode::kEval;
   kernels.normalise_backward(grad_output.data(), x.data(), mean_.data(), inv_std_.data(),
                              eval ? nullptr : mean_g.data(), eval ? nullptr : mean_gx.data(), scale.data(), n, f,
                              gx->data(), assign);
+}
+
+// ---- BatchNorm fused with the max over points ------------------------------------------------------
+
+std::string BatchNormMaxOverPoints::Describe() const {
+  return "BatchNormMaxOverPoints(" + std::to_string(features_) + ")";
+}
+
+Tensor BatchNormMaxOverPoints::Forward(const std::vector<const Tensor*>& inputs, Mode mode) {
+  RequireInputs(inputs, 1);
+  const Tensor& x = *inputs[0];
+  if (x.rank() != 3 || x.dim(2) != features_) {
+    throw InvalidInput("input must be (B, N, " + std::to_string(features_) + "), got shape " + ShapeString(x.shape()));
+  }
+  const int64_t B = x.dim(0), N = x.dim(1), f = features_;
+  if (N < 1) throw InvalidInput("cannot pool over N = 0 points");
+  Statistics(x, B * N, mode);
+  const double* gamma = gamma_.value.data();
+  std::vector<double> sign(f);
+  for (int64_t j = 0; j < f; ++j) sign[j] = gamma[j] > 0 ? 1.0 : gamma[j] < 0 ? -1.0 : 0.0;
+  best_.resize(B * f);
+  argbest_.resize(B * f);
+  const dense::Kernels& kernels = dense::Select();
+  kernels.signed_max_over_points(x.data(), sign.data(), B, N, f, best_.data(), argbest_.data());
+  Tensor y = OutputTensor({B, f});
+  kernels.normalise(best_.data(), mean_.data(), inv_std_.data(), gamma, beta_.value.data(), B, f, y.data());
+  return y;
+}
+
+void BatchNormMaxOverPoints::Backward(const std::vector<const Tensor*>& inputs, const Tensor&,
+                                      const Tensor& grad_output, const std::vector<Tensor*>& grad_inputs) {
+  BackwardInto(*inputs[0], grad_output, grad_inputs[0], false);
+}
+
+void BatchNormMaxOverPoints::BackwardFresh(const std::vector<const Tensor*>& inputs, const Tensor&,
+                                           const Tensor& grad_output, const std::vector<Tensor*>& grad_inputs,
+                                           const std::vector<char>& fresh) {
+  BackwardInto(*inputs[0], grad_output, grad_inputs[0], fresh[0] != 0);
+}
+
+void BatchNormMaxOverPoints::BackwardInto(const Tensor& x, const Tensor& grad_output, Tensor* gx, bool assign) {
+  const int64_t B = x.dim(0), N = x.dim(1), f = features_;
+  const dense::Kernels& kernels = dense::Select();
+  std::vector<double> sum_g(f), sum_gx(f), scale, mean_g, mean_gx;
+  kernels.max_gradient_sums(grad_output.data(), best_.data(), mean_.data(), inv_std_.data(), B, f, sum_g.data(),
+                            sum_gx.data());
+  BackwardFactors(sum_g, sum_gx, B * N, &scale, &mean_g, &mean_gx);
+  if (!gx) return;
+  const bool eval = mode_ == Mode::kEval;
+  kernels.normalise_max_backward(grad_output.data(), argbest_.data(), B, N, x.data(), mean_.data(), inv_std_.data(),
+                                 eval ? nullptr : mean_g.data(), eval ? nullptr : mean_gx.data(), scale.data(), f,
+                                 gx->data(), assign);
 }
 
 // ---- Pooling over points -----------------------------------------------------------------------------

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <limits>
+
 #include "ddn/error.h"
 #include "ddn/random.h"
 
@@ -81,6 +84,67 @@ TEST(OpsTest, BatchNormNormalisesInTraining) {
     EXPECT_NEAR(mean, 0, 1e-12);
     EXPECT_NEAR(var, 1, 1e-3);
   }
+}
+
+TEST(OpsTest, BatchNormMaxOverPointsGradients) {
+  EXPECT_LE(CheckOp(std::make_unique<BatchNormMaxOverPoints>(3), {Random({2, 5, 3}, 20, 2.0)}), 1e-6);
+  EXPECT_LE(CheckOp(std::make_unique<BatchNormMaxOverPoints>(3), {Random({2, 5, 3}, 21)}, Mode::kEval), 1e-6);
+  auto op = std::make_unique<BatchNormMaxOverPoints>(3);
+  const std::vector<double> gamma{-0.7, 1.3, -2.0};  // a decreasing map: the maximiser is the smallest x
+  std::copy(gamma.begin(), gamma.end(), op->Parameters()[0]->value.data());
+  EXPECT_LE(CheckOp(std::move(op), {Random({3, 4, 3}, 22)}), 1e-6);
+}
+
+// The fused op against BatchNorm → MaxOverPoints: the same outputs, input gradients (accumulated and assigned),
+// parameter gradients and running averages, bit for bit, in both modes; γ of both signs and 0, and tied rows.
+TEST(OpsTest, BatchNormMaxOverPointsEqualsTheComposition) {
+  const int64_t B = 3, N = 7, F = 5;
+  Tensor x = Random({B, N, F}, 23, 1.5);
+  for (int64_t j = 0; j < F; ++j) x[(0 * N + 4) * F + j] = x[(0 * N + 2) * F + j];  // rows 2 and 4 of block 0 tie
+  const std::vector<double> gamma{1.3, -0.7, 0.0, 0.4, -2.0};
+  const Tensor beta = Random({F}, 24), g = Random({B, F}, 25);
+  for (const Mode mode : {Mode::kTrain, Mode::kEval}) {
+    BatchNorm bn(F);
+    MaxOverPoints max;
+    BatchNormMaxOverPoints fused(F);
+    for (Op* op : std::vector<Op*>{&bn, &fused}) {
+      const std::vector<Parameter*> p = op->Parameters();
+      std::copy(gamma.begin(), gamma.end(), p[0]->value.data());
+      std::copy_n(beta.data(), F, p[1]->value.data());
+      for (int64_t j = 0; j < F; ++j) {
+        p[2]->value.data()[j] = 0.1 * j;  // running averages, used in evaluation
+        p[3]->value.data()[j] = 1.0 + 0.5 * j;
+      }
+    }
+    const Tensor normalised = bn.Forward({&x}, mode);
+    const Tensor y = max.Forward({&normalised}, mode);
+    const Tensor y_fused = fused.Forward({&x}, mode);
+    EXPECT_EQ(y.ToVector(), y_fused.ToVector());
+    Tensor g_normalised(normalised.shape()), gx(x.shape()), gx_fused(x.shape());
+    for (double& v : gx.values()) v = 0.25;  // Backward accumulates
+    for (double& v : gx_fused.values()) v = 0.25;
+    max.Backward({&normalised}, y, g, {&g_normalised});
+    bn.Backward({&x}, normalised, g_normalised, {&gx});
+    fused.Backward({&x}, y_fused, g, {&gx_fused});
+    EXPECT_EQ(gx.ToVector(), gx_fused.ToVector());
+    Tensor assigned(x.shape()), assigned_fused(x.shape());
+    for (double& v : assigned.values()) v = std::numeric_limits<double>::quiet_NaN();  // BackwardFresh assigns
+    for (double& v : assigned_fused.values()) v = std::numeric_limits<double>::quiet_NaN();
+    bn.BackwardFresh({&x}, normalised, g_normalised, {&assigned}, {1});
+    fused.BackwardFresh({&x}, y_fused, g, {&assigned_fused}, {1});
+    EXPECT_EQ(assigned.ToVector(), assigned_fused.ToVector());
+    for (size_t k = 0; k < 4; ++k) {
+      EXPECT_EQ(bn.Parameters()[k]->value.ToVector(), fused.Parameters()[k]->value.ToVector()) << k;
+      EXPECT_EQ(bn.Parameters()[k]->grad.ToVector(), fused.Parameters()[k]->grad.ToVector()) << k;
+    }
+  }
+  BatchNormMaxOverPoints fused(F);
+  const Tensor flat = Random({B * N, F}, 26);
+  EXPECT_THROW(fused.Forward({&flat}, Mode::kTrain), InvalidInput);
+  const Tensor wrong = Random({B, N, F + 1}, 27);
+  EXPECT_THROW(fused.Forward({&wrong}, Mode::kTrain), InvalidInput);
+  const Tensor one_row = Random({1, 1, F}, 28);
+  EXPECT_THROW(fused.Forward({&one_row}, Mode::kTrain), InvalidInput);
 }
 
 TEST(OpsTest, PoolingOverPoints) {
