@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ddn/error.h"
+#include "ddn/lane_sum.h"
 #include "nodes/pooling/solver_parts.h"
 #include "nodes/pooling/truncated_vector.h"
 
@@ -160,15 +161,24 @@ Eigen::VectorXd CoordinateMedian(const VectorPoints& points, PoolingWorkspace* w
   return m;
 }
 
-Eigen::VectorXd WeightedMeanVector(const PoolingProblem& p) {
+// The weighted mean, with one correcting pass (m + Σ w_i (x_i − m)/W), over the points stored by coordinate: each
+// coordinate's sums are contiguous eight-lane loops (ddn/lane_sum.h; the row-major loop over p.x was 2.7 % of
+// vector welsch's time, a scalar chain per coordinate).
+Eigen::VectorXd WeightedMeanVector(const VectorPoints& points) {
+  const PoolingProblem& p = *points.problem;
   const double W = TotalWeight(p);
-  Eigen::VectorXd m = Eigen::VectorXd::Zero(p.d), c = Eigen::VectorXd::Zero(p.d);
-  for (int64_t i = 0; i < p.n; ++i)
-    for (int64_t k = 0; k < p.d; ++k) m[k] += Weight(p.w, i) * p.x[i * p.d + k];
-  m /= W;
-  for (int64_t i = 0; i < p.n; ++i)
-    for (int64_t k = 0; k < p.d; ++k) c[k] += Weight(p.w, i) * (p.x[i * p.d + k] - m[k]);
-  return m + c / W;
+  const double* w = p.w;
+  Eigen::VectorXd m(p.d);
+  for (int64_t k = 0; k < p.d; ++k) {
+    const double* c = points.cols + k * p.n;
+    const double sum =
+        w ? LaneSum(p.n, [&](int64_t i) { return w[i] * c[i]; }) : LaneSum(p.n, [&](int64_t i) { return c[i]; });
+    const double mk = sum / W;
+    const double correction = w ? LaneSum(p.n, [&](int64_t i) { return w[i] * (c[i] - mk); })
+                                : LaneSum(p.n, [&](int64_t i) { return c[i] - mk; });
+    m[k] = mk + correction / W;
+  }
+  return m;
 }
 
 void FlagVectorKinks(const PoolingProblem& p, const double* y, ProblemStatus* s) {
@@ -193,7 +203,7 @@ Eigen::VectorXd SolveTruncatedExactly(const VectorPoints& points, const PoolingO
                                       int* iterations, PoolingWorkspace* ws) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
-  const Eigen::VectorXd median = CoordinateMedian(points, ws), mean = WeightedMeanVector(p);
+  const Eigen::VectorXd median = CoordinateMedian(points, ws), mean = WeightedMeanVector(points);
   const std::vector<std::vector<double>> starts{{median.data(), median.data() + d}, {mean.data(), mean.data() + d}};
   TruncatedVectorOptions to;
   to.max_cells = o.vector_max_cells;
@@ -220,7 +230,7 @@ std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const P
                                              std::vector<int64_t>* points_used, PoolingWorkspace* ws) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
-  std::vector<Eigen::VectorXd> starts{CoordinateMedian(points, ws), WeightedMeanVector(p)};
+  std::vector<Eigen::VectorXd> starts{CoordinateMedian(points, ws), WeightedMeanVector(points)};
   points_used->clear();
   if (o.vector_starts <= 0) return starts;  // the median and the mean only: nothing to score
   const int64_t m = std::min<int64_t>(p.n, o.vector_candidates);
@@ -380,7 +390,7 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
   VectorSums S;            // the sums at the answer, for the residual
   bool have_sums = false;  // S was left by the local solve that returned the answer
   if constexpr (K == PenaltyKind::kQuadratic) {
-    best = WeightedMeanVector(p);
+    best = WeightedMeanVector(points);
   } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
     best = CoordinateMedian(points, ws, kConvexStartSample);
     if (start) *start = {VectorStart::kMedian, -1, std::vector<double>(best.data(), best.data() + d)};
