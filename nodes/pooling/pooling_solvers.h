@@ -48,7 +48,7 @@
 //                         `vector_candidates` data points; a start that comes within 1e-2·α of a minimum found before
 //                         stops there. Every start but the median is screened first by gradient passes only
 //                         (chord steps with the Hessian factorised at the nearest minimum found, or IRLS steps):
-//                         one whose path comes within 0.1·α of a minimum already found is not solved
+//                         one whose path comes within 0.3·α of a minimum already found is not solved
 //                         (vector_multistart.cc). kNotCertified (no global certificate in D > 1).
 //
 // Status: residual = |∇f| / max(Σ_i w_i |∇φ_i|, 1e-6·|H|·(max|x| + α)) (0 when both are 0), at the final y for the
