@@ -925,7 +925,7 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       "eval-at", po::value(&s.eval_at),
       "no optimisation: the outer loss and the signed hypergradient dL/dtheta at "
       "this value (per-feature ridge: one value or one per feature, comma-separated)")(
-      "ridge", po::value(&s.ridge)->default_value(0.0), "robust-regression: fixed L2 weight on the coefficients")(
+      "ridge", po::value(&s.ridge)->default_value(0.0, "0"), "robust-regression: fixed L2 weight on the coefficients")(
       "outliers", po::value(&s.outliers)->default_value(0),
       "robust-regression: fraction of training targets replaced "
       "by gross errors, 5-10 sd(y) upwards (seeded by --seed; the "
@@ -937,10 +937,10 @@ int RunBilevelCommand(int argc, char** argv, std::ostream& out, std::ostream& er
       "train-image", po::value(&s.train_image), "tv-denoise: image to learn lambda on (default images/camera.png)")(
       "val-images", po::value(&s.val_images),
       "tv-denoise: comma-separated validation images (default images/coins.png,images/moon.png)")(
-      "noise", po::value(&s.noise)->default_value(0.1), "tv-denoise: Gaussian noise sigma (intensities in [0, 1])")(
+      "noise", po::value(&s.noise)->default_value(0.1, "0.1"), "tv-denoise: Gaussian noise sigma (intensities in [0, 1])")(
       "seed", po::value(&seed)->default_value("1"),
       "noise seed (tv-denoise: validation image k uses seed + k; robust-regression: outliers)")(
-      "epsilon", po::value(&s.epsilon)->default_value(0.01), "tv-denoise: TV smoothing epsilon")(
+      "epsilon", po::value(&s.epsilon)->default_value(0.01, "0.01"), "tv-denoise: TV smoothing epsilon")(
       "size", po::value(&s.size)->default_value(0),
       "tv-denoise: downsample images to this longer side (0: as is; <= 100000)")(
       "output", po::value(&s.output), "tv-denoise: write the denoised training image (PNG)")(

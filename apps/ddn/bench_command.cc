@@ -208,7 +208,7 @@ int RunBench(int argc, char** argv) {
         "inputs", po::value<std::string>(&inputs_file),
         "FILE: time these inputs, the \"inputs\" of a `ddn eval` request, instead of random ones")(
         "runs", po::value<int>(&runs)->default_value(5), "timed runs (forward + backward each)")(
-        "outliers", po::value<double>(&outliers)->default_value(0.2),
+        "outliers", po::value<double>(&outliers)->default_value(0.2, "0.2"),
         "fraction of far outliers in the first input of pooling-like nodes")(
         "seed", po::value<std::string>(&seed_text)->default_value("1"), "seed of the random inputs (0 to 2^64 - 1)");
     AddRunOptions(&options, &run);

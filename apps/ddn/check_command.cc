@@ -30,9 +30,9 @@ int RunCheck(int argc, char** argv) {
         "param,p", po::value<std::vector<std::string>>(&param_args)->composing(),
         "node parameter KEY=VALUE (repeatable); unset parameters take their defaults")(
         "seed", po::value<std::string>(&seed_text)->default_value("1"), "seed of the check inputs and of v")(
-        "tolerance", po::value<double>(&check.tolerance)->default_value(1e-6),
+        "tolerance", po::value<double>(&check.tolerance)->default_value(1e-6, "1e-6"),
         "pass if every relative error is at most this")(
-        "step", po::value<double>(&check.step)->default_value(1e-4),
+        "step", po::value<double>(&check.step)->default_value(1e-4, "0.0001"),
         "finite-difference step h, relative to max(|x_j|, the input's scale in that problem)");
     AddRunOptions(&options, &check.run);
     std::vector<std::string> solver_args;

@@ -463,14 +463,14 @@ int Main(int argc, char** argv) {
     ("depths", po::value(&depths), "depths L of the explicit networks (default 1,2,4,8,16,32)")
     ("epochs", po::value<int>(), "training epochs per model (default 15, quick 5)")
     ("batch-size", po::value<int>(), "batch size (default 100)")
-    ("lr", po::value(&s.learning_rate)->default_value(0.003), "Adam learning rate, cosine schedule")
+    ("lr", po::value(&s.learning_rate)->default_value(0.003, "0.003"), "Adam learning rate, cosine schedule")
     ("train-per-class", po::value<int>(), "training digits per class (default all: 400; quick 150)")
     ("test-per-class", po::value<int>(), "test digits per class (default 100, quick 50)")
-    ("tolerance", po::value(&s.train_tolerance)->default_value(1e-8), "DEQ forward tolerance while training")
+    ("tolerance", po::value(&s.train_tolerance)->default_value(1e-8, "1e-8"), "DEQ forward tolerance while training")
     ("tolerances", po::value(&tolerances)->default_value("1e-2,1e-4,1e-6,1e-8,1e-10"),
      "forward tolerances of the gradient-agreement table")
     ("truncate", po::value(&s.truncate)->default_value(5), "K of the truncated:K gradient")
-    ("max-norm", po::value(&s.max_norm)->default_value(0.9), "bound on ||W||_2 kept after every step (< 1)")
+    ("max-norm", po::value(&s.max_norm)->default_value(0.9, "0.9"), "bound on ||W||_2 kept after every step (< 1)")
     ("threads", po::value(&s.threads)->default_value(1), "threads of the dense layers and batched calls (ddn/parallel.h)")
     ("plot", po::value(&s.plot)->default_value("deq_depth.png"), "PNG plot to write ('' for none)")
     ("json", "print the results as JSON on stdout");

@@ -250,13 +250,13 @@ int Main(int argc, char** argv) {
     ("train-keypoints", po::value<int>(), "SIFT keypoints per training image (default 128, quick 96)")
     ("epochs", po::value<int>(), "training epochs (default 10, quick 6)")
     ("batch-size", po::value(&s.learned.batch_size)->default_value(8), "training pairs per step")
-    ("lr", po::value(&s.learned.learning_rate)->default_value(3e-3), "Adam learning rate (cosine schedule)")
+    ("lr", po::value(&s.learned.learning_rate)->default_value(3e-3, "0.003"), "Adam learning rate (cosine schedule)")
     ("gamma", po::value(&gamma), "gamma of optimal_transport in the learned matcher (default: the Sinkhorn "
                                  "baseline's, chosen on the training pairs)")
     ("map", po::value(&map_kind)->default_value("diagonal"), "the learned map: diagonal (a weight per descriptor "
                                                                 "coordinate) or full (a 128x128 matrix)")
-    ("ratio", po::value(&s.ratio)->default_value(0.8), "Lowe's ratio of the ratio test")
-    ("threshold", po::value(&s.threshold)->default_value(0.5),
+    ("ratio", po::value(&s.ratio)->default_value(0.8, "0.8"), "Lowe's ratio of the ratio test")
+    ("threshold", po::value(&s.threshold)->default_value(0.5, "0.5"),
      "a mutual maximum of a plan is a match if it holds at least this share of a row's mass")
     ("threads", po::value(&s.threads)->default_value(0), "threads of the optimal_transport batch layer (0: all cores)")
     ("png", po::value(&s.png)->default_value("match_graffiti.png"), "PNG of the matches to write ('' for none)")

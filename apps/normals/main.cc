@@ -521,9 +521,9 @@ int Main(int argc, char** argv) {
     ("k", po::value<int>(), "neighbourhood size (default 64)")
     ("noise", po::value(&noise)->default_value("0,0.25,0.5,1"),
      "Gaussian noise levels, standard deviation in units of the scan's spacing h")
-    ("outliers", po::value(&outliers)->default_value(0.1),
+    ("outliers", po::value(&outliers)->default_value(0.1, "0.1"),
      "fraction of outliers (moved 2h-6h) in the extra outlier condition; 0 for none")
-    ("outlier-noise", po::value(&outlier_noise)->default_value(0.25), "noise level of the outlier condition")
+    ("outlier-noise", po::value(&outlier_noise)->default_value(0.25, "0.25"), "noise level of the outlier condition")
     ("train-samples", po::value<int>(), "training neighbourhoods in all (default 24000, quick 8000)")
     ("test-samples", po::value<int>(), "test points per shape and condition (default 3000, quick 1000)")
     ("epochs", po::value<int>(), "training epochs (default 24, quick 10)")
