@@ -4,9 +4,10 @@
 //   BM_FivePasses          a projection must read x and write y, and its backward read y and v and write dx:
 //                          five passes over B·D doubles, here as the cheapest loops that do them (a scale,
 //                          a dot product, an axpy). Memory-bound: the limit of every `project` workload.
-//   BM_PseudoHuberNewton   robust pooling with pseudo-Huber, α = 1, x (B, N): per problem three Newton steps
+//   BM_PseudoHuberNewton   robust pooling with pseudo-Huber, α = 1, x (B, N): per problem Newton steps
 //                          y ← y − Σφ'(y − x_i) / Σφ''(y − x_i) from a start already close (the median of
-//                          a sample: not counted), then the backward's pass dx_i = v φ''(y − x_i) / Σφ''.
+//                          the problem: not counted) until a step is below 1e-12·(|y| + α), the nodes' stopping
+//                          rule (counter passes_per_problem), then the backward's pass dx_i = v φ''(y − x_i) / Σφ''.
 //                          Per point and step: one square root, one division, ~6 flops.
 //                          Arithmetic-bound: the limit of the convex `robust_pool` workloads.
 //   BM_HuberNewton         the same for Huber (φ' = clamp(z, −α, α), φ'' = [|z| ≤ α]): compare-and-select.
@@ -18,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <numeric>
 #include <vector>
 
 #include "ddn/workload.h"
@@ -125,12 +127,27 @@ DDN_LIMIT_TARGET void HuberVjp(const double* x, int64_t n, double y, double v_ov
   }
 }
 
+// Newton steps from `y` until one is below 1e-12·(|y| + α) (the nodes' stopping rule; α = 1 here), at most 50;
+// *h is Σφ'' of the last pass, for the backward. Returns the passes made.
+template <void (*Sums)(const double*, int64_t, double, double*, double*)>
+int NewtonToConvergence(const double* x, int64_t n, double* y, double* h) {
+  double g = 0;
+  for (int pass = 1; pass <= 50; ++pass) {
+    Sums(x, n, *y, &g, h);
+    const double step = g / *h;
+    *y -= step;
+    if (std::abs(step) <= 1e-12 * (std::abs(*y) + 1.0)) return pass;
+  }
+  return 50;
+}
+
 template <void (*Sums)(const double*, int64_t, double, double*, double*),
           void (*Vjp)(const double*, int64_t, double, double, double*)>
 void BM_Newton(benchmark::State& state) {
   const int64_t batch = state.range(0), n = state.range(1);
   const std::vector<double> x = Clusters(batch, n, 1);
   std::vector<double> dx(batch * n), y(batch);
+  std::vector<int> passes(batch);
   // The start: each cluster's centre region (what a median of a sample gives), not timed.
   std::vector<double> start(batch);
   for (int64_t b = 0; b < batch; ++b) {
@@ -141,11 +158,8 @@ void BM_Newton(benchmark::State& state) {
   for (auto _ : state) {
     for (int64_t b = 0; b < batch; ++b) {
       const double* xb = x.data() + b * n;
-      double yb = start[b], g = 0, h = 1;
-      for (int step = 0; step < 3; ++step) {
-        Sums(xb, n, yb, &g, &h);
-        yb -= g / h;
-      }
+      double yb = start[b], h = 1;
+      passes[b] = NewtonToConvergence<Sums>(xb, n, &yb, &h);
       y[b] = yb;
       Vjp(xb, n, yb, 1.0 / h, dx.data() + b * n);
     }
@@ -154,6 +168,7 @@ void BM_Newton(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(state.iterations() * batch * n);
+  state.counters["passes_per_problem"] = static_cast<double>(std::accumulate(passes.begin(), passes.end(), 0)) / batch;
 }
 BENCHMARK_TEMPLATE(BM_Newton, PseudoHuberSums, PseudoHuberVjp)
     ->Name("BM_PseudoHuberNewton")
