@@ -58,11 +58,6 @@ struct Kernels {
   // that it is the row where γ x̂ + β is largest) and best (f) = x at that row (unsigned).
   void (*signed_max_over_points)(const double* x, const double* sign, int64_t batch, int64_t points, int64_t f,
                                  double* best, int64_t* argbest);
-  // sum_g = Σ_b g_b and sum_gx = Σ_b g_b ⊙ x̂_b, x̂_b = (best_b − mean) ⊙ inv_std (g and best: batch × f): what
-  // gradient_sums gives for a gradient that is g_b at row argbest of block b and 0 elsewhere, in the same order
-  // (adding zeros changes no bits).
-  void (*max_gradient_sums)(const double* g, const double* best, const double* mean, const double* inv_std,
-                            int64_t batch, int64_t f, double* sum_g, double* sum_gx);
   // normalise_backward for the gradient g_bnj = (n == argbest_bj ? g_bj : 0) (g, argbest: batch × f), without
   // forming it: the same values.
   void (*normalise_max_backward)(const double* g, const int64_t* argbest, int64_t batch, int64_t points,

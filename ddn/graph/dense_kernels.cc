@@ -172,20 +172,6 @@ void SignedMaxOverPoints(const double* __restrict x, const double* __restrict si
   }
 }
 
-// GradientSums' arithmetic on the maximisers' rows only (the expression of each term is the same: the same bits).
-void MaxGradientSums(const double* __restrict g, const double* __restrict best, const double* __restrict mean,
-                     const double* __restrict inv_std, int64_t batch, int64_t f, double* __restrict sum_g,
-                     double* __restrict sum_gx) {
-  for (int64_t j = 0; j < f; ++j) sum_g[j] = sum_gx[j] = 0;
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t j = 0; j < f; ++j) {
-      const double h = (best[b * f + j] - mean[j]) * inv_std[j];
-      sum_g[j] += g[b * f + j];
-      sum_gx[j] += g[b * f + j] * h;
-    }
-  }
-}
-
 // NormaliseBackward with the row's gradient selected from g by the maximiser's index (a compare and a blend per
 // value, in vectors: the indices of a block's row are f contiguous int64).
 void NormaliseMaxBackward(const double* __restrict g, const int64_t* __restrict argbest, int64_t batch, int64_t points,
@@ -218,9 +204,9 @@ void NormaliseMaxBackward(const double* __restrict g, const int64_t* __restrict 
   }
 }
 
-const Kernels kTable = {LinearForward, LinearBackward,      ColumnMoments,   Normalise,
-                        GradientSums,  NormaliseBackward,   ReluForward,     ReluBackward,
-                        MaxOverPoints, SignedMaxOverPoints, MaxGradientSums, NormaliseMaxBackward};
+const Kernels kTable = {LinearForward, LinearBackward,      ColumnMoments,       Normalise,
+                        GradientSums,  NormaliseBackward,   ReluForward,         ReluBackward,
+                        MaxOverPoints, SignedMaxOverPoints, NormaliseMaxBackward};
 
 }  // namespace
 

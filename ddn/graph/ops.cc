@@ -299,8 +299,10 @@ void BatchNormMaxOverPoints::BackwardInto(const Tensor& x, const Tensor& grad_ou
   const int64_t B = x.dim(0), N = x.dim(1), f = features_;
   const dense::Kernels& kernels = dense::Select();
   std::vector<double> sum_g(f), sum_gx(f), scale, mean_g, mean_gx;
-  kernels.max_gradient_sums(grad_output.data(), best_.data(), mean_.data(), inv_std_.data(), B, f, sum_g.data(),
-                            sum_gx.data());
+  // The sums over a gradient that is ḡy_bf at each maximiser's row and zero elsewhere are gradient_sums over the
+  // B rows of maximisers (x̂ from best_): the same terms in the same order, the zeros adding nothing.
+  kernels.gradient_sums(grad_output.data(), best_.data(), mean_.data(), inv_std_.data(), B, f, sum_g.data(),
+                        sum_gx.data());
   BackwardFactors(sum_g, sum_gx, B * N, &scale, &mean_g, &mean_gx);
   if (!gx) return;
   const bool eval = mode_ == Mode::kEval;
