@@ -41,7 +41,7 @@ std::unique_ptr<PointNet> BuildPointNet(const PointNetOptions& options) {
     const std::string id = std::to_string(k + 1);
     h = g.Add("conv" + id, std::make_unique<graph::Linear>(width, options.point_widths[k], seed++), {h});
     const bool last = k + 1 == options.point_widths.size();
-    if (last && options.pooling == "max") {
+    if (last && options.pooling == "max" && options.fuse_max_pooling) {
       // The last batch norm and the max pooling in one op (ops.h: the same values, the same parameter names,
       // without forming the normalised per-point features).
       h = g.Add("conv" + id + ".bn", std::make_unique<graph::BatchNormMaxOverPoints>(options.point_widths[k]), {h});
@@ -55,7 +55,8 @@ std::unique_ptr<PointNet> BuildPointNet(const PointNetOptions& options) {
     width = options.point_widths[k];
   }
   if (options.pooling == "max") {
-    // pooled by the last layer's BatchNormMaxOverPoints (above)
+    // pooled by the last layer's BatchNormMaxOverPoints (above) unless not fused
+    if (!options.fuse_max_pooling) h = g.Add("pool", std::make_unique<graph::MaxOverPoints>(), {h});
   } else if (options.pooling == "mean") {
     h = g.Add("pool", std::make_unique<graph::MeanOverPoints>(), {h});
   } else {

@@ -10,10 +10,10 @@
 //                    → [Linear → BatchNorm → ReLU] × l → Linear → logits (B, C) → softmax cross-entropy
 //
 // With "max" pooling the last BatchNorm and the pooling are one op (graph::BatchNormMaxOverPoints: the same
-// values without forming the normalised per-point features). Pooling is "max", "mean", or a penalty of the declarative node `robust_pool` (quadratic, pseudo_huber,
-// huber, welsch, truncated_quadratic, cauchy, geman_mcclure with scale α): y_f = argmin_y Σ_n φ(y − x_nf; α),
-// whose gradient flows back to the per-point features by the implicit function theorem. The quadratic
-// penalty is the mean, computed by the argmin machinery (a check on the pipeline).
+// values without forming the normalised per-point features). Pooling is "max", "mean", or a penalty of the declarative
+// node `robust_pool` (quadratic, pseudo_huber, huber, welsch, truncated_quadratic, cauchy, geman_mcclure with scale α):
+// y_f = argmin_y Σ_n φ(y − x_nf; α), whose gradient flows back to the per-point features by the implicit function
+// theorem. The quadratic penalty is the mean, computed by the argmin machinery (a check on the pipeline).
 #pragma once
 
 #include <cstdint>
@@ -33,6 +33,9 @@ struct PointNetOptions {
   double alpha = 1.0;           // α of robust_pool
   uint64_t seed = 1;            // initialisation
   int threads = 0;              // robust_pool's batch layer; 0: all cores
+  // With max pooling, the last batch norm and the pooling as one op (graph::BatchNormMaxOverPoints: the same
+  // values, faster); false keeps BatchNorm → MaxOverPoints (the reference for tests).
+  bool fuse_max_pooling = true;
 };
 
 struct PointNet {
