@@ -119,7 +119,7 @@ VectorPoints ByCoordinate(const PoolingProblem& p, PoolingWorkspace* ws) {
   return {&p, cols.data(), TransposeBaseline(p.x, p.n, p.d, cols.data())};
 }
 
-void BuildScoreSample(const VectorPoints& points, ScoreSample* S) {
+void BuildScoreSample(const VectorPoints& points, const double* center, ScoreSample* S) {
   const PoolingProblem& p = *points.problem;
   const int64_t stride = std::max<int64_t>(1, p.n / kScoreSample);
   S->m = (p.n + stride - 1) / stride;  // < 2·kScoreSample
@@ -129,6 +129,17 @@ void BuildScoreSample(const VectorPoints& points, ScoreSample* S) {
   for (int64_t j = 0; j < S->m; ++j) S->w[j] = Weight(p.w, j * stride);
   for (int64_t k = 0; k < p.d; ++k)
     for (int64_t j = 0; j < S->m; ++j) S->cols[k * S->m + j] = points.cols[k * p.n + j * stride];
+  S->m_f = (S->m + 7) / 8 * 8;
+  S->cols_f.assign(static_cast<size_t>(S->m_f * p.d), 0.0f);
+  S->w_f.assign(static_cast<size_t>(S->m_f), 0.0f);
+  S->center.assign(center, center + p.d);
+  S->inv_alpha = 1 / p.alpha;
+  for (int64_t k = 0; k < p.d; ++k)
+    for (int64_t j = 0; j < S->m; ++j) S->cols_f[k * S->m_f + j] = S->ToFloat(S->cols[k * S->m + j], k);
+  // The weights relative to the largest (within 2^±200 of 1 in the envelope: float's range is 2^±126).
+  double wmax = 0;
+  for (int64_t j = 0; j < S->m; ++j) wmax = std::max(wmax, S->w[j]);
+  for (int64_t j = 0; j < S->m; ++j) S->w_f[j] = wmax > 0 ? static_cast<float>(S->w[j] / wmax) : 0.0f;
 }
 
 }  // namespace internal

@@ -149,6 +149,84 @@ TEST(MinMaxSum, EqualsPlainLoopsInBothCopies) {
   }
 }
 
+// The single-precision scores of the vector pools' candidate starts (welsch, Geman–McClure) against the double
+// scores of the same sample, both copies: f at every sample point (the symmetric loop) and at other points, sample
+// sizes around the eight-wide steps, D = 1, 3, 8, with weights, and at the scales of the envelope's ends (x and α
+// near 2^±190, weights near 2^±190), where float alone would overflow or underflow, with the points a million α
+// from the origin and one a billion α from the others. The float copy is in units of
+// α and of the largest weight, so it is compared after scaling back; one ulp of float per term allows 1e-6 of Σ w.
+template <PenaltyKind K>
+void CheckFloatScores(double scale, double weight_scale, bool weighted, int64_t n, int64_t d, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uw(0.2, 2);
+  std::vector<double> x(n * d), w(n);
+  // Clustered around `offset` (far from the origin: the float copy is centred there), one point far beyond the copy's
+  // reach (clamped to 1e6·α).
+  const double offset = 1e6 * scale;
+  for (auto& v : x) v = offset + scale * normal(rng);
+  x[0] = offset + 1e9 * scale;
+  for (auto& v : w) v = weight_scale * uw(rng);
+  PoolingProblem p;
+  p.kind = K;
+  p.x = x.data();
+  p.w = weighted ? w.data() : nullptr;
+  p.n = n;
+  p.d = d;
+  p.alpha = 0.7 * scale;
+  PoolingWorkspace ws;
+  const internal::VectorPoints points = internal::ByCoordinate(p, &ws);
+  std::vector<double> center(d, offset);
+  ScoreSample sample;
+  internal::BuildScoreSample(points, center.data(), &sample);
+  double wmax = 0, wsum = 0;
+  for (int64_t j = 0; j < sample.m; ++j) wmax = std::max(wmax, sample.w[j]), wsum += sample.w[j];
+  const double unit = K == PenaltyKind::kWelsch ? wmax : wmax * p.alpha * p.alpha;  // float f × unit = f
+  const double tolerance = 1e-6 * wsum * (K == PenaltyKind::kWelsch ? 1 : p.alpha * p.alpha);
+  const double inv_a2 = 1 / (p.alpha * p.alpha);
+  std::vector<double> expected(sample.m), got(sample.m);
+  internal::SymmetricScoreBaseline<K>(sample.cols.data(), sample.w.data(), sample.m, d, p.alpha, inv_a2,
+                                      expected.data());
+  using Symmetric = void (*)(const float*, const float*, int64_t, int64_t, int64_t, double*);
+  using AtY = double (*)(const float*, const float*, int64_t, int64_t, int64_t, const float*);
+  std::vector<std::pair<Symmetric, AtY>> copies{
+      {internal::SymmetricScoreFloatBaseline<K>, internal::ScoreFloatBaseline<K>}};
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (UseAvx2()) copies.push_back({internal::SymmetricScoreFloatAvx2<K>, internal::ScoreFloatAvx2<K>});
+#endif
+  for (const auto& [symmetric, at_y] : copies) {
+    symmetric(sample.cols_f.data(), sample.w_f.data(), sample.m, sample.m_f, d, got.data());
+    for (int64_t c = 0; c < sample.m; ++c) {
+      ASSERT_TRUE(std::isfinite(got[c]));
+      EXPECT_NEAR(got[c] * unit, expected[c], tolerance) << "n " << n << " d " << d << " c " << c;
+    }
+    // At a point of the problem that is not in the sample (the sample takes every stride-th point).
+    const double* y = x.data() + (n - 1) * d;
+    std::vector<float> yf(d);
+    for (int64_t k = 0; k < d; ++k) yf[k] = sample.ToFloat(y[k], k);
+    const double f = at_y(sample.cols_f.data(), sample.w_f.data(), sample.m, sample.m_f, d, yf.data());
+    const double want =
+        internal::ScoreBaseline<K>(sample.cols.data(), sample.w.data(), sample.m, d, y, p.alpha, inv_a2);
+    EXPECT_NEAR(f * unit, want, tolerance) << "n " << n << " d " << d;
+  }
+}
+
+TEST(VectorScores, SinglePrecisionMatchesDoubleInBothCopiesAndAtExtremeScales) {
+  uint64_t seed = 1;
+  for (int64_t n : {2, 7, 8, 9, 16, 63, 64, 65, 130, 256, 300}) {
+    for (int64_t d : {1, 3, 8}) {
+      CheckFloatScores<PenaltyKind::kWelsch>(1.0, 1.0, n % 2 == 0, n, d, ++seed);
+      CheckFloatScores<PenaltyKind::kGemanMcClure>(1.0, 1.0, n % 2 == 1, n, d, ++seed);
+    }
+  }
+  for (double scale : {0x1p-190, 0x1p190}) {
+    for (double weight_scale : {0x1p-190, 0x1p190}) {
+      CheckFloatScores<PenaltyKind::kWelsch>(scale, weight_scale, true, 64, 3, ++seed);
+      CheckFloatScores<PenaltyKind::kGemanMcClure>(scale, weight_scale, true, 75, 8, ++seed);
+    }
+  }
+}
+
 TEST(ScalarPool, GlobalMinimumBeatsDenseBruteForce) {
   std::mt19937_64 rng(11);
   for (PenaltyKind k : kAll) {

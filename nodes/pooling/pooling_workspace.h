@@ -20,6 +20,7 @@
 // Contents are only meaningful inside one call of an entry point; nothing is carried from one problem to the next.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -64,6 +65,22 @@ struct SearchLists {
 // Candidate starts of the vector solver are scored on a stride sample of the points, stored by coordinate.
 struct ScoreSample {
   std::vector<double> cols, w;  // cols[k·m + j]
+  // The same in single precision for the welsch and Geman–McClure scores: coordinates relative to `center` in units
+  // of α, clamped to ±kFloatReach (ToFloat), and weights relative to the largest, so that the problem's scale
+  // (anywhere in 2^±200) neither overflows nor loses float's precision to an offset; rows of m_f = m rounded up to
+  // a multiple of eight, padded with zeros (weight 0), so that the score loops run whole vectors.
+  std::vector<float> cols_f, w_f;
+  int64_t m_f = 0;
+  std::vector<double> center;
+  double inv_alpha = 1;
+  mutable std::vector<float> y_f;  // SampleObjective's y in these units
+  // Points more than kFloatReach·α from the center are moved to that distance: they are beyond every penalty's
+  // reach from the points near the center (welsch's e underflows past ~13α; Geman–McClure's φ is within 1e-12 of
+  // its bound), and the squared distances stay far from float's overflow for any D.
+  static constexpr double kFloatReach = 1e6;
+  float ToFloat(double x, int64_t k) const {
+    return static_cast<float>(std::clamp((x - center[k]) * inv_alpha, -kFloatReach, kFloatReach));
+  }
   int64_t m = 0;
   int64_t stride = 1;     // the sample is the points 0, stride, 2·stride, ...
   std::vector<double> f;  // scoring the sample's own points: f at each

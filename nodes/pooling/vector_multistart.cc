@@ -236,7 +236,7 @@ std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const P
   const int64_t m = std::min<int64_t>(p.n, o.vector_candidates);
   std::vector<std::pair<double, int64_t>> scored;
   ScoreSample& sample = ws->score_sample;
-  BuildScoreSample(points, &sample);
+  BuildScoreSample(points, starts[0].data(), &sample);  // centred on the median
   // The candidates are often the sample's own points (N = 256 with the default 64 candidates, N ≤ 64): then
   // each pair's penalty is evaluated once (SampleObjectivesAtSample; the same scores up to the order of a sum).
   bool at_sample = m == sample.m;
