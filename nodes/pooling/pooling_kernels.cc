@@ -130,16 +130,55 @@ void BuildScoreSample(const VectorPoints& points, const double* center, ScoreSam
   for (int64_t k = 0; k < p.d; ++k)
     for (int64_t j = 0; j < S->m; ++j) S->cols[k * S->m + j] = points.cols[k * p.n + j * stride];
   S->m_f = (S->m + 7) / 8 * 8;
+  S->frame.center.assign(center, center + p.d);
+  S->frame.inv_alpha = 1 / p.alpha;
+  const double wmax = p.w ? MaxWeight(p) : 1.0;
+  S->frame.wmax = wmax > 0 ? wmax : 1.0;
   S->cols_f.assign(static_cast<size_t>(S->m_f * p.d), 0.0f);
   S->w_f.assign(static_cast<size_t>(S->m_f), 0.0f);
-  S->center.assign(center, center + p.d);
-  S->inv_alpha = 1 / p.alpha;
   for (int64_t k = 0; k < p.d; ++k)
-    for (int64_t j = 0; j < S->m; ++j) S->cols_f[k * S->m_f + j] = S->ToFloat(S->cols[k * S->m + j], k);
-  // The weights relative to the largest (within 2^±200 of 1 in the envelope: float's range is 2^±126).
-  double wmax = 0;
-  for (int64_t j = 0; j < S->m; ++j) wmax = std::max(wmax, S->w[j]);
-  for (int64_t j = 0; j < S->m; ++j) S->w_f[j] = wmax > 0 ? static_cast<float>(S->w[j] / wmax) : 0.0f;
+    for (int64_t j = 0; j < S->m; ++j) S->cols_f[k * S->m_f + j] = S->frame.ToFloat(S->cols[k * S->m + j], k);
+  for (int64_t j = 0; j < S->m; ++j) S->w_f[j] = static_cast<float>(S->w[j] / S->frame.wmax);
+}
+
+void BuildFloatPoints(const VectorPoints& points, const FloatFrame& frame, FloatPoints* F) {
+  const PoolingProblem& p = *points.problem;
+  F->n = p.n;
+  F->n_pad = (p.n + 7) / 8 * 8;
+  F->cols.assign(static_cast<size_t>(F->n_pad * p.d), 0.0f);
+  F->w.assign(static_cast<size_t>(F->n_pad), 0.0f);
+  // FloatFrame::ToFloat written out so that the loop vectorises (it is one pass over the points per problem), and
+  // without the clamp when no point can reach it (max|x| + max|center| within kFloatReach·α: the usual case).
+  constexpr double kReach = FloatFrame::kFloatReach;
+  const double inv_alpha = frame.inv_alpha;
+  double cmax = 0;
+  for (int64_t k = 0; k < p.d; ++k) cmax = std::max(cmax, std::abs(frame.center[k]));
+  const bool clamp = !((points.xmax + cmax) * inv_alpha < kReach);
+  for (int64_t k = 0; k < p.d; ++k) {
+    const double c = frame.center[k];
+    const double* __restrict in = points.cols + k * p.n;
+    float* __restrict out = F->cols.data() + k * F->n_pad;
+    if (!clamp) {
+      for (int64_t i = 0; i < p.n; ++i) out[i] = static_cast<float>((in[i] - c) * inv_alpha);
+      continue;
+    }
+    for (int64_t i = 0; i < p.n; ++i) {
+      double v = (in[i] - c) * inv_alpha;
+      v = v > -kReach ? v : -kReach;  // selects in the order of the vector max and min instructions
+      v = v < kReach ? v : kReach;
+      out[i] = static_cast<float>(v);
+    }
+  }
+  if (!p.w) {
+    std::fill(F->w.begin(), F->w.begin() + p.n, 1.0f);  // wmax = 1
+    F->wsum = static_cast<double>(p.n);
+    return;
+  }
+  F->wsum = 0;
+  for (int64_t i = 0; i < p.n; ++i) {
+    F->w[i] = static_cast<float>(p.w[i] / frame.wmax);
+    F->wsum += F->w[i];
+  }
 }
 
 }  // namespace internal

@@ -802,8 +802,10 @@ void VectorVjp(const VectorPoints& points, const double* y, const double* u, dou
 // of m) once per problem.
 constexpr int64_t kScoreSample = 64;
 
-// `center` (d values): the origin of the single-precision copy (ScoreSample).
+// `center` (d values): the origin of the single-precision copy (ScoreSample::frame).
 void BuildScoreSample(const VectorPoints& points, const double* center, ScoreSample* S);
+// All the points in single precision in `frame` (the score sample's), for the screening passes.
+void BuildFloatPoints(const VectorPoints& points, const FloatFrame& frame, FloatPoints* F);
 
 template <PenaltyKind K>
 [[gnu::always_inline]] inline double ScoreLoop(const double* cols, const double* w, int64_t m, int64_t d,
@@ -1002,6 +1004,103 @@ template <PenaltyKind K>
 }
 #endif
 
+// ---- Screening passes in single precision -----------------------------------------------------------------
+//
+// The sums of a gradient pass over all the points in the FloatFrame (y' = (y − c)/α, x' likewise, w' = w/wmax),
+// for welsch (t = e = exp(−u/2)) and Geman–McClure (t = ψ = 1/(1 + u)², and F = Σ w' ½ u/(1 + u)), u = ‖y' − x'‖²:
+// A = Σ w' t, B_k = Σ w' t x'_k, F. Then g = Σ w ψ (y − x) is wmax/α (y'A − B) for welsch and wmax·α (y'A − B) for
+// Geman–McClure, Σ w ψ is wmax·A/α² and wmax·A, f is wmax (Σw' − A) and wmax·α²·F (FloatScreeningSums). Blocks of
+// 256 points are summed in float and added in double. They steer the screening's chord and IRLS steps (decisions
+// at 0.3·α and 1e-3·α, vector_multistart.cc); every solve and every answer stays in double.
+struct FloatPassSums {
+  double a = 0, f = 0;
+  double b[32];  // B_k (d ≤ 32: the float screening is used up to that dimension)
+};
+constexpr int64_t kFloatScreeningMaxDim = 32;
+
+template <PenaltyKind K>
+[[gnu::always_inline]] inline void FloatPassLoop(const float* cols, const float* w, int64_t n_pad, int64_t d,
+                                                 const float* y, FloatPassSums* out) {
+  constexpr int64_t kBlock = 256;
+  alignas(32) float z2[kBlock], wt[kBlock];
+  out->a = out->f = 0;
+  for (int64_t k = 0; k < d; ++k) out->b[k] = 0;
+  for (int64_t i0 = 0; i0 < n_pad; i0 += kBlock) {
+    const int64_t nb = std::min(kBlock, n_pad - i0);
+    for (int64_t j = 0; j < nb; ++j) z2[j] = 0;
+    for (int64_t k = 0; k < d; ++k) {
+      const float* ck = cols + k * n_pad + i0;
+      const float yk = y[k];
+#pragma omp simd
+      for (int64_t j = 0; j < nb; ++j) z2[j] += (yk - ck[j]) * (yk - ck[j]);
+    }
+    float a = 0, f = 0;
+#pragma omp simd reduction(+ : a, f)
+    for (int64_t j = 0; j < nb; ++j) {
+      float t;
+      if constexpr (K == PenaltyKind::kWelsch) {
+        t = ::ddn::ExpNonPositiveFloat(-0.5f * z2[j]);
+      } else {
+        const float i1 = 1.0f / (1.0f + z2[j]);
+        t = i1 * i1;
+        f += w[i0 + j] * (0.5f * z2[j] * i1);
+      }
+      wt[j] = w[i0 + j] * t;
+      a += wt[j];
+    }
+    out->a += a;
+    out->f += f;
+    for (int64_t k = 0; k < d; ++k) {
+      const float* ck = cols + k * n_pad + i0;
+      float bk = 0;
+#pragma omp simd reduction(+ : bk)
+      for (int64_t j = 0; j < nb; ++j) bk += wt[j] * ck[j];
+      out->b[k] += bk;
+    }
+  }
+}
+
+template <PenaltyKind K>
+void FloatPassBaseline(const float* cols, const float* w, int64_t n_pad, int64_t d, const float* y,
+                       FloatPassSums* out) {
+  FloatPassLoop<K>(cols, w, n_pad, d, y, out);
+}
+
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+template <PenaltyKind K>
+[[gnu::target("avx2,fma")]] void FloatPassAvx2(const float* cols, const float* w, int64_t n_pad, int64_t d,
+                                               const float* y, FloatPassSums* out) {
+  FloatPassLoop<K>(cols, w, n_pad, d, y, out);
+}
+#endif
+
+// f, g (d values) and Σ w ψ at y in the problem's units, from the float pass (above). y_f: scratch of d floats.
+template <PenaltyKind K>
+void FloatScreeningSums(const FloatPoints& F, const FloatFrame& frame, double alpha, int64_t d, const double* y,
+                        std::vector<float>* y_f, double* f, double* g, double* spsi) {
+  y_f->resize(static_cast<size_t>(d));
+  for (int64_t k = 0; k < d; ++k) (*y_f)[k] = frame.ToFloat(y[k], k);
+  FloatPassSums s;
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+  if (::ddn::UseAvx2()) {
+    FloatPassAvx2<K>(F.cols.data(), F.w.data(), F.n_pad, d, y_f->data(), &s);
+  } else
+#endif
+  {
+    FloatPassBaseline<K>(F.cols.data(), F.w.data(), F.n_pad, d, y_f->data(), &s);
+  }
+  // g_k ∝ y'_k A − B_k with the y' the pass used (rounded to float), so that the terms cancel as they should.
+  const double unit = K == PenaltyKind::kWelsch ? frame.wmax / alpha : frame.wmax * alpha;
+  for (int64_t k = 0; k < d; ++k) g[k] = unit * (static_cast<double>((*y_f)[k]) * s.a - s.b[k]);
+  if constexpr (K == PenaltyKind::kWelsch) {
+    *spsi = frame.wmax * s.a / (alpha * alpha);
+    *f = frame.wmax * (F.wsum - s.a);
+  } else {
+    *spsi = frame.wmax * s.a;
+    *f = frame.wmax * alpha * alpha * s.f;
+  }
+}
+
 // f at each of the S.m sample points (S.f), on the sample (SymmetricScoreLoop).
 template <PenaltyKind K>
 void SampleObjectivesAtSample(const PoolingProblem& p, ScoreSample* S) {
@@ -1028,7 +1127,7 @@ double SampleObjective(const PoolingProblem& p, const ScoreSample& S, const doub
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
   if constexpr (FloatScores<K>()) {
     S.y_f.resize(static_cast<size_t>(p.d));
-    for (int64_t k = 0; k < p.d; ++k) S.y_f[k] = S.ToFloat(y[k], k);
+    for (int64_t k = 0; k < p.d; ++k) S.y_f[k] = S.frame.ToFloat(y[k], k);
 #if defined(DDN_HAVE_SIMD_DISPATCH)
     if (::ddn::UseAvx2()) return ScoreFloatAvx2<K>(S.cols_f.data(), S.w_f.data(), S.m, S.m_f, p.d, S.y_f.data());
 #endif

@@ -179,8 +179,9 @@ void CheckFloatScores(double scale, double weight_scale, bool weighted, int64_t 
   std::vector<double> center(d, offset);
   ScoreSample sample;
   internal::BuildScoreSample(points, center.data(), &sample);
-  double wmax = 0, wsum = 0;
-  for (int64_t j = 0; j < sample.m; ++j) wmax = std::max(wmax, sample.w[j]), wsum += sample.w[j];
+  double wsum = 0;
+  for (int64_t j = 0; j < sample.m; ++j) wsum += sample.w[j];
+  const double wmax = sample.frame.wmax;                                            // the largest weight of the problem
   const double unit = K == PenaltyKind::kWelsch ? wmax : wmax * p.alpha * p.alpha;  // float f × unit = f
   const double tolerance = 1e-6 * wsum * (K == PenaltyKind::kWelsch ? 1 : p.alpha * p.alpha);
   const double inv_a2 = 1 / (p.alpha * p.alpha);
@@ -203,7 +204,7 @@ void CheckFloatScores(double scale, double weight_scale, bool weighted, int64_t 
     // At a point of the problem that is not in the sample (the sample takes every stride-th point).
     const double* y = x.data() + (n - 1) * d;
     std::vector<float> yf(d);
-    for (int64_t k = 0; k < d; ++k) yf[k] = sample.ToFloat(y[k], k);
+    for (int64_t k = 0; k < d; ++k) yf[k] = sample.frame.ToFloat(y[k], k);
     const double f = at_y(sample.cols_f.data(), sample.w_f.data(), sample.m, sample.m_f, d, yf.data());
     const double want =
         internal::ScoreBaseline<K>(sample.cols.data(), sample.w.data(), sample.m, d, y, p.alpha, inv_a2);
@@ -223,6 +224,77 @@ TEST(VectorScores, SinglePrecisionMatchesDoubleInBothCopiesAndAtExtremeScales) {
     for (double weight_scale : {0x1p-190, 0x1p190}) {
       CheckFloatScores<PenaltyKind::kWelsch>(scale, weight_scale, true, 64, 3, ++seed);
       CheckFloatScores<PenaltyKind::kGemanMcClure>(scale, weight_scale, true, 75, 8, ++seed);
+    }
+  }
+}
+
+// The single-precision screening pass (f, g and Σ w ψ in the problem's units) against the double pass, both copies
+// (DDN_DISABLE_AVX2 runs the suite again with the baseline), at points near and far from the cluster, N around the
+// eight-wide steps, D = 1, 3, 8, with and without weights, and at the envelope's scales with an offset of a million
+// α and one point clamped a billion α away. It steers steps only: 1e-5 of the scale of each sum is its tolerance.
+template <PenaltyKind K>
+void CheckFloatScreening(double scale, double weight_scale, bool weighted, int64_t n, int64_t d, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uw(0.2, 2);
+  const double offset = 1e6 * scale;
+  std::vector<double> x(n * d), w(n);
+  for (auto& v : x) v = offset + scale * normal(rng);
+  x[0] = offset + 1e9 * scale;
+  for (auto& v : w) v = weight_scale * uw(rng);
+  PoolingProblem p;
+  p.kind = K;
+  p.x = x.data();
+  p.w = weighted ? w.data() : nullptr;
+  p.n = n;
+  p.d = d;
+  p.alpha = 0.7 * scale;
+  PoolingWorkspace ws;
+  const internal::VectorPoints points = internal::ByCoordinate(p, &ws);
+  std::vector<double> center(d, offset);
+  internal::BuildScoreSample(points, center.data(), &ws.score_sample);
+  internal::BuildFloatPoints(points, ws.score_sample.frame, &ws.points_f);
+  double wsum = 0;
+  for (int64_t i = 0; i < n; ++i) wsum += weighted ? w[i] : 1.0;
+  const double a2 = p.alpha * p.alpha;
+  for (double distance : {0.0, 0.3, 1.0, 3.0}) {  // in α, from the cluster's centre
+    std::vector<double> y(d);
+    for (int64_t k = 0; k < d; ++k) y[k] = offset + distance * p.alpha * (k == 0 ? 1.0 : 0.5);
+    internal::VectorSums want;
+    internal::VectorPass<K, false, false>(points, y.data(), &want, &ws);
+    double f, spsi;
+    std::vector<double> g(d);
+    std::vector<float> y_f;
+    internal::FloatScreeningSums<K>(ws.points_f, ws.score_sample.frame, p.alpha, d, y.data(), &y_f, &f, g.data(),
+                                    &spsi);
+    // Tolerances: Σ w ψ and the sum of |w ψ r| (g's terms) to 1e-5 of themselves (positive terms summed in float
+    // lose about 1e-6), f to 1e-5 of Σ w (welsch) or Σ w α²/2 (the descent tests compare such values).
+    double gscale = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      double zz = 0;
+      for (int64_t k = 0; k < d; ++k) zz += (y[k] - x[i * d + k]) * (y[k] - x[i * d + k]);
+      const double psi = internal::PenaltyOfSquaredLength<K>(zz, p.alpha, 1 / a2).psi;
+      gscale += (weighted ? w[i] : 1.0) * psi * std::sqrt(zz);
+    }
+    EXPECT_NEAR(spsi, want.spsi, 1e-5 * want.spsi) << "n " << n << " d " << d << " at " << distance;
+    EXPECT_NEAR(f, want.f, 1e-5 * (K == PenaltyKind::kWelsch ? wsum : wsum * a2)) << "n " << n << " d " << d;
+    for (int64_t k = 0; k < d; ++k)
+      EXPECT_NEAR(g[k], want.g[k], 1e-5 * gscale) << "n " << n << " d " << d << " k " << k << " at " << distance;
+  }
+}
+
+TEST(VectorScreening, SinglePrecisionPassMatchesDoubleAtEveryScale) {
+  uint64_t seed = 100;
+  for (int64_t n : {2, 7, 8, 9, 64, 255, 256, 257, 300}) {
+    for (int64_t d : {1, 3, 8}) {
+      CheckFloatScreening<PenaltyKind::kWelsch>(1.0, 1.0, n % 2 == 0, n, d, ++seed);
+      CheckFloatScreening<PenaltyKind::kGemanMcClure>(1.0, 1.0, n % 2 == 1, n, d, ++seed);
+    }
+  }
+  for (double scale : {0x1p-190, 0x1p190}) {
+    for (double weight_scale : {0x1p-190, 0x1p190}) {
+      CheckFloatScreening<PenaltyKind::kWelsch>(scale, weight_scale, true, 256, 8, ++seed);
+      CheckFloatScreening<PenaltyKind::kGemanMcClure>(scale, weight_scale, true, 300, 3, ++seed);
     }
   }
 }

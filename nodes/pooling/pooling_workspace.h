@@ -62,28 +62,43 @@ struct SearchLists {
   std::vector<std::pair<double, double>> convex;  // cells where f is proved convex
 };
 
+// The frame of the vector pools' single-precision copies (the welsch and Geman–McClure scores and screening passes,
+// pooling_kernels.h): coordinates relative to `center` (the median start) in units of α, clamped to ±kFloatReach,
+// and weights relative to the largest, so that the problem's scale (anywhere in 2^±200) neither overflows float nor
+// loses its precision to an offset. Points more than kFloatReach·α from the center are moved to that distance: they
+// are beyond every penalty's reach from the points near the center (welsch's e underflows past ~13α;
+// Geman–McClure's φ is within 1e-12 of its bound), and the squared distances stay far from float's overflow.
+struct FloatFrame {
+  static constexpr double kFloatReach = 1e6;
+  std::vector<double> center;
+  double inv_alpha = 1;
+  double wmax = 1;  // the largest weight (1 without weights)
+  double Scaled(double x, int64_t k) const { return (x - center[k]) * inv_alpha; }
+  float ToFloat(double x, int64_t k) const {
+    return static_cast<float>(std::clamp(Scaled(x, k), -kFloatReach, kFloatReach));
+  }
+};
+
 // Candidate starts of the vector solver are scored on a stride sample of the points, stored by coordinate.
 struct ScoreSample {
   std::vector<double> cols, w;  // cols[k·m + j]
-  // The same in single precision for the welsch and Geman–McClure scores: coordinates relative to `center` in units
-  // of α, clamped to ±kFloatReach (ToFloat), and weights relative to the largest, so that the problem's scale
-  // (anywhere in 2^±200) neither overflows nor loses float's precision to an offset; rows of m_f = m rounded up to
-  // a multiple of eight, padded with zeros (weight 0), so that the score loops run whole vectors.
-  std::vector<float> cols_f, w_f;
-  int64_t m_f = 0;
-  std::vector<double> center;
-  double inv_alpha = 1;
-  mutable std::vector<float> y_f;  // SampleObjective's y in these units
-  // Points more than kFloatReach·α from the center are moved to that distance: they are beyond every penalty's
-  // reach from the points near the center (welsch's e underflows past ~13α; Geman–McClure's φ is within 1e-12 of
-  // its bound), and the squared distances stay far from float's overflow for any D.
-  static constexpr double kFloatReach = 1e6;
-  float ToFloat(double x, int64_t k) const {
-    return static_cast<float>(std::clamp((x - center[k]) * inv_alpha, -kFloatReach, kFloatReach));
-  }
   int64_t m = 0;
   int64_t stride = 1;     // the sample is the points 0, stride, 2·stride, ...
   std::vector<double> f;  // scoring the sample's own points: f at each
+  // The same in single precision (FloatFrame), rows of m_f = m rounded up to a multiple of eight, padded with
+  // zeros (weight 0), so that the score loops run whole vectors.
+  FloatFrame frame;
+  std::vector<float> cols_f, w_f;
+  int64_t m_f = 0;
+  mutable std::vector<float> y_f;  // SampleObjective's y in these units
+};
+
+// All the points of a vector problem in single precision (FloatFrame), rows of n_pad = N rounded up to a multiple
+// of eight, padded with zeros (weight 0): the screening passes of welsch and Geman–McClure. n = 0: not built.
+struct FloatPoints {
+  std::vector<float> cols, w;
+  int64_t n = 0, n_pad = 0;
+  double wsum = 0;  // Σ w / wmax
 };
 
 struct PoolingWorkspace {
@@ -109,6 +124,7 @@ struct PoolingWorkspace {
   std::vector<double> cols;
   std::vector<double> block;
   ScoreSample score_sample;
+  FloatPoints points_f;
   // Extreme scales: the rescaled copy of x and w, and the backward's rescaled y, dx, dw.
   std::vector<double> scaled_x, scaled_w;
   std::vector<double> scaled_y, scaled_dx, scaled_dw;
