@@ -652,6 +652,7 @@ class SmallCholesky {
       if (!(x > 0)) return false;
       const double lkk = std::sqrt(x);
       L[k + k * d] = lkk;
+      inv_pivot_[k] = 1.0 / lkk;
       min_pivot_ = std::min(min_pivot_, lkk);
       for (int64_t i = k + 1; i < d; ++i) {
         double v = M[i + k * d];
@@ -671,24 +672,43 @@ class SmallCholesky {
       Eigen::Map<Eigen::VectorXd>(out, d) = llt_.solve(Eigen::Map<const Eigen::VectorXd>(b, d));
       return;
     }
+    switch (d) {  // the usual dimensions unrolled
+      case 2:
+        return SolveFixed<2>(b, out);
+      case 3:
+        return SolveFixed<3>(b, out);
+      case 8:
+        return SolveFixed<8>(b, out);
+      default:
+        return SolveFixed<0>(b, out);
+    }
+  }
+
+ private:
+  // The two triangular solves, multiplying by the pivots' reciprocals (computed by Factor, off the chain: each z[i]
+  // waits on the one before, and a division's latency is several times a multiplication's). kD > 0: d_ == kD,
+  // known at compile time; kD == 0: d_.
+  template <int kD>
+  void SolveFixed(const double* b, double* out) const {
+    const int64_t d = kD > 0 ? kD : d_;
     const double* L = L_;
     double z[kSmallDim];
     for (int64_t i = 0; i < d; ++i) {
       double v = b[i];
       for (int64_t j = 0; j < i; ++j) v -= L[i + j * d] * z[j];
-      z[i] = v / L[i + i * d];
+      z[i] = v * inv_pivot_[i];
     }
     for (int64_t i = d - 1; i >= 0; --i) {
       double v = z[i];
       for (int64_t j = i + 1; j < d; ++j) v -= L[j + i * d] * out[j];
-      out[i] = v / L[i + i * d];
+      out[i] = v * inv_pivot_[i];
     }
   }
 
- private:
   int64_t d_ = 0;
   double min_pivot_ = 0;
   double L_[kSmallDim * kSmallDim];
+  double inv_pivot_[kSmallDim];  // 1/L_kk
   Eigen::LLT<Eigen::MatrixXd> llt_;
 };
 
