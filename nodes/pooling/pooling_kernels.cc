@@ -119,6 +119,37 @@ VectorPoints ByCoordinate(const PoolingProblem& p, PoolingWorkspace* ws) {
   return {&p, cols.data(), TransposeBaseline(p.x, p.n, p.d, cols.data())};
 }
 
+namespace {
+
+// d rows of n values (row k at in + k·n) into `frame`'s floats (row k at out + k·out_stride): FloatFrame::ToFloat
+// written out so that the loop vectorises, and without the clamp when no point can reach it (max|x| + max|center|
+// within kFloatReach·α, `xmax` bounding |x|: the usual case).
+void FloatRows(const double* in, int64_t n, int64_t d, const FloatFrame& frame, double xmax, float* out,
+               int64_t out_stride) {
+  constexpr double kReach = FloatFrame::kFloatReach;
+  const double inv_alpha = frame.inv_alpha;
+  double cmax = 0;
+  for (int64_t k = 0; k < d; ++k) cmax = std::max(cmax, std::abs(frame.center[k]));
+  const bool clamp = !((xmax + cmax) * inv_alpha < kReach);
+  for (int64_t k = 0; k < d; ++k) {
+    const double c = frame.center[k];
+    const double* __restrict row = in + k * n;
+    float* __restrict o = out + k * out_stride;
+    if (!clamp) {
+      for (int64_t i = 0; i < n; ++i) o[i] = static_cast<float>((row[i] - c) * inv_alpha);
+      continue;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      double v = (row[i] - c) * inv_alpha;
+      v = v > -kReach ? v : -kReach;  // selects in the order of the vector max and min instructions
+      v = v < kReach ? v : kReach;
+      o[i] = static_cast<float>(v);
+    }
+  }
+}
+
+}  // namespace
+
 void BuildScoreSample(const VectorPoints& points, const double* center, ScoreSample* S) {
   const PoolingProblem& p = *points.problem;
   const int64_t stride = std::max<int64_t>(1, p.n / kScoreSample);
@@ -136,8 +167,7 @@ void BuildScoreSample(const VectorPoints& points, const double* center, ScoreSam
   S->frame.wmax = wmax > 0 ? wmax : 1.0;
   S->cols_f.assign(static_cast<size_t>(S->m_f * p.d), 0.0f);
   S->w_f.assign(static_cast<size_t>(S->m_f), 0.0f);
-  for (int64_t k = 0; k < p.d; ++k)
-    for (int64_t j = 0; j < S->m; ++j) S->cols_f[k * S->m_f + j] = S->frame.ToFloat(S->cols[k * S->m + j], k);
+  FloatRows(S->cols.data(), S->m, p.d, S->frame, points.xmax, S->cols_f.data(), S->m_f);
   for (int64_t j = 0; j < S->m; ++j) S->w_f[j] = static_cast<float>(S->w[j] / S->frame.wmax);
 }
 
@@ -147,28 +177,7 @@ void BuildFloatPoints(const VectorPoints& points, const FloatFrame& frame, Float
   F->n_pad = (p.n + 7) / 8 * 8;
   F->cols.assign(static_cast<size_t>(F->n_pad * p.d), 0.0f);
   F->w.assign(static_cast<size_t>(F->n_pad), 0.0f);
-  // FloatFrame::ToFloat written out so that the loop vectorises (it is one pass over the points per problem), and
-  // without the clamp when no point can reach it (max|x| + max|center| within kFloatReach·α: the usual case).
-  constexpr double kReach = FloatFrame::kFloatReach;
-  const double inv_alpha = frame.inv_alpha;
-  double cmax = 0;
-  for (int64_t k = 0; k < p.d; ++k) cmax = std::max(cmax, std::abs(frame.center[k]));
-  const bool clamp = !((points.xmax + cmax) * inv_alpha < kReach);
-  for (int64_t k = 0; k < p.d; ++k) {
-    const double c = frame.center[k];
-    const double* __restrict in = points.cols + k * p.n;
-    float* __restrict out = F->cols.data() + k * F->n_pad;
-    if (!clamp) {
-      for (int64_t i = 0; i < p.n; ++i) out[i] = static_cast<float>((in[i] - c) * inv_alpha);
-      continue;
-    }
-    for (int64_t i = 0; i < p.n; ++i) {
-      double v = (in[i] - c) * inv_alpha;
-      v = v > -kReach ? v : -kReach;  // selects in the order of the vector max and min instructions
-      v = v < kReach ? v : kReach;
-      out[i] = static_cast<float>(v);
-    }
-  }
+  FloatRows(points.cols, p.n, p.d, frame, points.xmax, F->cols.data(), F->n_pad);
   if (!p.w) {
     std::fill(F->w.begin(), F->w.begin() + p.n, 1.0f);  // wmax = 1
     F->wsum = static_cast<double>(p.n);

@@ -153,19 +153,21 @@ TEST(MinMaxSum, EqualsPlainLoopsInBothCopies) {
 // scores of the same sample, both copies: f at every sample point (the symmetric loop) and at other points, sample
 // sizes around the eight-wide steps, D = 1, 3, 8, with weights, and at the scales of the envelope's ends (x and α
 // near 2^±190, weights near 2^±190), where float alone would overflow or underflow, with the points a million α
-// from the origin and one a billion α from the others. The float copy is in units of
-// α and of the largest weight, so it is compared after scaling back; one ulp of float per term allows 1e-6 of Σ w.
+// from the origin and one 1e30·α from the others (its squared distance would overflow float). The float copy is in
+// units of α and of the largest weight, so it is compared after scaling back; one ulp of float per term allows 1e-6 of
+// Σ w.
 template <PenaltyKind K>
-void CheckFloatScores(double scale, double weight_scale, bool weighted, int64_t n, int64_t d, uint64_t seed) {
+void CheckFloatScores(double scale, double weight_scale, bool weighted, int64_t n, int64_t d, uint64_t seed,
+                      bool far = true) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal;
   std::uniform_real_distribution<double> uw(0.2, 2);
   std::vector<double> x(n * d), w(n);
   // Clustered around `offset` (far from the origin: the float copy is centred there), one point far beyond the copy's
   // reach (clamped to 1e6·α).
-  const double offset = 1e6 * scale;
+  const double offset = far ? 1e6 * scale : 5 * scale;
   for (auto& v : x) v = offset + scale * normal(rng);
-  x[0] = offset + 1e9 * scale;
+  if (far) x[0] = offset + 1e30 * scale;  // else no point reaches the clamp (the copy's fast path)
   for (auto& v : w) v = weight_scale * uw(rng);
   PoolingProblem p;
   p.kind = K;
@@ -216,8 +218,10 @@ TEST(VectorScores, SinglePrecisionMatchesDoubleInBothCopiesAndAtExtremeScales) {
   uint64_t seed = 1;
   for (int64_t n : {2, 7, 8, 9, 16, 63, 64, 65, 130, 256, 300}) {
     for (int64_t d : {1, 3, 8}) {
-      CheckFloatScores<PenaltyKind::kWelsch>(1.0, 1.0, n % 2 == 0, n, d, ++seed);
-      CheckFloatScores<PenaltyKind::kGemanMcClure>(1.0, 1.0, n % 2 == 1, n, d, ++seed);
+      for (bool far : {false, true}) {
+        CheckFloatScores<PenaltyKind::kWelsch>(1.0, 1.0, n % 2 == 0, n, d, ++seed, far);
+        CheckFloatScores<PenaltyKind::kGemanMcClure>(1.0, 1.0, n % 2 == 1, n, d, ++seed, far);
+      }
     }
   }
   for (double scale : {0x1p-190, 0x1p190}) {
@@ -231,16 +235,17 @@ TEST(VectorScores, SinglePrecisionMatchesDoubleInBothCopiesAndAtExtremeScales) {
 // The single-precision screening pass (f, g and Σ w ψ in the problem's units) against the double pass, both copies
 // (DDN_DISABLE_AVX2 runs the suite again with the baseline), at points near and far from the cluster, N around the
 // eight-wide steps, D = 1, 3, 8, with and without weights, and at the envelope's scales with an offset of a million
-// α and one point clamped a billion α away. It steers steps only: 1e-5 of the scale of each sum is its tolerance.
+// α and one point 1e30·α away (clamped). It steers steps only: 1e-5 of the scale of each sum is its tolerance.
 template <PenaltyKind K>
-void CheckFloatScreening(double scale, double weight_scale, bool weighted, int64_t n, int64_t d, uint64_t seed) {
+void CheckFloatScreening(double scale, double weight_scale, bool weighted, int64_t n, int64_t d, uint64_t seed,
+                         bool far = true) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal;
   std::uniform_real_distribution<double> uw(0.2, 2);
-  const double offset = 1e6 * scale;
+  const double offset = far ? 1e6 * scale : 5 * scale;
   std::vector<double> x(n * d), w(n);
   for (auto& v : x) v = offset + scale * normal(rng);
-  x[0] = offset + 1e9 * scale;
+  if (far) x[0] = offset + 1e30 * scale;  // else no point reaches the clamp (the copy's fast path)
   for (auto& v : w) v = weight_scale * uw(rng);
   PoolingProblem p;
   p.kind = K;
@@ -287,8 +292,10 @@ TEST(VectorScreening, SinglePrecisionPassMatchesDoubleAtEveryScale) {
   uint64_t seed = 100;
   for (int64_t n : {2, 7, 8, 9, 64, 255, 256, 257, 300}) {
     for (int64_t d : {1, 3, 8}) {
-      CheckFloatScreening<PenaltyKind::kWelsch>(1.0, 1.0, n % 2 == 0, n, d, ++seed);
-      CheckFloatScreening<PenaltyKind::kGemanMcClure>(1.0, 1.0, n % 2 == 1, n, d, ++seed);
+      for (bool far : {false, true}) {
+        CheckFloatScreening<PenaltyKind::kWelsch>(1.0, 1.0, n % 2 == 0, n, d, ++seed, far);
+        CheckFloatScreening<PenaltyKind::kGemanMcClure>(1.0, 1.0, n % 2 == 1, n, d, ++seed, far);
+      }
     }
   }
   for (double scale : {0x1p-190, 0x1p190}) {
