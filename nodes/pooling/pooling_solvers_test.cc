@@ -149,6 +149,35 @@ TEST(MinMaxSum, EqualsPlainLoopsInBothCopies) {
   }
 }
 
+// A clustered vector problem for the single-precision copies' tests: N(offset, scale²) per coordinate, α = 0.7·scale,
+// weights weight_scale·U(0.2, 2) (used if `weighted`); with `far`, the cluster a million α from the origin (the copies are
+// centred on it) and one point 1e30·α away, beyond the copies' clamp; else near the origin and nothing clamped.
+// Owns the arrays that `problem` points into; the points by coordinate are in `ws`.
+struct FloatTestProblem {
+  FloatTestProblem(PenaltyKind kind, double scale, double weight_scale, bool weighted, int64_t n, int64_t d,
+                   uint64_t seed, bool far)
+      : x(n * d), w(n), offset(far ? 1e6 * scale : 5 * scale) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> normal;
+    std::uniform_real_distribution<double> uw(0.2, 2);
+    for (auto& v : x) v = offset + scale * normal(rng);
+    if (far) x[0] = offset + 1e30 * scale;
+    for (auto& v : w) v = weight_scale * uw(rng);
+    problem.kind = kind;
+    problem.x = x.data();
+    problem.w = weighted ? w.data() : nullptr;
+    problem.n = n;
+    problem.d = d;
+    problem.alpha = 0.7 * scale;
+    points = internal::ByCoordinate(problem, &ws);
+  }
+  std::vector<double> x, w;
+  double offset;
+  PoolingProblem problem;
+  PoolingWorkspace ws;
+  internal::VectorPoints points;
+};
+
 // The single-precision scores of the vector pools' candidate starts (welsch, Geman–McClure) against the double
 // scores of the same sample, both copies: f at every sample point (the symmetric loop) and at other points, sample
 // sizes around the eight-wide steps, D = 1, 3, 8, with weights, and at the scales of the envelope's ends (x and α
@@ -159,26 +188,11 @@ TEST(MinMaxSum, EqualsPlainLoopsInBothCopies) {
 template <PenaltyKind K>
 void CheckFloatScores(double scale, double weight_scale, bool weighted, int64_t n, int64_t d, uint64_t seed,
                       bool far = true) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uw(0.2, 2);
-  std::vector<double> x(n * d), w(n);
-  // Clustered around `offset` (far from the origin: the float copy is centred there), one point far beyond the copy's
-  // reach (clamped to 1e6·α).
-  const double offset = far ? 1e6 * scale : 5 * scale;
-  for (auto& v : x) v = offset + scale * normal(rng);
-  if (far) x[0] = offset + 1e30 * scale;  // else no point reaches the clamp (the copy's fast path)
-  for (auto& v : w) v = weight_scale * uw(rng);
-  PoolingProblem p;
-  p.kind = K;
-  p.x = x.data();
-  p.w = weighted ? w.data() : nullptr;
-  p.n = n;
-  p.d = d;
-  p.alpha = 0.7 * scale;
-  PoolingWorkspace ws;
-  const internal::VectorPoints points = internal::ByCoordinate(p, &ws);
-  std::vector<double> center(d, offset);
+  FloatTestProblem t(K, scale, weight_scale, weighted, n, d, seed, far);
+  const PoolingProblem& p = t.problem;
+  const internal::VectorPoints& points = t.points;
+  const std::vector<double>& x = t.x;
+  std::vector<double> center(d, t.offset);
   ScoreSample sample;
   internal::BuildScoreSample(points, center.data(), &sample);
   double wsum = 0;
@@ -239,23 +253,12 @@ TEST(VectorScores, SinglePrecisionMatchesDoubleInBothCopiesAndAtExtremeScales) {
 template <PenaltyKind K>
 void CheckFloatScreening(double scale, double weight_scale, bool weighted, int64_t n, int64_t d, uint64_t seed,
                          bool far = true) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uw(0.2, 2);
-  const double offset = far ? 1e6 * scale : 5 * scale;
-  std::vector<double> x(n * d), w(n);
-  for (auto& v : x) v = offset + scale * normal(rng);
-  if (far) x[0] = offset + 1e30 * scale;  // else no point reaches the clamp (the copy's fast path)
-  for (auto& v : w) v = weight_scale * uw(rng);
-  PoolingProblem p;
-  p.kind = K;
-  p.x = x.data();
-  p.w = weighted ? w.data() : nullptr;
-  p.n = n;
-  p.d = d;
-  p.alpha = 0.7 * scale;
-  PoolingWorkspace ws;
-  const internal::VectorPoints points = internal::ByCoordinate(p, &ws);
+  FloatTestProblem t(K, scale, weight_scale, weighted, n, d, seed, far);
+  const PoolingProblem& p = t.problem;
+  const internal::VectorPoints& points = t.points;
+  const std::vector<double>&x = t.x, &w = t.w;
+  const double offset = t.offset;
+  PoolingWorkspace& ws = t.ws;
   std::vector<double> center(d, offset);
   internal::BuildScoreSample(points, center.data(), &ws.score_sample);
   internal::BuildFloatPoints(points, ws.score_sample.frame, &ws.points_f);
