@@ -47,7 +47,8 @@
 //                         objective (scored on a stride sample of ≤ 64 points) among a stride sample of
 //                         `vector_candidates` data points; a start that comes within 1e-2·α of a minimum found before
 //                         stops there. Every start but the median is screened first by gradient passes only
-//                         (chord steps with the Hessian factorised at the nearest minimum found, or IRLS steps):
+//                         (chord steps with the Hessian factorised at the nearest minimum found, or IRLS steps;
+//                         welsch and Geman–McClure score and screen in single precision, pooling_kernels.h):
 //                         one whose path comes within 0.3·α of a minimum already found is not solved
 //                         (vector_multistart.cc). kNotCertified (no global certificate in D > 1).
 //
