@@ -938,31 +938,68 @@ template <PenaltyKind K>
   }
 }
 
-// Row c against the points j < c, in whole vectors: j runs to c rounded up to eight and the terms of j ≥ c are
-// masked to zero (the padding holds zeros, so every distance is finite). mf: the padded row length.
+// The term of FloatScoreTerm on eight lanes, in place.
+template <PenaltyKind K>
+[[gnu::always_inline]] inline void FloatScoreTerm8(::ddn::Float8& u) {
+  if constexpr (K == PenaltyKind::kWelsch) {
+    u = -0.5f * u;
+    ::ddn::ExpNonPositiveFloat8(u);
+  } else {
+    u = 0.5f * u / (1.0f + u);
+  }
+}
+
+// Σ of eight lanes, pairwise.
+[[gnu::always_inline]] inline float LaneSum8(const ::ddn::Float8& v) {
+  return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+}
+
+// Rows c against the points j < c, two rows c0 = c, c1 = c + 1 and eight points j at a time: the squared distances
+// in registers summed over the coordinates (each point's floats loaded once for both rows: two independent chains
+// of multiply–adds), the terms and the sums from them. j runs to c1 rounded up to eight and the terms of j ≥ c are
+// masked to zero (the padding holds zeros, so every distance is finite). mf: the padded row length. A pass over
+// the coordinates per row with the distances stored and reloaded for every coordinate took 1.9× the time (64
+// points, D = 8: 4.3 against 2.3 µs).
 template <PenaltyKind K>
 [[gnu::always_inline]] inline void SymmetricScoreLoopFloat(const float* cols, const float* w, int64_t m, int64_t mf,
                                                            int64_t d, double* f) {
-  alignas(32) float z2[2 * kScoreSample + 8], acc[2 * kScoreSample + 8];
+  using ::ddn::Float8;
+  alignas(32) float acc[2 * kScoreSample + 8];
   for (int64_t c = 0; c < mf; ++c) acc[c] = 0;
-  for (int64_t c = 1; c < m; ++c) {
-    const int64_t jn = (c + 7) / 8 * 8;
-    for (int64_t j = 0; j < jn; ++j) z2[j] = 0;
-    for (int64_t k = 0; k < d; ++k) {
-      const float* ck = cols + k * mf;
-      const float yk = ck[c];
-#pragma omp simd
-      for (int64_t j = 0; j < jn; ++j) z2[j] += (yk - ck[j]) * (yk - ck[j]);
+  const ::ddn::Int8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  for (int64_t c0 = 1; c0 < m; c0 += 2) {
+    const int64_t c1 = c0 + 1;
+    const bool two = c1 < m;
+    const float w0 = w[c0], w1 = two ? w[c1] : 0.0f;
+    Float8 s0 = {}, s1 = {};
+    for (int64_t j = 0; j < (two ? c1 : c0); j += 8) {
+      Float8 t0 = {}, t1 = {};
+      for (int64_t k = 0; k < d; ++k) {
+        const float* ck = cols + k * mf;
+        Float8 x;
+        __builtin_memcpy(&x, ck + j, sizeof x);
+        const Float8 r0 = ck[c0] - x, r1 = ck[two ? c1 : c0] - x;
+        t0 += r0 * r0;
+        t1 += r1 * r1;
+      }
+      FloatScoreTerm8<K>(t0);
+      FloatScoreTerm8<K>(t1);
+      if (j + 8 > c0) t0 = lane < static_cast<int32_t>(c0 - j) ? t0 : Float8{};
+      if (!two) {
+        t1 = Float8{};
+      } else if (j + 8 > c1) {
+        t1 = lane < static_cast<int32_t>(c1 - j) ? t1 : Float8{};
+      }
+      Float8 wj, a;
+      __builtin_memcpy(&wj, w + j, sizeof wj);
+      __builtin_memcpy(&a, acc + j, sizeof a);
+      s0 += wj * t0;
+      s1 += wj * t1;
+      a += w0 * t0 + w1 * t1;
+      __builtin_memcpy(acc + j, &a, sizeof a);
     }
-    const float wc = w[c];
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t j = 0; j < jn; ++j) {
-      const float t = j < c ? FloatScoreTerm<K>(z2[j]) : 0.0f;
-      s += w[j] * t;
-      acc[j] += wc * t;
-    }
-    acc[c] += s;
+    acc[c0] += LaneSum8(s0);
+    if (two) acc[c1] += LaneSum8(s1);
   }
   if constexpr (K == PenaltyKind::kWelsch) {
     double total = 0;
@@ -1038,45 +1075,89 @@ struct FloatPassSums {
 };
 constexpr int64_t kFloatScreeningMaxDim = 32;
 
+// w·t for eight points from their u = ‖y' − x'‖² and weights w (t: e for welsch, ψ for Geman–McClure); Geman–McClure
+// also adds w·½u/(1 + u) to *f.
+template <PenaltyKind K>
+[[gnu::always_inline]] inline void FloatPassTerm(const ::ddn::Float8& u, const ::ddn::Float8& w, ::ddn::Float8* f,
+                                               ::ddn::Float8* wt) {
+  ::ddn::Float8 t;
+  if constexpr (K == PenaltyKind::kWelsch) {
+    t = -0.5f * u;
+    ::ddn::ExpNonPositiveFloat8(t);
+  } else {
+    const ::ddn::Float8 inv = 1.0f / (1.0f + u);
+    t = inv * inv;
+    *f += w * (0.5f * u * inv);
+  }
+  *wt = w * t;
+}
+
+// Sixteen points at a time (then eight): their squared distances in registers summed over the coordinates, the
+// terms, and every sum from them (A, F and the d sums B_k in eight lanes each); the points' floats are read twice,
+// from L1. With the distances stored and reloaded for every coordinate and a separate loop per B_k, a pass over
+// (256, 8) took 1.25× the time (435 against 350 ns, alternated).
 template <PenaltyKind K>
 [[gnu::always_inline]] inline void FloatPassLoop(const float* cols, const float* w, int64_t n_pad, int64_t d,
                                                  const float* y, FloatPassSums* out) {
+  using ::ddn::Float8;
   constexpr int64_t kBlock = 256;
-  alignas(32) float z2[kBlock], wt[kBlock];
+  Float8 b[kFloatScreeningMaxDim];
   out->a = out->f = 0;
   for (int64_t k = 0; k < d; ++k) out->b[k] = 0;
   for (int64_t i0 = 0; i0 < n_pad; i0 += kBlock) {
-    const int64_t nb = std::min(kBlock, n_pad - i0);
-    for (int64_t j = 0; j < nb; ++j) z2[j] = 0;
-    for (int64_t k = 0; k < d; ++k) {
-      const float* ck = cols + k * n_pad + i0;
-      const float yk = y[k];
-#pragma omp simd
-      for (int64_t j = 0; j < nb; ++j) z2[j] += (yk - ck[j]) * (yk - ck[j]);
-    }
-    float a = 0, f = 0;
-#pragma omp simd reduction(+ : a, f)
-    for (int64_t j = 0; j < nb; ++j) {
-      float t;
-      if constexpr (K == PenaltyKind::kWelsch) {
-        t = ::ddn::ExpNonPositiveFloat(-0.5f * z2[j]);
-      } else {
-        const float i1 = 1.0f / (1.0f + z2[j]);
-        t = i1 * i1;
-        f += w[i0 + j] * (0.5f * z2[j] * i1);
+    const int64_t i1 = std::min(i0 + kBlock, n_pad);
+    Float8 a = {}, f = {};
+    for (int64_t k = 0; k < d; ++k) b[k] = Float8{};
+    // Sixteen points at a time where there are (two independent chains of multiply–adds), then eight.
+    int64_t j = i0;
+    for (; j + 16 <= i1; j += 16) {
+      Float8 u0 = {}, u1 = {};
+      for (int64_t k = 0; k < d; ++k) {
+        Float8 x0, x1;
+        __builtin_memcpy(&x0, cols + k * n_pad + j, sizeof x0);
+        __builtin_memcpy(&x1, cols + k * n_pad + j + 8, sizeof x1);
+        const Float8 r0 = y[k] - x0, r1 = y[k] - x1;
+        u0 += r0 * r0;
+        u1 += r1 * r1;
       }
-      wt[j] = w[i0 + j] * t;
-      a += wt[j];
+      Float8 w0, w1;
+      __builtin_memcpy(&w0, w + j, sizeof w0);
+      __builtin_memcpy(&w1, w + j + 8, sizeof w1);
+      Float8 wt0, wt1;
+      FloatPassTerm<K>(u0, w0, &f, &wt0);
+      FloatPassTerm<K>(u1, w1, &f, &wt1);
+      a += wt0;
+      a += wt1;
+      for (int64_t k = 0; k < d; ++k) {
+        Float8 x0, x1;
+        __builtin_memcpy(&x0, cols + k * n_pad + j, sizeof x0);
+        __builtin_memcpy(&x1, cols + k * n_pad + j + 8, sizeof x1);
+        b[k] += wt0 * x0;
+        b[k] += wt1 * x1;
+      }
     }
-    out->a += a;
-    out->f += f;
-    for (int64_t k = 0; k < d; ++k) {
-      const float* ck = cols + k * n_pad + i0;
-      float bk = 0;
-#pragma omp simd reduction(+ : bk)
-      for (int64_t j = 0; j < nb; ++j) bk += wt[j] * ck[j];
-      out->b[k] += bk;
+    for (; j < i1; j += 8) {
+      Float8 u = {};
+      for (int64_t k = 0; k < d; ++k) {
+        Float8 x;
+        __builtin_memcpy(&x, cols + k * n_pad + j, sizeof x);
+        const Float8 r = y[k] - x;
+        u += r * r;
+      }
+      Float8 wj;
+      __builtin_memcpy(&wj, w + j, sizeof wj);
+      Float8 wt;
+      FloatPassTerm<K>(u, wj, &f, &wt);
+      a += wt;
+      for (int64_t k = 0; k < d; ++k) {
+        Float8 x;
+        __builtin_memcpy(&x, cols + k * n_pad + j, sizeof x);
+        b[k] += wt * x;
+      }
     }
+    out->a += LaneSum8(a);
+    out->f += LaneSum8(f);
+    for (int64_t k = 0; k < d; ++k) out->b[k] += LaneSum8(b[k]);
   }
 }
 
