@@ -280,15 +280,6 @@ inline SquaredPenaltyValues PenaltyOfSquaredLength(double zz, double alpha, doub
   }
 }
 
-struct VectorSums {
-  double f = 0;
-  Eigen::VectorXd g;  // Σ w ψ r
-  Eigen::MatrixXd M;  // Σ w (φ'' − ψ)/‖r‖² r rᵀ
-  double spsi = 0;    // Σ w ψ
-  double gabs = 0;    // Σ w |φ'|
-  double hsum = 0;    // Σ w (|ψ| + |φ''|)
-};
-
 // The points of a vector problem stored by coordinate (D rows of N, a copy made once per problem in the
 // workspace): the passes then run over contiguous memory, vectorised across points.
 struct VectorPoints {

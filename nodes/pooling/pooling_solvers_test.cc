@@ -268,7 +268,7 @@ void CheckFloatScreening(double scale, double weight_scale, bool weighted, int64
   for (double distance : {0.0, 0.3, 1.0, 3.0}) {  // in α, from the cluster's centre
     std::vector<double> y(d);
     for (int64_t k = 0; k < d; ++k) y[k] = offset + distance * p.alpha * (k == 0 ? 1.0 : 0.5);
-    internal::VectorSums want;
+    VectorSums want;
     internal::VectorPass<K, false, false>(points, y.data(), &want, &ws);
     double f, spsi;
     std::vector<double> g(d);

@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include <Eigen/Core>
+
 #include "nodes/pooling/penalties.h"
 
 namespace ddn::pooling {
@@ -101,6 +103,32 @@ struct FloatPoints {
   double wsum = 0;  // Σ w / wmax
 };
 
+// The sums of one vector pass at y (pooling_kernels.h VectorPass; M only in a Hessian pass).
+struct VectorSums {
+  double f = 0;
+  Eigen::VectorXd g;  // Σ w ψ r
+  Eigen::MatrixXd M;  // Σ w (φ'' − ψ)/‖r‖² r rᵀ
+  double spsi = 0;    // Σ w ψ
+  double gabs = 0;    // Σ w |φ'|
+  double hsum = 0;    // Σ w (|ψ| + |φ''|)
+};
+
+// The vector solvers' iterates and lists (vector_multistart.cc), D values each, kept so that a problem allocates
+// nothing once the worker has solved one of the same D (the 50–60 small allocations per problem they replaced were
+// 4 % of vector welsch's (64, 256, 8) forward). Vectors of vectors only grow: the first `count` entries are valid.
+struct MultiStartScratch {
+  std::vector<Eigen::VectorXd> starts;             // the candidate starts (median, mean, data points)
+  std::vector<std::pair<double, int64_t>> scored;  // (score, point index) of the candidate data points
+  std::vector<int64_t> point_index;                // the data point of each start after the first two
+  std::vector<Eigen::VectorXd> found_y;            // the distinct local minima found so far, and their f
+  std::vector<double> found_f;
+  Eigen::VectorXd answer, y;                      // the best minimum so far; the iterate of a local solve
+  Eigen::VectorXd irls_prev, step;                 // a local solve's fallback point and step
+  Eigen::VectorXd screen_y, screen_irls_prev, screen_step;  // the same for a screening path
+  VectorSums sums, answer_sums, screen_sums;       // a local solve's last pass, the answer's, a screening pass's
+  std::vector<float> screen_y_f;                   // a screening pass's y in single precision
+};
+
 struct PoolingWorkspace {
   // Medians (the robust starts): the values to select from and a scratch half (SelectKth), the (x, w) pairs of
   // a weighted median, and the stride sample of a sampled median.
@@ -125,6 +153,7 @@ struct PoolingWorkspace {
   std::vector<double> block;
   ScoreSample score_sample;
   FloatPoints points_f;
+  MultiStartScratch multistart;
   // Extreme scales: the rescaled copy of x and w, and the backward's rescaled y, dx, dw.
   std::vector<double> scaled_x, scaled_w;
   std::vector<double> scaled_y, scaled_dx, scaled_dw;

@@ -44,13 +44,22 @@ struct LastFactor {
   bool valid = false;
 };
 
+// The minima found so far (MultiStartScratch::found_y and found_f, the first `count`).
+struct KnownMinima {
+  const Eigen::VectorXd* y = nullptr;
+  const double* f = nullptr;
+  size_t count = 0;
+};
+
 template <PenaltyKind K>
 double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iterations, PoolingWorkspace* ws, VectorSums* S,
-                   bool* sums_at_y, const std::vector<std::pair<Eigen::VectorXd, double>>* known = nullptr,
-                   LastFactor* last = nullptr) {
+                   bool* sums_at_y, const KnownMinima* known = nullptr, LastFactor* last = nullptr) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
-  Eigen::VectorXd irls_prev = *y, step(d);
+  Eigen::VectorXd& irls_prev = ws->multistart.irls_prev;  // not *y, S: those are the caller's
+  Eigen::VectorXd& step = ws->multistart.step;
+  irls_prev = *y;
+  step.resize(d);
   double f_prev = std::numeric_limits<double>::infinity();
   bool newton_prev = false, chord = false, trial = false;
   SmallCholesky own;
@@ -62,10 +71,10 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
       // A start that enters the neighbourhood (1e-2·α, deep inside its basin) of a minimum found from an
       // earlier start ends there: it would converge to the same point. Tested before the pass at y (which it
       // makes unnecessary), so also for a Newton step that the descent test below has not yet accepted.
-      for (const auto& [yy, ff] : *known) {
-        if ((*y - yy).norm() <= 1e-2 * p.alpha) {
-          *y = yy;
-          return ff;
+      for (size_t m = 0; m < known->count; ++m) {
+        if ((*y - known->y[m]).norm() <= 1e-2 * p.alpha) {
+          *y = known->y[m];
+          return known->f[m];
         }
       }
     }
@@ -126,11 +135,13 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
 // pseudo-Huber, (64, 256, 8), 0.964× the time, measured).
 constexpr int64_t kStartSample = 64, kConvexStartSample = 32;
 
-Eigen::VectorXd CoordinateMedian(const VectorPoints& points, PoolingWorkspace* ws, int64_t sample = kStartSample) {
+void CoordinateMedian(const VectorPoints& points, PoolingWorkspace* ws, Eigen::VectorXd* median,
+                      int64_t sample = kStartSample) {
   const PoolingProblem& p = *points.problem;
   const int64_t stride = std::max<int64_t>(1, p.n / sample);
   std::vector<double>&col = ws->sample_x, &weights = ws->sample_w;
-  Eigen::VectorXd m(p.d);
+  Eigen::VectorXd& m = *median;
+  m.resize(p.d);
   if (!p.w) {
     // Unweighted: the sample of each coordinate goes straight into the selection's buffer (the lower median,
     // SelectKth: the value WeightedMedian selects).
@@ -142,7 +153,7 @@ Eigen::VectorXd CoordinateMedian(const VectorPoints& points, PoolingWorkspace* w
       for (int64_t i = 0, j = 0; i < p.n; i += stride, ++j) buf[j] = ck[i];
       m[k] = SelectKth(buf.data(), buf.data() + count, count, (count - 1) / 2);
     }
-    return m;
+    return;
   }
   for (int64_t k = 0; k < p.d; ++k) {
     col.clear();
@@ -158,17 +169,17 @@ Eigen::VectorXd CoordinateMedian(const VectorPoints& points, PoolingWorkspace* w
     q.d = 1;
     m[k] = WeightedMedian(q, ws);
   }
-  return m;
 }
 
 // The weighted mean, with one correcting pass (m + Σ w_i (x_i − m)/W), over the points stored by coordinate: each
 // coordinate's sums are contiguous eight-lane loops (ddn/lane_sum.h; the row-major loop over p.x was 2.7 % of
 // vector welsch's time, a scalar chain per coordinate).
-Eigen::VectorXd WeightedMeanVector(const VectorPoints& points) {
+void WeightedMeanVector(const VectorPoints& points, Eigen::VectorXd* mean) {
   const PoolingProblem& p = *points.problem;
   const double W = TotalWeight(p);
   const double* w = p.w;
-  Eigen::VectorXd m(p.d);
+  Eigen::VectorXd& m = *mean;
+  m.resize(p.d);
   for (int64_t k = 0; k < p.d; ++k) {
     const double* c = points.cols + k * p.n;
     const double sum =
@@ -178,7 +189,6 @@ Eigen::VectorXd WeightedMeanVector(const VectorPoints& points) {
                                 : LaneSum(p.n, [&](int64_t i) { return c[i] - mk; });
     m[k] = mk + correction / W;
   }
-  return m;
 }
 
 void FlagVectorKinks(const PoolingProblem& p, const double* y, ProblemStatus* s) {
@@ -203,7 +213,9 @@ Eigen::VectorXd SolveTruncatedExactly(const VectorPoints& points, const PoolingO
                                       int* iterations, PoolingWorkspace* ws) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
-  const Eigen::VectorXd median = CoordinateMedian(points, ws), mean = WeightedMeanVector(points);
+  Eigen::VectorXd median, mean;
+  CoordinateMedian(points, ws, &median);
+  WeightedMeanVector(points, &mean);
   const std::vector<std::vector<double>> starts{{median.data(), median.data() + d}, {mean.data(), mean.data() + d}};
   TruncatedVectorOptions to;
   to.max_cells = o.vector_max_cells;
@@ -223,19 +235,25 @@ Eigen::VectorXd SolveTruncatedExactly(const VectorPoints& points, const PoolingO
 }
 
 // The starts of the non-convex penalties: the coordinate-wise median, the weighted mean, and the data points of
-// lowest f (on the score sample) among a stride sample of `vector_candidates`; *points_used receives the index
-// of each data point start (in order, after the first two).
+// lowest f (on the score sample) among a stride sample of `vector_candidates`, in ws->multistart.starts (the first
+// ones: their number is returned), with the index of each data point start (in order, after the first two) in
+// ws->multistart.point_index.
 template <PenaltyKind K>
-std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const PoolingOptions& o,
-                                             std::vector<int64_t>* points_used, PoolingWorkspace* ws) {
+size_t CandidateStarts(const VectorPoints& points, const PoolingOptions& o, PoolingWorkspace* ws) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
-  std::vector<Eigen::VectorXd> starts{CoordinateMedian(points, ws), WeightedMeanVector(points)};
-  points_used->clear();
-  ws->points_f.n = 0;                       // no float copy (LeadsToKnownMinimum) unless built below
-  if (o.vector_starts <= 0) return starts;  // the median and the mean only: nothing to score
+  MultiStartScratch& ms = ws->multistart;
+  std::vector<Eigen::VectorXd>& starts = ms.starts;
+  const size_t most = 2 + static_cast<size_t>(std::max(o.vector_starts, 0));
+  if (starts.size() < most) starts.resize(most);
+  CoordinateMedian(points, ws, &starts[0]);
+  WeightedMeanVector(points, &starts[1]);
+  ms.point_index.clear();
+  ws->points_f.n = 0;                 // no float copy (LeadsToKnownMinimum) unless built below
+  if (o.vector_starts <= 0) return 2;  // the median and the mean only: nothing to score
   const int64_t m = std::min<int64_t>(p.n, o.vector_candidates);
-  std::vector<std::pair<double, int64_t>> scored;
+  std::vector<std::pair<double, int64_t>>& scored = ms.scored;
+  scored.clear();
   ScoreSample& sample = ws->score_sample;
   BuildScoreSample(points, starts[0].data(), &sample);  // centred on the median
   if (FloatScores<K>() && d <= kFloatScreeningMaxDim) BuildFloatPoints(points, sample.frame, &ws->points_f);
@@ -252,11 +270,12 @@ std::vector<Eigen::VectorXd> CandidateStarts(const VectorPoints& points, const P
   // The best vector_starts in order (pairs compare by score, then index: a total order, as a full sort gives).
   const size_t best = std::min(scored.size(), static_cast<size_t>(std::max(o.vector_starts, 0)));
   std::partial_sort(scored.begin(), scored.begin() + best, scored.end());
-  for (int k = 0; k < o.vector_starts && k < static_cast<int>(scored.size()); ++k) {
-    starts.push_back(Eigen::Map<const Eigen::VectorXd>(p.x + scored[k].second * d, d));
-    points_used->push_back(scored[k].second);
+  size_t count = 2;
+  for (size_t k = 0; k < best; ++k) {
+    starts[count++] = Eigen::Map<const Eigen::VectorXd>(p.x + scored[k].second * d, d);
+    ms.point_index.push_back(scored[k].second);
   }
-  return starts;
+  return count;
 }
 
 // welsch, cauchy, geman_mcclure: the best local minimum from the candidate starts (not certified); a start that
@@ -290,22 +309,27 @@ constexpr int kScreenSteps = 12;        // gradient passes per start
 // The chord and IRLS steps from y; true if the path entered kScreenRadius·α of a minimum in `found`. `factor` is
 // the nearest minimum's (may be null or invalid: IRLS steps only).
 template <PenaltyKind K>
-bool LeadsToKnownMinimum(const VectorPoints& points, Eigen::VectorXd y,
-                         const std::vector<std::pair<Eigen::VectorXd, double>>& found, const LastFactor* factor,
-                         PoolingWorkspace* ws, int* iterations) {
+bool LeadsToKnownMinimum(const VectorPoints& points, const Eigen::VectorXd& start, const KnownMinima& found,
+                         const LastFactor* factor, PoolingWorkspace* ws, int* iterations) {
   const double alpha = points.problem->alpha;
   const bool chord = factor && factor->valid;
-  VectorSums S;
+  MultiStartScratch& ms = ws->multistart;
+  Eigen::VectorXd& y = ms.screen_y;
+  y = start;
+  VectorSums& S = ms.screen_sums;
   // Welsch and Geman–McClure screen in single precision when CandidateStarts built the float copy of the points.
   const bool float_pass = FloatScores<K>() && ws->points_f.n == points.problem->n;
-  std::vector<float> y_f;
+  std::vector<float>& y_f = ms.screen_y_f;
   if (float_pass) S.g.resize(y.size());
-  Eigen::VectorXd irls_prev = y, step(y.size());
+  Eigen::VectorXd& irls_prev = ms.screen_irls_prev;
+  Eigen::VectorXd& step = ms.screen_step;
+  irls_prev = y;
+  step.resize(y.size());
   double f_prev = std::numeric_limits<double>::infinity();
   bool chord_prev = false;
   for (int it = 0; it < kScreenSteps; ++it) {
-    for (const auto& [yy, ff] : found) {
-      if ((y - yy).norm() <= kScreenRadius * alpha) return true;
+    for (size_t m = 0; m < found.count; ++m) {
+      if ((y - found.y[m]).norm() <= kScreenRadius * alpha) return true;
     }
     if (float_pass) {
       FloatScreeningSums<K>(ws->points_f, ws->score_sample.frame, alpha, y.size(), y.data(), &y_f, &S.f, S.g.data(),
@@ -335,68 +359,77 @@ bool LeadsToKnownMinimum(const VectorPoints& points, Eigen::VectorXd y,
   return false;
 }
 
+// The answer in ws->multistart.answer; the sums at it in ws->multistart.answer_sums if *have_sums.
 template <PenaltyKind K>
-Eigen::VectorXd SolveMultiStart(const VectorPoints& points, const PoolingOptions& o, VectorStart* start,
-                                ProblemStatus* s, int* iterations, VectorSums* best_sums, bool* have_sums,
-                                PoolingWorkspace* ws) {
+void SolveMultiStart(const VectorPoints& points, const PoolingOptions& o, VectorStart* start, ProblemStatus* s,
+                     int* iterations, bool* have_sums, PoolingWorkspace* ws) {
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
-  std::vector<int64_t> point_index;
-  const std::vector<Eigen::VectorXd> starts = CandidateStarts<K>(points, o, &point_index, ws);
-  std::vector<std::pair<Eigen::VectorXd, double>> found;
-  std::deque<LastFactor> factors;  // of the minima in `found` (a deque: appended in place, never moved)
-  Eigen::VectorXd best;
-  VectorSums sums;
+  MultiStartScratch& ms = ws->multistart;
+  const size_t count = CandidateStarts<K>(points, o, ws);
+  const std::vector<Eigen::VectorXd>& starts = ms.starts;
+  if (ms.found_y.size() < count) {
+    ms.found_y.resize(count);
+    ms.found_f.resize(count);
+  }
+  size_t found = 0;                // distinct minima in ms.found_y, ms.found_f
+  std::deque<LastFactor> factors;  // of those minima (a deque: appended in place, never moved)
+  Eigen::VectorXd& best = ms.answer;
+  bool have_best = false;
   double best_f = std::numeric_limits<double>::infinity();
-  for (size_t j = 0; j < starts.size(); ++j) {
+  for (size_t j = 0; j < count; ++j) {
+    const KnownMinima known{ms.found_y.data(), ms.found_f.data(), found};
     if (j > 0) {
       // Screened with the Hessian of the minimum nearest the start.
       const LastFactor* nearest = nullptr;
       double nearest_distance = std::numeric_limits<double>::infinity();
-      for (size_t k = 0; k < found.size(); ++k) {
-        const double distance = (starts[j] - found[k].first).norm();
+      for (size_t k = 0; k < found; ++k) {
+        const double distance = (starts[j] - ms.found_y[k]).norm();
         if (distance < nearest_distance) nearest_distance = distance, nearest = &factors[k];
       }
-      if (LeadsToKnownMinimum<K>(points, starts[j], found, nearest, ws, iterations)) continue;
+      if (LeadsToKnownMinimum<K>(points, starts[j], known, nearest, ws, iterations)) continue;
     }
-    Eigen::VectorXd y = starts[j];
+    Eigen::VectorXd& y = ms.y;
+    y = starts[j];
     bool sums_at_y = false;
     LastFactor& factor = factors.emplace_back();
-    const double f = LocalVector<K>(points, &y, iterations, ws, &sums, &sums_at_y, &found, &factor);
+    const double f = LocalVector<K>(points, &y, iterations, ws, &ms.sums, &sums_at_y, &known, &factor);
     bool dup = false;
-    for (const auto& [yy, ff] : found) dup |= (y - yy).norm() <= 1e-7 * (p.alpha + Norm(y));
+    for (size_t k = 0; k < found; ++k) dup |= (y - ms.found_y[k]).norm() <= 1e-7 * (p.alpha + Norm(y));
     if (dup) {
       factors.pop_back();
     } else {
-      found.push_back({y, f});
+      ms.found_y[found] = y;
+      ms.found_f[found] = f;
+      ++found;
     }
     if (f < best_f) {
       best_f = f;
       best = y;
+      have_best = true;
       *have_sums = sums_at_y;
-      if (sums_at_y) *best_sums = sums;
+      if (sums_at_y) ms.answer_sums = ms.sums;
       if (start) {
         *start = {j == 0   ? VectorStart::kMedian
                   : j == 1 ? VectorStart::kMean
                            : VectorStart::kPoint,
-                  j < 2 ? -1 : point_index[j - 2], std::vector<double>(starts[j].data(), starts[j].data() + d)};
+                  j < 2 ? -1 : ms.point_index[j - 2], std::vector<double>(starts[j].data(), starts[j].data() + d)};
       }
     }
   }
-  if (best.size() != d) {
+  if (!have_best) {
     // No start reached a finite objective (cannot happen inside the scale envelope; kept as a guard).
     throw NumericalFailure(PenaltyName(p.kind) + " (vector): no local solve reached a finite objective");
   }
   const double tie_tol = 1e-12 * (std::abs(best_f) + TotalWeight(p) * PenaltyEval(p.kind, p.alpha).Phi(p.alpha));
-  for (const auto& [yy, ff] : found) {
-    if ((yy - best).norm() > 1e-7 * (p.alpha + Norm(best)) && ff <= best_f + tie_tol) {
+  for (size_t k = 0; k < found; ++k) {
+    if ((ms.found_y[k] - best).norm() > 1e-7 * (p.alpha + Norm(best)) && ms.found_f[k] <= best_f + tie_tol) {
       s->Set(kNonUnique, PenaltyName(p.kind) + ": distinct minima with equal objective; the first found is returned");
       break;
     }
   }
-  s->Set(kNotCertified, PenaltyName(p.kind) + " (vector): best of " + std::to_string(starts.size()) +
+  s->Set(kNotCertified, PenaltyName(p.kind) + " (vector): best of " + std::to_string(count) +
                             " local solves; global optimality is not certified");
-  return best;
 }
 
 template <PenaltyKind K>
@@ -405,19 +438,19 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
   const PoolingProblem& p = *points.problem;
   const int64_t d = p.d;
   int iterations = 0;
-  Eigen::VectorXd best;
-  VectorSums S;            // the sums at the answer, for the residual
-  bool have_sums = false;  // S was left by the local solve that returned the answer
+  Eigen::VectorXd& best = ws->multistart.answer;
+  VectorSums& S = ws->multistart.answer_sums;  // the sums at the answer, for the residual
+  bool have_sums = false;                       // S was left by the local solve that returned the answer
   if constexpr (K == PenaltyKind::kQuadratic) {
-    best = WeightedMeanVector(points);
+    WeightedMeanVector(points, &best);
   } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
-    best = CoordinateMedian(points, ws, kConvexStartSample);
+    CoordinateMedian(points, ws, &best, kConvexStartSample);
     if (start) *start = {VectorStart::kMedian, -1, std::vector<double>(best.data(), best.data() + d)};
     LocalVector<K>(points, &best, &iterations, ws, &S, &have_sums);
   } else if constexpr (K == PenaltyKind::kTruncatedQuadratic) {
     best = SolveTruncatedExactly(points, o, s, &iterations, ws);
   } else {
-    best = SolveMultiStart<K>(points, o, start, s, &iterations, &S, &have_sums, ws);
+    SolveMultiStart<K>(points, o, start, s, &iterations, &have_sums, ws);
   }
   for (int64_t k = 0; k < d; ++k) y_out[k] = best[k];
   s->iterations = iterations;
