@@ -79,6 +79,17 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
   }
   const int64_t d = p.d;
   const VectorPoints points = ByCoordinate(p, ws);
+  // The finiteness of everything read: x in the transpose (exact), y, v and w here; a bad value stops the backward
+  // (dx and dw zero), and the caller looks (ddn/finiteness.h).
+  double zero = 0;
+  for (int64_t k = 0; k < d; ++k) zero += (y[k] - y[k]) + (v[k] - v[k]);
+  if (p.w)
+    for (int64_t i = 0; i < p.n; ++i) zero += p.w[i] - p.w[i];
+  if (!points.finite || zero != 0) {
+    *finite = false;
+    if (assign) ZeroGradients(p, dx, dw);
+    return true;
+  }
   if (check && !InEnvelope(p.alpha, points.xmax, wmax)) return false;
   DispatchPenalty(p.kind, [&](auto kc) {
     constexpr PenaltyKind K = decltype(kc)::value;
@@ -110,7 +121,7 @@ bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, d
       u = cod.solve(Eigen::Map<const Eigen::VectorXd>(v, d));
       s->Set(kNonRegular, "H is singular or ill-conditioned at the solution: minimum-norm gradient");
     }
-    VectorVjp<K>(points, y, u.data(), dx, dw, assign, ws);
+    if (!VectorVjp<K>(points, y, u.data(), dx, dw, assign, ws)) *finite = false;
   });
   return true;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <utility>
 
 namespace ddn::pooling {
@@ -57,11 +58,17 @@ namespace internal {
 namespace {
 
 // cols[k·n + i] = x[i·d + k] in tiles of four points by four coordinates: four loads of four doubles, a 4 × 4
-// transpose in registers (Transpose4), four stores of four doubles; max |x| from the same loads. Pure data movement and
-// an exact maximum: both copies give the bits of a plain loop.
-[[gnu::always_inline]] inline double TransposeLoop(const double* x, int64_t n, int64_t d, double* cols) {
+// transpose in registers (Transpose4), four stores of four doubles; max |x| from the same loads, and whether every
+// value is finite (|x| ≤ DBL_MAX is false for ±Inf and NaN: an exact test, the engine's NaN and Inf check folded
+// into this pass, ddn/finiteness.h). Pure data movement and an exact maximum: both copies give the bits of a plain
+// loop.
+[[gnu::always_inline]] inline double TransposeLoop(const double* x, int64_t n, int64_t d, double* cols, bool* finite) {
   V4 m4 = {0, 0, 0, 0};
   const I4 abs_mask = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+  constexpr double kMax = std::numeric_limits<double>::max();
+  const V4 max4 = {kMax, kMax, kMax, kMax};
+  I4 ok4 = {-1, -1, -1, -1};
+  bool ok = true;
   double m = 0;
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -75,6 +82,7 @@ namespace {
       for (int t = 0; t < 4; ++t) {
         const V4 v = (V4)((I4)in[t] & abs_mask);
         m4 = m4 > v ? m4 : v;
+        ok4 &= v <= max4;
       }
       V4 r[4];
       Transpose4(in, r);
@@ -85,6 +93,7 @@ namespace {
         const double v = x[(i + t) * d + k];
         cols[k * n + i + t] = v;
         m = std::max(m, std::abs(v));
+        ok &= std::abs(v) <= kMax;
       }
     }
   }
@@ -93,18 +102,20 @@ namespace {
       const double v = x[i * d + k];
       cols[k * n + i] = v;
       m = std::max(m, std::abs(v));
+      ok &= std::abs(v) <= kMax;
     }
   }
+  *finite = ok && ok4[0] && ok4[1] && ok4[2] && ok4[3];
   return std::max(std::max(m, std::max(m4[0], m4[1])), std::max(m4[2], m4[3]));
 }
 
-double TransposeBaseline(const double* x, int64_t n, int64_t d, double* cols) {
-  return TransposeLoop(x, n, d, cols);
+double TransposeBaseline(const double* x, int64_t n, int64_t d, double* cols, bool* finite) {
+  return TransposeLoop(x, n, d, cols, finite);
 }
 
 #if defined(DDN_HAVE_SIMD_DISPATCH)
-[[gnu::target("avx2,fma")]] double TransposeAvx2(const double* x, int64_t n, int64_t d, double* cols) {
-  return TransposeLoop(x, n, d, cols);
+[[gnu::target("avx2,fma")]] double TransposeAvx2(const double* x, int64_t n, int64_t d, double* cols, bool* finite) {
+  return TransposeLoop(x, n, d, cols, finite);
 }
 #endif
 
@@ -113,10 +124,15 @@ double TransposeBaseline(const double* x, int64_t n, int64_t d, double* cols) {
 VectorPoints ByCoordinate(const PoolingProblem& p, PoolingWorkspace* ws) {
   std::vector<double>& cols = ws->cols;
   cols.resize(static_cast<size_t>(p.n * p.d));
+  VectorPoints points{&p, cols.data()};
 #if defined(DDN_HAVE_SIMD_DISPATCH)
-  if (::ddn::UseAvx2()) return {&p, cols.data(), TransposeAvx2(p.x, p.n, p.d, cols.data())};
+  if (::ddn::UseAvx2()) {
+    points.xmax = TransposeAvx2(p.x, p.n, p.d, cols.data(), &points.finite);
+    return points;
+  }
 #endif
-  return {&p, cols.data(), TransposeBaseline(p.x, p.n, p.d, cols.data())};
+  points.xmax = TransposeBaseline(p.x, p.n, p.d, cols.data(), &points.finite);
+  return points;
 }
 
 namespace {

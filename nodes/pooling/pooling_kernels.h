@@ -286,6 +286,7 @@ struct VectorPoints {
   const PoolingProblem* problem = nullptr;
   const double* cols = nullptr;  // cols[k·N + i] = x_i[k]
   double xmax = 0;               // max |x_i[k]|
+  bool finite = true;            // every x_i[k] is finite (else xmax and the solvers' sums mean nothing)
 };
 
 // Fills ws->cols (the previous contents are overwritten) and points into it.
@@ -707,10 +708,13 @@ class SmallCholesky {
 // blocks: dx_i += w_i (ψ_i u + (φ''_i − ψ_i)/‖r_i‖² (r_iᵀu) r_i), dw_i −= ψ_i r_iᵀu (if dw is not null); with
 // `assign`, dx_i = 0 + … and dw_i = 0 − … (the bits of the sums into zeros, without reading dx and dw).
 template <PenaltyKind K, bool kWeighted, bool kDw>
-[[gnu::always_inline]] inline void VjpLoop(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
+[[gnu::always_inline]] inline bool VjpLoop(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
                                            const double* u, double alpha, double inv_a2, double* R, double* dx,
                                            double* dw, bool assign) {
   double z2[kVectorBlock], ru[kVectorBlock], a[kVectorBlock], b[kVectorBlock];
+  // Every value written, v − v: 0 if finite, NaN for ±Inf and NaN (the engine's check of the gradients, folded).
+  V4 zero4 = {0, 0, 0, 0};
+  double zero = 0;
   for (int64_t i0 = 0; i0 < n; i0 += kVectorBlock) {
     const int64_t nb = std::min(kVectorBlock, n - i0);
     for (int64_t j = 0; j < nb; ++j) z2[j] = ru[j] = 0;
@@ -731,7 +735,10 @@ template <PenaltyKind K, bool kWeighted, bool kDw>
       const double wi = kWeighted ? w[i0 + j] : 1.0;
       a[j] = wi * v.psi;
       b[j] = wi * v.c * ru[j];
-      if (kDw) dw[i0 + j] = (assign ? 0.0 : dw[i0 + j]) - v.psi * ru[j];
+      if (kDw) {
+        dw[i0 + j] = (assign ? 0.0 : dw[i0 + j]) - v.psi * ru[j];
+        zero += dw[i0 + j] - dw[i0 + j];
+      }
     }
     // dx_i[k] (+)= a_i u_k + b_i r_ik: computed by coordinate for four points at a time (vectors over points), four
     // coordinates transposed in registers to four points' rows of dx (row-major), the rest one by one.
@@ -754,47 +761,56 @@ template <PenaltyKind K, bool kWeighted, bool kDw>
           if (!assign) __builtin_memcpy(&old, out, sizeof(V4));
           const V4 sum = old + rows[t];
           __builtin_memcpy(out, &sum, sizeof(V4));
+          zero4 += sum - sum;
         }
       }
       for (int64_t t = 0; t < 4; ++t) {
         double* dxi = dx0 + t * d;
-        for (int64_t k = d4; k < d; ++k)
+        for (int64_t k = d4; k < d; ++k) {
           dxi[k] = (assign ? 0.0 : dxi[k]) + (a[j + t] * u[k] + b[j + t] * R[k * kVectorBlock + j + t]);
+          zero += dxi[k] - dxi[k];
+        }
       }
     }
     for (int64_t j = nb4; j < nb; ++j) {
       double* dxi = dx + (i0 + j) * d;
-      for (int64_t k = 0; k < d; ++k) dxi[k] = (assign ? 0.0 : dxi[k]) + (a[j] * u[k] + b[j] * R[k * kVectorBlock + j]);
+      for (int64_t k = 0; k < d; ++k) {
+        dxi[k] = (assign ? 0.0 : dxi[k]) + (a[j] * u[k] + b[j] * R[k * kVectorBlock + j]);
+        zero += dxi[k] - dxi[k];
+      }
     }
   }
+  return zero + ((zero4[0] + zero4[1]) + (zero4[2] + zero4[3])) == 0;
 }
 
 template <PenaltyKind K, bool kWeighted, bool kDw>
-void VjpBaseline(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u,
+bool VjpBaseline(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u,
                  double alpha, double inv_a2, double* R, double* dx, double* dw, bool assign) {
-  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
+  return VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
 }
 
 #if defined(DDN_HAVE_SIMD_DISPATCH)
 template <PenaltyKind K, bool kWeighted, bool kDw>
-[[gnu::target("avx2,fma")]] void VjpAvx2(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
+[[gnu::target("avx2,fma")]] bool VjpAvx2(const double* cols, const double* w, int64_t n, int64_t d, const double* y,
                                          const double* u, double alpha, double inv_a2, double* R, double* dx,
                                          double* dw, bool assign) {
-  VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
+  return VjpLoop<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
 }
 #endif
 
 template <PenaltyKind K, bool kWeighted, bool kDw>
-void VjpT(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u, double alpha,
+bool VjpT(const double* cols, const double* w, int64_t n, int64_t d, const double* y, const double* u, double alpha,
           double inv_a2, double* R, double* dx, double* dw, bool assign) {
 #if defined(DDN_HAVE_SIMD_DISPATCH)
   if (::ddn::UseAvx2()) return VjpAvx2<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
 #endif
-  VjpBaseline<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
+  return VjpBaseline<K, kWeighted, kDw>(cols, w, n, d, y, u, alpha, inv_a2, R, dx, dw, assign);
 }
 
+// dx (N·D, row-major) and dw (N, may be null) from u = H⁻¹v: written (assign) or added to. Returns whether every
+// value written is finite.
 template <PenaltyKind K>
-void VectorVjp(const VectorPoints& points, const double* y, const double* u, double* dx, double* dw, bool assign,
+bool VectorVjp(const VectorPoints& points, const double* y, const double* u, double* dx, double* dw, bool assign,
                PoolingWorkspace* ws) {
   const PoolingProblem& p = *points.problem;
   const double inv_a2 = 1.0 / (p.alpha * p.alpha);
@@ -804,7 +820,7 @@ void VectorVjp(const VectorPoints& points, const double* y, const double* u, dou
   if (w && dw) return VjpT<K, true, true>(cols, w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw, assign);
   if (w) return VjpT<K, true, false>(cols, w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw, assign);
   if (dw) return VjpT<K, false, true>(cols, w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw, assign);
-  VjpT<K, false, false>(cols, w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw, assign);
+  return VjpT<K, false, false>(cols, w, p.n, p.d, y, u, p.alpha, inv_a2, R.data(), dx, dw, assign);
 }
 
 // ---- Scoring candidate starts -------------------------------------------------------------------------------

@@ -187,10 +187,16 @@ bool SolveScalarPoolFolded(const PoolingProblem& p, double* y, ProblemStatus* s,
 
 void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o, VectorStart* start,
                      PoolingWorkspace* workspace) {
+  SolveVectorPoolFolded(p, y, s, o, start, workspace, /*x_checked=*/true);
+}
+
+bool SolveVectorPoolFolded(const PoolingProblem& p, double* y, ProblemStatus* s, const PoolingOptions& o,
+                           VectorStart* start, PoolingWorkspace* workspace, bool x_checked) {
   PoolingWorkspace local;
   PoolingWorkspace* ws = workspace ? workspace : &local;
   if (start) *start = VectorStart{};
   const VectorPoints points = ByCoordinate(p, ws);
+  if (!x_checked && !points.finite) return false;
   if (InEnvelope(p.alpha, points.xmax, p.w ? MaxWeight(p) : 1.0)) {
     SolveVectorScaled(points, y, s, o, start, ws);
   } else {
@@ -202,6 +208,7 @@ void SolveVectorPool(const PoolingProblem& p, double* y, ProblemStatus* s, const
       for (double& v : start->y0) v = std::ldexp(v, r.x_exponent);
   }
   RequireConverged(p, *s);
+  return true;
 }
 
 bool PoolingBackward(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw,

@@ -152,6 +152,12 @@ bool SolveScalarPoolFolded(const PoolingProblem& problem, double* y, ProblemStat
 void SolveVectorPool(const PoolingProblem& problem, double* y, ProblemStatus* status,
                      const PoolingOptions& options = {}, VectorStart* start = nullptr,
                      PoolingWorkspace* workspace = nullptr);
+// SolveVectorPool for a node whose kernels check finiteness: the transpose that stores x by coordinate also tests
+// every value (exactly: |x| ≤ DBL_MAX), and a NaN or Inf returns false before anything is solved (the caller
+// throws the engine's message, RequireFiniteInput). With `x_checked`, the same as SolveVectorPool.
+bool SolveVectorPoolFolded(const PoolingProblem& problem, double* y, ProblemStatus* status,
+                           const PoolingOptions& options, VectorStart* start, PoolingWorkspace* workspace,
+                           bool x_checked);
 
 // Backward at a solution y: dx (N·D values) += v-weighted dy/dx, dw (N values, may be nullptr) += dy/dw; with
 // `assign`, dx and dw are written (=) instead, every element (their previous contents are not read).
