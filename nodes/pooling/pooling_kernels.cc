@@ -206,5 +206,102 @@ void BuildFloatPoints(const VectorPoints& points, const FloatFrame& frame, Float
   }
 }
 
+namespace {
+
+// Sorts a[0..M) lane by lane, ascending: Batcher's bitonic network (M/2 · log M · (log M + 1)/2 compare–exchanges,
+// each a vector min and max over eight lanes; no branch on the data).
+template <int M>
+[[gnu::always_inline]] inline void BitonicSortLanes(::ddn::Float8* a) {
+  for (int k = 2; k <= M; k <<= 1) {
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int base = 0; base < M; base += 2 * j) {
+        const bool ascending = (base & k) == 0;
+        for (int t = 0; t < j; ++t) {
+          const ::ddn::Float8 x = a[base + t], y = a[base + t + j];
+          const ::ddn::Float8 lo = x < y ? x : y, hi = x < y ? y : x;
+          a[base + t] = ascending ? lo : hi;
+          a[base + t + j] = ascending ? hi : lo;
+        }
+      }
+    }
+  }
+}
+
+// row[0..lanes) in single precision, zeros in the other lanes.
+[[gnu::always_inline]] inline void LoadLanes(const double* row, int64_t lanes, ::ddn::Float8* v) {
+  *v = ::ddn::Float8{};
+  for (int64_t l = 0; l < lanes; ++l) (*v)[l] = static_cast<float>(row[l]);
+}
+
+// SampleMedians for the coordinates k0 .. k0 + lanes − 1 (lanes ≤ 8), M ≥ count a power of two.
+template <int M>
+[[gnu::always_inline]] inline void SampleMediansLoop(const double* x, int64_t d, int64_t stride, int64_t count,
+                                                     int64_t k0, int64_t lanes, double* median, double* scratch) {
+  using ::ddn::Float8;
+  using ::ddn::Int8;
+  alignas(32) Float8 a[M];
+  for (int64_t j = 0; j < count; ++j) LoadLanes(x + j * stride * d + k0, lanes, &a[j]);
+  for (int64_t j = count; j < M; ++j) a[j] = Float8{} + std::numeric_limits<float>::infinity();
+  BitonicSortLanes<M>(a);
+  const int64_t kth = (count - 1) / 2;
+  const Float8 mf = a[kth];
+  // Rounding to float is monotone: the points whose float is below mf are below the one whose float is mf. So a
+  // lane where exactly one point has mf (and kth below it) has its k-th smallest double there, exactly.
+  Int8 below = {}, equal = {}, at = {};
+  for (int64_t j = 0; j < count; ++j) {
+    Float8 v;
+    LoadLanes(x + j * stride * d + k0, lanes, &v);
+    const Int8 same = v == mf;
+    below -= v < mf;  // a true comparison is −1
+    equal -= same;
+    at = same ? Int8{} + static_cast<int32_t>(j) : at;
+  }
+  for (int64_t l = 0; l < lanes; ++l) {
+    if (equal[l] == 1 && below[l] == kth) {
+      median[k0 + l] = x[at[l] * stride * d + k0 + l];
+      continue;
+    }
+    for (int64_t j = 0; j < count; ++j) scratch[j] = x[j * stride * d + k0 + l];  // ties in float: select in double
+    median[k0 + l] = SelectKth(scratch, scratch + count, count, kth);
+  }
+}
+
+template <int M>
+void SampleMediansBaseline(const double* x, int64_t d, int64_t stride, int64_t count, int64_t k0, int64_t lanes,
+                           double* median, double* scratch) {
+  SampleMediansLoop<M>(x, d, stride, count, k0, lanes, median, scratch);
+}
+
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+template <int M>
+[[gnu::target("avx2,fma")]] void SampleMediansAvx2(const double* x, int64_t d, int64_t stride, int64_t count,
+                                                    int64_t k0, int64_t lanes, double* median, double* scratch) {
+  SampleMediansLoop<M>(x, d, stride, count, k0, lanes, median, scratch);
+}
+#endif
+
+template <int M>
+void SampleMediansOf(const double* x, int64_t d, int64_t stride, int64_t count, double* median, double* scratch) {
+  for (int64_t k0 = 0; k0 < d; k0 += 8) {
+    const int64_t lanes = std::min<int64_t>(8, d - k0);
+#if defined(DDN_HAVE_SIMD_DISPATCH)
+    if (::ddn::UseAvx2()) {
+      SampleMediansAvx2<M>(x, d, stride, count, k0, lanes, median, scratch);
+      continue;
+    }
+#endif
+    SampleMediansBaseline<M>(x, d, stride, count, k0, lanes, median, scratch);
+  }
+}
+
+}  // namespace
+
+void SampleMedians(const double* x, int64_t d, int64_t stride, int64_t count, double* median, double* scratch) {
+  if (count <= 16) return SampleMediansOf<16>(x, d, stride, count, median, scratch);
+  if (count <= 32) return SampleMediansOf<32>(x, d, stride, count, median, scratch);
+  if (count <= 64) return SampleMediansOf<64>(x, d, stride, count, median, scratch);
+  SampleMediansOf<128>(x, d, stride, count, median, scratch);
+}
+
 }  // namespace internal
 }  // namespace ddn::pooling

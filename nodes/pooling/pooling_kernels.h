@@ -292,6 +292,13 @@ struct VectorPoints {
 // Fills ws->cols (the previous contents are overwritten) and points into it.
 VectorPoints ByCoordinate(const PoolingProblem& p, PoolingWorkspace* ws);
 
+// The lower median of each coordinate over the stride sample x_0, x_stride, x_2·stride, … of `count` ≤ 128 points
+// (x row-major with d coordinates): median[k] is the ((count − 1)/2)-th smallest, exactly SelectKth's value. Eight
+// coordinates at a time: the sample in single precision sorted by a network across the lanes, then the one point
+// whose float is the float median gives the double (a tie in float falls back to SelectKth on the doubles).
+// scratch: 2·count values. On (64, 256, 8) 1.0 µs a problem instead of eight SelectKth's 2.4 µs.
+void SampleMedians(const double* x, int64_t d, int64_t stride, int64_t count, double* median, double* scratch);
+
 // The raw sums of one pass (the lower triangle of M only).
 struct VectorPassOut {
   double f, spsi, gabs, hsum;

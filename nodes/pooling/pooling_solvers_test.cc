@@ -113,6 +113,44 @@ TEST(SelectKth, EqualsNthElement) {
   }
 }
 
+// The vector starts' sample medians (eight coordinates at a time, sorted in single precision, the double recovered
+// from the float median): SelectKth's value exactly, for every sample length the network takes (16 to 128, the
+// padding to a power of two), D with and without a tail of fewer than eight lanes, strided rows, and the data that
+// make the float copy ambiguous: values that differ only past float's precision (ties in float), exact ties,
+// values beyond float's range (±Inf in float) and below its smallest normal (zeros in float). The other copy of the
+// kernel runs in this suite's baseline_kernels variant (DDN_DISABLE_AVX2=1).
+TEST(SampleMedians, EqualSelectKthExactlyAlsoWhereFloatTies) {
+  std::mt19937_64 rng(17);
+  std::normal_distribution<double> normal;
+  for (const int64_t d : {2, 3, 8, 9, 17}) {
+    for (const int64_t count : {16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128}) {
+      for (const int64_t stride : {1, 3}) {
+        for (int pattern = 0; pattern < 5; ++pattern) {
+          const int64_t n = (count - 1) * stride + 1;
+          std::vector<double> x(n * d);
+          for (double& v : x) {
+            const double g = normal(rng);
+            v = pattern == 0   ? g
+                : pattern == 1 ? 1.0 + std::ldexp(std::round(4 * g), -40)    // equal in float
+                : pattern == 2 ? std::round(2 * g)                            // equal in double
+                : pattern == 3 ? (std::abs(g) > 1 ? std::copysign(1e300, g) : g)  // ±Inf in float
+                               : 1e-300 * g;                                  // 0 in float
+          }
+          std::vector<double> median(d), scratch(2 * count);
+          internal::SampleMedians(x.data(), d, stride, count, median.data(), scratch.data());
+          for (int64_t k = 0; k < d; ++k) {
+            std::vector<double> column(count), work(count);
+            for (int64_t j = 0; j < count; ++j) column[j] = x[j * stride * d + k];
+            const double want = SelectKth(column.data(), work.data(), count, (count - 1) / 2);
+            ASSERT_EQ(median[k], want) << "D " << d << " count " << count << " stride " << stride << " pattern "
+                                       << pattern << " coordinate " << k;
+          }
+        }
+      }
+    }
+  }
+}
+
 // The scalar solvers' first pass: min, max and Σ against plain loops, both copies (baseline and AVX2), on every n
 // around its 8-wide steps and tail, extremes at the first, last and a middle place; a NaN or an Inf makes the sum
 // non-finite (the finiteness fold relies on it).

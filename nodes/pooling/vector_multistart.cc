@@ -134,6 +134,9 @@ double LocalVector(const VectorPoints& points, Eigen::VectorXd* y, int* iteratio
 // unique, 32 (kConvexStartSample: the Newton passes from it are as many, the selections half as long; vector
 // pseudo-Huber, (64, 256, 8), 0.964× the time, measured).
 constexpr int64_t kStartSample = 64, kConvexStartSample = 32;
+// Samples from this many points have their medians from SampleMedians (pooling_kernels.h), shorter ones from
+// SelectKth per coordinate.
+constexpr int64_t kNetworkMedianMin = 16;
 
 void CoordinateMedian(const VectorPoints& points, PoolingWorkspace* ws, Eigen::VectorXd* median,
                       int64_t sample = kStartSample) {
@@ -143,11 +146,15 @@ void CoordinateMedian(const VectorPoints& points, PoolingWorkspace* ws, Eigen::V
   Eigen::VectorXd& m = *median;
   m.resize(p.d);
   if (!p.w) {
-    // Unweighted: the sample of each coordinate goes straight into the selection's buffer (the lower median,
-    // SelectKth: the value WeightedMedian selects).
+    // Unweighted: the lower median (SelectKth: the value WeightedMedian selects), of eight coordinates at a time
+    // from the rows of x (SampleMedians), or for short samples each coordinate's values in the selection's buffer.
     const int64_t count = (p.n + stride - 1) / stride;
     std::vector<double>& buf = ws->select;
     buf.resize(static_cast<size_t>(2 * count));
+    if (count >= kNetworkMedianMin && p.d >= 2) {
+      SampleMedians(p.x, p.d, stride, count, m.data(), buf.data());
+      return;
+    }
     for (int64_t k = 0; k < p.d; ++k) {
       const double* ck = points.cols + k * p.n;
       for (int64_t i = 0, j = 0; i < p.n; i += stride, ++j) buf[j] = ck[i];
