@@ -73,8 +73,8 @@ TEST(Penalties, VectorisableExpIsAccurate) {
 }
 
 // The single-precision exp of the float scores and screening passes: within 3e-7 relative (2–3 ulps of float;
-// measured 2.5e-7) down to −87, and the eight-lane copy gives the scalar function's bits lane by lane (both compiled here
-// for the same target), also at 0, at the clamp and past it.
+// measured 2.5e-7) down to −87, and the eight-lane copy gives the scalar function's bits lane by lane (both compiled
+// here for the same target), also at 0, at the clamp and past it.
 TEST(Penalties, FloatExpIsAccurateAndItsEightLaneCopyMatches) {
   double worst = 0;
   int differ = 0, count = 0;

@@ -273,7 +273,7 @@ void SampleMediansBaseline(const double* x, int64_t d, int64_t stride, int64_t c
 #if defined(DDN_HAVE_SIMD_DISPATCH)
 template <int M>
 [[gnu::target("avx2,fma")]] void SampleMediansAvx2(const double* x, int64_t d, int64_t stride, int64_t count,
-                                                    int64_t k0, int64_t lanes, double* median, double* scratch) {
+                                                   int64_t k0, int64_t lanes, double* median, double* scratch) {
   SampleMediansLoop<M>(x, d, stride, count, k0, lanes, median, scratch);
 }
 #endif

@@ -1093,7 +1093,7 @@ constexpr int64_t kFloatScreeningMaxDim = 32;
 // also adds w·½u/(1 + u) to *f.
 template <PenaltyKind K>
 [[gnu::always_inline]] inline void FloatPassTerm(const ::ddn::Float8& u, const ::ddn::Float8& w, ::ddn::Float8* f,
-                                               ::ddn::Float8* wt) {
+                                                 ::ddn::Float8* wt) {
   ::ddn::Float8 t;
   if constexpr (K == PenaltyKind::kWelsch) {
     t = -0.5f * u;

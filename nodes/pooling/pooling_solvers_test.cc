@@ -131,10 +131,10 @@ TEST(SampleMedians, EqualSelectKthExactlyAlsoWhereFloatTies) {
           for (double& v : x) {
             const double g = normal(rng);
             v = pattern == 0   ? g
-                : pattern == 1 ? 1.0 + std::ldexp(std::round(4 * g), -40)    // equal in float
-                : pattern == 2 ? std::round(2 * g)                            // equal in double
+                : pattern == 1 ? 1.0 + std::ldexp(std::round(4 * g), -40)         // equal in float
+                : pattern == 2 ? std::round(2 * g)                                // equal in double
                 : pattern == 3 ? (std::abs(g) > 1 ? std::copysign(1e300, g) : g)  // ±Inf in float
-                               : 1e-300 * g;                                  // 0 in float
+                               : 1e-300 * g;                                      // 0 in float
           }
           std::vector<double> median(d), scratch(2 * count);
           internal::SampleMedians(x.data(), d, stride, count, median.data(), scratch.data());
@@ -188,8 +188,8 @@ TEST(MinMaxSum, EqualsPlainLoopsInBothCopies) {
 }
 
 // A clustered vector problem for the single-precision copies' tests: N(offset, scale²) per coordinate, α = 0.7·scale,
-// weights weight_scale·U(0.2, 2) (used if `weighted`); with `far`, the cluster a million α from the origin (the copies are
-// centred on it) and one point 1e30·α away, beyond the copies' clamp; else near the origin and nothing clamped.
+// weights weight_scale·U(0.2, 2) (used if `weighted`); with `far`, the cluster a million α from the origin (the copies
+// are centred on it) and one point 1e30·α away, beyond the copies' clamp; else near the origin and nothing clamped.
 // Owns the arrays that `problem` points into; the points by coordinate are in `ws`.
 struct FloatTestProblem {
   FloatTestProblem(PenaltyKind kind, double scale, double weight_scale, bool weighted, int64_t n, int64_t d,

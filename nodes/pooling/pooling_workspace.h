@@ -122,11 +122,11 @@ struct MultiStartScratch {
   std::vector<int64_t> point_index;                // the data point of each start after the first two
   std::vector<Eigen::VectorXd> found_y;            // the distinct local minima found so far, and their f
   std::vector<double> found_f;
-  Eigen::VectorXd answer, y;                      // the best minimum so far; the iterate of a local solve
-  Eigen::VectorXd irls_prev, step;                 // a local solve's fallback point and step
+  Eigen::VectorXd answer, y;                                // the best minimum so far; the iterate of a local solve
+  Eigen::VectorXd irls_prev, step;                          // a local solve's fallback point and step
   Eigen::VectorXd screen_y, screen_irls_prev, screen_step;  // the same for a screening path
-  VectorSums sums, answer_sums, screen_sums;       // a local solve's last pass, the answer's, a screening pass's
-  std::vector<float> screen_y_f;                   // a screening pass's y in single precision
+  VectorSums sums, answer_sums, screen_sums;  // a local solve's last pass, the answer's, a screening pass's
+  std::vector<float> screen_y_f;              // a screening pass's y in single precision
 };
 
 struct PoolingWorkspace {

@@ -256,7 +256,7 @@ size_t CandidateStarts(const VectorPoints& points, const PoolingOptions& o, Pool
   CoordinateMedian(points, ws, &starts[0]);
   WeightedMeanVector(points, &starts[1]);
   ms.point_index.clear();
-  ws->points_f.n = 0;                 // no float copy (LeadsToKnownMinimum) unless built below
+  ws->points_f.n = 0;                  // no float copy (LeadsToKnownMinimum) unless built below
   if (o.vector_starts <= 0) return 2;  // the median and the mean only: nothing to score
   const int64_t m = std::min<int64_t>(p.n, o.vector_candidates);
   std::vector<std::pair<double, int64_t>>& scored = ms.scored;
@@ -447,7 +447,7 @@ void SolveVectorT(const VectorPoints& points, double* y_out, ProblemStatus* s, c
   int iterations = 0;
   Eigen::VectorXd& best = ws->multistart.answer;
   VectorSums& S = ws->multistart.answer_sums;  // the sums at the answer, for the residual
-  bool have_sums = false;                       // S was left by the local solve that returned the answer
+  bool have_sums = false;                      // S was left by the local solve that returned the answer
   if constexpr (K == PenaltyKind::kQuadratic) {
     WeightedMeanVector(points, &best);
   } else if constexpr (K == PenaltyKind::kPseudoHuber || K == PenaltyKind::kHuber) {
