@@ -55,56 +55,60 @@ inline double ExpNonPositive(double x) {
   return (parts.q * parts.r + 1.0) * parts.scale;
 }
 
-// exp(x) for x ≤ 0 in single precision, for sums that only rank (twice the lanes of the double version and half
-// its polynomial): the same reduction with |r| ≤ ln2/2 and a degree-6 Taylor polynomial (truncation < 1.3e-7
-// relative, about one ulp of float); x < −87 gives ≈ 2^−126.
-inline float ExpNonPositiveFloat(float x) {
-  x = std::max(x, -87.0f);
+typedef float Float8 __attribute__((vector_size(32)));
+typedef int32_t Int8 __attribute__((vector_size(32)));
+
+namespace fast_exp_internal {
+
+// 2^n from biased = n + 127 + 2^23 (n + 127 in the low mantissa bits), shifted into the exponent field.
+[[gnu::always_inline]] inline void Pow2FromBiased(float* v) {
+  uint32_t bits;
+  std::memcpy(&bits, v, sizeof bits);
+  bits <<= 23;
+  std::memcpy(v, &bits, sizeof bits);
+}
+[[gnu::always_inline]] inline void Pow2FromBiased(Float8* v) {
+  Int8 bits = (Int8)*v;  // a vector cast reinterprets the bits
+  bits <<= 23;
+  *v = (Float8)bits;
+}
+
+// The body of ExpNonPositiveFloat for F = float or Float8 (lane by lane), in place.
+template <typename F>
+[[gnu::always_inline]] inline void ExpNonPositiveFloatInPlace(F* v) {
+  const F lowest = F{} - 87.0f, x = *v < lowest ? lowest : *v;
   constexpr float kLog2e = 1.44269504f, kShift = 12582912.0f;  // 1.5·2^23: round to integer
   constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  const float n = (x * kLog2e + kShift) - kShift;
-  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
-  float p = 1.0f / 720.0f;
+  const F n = (x * kLog2e + kShift) - kShift;
+  const F r = (x - n * kLn2Hi) - n * kLn2Lo;
+  F p = F{} + 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
   p = p * r + 1.0f / 24.0f;
   p = p * r + 1.0f / 6.0f;
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  // 2^n: n + 127 in the low mantissa bits of (n + 127 + 2^23), shifted into the exponent field.
-  const float biased = n + 127.0f + 8388608.0f;
-  uint32_t bits;
-  std::memcpy(&bits, &biased, sizeof bits);
-  bits <<= 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+  F scale = n + 127.0f + 8388608.0f;
+  Pow2FromBiased(&scale);
+  *v = p * scale;
+}
+
+}  // namespace fast_exp_internal
+
+// exp(x) for x ≤ 0 in single precision, for sums that only rank (twice the lanes of the double version and half
+// its polynomial): the same reduction with |r| ≤ ln2/2 and a degree-6 Taylor polynomial (truncation < 1.3e-7
+// relative, about one ulp of float); x < −87 gives ≈ 2^−126.
+inline float ExpNonPositiveFloat(float x) {
+  fast_exp_internal::ExpNonPositiveFloatInPlace(&x);
+  return x;
 }
 
 // ExpNonPositiveFloat on eight floats at once, in place (GCC's vector extension: two SSE halves in a baseline
 // build, one AVX register in an AVX2 copy): the same operations lane by lane, for kernels that keep their sums in
 // registers instead of arrays the vectoriser would go through memory for (nodes/pooling). Taken by reference: a
 // 32-byte vector passed by value has a different ABI with and without AVX.
-typedef float Float8 __attribute__((vector_size(32)));
-typedef int32_t Int8 __attribute__((vector_size(32)));
 [[gnu::always_inline]] inline void ExpNonPositiveFloat8(Float8& x) {
-  const Float8 lowest = Float8{} - 87.0f;
-  x = x < lowest ? lowest : x;
-  constexpr float kLog2e = 1.44269504f, kShift = 12582912.0f;
-  constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  const Float8 n = (x * kLog2e + kShift) - kShift;
-  const Float8 r = (x - n * kLn2Hi) - n * kLn2Lo;
-  Float8 p = Float8{} + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const Float8 biased = n + 127.0f + 8388608.0f;
-  Int8 bits = (Int8)biased;  // a vector cast reinterprets the bits (as memcpy above)
-  bits <<= 23;
-  x = p * (Float8)bits;
+  fast_exp_internal::ExpNonPositiveFloatInPlace(&x);
 }
 
 }  // namespace ddn
