@@ -153,7 +153,7 @@ void SolveVectorPool(const PoolingProblem& problem, double* y, ProblemStatus* st
                      const PoolingOptions& options = {}, VectorStart* start = nullptr,
                      PoolingWorkspace* workspace = nullptr);
 // SolveVectorPool for a node whose kernels check finiteness: the transpose that stores x by coordinate also tests
-// every value (exactly: |x| ≤ DBL_MAX), and a NaN or Inf returns false before anything is solved (the caller
+// every value (exactly: Σ (x − x) is 0 only if every x is finite), and a NaN or Inf returns false before anything is solved (the caller
 // throws the engine's message, RequireFiniteInput). With `x_checked`, the same as SolveVectorPool.
 bool SolveVectorPoolFolded(const PoolingProblem& problem, double* y, ProblemStatus* status,
                            const PoolingOptions& options, VectorStart* start, PoolingWorkspace* workspace,

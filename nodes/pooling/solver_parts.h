@@ -106,7 +106,9 @@ void SolveVectorScaled(const VectorPoints& points, double* y, ProblemStatus* s, 
 // The backward of a problem inside the envelope (or rescaled): adds to dx, dw, or with `assign` writes every
 // element of them. With `check`, returns false (and writes nothing) when the problem is outside the envelope; the
 // scalar case sees that from the same pass. The scalar case sets *finite = false when a sum over what it read or
-// wrote is not finite (PoolingBackward's result; a problem with a NaN or Inf is then not sent to rescaling).
+// wrote is not finite (PoolingBackward's result; a problem with a NaN or Inf is then not sent to rescaling); the
+// vector case when x (tested in its transpose), y, v or w has a NaN or Inf (then it writes zeros, assign, and
+// returns at once) or a gradient it wrote is not finite.
 bool BackwardScaled(const PoolingProblem& p, const double* y, const double* v, double* dx, double* dw, ProblemStatus* s,
                     bool check, bool assign, PoolingWorkspace* ws, bool* finite);
 
